@@ -1,0 +1,24 @@
+/**
+ * The clone step's shell script. Repo and commit arrive as environment variables,
+ * never spliced into the script, so no value can change what the shell runs.
+ * Shallow fetch of the one commit first; servers that refuse a fetch by commit id
+ * get a full fetch instead. HEAD is verified against the commit at the end.
+ */
+export const CLONE_SCRIPT = [
+  'set -eu',
+  'git init -q .',
+  'if ! git fetch -q --depth 1 --end-of-options "$DRAFTSMAN_REPO" "$DRAFTSMAN_COMMIT"; then',
+  '  echo "draftsman: shallow fetch of $DRAFTSMAN_COMMIT refused; fetching the full history" >&2',
+  '  git fetch -q --end-of-options "$DRAFTSMAN_REPO" "+refs/heads/*:refs/remotes/origin/*" "+refs/tags/*:refs/tags/*"',
+  'fi',
+  'git -c advice.detachedHead=false checkout -q --detach "$DRAFTSMAN_COMMIT" --',
+  'head="$(git rev-parse HEAD)"',
+  'if [ "$head" != "$DRAFTSMAN_COMMIT" ]; then',
+  '  echo "draftsman: HEAD is $head, expected $DRAFTSMAN_COMMIT" >&2',
+  '  exit 1',
+  'fi',
+].join('\n');
+
+export function cloneEnv(repo: string, commit: string): Record<string, string> {
+  return { DRAFTSMAN_REPO: repo, DRAFTSMAN_COMMIT: commit, GIT_TERMINAL_PROMPT: '0' };
+}

@@ -1,0 +1,223 @@
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../common/config';
+import { ImageNotFoundError, isInvalidJobSpecError } from '../common/errors';
+import type { JobStatus, ResolvedJobSpec, StepKind } from '../common/job';
+import { FailureType } from '../common/names';
+import { resolveJobSpec } from '../common/spec';
+import type { JobStore, StepOutcome } from '../db/store';
+import { DuplicateJobIdError } from '../db/store';
+import type { Runner, StepExit, StepRef } from '../runner/runner';
+import { CLONE_SCRIPT, cloneEnv } from './clone';
+
+export interface ActivityDeps {
+  runner: Runner;
+  store: JobStore;
+  config: Pick<
+    Config,
+    'DRAFTSMAN_DEFAULT_IMAGE' | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS' | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS' | 'DRAFTSMAN_STOP_GRACE_SECONDS'
+  >;
+  /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
+  heartbeatMs?: number;
+}
+
+export interface StepInput {
+  jobId: string;
+  /** Position of the step in the job, for ordering the audit trail. */
+  seq: number;
+  kind: StepKind;
+  index: number;
+  image: string;
+  command: string;
+  env: Record<string, string>;
+  timeoutSeconds: number;
+}
+
+export interface StepResult {
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface CloneInput {
+  jobId: string;
+  seq: number;
+  repo: string;
+  commit: string;
+  image: string;
+  timeoutSeconds: number;
+}
+
+const toResult = (o: Pick<StepOutcome, 'exitCode' | 'oomKilled' | 'startedAt' | 'finishedAt'>): StepResult => ({
+  exitCode: o.exitCode ?? -1,
+  oomKilled: o.oomKilled,
+  startedAt: o.startedAt?.toISOString() ?? null,
+  finishedAt: o.finishedAt?.toISOString() ?? null,
+});
+
+/** Activities, built with their dependencies; the worker wires them once. */
+export function createActivities({ runner, store, config, heartbeatMs = 2000 }: ActivityDeps) {
+  const grace = config.DRAFTSMAN_STOP_GRACE_SECONDS;
+
+  /**
+   * Runs one step to its end, exactly once across retries: a recorded outcome is
+   * returned as it is, an existing container is re-attached rather than started
+   * again, and the outcome is recorded before the container is removed.
+   */
+  async function executeStep(input: StepInput): Promise<StepResult> {
+    const ref: StepRef = { jobId: input.jobId, kind: input.kind, index: input.index };
+    const stepName = `${input.kind}-${input.index}`;
+    const record = { kind: input.kind, index: input.index, seq: input.seq };
+
+    const recorded = await store.finishedStep(input.jobId, input.kind, input.index);
+    if (recorded) {
+      await runner.remove(ref);
+      return toResult(recorded);
+    }
+
+    await store.stepStarted(input.jobId, record);
+    try {
+      await runner.start(input);
+    } catch (err) {
+      if (err instanceof ImageNotFoundError) {
+        throw ApplicationFailure.nonRetryable(err.message, err.name);
+      }
+      throw err;
+    }
+
+    const ctx = Context.current();
+    const state = await runner.status(ref);
+    // The budget counts from the container's own start, so a re-attached step gets no extra time.
+    const startedAt = state.state === 'running' ? state.startedAt.getTime() : Date.now();
+    const remainingMs = Math.max(0, startedAt + input.timeoutSeconds * 1000 - Date.now());
+
+    const abort = new AbortController();
+    let timedOut = false;
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, remainingMs);
+    const beat = setInterval(() => ctx.heartbeat({ step: stepName }), heartbeatMs);
+    const onCancel = () => abort.abort();
+    ctx.cancellationSignal.addEventListener('abort', onCancel);
+
+    let exit: StepExit;
+    try {
+      ctx.heartbeat({ step: stepName });
+      exit = await runner.wait(ref, abort.signal);
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+      if (!timedOut && !ctx.cancellationDetails?.cancelRequested) {
+        // Worker shutdown, or the server gave this attempt up: the container keeps
+        // running and the next attempt re-attaches to it.
+        throw err;
+      }
+      // Timed out or cancelled: stop the container (SIGTERM, grace, SIGKILL) and record why.
+      await runner.cancel(ref, grace);
+      const stopped = await runner.status(ref);
+      const exitInfo = stopped.state === 'exited' ? stopped.exit : null;
+      await store.stepFinished(input.jobId, {
+        ...record,
+        status: timedOut ? 'timed_out' : 'cancelled',
+        exitCode: exitInfo?.exitCode ?? null,
+        oomKilled: exitInfo?.oomKilled ?? false,
+        startedAt: exitInfo?.startedAt ?? null,
+        finishedAt: exitInfo?.finishedAt ?? null,
+      });
+      await runner.remove(ref);
+      if (timedOut) {
+        throw ApplicationFailure.nonRetryable(
+          `step ${stepName} exceeded its ${input.timeoutSeconds} s time limit`,
+          FailureType.StepTimeout,
+          { step: stepName, seconds: input.timeoutSeconds },
+        );
+      }
+      throw new CancelledFailure(`step ${stepName} cancelled`);
+    } finally {
+      clearTimeout(deadline);
+      clearInterval(beat);
+      ctx.cancellationSignal.removeEventListener('abort', onCancel);
+    }
+
+    const outcome: StepOutcome = {
+      ...record,
+      status: exit.exitCode === 0 ? 'succeeded' : 'failed',
+      exitCode: exit.exitCode,
+      oomKilled: exit.oomKilled,
+      startedAt: exit.startedAt,
+      finishedAt: exit.finishedAt,
+    };
+    await store.stepFinished(input.jobId, outcome);
+    await runner.remove(ref);
+    return toResult(outcome);
+  }
+
+  return {
+    /**
+     * Validates the spec (jobs started through the SDK skip the API's check),
+     * applies the operator's defaults and records the job as running.
+     */
+    async acceptJob(input: { jobId: string; runId: string; spec: unknown }): Promise<ResolvedJobSpec> {
+      let spec: ResolvedJobSpec;
+      try {
+        spec = resolveJobSpec(input.spec, {
+          image: config.DRAFTSMAN_DEFAULT_IMAGE,
+          stepSeconds: config.DRAFTSMAN_STEP_TIMEOUT_SECONDS,
+          jobSeconds: config.DRAFTSMAN_JOB_TIMEOUT_SECONDS,
+        });
+      } catch (err) {
+        if (!isInvalidJobSpecError(err)) throw err;
+        await store.recordRejected(input.jobId, input.runId, err.message);
+        throw ApplicationFailure.nonRetryable(err.message, FailureType.InvalidJobSpec, { field: err.field });
+      }
+      try {
+        await store.recordAccepted(input.jobId, input.runId, spec);
+      } catch (err) {
+        if (err instanceof DuplicateJobIdError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
+      return spec;
+    },
+
+    async prepareWorkspace(input: { jobId: string }): Promise<void> {
+      await runner.prepareWorkspace(input.jobId);
+    },
+
+    async cloneRepository(input: CloneInput): Promise<StepResult> {
+      return executeStep({
+        jobId: input.jobId,
+        seq: input.seq,
+        kind: 'clone',
+        index: 0,
+        image: input.image,
+        command: CLONE_SCRIPT,
+        env: cloneEnv(input.repo, input.commit),
+        timeoutSeconds: input.timeoutSeconds,
+      });
+    },
+
+    runStep: executeStep,
+
+    async recordEvent(input: { jobId: string; key: string; type: string; data: Record<string, unknown> }) {
+      await store.event(input.jobId, input.key, input.type, input.data);
+    },
+
+    async finishJob(input: {
+      jobId: string;
+      status: JobStatus;
+      loop: { iterations: number; converged: boolean } | null;
+      error?: string;
+    }): Promise<void> {
+      await store.jobFinished(input.jobId, { status: input.status, loop: input.loop, error: input.error });
+    },
+
+    /** Removes every container and the workspace of the job; safe to repeat. */
+    async cleanupJob(input: { jobId: string }): Promise<void> {
+      await runner.removeJob(input.jobId);
+      await store.event(input.jobId, 'cleaned-up', 'cleaned_up', {});
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

@@ -1,0 +1,144 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { JobsClient } from '../client/jobs';
+import type { Config } from '../common/config';
+import { isInvalidJobSpecError } from '../common/errors';
+import { FINAL_STATUSES, JOB_ID_PATTERN, JOB_STATUSES, type JobStatus, type JobView } from '../common/job';
+import { resolveJobSpec } from '../common/spec';
+import type { JobStore } from '../db/store';
+import { HttpError } from './errors';
+
+export interface ApiDeps {
+  store: JobStore;
+  jobs: JobsClient;
+  config: Pick<Config, 'DRAFTSMAN_DEFAULT_IMAGE' | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS' | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'>;
+  log?: (line: string) => void;
+}
+
+const MAX_LIST = 200;
+
+function jobIdParam(req: Request): string {
+  const id = String(req.params.id);
+  if (!JOB_ID_PATTERN.test(id)) throw new HttpError(404, 'not_found', `no job ${JSON.stringify(id)}`);
+  return id;
+}
+
+export function createApp({ store, jobs, config, log = () => undefined }: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/health', async (_req, res) => {
+    const database = await store.ping().then(
+      () => 'ok',
+      (err: Error) => `error: ${err.message}`,
+    );
+    const healthy = database === 'ok';
+    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'unavailable', database });
+  });
+
+  const json = express.json({ limit: '256kb', type: () => true });
+  const requireJson = (req: Request, _res: Response, next: NextFunction) => {
+    if (!req.is('application/json')) {
+      return next(new HttpError(415, 'unsupported_media_type', 'request body must be application/json'));
+    }
+    next();
+  };
+
+  app.post('/v1/jobs', requireJson, json, async (req, res) => {
+    let spec;
+    try {
+      spec = resolveJobSpec(req.body, {
+        image: config.DRAFTSMAN_DEFAULT_IMAGE,
+        stepSeconds: config.DRAFTSMAN_STEP_TIMEOUT_SECONDS,
+        jobSeconds: config.DRAFTSMAN_JOB_TIMEOUT_SECONDS,
+      });
+    } catch (err) {
+      if (isInvalidJobSpecError(err)) throw new HttpError(400, 'invalid_spec', err.message, err.field);
+      throw err;
+    }
+    const { id, runId } = await jobs.start(req.body);
+    // The workflow records the job itself; this row only makes it visible before a worker picks it up.
+    await store.recordQueued(id, runId, spec.repo, spec.commit, req.body).catch((err: Error) => {
+      log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
+    });
+    res.status(202).location(`/v1/jobs/${id}`).json({ id });
+  });
+
+  app.get('/v1/jobs', async (req, res) => {
+    const status = req.query.status;
+    if (status !== undefined && !(typeof status === 'string' && (JOB_STATUSES as readonly string[]).includes(status))) {
+      throw new HttpError(400, 'invalid_query', `status must be one of ${JOB_STATUSES.join(', ')}`, 'status');
+    }
+    const limitRaw = req.query.limit ?? '50';
+    const limit = Number(limitRaw);
+    if (typeof limitRaw !== 'string' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) {
+      throw new HttpError(400, 'invalid_query', `limit must be an integer between 1 and ${MAX_LIST}`, 'limit');
+    }
+    res.json({ jobs: await store.listJobs({ status: status as JobStatus | undefined, limit }) });
+  });
+
+  app.get('/v1/jobs/:id', async (req, res) => {
+    const id = jobIdParam(req);
+    const job = await store.getJob(id);
+    if (job) return void res.json(job);
+    // Started through the client SDK and not yet picked up by a worker.
+    const workflow = await jobs.describe(id);
+    if (!workflow) throw new HttpError(404, 'not_found', `no job ${id}`);
+    const queued: JobView = {
+      id,
+      status: 'queued',
+      repo: null,
+      commit: null,
+      createdAt: new Date().toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      steps: [],
+      loop: null,
+    };
+    res.json(queued);
+  });
+
+  app.get('/v1/jobs/:id/events', async (req, res) => {
+    const id = jobIdParam(req);
+    const events = await store.events(id);
+    if (events.length === 0 && !(await store.getJob(id))) throw new HttpError(404, 'not_found', `no job ${id}`);
+    res.json({ events });
+  });
+
+  app.post('/v1/jobs/:id/cancel', requireJson, json, async (req, res) => {
+    const id = jobIdParam(req);
+    const body: unknown = req.body ?? {};
+    const reason = (body as { reason?: unknown }).reason;
+    if (typeof body !== 'object' || Array.isArray(body) || (reason !== undefined && typeof reason !== 'string')) {
+      throw new HttpError(400, 'invalid_body', 'body must be { "reason"?: string }', 'reason');
+    }
+    const job = await store.getJob(id);
+    const workflow = await jobs.describe(id);
+    if (!job && !workflow) throw new HttpError(404, 'not_found', `no job ${id}`);
+    if (!workflow?.running || (job && FINAL_STATUSES.includes(job.status))) {
+      throw new HttpError(409, 'job_ended', `job ${id} has already ended`);
+    }
+    await jobs.cancel(id, reason);
+    res.status(202).json({ id, status: 'cancelling' });
+  });
+
+  app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof HttpError) {
+      return void res
+        .status(err.status)
+        .json({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } });
+    }
+    // body-parser's errors carry a status and a type (entity.parse.failed, entity.too.large...).
+    const e = err as { status?: number; type?: string; message?: string };
+    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      const code = e.type === 'entity.parse.failed' ? 'invalid_json' : e.type === 'entity.too.large' ? 'too_large' : 'bad_request';
+      return void res.status(e.status).json({ error: { code, message: e.message ?? 'bad request' } });
+    }
+    log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+  });
+
+  return app;
+}

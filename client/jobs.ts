@@ -1,0 +1,66 @@
+import { randomUUID } from 'node:crypto';
+import { Client, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
+import type { JobView } from '../common/job';
+import { CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../common/names';
+import type { JobSpec } from '../common/spec';
+
+export interface JobsClientOptions {
+  taskQueue?: string;
+}
+
+export function newJobId(): string {
+  return `job-${randomUUID()}`;
+}
+
+/**
+ * Starts, queries and cancels jobs through Temporal alone, without the API. A job
+ * started here is recorded in the audit trail exactly like one started through
+ * the API, because the workflow's own activities write it.
+ */
+export class JobsClient {
+  private readonly taskQueue: string;
+
+  constructor(
+    readonly client: Client,
+    options: JobsClientOptions = {},
+  ) {
+    this.taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+  }
+
+  /** Starts a job; the spec is validated by the worker (the API validates it before). Returns ids. */
+  async start(spec: JobSpec, jobId: string = newJobId()): Promise<{ id: string; runId: string }> {
+    const handle = await this.client.workflow.start(JOB_WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId: jobId,
+      args: [spec],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    });
+    return { id: jobId, runId: handle.firstExecutionRunId };
+  }
+
+  /** The live job view from the workflow (needs a worker to answer). */
+  status(jobId: string): Promise<JobView> {
+    return this.client.workflow.getHandle(jobId).query<JobView>(STATUS_QUERY);
+  }
+
+  /** Asks the job to stop; a job that already ended ignores it. */
+  async cancel(jobId: string, reason?: string): Promise<void> {
+    await this.client.workflow.getHandle(jobId).signal(CANCEL_SIGNAL, reason ? { reason } : {});
+  }
+
+  /** Waits for the job's end. Rejects with WorkflowFailedError for a job that failed, was cancelled or timed out. */
+  result(jobId: string): Promise<JobView> {
+    return this.client.workflow.getHandle(jobId).result();
+  }
+
+  /** Whether a workflow for this job exists, and whether it is still running. */
+  async describe(jobId: string): Promise<{ running: boolean } | null> {
+    try {
+      const d = await this.client.workflow.getHandle(jobId).describe();
+      return { running: d.status.name === 'RUNNING' };
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,73 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE } from './names';
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/**
+ * Every setting of the API and the worker, read once from the environment at
+ * start-up. An invalid value stops the process with a message naming the variable.
+ */
+export const configSchema = z.object({
+  /** Temporal frontend, host:port. */
+  TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
+  /** Temporal namespace the jobs live in. */
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** Task queue the job workflows and their activities run on. */
+  DRAFTSMAN_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
+  /** PostgreSQL connection string for the audit trail. `npm start` embeds a server when unset. */
+  DATABASE_URL: z.string().url().optional(),
+  /** Port of the HTTP API. */
+  PORT: int(0, 65_535).default(3000),
+  /** Address the HTTP API binds to. */
+  DRAFTSMAN_API_HOST: z.string().min(1).default('127.0.0.1'),
+  /** Folder for state of the embedded stack (Temporal state file, PostgreSQL data, logs). */
+  DRAFTSMAN_DATA_DIR: z.string().min(1).default(path.resolve('data')),
+  /** Image a step runs in when the spec names none. */
+  DRAFTSMAN_DEFAULT_IMAGE: z.string().min(1).default('draftsman-runner:latest'),
+  /** Docker network of step containers (none, host, or a network name). Unset: the engine's default. Never taken from a spec. */
+  DRAFTSMAN_STEP_NETWORK: z.string().min(1).optional(),
+  /** uid:gid steps run as; never root. */
+  DRAFTSMAN_STEP_USER: z
+    .string()
+    .regex(/^[1-9][0-9]*:[1-9][0-9]*$/, 'must be uid:gid with both non-zero')
+    .default('1000:1000'),
+  /** Memory limit per step container, in MiB (swap is set equal, so no extra swap). */
+  DRAFTSMAN_STEP_MEMORY_MB: int(16, 1_048_576).default(2048),
+  /** CPU limit per step container, in cores. */
+  DRAFTSMAN_STEP_CPUS: z.coerce.number().positive().max(1024).default(2),
+  /** Process limit per step container. */
+  DRAFTSMAN_STEP_PIDS_LIMIT: int(16, 1_000_000).default(1024),
+  /** Default step time limit when the spec gives none. */
+  DRAFTSMAN_STEP_TIMEOUT_SECONDS: int(1, 86_400).default(600),
+  /** Default job time limit when the spec gives none. */
+  DRAFTSMAN_JOB_TIMEOUT_SECONDS: int(1, 7 * 86_400).default(3600),
+  /** Time between SIGTERM and SIGKILL when a step is stopped. */
+  DRAFTSMAN_STOP_GRACE_SECONDS: int(0, 3600).default(10),
+  /** Port of the PostgreSQL that `npm start` embeds when DATABASE_URL is unset. */
+  DRAFTSMAN_EMBEDDED_PG_PORT: int(1, 65_535).default(54329),
+  /** Port of the Temporal Web UI of the dev server that `npm start` runs. */
+  DRAFTSMAN_TEMPORAL_UI_PORT: int(1, 65_535).default(8233),
+  /** Steps the worker runs at once. */
+  DRAFTSMAN_MAX_CONCURRENT_STEPS: int(1, 10_000).default(8),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const result = configSchema.safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+export function requireDatabaseUrl(config: Config): string {
+  if (!config.DATABASE_URL) throw new ConfigError('invalid configuration:\n  DATABASE_URL: required');
+  return config.DATABASE_URL;
+}

@@ -1,0 +1,51 @@
+/**
+ * The job contract shared by the API, the workflow and the client SDK: the
+ * types of a job spec after validation and of the job view. Pure types and
+ * constants only, so the workflow bundle can import it.
+ */
+export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+
+export const STEP_KINDS = ['clone', 'setup', 'loop', 'until', 'validate'] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
+
+export type StepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out';
+
+/** A job spec with every default applied (what the workflow runs). */
+export interface ResolvedJobSpec {
+  repo: string;
+  commit: string;
+  image: string;
+  setup: string[];
+  loop: { command: string; until?: string; maxIterations: number } | null;
+  validate: string[];
+  env: Record<string, string>;
+  timeouts: { stepSeconds: number; jobSeconds: number };
+}
+
+export interface StepView {
+  kind: StepKind;
+  /** Position among steps of its kind: 0-based for setup and validate, the iteration (1-based) for loop and until. */
+  index: number;
+  status: StepStatus;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface JobView {
+  id: string;
+  status: JobStatus;
+  repo: string | null;
+  commit: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  steps: StepView[];
+  loop: { iterations: number; converged: boolean } | null;
+  error?: string;
+}
+
+/** Job ids become container and volume names, so they keep to Docker's name alphabet. */
+export const JOB_ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$/;

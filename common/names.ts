@@ -1,0 +1,26 @@
+/**
+ * Names that more than one process must agree on: the API, the worker, the CLI
+ * and any program using the client SDK. Workflow code imports this file too, so it
+ * must stay free of Node built-ins.
+ */
+export const DEFAULT_TASK_QUEUE = 'draftsman';
+export const JOB_WORKFLOW_TYPE = 'jobWorkflow';
+
+export const CANCEL_SIGNAL = 'cancel';
+export const STATUS_QUERY = 'status';
+
+/** Labels put on every container and volume a job creates. */
+export const LABEL_MANAGED = 'org.draftsman.managed';
+export const LABEL_JOB = 'org.draftsman.job';
+export const LABEL_STEP_KIND = 'org.draftsman.step.kind';
+export const LABEL_STEP_INDEX = 'org.draftsman.step.index';
+/** Unix seconds after which the step has outlived its budget (read by sweepers). */
+export const LABEL_DEADLINE = 'org.draftsman.deadline';
+
+/** Stable `type` of the non-retryable ApplicationFailures the job raises. */
+export const FailureType = {
+  InvalidJobSpec: 'InvalidJobSpecError',
+  StepTimeout: 'StepTimeoutError',
+  JobTimeout: 'JobTimeoutError',
+  JobFailed: 'JobFailedError',
+} as const;

@@ -1,0 +1,122 @@
+import { z } from 'zod';
+import { InvalidJobSpecError } from './errors';
+import type { ResolvedJobSpec } from './job';
+
+const COMMIT = /^[0-9a-fA-F]{40}$/;
+// git@host:path (scp-like ssh). The host may not start with '-' so it can never
+// be read as an option by ssh.
+const SCP_LIKE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9.[\]:-]+:[^\s]+$/;
+const ALLOWED_PROTOCOLS = new Set(['https:', 'ssh:', 'git:']);
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// A Docker image reference: [registry[:port]/]path[:tag][@digest].
+const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+function repoProblem(url: string): string | null {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f\s]/.test(url)) return 'must not contain whitespace or control characters';
+  if (url.startsWith('-')) return 'must not start with "-"';
+  if (SCP_LIKE.test(url) && !url.includes('://')) return null;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'must be an https://, ssh://, git:// or git@host:path URL';
+  }
+  if (!ALLOWED_PROTOCOLS.has(parsed.protocol)) {
+    return `scheme "${parsed.protocol.replace(/:$/, '')}" is not allowed (use https, ssh, git or git@host:path)`;
+  }
+  if (!parsed.hostname || parsed.hostname.startsWith('-')) return 'must name a host';
+  if (parsed.password || (parsed.username && parsed.protocol !== 'ssh:')) {
+    return 'must not carry credentials';
+  }
+  return null;
+}
+
+const command = z.string().min(1, 'must not be empty').max(16_384, 'must be at most 16384 characters');
+
+export const jobSpecSchema = z.strictObject({
+  repo: z
+    .string()
+    .max(2048, 'must be at most 2048 characters')
+    .superRefine((url, ctx) => {
+      const problem = repoProblem(url);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }),
+  commit: z
+    .string()
+    .regex(COMMIT, 'must be a full 40-hex commit id; branch and tag names are not accepted')
+    .transform((c) => c.toLowerCase()),
+  image: z.string().max(512).regex(IMAGE_REF, 'must be a Docker image reference').optional(),
+  setup: z.array(command).max(100, 'at most 100 steps').optional(),
+  loop: z
+    .strictObject({
+      command,
+      until: command.optional(),
+      maxIterations: z
+        .number()
+        .int('must be an integer')
+        .min(1, 'must be between 1 and 1000')
+        .max(1000, 'must be between 1 and 1000'),
+    })
+    .optional(),
+  validate: z.array(command).max(100, 'at most 100 steps').optional(),
+  env: z
+    .record(
+      z
+        .string()
+        .regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*')
+        .refine((n) => !n.startsWith('DRAFTSMAN_'), 'env names starting with DRAFTSMAN_ are reserved'),
+      z.string().max(32_768, 'env values must be at most 32768 characters'),
+    )
+    .refine((env) => Object.keys(env).length <= 100, 'at most 100 variables')
+    .optional(),
+  timeouts: z
+    .strictObject({
+      stepSeconds: z.number().int('must be an integer').min(1).max(86_400).optional(),
+      jobSeconds: z.number().int('must be an integer').min(1).max(7 * 86_400).optional(),
+    })
+    .optional(),
+});
+
+export type JobSpec = z.input<typeof jobSpecSchema>;
+
+export interface SpecDefaults {
+  image: string;
+  stepSeconds: number;
+  jobSeconds: number;
+}
+
+function fieldOf(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.') || '(body)';
+}
+
+/** Validates an untrusted spec and applies the operator's defaults. Throws InvalidJobSpecError. */
+export function resolveJobSpec(input: unknown, defaults: SpecDefaults): ResolvedJobSpec {
+  const result = jobSpecSchema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const field = fieldOf(issue.path);
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? `unknown field ${issue.keys.map((k) => (field === '(body)' ? k : `${field}.${k}`)).join(', ')}`
+        : issue.code === 'invalid_type' && issue.input === undefined
+          ? `${field} is required`
+          : `${field}: ${issue.message}`;
+    const unknownField = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
+    throw new InvalidJobSpecError(message, unknownField ? (field === '(body)' ? unknownField : `${field}.${unknownField}`) : field);
+  }
+  const spec = result.data;
+  return {
+    repo: spec.repo,
+    commit: spec.commit,
+    image: spec.image ?? defaults.image,
+    setup: spec.setup ?? [],
+    loop: spec.loop ? { ...spec.loop } : null,
+    validate: spec.validate ?? [],
+    env: spec.env ?? {},
+    timeouts: {
+      stepSeconds: spec.timeouts?.stepSeconds ?? defaults.stepSeconds,
+      jobSeconds: spec.timeouts?.jobSeconds ?? defaults.jobSeconds,
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import type { Pool } from 'pg';
+
+/**
+ * Schema migrations, applied in order at start-up by the API and the worker.
+ * Append only: a released migration is never edited.
+ */
+export const MIGRATIONS: readonly { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'jobs, steps and events',
+    sql: `
+      CREATE TABLE jobs (
+        id              text PRIMARY KEY,
+        run_id          text,
+        status          text NOT NULL,
+        repo            text,
+        commit          text,
+        spec            jsonb,
+        created_at      timestamptz NOT NULL DEFAULT now(),
+        started_at      timestamptz,
+        finished_at     timestamptz,
+        loop_iterations integer,
+        loop_converged  boolean,
+        error           text,
+        updated_at      timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX jobs_created_at_idx ON jobs (created_at DESC, id DESC);
+      CREATE INDEX jobs_status_created_at_idx ON jobs (status, created_at DESC, id DESC);
+
+      CREATE TABLE steps (
+        job_id      text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        kind        text NOT NULL,
+        index       integer NOT NULL,
+        seq         integer NOT NULL,
+        status      text NOT NULL,
+        exit_code   integer,
+        oom_killed  boolean,
+        started_at  timestamptz,
+        finished_at timestamptz,
+        PRIMARY KEY (job_id, kind, index)
+      );
+      CREATE INDEX steps_job_seq_idx ON steps (job_id, seq);
+
+      CREATE TABLE events (
+        id      bigserial PRIMARY KEY,
+        job_id  text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        key     text NOT NULL,
+        type    text NOT NULL,
+        data    jsonb NOT NULL DEFAULT '{}'::jsonb,
+        at      timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (job_id, key)
+      );
+    `,
+  },
+];
+
+// Arbitrary constant: serialises concurrent migrators (API and worker starting together).
+const MIGRATION_LOCK = 7_142_001;
+
+export async function migrate(pool: Pool): Promise<number[]> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+    const done = new Set(rows.map((r) => r.version));
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
+      applied.push(m.version);
+    }
+    await client.query('COMMIT');
+    return applied;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}

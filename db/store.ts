@@ -1,0 +1,220 @@
+import { Pool } from 'pg';
+import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepStatus } from '../common/job';
+import { FINAL_STATUSES } from '../common/job';
+import { migrate } from './migrations';
+import { type JobRow, type StepRow, jobView } from './view';
+
+export interface StepRecord {
+  kind: StepKind;
+  index: number;
+  seq: number;
+}
+
+export interface StepOutcome extends StepRecord {
+  status: StepStatus;
+  exitCode: number | null;
+  oomKilled: boolean;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface JobOutcome {
+  status: JobStatus;
+  loop: { iterations: number; converged: boolean } | null;
+  error?: string;
+}
+
+export interface AuditEvent {
+  id: number;
+  type: string;
+  data: Record<string, unknown>;
+  at: string;
+}
+
+/** A run id that differs from the one recorded: the job id was used before. */
+export class DuplicateJobIdError extends Error {
+  override readonly name = 'DuplicateJobIdError';
+  constructor(readonly jobId: string) {
+    super(`job id ${jobId} was already used by another run`);
+  }
+}
+
+const JOB_COLUMNS = `id, status, repo, commit, created_at, started_at, finished_at,
+  loop_iterations, loop_converged, error, (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop`;
+const FINAL = FINAL_STATUSES as readonly string[];
+
+/**
+ * The audit trail in PostgreSQL. Every write is idempotent (keyed upserts, events
+ * deduplicated by key) because the activities that call it may be retried.
+ */
+export class JobStore {
+  constructor(readonly pool: Pool) {}
+
+  static connect(databaseUrl: string, max = 10): JobStore {
+    const pool = new Pool({ connectionString: databaseUrl, max });
+    // An idle client losing its server (a restart) must not crash the process.
+    pool.on('error', () => undefined);
+    return new JobStore(pool);
+  }
+
+  migrate(): Promise<number[]> {
+    return migrate(this.pool);
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  /** The API's record of a job it has just started; never overwrites what the worker wrote. */
+  async recordQueued(jobId: string, runId: string, repo: string, commit: string, spec: unknown): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO jobs (id, run_id, status, repo, commit, spec) VALUES ($1, $2, 'queued', $3, $4, $5)
+       ON CONFLICT (id) DO NOTHING`,
+      [jobId, runId, repo, commit, JSON.stringify(spec)],
+    );
+    await this.event(jobId, 'created', 'created', {});
+  }
+
+  /** The worker's acceptance of a job: marks it running (first time only). */
+  async recordAccepted(jobId: string, runId: string, spec: ResolvedJobSpec): Promise<void> {
+    const { rows } = await this.pool.query<{ run_id: string | null; status: string }>(
+      `INSERT INTO jobs (id, run_id, status, repo, commit, spec, started_at)
+       VALUES ($1, $2, 'running', $3, $4, $5, now())
+       ON CONFLICT (id) DO UPDATE SET
+         run_id = COALESCE(jobs.run_id, EXCLUDED.run_id),
+         status = CASE WHEN jobs.status = 'queued' THEN 'running' ELSE jobs.status END,
+         spec = EXCLUDED.spec,
+         started_at = COALESCE(jobs.started_at, now()),
+         updated_at = now()
+       RETURNING run_id, status`,
+      [jobId, runId, spec.repo, spec.commit, JSON.stringify(spec)],
+    );
+    if (rows[0]?.run_id !== runId) throw new DuplicateJobIdError(jobId);
+    await this.event(jobId, 'created', 'created', {});
+    await this.event(jobId, 'started', 'started', { image: spec.image });
+  }
+
+  /** A job whose spec was refused by the worker (started through the SDK, not the API). */
+  async recordRejected(jobId: string, runId: string, error: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO jobs (id, run_id, status, error, finished_at) VALUES ($1, $2, 'failed', $3, now())
+       ON CONFLICT (id) DO NOTHING`,
+      [jobId, runId, error],
+    );
+    await this.event(jobId, 'created', 'created', {});
+    await this.event(jobId, 'finished', 'finished', { status: 'failed', error });
+  }
+
+  async stepStarted(jobId: string, step: StepRecord): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO steps (job_id, kind, index, seq, status, started_at) VALUES ($1, $2, $3, $4, 'running', now())
+       ON CONFLICT (job_id, kind, index) DO NOTHING`,
+      [jobId, step.kind, step.index, step.seq],
+    );
+    await this.event(jobId, `step-started:${step.kind}-${step.index}`, 'step_started', {
+      kind: step.kind,
+      index: step.index,
+    });
+  }
+
+  async stepFinished(jobId: string, o: StepOutcome): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()))
+       ON CONFLICT (job_id, kind, index) DO UPDATE SET
+         status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
+         started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at
+       WHERE steps.status = 'running'`,
+      [jobId, o.kind, o.index, o.seq, o.status, o.exitCode, o.oomKilled, o.startedAt, o.finishedAt],
+    );
+    const durationMs = o.startedAt && o.finishedAt ? o.finishedAt.getTime() - o.startedAt.getTime() : null;
+    await this.event(jobId, `step-finished:${o.kind}-${o.index}`, 'step_finished', {
+      kind: o.kind,
+      index: o.index,
+      status: o.status,
+      exitCode: o.exitCode,
+      oomKilled: o.oomKilled,
+      durationMs,
+    });
+  }
+
+  /** A step's recorded outcome, if it has finished: lets a retried activity return it instead of running again. */
+  async finishedStep(jobId: string, kind: StepKind, index: number): Promise<StepOutcome | null> {
+    const { rows } = await this.pool.query<StepRow>(
+      `SELECT * FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND status <> 'running'`,
+      [jobId, kind, index],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    return {
+      kind,
+      index,
+      seq: r.seq,
+      status: r.status as StepStatus,
+      exitCode: r.exit_code,
+      oomKilled: r.oom_killed ?? false,
+      startedAt: r.started_at,
+      finishedAt: r.finished_at,
+    };
+  }
+
+  async jobFinished(jobId: string, o: JobOutcome): Promise<void> {
+    await this.pool.query(
+      `UPDATE jobs SET status = $2, loop_iterations = $3, loop_converged = $4, error = $5,
+         finished_at = now(), updated_at = now()
+       WHERE id = $1 AND status <> ALL($6::text[])`,
+      [jobId, o.status, o.loop?.iterations ?? null, o.loop?.converged ?? null, o.error ?? null, FINAL],
+    );
+    await this.event(jobId, 'finished', 'finished', { status: o.status, error: o.error ?? null, loop: o.loop });
+  }
+
+  /** Appends an audit event once: a second call with the same key is ignored. */
+  async event(jobId: string, key: string, type: string, data: Record<string, unknown>): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO events (job_id, key, type, data) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, key) DO NOTHING`,
+      [jobId, key, type, JSON.stringify(data)],
+    );
+  }
+
+  async getJob(jobId: string): Promise<JobView | null> {
+    const { rows } = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [jobId]);
+    const row = rows[0];
+    if (!row) return null;
+    const steps = await this.pool.query<StepRow>('SELECT * FROM steps WHERE job_id = $1 ORDER BY seq', [jobId]);
+    return jobView(row, steps.rows);
+  }
+
+  /** Newest first, optionally only jobs in one status. */
+  async listJobs(opts: { status?: JobStatus; limit: number }): Promise<JobView[]> {
+    const params: unknown[] = [opts.limit];
+    let where = '';
+    if (opts.status) {
+      params.push(opts.status);
+      where = 'WHERE status = $2';
+    }
+    const { rows } = await this.pool.query<JobRow>(
+      `SELECT ${JOB_COLUMNS} FROM jobs ${where} ORDER BY created_at DESC, id DESC LIMIT $1`,
+      params,
+    );
+    if (rows.length === 0) return [];
+    const steps = await this.pool.query<StepRow>(
+      'SELECT * FROM steps WHERE job_id = ANY($1::text[]) ORDER BY seq',
+      [rows.map((r) => r.id)],
+    );
+    const byJob = new Map<string, StepRow[]>();
+    for (const s of steps.rows) byJob.set(s.job_id, [...(byJob.get(s.job_id) ?? []), s]);
+    return rows.map((r) => jobView(r, byJob.get(r.id) ?? []));
+  }
+
+  async events(jobId: string): Promise<AuditEvent[]> {
+    const { rows } = await this.pool.query<{ id: string; type: string; data: Record<string, unknown>; at: Date }>(
+      'SELECT id, type, data, at FROM events WHERE job_id = $1 ORDER BY id',
+      [jobId],
+    );
+    return rows.map((r) => ({ id: Number(r.id), type: r.type, data: r.data, at: r.at.toISOString() }));
+  }
+}

@@ -1,0 +1,57 @@
+/** Pure mapping from database rows to the job view served by the API. */
+import type { JobStatus, JobView, StepKind, StepStatus, StepView } from '../common/job';
+
+export interface JobRow {
+  id: string;
+  status: string;
+  repo: string | null;
+  commit: string | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+  loop_iterations: number | null;
+  loop_converged: boolean | null;
+  has_loop: boolean;
+  error: string | null;
+}
+
+export interface StepRow {
+  job_id: string;
+  kind: string;
+  index: number;
+  seq: number;
+  status: string;
+  exit_code: number | null;
+  oom_killed: boolean | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function stepView(row: StepRow): StepView {
+  return {
+    kind: row.kind as StepKind,
+    index: row.index,
+    status: row.status as StepStatus,
+    exitCode: row.exit_code,
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+  };
+}
+
+export function jobView(row: JobRow, steps: StepRow[]): JobView {
+  const view: JobView = {
+    id: row.id,
+    status: row.status as JobStatus,
+    repo: row.repo,
+    commit: row.commit,
+    createdAt: row.created_at.toISOString(),
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+    steps: [...steps].sort((a, b) => a.seq - b.seq).map(stepView),
+    loop: row.has_loop ? { iterations: row.loop_iterations ?? 0, converged: row.loop_converged ?? false } : null,
+  };
+  if (row.error) view.error = row.error;
+  return view;
+}

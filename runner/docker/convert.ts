@@ -1,0 +1,98 @@
+/**
+ * Pure translation from Draftsman's step model to Docker objects: names, labels
+ * and container options. No I/O here, so every rule is unit-testable.
+ */
+import type Docker from 'dockerode';
+import {
+  LABEL_DEADLINE,
+  LABEL_JOB,
+  LABEL_MANAGED,
+  LABEL_STEP_INDEX,
+  LABEL_STEP_KIND,
+} from '../../common/names';
+import type { StepRef, StepRequest } from '../runner';
+
+export const WORKSPACE_PATH = '/workspace';
+
+export interface ContainerPolicy {
+  /** uid:gid, never root. */
+  user: string;
+  memoryMb: number;
+  cpus: number;
+  pidsLimit: number;
+  /** Docker network mode; undefined leaves the engine's default. */
+  network?: string;
+  stopGraceSeconds: number;
+}
+
+export function containerName(step: StepRef): string {
+  return `draftsman-${step.jobId}-${step.kind}-${step.index}`;
+}
+
+export function volumeName(jobId: string): string {
+  return `draftsman-${jobId}-workspace`;
+}
+
+export function jobLabels(jobId: string): Record<string, string> {
+  return { [LABEL_MANAGED]: 'true', [LABEL_JOB]: jobId };
+}
+
+export function stepEnv(step: StepRequest): string[] {
+  const env: Record<string, string> = {
+    ...step.env,
+    // Root filesystem is read-only; tools that write to $HOME get the tmpfs.
+    HOME: '/tmp',
+    DRAFTSMAN_JOB_ID: step.jobId,
+    DRAFTSMAN_STEP_KIND: step.kind,
+    DRAFTSMAN_STEP_INDEX: String(step.index),
+  };
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+export function containerOptions(
+  step: StepRequest,
+  policy: ContainerPolicy,
+  now: Date,
+): Docker.ContainerCreateOptions {
+  const memory = policy.memoryMb * 1024 * 1024;
+  const deadline = Math.floor(now.getTime() / 1000) + step.timeoutSeconds;
+  return {
+    name: containerName(step),
+    Image: step.image,
+    Cmd: ['sh', '-c', step.command],
+    WorkingDir: WORKSPACE_PATH,
+    User: policy.user,
+    Env: stepEnv(step),
+    Labels: {
+      ...jobLabels(step.jobId),
+      [LABEL_STEP_KIND]: step.kind,
+      [LABEL_STEP_INDEX]: String(step.index),
+      [LABEL_DEADLINE]: String(deadline),
+    },
+    StopSignal: 'SIGTERM',
+    StopTimeout: policy.stopGraceSeconds,
+    AttachStdin: false,
+    AttachStdout: false,
+    AttachStderr: false,
+    Tty: false,
+    OpenStdin: false,
+    HostConfig: {
+      Mounts: [{ Type: 'volume', Source: volumeName(step.jobId), Target: WORKSPACE_PATH, ReadOnly: false }],
+      NetworkMode: policy.network,
+      // An init as PID 1 forwards SIGTERM to the step's shell, which as PID 1 would ignore it.
+      Init: true,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=512m' },
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: Math.round(policy.cpus * 1e9),
+      PidsLimit: policy.pidsLimit,
+      AutoRemove: false,
+      RestartPolicy: { Name: 'no' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '50m', 'max-file': '1' } },
+    },
+  };
+}

@@ -1,0 +1,166 @@
+import Docker from 'dockerode';
+import { ImageNotFoundError, RunnerError } from '../../common/errors';
+import { LABEL_JOB } from '../../common/names';
+import type { Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
+import { type ContainerPolicy, containerName, containerOptions, jobLabels, volumeName } from './convert';
+import { demuxDockerStream } from './demux';
+
+interface DockerApiError {
+  statusCode?: number;
+  message?: string;
+}
+
+const statusOf = (err: unknown): number | undefined => (err as DockerApiError | null)?.statusCode;
+const isGone = (err: unknown) => statusOf(err) === 404;
+
+function parseTime(value: string | undefined): Date | null {
+  // Docker reports "0001-01-01T00:00:00Z" for a time that has not happened.
+  if (!value || value.startsWith('0001-')) return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** Runs each step as one ephemeral container on a Docker engine, with a named volume per job. */
+export class DockerRunner implements Runner {
+  constructor(
+    private readonly docker: Docker,
+    private readonly policy: ContainerPolicy,
+  ) {}
+
+  async prepareWorkspace(jobId: string): Promise<void> {
+    try {
+      // Creating an existing volume with the same name is a no-op on the engine.
+      await this.docker.createVolume({ Name: volumeName(jobId), Labels: jobLabels(jobId) });
+    } catch (err) {
+      throw new RunnerError(`creating workspace volume for job ${jobId} failed`, err);
+    }
+  }
+
+  async start(step: StepRequest): Promise<void> {
+    const name = containerName(step);
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(containerOptions(step, this.policy, new Date()));
+    } catch (err) {
+      if (statusOf(err) === 409) {
+        // A container of this step exists: an earlier attempt created it. Re-attach.
+        container = this.docker.getContainer(name);
+        const info = await container.inspect();
+        if (info.State.Status !== 'created') return;
+      } else if (isGone(err)) {
+        throw new ImageNotFoundError(step.image);
+      } else {
+        throw new RunnerError(`creating container ${name} failed`, err);
+      }
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      if (statusOf(err) === 304) return; // already started
+      throw new RunnerError(`starting container ${name} failed`, err);
+    }
+  }
+
+  async status(step: StepRef): Promise<StepState> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(containerName(step)).inspect();
+    } catch (err) {
+      if (isGone(err)) return { state: 'missing' };
+      throw new RunnerError(`inspecting ${containerName(step)} failed`, err);
+    }
+    const s = info.State;
+    if (s.Status === 'created') return { state: 'created' };
+    if (s.Running || s.Status === 'running' || s.Status === 'restarting' || s.Status === 'paused') {
+      return { state: 'running', startedAt: parseTime(s.StartedAt) ?? new Date() };
+    }
+    return {
+      state: 'exited',
+      exit: {
+        exitCode: s.ExitCode,
+        oomKilled: s.OOMKilled,
+        startedAt: parseTime(s.StartedAt),
+        finishedAt: parseTime(s.FinishedAt),
+      },
+    };
+  }
+
+  async wait(step: StepRef, signal?: AbortSignal): Promise<StepExit> {
+    const name = containerName(step);
+    try {
+      await this.docker.getContainer(name).wait({ condition: 'not-running', abortSignal: signal });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      if (isGone(err)) throw new RunnerError(`container ${name} is gone`, err);
+      throw new RunnerError(`waiting for ${name} failed`, err);
+    }
+    const state = await this.status(step);
+    if (state.state !== 'exited') throw new RunnerError(`container ${name} is ${state.state} after wait`);
+    return state.exit;
+  }
+
+  async logs(step: StepRef, tailBytes: number): Promise<string> {
+    let raw: Buffer;
+    try {
+      raw = (await this.docker
+        .getContainer(containerName(step))
+        .logs({ stdout: true, stderr: true, follow: false, tail: 2000 })) as unknown as Buffer;
+    } catch (err) {
+      if (isGone(err)) return '';
+      throw new RunnerError(`reading logs of ${containerName(step)} failed`, err);
+    }
+    const text = Buffer.concat(demuxDockerStream(raw).map((c) => c.data));
+    return text.subarray(Math.max(0, text.length - tailBytes)).toString('utf8');
+  }
+
+  async cancel(step: StepRef, graceSeconds: number): Promise<void> {
+    try {
+      await this.docker.getContainer(containerName(step)).stop({ t: graceSeconds });
+    } catch (err) {
+      // 304: not running; 404: never created or already removed.
+      if (statusOf(err) === 304 || isGone(err)) return;
+      throw new RunnerError(`stopping ${containerName(step)} failed`, err);
+    }
+  }
+
+  async remove(step: StepRef): Promise<void> {
+    await this.removeContainer(containerName(step));
+  }
+
+  async removeJob(jobId: string): Promise<void> {
+    const { steps } = await this.listJobResources(jobId);
+    await Promise.all(steps.map((name) => this.removeContainer(name)));
+    try {
+      await this.docker.getVolume(volumeName(jobId)).remove();
+    } catch (err) {
+      if (isGone(err)) return;
+      throw new RunnerError(`removing workspace volume of job ${jobId} failed`, err);
+    }
+  }
+
+  async listJobResources(jobId: string): Promise<{ steps: string[]; workspaces: string[] }> {
+    const filters = JSON.stringify({ label: [`${LABEL_JOB}=${jobId}`] });
+    try {
+      const [containers, volumes] = await Promise.all([
+        this.docker.listContainers({ all: true, filters }),
+        this.docker.listVolumes({ filters }),
+      ]);
+      return {
+        steps: containers.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, '')),
+        workspaces: (volumes.Volumes ?? []).map((v) => v.Name),
+      };
+    } catch (err) {
+      throw new RunnerError(`listing resources of job ${jobId} failed`, err);
+    }
+  }
+
+  private async removeContainer(name: string): Promise<void> {
+    try {
+      await this.docker.getContainer(name).remove({ force: true });
+    } catch (err) {
+      // 409: a removal of the same container is already in progress.
+      if (isGone(err) || statusOf(err) === 409) return;
+      throw new RunnerError(`removing container ${name} failed`, err);
+    }
+  }
+}

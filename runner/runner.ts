@@ -1,0 +1,86 @@
+import type { StepKind } from '../common/job';
+
+/** What a backend needs to run one step of a job. */
+export interface StepRequest {
+  jobId: string;
+  kind: StepKind;
+  index: number;
+  image: string;
+  /** Run by `sh -c` in /workspace. */
+  command: string;
+  env: Record<string, string>;
+  /** The step's time budget; backends record it so that a sweeper can stop a step nobody watches. */
+  timeoutSeconds: number;
+}
+
+/** Identifies a step's execution unit (a container for DockerRunner); deterministic from job, kind and index. */
+export interface StepRef {
+  jobId: string;
+  kind: StepKind;
+  index: number;
+}
+
+export type StepState =
+  | { state: 'missing' }
+  | { state: 'created' }
+  | { state: 'running'; startedAt: Date }
+  | { state: 'exited'; exit: StepExit };
+
+export interface StepExit {
+  exitCode: number;
+  oomKilled: boolean;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+/**
+ * The seam between Draftsman and what executes steps. DockerRunner is the first
+ * backend; another engine host or Kubernetes would be another.
+ *
+ * Every method is idempotent and may be called again after a worker crash, with
+ * no memory of earlier calls: state lives in the backend, found by the
+ * deterministic identity of the step (StepRef) or job.
+ */
+export interface Runner {
+  /** Called once per job before its first step. Creates the job's workspace; succeeds if it exists. */
+  prepareWorkspace(jobId: string): Promise<void>;
+
+  /**
+   * Called for each step. Creates and starts the step's execution unit. If one
+   * already exists for this step (a retry after a lost worker) it is re-attached:
+   * started if it was only created, left alone if it runs or has exited, so the
+   * step's command runs at most once.
+   */
+  start(step: StepRequest): Promise<void>;
+
+  /** Current state of a step; `missing` if it never started or was removed. */
+  status(step: StepRef): Promise<StepState>;
+
+  /**
+   * Resolves once the step has exited, with its exit code. Rejects with an
+   * AbortError when `signal` aborts (the step keeps running), and with a
+   * RunnerError if the step is missing.
+   */
+  wait(step: StepRef, signal?: AbortSignal): Promise<StepExit>;
+
+  /** Combined stdout and stderr of the step, at most the last `tailBytes` bytes. Empty if the step is missing. */
+  logs(step: StepRef, tailBytes: number): Promise<string>;
+
+  /**
+   * Stops a step: SIGTERM, then SIGKILL after `graceSeconds`. Succeeds if the step
+   * already exited, never started, or is gone.
+   */
+  cancel(step: StepRef, graceSeconds: number): Promise<void>;
+
+  /** Removes a step's execution unit, killing it if it still runs. Succeeds if it is gone. */
+  remove(step: StepRef): Promise<void>;
+
+  /**
+   * Called when a job ends, whatever the outcome: removes every execution unit
+   * left of the job and then its workspace. Succeeds if nothing is left.
+   */
+  removeJob(jobId: string): Promise<void>;
+
+  /** Everything of the job that still exists (names), for tests and sweepers. */
+  listJobResources(jobId: string): Promise<{ steps: string[]; workspaces: string[] }>;
+}

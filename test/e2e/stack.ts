@@ -1,0 +1,121 @@
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import Docker from 'dockerode';
+import { createApp } from '../../api/app';
+import { JobsClient } from '../../client/jobs';
+import { type Config, loadConfig } from '../../common/config';
+import type { JobView } from '../../common/job';
+import { LABEL_MANAGED } from '../../common/names';
+import { JobStore } from '../../db/store';
+import type { DockerRunner } from '../../runner/docker/docker-runner';
+import { createWorker, dockerRunnerFromConfig } from '../../worker/worker';
+import { TEST_DATA_DIR } from './env';
+
+export interface TestStack {
+  config: Config;
+  apiUrl: string;
+  store: JobStore;
+  jobs: JobsClient;
+  client: Client;
+  docker: Docker;
+  runner: DockerRunner;
+  api<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
+  waitForEnd(jobId: string, timeoutMs?: number): Promise<JobView>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A worker and an API of their own per test file, on the shared Temporal server
+ * and PostgreSQL, with a task queue of their own so that files never share work.
+ */
+export async function startTestStack(env: Record<string, string> = {}): Promise<TestStack> {
+  const taskQueue = `test-${path.basename(expect.getState().testPath ?? 'x').replace(/\W/g, '-')}-${process.pid}`;
+  const config = loadConfig({
+    TEMPORAL_ADDRESS: process.env.DRAFTSMAN_TEST_TEMPORAL_ADDRESS,
+    DATABASE_URL: process.env.DRAFTSMAN_TEST_DATABASE_URL,
+    DRAFTSMAN_TASK_QUEUE: taskQueue,
+    DRAFTSMAN_STEP_NETWORK: 'none',
+    DRAFTSMAN_STOP_GRACE_SECONDS: '2',
+    ...env,
+  });
+  const store = JobStore.connect(config.DATABASE_URL!);
+  await store.migrate();
+  const docker = new Docker();
+  const runner = dockerRunnerFromConfig(config, docker);
+
+  const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker: Worker = await createWorker({
+    config,
+    store,
+    runner,
+    connection: nativeConnection,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+  });
+  const workerRun = worker.run();
+
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const jobs = new JobsClient(client, { taskQueue });
+  const app = createApp({ store, jobs, config, log: (l) => console.error(l) });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const { port } = server.address() as { port: number };
+  const apiUrl = `http://127.0.0.1:${port}`;
+
+  async function api<T>(method: string, p: string, body?: unknown, headers: Record<string, string> = {}) {
+    const res = await fetch(`${apiUrl}${p}`, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+  }
+
+  async function waitForEnd(jobId: string, timeoutMs = 120_000): Promise<JobView> {
+    await client.workflow
+      .getHandle(jobId)
+      .result()
+      .catch(() => undefined);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const job = await store.getJob(jobId);
+      if (job?.finishedAt) return job;
+      if (Date.now() > deadline) throw new Error(`job ${jobId} did not end: ${JSON.stringify(job)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  return {
+    config,
+    apiUrl,
+    store,
+    jobs,
+    client,
+    docker,
+    runner,
+    api,
+    waitForEnd,
+    async stop() {
+      await new Promise((r) => server.close(r));
+      worker.shutdown();
+      await workerRun;
+      await connection.close();
+      await nativeConnection.close();
+      await store.close();
+    },
+  };
+}
+
+/** Containers and volumes of Draftsman that still exist for the given job. */
+export async function leftovers(docker: Docker, jobId: string): Promise<string[]> {
+  const filters = JSON.stringify({ label: [`${LABEL_MANAGED}=true`, `org.draftsman.job=${jobId}`] });
+  const [containers, volumes] = await Promise.all([
+    docker.listContainers({ all: true, filters }),
+    docker.listVolumes({ filters }),
+  ]);
+  return [...containers.map((c) => c.Names[0] ?? c.Id), ...(volumes.Volumes ?? []).map((v) => v.Name)];
+}

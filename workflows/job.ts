@@ -1,0 +1,244 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  ActivityCancellationType,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities, StepResult } from '../activities';
+import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepView } from '../common/job';
+import { CANCEL_SIGNAL, FailureType, STATUS_QUERY } from '../common/names';
+
+export const cancelSignal = defineSignal<[{ reason?: string }?]>(CANCEL_SIGNAL);
+export const statusQuery = defineQuery<JobView>(STATUS_QUERY);
+
+const bookkeeping = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '200ms', maximumInterval: '10s', nonRetryableErrorTypes: [FailureType.InvalidJobSpec] },
+});
+
+/** A lost worker is noticed within the heartbeat timeout and the step re-attached by the next one. */
+const STEP_HEARTBEAT_TIMEOUT = '10s';
+/** Room past the step's own limit for stopping its container and recording the outcome. */
+const STEP_SLACK_SECONDS = 60;
+
+function stepActivities(stepSeconds: number) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: `${stepSeconds + STEP_SLACK_SECONDS}s`,
+    heartbeatTimeout: STEP_HEARTBEAT_TIMEOUT,
+    // Wait for the activity to stop the container before the workflow moves on to cleanup.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '500ms', maximumInterval: '10s' },
+  });
+}
+
+class StepFailedError extends Error {}
+
+/**
+ * One job: accept the spec, clone the commit, run setup steps, the bounded loop
+ * and validation, each step in its own container, then clean up whatever happened.
+ * The workflow id is the job id.
+ */
+export async function jobWorkflow(input: unknown): Promise<JobView> {
+  const info = workflowInfo();
+  const jobId = info.workflowId;
+  const view: JobView = {
+    id: jobId,
+    status: 'queued',
+    repo: null,
+    commit: null,
+    createdAt: info.startTime.toISOString(),
+    startedAt: null,
+    finishedAt: null,
+    steps: [],
+    loop: null,
+  };
+  setHandler(statusQuery, () => view);
+
+  // Set by the cancel signal or the job timer; read after the body scope unwinds.
+  const ending: { by: { status: 'cancelled' | 'timed_out'; reason: string } | null } = { by: null };
+  const body = new CancellationScope();
+  setHandler(cancelSignal, (arg) => {
+    if (ending.by || view.finishedAt) return; // a second cancel is harmless
+    ending.by = { status: 'cancelled', reason: arg?.reason || 'cancelled by request' };
+    body.cancel();
+  });
+
+  let spec: ResolvedJobSpec;
+  try {
+    spec = await bookkeeping.acceptJob({ jobId, runId: info.firstExecutionRunId, spec: input });
+  } catch (err) {
+    view.status = 'failed';
+    view.error = errorMessage(err);
+    view.finishedAt = new Date().toISOString();
+    throw err;
+  }
+  view.status = 'running';
+  view.repo = spec.repo;
+  view.commit = spec.commit;
+  view.startedAt = new Date().toISOString();
+  view.loop = spec.loop ? { iterations: 0, converged: false } : null;
+
+  const steps = stepActivities(spec.timeouts.stepSeconds);
+  let seq = 0;
+  let current: StepView | null = null;
+
+  async function step(kind: StepKind, index: number, run: (seq: number) => Promise<StepResult>): Promise<number> {
+    const s: StepView = { kind, index, status: 'running', exitCode: null, startedAt: null, finishedAt: null };
+    view.steps.push(s);
+    current = s;
+    try {
+      const r = await run(seq++);
+      s.status = r.exitCode === 0 ? 'succeeded' : 'failed';
+      s.exitCode = r.exitCode;
+      s.startedAt = r.startedAt;
+      s.finishedAt = r.finishedAt;
+      return r.exitCode;
+    } catch (err) {
+      s.status = isStepTimeout(err) ? 'timed_out' : isCancellation(err) ? 'cancelled' : 'failed';
+      throw err;
+    } finally {
+      current = null;
+    }
+  }
+
+  const runCommand = (kind: StepKind, index: number, command: string) =>
+    step(kind, index, (n) =>
+      steps.runStep({
+        jobId,
+        seq: n,
+        kind,
+        index,
+        image: spec.image,
+        command,
+        env: spec.env,
+        timeoutSeconds: spec.timeouts.stepSeconds,
+      }),
+    );
+
+  async function phases(): Promise<void> {
+    await bookkeeping.prepareWorkspace({ jobId });
+    const cloned = await step('clone', 0, (n) =>
+      steps.cloneRepository({
+        jobId,
+        seq: n,
+        repo: spec.repo,
+        commit: spec.commit,
+        image: spec.image,
+        timeoutSeconds: spec.timeouts.stepSeconds,
+      }),
+    );
+    if (cloned !== 0) throw new StepFailedError(`clone failed with exit code ${cloned}`);
+
+    for (const [i, command] of spec.setup.entries()) {
+      const code = await runCommand('setup', i, command);
+      if (code !== 0) throw new StepFailedError(`setup-${i} failed with exit code ${code}`);
+    }
+
+    if (spec.loop && view.loop) {
+      for (let k = 1; k <= spec.loop.maxIterations; k++) {
+        view.loop.iterations = k;
+        const code = await runCommand('loop', k, spec.loop.command);
+        const converged = spec.loop.until ? (await runCommand('until', k, spec.loop.until)) === 0 : code === 0;
+        if (converged) {
+          view.loop.converged = true;
+          break;
+        }
+      }
+    }
+
+    const failedValidations: string[] = [];
+    for (const [i, command] of spec.validate.entries()) {
+      const code = await runCommand('validate', i, command);
+      if (code !== 0) failedValidations.push(`validate-${i} (exit ${code})`);
+    }
+    if (failedValidations.length > 0) throw new StepFailedError(`failed: ${failedValidations.join(', ')}`);
+  }
+
+  // The job's time limit is enforced here rather than only as a server-side
+  // execution timeout, so that cleanup below still runs when it fires.
+  const jobTimer = new CancellationScope();
+  void jobTimer
+    .run(() => sleep(spec.timeouts.jobSeconds * 1000))
+    .then(() => {
+      if (ending.by) return;
+      ending.by = { status: 'timed_out', reason: `job exceeded its ${spec.timeouts.jobSeconds} s time limit` };
+      body.cancel();
+    })
+    .catch(() => undefined);
+
+  let status: JobStatus = 'succeeded';
+  let failure: unknown = null;
+  try {
+    await body.run(phases);
+  } catch (err) {
+    failure = err;
+    if (ending.by) {
+      status = ending.by.status;
+    } else if (isCancellation(err)) {
+      // Temporal's own cancellation request on the workflow.
+      ending.by = { status: 'cancelled', reason: 'workflow cancellation requested' };
+      status = 'cancelled';
+    } else if (isStepTimeout(err)) {
+      status = 'timed_out';
+    } else {
+      status = 'failed';
+    }
+  } finally {
+    jobTimer.cancel();
+  }
+
+  const interrupted = current as StepView | null;
+  const error =
+    status === 'succeeded'
+      ? undefined
+      : ending.by
+        ? `${ending.by.reason}${interrupted ? ` (during ${interrupted.kind}-${interrupted.index})` : ''}`
+        : errorMessage(failure);
+
+  view.status = status;
+  if (error) view.error = error;
+  await CancellationScope.nonCancellable(async () => {
+    const e = ending.by;
+    if (e) {
+      await bookkeeping.recordEvent({
+        jobId,
+        key: e.status,
+        type: e.status === 'cancelled' ? 'cancel_requested' : 'timed_out',
+        data: { reason: e.reason, step: interrupted ? `${interrupted.kind}-${interrupted.index}` : null },
+      });
+    }
+    // Cleanup first: the job is not finished until its containers and workspace are gone.
+    await bookkeeping.cleanupJob({ jobId });
+    await bookkeeping.finishJob({ jobId, status, loop: view.loop, error });
+  });
+  view.finishedAt = new Date().toISOString();
+
+  if (status === 'succeeded') return view;
+  if (status === 'cancelled') throw new CancelledFailure(error);
+  if (status === 'timed_out') {
+    throw ApplicationFailure.nonRetryable(error ?? 'timed out', isStepTimeout(failure) ? FailureType.StepTimeout : FailureType.JobTimeout);
+  }
+  throw ApplicationFailure.nonRetryable(error ?? 'job failed', FailureType.JobFailed);
+}
+
+function isStepTimeout(err: unknown): boolean {
+  return (
+    err instanceof ActivityFailure &&
+    err.cause instanceof ApplicationFailure &&
+    err.cause.type === FailureType.StepTimeout
+  );
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
