@@ -48,6 +48,8 @@ export const configSchema = z.object({
   DRAFTSMAN_EMBEDDED_PG_PORT: int(1, 65_535).default(54329),
   /** Port of the Temporal Web UI of the dev server that `npm start` runs. */
   DRAFTSMAN_TEMPORAL_UI_PORT: int(1, 65_535).default(8233),
+  /** Level of the worker's and the Temporal SDK's own log lines. */
+  DRAFTSMAN_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Steps the worker runs at once. */
   DRAFTSMAN_MAX_CONCURRENT_STEPS: int(1, 10_000).default(8),
 });

@@ -13,8 +13,8 @@ const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._
 
 function repoProblem(url: string): string | null {
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f\s]/.test(url)) return 'must not contain whitespace or control characters';
   if (url.startsWith('-')) return 'must not start with "-"';
+  if (/[\u0000-\u001f\u007f\s]/.test(url)) return 'must not contain whitespace or control characters';
   if (SCP_LIKE.test(url) && !url.includes('://')) return null;
   let parsed: URL;
   try {
@@ -86,6 +86,15 @@ export interface SpecDefaults {
   jobSeconds: number;
 }
 
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = input;
+  for (const key of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[key];
+  }
+  return v;
+}
+
 function fieldOf(path: readonly PropertyKey[]): string {
   return path.map(String).join('.') || '(body)';
 }
@@ -96,12 +105,14 @@ export function resolveJobSpec(input: unknown, defaults: SpecDefaults): Resolved
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = fieldOf(issue.path);
+    // A record key's own refinement message sits one level down.
+    const detail = issue.code === 'invalid_key' ? (issue.issues[0]?.message ?? issue.message) : issue.message;
     const message =
       issue.code === 'unrecognized_keys'
         ? `unknown field ${issue.keys.map((k) => (field === '(body)' ? k : `${field}.${k}`)).join(', ')}`
-        : issue.code === 'invalid_type' && issue.input === undefined
+        : issue.code === 'invalid_type' && issue.path.length > 0 && valueAt(input, issue.path) === undefined
           ? `${field} is required`
-          : `${field}: ${issue.message}`;
+          : `${field}: ${detail}`;
     const unknownField = issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined;
     throw new InvalidJobSpecError(message, unknownField ? (field === '(body)' ? unknownField : `${field}.${unknownField}`) : field);
   }

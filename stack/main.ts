@@ -11,7 +11,7 @@ import { createApp } from '../api/app';
 import { JobsClient } from '../client/jobs';
 import { loadConfig } from '../common/config';
 import { JobStore } from '../db/store';
-import { createWorker, dockerRunnerFromConfig } from '../worker/worker';
+import { createWorker, dockerRunnerFromConfig, installRuntime } from '../worker/worker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer, temporalCliPath, waitForPort } from './temporal';
 
@@ -19,9 +19,19 @@ const say = (line: string) => console.log(`[draftsman] ${line}`);
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  installRuntime(config.DRAFTSMAN_LOG_LEVEL);
   const dataDir = path.resolve(config.DRAFTSMAN_DATA_DIR);
   fs.mkdirSync(path.join(dataDir, 'logs'), { recursive: true });
   const stops: (() => Promise<unknown>)[] = [];
+
+  // PostgreSQL first: the dev server picks free ports for its internal services.
+  let databaseUrl = config.DATABASE_URL;
+  if (!databaseUrl) {
+    say(`starting the embedded PostgreSQL on 127.0.0.1:${config.DRAFTSMAN_EMBEDDED_PG_PORT} (data: ${dataDir}/postgres)`);
+    const pg = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), port: config.DRAFTSMAN_EMBEDDED_PG_PORT, log: say });
+    databaseUrl = pg.url;
+    stops.push(() => pg.stop());
+  }
 
   const [host, portText] = config.TEMPORAL_ADDRESS.split(':');
   const temporalPort = Number(portText ?? 7233);
@@ -40,14 +50,6 @@ async function main(): Promise<void> {
     });
     uiUrl = server.uiUrl;
     stops.push(() => server.stop());
-  }
-
-  let databaseUrl = config.DATABASE_URL;
-  if (!databaseUrl) {
-    say(`starting the embedded PostgreSQL on 127.0.0.1:${config.DRAFTSMAN_EMBEDDED_PG_PORT} (data: ${dataDir}/postgres)`);
-    const pg = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), port: config.DRAFTSMAN_EMBEDDED_PG_PORT, log: say });
-    databaseUrl = pg.url;
-    stops.push(() => pg.stop());
   }
 
   const store = JobStore.connect(databaseUrl);
@@ -72,8 +74,9 @@ async function main(): Promise<void> {
     s.once('error', reject);
   });
 
+  const apiPort = (server.address() as { port: number }).port;
   say('ready');
-  say(`  API            http://${config.DRAFTSMAN_API_HOST}:${config.PORT}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);
+  say(`  API            http://${config.DRAFTSMAN_API_HOST}:${apiPort}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);
   say(`  Temporal       ${config.TEMPORAL_ADDRESS}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.DRAFTSMAN_TASK_QUEUE}`);
   say(`  Temporal UI    ${uiUrl}`);
   say(`  PostgreSQL     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
@@ -87,7 +90,8 @@ async function main(): Promise<void> {
     say('stopping');
     await new Promise((r) => server.close(r));
     await connection.close();
-    worker.shutdown();
+    // The worker stops itself on SIGINT/SIGTERM; on other paths we ask it to.
+    if (worker.getState() === 'RUNNING') worker.shutdown();
     await workerDone.catch(() => undefined);
     await nativeConnection.close();
     for (const stop of stops) await stop().catch(() => undefined);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
-import { waitForPort } from './temporal';
+import { killOnExit, waitForPort } from './temporal';
 
 export interface EmbeddedPg {
   url: string;
@@ -70,6 +70,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
     ['-D', dir, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
     { ...who, stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  killOnExit(child, 'SIGINT');
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);

@@ -10,10 +10,26 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-/** Where bootstrap.sh puts the Temporal CLI; a `temporal` on PATH is the fallback. */
+/**
+ * The Temporal CLI: TEMPORAL_CLI if set, else where bootstrap.sh puts it (the
+ * data folder's bin/, or the project's own data/bin/), else `temporal` on PATH.
+ */
 export function temporalCliPath(dataDir: string): string {
-  const local = path.join(dataDir, 'bin', 'temporal');
-  return fs.existsSync(local) ? local : 'temporal';
+  if (process.env.TEMPORAL_CLI) return process.env.TEMPORAL_CLI;
+  const candidates = [path.join(dataDir, 'bin', 'temporal')];
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    candidates.push(path.join(dir, 'data', 'bin', 'temporal'));
+  }
+  return candidates.find((c) => fs.existsSync(c)) ?? 'temporal';
+}
+
+/** A child server must not outlive the process that started it, whatever way that process ends. */
+export function killOnExit(child: ChildProcess, signal: NodeJS.Signals): void {
+  const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  process.once('exit', kill);
+  child.once('exit', () => process.removeListener('exit', kill));
 }
 
 export function waitForPort(port: number, host: string, timeoutMs: number): Promise<void> {
@@ -54,6 +70,7 @@ export async function startTemporalDevServer(opts: {
   if (opts.namespace && opts.namespace !== 'default') args.push('--namespace', opts.namespace);
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(opts.cli, args, { stdio: ['ignore', out, out] });
+  killOnExit(child, 'SIGTERM');
   const exited = new Promise<never>((_, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`temporal dev server exited with code ${code}${opts.logFile ? ` (log: ${opts.logFile})` : ''}`)));

@@ -1,10 +1,11 @@
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig, requireDatabaseUrl } from '../common/config';
 import { JobStore } from '../db/store';
-import { createWorker, dockerRunnerFromConfig } from './worker';
+import { createWorker, dockerRunnerFromConfig, installRuntime } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  installRuntime(config.DRAFTSMAN_LOG_LEVEL);
   const store = JobStore.connect(requireDatabaseUrl(config));
   await store.migrate();
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });

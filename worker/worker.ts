@@ -1,4 +1,4 @@
-import { NativeConnection, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { DefaultLogger, type LogLevel, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createActivities } from '../activities';
 import type { Config } from '../common/config';
@@ -16,6 +16,15 @@ export function dockerRunnerFromConfig(config: Config, docker = new Docker()): D
     network: config.DRAFTSMAN_STEP_NETWORK,
     stopGraceSeconds: config.DRAFTSMAN_STOP_GRACE_SECONDS,
   });
+}
+
+/** Sets the SDK's log level; the runtime is process-wide and can be installed once only. */
+export function installRuntime(level: LogLevel): void {
+  try {
+    Runtime.install({ logger: new DefaultLogger(level) });
+  } catch {
+    // Already installed in this process (several workers, or tests): keep the first.
+  }
 }
 
 export interface WorkerDeps {

@@ -10,7 +10,7 @@ import type { JobView } from '../../common/job';
 import { LABEL_MANAGED } from '../../common/names';
 import { JobStore } from '../../db/store';
 import type { DockerRunner } from '../../runner/docker/docker-runner';
-import { createWorker, dockerRunnerFromConfig } from '../../worker/worker';
+import { createWorker, dockerRunnerFromConfig, installRuntime } from '../../worker/worker';
 import { TEST_DATA_DIR } from './env';
 
 export interface TestStack {
@@ -40,6 +40,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     DRAFTSMAN_STOP_GRACE_SECONDS: '2',
     ...env,
   });
+  installRuntime('ERROR');
   const store = JobStore.connect(config.DATABASE_URL!);
   await store.migrate();
   const docker = new Docker();

@@ -1,0 +1,96 @@
+import { isInvalidJobSpecError } from './errors';
+import { resolveJobSpec } from './spec';
+
+const defaults = { image: 'draftsman-runner:latest', stepSeconds: 600, jobSeconds: 3600 };
+const commit = 'a'.repeat(40);
+const valid = { repo: 'https://example.com/org/repo.git', commit };
+
+function refusal(input: unknown): { message: string; field: string } {
+  try {
+    resolveJobSpec(input, defaults);
+  } catch (err) {
+    if (isInvalidJobSpecError(err)) return { message: err.message, field: err.field };
+    throw err;
+  }
+  throw new Error('spec was accepted');
+}
+
+describe('resolveJobSpec', () => {
+  it('applies defaults to a minimal spec', () => {
+    expect(resolveJobSpec(valid, defaults)).toEqual({
+      repo: valid.repo,
+      commit,
+      image: 'draftsman-runner:latest',
+      setup: [],
+      loop: null,
+      validate: [],
+      env: {},
+      timeouts: { stepSeconds: 600, jobSeconds: 3600 },
+    });
+  });
+
+  it('keeps every given field and lower-cases the commit', () => {
+    const spec = resolveJobSpec(
+      {
+        ...valid,
+        commit: 'ABCDEF0123456789ABCDEF0123456789ABCDEF01',
+        image: 'registry.local:5000/team/runner:1.2@sha256:' + 'b'.repeat(64),
+        setup: ['npm ci'],
+        loop: { command: 'agent', until: 'npm test', maxIterations: 1000 },
+        validate: ['npm test'],
+        env: { NODE_ENV: 'test', _X: '' },
+        timeouts: { stepSeconds: 5 },
+      },
+      defaults,
+    );
+    expect(spec.commit).toBe('abcdef0123456789abcdef0123456789abcdef01');
+    expect(spec.loop).toEqual({ command: 'agent', until: 'npm test', maxIterations: 1000 });
+    expect(spec.timeouts).toEqual({ stepSeconds: 5, jobSeconds: 3600 });
+    expect(spec.env).toEqual({ NODE_ENV: 'test', _X: '' });
+  });
+
+  it.each([
+    'https://example.com/org/repo.git',
+    'ssh://git@example.com/org/repo.git',
+    'ssh://git@example.com:2222/org/repo.git',
+    'git@example.com:org/repo.git',
+    'git://127.0.0.1:9418/repo.git',
+  ])('accepts the repo URL %s', (repo) => {
+    expect(resolveJobSpec({ ...valid, repo }, defaults).repo).toBe(repo);
+  });
+
+  it.each([
+    ['branch name as commit', { ...valid, commit: 'main' }, 'commit', /40-hex/],
+    ['short sha', { ...valid, commit: 'abc1234' }, 'commit', /40-hex/],
+    ['41 hex characters', { ...valid, commit: 'a'.repeat(41) }, 'commit', /40-hex/],
+    ['non-hex commit', { ...valid, commit: 'g'.repeat(40) }, 'commit', /40-hex/],
+    ['missing commit', { repo: valid.repo }, 'commit', /required/],
+    ['missing repo', { commit }, 'repo', /required/],
+    ['http scheme', { ...valid, repo: 'http://example.com/r.git' }, 'repo', /not allowed/],
+    ['file scheme', { ...valid, repo: 'file:///etc/passwd' }, 'repo', /not allowed/],
+    ['ext transport', { ...valid, repo: 'ext::sh -c touch% /tmp/pwned' }, 'repo', /./],
+    ['option injection', { ...valid, repo: '--upload-pack=touch /tmp/x' }, 'repo', /must not start with "-"/],
+    ['credentials in URL', { ...valid, repo: 'https://user:token@example.com/r.git' }, 'repo', /credentials/],
+    ['control character', { ...valid, repo: 'https://example.com/r\n.git' }, 'repo', /control/],
+    ['not a URL', { ...valid, repo: 'not a url' }, 'repo', /./],
+    ['maxIterations 0', { ...valid, loop: { command: 'x', maxIterations: 0 } }, 'loop.maxIterations', /1 and 1000/],
+    ['maxIterations 1001', { ...valid, loop: { command: 'x', maxIterations: 1001 } }, 'loop.maxIterations', /1 and 1000/],
+    ['maxIterations 1.5', { ...valid, loop: { command: 'x', maxIterations: 1.5 } }, 'loop.maxIterations', /integer/],
+    ['loop without command', { ...valid, loop: { maxIterations: 2 } }, 'loop.command', /required/],
+    ['unknown top-level field', { ...valid, privileged: true }, 'privileged', /unknown field privileged/],
+    ['unknown nested field', { ...valid, loop: { command: 'x', maxIterations: 1, forever: true } }, 'loop.forever', /unknown field/],
+    ['empty setup command', { ...valid, setup: [''] }, 'setup.0', /empty/],
+    ['setup not an array', { ...valid, setup: 'npm ci' }, 'setup', /./],
+    ['reserved env name', { ...valid, env: { DRAFTSMAN_JOB_ID: 'x' } }, 'env.DRAFTSMAN_JOB_ID', /reserved/],
+    ['invalid env name', { ...valid, env: { 'A-B': 'x' } }, 'env.A-B', /env names/],
+    ['non-string env value', { ...valid, env: { A: 1 } }, 'env.A', /./],
+    ['bad image reference', { ...valid, image: 'UPPER/Case' }, 'image', /image reference/],
+    ['zero step timeout', { ...valid, timeouts: { stepSeconds: 0 } }, 'timeouts.stepSeconds', /./],
+    ['body is an array', [valid], '(body)', /./],
+    ['body is null', null, '(body)', /./],
+  ])('refuses %s', (_name, input, field, message) => {
+    const r = refusal(input);
+    expect(r.field).toBe(field);
+    expect(r.message).toMatch(message);
+  });
+});

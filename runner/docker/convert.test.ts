@@ -1,0 +1,82 @@
+import type { StepRequest } from '../runner';
+import { containerName, containerOptions, stepEnv, volumeName } from './convert';
+
+const step: StepRequest = {
+  jobId: 'job-1',
+  kind: 'loop',
+  index: 3,
+  image: 'draftsman-runner:latest',
+  command: 'echo hi',
+  env: { FOO: 'bar' },
+  timeoutSeconds: 60,
+};
+const policy = { user: '1000:1000', memoryMb: 512, cpus: 1.5, pidsLimit: 256, stopGraceSeconds: 10 };
+const now = new Date('2026-01-01T00:00:00Z');
+
+describe('names', () => {
+  it.each([
+    [{ jobId: 'job-1', kind: 'clone', index: 0 }, 'draftsman-job-1-clone-0'],
+    [{ jobId: 'job-1', kind: 'setup', index: 2 }, 'draftsman-job-1-setup-2'],
+    [{ jobId: 'job-1', kind: 'until', index: 7 }, 'draftsman-job-1-until-7'],
+  ] as const)('container of %j is %s', (ref, name) => {
+    expect(containerName(ref)).toBe(name);
+  });
+
+  it('workspace volume is per job', () => {
+    expect(volumeName('job-1')).toBe('draftsman-job-1-workspace');
+  });
+});
+
+describe('containerOptions', () => {
+  const opts = containerOptions(step, policy, now);
+  const host = opts.HostConfig!;
+
+  it.each([
+    ['runs the command with sh -c', opts.Cmd, ['sh', '-c', 'echo hi']],
+    ['in /workspace', opts.WorkingDir, '/workspace'],
+    ['as the configured non-root user', opts.User, '1000:1000'],
+    ['drops every capability', host.CapDrop, ['ALL']],
+    ['forbids privilege gain', host.SecurityOpt, ['no-new-privileges']],
+    ['is not privileged', host.Privileged, false],
+    ['has a read-only root filesystem', host.ReadonlyRootfs, true],
+    ['limits memory', host.Memory, 512 * 1024 * 1024],
+    ['gives no swap beyond memory', host.MemorySwap, 512 * 1024 * 1024],
+    ['limits CPU', host.NanoCpus, 1.5e9],
+    ['limits processes', host.PidsLimit, 256],
+    ['is not removed by the engine (the runner reads its exit first)', host.AutoRemove, false],
+    ['leaves the network to the engine default when unset', host.NetworkMode, undefined],
+    ['mounts only the job workspace', host.Mounts, [{ Type: 'volume', Source: 'draftsman-job-1-workspace', Target: '/workspace', ReadOnly: false }]],
+    ['binds no host path', host.Binds, undefined],
+    ['is named deterministically', opts.name, 'draftsman-job-1-loop-3'],
+  ])('%s', (_name, actual, expected) => {
+    expect(actual).toEqual(expected);
+  });
+
+  it('labels the container with job, step and deadline', () => {
+    expect(opts.Labels).toEqual({
+      'org.draftsman.managed': 'true',
+      'org.draftsman.job': 'job-1',
+      'org.draftsman.step.kind': 'loop',
+      'org.draftsman.step.index': '3',
+      'org.draftsman.deadline': String(now.getTime() / 1000 + 60),
+    });
+  });
+
+  it('uses the configured step network', () => {
+    expect(containerOptions(step, { ...policy, network: 'none' }, now).HostConfig!.NetworkMode).toBe('none');
+  });
+
+  it('never mounts the Docker socket', () => {
+    expect(JSON.stringify(opts)).not.toContain('docker.sock');
+  });
+});
+
+describe('stepEnv', () => {
+  it('passes the spec env and identifies the step; Draftsman names win', () => {
+    const env = stepEnv({ ...step, env: { FOO: 'bar', HOME: '/root' } });
+    expect(env).toEqual(
+      expect.arrayContaining(['FOO=bar', 'HOME=/tmp', 'DRAFTSMAN_JOB_ID=job-1', 'DRAFTSMAN_STEP_KIND=loop', 'DRAFTSMAN_STEP_INDEX=3']),
+    );
+    expect(env).not.toContain('HOME=/root');
+  });
+});

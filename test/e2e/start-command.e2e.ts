@@ -1,0 +1,104 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { JobView } from '../../common/job';
+import { freePort, TEST_DATA_DIR } from './env';
+import { type GitFixture, startGitFixture } from './git-fixture';
+
+// The run command's own entry point (`npm start` runs it after the set-up script),
+// started as a user would, with its embedded Temporal dev server and PostgreSQL.
+const ROOT = path.resolve(__dirname, '..', '..');
+let repo: GitFixture;
+let dataDir: string;
+let env: NodeJS.ProcessEnv;
+let apiUrl: string;
+
+beforeAll(async () => {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  repo = await startGitFixture(2);
+  dataDir = path.join(TEST_DATA_DIR, `start-${process.pid}`);
+  const [temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort()];
+  // PORT=0: the API takes a free port and prints it.
+  env = { ...process.env, PORT: '0', TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+    DRAFTSMAN_TEMPORAL_UI_PORT: String(uiPort), DRAFTSMAN_EMBEDDED_PG_PORT: String(pgPort),
+    DRAFTSMAN_DATA_DIR: dataDir, DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_LOG_LEVEL: 'WARN' };
+  delete env.DATABASE_URL;
+});
+afterAll(async () => {
+  await repo?.stop();
+});
+
+function start(): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, ['dist/stack/main.js'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready after 90 s:\n${output}`)), 90_000);
+    child.stdout!.on('data', () => {
+      if (output.includes('press Ctrl-C to stop')) {
+        clearTimeout(timer);
+        apiUrl = /API\s+(http:\/\/127\.0\.0\.1:\d+)/.exec(output)![1]!;
+        resolve({ child, output: () => output });
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code}:\n${output}`));
+    });
+  });
+}
+
+function stop(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    child.kill('SIGINT');
+  });
+}
+
+/** Processes whose command line names the data folder: the dev server and PostgreSQL. */
+function stackProcesses(): string[] {
+  const out = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.includes(dataDir) && !l.includes('jest'));
+}
+
+test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and keeps its state', async () => {
+  const first = await start();
+  expect(first.output()).toContain(apiUrl);
+  expect(first.output()).toMatch(/Temporal UI\s+http:\/\/127\.0\.0\.1:\d+/);
+  try {
+    const health = await fetch(`${apiUrl}/health`);
+    expect(health.status).toBe(200);
+    const res = await fetch(`${apiUrl}/v1/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ repo: repo.url, commit: repo.commits[0], validate: ['test "$(cat marker)" = commit-1'] }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    let job: JobView;
+    const deadline = Date.now() + 60_000;
+    do {
+      await new Promise((r) => setTimeout(r, 200));
+      job = (await (await fetch(`${apiUrl}/v1/jobs/${id}`)).json()) as JobView;
+    } while (!job.finishedAt && Date.now() < deadline);
+    expect(job.status).toBe('succeeded');
+
+    expect(await stop(first.child)).toBe(0);
+    expect(first.output()).toContain('stopped');
+    expect(stackProcesses()).toEqual([]);
+
+    // Started again on the same data folder, the job is still there.
+    const second = await start();
+    try {
+      const again = (await (await fetch(`${apiUrl}/v1/jobs/${id}`)).json()) as JobView;
+      expect(again).toMatchObject({ id, status: 'succeeded' });
+    } finally {
+      expect(await stop(second.child)).toBe(0);
+    }
+    expect(stackProcesses()).toEqual([]);
+  } finally {
+    if (first.child.exitCode === null) first.child.kill('SIGKILL');
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
