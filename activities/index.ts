@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../common/config';
@@ -9,13 +10,22 @@ import type { JobStore, StepOutcome } from '../db/store';
 import { DuplicateJobIdError } from '../db/store';
 import type { Runner, StepExit, StepRef } from '../runner/runner';
 import { CLONE_SCRIPT, cloneEnv } from './clone';
+import { type JobLiveness, planSweep } from './janitor-plan';
 
 export interface ActivityDeps {
   runner: Runner;
   store: JobStore;
+  /** Whether a job's workflow still runs: `null` when Temporal does not know it. */
+  describeJob: (jobId: string) => Promise<{ running: boolean } | null>;
   config: Pick<
     Config,
-    'DRAFTSMAN_DEFAULT_IMAGE' | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS' | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS' | 'DRAFTSMAN_STOP_GRACE_SECONDS'
+    | 'DRAFTSMAN_DEFAULT_IMAGE'
+    | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS'
+    | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'
+    | 'DRAFTSMAN_STOP_GRACE_SECONDS'
+    | 'DRAFTSMAN_MIN_FREE_DISK_MB'
+    | 'DRAFTSMAN_DISK_GUARD_PATH'
+    | 'DRAFTSMAN_DATA_DIR'
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
   heartbeatMs?: number;
@@ -57,8 +67,9 @@ const toResult = (o: Pick<StepOutcome, 'exitCode' | 'oomKilled' | 'startedAt' | 
 });
 
 /** Activities, built with their dependencies; the worker wires them once. */
-export function createActivities({ runner, store, config, heartbeatMs = 2000 }: ActivityDeps) {
+export function createActivities({ runner, store, describeJob, config, heartbeatMs = 500 }: ActivityDeps) {
   const grace = config.DRAFTSMAN_STOP_GRACE_SECONDS;
+  const diskPath = config.DRAFTSMAN_DISK_GUARD_PATH ?? config.DRAFTSMAN_DATA_DIR;
 
   /**
    * Runs one step to its end, exactly once across retries: a recorded outcome is
@@ -140,6 +151,18 @@ export function createActivities({ runner, store, config, heartbeatMs = 2000 }: 
       ctx.cancellationSignal.removeEventListener('abort', onCancel);
     }
 
+    // Stopped while no worker watched it (by the janitor, past its deadline): a timeout, not a failure.
+    const overran =
+      exit.exitCode !== 0 && exit.finishedAt !== null && exit.finishedAt.getTime() > startedAt + input.timeoutSeconds * 1000;
+    if (overran) {
+      await store.stepFinished(input.jobId, { ...record, status: 'timed_out', ...exit });
+      await runner.remove(ref);
+      throw ApplicationFailure.nonRetryable(
+        `step ${stepName} exceeded its ${input.timeoutSeconds} s time limit`,
+        FailureType.StepTimeout,
+        { step: stepName, seconds: input.timeoutSeconds },
+      );
+    }
     const outcome: StepOutcome = {
       ...record,
       status: exit.exitCode === 0 ? 'succeeded' : 'failed',
@@ -178,6 +201,57 @@ export function createActivities({ runner, store, config, heartbeatMs = 2000 }: 
         throw err;
       }
       return spec;
+    },
+
+    /**
+     * Starts the job unless the disk guard holds it back; then it stays queued
+     * with the reason recorded, and the workflow asks again later.
+     */
+    async startJob(input: { jobId: string; image: string }): Promise<{ started: true } | { started: false; reason: string }> {
+      const floorMb = config.DRAFTSMAN_MIN_FREE_DISK_MB;
+      if (floorMb > 0) {
+        const stats = await fs.promises.statfs(diskPath);
+        const freeMb = Math.floor((stats.bavail * stats.bsize) / (1024 * 1024));
+        if (freeMb < floorMb) {
+          const reason = `waiting for disk space: ${freeMb} MiB free at ${diskPath}, below the floor of ${floorMb} MiB`;
+          await store.recordWaiting(input.jobId, reason, 'waiting:disk');
+          return { started: false, reason };
+        }
+      }
+      await store.recordStarted(input.jobId, input.image);
+      return { started: true };
+    },
+
+    /**
+     * The janitor's pass: removes what ended or unknown jobs left behind and stops
+     * steps past their deadline, recording each action.
+     */
+    async sweep(): Promise<{ removed: string[]; stopped: string[] }> {
+      const resources = await runner.listManaged();
+      const ids = [...new Set(resources.map((r) => r.jobId))];
+      const ended = await store.endedJobs(ids);
+      const liveness = new Map<string, JobLiveness>();
+      for (const id of ids) {
+        if (ended.has(id)) liveness.set(id, 'ended');
+        else {
+          const wf = id ? await describeJob(id) : null;
+          liveness.set(id, wf === null ? 'unknown' : wf.running ? 'running' : 'ended');
+        }
+      }
+      const removed: string[] = [];
+      const stopped: string[] = [];
+      for (const a of planSweep(resources, liveness, Date.now() / 1000, grace + 5)) {
+        if (a.action === 'stop') {
+          await runner.stopManaged(a.resource, grace);
+          stopped.push(a.resource.name);
+        } else {
+          await runner.removeManaged(a.resource);
+          removed.push(a.resource.name);
+        }
+        await store.recordJanitorAction({ action: a.action, type: a.resource.type, name: a.resource.name, jobId: a.resource.jobId, reason: a.reason });
+        Context.current().heartbeat();
+      }
+      return { removed, stopped };
     },
 
     async prepareWorkspace(input: { jobId: string }): Promise<void> {

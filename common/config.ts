@@ -48,6 +48,12 @@ export const configSchema = z.object({
   DRAFTSMAN_EMBEDDED_PG_PORT: int(1, 65_535).default(54329),
   /** Port of the Temporal Web UI of the dev server that `npm start` runs. */
   DRAFTSMAN_TEMPORAL_UI_PORT: int(1, 65_535).default(8233),
+  /** A job does not start while the disk holding DRAFTSMAN_DISK_GUARD_PATH has less free space than this (MiB); 0 disables. */
+  DRAFTSMAN_MIN_FREE_DISK_MB: int(0, 1_000_000_000).default(1024),
+  /** Path whose file system the disk guard watches (where the engine keeps volumes). Default: the data folder. */
+  DRAFTSMAN_DISK_GUARD_PATH: z.string().min(1).optional(),
+  /** Interval of the janitor schedule, in seconds; 0 leaves the schedule out. */
+  DRAFTSMAN_JANITOR_INTERVAL_SECONDS: int(0, 86_400).default(300),
   /** Level of the worker's and the Temporal SDK's own log lines. */
   DRAFTSMAN_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Steps the worker runs at once. */

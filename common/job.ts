@@ -45,6 +45,8 @@ export interface JobView {
   steps: StepView[];
   loop: { iterations: number; converged: boolean } | null;
   error?: string;
+  /** Why a queued job has not started yet (for example, too little free disk). */
+  waiting?: string;
 }
 
 /** Job ids become container and volume names, so they keep to Docker's name alphabet. */

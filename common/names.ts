@@ -5,6 +5,8 @@
  */
 export const DEFAULT_TASK_QUEUE = 'draftsman';
 export const JOB_WORKFLOW_TYPE = 'jobWorkflow';
+export const JANITOR_WORKFLOW_TYPE = 'janitorWorkflow';
+export const JANITOR_SCHEDULE_ID = 'draftsman-janitor';
 
 export const CANCEL_SIGNAL = 'cancel';
 export const STATUS_QUERY = 'status';

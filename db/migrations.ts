@@ -52,6 +52,24 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 2,
+    name: 'waiting reason and janitor actions',
+    sql: `
+      ALTER TABLE jobs ADD COLUMN waiting text;
+
+      CREATE TABLE janitor_actions (
+        id      bigserial PRIMARY KEY,
+        at      timestamptz NOT NULL DEFAULT now(),
+        action  text NOT NULL,
+        type    text NOT NULL,
+        name    text NOT NULL,
+        job_id  text NOT NULL,
+        reason  text NOT NULL
+      );
+      CREATE INDEX janitor_actions_at_idx ON janitor_actions (at DESC);
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -40,7 +40,7 @@ export class DuplicateJobIdError extends Error {
 }
 
 const JOB_COLUMNS = `id, status, repo, commit, created_at, started_at, finished_at,
-  loop_iterations, loop_converged, error, (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop`;
+  loop_iterations, loop_converged, error, waiting, (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop`;
 const FINAL = FINAL_STATUSES as readonly string[];
 
 /**
@@ -79,23 +79,55 @@ export class JobStore {
     await this.event(jobId, 'created', 'created', {});
   }
 
-  /** The worker's acceptance of a job: marks it running (first time only). */
+  /** The worker's acceptance of a job's spec; the job stays queued until it starts. */
   async recordAccepted(jobId: string, runId: string, spec: ResolvedJobSpec): Promise<void> {
-    const { rows } = await this.pool.query<{ run_id: string | null; status: string }>(
-      `INSERT INTO jobs (id, run_id, status, repo, commit, spec, started_at)
-       VALUES ($1, $2, 'running', $3, $4, $5, now())
+    const { rows } = await this.pool.query<{ run_id: string | null }>(
+      `INSERT INTO jobs (id, run_id, status, repo, commit, spec) VALUES ($1, $2, 'queued', $3, $4, $5)
        ON CONFLICT (id) DO UPDATE SET
-         run_id = COALESCE(jobs.run_id, EXCLUDED.run_id),
-         status = CASE WHEN jobs.status = 'queued' THEN 'running' ELSE jobs.status END,
-         spec = EXCLUDED.spec,
-         started_at = COALESCE(jobs.started_at, now()),
-         updated_at = now()
-       RETURNING run_id, status`,
+         run_id = COALESCE(jobs.run_id, EXCLUDED.run_id), spec = EXCLUDED.spec, updated_at = now()
+       RETURNING run_id`,
       [jobId, runId, spec.repo, spec.commit, JSON.stringify(spec)],
     );
     if (rows[0]?.run_id !== runId) throw new DuplicateJobIdError(jobId);
     await this.event(jobId, 'created', 'created', {});
-    await this.event(jobId, 'started', 'started', { image: spec.image });
+  }
+
+  /** Marks the job running (first time only). */
+  async recordStarted(jobId: string, image: string): Promise<void> {
+    await this.pool.query(
+      `UPDATE jobs SET status = 'running', waiting = NULL, started_at = COALESCE(started_at, now()), updated_at = now()
+       WHERE id = $1 AND status = 'queued'`,
+      [jobId],
+    );
+    await this.event(jobId, 'started', 'started', { image });
+  }
+
+  /** Why a queued job cannot start yet; recorded once per distinct reason in the audit trail. */
+  async recordWaiting(jobId: string, reason: string, eventKey: string): Promise<void> {
+    await this.pool.query(`UPDATE jobs SET waiting = $2, updated_at = now() WHERE id = $1 AND status = 'queued'`, [
+      jobId,
+      reason,
+    ]);
+    await this.event(jobId, eventKey, 'waiting', { reason });
+  }
+
+  /** Jobs among `ids` whose status is final. */
+  async endedJobs(ids: readonly string[]): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      'SELECT id FROM jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[])',
+      [ids, FINAL],
+    );
+    return new Set(rows.map((r) => r.id));
+  }
+
+  async recordJanitorAction(a: { action: string; type: string; name: string; jobId: string; reason: string }) {
+    await this.pool.query('INSERT INTO janitor_actions (action, type, name, job_id, reason) VALUES ($1, $2, $3, $4, $5)', [
+      a.action,
+      a.type,
+      a.name,
+      a.jobId,
+      a.reason,
+    ]);
   }
 
   /** A job whose spec was refused by the worker (started through the SDK, not the API). */

@@ -13,6 +13,7 @@ export interface JobRow {
   loop_converged: boolean | null;
   has_loop: boolean;
   error: string | null;
+  waiting: string | null;
 }
 
 export interface StepRow {
@@ -53,5 +54,6 @@ export function jobView(row: JobRow, steps: StepRow[]): JobView {
     loop: row.has_loop ? { iterations: row.loop_iterations ?? 0, converged: row.loop_converged ?? false } : null,
   };
   if (row.error) view.error = row.error;
+  if (row.waiting && row.status === 'queued') view.waiting = row.waiting;
   return view;
 }

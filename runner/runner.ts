@@ -83,4 +83,22 @@ export interface Runner {
 
   /** Everything of the job that still exists (names), for tests and sweepers. */
   listJobResources(jobId: string): Promise<{ steps: string[]; workspaces: string[] }>;
+
+  /** Every step and workspace Draftsman created on this backend, for the janitor. */
+  listManaged(): Promise<ManagedResource[]>;
+
+  /** Stops a listed step as `cancel` does, leaving it for its worker to record. Succeeds if it is gone. */
+  stopManaged(resource: ManagedResource, graceSeconds: number): Promise<void>;
+
+  /** Removes a listed step (killing it) or workspace. Succeeds if it is gone. */
+  removeManaged(resource: ManagedResource): Promise<void>;
+}
+
+export interface ManagedResource {
+  type: 'step' | 'workspace';
+  name: string;
+  jobId: string;
+  /** Steps only: whether the step still runs, and the Unix time (s) its budget ends. */
+  running?: boolean;
+  deadline?: number;
 }

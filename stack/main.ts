@@ -11,7 +11,7 @@ import { createApp } from '../api/app';
 import { JobsClient } from '../client/jobs';
 import { loadConfig } from '../common/config';
 import { JobStore } from '../db/store';
-import { createWorker, dockerRunnerFromConfig, installRuntime } from '../worker/worker';
+import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, installRuntime } from '../worker/worker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer, temporalCliPath, waitForPort } from './temporal';
 
@@ -58,6 +58,7 @@ async function main(): Promise<void> {
 
   say('bundling workflows and starting the worker');
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  await ensureJanitorSchedule(nativeConnection, config);
   const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config), connection: nativeConnection });
   const workerDone = worker.run();
 

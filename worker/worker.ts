@@ -1,15 +1,24 @@
-import { DefaultLogger, type LogLevel, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
+import { Client, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import {
+  DefaultLogger,
+  type LogLevel,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type WorkflowBundleOption,
+} from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createActivities } from '../activities';
+import { JobsClient } from '../client/jobs';
 import type { Config } from '../common/config';
+import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE } from '../common/names';
 import type { JobStore } from '../db/store';
 import { DockerRunner } from '../runner/docker/docker-runner';
 import type { Runner } from '../runner/runner';
 
 export function dockerRunnerFromConfig(config: Config, docker = new Docker()): DockerRunner {
-  const [uid, gid] = config.DRAFTSMAN_STEP_USER.split(':');
   return new DockerRunner(docker, {
-    user: `${uid}:${gid}`,
+    user: config.DRAFTSMAN_STEP_USER,
     memoryMb: config.DRAFTSMAN_STEP_MEMORY_MB,
     cpus: config.DRAFTSMAN_STEP_CPUS,
     pidsLimit: config.DRAFTSMAN_STEP_PIDS_LIMIT,
@@ -37,14 +46,57 @@ export interface WorkerDeps {
 }
 
 export async function createWorker({ config, store, runner, connection, workflowBundle }: WorkerDeps): Promise<Worker> {
+  const jobs = new JobsClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), {
+    taskQueue: config.DRAFTSMAN_TASK_QUEUE,
+  });
   return Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
     ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ runner, store, config }),
+    activities: createActivities({ runner, store, config, describeJob: (id) => jobs.describe(id) }),
     maxConcurrentActivityTaskExecutions: config.DRAFTSMAN_MAX_CONCURRENT_STEPS,
-    // Steps in flight are left to be re-attached by the next worker instead of being killed.
+    // A cancel reaches a running step with the answer to its next heartbeat, so
+    // heartbeats are sent often rather than throttled to most of the timeout.
+    maxHeartbeatThrottleInterval: '500ms',
+    // Steps in flight are left running, to be re-attached by the next worker, not killed.
     shutdownGraceTime: '5s',
   });
+}
+
+/**
+ * Creates the janitor's schedule, or updates its interval if it exists. Every
+ * worker calls this at start-up; the schedule id makes it one schedule per
+ * namespace and task queue.
+ */
+export async function ensureJanitorSchedule(connection: NativeConnection, config: Config): Promise<void> {
+  const every = config.DRAFTSMAN_JANITOR_INTERVAL_SECONDS;
+  if (every === 0) return;
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const scheduleId = janitorScheduleId(config);
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: JANITOR_WORKFLOW_TYPE,
+    workflowId: scheduleId,
+    taskQueue: config.DRAFTSMAN_TASK_QUEUE,
+  };
+  try {
+    await client.schedule.create({
+      scheduleId,
+      spec: { intervals: [{ every: `${every}s` }] },
+      action,
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+    });
+  } catch (err) {
+    if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await client.schedule.getHandle(scheduleId).update((s) => ({
+      ...s,
+      spec: { intervals: [{ every: `${every}s` }] },
+      action,
+    }));
+  }
+}
+
+export function janitorScheduleId(config: Pick<Config, 'DRAFTSMAN_TASK_QUEUE'>): string {
+  return config.DRAFTSMAN_TASK_QUEUE === DEFAULT_TASK_QUEUE ? JANITOR_SCHEDULE_ID : `${JANITOR_SCHEDULE_ID}-${config.DRAFTSMAN_TASK_QUEUE}`;
 }

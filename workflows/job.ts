@@ -26,6 +26,7 @@ const bookkeeping = proxyActivities<Activities>({
 
 /** A lost worker is noticed within the heartbeat timeout and the step re-attached by the next one. */
 const STEP_HEARTBEAT_TIMEOUT = '10s';
+const DISK_RECHECK = '15s';
 /** Room past the step's own limit for stopping its container and recording the outcome. */
 const STEP_SLACK_SECONDS = 60;
 
@@ -80,20 +81,16 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     view.finishedAt = new Date().toISOString();
     throw err;
   }
-  view.status = 'running';
   view.repo = spec.repo;
   view.commit = spec.commit;
-  view.startedAt = new Date().toISOString();
   view.loop = spec.loop ? { iterations: 0, converged: false } : null;
 
   const steps = stepActivities(spec.timeouts.stepSeconds);
   let seq = 0;
-  let current: StepView | null = null;
 
   async function step(kind: StepKind, index: number, run: (seq: number) => Promise<StepResult>): Promise<number> {
     const s: StepView = { kind, index, status: 'running', exitCode: null, startedAt: null, finishedAt: null };
     view.steps.push(s);
-    current = s;
     try {
       const r = await run(seq++);
       s.status = r.exitCode === 0 ? 'succeeded' : 'failed';
@@ -104,8 +101,6 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     } catch (err) {
       s.status = isStepTimeout(err) ? 'timed_out' : isCancellation(err) ? 'cancelled' : 'failed';
       throw err;
-    } finally {
-      current = null;
     }
   }
 
@@ -124,6 +119,16 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     );
 
   async function phases(): Promise<void> {
+    // The disk guard may hold the job back; it stays queued, saying why, and asks again.
+    for (;;) {
+      const start = await bookkeeping.startJob({ jobId, image: spec.image });
+      if (start.started) break;
+      view.waiting = start.reason;
+      await sleep(DISK_RECHECK);
+    }
+    delete view.waiting;
+    view.status = 'running';
+    view.startedAt = new Date().toISOString();
     await bookkeeping.prepareWorkspace({ jobId });
     const cloned = await step('clone', 0, (n) =>
       steps.cloneRepository({
@@ -195,7 +200,8 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     jobTimer.cancel();
   }
 
-  const interrupted = current as StepView | null;
+  // The step that was running when the job was cancelled or timed out, if any.
+  const interrupted = view.steps.find((s) => s.status === 'cancelled' || s.status === 'timed_out') ?? null;
   const error =
     status === 'succeeded'
       ? undefined
@@ -205,14 +211,14 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
 
   view.status = status;
   if (error) view.error = error;
+  delete view.waiting;
   await CancellationScope.nonCancellable(async () => {
-    const e = ending.by;
-    if (e) {
+    if (status === 'cancelled' || status === 'timed_out') {
       await bookkeeping.recordEvent({
         jobId,
-        key: e.status,
-        type: e.status === 'cancelled' ? 'cancel_requested' : 'timed_out',
-        data: { reason: e.reason, step: interrupted ? `${interrupted.kind}-${interrupted.index}` : null },
+        key: status,
+        type: status,
+        data: { reason: error ?? null, step: interrupted ? `${interrupted.kind}-${interrupted.index}` : null },
       });
     }
     // Cleanup first: the job is not finished until its containers and workspace are gone.

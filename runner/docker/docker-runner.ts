@@ -1,7 +1,7 @@
 import Docker from 'dockerode';
 import { ImageNotFoundError, RunnerError } from '../../common/errors';
-import { LABEL_JOB } from '../../common/names';
-import type { Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
+import { LABEL_DEADLINE, LABEL_JOB, LABEL_MANAGED } from '../../common/names';
+import type { ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 import { type ContainerPolicy, containerName, containerOptions, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
 
@@ -152,6 +152,55 @@ export class DockerRunner implements Runner {
     } catch (err) {
       throw new RunnerError(`listing resources of job ${jobId} failed`, err);
     }
+  }
+
+  async listManaged(): Promise<ManagedResource[]> {
+    const filters = JSON.stringify({ label: [`${LABEL_MANAGED}=true`] });
+    try {
+      const [containers, volumes] = await Promise.all([
+        this.docker.listContainers({ all: true, filters }),
+        this.docker.listVolumes({ filters }),
+      ]);
+      return [
+        ...containers.map((c): ManagedResource => ({
+          type: 'step',
+          name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+          jobId: c.Labels[LABEL_JOB] ?? '',
+          running: c.State === 'running',
+          deadline: Number(c.Labels[LABEL_DEADLINE]) || undefined,
+        })),
+        ...(volumes.Volumes ?? []).map(
+          (v): ManagedResource => ({ type: 'workspace', name: v.Name, jobId: v.Labels?.[LABEL_JOB] ?? '' }),
+        ),
+      ];
+    } catch (err) {
+      throw new RunnerError('listing Draftsman containers and volumes failed', err);
+    }
+  }
+
+  async stopManaged(resource: ManagedResource, graceSeconds: number): Promise<void> {
+    if (resource.type !== 'step') return;
+    try {
+      await this.docker.getContainer(resource.name).stop({ t: graceSeconds });
+    } catch (err) {
+      if (statusOf(err) === 304 || isGone(err)) return;
+      throw new RunnerError(`stopping ${resource.name} failed`, err);
+    }
+  }
+
+  async removeManaged(resource: ManagedResource): Promise<void> {
+    if (resource.type === 'step') return this.removeContainer(resource.name);
+    try {
+      await this.docker.getVolume(resource.name).remove();
+    } catch (err) {
+      if (isGone(err)) return;
+      throw new RunnerError(`removing volume ${resource.name} failed`, err);
+    }
+  }
+
+  /** Only creates the step's container (as a worker that dies before starting it would leave it). */
+  async createOnly(step: StepRequest): Promise<void> {
+    await this.docker.createContainer(containerOptions(step, this.policy, new Date()));
   }
 
   private async removeContainer(name: string): Promise<void> {

@@ -1,0 +1,175 @@
+import type { JobView } from '../../common/job';
+import { createWorker } from '../../worker/worker';
+import { type GitFixture, startGitFixture } from './git-fixture';
+import { sleep, startSilentServer, waitForStep } from './helpers';
+import { leftovers, startTestStack, type TestStack } from './stack';
+import { NativeConnection } from '@temporalio/worker';
+import { JobsClient } from '../../client/jobs';
+import path from 'node:path';
+import { TEST_DATA_DIR } from './env';
+
+// Stop grace is 2 s in these tests (DRAFTSMAN_STOP_GRACE_SECONDS).
+let stack: TestStack;
+let repo: GitFixture;
+
+beforeAll(async () => {
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host' }), startGitFixture(1)]);
+});
+afterAll(async () => {
+  await Promise.allSettled([stack?.stop(), repo?.stop()]);
+});
+
+interface AuditEvent {
+  type: string;
+  data: Record<string, unknown>;
+}
+
+async function submit(spec: Record<string, unknown>): Promise<string> {
+  const res = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, ...spec });
+  expect(res.status).toBe(202);
+  return res.body.id;
+}
+
+async function ended(id: string): Promise<{ job: JobView; events: AuditEvent[] }> {
+  const job = await stack.waitForEnd(id);
+  const { body } = await stack.api<{ events: AuditEvent[] }>('GET', `/v1/jobs/${id}/events`);
+  expect(await leftovers(stack.docker, id)).toEqual([]);
+  return { job, events: body.events };
+}
+
+const step = (job: JobView, name: string) => job.steps.find((s) => `${s.kind}-${s.index}` === name);
+
+// A step that answers SIGTERM by exiting 42: its exit code proves TERM arrived before any KILL.
+const TRAPS_TERM = 'trap "exit 42" TERM; sleep 300 & wait';
+
+test('cancel through the API during setup: SIGTERM reaches the step, the job ends cancelled with reason and step', async () => {
+  const id = await submit({ setup: [TRAPS_TERM], validate: ['true'] });
+  await waitForStep(stack.store, id, 'setup-0');
+  await sleep(500); // the shell has installed its trap
+
+  const first = await stack.api('POST', `/v1/jobs/${id}/cancel`, { reason: 'no longer needed' });
+  const second = await stack.api('POST', `/v1/jobs/${id}/cancel`, { reason: 'again' });
+  expect(first.status).toBe(202);
+  expect([202, 409]).toContain(second.status); // a second cancel is harmless
+
+  const { job, events } = await ended(id);
+  expect(job.status).toBe('cancelled');
+  expect(job.error).toMatch(/no longer needed.*setup-0/);
+  expect(step(job, 'setup-0')).toMatchObject({ status: 'cancelled', exitCode: 42 });
+  expect(job.steps.map((s) => s.kind)).not.toContain('validate');
+  const cancelled = events.find((e) => e.type === 'cancelled');
+  expect(cancelled?.data).toMatchObject({ step: 'setup-0' });
+  expect(String(cancelled?.data.reason)).toContain('no longer needed');
+  expect(events.filter((e) => e.type === 'cancelled')).toHaveLength(1);
+
+  expect((await stack.api('POST', `/v1/jobs/${id}/cancel`, {})).status).toBe(409);
+  expect((await stack.api('POST', '/v1/jobs/job-unknown/cancel', {})).status).toBe(404);
+});
+
+test('a step that ignores SIGTERM is killed after the grace period', async () => {
+  const id = await submit({ setup: ['trap "" TERM; while :; do sleep 1; done'] });
+  await waitForStep(stack.store, id, 'setup-0');
+  await sleep(500);
+  const cancelledAt = Date.now();
+  await stack.jobs.cancel(id, 'by signal');
+  const { job } = await ended(id);
+  expect(job.status).toBe('cancelled');
+  const s = step(job, 'setup-0')!;
+  expect(s).toMatchObject({ status: 'cancelled', exitCode: 137 });
+  expect(Date.parse(s.finishedAt!) - cancelledAt).toBeGreaterThanOrEqual(1500);
+});
+
+test("Temporal's own workflow cancellation during a loop iteration cancels the job the same way", async () => {
+  const id = await submit({ loop: { command: TRAPS_TERM, maxIterations: 3 }, validate: ['true'] });
+  await waitForStep(stack.store, id, 'loop-1');
+  await sleep(500);
+  await stack.client.workflow.getHandle(id).cancel();
+  const { job, events } = await ended(id);
+  expect(job.status).toBe('cancelled');
+  expect(step(job, 'loop-1')).toMatchObject({ status: 'cancelled', exitCode: 42 });
+  expect(events.find((e) => e.type === 'cancelled')?.data).toMatchObject({ step: 'loop-1' });
+});
+
+test('cancel between and during fast loop iterations', async () => {
+  const id = await submit({ loop: { command: 'true', until: 'false', maxIterations: 1000 } });
+  await waitForStep(stack.store, id, 'until-2', 'failed');
+  await stack.jobs.cancel(id);
+  const { job } = await ended(id);
+  expect(job.status).toBe('cancelled');
+  expect(job.loop!.iterations).toBeGreaterThanOrEqual(2);
+  expect(job.loop!.iterations).toBeLessThan(1000);
+});
+
+test('cancel during validate', async () => {
+  const id = await submit({ validate: ['true', TRAPS_TERM, 'true'] });
+  await waitForStep(stack.store, id, 'validate-1');
+  await sleep(500);
+  await stack.jobs.cancel(id);
+  const { job } = await ended(id);
+  expect(job.status).toBe('cancelled');
+  expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual([
+    'clone-0:succeeded',
+    'validate-0:succeeded',
+    'validate-1:cancelled',
+  ]);
+});
+
+test('cancel during a clone that hangs', async () => {
+  const silent = await startSilentServer();
+  try {
+    const id = await submit({ repo: silent.url, validate: ['true'] });
+    await waitForStep(stack.store, id, 'clone-0');
+    await stack.jobs.cancel(id, 'clone hangs');
+    const { job } = await ended(id);
+    expect(job.status).toBe('cancelled');
+    expect(step(job, 'clone-0')?.status).toBe('cancelled');
+  } finally {
+    await silent.stop();
+  }
+});
+
+test('cancel while queued: no step runs once a worker picks the job up', async () => {
+  // A task queue no worker polls yet: the job stays queued.
+  const taskQueue = `${stack.config.DRAFTSMAN_TASK_QUEUE}-queued`;
+  const jobs = new JobsClient(stack.client, { taskQueue });
+  const { id } = await jobs.start({ repo: repo.url, commit: repo.head, validate: ['true'] });
+  expect((await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body.status).toBe('queued');
+  expect((await stack.api('POST', `/v1/jobs/${id}/cancel`, { reason: 'before start' })).status).toBe(202);
+
+  const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+  const worker = await createWorker({
+    config: { ...stack.config, DRAFTSMAN_TASK_QUEUE: taskQueue },
+    store: stack.store,
+    runner: stack.runner,
+    connection,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+  });
+  try {
+    const { job } = await worker.runUntil(ended(id));
+    expect(job.status).toBe('cancelled');
+    expect(job.steps).toEqual([]);
+    expect(job.error).toContain('before start');
+  } finally {
+    await connection.close();
+  }
+});
+
+test('a step past stepSeconds is stopped and the job ends timed_out naming the step', async () => {
+  const id = await submit({ setup: [TRAPS_TERM], validate: ['true'], timeouts: { stepSeconds: 2 } });
+  const { job, events } = await ended(id);
+  expect(job.status).toBe('timed_out');
+  expect(job.error).toMatch(/setup-0.*2 s/);
+  expect(step(job, 'setup-0')).toMatchObject({ status: 'timed_out', exitCode: 42 });
+  expect(job.steps.map((s) => s.kind)).not.toContain('validate');
+  expect(events.find((e) => e.type === 'timed_out')?.data).toMatchObject({ step: 'setup-0' });
+});
+
+test('a job past jobSeconds ends timed_out inside the workflow, and cleanup still runs', async () => {
+  const id = await submit({ loop: { command: 'sleep 1', until: 'false', maxIterations: 1000 }, timeouts: { jobSeconds: 4 } });
+  const { job, events } = await ended(id);
+  expect(job.status).toBe('timed_out');
+  expect(job.error).toMatch(/job exceeded its 4 s time limit/);
+  expect(events.map((e) => e.type)).toContain('cleaned_up');
+  const description = await stack.client.workflow.getHandle(id).describe();
+  expect(description.status.name).toBe('FAILED');
+});
