@@ -100,7 +100,9 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
     const ctx = Context.current();
     const state = await runner.status(ref);
     // The budget counts from the container's own start, so a re-attached step gets no extra time.
-    const startedAt = state.state === 'running' ? state.startedAt.getTime() : Date.now();
+    const startedAt =
+      (state.state === 'running' ? state.startedAt : state.state === 'exited' ? state.exit.startedAt : null)?.getTime() ??
+      Date.now();
     const remainingMs = Math.max(0, startedAt + input.timeoutSeconds * 1000 - Date.now());
 
     const abort = new AbortController();

@@ -54,6 +54,8 @@ export const configSchema = z.object({
   DRAFTSMAN_DISK_GUARD_PATH: z.string().min(1).optional(),
   /** Interval of the janitor schedule, in seconds; 0 leaves the schedule out. */
   DRAFTSMAN_JANITOR_INTERVAL_SECONDS: int(0, 86_400).default(300),
+  /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js); unset: bundled at start-up. */
+  DRAFTSMAN_WORKFLOW_BUNDLE: z.string().min(1).optional(),
   /** Level of the worker's and the Temporal SDK's own log lines. */
   DRAFTSMAN_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Steps the worker runs at once. */

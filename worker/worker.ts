@@ -46,6 +46,7 @@ export interface WorkerDeps {
 }
 
 export async function createWorker({ config, store, runner, connection, workflowBundle }: WorkerDeps): Promise<Worker> {
+  const bundle = workflowBundle ?? (config.DRAFTSMAN_WORKFLOW_BUNDLE ? { codePath: config.DRAFTSMAN_WORKFLOW_BUNDLE } : undefined);
   const jobs = new JobsClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), {
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
   });
@@ -53,7 +54,7 @@ export async function createWorker({ config, store, runner, connection, workflow
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
-    ...(workflowBundle ? { workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: createActivities({ runner, store, config, describeJob: (id) => jobs.describe(id) }),
     maxConcurrentActivityTaskExecutions: config.DRAFTSMAN_MAX_CONCURRENT_STEPS,
     // A cancel reaches a running step with the answer to its next heartbeat, so

@@ -1,7 +1,7 @@
 import type { JobView } from '../../common/job';
 import { createWorker } from '../../worker/worker';
 import { type GitFixture, startGitFixture } from './git-fixture';
-import { sleep, startSilentServer, waitForStep } from './helpers';
+import { sleep, startSilentServer, waitForContainer, waitForStep } from './helpers';
 import { leftovers, startTestStack, type TestStack } from './stack';
 import { NativeConnection } from '@temporalio/worker';
 import { JobsClient } from '../../client/jobs';
@@ -44,7 +44,7 @@ const TRAPS_TERM = 'trap "exit 42" TERM; sleep 300 & wait';
 
 test('cancel through the API during setup: SIGTERM reaches the step, the job ends cancelled with reason and step', async () => {
   const id = await submit({ setup: [TRAPS_TERM], validate: ['true'] });
-  await waitForStep(stack.store, id, 'setup-0');
+  await waitForContainer(stack.runner, { jobId: id, kind: 'setup', index: 0 });
   await sleep(500); // the shell has installed its trap
 
   const first = await stack.api('POST', `/v1/jobs/${id}/cancel`, { reason: 'no longer needed' });
@@ -68,7 +68,7 @@ test('cancel through the API during setup: SIGTERM reaches the step, the job end
 
 test('a step that ignores SIGTERM is killed after the grace period', async () => {
   const id = await submit({ setup: ['trap "" TERM; while :; do sleep 1; done'] });
-  await waitForStep(stack.store, id, 'setup-0');
+  await waitForContainer(stack.runner, { jobId: id, kind: 'setup', index: 0 });
   await sleep(500);
   const cancelledAt = Date.now();
   await stack.jobs.cancel(id, 'by signal');
@@ -81,7 +81,7 @@ test('a step that ignores SIGTERM is killed after the grace period', async () =>
 
 test("Temporal's own workflow cancellation during a loop iteration cancels the job the same way", async () => {
   const id = await submit({ loop: { command: TRAPS_TERM, maxIterations: 3 }, validate: ['true'] });
-  await waitForStep(stack.store, id, 'loop-1');
+  await waitForContainer(stack.runner, { jobId: id, kind: 'loop', index: 1 });
   await sleep(500);
   await stack.client.workflow.getHandle(id).cancel();
   const { job, events } = await ended(id);
@@ -102,7 +102,7 @@ test('cancel between and during fast loop iterations', async () => {
 
 test('cancel during validate', async () => {
   const id = await submit({ validate: ['true', TRAPS_TERM, 'true'] });
-  await waitForStep(stack.store, id, 'validate-1');
+  await waitForContainer(stack.runner, { jobId: id, kind: 'validate', index: 1 });
   await sleep(500);
   await stack.jobs.cancel(id);
   const { job } = await ended(id);

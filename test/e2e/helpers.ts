@@ -1,5 +1,6 @@
 import net from 'node:net';
 import type { JobStore } from '../../db/store';
+import type { Runner, StepRef } from '../../runner/runner';
 
 /** Polls the audit trail until the step has a row with the given status. */
 export async function waitForStep(
@@ -14,6 +15,15 @@ export async function waitForStep(
     const job = await store.getJob(jobId);
     if (job?.steps.some((s) => `${s.kind}-${s.index}` === step && s.status === status)) return;
     if (Date.now() > deadline) throw new Error(`step ${step} of ${jobId} never reached ${status}: ${JSON.stringify(job)}`);
+    await sleep(50);
+  }
+}
+
+/** Polls the engine until the step's container runs (the audit row comes just before it starts). */
+export async function waitForContainer(runner: Runner, ref: StepRef, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await runner.status(ref)).state !== 'running') {
+    if (Date.now() > deadline) throw new Error(`container of ${JSON.stringify(ref)} never ran`);
     await sleep(50);
   }
 }

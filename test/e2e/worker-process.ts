@@ -1,0 +1,52 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import path from 'node:path';
+import { TEST_DATA_DIR } from './env';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+/** Compiles the sources once so that a worker can run as its own process (dist/worker/main.js). */
+export function buildDist(): void {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves with the exit code or signal. */
+  exited: Promise<number | string | null>;
+}
+
+/** Starts `node dist/worker/main.js` and resolves once it polls its task queue. */
+export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, ['dist/worker/main.js'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      DRAFTSMAN_WORKFLOW_BUNDLE: path.join(TEST_DATA_DIR, 'workflow-bundle.js'),
+      DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
+      DRAFTSMAN_LOG_LEVEL: 'WARN',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal)),
+  );
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker not ready:\n${output}`)), 60_000);
+    child.stdout!.on('data', () => {
+      if (output.includes('polling task queue')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`worker exited (${code}):\n${output}`));
+    });
+  });
+  return { child, output: () => output, exited };
+}
