@@ -43,7 +43,9 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   const bin = postgresBinDir();
   const dir = path.resolve(opts.dir);
   const who = serverIdentity();
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Parents stay traversable by the server's user; only the data folder itself is private.
+  fs.mkdirSync(path.dirname(dir), { recursive: true });
+  if (!fs.existsSync(dir)) fs.mkdirSync(dir, { mode: 0o700 });
   if (who) fs.chownSync(dir, who.uid, who.gid);
 
   if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {

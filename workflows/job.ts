@@ -25,8 +25,8 @@ const bookkeeping = proxyActivities<Activities>({
 });
 
 /** A lost worker is noticed within the heartbeat timeout and the step re-attached by the next one. */
-const STEP_HEARTBEAT_TIMEOUT = '10s';
-const DISK_RECHECK = '15s';
+const STEP_HEARTBEAT_TIMEOUT = '5s';
+const DISK_RECHECK = '10s';
 /** Room past the step's own limit for stopping its container and recording the outcome. */
 const STEP_SLACK_SECONDS = 60;
 

@@ -83,7 +83,8 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
       .catch(() => undefined);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const job = await store.getJob(jobId);
+      // Tolerates a database that is restarting under the test.
+      const job = await store.getJob(jobId).catch(() => null);
       if (job?.finishedAt) return job;
       if (Date.now() > deadline) throw new Error(`job ${jobId} did not end: ${JSON.stringify(job)}`);
       await new Promise((r) => setTimeout(r, 100));

@@ -1,7 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import type { JobView } from '../../common/job';
+import { JANITOR_SCHEDULE_ID } from '../../common/names';
 import { freePort, TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 
@@ -69,6 +71,15 @@ test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and 
   try {
     const health = await fetch(`${apiUrl}/health`);
     expect(health.status).toBe(200);
+    // The worker's start-up registered the janitor's schedule.
+    const connection = await Connection.connect({ address: env.TEMPORAL_ADDRESS });
+    try {
+      const schedule = await new Client({ connection }).schedule.getHandle(JANITOR_SCHEDULE_ID).describe();
+      expect(schedule.spec.intervals?.[0]?.every).toBe(300_000);
+      expect(schedule.action).toMatchObject({ type: 'startWorkflow', workflowType: 'janitorWorkflow' });
+    } finally {
+      await connection.close();
+    }
     const res = await fetch(`${apiUrl}/v1/jobs`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
