@@ -109,7 +109,8 @@ test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and 
     }
     expect(stackProcesses()).toEqual([]);
   } finally {
-    if (first.child.exitCode === null) first.child.kill('SIGKILL');
+    // On a failed assertion, stop the stack as a user would, so that it takes its servers with it.
+    if (first.child.exitCode === null) await stop(first.child);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });
