@@ -5,7 +5,7 @@ import type { Config } from '../common/config';
 import { ImageNotFoundError, isInvalidJobSpecError } from '../common/errors';
 import type { JobStatus, ResolvedJobSpec, StepKind } from '../common/job';
 import { FailureType } from '../common/names';
-import { resolveJobSpec } from '../common/spec';
+import { resolveJobSpec, specDefaults } from '../common/spec';
 import type { JobStore, StepOutcome } from '../db/store';
 import { DuplicateJobIdError } from '../db/store';
 import type { Runner, StepExit, StepRef } from '../runner/runner';
@@ -186,11 +186,7 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
     async acceptJob(input: { jobId: string; runId: string; spec: unknown }): Promise<ResolvedJobSpec> {
       let spec: ResolvedJobSpec;
       try {
-        spec = resolveJobSpec(input.spec, {
-          image: config.DRAFTSMAN_DEFAULT_IMAGE,
-          stepSeconds: config.DRAFTSMAN_STEP_TIMEOUT_SECONDS,
-          jobSeconds: config.DRAFTSMAN_JOB_TIMEOUT_SECONDS,
-        });
+        spec = resolveJobSpec(input.spec, specDefaults(config));
       } catch (err) {
         if (!isInvalidJobSpecError(err)) throw err;
         await store.recordRejected(input.jobId, input.runId, err.message);

@@ -3,7 +3,7 @@ import type { JobsClient } from '../client/jobs';
 import type { Config } from '../common/config';
 import { isInvalidJobSpecError } from '../common/errors';
 import { FINAL_STATUSES, JOB_ID_PATTERN, JOB_STATUSES, type JobStatus, type JobView } from '../common/job';
-import { resolveJobSpec } from '../common/spec';
+import { resolveJobSpec, specDefaults } from '../common/spec';
 import type { JobStore } from '../db/store';
 import { HttpError } from './errors';
 
@@ -47,11 +47,7 @@ export function createApp({ store, jobs, config, log = () => undefined }: ApiDep
   app.post('/v1/jobs', requireJson, json, async (req, res) => {
     let spec;
     try {
-      spec = resolveJobSpec(req.body, {
-        image: config.DRAFTSMAN_DEFAULT_IMAGE,
-        stepSeconds: config.DRAFTSMAN_STEP_TIMEOUT_SECONDS,
-        jobSeconds: config.DRAFTSMAN_JOB_TIMEOUT_SECONDS,
-      });
+      spec = resolveJobSpec(req.body, specDefaults(config));
     } catch (err) {
       if (isInvalidJobSpecError(err)) throw new HttpError(400, 'invalid_spec', err.message, err.field);
       throw err;

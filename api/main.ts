@@ -1,24 +1,15 @@
-import { Client, Connection } from '@temporalio/client';
-import { JobsClient } from '../client/jobs';
+import { Connection } from '@temporalio/client';
 import { loadConfig, requireDatabaseUrl } from '../common/config';
 import { JobStore } from '../db/store';
-import { createApp } from './app';
+import { listenApi } from './server';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const store = JobStore.connect(requireDatabaseUrl(config));
   await store.migrate();
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const app = createApp({
-    store,
-    jobs: new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE }),
-    config,
-    log: (line) => console.error(line),
-  });
-  const server = app.listen(config.PORT, config.DRAFTSMAN_API_HOST, () => {
-    console.log(`draftsman API on http://${config.DRAFTSMAN_API_HOST}:${config.PORT}`);
-  });
+  const { server, url } = await listenApi(config, store, connection);
+  console.log(`draftsman API on ${url}`);
   const stop = () => {
     server.close(() => {
       void Promise.allSettled([connection.close(), store.close()]).then(() => process.exit(0));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Config } from './config';
 import { InvalidJobSpecError } from './errors';
 import type { ResolvedJobSpec } from './job';
 
@@ -84,6 +85,17 @@ export interface SpecDefaults {
   image: string;
   stepSeconds: number;
   jobSeconds: number;
+}
+
+/** The operator's defaults for a spec, from configuration. */
+export function specDefaults(
+  config: Pick<Config, 'DRAFTSMAN_DEFAULT_IMAGE' | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS' | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'>,
+): SpecDefaults {
+  return {
+    image: config.DRAFTSMAN_DEFAULT_IMAGE,
+    stepSeconds: config.DRAFTSMAN_STEP_TIMEOUT_SECONDS,
+    jobSeconds: config.DRAFTSMAN_JOB_TIMEOUT_SECONDS,
+  };
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

@@ -5,10 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { createApp } from '../api/app';
-import { JobsClient } from '../client/jobs';
+import { listenApi } from '../api/server';
 import { loadConfig } from '../common/config';
 import { JobStore } from '../db/store';
 import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, installRuntime } from '../worker/worker';
@@ -63,21 +62,10 @@ async function main(): Promise<void> {
   const workerDone = worker.run();
 
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const app = createApp({
-    store,
-    jobs: new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE }),
-    config,
-    log: (line) => console.error(line),
-  });
-  const server = await new Promise<ReturnType<typeof app.listen>>((resolve, reject) => {
-    const s = app.listen(config.PORT, config.DRAFTSMAN_API_HOST, () => resolve(s));
-    s.once('error', reject);
-  });
+  const { server, url: apiUrl } = await listenApi(config, store, connection);
 
-  const apiPort = (server.address() as { port: number }).port;
   say('ready');
-  say(`  API            http://${config.DRAFTSMAN_API_HOST}:${apiPort}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);
+  say(`  API            ${apiUrl}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);
   say(`  Temporal       ${config.TEMPORAL_ADDRESS}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.DRAFTSMAN_TASK_QUEUE}`);
   say(`  Temporal UI    ${uiUrl}`);
   say(`  PostgreSQL     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);

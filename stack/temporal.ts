@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { projectRoot } from './paths';
 
 export interface DevServer {
   address: string;
@@ -16,10 +17,7 @@ export interface DevServer {
  */
 export function temporalCliPath(dataDir: string): string {
   if (process.env.TEMPORAL_CLI) return process.env.TEMPORAL_CLI;
-  const candidates = [path.join(dataDir, 'bin', 'temporal')];
-  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    candidates.push(path.join(dir, 'data', 'bin', 'temporal'));
-  }
+  const candidates = [path.join(dataDir, 'bin', 'temporal'), path.join(projectRoot(), 'data', 'bin', 'temporal')];
   return candidates.find((c) => fs.existsSync(c)) ?? 'temporal';
 }
 

@@ -1,7 +1,8 @@
 import net from 'node:net';
 import path from 'node:path';
+import { projectRoot } from '../../stack/paths';
 
-export const TEST_DATA_DIR = path.resolve('data', 'test');
+export const TEST_DATA_DIR = path.join(projectRoot(), 'data', 'test');
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { waitForPort } from '../../stack/temporal';
+import { killOnExit, waitForPort } from '../../stack/temporal';
 import { freePort } from './env';
 
 export interface GitFixture {
@@ -49,6 +49,7 @@ export async function startGitFixture(count = 3): Promise<GitFixture> {
     ['daemon', '--reuseaddr', '--export-all', `--base-path=${root}`, '--listen=127.0.0.1', `--port=${port}`, root],
     { stdio: 'ignore' },
   );
+  killOnExit(daemon, 'SIGTERM');
   await waitForPort(port, '127.0.0.1', 10_000);
   return {
     url: `git://127.0.0.1:${port}/repo.git`,

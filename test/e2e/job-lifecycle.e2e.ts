@@ -147,3 +147,11 @@ test('an invalid spec started through the SDK fails the job with the reason reco
   expect(job.status).toBe('failed');
   expect(job.error).toMatch(/commit/);
 });
+
+test('an image the engine does not have fails the job with a clear error, without retrying forever', async () => {
+  const id = await submit({ commit: repo.head, image: 'draftsman-no-such-image:1', validate: ['true'] });
+  const job = await finished(id);
+  expect(job.status).toBe('failed');
+  expect(job.error).toMatch(/image draftsman-no-such-image:1 is not present/);
+  expect(await leftovers(stack.docker, id)).toEqual([]);
+});

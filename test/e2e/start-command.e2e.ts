@@ -4,12 +4,13 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { JobView } from '../../common/job';
 import { JANITOR_SCHEDULE_ID } from '../../common/names';
+import { projectRoot } from '../../stack/paths';
 import { freePort, TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 
 // The run command's own entry point (`npm start` runs it after the set-up script),
 // started as a user would, with its embedded Temporal dev server and PostgreSQL.
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = projectRoot();
 let repo: GitFixture;
 let dataDir: string;
 let env: NodeJS.ProcessEnv;

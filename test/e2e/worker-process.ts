@@ -1,8 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
+import { projectRoot } from '../../stack/paths';
+import { killOnExit } from '../../stack/temporal';
 import { TEST_DATA_DIR } from './env';
 
-const ROOT = path.resolve(__dirname, '..', '..');
+const ROOT = projectRoot();
 
 /** Compiles the sources once so that a worker can run as its own process (dist/worker/main.js). */
 export function buildDist(): void {
@@ -29,6 +31,7 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  killOnExit(child, 'SIGKILL');
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

@@ -1,0 +1,27 @@
+import type { Server } from 'node:http';
+import { Client, type ConnectionLike } from '@temporalio/client';
+import { JobsClient } from '../client/jobs';
+import type { Config } from '../common/config';
+import type { JobStore } from '../db/store';
+import { createApp } from './app';
+
+/** Builds the API on its dependencies and listens; resolves once it accepts connections. */
+export async function listenApi(
+  config: Config,
+  store: JobStore,
+  connection: ConnectionLike,
+): Promise<{ server: Server; url: string }> {
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const app = createApp({
+    store,
+    jobs: new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE }),
+    config,
+    log: (line) => console.error(line),
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.PORT, config.DRAFTSMAN_API_HOST, () => resolve(s));
+    s.once('error', reject);
+  });
+  const { port } = server.address() as { port: number };
+  return { server, url: `http://${config.DRAFTSMAN_API_HOST}:${port}` };
+}

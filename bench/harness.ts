@@ -1,0 +1,108 @@
+/**
+ * The stack a benchmark runs against: PostgreSQL, a Temporal dev server, the
+ * Docker engine, an in-process worker and API, all on loopback, all stopped at the end.
+ */
+import fs from 'node:fs';
+import type { Server } from 'node:http';
+import path from 'node:path';
+import { Client } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
+import Docker from 'dockerode';
+import { createApp } from '../api/app';
+import { JobsClient } from '../client/jobs';
+import { type Config, loadConfig } from '../common/config';
+import { JobStore } from '../db/store';
+import type { DockerRunner } from '../runner/docker/docker-runner';
+import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
+import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
+import { freePort } from '../test/e2e/env';
+import { createWorker, dockerRunnerFromConfig, installRuntime } from '../worker/worker';
+
+export interface BenchStack {
+  config: Config;
+  dir: string;
+  bundlePath: string;
+  store: JobStore;
+  runner: DockerRunner;
+  docker: Docker;
+  client: Client;
+  jobs: JobsClient;
+  apiUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startBenchStack(env: Record<string, string> = {}): Promise<BenchStack> {
+  installRuntime('ERROR');
+  const dir = path.resolve('data', `bench-${process.pid}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const stops: (() => Promise<unknown>)[] = [];
+  try {
+    const pg: EmbeddedPg = await startEmbeddedPostgres({ dir: path.join(dir, 'postgres'), port: await freePort() });
+    stops.push(() => pg.stop());
+    const temporal: DevServer = await startTemporalDevServer({
+      cli: temporalCliPath(path.resolve('data')),
+      port: await freePort(),
+      logFile: path.join(dir, 'temporal.log'),
+    });
+    stops.unshift(() => temporal.stop());
+    const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('ERROR') });
+    const bundlePath = path.join(dir, 'workflow-bundle.js');
+    fs.writeFileSync(bundlePath, bundle.code);
+
+    const config = loadConfig({
+      TEMPORAL_ADDRESS: temporal.address,
+      DATABASE_URL: pg.url,
+      DRAFTSMAN_TASK_QUEUE: 'bench',
+      DRAFTSMAN_STEP_NETWORK: 'host',
+      DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
+      DRAFTSMAN_DATA_DIR: dir,
+      ...env,
+    });
+    const store = JobStore.connect(pg.url);
+    await store.migrate();
+    stops.unshift(() => store.close());
+    const docker = new Docker();
+    const runner = dockerRunnerFromConfig(config, docker);
+    const connection = await NativeConnection.connect({ address: temporal.address });
+    stops.unshift(() => connection.close());
+    const client = new Client({ connection });
+    const jobs = new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE });
+    const app = createApp({ store, jobs, config });
+    const server: Server = await new Promise((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    stops.unshift(() => new Promise((r) => server.close(r)));
+    const apiUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    return {
+      config,
+      dir,
+      bundlePath,
+      store,
+      runner,
+      docker,
+      client,
+      jobs,
+      apiUrl,
+      async stop() {
+        for (const stop of stops) await stop().catch(() => undefined);
+        fs.rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    for (const stop of stops) await stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** An in-process worker on the stack's task queue (or another). */
+export async function benchWorker(stack: BenchStack, overrides: Partial<Config> = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
+  const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+  const worker = await createWorker({
+    config: { ...stack.config, ...overrides },
+    store: stack.store,
+    runner: stack.runner,
+    connection,
+    workflowBundle: { codePath: stack.bundlePath },
+  });
+  return { worker, close: () => connection.close() };
+}

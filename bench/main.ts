@@ -1,0 +1,79 @@
+/**
+ * `npm run bench`: runs every measure against the real stack, prints a table and
+ * writes docs/benchmarks.md. BENCH_QUICK=1 runs each measure a few times only
+ * (a smoke run that keeps the harness from rotting; its figures mean little).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { cancelLatency, type Measure, recoveryLatency } from './guarantees';
+import { startBenchStack } from './harness';
+
+const quick = process.env.BENCH_QUICK === '1';
+const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+
+function versions(): Record<string, string> {
+  const pkg = (name: string) =>
+    (JSON.parse(fs.readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version: string }).version;
+  const cmd = (file: string, args: string[]) => {
+    try {
+      return execFileSync(file, args, { encoding: 'utf8' }).trim().split('\n')[0]!;
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    node: process.version,
+    '@temporalio/worker': pkg('@temporalio/worker'),
+    dockerode: pkg('dockerode'),
+    'Docker engine': cmd('docker', ['version', '--format', '{{.Server.Version}}']),
+  };
+}
+
+function render(measures: Measure[]): string {
+  const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`;
+  const v = versions();
+  const rows = measures.map(
+    (m) =>
+      `| ${m.name} | ${fmt(m.summary.median)} | ${fmt(m.summary.p95)} | ${m.summary.runs} | ${m.target ?? ''} | ${m.how} |`,
+  );
+  return [
+    '# Benchmarks',
+    '',
+    'Written by `npm run bench` (bench/main.ts) against the real stack: Temporal dev server,',
+    'Docker engine, PostgreSQL, all on this machine. Figures are medians and p95 (nearest rank)',
+    'of the runs given; absolute times drift on a shared machine.',
+    '',
+    `- date: ${new Date().toISOString()}`,
+    `- machine: ${machine}, ${os.platform()} ${os.release()}`,
+    `- versions: ${Object.entries(v).map(([k, x]) => `${k} ${x}`).join(', ')}`,
+    '',
+    '| measure | median | p95 | runs | target | how |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const stack = await startBenchStack();
+  const measures: Measure[] = [];
+  try {
+    measures.push(await cancelLatency(stack, quick ? 2 : 20));
+    measures.push(await recoveryLatency(stack, quick ? 1 : 5));
+  } finally {
+    await stack.stop();
+  }
+  const text = render(measures);
+  console.log(text);
+  if (!quick) fs.writeFileSync(path.resolve('docs', 'benchmarks.md'), text);
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
