@@ -9,7 +9,8 @@ import { resolveJobSpec, specDefaults } from '../common/spec';
 import type { JobStore, StepOutcome } from '../db/store';
 import { DuplicateJobIdError } from '../db/store';
 import type { Runner, StepExit, StepRef } from '../runner/runner';
-import { CLONE_SCRIPT, cloneEnv } from './clone';
+import { CLONE_SCRIPT, cloneEnv, PATCH_SCRIPT } from './clone';
+import { StepLogWriter } from './step-log';
 import { type JobLiveness, planSweep } from './janitor-plan';
 
 export interface ActivityDeps {
@@ -26,6 +27,8 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_MIN_FREE_DISK_MB'
     | 'DRAFTSMAN_DISK_GUARD_PATH'
     | 'DRAFTSMAN_DATA_DIR'
+    | 'DRAFTSMAN_STEP_LOG_MAX_BYTES'
+    | 'DRAFTSMAN_PATCH_MAX_BYTES'
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
   heartbeatMs?: number;
@@ -58,6 +61,9 @@ export interface CloneInput {
   image: string;
   timeoutSeconds: number;
 }
+
+/** How long the output stream may take to end after its container has stopped. */
+const LOG_DRAIN_MS = 10_000;
 
 const toResult = (o: Pick<StepOutcome, 'exitCode' | 'oomKilled' | 'startedAt' | 'finishedAt'>): StepResult => ({
   exitCode: o.exitCode ?? -1,
@@ -105,6 +111,27 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
       Date.now();
     const remainingMs = Math.max(0, startedAt + input.timeoutSeconds * 1000 - Date.now());
 
+    // Output goes from the container to PostgreSQL while the step runs, never
+    // through Temporal's history; a re-attached attempt resumes after what is stored.
+    const log = new StepLogWriter(
+      store,
+      input.jobId,
+      { kind: input.kind, index: input.index },
+      config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
+      await store.logProgress(input.jobId, input.kind, input.index),
+    );
+    const stopFollowing = new AbortController();
+    const following = log.stored.truncated
+      ? Promise.resolve()
+      : runner.followLogs(ref, (lines) => log.add(lines), { skipLines: log.storedLines, signal: stopFollowing.signal });
+    /** The log is complete once the container's output stream has ended; then every chunk is written. */
+    const drainLogs = async () => {
+      const timer = setTimeout(() => stopFollowing.abort(), LOG_DRAIN_MS);
+      await following;
+      clearTimeout(timer);
+      await log.close();
+    };
+
     const abort = new AbortController();
     let timedOut = false;
     const deadline = setTimeout(() => {
@@ -120,14 +147,21 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
       ctx.heartbeat({ step: stepName });
       exit = await runner.wait(ref, abort.signal);
     } catch (err) {
-      if (!abort.signal.aborted) throw err;
+      if (!abort.signal.aborted) {
+        stopFollowing.abort();
+        await log.close().catch(() => undefined);
+        throw err;
+      }
       if (!timedOut && !ctx.cancellationDetails?.cancelRequested) {
         // Worker shutdown, or the server gave this attempt up: the container keeps
-        // running and the next attempt re-attaches to it.
+        // running and the next attempt re-attaches to it (and to its output).
+        stopFollowing.abort();
+        await log.close().catch(() => undefined);
         throw err;
       }
       // Timed out or cancelled: stop the container (SIGTERM, grace, SIGKILL) and record why.
       await runner.cancel(ref, grace);
+      await drainLogs();
       const stopped = await runner.status(ref);
       const exitInfo = stopped.state === 'exited' ? stopped.exit : null;
       await store.stepFinished(input.jobId, {
@@ -137,6 +171,8 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
         oomKilled: exitInfo?.oomKilled ?? false,
         startedAt: exitInfo?.startedAt ?? null,
         finishedAt: exitInfo?.finishedAt ?? null,
+        logBytes: log.stored.bytes,
+        logTruncated: log.stored.truncated,
       });
       await runner.remove(ref);
       if (timedOut) {
@@ -153,28 +189,29 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
       ctx.cancellationSignal.removeEventListener('abort', onCancel);
     }
 
+    await drainLogs();
     // Stopped while no worker watched it (by the janitor, past its deadline): a timeout, not a failure.
     const overran =
       exit.exitCode !== 0 && exit.finishedAt !== null && exit.finishedAt.getTime() > startedAt + input.timeoutSeconds * 1000;
+    const outcome: StepOutcome = {
+      ...record,
+      status: overran ? 'timed_out' : exit.exitCode === 0 ? 'succeeded' : 'failed',
+      exitCode: exit.exitCode,
+      oomKilled: exit.oomKilled,
+      startedAt: exit.startedAt,
+      finishedAt: exit.finishedAt,
+      logBytes: log.stored.bytes,
+      logTruncated: log.stored.truncated,
+    };
+    await store.stepFinished(input.jobId, outcome);
+    await runner.remove(ref);
     if (overran) {
-      await store.stepFinished(input.jobId, { ...record, status: 'timed_out', ...exit });
-      await runner.remove(ref);
       throw ApplicationFailure.nonRetryable(
         `step ${stepName} exceeded its ${input.timeoutSeconds} s time limit`,
         FailureType.StepTimeout,
         { step: stepName, seconds: input.timeoutSeconds },
       );
     }
-    const outcome: StepOutcome = {
-      ...record,
-      status: exit.exitCode === 0 ? 'succeeded' : 'failed',
-      exitCode: exit.exitCode,
-      oomKilled: exit.oomKilled,
-      startedAt: exit.startedAt,
-      finishedAt: exit.finishedAt,
-    };
-    await store.stepFinished(input.jobId, outcome);
-    await runner.remove(ref);
     return toResult(outcome);
   }
 
@@ -270,6 +307,30 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
     },
 
     runStep: executeStep,
+
+    /**
+     * Stores `git diff` of the workspace against the checked-out commit (after
+     * the loop), capped in size, before the workspace is removed.
+     */
+    async capturePatch(input: { jobId: string; image: string; timeoutSeconds: number }): Promise<{ bytes: number; truncated: boolean }> {
+      const ref: StepRef = { jobId: input.jobId, kind: 'patch', index: 0 };
+      await runner.start({ ...ref, image: input.image, command: PATCH_SCRIPT, env: {}, timeoutSeconds: input.timeoutSeconds });
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(), heartbeatMs);
+      try {
+        const exit = await runner.wait(ref, ctx.cancellationSignal);
+        if (exit.exitCode !== 0) {
+          throw ApplicationFailure.nonRetryable(`reading the patch failed with exit code ${exit.exitCode}`, 'PatchError');
+        }
+        const { data, truncated } = await runner.stdout(ref, config.DRAFTSMAN_PATCH_MAX_BYTES);
+        await store.savePatch(input.jobId, data, truncated);
+        await store.event(input.jobId, 'patch', 'patch_stored', { bytes: data.length, truncated });
+        return { bytes: data.length, truncated };
+      } finally {
+        clearInterval(beat);
+        await runner.remove(ref);
+      }
+    },
 
     async recordEvent(input: { jobId: string; key: string; type: string; data: Record<string, unknown> }) {
       await store.event(input.jobId, input.key, input.type, input.data);

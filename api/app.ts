@@ -6,6 +6,7 @@ import { FINAL_STATUSES, JOB_ID_PATTERN, JOB_STATUSES, type JobStatus, type JobV
 import { resolveJobSpec, specDefaults } from '../common/spec';
 import type { JobStore } from '../db/store';
 import { HttpError } from './errors';
+import { serveLogs } from './logs';
 
 export interface ApiDeps {
   store: JobStore;
@@ -99,6 +100,24 @@ export function createApp({ store, jobs, config, log = () => undefined }: ApiDep
     const events = await store.events(id);
     if (events.length === 0 && !(await store.getJob(id))) throw new HttpError(404, 'not_found', `no job ${id}`);
     res.json({ events });
+  });
+
+  app.get('/v1/jobs/:id/logs', async (req, res) => {
+    await serveLogs(store, jobIdParam(req), req, res);
+  });
+
+  app.get('/v1/jobs/:id/patch', async (req, res) => {
+    const id = jobIdParam(req);
+    const patch = await store.getPatch(id);
+    if (!patch) {
+      const job = await store.getJob(id);
+      throw new HttpError(404, 'not_found', job ? `job ${id} has no patch (it has no loop, or has not finished it)` : `no job ${id}`);
+    }
+    res
+      .status(200)
+      .type('text/x-diff')
+      .set('x-draftsman-patch-truncated', String(patch.truncated))
+      .send(patch.data);
   });
 
   app.post('/v1/jobs/:id/cancel', requireJson, json, async (req, res) => {

@@ -48,6 +48,10 @@ export const configSchema = z.object({
   DRAFTSMAN_EMBEDDED_PG_PORT: int(1, 65_535).default(54329),
   /** Port of the Temporal Web UI of the dev server that `npm start` runs. */
   DRAFTSMAN_TEMPORAL_UI_PORT: int(1, 65_535).default(8233),
+  /** Output stored per step; past it the step runs on and its stored log ends with a truncation marker. */
+  DRAFTSMAN_STEP_LOG_MAX_BYTES: int(1024, 2 ** 31).default(10 * 2 ** 20),
+  /** Size cap of the stored patch (git diff after the loop). */
+  DRAFTSMAN_PATCH_MAX_BYTES: int(1024, 2 ** 31).default(5 * 2 ** 20),
   /** A job does not start while the disk holding DRAFTSMAN_DISK_GUARD_PATH has less free space than this (MiB); 0 disables. */
   DRAFTSMAN_MIN_FREE_DISK_MB: int(0, 1_000_000_000).default(1024),
   /** Path whose file system the disk guard watches (where the engine keeps volumes). Default: the data folder. */

@@ -32,6 +32,12 @@ export interface StepView {
   exitCode: number | null;
   startedAt: string | null;
   finishedAt: string | null;
+  durationMs?: number | null;
+  /** The step was killed for exceeding its memory limit. */
+  oomKilled?: boolean;
+  /** Bytes of output stored, and whether the per-step cap cut it. */
+  logBytes?: number;
+  logTruncated?: boolean;
 }
 
 export interface JobView {
@@ -45,6 +51,8 @@ export interface JobView {
   steps: StepView[];
   loop: { iterations: number; converged: boolean } | null;
   error?: string;
+  /** Size of the stored patch (the workspace's diff after the loop), if one was taken. */
+  patch?: { bytes: number; truncated: boolean };
   /** Why a queued job has not started yet (for example, too little free disk). */
   waiting?: string;
 }

@@ -70,6 +70,39 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX janitor_actions_at_idx ON janitor_actions (at DESC);
     `,
   },
+  {
+    version: 3,
+    name: 'step logs and patches',
+    sql: `
+      ALTER TABLE steps ADD COLUMN log_bytes bigint NOT NULL DEFAULT 0;
+      ALTER TABLE steps ADD COLUMN log_truncated boolean NOT NULL DEFAULT false;
+
+      -- A step's output in chunks of lines; (job, step, chunk) makes a retried write a no-op,
+      -- and the id orders chunks as they were written, which is the order of the steps.
+      CREATE TABLE step_log_chunks (
+        id          bigserial PRIMARY KEY,
+        job_id      text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        kind        text NOT NULL,
+        index       integer NOT NULL,
+        chunk       integer NOT NULL,
+        first_line  integer NOT NULL,
+        lines       integer NOT NULL,
+        bytes       integer NOT NULL,
+        truncated   boolean NOT NULL DEFAULT false,
+        data        text NOT NULL,
+        UNIQUE (job_id, kind, index, chunk)
+      );
+      CREATE INDEX step_log_chunks_job_idx ON step_log_chunks (job_id, id);
+
+      CREATE TABLE job_patches (
+        job_id      text PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+        data        bytea NOT NULL,
+        bytes       integer NOT NULL,
+        truncated   boolean NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -12,6 +12,8 @@ export interface StepRecord {
 
 export interface StepOutcome extends StepRecord {
   status: StepStatus;
+  logBytes?: number;
+  logTruncated?: boolean;
   exitCode: number | null;
   oomKilled: boolean;
   startedAt: Date | null;
@@ -22,6 +24,30 @@ export interface JobOutcome {
   status: JobStatus;
   loop: { iterations: number; converged: boolean } | null;
   error?: string;
+}
+
+export interface LogProgress {
+  nextChunk: number;
+  lines: number;
+  bytes: number;
+  truncated: boolean;
+}
+
+/** A stored line: time, stream (o: stdout, e: stderr) and text. Short keys, since logs are the bulk of the data. */
+export interface StoredLogLine {
+  t: string;
+  s: 'o' | 'e';
+  x: string;
+}
+
+export interface LogChunkWrite {
+  kind: StepKind;
+  index: number;
+  chunk: number;
+  firstLine: number;
+  lines: StoredLogLine[];
+  bytes: number;
+  truncated: boolean;
 }
 
 export interface AuditEvent {
@@ -40,7 +66,9 @@ export class DuplicateJobIdError extends Error {
 }
 
 const JOB_COLUMNS = `id, status, repo, commit, created_at, started_at, finished_at,
-  loop_iterations, loop_converged, error, waiting, (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop`;
+  loop_iterations, loop_converged, error, waiting,
+  (SELECT json_build_object('bytes', p.bytes, 'truncated', p.truncated) FROM job_patches p WHERE p.job_id = jobs.id) AS patch,
+  (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop`;
 const FINAL = FINAL_STATUSES as readonly string[];
 
 /**
@@ -111,6 +139,73 @@ export class JobStore {
     await this.event(jobId, eventKey, 'waiting', { reason });
   }
 
+  /** How much of a step's output is stored: where a re-attached follower resumes. */
+  async logProgress(jobId: string, kind: StepKind, index: number): Promise<LogProgress> {
+    const { rows } = await this.pool.query<{ next_chunk: number; lines: number; bytes: number; truncated: boolean }>(
+      `SELECT COALESCE(max(chunk) + 1, 0)::int AS next_chunk, COALESCE(sum(lines), 0)::int AS lines,
+              COALESCE(sum(bytes), 0)::int AS bytes, COALESCE(bool_or(truncated), false) AS truncated
+       FROM step_log_chunks WHERE job_id = $1 AND kind = $2 AND index = $3`,
+      [jobId, kind, index],
+    );
+    const r = rows[0]!;
+    return { nextChunk: r.next_chunk, lines: r.lines, bytes: r.bytes, truncated: r.truncated };
+  }
+
+  /** Stores one chunk of a step's output once (a retried write of the same chunk is ignored). */
+  async appendLogChunk(jobId: string, chunk: LogChunkWrite): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO step_log_chunks (job_id, kind, index, chunk, first_line, lines, bytes, truncated, data)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (job_id, kind, index, chunk) DO NOTHING`,
+      [
+        jobId,
+        chunk.kind,
+        chunk.index,
+        chunk.chunk,
+        chunk.firstLine,
+        chunk.lines.length,
+        chunk.bytes,
+        chunk.truncated,
+        chunk.lines.map((l) => JSON.stringify(l)).join('\n'),
+      ],
+    );
+  }
+
+  /** Stored output of a job after chunk id `afterId`, in the order it was written. */
+  async readLogs(jobId: string, opts: { afterId: number; step?: { kind: string; index: number }; limit: number }) {
+    const params: unknown[] = [jobId, opts.afterId, opts.limit];
+    let stepFilter = '';
+    if (opts.step) {
+      params.push(opts.step.kind, opts.step.index);
+      stepFilter = 'AND kind = $4 AND index = $5';
+    }
+    const { rows } = await this.pool.query<{ id: string; kind: string; index: number; truncated: boolean; data: string }>(
+      `SELECT id, kind, index, truncated, data FROM step_log_chunks
+       WHERE job_id = $1 AND id > $2 ${stepFilter} ORDER BY id LIMIT $3`,
+      params,
+    );
+    return rows.map((r) => ({
+      id: Number(r.id),
+      step: `${r.kind}-${r.index}`,
+      lines: r.data ? r.data.split('\n').map((l) => JSON.parse(l) as StoredLogLine) : [],
+    }));
+  }
+
+  async savePatch(jobId: string, data: Buffer, truncated: boolean): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO job_patches (job_id, data, bytes, truncated) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (job_id) DO UPDATE SET data = EXCLUDED.data, bytes = EXCLUDED.bytes, truncated = EXCLUDED.truncated`,
+      [jobId, data, data.length, truncated],
+    );
+  }
+
+  async getPatch(jobId: string): Promise<{ data: Buffer; truncated: boolean } | null> {
+    const { rows } = await this.pool.query<{ data: Buffer; truncated: boolean }>(
+      'SELECT data, truncated FROM job_patches WHERE job_id = $1',
+      [jobId],
+    );
+    return rows[0] ?? null;
+  }
+
   /** Jobs among `ids` whose status is final. */
   async endedJobs(ids: readonly string[]): Promise<Set<string>> {
     const { rows } = await this.pool.query<{ id: string }>(
@@ -155,13 +250,15 @@ export class JobStore {
 
   async stepFinished(jobId: string, o: StepOutcome): Promise<void> {
     await this.pool.query(
-      `INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()))
+      `INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at,
+                          log_bytes, log_truncated)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11)
        ON CONFLICT (job_id, kind, index) DO UPDATE SET
          status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
-         started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at
+         started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at,
+         log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated
        WHERE steps.status = 'running'`,
-      [jobId, o.kind, o.index, o.seq, o.status, o.exitCode, o.oomKilled, o.startedAt, o.finishedAt],
+      [jobId, o.kind, o.index, o.seq, o.status, o.exitCode, o.oomKilled, o.startedAt, o.finishedAt, o.logBytes ?? 0, o.logTruncated ?? false],
     );
     const durationMs = o.startedAt && o.finishedAt ? o.finishedAt.getTime() - o.startedAt.getTime() : null;
     await this.event(jobId, `step-finished:${o.kind}-${o.index}`, 'step_finished', {

@@ -14,6 +14,7 @@ export interface JobRow {
   has_loop: boolean;
   error: string | null;
   waiting: string | null;
+  patch: { bytes: number; truncated: boolean } | null;
 }
 
 export interface StepRow {
@@ -26,6 +27,8 @@ export interface StepRow {
   oom_killed: boolean | null;
   started_at: Date | null;
   finished_at: Date | null;
+  log_bytes: string | number;
+  log_truncated: boolean;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -38,6 +41,10 @@ export function stepView(row: StepRow): StepView {
     exitCode: row.exit_code,
     startedAt: iso(row.started_at),
     finishedAt: iso(row.finished_at),
+    durationMs: row.started_at && row.finished_at ? row.finished_at.getTime() - row.started_at.getTime() : null,
+    oomKilled: row.oom_killed ?? false,
+    logBytes: Number(row.log_bytes),
+    logTruncated: row.log_truncated,
   };
 }
 
@@ -55,5 +62,6 @@ export function jobView(row: JobRow, steps: StepRow[]): JobView {
   };
   if (row.error) view.error = row.error;
   if (row.waiting && row.status === 'queued') view.waiting = row.waiting;
+  if (row.patch) view.patch = row.patch;
   return view;
 }

@@ -1,9 +1,12 @@
 import type { StepKind } from '../common/job';
 
+/** The user's step kinds, and `patch`: Draftsman's own step that reads the workspace's diff. */
+export type ContainerKind = StepKind | 'patch';
+
 /** What a backend needs to run one step of a job. */
 export interface StepRequest {
   jobId: string;
-  kind: StepKind;
+  kind: ContainerKind;
   index: number;
   image: string;
   /** Run by `sh -c` in /workspace. */
@@ -16,7 +19,7 @@ export interface StepRequest {
 /** Identifies a step's execution unit (a container for DockerRunner); deterministic from job, kind and index. */
 export interface StepRef {
   jobId: string;
-  kind: StepKind;
+  kind: ContainerKind;
   index: number;
 }
 
@@ -25,6 +28,14 @@ export type StepState =
   | { state: 'created' }
   | { state: 'running'; startedAt: Date }
   | { state: 'exited'; exit: StepExit };
+
+/** One line a step printed. */
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  /** ISO time the engine stamped the line with. */
+  time: string;
+  text: string;
+}
 
 export interface StepExit {
   exitCode: number;
@@ -63,8 +74,20 @@ export interface Runner {
    */
   wait(step: StepRef, signal?: AbortSignal): Promise<StepExit>;
 
-  /** Combined stdout and stderr of the step, at most the last `tailBytes` bytes. Empty if the step is missing. */
-  logs(step: StepRef, tailBytes: number): Promise<string>;
+  /**
+   * Streams the step's output, stdout and stderr in order, from its first line:
+   * the first `skipLines` lines (stored by an earlier attempt) are passed over.
+   * Resolves when the step has exited and its output is drained, or when `signal`
+   * aborts. Safe to call again for the same step (re-attach).
+   */
+  followLogs(
+    step: StepRef,
+    onLines: (lines: LogLine[]) => void,
+    opts: { skipLines: number; signal?: AbortSignal },
+  ): Promise<void>;
+
+  /** The stdout of an exited step as bytes (binary-safe), cut at `maxBytes`. Empty if the step is missing. */
+  stdout(step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }>;
 
   /**
    * Stops a step: SIGTERM, then SIGKILL after `graceSeconds`. Succeeds if the step

@@ -24,6 +24,7 @@ export function dockerRunnerFromConfig(config: Config, docker = new Docker()): D
     pidsLimit: config.DRAFTSMAN_STEP_PIDS_LIMIT,
     network: config.DRAFTSMAN_STEP_NETWORK,
     stopGraceSeconds: config.DRAFTSMAN_STOP_GRACE_SECONDS,
+    logMaxBytes: config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
   });
 }
 

@@ -159,6 +159,11 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
       }
     }
 
+    if (spec.loop) {
+      const patch = await steps.capturePatch({ jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds });
+      view.patch = patch;
+    }
+
     const failedValidations: string[] = [];
     for (const [i, command] of spec.validate.entries()) {
       const code = await runCommand('validate', i, command);

@@ -10,7 +10,7 @@ const step: StepRequest = {
   env: { FOO: 'bar' },
   timeoutSeconds: 60,
 };
-const policy = { user: '1000:1000', memoryMb: 512, cpus: 1.5, pidsLimit: 256, stopGraceSeconds: 10 };
+const policy = { user: '1000:1000', memoryMb: 512, cpus: 1.5, pidsLimit: 256, stopGraceSeconds: 10, logMaxBytes: 10 * 2 ** 20 };
 const now = new Date('2026-01-01T00:00:00Z');
 
 describe('names', () => {
@@ -48,6 +48,7 @@ describe('containerOptions', () => {
     ['mounts only the job workspace', host.Mounts, [{ Type: 'volume', Source: 'draftsman-job-1-workspace', Target: '/workspace', ReadOnly: false }]],
     ['binds no host path', host.Binds, undefined],
     ['is named deterministically', opts.name, 'draftsman-job-1-loop-3'],
+    ['keeps more engine log than Draftsman stores', host.LogConfig, { Type: 'json-file', Config: { 'max-size': '11m', 'max-file': '2' } }],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toEqual(expected);
   });

@@ -23,6 +23,8 @@ export interface ContainerPolicy {
   /** Docker network mode; undefined leaves the engine's default. */
   network?: string;
   stopGraceSeconds: number;
+  /** Draftsman stores at most this much of a step's output; the engine keeps a little more, so a re-attach can replay it. */
+  logMaxBytes: number;
 }
 
 export function containerName(step: StepRef): string {
@@ -92,7 +94,10 @@ export function containerOptions(
       PidsLimit: policy.pidsLimit,
       AutoRemove: false,
       RestartPolicy: { Name: 'no' },
-      LogConfig: { Type: 'json-file', Config: { 'max-size': '50m', 'max-file': '1' } },
+      LogConfig: {
+        Type: 'json-file',
+        Config: { 'max-size': `${Math.ceil(policy.logMaxBytes / 2 ** 20) + 1}m`, 'max-file': '2' },
+      },
     },
   };
 }

@@ -1,9 +1,10 @@
 import Docker from 'dockerode';
 import { ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_JOB, LABEL_MANAGED } from '../../common/names';
-import type { ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
+import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 import { type ContainerPolicy, containerName, containerOptions, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
+import { DockerLogParser } from './frames';
 
 interface DockerApiError {
   statusCode?: number;
@@ -99,18 +100,60 @@ export class DockerRunner implements Runner {
     return state.exit;
   }
 
-  async logs(step: StepRef, tailBytes: number): Promise<string> {
+  async followLogs(
+    step: StepRef,
+    onLines: (lines: LogLine[]) => void,
+    opts: { skipLines: number; signal?: AbortSignal },
+  ): Promise<void> {
+    const name = containerName(step);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = (await this.docker.getContainer(name).logs({
+        follow: true,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        abortSignal: opts.signal,
+      })) as NodeJS.ReadableStream;
+    } catch (err) {
+      if (opts.signal?.aborted || isGone(err)) return;
+      throw new RunnerError(`following logs of ${name} failed`, err);
+    }
+    const parser = new DockerLogParser();
+    let toSkip = opts.skipLines;
+    const deliver = (lines: LogLine[]) => {
+      if (toSkip > 0) {
+        const skipped = Math.min(toSkip, lines.length);
+        toSkip -= skipped;
+        lines = lines.slice(skipped);
+      }
+      if (lines.length) onLines(lines);
+    };
+    await new Promise<void>((resolve) => {
+      stream.on('data', (chunk: Buffer) => deliver(parser.push(chunk)));
+      const done = () => {
+        deliver(parser.end());
+        resolve();
+      };
+      stream.once('end', done);
+      stream.once('close', done);
+      // An aborted or broken stream ends the follow; the step's outcome comes from wait().
+      stream.once('error', done);
+    });
+  }
+
+  async stdout(step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> {
     let raw: Buffer;
     try {
       raw = (await this.docker
         .getContainer(containerName(step))
-        .logs({ stdout: true, stderr: true, follow: false, tail: 2000 })) as unknown as Buffer;
+        .logs({ stdout: true, stderr: false, follow: false })) as unknown as Buffer;
     } catch (err) {
-      if (isGone(err)) return '';
-      throw new RunnerError(`reading logs of ${containerName(step)} failed`, err);
+      if (isGone(err)) return { data: Buffer.alloc(0), truncated: false };
+      throw new RunnerError(`reading output of ${containerName(step)} failed`, err);
     }
-    const text = Buffer.concat(demuxDockerStream(raw).map((c) => c.data));
-    return text.subarray(Math.max(0, text.length - tailBytes)).toString('utf8');
+    const data = Buffer.concat(demuxDockerStream(raw).map((c) => c.data));
+    return data.length > maxBytes ? { data: data.subarray(0, maxBytes), truncated: true } : { data, truncated: false };
   }
 
   async cancel(step: StepRef, graceSeconds: number): Promise<void> {

@@ -1,12 +1,10 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { projectRoot } from '../../stack/paths';
-import { buildDist } from './worker-process';
 
 // Keeps the benchmark harness from rotting: one quick pass of every measure.
 // No time is asserted; the figures of a smoke run mean little.
 test('the benchmark harness runs every measure and prints its table', async () => {
-  buildDist();
   const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/main.js'], {
     cwd: projectRoot(),
     env: { ...process.env, BENCH_QUICK: '1' },

@@ -4,6 +4,7 @@ import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
 import { freePort, TEST_DATA_DIR } from './env';
+import { buildDist } from './worker-process';
 
 /**
  * Starts what every end-to-end test shares: PostgreSQL, a Temporal dev server
@@ -12,6 +13,8 @@ import { freePort, TEST_DATA_DIR } from './env';
  */
 export default async function globalSetup(): Promise<void> {
   fs.rmSync(TEST_DATA_DIR, { recursive: true, force: true });
+  // Tests that run the entry points as processes (worker, `npm start`, bench) use dist/.
+  buildDist();
   fs.mkdirSync(TEST_DATA_DIR, { recursive: true });
   const dataDir = path.resolve(process.env.DRAFTSMAN_DATA_DIR ?? 'data');
 

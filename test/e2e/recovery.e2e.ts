@@ -8,7 +8,7 @@ import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { sleep, waitForContainer } from './helpers';
 import { leftovers, startTestStack, type TestStack } from './stack';
-import { buildDist, startWorkerProcess } from './worker-process';
+import { startWorkerProcess } from './worker-process';
 
 // Each step appends a line to a file in the workspace; validation proves it ran once.
 const APPEND_AND_WAIT = 'echo ran >> runs; sleep 4';
@@ -19,7 +19,6 @@ let repo: GitFixture;
 let queueSeq = 0;
 
 beforeAll(async () => {
-  buildDist();
   [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host' }), startGitFixture(1)]);
 });
 afterAll(async () => {

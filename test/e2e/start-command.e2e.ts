@@ -17,7 +17,6 @@ let env: NodeJS.ProcessEnv;
 let apiUrl: string;
 
 beforeAll(async () => {
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
   repo = await startGitFixture(2);
   dataDir = path.join(TEST_DATA_DIR, `start-${process.pid}`);
   const [temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort()];

@@ -1,0 +1,99 @@
+import type { StepKind } from '../common/job';
+import type { JobStore, LogProgress, StoredLogLine } from '../db/store';
+import type { LogLine } from '../runner/runner';
+
+const CHUNK_BYTES = 64 * 1024;
+const FLUSH_MS = 200;
+
+export const truncationMarker = (cap: number) =>
+  `[draftsman] output truncated: this step printed more than the ${cap}-byte cap; it kept running, the rest was not stored`;
+
+/**
+ * Stores a step's output as it arrives, in chunks written at most every 200 ms
+ * or 64 KiB, so that followers see lines while the step runs. Resumes where an
+ * earlier attempt stopped (`progress`), and stops storing at the cap with an
+ * explicit marker line.
+ */
+export class StepLogWriter {
+  private buffer: StoredLogLine[] = [];
+  private bufferBytes = 0;
+  private nextChunk: number;
+  private lineCount: number;
+  private bytes: number;
+  private truncated: boolean;
+  private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> = Promise.resolve();
+  private failure: unknown = null;
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly jobId: string,
+    private readonly step: { kind: StepKind; index: number },
+    private readonly capBytes: number,
+    progress: LogProgress,
+  ) {
+    this.nextChunk = progress.nextChunk;
+    this.lineCount = progress.lines;
+    this.bytes = progress.bytes;
+    this.truncated = progress.truncated;
+  }
+
+  /** Lines already stored: a re-attached follower skips this many. */
+  get storedLines(): number {
+    return this.lineCount + this.buffer.length;
+  }
+
+  get stored(): { bytes: number; truncated: boolean } {
+    return { bytes: this.bytes, truncated: this.truncated };
+  }
+
+  add(lines: LogLine[]): void {
+    for (const line of lines) {
+      if (this.truncated) return;
+      const size = Buffer.byteLength(line.text) + 1;
+      if (this.bytes + size > this.capBytes) {
+        this.truncated = true;
+        this.buffer.push({ t: line.time, s: 'e', x: truncationMarker(this.capBytes) });
+        this.flush();
+        return;
+      }
+      this.bytes += size;
+      this.bufferBytes += size;
+      this.buffer.push({ t: line.time, s: line.stream === 'stderr' ? 'e' : 'o', x: line.text });
+      if (this.bufferBytes >= CHUNK_BYTES) this.flush();
+      else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    }
+  }
+
+  /** Writes what is buffered; writes happen one after another, in order. */
+  private flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.buffer.length === 0) return;
+    const chunk = {
+      ...this.step,
+      chunk: this.nextChunk++,
+      firstLine: this.lineCount,
+      lines: this.buffer,
+      bytes: this.bufferBytes,
+      truncated: this.truncated,
+    };
+    this.lineCount += this.buffer.length;
+    this.buffer = [];
+    this.bufferBytes = 0;
+    // After a failed write nothing more is written: stored chunks stay a prefix of
+    // the output, which is what a retried attempt resumes from.
+    this.writing = this.writing
+      .then(() => (this.failure ? undefined : this.store.appendLogChunk(this.jobId, chunk)))
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      });
+  }
+
+  /** Flushes and waits for every write; rejects if one failed, so the step is retried rather than recorded with a gap. */
+  async close(): Promise<void> {
+    this.flush();
+    await this.writing;
+    if (this.failure) throw this.failure;
+  }
+}

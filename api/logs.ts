@@ -1,0 +1,95 @@
+import type { Request, Response } from 'express';
+import { STEP_KINDS } from '../common/job';
+import type { JobStore, StoredLogLine } from '../db/store';
+import { HttpError } from './errors';
+
+const POLL_MS = 200;
+const PAGE = 200;
+const KEEPALIVE_MS = 15_000;
+
+export interface LogLineView {
+  step: string;
+  stream: 'stdout' | 'stderr';
+  time: string;
+  text: string;
+}
+
+const view = (step: string, l: StoredLogLine): LogLineView => ({
+  step,
+  stream: l.s === 'e' ? 'stderr' : 'stdout',
+  time: l.t,
+  text: l.x,
+});
+
+/** `?step=<kind>-<index>`, e.g. `setup-0`, `loop-3`. */
+export function parseStepParam(value: unknown): { kind: string; index: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = typeof value === 'string' ? /^([a-z]+)-(\d{1,6})$/.exec(value) : null;
+  if (!m || !(STEP_KINDS as readonly string[]).includes(m[1]!)) {
+    throw new HttpError(400, 'invalid_query', `step must be <kind>-<index> with kind one of ${STEP_KINDS.join(', ')}`, 'step');
+  }
+  return { kind: m[1]!, index: Number(m[2]) };
+}
+
+/**
+ * GET /v1/jobs/:id/logs. Without `follow`: every stored line as NDJSON, each
+ * tagged with its step. With `follow=true`: Server-Sent Events, the backlog first,
+ * then lines as they are stored, and an `end` event once the job has ended.
+ */
+export async function serveLogs(store: JobStore, jobId: string, req: Request, res: Response): Promise<void> {
+  const step = parseStepParam(req.query.step);
+  const follow = req.query.follow === 'true' || req.query.follow === '1';
+  if (!(await store.getJob(jobId))) throw new HttpError(404, 'not_found', `no job ${jobId}`);
+
+  if (!follow) {
+    res.status(200).type('application/x-ndjson');
+    let after = 0;
+    for (;;) {
+      const chunks = await store.readLogs(jobId, { afterId: after, step, limit: PAGE });
+      for (const c of chunks) {
+        res.write(c.lines.map((l) => `${JSON.stringify(view(c.step, l))}\n`).join(''));
+        after = c.id;
+      }
+      if (chunks.length < PAGE) break;
+    }
+    res.end();
+    return;
+  }
+
+  res.status(200).set({
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+  });
+  res.flushHeaders();
+  let closed = false;
+  req.on('close', () => {
+    closed = true;
+  });
+  let after = 0;
+  let lastWrite = Date.now();
+  while (!closed) {
+    // Read the job's state before the chunks: a job seen ended has stored all its output.
+    const job = await store.getJob(jobId);
+    let chunks;
+    do {
+      chunks = await store.readLogs(jobId, { afterId: after, step, limit: PAGE });
+      for (const c of chunks) {
+        for (const l of c.lines) res.write(`event: line\ndata: ${JSON.stringify(view(c.step, l))}\n\n`);
+        after = c.id;
+        lastWrite = Date.now();
+      }
+    } while (chunks.length === PAGE && !closed);
+    if (job?.finishedAt) {
+      res.write(`event: end\ndata: ${JSON.stringify({ status: job.status })}\n\n`);
+      break;
+    }
+    if (Date.now() - lastWrite > KEEPALIVE_MS) {
+      res.write(': keep-alive\n\n');
+      lastWrite = Date.now();
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  res.end();
+}

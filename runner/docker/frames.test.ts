@@ -1,0 +1,43 @@
+import { DockerLogParser } from './frames';
+
+const frame = (stream: 1 | 2, text: string) => {
+  const data = Buffer.from(text);
+  const header = Buffer.alloc(8);
+  header[0] = stream;
+  header.writeUInt32BE(data.length, 4);
+  return Buffer.concat([header, data]);
+};
+const T = '2026-11-22T10:00:00.123456789Z';
+
+describe('DockerLogParser', () => {
+  it('turns stamped frames into lines in order, keeping the stream and time', () => {
+    const p = new DockerLogParser();
+    const lines = p.push(Buffer.concat([frame(1, `${T} one\n`), frame(2, `${T} two\n`), frame(1, `${T} three\n`)]));
+    expect(lines).toEqual([
+      { stream: 'stdout', time: '2026-11-22T10:00:00.123Z', text: 'one' },
+      { stream: 'stderr', time: '2026-11-22T10:00:00.123Z', text: 'two' },
+      { stream: 'stdout', time: '2026-11-22T10:00:00.123Z', text: 'three' },
+    ]);
+  });
+
+  it('waits for a frame split across chunks', () => {
+    const p = new DockerLogParser();
+    const whole = frame(1, `${T} split\n`);
+    expect(p.push(whole.subarray(0, 5))).toEqual([]);
+    expect(p.push(whole.subarray(5, 20))).toEqual([]);
+    expect(p.push(whole.subarray(20)).map((l) => l.text)).toEqual(['split']);
+  });
+
+  it('joins a long line Docker split into frames, and returns an unterminated line at the end', () => {
+    const p = new DockerLogParser();
+    expect(p.push(frame(1, `${T} abc`))).toEqual([]);
+    expect(p.push(frame(1, `${T} def\n`)).map((l) => l.text)).toEqual(['abcdef']);
+    expect(p.push(frame(2, `${T} no newline`))).toEqual([]);
+    expect(p.end()).toEqual([{ stream: 'stderr', time: '2026-11-22T10:00:00.123Z', text: 'no newline' }]);
+  });
+
+  it('keeps empty lines', () => {
+    const p = new DockerLogParser();
+    expect(p.push(frame(1, `${T} \n`)).map((l) => l.text)).toEqual(['']);
+  });
+});

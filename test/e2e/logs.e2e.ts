@@ -1,0 +1,183 @@
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { JobView } from '../../common/job';
+import { type GitFixture, startGitFixture } from './git-fixture';
+import { waitForContainer } from './helpers';
+import { startTestStack, type TestStack } from './stack';
+import { startWorkerProcess } from './worker-process';
+
+interface Line {
+  step: string;
+  stream: string;
+  time: string;
+  text: string;
+}
+
+// A small per-step cap, so that the truncation test stays small.
+const CAP = 4096;
+let stack: TestStack;
+let repo: GitFixture;
+beforeAll(async () => {
+  [stack, repo] = await Promise.all([
+    startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_STEP_LOG_MAX_BYTES: String(CAP) }),
+    startGitFixture(2),
+  ]);
+});
+afterAll(async () => {
+  await Promise.allSettled([stack?.stop(), repo?.stop()]);
+});
+
+async function submit(spec: Record<string, unknown>): Promise<string> {
+  const res = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, ...spec });
+  expect(res.status).toBe(202);
+  return res.body.id;
+}
+
+async function storedLines(id: string, query = ''): Promise<Line[]> {
+  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs${query}`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toContain('application/x-ndjson');
+  const text = await res.text();
+  return text ? text.trimEnd().split('\n').map((l) => JSON.parse(l) as Line) : [];
+}
+
+/** Reads an SSE follow to its end, noting when each line arrived. */
+async function follow(id: string): Promise<{ lines: (Line & { at: number })[]; end: { status: string } }> {
+  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs?follow=true`);
+  expect(res.headers.get('content-type')).toContain('text/event-stream');
+  const lines: (Line & { at: number })[] = [];
+  let buffer = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let split;
+    while ((split = buffer.indexOf('\n\n')) >= 0) {
+      const event = buffer.slice(0, split);
+      buffer = buffer.slice(split + 2);
+      const type = /^event: (\w+)/m.exec(event)?.[1];
+      const data = /^data: (.*)$/m.exec(event)?.[1];
+      if (type === 'line') lines.push({ ...(JSON.parse(data!) as Line), at: Date.now() });
+      if (type === 'end') return { lines, end: JSON.parse(data!) as { status: string } };
+    }
+  }
+  throw new Error('the stream ended without an end event');
+}
+
+test('following a job streams lines while its step runs, in order, tagged with the step, and ends with the job', async () => {
+  const id = await submit({
+    setup: ['for i in 1 2 3 4 5; do echo "line-$i"; sleep 1; done; echo oops >&2'],
+    validate: ['echo validated'],
+  });
+  const { lines, end } = await follow(id);
+  const job = (await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body;
+  expect(end.status).toBe('succeeded');
+  expect(lines.map((l) => `${l.step} ${l.stream} ${l.text}`)).toEqual([
+    'setup-0 stdout line-1',
+    'setup-0 stdout line-2',
+    'setup-0 stdout line-3',
+    'setup-0 stdout line-4',
+    'setup-0 stdout line-5',
+    'setup-0 stderr oops',
+    'validate-0 stdout validated',
+  ]);
+  const setup = job.steps.find((s) => s.kind === 'setup')!;
+  // The first line reached the client seconds before the step ended.
+  expect(lines[0]!.at).toBeLessThan(Date.parse(setup.finishedAt!) - 2000);
+  expect(Date.parse(lines[1]!.time) - Date.parse(lines[0]!.time)).toBeGreaterThanOrEqual(900);
+
+  // A client that comes late gets the backlog; one step can be asked for alone.
+  expect((await storedLines(id)).map((l) => l.text)).toEqual(lines.map((l) => l.text));
+  expect((await storedLines(id, '?step=validate-0')).map((l) => l.text)).toEqual(['validated']);
+  const late = await follow(id);
+  expect(late.lines.map((l) => l.text)).toEqual(lines.map((l) => l.text));
+
+  expect(setup).toMatchObject({ exitCode: 0, oomKilled: false, logTruncated: false });
+  expect(setup.durationMs).toBeGreaterThanOrEqual(5000);
+  expect((await stack.api('GET', `/v1/jobs/${id}/logs?step=bogus`)).status).toBe(400);
+  expect((await stack.api('GET', '/v1/jobs/job-nope/logs')).status).toBe(404);
+});
+
+test('output past the per-step cap is cut with a marker, the step runs to its end, and the job view says so', async () => {
+  const id = await submit({ setup: ['seq 1 20000; echo done > finished'], validate: ['test -f finished'] });
+  const job = await stack.waitForEnd(id);
+  expect(job.status).toBe('succeeded');
+  const setup = job.steps.find((s) => s.kind === 'setup')!;
+  expect(setup.logTruncated).toBe(true);
+  expect(setup.logBytes).toBeLessThanOrEqual(CAP);
+  const lines = await storedLines(id, '?step=setup-0');
+  expect(lines[0]!.text).toBe('1');
+  expect(lines.at(-1)!.text).toMatch(/output truncated: this step printed more than the 4096-byte cap/);
+  expect(lines.length).toBeLessThan(2000);
+});
+
+test('logs survive a worker killed mid-step: no line lost, none repeated', async () => {
+  const taskQueue = `${stack.config.DRAFTSMAN_TASK_QUEUE}-logs`;
+  const env = {
+    TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
+    DATABASE_URL: stack.config.DATABASE_URL!,
+    DRAFTSMAN_TASK_QUEUE: taskQueue,
+    DRAFTSMAN_STEP_NETWORK: 'host',
+  };
+  const first = await startWorkerProcess(env);
+  const { JobsClient } = await import('../../client/jobs');
+  const jobs = new JobsClient(stack.client, { taskQueue });
+  const { id } = await jobs.start({
+    repo: repo.url,
+    commit: repo.head,
+    setup: ['for i in $(seq 1 12); do echo "n-$i"; sleep 0.5; done'],
+  });
+  await waitForContainer(stack.runner, { jobId: id, kind: 'setup', index: 0 });
+  // Kill once some lines are stored and more are still to come.
+  for (let i = 0; i < 100 && (await storedLines(id)).length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+  first.child.kill('SIGKILL');
+  await first.exited;
+  const second = await startWorkerProcess(env);
+  try {
+    const job = await stack.waitForEnd(id);
+    expect(job.status).toBe('succeeded');
+    expect((await storedLines(id)).map((l) => l.text)).toEqual(Array.from({ length: 12 }, (_, i) => `n-${i + 1}`));
+  } finally {
+    second.child.kill('SIGTERM');
+    await second.exited;
+  }
+});
+
+test('the patch of a loop that edits files is stored, binary-safe, and applies to the commit', async () => {
+  const id = await submit({
+    commit: repo.commits[0],
+    loop: {
+      command: "echo edited >> marker; printf 'a\\000b\\377' > blob.bin; echo new > added.txt",
+      maxIterations: 1,
+    },
+    validate: ['git status --porcelain | grep -q marker'],
+  });
+  const job = await stack.waitForEnd(id);
+  expect(job.status).toBe('succeeded');
+  expect(job.patch?.truncated).toBe(false);
+  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/patch`);
+  expect(res.status).toBe(200);
+  expect(res.headers.get('x-draftsman-patch-truncated')).toBe('false');
+  const patch = Buffer.from(await res.arrayBuffer());
+  expect(patch.length).toBe(job.patch!.bytes);
+  expect(patch.toString()).toContain('+edited');
+  expect(patch.toString()).toContain('GIT binary patch');
+
+  // Applied to a fresh checkout of the commit, it reproduces the loop's files.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-patch-'));
+  try {
+    execFileSync('git', ['clone', '-q', repo.url, dir]);
+    execFileSync('git', ['checkout', '-q', repo.commits[0]!], { cwd: dir });
+    execFileSync('git', ['apply', '--binary', '-'], { cwd: dir, input: patch });
+    expect(fs.readFileSync(path.join(dir, 'marker'), 'utf8')).toBe('commit-1\nedited\n');
+    expect(fs.readFileSync(path.join(dir, 'blob.bin'))).toEqual(Buffer.from([0x61, 0, 0x62, 0xff]));
+    expect(fs.readFileSync(path.join(dir, 'added.txt'), 'utf8')).toBe('new\n');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  const noLoop = await submit({ validate: ['true'] });
+  await stack.waitForEnd(noLoop);
+  expect((await stack.api('GET', `/v1/jobs/${noLoop}/patch`)).status).toBe(404);
+});
