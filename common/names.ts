@@ -3,6 +3,8 @@
  * and any program using the client SDK. Workflow code imports this file too, so it
  * must stay free of Node built-ins.
  */
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
 export const DEFAULT_TASK_QUEUE = 'draftsman';
 export const JOB_WORKFLOW_TYPE = 'jobWorkflow';
 export const JANITOR_WORKFLOW_TYPE = 'janitorWorkflow';
@@ -25,4 +27,15 @@ export const FailureType = {
   StepTimeout: 'StepTimeoutError',
   JobTimeout: 'JobTimeoutError',
   JobFailed: 'JobFailedError',
+} as const;
+
+/**
+ * Custom search attributes the job workflow keeps current, so that jobs can be
+ * filtered by status, repo or commit in the Temporal Web UI. Registered by the
+ * worker at start-up (and by the embedded dev server's flags).
+ */
+export const SEARCH_ATTRIBUTES = {
+  status: defineSearchAttributeKey('DraftsmanStatus', SearchAttributeType.KEYWORD),
+  repo: defineSearchAttributeKey('DraftsmanRepo', SearchAttributeType.KEYWORD),
+  commit: defineSearchAttributeKey('DraftsmanCommit', SearchAttributeType.KEYWORD),
 } as const;

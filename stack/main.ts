@@ -10,7 +10,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { listenApi } from '../api/server';
 import { loadConfig } from '../common/config';
 import { JobStore } from '../db/store';
-import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, installRuntime } from '../worker/worker';
+import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime } from '../worker/worker';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer, temporalCliPath, waitForPort } from './temporal';
 
@@ -57,6 +57,7 @@ async function main(): Promise<void> {
 
   say('bundling workflows and starting the worker');
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  await ensureSearchAttributes(nativeConnection, config.TEMPORAL_NAMESPACE);
   await ensureJanitorSchedule(nativeConnection, config);
   const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config), connection: nativeConnection });
   const workerDone = worker.run();

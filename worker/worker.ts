@@ -11,7 +11,7 @@ import Docker from 'dockerode';
 import { createActivities } from '../activities';
 import { JobsClient } from '../client/jobs';
 import type { Config } from '../common/config';
-import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE } from '../common/names';
+import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE, SEARCH_ATTRIBUTES } from '../common/names';
 import type { JobStore } from '../db/store';
 import { DockerRunner } from '../runner/docker/docker-runner';
 import type { Runner } from '../runner/runner';
@@ -63,6 +63,21 @@ export async function createWorker({ config, store, runner, connection, workflow
     maxHeartbeatThrottleInterval: '500ms',
     // Steps in flight are left running, to be re-attached by the next worker, not killed.
     shutdownGraceTime: '5s',
+  });
+}
+
+/**
+ * Registers Draftsman's search attributes in the namespace if they are missing;
+ * the job workflow sets them and would fail its tasks without them.
+ */
+export async function ensureSearchAttributes(connection: NativeConnection, namespace: string): Promise<void> {
+  const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  const missing = Object.values(SEARCH_ATTRIBUTES).filter((k) => !(k.name in (customAttributes ?? {})));
+  if (missing.length === 0) return;
+  await connection.operatorService.addSearchAttributes({
+    namespace,
+    // IndexedValueType KEYWORD
+    searchAttributes: Object.fromEntries(missing.map((k) => [k.name, 2])),
   });
 }
 

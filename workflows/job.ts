@@ -8,13 +8,15 @@ import {
   defineSignal,
   isCancellation,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, StepResult } from '../activities';
 import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepView } from '../common/job';
-import { CANCEL_SIGNAL, FailureType, STATUS_QUERY } from '../common/names';
+import { CANCEL_SIGNAL, FailureType, SEARCH_ATTRIBUTES, STATUS_QUERY } from '../common/names';
 
 export const cancelSignal = defineSignal<[{ reason?: string }?]>(CANCEL_SIGNAL);
 export const statusQuery = defineQuery<JobView>(STATUS_QUERY);
@@ -63,6 +65,15 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
   };
   setHandler(statusQuery, () => view);
 
+  /** What the Web UI shows: the status as a search attribute, the phase in the current details. */
+  const show = (status: JobStatus, details: string) => {
+    if (status !== view.status) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: status }]);
+    view.status = status;
+    setCurrentDetails(`**${status}** · ${details}`);
+  };
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'queued' }]);
+  setCurrentDetails('**queued** · waiting for a worker');
+
   // Set by the cancel signal or the job timer; read after the body scope unwinds.
   const ending: { by: { status: 'cancelled' | 'timed_out'; reason: string } | null } = { by: null };
   const body = new CancellationScope();
@@ -76,13 +87,17 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
   try {
     spec = await bookkeeping.acceptJob({ jobId, runId: info.firstExecutionRunId, spec: input });
   } catch (err) {
-    view.status = 'failed';
+    show('failed', 'the spec was refused');
     view.error = errorMessage(err);
     view.finishedAt = new Date().toISOString();
     throw err;
   }
   view.repo = spec.repo;
   view.commit = spec.commit;
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.repo, value: spec.repo },
+    { key: SEARCH_ATTRIBUTES.commit, value: spec.commit },
+  ]);
   view.loop = spec.loop ? { iterations: 0, converged: false } : null;
 
   const steps = stepActivities(spec.timeouts.stepSeconds);
@@ -91,12 +106,16 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
   async function step(kind: StepKind, index: number, run: (seq: number) => Promise<StepResult>): Promise<number> {
     const s: StepView = { kind, index, status: 'running', exitCode: null, startedAt: null, finishedAt: null };
     view.steps.push(s);
+    const iteration = view.loop && (kind === 'loop' || kind === 'until') ? ` · iteration ${index}/${spec.loop?.maxIterations}` : '';
+    show('running', `${phaseOf(kind)}${iteration} · step ${kind}-${index}`);
     try {
       const r = await run(seq++);
       s.status = r.exitCode === 0 ? 'succeeded' : 'failed';
       s.exitCode = r.exitCode;
       s.startedAt = r.startedAt;
       s.finishedAt = r.finishedAt;
+      s.durationMs = r.startedAt && r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.startedAt) : null;
+      s.oomKilled = r.oomKilled;
       return r.exitCode;
     } catch (err) {
       s.status = isStepTimeout(err) ? 'timed_out' : isCancellation(err) ? 'cancelled' : 'failed';
@@ -106,7 +125,7 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
 
   const runCommand = (kind: StepKind, index: number, command: string) =>
     step(kind, index, (n) =>
-      steps.runStep({
+      steps.runStep.executeWithOptions({ summary: `${kind}-${index}: ${oneLine(command)}` }, [{
         jobId,
         seq: n,
         kind,
@@ -115,7 +134,7 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
         command,
         env: spec.env,
         timeoutSeconds: spec.timeouts.stepSeconds,
-      }),
+      }]),
     );
 
   async function phases(): Promise<void> {
@@ -124,21 +143,22 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
       const start = await bookkeeping.startJob({ jobId, image: spec.image });
       if (start.started) break;
       view.waiting = start.reason;
+      setCurrentDetails(`**queued** · ${start.reason}`);
       await sleep(DISK_RECHECK);
     }
     delete view.waiting;
-    view.status = 'running';
+    show('running', 'preparing the workspace');
     view.startedAt = new Date().toISOString();
     await bookkeeping.prepareWorkspace({ jobId });
     const cloned = await step('clone', 0, (n) =>
-      steps.cloneRepository({
+      steps.cloneRepository.executeWithOptions({ summary: `clone ${spec.commit.slice(0, 12)} of ${spec.repo}` }, [{
         jobId,
         seq: n,
         repo: spec.repo,
         commit: spec.commit,
         image: spec.image,
         timeoutSeconds: spec.timeouts.stepSeconds,
-      }),
+      }]),
     );
     if (cloned !== 0) throw new StepFailedError(`clone failed with exit code ${cloned}`);
 
@@ -214,7 +234,7 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
         ? `${ending.by.reason}${interrupted ? ` (during ${interrupted.kind}-${interrupted.index})` : ''}`
         : errorMessage(failure);
 
-  view.status = status;
+  show(status, error ?? 'every step passed');
   if (error) view.error = error;
   delete view.waiting;
   await CancellationScope.nonCancellable(async () => {
@@ -238,6 +258,15 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     throw ApplicationFailure.nonRetryable(error ?? 'timed out', isStepTimeout(failure) ? FailureType.StepTimeout : FailureType.JobTimeout);
   }
   throw ApplicationFailure.nonRetryable(error ?? 'job failed', FailureType.JobFailed);
+}
+
+function phaseOf(kind: StepKind): string {
+  return kind === 'until' ? 'loop' : kind;
+}
+
+function oneLine(command: string): string {
+  const line = command.replace(/\s+/g, ' ').trim();
+  return line.length > 80 ? `${line.slice(0, 77)}...` : line;
 }
 
 function isStepTimeout(err: unknown): boolean {

@@ -87,6 +87,16 @@ test('a full job checks out the requested commit, converges on iteration 3, vali
   expect(live.status).toBe('succeeded');
   expect(stepNames(live)).toEqual(stepNames(job));
 
+  // The Web UI can filter jobs by the search attributes the workflow keeps current.
+  const query = `DraftsmanStatus = "succeeded" AND DraftsmanRepo = "${repo.url}" AND DraftsmanCommit = "${commit}"`;
+  let found: string[] = [];
+  for (let i = 0; i < 50 && !found.includes(id); i++) {
+    found = [];
+    for await (const wf of stack.client.workflow.list({ query })) found.push(wf.workflowId);
+    if (!found.includes(id)) await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(found).toEqual([id]);
+
   const list = await stack.api<{ jobs: JobView[] }>('GET', '/v1/jobs?status=succeeded');
   expect(list.body.jobs.map((j) => j.id)).toContain(id);
   const failedList = await stack.api<{ jobs: JobView[] }>('GET', '/v1/jobs?status=failed');
