@@ -9,6 +9,9 @@ import { resolveJobSpec, specDefaults } from '../common/spec';
 import type { JobStore, StepOutcome } from '../db/store';
 import { DuplicateJobIdError } from '../db/store';
 import type { Runner, StepExit, StepRef } from '../runner/runner';
+import pino from 'pino';
+import type { Logger } from '../common/logger';
+import { Metrics } from '../common/metrics';
 import { CLONE_SCRIPT, cloneEnv, PATCH_SCRIPT } from './clone';
 import { StepLogWriter } from './step-log';
 import { type JobLiveness, planSweep } from './janitor-plan';
@@ -16,6 +19,8 @@ import { type JobLiveness, planSweep } from './janitor-plan';
 export interface ActivityDeps {
   runner: Runner;
   store: JobStore;
+  metrics?: Metrics;
+  log?: Logger;
   /** Whether a job's workflow still runs: `null` when Temporal does not know it. */
   describeJob: (jobId: string) => Promise<{ running: boolean } | null>;
   config: Pick<
@@ -73,7 +78,15 @@ const toResult = (o: Pick<StepOutcome, 'exitCode' | 'oomKilled' | 'startedAt' | 
 });
 
 /** Activities, built with their dependencies; the worker wires them once. */
-export function createActivities({ runner, store, describeJob, config, heartbeatMs = 500 }: ActivityDeps) {
+export function createActivities({
+  runner,
+  store,
+  describeJob,
+  config,
+  metrics = new Metrics(),
+  log: logger = pino({ enabled: false }),
+  heartbeatMs = 500,
+}: ActivityDeps) {
   const grace = config.DRAFTSMAN_STOP_GRACE_SECONDS;
   const diskPath = config.DRAFTSMAN_DISK_GUARD_PATH ?? config.DRAFTSMAN_DATA_DIR;
 
@@ -82,7 +95,27 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
    * returned as it is, an existing container is re-attached rather than started
    * again, and the outcome is recorded before the container is removed.
    */
-  async function executeStep(input: StepInput): Promise<StepResult> {
+  /** executeStep with its metrics and log lines. */
+  async function observedStep(input: StepInput): Promise<StepResult> {
+    const log = logger.child({ jobId: input.jobId, step: `${input.kind}-${input.index}` });
+    metrics.runningContainers.inc();
+    log.info({ attempt: Context.current().info.attempt }, 'step running');
+    try {
+      const result = await executeStep(input, log);
+      const seconds =
+        result.startedAt && result.finishedAt ? (Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 1000 : null;
+      if (seconds !== null) metrics.stepDuration.observe({ kind: input.kind }, seconds);
+      log.info({ exitCode: result.exitCode, oomKilled: result.oomKilled, seconds }, 'step finished');
+      return result;
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'step ended without a result');
+      throw err;
+    } finally {
+      metrics.runningContainers.dec();
+    }
+  }
+
+  async function executeStep(input: StepInput, stepLog: Logger): Promise<StepResult> {
     const ref: StepRef = { jobId: input.jobId, kind: input.kind, index: input.index };
     const stepName = `${input.kind}-${input.index}`;
     const record = { kind: input.kind, index: input.index, seq: input.seq };
@@ -95,7 +128,13 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
 
     await store.stepStarted(input.jobId, record);
     try {
+      const endTimer = metrics.containerStart.startTimer();
       await runner.start(input);
+      endTimer();
+      if (input.kind === 'clone') {
+        const created = await store.jobCreatedAt(input.jobId);
+        if (created) metrics.jobPickup.observe((Date.now() - created.getTime()) / 1000);
+      }
     } catch (err) {
       if (err instanceof ImageNotFoundError) {
         throw ApplicationFailure.nonRetryable(err.message, err.name);
@@ -125,11 +164,17 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
       ? Promise.resolve()
       : runner.followLogs(ref, (lines) => log.add(lines), { skipLines: log.storedLines, signal: stopFollowing.signal });
     /** The log is complete once the container's output stream has ended; then every chunk is written. */
+    const bytesBefore = log.stored.bytes;
     const drainLogs = async () => {
       const timer = setTimeout(() => stopFollowing.abort(), LOG_DRAIN_MS);
       await following;
       clearTimeout(timer);
       await log.close();
+      metrics.logBytesStored.inc(log.stored.bytes - bytesBefore);
+      if (log.stored.truncated) {
+        metrics.logsTruncated.inc();
+        stepLog.warn({ capBytes: config.DRAFTSMAN_STEP_LOG_MAX_BYTES }, 'step output truncated at the cap');
+      }
     };
 
     const abort = new AbortController();
@@ -284,6 +329,8 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
           removed.push(a.resource.name);
         }
         await store.recordJanitorAction({ action: a.action, type: a.resource.type, name: a.resource.name, jobId: a.resource.jobId, reason: a.reason });
+        metrics.orphansReaped.inc({ type: a.resource.type, action: a.action });
+        logger.info({ jobId: a.resource.jobId, resource: a.resource.name, action: a.action, reason: a.reason }, 'janitor');
         Context.current().heartbeat();
       }
       return { removed, stopped };
@@ -294,7 +341,7 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
     },
 
     async cloneRepository(input: CloneInput): Promise<StepResult> {
-      return executeStep({
+      return observedStep({
         jobId: input.jobId,
         seq: input.seq,
         kind: 'clone',
@@ -306,7 +353,7 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
       });
     },
 
-    runStep: executeStep,
+    runStep: observedStep,
 
     /**
      * Stores `git diff` of the workspace against the checked-out commit (after
@@ -343,6 +390,8 @@ export function createActivities({ runner, store, describeJob, config, heartbeat
       error?: string;
     }): Promise<void> {
       await store.jobFinished(input.jobId, { status: input.status, loop: input.loop, error: input.error });
+      metrics.jobsFinished.inc({ status: input.status });
+      logger.info({ jobId: input.jobId, status: input.status, error: input.error }, 'job finished');
     },
 
     /** Removes every container and the workspace of the job; safe to repeat. */

@@ -5,12 +5,16 @@ import { isInvalidJobSpecError } from '../common/errors';
 import { FINAL_STATUSES, JOB_ID_PATTERN, JOB_STATUSES, type JobStatus, type JobView } from '../common/job';
 import { resolveJobSpec, specDefaults } from '../common/spec';
 import type { JobStore } from '../db/store';
+import type { Logger } from '../common/logger';
+import { Metrics } from '../common/metrics';
 import { HttpError } from './errors';
 import { serveLogs } from './logs';
 
 export interface ApiDeps {
   store: JobStore;
   jobs: JobsClient;
+  metrics?: Metrics;
+  logger?: Logger;
   config: Pick<Config, 'DRAFTSMAN_DEFAULT_IMAGE' | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS' | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'>;
   log?: (line: string) => void;
 }
@@ -23,10 +27,35 @@ function jobIdParam(req: Request): string {
   return id;
 }
 
-export function createApp({ store, jobs, config, log = () => undefined }: ApiDeps): express.Express {
+export function createApp({ store, jobs, config, metrics = new Metrics(), logger, log = () => undefined }: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+
+  app.use((req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      // The route pattern, not the path, so that job ids do not become label values.
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
+      logger?.info(
+        {
+          method: req.method,
+          route,
+          status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+          jobId: typeof req.params?.id === 'string' ? req.params.id : undefined,
+        },
+        'request',
+      );
+    });
+    next();
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    const { contentType, body } = await metrics.render();
+    res.type(contentType).send(body);
+  });
 
   app.get('/health', async (_req, res) => {
     const database = await store.ping().then(
@@ -58,6 +87,8 @@ export function createApp({ store, jobs, config, log = () => undefined }: ApiDep
     await store.recordQueued(id, runId, spec.repo, spec.commit, req.body).catch((err: Error) => {
       log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
     });
+    metrics.jobsSubmitted.inc();
+    logger?.info({ jobId: id, repo: spec.repo, commit: spec.commit }, 'job submitted');
     res.status(202).location(`/v1/jobs/${id}`).json({ id });
   });
 

@@ -1,15 +1,19 @@
 import { Connection } from '@temporalio/client';
 import { loadConfig, requireDatabaseUrl } from '../common/config';
+import { createLogger } from '../common/logger';
+import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
 import { listenApi } from './server';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  const logger = createLogger(config.DRAFTSMAN_LOG_LEVEL, 'draftsman-api');
+  const metrics = new Metrics({ processMetrics: true });
   const store = JobStore.connect(requireDatabaseUrl(config));
   await store.migrate();
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const { server, url } = await listenApi(config, store, connection);
-  console.log(`draftsman API on ${url}`);
+  const { server, url } = await listenApi(config, store, connection, { metrics, logger });
+  logger.info({ url }, 'draftsman API listening');
   const stop = () => {
     server.close(() => {
       void Promise.allSettled([connection.close(), store.close()]).then(() => process.exit(0));

@@ -2,6 +2,8 @@ import type { Server } from 'node:http';
 import { Client, type ConnectionLike } from '@temporalio/client';
 import { JobsClient } from '../client/jobs';
 import type { Config } from '../common/config';
+import type { Logger } from '../common/logger';
+import type { Metrics } from '../common/metrics';
 import type { JobStore } from '../db/store';
 import { createApp } from './app';
 
@@ -10,13 +12,16 @@ export async function listenApi(
   config: Config,
   store: JobStore,
   connection: ConnectionLike,
+  observe: { metrics: Metrics; logger: Logger },
 ): Promise<{ server: Server; url: string }> {
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const app = createApp({
     store,
     jobs: new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE }),
     config,
-    log: (line) => console.error(line),
+    metrics: observe.metrics,
+    logger: observe.logger,
+    log: (line) => observe.logger.error(line),
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.PORT, config.DRAFTSMAN_API_HOST, () => resolve(s));

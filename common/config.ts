@@ -60,6 +60,8 @@ export const configSchema = z.object({
   DRAFTSMAN_JANITOR_INTERVAL_SECONDS: int(0, 86_400).default(300),
   /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js); unset: bundled at start-up. */
   DRAFTSMAN_WORKFLOW_BUNDLE: z.string().min(1).optional(),
+  /** Port of the worker's own /metrics and /health (separate process only); 0 turns it off. */
+  DRAFTSMAN_WORKER_METRICS_PORT: int(0, 65_535).default(9464),
   /** Level of the worker's and the Temporal SDK's own log lines. */
   DRAFTSMAN_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Steps the worker runs at once. */

@@ -206,6 +206,11 @@ export class JobStore {
     return rows[0] ?? null;
   }
 
+  async jobCreatedAt(jobId: string): Promise<Date | null> {
+    const { rows } = await this.pool.query<{ created_at: Date }>('SELECT created_at FROM jobs WHERE id = $1', [jobId]);
+    return rows[0]?.created_at ?? null;
+  }
+
   /** Jobs among `ids` whose status is final. */
   async endedJobs(ids: readonly string[]): Promise<Set<string>> {
     const { rows } = await this.pool.query<{ id: string }>(

@@ -9,6 +9,8 @@ import { Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { listenApi } from '../api/server';
 import { loadConfig } from '../common/config';
+import { createLogger } from '../common/logger';
+import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
 import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime } from '../worker/worker';
 import { startEmbeddedPostgres } from './postgres';
@@ -18,7 +20,10 @@ const say = (line: string) => console.log(`[draftsman] ${line}`);
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  installRuntime(config.DRAFTSMAN_LOG_LEVEL);
+  const logger = createLogger(config.DRAFTSMAN_LOG_LEVEL, 'draftsman');
+  installRuntime(config.DRAFTSMAN_LOG_LEVEL, logger);
+  // One process: the API's /metrics serves the worker's series too.
+  const metrics = new Metrics({ processMetrics: true });
   const dataDir = path.resolve(config.DRAFTSMAN_DATA_DIR);
   fs.mkdirSync(path.join(dataDir, 'logs'), { recursive: true });
   const stops: (() => Promise<unknown>)[] = [];
@@ -59,11 +64,18 @@ async function main(): Promise<void> {
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   await ensureSearchAttributes(nativeConnection, config.TEMPORAL_NAMESPACE);
   await ensureJanitorSchedule(nativeConnection, config);
-  const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config), connection: nativeConnection });
+  const worker = await createWorker({
+    config,
+    store,
+    runner: dockerRunnerFromConfig(config),
+    connection: nativeConnection,
+    metrics,
+    logger,
+  });
   const workerDone = worker.run();
 
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const { server, url: apiUrl } = await listenApi(config, store, connection);
+  const { server, url: apiUrl } = await listenApi(config, store, connection, { metrics, logger });
 
   say('ready');
   say(`  API            ${apiUrl}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);

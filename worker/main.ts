@@ -1,20 +1,43 @@
+import http from 'node:http';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig, requireDatabaseUrl } from '../common/config';
+import { createLogger } from '../common/logger';
+import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
 import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  installRuntime(config.DRAFTSMAN_LOG_LEVEL);
+  const logger = createLogger(config.DRAFTSMAN_LOG_LEVEL, 'draftsman-worker');
+  installRuntime(config.DRAFTSMAN_LOG_LEVEL, logger);
+  const metrics = new Metrics({ processMetrics: true });
   const store = JobStore.connect(requireDatabaseUrl(config));
   await store.migrate();
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   await ensureJanitorSchedule(connection, config);
-  const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config), connection });
-  console.log(`draftsman worker polling task queue ${config.DRAFTSMAN_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS}`);
+  const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config), connection, metrics, logger });
+
+  const metricsServer =
+    config.DRAFTSMAN_WORKER_METRICS_PORT === 0
+      ? null
+      : http
+          .createServer((req, res) => {
+            if (req.url === '/metrics') {
+              void metrics.render().then(({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body));
+            } else if (req.url === '/health') {
+              res.writeHead(worker.getState() === 'RUNNING' ? 200 : 503).end(worker.getState());
+            } else {
+              res.writeHead(404).end();
+            }
+          })
+          .listen(config.DRAFTSMAN_WORKER_METRICS_PORT, config.DRAFTSMAN_API_HOST);
+
+  // Tests and operators wait for this line; it says the worker takes work.
+  logger.info({ taskQueue: config.DRAFTSMAN_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS }, `draftsman worker polling task queue ${config.DRAFTSMAN_TASK_QUEUE}`);
   // Worker.run() installs SIGINT/SIGTERM handlers that shut it down gracefully.
   await worker.run();
+  metricsServer?.close();
   await connection.close();
   await store.close();
 }

@@ -11,6 +11,8 @@ import Docker from 'dockerode';
 import { createActivities } from '../activities';
 import { JobsClient } from '../client/jobs';
 import type { Config } from '../common/config';
+import { type Logger, temporalLogger } from '../common/logger';
+import type { Metrics } from '../common/metrics';
 import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE, SEARCH_ATTRIBUTES } from '../common/names';
 import type { JobStore } from '../db/store';
 import { DockerRunner } from '../runner/docker/docker-runner';
@@ -28,10 +30,13 @@ export function dockerRunnerFromConfig(config: Config, docker = new Docker()): D
   });
 }
 
-/** Sets the SDK's log level; the runtime is process-wide and can be installed once only. */
-export function installRuntime(level: LogLevel): void {
+/**
+ * Sets the SDK's logging (JSON through `logger` when given); the runtime is
+ * process-wide and can be installed once only.
+ */
+export function installRuntime(level: LogLevel, logger?: Logger): void {
   try {
-    Runtime.install({ logger: new DefaultLogger(level) });
+    Runtime.install({ logger: logger ? temporalLogger(logger, level) : new DefaultLogger(level) });
   } catch {
     // Already installed in this process (several workers, or tests): keep the first.
   }
@@ -44,9 +49,11 @@ export interface WorkerDeps {
   connection: NativeConnection;
   /** A prebuilt bundle (tests build it once); otherwise the workflows are bundled at start-up. */
   workflowBundle?: WorkflowBundleOption;
+  metrics?: Metrics;
+  logger?: Logger;
 }
 
-export async function createWorker({ config, store, runner, connection, workflowBundle }: WorkerDeps): Promise<Worker> {
+export async function createWorker({ config, store, runner, connection, workflowBundle, metrics, logger }: WorkerDeps): Promise<Worker> {
   const bundle = workflowBundle ?? (config.DRAFTSMAN_WORKFLOW_BUNDLE ? { codePath: config.DRAFTSMAN_WORKFLOW_BUNDLE } : undefined);
   const jobs = new JobsClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), {
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
@@ -56,7 +63,7 @@ export async function createWorker({ config, store, runner, connection, workflow
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ runner, store, config, describeJob: (id) => jobs.describe(id) }),
+    activities: createActivities({ runner, store, config, metrics, log: logger, describeJob: (id) => jobs.describe(id) }),
     maxConcurrentActivityTaskExecutions: config.DRAFTSMAN_MAX_CONCURRENT_STEPS,
     // A cancel reaches a running step with the answer to its next heartbeat, so
     // heartbeats are sent often rather than throttled to most of the timeout.

@@ -8,6 +8,7 @@ import { JobsClient } from '../../client/jobs';
 import { type Config, loadConfig } from '../../common/config';
 import type { JobView } from '../../common/job';
 import { LABEL_MANAGED } from '../../common/names';
+import { Metrics } from '../../common/metrics';
 import { JobStore } from '../../db/store';
 import type { DockerRunner } from '../../runner/docker/docker-runner';
 import { createWorker, dockerRunnerFromConfig, installRuntime } from '../../worker/worker';
@@ -15,6 +16,7 @@ import { TEST_DATA_DIR } from './env';
 
 export interface TestStack {
   config: Config;
+  metrics: Metrics;
   apiUrl: string;
   store: JobStore;
   jobs: JobsClient;
@@ -45,6 +47,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
   await store.migrate();
   const docker = new Docker();
   const runner = dockerRunnerFromConfig(config, docker);
+  const metrics = new Metrics();
 
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker: Worker = await createWorker({
@@ -53,13 +56,14 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     runner,
     connection: nativeConnection,
     workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+    metrics,
   });
   const workerRun = worker.run();
 
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const jobs = new JobsClient(client, { taskQueue });
-  const app = createApp({ store, jobs, config, log: (l) => console.error(l) });
+  const app = createApp({ store, jobs, config, metrics, log: (l) => console.error(l) });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -93,6 +97,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
 
   return {
     config,
+    metrics,
     apiUrl,
     store,
     jobs,

@@ -1,0 +1,75 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * The Prometheus series of a process. One instance per process, passed to the
+ * activities and the API; served at GET /metrics by both.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly jobsSubmitted = new Counter({
+    name: 'draftsman_jobs_submitted_total',
+    help: 'Jobs accepted by the API',
+    registers: [this.registry],
+  });
+  readonly jobsFinished = new Counter({
+    name: 'draftsman_jobs_finished_total',
+    help: 'Jobs that ended, by final status',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly stepDuration = new Histogram({
+    name: 'draftsman_step_duration_seconds',
+    help: 'Run time of steps (container start to exit), by step kind',
+    labelNames: ['kind'] as const,
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+    registers: [this.registry],
+  });
+  readonly containerStart = new Histogram({
+    name: 'draftsman_container_start_seconds',
+    help: 'Time to create and start a step container',
+    buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5],
+    registers: [this.registry],
+  });
+  readonly jobPickup = new Histogram({
+    name: 'draftsman_job_pickup_seconds',
+    help: 'Time from a job being submitted to its first container started',
+    buckets: [0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+    registers: [this.registry],
+  });
+  readonly logBytesStored = new Counter({
+    name: 'draftsman_log_bytes_stored_total',
+    help: 'Bytes of step output stored',
+    registers: [this.registry],
+  });
+  readonly logsTruncated = new Counter({
+    name: 'draftsman_log_truncated_steps_total',
+    help: 'Steps whose stored output was cut at the size cap',
+    registers: [this.registry],
+  });
+  readonly runningContainers = new Gauge({
+    name: 'draftsman_running_containers',
+    help: 'Step containers this worker is following now',
+    registers: [this.registry],
+  });
+  readonly orphansReaped = new Counter({
+    name: 'draftsman_orphans_reaped_total',
+    help: 'Containers and volumes the janitor removed or stopped, by type and action',
+    labelNames: ['type', 'action'] as const,
+    registers: [this.registry],
+  });
+  readonly httpRequests = new Counter({
+    name: 'draftsman_http_requests_total',
+    help: 'API requests by method, route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'draftsman_' });
+  }
+
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
