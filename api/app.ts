@@ -1,14 +1,20 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { JobsClient } from '../client/jobs';
 import type { Config } from '../common/config';
 import { isInvalidJobSpecError } from '../common/errors';
-import { FINAL_STATUSES, JOB_ID_PATTERN, JOB_STATUSES, type JobStatus, type JobView } from '../common/job';
+import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView } from '../common/job';
 import { resolveJobSpec, specDefaults } from '../common/spec';
 import type { JobStore } from '../db/store';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { HttpError } from './errors';
 import { serveLogs } from './logs';
+import { openApiDocument } from './openapi';
+import { projectRoot } from '../stack/paths';
+import { cancelBody, listJobsQuery, logsQuery } from './schemas';
+import { z } from 'zod';
 
 export interface ApiDeps {
   store: JobStore;
@@ -19,7 +25,17 @@ export interface ApiDeps {
   log?: (line: string) => void;
 }
 
-const MAX_LIST = 200;
+/** Parses untrusted input with a schema; the first problem becomes a 400 naming the field. */
+function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: string): z.output<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.map(String).join('.');
+  const message = issue.code === 'unrecognized_keys' ? `unknown parameter ${field}` : `${field}: ${issue.message}`;
+  throw new HttpError(400, code, message, field || undefined);
+}
+
+const version = (JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
 function jobIdParam(req: Request): string {
   const id = String(req.params.id);
@@ -50,6 +66,11 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
       );
     });
     next();
+  });
+
+  const document = openApiDocument(version);
+  app.get('/openapi.json', (_req, res) => {
+    res.json(document);
   });
 
   app.get('/metrics', async (_req, res) => {
@@ -93,16 +114,8 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
   });
 
   app.get('/v1/jobs', async (req, res) => {
-    const status = req.query.status;
-    if (status !== undefined && !(typeof status === 'string' && (JOB_STATUSES as readonly string[]).includes(status))) {
-      throw new HttpError(400, 'invalid_query', `status must be one of ${JOB_STATUSES.join(', ')}`, 'status');
-    }
-    const limitRaw = req.query.limit ?? '50';
-    const limit = Number(limitRaw);
-    if (typeof limitRaw !== 'string' || !Number.isInteger(limit) || limit < 1 || limit > MAX_LIST) {
-      throw new HttpError(400, 'invalid_query', `limit must be an integer between 1 and ${MAX_LIST}`, 'limit');
-    }
-    res.json({ jobs: await store.listJobs({ status: status as JobStatus | undefined, limit }) });
+    const query = parseInput(listJobsQuery, req.query, 'invalid_query');
+    res.json({ jobs: await store.listJobs({ status: query.status, limit: query.limit ?? 50 }) });
   });
 
   app.get('/v1/jobs/:id', async (req, res) => {
@@ -134,7 +147,8 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
   });
 
   app.get('/v1/jobs/:id/logs', async (req, res) => {
-    await serveLogs(store, jobIdParam(req), req, res);
+    const query = parseInput(logsQuery, req.query, 'invalid_query');
+    await serveLogs(store, jobIdParam(req), query, req, res);
   });
 
   app.get('/v1/jobs/:id/patch', async (req, res) => {
@@ -153,11 +167,7 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
 
   app.post('/v1/jobs/:id/cancel', requireJson, json, async (req, res) => {
     const id = jobIdParam(req);
-    const body: unknown = req.body ?? {};
-    const reason = (body as { reason?: unknown }).reason;
-    if (typeof body !== 'object' || Array.isArray(body) || (reason !== undefined && typeof reason !== 'string')) {
-      throw new HttpError(400, 'invalid_body', 'body must be { "reason"?: string }', 'reason');
-    }
+    const { reason } = parseInput(cancelBody, req.body ?? {}, 'invalid_body');
     const job = await store.getJob(id);
     const workflow = await jobs.describe(id);
     if (!job && !workflow) throw new HttpError(404, 'not_found', `no job ${id}`);

@@ -1,5 +1,4 @@
 import type { Request, Response } from 'express';
-import { STEP_KINDS } from '../common/job';
 import type { JobStore, StoredLogLine } from '../db/store';
 import { HttpError } from './errors';
 
@@ -21,24 +20,21 @@ const view = (step: string, l: StoredLogLine): LogLineView => ({
   text: l.x,
 });
 
-/** `?step=<kind>-<index>`, e.g. `setup-0`, `loop-3`. */
-export function parseStepParam(value: unknown): { kind: string; index: number } | undefined {
-  if (value === undefined) return undefined;
-  const m = typeof value === 'string' ? /^([a-z]+)-(\d{1,6})$/.exec(value) : null;
-  if (!m || !(STEP_KINDS as readonly string[]).includes(m[1]!)) {
-    throw new HttpError(400, 'invalid_query', `step must be <kind>-<index> with kind one of ${STEP_KINDS.join(', ')}`, 'step');
-  }
-  return { kind: m[1]!, index: Number(m[2]) };
-}
-
 /**
  * GET /v1/jobs/:id/logs. Without `follow`: every stored line as NDJSON, each
  * tagged with its step. With `follow=true`: Server-Sent Events, the backlog first,
  * then lines as they are stored, and an `end` event once the job has ended.
  */
-export async function serveLogs(store: JobStore, jobId: string, req: Request, res: Response): Promise<void> {
-  const step = parseStepParam(req.query.step);
-  const follow = req.query.follow === 'true' || req.query.follow === '1';
+export async function serveLogs(
+  store: JobStore,
+  jobId: string,
+  query: { step?: string; follow?: string },
+  req: Request,
+  res: Response,
+): Promise<void> {
+  const [kind, index] = query.step ? query.step.split('-') : [];
+  const step = kind ? { kind, index: Number(index) } : undefined;
+  const follow = query.follow === 'true' || query.follow === '1';
   if (!(await store.getJob(jobId))) throw new HttpError(404, 'not_found', `no job ${jobId}`);
 
   if (!follow) {

@@ -1,0 +1,148 @@
+import { z } from 'zod';
+import { JOB_STATUSES, STEP_KINDS } from '../common/job';
+import { jobSpecSchema } from '../common/spec';
+import { cancelBody, listJobsQuery, logsQuery } from './schemas';
+
+type Json = Record<string, unknown>;
+
+const jsonSchema = (schema: z.ZodType): Json => {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Json;
+  return rest;
+};
+
+function queryParameters(schema: z.ZodObject): Json[] {
+  return Object.entries(schema.shape).map(([name, field]) => ({
+    name,
+    in: 'query',
+    required: !(field as z.ZodType).safeParse(undefined).success,
+    schema: jsonSchema(field as z.ZodType),
+  }));
+}
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json) => ({ 'application/json': { schema } });
+const error = (description: string) => ({ description, content: json(ref('Error')) });
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+
+// The job view is produced, not parsed, so it is described here rather than derived.
+const stepView = {
+  type: 'object',
+  required: ['kind', 'index', 'status', 'exitCode', 'startedAt', 'finishedAt'],
+  properties: {
+    kind: { enum: [...STEP_KINDS] },
+    index: { type: 'integer' },
+    status: { enum: ['running', 'succeeded', 'failed', 'cancelled', 'timed_out'] },
+    exitCode: { type: ['integer', 'null'] },
+    startedAt: { type: ['string', 'null'], format: 'date-time' },
+    finishedAt: { type: ['string', 'null'], format: 'date-time' },
+    durationMs: { type: ['integer', 'null'] },
+    oomKilled: { type: 'boolean' },
+    logBytes: { type: 'integer' },
+    logTruncated: { type: 'boolean' },
+  },
+};
+const jobView = {
+  type: 'object',
+  required: ['id', 'status', 'repo', 'commit', 'createdAt', 'startedAt', 'finishedAt', 'steps', 'loop'],
+  properties: {
+    id: { type: 'string' },
+    status: { enum: [...JOB_STATUSES] },
+    repo: { type: ['string', 'null'] },
+    commit: { type: ['string', 'null'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    startedAt: { type: ['string', 'null'], format: 'date-time' },
+    finishedAt: { type: ['string', 'null'], format: 'date-time' },
+    steps: { type: 'array', items: stepView },
+    loop: {
+      oneOf: [
+        { type: 'null' },
+        { type: 'object', properties: { iterations: { type: 'integer' }, converged: { type: 'boolean' } } },
+      ],
+    },
+    error: { type: 'string' },
+    waiting: { type: 'string' },
+    patch: { type: 'object', properties: { bytes: { type: 'integer' }, truncated: { type: 'boolean' } } },
+  },
+};
+
+/** The OpenAPI document of the API, built from the schemas the routes validate with. */
+export function openApiDocument(version: string): Json {
+  return {
+    openapi: '3.1.0',
+    info: { title: 'Draftsman API', version },
+    paths: {
+      '/health': { get: { summary: 'Liveness and database reachability', responses: { 200: { description: 'healthy' }, 503: { description: 'unhealthy' } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
+      '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
+      '/v1/jobs': {
+        post: {
+          summary: 'Start a job',
+          requestBody: { required: true, content: json(ref('JobSpec')) },
+          responses: {
+            202: { description: 'accepted', content: json({ type: 'object', properties: { id: { type: 'string' } } }) },
+            400: error('invalid spec or JSON'),
+            413: error('body too large'),
+            415: error('not application/json'),
+          },
+        },
+        get: {
+          summary: 'List jobs, newest first',
+          parameters: queryParameters(listJobsQuery),
+          responses: {
+            200: { description: 'jobs', content: json({ type: 'object', properties: { jobs: { type: 'array', items: ref('JobView') } } }) },
+            400: error('invalid query'),
+          },
+        },
+      },
+      '/v1/jobs/{id}': {
+        get: { summary: 'A job', parameters: [idParam], responses: { 200: { description: 'the job', content: json(ref('JobView')) }, 404: error('no such job') } },
+      },
+      '/v1/jobs/{id}/events': {
+        get: { summary: 'The audit trail', parameters: [idParam], responses: { 200: { description: 'events in order' }, 404: error('no such job') } },
+      },
+      '/v1/jobs/{id}/logs': {
+        get: {
+          summary: 'Step output: NDJSON, or Server-Sent Events with follow=true',
+          parameters: [idParam, ...queryParameters(logsQuery)],
+          responses: {
+            200: { description: 'lines', content: { 'application/x-ndjson': {}, 'text/event-stream': {} } },
+            400: error('invalid query'),
+            404: error('no such job'),
+          },
+        },
+      },
+      '/v1/jobs/{id}/patch': {
+        get: {
+          summary: 'git diff of the workspace after the loop',
+          parameters: [idParam],
+          responses: { 200: { description: 'the patch', content: { 'text/x-diff': {} } }, 404: error('no job or no patch') },
+        },
+      },
+      '/v1/jobs/{id}/cancel': {
+        post: {
+          summary: 'Cancel a job',
+          parameters: [idParam],
+          requestBody: { required: false, content: json(jsonSchema(cancelBody)) },
+          responses: { 202: { description: 'cancelling' }, 400: error('invalid body'), 404: error('no such job'), 409: error('the job has ended') },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        JobSpec: jsonSchema(jobSpecSchema),
+        JobView: jobView,
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: { code: { type: 'string' }, message: { type: 'string' }, field: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
+  };
+}
