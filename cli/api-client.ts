@@ -1,0 +1,105 @@
+import type { JobView } from '../common/job';
+
+export interface LogLine {
+  step: string;
+  stream: 'stdout' | 'stderr';
+  time: string;
+  text: string;
+}
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The HTTP API as the CLI uses it. */
+export class ApiClient {
+  constructor(
+    private readonly url: string,
+    private readonly token?: string,
+  ) {}
+
+  private headers(json: boolean): Record<string, string> {
+    return {
+      ...(json ? { 'content-type': 'application/json' } : {}),
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+    };
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}${path}`, {
+        method,
+        headers: this.headers(body !== undefined),
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ApiError(0, `cannot reach the Draftsman API at ${this.url}: ${(err as Error).message}`);
+    }
+    const text = await res.text();
+    const parsed = text ? (JSON.parse(text) as unknown) : null;
+    if (!res.ok) {
+      const e = (parsed as { error?: { message?: string } } | null)?.error;
+      throw new ApiError(res.status, e?.message ?? `HTTP ${res.status}`);
+    }
+    return parsed as T;
+  }
+
+  submit(spec: unknown): Promise<{ id: string }> {
+    return this.request('POST', '/v1/jobs', spec);
+  }
+
+  job(id: string): Promise<JobView> {
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  list(status?: string): Promise<{ jobs: JobView[] }> {
+    return this.request('GET', `/v1/jobs${status ? `?status=${encodeURIComponent(status)}` : ''}`);
+  }
+
+  cancel(id: string, reason?: string): Promise<unknown> {
+    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`, reason ? { reason } : {});
+  }
+
+  /** Every stored line (NDJSON), or with `follow` the live stream until the job ends. */
+  async logs(id: string, opts: { follow: boolean; step?: string }, onLine: (l: LogLine) => void): Promise<{ status?: string }> {
+    const q = new URLSearchParams();
+    if (opts.follow) q.set('follow', 'true');
+    if (opts.step) q.set('step', opts.step);
+    const res = await fetch(`${this.url}/v1/jobs/${encodeURIComponent(id)}/logs?${q}`, { headers: this.headers(false) });
+    if (!res.ok || !res.body) {
+      const e = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+      throw new ApiError(res.status, e?.error?.message ?? `HTTP ${res.status}`);
+    }
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffer += decoder.decode(chunk, { stream: true });
+      if (!opts.follow) {
+        let nl;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (line) onLine(JSON.parse(line) as LogLine);
+        }
+        continue;
+      }
+      let split;
+      while ((split = buffer.indexOf('\n\n')) >= 0) {
+        const event = buffer.slice(0, split);
+        buffer = buffer.slice(split + 2);
+        const type = /^event: (\w+)/m.exec(event)?.[1];
+        const data = /^data: (.*)$/m.exec(event)?.[1];
+        if (type === 'line' && data) onLine(JSON.parse(data) as LogLine);
+        if (type === 'end' && data) return JSON.parse(data) as { status: string };
+      }
+    }
+    return {};
+  }
+}
