@@ -1,0 +1,88 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { projectRoot } from '../../stack/paths';
+import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
+import { freePort, TEST_DATA_DIR } from './env';
+import { type GitFixture, startGitFixture } from './git-fixture';
+import { startTestStack, type TestStack } from './stack';
+
+// A dev server of this file's own, with its Web UI (the shared one is headless).
+const ARTIFACTS = path.join(projectRoot(), 'test-artifacts');
+let temporal: DevServer;
+let stack: TestStack;
+let repo: GitFixture;
+let browser: Browser;
+
+beforeAll(async () => {
+  const port = await freePort();
+  temporal = await startTemporalDevServer({
+    cli: temporalCliPath(path.join(projectRoot(), 'data')),
+    port,
+    uiPort: await freePort(),
+    logFile: path.join(TEST_DATA_DIR, `web-ui-${process.pid}.log`),
+  });
+  [stack, repo] = await Promise.all([
+    startTestStack({ TEMPORAL_ADDRESS: temporal.address, DRAFTSMAN_STEP_NETWORK: 'host' }),
+    startGitFixture(1),
+  ]);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+});
+afterAll(async () => {
+  await browser?.close();
+  await Promise.allSettled([stack?.stop(), repo?.stop()]);
+  await temporal?.stop();
+});
+
+test('the Temporal Web UI lists the finished job by its status attribute and shows its step activities', async () => {
+  const res = await stack.api<{ id: string }>('POST', '/v1/jobs', {
+    repo: repo.url,
+    commit: repo.head,
+    setup: ['echo set up'],
+    validate: ['true'],
+  });
+  const id = res.body.id;
+  expect((await stack.waitForEnd(id)).status).toBe('succeeded');
+
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  try {
+    // The workflow list, filtered by the custom search attribute the workflow keeps current.
+    const query = encodeURIComponent(`DraftsmanStatus="succeeded"`);
+    await page.goto(`${temporal.uiUrl}/namespaces/default/workflows?query=${query}`);
+    const row = page.getByRole('link', { name: id });
+    await row.waitFor({ timeout: 30_000 });
+    expect(await page.getByText('DraftsmanStatus').first().isVisible()).toBe(true);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-workflows.png'), fullPage: true });
+
+    await row.click();
+    await page.getByText('cloneRepository').first().waitFor({ timeout: 30_000 });
+    const text = await page.locator('body').innerText();
+    // The timeline names each step by its activity and summary.
+    expect(text).toContain('runStep');
+    expect(text).toContain('setup-0: echo set up');
+    expect(text).toContain('validate-0: true');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-job.png'), fullPage: true });
+
+    await page.getByRole('tab', { name: 'Search Attributes' }).or(page.getByText('Search Attributes', { exact: true })).first().click();
+    await page.getByText('DraftsmanStatus').first().waitFor({ timeout: 10_000 });
+    const attributes = await page.locator('body').innerText();
+    expect(attributes).toMatch(/DraftsmanStatus[\s\S]{0,80}succeeded/);
+    expect(attributes).toContain(repo.url);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-search-attributes.png'), fullPage: true });
+  } finally {
+    await page.close();
+  }
+});
