@@ -5,7 +5,7 @@ import type { Config } from '../common/config';
 import { ImageNotFoundError, isInvalidJobSpecError } from '../common/errors';
 import type { JobStatus, ResolvedJobSpec, StepKind } from '../common/job';
 import { FailureType } from '../common/names';
-import { resolveJobSpec, specDefaults } from '../common/spec';
+import { resolveJobSpec, specPolicy } from '../common/spec';
 import type { JobStore, StepOutcome } from '../db/store';
 import { DuplicateJobIdError } from '../db/store';
 import type { Runner, StepExit, StepRef } from '../runner/runner';
@@ -33,6 +33,8 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_DISK_GUARD_PATH'
     | 'DRAFTSMAN_DATA_DIR'
     | 'DRAFTSMAN_STEP_LOG_MAX_BYTES'
+    | 'DRAFTSMAN_ALLOWED_IMAGES'
+    | 'DRAFTSMAN_ALLOW_FILE_REPOS'
     | 'DRAFTSMAN_PATCH_MAX_BYTES'
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
@@ -268,7 +270,7 @@ export function createActivities({
     async acceptJob(input: { jobId: string; runId: string; spec: unknown }): Promise<ResolvedJobSpec> {
       let spec: ResolvedJobSpec;
       try {
-        spec = resolveJobSpec(input.spec, specDefaults(config));
+        spec = resolveJobSpec(input.spec, specPolicy(config));
       } catch (err) {
         if (!isInvalidJobSpecError(err)) throw err;
         await store.recordRejected(input.jobId, input.runId, err.message);

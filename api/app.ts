@@ -5,10 +5,11 @@ import type { JobsClient } from '../client/jobs';
 import type { Config } from '../common/config';
 import { isInvalidJobSpecError } from '../common/errors';
 import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView } from '../common/job';
-import { resolveJobSpec, specDefaults } from '../common/spec';
+import { resolveJobSpec, specPolicy } from '../common/spec';
 import type { JobStore } from '../db/store';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
+import type { Authenticator } from './auth';
 import { HttpError } from './errors';
 import { serveLogs } from './logs';
 import { openApiDocument } from './openapi';
@@ -19,9 +20,10 @@ import { z } from 'zod';
 export interface ApiDeps {
   store: JobStore;
   jobs: JobsClient;
+  auth: Authenticator;
   metrics?: Metrics;
   logger?: Logger;
-  config: Pick<Config, 'DRAFTSMAN_DEFAULT_IMAGE' | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS' | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'>;
+  config: Parameters<typeof specPolicy>[0];
   log?: (line: string) => void;
 }
 
@@ -43,7 +45,7 @@ function jobIdParam(req: Request): string {
   return id;
 }
 
-export function createApp({ store, jobs, config, metrics = new Metrics(), logger, log = () => undefined }: ApiDeps): express.Express {
+export function createApp({ store, jobs, auth, config, metrics = new Metrics(), logger, log = () => undefined }: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -68,16 +70,6 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
     next();
   });
 
-  const document = openApiDocument(version);
-  app.get('/openapi.json', (_req, res) => {
-    res.json(document);
-  });
-
-  app.get('/metrics', async (_req, res) => {
-    const { contentType, body } = await metrics.render();
-    res.type(contentType).send(body);
-  });
-
   app.get('/health', async (_req, res) => {
     const database = await store.ping().then(
       () => 'ok',
@@ -85,6 +77,20 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
     );
     const healthy = database === 'ok';
     res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'unavailable', database });
+  });
+
+  // Everything below needs a token; reading needs `read`, submitting and cancelling `write`.
+  const read = auth.require('read');
+  const write = auth.require('write');
+
+  const document = openApiDocument(version);
+  app.get('/openapi.json', read, (_req, res) => {
+    res.json(document);
+  });
+
+  app.get('/metrics', read, async (_req, res) => {
+    const { contentType, body } = await metrics.render();
+    res.type(contentType).send(body);
   });
 
   const json = express.json({ limit: '256kb', type: () => true });
@@ -95,10 +101,10 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
     next();
   };
 
-  app.post('/v1/jobs', requireJson, json, async (req, res) => {
+  app.post('/v1/jobs', write, requireJson, json, async (req, res) => {
     let spec;
     try {
-      spec = resolveJobSpec(req.body, specDefaults(config));
+      spec = resolveJobSpec(req.body, specPolicy(config));
     } catch (err) {
       if (isInvalidJobSpecError(err)) throw new HttpError(400, 'invalid_spec', err.message, err.field);
       throw err;
@@ -113,12 +119,12 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
     res.status(202).location(`/v1/jobs/${id}`).json({ id });
   });
 
-  app.get('/v1/jobs', async (req, res) => {
+  app.get('/v1/jobs', read, async (req, res) => {
     const query = parseInput(listJobsQuery, req.query, 'invalid_query');
     res.json({ jobs: await store.listJobs({ status: query.status, limit: query.limit ?? 50 }) });
   });
 
-  app.get('/v1/jobs/:id', async (req, res) => {
+  app.get('/v1/jobs/:id', read, async (req, res) => {
     const id = jobIdParam(req);
     const job = await store.getJob(id);
     if (job) return void res.json(job);
@@ -139,19 +145,19 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
     res.json(queued);
   });
 
-  app.get('/v1/jobs/:id/events', async (req, res) => {
+  app.get('/v1/jobs/:id/events', read, async (req, res) => {
     const id = jobIdParam(req);
     const events = await store.events(id);
     if (events.length === 0 && !(await store.getJob(id))) throw new HttpError(404, 'not_found', `no job ${id}`);
     res.json({ events });
   });
 
-  app.get('/v1/jobs/:id/logs', async (req, res) => {
+  app.get('/v1/jobs/:id/logs', read, async (req, res) => {
     const query = parseInput(logsQuery, req.query, 'invalid_query');
     await serveLogs(store, jobIdParam(req), query, req, res);
   });
 
-  app.get('/v1/jobs/:id/patch', async (req, res) => {
+  app.get('/v1/jobs/:id/patch', read, async (req, res) => {
     const id = jobIdParam(req);
     const patch = await store.getPatch(id);
     if (!patch) {
@@ -165,7 +171,7 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
       .send(patch.data);
   });
 
-  app.post('/v1/jobs/:id/cancel', requireJson, json, async (req, res) => {
+  app.post('/v1/jobs/:id/cancel', write, requireJson, json, async (req, res) => {
     const id = jobIdParam(req);
     const { reason } = parseInput(cancelBody, req.body ?? {}, 'invalid_body');
     const job = await store.getJob(id);
@@ -178,7 +184,7 @@ export function createApp({ store, jobs, config, metrics = new Metrics(), logger
     res.status(202).json({ id, status: 'cancelling' });
   });
 
-  app.use((_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
+  app.use(read, (_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof HttpError) {

@@ -1,7 +1,8 @@
 import type { Server } from 'node:http';
 import { Client, type ConnectionLike } from '@temporalio/client';
 import { JobsClient } from '../client/jobs';
-import type { Config } from '../common/config';
+import { type Config, ConfigError } from '../common/config';
+import { Authenticator, loadTokens } from './auth';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
 import type { JobStore } from '../db/store';
@@ -15,8 +16,13 @@ export async function listenApi(
   observe: { metrics: Metrics; logger: Logger },
 ): Promise<{ server: Server; url: string }> {
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const tokens = loadTokens(config);
+  if (tokens.length === 0) {
+    throw new ConfigError('invalid configuration:\n  DRAFTSMAN_API_TOKENS: the API needs at least one token (or DRAFTSMAN_API_TOKENS_FILE)');
+  }
   const app = createApp({
     store,
+    auth: new Authenticator(tokens, config.DRAFTSMAN_API_RATE_PER_MINUTE),
     jobs: new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE }),
     config,
     metrics: observe.metrics,

@@ -57,7 +57,7 @@ export async function cancelLatency(stack: BenchStack, runs: number): Promise<Me
       for (let i = 0; i < runs; i++) {
         const res = await fetch(`${stack.apiUrl}/v1/jobs`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { ...stack.authHeader, 'content-type': 'application/json' },
           body: JSON.stringify({ repo: repo.url, commit: repo.head, setup: [step] }),
         });
         const { id } = (await res.json()) as { id: string };
@@ -66,7 +66,7 @@ export async function cancelLatency(stack: BenchStack, runs: number): Promise<Me
         const t0 = performance.now();
         const cancel = await fetch(`${stack.apiUrl}/v1/jobs/${id}/cancel`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { ...stack.authHeader, 'content-type': 'application/json' },
           body: '{}',
         });
         if (cancel.status !== 202) throw new Error(`cancel answered ${cancel.status}`);

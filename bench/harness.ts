@@ -9,6 +9,9 @@ import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createApp } from '../api/app';
+import { Authenticator, parseTokens } from '../api/auth';
+
+const BENCH_TOKEN = 'bench-token-0123456789abcdef';
 import { JobsClient } from '../client/jobs';
 import { type Config, loadConfig } from '../common/config';
 import { JobStore } from '../db/store';
@@ -28,6 +31,7 @@ export interface BenchStack {
   client: Client;
   jobs: JobsClient;
   apiUrl: string;
+  authHeader: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -67,7 +71,8 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
     stops.unshift(() => connection.close());
     const client = new Client({ connection });
     const jobs = new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE });
-    const app = createApp({ store, jobs, config });
+    const authHeader = { authorization: `Bearer ${BENCH_TOKEN}` };
+    const app = createApp({ store, jobs, config, auth: new Authenticator(parseTokens(`bench:read+write:${BENCH_TOKEN}`, 'bench'), 1_000_000) });
     const server: Server = await new Promise((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
@@ -83,6 +88,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
       client,
       jobs,
       apiUrl,
+      authHeader,
       async stop() {
         for (const stop of stops) await stop().catch(() => undefined);
         fs.rmSync(dir, { recursive: true, force: true });

@@ -23,8 +23,21 @@ export const configSchema = z.object({
   DRAFTSMAN_API_HOST: z.string().min(1).default('127.0.0.1'),
   /** Folder for state of the embedded stack (Temporal state file, PostgreSQL data, logs). */
   DRAFTSMAN_DATA_DIR: z.string().min(1).default(path.resolve('data')),
+  /** API tokens: comma-separated `name:read|write|read+write:token`. Every route but /health needs one. */
+  DRAFTSMAN_API_TOKENS: z.string().optional(),
+  /** A file of API tokens, one `name:scopes:token` a line. */
+  DRAFTSMAN_API_TOKENS_FILE: z.string().optional(),
+  /** Requests a minute per API token. */
+  DRAFTSMAN_API_RATE_PER_MINUTE: int(1, 1_000_000).default(600),
   /** Image a step runs in when the spec names none. */
   DRAFTSMAN_DEFAULT_IMAGE: z.string().min(1).default('draftsman-runner:latest'),
+  /** Images a spec may name besides the default one, comma-separated. */
+  DRAFTSMAN_ALLOWED_IMAGES: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((i) => i.trim()).filter(Boolean)),
+  /** Whether specs may name file:// repositories (paths on the worker's host). */
+  DRAFTSMAN_ALLOW_FILE_REPOS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** Docker network of step containers (none, host, or a network name). Unset: the engine's default. Never taken from a spec. */
   DRAFTSMAN_STEP_NETWORK: z.string().min(1).optional(),
   /** uid:gid steps run as; never root. */

@@ -1,7 +1,13 @@
 import { isInvalidJobSpecError } from './errors';
 import { resolveJobSpec } from './spec';
 
-const defaults = { image: 'draftsman-runner:latest', stepSeconds: 600, jobSeconds: 3600 };
+const defaults = {
+  image: 'draftsman-runner:latest',
+  stepSeconds: 600,
+  jobSeconds: 3600,
+  allowedImages: ['draftsman-runner:latest', 'registry.local:5000/team/runner:1.2@sha256:' + 'b'.repeat(64)],
+  allowFileRepos: false,
+};
 const commit = 'a'.repeat(40);
 const valid = { repo: 'https://example.com/org/repo.git', commit };
 
@@ -49,6 +55,12 @@ describe('resolveJobSpec', () => {
     expect(spec.env).toEqual({ NODE_ENV: 'test', _X: '' });
   });
 
+  it('accepts file:// repositories only when the operator allows them', () => {
+    expect(resolveJobSpec({ ...valid, repo: 'file:///srv/git/r.git' }, { ...defaults, allowFileRepos: true }).repo).toBe(
+      'file:///srv/git/r.git',
+    );
+  });
+
   it.each([
     'https://example.com/org/repo.git',
     'ssh://git@example.com/org/repo.git',
@@ -67,7 +79,12 @@ describe('resolveJobSpec', () => {
     ['missing commit', { repo: valid.repo }, 'commit', /required/],
     ['missing repo', { commit }, 'repo', /required/],
     ['http scheme', { ...valid, repo: 'http://example.com/r.git' }, 'repo', /not allowed/],
-    ['file scheme', { ...valid, repo: 'file:///etc/passwd' }, 'repo', /not allowed/],
+    ['file scheme (not allowed by this policy)', { ...valid, repo: 'file:///etc/passwd' }, 'repo', /file:\/\/ repositories are not allowed/],
+    ['an image outside the allowlist', { ...valid, image: 'alpine:3' }, 'image', /allowlist/],
+    ['right-to-left override in the URL', { ...valid, repo: 'https://example.com/\u202egit.evil' }, 'repo', /ASCII/],
+    ['zero-width space in the URL', { ...valid, repo: 'https://exa\u200bmple.com/r.git' }, 'repo', /ASCII/],
+    ['a look-alike host', { ...valid, repo: 'https://ex\u0430mple.com/r.git' }, 'repo', /ASCII/],
+    ['the fd:: transport helper', { ...valid, repo: 'fd::3' }, 'repo', /transport helpers/],
     ['ext transport', { ...valid, repo: 'ext::sh -c touch% /tmp/pwned' }, 'repo', /./],
     ['option injection', { ...valid, repo: '--upload-pack=touch /tmp/x' }, 'repo', /must not start with "-"/],
     ['credentials in URL', { ...valid, repo: 'https://user:token@example.com/r.git' }, 'repo', /credentials/],

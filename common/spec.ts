@@ -7,7 +7,8 @@ const COMMIT = /^[0-9a-fA-F]{40}$/;
 // git@host:path (scp-like ssh). The host may not start with '-' so it can never
 // be read as an option by ssh.
 const SCP_LIKE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9.[\]:-]+:[^\s]+$/;
-const ALLOWED_PROTOCOLS = new Set(['https:', 'ssh:', 'git:']);
+// file: passes the syntax check; whether it is allowed is the operator's policy (resolveJobSpec).
+const ALLOWED_PROTOCOLS = new Set(['https:', 'ssh:', 'git:', 'file:']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@digest].
 const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
@@ -16,6 +17,9 @@ function repoProblem(url: string): string | null {
   // eslint-disable-next-line no-control-regex
   if (url.startsWith('-')) return 'must not start with "-"';
   if (/[\u0000-\u001f\u007f\s]/.test(url)) return 'must not contain whitespace or control characters';
+  // Bidi overrides, zero-width and look-alike characters hide what a URL points at.
+  if (/[^\x21-\x7e]/.test(url)) return 'must be ASCII (write international host names in punycode)';
+  if (/^[a-z][a-z0-9+.-]*::/i.test(url)) return 'git transport helpers (such as ext::) are not allowed';
   if (SCP_LIKE.test(url) && !url.includes('://')) return null;
   let parsed: URL;
   try {
@@ -26,6 +30,7 @@ function repoProblem(url: string): string | null {
   if (!ALLOWED_PROTOCOLS.has(parsed.protocol)) {
     return `scheme "${parsed.protocol.replace(/:$/, '')}" is not allowed (use https, ssh, git or git@host:path)`;
   }
+  if (parsed.protocol === 'file:') return parsed.host ? 'file:// URLs must not name a host' : null;
   if (!parsed.hostname || parsed.hostname.startsWith('-')) return 'must name a host';
   if (parsed.password || (parsed.username && parsed.protocol !== 'ssh:')) {
     return 'must not carry credentials';
@@ -81,20 +86,32 @@ export const jobSpecSchema = z.strictObject({
 
 export type JobSpec = z.input<typeof jobSpecSchema>;
 
-export interface SpecDefaults {
+/** The operator's defaults and rules for specs. */
+export interface SpecPolicy {
   image: string;
   stepSeconds: number;
   jobSeconds: number;
+  /** Images a spec may name; the default image is always allowed. */
+  allowedImages: readonly string[];
+  allowFileRepos: boolean;
 }
 
-/** The operator's defaults for a spec, from configuration. */
-export function specDefaults(
-  config: Pick<Config, 'DRAFTSMAN_DEFAULT_IMAGE' | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS' | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'>,
-): SpecDefaults {
+export function specPolicy(
+  config: Pick<
+    Config,
+    | 'DRAFTSMAN_DEFAULT_IMAGE'
+    | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS'
+    | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'
+    | 'DRAFTSMAN_ALLOWED_IMAGES'
+    | 'DRAFTSMAN_ALLOW_FILE_REPOS'
+  >,
+): SpecPolicy {
   return {
     image: config.DRAFTSMAN_DEFAULT_IMAGE,
     stepSeconds: config.DRAFTSMAN_STEP_TIMEOUT_SECONDS,
     jobSeconds: config.DRAFTSMAN_JOB_TIMEOUT_SECONDS,
+    allowedImages: [config.DRAFTSMAN_DEFAULT_IMAGE, ...config.DRAFTSMAN_ALLOWED_IMAGES],
+    allowFileRepos: config.DRAFTSMAN_ALLOW_FILE_REPOS,
   };
 }
 
@@ -112,7 +129,7 @@ function fieldOf(path: readonly PropertyKey[]): string {
 }
 
 /** Validates an untrusted spec and applies the operator's defaults. Throws InvalidJobSpecError. */
-export function resolveJobSpec(input: unknown, defaults: SpecDefaults): ResolvedJobSpec {
+export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJobSpec {
   const result = jobSpecSchema.safeParse(input);
   if (!result.success) {
     const issue = result.error.issues[0]!;
@@ -129,6 +146,12 @@ export function resolveJobSpec(input: unknown, defaults: SpecDefaults): Resolved
     throw new InvalidJobSpecError(message, unknownField ? (field === '(body)' ? unknownField : `${field}.${unknownField}`) : field);
   }
   const spec = result.data;
+  if (spec.repo.startsWith('file:') && !defaults.allowFileRepos) {
+    throw new InvalidJobSpecError('repo: file:// repositories are not allowed on this server', 'repo');
+  }
+  if (spec.image !== undefined && !defaults.allowedImages.includes(spec.image)) {
+    throw new InvalidJobSpecError(`image: ${spec.image} is not in this server's image allowlist`, 'image');
+  }
   return {
     repo: spec.repo,
     commit: spec.commit,

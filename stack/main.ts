@@ -3,6 +3,7 @@
  * A Temporal dev server (state file and Web UI), PostgreSQL (embedded unless
  * DATABASE_URL is set), the worker and the API. Ctrl-C stops everything.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
@@ -74,11 +75,20 @@ async function main(): Promise<void> {
   });
   const workerDone = worker.run();
 
+  let tokenNote = 'from DRAFTSMAN_API_TOKENS / DRAFTSMAN_API_TOKENS_FILE';
+  if (!config.DRAFTSMAN_API_TOKENS && !config.DRAFTSMAN_API_TOKENS_FILE) {
+    // No tokens configured: one read+write token of the local stack's own, kept in the data folder.
+    const tokenFile = path.join(dataDir, 'api-token');
+    if (!fs.existsSync(tokenFile)) fs.writeFileSync(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    config.DRAFTSMAN_API_TOKENS = `local:read+write:${fs.readFileSync(tokenFile, 'utf8').trim()}`;
+    tokenNote = `in ${tokenFile}  (curl -H "Authorization: Bearer $(cat ${tokenFile})" ...)`;
+  }
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const { server, url: apiUrl } = await listenApi(config, store, connection, { metrics, logger });
 
   say('ready');
   say(`  API            ${apiUrl}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);
+  say(`  API token      ${tokenNote}`);
   say(`  Temporal       ${config.TEMPORAL_ADDRESS}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.DRAFTSMAN_TASK_QUEUE}`);
   say(`  Temporal UI    ${uiUrl}`);
   say(`  PostgreSQL     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);

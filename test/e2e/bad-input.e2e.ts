@@ -1,4 +1,7 @@
-import { startTestStack, type TestStack } from './stack';
+import type { Server } from 'node:http';
+import { createApp } from '../../api/app';
+import { Authenticator, parseTokens } from '../../api/auth';
+import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -8,63 +11,182 @@ afterAll(async () => {
   await stack?.stop();
 });
 
+// Every refused spec names this host, so the check at the end can look for rows of it.
 const commit = 'c'.repeat(40);
-const valid = { repo: 'git://127.0.0.1:9/repo.git', commit };
+const valid = { repo: 'https://bad-input.invalid/repo.git', commit };
+const deep = (n: number): unknown => (n === 0 ? 'x' : { a: deep(n - 1) });
 
 interface ErrorBody {
   error: { code: string; message: string; field?: string };
 }
 
-test.each([
-  ['a branch name as commit', { ...valid, commit: 'main' }, 'commit'],
-  ['a short commit', { ...valid, commit: 'abc123' }, 'commit'],
-  ['a bad repo URL', { ...valid, repo: 'file:///etc' }, 'repo'],
-  ['a repo URL that is an option', { ...valid, repo: '-oProxyCommand=x' }, 'repo'],
-  ['maxIterations 0', { ...valid, loop: { command: 'x', maxIterations: 0 } }, 'loop.maxIterations'],
-  ['maxIterations 1001', { ...valid, loop: { command: 'x', maxIterations: 1001 } }, 'loop.maxIterations'],
-  ['an unknown field', { ...valid, volumes: ['/:/host'] }, 'volumes'],
-  ['a missing repo', { commit }, 'repo'],
-  ['a wrong type', { ...valid, setup: 'npm ci' }, 'setup'],
-])('%s gets 400 naming the field', async (_name, body, field) => {
-  const res = await stack.api<ErrorBody>('POST', '/v1/jobs', body);
-  expect(res.status).toBe(400);
-  expect(res.body.error.code).toBe('invalid_spec');
-  expect(res.body.error.field).toBe(field);
-  expect(res.body.error.message).toContain(field);
+type Case = [name: string, body: unknown, status: number, code: string, field: string];
+
+const specCases: Case[] = [
+  ['branch name as commit', { ...valid, commit: 'main' }, 400, 'invalid_spec', 'commit'],
+  ['tag name as commit', { ...valid, commit: 'v1.2.3' }, 400, 'invalid_spec', 'commit'],
+  ['short commit', { ...valid, commit: 'abc123' }, 400, 'invalid_spec', 'commit'],
+  ['commit starting with -', { ...valid, commit: `-${'a'.repeat(39)}` }, 400, 'invalid_spec', 'commit'],
+  ['commit as a number', { ...valid, commit: 1234 }, 400, 'invalid_spec', 'commit'],
+  ['missing commit', { repo: valid.repo }, 400, 'invalid_spec', 'commit'],
+  ['missing repo', { commit }, 400, 'invalid_spec', 'repo'],
+  ['repo as an array', { ...valid, repo: [valid.repo] }, 400, 'invalid_spec', 'repo'],
+  ['file:// repo', { ...valid, repo: 'file:///etc' }, 400, 'invalid_spec', 'repo'],
+  ['http:// repo', { ...valid, repo: 'http://bad-input.invalid/r.git' }, 400, 'invalid_spec', 'repo'],
+  ['ext:: transport helper', { ...valid, repo: 'ext::sh -c id' }, 400, 'invalid_spec', 'repo'],
+  ['fd:: transport helper', { ...valid, repo: 'fd::3' }, 400, 'invalid_spec', 'repo'],
+  ['repo that is an option', { ...valid, repo: '--upload-pack=touch /tmp/x' }, 400, 'invalid_spec', 'repo'],
+  ['ssh host that is an option', { ...valid, repo: 'ssh://-oProxyCommand=id/x' }, 400, 'invalid_spec', 'repo'],
+  ['credentials in the URL', { ...valid, repo: 'https://user:pw@bad-input.invalid/r.git' }, 400, 'invalid_spec', 'repo'],
+  ['token as URL user', { ...valid, repo: 'https://ghp_token@bad-input.invalid/r.git' }, 400, 'invalid_spec', 'repo'],
+  ['newline in the URL', { ...valid, repo: 'https://bad-input.invalid/r\n.git' }, 400, 'invalid_spec', 'repo'],
+  ['NUL in the URL', { ...valid, repo: 'https://bad-input.invalid/r\u0000.git' }, 400, 'invalid_spec', 'repo'],
+  ['bidi override in the URL', { ...valid, repo: 'https://bad-input.invalid/\u202etig.r' }, 400, 'invalid_spec', 'repo'],
+  ['zero-width space in the URL', { ...valid, repo: 'https://bad\u200b-input.invalid/r.git' }, 400, 'invalid_spec', 'repo'],
+  ['Cyrillic look-alike host', { ...valid, repo: 'https://b\u0430d-input.invalid/r.git' }, 400, 'invalid_spec', 'repo'],
+  ['overlong URL', { ...valid, repo: `https://bad-input.invalid/${'a'.repeat(3000)}` }, 400, 'invalid_spec', 'repo'],
+  ['maxIterations 0', { ...valid, loop: { command: 'x', maxIterations: 0 } }, 400, 'invalid_spec', 'loop.maxIterations'],
+  ['maxIterations 1001', { ...valid, loop: { command: 'x', maxIterations: 1001 } }, 400, 'invalid_spec', 'loop.maxIterations'],
+  ['maxIterations as a string', { ...valid, loop: { command: 'x', maxIterations: '5' } }, 400, 'invalid_spec', 'loop.maxIterations'],
+  ['maxIterations NaN-ish', { ...valid, loop: { command: 'x', maxIterations: 2.5 } }, 400, 'invalid_spec', 'loop.maxIterations'],
+  ['loop without command', { ...valid, loop: { maxIterations: 2 } }, 400, 'invalid_spec', 'loop.command'],
+  ['unknown top-level field', { ...valid, privileged: true }, 400, 'invalid_spec', 'privileged'],
+  ['host volumes', { ...valid, volumes: ['/var/run/docker.sock:/var/run/docker.sock'] }, 400, 'invalid_spec', 'volumes'],
+  ['network from the spec', { ...valid, network: 'host' }, 400, 'invalid_spec', 'network'],
+  ['unknown nested field', { ...valid, timeouts: { stepSeconds: 5, forever: true } }, 400, 'invalid_spec', 'timeouts.forever'],
+  ['setup as a string', { ...valid, setup: 'npm ci' }, 400, 'invalid_spec', 'setup'],
+  ['empty setup command', { ...valid, setup: [''] }, 400, 'invalid_spec', 'setup.0'],
+  ['setup command as an object', { ...valid, setup: [{ run: 'x' }] }, 400, 'invalid_spec', 'setup.0'],
+  ['too many setup steps', { ...valid, setup: Array.from({ length: 101 }, () => 'true') }, 400, 'invalid_spec', 'setup'],
+  ['overlong command', { ...valid, validate: ['x'.repeat(16_385)] }, 400, 'invalid_spec', 'validate.0'],
+  ['reserved env name', { ...valid, env: { DRAFTSMAN_JOB_ID: 'x' } }, 400, 'invalid_spec', 'env.DRAFTSMAN_JOB_ID'],
+  ['env name with =', { ...valid, env: { 'A=B': 'x' } }, 400, 'invalid_spec', 'env.A=B'],
+  ['env value as a number', { ...valid, env: { A: 1 } }, 400, 'invalid_spec', 'env.A'],
+  ['too many env variables', { ...valid, env: Object.fromEntries(Array.from({ length: 101 }, (_, i) => [`V${i}`, 'x'])) }, 400, 'invalid_spec', 'env'],
+  ['overlong env value', { ...valid, env: { A: 'x'.repeat(32_769) } }, 400, 'invalid_spec', 'env.A'],
+  ['image outside the allowlist', { ...valid, image: 'alpine:3' }, 400, 'invalid_spec', 'image'],
+  ['image that is not a reference', { ...valid, image: '../../etc' }, 400, 'invalid_spec', 'image'],
+  ['negative step timeout', { ...valid, timeouts: { stepSeconds: -1 } }, 400, 'invalid_spec', 'timeouts.stepSeconds'],
+  ['huge job timeout', { ...valid, timeouts: { jobSeconds: 1e12 } }, 400, 'invalid_spec', 'timeouts.jobSeconds'],
+  ['deeply nested junk', { ...valid, loop: deep(200) }, 400, 'invalid_spec', ''],
+  ['prototype pollution key', JSON.parse(`{"repo":"${valid.repo}","commit":"${commit}","__proto__":{"admin":true}}`), 400, 'invalid_spec', '__proto__'],
+  ['body is an array', [valid], 400, 'invalid_spec', ''],
+  ['body is null', null, 400, 'invalid_json', ''],
+  ['body is a string', 'hello', 400, 'invalid_json', ''],
+  ['body is a number', 42, 400, 'invalid_json', ''],
+];
+
+test.each(specCases.map((c) => [`${c[0]}: ${c[2]} ${c[3]}`, c] as const))('POST /v1/jobs with %s', async (_title, [, body, status, code, field]) => {
+  const res = await stack.api<ErrorBody>('POST', '/v1/jobs', JSON.stringify(body));
+  expect(res.status).toBe(status);
+  expect(res.body.error.code).toBe(code);
+  if (field) expect(res.body.error.field).toBe(field);
+  expect(res.body.error.message.length).toBeGreaterThan(0);
 });
 
-test('malformed JSON gets 400, a wrong content type 415', async () => {
-  const bad = await stack.api<ErrorBody>('POST', '/v1/jobs', '{"repo": ');
-  expect(bad.status).toBe(400);
-  expect(bad.body.error.code).toBe('invalid_json');
-  const text = await stack.api<ErrorBody>('POST', '/v1/jobs', JSON.stringify(valid), { 'content-type': 'text/plain' });
-  expect(text.status).toBe(415);
+type RawCase = [name: string, method: string, path: string, body: string | undefined, headers: Record<string, string>, status: number, code: string];
+const json = { 'content-type': 'application/json' };
+const rawCases: RawCase[] = [
+  ['malformed JSON', 'POST', '/v1/jobs', '{"repo": ', json, 400, 'invalid_json'],
+  ['trailing garbage after JSON', 'POST', '/v1/jobs', `${JSON.stringify(valid)}x`, json, 400, 'invalid_json'],
+  ['text/plain body', 'POST', '/v1/jobs', JSON.stringify(valid), { 'content-type': 'text/plain' }, 415, 'unsupported_media_type'],
+  ['form body', 'POST', '/v1/jobs', 'repo=x', { 'content-type': 'application/x-www-form-urlencoded' }, 415, 'unsupported_media_type'],
+  ['no content type', 'POST', '/v1/jobs', JSON.stringify(valid), {}, 415, 'unsupported_media_type'],
+  ['oversized body (300 KiB)', 'POST', '/v1/jobs', JSON.stringify({ ...valid, pad: 'x'.repeat(300 * 1024) }), json, 413, 'too_large'],
+  ['unknown status filter', 'GET', '/v1/jobs?status=bogus', undefined, {}, 400, 'invalid_query'],
+  ['limit 0', 'GET', '/v1/jobs?limit=0', undefined, {}, 400, 'invalid_query'],
+  ['limit not a number', 'GET', '/v1/jobs?limit=ten', undefined, {}, 400, 'invalid_query'],
+  ['unknown query parameter', 'GET', '/v1/jobs?colour=red', undefined, {}, 400, 'invalid_query'],
+  ['repeated query parameter', 'GET', '/v1/jobs?status=failed&status=running', undefined, {}, 400, 'invalid_query'],
+  ['bad step filter for logs', 'GET', '/v1/jobs/job-x/logs?step=../../etc', undefined, {}, 400, 'invalid_query'],
+  ['unknown job', 'GET', '/v1/jobs/job-does-not-exist', undefined, {}, 404, 'not_found'],
+  ['job id with path tricks', 'GET', '/v1/jobs/..%2F..%2Fetc', undefined, {}, 404, 'not_found'],
+  ['cancel of an unknown job', 'POST', '/v1/jobs/job-nope/cancel', '{}', json, 404, 'not_found'],
+  ['cancel with an unknown field', 'POST', '/v1/jobs/job-nope/cancel', '{"force":true}', json, 400, 'invalid_body'],
+  ['cancel with a non-string reason', 'POST', '/v1/jobs/job-nope/cancel', '{"reason":5}', json, 400, 'invalid_body'],
+  ['unknown route', 'GET', '/v1/nothing', undefined, {}, 404, 'not_found'],
+];
+
+test.each(rawCases.map((c) => [`${c[0]}: ${c[5]} ${c[6]}`, c] as const))('%s', async (_title, [, method, path, body, headers, status, code]) => {
+  const res = await fetch(`${stack.apiUrl}${path}`, { method, body, headers: { ...stack.authHeader, ...headers } });
+  expect(res.status).toBe(status);
+  const parsed = (await res.json()) as ErrorBody;
+  expect(parsed.error.code).toBe(code);
 });
 
-test('bad queries and unknown jobs get clear errors', async () => {
-  expect((await stack.api<ErrorBody>('GET', '/v1/jobs?status=bogus')).status).toBe(400);
-  expect((await stack.api<ErrorBody>('GET', '/v1/jobs?limit=0')).status).toBe(400);
-  const missing = await stack.api<ErrorBody>('GET', '/v1/jobs/job-does-not-exist');
-  expect(missing.status).toBe(404);
-  expect(missing.body.error.code).toBe('not_found');
-  expect((await stack.api<ErrorBody>('GET', '/v1/nothing')).status).toBe(404);
+const routes: [method: string, path: string, scope: 'read' | 'write'][] = [
+  ['GET', '/openapi.json', 'read'],
+  ['GET', '/metrics', 'read'],
+  ['GET', '/v1/jobs', 'read'],
+  ['GET', '/v1/jobs/job-x', 'read'],
+  ['GET', '/v1/jobs/job-x/events', 'read'],
+  ['GET', '/v1/jobs/job-x/logs', 'read'],
+  ['GET', '/v1/jobs/job-x/patch', 'read'],
+  ['POST', '/v1/jobs', 'write'],
+  ['POST', '/v1/jobs/job-x/cancel', 'write'],
+];
+
+test.each(routes)('%s %s: 401 without a token or with a wrong one, 403 without the %s scope', async (method, path, scope) => {
+  const send = (authorization?: string) =>
+    fetch(`${stack.apiUrl}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+      body: method === 'POST' ? JSON.stringify(valid) : undefined,
+    });
+  for (const auth of [undefined, 'Bearer wrong-token-0123456789', `Basic ${TEST_TOKENS.admin}`, `Bearer ${TEST_TOKENS.admin}x`]) {
+    const res = await send(auth);
+    expect(res.status).toBe(401);
+    expect(res.headers.get('www-authenticate')).toContain('Bearer');
+    expect(((await res.json()) as ErrorBody).error.code).toBe('unauthorized');
+  }
+  const reader = await send(`Bearer ${TEST_TOKENS.reader}`);
+  if (scope === 'write') {
+    expect(reader.status).toBe(403);
+    expect(((await reader.json()) as ErrorBody).error.code).toBe('forbidden');
+  } else {
+    expect([200, 404]).toContain(reader.status);
+  }
 });
 
-test('no refused request started a workflow or wrote a job', async () => {
-  // This file's task queue saw only refused requests.
-  const started = [];
+test('/health needs no token', async () => {
+  const res = await fetch(`${stack.apiUrl}/health`);
+  expect(res.status).toBe(200);
+  expect(await res.json()).toEqual({ status: 'ok', database: 'ok' });
+});
+
+test('requests past a token\'s rate get 429 with Retry-After, other tokens are not affected', async () => {
+  const app = createApp({
+    store: stack.store,
+    jobs: stack.jobs,
+    config: stack.config,
+    auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin},b:read:${TEST_TOKENS.reader}`, 'test'), 3),
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  try {
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/jobs?limit=1`;
+    const as = (token: string) => fetch(url, { headers: { authorization: `Bearer ${token}` } });
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await as(TEST_TOKENS.admin)).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const limited = await as(TEST_TOKENS.admin);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await as(TEST_TOKENS.reader)).status).toBe(200);
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
+});
+
+test('no refused request started a workflow or wrote a row', async () => {
+  const started: string[] = [];
   for await (const wf of stack.client.workflow.list({ query: `TaskQueue = "${stack.config.DRAFTSMAN_TASK_QUEUE}"` })) {
     started.push(wf.workflowId);
   }
   expect(started).toEqual([]);
-  const { rows } = await stack.store.pool.query<{ n: string }>(
-    "SELECT count(*) AS n FROM jobs WHERE repo = $1",
-    [valid.repo],
+  const { rows } = await stack.store.pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM jobs WHERE repo LIKE '%bad-input%' OR repo LIKE '%bad%input%'",
   );
-  expect(Number(rows[0]!.n)).toBe(0);
-});
-
-test('health reports the database', async () => {
-  const res = await stack.api<{ status: string; database: string }>('GET', '/health');
-  expect(res).toEqual({ status: 200, body: { status: 'ok', database: 'ok' } });
+  expect(rows[0]!.n).toBe(0);
+  expect(specCases.length + rawCases.length + routes.length * 5).toBeGreaterThanOrEqual(50);
 });

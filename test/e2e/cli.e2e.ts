@@ -5,7 +5,7 @@ import { promisify } from 'node:util';
 import { projectRoot } from '../../stack/paths';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, type TestStack } from './stack';
+import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 
 let stack: TestStack;
 let repo: GitFixture;
@@ -21,7 +21,7 @@ async function draftsman(...args: string[]): Promise<{ code: number; stdout: str
   try {
     const { stdout, stderr } = await promisify(execFile)(process.execPath, ['dist/cli/main.js', ...args], {
       cwd: projectRoot(),
-      env: { ...process.env, DRAFTSMAN_URL: stack.apiUrl },
+      env: { ...process.env, DRAFTSMAN_URL: stack.apiUrl, DRAFTSMAN_TOKEN: TEST_TOKENS.admin },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {

@@ -7,7 +7,10 @@ let stack: TestStack;
 let repo: GitFixture;
 
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host' }), startGitFixture(3)]);
+  [stack, repo] = await Promise.all([
+    startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_ALLOWED_IMAGES: 'draftsman-no-such-image:1' }),
+    startGitFixture(3),
+  ]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);

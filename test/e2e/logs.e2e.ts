@@ -36,7 +36,7 @@ async function submit(spec: Record<string, unknown>): Promise<string> {
 }
 
 async function storedLines(id: string, query = ''): Promise<Line[]> {
-  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs${query}`);
+  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs${query}`, { headers: stack.authHeader });
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('application/x-ndjson');
   const text = await res.text();
@@ -45,7 +45,7 @@ async function storedLines(id: string, query = ''): Promise<Line[]> {
 
 /** Reads an SSE follow to its end, noting when each line arrived. */
 async function follow(id: string): Promise<{ lines: (Line & { at: number })[]; end: { status: string } }> {
-  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs?follow=true`);
+  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs?follow=true`, { headers: stack.authHeader });
   expect(res.headers.get('content-type')).toContain('text/event-stream');
   const lines: (Line & { at: number })[] = [];
   let buffer = '';
@@ -156,7 +156,7 @@ test('the patch of a loop that edits files is stored, binary-safe, and applies t
   const job = await stack.waitForEnd(id);
   expect(job.status).toBe('succeeded');
   expect(job.patch?.truncated).toBe(false);
-  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/patch`);
+  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/patch`, { headers: stack.authHeader });
   expect(res.status).toBe(200);
   expect(res.headers.get('x-draftsman-patch-truncated')).toBe('false');
   const patch = Buffer.from(await res.arrayBuffer());

@@ -29,7 +29,7 @@ test('after a job, /metrics exposes jobs, steps, container start, pickup, logs a
   const job = await stack.waitForEnd(res.body.id);
   expect(job.status).toBe('failed');
 
-  const metrics = await fetch(`${stack.apiUrl}/metrics`);
+  const metrics = await fetch(`${stack.apiUrl}/metrics`, { headers: stack.authHeader });
   expect(metrics.headers.get('content-type')).toContain('text/plain');
   const text = await metrics.text();
   expect(sample(text, 'draftsman_jobs_submitted_total')).toBe(1);

@@ -1,5 +1,6 @@
 import type { Express } from 'express';
 import { createApp } from '../../api/app';
+import { Authenticator } from '../../api/auth';
 import { startTestStack, type TestStack } from './stack';
 
 let stack: TestStack;
@@ -35,7 +36,7 @@ test('/openapi.json documents exactly the routes that exist', async () => {
   const documented = Object.entries(doc.paths)
     .flatMap(([p, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${p}`))
     .sort();
-  const app = createApp({ store: stack.store, jobs: stack.jobs, config: stack.config });
+  const app = createApp({ store: stack.store, jobs: stack.jobs, auth: new Authenticator([], 1), config: stack.config });
   expect(documented).toEqual(routesOf(app));
   for (const [p, methods] of Object.entries(doc.paths)) {
     for (const op of Object.values(methods)) expect(Object.keys(op.responses).length).toBeGreaterThan(0);
@@ -45,7 +46,7 @@ test('/openapi.json documents exactly the routes that exist', async () => {
       if (concrete === '/v1/jobs' && m === 'post') continue; // would start a job
       const r = await fetch(`${stack.apiUrl}${concrete}`, {
         method: m.toUpperCase(),
-        headers: { 'content-type': 'application/json' },
+        headers: { ...stack.authHeader, 'content-type': 'application/json' },
         body: m === 'post' ? '{}' : undefined,
       });
       const body = r.headers.get('content-type')?.includes('json') ? ((await r.json()) as { error?: { message: string } }) : null;

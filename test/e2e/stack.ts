@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createApp } from '../../api/app';
+import { Authenticator, parseTokens } from '../../api/auth';
 import { JobsClient } from '../../client/jobs';
 import { type Config, loadConfig } from '../../common/config';
 import type { JobView } from '../../common/job';
@@ -14,8 +15,13 @@ import type { DockerRunner } from '../../runner/docker/docker-runner';
 import { createWorker, dockerRunnerFromConfig, installRuntime } from '../../worker/worker';
 import { TEST_DATA_DIR } from './env';
 
+export const TEST_TOKENS = { admin: 'test-admin-token-0123456789', reader: 'test-reader-token-0123456789' };
+const authHeader = { authorization: `Bearer ${TEST_TOKENS.admin}` };
+
 export interface TestStack {
   config: Config;
+  /** Authorization header with the admin (read+write) token. */
+  authHeader: Record<string, string>;
   metrics: Metrics;
   apiUrl: string;
   store: JobStore;
@@ -63,17 +69,24 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const jobs = new JobsClient(client, { taskQueue });
-  const app = createApp({ store, jobs, config, metrics, log: (l) => console.error(l) });
+  const auth = new Authenticator(
+    parseTokens(`admin:read+write:${TEST_TOKENS.admin},reader:read:${TEST_TOKENS.reader}`, 'test'),
+    config.DRAFTSMAN_API_RATE_PER_MINUTE,
+  );
+  const app = createApp({ store, jobs, auth, config, metrics, log: (l) => console.error(l) });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
   const { port } = server.address() as { port: number };
   const apiUrl = `http://127.0.0.1:${port}`;
 
+  /** A request with the admin token unless `headers` says otherwise (authorization '' sends none). */
   async function api<T>(method: string, p: string, body?: unknown, headers: Record<string, string> = {}) {
+    const all: Record<string, string> = { ...authHeader, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers };
+    if (all.authorization === '') delete all.authorization;
     const res = await fetch(`${apiUrl}${p}`, {
       method,
-      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      headers: all,
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
@@ -97,6 +110,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
 
   return {
     config,
+    authHeader,
     metrics,
     apiUrl,
     store,

@@ -80,9 +80,13 @@ test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and 
     } finally {
       await connection.close();
     }
+    // No tokens configured: the run command made one and keeps it in the data folder.
+    const token = fs.readFileSync(path.join(dataDir, 'api-token'), 'utf8').trim();
+    const auth = { authorization: `Bearer ${token}` };
+    expect((await fetch(`${apiUrl}/v1/jobs`)).status).toBe(401);
     const res = await fetch(`${apiUrl}/v1/jobs`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { ...auth, 'content-type': 'application/json' },
       body: JSON.stringify({ repo: repo.url, commit: repo.commits[0], validate: ['test "$(cat marker)" = commit-1'] }),
     });
     expect(res.status).toBe(202);
@@ -91,7 +95,7 @@ test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and 
     const deadline = Date.now() + 60_000;
     do {
       await new Promise((r) => setTimeout(r, 200));
-      job = (await (await fetch(`${apiUrl}/v1/jobs/${id}`)).json()) as JobView;
+      job = (await (await fetch(`${apiUrl}/v1/jobs/${id}`, { headers: auth })).json()) as JobView;
     } while (!job.finishedAt && Date.now() < deadline);
     expect(job.status).toBe('succeeded');
 
@@ -102,7 +106,7 @@ test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and 
     // Started again on the same data folder, the job is still there.
     const second = await start();
     try {
-      const again = (await (await fetch(`${apiUrl}/v1/jobs/${id}`)).json()) as JobView;
+      const again = (await (await fetch(`${apiUrl}/v1/jobs/${id}`, { headers: auth })).json()) as JobView;
       expect(again).toMatchObject({ id, status: 'succeeded' });
     } finally {
       expect(await stop(second.child)).toBe(0);
