@@ -164,7 +164,10 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
 
     for (const [i, command] of spec.setup.entries()) {
       const code = await runCommand('setup', i, command);
-      if (code !== 0) throw new StepFailedError(`setup-${i} failed with exit code ${code}`);
+      if (code !== 0) {
+        const oom = view.steps.at(-1)?.oomKilled ? ' (OOM-killed: it exceeded its memory limit)' : '';
+        throw new StepFailedError(`setup-${i} failed with exit code ${code}${oom}`);
+      }
     }
 
     if (spec.loop && view.loop) {
@@ -187,7 +190,8 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     const failedValidations: string[] = [];
     for (const [i, command] of spec.validate.entries()) {
       const code = await runCommand('validate', i, command);
-      if (code !== 0) failedValidations.push(`validate-${i} (exit ${code})`);
+      const oom = view.steps.at(-1)?.oomKilled ? 'OOM-killed, ' : '';
+      if (code !== 0) failedValidations.push(`validate-${i} (${oom}exit ${code})`);
     }
     if (failedValidations.length > 0) throw new StepFailedError(`failed: ${failedValidations.join(', ')}`);
   }
