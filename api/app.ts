@@ -9,7 +9,9 @@ import { resolveJobSpec, specPolicy } from '../common/spec';
 import type { JobStore } from '../db/store';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
+import type { PayloadCodec } from '@temporalio/common';
 import type { Authenticator } from './auth';
+import { mountCodec } from './codec';
 import { HttpError } from './errors';
 import { serveLogs } from './logs';
 import { openApiDocument } from './openapi';
@@ -21,9 +23,11 @@ export interface ApiDeps {
   store: JobStore;
   jobs: JobsClient;
   auth: Authenticator;
+  /** The payload codec the codec endpoints use; none when payloads are not encrypted. */
+  codec?: PayloadCodec;
   metrics?: Metrics;
   logger?: Logger;
-  config: Parameters<typeof specPolicy>[0];
+  config: Parameters<typeof specPolicy>[0] & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
   log?: (line: string) => void;
 }
 
@@ -45,7 +49,7 @@ function jobIdParam(req: Request): string {
   return id;
 }
 
-export function createApp({ store, jobs, auth, config, metrics = new Metrics(), logger, log = () => undefined }: ApiDeps): express.Express {
+export function createApp({ store, jobs, auth, codec, config, metrics = new Metrics(), logger, log = () => undefined }: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -82,6 +86,8 @@ export function createApp({ store, jobs, auth, config, metrics = new Metrics(), 
   // Everything below needs a token; reading needs `read`, submitting and cancelling `write`.
   const read = auth.require('read');
   const write = auth.require('write');
+
+  mountCodec(app, codec, config.DRAFTSMAN_CODEC_CORS_ORIGINS ?? [], read);
 
   const document = openApiDocument(version);
   app.get('/openapi.json', read, (_req, res) => {

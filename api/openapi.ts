@@ -65,6 +65,15 @@ const jobView = {
   },
 };
 
+const codecPath = (summary: string) => ({
+  post: {
+    summary,
+    requestBody: { required: true, content: json({ type: 'object', properties: { payloads: { type: 'array' } } }) },
+    responses: { 200: { description: 'payloads' }, 400: error('invalid payloads'), 404: error('encryption not configured') },
+  },
+  options: { summary: 'CORS preflight for the Web UI', responses: { 204: { description: 'allowed' } } },
+});
+
 /** The OpenAPI document of the API, built from the schemas the routes validate with. */
 export function openApiDocument(version: string): Json {
   return {
@@ -118,6 +127,8 @@ export function openApiDocument(version: string): Json {
           responses: { 200: { description: 'the patch', content: { 'text/x-diff': {} } }, 404: error('no job or no patch') },
         },
       },
+      '/codec/encode': codecPath('Encrypt payloads (Temporal remote codec protocol)'),
+      '/codec/decode': codecPath('Decrypt payloads for the Temporal Web UI (remote codec protocol)'),
       '/v1/jobs/{id}/cancel': {
         post: {
           summary: 'Cancel a job',

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import { Client, type ConnectionLike } from '@temporalio/client';
 import { JobsClient } from '../client/jobs';
+import { dataConverterFor } from '../common/codec';
 import { type Config, ConfigError } from '../common/config';
 import { Authenticator, loadTokens } from './auth';
 import type { Logger } from '../common/logger';
@@ -15,7 +16,8 @@ export async function listenApi(
   connection: ConnectionLike,
   observe: { metrics: Metrics; logger: Logger },
 ): Promise<{ server: Server; url: string }> {
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const dataConverter = dataConverterFor(config);
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const tokens = loadTokens(config);
   if (tokens.length === 0) {
     throw new ConfigError('invalid configuration:\n  DRAFTSMAN_API_TOKENS: the API needs at least one token (or DRAFTSMAN_API_TOKENS_FILE)');
@@ -23,6 +25,7 @@ export async function listenApi(
   const app = createApp({
     store,
     auth: new Authenticator(tokens, config.DRAFTSMAN_API_RATE_PER_MINUTE),
+    codec: dataConverter?.payloadCodecs[0],
     jobs: new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE }),
     config,
     metrics: observe.metrics,

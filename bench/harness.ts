@@ -18,7 +18,8 @@ import { JobStore } from '../db/store';
 import type { DockerRunner } from '../runner/docker/docker-runner';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
-import { freePort } from '../test/e2e/env';
+import { freePort, TEST_PAYLOAD_KEYS } from '../test/e2e/env';
+import { dataConverterFor } from '../common/codec';
 import { createWorker, dockerRunnerFromConfig, installRuntime } from '../worker/worker';
 
 export interface BenchStack {
@@ -60,6 +61,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
       DRAFTSMAN_STEP_NETWORK: 'host',
       DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
       DRAFTSMAN_DATA_DIR: dir,
+      DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
       ...env,
     });
     const store = JobStore.connect(pg.url);
@@ -69,7 +71,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
     const runner = dockerRunnerFromConfig(config, docker);
     const connection = await NativeConnection.connect({ address: temporal.address });
     stops.unshift(() => connection.close());
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: dataConverterFor(config) });
     const jobs = new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE });
     const authHeader = { authorization: `Bearer ${BENCH_TOKEN}` };
     const app = createApp({ store, jobs, config, auth: new Authenticator(parseTokens(`bench:read+write:${BENCH_TOKEN}`, 'bench'), 1_000_000) });

@@ -29,6 +29,16 @@ export const configSchema = z.object({
   DRAFTSMAN_API_TOKENS_FILE: z.string().optional(),
   /** Requests a minute per API token. */
   DRAFTSMAN_API_RATE_PER_MINUTE: int(1, 1_000_000).default(600),
+  /**
+   * Keys that encrypt Temporal payloads (AES-256-GCM): comma-separated `id:base64-of-32-bytes`,
+   * the first encrypts, all decrypt. Every worker and client of the namespace needs them.
+   */
+  DRAFTSMAN_PAYLOAD_KEYS: z.string().optional(),
+  /** Origins (comma-separated) allowed to call the codec endpoints, e.g. the Temporal Web UI's. */
+  DRAFTSMAN_CODEC_CORS_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean)),
   /** Image a step runs in when the spec names none. */
   DRAFTSMAN_DEFAULT_IMAGE: z.string().min(1).default('draftsman-runner:latest'),
   /** Images a spec may name besides the default one, comma-separated. */

@@ -28,6 +28,12 @@ async function main(): Promise<void> {
   const dataDir = path.resolve(config.DRAFTSMAN_DATA_DIR);
   fs.mkdirSync(path.join(dataDir, 'logs'), { recursive: true });
   const stops: (() => Promise<unknown>)[] = [];
+  if (!config.DRAFTSMAN_PAYLOAD_KEYS) {
+    // No keys configured: one key of the local stack's own, kept in the data folder.
+    const keyFile = path.join(dataDir, 'payload-key');
+    if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, `local:${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+    config.DRAFTSMAN_PAYLOAD_KEYS = fs.readFileSync(keyFile, 'utf8').trim();
+  }
 
   // PostgreSQL first: the dev server picks free ports for its internal services.
   let databaseUrl = config.DATABASE_URL;

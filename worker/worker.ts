@@ -10,6 +10,7 @@ import {
 import Docker from 'dockerode';
 import { createActivities } from '../activities';
 import { JobsClient } from '../client/jobs';
+import { dataConverterFor } from '../common/codec';
 import type { Config } from '../common/config';
 import { type Logger, temporalLogger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
@@ -55,11 +56,13 @@ export interface WorkerDeps {
 
 export async function createWorker({ config, store, runner, connection, workflowBundle, metrics, logger }: WorkerDeps): Promise<Worker> {
   const bundle = workflowBundle ?? (config.DRAFTSMAN_WORKFLOW_BUNDLE ? { codePath: config.DRAFTSMAN_WORKFLOW_BUNDLE } : undefined);
-  const jobs = new JobsClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }), {
+  const dataConverter = dataConverterFor(config);
+  const jobs = new JobsClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }), {
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
   });
   return Worker.create({
     connection,
+    dataConverter,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: require.resolve('../workflows') }),

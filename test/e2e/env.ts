@@ -14,3 +14,6 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** The payload key of the tests' workers and clients (every process of a namespace needs the same). */
+export const TEST_PAYLOAD_KEYS = `test:${Buffer.alloc(32, 7).toString('base64')}`;

@@ -6,6 +6,7 @@ import Docker from 'dockerode';
 import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
 import { JobsClient } from '../../client/jobs';
+import { dataConverterFor } from '../../common/codec';
 import { type Config, loadConfig } from '../../common/config';
 import type { JobView } from '../../common/job';
 import { LABEL_MANAGED } from '../../common/names';
@@ -13,7 +14,7 @@ import { Metrics } from '../../common/metrics';
 import { JobStore } from '../../db/store';
 import type { DockerRunner } from '../../runner/docker/docker-runner';
 import { createWorker, dockerRunnerFromConfig, installRuntime } from '../../worker/worker';
-import { TEST_DATA_DIR } from './env';
+import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 
 export const TEST_TOKENS = { admin: 'test-admin-token-0123456789', reader: 'test-reader-token-0123456789' };
 const authHeader = { authorization: `Bearer ${TEST_TOKENS.admin}` };
@@ -46,6 +47,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     DRAFTSMAN_TASK_QUEUE: taskQueue,
     DRAFTSMAN_STEP_NETWORK: 'none',
     DRAFTSMAN_STOP_GRACE_SECONDS: '2',
+    DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
     ...env,
   });
   installRuntime('ERROR');
@@ -67,13 +69,14 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
   const workerRun = worker.run();
 
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const dataConverter = dataConverterFor(config);
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const jobs = new JobsClient(client, { taskQueue });
   const auth = new Authenticator(
     parseTokens(`admin:read+write:${TEST_TOKENS.admin},reader:read:${TEST_TOKENS.reader}`, 'test'),
     config.DRAFTSMAN_API_RATE_PER_MINUTE,
   );
-  const app = createApp({ store, jobs, auth, config, metrics, log: (l) => console.error(l) });
+  const app = createApp({ store, jobs, auth, codec: dataConverter?.payloadCodecs[0], config, metrics, log: (l) => console.error(l) });
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });

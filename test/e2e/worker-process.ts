@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
 import { projectRoot } from '../../stack/paths';
 import { killOnExit } from '../../stack/temporal';
-import { TEST_DATA_DIR } from './env';
+import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 
 const ROOT = projectRoot();
 
@@ -27,6 +27,7 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
       DRAFTSMAN_WORKFLOW_BUNDLE: path.join(TEST_DATA_DIR, 'workflow-bundle.js'),
       DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
       DRAFTSMAN_WORKER_METRICS_PORT: '0',
+      DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
       DRAFTSMAN_LOG_LEVEL: 'INFO',
       ...env,
     },
