@@ -6,6 +6,11 @@
  */
 export const CLONE_SCRIPT = [
   'set -eu',
+  // A token reaches git through a credential helper on the command line: never in the
+  // remote URL, never in .git/config. The helper reads it from the environment.
+  'if [ -n "${DRAFTSMAN_GIT_TOKEN:-}" ]; then',
+  `  git() { command git -c credential.helper= -c 'credential.helper=!f() { test "$1" = get && printf "username=%s\\npassword=%s\\n" "\${DRAFTSMAN_GIT_USERNAME:-x-access-token}" "$DRAFTSMAN_GIT_TOKEN"; }; f' "$@"; }`,
+  'fi',
   'git init -q .',
   'if ! git fetch -q --depth 1 --end-of-options "$DRAFTSMAN_REPO" "$DRAFTSMAN_COMMIT"; then',
   '  echo "draftsman: shallow fetch of $DRAFTSMAN_COMMIT refused; fetching the full history" >&2',
@@ -19,8 +24,8 @@ export const CLONE_SCRIPT = [
   'fi',
 ].join('\n');
 
-export function cloneEnv(repo: string, commit: string): Record<string, string> {
-  return { DRAFTSMAN_REPO: repo, DRAFTSMAN_COMMIT: commit, GIT_TERMINAL_PROMPT: '0' };
+export function cloneEnv(repo: string, commit: string, gitToken?: string): Record<string, string> {
+  return { DRAFTSMAN_REPO: repo, DRAFTSMAN_COMMIT: commit, GIT_TERMINAL_PROMPT: '0', ...(gitToken ? { DRAFTSMAN_GIT_TOKEN: gitToken } : {}) };
 }
 
 /**

@@ -13,6 +13,7 @@ import pino from 'pino';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { CLONE_SCRIPT, cloneEnv, PATCH_SCRIPT } from './clone';
+import { secretMasker, SecretStore, UnknownSecretError } from './secrets';
 import { StepLogWriter } from './step-log';
 import { type JobLiveness, planSweep } from './janitor-plan';
 
@@ -33,6 +34,7 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_DISK_GUARD_PATH'
     | 'DRAFTSMAN_DATA_DIR'
     | 'DRAFTSMAN_STEP_LOG_MAX_BYTES'
+    | 'DRAFTSMAN_SECRETS_DIR'
     | 'DRAFTSMAN_ALLOWED_IMAGES'
     | 'DRAFTSMAN_ALLOW_FILE_REPOS'
     | 'DRAFTSMAN_PATCH_MAX_BYTES'
@@ -43,6 +45,10 @@ export interface ActivityDeps {
 
 export interface StepInput {
   jobId: string;
+  /** Env name -> secret reference: values are resolved here, in the activity, and masked in the output. */
+  secretEnv?: Record<string, string>;
+  /** Every secret reference of the job, whose values are masked in this step's output. */
+  maskRefs?: string[];
   /** Position of the step in the job, for ordering the audit trail. */
   seq: number;
   kind: StepKind;
@@ -62,6 +68,8 @@ export interface StepResult {
 
 export interface CloneInput {
   jobId: string;
+  gitTokenSecret?: string | null;
+  maskRefs?: string[];
   seq: number;
   repo: string;
   commit: string;
@@ -90,6 +98,16 @@ export function createActivities({
   heartbeatMs = 500,
 }: ActivityDeps) {
   const grace = config.DRAFTSMAN_STOP_GRACE_SECONDS;
+  const secrets = new SecretStore(config.DRAFTSMAN_SECRETS_DIR);
+  /** Resolves a job's secret references; an unknown one is the job's fault, not retried. */
+  const resolveSecret = (ref: string) => {
+    try {
+      return secrets.resolve(ref);
+    } catch (err) {
+      if (err instanceof UnknownSecretError) throw ApplicationFailure.nonRetryable(err.message, FailureType.InvalidJobSpec);
+      throw err;
+    }
+  };
   const diskPath = config.DRAFTSMAN_DISK_GUARD_PATH ?? config.DRAFTSMAN_DATA_DIR;
 
   /**
@@ -129,9 +147,11 @@ export function createActivities({
     }
 
     await store.stepStarted(input.jobId, record);
+    const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, ref]) => [name, resolveSecret(ref)]));
+    const mask = secretMasker((input.maskRefs ?? []).map(resolveSecret));
     try {
       const endTimer = metrics.containerStart.startTimer();
-      await runner.start(input);
+      await runner.start({ ...input, env: { ...input.env, ...secretEnv } });
       endTimer();
       if (input.kind === 'clone') {
         const created = await store.jobCreatedAt(input.jobId);
@@ -160,6 +180,7 @@ export function createActivities({
       { kind: input.kind, index: input.index },
       config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
       await store.logProgress(input.jobId, input.kind, input.index),
+      mask,
     );
     const stopFollowing = new AbortController();
     const following = log.stored.truncated
@@ -276,6 +297,18 @@ export function createActivities({
         await store.recordRejected(input.jobId, input.runId, err.message);
         throw ApplicationFailure.nonRetryable(err.message, FailureType.InvalidJobSpec, { field: err.field });
       }
+      // Every reference must resolve before anything starts; values are not kept.
+      for (const [name, ref] of [...Object.entries(spec.secrets), ['gitTokenSecret', spec.gitTokenSecret] as const]) {
+        if (!ref) continue;
+        try {
+          secrets.resolve(ref);
+        } catch (err) {
+          if (!(err instanceof UnknownSecretError)) throw err;
+          const message = `${name === 'gitTokenSecret' ? name : `secrets.${name}`}: ${err.message}`;
+          await store.recordRejected(input.jobId, input.runId, message);
+          throw ApplicationFailure.nonRetryable(message, FailureType.InvalidJobSpec, { field: name });
+        }
+      }
       try {
         await store.recordAccepted(input.jobId, input.runId, spec);
       } catch (err) {
@@ -350,7 +383,8 @@ export function createActivities({
         index: 0,
         image: input.image,
         command: CLONE_SCRIPT,
-        env: cloneEnv(input.repo, input.commit),
+        env: cloneEnv(input.repo, input.commit, input.gitTokenSecret ? resolveSecret(input.gitTokenSecret) : undefined),
+        maskRefs: input.maskRefs,
         timeoutSeconds: input.timeoutSeconds,
       });
     },

@@ -31,6 +31,8 @@ export class StepLogWriter {
     private readonly step: { kind: StepKind; index: number },
     private readonly capBytes: number,
     progress: LogProgress,
+    /** Applied to every line before it is stored: masks the job's secret values. */
+    private readonly mask: (text: string) => string = (t) => t,
   ) {
     this.nextChunk = progress.nextChunk;
     this.lineCount = progress.lines;
@@ -48,8 +50,9 @@ export class StepLogWriter {
   }
 
   add(lines: LogLine[]): void {
-    for (const line of lines) {
+    for (const raw of lines) {
       if (this.truncated) return;
+      const line = { ...raw, text: this.mask(raw.text) };
       const size = Buffer.byteLength(line.text) + 1;
       if (this.bytes + size > this.capBytes) {
         this.truncated = true;

@@ -39,6 +39,8 @@ export const configSchema = z.object({
     .string()
     .default('')
     .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean)),
+  /** Folder of the operator's secrets, one file per reference (else DRAFTSMAN_SECRET_<REF> in the worker's env). */
+  DRAFTSMAN_SECRETS_DIR: z.string().optional(),
   /** Image a step runs in when the spec names none. */
   DRAFTSMAN_DEFAULT_IMAGE: z.string().min(1).default('draftsman-runner:latest'),
   /** Images a spec may name besides the default one, comma-separated. */

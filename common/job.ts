@@ -21,6 +21,9 @@ export interface ResolvedJobSpec {
   loop: { command: string; until?: string; maxIterations: number } | null;
   validate: string[];
   env: Record<string, string>;
+  /** Env name -> secret reference; resolved by the worker, never carried as values. */
+  secrets: Record<string, string>;
+  gitTokenSecret: string | null;
   timeouts: { stepSeconds: number; jobSeconds: number };
 }
 

@@ -31,6 +31,8 @@ describe('resolveJobSpec', () => {
       loop: null,
       validate: [],
       env: {},
+      secrets: {},
+      gitTokenSecret: null,
       timeouts: { stepSeconds: 600, jobSeconds: 3600 },
     });
   });
@@ -102,6 +104,9 @@ describe('resolveJobSpec', () => {
     ['invalid env name', { ...valid, env: { 'A-B': 'x' } }, 'env.A-B', /env names/],
     ['non-string env value', { ...valid, env: { A: 1 } }, 'env.A', /./],
     ['bad image reference', { ...valid, image: 'UPPER/Case' }, 'image', /image reference/],
+    ['a secret reference with a path', { ...valid, secrets: { TOKEN: '../etc/shadow' } }, 'secrets.TOKEN', /secret references/],
+    ['a secret also set in env', { ...valid, env: { TOKEN: 'x' }, secrets: { TOKEN: 'tok' } }, 'secrets.TOKEN', /also set in env/],
+    ['a git token secret with spaces', { ...valid, gitTokenSecret: 'my token' }, 'gitTokenSecret', /secret references/],
     ['zero step timeout', { ...valid, timeouts: { stepSeconds: 0 } }, 'timeouts.stepSeconds', /./],
     ['body is an array', [valid], '(body)', /./],
     ['body is null', null, '(body)', /./],

@@ -10,6 +10,7 @@ const SCP_LIKE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9.[\]:-]+:[^\s]+$/;
 // file: passes the syntax check; whether it is allowed is the operator's policy (resolveJobSpec).
 const ALLOWED_PROTOCOLS = new Set(['https:', 'ssh:', 'git:', 'file:']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SECRET_REF = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@digest].
 const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
@@ -76,6 +77,19 @@ export const jobSpecSchema = z.strictObject({
     )
     .refine((env) => Object.keys(env).length <= 100, 'at most 100 variables')
     .optional(),
+  /** Secrets by reference: env name -> secret name in the operator's store. Values never enter the spec. */
+  secrets: z
+    .record(
+      z
+        .string()
+        .regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*')
+        .refine((n) => !n.startsWith('DRAFTSMAN_'), 'env names starting with DRAFTSMAN_ are reserved'),
+      z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}'),
+    )
+    .refine((s) => Object.keys(s).length <= 50, 'at most 50 secrets')
+    .optional(),
+  /** A secret holding a token for cloning over https; it reaches git through a credential helper. */
+  gitTokenSecret: z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}').optional(),
   timeouts: z
     .strictObject({
       stepSeconds: z.number().int('must be an integer').min(1).max(86_400).optional(),
@@ -149,6 +163,8 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   if (spec.repo.startsWith('file:') && !defaults.allowFileRepos) {
     throw new InvalidJobSpecError('repo: file:// repositories are not allowed on this server', 'repo');
   }
+  const clash = Object.keys(spec.secrets ?? {}).find((name) => name in (spec.env ?? {}));
+  if (clash) throw new InvalidJobSpecError(`secrets.${clash}: also set in env`, `secrets.${clash}`);
   if (spec.image !== undefined && !defaults.allowedImages.includes(spec.image)) {
     throw new InvalidJobSpecError(`image: ${spec.image} is not in this server's image allowlist`, 'image');
   }
@@ -160,6 +176,8 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     loop: spec.loop ? { ...spec.loop } : null,
     validate: spec.validate ?? [],
     env: spec.env ?? {},
+    secrets: spec.secrets ?? {},
+    gitTokenSecret: spec.gitTokenSecret ?? null,
     timeouts: {
       stepSeconds: spec.timeouts?.stepSeconds ?? defaults.stepSeconds,
       jobSeconds: spec.timeouts?.jobSeconds ?? defaults.jobSeconds,

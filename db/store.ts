@@ -234,7 +234,8 @@ export class JobStore {
   async recordRejected(jobId: string, runId: string, error: string): Promise<void> {
     await this.pool.query(
       `INSERT INTO jobs (id, run_id, status, error, finished_at) VALUES ($1, $2, 'failed', $3, now())
-       ON CONFLICT (id) DO NOTHING`,
+       ON CONFLICT (id) DO UPDATE SET status = 'failed', error = EXCLUDED.error, finished_at = now(), updated_at = now()
+       WHERE jobs.status = 'queued'`,
       [jobId, runId, error],
     );
     await this.event(jobId, 'created', 'created', {});

@@ -101,6 +101,8 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
   view.loop = spec.loop ? { iterations: 0, converged: false } : null;
 
   const steps = stepActivities(spec.timeouts.stepSeconds);
+  // References only: the values are resolved and masked inside the activities.
+  const maskRefs = [...Object.values(spec.secrets ?? {}), ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : [])];
   let seq = 0;
 
   async function step(kind: StepKind, index: number, run: (seq: number) => Promise<StepResult>): Promise<number> {
@@ -133,6 +135,8 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
         image: spec.image,
         command,
         env: spec.env,
+        secretEnv: spec.secrets,
+        maskRefs,
         timeoutSeconds: spec.timeouts.stepSeconds,
       }]),
     );
@@ -157,6 +161,8 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
         repo: spec.repo,
         commit: spec.commit,
         image: spec.image,
+        gitTokenSecret: spec.gitTokenSecret,
+        maskRefs,
         timeoutSeconds: spec.timeouts.stepSeconds,
       }]),
     );
