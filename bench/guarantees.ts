@@ -16,6 +16,8 @@ export interface Measure {
   how: string;
   target?: string;
   summary: Summary;
+  /** Samples are milliseconds unless `ratio`. */
+  unit?: 'ms' | 'ratio';
 }
 
 /** A TCP server that records when each step reports (the step sends its job id). */

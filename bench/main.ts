@@ -9,6 +9,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { cancelLatency, type Measure, recoveryLatency } from './guarantees';
 import { startBenchStack } from './harness';
+import { pickupLatency, stepOverhead } from './overhead';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
@@ -34,9 +35,10 @@ function versions(): Record<string, string> {
 function render(measures: Measure[]): string {
   const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`;
   const v = versions();
+  const show = (m: Measure, x: number) => (m.unit === 'ratio' ? `${x.toFixed(2)}x` : fmt(x));
   const rows = measures.map(
     (m) =>
-      `| ${m.name} | ${fmt(m.summary.median)} | ${fmt(m.summary.p95)} | ${m.summary.runs} | ${m.target ?? ''} | ${m.how} |`,
+      `| ${m.name} | ${show(m, m.summary.median)} | ${show(m, m.summary.p95)} | ${m.summary.runs} | ${m.target ?? ''} | ${m.how} |`,
   );
   return [
     '# Benchmarks',
@@ -60,6 +62,8 @@ async function main(): Promise<void> {
   const stack = await startBenchStack();
   const measures: Measure[] = [];
   try {
+    measures.push(...(await stepOverhead(stack, quick ? 1 : 5)));
+    measures.push(await pickupLatency(stack, quick ? 2 : 50));
     measures.push(await cancelLatency(stack, quick ? 2 : 20));
     measures.push(await recoveryLatency(stack, quick ? 1 : 5));
   } finally {

@@ -10,7 +10,8 @@ test('the benchmark harness runs every measure and prints its table', async () =
     env: { ...process.env, BENCH_QUICK: '1' },
     timeout: 170_000,
   });
-  for (const measure of ['cancel latency', 'recovery latency']) {
+  expect(stdout).toMatch(/\| overhead ratio \(Draftsman \/ raw\) \| \d+\.\d\dx \|/);
+  for (const measure of ['pickup latency', 'cancel latency', 'recovery latency']) {
     expect(stdout).toMatch(new RegExp(`\\| ${measure} \\| \\d+(\\.\\d+)? (ms|s) \\| \\d+(\\.\\d+)? (ms|s) \\| \\d+ \\|`));
   }
 });

@@ -1,0 +1,121 @@
+/**
+ * What Draftsman adds on top of Docker: a job of N trivial steps against the same
+ * containers run directly with dockerode, alternating, and the time from
+ * POST /v1/jobs to the job's first container started.
+ */
+import { CLONE_SCRIPT, cloneEnv } from '../activities/clone';
+import { containerOptions } from '../runner/docker/convert';
+import { startGitFixture } from '../test/e2e/git-fixture';
+import { sleep } from '../test/e2e/helpers';
+import type { Measure } from './guarantees';
+import { type BenchStack, benchWorker } from './harness';
+import { summarize } from './stats';
+
+async function submit(stack: BenchStack, spec: unknown): Promise<string> {
+  const res = await fetch(`${stack.apiUrl}/v1/jobs`, {
+    method: 'POST',
+    headers: { ...stack.authHeader, 'content-type': 'application/json' },
+    body: JSON.stringify(spec),
+  });
+  if (res.status !== 202) throw new Error(`submit answered ${res.status}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+async function finished(stack: BenchStack, id: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const job = await stack.store.getJob(id);
+    if (job?.finishedAt) {
+      if (job.status !== 'succeeded') throw new Error(`job ${id} ${job.status}: ${job.error}`);
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`job ${id} did not end`);
+    await sleep(10);
+  }
+}
+
+export async function stepOverhead(stack: BenchStack, rounds: number, steps = 20): Promise<Measure[]> {
+  const repo = await startGitFixture(1);
+  const { worker, close } = await benchWorker(stack);
+  const draftsman: number[] = [];
+  const raw: number[] = [];
+  const policy = {
+    user: stack.config.DRAFTSMAN_STEP_USER,
+    memoryMb: stack.config.DRAFTSMAN_STEP_MEMORY_MB,
+    cpus: stack.config.DRAFTSMAN_STEP_CPUS,
+    pidsLimit: stack.config.DRAFTSMAN_STEP_PIDS_LIMIT,
+    network: stack.config.DRAFTSMAN_STEP_NETWORK,
+    stopGraceSeconds: stack.config.DRAFTSMAN_STOP_GRACE_SECONDS,
+    logMaxBytes: stack.config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
+  };
+  const image = stack.config.DRAFTSMAN_DEFAULT_IMAGE;
+
+  /** The same containers (a clone, then N steps), same options, one after another, with dockerode alone. */
+  async function rawRound(round: number): Promise<number> {
+    const jobId = `bench-raw-${process.pid}-${round}`;
+    const t0 = performance.now();
+    await stack.docker.createVolume({ Name: `draftsman-${jobId}-workspace` });
+    const run = async (kind: 'clone' | 'setup', index: number, command: string, env: Record<string, string>) => {
+      const c = await stack.docker.createContainer(
+        containerOptions({ jobId, kind, index, image, command, env, timeoutSeconds: 600 }, policy, new Date()),
+      );
+      await c.start();
+      const { StatusCode } = (await c.wait()) as { StatusCode: number };
+      await c.remove({ force: true });
+      if (StatusCode !== 0) throw new Error(`raw ${kind}-${index} exited ${StatusCode}`);
+    };
+    await run('clone', 0, CLONE_SCRIPT, cloneEnv(repo.url, repo.head));
+    for (let i = 0; i < steps; i++) await run('setup', i, 'true', {});
+    await stack.docker.getVolume(`draftsman-${jobId}-workspace`).remove();
+    return performance.now() - t0;
+  }
+
+  try {
+    await worker.runUntil(async () => {
+      for (let r = 0; r < rounds; r++) {
+        // Alternating, so that drift on a shared machine hits both sides alike.
+        const t0 = performance.now();
+        const id = await submit(stack, { repo: repo.url, commit: repo.head, setup: Array.from({ length: steps }, () => 'true') });
+        await finished(stack, id);
+        draftsman.push(performance.now() - t0);
+        raw.push(await rawRound(r));
+      }
+    });
+  } finally {
+    await Promise.allSettled([close(), repo.stop()]);
+  }
+  const ratio = draftsman.map((d, i) => d / raw[i]!);
+  const ratioSummary = summarize(ratio);
+  return [
+    { name: `job of ${steps} trivial steps (Draftsman)`, how: 'POST /v1/jobs to the job recorded finished: clone + steps + cleanup', summary: summarize(draftsman) },
+    { name: `same ${steps + 1} containers (raw dockerode)`, how: 'create, start, wait, remove each, plus the workspace volume', summary: summarize(raw) },
+    {
+      name: 'overhead ratio (Draftsman / raw)',
+      how: 'per round, the two sides of one round side by side; 1.00 = no overhead',
+      target: '<= 1.25 (stretch 1.10)',
+      summary: ratioSummary,
+      unit: 'ratio',
+    },
+  ];
+}
+
+export async function pickupLatency(stack: BenchStack, runs: number): Promise<Measure> {
+  const repo = await startGitFixture(1);
+  const { worker, close } = await benchWorker(stack);
+  const samples: number[] = [];
+  try {
+    await worker.runUntil(async () => {
+      for (let i = 0; i < runs; i++) {
+        const t0 = Date.now();
+        const id = await submit(stack, { repo: repo.url, commit: repo.head, setup: ['true'] });
+        await finished(stack, id);
+        const clone = (await stack.store.getJob(id))!.steps.find((s) => s.kind === 'clone')!;
+        // The engine's own start time of the first container, against the wall clock at submit.
+        samples.push(Date.parse(clone.startedAt!) - t0);
+      }
+    });
+  } finally {
+    await Promise.allSettled([close(), repo.stop()]);
+  }
+  return { name: 'pickup latency', how: 'POST /v1/jobs to the first container started (engine StartedAt), free capacity', target: 'p95 < 500 ms', summary: summarize(samples) };
+}
