@@ -41,7 +41,11 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     child.once('exit', (code, signal) => resolve(code ?? signal)),
   );
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker not ready:\n${output}`)), 60_000);
+    const timer = setTimeout(() => {
+      // Never leave a worker behind that did not come up.
+      child.kill('SIGKILL');
+      reject(new Error(`worker not ready:\n${output}`));
+    }, 60_000);
     child.stdout!.on('data', () => {
       if (output.includes('polling task queue')) {
         clearTimeout(timer);
