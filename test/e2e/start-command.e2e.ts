@@ -36,7 +36,10 @@ function start(): Promise<{ child: ChildProcess; output: () => string }> {
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`not ready after 90 s:\n${output}`)), 90_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGINT'); // it stops its own servers on the way out
+      reject(new Error(`not ready after 90 s:\n${output}`));
+    }, 90_000);
     child.stdout!.on('data', () => {
       if (output.includes('press Ctrl-C to stop')) {
         clearTimeout(timer);
