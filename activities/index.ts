@@ -77,6 +77,8 @@ export interface CloneInput {
   timeoutSeconds: number;
 }
 
+const NO_LOG_YET = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
+
 /** How long the output stream may take to end after its container has stopped. */
 const LOG_DRAIN_MS = 10_000;
 
@@ -140,15 +142,20 @@ export function createActivities({
     const stepName = `${input.kind}-${input.index}`;
     const record = { kind: input.kind, index: input.index, seq: input.seq };
 
-    const recorded = await store.finishedStep(input.jobId, input.kind, input.index);
-    if (recorded) {
-      await runner.remove(ref);
-      return toResult(recorded);
+    // A first attempt has nothing behind it; a retry may find the step recorded, or its container.
+    const firstAttempt = Context.current().info.attempt === 1;
+    if (!firstAttempt) {
+      const recorded = await store.finishedStep(input.jobId, input.kind, input.index);
+      if (recorded) {
+        await runner.remove(ref);
+        return toResult(recorded);
+      }
     }
 
     await store.stepStarted(input.jobId, record);
     const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, ref]) => [name, resolveSecret(ref)]));
     const mask = secretMasker((input.maskRefs ?? []).map(resolveSecret));
+    const startCalledAt = Date.now();
     try {
       const endTimer = metrics.containerStart.startTimer();
       await runner.start({ ...input, env: { ...input.env, ...secretEnv } });
@@ -165,11 +172,11 @@ export function createActivities({
     }
 
     const ctx = Context.current();
-    const state = await runner.status(ref);
     // The budget counts from the container's own start, so a re-attached step gets no extra time.
+    const state = firstAttempt ? null : await runner.status(ref);
     const startedAt =
-      (state.state === 'running' ? state.startedAt : state.state === 'exited' ? state.exit.startedAt : null)?.getTime() ??
-      Date.now();
+      (state?.state === 'running' ? state.startedAt : state?.state === 'exited' ? state.exit.startedAt : null)?.getTime() ??
+      startCalledAt;
     const remainingMs = Math.max(0, startedAt + input.timeoutSeconds * 1000 - Date.now());
 
     // Output goes from the container to PostgreSQL while the step runs, never
@@ -179,7 +186,7 @@ export function createActivities({
       input.jobId,
       { kind: input.kind, index: input.index },
       config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
-      await store.logProgress(input.jobId, input.kind, input.index),
+      firstAttempt ? NO_LOG_YET : await store.logProgress(input.jobId, input.kind, input.index),
       mask,
     );
     const stopFollowing = new AbortController();

@@ -242,39 +242,59 @@ export class JobStore {
     await this.event(jobId, 'finished', 'finished', { status: 'failed', error });
   }
 
+  /** The step's row and its audit event, in one round trip (it is on every step's path). */
   async stepStarted(jobId: string, step: StepRecord): Promise<void> {
     await this.pool.query(
-      `INSERT INTO steps (job_id, kind, index, seq, status, started_at) VALUES ($1, $2, $3, $4, 'running', now())
-       ON CONFLICT (job_id, kind, index) DO NOTHING`,
-      [jobId, step.kind, step.index, step.seq],
+      `WITH step AS (
+         INSERT INTO steps (job_id, kind, index, seq, status, started_at) VALUES ($1, $2, $3, $4, 'running', now())
+         ON CONFLICT (job_id, kind, index) DO NOTHING
+       )
+       INSERT INTO events (job_id, key, type, data) VALUES ($1, $5, 'step_started', $6)
+       ON CONFLICT (job_id, key) DO NOTHING`,
+      [jobId, step.kind, step.index, step.seq, `step-started:${step.kind}-${step.index}`, JSON.stringify({ kind: step.kind, index: step.index })],
     );
-    await this.event(jobId, `step-started:${step.kind}-${step.index}`, 'step_started', {
-      kind: step.kind,
-      index: step.index,
-    });
   }
 
+  /** The step's outcome and its audit event, in one round trip; a step already finished keeps its outcome. */
   async stepFinished(jobId: string, o: StepOutcome): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at,
-                          log_bytes, log_truncated)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11)
-       ON CONFLICT (job_id, kind, index) DO UPDATE SET
-         status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
-         started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at,
-         log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated
-       WHERE steps.status = 'running'`,
-      [jobId, o.kind, o.index, o.seq, o.status, o.exitCode, o.oomKilled, o.startedAt, o.finishedAt, o.logBytes ?? 0, o.logTruncated ?? false],
-    );
     const durationMs = o.startedAt && o.finishedAt ? o.finishedAt.getTime() - o.startedAt.getTime() : null;
-    await this.event(jobId, `step-finished:${o.kind}-${o.index}`, 'step_finished', {
+    const event = {
       kind: o.kind,
       index: o.index,
       status: o.status,
       exitCode: o.exitCode,
       oomKilled: o.oomKilled,
       durationMs,
-    });
+    };
+    await this.pool.query(
+      `WITH step AS (
+         INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at,
+                            log_bytes, log_truncated)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11)
+         ON CONFLICT (job_id, kind, index) DO UPDATE SET
+           status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
+           started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at,
+           log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated
+         WHERE steps.status = 'running'
+       )
+       INSERT INTO events (job_id, key, type, data) VALUES ($1, $12, 'step_finished', $13)
+       ON CONFLICT (job_id, key) DO NOTHING`,
+      [
+        jobId,
+        o.kind,
+        o.index,
+        o.seq,
+        o.status,
+        o.exitCode,
+        o.oomKilled,
+        o.startedAt,
+        o.finishedAt,
+        o.logBytes ?? 0,
+        o.logTruncated ?? false,
+        `step-finished:${o.kind}-${o.index}`,
+        JSON.stringify(event),
+      ],
+    );
   }
 
   /** A step's recorded outcome, if it has finished: lets a retried activity return it instead of running again. */
