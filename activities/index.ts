@@ -77,6 +77,10 @@ export interface CloneInput {
   timeoutSeconds: number;
 }
 
+/** A step past its budget: non-retryable, with the stable type the workflow maps to `timed_out`. */
+const stepTimeout = (step: string, seconds: number) =>
+  ApplicationFailure.nonRetryable(`step ${step} exceeded its ${seconds} s time limit`, FailureType.StepTimeout, { step, seconds });
+
 const NO_LOG_YET = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
 
 /** How long the output stream may take to end after its container has stopped. */
@@ -250,13 +254,7 @@ export function createActivities({
         logTruncated: log.stored.truncated,
       });
       await runner.remove(ref);
-      if (timedOut) {
-        throw ApplicationFailure.nonRetryable(
-          `step ${stepName} exceeded its ${input.timeoutSeconds} s time limit`,
-          FailureType.StepTimeout,
-          { step: stepName, seconds: input.timeoutSeconds },
-        );
-      }
+      if (timedOut) throw stepTimeout(stepName, input.timeoutSeconds);
       throw new CancelledFailure(`step ${stepName} cancelled`);
     } finally {
       clearTimeout(deadline);
@@ -280,13 +278,7 @@ export function createActivities({
     };
     await store.stepFinished(input.jobId, outcome);
     await runner.remove(ref);
-    if (overran) {
-      throw ApplicationFailure.nonRetryable(
-        `step ${stepName} exceeded its ${input.timeoutSeconds} s time limit`,
-        FailureType.StepTimeout,
-        { step: stepName, seconds: input.timeoutSeconds },
-      );
-    }
+    if (overran) throw stepTimeout(stepName, input.timeoutSeconds);
     return toResult(outcome);
   }
 

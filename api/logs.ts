@@ -35,7 +35,7 @@ export async function serveLogs(
   const [kind, index] = query.step ? query.step.split('-') : [];
   const step = kind ? { kind, index: Number(index) } : undefined;
   const follow = query.follow === 'true' || query.follow === '1';
-  if (!(await store.getJob(jobId))) throw new HttpError(404, 'not_found', `no job ${jobId}`);
+  if (!(await store.jobState(jobId))) throw new HttpError(404, 'not_found', `no job ${jobId}`);
 
   if (!follow) {
     res.status(200).type('application/x-ndjson');
@@ -67,7 +67,7 @@ export async function serveLogs(
   let lastWrite = Date.now();
   while (!closed) {
     // Read the job's state before the chunks: a job seen ended has stored all its output.
-    const job = await store.getJob(jobId);
+    const job = await store.jobState(jobId);
     let chunks;
     do {
       chunks = await store.readLogs(jobId, { afterId: after, step, limit: PAGE });
@@ -77,7 +77,7 @@ export async function serveLogs(
         lastWrite = Date.now();
       }
     } while (chunks.length === PAGE && !closed);
-    if (job?.finishedAt) {
+    if (job?.finished) {
       res.write(`event: end\ndata: ${JSON.stringify({ status: job.status })}\n\n`);
       break;
     }

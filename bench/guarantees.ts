@@ -8,7 +8,7 @@ import type { BenchStack } from './harness';
 import { benchWorker } from './harness';
 import { summarize, type Summary } from './stats';
 import { startGitFixture } from '../test/e2e/git-fixture';
-import { sleep, waitForContainer } from '../test/e2e/helpers';
+import { sleep, waitFor, waitForContainer } from '../test/e2e/helpers';
 import { startWorkerProcess, type WorkerProcess } from '../test/e2e/worker-process';
 
 export interface Measure {
@@ -37,13 +37,9 @@ async function reportServer(): Promise<{ port: number; seen: Map<string, number>
   };
 }
 
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
+// Benchmarks poll tightly: the poll interval is part of what they would measure.
+const until = (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) =>
+  waitFor(check, what, { timeoutMs, everyMs: 5 });
 
 export async function cancelLatency(stack: BenchStack, runs: number): Promise<Measure> {
   const repo = await startGitFixture(1);

@@ -206,6 +206,15 @@ export class JobStore {
     return rows[0] ?? null;
   }
 
+  /** Status and end of a job, without its steps: what a log follower polls. */
+  async jobState(jobId: string): Promise<{ status: JobStatus; finished: boolean } | null> {
+    const { rows } = await this.pool.query<{ status: JobStatus; finished: boolean }>(
+      'SELECT status, finished_at IS NOT NULL AS finished FROM jobs WHERE id = $1',
+      [jobId],
+    );
+    return rows[0] ?? null;
+  }
+
   async jobCreatedAt(jobId: string): Promise<Date | null> {
     const { rows } = await this.pool.query<{ created_at: Date }>('SELECT created_at FROM jobs WHERE id = $1', [jobId]);
     return rows[0]?.created_at ?? null;

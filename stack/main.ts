@@ -17,6 +17,13 @@ import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSear
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer, temporalCliPath, waitForPort } from './temporal';
 
+/** A credential of the local stack's own, made once and kept (owner-only) in the data folder. */
+function localCredential(dataDir: string, name: string, make: () => string): string {
+  const file = path.join(dataDir, name);
+  if (!fs.existsSync(file)) fs.writeFileSync(file, `${make()}\n`, { mode: 0o600 });
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
 const say = (line: string) => console.log(`[draftsman] ${line}`);
 
 async function main(): Promise<void> {
@@ -30,9 +37,7 @@ async function main(): Promise<void> {
   const stops: (() => Promise<unknown>)[] = [];
   if (!config.DRAFTSMAN_PAYLOAD_KEYS) {
     // No keys configured: one key of the local stack's own, kept in the data folder.
-    const keyFile = path.join(dataDir, 'payload-key');
-    if (!fs.existsSync(keyFile)) fs.writeFileSync(keyFile, `local:${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
-    config.DRAFTSMAN_PAYLOAD_KEYS = fs.readFileSync(keyFile, 'utf8').trim();
+    config.DRAFTSMAN_PAYLOAD_KEYS = localCredential(dataDir, 'payload-key', () => `local:${randomBytes(32).toString('base64')}`);
   }
 
   // PostgreSQL first: the dev server picks free ports for its internal services.
@@ -85,8 +90,7 @@ async function main(): Promise<void> {
   if (!config.DRAFTSMAN_API_TOKENS && !config.DRAFTSMAN_API_TOKENS_FILE) {
     // No tokens configured: one read+write token of the local stack's own, kept in the data folder.
     const tokenFile = path.join(dataDir, 'api-token');
-    if (!fs.existsSync(tokenFile)) fs.writeFileSync(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
-    config.DRAFTSMAN_API_TOKENS = `local:read+write:${fs.readFileSync(tokenFile, 'utf8').trim()}`;
+    config.DRAFTSMAN_API_TOKENS = `local:read+write:${localCredential(dataDir, 'api-token', () => randomBytes(24).toString('base64url'))}`;
     tokenNote = `in ${tokenFile}  (curl -H "Authorization: Bearer $(cat ${tokenFile})" ...)`;
   }
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });

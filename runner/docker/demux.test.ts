@@ -1,12 +1,6 @@
 import { demuxDockerStream } from './demux';
+import { frame } from './frames.fixture';
 
-const frame = (stream: 1 | 2, text: string) => {
-  const data = Buffer.from(text);
-  const header = Buffer.alloc(8);
-  header[0] = stream;
-  header.writeUInt32BE(data.length, 4);
-  return Buffer.concat([header, data]);
-};
 
 describe('demuxDockerStream', () => {
   it('splits frames in order and tags their stream', () => {

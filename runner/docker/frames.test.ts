@@ -1,12 +1,6 @@
 import { DockerLogParser } from './frames';
+import { frame } from './frames.fixture';
 
-const frame = (stream: 1 | 2, text: string) => {
-  const data = Buffer.from(text);
-  const header = Buffer.alloc(8);
-  header[0] = stream;
-  header.writeUInt32BE(data.length, 4);
-  return Buffer.concat([header, data]);
-};
 const T = '2026-11-22T10:00:00.123456789Z';
 
 describe('DockerLogParser', () => {

@@ -5,7 +5,7 @@ import type { JobView } from '../../common/job';
 import { createWorker } from '../../worker/worker';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
-import { sleep } from './helpers';
+import { waitFor } from './helpers';
 import { leftovers, startTestStack, type TestStack } from './stack';
 
 let stack: TestStack;
@@ -29,14 +29,6 @@ async function workerWithFloor(taskQueue: string, floorMb: number): Promise<{ wo
   return { worker, close: () => connection.close() };
 }
 
-async function waitUntil(check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(100);
-  }
-}
-
 test('below the free-disk floor a job stays queued saying why, and starts once there is room', async () => {
   const taskQueue = `${stack.config.DRAFTSMAN_TASK_QUEUE}-disk`;
   const jobs = new JobsClient(stack.client, { taskQueue });
@@ -45,7 +37,10 @@ test('below the free-disk floor a job stays queued saying why, and starts once t
   // No machine has a billion MiB free: this worker must hold the job back.
   const full = await workerWithFloor(taskQueue, 1_000_000_000);
   await full.worker.runUntil(
-    waitUntil(async () => Boolean((await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body.waiting)),
+    waitFor(async () => Boolean((await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body.waiting), 'the job to wait for disk', {
+      timeoutMs: 30_000,
+      everyMs: 100,
+    }),
   );
   await full.close();
   const waiting = (await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body;

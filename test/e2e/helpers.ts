@@ -2,30 +2,32 @@ import net from 'node:net';
 import type { JobStore } from '../../db/store';
 import type { Runner, StepRef } from '../../runner/runner';
 
-/** Polls the audit trail until the step has a row with the given status. */
-export async function waitForStep(
-  store: JobStore,
-  jobId: string,
-  step: string,
-  status = 'running',
-  timeoutMs = 60_000,
+/**
+ * Polls `check` every `everyMs` until it holds; fails naming `what` after
+ * `timeoutMs`. Every wait of the tests and the benchmarks goes through here.
+ */
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string | (() => string | Promise<string>),
+  { timeoutMs = 60_000, everyMs = 50 } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const job = await store.getJob(jobId);
-    if (job?.steps.some((s) => `${s.kind}-${s.index}` === step && s.status === status)) return;
-    if (Date.now() > deadline) throw new Error(`step ${step} of ${jobId} never reached ${status}: ${JSON.stringify(job)}`);
-    await sleep(50);
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : await what()}`);
+    await sleep(everyMs);
   }
 }
 
+/** Polls the audit trail until the step has a row with the given status. */
+export async function waitForStep(store: JobStore, jobId: string, step: string, status = 'running'): Promise<void> {
+  const reached = async () =>
+    Boolean((await store.getJob(jobId))?.steps.some((s) => `${s.kind}-${s.index}` === step && s.status === status));
+  await waitFor(reached, async () => `step ${step} of ${jobId} to reach ${status}: ${JSON.stringify(await store.getJob(jobId))}`);
+}
+
 /** Polls the engine until the step's container runs (the audit row comes just before it starts). */
-export async function waitForContainer(runner: Runner, ref: StepRef, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await runner.status(ref)).state !== 'running') {
-    if (Date.now() > deadline) throw new Error(`container of ${JSON.stringify(ref)} never ran`);
-    await sleep(50);
-  }
+export async function waitForContainer(runner: Runner, ref: StepRef): Promise<void> {
+  await waitFor(async () => (await runner.status(ref)).state === 'running', `the container of ${JSON.stringify(ref)} to run`);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
