@@ -60,7 +60,9 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
       // The route pattern, not the path, so that job ids do not become label values.
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
       metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
-      logger?.info(
+      // Health checks come every few seconds from the engine or a balancer: debug, not info.
+      const level = route === '/health' && res.statusCode === 200 ? 'debug' : 'info';
+      logger?.[level](
         {
           method: req.method,
           route,

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_TASK_QUEUE } from './names';
@@ -17,6 +18,8 @@ export const configSchema = z.object({
   DRAFTSMAN_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   /** PostgreSQL connection string for the audit trail. `npm start` embeds a server when unset. */
   DATABASE_URL: z.string().url().optional(),
+  /** Password put into DATABASE_URL, so that the URL can stay free of secrets (use DATABASE_PASSWORD_FILE). */
+  DATABASE_PASSWORD: z.string().min(1).optional(),
   /** Port of the HTTP API. */
   PORT: int(0, 65_535).default(3000),
   /** Address the HTTP API binds to. */
@@ -83,7 +86,7 @@ export const configSchema = z.object({
   DRAFTSMAN_DISK_GUARD_PATH: z.string().min(1).optional(),
   /** Interval of the janitor schedule, in seconds; 0 leaves the schedule out. */
   DRAFTSMAN_JANITOR_INTERVAL_SECONDS: int(0, 86_400).default(300),
-  /** A workflow bundle built ahead (`npm run build` writes dist/workflow-bundle.js); unset: bundled at start-up. */
+  /** A workflow bundle built ahead (`npm run build:bundle` writes dist/workflow-bundle.js; the image has one); unset: bundled at start-up. */
   DRAFTSMAN_WORKFLOW_BUNDLE: z.string().min(1).optional(),
   /** Port of the worker's own /metrics and /health (separate process only); 0 turns it off. */
   DRAFTSMAN_WORKER_METRICS_PORT: int(0, 65_535).default(9464),
@@ -99,13 +102,48 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/**
+ * Any variable NAME may instead be given as NAME_FILE, the path of a file holding the
+ * value (compose and Kubernetes secrets are files). Setting both is an error. An
+ * empty variable counts as unset, as compose passes `${X:-}` through empty.
+ */
+function resolveEnv(env: NodeJS.ProcessEnv): { values: Record<string, string>; problems: string[] } {
+  const keys = Object.keys(configSchema.shape);
+  const values: Record<string, string> = {};
+  const problems: string[] = [];
+  for (const key of keys) {
+    const direct = env[key];
+    const file = keys.includes(`${key}_FILE`) ? undefined : env[`${key}_FILE`];
+    if (direct && file) {
+      problems.push(`  ${key}: set either ${key} or ${key}_FILE, not both`);
+    } else if (file) {
+      try {
+        values[key] = fs.readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        problems.push(`  ${key}_FILE: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      }
+    } else if (direct) {
+      values[key] = direct;
+    }
+  }
+  return { values, problems };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const result = configSchema.safeParse(env);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  const { values, problems } = resolveEnv(env);
+  const result = configSchema.safeParse(values);
+  const lines = [...problems, ...(result.success ? [] : result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`))];
+  if (lines.length > 0 || !result.success) {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
-  return result.data;
+  const config = result.data;
+  if (config.DATABASE_PASSWORD) {
+    if (!config.DATABASE_URL) throw new ConfigError('invalid configuration:\n  DATABASE_PASSWORD: needs DATABASE_URL');
+    const url = new URL(config.DATABASE_URL);
+    url.password = encodeURIComponent(config.DATABASE_PASSWORD);
+    config.DATABASE_URL = url.toString();
+  }
+  return config;
 }
 
 export function requireDatabaseUrl(config: Config): string {
