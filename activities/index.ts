@@ -3,7 +3,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../common/config';
 import { ImageNotFoundError, isInvalidJobSpecError } from '../common/errors';
-import type { JobStatus, ResolvedJobSpec, StepKind } from '../common/job';
+import type { AcceptedJob, JobStatus, ResolvedJobSpec, StepKind } from '../common/job';
 import { FailureType } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
 import type { JobStore, StepOutcome } from '../db/store';
@@ -38,6 +38,7 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_ALLOWED_IMAGES'
     | 'DRAFTSMAN_ALLOW_FILE_REPOS'
     | 'DRAFTSMAN_PATCH_MAX_BYTES'
+    | 'DRAFTSMAN_LOOP_ITERATIONS_PER_RUN'
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
   heartbeatMs?: number;
@@ -287,7 +288,7 @@ export function createActivities({
      * Validates the spec (jobs started through the SDK skip the API's check),
      * applies the operator's defaults and records the job as running.
      */
-    async acceptJob(input: { jobId: string; runId: string; spec: unknown }): Promise<ResolvedJobSpec> {
+    async acceptJob(input: { jobId: string; runId: string; spec: unknown }): Promise<AcceptedJob> {
       let spec: ResolvedJobSpec;
       try {
         spec = resolveJobSpec(input.spec, specPolicy(config));
@@ -314,7 +315,7 @@ export function createActivities({
         if (err instanceof DuplicateJobIdError) throw ApplicationFailure.nonRetryable(err.message, err.name);
         throw err;
       }
-      return spec;
+      return { spec, iterationsPerRun: config.DRAFTSMAN_LOOP_ITERATIONS_PER_RUN };
     },
 
     /**

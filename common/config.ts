@@ -92,6 +92,11 @@ export const configSchema = z.object({
   DRAFTSMAN_WORKER_METRICS_PORT: int(0, 65_535).default(9464),
   /** Level of the worker's and the Temporal SDK's own log lines. */
   DRAFTSMAN_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
+  /**
+   * Loop iterations per workflow run: past this the job continues as a new run of the
+   * same workflow id, so that a long loop's history stays bounded.
+   */
+  DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: int(1, 10_000).default(100),
   /** Steps the worker runs at once. */
   DRAFTSMAN_MAX_CONCURRENT_STEPS: int(1, 10_000).default(8),
 });

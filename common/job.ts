@@ -58,6 +58,18 @@ export interface JobView {
   patch?: { bytes: number; truncated: boolean };
   /** Why a queued job has not started yet (for example, too little free disk). */
   waiting?: string;
+  /**
+   * Live view of a long loop only: loop and until steps of earlier workflow runs left
+   * out of `steps` (the audit trail in PostgreSQL keeps every step).
+   */
+  stepsOmitted?: number;
+}
+
+/** What acceptJob hands the workflow: the resolved spec and the worker's limits for it. */
+export interface AcceptedJob {
+  spec: ResolvedJobSpec;
+  /** Loop iterations per workflow run before it continues as new. */
+  iterationsPerRun: number;
 }
 
 /** Job ids become container and volume names, so they keep to Docker's name alphabet. */

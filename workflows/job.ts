@@ -4,6 +4,7 @@ import {
   CancellationScope,
   CancelledFailure,
   ActivityCancellationType,
+  continueAsNew,
   defineQuery,
   defineSignal,
   isCancellation,
@@ -15,7 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities, StepResult } from '../activities';
-import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepView } from '../common/job';
+import type { AcceptedJob, JobStatus, JobView, ResolvedJobSpec, StepKind, StepView } from '../common/job';
 import { CANCEL_SIGNAL, FailureType, SEARCH_ATTRIBUTES, STATUS_QUERY } from '../common/names';
 
 export const cancelSignal = defineSignal<[{ reason?: string }?]>(CANCEL_SIGNAL);
@@ -44,15 +45,33 @@ function stepActivities(stepSeconds: number) {
 
 class StepFailedError extends Error {}
 
+/** Loop steps of the previous runs kept in the live view of a continued run. */
+const CARRIED_LOOP_STEPS = 20;
+
+/**
+ * What a long loop hands to its next run when it continues as new: the accepted
+ * job, the live view so far (its loop steps trimmed), the step sequence, the next
+ * iteration and the job's deadline, which stays absolute across runs.
+ */
+export interface LoopResume {
+  accepted: AcceptedJob;
+  view: JobView;
+  seq: number;
+  nextIteration: number;
+  deadline: number;
+}
+
 /**
  * One job: accept the spec, clone the commit, run setup steps, the bounded loop
  * and validation, each step in its own container, then clean up whatever happened.
- * The workflow id is the job id.
+ * The workflow id is the job id. A loop longer than the worker's iterations per run
+ * continues as a new run (`resume` set) that picks up at the next iteration, so the
+ * history of each run stays bounded.
  */
-export async function jobWorkflow(input: unknown): Promise<JobView> {
+export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<JobView> {
   const info = workflowInfo();
   const jobId = info.workflowId;
-  const view: JobView = {
+  const view: JobView = resume?.view ?? {
     id: jobId,
     status: 'queued',
     repo: null,
@@ -71,8 +90,8 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     view.status = status;
     setCurrentDetails(`**${status}** · ${details}`);
   };
-  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: 'queued' }]);
-  setCurrentDetails('**queued** · waiting for a worker');
+  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: view.status }]);
+  setCurrentDetails(resume ? `**running** · loop · continuing at iteration ${resume.nextIteration}` : '**queued** · waiting for a worker');
 
   // Set by the cancel signal or the job timer; read after the body scope unwinds.
   const ending: { by: { status: 'cancelled' | 'timed_out'; reason: string } | null } = { by: null };
@@ -83,27 +102,32 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     body.cancel();
   });
 
-  let spec: ResolvedJobSpec;
+  let accepted: AcceptedJob;
   try {
-    spec = await bookkeeping.acceptJob({ jobId, runId: info.firstExecutionRunId, spec: input });
+    accepted = resume?.accepted ?? (await bookkeeping.acceptJob({ jobId, runId: info.firstExecutionRunId, spec: input }));
   } catch (err) {
     show('failed', 'the spec was refused');
     view.error = errorMessage(err);
     view.finishedAt = new Date().toISOString();
     throw err;
   }
-  view.repo = spec.repo;
-  view.commit = spec.commit;
-  upsertSearchAttributes([
-    { key: SEARCH_ATTRIBUTES.repo, value: spec.repo },
-    { key: SEARCH_ATTRIBUTES.commit, value: spec.commit },
-  ]);
-  view.loop = spec.loop ? { iterations: 0, converged: false } : null;
+  const spec: ResolvedJobSpec = accepted.spec;
+  if (!resume) {
+    view.repo = spec.repo;
+    view.commit = spec.commit;
+    upsertSearchAttributes([
+      { key: SEARCH_ATTRIBUTES.repo, value: spec.repo },
+      { key: SEARCH_ATTRIBUTES.commit, value: spec.commit },
+    ]);
+    view.loop = spec.loop ? { iterations: 0, converged: false } : null;
+  }
 
   const steps = stepActivities(spec.timeouts.stepSeconds);
   // References only: the values are resolved and masked inside the activities.
   const maskRefs = [...Object.values(spec.secrets ?? {}), ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : [])];
-  let seq = 0;
+  let seq = resume?.seq ?? 0;
+  /** Set when this run ends its share of the loop and the next run takes over. */
+  let continueAt: number | null = null;
 
   async function step(kind: StepKind, index: number, run: (seq: number) => Promise<StepResult>): Promise<number> {
     const s: StepView = { kind, index, status: 'running', exitCode: null, startedAt: null, finishedAt: null };
@@ -141,7 +165,7 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
       }]),
     );
 
-  async function phases(): Promise<void> {
+  async function prepare(): Promise<void> {
     // The disk guard may hold the job back; it stays queued, saying why, and asks again.
     for (;;) {
       const start = await bookkeeping.startJob({ jobId, image: spec.image });
@@ -175,15 +199,25 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
         throw new StepFailedError(`setup-${i} failed with exit code ${code}${oom}`);
       }
     }
+  }
+
+  async function phases(): Promise<void> {
+    if (!resume) await prepare();
 
     if (spec.loop && view.loop) {
-      for (let k = 1; k <= spec.loop.maxIterations; k++) {
+      const first = resume?.nextIteration ?? 1;
+      for (let k = first; k <= spec.loop.maxIterations; k++) {
         view.loop.iterations = k;
         const code = await runCommand('loop', k, spec.loop.command);
         const converged = spec.loop.until ? (await runCommand('until', k, spec.loop.until)) === 0 : code === 0;
         if (converged) {
           view.loop.converged = true;
           break;
+        }
+        const more = k < spec.loop.maxIterations;
+        if (more && (k - first + 1 >= accepted.iterationsPerRun || workflowInfo().continueAsNewSuggested)) {
+          continueAt = k + 1;
+          return;
         }
       }
     }
@@ -204,9 +238,10 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
 
   // The job's time limit is enforced here rather than only as a server-side
   // execution timeout, so that cleanup below still runs when it fires.
+  const deadline = resume?.deadline ?? Date.now() + spec.timeouts.jobSeconds * 1000;
   const jobTimer = new CancellationScope();
   void jobTimer
-    .run(() => sleep(spec.timeouts.jobSeconds * 1000))
+    .run(() => sleep(Math.max(0, deadline - Date.now())))
     .then(() => {
       if (ending.by) return;
       ending.by = { status: 'timed_out', reason: `job exceeded its ${spec.timeouts.jobSeconds} s time limit` };
@@ -233,6 +268,18 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     }
   } finally {
     jobTimer.cancel();
+  }
+
+  if (continueAt !== null && status === 'succeeded') {
+    // Signals that arrive meanwhile are delivered to the next run by the server.
+    const earlier = view.steps.filter((st) => st.kind === 'loop' || st.kind === 'until');
+    const dropped = earlier.slice(0, Math.max(0, earlier.length - CARRIED_LOOP_STEPS));
+    const carried: JobView = {
+      ...view,
+      steps: view.steps.filter((st) => !dropped.includes(st)),
+      stepsOmitted: (view.stepsOmitted ?? 0) + dropped.length,
+    };
+    return continueAs(input, { accepted, view: carried, seq, nextIteration: continueAt, deadline });
   }
 
   // The step that was running when the job was cancelled or timed out, if any.
@@ -268,6 +315,11 @@ export async function jobWorkflow(input: unknown): Promise<JobView> {
     throw ApplicationFailure.nonRetryable(error ?? 'timed out', isStepTimeout(failure) ? FailureType.StepTimeout : FailureType.JobTimeout);
   }
   throw ApplicationFailure.nonRetryable(error ?? 'job failed', FailureType.JobFailed);
+}
+
+// A function of its own so that the workflow's return type stays JobView.
+async function continueAs(input: unknown, resume: LoopResume): Promise<never> {
+  return continueAsNew<typeof jobWorkflow>(input, resume);
 }
 
 function phaseOf(kind: StepKind): string {
