@@ -16,8 +16,8 @@ export interface Measure {
   how: string;
   target?: string;
   summary: Summary;
-  /** Samples are milliseconds unless `ratio`. */
-  unit?: 'ms' | 'ratio';
+  /** Samples are milliseconds unless said otherwise (`count` is a plain number, e.g. jobs per second). */
+  unit?: 'ms' | 'ratio' | 'count' | 'MiB';
 }
 
 /** A TCP server that records when each step reports (the step sends its job id). */

@@ -10,6 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { cancelLatency, type Measure, recoveryLatency } from './guarantees';
 import { startBenchStack } from './harness';
 import { pickupLatency, stepOverhead } from './overhead';
+import { logVolume, longLoops, startUp } from './scale';
+import { throughput } from './throughput';
 
 const quick = process.env.BENCH_QUICK === '1';
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
@@ -35,7 +37,8 @@ function versions(): Record<string, string> {
 function render(measures: Measure[]): string {
   const machine = `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`;
   const v = versions();
-  const show = (m: Measure, x: number) => (m.unit === 'ratio' ? `${x.toFixed(2)}x` : fmt(x));
+  const show = (m: Measure, x: number) =>
+    m.unit === 'ratio' ? `${x.toFixed(2)}x` : m.unit === 'MiB' ? `${x.toFixed(0)} MiB` : m.unit === 'count' ? x.toFixed(2) : fmt(x);
   const rows = measures.map(
     (m) =>
       `| ${m.name} | ${show(m, m.summary.median)} | ${show(m, m.summary.p95)} | ${m.summary.runs} | ${m.target ?? ''} | ${m.how} |`,
@@ -66,6 +69,10 @@ async function main(): Promise<void> {
     measures.push(await pickupLatency(stack, quick ? 2 : 50));
     measures.push(await cancelLatency(stack, quick ? 2 : 20));
     measures.push(await recoveryLatency(stack, quick ? 1 : 5));
+    measures.push(...(await throughput(stack, quick ? { jobs: 4, concurrency: 2, rounds: 1 } : { jobs: 100, concurrency: 4, rounds: 2 })));
+    measures.push(...(await longLoops(stack, quick ? [3] : [10, 100, 1000])));
+    measures.push(...(await logVolume(stack, quick ? 1 : 50)));
+    measures.push(...(await startUp(quick ? 1 : 3)));
   } finally {
     await stack.stop();
   }

@@ -45,9 +45,6 @@ function stepActivities(stepSeconds: number) {
 
 class StepFailedError extends Error {}
 
-/** Loop steps of the previous runs kept in the live view of a continued run. */
-const CARRIED_LOOP_STEPS = 20;
-
 /**
  * What a long loop hands to its next run when it continues as new: the accepted
  * job, the live view so far (its loop steps trimmed), the step sequence, the next
@@ -272,8 +269,10 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
 
   if (continueAt !== null && status === 'succeeded') {
     // Signals that arrive meanwhile are delivered to the next run by the server.
+    // The live view carries the loop steps of this run only (at most two an iteration),
+    // so that what is carried stays bounded too.
     const earlier = view.steps.filter((st) => st.kind === 'loop' || st.kind === 'until');
-    const dropped = earlier.slice(0, Math.max(0, earlier.length - CARRIED_LOOP_STEPS));
+    const dropped = earlier.slice(0, Math.max(0, earlier.length - 2 * accepted.iterationsPerRun));
     const carried: JobView = {
       ...view,
       steps: view.steps.filter((st) => !dropped.includes(st)),

@@ -1,0 +1,141 @@
+/**
+ * Throughput and memory: N jobs of three trivial steps submitted at once to an API
+ * and a worker process running K steps at a time, against the same containers run
+ * by K raw dockerode loops; the processes' resident memory idle and under that load.
+ */
+import { CLONE_SCRIPT, cloneEnv } from '../activities/clone';
+import { containerOptions, type ContainerPolicy } from '../runner/docker/convert';
+import { startGitFixture } from '../test/e2e/git-fixture';
+import { waitFor } from '../test/e2e/helpers';
+import type { Measure } from './guarantees';
+import type { BenchStack } from './harness';
+import { rssMiB, sampler, startDraftsmanProcesses } from './processes';
+import { summarize } from './stats';
+
+const STEPS = ['true', 'true', 'true'];
+
+export function policyOf(stack: BenchStack): ContainerPolicy {
+  const c = stack.config;
+  return {
+    user: c.DRAFTSMAN_STEP_USER,
+    memoryMb: c.DRAFTSMAN_STEP_MEMORY_MB,
+    cpus: c.DRAFTSMAN_STEP_CPUS,
+    pidsLimit: c.DRAFTSMAN_STEP_PIDS_LIMIT,
+    network: c.DRAFTSMAN_STEP_NETWORK,
+    stopGraceSeconds: c.DRAFTSMAN_STOP_GRACE_SECONDS,
+    logMaxBytes: c.DRAFTSMAN_STEP_LOG_MAX_BYTES,
+  };
+}
+
+export async function throughput(stack: BenchStack, { jobs, concurrency, rounds }: { jobs: number; concurrency: number; rounds: number }): Promise<Measure[]> {
+  const repo = await startGitFixture(1);
+  const procs = await startDraftsmanProcesses(stack, 'bench-throughput', { DRAFTSMAN_MAX_CONCURRENT_STEPS: String(concurrency) });
+  const policy = policyOf(stack);
+  const image = stack.config.DRAFTSMAN_DEFAULT_IMAGE;
+  const draftsman: number[] = [];
+  const raw: number[] = [];
+  const idle = { api: rssMiB(procs.api.pid), worker: rssMiB(procs.worker.pid) };
+  const peak = { api: 0, worker: 0 };
+
+  async function draftsmanRound(): Promise<number> {
+    const apiPeak = sampler(() => rssMiB(procs.api.pid));
+    const workerPeak = sampler(() => rssMiB(procs.worker.pid));
+    const t0 = performance.now();
+    const ids = await Promise.all(
+      Array.from({ length: jobs }, async () => {
+        const res = await fetch(`${procs.apiUrl}/v1/jobs`, {
+          method: 'POST',
+          headers: { ...procs.authHeader, 'content-type': 'application/json' },
+          body: JSON.stringify({ repo: repo.url, commit: repo.head, setup: STEPS }),
+        });
+        if (res.status !== 202) throw new Error(`submit answered ${res.status}: ${await res.text()}`);
+        return ((await res.json()) as { id: string }).id;
+      }),
+    );
+    const open = new Set(ids);
+    await waitFor(
+      async () => {
+        for (const id of [...open]) {
+          const job = await stack.store.getJob(id);
+          if (!job?.finishedAt) continue;
+          if (job.status !== 'succeeded') throw new Error(`job ${id} ${job.status}: ${job.error}`);
+          open.delete(id);
+        }
+        return open.size === 0;
+      },
+      () => `${open.size} of ${jobs} jobs to end`,
+      { timeoutMs: 30 * 60_000, everyMs: 50 },
+    );
+    const elapsed = performance.now() - t0;
+    peak.api = Math.max(peak.api, apiPeak.stop());
+    peak.worker = Math.max(peak.worker, workerPeak.stop());
+    return elapsed;
+  }
+
+  /** The same containers per job (clone, three steps, in order, on a volume), K jobs at a time. */
+  async function rawRound(round: number): Promise<number> {
+    const t0 = performance.now();
+    let next = 0;
+    const loop = async () => {
+      for (let j = next++; j < jobs; j = next++) {
+        const jobId = `bench-tp-raw-${process.pid}-${round}-${j}`;
+        const volume = `draftsman-${jobId}-workspace`;
+        await stack.docker.createVolume({ Name: volume });
+        const run = async (kind: 'clone' | 'setup', index: number, command: string, env: Record<string, string>) => {
+          const c = await stack.docker.createContainer(containerOptions({ jobId, kind, index, image, command, env, timeoutSeconds: 600 }, policy, new Date()));
+          await c.start();
+          const { StatusCode } = (await c.wait()) as { StatusCode: number };
+          await c.remove({ force: true });
+          if (StatusCode !== 0) throw new Error(`raw ${kind}-${index} exited ${StatusCode}`);
+        };
+        await run('clone', 0, CLONE_SCRIPT, cloneEnv(repo.url, repo.head));
+        for (const [i, command] of STEPS.entries()) await run('setup', i, command, {});
+        await stack.docker.getVolume(volume).remove();
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, loop));
+    return performance.now() - t0;
+  }
+
+  try {
+    for (let r = 0; r < rounds; r++) {
+      draftsman.push(await draftsmanRound());
+      raw.push(await rawRound(r));
+    }
+  } finally {
+    await Promise.allSettled([procs.stop(), repo.stop()]);
+  }
+  // Throughput is jobs per second; the ratio of throughputs is the inverse ratio of times.
+  const ratio = draftsman.map((d, i) => raw[i]! / d);
+  const perSecond = (ms: number[]) => ms.map((m) => (jobs / m) * 1000);
+  return [
+    {
+      name: `throughput, ${jobs} jobs of ${STEPS.length} steps at K=${concurrency} (Draftsman)`,
+      how: 'all submitted at once to the API process; until all recorded finished; jobs per second',
+      summary: summarize(perSecond(draftsman)),
+      unit: 'count',
+    },
+    {
+      name: `throughput, same containers at K=${concurrency} (raw dockerode)`,
+      how: `${concurrency} loops, each running a job's clone and steps in order on its volume; jobs per second`,
+      summary: summarize(perSecond(raw)),
+      unit: 'count',
+    },
+    {
+      name: 'throughput ratio (Draftsman / raw)',
+      how: 'per round, side by side; 1.00 = as fast as raw',
+      target: '>= 0.8',
+      summary: summarize(ratio),
+      unit: 'ratio',
+    },
+    { name: 'API process RSS, idle', how: 'VmRSS after start-up, before any job', summary: summarize([idle.api]), unit: 'MiB' },
+    { name: 'worker process RSS, idle', how: 'VmRSS after start-up, before any job', summary: summarize([idle.worker]), unit: 'MiB' },
+    {
+      name: 'API + worker RSS, peak under the throughput run',
+      how: 'peak VmRSS of each, sampled every 100 ms over the Draftsman rounds, summed',
+      target: '< 300 MB',
+      summary: summarize([peak.api + peak.worker]),
+      unit: 'MiB',
+    },
+  ];
+}
