@@ -319,8 +319,8 @@ export function createActivities({
     },
 
     /**
-     * Starts the job unless the disk guard holds it back; then it stays queued
-     * with the reason recorded, and the workflow asks again later.
+     * Starts the job and creates its workspace, unless the disk guard holds it back;
+     * then it stays queued with the reason recorded, and the workflow asks again later.
      */
     async startJob(input: { jobId: string; image: string }): Promise<{ started: true } | { started: false; reason: string }> {
       const floorMb = config.DRAFTSMAN_MIN_FREE_DISK_MB;
@@ -334,6 +334,7 @@ export function createActivities({
         }
       }
       await store.recordStarted(input.jobId, input.image);
+      await runner.prepareWorkspace(input.jobId);
       return { started: true };
     },
 
@@ -369,10 +370,6 @@ export function createActivities({
         Context.current().heartbeat();
       }
       return { removed, stopped };
-    },
-
-    async prepareWorkspace(input: { jobId: string }): Promise<void> {
-      await runner.prepareWorkspace(input.jobId);
     },
 
     async cloneRepository(input: CloneInput): Promise<StepResult> {
@@ -415,25 +412,25 @@ export function createActivities({
       }
     },
 
-    async recordEvent(input: { jobId: string; key: string; type: string; data: Record<string, unknown> }) {
-      await store.event(input.jobId, input.key, input.type, input.data);
-    },
-
-    async finishJob(input: {
+    /**
+     * The end of every job, whatever its outcome: the reason it was stopped (if it
+     * was), then its containers and workspace removed, then the outcome recorded, so
+     * that a job is not finished before its resources are gone. Safe to repeat.
+     */
+    async endJob(input: {
       jobId: string;
       status: JobStatus;
       loop: { iterations: number; converged: boolean } | null;
       error?: string;
+      /** Why a cancelled or timed-out job stopped, and the step it stopped in. */
+      stopped?: { reason: string | null; step: string | null };
     }): Promise<void> {
+      if (input.stopped) await store.event(input.jobId, input.status, input.status, input.stopped);
+      await runner.removeJob(input.jobId);
+      await store.event(input.jobId, 'cleaned-up', 'cleaned_up', {});
       await store.jobFinished(input.jobId, { status: input.status, loop: input.loop, error: input.error });
       metrics.jobsFinished.inc({ status: input.status });
       logger.info({ jobId: input.jobId, status: input.status, error: input.error }, 'job finished');
-    },
-
-    /** Removes every container and the workspace of the job; safe to repeat. */
-    async cleanupJob(input: { jobId: string }): Promise<void> {
-      await runner.removeJob(input.jobId);
-      await store.event(input.jobId, 'cleaned-up', 'cleaned_up', {});
     },
   };
 }

@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: runs every measure against the real stack, prints a table and
  * writes docs/benchmarks.md. BENCH_QUICK=1 runs each measure a few times only
- * (a smoke run that keeps the harness from rotting; its figures mean little).
+ * (a smoke run that keeps the harness from rotting; its figures mean little);
+ * BENCH_ONLY picks measures by name (overhead, pickup, cancel, recovery, throughput,
+ * loops, logs, startup).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +16,8 @@ import { logVolume, longLoops, startUp } from './scale';
 import { throughput } from './throughput';
 
 const quick = process.env.BENCH_QUICK === '1';
+/** BENCH_ONLY=throughput,loops runs those measures only (and leaves docs/benchmarks.md alone). */
+const only = (process.env.BENCH_ONLY ?? '').split(',').map((m) => m.trim()).filter(Boolean);
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
 
 function versions(): Record<string, string> {
@@ -65,20 +69,23 @@ async function main(): Promise<void> {
   const stack = await startBenchStack();
   const measures: Measure[] = [];
   try {
-    measures.push(...(await stepOverhead(stack, quick ? 1 : 5)));
-    measures.push(await pickupLatency(stack, quick ? 2 : 50));
-    measures.push(await cancelLatency(stack, quick ? 2 : 20));
-    measures.push(await recoveryLatency(stack, quick ? 1 : 5));
-    measures.push(...(await throughput(stack, quick ? { jobs: 4, concurrency: 2, rounds: 1 } : { jobs: 100, concurrency: 4, rounds: 2 })));
-    measures.push(...(await longLoops(stack, quick ? [3] : [10, 100, 1000])));
-    measures.push(...(await logVolume(stack, quick ? 1 : 50)));
-    measures.push(...(await startUp(quick ? 1 : 3)));
+    const want = (name: string) => only.length === 0 || only.includes(name);
+    if (want('overhead')) measures.push(...(await stepOverhead(stack, quick ? 1 : 5)));
+    if (want('pickup')) measures.push(await pickupLatency(stack, quick ? 2 : 50));
+    if (want('cancel')) measures.push(await cancelLatency(stack, quick ? 2 : 20));
+    if (want('recovery')) measures.push(await recoveryLatency(stack, quick ? 1 : 5));
+    if (want('throughput')) {
+      measures.push(...(await throughput(stack, quick ? { jobs: 4, concurrency: 2, rounds: 1 } : { jobs: 100, concurrency: 4, rounds: 2 })));
+    }
+    if (want('loops')) measures.push(...(await longLoops(stack, quick ? [3] : [10, 100, 1000])));
+    if (want('logs')) measures.push(...(await logVolume(stack, quick ? 1 : 50)));
+    if (want('startup')) measures.push(...(await startUp(quick ? 1 : 3)));
   } finally {
     await stack.stop();
   }
   const text = render(measures);
   console.log(text);
-  if (!quick) fs.writeFileSync(path.resolve('docs', 'benchmarks.md'), text);
+  if (!quick && only.length === 0) fs.writeFileSync(path.resolve('docs', 'benchmarks.md'), text);
 }
 
 main().then(

@@ -9,6 +9,7 @@ import {
   defineSignal,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -23,6 +24,16 @@ export const cancelSignal = defineSignal<[{ reason?: string }?]>(CANCEL_SIGNAL);
 export const statusQuery = defineQuery<JobView>(STATUS_QUERY);
 
 const bookkeeping = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '200ms', maximumInterval: '10s', nonRetryableErrorTypes: [FailureType.InvalidJobSpec] },
+});
+
+/**
+ * Accepting the spec touches only PostgreSQL, so it runs as a local activity: inside
+ * the workflow task, without a round trip through the server. Activities that touch
+ * the Docker engine stay regular, so that they can be routed to the engine's host.
+ */
+const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '200ms', maximumInterval: '10s', nonRetryableErrorTypes: [FailureType.InvalidJobSpec] },
 });
@@ -101,7 +112,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
 
   let accepted: AcceptedJob;
   try {
-    accepted = resume?.accepted ?? (await bookkeeping.acceptJob({ jobId, runId: info.firstExecutionRunId, spec: input }));
+    accepted = resume?.accepted ?? (await local.acceptJob({ jobId, runId: info.firstExecutionRunId, spec: input }));
   } catch (err) {
     show('failed', 'the spec was refused');
     view.error = errorMessage(err);
@@ -172,9 +183,8 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
       await sleep(DISK_RECHECK);
     }
     delete view.waiting;
-    show('running', 'preparing the workspace');
+    show('running', 'cloning');
     view.startedAt = new Date().toISOString();
-    await bookkeeping.prepareWorkspace({ jobId });
     const cloned = await step('clone', 0, (n) =>
       steps.cloneRepository.executeWithOptions({ summary: `clone ${spec.commit.slice(0, 12)} of ${spec.repo}` }, [{
         jobId,
@@ -293,19 +303,18 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   show(status, error ?? 'every step passed');
   if (error) view.error = error;
   delete view.waiting;
-  await CancellationScope.nonCancellable(async () => {
-    if (status === 'cancelled' || status === 'timed_out') {
-      await bookkeeping.recordEvent({
-        jobId,
-        key: status,
-        type: status,
-        data: { reason: error ?? null, step: interrupted ? `${interrupted.kind}-${interrupted.index}` : null },
-      });
-    }
-    // Cleanup first: the job is not finished until its containers and workspace are gone.
-    await bookkeeping.cleanupJob({ jobId });
-    await bookkeeping.finishJob({ jobId, status, loop: view.loop, error });
-  });
+  // Cleanup runs whatever happened, and cannot itself be cancelled.
+  await CancellationScope.nonCancellable(() =>
+    bookkeeping.endJob({
+      jobId,
+      status,
+      loop: view.loop,
+      error,
+      ...(status === 'cancelled' || status === 'timed_out'
+        ? { stopped: { reason: error ?? null, step: interrupted ? `${interrupted.kind}-${interrupted.index}` : null } }
+        : {}),
+    }),
+  );
   view.finishedAt = new Date().toISOString();
 
   if (status === 'succeeded') return view;
