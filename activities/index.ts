@@ -157,13 +157,14 @@ export function createActivities({
       }
     }
 
-    await store.stepStarted(input.jobId, record);
     const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, ref]) => [name, resolveSecret(ref)]));
     const mask = secretMasker((input.maskRefs ?? []).map(resolveSecret));
     const startCalledAt = Date.now();
     try {
       const endTimer = metrics.containerStart.startTimer();
-      await runner.start({ ...input, env: { ...input.env, ...secretEnv } });
+      // The start record and the container's creation do not depend on each other; a
+      // failure of either fails the attempt, and the retry re-attaches to the container.
+      await Promise.all([store.stepStarted(input.jobId, record), runner.start({ ...input, env: { ...input.env, ...secretEnv } })]);
       endTimer();
       if (input.kind === 'clone') {
         const created = await store.jobCreatedAt(input.jobId);
@@ -278,9 +279,27 @@ export function createActivities({
       logTruncated: log.stored.truncated,
     };
     await store.stepFinished(input.jobId, outcome);
-    await runner.remove(ref);
+    // The outcome is recorded, so the container is no longer needed: it is removed
+    // while the workflow schedules the next step. endJob waits for these removals, and
+    // removes whatever a lost worker left behind.
+    removeLater(ref, stepLog);
     if (overran) throw stepTimeout(stepName, input.timeoutSeconds);
     return toResult(outcome);
+  }
+
+  /** Container removals still in flight, by job. */
+  const removals = new Map<string, Set<Promise<void>>>();
+  function removeLater(ref: StepRef, stepLog: Logger): void {
+    const pending = removals.get(ref.jobId) ?? new Set<Promise<void>>();
+    removals.set(ref.jobId, pending);
+    const removal: Promise<void> = runner
+      .remove(ref)
+      .catch((err: unknown) => stepLog.warn({ err: String(err) }, 'removing the finished container failed; endJob removes it'))
+      .finally(() => {
+        pending.delete(removal);
+        if (pending.size === 0) removals.delete(ref.jobId);
+      });
+    pending.add(removal);
   }
 
   return {
@@ -426,6 +445,7 @@ export function createActivities({
       stopped?: { reason: string | null; step: string | null };
     }): Promise<void> {
       if (input.stopped) await store.event(input.jobId, input.status, input.status, input.stopped);
+      await Promise.all(removals.get(input.jobId) ?? []);
       await runner.removeJob(input.jobId);
       await store.event(input.jobId, 'cleaned-up', 'cleaned_up', {});
       await store.jobFinished(input.jobId, { status: input.status, loop: input.loop, error: input.error });

@@ -67,9 +67,6 @@ export async function startTemporalDevServer(opts: {
   else args.push('--headless');
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   for (const key of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${key.name}=Keyword`);
-  // A step's activity task goes back to the worker in the answer to the workflow task
-  // that scheduled it, instead of through a poll: one round trip less per step.
-  args.push('--dynamic-config-value', 'system.enableActivityEagerExecution=true');
   if (opts.namespace && opts.namespace !== 'default') args.push('--namespace', opts.namespace);
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = spawn(opts.cli, args, { stdio: ['ignore', out, out] });
