@@ -84,7 +84,7 @@ const stepTimeout = (step: string, seconds: number) =>
 
 const NO_LOG_YET = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
 
-/** How long the output stream may take to end after its container has stopped. */
+/** After its container has stopped, how long a step's output stream may stay silent before the follow is given up. */
 const LOG_DRAIN_MS = 10_000;
 
 const toResult = (o: Pick<StepOutcome, 'exitCode' | 'oomKilled' | 'startedAt' | 'finishedAt'>): StepResult => ({
@@ -202,9 +202,15 @@ export function createActivities({
     /** The log is complete once the container's output stream has ended; then every chunk is written. */
     const bytesBefore = log.stored.bytes;
     const drainLogs = async () => {
-      const timer = setTimeout(() => stopFollowing.abort(), LOG_DRAIN_MS);
+      // After the exit the engine may still be sending output (a fast printer is ahead
+      // of the store): the follow is given up only when no line arrives for a while.
+      let seen = log.storedLines;
+      const watchdog = setInterval(() => {
+        if (log.storedLines === seen) stopFollowing.abort();
+        seen = log.storedLines;
+      }, LOG_DRAIN_MS);
       await following;
-      clearTimeout(timer);
+      clearInterval(watchdog);
       await log.close();
       metrics.logBytesStored.inc(log.stored.bytes - bytesBefore);
       if (log.stored.truncated) {

@@ -4,6 +4,8 @@ import type { LogLine } from '../runner/runner';
 
 const CHUNK_BYTES = 64 * 1024;
 const FLUSH_MS = 200;
+/** Chunks written ahead of the database; past this, add() asks the follower to wait. */
+const MAX_CHUNKS_IN_FLIGHT = 4;
 
 export const truncationMarker = (cap: number) =>
   `[draftsman] output truncated: this step printed more than the ${cap}-byte cap; it kept running, the rest was not stored`;
@@ -23,6 +25,7 @@ export class StepLogWriter {
   private truncated: boolean;
   private timer: NodeJS.Timeout | null = null;
   private writing: Promise<void> = Promise.resolve();
+  private inFlight = 0;
   private failure: unknown = null;
 
   constructor(
@@ -49,7 +52,17 @@ export class StepLogWriter {
     return { bytes: this.bytes, truncated: this.truncated };
   }
 
-  add(lines: LogLine[]): void {
+  /**
+   * Takes the next lines. Returns a promise when the database lags behind by more
+   * than a few chunks: the caller reads no more output until it settles, so memory
+   * stays bounded whatever the step prints.
+   */
+  add(lines: LogLine[]): Promise<void> | undefined {
+    this.push(lines);
+    return this.inFlight > MAX_CHUNKS_IN_FLIGHT ? this.writing : undefined;
+  }
+
+  private push(lines: LogLine[]): void {
     for (const raw of lines) {
       if (this.truncated) return;
       const line = { ...raw, text: this.mask(raw.text) };
@@ -86,10 +99,14 @@ export class StepLogWriter {
     this.bufferBytes = 0;
     // After a failed write nothing more is written: stored chunks stay a prefix of
     // the output, which is what a retried attempt resumes from.
+    this.inFlight++;
     this.writing = this.writing
       .then(() => (this.failure ? undefined : this.store.appendLogChunk(this.jobId, chunk)))
       .catch((err: unknown) => {
         this.failure ??= err;
+      })
+      .finally(() => {
+        this.inFlight--;
       });
   }
 

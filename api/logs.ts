@@ -3,8 +3,23 @@ import type { JobStore, StoredLogLine } from '../db/store';
 import { HttpError } from './errors';
 
 const POLL_MS = 200;
-const PAGE = 200;
+/** Chunks read per query (up to 64 KiB each): a long log is sent in pages of about 1 MiB. */
+const PAGE = 16;
 const KEEPALIVE_MS = 15_000;
+
+/** Writes, and waits while the client reads slower than the log is read from the database. */
+async function send(res: Response, text: string): Promise<void> {
+  if (res.write(text) || res.destroyed) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
 
 export interface LogLineView {
   step: string;
@@ -43,10 +58,10 @@ export async function serveLogs(
     for (;;) {
       const chunks = await store.readLogs(jobId, { afterId: after, step, limit: PAGE });
       for (const c of chunks) {
-        res.write(c.lines.map((l) => `${JSON.stringify(view(c.step, l))}\n`).join(''));
+        await send(res, c.lines.map((l) => `${JSON.stringify(view(c.step, l))}\n`).join(''));
         after = c.id;
       }
-      if (chunks.length < PAGE) break;
+      if (chunks.length < PAGE || res.destroyed) break;
     }
     res.end();
     return;
@@ -72,7 +87,7 @@ export async function serveLogs(
     do {
       chunks = await store.readLogs(jobId, { afterId: after, step, limit: PAGE });
       for (const c of chunks) {
-        for (const l of c.lines) res.write(`event: line\ndata: ${JSON.stringify(view(c.step, l))}\n\n`);
+        await send(res, c.lines.map((l) => `event: line\ndata: ${JSON.stringify(view(c.step, l))}\n\n`).join(''));
         after = c.id;
         lastWrite = Date.now();
       }

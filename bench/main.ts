@@ -78,7 +78,7 @@ async function main(): Promise<void> {
       measures.push(...(await throughput(stack, quick ? { jobs: 4, concurrency: 2, rounds: 1 } : { jobs: 100, concurrency: 4, rounds: 2 })));
     }
     if (want('loops')) measures.push(...(await longLoops(stack, quick ? [3] : [10, 100, 1000])));
-    if (want('logs')) measures.push(...(await logVolume(stack, quick ? 1 : 50)));
+    if (want('logs')) measures.push(...(await logVolume(stack, quick ? 1 : Number(process.env.BENCH_LOG_MIB ?? 50))));
     if (want('startup')) measures.push(...(await startUp(quick ? 1 : 3)));
   } finally {
     await stack.stop();

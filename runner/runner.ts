@@ -78,11 +78,13 @@ export interface Runner {
    * Streams the step's output, stdout and stderr in order, from its first line:
    * the first `skipLines` lines (stored by an earlier attempt) are passed over.
    * Resolves when the step has exited and its output is drained, or when `signal`
-   * aborts. Safe to call again for the same step (re-attach).
+   * aborts. Safe to call again for the same step (re-attach). When `onLines` returns
+   * a promise, no more output is read until it settles (backpressure: a step that
+   * prints faster than it is stored does not fill the worker's memory).
    */
   followLogs(
     step: StepRef,
-    onLines: (lines: LogLine[]) => void,
+    onLines: (lines: LogLine[]) => void | Promise<void>,
     opts: { skipLines: number; signal?: AbortSignal },
   ): Promise<void>;
 

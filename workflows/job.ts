@@ -120,13 +120,14 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     throw err;
   }
   const spec: ResolvedJobSpec = accepted.spec;
+  // Also on a continued run, so that every run of the job is found by repo and commit.
+  upsertSearchAttributes([
+    { key: SEARCH_ATTRIBUTES.repo, value: spec.repo },
+    { key: SEARCH_ATTRIBUTES.commit, value: spec.commit },
+  ]);
   if (!resume) {
     view.repo = spec.repo;
     view.commit = spec.commit;
-    upsertSearchAttributes([
-      { key: SEARCH_ATTRIBUTES.repo, value: spec.repo },
-      { key: SEARCH_ATTRIBUTES.commit, value: spec.commit },
-    ]);
     view.loop = spec.loop ? { iterations: 0, converged: false } : null;
   }
 

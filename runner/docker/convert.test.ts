@@ -48,7 +48,7 @@ describe('containerOptions', () => {
     ['mounts only the job workspace', host.Mounts, [{ Type: 'volume', Source: 'draftsman-job-1-workspace', Target: '/workspace', ReadOnly: false }]],
     ['binds no host path', host.Binds, undefined],
     ['is named deterministically', opts.name, 'draftsman-job-1-loop-3'],
-    ['keeps more engine log than Draftsman stores', host.LogConfig, { Type: 'json-file', Config: { 'max-size': '11m', 'max-file': '2' } }],
+    ['keeps more engine log than Draftsman stores', host.LogConfig, { Type: 'json-file', Config: { 'max-size': '31m', 'max-file': '2' } }],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toEqual(expected);
   });

@@ -96,7 +96,10 @@ export function containerOptions(
       RestartPolicy: { Name: 'no' },
       LogConfig: {
         Type: 'json-file',
-        Config: { 'max-size': `${Math.ceil(policy.logMaxBytes / 2 ** 20) + 1}m`, 'max-file': '2' },
+        // The engine stores each line as JSON with a timestamp (short lines take about
+        // three times their size), and a follower that lags behind a rotation loses
+        // lines: one file holds at least what Draftsman stores, with a second to spare.
+        Config: { 'max-size': `${Math.ceil((3 * policy.logMaxBytes) / 2 ** 20) + 1}m`, 'max-file': '2' },
       },
     },
   };

@@ -102,7 +102,7 @@ export class DockerRunner implements Runner {
 
   async followLogs(
     step: StepRef,
-    onLines: (lines: LogLine[]) => void,
+    onLines: (lines: LogLine[]) => void | Promise<void>,
     opts: { skipLines: number; signal?: AbortSignal },
   ): Promise<void> {
     const name = containerName(step);
@@ -121,19 +121,32 @@ export class DockerRunner implements Runner {
     }
     const parser = new DockerLogParser();
     let toSkip = opts.skipLines;
-    const deliver = (lines: LogLine[]) => {
+    const deliver = (lines: LogLine[]): void | Promise<void> => {
       if (toSkip > 0) {
         const skipped = Math.min(toSkip, lines.length);
         toSkip -= skipped;
         lines = lines.slice(skipped);
       }
-      if (lines.length) onLines(lines);
+      if (lines.length) return onLines(lines);
     };
+    // The consumer's last promise: while it is pending the stream is paused.
+    let consumed: Promise<void> = Promise.resolve();
     await new Promise<void>((resolve) => {
-      stream.on('data', (chunk: Buffer) => deliver(parser.push(chunk)));
+      stream.on('data', (chunk: Buffer) => {
+        const busy = deliver(parser.push(chunk));
+        if (busy) {
+          stream.pause();
+          consumed = busy.catch(() => undefined).then(() => void stream.resume());
+        }
+      });
+      let ended = false;
       const done = () => {
-        deliver(parser.end());
-        resolve();
+        if (ended) return;
+        ended = true;
+        void consumed
+          .then(() => deliver(parser.end()))
+          .catch(() => undefined)
+          .then(() => resolve());
       };
       stream.once('end', done);
       stream.once('close', done);

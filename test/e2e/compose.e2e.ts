@@ -29,6 +29,7 @@ let env: NodeJS.ProcessEnv;
 let apiUrl: string;
 let uiUrl: string;
 let backups: string;
+let secrets: string;
 const timings: Record<string, number> = {};
 
 async function dc(...args: string[]): Promise<string> {
@@ -71,10 +72,11 @@ async function allHealthy(timeoutMs: number): Promise<void> {
   });
 }
 
+let bearer = token;
 async function api<T>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
   const res = await fetch(`${apiUrl}${route}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    headers: { authorization: `Bearer ${bearer}`, ...(body ? { 'content-type': 'application/json' } : {}) },
     body: body ? JSON.stringify(body) : undefined,
   });
   return { status: res.status, body: (await res.json()) as T };
@@ -105,6 +107,8 @@ const events = async (id: string) => (await api<{ events: { type: string }[] }>(
 beforeAll(async () => {
   repo = await startGitFixture(2);
   backups = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-backups-'));
+  // Empty until the production test writes the secret files.
+  secrets = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-secrets-'));
   const [apiPort, uiPort] = [await freePort(), await freePort()];
   apiUrl = `http://127.0.0.1:${apiPort}`;
   uiUrl = `http://127.0.0.1:${uiPort}`;
@@ -115,6 +119,7 @@ beforeAll(async () => {
     DRAFTSMAN_PGDATA_VOLUME: `${project}-pgdata`,
     DRAFTSMAN_ASSUME_YES: '1',
     DRAFTSMAN_COMPOSE_EXTRA_FILES: path.join(__dirname, 'compose/networks.yml'),
+    DRAFTSMAN_COMPOSE_SECRETS: secrets,
     DRAFTSMAN_TEST_BACKEND_SUBNET: `198.18.${subnet}.0/24`,
     DRAFTSMAN_TEST_EDGE_SUBNET: `198.19.${subnet}.0/24`,
     POSTGRES_PASSWORD: crypto.randomBytes(12).toString('hex'),
@@ -141,6 +146,7 @@ afterAll(async () => {
   await docker.getVolume(`${project}-pgdata`).remove().catch(() => undefined);
   await repo?.stop();
   fs.rmSync(backups, { recursive: true, force: true });
+  fs.rmSync(secrets, { recursive: true, force: true });
   fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true });
   fs.writeFileSync(path.join(ROOT, 'test-artifacts', 'compose-timings.json'), JSON.stringify(timings, null, 2));
 }, 120_000);
@@ -164,7 +170,7 @@ test('the overrides validate, and the wrapper refuses what is missing', async ()
   // Without a database password (and with --prod, without the secret files) nothing starts.
   const noPassword = { ...env, POSTGRES_PASSWORD: '' };
   await expect(run(DC, ['up', '-d'], { env: noPassword })).rejects.toMatchObject({ stderr: expect.stringMatching(/POSTGRES_PASSWORD is not set/) });
-  await expect(run(DC, ['--prod', 'up', '-d'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--prod needs the file infra\/compose\/secrets\/postgres_password/) });
+  await expect(run(DC, ['--prod', 'up', '-d'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--prod needs the file .*\/postgres_password/) });
   expect(await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`com.docker.compose.project=${project}`] }) })).toEqual([]);
 });
 
@@ -266,4 +272,35 @@ test('the worker container killed: its restart policy brings it back and a new j
   await allHealthy(120_000);
   const job = await runJob('after-crash');
   expect(job.status).toBe('succeeded');
+}, 300_000);
+
+test('the production override: secrets from files, none in any environment, read-only roots, a job succeeds', async () => {
+  await dc('down', '--timeout', '10');
+  // The same database volume, so the password is the one it was initialised with.
+  const prodToken = crypto.randomBytes(16).toString('hex');
+  const files = {
+    postgres_password: env.POSTGRES_PASSWORD!,
+    api_tokens: `admin:read+write:${prodToken}\n`,
+    payload_keys: `k1:${crypto.randomBytes(32).toString('base64')}`,
+  };
+  for (const [name, value] of Object.entries(files)) fs.writeFileSync(path.join(secrets, name), value, { mode: 0o600 });
+  // Nothing secret in the environment of the production run.
+  const prodEnv = { ...env, POSTGRES_PASSWORD: '', DRAFTSMAN_API_TOKENS: '' };
+  await run(DC, ['--prod', 'up', '-d'], { env: prodEnv, maxBuffer: 16 * 2 ** 20 });
+  await allHealthy(180_000);
+
+  for (const s of [...services, 'temporal-schema', 'temporal-namespace']) {
+    const info = await containerOf(s);
+    const environment = (info.Config.Env ?? []).join('\n');
+    for (const value of Object.values(files)) expect([s, environment.includes(value.trim())]).toEqual([s, false]);
+  }
+  for (const s of ['api', 'worker', 'temporal-namespace', 'temporal-schema']) {
+    expect([s, (await containerOf(s)).HostConfig.ReadonlyRootfs]).toEqual([s, true]);
+  }
+  // The old token is refused; the one from the file works, and a job runs end to end.
+  expect((await api('GET', '/v1/jobs')).status).toBe(401);
+  bearer = prodToken;
+  const job = await runJob('production');
+  expect(job.status).toBe('succeeded');
+  expect((await api<JobView>('GET', `/v1/jobs/${first.id}`)).body.status).toBe('succeeded');
 }, 300_000);

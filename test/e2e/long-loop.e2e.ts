@@ -1,4 +1,5 @@
 import type { JobView } from '../../common/job';
+import { SEARCH_ATTRIBUTES } from '../../common/names';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { waitFor } from './helpers';
 import { leftovers, startTestStack, type TestStack } from './stack';
@@ -54,6 +55,13 @@ test('a ten-iteration loop runs in three workflow runs, each step once, with its
 
   const chain = await runs(id);
   expect(chain.map((r) => r.status)).toEqual(['CONTINUED_AS_NEW', 'CONTINUED_AS_NEW', 'COMPLETED']);
+  // Every run is found by the job's repo in the Web UI's search.
+  const byRepo = async () => {
+    let n = 0;
+    for await (const _ of stack.client.workflow.list({ query: `WorkflowId = "${id}" AND ${SEARCH_ATTRIBUTES.repo.name} = "${repo.url}"` })) n++;
+    return n;
+  };
+  await waitFor(async () => (await byRepo()) === 3, 'all three runs searchable by repo', { timeoutMs: 10_000, everyMs: 200 });
   // Each run's history is bounded by the iterations it ran, not by the whole loop.
   const longest = Math.max(...chain.map((r) => r.events));
   expect(longest).toBeLessThan(PER_RUN * 2 * 12 + 60);

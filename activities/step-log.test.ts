@@ -1,0 +1,53 @@
+import type { JobStore } from '../db/store';
+import { StepLogWriter } from './step-log';
+
+/** A store whose chunk writes wait until the test lets them finish. */
+function slowStore() {
+  const written: { chunk: number; lines: number }[] = [];
+  const waiting: (() => void)[] = [];
+  const store = {
+    appendLogChunk: (_job: string, c: { chunk: number; lines: unknown[] }) =>
+      new Promise<void>((resolve) => {
+        waiting.push(() => {
+          written.push({ chunk: c.chunk, lines: c.lines.length });
+          resolve();
+        });
+      }),
+  } as unknown as JobStore;
+  return { store, written, release: () => waiting.splice(0).forEach((w) => w()) };
+}
+
+const line = (i: number) => ({ time: new Date(0).toISOString(), stream: 'stdout' as const, text: `${i}`.padStart(1000, 'x') });
+
+describe('StepLogWriter backpressure', () => {
+  it('asks the follower to wait once more than four chunks are ahead of the database, and keeps every line', async () => {
+    const { store, written, release } = slowStore();
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, 2 ** 30, { nextChunk: 0, lines: 0, bytes: 0, truncated: false });
+    // 66 lines of 1001 bytes fill one 64 KiB chunk.
+    const batch = (from: number) => Array.from({ length: 66 }, (_, i) => line(from + i));
+    const answers = [0, 1, 2, 3, 4, 5].map((b) => log.add(batch(b * 66)));
+    expect(answers.slice(0, 4)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(answers[4]).toBeInstanceOf(Promise);
+    expect(answers[5]).toBeInstanceOf(Promise);
+
+    let settled = false;
+    void answers[5]!.then(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    // The writes finish one after another; the wait ends when they are done.
+    for (let i = 0; i < 6; i++) {
+      release();
+      await new Promise((r) => setImmediate(r));
+    }
+    await answers[5];
+    expect(log.add(batch(6 * 66))).toBeUndefined();
+    const closing = log.close();
+    for (let i = 0; i < 3; i++) {
+      release();
+      await new Promise((r) => setImmediate(r));
+    }
+    await closing;
+    expect(written.map((w) => w.chunk)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(written.reduce((n, w) => n + w.lines, 0)).toBe(7 * 66);
+  });
+});
