@@ -20,7 +20,7 @@ fi
 case "$MODE" in
   dockerfile)
     say "building $IMAGE from infra/runner/Dockerfile"
-    docker build --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" "$HERE"
+    docker build --force-rm --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$IMAGE" "$HERE"
     ;;
   rootfs)
     is_root || die "building $IMAGE from a root filesystem needs root (or set DRAFTSMAN_RUNNER_BUILD=dockerfile)"

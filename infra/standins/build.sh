@@ -44,7 +44,7 @@ build_image() { # image name-of-folder [files...]
   cp -r "$HERE/$folder/." "$ctx/"
   [ $# -gt 0 ] && cp -rL "$@" "$ctx/"
   say "building $image"
-  docker build -q --network host --build-arg "BASE_IMAGE=$PREFIX/debian:bookworm" -t "$image" "$ctx" >/dev/null \
+  docker build -q --force-rm --network host --build-arg "BASE_IMAGE=$PREFIX/debian:bookworm" -t "$image" "$ctx" >/dev/null \
     || { rm -rf "$ctx"; die "docker build of $image failed"; }
   rm -rf "$ctx"
 }

@@ -129,6 +129,8 @@ beforeAll(async () => {
     TEMPORAL_ADMIN_TOOLS_IMAGE: `${STANDIN}/temporal-admin-tools:1.29.1`,
     TEMPORAL_UI_IMAGE: `${STANDIN}/temporal-ui:2.42.1`,
     NODE_IMAGE: `${STANDIN}/node:22`,
+    // This engine has no bridge: the image build's `npm ci` uses the host's network.
+    DRAFTSMAN_BUILD_NETWORK: 'host',
     DRAFTSMAN_IMAGE: 'draftsman:e2e',
     DRAFTSMAN_API_PUBLISH: `127.0.0.1:${apiPort}`,
     TEMPORAL_UI_PUBLISH: `127.0.0.1:${uiPort}`,
@@ -138,7 +140,7 @@ beforeAll(async () => {
     DRAFTSMAN_BACKUP_RETENTION_DAYS: '7',
   };
   // Built from the current sources on every run; the dependency layers are cached.
-  await dc('build', 'api');
+  await dc('build', '--force-rm', 'api');
 }, 900_000);
 
 afterAll(async () => {
@@ -283,7 +285,14 @@ test('the production override: secrets from files, none in any environment, read
     api_tokens: `admin:read+write:${prodToken}\n`,
     payload_keys: `k1:${crypto.randomBytes(32).toString('base64')}`,
   };
+  // A file only its owner can read is refused: the services read it as their own users.
   for (const [name, value] of Object.entries(files)) fs.writeFileSync(path.join(secrets, name), value, { mode: 0o600 });
+  await expect(run(DC, ['--prod', 'up', '-d'], { env: { ...env, POSTGRES_PASSWORD: '' } })).rejects.toMatchObject({
+    stderr: expect.stringMatching(/postgres_password must be readable by the services' users/),
+  });
+  // Readable files in a folder only root may enter (mkdtemp makes it 700).
+  for (const name of Object.keys(files)) fs.chmodSync(path.join(secrets, name), 0o644);
+  expect(fs.statSync(secrets).mode & 0o777).toBe(0o700);
   // Nothing secret in the environment of the production run.
   const prodEnv = { ...env, POSTGRES_PASSWORD: '', DRAFTSMAN_API_TOKENS: '' };
   await run(DC, ['--prod', 'up', '-d'], { env: prodEnv, maxBuffer: 16 * 2 ** 20 });

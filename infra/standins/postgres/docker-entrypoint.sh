@@ -4,6 +4,15 @@
 # runs the server listening on every address of the container.
 set -eu
 if [ "${1:-}" != postgres ]; then exec "$@"; fi
+
+# Like the official image: start as root, give the data and socket folders (volumes or
+# tmpfs mounts, root-owned when fresh) to the postgres user, then drop to that user.
+if [ "$(id -u)" = 0 ]; then
+  mkdir -p "$PGDATA" /var/run/postgresql
+  chown postgres:postgres "$PGDATA" /var/run/postgresql
+  chmod 700 "$PGDATA"
+  exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
 shift
 
 user="${POSTGRES_USER:-postgres}"
