@@ -3,12 +3,11 @@
  * containers run directly with dockerode, alternating, and the time from
  * POST /v1/jobs to the job's first container started.
  */
-import { CLONE_SCRIPT, cloneEnv } from '../activities/clone';
-import { containerOptions } from '../runner/docker/convert';
 import { startGitFixture } from '../test/e2e/git-fixture';
 import { sleep } from '../test/e2e/helpers';
 import type { Measure } from './guarantees';
 import { type BenchStack, benchWorker } from './harness';
+import { rawJob } from './raw';
 import { summarize } from './stats';
 
 async function submit(stack: BenchStack, spec: unknown): Promise<string> {
@@ -39,34 +38,12 @@ export async function stepOverhead(stack: BenchStack, rounds: number, steps = 20
   const { worker, close } = await benchWorker(stack);
   const draftsman: number[] = [];
   const raw: number[] = [];
-  const policy = {
-    user: stack.config.DRAFTSMAN_STEP_USER,
-    memoryMb: stack.config.DRAFTSMAN_STEP_MEMORY_MB,
-    cpus: stack.config.DRAFTSMAN_STEP_CPUS,
-    pidsLimit: stack.config.DRAFTSMAN_STEP_PIDS_LIMIT,
-    network: stack.config.DRAFTSMAN_STEP_NETWORK,
-    stopGraceSeconds: stack.config.DRAFTSMAN_STOP_GRACE_SECONDS,
-    logMaxBytes: stack.config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
-  };
-  const image = stack.config.DRAFTSMAN_DEFAULT_IMAGE;
 
   /** The same containers (a clone, then N steps), same options, one after another, with dockerode alone. */
   async function rawRound(round: number): Promise<number> {
     const jobId = `bench-raw-${process.pid}-${round}`;
     const t0 = performance.now();
-    await stack.docker.createVolume({ Name: `draftsman-${jobId}-workspace` });
-    const run = async (kind: 'clone' | 'setup', index: number, command: string, env: Record<string, string>) => {
-      const c = await stack.docker.createContainer(
-        containerOptions({ jobId, kind, index, image, command, env, timeoutSeconds: 600 }, policy, new Date()),
-      );
-      await c.start();
-      const { StatusCode } = (await c.wait()) as { StatusCode: number };
-      await c.remove({ force: true });
-      if (StatusCode !== 0) throw new Error(`raw ${kind}-${index} exited ${StatusCode}`);
-    };
-    await run('clone', 0, CLONE_SCRIPT, cloneEnv(repo.url, repo.head));
-    for (let i = 0; i < steps; i++) await run('setup', i, 'true', {});
-    await stack.docker.getVolume(`draftsman-${jobId}-workspace`).remove();
+    await rawJob(stack.docker, stack.config, jobId, repo, Array.from({ length: steps }, () => 'true'));
     return performance.now() - t0;
   }
 

@@ -3,35 +3,19 @@
  * and a worker process running K steps at a time, against the same containers run
  * by K raw dockerode loops; the processes' resident memory idle and under that load.
  */
-import { CLONE_SCRIPT, cloneEnv } from '../activities/clone';
-import { containerOptions, type ContainerPolicy } from '../runner/docker/convert';
 import { startGitFixture } from '../test/e2e/git-fixture';
 import { waitFor } from '../test/e2e/helpers';
 import type { Measure } from './guarantees';
 import type { BenchStack } from './harness';
 import { rssMiB, sampler, startDraftsmanProcesses } from './processes';
+import { rawJob } from './raw';
 import { summarize } from './stats';
 
 const STEPS = ['true', 'true', 'true'];
 
-export function policyOf(stack: BenchStack): ContainerPolicy {
-  const c = stack.config;
-  return {
-    user: c.DRAFTSMAN_STEP_USER,
-    memoryMb: c.DRAFTSMAN_STEP_MEMORY_MB,
-    cpus: c.DRAFTSMAN_STEP_CPUS,
-    pidsLimit: c.DRAFTSMAN_STEP_PIDS_LIMIT,
-    network: c.DRAFTSMAN_STEP_NETWORK,
-    stopGraceSeconds: c.DRAFTSMAN_STOP_GRACE_SECONDS,
-    logMaxBytes: c.DRAFTSMAN_STEP_LOG_MAX_BYTES,
-  };
-}
-
 export async function throughput(stack: BenchStack, { jobs, concurrency, rounds }: { jobs: number; concurrency: number; rounds: number }): Promise<Measure[]> {
   const repo = await startGitFixture(1);
   const procs = await startDraftsmanProcesses(stack, 'bench-throughput', { DRAFTSMAN_MAX_CONCURRENT_STEPS: String(concurrency) });
-  const policy = policyOf(stack);
-  const image = stack.config.DRAFTSMAN_DEFAULT_IMAGE;
   const draftsman: number[] = [];
   const raw: number[] = [];
   const idle = { api: rssMiB(procs.api.pid), worker: rssMiB(procs.worker.pid) };
@@ -77,18 +61,7 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
     const loop = async () => {
       for (let j = next++; j < jobs; j = next++) {
         const jobId = `bench-tp-raw-${process.pid}-${round}-${j}`;
-        const volume = `draftsman-${jobId}-workspace`;
-        await stack.docker.createVolume({ Name: volume });
-        const run = async (kind: 'clone' | 'setup', index: number, command: string, env: Record<string, string>) => {
-          const c = await stack.docker.createContainer(containerOptions({ jobId, kind, index, image, command, env, timeoutSeconds: 600 }, policy, new Date()));
-          await c.start();
-          const { StatusCode } = (await c.wait()) as { StatusCode: number };
-          await c.remove({ force: true });
-          if (StatusCode !== 0) throw new Error(`raw ${kind}-${index} exited ${StatusCode}`);
-        };
-        await run('clone', 0, CLONE_SCRIPT, cloneEnv(repo.url, repo.head));
-        for (const [i, command] of STEPS.entries()) await run('setup', i, command, {});
-        await stack.docker.getVolume(volume).remove();
+        await rawJob(stack.docker, stack.config, jobId, repo, STEPS);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, loop));

@@ -16,11 +16,13 @@ import { type Logger, temporalLogger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
 import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE, SEARCH_ATTRIBUTES } from '../common/names';
 import type { JobStore } from '../db/store';
+import type { ContainerPolicy } from '../runner/docker/convert';
 import { DockerRunner } from '../runner/docker/docker-runner';
 import type { Runner } from '../runner/runner';
 
-export function dockerRunnerFromConfig(config: Config, docker = new Docker()): DockerRunner {
-  return new DockerRunner(docker, {
+/** The container policy of every step, from the configuration (the runner's and the benchmarks' one mapping). */
+export function stepPolicy(config: Config): ContainerPolicy {
+  return {
     user: config.DRAFTSMAN_STEP_USER,
     memoryMb: config.DRAFTSMAN_STEP_MEMORY_MB,
     cpus: config.DRAFTSMAN_STEP_CPUS,
@@ -28,7 +30,11 @@ export function dockerRunnerFromConfig(config: Config, docker = new Docker()): D
     network: config.DRAFTSMAN_STEP_NETWORK,
     stopGraceSeconds: config.DRAFTSMAN_STOP_GRACE_SECONDS,
     logMaxBytes: config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
-  });
+  };
+}
+
+export function dockerRunnerFromConfig(config: Config, docker = new Docker()): DockerRunner {
+  return new DockerRunner(docker, stepPolicy(config));
 }
 
 /**
