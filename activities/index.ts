@@ -69,6 +69,8 @@ export interface StepResult {
 
 export interface CloneInput {
   jobId: string;
+  /** When the job was created (the workflow's start), for the pickup-latency metric. */
+  createdAt?: string;
   gitTokenSecret?: string | null;
   maskRefs?: string[];
   seq: number;
@@ -123,12 +125,12 @@ export function createActivities({
    * again, and the outcome is recorded before the container is removed.
    */
   /** executeStep with its metrics and log lines. */
-  async function observedStep(input: StepInput): Promise<StepResult> {
+  async function observedStep(input: StepInput, onStarted?: () => Promise<void>): Promise<StepResult> {
     const log = logger.child({ jobId: input.jobId, step: `${input.kind}-${input.index}` });
     metrics.runningContainers.inc();
     log.info({ attempt: Context.current().info.attempt }, 'step running');
     try {
-      const result = await executeStep(input, log);
+      const result = await executeStep(input, log, onStarted);
       const seconds =
         result.startedAt && result.finishedAt ? (Date.parse(result.finishedAt) - Date.parse(result.startedAt)) / 1000 : null;
       if (seconds !== null) metrics.stepDuration.observe({ kind: input.kind }, seconds);
@@ -142,7 +144,7 @@ export function createActivities({
     }
   }
 
-  async function executeStep(input: StepInput, stepLog: Logger): Promise<StepResult> {
+  async function executeStep(input: StepInput, stepLog: Logger, onStarted?: () => Promise<void>): Promise<StepResult> {
     const ref: StepRef = { jobId: input.jobId, kind: input.kind, index: input.index };
     const stepName = `${input.kind}-${input.index}`;
     const record = { kind: input.kind, index: input.index, seq: input.seq };
@@ -166,10 +168,7 @@ export function createActivities({
       // failure of either fails the attempt, and the retry re-attaches to the container.
       await Promise.all([store.stepStarted(input.jobId, record), runner.start({ ...input, env: { ...input.env, ...secretEnv } })]);
       endTimer();
-      if (input.kind === 'clone') {
-        const created = await store.jobCreatedAt(input.jobId);
-        if (created) metrics.jobPickup.observe((Date.now() - created.getTime()) / 1000);
-      }
+      await onStarted?.();
     } catch (err) {
       if (err instanceof ImageNotFoundError) {
         throw ApplicationFailure.nonRetryable(err.message, err.name);
@@ -344,8 +343,9 @@ export function createActivities({
     },
 
     /**
-     * Starts the job and creates its workspace, unless the disk guard holds it back;
-     * then it stays queued with the reason recorded, and the workflow asks again later.
+     * Starts the job unless the disk guard holds it back; then it stays queued with
+     * the reason recorded, and the workflow asks again later. The workspace is
+     * created by the clone, on the engine that runs the job's steps.
      */
     async startJob(input: { jobId: string; image: string }): Promise<{ started: true } | { started: false; reason: string }> {
       const floorMb = config.DRAFTSMAN_MIN_FREE_DISK_MB;
@@ -359,7 +359,6 @@ export function createActivities({
         }
       }
       await store.recordStarted(input.jobId, input.image);
-      await runner.prepareWorkspace(input.jobId);
       return { started: true };
     },
 
@@ -398,6 +397,12 @@ export function createActivities({
     },
 
     async cloneRepository(input: CloneInput): Promise<StepResult> {
+      await runner.prepareWorkspace(input.jobId);
+      const pickedUp = async () => {
+        // The job's creation time comes with the input; a workflow that scheduled its clone before it did is looked up.
+        const created = input.createdAt ? new Date(input.createdAt) : await store.jobCreatedAt(input.jobId);
+        if (created) metrics.jobPickup.observe((Date.now() - created.getTime()) / 1000);
+      };
       return observedStep({
         jobId: input.jobId,
         seq: input.seq,
@@ -408,10 +413,10 @@ export function createActivities({
         env: cloneEnv(input.repo, input.commit, input.gitTokenSecret ? resolveSecret(input.gitTokenSecret) : undefined),
         maskRefs: input.maskRefs,
         timeoutSeconds: input.timeoutSeconds,
-      });
+      }, pickedUp);
     },
 
-    runStep: observedStep,
+    runStep: (input: StepInput) => observedStep(input),
 
     /**
      * Stores `git diff` of the workspace against the checked-out commit (after

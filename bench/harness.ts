@@ -33,6 +33,8 @@ export interface BenchStack {
   jobs: JobsClient;
   apiUrl: string;
   authHeader: Record<string, string>;
+  /** The servers the benchmark started, for their CPU time. */
+  pids: { temporal: number; postgres: number };
   stop(): Promise<void>;
 }
 
@@ -91,6 +93,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
       jobs,
       apiUrl,
       authHeader,
+      pids: { temporal: temporal.process.pid!, postgres: pg.pid },
       async stop() {
         for (const stop of stops) await stop().catch(() => undefined);
         fs.rmSync(dir, { recursive: true, force: true });

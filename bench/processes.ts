@@ -2,7 +2,7 @@
  * Draftsman's own processes as a user runs them (node dist/api/main.js and
  * dist/worker/main.js), for measures that need their memory apart from the benchmark's.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { projectRoot } from '../stack/paths';
 import { killOnExit } from '../stack/temporal';
@@ -78,6 +78,40 @@ export function processTree(root: number): number[] {
   };
   visit(root);
   return out;
+}
+
+let ticksPerSecond: number | undefined;
+
+/**
+ * CPU time (user and system, with that of reaped children) of the processes and
+ * all their descendants, in ms (Linux /proc). Counters only grow, so the difference
+ * of two readings is the CPU spent between them.
+ */
+export function cpuMs(roots: readonly number[]): number {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  let ticks = 0;
+  for (const pid of new Set(roots.flatMap((r) => processTree(r)))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // utime, stime, cutime, cstime are fields 14-17; the text after the command name starts at field 3.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      // The process ended while we looked; its time went to its parent.
+    }
+  }
+  return (ticks / ticksPerSecond) * 1000;
+}
+
+/** The Docker engine's long-lived processes (dockerd, containerd); per-container shims come and go and are not counted. */
+export function enginePids(): number[] {
+  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((pid) => {
+    try {
+      return ['dockerd', 'containerd'].includes(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim());
+    } catch {
+      return false;
+    }
+  }).map(Number);
 }
 
 /** Samples `read` every `everyMs` until stopped; returns the peak. */

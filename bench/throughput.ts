@@ -7,7 +7,7 @@ import { startGitFixture } from '../test/e2e/git-fixture';
 import { waitFor } from '../test/e2e/helpers';
 import type { Measure } from './guarantees';
 import type { BenchStack } from './harness';
-import { rssMiB, sampler, startDraftsmanProcesses } from './processes';
+import { cpuMs, enginePids, rssMiB, sampler, startDraftsmanProcesses } from './processes';
 import { rawJob } from './raw';
 import { summarize } from './stats';
 
@@ -20,13 +20,33 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
   const raw: number[] = [];
   const idle = { api: rssMiB(procs.api.pid), worker: rssMiB(procs.worker.pid) };
   const peak = { api: 0, worker: 0 };
+  // Where the CPU goes, per job: on 2 cores a millisecond taken by orchestration is one the containers do not get.
+  const engine = enginePids();
+  const groups: Record<string, () => number> = {
+    'Temporal server': () => cpuMs([stack.pids.temporal]),
+    worker: () => cpuMs([procs.worker.pid]),
+    API: () => cpuMs([procs.api.pid]),
+    PostgreSQL: () => cpuMs([stack.pids.postgres]),
+    'engine (dockerd, containerd)': () => cpuMs(engine),
+    benchmark: () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    },
+  };
+  const cpu = { draftsman: [] as Record<string, number>[], raw: [] as Record<string, number>[] };
+  async function counted(into: Record<string, number>[], round: () => Promise<number>): Promise<number> {
+    const before = Object.fromEntries(Object.entries(groups).map(([k, read]) => [k, read()]));
+    const elapsed = await round();
+    into.push(Object.fromEntries(Object.entries(groups).map(([k, read]) => [k, (read() - before[k]!) / jobs])));
+    return elapsed;
+  }
 
-  async function draftsmanRound(): Promise<number> {
+  async function draftsmanRound(n: number): Promise<number> {
     const apiPeak = sampler(() => rssMiB(procs.api.pid));
     const workerPeak = sampler(() => rssMiB(procs.worker.pid));
     const t0 = performance.now();
     const ids = await Promise.all(
-      Array.from({ length: jobs }, async () => {
+      Array.from({ length: n }, async () => {
         const res = await fetch(`${procs.apiUrl}/v1/jobs`, {
           method: 'POST',
           headers: { ...procs.authHeader, 'content-type': 'application/json' },
@@ -41,7 +61,7 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
     let done = 0;
     await waitFor(
       async () => (done = (await stack.store.endedJobs(ids)).size) === ids.length,
-      () => `${ids.length - done} of ${jobs} jobs to end`,
+      () => `${ids.length - done} of ${n} jobs to end`,
       { timeoutMs: 30 * 60_000, everyMs: 100 },
     );
     const elapsed = performance.now() - t0;
@@ -55,11 +75,11 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
   }
 
   /** The same containers per job (clone, three steps, in order, on a volume), K jobs at a time. */
-  async function rawRound(round: number): Promise<number> {
+  async function rawRound(round: number, n: number): Promise<number> {
     const t0 = performance.now();
     let next = 0;
     const loop = async () => {
-      for (let j = next++; j < jobs; j = next++) {
+      for (let j = next++; j < n; j = next++) {
         const jobId = `bench-tp-raw-${process.pid}-${round}-${j}`;
         await rawJob(stack.docker, stack.config, jobId, repo, STEPS);
       }
@@ -69,9 +89,12 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
   }
 
   try {
+    // One small untimed round of each side first, so that neither is measured cold (JIT, engine caches).
+    await draftsmanRound(Math.min(jobs, 10));
+    await rawRound(-1, Math.min(jobs, 10));
     for (let r = 0; r < rounds; r++) {
-      draftsman.push(await draftsmanRound());
-      raw.push(await rawRound(r));
+      draftsman.push(await counted(cpu.draftsman, () => draftsmanRound(jobs)));
+      raw.push(await counted(cpu.raw, () => rawRound(r, jobs)));
     }
   } finally {
     await Promise.allSettled([procs.stop(), repo.stop()]);
@@ -79,6 +102,17 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
   // Throughput is jobs per second; the ratio of throughputs is the inverse ratio of times.
   const ratio = draftsman.map((d, i) => raw[i]! / d);
   const perSecond = (ms: number[]) => ms.map((m) => (jobs / m) * 1000);
+  /** Total CPU per job of each round, and the breakdown of the round with the median total. */
+  const cpuMeasure = (side: 'Draftsman' | 'raw dockerode', rows: Record<string, number>[]): Measure => {
+    const totals = rows.map((row) => Object.values(row).reduce((a, b) => a + b, 0));
+    const mid = rows[totals.indexOf(summarize(totals).median)]!;
+    const parts = Object.entries(mid).filter(([, ms]) => ms >= 0.5).map(([k, ms]) => `${k} ${ms.toFixed(0)}`);
+    return {
+      name: `CPU per job, ${side} round`,
+      how: `user + system time of the processes over the round, per job (ms): ${parts.join(', ')}; the per-container shims are not counted`,
+      summary: summarize(totals),
+    };
+  };
   return [
     {
       name: `throughput, ${jobs} jobs of ${STEPS.length} steps at K=${concurrency} (Draftsman)`,
@@ -99,6 +133,8 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
       summary: summarize(ratio),
       unit: 'ratio',
     },
+    cpuMeasure('Draftsman', cpu.draftsman),
+    cpuMeasure('raw dockerode', cpu.raw),
     { name: 'API process RSS, idle', how: 'VmRSS after start-up, before any job', summary: summarize([idle.api]), unit: 'MiB' },
     { name: 'worker process RSS, idle', how: 'VmRSS after start-up, before any job', summary: summarize([idle.worker]), unit: 'MiB' },
     {

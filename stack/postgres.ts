@@ -7,6 +7,8 @@ import { killOnExit, waitForPort } from './temporal';
 
 export interface EmbeddedPg {
   url: string;
+  /** The postmaster; its connections are its children. */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -105,6 +107,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
 
   return {
     url: `${base}/${USER}`,
+    pid: child.pid!,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null || child.signalCode !== null) return resolve();

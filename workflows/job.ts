@@ -29,9 +29,10 @@ const bookkeeping = proxyActivities<Activities>({
 });
 
 /**
- * Accepting the spec touches only PostgreSQL, so it runs as a local activity: inside
- * the workflow task, without a round trip through the server. Activities that touch
- * the Docker engine stay regular, so that they can be routed to the engine's host.
+ * Accepting the spec and starting the job touch only PostgreSQL (and the disk guard's
+ * path), so they run as local activities: inside the workflow task, without a round
+ * trip through the server. Activities that touch the Docker engine stay regular, so
+ * that they can be routed to the engine's host.
  */
 const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -177,7 +178,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   async function prepare(): Promise<void> {
     // The disk guard may hold the job back; it stays queued, saying why, and asks again.
     for (;;) {
-      const start = await bookkeeping.startJob({ jobId, image: spec.image });
+      const start = await local.startJob({ jobId, image: spec.image });
       if (start.started) break;
       view.waiting = start.reason;
       setCurrentDetails(`**queued** · ${start.reason}`);
@@ -189,6 +190,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     const cloned = await step('clone', 0, (n) =>
       steps.cloneRepository.executeWithOptions({ summary: `clone ${spec.commit.slice(0, 12)} of ${spec.repo}` }, [{
         jobId,
+        createdAt: view.createdAt,
         seq: n,
         repo: spec.repo,
         commit: spec.commit,
