@@ -19,8 +19,11 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** The Node options the image and `npm start` run with, so that what is measured is what ships. */
-export const NODE_FLAGS = ['--max-semi-space-size=2'];
+/**
+ * The Node options the image and `npm start` run with, so that what is measured is
+ * what ships; BENCH_NODE_FLAGS adds more (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile).
+ */
+export const NODE_FLAGS = ['--max-semi-space-size=2', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
 
 /** Starts `node <script>` and resolves once its output contains `ready`. */
 export async function startService(script: string, env: Record<string, string>, ready: string): Promise<Service> {

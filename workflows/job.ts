@@ -16,6 +16,7 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { Activities, StepResult } from '../activities';
 import type { AcceptedJob, JobStatus, JobView, ResolvedJobSpec, StepKind, StepView } from '../common/job';
 import { CANCEL_SIGNAL, FailureType, SEARCH_ATTRIBUTES, STATUS_QUERY } from '../common/names';
@@ -93,13 +94,23 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   };
   setHandler(statusQuery, () => view);
 
-  /** What the Web UI shows: the status as a search attribute, the phase in the current details. */
+  /**
+   * What the Web UI shows: the status and the job's repo and commit as search
+   * attributes, the phase in the current details. Each upsert is a history event and
+   * a visibility write, so attributes wait for the next status shown and go in one
+   * upsert: a job that starts at once is shown running with its repo and commit in one.
+   */
+  let shownStatus: JobStatus | null = null;
+  let pendingAttributes: SearchAttributeUpdatePair[] = [];
   const show = (status: JobStatus, details: string) => {
-    if (status !== view.status) upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: status }]);
+    if (status !== shownStatus || pendingAttributes.length > 0) {
+      upsertSearchAttributes([...pendingAttributes, { key: SEARCH_ATTRIBUTES.status, value: status }]);
+      pendingAttributes = [];
+      shownStatus = status;
+    }
     view.status = status;
     setCurrentDetails(`**${status}** · ${details}`);
   };
-  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTES.status, value: view.status }]);
   setCurrentDetails(resume ? `**running** · loop · continuing at iteration ${resume.nextIteration}` : '**queued** · waiting for a worker');
 
   // Set by the cancel signal or the job timer; read after the body scope unwinds.
@@ -122,10 +133,10 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   }
   const spec: ResolvedJobSpec = accepted.spec;
   // Also on a continued run, so that every run of the job is found by repo and commit.
-  upsertSearchAttributes([
+  pendingAttributes = [
     { key: SEARCH_ATTRIBUTES.repo, value: spec.repo },
     { key: SEARCH_ATTRIBUTES.commit, value: spec.commit },
-  ]);
+  ];
   if (!resume) {
     view.repo = spec.repo;
     view.commit = spec.commit;
@@ -181,7 +192,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
       const start = await local.startJob({ jobId, image: spec.image });
       if (start.started) break;
       view.waiting = start.reason;
-      setCurrentDetails(`**queued** · ${start.reason}`);
+      show('queued', start.reason);
       await sleep(DISK_RECHECK);
     }
     delete view.waiting;

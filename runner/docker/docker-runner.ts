@@ -184,7 +184,14 @@ export class DockerRunner implements Runner {
   }
 
   async removeJob(jobId: string): Promise<void> {
-    const { steps } = await this.listJobResources(jobId);
+    // The job's one volume has a known name; only its containers need listing (a lost worker's are unknown here).
+    let steps: string[];
+    try {
+      const containers = await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABEL_JOB}=${jobId}`] }) });
+      steps = containers.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, ''));
+    } catch (err) {
+      throw new RunnerError(`listing containers of job ${jobId} failed`, err);
+    }
     await Promise.all(steps.map((name) => this.removeContainer(name)));
     try {
       await this.docker.getVolume(volumeName(jobId)).remove();
