@@ -1,3 +1,5 @@
+// First: V8's memory flags must be set before anything allocates.
+import '../common/memory';
 import { Connection } from '@temporalio/client';
 import { loadConfig, requireDatabaseUrl } from '../common/config';
 import { createLogger } from '../common/logger';

@@ -24,10 +24,16 @@ export interface Service {
  * what ships; BENCH_NODE_FLAGS adds more (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile).
  */
 export const NODE_FLAGS = ['--max-semi-space-size=2', ...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)];
+/** The environment the image and `npm start` give them (glibc's malloc arenas). */
+export const NODE_ENV = { MALLOC_ARENA_MAX: '2' };
 
 /** Starts `node <script>` and resolves once its output contains `ready`. */
 export async function startService(script: string, env: Record<string, string>, ready: string): Promise<Service> {
-  const child = spawn(process.execPath, [...NODE_FLAGS, script], { cwd: projectRoot(), env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, script], {
+    cwd: projectRoot(),
+    env: { ...process.env, ...NODE_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   killOnExit(child, 'SIGKILL');
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));

@@ -3,6 +3,8 @@
  * A Temporal dev server (state file and Web UI), PostgreSQL (embedded unless
  * DATABASE_URL is set), the worker and the API. Ctrl-C stops everything.
  */
+// First: V8's memory flags must be set before anything allocates.
+import '../common/memory';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,3 +1,5 @@
+// First: V8's memory flags must be set before anything allocates.
+import '../common/memory';
 import http from 'node:http';
 import { NativeConnection } from '@temporalio/worker';
 import { loadConfig, requireDatabaseUrl } from '../common/config';
