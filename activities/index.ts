@@ -4,7 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../common/config';
 import { ImageNotFoundError, isInvalidJobSpecError } from '../common/errors';
 import type { AcceptedJob, JobStatus, ResolvedJobSpec, StepKind } from '../common/job';
-import { FailureType } from '../common/names';
+import { FailureType, stepTimeoutMessage } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
 import type { JobStore, StepOutcome } from '../db/store';
 import { DuplicateJobIdError } from '../db/store';
@@ -67,6 +67,26 @@ export interface StepResult {
   finishedAt: string | null;
 }
 
+/** How one step of a `runSteps` batch ended. */
+export interface BatchStepResult extends StepResult {
+  kind: StepKind;
+  index: number;
+  status: 'succeeded' | 'failed' | 'timed_out' | 'cancelled';
+}
+
+/**
+ * Steps that run one after another in one activity: the clone (when given) and the
+ * setup steps, or the validate steps. One activity instead of one per step saves a
+ * round trip through the server per step, and the server's and the worker's CPU.
+ */
+export interface StepsInput {
+  jobId: string;
+  clone?: Omit<CloneInput, 'jobId'>;
+  steps: Omit<StepInput, 'jobId'>[];
+  /** Run every step whatever the exit codes (validate); otherwise stop at the first failure (clone, setup). */
+  keepGoing: boolean;
+}
+
 export interface CloneInput {
   jobId: string;
   /** When the job was created (the workflow's start), for the pickup-latency metric. */
@@ -82,7 +102,7 @@ export interface CloneInput {
 
 /** A step past its budget: non-retryable, with the stable type the workflow maps to `timed_out`. */
 const stepTimeout = (step: string, seconds: number) =>
-  ApplicationFailure.nonRetryable(`step ${step} exceeded its ${seconds} s time limit`, FailureType.StepTimeout, { step, seconds });
+  ApplicationFailure.nonRetryable(stepTimeoutMessage(step, seconds), FailureType.StepTimeout, { step, seconds });
 
 const NO_LOG_YET = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
 
@@ -293,6 +313,30 @@ export function createActivities({
     return toResult(outcome);
   }
 
+  /** The clone as a step: Draftsman's script in the job's image, the token (if any) resolved here. */
+  function cloneStep(input: CloneInput): StepInput {
+    return {
+      jobId: input.jobId,
+      seq: input.seq,
+      kind: 'clone',
+      index: 0,
+      image: input.image,
+      command: CLONE_SCRIPT,
+      env: cloneEnv(input.repo, input.commit, input.gitTokenSecret ? resolveSecret(input.gitTokenSecret) : undefined),
+      maskRefs: input.maskRefs,
+      timeoutSeconds: input.timeoutSeconds,
+    };
+  }
+
+  /** Observes the job's pickup latency once its clone has started. */
+  function pickedUp(input: CloneInput): () => Promise<void> {
+    return async () => {
+      // The job's creation time comes with the input; a workflow that scheduled its clone before it did is looked up.
+      const created = input.createdAt ? new Date(input.createdAt) : await store.jobCreatedAt(input.jobId);
+      if (created) metrics.jobPickup.observe((Date.now() - created.getTime()) / 1000);
+    };
+  }
+
   /** Container removals still in flight, by job. */
   const removals = new Map<string, Set<Promise<void>>>();
   function removeLater(ref: StepRef, stepLog: Logger): void {
@@ -399,25 +443,49 @@ export function createActivities({
 
     async cloneRepository(input: CloneInput): Promise<StepResult> {
       await runner.prepareWorkspace(input.jobId);
-      const pickedUp = async () => {
-        // The job's creation time comes with the input; a workflow that scheduled its clone before it did is looked up.
-        const created = input.createdAt ? new Date(input.createdAt) : await store.jobCreatedAt(input.jobId);
-        if (created) metrics.jobPickup.observe((Date.now() - created.getTime()) / 1000);
-      };
-      return observedStep({
-        jobId: input.jobId,
-        seq: input.seq,
-        kind: 'clone',
-        index: 0,
-        image: input.image,
-        command: CLONE_SCRIPT,
-        env: cloneEnv(input.repo, input.commit, input.gitTokenSecret ? resolveSecret(input.gitTokenSecret) : undefined),
-        maskRefs: input.maskRefs,
-        timeoutSeconds: input.timeoutSeconds,
-      }, pickedUp);
+      return observedStep(cloneStep(input), pickedUp(input));
     },
 
     runStep: (input: StepInput) => observedStep(input),
+
+    /**
+     * Runs steps in order, each exactly as runStep does (recorded, re-attached on a
+     * retry). A step's own end (its exit code, its time limit, a cancel) is a result,
+     * not an error, so that the workflow learns how every step before it ended; only
+     * a failure of Draftsman's own (engine, database) fails the activity, and its
+     * retry finds the steps already recorded.
+     */
+    async runSteps(input: StepsInput): Promise<BatchStepResult[]> {
+      const ctx = Context.current();
+      const batch: [StepInput, (() => Promise<void>) | undefined][] = input.steps.map((step) => [{ ...step, jobId: input.jobId }, undefined]);
+      if (input.clone) {
+        const clone = { ...input.clone, jobId: input.jobId };
+        await runner.prepareWorkspace(input.jobId);
+        batch.unshift([cloneStep(clone), pickedUp(clone)]);
+      }
+      const results: BatchStepResult[] = [];
+      for (const [step, onStarted] of batch) {
+        // Cancelled while no step ran: the next one does not start.
+        if (ctx.cancellationSignal.aborted) break;
+        const at = { kind: step.kind, index: step.index };
+        try {
+          const r = await observedStep(step, onStarted);
+          results.push({ ...r, ...at, status: r.exitCode === 0 ? 'succeeded' : 'failed' });
+          if (r.exitCode !== 0 && !input.keepGoing) break;
+        } catch (err) {
+          const none = { exitCode: -1, oomKilled: false, startedAt: null, finishedAt: null };
+          if (err instanceof ApplicationFailure && err.type === FailureType.StepTimeout) {
+            results.push({ ...none, ...at, status: 'timed_out' });
+          } else if (err instanceof CancelledFailure) {
+            results.push({ ...none, ...at, status: 'cancelled' });
+          } else {
+            throw err;
+          }
+          break;
+        }
+      }
+      return results;
+    },
 
     /**
      * Stores `git diff` of the workspace against the checked-out commit (after

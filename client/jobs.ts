@@ -38,7 +38,11 @@ export class JobsClient {
     return { id: jobId, runId: handle.firstExecutionRunId };
   }
 
-  /** The live job view from the workflow (needs a worker to answer). */
+  /**
+   * The live job view from the workflow (needs a worker to answer). Steps that run
+   * together in one activity (clone and setup, the validations) appear when that
+   * activity ends; the audit trail (the API) records each step as it starts and ends.
+   */
   status(jobId: string): Promise<JobView> {
     return this.client.workflow.getHandle(jobId).query<JobView>(STATUS_QUERY);
   }

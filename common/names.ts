@@ -29,6 +29,9 @@ export const FailureType = {
   JobFailed: 'JobFailedError',
 } as const;
 
+/** The error of a step past its time limit, whether the activity or the workflow reports it. */
+export const stepTimeoutMessage = (step: string, seconds: number) => `step ${step} exceeded its ${seconds} s time limit`;
+
 /**
  * Custom search attributes the job workflow keeps current, so that jobs can be
  * filtered by status, repo or commit in the Temporal Web UI. Registered by the

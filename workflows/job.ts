@@ -8,6 +8,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -17,9 +18,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { Activities, StepResult } from '../activities';
+import type { Activities, BatchStepResult, StepResult } from '../activities';
 import type { AcceptedJob, JobStatus, JobView, ResolvedJobSpec, StepKind, StepView } from '../common/job';
-import { CANCEL_SIGNAL, FailureType, SEARCH_ATTRIBUTES, STATUS_QUERY } from '../common/names';
+import { CANCEL_SIGNAL, FailureType, SEARCH_ATTRIBUTES, STATUS_QUERY, stepTimeoutMessage } from '../common/names';
 
 export const cancelSignal = defineSignal<[{ reason?: string }?]>(CANCEL_SIGNAL);
 export const statusQuery = defineQuery<JobView>(STATUS_QUERY);
@@ -46,9 +47,17 @@ const DISK_RECHECK = '10s';
 /** Room past the step's own limit for stopping its container and recording the outcome. */
 const STEP_SLACK_SECONDS = 60;
 
-function stepActivities(stepSeconds: number) {
+/**
+ * Workflows started before consecutive steps ran as one activity (`runSteps`) replay
+ * their clone, setup and validate steps one activity each.
+ */
+const BATCHED_STEPS_PATCH = 'batched-steps';
+/** The longest activity summary shown in the Web UI for a batch of steps. */
+const SUMMARY_MAX = 600;
+
+function stepActivities(stepSeconds: number, steps = 1) {
   return proxyActivities<Activities>({
-    startToCloseTimeout: `${stepSeconds + STEP_SLACK_SECONDS}s`,
+    startToCloseTimeout: `${steps * stepSeconds + STEP_SLACK_SECONDS}s`,
     heartbeatTimeout: STEP_HEARTBEAT_TIMEOUT,
     // Wait for the activity to stop the container before the workflow moves on to cleanup.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -170,21 +179,83 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     }
   }
 
+  /** A command step's input: the job's image, environment and secret references. */
+  const commandInput = (kind: StepKind, index: number, command: string, n: number) => ({
+    jobId,
+    seq: n,
+    kind,
+    index,
+    image: spec.image,
+    command,
+    env: spec.env,
+    secretEnv: spec.secrets,
+    maskRefs,
+    timeoutSeconds: spec.timeouts.stepSeconds,
+  });
+  const cloneInput = (n: number) => ({
+    createdAt: view.createdAt,
+    seq: n,
+    repo: spec.repo,
+    commit: spec.commit,
+    image: spec.image,
+    gitTokenSecret: spec.gitTokenSecret,
+    maskRefs,
+    timeoutSeconds: spec.timeouts.stepSeconds,
+  });
+  const cloneSummary = `clone ${spec.commit.slice(0, 12)} of ${spec.repo}`;
+
   const runCommand = (kind: StepKind, index: number, command: string) =>
     step(kind, index, (n) =>
-      steps.runStep.executeWithOptions({ summary: `${kind}-${index}: ${oneLine(command)}` }, [{
-        jobId,
-        seq: n,
-        kind,
-        index,
-        image: spec.image,
-        command,
-        env: spec.env,
-        secretEnv: spec.secrets,
-        maskRefs,
-        timeoutSeconds: spec.timeouts.stepSeconds,
-      }]),
+      steps.runStep.executeWithOptions({ summary: `${kind}-${index}: ${oneLine(command)}` }, [commandInput(kind, index, command, n)]),
     );
+
+  /**
+   * Runs the clone (when `withClone`) and the commands of one phase in one activity,
+   * then shows each step's outcome. A step that timed out or was cancelled ends the
+   * phase as it would have ended the step's own activity.
+   */
+  async function runBatch(kind: 'setup' | 'validate', commands: readonly string[], withClone: boolean): Promise<BatchStepResult[]> {
+    const names = [...(withClone ? ['clone-0'] : []), ...commands.map((_, i) => `${kind}-${i}`)];
+    if (names.length === 0) return [];
+    show('running', `${withClone ? 'cloning, then ' : ''}${kind} · steps ${names[0]}${names.length > 1 ? ` to ${names.at(-1)}` : ''}`);
+    const first = seq;
+    const summary = [
+      ...(withClone ? [cloneSummary] : []),
+      ...commands.map((c, i) => `${kind}-${i}: ${oneLine(c)}`),
+    ].join(' · ');
+    const results = await stepActivities(spec.timeouts.stepSeconds, names.length).runSteps.executeWithOptions(
+      { summary: summary.length > SUMMARY_MAX ? `${summary.slice(0, SUMMARY_MAX - 3)}...` : summary },
+      [{
+        jobId,
+        clone: withClone ? cloneInput(first) : undefined,
+        steps: commands.map((command, i) => commandInput(kind, i, command, first + (withClone ? 1 : 0) + i)),
+        keepGoing: kind === 'validate',
+      }],
+    );
+    seq = first + results.length;
+    for (const r of results) {
+      const ended = r.status === 'succeeded' || r.status === 'failed';
+      view.steps.push({
+        kind: r.kind,
+        index: r.index,
+        status: r.status,
+        exitCode: ended ? r.exitCode : null,
+        startedAt: r.startedAt,
+        finishedAt: r.finishedAt,
+        durationMs: r.startedAt && r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.startedAt) : null,
+        oomKilled: r.oomKilled,
+      });
+    }
+    const last = results.at(-1);
+    if (last?.status === 'timed_out') {
+      throw ApplicationFailure.nonRetryable(stepTimeoutMessage(`${last.kind}-${last.index}`, spec.timeouts.stepSeconds), FailureType.StepTimeout);
+    }
+    if (last?.status === 'cancelled') throw new CancelledFailure(`step ${last.kind}-${last.index} cancelled`);
+    const stoppedAtFailure = kind === 'setup' && last?.status === 'failed';
+    // Fewer results, and no step failed: the activity was cancelled between two steps.
+    if (results.length < names.length && !stoppedAtFailure) throw new CancelledFailure(`${kind} cancelled`);
+    return results;
+  }
 
   async function prepare(): Promise<void> {
     // The disk guard may hold the job back; it stays queued, saying why, and asks again.
@@ -196,29 +267,21 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
       await sleep(DISK_RECHECK);
     }
     delete view.waiting;
-    show('running', 'cloning');
     view.startedAt = new Date().toISOString();
+    if (patched(BATCHED_STEPS_PATCH)) {
+      const failed = (await runBatch('setup', spec.setup, true)).find((r) => r.status === 'failed');
+      if (failed) throw new StepFailedError(failedStepMessage(failed.kind, failed.index, failed.exitCode, failed.oomKilled));
+      return;
+    }
+    show('running', 'cloning');
     const cloned = await step('clone', 0, (n) =>
-      steps.cloneRepository.executeWithOptions({ summary: `clone ${spec.commit.slice(0, 12)} of ${spec.repo}` }, [{
-        jobId,
-        createdAt: view.createdAt,
-        seq: n,
-        repo: spec.repo,
-        commit: spec.commit,
-        image: spec.image,
-        gitTokenSecret: spec.gitTokenSecret,
-        maskRefs,
-        timeoutSeconds: spec.timeouts.stepSeconds,
-      }]),
+      steps.cloneRepository.executeWithOptions({ summary: cloneSummary }, [{ jobId, ...cloneInput(n) }]),
     );
-    if (cloned !== 0) throw new StepFailedError(`clone failed with exit code ${cloned}`);
+    if (cloned !== 0) throw new StepFailedError(failedStepMessage('clone', 0, cloned, false));
 
     for (const [i, command] of spec.setup.entries()) {
       const code = await runCommand('setup', i, command);
-      if (code !== 0) {
-        const oom = view.steps.at(-1)?.oomKilled ? ' (OOM-killed: it exceeded its memory limit)' : '';
-        throw new StepFailedError(`setup-${i} failed with exit code ${code}${oom}`);
-      }
+      if (code !== 0) throw new StepFailedError(failedStepMessage('setup', i, code, view.steps.at(-1)?.oomKilled ?? false));
     }
   }
 
@@ -248,12 +311,19 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
       view.patch = patch;
     }
 
-    const failedValidations: string[] = [];
-    for (const [i, command] of spec.validate.entries()) {
-      const code = await runCommand('validate', i, command);
-      const oom = view.steps.at(-1)?.oomKilled ? 'OOM-killed, ' : '';
-      if (code !== 0) failedValidations.push(`validate-${i} (${oom}exit ${code})`);
+    // Every validation runs, whatever the exit codes of the others.
+    const validated: { index: number; exitCode: number; oomKilled: boolean }[] = [];
+    if (patched(BATCHED_STEPS_PATCH)) {
+      validated.push(...(await runBatch('validate', spec.validate, false)));
+    } else {
+      for (const [i, command] of spec.validate.entries()) {
+        const exitCode = await runCommand('validate', i, command);
+        validated.push({ index: i, exitCode, oomKilled: view.steps.at(-1)?.oomKilled ?? false });
+      }
     }
+    const failedValidations = validated
+      .filter((v) => v.exitCode !== 0)
+      .map((v) => `validate-${v.index} (${v.oomKilled ? 'OOM-killed, ' : ''}exit ${v.exitCode})`);
     if (failedValidations.length > 0) throw new StepFailedError(`failed: ${failedValidations.join(', ')}`);
   }
 
@@ -354,11 +424,14 @@ function oneLine(command: string): string {
 }
 
 function isStepTimeout(err: unknown): boolean {
-  return (
-    err instanceof ActivityFailure &&
-    err.cause instanceof ApplicationFailure &&
-    err.cause.type === FailureType.StepTimeout
-  );
+  // From a step's own activity, or raised here for a step of a batch.
+  const failure = err instanceof ActivityFailure ? err.cause : err;
+  return failure instanceof ApplicationFailure && failure.type === FailureType.StepTimeout;
+}
+
+function failedStepMessage(kind: StepKind, index: number, exitCode: number, oomKilled: boolean): string {
+  if (kind === 'clone') return `clone failed with exit code ${exitCode}`;
+  return `${kind}-${index} failed with exit code ${exitCode}${oomKilled ? ' (OOM-killed: it exceeded its memory limit)' : ''}`;
 }
 
 function errorMessage(err: unknown): string {

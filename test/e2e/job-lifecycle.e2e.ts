@@ -115,6 +115,20 @@ test('a failing setup step fails the job and nothing after it runs', async () =>
   expect(await leftovers(stack.docker, id)).toEqual([]);
 });
 
+test('the clone and the setup steps run in one activity, the validations in another: no activity per step', async () => {
+  const id = await submit({ commit: repo.head, setup: ['echo a > a', 'test -f a', 'true'], validate: ['test -f a', 'true'] });
+  const job = await finished(id);
+  expect(job.status).toBe('succeeded');
+  expect(stepNames(job)).toEqual(['clone-0:0', 'setup-0:0', 'setup-1:0', 'setup-2:0', 'validate-0:0', 'validate-1:0']);
+  const history = await stack.client.workflow.getHandle(id).fetchHistory();
+  const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+  expect(scheduled).toEqual(['runSteps', 'runSteps', 'endJob']);
+  // Each step still has its own audit records.
+  const events = await stack.api<{ events: { type: string }[] }>('GET', `/v1/jobs/${id}/events`);
+  expect(events.body.events.filter((e) => e.type === 'step_started')).toHaveLength(6);
+  expect(events.body.events.filter((e) => e.type === 'step_finished')).toHaveLength(6);
+});
+
 test('a failing validate step fails the job, and every validate step still runs', async () => {
   const id = await submit({ commit: repo.head, validate: ['exit 1', 'true', 'exit 2'] });
   const job = await finished(id);

@@ -70,10 +70,10 @@ test('the Temporal Web UI lists the finished job by its status attribute and sho
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-workflows.png'), fullPage: true });
 
     await row.click();
-    await page.getByText('cloneRepository').first().waitFor({ timeout: 30_000 });
+    await page.getByText('runSteps').first().waitFor({ timeout: 30_000 });
     const text = await page.locator('body').innerText();
-    // The timeline names each step by its activity and summary.
-    expect(text).toContain('runStep');
+    // The timeline names each activity, and its summary names the steps it ran.
+    expect(text).toContain(`clone ${repo.head.slice(0, 12)} of`);
     expect(text).toContain('setup-0: echo set up');
     expect(text).toContain('validate-0: true');
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-job.png'), fullPage: true });
