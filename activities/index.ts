@@ -228,8 +228,11 @@ export function createActivities({
         if (log.storedLines === seen) stopFollowing.abort();
         seen = log.storedLines;
       }, LOG_DRAIN_MS);
+      // A long drain is work, not a lost worker: it keeps heartbeating.
+      const beating = setInterval(() => ctx.heartbeat({ step: stepName }), heartbeatMs);
       await following;
       clearInterval(watchdog);
+      clearInterval(beating);
       await log.close();
       metrics.logBytesStored.inc(log.stored.bytes - bytesBefore);
       if (log.stored.truncated) {

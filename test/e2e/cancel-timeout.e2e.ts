@@ -66,6 +66,22 @@ test('cancel through the API during setup: SIGTERM reaches the step, the job end
   expect((await stack.api('POST', '/v1/jobs/job-unknown/cancel', {})).status).toBe(404);
 });
 
+test('cancel during the second of several setup steps (one activity): the first stays succeeded, nothing after the second runs', async () => {
+  const id = await submit({ setup: ['true', TRAPS_TERM, 'touch never'], validate: ['true'] });
+  await waitForContainer(stack.runner, { jobId: id, kind: 'setup', index: 1 });
+  await sleep(500);
+  await stack.jobs.cancel(id, 'second step');
+  const { job, events } = await ended(id);
+  expect(job.status).toBe('cancelled');
+  expect(job.error).toMatch(/second step.*setup-1/);
+  expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual(['clone-0:succeeded', 'setup-0:succeeded', 'setup-1:cancelled']);
+  expect(step(job, 'setup-1')).toMatchObject({ exitCode: 42 });
+  expect(events.find((e) => e.type === 'cancelled')?.data).toMatchObject({ step: 'setup-1' });
+  // The workflow's own view agrees with the audit trail.
+  const live = await stack.jobs.status(id);
+  expect(live.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual(['clone-0:succeeded', 'setup-0:succeeded', 'setup-1:cancelled']);
+});
+
 test('a step that ignores SIGTERM is killed after the grace period', async () => {
   const id = await submit({ setup: ['trap "" TERM; while :; do sleep 1; done'] });
   await waitForContainer(stack.runner, { jobId: id, kind: 'setup', index: 0 });
