@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     if (want('cancel')) measures.push(await cancelLatency(stack, quick ? 2 : 20));
     if (want('recovery')) measures.push(await recoveryLatency(stack, quick ? 1 : 5));
     if (want('throughput')) {
-      measures.push(...(await throughput(stack, quick ? { jobs: 4, concurrency: 2, rounds: 1 } : { jobs: 100, concurrency: 4, rounds: 2 })));
+      measures.push(...(await throughput(stack, quick ? { jobs: 4, concurrency: 2, rounds: 1 } : { jobs: 100, concurrency: 4, rounds: 3 })));
     }
     if (want('loops')) measures.push(...(await longLoops(stack, quick ? [3] : [10, 100, 1000])));
     if (want('logs')) measures.push(...(await logVolume(stack, quick ? 1 : Number(process.env.BENCH_LOG_MIB ?? 50))));
