@@ -1,5 +1,5 @@
 import type { StepRequest } from '../runner';
-import { containerName, containerOptions, stepEnv, volumeName } from './convert';
+import { containerName, containerOptions, exitTimes, stepEnv, volumeName } from './convert';
 
 const step: StepRequest = {
   jobId: 'job-1',
@@ -79,5 +79,17 @@ describe('stepEnv', () => {
       expect.arrayContaining(['FOO=bar', 'HOME=/tmp', 'DRAFTSMAN_JOB_ID=job-1', 'DRAFTSMAN_STEP_KIND=loop', 'DRAFTSMAN_STEP_INDEX=3']),
     );
     expect(env).not.toContain('HOME=/root');
+  });
+});
+
+describe('exitTimes', () => {
+  const t = (ms: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, 0, ms));
+  test('a container that exited before the engine stamped its start started when it exited', () => {
+    expect(exitTimes(t(218), t(217))).toEqual({ startedAt: t(217), finishedAt: t(217) });
+  });
+  test('ordinary times, and unknown ones, are kept as they are', () => {
+    expect(exitTimes(t(100), t(350))).toEqual({ startedAt: t(100), finishedAt: t(350) });
+    expect(exitTimes(null, t(350))).toEqual({ startedAt: null, finishedAt: t(350) });
+    expect(exitTimes(t(100), null)).toEqual({ startedAt: t(100), finishedAt: null });
   });
 });

@@ -104,3 +104,14 @@ export function containerOptions(
     },
   };
 }
+
+/**
+ * The engine's start and exit times of an exited container. Docker stamps StartedAt
+ * after its start call returns but FinishedAt with the exit itself, so a command that
+ * exits within a millisecond can appear to finish before it started; it started no
+ * later than it exited.
+ */
+export function exitTimes(startedAt: Date | null, finishedAt: Date | null): { startedAt: Date | null; finishedAt: Date | null } {
+  if (startedAt && finishedAt && finishedAt.getTime() < startedAt.getTime()) return { startedAt: finishedAt, finishedAt };
+  return { startedAt, finishedAt };
+}

@@ -2,7 +2,7 @@ import Docker from 'dockerode';
 import { ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_JOB, LABEL_MANAGED } from '../../common/names';
 import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
-import { type ContainerPolicy, containerName, containerOptions, jobLabels, volumeName } from './convert';
+import { type ContainerPolicy, containerName, containerOptions, exitTimes, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
 import { DockerLogParser } from './frames';
 
@@ -80,8 +80,7 @@ export class DockerRunner implements Runner {
       exit: {
         exitCode: s.ExitCode,
         oomKilled: s.OOMKilled,
-        startedAt: parseTime(s.StartedAt),
-        finishedAt: parseTime(s.FinishedAt),
+        ...exitTimes(parseTime(s.StartedAt), parseTime(s.FinishedAt)),
       },
     };
   }
