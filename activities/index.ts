@@ -228,11 +228,8 @@ export function createActivities({
         if (log.storedLines === seen) stopFollowing.abort();
         seen = log.storedLines;
       }, LOG_DRAIN_MS);
-      // A long drain is work, not a lost worker: it keeps heartbeating.
-      const beating = setInterval(() => ctx.heartbeat({ step: stepName }), heartbeatMs);
       await following;
       clearInterval(watchdog);
-      clearInterval(beating);
       await log.close();
       metrics.logBytesStored.inc(log.stored.bytes - bytesBefore);
       if (log.stored.truncated) {
@@ -247,11 +244,12 @@ export function createActivities({
       timedOut = true;
       abort.abort();
     }, remainingMs);
+    // Heartbeats last until the output is drained: a long drain is work, not a lost worker.
     const beat = setInterval(() => ctx.heartbeat({ step: stepName }), heartbeatMs);
     const onCancel = () => abort.abort();
     ctx.cancellationSignal.addEventListener('abort', onCancel);
 
-    let exit: StepExit;
+    let exit: StepExit | undefined;
     try {
       // No heartbeat at the start: the heartbeat timeout counts from the start, and a
       // step shorter than the interval costs the server no heartbeat at all.
@@ -289,11 +287,11 @@ export function createActivities({
       throw new CancelledFailure(`step ${stepName} cancelled`);
     } finally {
       clearTimeout(deadline);
-      clearInterval(beat);
+      if (!exit) clearInterval(beat);
       ctx.cancellationSignal.removeEventListener('abort', onCancel);
     }
 
-    await drainLogs();
+    await drainLogs().finally(() => clearInterval(beat));
     // Stopped while no worker watched it (by the janitor, past its deadline): a timeout, not a failure.
     const overran =
       exit.exitCode !== 0 && exit.finishedAt !== null && exit.finishedAt.getTime() > startedAt + input.timeoutSeconds * 1000;

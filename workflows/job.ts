@@ -166,12 +166,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     show('running', `${phaseOf(kind)}${iteration} · step ${kind}-${index}`);
     try {
       const r = await run(seq++);
-      s.status = r.exitCode === 0 ? 'succeeded' : 'failed';
-      s.exitCode = r.exitCode;
-      s.startedAt = r.startedAt;
-      s.finishedAt = r.finishedAt;
-      s.durationMs = r.startedAt && r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.startedAt) : null;
-      s.oomKilled = r.oomKilled;
+      Object.assign(s, { status: r.exitCode === 0 ? 'succeeded' : 'failed' }, ranFor(r));
       return r.exitCode;
     } catch (err) {
       s.status = isStepTimeout(err) ? 'timed_out' : isCancellation(err) ? 'cancelled' : 'failed';
@@ -235,16 +230,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     seq = first + results.length;
     for (const r of results) {
       const ended = r.status === 'succeeded' || r.status === 'failed';
-      view.steps.push({
-        kind: r.kind,
-        index: r.index,
-        status: r.status,
-        exitCode: ended ? r.exitCode : null,
-        startedAt: r.startedAt,
-        finishedAt: r.finishedAt,
-        durationMs: r.startedAt && r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.startedAt) : null,
-        oomKilled: r.oomKilled,
-      });
+      view.steps.push({ kind: r.kind, index: r.index, status: r.status, ...ranFor(r), exitCode: ended ? r.exitCode : null });
     }
     const last = results.at(-1);
     if (last?.status === 'timed_out') {
@@ -412,6 +398,17 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
 // A function of its own so that the workflow's return type stays JobView.
 async function continueAs(input: unknown, resume: LoopResume): Promise<never> {
   return continueAsNew<typeof jobWorkflow>(input, resume);
+}
+
+/** What a step's view shows of its result: exit, times, duration, OOM kill. */
+function ranFor(r: StepResult): Pick<StepView, 'exitCode' | 'startedAt' | 'finishedAt' | 'durationMs' | 'oomKilled'> {
+  return {
+    exitCode: r.exitCode,
+    startedAt: r.startedAt,
+    finishedAt: r.finishedAt,
+    durationMs: r.startedAt && r.finishedAt ? Date.parse(r.finishedAt) - Date.parse(r.startedAt) : null,
+    oomKilled: r.oomKilled,
+  };
 }
 
 function phaseOf(kind: StepKind): string {

@@ -21,6 +21,11 @@ function parseTime(value: string | undefined): Date | null {
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
+/** The engine's filter for everything of one job. */
+const jobFilter = (jobId: string) => JSON.stringify({ label: [`${LABEL_JOB}=${jobId}`] });
+/** A listed container's name, without the engine's leading slash. */
+const nameOf = (c: Docker.ContainerInfo) => (c.Names[0] ?? c.Id).replace(/^\//, '');
+
 /** Runs each step as one ephemeral container on a Docker engine, with a named volume per job. */
 export class DockerRunner implements Runner {
   constructor(
@@ -186,8 +191,7 @@ export class DockerRunner implements Runner {
     // The job's one volume has a known name; only its containers need listing (a lost worker's are unknown here).
     let steps: string[];
     try {
-      const containers = await this.docker.listContainers({ all: true, filters: JSON.stringify({ label: [`${LABEL_JOB}=${jobId}`] }) });
-      steps = containers.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, ''));
+      steps = (await this.docker.listContainers({ all: true, filters: jobFilter(jobId) })).map(nameOf);
     } catch (err) {
       throw new RunnerError(`listing containers of job ${jobId} failed`, err);
     }
@@ -201,14 +205,14 @@ export class DockerRunner implements Runner {
   }
 
   async listJobResources(jobId: string): Promise<{ steps: string[]; workspaces: string[] }> {
-    const filters = JSON.stringify({ label: [`${LABEL_JOB}=${jobId}`] });
+    const filters = jobFilter(jobId);
     try {
       const [containers, volumes] = await Promise.all([
         this.docker.listContainers({ all: true, filters }),
         this.docker.listVolumes({ filters }),
       ]);
       return {
-        steps: containers.map((c) => (c.Names[0] ?? c.Id).replace(/^\//, '')),
+        steps: containers.map(nameOf),
         workspaces: (volumes.Volumes ?? []).map((v) => v.Name),
       };
     } catch (err) {
@@ -226,7 +230,7 @@ export class DockerRunner implements Runner {
       return [
         ...containers.map((c): ManagedResource => ({
           type: 'step',
-          name: (c.Names[0] ?? c.Id).replace(/^\//, ''),
+          name: nameOf(c),
           jobId: c.Labels[LABEL_JOB] ?? '',
           running: c.State === 'running',
           deadline: Number(c.Labels[LABEL_DEADLINE]) || undefined,
