@@ -11,7 +11,18 @@ test('the benchmark harness runs every measure and prints its table', async () =
     timeout: 170_000,
   });
   expect(stdout).toMatch(/\| overhead ratio \(Draftsman \/ raw\) \| \d+\.\d\dx \|/);
-  for (const measure of ['pickup latency', 'cancel latency', 'recovery latency']) {
+  for (const measure of ['pickup latency', 'cancel latency', 'recovery latency', 'CPU per job, Draftsman round', 'CPU per job, raw dockerode round']) {
     expect(stdout).toMatch(new RegExp(`\\| ${measure} \\| \\d+(\\.\\d+)? (ms|s) \\| \\d+(\\.\\d+)? (ms|s) \\| \\d+ \\|`));
+  }
+  // Every other measure of the issue has its row, with figures.
+  for (const row of [
+    /\| throughput ratio \(Draftsman \/ raw\) \| \d+\.\d\dx \|/,
+    /\| API \+ worker RSS, peak under the throughput run \| \d+ MiB \|/,
+    /\| loop of \d+ iterations: history events per workflow run \| \d+/,
+    /\| worker RSS while the step prints \| \d+ MiB \|/,
+    /\| start-up, new data folder \| \d+(\.\d+)? (ms|s) \|/,
+    /\| whole embedded stack RSS, idle \| \d+ MiB \|/,
+  ]) {
+    expect(stdout).toMatch(row);
   }
 });
