@@ -10,6 +10,8 @@ const MAX_CHUNKS_IN_FLIGHT = 4;
 export const truncationMarker = (cap: number) =>
   `[draftsman] output truncated: this step printed more than the ${cap}-byte cap; it kept running, the rest was not stored`;
 
+export const gapMarker = (reason: string) => `[draftsman] output missing from here: ${reason}`;
+
 /**
  * Stores a step's output as it arrives, in chunks written at most every 200 ms
  * or 64 KiB, so that followers see lines while the step runs. Resumes where an
@@ -36,6 +38,8 @@ export class StepLogWriter {
     progress: LogProgress,
     /** Applied to every line before it is stored: masks the job's secret values. */
     private readonly mask: (text: string) => string = (t) => t,
+    /** The activity attempt that holds the step: a write after a newer attempt took it over is refused. */
+    private readonly attempt?: number,
   ) {
     this.nextChunk = progress.nextChunk;
     this.lineCount = progress.lines;
@@ -101,13 +105,22 @@ export class StepLogWriter {
     // the output, which is what a retried attempt resumes from.
     this.inFlight++;
     this.writing = this.writing
-      .then(() => (this.failure ? undefined : this.store.appendLogChunk(this.jobId, chunk)))
+      .then(() => (this.failure ? undefined : this.store.appendLogChunk(this.jobId, chunk, this.attempt)))
       .catch((err: unknown) => {
         this.failure ??= err;
       })
       .finally(() => {
         this.inFlight--;
       });
+  }
+
+  /**
+   * Adds a line of Draftsman's own (on stderr) saying that output is missing and why,
+   * unless the cap already cut the log: a reader sees the gap, not a silent hole.
+   */
+  gap(reason: string): void {
+    if (this.truncated) return;
+    this.push([{ stream: 'stderr', time: new Date().toISOString(), text: gapMarker(reason) }]);
   }
 
   /** Flushes and waits for every write; rejects if one failed, so the step is retried rather than recorded with a gap. */

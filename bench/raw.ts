@@ -6,7 +6,7 @@
 import type Docker from 'dockerode';
 import { CLONE_SCRIPT, cloneEnv } from '../activities/clone';
 import type { Config } from '../common/config';
-import { containerOptions } from '../runner/docker/convert';
+import { containerOptions, volumeName } from '../runner/docker/convert';
 import { stepPolicy } from '../worker/worker';
 
 export async function rawJob(
@@ -18,7 +18,7 @@ export async function rawJob(
 ): Promise<void> {
   const policy = stepPolicy(config);
   const image = config.DRAFTSMAN_DEFAULT_IMAGE;
-  const volume = `draftsman-${jobId}-workspace`;
+  const volume = volumeName(jobId, policy.deployment);
   await docker.createVolume({ Name: volume });
   const run = async (kind: 'clone' | 'setup', index: number, command: string, env: Record<string, string>) => {
     const c = await docker.createContainer(containerOptions({ jobId, kind, index, image, command, env, timeoutSeconds: 600 }, policy, new Date()));

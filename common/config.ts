@@ -26,6 +26,16 @@ export const configSchema = z.object({
   DRAFTSMAN_API_HOST: z.string().min(1).default('127.0.0.1'),
   /** Folder for state of the embedded stack (Temporal state file, PostgreSQL data, logs). */
   DRAFTSMAN_DATA_DIR: z.string().min(1).default(path.resolve('data')),
+  /**
+   * This deployment's id, in the name and labels of every container and volume it
+   * creates; unset, one is generated at first start and kept in the data folder.
+   * Every worker of one deployment must have the same; two deployments sharing an
+   * engine must not.
+   */
+  DRAFTSMAN_DEPLOYMENT_ID: z
+    .string()
+    .regex(/^[a-z0-9]{1,16}$/, 'must be 1 to 16 lower-case letters or digits')
+    .optional(),
   /** API tokens: comma-separated `name:read|write|read+write:token`. Every route but /health needs one. */
   DRAFTSMAN_API_TOKENS: z.string().optional(),
   /** A file of API tokens, one `name:scopes:token` a line. */

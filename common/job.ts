@@ -12,6 +12,9 @@ export type StepKind = (typeof STEP_KINDS)[number];
 
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out';
 
+/** Why a step ended other than by its own exit: its container was lost under it (engine restart, host loss). */
+export type StepEndReason = 'container_lost';
+
 /** A job spec with every default applied (what the workflow runs). */
 export interface ResolvedJobSpec {
   repo: string;
@@ -27,6 +30,11 @@ export interface ResolvedJobSpec {
   timeouts: { stepSeconds: number; jobSeconds: number };
 }
 
+/**
+ * A step: how it runs or how it ended. The one shape from the activity that runs it
+ * to the workflow, the store and the API; times are ISO strings, and a step that
+ * never exited has `exitCode: null`.
+ */
 export interface StepView {
   kind: StepKind;
   /** Position among steps of its kind: 0-based for setup and validate, the iteration (1-based) for loop and until. */
@@ -41,7 +49,11 @@ export interface StepView {
   /** Bytes of output stored, and whether the per-step cap cut it. */
   logBytes?: number;
   logTruncated?: boolean;
+  reason?: StepEndReason;
 }
+
+/** A step's end as the activity reports it and the store records it. */
+export type StepOutcome = StepView & { status: Exclude<StepStatus, 'running'> };
 
 export interface JobView {
   id: string;

@@ -39,7 +39,14 @@ function repoProblem(url: string): string | null {
   return null;
 }
 
-const command = z.string().min(1, 'must not be empty').max(16_384, 'must be at most 16384 characters');
+// A NUL byte cannot pass through exec: the command or value would run cut short, not as written.
+const noNul = (s: string) => !s.includes('\u0000');
+const NUL_MESSAGE = 'must not contain a NUL byte';
+const command = z
+  .string()
+  .min(1, 'must not be empty')
+  .max(16_384, 'must be at most 16384 characters')
+  .refine(noNul, NUL_MESSAGE);
 
 export const jobSpecSchema = z.strictObject({
   repo: z
@@ -73,7 +80,7 @@ export const jobSpecSchema = z.strictObject({
         .string()
         .regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*')
         .refine((n) => !n.startsWith('DRAFTSMAN_'), 'env names starting with DRAFTSMAN_ are reserved'),
-      z.string().max(32_768, 'env values must be at most 32768 characters'),
+      z.string().max(32_768, 'env values must be at most 32768 characters').refine(noNul, NUL_MESSAGE),
     )
     .refine((env) => Object.keys(env).length <= 100, 'at most 100 variables')
     .optional(),

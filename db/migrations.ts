@@ -103,6 +103,19 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 4,
+    name: 'step claims: the attempt that owns a running step, whether its command was launched, why it ended',
+    sql: `
+      -- A newer activity attempt takes a running step over; an older one still alive
+      -- finds it taken and stops, and its log writes are refused.
+      ALTER TABLE steps ADD COLUMN attempt integer NOT NULL DEFAULT 0;
+      -- Set once the engine has started the command: a step launched whose container is
+      -- gone was lost under the job, and is never started again.
+      ALTER TABLE steps ADD COLUMN launched boolean NOT NULL DEFAULT false;
+      ALTER TABLE steps ADD COLUMN reason text;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

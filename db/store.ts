@@ -1,23 +1,13 @@
 import { Pool } from 'pg';
-import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepStatus } from '../common/job';
+import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepOutcome, StepStatus } from '../common/job';
 import { FINAL_STATUSES } from '../common/job';
 import { migrate } from './migrations';
-import { type JobRow, type StepRow, jobView } from './view';
+import { type JobRow, type StepRow, jobView, stepOutcome } from './view';
 
 export interface StepRecord {
   kind: StepKind;
   index: number;
   seq: number;
-}
-
-export interface StepOutcome extends StepRecord {
-  status: StepStatus;
-  logBytes?: number;
-  logTruncated?: boolean;
-  exitCode: number | null;
-  oomKilled: boolean;
-  startedAt: Date | null;
-  finishedAt: Date | null;
 }
 
 export interface JobOutcome {
@@ -55,6 +45,18 @@ export interface AuditEvent {
   type: string;
   data: Record<string, unknown>;
   at: string;
+}
+
+/** An activity attempt that a newer attempt of the same activity has taken a step from. */
+export class StaleAttemptError extends Error {
+  override readonly name = 'StaleAttemptError';
+  constructor(
+    readonly jobId: string,
+    readonly step: string,
+    readonly attempt: number,
+  ) {
+    super(`attempt ${attempt} no longer holds step ${step} of job ${jobId}: a newer attempt took it over`);
+  }
 }
 
 /** A run id that differs from the one recorded: the job id was used before. */
@@ -107,12 +109,16 @@ export class JobStore {
     await this.event(jobId, 'created', 'created', {});
   }
 
-  /** The worker's acceptance of a job's spec; the job stays queued until it starts. */
+  /**
+   * The worker's acceptance of a job's spec; the job stays queued until it starts.
+   * A row of another run (a duplicate job id) is left as it is, spec included.
+   */
   async recordAccepted(jobId: string, runId: string, spec: ResolvedJobSpec): Promise<void> {
     const { rows } = await this.pool.query<{ run_id: string | null }>(
       `INSERT INTO jobs (id, run_id, status, repo, commit, spec) VALUES ($1, $2, 'queued', $3, $4, $5)
        ON CONFLICT (id) DO UPDATE SET
          run_id = COALESCE(jobs.run_id, EXCLUDED.run_id), spec = EXCLUDED.spec, updated_at = now()
+       WHERE jobs.run_id IS NULL OR jobs.run_id = EXCLUDED.run_id
        RETURNING run_id`,
       [jobId, runId, spec.repo, spec.commit, JSON.stringify(spec)],
     );
@@ -151,11 +157,18 @@ export class JobStore {
     return { nextChunk: r.next_chunk, lines: r.lines, bytes: r.bytes, truncated: r.truncated };
   }
 
-  /** Stores one chunk of a step's output once (a retried write of the same chunk is ignored). */
-  async appendLogChunk(jobId: string, chunk: LogChunkWrite): Promise<void> {
-    await this.pool.query(
+  /**
+   * Stores one chunk of a step's output once (a retried write of the same chunk is
+   * ignored). With `attempt`, only while that activity attempt holds the step: a
+   * stale attempt's write is refused with StaleAttemptError.
+   */
+  async appendLogChunk(jobId: string, chunk: LogChunkWrite, attempt?: number): Promise<void> {
+    const { rowCount } = await this.pool.query(
       `INSERT INTO step_log_chunks (job_id, kind, index, chunk, first_line, lines, bytes, truncated, data)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (job_id, kind, index, chunk) DO NOTHING`,
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+       WHERE $10::int IS NULL OR EXISTS (
+         SELECT 1 FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND attempt = $10)
+       ON CONFLICT (job_id, kind, index, chunk) DO NOTHING`,
       [
         jobId,
         chunk.kind,
@@ -166,8 +179,16 @@ export class JobStore {
         chunk.bytes,
         chunk.truncated,
         chunk.lines.map((l) => JSON.stringify(l)).join('\n'),
+        attempt ?? null,
       ],
     );
+    if (rowCount === 0 && attempt !== undefined) {
+      const { rows } = await this.pool.query<{ attempt: number }>(
+        'SELECT attempt FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3',
+        [jobId, chunk.kind, chunk.index],
+      );
+      if ((rows[0]?.attempt ?? attempt) !== attempt) throw new StaleAttemptError(jobId, `${chunk.kind}-${chunk.index}`, attempt);
+    }
   }
 
   /** Stored output of a job after chunk id `afterId`, in the order it was written. */
@@ -251,39 +272,65 @@ export class JobStore {
     await this.event(jobId, 'finished', 'finished', { status: 'failed', error });
   }
 
-  /** The step's row and its audit event, in one round trip (it is on every step's path). */
-  async stepStarted(jobId: string, step: StepRecord): Promise<void> {
-    await this.pool.query(
-      `WITH step AS (
-         INSERT INTO steps (job_id, kind, index, seq, status, started_at) VALUES ($1, $2, $3, $4, 'running', now())
-         ON CONFLICT (job_id, kind, index) DO NOTHING
+  /**
+   * Claims a step for an activity attempt, with its audit event, in one round trip
+   * (it is on every step's path). The row is created, or taken over from an older
+   * attempt while it runs. Answers what the attempt must do: run it (`claimed`, with
+   * whether an earlier attempt had launched its command), return its recorded end
+   * (`finished`), or stop, because a newer attempt holds it (`stale`).
+   */
+  async claimStep(
+    jobId: string,
+    step: StepRecord,
+    attempt: number,
+  ): Promise<{ state: 'claimed'; launched: boolean } | { state: 'finished'; outcome: StepOutcome } | { state: 'stale'; attempt: number }> {
+    const { rows } = await this.pool.query<StepRow & { attempt: number; launched: boolean; claimed: boolean }>(
+      `WITH claim AS (
+         INSERT INTO steps (job_id, kind, index, seq, status, started_at, attempt) VALUES ($1, $2, $3, $4, 'running', now(), $7)
+         ON CONFLICT (job_id, kind, index) DO UPDATE SET attempt = EXCLUDED.attempt
+         WHERE steps.status = 'running' AND steps.attempt <= EXCLUDED.attempt
+         RETURNING *
+       ), event AS (
+         INSERT INTO events (job_id, key, type, data) VALUES ($1, $5, 'step_started', $6)
+         ON CONFLICT (job_id, key) DO NOTHING
        )
-       INSERT INTO events (job_id, key, type, data) VALUES ($1, $5, 'step_started', $6)
-       ON CONFLICT (job_id, key) DO NOTHING`,
-      [jobId, step.kind, step.index, step.seq, `step-started:${step.kind}-${step.index}`, JSON.stringify({ kind: step.kind, index: step.index })],
+       SELECT *, true AS claimed FROM claim
+       UNION ALL
+       SELECT *, false AS claimed FROM steps
+       WHERE job_id = $1 AND kind = $2 AND index = $3 AND NOT EXISTS (SELECT 1 FROM claim)`,
+      [jobId, step.kind, step.index, step.seq, `step-started:${step.kind}-${step.index}`, JSON.stringify({ kind: step.kind, index: step.index }), attempt],
     );
+    const r = rows[0]!;
+    if (r.claimed) return { state: 'claimed', launched: r.launched };
+    if (r.status !== 'running') return { state: 'finished', outcome: stepOutcome(r) };
+    return { state: 'stale', attempt: r.attempt };
+  }
+
+  /** The engine has started the step's command (see claimStep). */
+  async stepLaunched(jobId: string, kind: StepKind, index: number): Promise<void> {
+    await this.pool.query(`UPDATE steps SET launched = true WHERE job_id = $1 AND kind = $2 AND index = $3`, [jobId, kind, index]);
   }
 
   /** The step's outcome and its audit event, in one round trip; a step already finished keeps its outcome. */
-  async stepFinished(jobId: string, o: StepOutcome): Promise<void> {
-    const durationMs = o.startedAt && o.finishedAt ? o.finishedAt.getTime() - o.startedAt.getTime() : null;
+  async stepFinished(jobId: string, o: StepOutcome & { seq: number }): Promise<void> {
     const event = {
       kind: o.kind,
       index: o.index,
       status: o.status,
       exitCode: o.exitCode,
-      oomKilled: o.oomKilled,
-      durationMs,
+      oomKilled: o.oomKilled ?? false,
+      durationMs: o.startedAt && o.finishedAt ? Date.parse(o.finishedAt) - Date.parse(o.startedAt) : null,
+      ...(o.reason ? { reason: o.reason } : {}),
     };
     await this.pool.query(
       `WITH step AS (
          INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at,
-                            log_bytes, log_truncated)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11)
+                            log_bytes, log_truncated, reason)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11, $14)
          ON CONFLICT (job_id, kind, index) DO UPDATE SET
            status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
            started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at,
-           log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated
+           log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated, reason = EXCLUDED.reason
          WHERE steps.status = 'running'
        )
        INSERT INTO events (job_id, key, type, data) VALUES ($1, $12, 'step_finished', $13)
@@ -295,13 +342,14 @@ export class JobStore {
         o.seq,
         o.status,
         o.exitCode,
-        o.oomKilled,
+        o.oomKilled ?? false,
         o.startedAt,
         o.finishedAt,
         o.logBytes ?? 0,
         o.logTruncated ?? false,
         `step-finished:${o.kind}-${o.index}`,
         JSON.stringify(event),
+        o.reason ?? null,
       ],
     );
   }
@@ -312,18 +360,16 @@ export class JobStore {
       `SELECT * FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND status <> 'running'`,
       [jobId, kind, index],
     );
-    const r = rows[0];
-    if (!r) return null;
-    return {
-      kind,
-      index,
-      seq: r.seq,
-      status: r.status as StepStatus,
-      exitCode: r.exit_code,
-      oomKilled: r.oom_killed ?? false,
-      startedAt: r.started_at,
-      finishedAt: r.finished_at,
-    };
+    return rows[0] ? stepOutcome(rows[0]) : null;
+  }
+
+  /** Steps of the job still recorded as running: what a job's end must stop and record. */
+  async runningSteps(jobId: string): Promise<{ kind: StepKind; index: number; seq: number }[]> {
+    const { rows } = await this.pool.query<{ kind: StepKind; index: number; seq: number }>(
+      `SELECT kind, index, seq FROM steps WHERE job_id = $1 AND status = 'running' ORDER BY seq`,
+      [jobId],
+    );
+    return rows;
   }
 
   async jobFinished(jobId: string, o: JobOutcome): Promise<void> {

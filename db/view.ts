@@ -1,5 +1,5 @@
 /** Pure mapping from database rows to the job view served by the API. */
-import type { JobStatus, JobView, StepKind, StepStatus, StepView } from '../common/job';
+import type { JobStatus, JobView, StepEndReason, StepKind, StepOutcome, StepStatus, StepView } from '../common/job';
 
 export interface JobRow {
   id: string;
@@ -29,6 +29,7 @@ export interface StepRow {
   finished_at: Date | null;
   log_bytes: string | number;
   log_truncated: boolean;
+  reason?: string | null;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -45,7 +46,13 @@ export function stepView(row: StepRow): StepView {
     oomKilled: row.oom_killed ?? false,
     logBytes: Number(row.log_bytes),
     logTruncated: row.log_truncated,
+    ...(row.reason ? { reason: row.reason as StepEndReason } : {}),
   };
+}
+
+/** A finished step's row as its outcome. */
+export function stepOutcome(row: StepRow): StepOutcome {
+  return stepView(row) as StepOutcome;
 }
 
 export function jobView(row: JobRow, steps: StepRow[]): JobView {

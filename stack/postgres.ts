@@ -87,17 +87,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   await Promise.race([waitForPort(opts.port, '127.0.0.1', 30_000), exited]);
 
   const base = `postgresql://${USER}:${PASSWORD}@127.0.0.1:${opts.port}`;
-  const admin = new Client({ connectionString: `${base}/postgres` });
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await admin.connect();
-      break;
-    } catch (err) {
-      // The port opens a moment before the server accepts connections.
-      if (attempt > 50) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  const admin = await connectWhenReady(`${base}/postgres`, 60_000);
   try {
     const { rowCount } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [USER]);
     if (!rowCount) await admin.query(`CREATE DATABASE ${USER}`);
@@ -115,4 +105,25 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
         child.kill('SIGINT'); // fast shutdown: disconnects clients, then a clean checkpoint
       }),
   };
+}
+
+/**
+ * A connected client once the server accepts connections. The port opens before
+ * that, and after a crash the server replays its WAL first ("the database system is
+ * starting up", SQLSTATE 57P03), which can take seconds: each try needs a new
+ * client, since a pg Client that failed to connect cannot connect again.
+ */
+export async function connectWhenReady(url: string, timeoutMs: number): Promise<Client> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const client = new Client({ connectionString: url });
+    try {
+      await client.connect();
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
 }

@@ -18,8 +18,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { Activities, BatchStepResult, StepResult } from '../activities';
-import type { AcceptedJob, JobStatus, JobView, ResolvedJobSpec, StepKind, StepView } from '../common/job';
+import type { Activities } from '../activities';
+import type { AcceptedJob, JobStatus, JobView, ResolvedJobSpec, StepKind, StepOutcome, StepView } from '../common/job';
 import { CANCEL_SIGNAL, FailureType, SEARCH_ATTRIBUTES, STATUS_QUERY, stepTimeoutMessage } from '../common/names';
 
 export const cancelSignal = defineSignal<[{ reason?: string }?]>(CANCEL_SIGNAL);
@@ -52,6 +52,11 @@ const STEP_SLACK_SECONDS = 60;
  * their clone, setup and validate steps one activity each.
  */
 const BATCHED_STEPS_PATCH = 'batched-steps';
+/**
+ * Workflows from before it continued a loop as new even when a cancel or the job's
+ * time limit had arrived at that boundary (the stop was lost); they replay as they ran.
+ */
+const STOP_AT_CONTINUE_PATCH = 'stop-at-continue-as-new';
 /** The longest activity summary shown in the Web UI for a batch of steps. */
 const SUMMARY_MAX = 600;
 
@@ -159,15 +164,16 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   /** Set when this run ends its share of the loop and the next run takes over. */
   let continueAt: number | null = null;
 
-  async function step(kind: StepKind, index: number, run: (seq: number) => Promise<StepResult>): Promise<number> {
+  /** Runs one step in its own activity; returns its view once it ended (succeeded or failed). */
+  async function step(kind: StepKind, index: number, run: (seq: number) => Promise<Recorded>): Promise<Recorded> {
     const s: StepView = { kind, index, status: 'running', exitCode: null, startedAt: null, finishedAt: null };
     view.steps.push(s);
     const iteration = view.loop && (kind === 'loop' || kind === 'until') ? ` · iteration ${index}/${spec.loop?.maxIterations}` : '';
     show('running', `${phaseOf(kind)}${iteration} · step ${kind}-${index}`);
     try {
       const r = await run(seq++);
-      Object.assign(s, { status: r.exitCode === 0 ? 'succeeded' : 'failed' }, ranFor(r));
-      return r.exitCode;
+      Object.assign(s, { status: statusOf(r) }, ranFor(r), r.reason ? { reason: r.reason } : {});
+      return { ...r, kind, index, status: statusOf(r) };
     } catch (err) {
       s.status = isStepTimeout(err) ? 'timed_out' : isCancellation(err) ? 'cancelled' : 'failed';
       throw err;
@@ -209,7 +215,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
    * then shows each step's outcome. A step that timed out or was cancelled ends the
    * phase as it would have ended the step's own activity.
    */
-  async function runBatch(kind: 'setup' | 'validate', commands: readonly string[], withClone: boolean): Promise<BatchStepResult[]> {
+  async function runBatch(kind: 'setup' | 'validate', commands: readonly string[], withClone: boolean): Promise<Recorded[]> {
     const names = [...(withClone ? ['clone-0'] : []), ...commands.map((_, i) => `${kind}-${i}`)];
     if (names.length === 0) return [];
     show('running', `${withClone ? 'cloning, then ' : ''}${kind} · steps ${names[0]}${names.length > 1 ? ` to ${names.at(-1)}` : ''}`);
@@ -230,7 +236,15 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     seq = first + results.length;
     for (const r of results) {
       const ended = r.status === 'succeeded' || r.status === 'failed';
-      view.steps.push({ kind: r.kind, index: r.index, status: r.status, ...ranFor(r), exitCode: ended ? r.exitCode : null });
+      view.steps.push({
+        kind: r.kind,
+        index: r.index,
+        status: statusOf(r),
+        ...ranFor(r),
+        // Histories from before one outcome type carry -1 for "no exit code".
+        exitCode: ended && r.exitCode !== -1 ? r.exitCode : null,
+        ...(r.reason ? { reason: r.reason } : {}),
+      });
     }
     const last = results.at(-1);
     if (last?.status === 'timed_out') {
@@ -256,18 +270,18 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     view.startedAt = new Date().toISOString();
     if (patched(BATCHED_STEPS_PATCH)) {
       const failed = (await runBatch('setup', spec.setup, true)).find((r) => r.status === 'failed');
-      if (failed) throw new StepFailedError(failedStepMessage(failed.kind, failed.index, failed.exitCode, failed.oomKilled));
+      if (failed) throw new StepFailedError(failedStepMessage(failed));
       return;
     }
     show('running', 'cloning');
     const cloned = await step('clone', 0, (n) =>
       steps.cloneRepository.executeWithOptions({ summary: cloneSummary }, [{ jobId, ...cloneInput(n) }]),
     );
-    if (cloned !== 0) throw new StepFailedError(failedStepMessage('clone', 0, cloned, false));
+    if (cloned.status !== 'succeeded') throw new StepFailedError(failedStepMessage(cloned));
 
     for (const [i, command] of spec.setup.entries()) {
-      const code = await runCommand('setup', i, command);
-      if (code !== 0) throw new StepFailedError(failedStepMessage('setup', i, code, view.steps.at(-1)?.oomKilled ?? false));
+      const ran = await runCommand('setup', i, command);
+      if (ran.status !== 'succeeded') throw new StepFailedError(failedStepMessage(ran));
     }
   }
 
@@ -278,8 +292,8 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
       const first = resume?.nextIteration ?? 1;
       for (let k = first; k <= spec.loop.maxIterations; k++) {
         view.loop.iterations = k;
-        const code = await runCommand('loop', k, spec.loop.command);
-        const converged = spec.loop.until ? (await runCommand('until', k, spec.loop.until)) === 0 : code === 0;
+        const ran = await runCommand('loop', k, spec.loop.command);
+        const converged = (spec.loop.until ? await runCommand('until', k, spec.loop.until) : ran).status === 'succeeded';
         if (converged) {
           view.loop.converged = true;
           break;
@@ -298,18 +312,15 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     }
 
     // Every validation runs, whatever the exit codes of the others.
-    const validated: { index: number; exitCode: number; oomKilled: boolean }[] = [];
+    const validated: Recorded[] = [];
     if (patched(BATCHED_STEPS_PATCH)) {
       validated.push(...(await runBatch('validate', spec.validate, false)));
     } else {
-      for (const [i, command] of spec.validate.entries()) {
-        const exitCode = await runCommand('validate', i, command);
-        validated.push({ index: i, exitCode, oomKilled: view.steps.at(-1)?.oomKilled ?? false });
-      }
+      for (const [i, command] of spec.validate.entries()) validated.push(await runCommand('validate', i, command));
     }
     const failedValidations = validated
-      .filter((v) => v.exitCode !== 0)
-      .map((v) => `validate-${v.index} (${v.oomKilled ? 'OOM-killed, ' : ''}exit ${v.exitCode})`);
+      .filter((v) => statusOf(v) !== 'succeeded')
+      .map((v) => `validate-${v.index} (${v.reason ? v.reason : `${v.oomKilled ? 'OOM-killed, ' : ''}exit ${v.exitCode}`})`);
     if (failedValidations.length > 0) throw new StepFailedError(`failed: ${failedValidations.join(', ')}`);
   }
 
@@ -347,6 +358,11 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     jobTimer.cancel();
   }
 
+  if (continueAt !== null && status === 'succeeded' && ending.by && patched(STOP_AT_CONTINUE_PATCH)) {
+    // Cancelled, or out of time, just as this run handed the loop on: the job ends here.
+    status = ending.by.status;
+    continueAt = null;
+  }
   if (continueAt !== null && status === 'succeeded') {
     // Signals that arrive meanwhile are delivered to the next run by the server.
     // The live view carries the loop steps of this run only (at most two an iteration),
@@ -400,8 +416,18 @@ async function continueAs(input: unknown, resume: LoopResume): Promise<never> {
   return continueAsNew<typeof jobWorkflow>(input, resume);
 }
 
+/**
+ * A step's end as an activity reported it: the one outcome type, or, in histories
+ * from before it, a result without a status whose exit code -1 meant "none".
+ */
+type Recorded = Omit<StepOutcome, 'status'> & { status?: StepOutcome['status'] };
+
+function statusOf(r: Recorded): StepOutcome['status'] {
+  return r.status ?? (r.exitCode === 0 ? 'succeeded' : 'failed');
+}
+
 /** What a step's view shows of its result: exit, times, duration, OOM kill. */
-function ranFor(r: StepResult): Pick<StepView, 'exitCode' | 'startedAt' | 'finishedAt' | 'durationMs' | 'oomKilled'> {
+function ranFor(r: Recorded): Pick<StepView, 'exitCode' | 'startedAt' | 'finishedAt' | 'durationMs' | 'oomKilled'> {
   return {
     exitCode: r.exitCode,
     startedAt: r.startedAt,
@@ -426,9 +452,11 @@ function isStepTimeout(err: unknown): boolean {
   return failure instanceof ApplicationFailure && failure.type === FailureType.StepTimeout;
 }
 
-function failedStepMessage(kind: StepKind, index: number, exitCode: number, oomKilled: boolean): string {
+function failedStepMessage({ kind, index, exitCode, oomKilled, reason }: Recorded): string {
+  const name = kind === 'clone' ? 'clone' : `${kind}-${index}`;
+  if (reason === 'container_lost') return `${name} failed: its container was lost while it ran (it is not run again)`;
   if (kind === 'clone') return `clone failed with exit code ${exitCode}`;
-  return `${kind}-${index} failed with exit code ${exitCode}${oomKilled ? ' (OOM-killed: it exceeded its memory limit)' : ''}`;
+  return `${name} failed with exit code ${exitCode}${oomKilled ? ' (OOM-killed: it exceeded its memory limit)' : ''}`;
 }
 
 function errorMessage(err: unknown): string {

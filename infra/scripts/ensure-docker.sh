@@ -22,8 +22,10 @@ if [ -S /var/run/docker.sock ] && pgrep -x dockerd >/dev/null; then
 else
   say "starting the Docker engine (log: $DATA_DIR/logs/dockerd.log)"
   # No bridge and no iptables: step containers use network none or host only.
-  nohup dockerd --host unix:///var/run/docker.sock --bridge=none --iptables=false --ip-masq=false \
-    >"$DATA_DIR/logs/dockerd.log" 2>&1 &
+  # setsid: the engine is not part of the control plane, and must outlive a kill of
+  # the process group that started it (Ctrl-C or SIGKILL of `npm start`).
+  setsid nohup dockerd --host unix:///var/run/docker.sock --bridge=none --iptables=false --ip-masq=false \
+    </dev/null >"$DATA_DIR/logs/dockerd.log" 2>&1 &
 fi
 for _ in $(seq 1 60); do
   docker info >/dev/null 2>&1 && exit 0

@@ -10,20 +10,29 @@ const step: StepRequest = {
   env: { FOO: 'bar' },
   timeoutSeconds: 60,
 };
-const policy = { user: '1000:1000', memoryMb: 512, cpus: 1.5, pidsLimit: 256, stopGraceSeconds: 10, logMaxBytes: 10 * 2 ** 20 };
+const policy = { deployment: 'd1', user: '1000:1000', memoryMb: 512, cpus: 1.5, pidsLimit: 256, stopGraceSeconds: 10, logMaxBytes: 10 * 2 ** 20 };
 const now = new Date('2026-01-01T00:00:00Z');
 
 describe('names', () => {
   it.each([
-    [{ jobId: 'job-1', kind: 'clone', index: 0 }, 'draftsman-job-1-clone-0'],
-    [{ jobId: 'job-1', kind: 'setup', index: 2 }, 'draftsman-job-1-setup-2'],
-    [{ jobId: 'job-1', kind: 'until', index: 7 }, 'draftsman-job-1-until-7'],
-  ] as const)('container of %j is %s', (ref, name) => {
-    expect(containerName(ref)).toBe(name);
+    [{ jobId: 'job-1', kind: 'clone', index: 0 }, 'd1', 'draftsman-d1-job-1-clone-0'],
+    [{ jobId: 'job-1', kind: 'setup', index: 2 }, 'd1', 'draftsman-d1-job-1-setup-2'],
+    [{ jobId: 'job-1', kind: 'until', index: 7 }, 'd1', 'draftsman-d1-job-1-until-7'],
+    [{ jobId: 'job-1', kind: 'until', index: 7 }, 'other', 'draftsman-other-job-1-until-7'],
+  ] as const)('container of %j in deployment %s is %s', (ref, deployment, name) => {
+    expect(containerName(ref, deployment)).toBe(name);
   });
 
-  it('workspace volume is per job', () => {
-    expect(volumeName('job-1')).toBe('draftsman-job-1-workspace');
+  it('workspace volume is per job and deployment', () => {
+    expect(volumeName('job-1', 'd1')).toBe('draftsman-d1-job-1-workspace');
+  });
+
+  it('labels name the deployment and the job', () => {
+    expect(containerOptions(step, policy, now).Labels).toMatchObject({
+      'org.draftsman.managed': 'true',
+      'org.draftsman.deployment': 'd1',
+      'org.draftsman.job': 'job-1',
+    });
   });
 });
 
@@ -45,9 +54,9 @@ describe('containerOptions', () => {
     ['limits processes', host.PidsLimit, 256],
     ['is not removed by the engine (the runner reads its exit first)', host.AutoRemove, false],
     ['leaves the network to the engine default when unset', host.NetworkMode, undefined],
-    ['mounts only the job workspace', host.Mounts, [{ Type: 'volume', Source: 'draftsman-job-1-workspace', Target: '/workspace', ReadOnly: false }]],
+    ['mounts only the job workspace', host.Mounts, [{ Type: 'volume', Source: 'draftsman-d1-job-1-workspace', Target: '/workspace', ReadOnly: false }]],
     ['binds no host path', host.Binds, undefined],
-    ['is named deterministically', opts.name, 'draftsman-job-1-loop-3'],
+    ['is named deterministically', opts.name, 'draftsman-d1-job-1-loop-3'],
     ['keeps more engine log than Draftsman stores', host.LogConfig, { Type: 'json-file', Config: { 'max-size': '31m', 'max-file': '2' } }],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toEqual(expected);
@@ -56,6 +65,7 @@ describe('containerOptions', () => {
   it('labels the container with job, step and deadline', () => {
     expect(opts.Labels).toEqual({
       'org.draftsman.managed': 'true',
+      'org.draftsman.deployment': 'd1',
       'org.draftsman.job': 'job-1',
       'org.draftsman.step.kind': 'loop',
       'org.draftsman.step.index': '3',
@@ -79,6 +89,12 @@ describe('stepEnv', () => {
       expect.arrayContaining(['FOO=bar', 'HOME=/tmp', 'DRAFTSMAN_JOB_ID=job-1', 'DRAFTSMAN_STEP_KIND=loop', 'DRAFTSMAN_STEP_INDEX=3']),
     );
     expect(env).not.toContain('HOME=/root');
+  });
+
+  it('has the init signal the whole process group of the step, whatever the spec sets', () => {
+    const env = stepEnv({ ...step, env: { TINI_KILL_PROCESS_GROUP: '0' } });
+    expect(env).toContain('TINI_KILL_PROCESS_GROUP=1');
+    expect(env).not.toContain('TINI_KILL_PROCESS_GROUP=0');
   });
 });
 

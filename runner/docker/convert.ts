@@ -5,6 +5,7 @@
 import type Docker from 'dockerode';
 import {
   LABEL_DEADLINE,
+  LABEL_DEPLOYMENT,
   LABEL_JOB,
   LABEL_MANAGED,
   LABEL_STEP_INDEX,
@@ -15,6 +16,8 @@ import type { StepRef, StepRequest } from '../runner';
 export const WORKSPACE_PATH = '/workspace';
 
 export interface ContainerPolicy {
+  /** The deployment's id: in every name and label, so that deployments sharing an engine stay apart. */
+  deployment: string;
   /** uid:gid, never root. */
   user: string;
   memoryMb: number;
@@ -27,16 +30,16 @@ export interface ContainerPolicy {
   logMaxBytes: number;
 }
 
-export function containerName(step: StepRef): string {
-  return `draftsman-${step.jobId}-${step.kind}-${step.index}`;
+export function containerName(step: StepRef, deployment: string): string {
+  return `draftsman-${deployment}-${step.jobId}-${step.kind}-${step.index}`;
 }
 
-export function volumeName(jobId: string): string {
-  return `draftsman-${jobId}-workspace`;
+export function volumeName(jobId: string, deployment: string): string {
+  return `draftsman-${deployment}-${jobId}-workspace`;
 }
 
-export function jobLabels(jobId: string): Record<string, string> {
-  return { [LABEL_MANAGED]: 'true', [LABEL_JOB]: jobId };
+export function jobLabels(jobId: string, deployment: string): Record<string, string> {
+  return { [LABEL_MANAGED]: 'true', [LABEL_DEPLOYMENT]: deployment, [LABEL_JOB]: jobId };
 }
 
 export function stepEnv(step: StepRequest): string[] {
@@ -47,6 +50,10 @@ export function stepEnv(step: StepRequest): string[] {
     DRAFTSMAN_JOB_ID: step.jobId,
     DRAFTSMAN_STEP_KIND: step.kind,
     DRAFTSMAN_STEP_INDEX: String(step.index),
+    // The engine's init (tini) puts the step's shell in a process group of its own;
+    // with this it signals that whole group, so SIGTERM reaches the user's processes
+    // and not only the `sh -c` wrapper (which would die and lose the grace period).
+    TINI_KILL_PROCESS_GROUP: '1',
   };
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
@@ -59,14 +66,14 @@ export function containerOptions(
   const memory = policy.memoryMb * 1024 * 1024;
   const deadline = Math.floor(now.getTime() / 1000) + step.timeoutSeconds;
   return {
-    name: containerName(step),
+    name: containerName(step, policy.deployment),
     Image: step.image,
     Cmd: ['sh', '-c', step.command],
     WorkingDir: WORKSPACE_PATH,
     User: policy.user,
     Env: stepEnv(step),
     Labels: {
-      ...jobLabels(step.jobId),
+      ...jobLabels(step.jobId, policy.deployment),
       [LABEL_STEP_KIND]: step.kind,
       [LABEL_STEP_INDEX]: String(step.index),
       [LABEL_DEADLINE]: String(deadline),
@@ -79,7 +86,7 @@ export function containerOptions(
     Tty: false,
     OpenStdin: false,
     HostConfig: {
-      Mounts: [{ Type: 'volume', Source: volumeName(step.jobId), Target: WORKSPACE_PATH, ReadOnly: false }],
+      Mounts: [{ Type: 'volume', Source: volumeName(step.jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: false }],
       NetworkMode: policy.network,
       // An init as PID 1 forwards SIGTERM to the step's shell, which as PID 1 would ignore it.
       Init: true,

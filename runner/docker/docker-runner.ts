@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { ImageNotFoundError, RunnerError } from '../../common/errors';
-import { LABEL_DEADLINE, LABEL_JOB, LABEL_MANAGED } from '../../common/names';
+import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED } from '../../common/names';
 import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 import { type ContainerPolicy, containerName, containerOptions, exitTimes, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
@@ -21,8 +21,9 @@ function parseTime(value: string | undefined): Date | null {
   return Number.isNaN(d.getTime()) ? null : d;
 }
 
-/** The engine's filter for everything of one job. */
-const jobFilter = (jobId: string) => JSON.stringify({ label: [`${LABEL_JOB}=${jobId}`] });
+/** The engine's filter for everything of one job of one deployment. */
+const jobFilter = (jobId: string, deployment: string) =>
+  JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${deployment}`, `${LABEL_JOB}=${jobId}`] });
 /** A listed container's name, without the engine's leading slash. */
 const nameOf = (c: Docker.ContainerInfo) => (c.Names[0] ?? c.Id).replace(/^\//, '');
 
@@ -33,17 +34,21 @@ export class DockerRunner implements Runner {
     private readonly policy: ContainerPolicy,
   ) {}
 
+  private name(step: StepRef): string {
+    return containerName(step, this.policy.deployment);
+  }
+
   async prepareWorkspace(jobId: string): Promise<void> {
     try {
       // Creating an existing volume with the same name is a no-op on the engine.
-      await this.docker.createVolume({ Name: volumeName(jobId), Labels: jobLabels(jobId) });
+      await this.docker.createVolume({ Name: volumeName(jobId, this.policy.deployment), Labels: jobLabels(jobId, this.policy.deployment) });
     } catch (err) {
       throw new RunnerError(`creating workspace volume for job ${jobId} failed`, err);
     }
   }
 
   async start(step: StepRequest): Promise<void> {
-    const name = containerName(step);
+    const name = this.name(step);
     let container: Docker.Container;
     try {
       container = await this.docker.createContainer(containerOptions(step, this.policy, new Date()));
@@ -52,8 +57,11 @@ export class DockerRunner implements Runner {
         // A container of this step exists: an earlier attempt created it. Re-attach.
         container = this.docker.getContainer(name);
         const info = await container.inspect();
+        if (info.Config.Labels?.[LABEL_DEPLOYMENT] !== this.policy.deployment) {
+          throw new RunnerError(`container ${name} exists but belongs to another deployment; refusing to attach to it`);
+        }
         if (info.State.Status !== 'created') return;
-      } else if (isGone(err)) {
+      } else if (isGone(err) && !(await this.imageExists(step.image))) {
         throw new ImageNotFoundError(step.image);
       } else {
         throw new RunnerError(`creating container ${name} failed`, err);
@@ -70,10 +78,10 @@ export class DockerRunner implements Runner {
   async status(step: StepRef): Promise<StepState> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.docker.getContainer(containerName(step)).inspect();
+      info = await this.docker.getContainer(this.name(step)).inspect();
     } catch (err) {
       if (isGone(err)) return { state: 'missing' };
-      throw new RunnerError(`inspecting ${containerName(step)} failed`, err);
+      throw new RunnerError(`inspecting ${this.name(step)} failed`, err);
     }
     const s = info.State;
     if (s.Status === 'created') return { state: 'created' };
@@ -91,7 +99,7 @@ export class DockerRunner implements Runner {
   }
 
   async wait(step: StepRef, signal?: AbortSignal): Promise<StepExit> {
-    const name = containerName(step);
+    const name = this.name(step);
     try {
       await this.docker.getContainer(name).wait({ condition: 'not-running', abortSignal: signal });
     } catch (err) {
@@ -109,7 +117,7 @@ export class DockerRunner implements Runner {
     onLines: (lines: LogLine[]) => void | Promise<void>,
     opts: { skipLines: number; signal?: AbortSignal },
   ): Promise<void> {
-    const name = containerName(step);
+    const name = this.name(step);
     let stream: NodeJS.ReadableStream;
     try {
       stream = (await this.docker.getContainer(name).logs({
@@ -163,11 +171,11 @@ export class DockerRunner implements Runner {
     let raw: Buffer;
     try {
       raw = (await this.docker
-        .getContainer(containerName(step))
+        .getContainer(this.name(step))
         .logs({ stdout: true, stderr: false, follow: false })) as unknown as Buffer;
     } catch (err) {
       if (isGone(err)) return { data: Buffer.alloc(0), truncated: false };
-      throw new RunnerError(`reading output of ${containerName(step)} failed`, err);
+      throw new RunnerError(`reading output of ${this.name(step)} failed`, err);
     }
     const data = Buffer.concat(demuxDockerStream(raw).map((c) => c.data));
     return data.length > maxBytes ? { data: data.subarray(0, maxBytes), truncated: true } : { data, truncated: false };
@@ -175,29 +183,29 @@ export class DockerRunner implements Runner {
 
   async cancel(step: StepRef, graceSeconds: number): Promise<void> {
     try {
-      await this.docker.getContainer(containerName(step)).stop({ t: graceSeconds });
+      await this.docker.getContainer(this.name(step)).stop({ t: graceSeconds });
     } catch (err) {
       // 304: not running; 404: never created or already removed.
       if (statusOf(err) === 304 || isGone(err)) return;
-      throw new RunnerError(`stopping ${containerName(step)} failed`, err);
+      throw new RunnerError(`stopping ${this.name(step)} failed`, err);
     }
   }
 
   async remove(step: StepRef): Promise<void> {
-    await this.removeContainer(containerName(step));
+    await this.removeContainer(this.name(step));
   }
 
   async removeJob(jobId: string): Promise<void> {
     // The job's one volume has a known name; only its containers need listing (a lost worker's are unknown here).
     let steps: string[];
     try {
-      steps = (await this.docker.listContainers({ all: true, filters: jobFilter(jobId) })).map(nameOf);
+      steps = (await this.docker.listContainers({ all: true, filters: jobFilter(jobId, this.policy.deployment) })).map(nameOf);
     } catch (err) {
       throw new RunnerError(`listing containers of job ${jobId} failed`, err);
     }
     await Promise.all(steps.map((name) => this.removeContainer(name)));
     try {
-      await this.docker.getVolume(volumeName(jobId)).remove();
+      await this.docker.getVolume(volumeName(jobId, this.policy.deployment)).remove();
     } catch (err) {
       if (isGone(err)) return;
       throw new RunnerError(`removing workspace volume of job ${jobId} failed`, err);
@@ -205,7 +213,7 @@ export class DockerRunner implements Runner {
   }
 
   async listJobResources(jobId: string): Promise<{ steps: string[]; workspaces: string[] }> {
-    const filters = jobFilter(jobId);
+    const filters = jobFilter(jobId, this.policy.deployment);
     try {
       const [containers, volumes] = await Promise.all([
         this.docker.listContainers({ all: true, filters }),
@@ -221,7 +229,9 @@ export class DockerRunner implements Runner {
   }
 
   async listManaged(): Promise<ManagedResource[]> {
-    const filters = JSON.stringify({ label: [`${LABEL_MANAGED}=true`] });
+    // Only this deployment's: another deployment on the same engine, and resources of
+    // versions from before deployment labels, are never listed, so never removed.
+    const filters = JSON.stringify({ label: [`${LABEL_MANAGED}=true`, `${LABEL_DEPLOYMENT}=${this.policy.deployment}`] });
     try {
       const [containers, volumes] = await Promise.all([
         this.docker.listContainers({ all: true, filters }),
@@ -267,6 +277,17 @@ export class DockerRunner implements Runner {
   /** Only creates the step's container (as a worker that dies before starting it would leave it). */
   async createOnly(step: StepRequest): Promise<void> {
     await this.docker.createContainer(containerOptions(step, this.policy, new Date()));
+  }
+
+  /** A 404 on create names no object: the image is one candidate, a missing network or volume driver another. */
+  private async imageExists(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if (isGone(err)) return false;
+      throw new RunnerError(`inspecting image ${image} failed`, err);
+    }
   }
 
   private async removeContainer(name: string): Promise<void> {

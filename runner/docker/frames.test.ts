@@ -34,4 +34,20 @@ describe('DockerLogParser', () => {
     const p = new DockerLogParser();
     expect(p.push(frame(1, `${T} \n`)).map((l) => l.text)).toEqual(['']);
   });
+
+  it.each([
+    ['one frame longer than the limit', [`${T} ${'a'.repeat(25)}`], ['a'.repeat(10), 'a'.repeat(10)], 'a'.repeat(5)],
+    ['many short frames without a newline', Array.from({ length: 7 }, () => `${T} abc`), ['abcabcabca', 'bcabcabcab'], 'c'],
+    ['a newline after a cut', [`${T} ${'b'.repeat(12)}`, `${T} cc\n`], ['b'.repeat(10)], null],
+  ])('holds at most maxLineChars of a line without a newline: %s', (_name, frames, cut, rest) => {
+    const p = new DockerLogParser(10);
+    const lines = frames.flatMap((f) => p.push(frame(1, f)));
+    if (rest === null) {
+      expect(lines.map((l) => l.text)).toEqual([...cut, 'bbcc']);
+      expect(p.end()).toEqual([]);
+    } else {
+      expect(lines.map((l) => l.text)).toEqual(cut);
+      expect(p.end().map((l) => l.text)).toEqual([rest]);
+    }
+  });
 });

@@ -6,7 +6,16 @@
  */
 import type { LogLine } from '../runner';
 
+/**
+ * The longest line the parser holds before passing it on in pieces. Output without a
+ * newline would otherwise collect in memory without bound (a step printing 300 MB on
+ * one line); a piece of this size is a line of its own in the stored log.
+ */
+export const MAX_LINE_CHARS = 64 * 1024;
+
 export class DockerLogParser {
+  constructor(private readonly maxLineChars = MAX_LINE_CHARS) {}
+
   private pending: Buffer = Buffer.alloc(0);
   /** A line split across frames (Docker splits lines longer than 16 KiB). */
   private partial: Record<'stdout' | 'stderr', string> = { stdout: '', stderr: '' };
@@ -48,6 +57,11 @@ export class DockerLogParser {
         if (parts[i]) {
           if (!this.partial[stream]) this.partialTime[stream] = time;
           this.partial[stream] += parts[i];
+          while (this.partial[stream].length >= this.maxLineChars) {
+            out.push({ stream, time: normalizeTime(this.partialTime[stream]), text: this.partial[stream].slice(0, this.maxLineChars) });
+            this.partial[stream] = this.partial[stream].slice(this.maxLineChars);
+            this.partialTime[stream] = time;
+          }
         }
         break;
       }

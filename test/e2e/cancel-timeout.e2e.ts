@@ -1,7 +1,7 @@
 import type { JobView } from '../../common/job';
 import { createWorker } from '../../worker/worker';
 import { type GitFixture, startGitFixture } from './git-fixture';
-import { sleep, startSilentServer, waitForContainer, waitForStep } from './helpers';
+import { sleep, startSilentServer, waitFor, waitForContainer, waitForStep } from './helpers';
 import { leftovers, startTestStack, type TestStack } from './stack';
 import { NativeConnection } from '@temporalio/worker';
 import { JobsClient } from '../../client/jobs';
@@ -64,6 +64,25 @@ test('cancel through the API during setup: SIGTERM reaches the step, the job end
 
   expect((await stack.api('POST', `/v1/jobs/${id}/cancel`, {})).status).toBe(409);
   expect((await stack.api('POST', '/v1/jobs/job-unknown/cancel', {})).status).toBe(404);
+});
+
+test('a cancelled compound command: the whole process group gets SIGTERM, the handler runs within the grace period, nothing after it', async () => {
+  const perl = `perl -e '$|=1; $SIG{TERM}=sub{print "got-term\\n"; exit 0}; print "ready\\n"; sleep 60'; echo after`;
+  const id = await submit({ setup: [perl], validate: ['true'] });
+  const storedLog = async () =>
+    (await stack.store.readLogs(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 1000 })).flatMap((c) => c.lines.map((l) => l.x));
+  await waitFor(async () => (await storedLog()).includes('ready'), 'ready in the stored log');
+  const cancelledAt = Date.now();
+  await stack.jobs.cancel(id, 'process group');
+  const { job } = await ended(id);
+  expect(job.status).toBe('cancelled');
+  const log = await storedLog();
+  expect(log).toContain('got-term');
+  expect(log).not.toContain('after');
+  // The handler exits 0 on TERM; SIGKILL after the grace period would leave 137.
+  expect(step(job, 'setup-0')?.status).toBe('cancelled');
+  expect(step(job, 'setup-0')?.exitCode).not.toBe(137);
+  expect(Date.parse(step(job, 'setup-0')!.finishedAt!) - cancelledAt).toBeLessThan(2_000);
 });
 
 test('cancel during the second of several setup steps (one activity): the first stays succeeded, nothing after the second runs', async () => {

@@ -62,7 +62,7 @@ test('a worker killed with SIGKILL mid-step: the next worker re-attaches and the
   first.child.kill('SIGKILL');
   await first.exited;
   const [container] = (await stack.runner.listJobResources(id)).steps;
-  expect(container).toBe(`draftsman-${id}-setup-0`); // left running by the dead worker
+  expect(container).toBe(`draftsman-test-${id}-setup-0`); // left running by the dead worker
 
   const second = await startWorkerProcess(workerEnv(taskQueue));
   try {
@@ -160,7 +160,7 @@ test('the janitor stops a step past its deadline while no worker is alive, and t
     taskQueue: stack.config.DRAFTSMAN_TASK_QUEUE,
     workflowId: `janitor-${id}`,
   });
-  expect(result).toMatchObject({ stopped: [`draftsman-${id}-setup-0`] });
+  expect(result).toMatchObject({ stopped: [`draftsman-test-${id}-setup-0`] });
   const state = await stack.runner.status({ jobId: id, kind: 'setup', index: 0 });
   expect(state.state).toBe('exited');
 
@@ -193,7 +193,7 @@ test('the janitor removes the container and volume of a job Temporal does not kn
     taskQueue: stack.config.DRAFTSMAN_TASK_QUEUE,
     workflowId: `janitor-${jobId}`,
   });
-  expect(result.removed).toEqual(expect.arrayContaining([`draftsman-${jobId}-setup-0`, `draftsman-${jobId}-workspace`]));
+  expect(result.removed).toEqual(expect.arrayContaining([`draftsman-test-${jobId}-setup-0`, `draftsman-test-${jobId}-workspace`]));
   expect(await leftovers(stack.docker, jobId)).toEqual([]);
   const { rows } = await stack.store.pool.query('SELECT action, type, reason FROM janitor_actions WHERE job_id = $1 ORDER BY id', [jobId]);
   expect(rows).toEqual([

@@ -47,6 +47,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     DRAFTSMAN_TASK_QUEUE: taskQueue,
     DRAFTSMAN_STEP_NETWORK: 'none',
     DRAFTSMAN_STOP_GRACE_SECONDS: '2',
+    DRAFTSMAN_DEPLOYMENT_ID: 'test',
     DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
     ...env,
   });

@@ -28,6 +28,8 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
       DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
       DRAFTSMAN_WORKER_METRICS_PORT: '0',
       DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
+      // The same deployment as the tests' in-process stacks, which take over its jobs.
+      DRAFTSMAN_DEPLOYMENT_ID: 'test',
       DRAFTSMAN_LOG_LEVEL: 'INFO',
       ...env,
     },

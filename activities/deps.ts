@@ -1,0 +1,115 @@
+import { ApplicationFailure } from '@temporalio/common';
+import pino from 'pino';
+import type { Config } from '../common/config';
+import type { Logger } from '../common/logger';
+import { Metrics } from '../common/metrics';
+import { FailureType } from '../common/names';
+import type { JobStore } from '../db/store';
+import type { Runner, StepRef } from '../runner/runner';
+import { SecretStore, UnknownSecretError } from './secrets';
+
+/** What the activities are built from; the worker wires them once. */
+export interface ActivityDeps {
+  runner: Runner;
+  store: JobStore;
+  metrics?: Metrics;
+  log?: Logger;
+  /** Whether a job's workflow still runs: `null` when Temporal does not know it. */
+  describeJob: (jobId: string) => Promise<{ running: boolean } | null>;
+  config: Pick<
+    Config,
+    | 'DRAFTSMAN_DEFAULT_IMAGE'
+    | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS'
+    | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'
+    | 'DRAFTSMAN_STOP_GRACE_SECONDS'
+    | 'DRAFTSMAN_MIN_FREE_DISK_MB'
+    | 'DRAFTSMAN_DISK_GUARD_PATH'
+    | 'DRAFTSMAN_DATA_DIR'
+    | 'DRAFTSMAN_STEP_LOG_MAX_BYTES'
+    | 'DRAFTSMAN_SECRETS_DIR'
+    | 'DRAFTSMAN_ALLOWED_IMAGES'
+    | 'DRAFTSMAN_ALLOW_FILE_REPOS'
+    | 'DRAFTSMAN_PATCH_MAX_BYTES'
+    | 'DRAFTSMAN_LOOP_ITERATIONS_PER_RUN'
+  >;
+  /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
+  heartbeatMs?: number;
+  /**
+   * Test-only switches that turn a boundary fix off, so that a test (and the chaos
+   * campaign) can show it sees the defect the fix closes. Never set in production.
+   */
+  faults?: { cancelListenerAfterCreate?: boolean };
+}
+
+/** The dependencies every role's activities share, with defaults filled in. */
+export interface Shared {
+  runner: Runner;
+  store: JobStore;
+  metrics: Metrics;
+  logger: Logger;
+  config: ActivityDeps['config'];
+  heartbeatMs: number;
+  faults: NonNullable<ActivityDeps['faults']>;
+  grace: number;
+  secrets: SecretStore;
+  /** Resolves a job's secret reference; an unknown one is the job's fault, not retried. */
+  resolveSecret(ref: string): string;
+  removals: ContainerRemovals;
+}
+
+export function shared(deps: ActivityDeps): Shared {
+  const secrets = new SecretStore(deps.config.DRAFTSMAN_SECRETS_DIR);
+  const logger = deps.log ?? pino({ enabled: false });
+  return {
+    runner: deps.runner,
+    store: deps.store,
+    metrics: deps.metrics ?? new Metrics(),
+    logger,
+    config: deps.config,
+    heartbeatMs: deps.heartbeatMs ?? 500,
+    faults: deps.faults ?? {},
+    grace: deps.config.DRAFTSMAN_STOP_GRACE_SECONDS,
+    secrets,
+    resolveSecret(ref: string): string {
+      try {
+        return secrets.resolve(ref);
+      } catch (err) {
+        if (err instanceof UnknownSecretError) throw ApplicationFailure.nonRetryable(err.message, FailureType.InvalidJobSpec);
+        throw err;
+      }
+    },
+    removals: new ContainerRemovals(deps.runner, logger),
+  };
+}
+
+/**
+ * Removals of finished steps' containers, done off the step's critical path while
+ * the workflow schedules the next step; a job's end waits for its own.
+ */
+export class ContainerRemovals {
+  private readonly pending = new Map<string, Set<Promise<void>>>();
+
+  constructor(
+    private readonly runner: Runner,
+    private readonly logger: Logger,
+  ) {}
+
+  later(ref: StepRef): void {
+    const set = this.pending.get(ref.jobId) ?? new Set<Promise<void>>();
+    this.pending.set(ref.jobId, set);
+    const removal: Promise<void> = this.runner
+      .remove(ref)
+      .catch((err: unknown) =>
+        this.logger.warn({ jobId: ref.jobId, step: `${ref.kind}-${ref.index}`, err: String(err) }, 'removing the finished container failed; endJob removes it'),
+      )
+      .finally(() => {
+        set.delete(removal);
+        if (set.size === 0) this.pending.delete(ref.jobId);
+      });
+    set.add(removal);
+  }
+
+  async settled(jobId: string): Promise<void> {
+    await Promise.all(this.pending.get(jobId) ?? []);
+  }
+}

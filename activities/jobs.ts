@@ -1,0 +1,129 @@
+import fs from 'node:fs';
+import { ApplicationFailure } from '@temporalio/common';
+import { isInvalidJobSpecError } from '../common/errors';
+import { type AcceptedJob, JOB_ID_PATTERN, type JobStatus, type ResolvedJobSpec, type StepOutcome } from '../common/job';
+import { FailureType } from '../common/names';
+import { resolveJobSpec, specPolicy } from '../common/spec';
+import { DuplicateJobIdError } from '../db/store';
+import type { Shared } from './deps';
+import { UnknownSecretError } from './secrets';
+
+/** The activities of a job's own life: accepted, started, ended. */
+export function createJobActivities(sh: Shared) {
+  const { store, runner, config } = sh;
+  const diskPath = config.DRAFTSMAN_DISK_GUARD_PATH ?? config.DRAFTSMAN_DATA_DIR;
+
+  /** A spec refused before anything started: recorded, and not retried. */
+  async function refuse(jobId: string, runId: string, message: string, field: string): Promise<never> {
+    await store.recordRejected(jobId, runId, message);
+    throw ApplicationFailure.nonRetryable(message, FailureType.InvalidJobSpec, { field });
+  }
+
+  /**
+   * A step still recorded as running when its job ends (its activity was cancelled
+   * between two attempts, or never came back): SIGTERM to its process group, the
+   * grace period, and its end recorded with the job's.
+   */
+  async function stopUnfinished(jobId: string, jobStatus: JobStatus): Promise<void> {
+    const status: StepOutcome['status'] = jobStatus === 'cancelled' || jobStatus === 'timed_out' ? jobStatus : 'failed';
+    await Promise.all(
+      (await store.runningSteps(jobId)).map(async (step) => {
+        const ref = { jobId, kind: step.kind, index: step.index };
+        await runner.cancel(ref, sh.grace);
+        const state = await runner.status(ref);
+        const exit = state.state === 'exited' ? state.exit : null;
+        await store.stepFinished(jobId, {
+          ...step,
+          status,
+          exitCode: exit?.exitCode ?? null,
+          oomKilled: exit?.oomKilled ?? false,
+          startedAt: exit?.startedAt?.toISOString() ?? null,
+          finishedAt: exit?.finishedAt?.toISOString() ?? null,
+          ...(state.state === 'missing' && status === 'failed' ? { reason: 'container_lost' as const } : {}),
+        });
+      }),
+    );
+  }
+
+  return {
+    /**
+     * Validates the spec (jobs started through the SDK skip the API's check),
+     * applies the operator's defaults and records the job as queued.
+     */
+    async acceptJob(input: { jobId: string; runId: string; spec: unknown }): Promise<AcceptedJob> {
+      // The id names containers and volumes: an SDK caller may have chosen any string.
+      if (!JOB_ID_PATTERN.test(input.jobId)) {
+        return refuse(input.jobId, input.runId, `job id ${JSON.stringify(input.jobId.slice(0, 120))} must match ${JOB_ID_PATTERN.source}`, 'id');
+      }
+      let spec: ResolvedJobSpec;
+      try {
+        spec = resolveJobSpec(input.spec, specPolicy(config));
+      } catch (err) {
+        if (!isInvalidJobSpecError(err)) throw err;
+        return refuse(input.jobId, input.runId, err.message, err.field);
+      }
+      // Every reference must resolve before anything starts; values are not kept.
+      for (const [name, ref] of [...Object.entries(spec.secrets), ['gitTokenSecret', spec.gitTokenSecret] as const]) {
+        if (!ref) continue;
+        try {
+          sh.secrets.resolve(ref);
+        } catch (err) {
+          if (!(err instanceof UnknownSecretError)) throw err;
+          const field = name === 'gitTokenSecret' ? name : `secrets.${name}`;
+          return refuse(input.jobId, input.runId, `${field}: ${err.message}`, field);
+        }
+      }
+      try {
+        await store.recordAccepted(input.jobId, input.runId, spec);
+      } catch (err) {
+        if (err instanceof DuplicateJobIdError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
+      return { spec, iterationsPerRun: config.DRAFTSMAN_LOOP_ITERATIONS_PER_RUN };
+    },
+
+    /**
+     * Starts the job unless the disk guard holds it back; then it stays queued with
+     * the reason recorded, and the workflow asks again later. The workspace is
+     * created by the clone, on the engine that runs the job's steps.
+     */
+    async startJob(input: { jobId: string; image: string }): Promise<{ started: true } | { started: false; reason: string }> {
+      const floorMb = config.DRAFTSMAN_MIN_FREE_DISK_MB;
+      if (floorMb > 0) {
+        const stats = await fs.promises.statfs(diskPath);
+        const freeMb = Math.floor((stats.bavail * stats.bsize) / (1024 * 1024));
+        if (freeMb < floorMb) {
+          const reason = `waiting for disk space: ${freeMb} MiB free at ${diskPath}, below the floor of ${floorMb} MiB`;
+          await store.recordWaiting(input.jobId, reason, 'waiting:disk');
+          return { started: false, reason };
+        }
+      }
+      await store.recordStarted(input.jobId, input.image);
+      return { started: true };
+    },
+
+    /**
+     * The end of every job, whatever its outcome: the reason it was stopped (if it
+     * was), steps left running stopped with their grace period and recorded, then its
+     * containers and workspace removed, then the outcome recorded, so that a job is not
+     * finished before its resources are gone. Safe to repeat.
+     */
+    async endJob(input: {
+      jobId: string;
+      status: JobStatus;
+      loop: { iterations: number; converged: boolean } | null;
+      error?: string;
+      /** Why a cancelled or timed-out job stopped, and the step it stopped in. */
+      stopped?: { reason: string | null; step: string | null };
+    }): Promise<void> {
+      if (input.stopped) await store.event(input.jobId, input.status, input.status, input.stopped);
+      await sh.removals.settled(input.jobId);
+      await stopUnfinished(input.jobId, input.status);
+      await runner.removeJob(input.jobId);
+      await store.event(input.jobId, 'cleaned-up', 'cleaned_up', {});
+      await store.jobFinished(input.jobId, { status: input.status, loop: input.loop, error: input.error });
+      sh.metrics.jobsFinished.inc({ status: input.status });
+      sh.logger.info({ jobId: input.jobId, status: input.status, error: input.error }, 'job finished');
+    },
+  };
+}

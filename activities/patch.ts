@@ -1,0 +1,34 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { StepRef } from '../runner/runner';
+import { PATCH_SCRIPT } from './clone';
+import type { Shared } from './deps';
+
+/** The activity that keeps the workspace's changes after the loop. */
+export function createPatchActivities(sh: Shared) {
+  return {
+    /**
+     * Stores `git diff` of the workspace against the checked-out commit (after
+     * the loop), capped in size, before the workspace is removed.
+     */
+    async capturePatch(input: { jobId: string; image: string; timeoutSeconds: number }): Promise<{ bytes: number; truncated: boolean }> {
+      const ref: StepRef = { jobId: input.jobId, kind: 'patch', index: 0 };
+      await sh.runner.start({ ...ref, image: input.image, command: PATCH_SCRIPT, env: {}, timeoutSeconds: input.timeoutSeconds });
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(), sh.heartbeatMs);
+      try {
+        const exit = await sh.runner.wait(ref, ctx.cancellationSignal);
+        if (exit.exitCode !== 0) {
+          throw ApplicationFailure.nonRetryable(`reading the patch failed with exit code ${exit.exitCode}`, 'PatchError');
+        }
+        const { data, truncated } = await sh.runner.stdout(ref, sh.config.DRAFTSMAN_PATCH_MAX_BYTES);
+        await sh.store.savePatch(input.jobId, data, truncated);
+        await sh.store.event(input.jobId, 'patch', 'patch_stored', { bytes: data.length, truncated });
+        return { bytes: data.length, truncated };
+      } finally {
+        clearInterval(beat);
+        await sh.runner.remove(ref);
+      }
+    },
+  };
+}

@@ -1,0 +1,266 @@
+/**
+ * One step's execution, written as phases a test can stop between: claim, launch
+ * (create or find, start or attach), follow, wait, stop, record, remove. Each phase
+ * is safe to repeat: a retried attempt claims the step again and finds its recorded
+ * end, or re-attaches to its container, so a step's command starts at most once.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { ImageNotFoundError, RunnerError } from '../common/errors';
+import type { StepKind, StepOutcome } from '../common/job';
+import type { Logger } from '../common/logger';
+import { StaleAttemptError } from '../db/store';
+import type { StepExit, StepRef } from '../runner/runner';
+import type { Shared } from './deps';
+import { secretMasker } from './secrets';
+import { StepLogWriter } from './step-log';
+
+export interface StepInput {
+  jobId: string;
+  /** Env name -> secret reference: values are resolved here, in the activity, and masked in the output. */
+  secretEnv?: Record<string, string>;
+  /** Every secret reference of the job, whose values are masked in this step's output. */
+  maskRefs?: string[];
+  /** Position of the step in the job, for ordering the audit trail. */
+  seq: number;
+  kind: StepKind;
+  index: number;
+  image: string;
+  command: string;
+  env: Record<string, string>;
+  timeoutSeconds: number;
+}
+
+const NO_LOG_YET = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
+
+/** After its container has stopped, how long a step's output stream may stay silent before the follow is given up. */
+export const LOG_DRAIN_MS = 10_000;
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+/** Why a wait for the step's exit was interrupted. */
+type Interruption = 'timeout' | 'cancel' | 'leave';
+
+/**
+ * Runs one step to its end and returns how it ended: exited (succeeded or failed),
+ * timed out, cancelled, or lost with its container. Throws only for Draftsman's own
+ * failures (engine, database), for a worker that is going away (the next attempt
+ * re-attaches), and for an attempt that a newer one has taken the step from.
+ */
+export async function executeStep(sh: Shared, input: StepInput, log: Logger, onStarted?: () => Promise<void>): Promise<StepOutcome> {
+  const ctx = Context.current();
+  const attempt = ctx.info.attempt;
+  const ref: StepRef = { jobId: input.jobId, kind: input.kind, index: input.index };
+  const record = { kind: input.kind, index: input.index, seq: input.seq };
+  const finish = async (outcome: StepOutcome): Promise<StepOutcome> => {
+    await sh.store.stepFinished(input.jobId, { ...outcome, seq: input.seq });
+    return outcome;
+  };
+
+  // Phase: claim. A recorded end is returned as it is; a newer attempt's step is left to it.
+  const claim = await sh.store.claimStep(input.jobId, record, attempt);
+  if (claim.state === 'finished') {
+    sh.removals.later(ref);
+    return claim.outcome;
+  }
+  if (claim.state === 'stale') throw new StaleAttemptError(input.jobId, `${input.kind}-${input.index}`, attempt);
+
+  // Interruptions are listened for from here on, so that a cancel that arrives while
+  // the container is being created is seen when the wait begins.
+  const interrupt = new AbortController();
+  let interruption: Interruption | null = null;
+  const interruptWith = (why: Interruption) => {
+    interruption ??= why;
+    interrupt.abort();
+  };
+  const onCancel = () => interruptWith(ctx.cancellationDetails?.cancelRequested ? 'cancel' : 'leave');
+  const listenEarly = !sh.faults.cancelListenerAfterCreate;
+  if (listenEarly) {
+    if (ctx.cancellationSignal.aborted) onCancel();
+    else ctx.cancellationSignal.addEventListener('abort', onCancel);
+  }
+  try {
+    if (interruption === 'cancel') {
+      // Cancelled before its command started: it never runs.
+      return await finish(notRun(input, 'cancelled'));
+    }
+    if (interruption === 'leave') throw ctx.cancellationSignal.reason;
+
+    // Phase: launch. A step whose command was launched and whose container is gone was
+    // lost under the job (engine restart, host loss): it is not started again.
+    const startCalledAt = Date.now();
+    if (claim.launched && (await sh.runner.status(ref)).state === 'missing') {
+      log.warn('the step was launched and its container is gone');
+      return await finish({ ...notRun(input, 'failed'), reason: 'container_lost' });
+    }
+    const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, sh.resolveSecret(r)]));
+    try {
+      const endTimer = sh.metrics.containerStart.startTimer();
+      await sh.runner.start({ ...input, env: { ...input.env, ...secretEnv } });
+      endTimer();
+    } catch (err) {
+      if (err instanceof ImageNotFoundError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+      throw err;
+    }
+    if (!listenEarly) ctx.cancellationSignal.addEventListener('abort', onCancel);
+    const launched = sh.store.stepLaunched(input.jobId, input.kind, input.index);
+    launched.catch(() => undefined);
+    await onStarted?.();
+
+    // The budget counts from the container's own start, so a re-attached step gets no extra time.
+    const state = attempt === 1 ? null : await sh.runner.status(ref);
+    const startedAt =
+      (state?.state === 'running' ? state.startedAt : state?.state === 'exited' ? state.exit.startedAt : null)?.getTime() ?? startCalledAt;
+    const deadlineAt = startedAt + input.timeoutSeconds * 1000;
+
+    // Phase: follow. Output goes from the container to PostgreSQL while the step runs,
+    // never through Temporal's history; a re-attached attempt resumes after what is stored.
+    const follower = await StepFollower.start(sh, input, ref, attempt === 1, attempt);
+
+    // Phase: wait. Heartbeats last until the output is drained: a long drain is work, not a lost worker.
+    const deadline = setTimeout(() => interruptWith('timeout'), Math.max(0, deadlineAt - Date.now()));
+    const beat = setInterval(() => ctx.heartbeat({ step: `${input.kind}-${input.index}` }), sh.heartbeatMs);
+    try {
+      let exit: StepExit;
+      try {
+        // No heartbeat at the start: a step shorter than the interval costs the server none.
+        exit = await sh.runner.wait(ref, interrupt.signal);
+      } catch (err) {
+        if (!interrupt.signal.aborted) {
+          await follower.abandon();
+          // The container vanished while the step ran: lost, not to be started again.
+          if (err instanceof RunnerError && (await sh.runner.status(ref)).state === 'missing') {
+            return await finish({ ...notRun(input, 'failed'), reason: 'container_lost', ...follower.stored() });
+          }
+          throw err;
+        }
+        if (interruption === 'leave') {
+          // Worker shutdown, or the server gave this attempt up: the container keeps
+          // running and the next attempt re-attaches to it (and to its output).
+          await follower.abandon();
+          throw err;
+        }
+        // Phase: stop. Timed out or cancelled: SIGTERM to the step's process group, the grace period, SIGKILL.
+        await sh.runner.cancel(ref, sh.grace);
+        await follower.drain(log);
+        await launched;
+        const stopped = await sh.runner.status(ref);
+        const exitInfo = stopped.state === 'exited' ? stopped.exit : null;
+        const outcome = await finish({
+          ...record,
+          status: interruption === 'timeout' ? 'timed_out' : 'cancelled',
+          exitCode: exitInfo?.exitCode ?? null,
+          oomKilled: exitInfo?.oomKilled ?? false,
+          startedAt: iso(exitInfo?.startedAt ?? null),
+          finishedAt: iso(exitInfo?.finishedAt ?? null),
+          ...follower.stored(),
+        });
+        await sh.runner.remove(ref);
+        return outcome;
+      }
+      clearTimeout(deadline);
+      await follower.drain(log);
+      await launched;
+
+      // Phase: record, then remove. Stopped while no worker watched it (by the janitor,
+      // past its deadline): a timeout, not a failure.
+      const overran = exit.exitCode !== 0 && exit.finishedAt !== null && exit.finishedAt.getTime() > deadlineAt;
+      const outcome = await finish({
+        ...record,
+        status: overran ? 'timed_out' : exit.exitCode === 0 ? 'succeeded' : 'failed',
+        exitCode: exit.exitCode,
+        oomKilled: exit.oomKilled,
+        startedAt: iso(exit.startedAt),
+        finishedAt: iso(exit.finishedAt),
+        ...follower.stored(),
+      });
+      // The outcome is recorded, so the container is no longer needed: it is removed
+      // while the workflow schedules the next step; endJob waits for these removals.
+      sh.removals.later(ref);
+      return outcome;
+    } finally {
+      clearTimeout(deadline);
+      clearInterval(beat);
+    }
+  } finally {
+    ctx.cancellationSignal.removeEventListener('abort', onCancel);
+  }
+}
+
+/** A step that ended without its command running to an exit. */
+function notRun(input: StepInput, status: 'cancelled' | 'failed'): StepOutcome {
+  return { kind: input.kind, index: input.index, status, exitCode: null, oomKilled: false, startedAt: null, finishedAt: null };
+}
+
+/** Phase: follow. Reads a step's output into the store until it is drained or abandoned. */
+class StepFollower {
+  private givenUp = false;
+  private readonly bytesBefore: number;
+
+  private constructor(
+    private readonly sh: Shared,
+    private readonly writer: StepLogWriter,
+    private readonly following: Promise<void>,
+    private readonly stop: AbortController,
+  ) {
+    this.bytesBefore = writer.stored.bytes;
+  }
+
+  static async start(sh: Shared, input: StepInput, ref: StepRef, fresh: boolean, attempt: number): Promise<StepFollower> {
+    const mask = secretMasker((input.maskRefs ?? []).map((r) => sh.resolveSecret(r)));
+    const progress = fresh ? NO_LOG_YET : await sh.store.logProgress(input.jobId, input.kind, input.index);
+    const writer = new StepLogWriter(sh.store, input.jobId, { kind: input.kind, index: input.index }, sh.config.DRAFTSMAN_STEP_LOG_MAX_BYTES, progress, mask, attempt);
+    const stop = new AbortController();
+    const following = writer.stored.truncated
+      ? Promise.resolve()
+      : sh.runner.followLogs(
+          ref,
+          (lines) => {
+            const busy = writer.add(lines);
+            // Past the cap nothing more is stored: reading the rest would only cost CPU.
+            if (writer.stored.truncated) stop.abort();
+            return busy;
+          },
+          { skipLines: writer.storedLines, signal: stop.signal },
+        );
+    return new StepFollower(sh, writer, following, stop);
+  }
+
+  stored(): { logBytes: number; logTruncated: boolean } {
+    return { logBytes: this.writer.stored.bytes, logTruncated: this.writer.stored.truncated };
+  }
+
+  /** Stops reading and keeps what was stored; the next attempt resumes after it. */
+  async abandon(): Promise<void> {
+    this.stop.abort();
+    await this.writer.close().catch(() => undefined);
+  }
+
+  /**
+   * After the exit the engine may still be sending output (a fast printer is ahead of
+   * the store): the follow is given up only when no line arrives for a while, and
+   * then the log says so.
+   */
+  async drain(log: Logger): Promise<void> {
+    let seen = this.writer.storedLines;
+    const watchdog = setInterval(() => {
+      if (this.writer.storedLines === seen) {
+        this.givenUp = true;
+        this.stop.abort();
+      }
+      seen = this.writer.storedLines;
+    }, LOG_DRAIN_MS);
+    try {
+      await this.following;
+    } finally {
+      clearInterval(watchdog);
+    }
+    if (this.givenUp) this.writer.gap(`the output stream stayed silent for ${LOG_DRAIN_MS / 1000} s after the step ended; the rest was not read`);
+    await this.writer.close();
+    this.sh.metrics.logBytesStored.inc(this.writer.stored.bytes - this.bytesBefore);
+    if (this.writer.stored.truncated) {
+      this.sh.metrics.logsTruncated.inc();
+      log.warn({ capBytes: this.sh.config.DRAFTSMAN_STEP_LOG_MAX_BYTES }, 'step output truncated at the cap');
+    }
+  }
+}

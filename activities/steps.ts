@@ -1,0 +1,139 @@
+import { CancelledFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { StepOutcome } from '../common/job';
+import { FailureType, stepTimeoutMessage } from '../common/names';
+import { CLONE_SCRIPT, cloneEnv } from './clone';
+import type { Shared } from './deps';
+import { executeStep, type StepInput } from './step-execution';
+
+export type { StepInput } from './step-execution';
+
+export interface CloneInput {
+  jobId: string;
+  /** When the job was created (the workflow's start), for the pickup-latency metric. */
+  createdAt?: string;
+  gitTokenSecret?: string | null;
+  maskRefs?: string[];
+  seq: number;
+  repo: string;
+  commit: string;
+  image: string;
+  timeoutSeconds: number;
+}
+
+/**
+ * Steps that run one after another in one activity: the clone (when given) and the
+ * setup steps, or the validate steps. One activity instead of one per step saves a
+ * round trip through the server per step, and the server's and the worker's CPU.
+ */
+export interface StepsInput {
+  jobId: string;
+  clone?: Omit<CloneInput, 'jobId'>;
+  steps: Omit<StepInput, 'jobId'>[];
+  /** Run every step whatever the exit codes (validate); otherwise stop at the first failure (clone, setup). */
+  keepGoing: boolean;
+}
+
+/** The activities that run a job's steps. */
+export function createStepActivities(sh: Shared) {
+  /** executeStep with its metrics and log lines. */
+  async function observedStep(input: StepInput, onStarted?: () => Promise<void>): Promise<StepOutcome> {
+    const log = sh.logger.child({ jobId: input.jobId, step: `${input.kind}-${input.index}` });
+    sh.metrics.runningContainers.inc();
+    log.info({ attempt: Context.current().info.attempt }, 'step running');
+    try {
+      const outcome = await executeStep(sh, input, log, onStarted);
+      const seconds = outcome.startedAt && outcome.finishedAt ? (Date.parse(outcome.finishedAt) - Date.parse(outcome.startedAt)) / 1000 : null;
+      if (seconds !== null) sh.metrics.stepDuration.observe({ kind: input.kind }, seconds);
+      log.info({ status: outcome.status, exitCode: outcome.exitCode, oomKilled: outcome.oomKilled, reason: outcome.reason, seconds }, 'step finished');
+      return outcome;
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'step ended without a result');
+      throw err;
+    } finally {
+      sh.metrics.runningContainers.dec();
+    }
+  }
+
+  /** The clone as a step: Draftsman's script in the job's image, the token (if any) resolved here. */
+  function cloneStep(input: CloneInput): StepInput {
+    return {
+      jobId: input.jobId,
+      seq: input.seq,
+      kind: 'clone',
+      index: 0,
+      image: input.image,
+      command: CLONE_SCRIPT,
+      env: cloneEnv(input.repo, input.commit, input.gitTokenSecret ? sh.resolveSecret(input.gitTokenSecret) : undefined),
+      maskRefs: input.maskRefs,
+      timeoutSeconds: input.timeoutSeconds,
+    };
+  }
+
+  /** Observes the job's pickup latency once its clone has started. */
+  function pickedUp(input: CloneInput): () => Promise<void> {
+    return async () => {
+      // The job's creation time comes with the input; a workflow that scheduled its clone before it did is looked up.
+      const created = input.createdAt ? new Date(input.createdAt) : await sh.store.jobCreatedAt(input.jobId);
+      if (created) sh.metrics.jobPickup.observe((Date.now() - created.getTime()) / 1000);
+    };
+  }
+
+  /**
+   * One step per activity, as jobs started before `runSteps` ran their clone, setup
+   * and validate steps and as loop steps still run: a time limit and a cancel end the
+   * activity with the failure the workflow maps to the step's status.
+   */
+  async function single(input: StepInput, onStarted?: () => Promise<void>): Promise<StepOutcome> {
+    const outcome = await observedStep(input, onStarted);
+    const name = `${outcome.kind}-${outcome.index}`;
+    if (outcome.status === 'timed_out') {
+      throw ApplicationFailure.nonRetryable(stepTimeoutMessage(name, input.timeoutSeconds), FailureType.StepTimeout, {
+        step: name,
+        seconds: input.timeoutSeconds,
+      });
+    }
+    if (outcome.status === 'cancelled') throw new CancelledFailure(`step ${name} cancelled`);
+    return outcome;
+  }
+
+  return {
+    async cloneRepository(input: CloneInput): Promise<StepOutcome> {
+      await sh.runner.prepareWorkspace(input.jobId);
+      return single(cloneStep(input), pickedUp(input));
+    },
+
+    runStep: (input: StepInput) => single(input),
+
+    /**
+     * Runs steps in order, each exactly as runStep does (claimed, re-attached on a
+     * retry). A step's own end (its exit code, its time limit, a cancel, a lost
+     * container) is a result, not an error, so that the workflow learns how every
+     * step before it ended; only a failure of Draftsman's own (engine, database), or a
+     * worker going away, fails the activity, and its retry finds the steps recorded.
+     */
+    async runSteps(input: StepsInput): Promise<StepOutcome[]> {
+      const ctx = Context.current();
+      const batch: [StepInput, (() => Promise<void>) | undefined][] = input.steps.map((step) => [{ ...step, jobId: input.jobId }, undefined]);
+      if (input.clone) {
+        const clone = { ...input.clone, jobId: input.jobId };
+        await sh.runner.prepareWorkspace(input.jobId);
+        batch.unshift([cloneStep(clone), pickedUp(clone)]);
+      }
+      const results: StepOutcome[] = [];
+      for (const [step, onStarted] of batch) {
+        if (ctx.cancellationSignal.aborted) {
+          // Cancelled between two steps: the next one does not start. A worker that is
+          // going away fails the attempt instead, and the next worker carries on.
+          if (ctx.cancellationDetails?.cancelRequested) break;
+          throw ctx.cancellationSignal.reason;
+        }
+        const outcome = await observedStep(step, onStarted);
+        results.push(outcome);
+        if (outcome.status === 'timed_out' || outcome.status === 'cancelled') break;
+        if (outcome.status !== 'succeeded' && !input.keepGoing) break;
+      }
+      return results;
+    },
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The Runner contract as one test suite, run against every backend (FakeRunner in
+ * the unit tests, DockerRunner against the real engine). The commands keep to the
+ * shell subset FakeRunner interprets, so both run the same steps.
+ */
+import { ImageNotFoundError } from '../common/errors';
+import type { LogLine, Runner, StepRef, StepRequest } from './runner';
+
+export interface ContractSubject {
+  runner: Runner;
+  image: string;
+  /** An image the backend does not have. */
+  missingImage: string;
+  /** Seconds of grace for cancel, small so the suite is quick. */
+  graceSeconds: number;
+  /** Removes everything the suite's jobs left (called after each test). */
+  cleanup(jobIds: string[]): Promise<void>;
+}
+
+export function runnerContract(name: string, subject: () => ContractSubject): void {
+  describe(`Runner contract: ${name}`, () => {
+    let s: ContractSubject;
+    const jobs: string[] = [];
+    let n = 0;
+    const newJob = () => {
+      const id = `contract-${process.pid}-${Date.now().toString(36)}-${n++}`;
+      jobs.push(id);
+      return id;
+    };
+    const request = (jobId: string, command: string, index = 0): StepRequest => ({
+      jobId,
+      kind: 'setup',
+      index,
+      image: s.image,
+      command,
+      env: {},
+      timeoutSeconds: 60,
+    });
+    const ref = (r: StepRequest): StepRef => ({ jobId: r.jobId, kind: r.kind, index: r.index });
+    const run = async (command: string) => {
+      const jobId = newJob();
+      await s.runner.prepareWorkspace(jobId);
+      const step = request(jobId, command);
+      await s.runner.start(step);
+      return { jobId, step, ref: ref(step) };
+    };
+
+    beforeAll(() => {
+      s = subject();
+    });
+    afterEach(async () => {
+      await s.cleanup(jobs.splice(0));
+    });
+
+    it.each([
+      ['true', 0],
+      ['exit 3', 3],
+      ['echo a; false', 1],
+    ])('runs `%s` to its exit code %d, with start and finish times', async (command, code) => {
+      const { ref: r } = await run(command);
+      const exit = await s.runner.wait(r);
+      expect(exit.exitCode).toBe(code);
+      expect(exit.oomKilled).toBe(false);
+      expect(exit.startedAt!.getTime()).toBeLessThanOrEqual(exit.finishedAt!.getTime());
+      expect(await s.runner.status(r)).toEqual({ state: 'exited', exit });
+    });
+
+    it('a second start of the same step re-attaches: the command does not run again', async () => {
+      const { step, ref: r } = await run('echo once');
+      await s.runner.wait(r);
+      await s.runner.start(step);
+      expect(await s.runner.status(r)).toMatchObject({ state: 'exited' });
+      expect((await s.runner.stdout(r, 1000)).data.toString()).toBe('once\n');
+    });
+
+    it('an unknown step is missing; cancel and remove of it succeed', async () => {
+      const r: StepRef = { jobId: newJob(), kind: 'setup', index: 9 };
+      expect(await s.runner.status(r)).toEqual({ state: 'missing' });
+      await expect(s.runner.cancel(r, s.graceSeconds)).resolves.toBeUndefined();
+      await expect(s.runner.remove(r)).resolves.toBeUndefined();
+      await expect(s.runner.wait(r)).rejects.toThrow();
+    });
+
+    it('follows output in order with its stream, and skips lines an earlier attempt stored', async () => {
+      const { ref: r } = await run('echo one; echo two >&2; echo three');
+      const all: LogLine[] = [];
+      await s.runner.followLogs(r, (lines) => void all.push(...lines), { skipLines: 0 });
+      expect(all.map((l) => `${l.stream}:${l.text}`)).toEqual(['stdout:one', 'stderr:two', 'stdout:three']);
+      const rest: LogLine[] = [];
+      await s.runner.followLogs(r, (lines) => void rest.push(...lines), { skipLines: 2 });
+      expect(rest.map((l) => l.text)).toEqual(['three']);
+    });
+
+    it('cancel sends SIGTERM first: a step that traps it exits with its own code', async () => {
+      const { ref: r } = await run('trap "exit 42" TERM; echo ready; sleep 30');
+      await waitForLine(s.runner, r, 'ready');
+      await s.runner.cancel(r, s.graceSeconds);
+      expect(await s.runner.status(r)).toMatchObject({ state: 'exited', exit: { exitCode: 42 } });
+      // Cancelling an exited step succeeds.
+      await expect(s.runner.cancel(r, s.graceSeconds)).resolves.toBeUndefined();
+    });
+
+    it('wait rejects when its signal aborts, and the step keeps running', async () => {
+      const { ref: r } = await run('sleep 30');
+      const abort = new AbortController();
+      const waiting = s.runner.wait(r, abort.signal);
+      abort.abort();
+      await expect(waiting).rejects.toThrow();
+      expect((await s.runner.status(r)).state).toBe('running');
+      await s.runner.remove(r);
+      expect(await s.runner.status(r)).toEqual({ state: 'missing' });
+    });
+
+    it('removeJob removes every step and the workspace, running or not, and succeeds again', async () => {
+      const { jobId } = await run('sleep 30');
+      await s.runner.start(request(jobId, 'true', 1));
+      expect((await s.runner.listJobResources(jobId)).steps).toHaveLength(2);
+      expect((await s.runner.listManaged()).filter((m) => m.jobId === jobId).map((m) => m.type).sort()).toEqual(['step', 'step', 'workspace']);
+      await s.runner.removeJob(jobId);
+      await s.runner.removeJob(jobId);
+      expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], workspaces: [] });
+    });
+
+    it('a step of an image the backend does not have fails with ImageNotFoundError', async () => {
+      const jobId = newJob();
+      await s.runner.prepareWorkspace(jobId);
+      await expect(s.runner.start({ ...request(jobId, 'true'), image: s.missingImage })).rejects.toBeInstanceOf(ImageNotFoundError);
+    });
+  });
+}
+
+async function waitForLine(runner: Runner, ref: StepRef, text: string): Promise<void> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 30_000);
+  let seen = false;
+  await runner.followLogs(
+    ref,
+    (lines) => {
+      if (lines.some((l) => l.text === text)) {
+        seen = true;
+        abort.abort();
+      }
+    },
+    { skipLines: 0, signal: abort.signal },
+  );
+  clearTimeout(timer);
+  if (!seen) throw new Error(`no line ${text}`);
+}

@@ -1,0 +1,54 @@
+import Docker from 'dockerode';
+import { RunnerError } from '../../common/errors';
+import { DockerRunner } from '../../runner/docker/docker-runner';
+import { runnerContract } from '../../runner/runner.contract';
+import { loadConfig } from '../../common/config';
+import { stepPolicy } from '../../worker/worker';
+
+const docker = new Docker();
+const config = loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'contract', DRAFTSMAN_STEP_NETWORK: 'none', DRAFTSMAN_STOP_GRACE_SECONDS: '2' });
+const runner = new DockerRunner(docker, stepPolicy(config));
+
+runnerContract('DockerRunner', () => ({
+  runner,
+  image: config.DRAFTSMAN_DEFAULT_IMAGE,
+  missingImage: 'draftsman-no-such-image:never',
+  graceSeconds: 2,
+  cleanup: async (jobIds) => {
+    for (const id of jobIds) await runner.removeJob(id);
+  },
+}));
+
+describe('DockerRunner on a shared engine', () => {
+  const step = (jobId: string) => ({ jobId, kind: 'setup' as const, index: 0, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: 'sleep 30', env: {}, timeoutSeconds: 60 });
+
+  it('lists and touches only its own deployment: a job id shared with another deployment stays apart', async () => {
+    const other = new DockerRunner(docker, stepPolicy(loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'other', DRAFTSMAN_STEP_NETWORK: 'none' })));
+    const jobId = `shared-${process.pid}`;
+    try {
+      await Promise.all([runner.prepareWorkspace(jobId), other.prepareWorkspace(jobId)]);
+      await runner.start(step(jobId));
+      await other.start(step(jobId));
+      expect((await runner.listManaged()).filter((m) => m.jobId === jobId)).toHaveLength(2);
+      await runner.removeJob(jobId);
+      expect(await runner.listJobResources(jobId)).toEqual({ steps: [], workspaces: [] });
+      // The other deployment's step still runs, in its own workspace.
+      expect((await other.status(step(jobId))).state).toBe('running');
+      expect((await other.listJobResources(jobId)).workspaces).toHaveLength(1);
+    } finally {
+      await Promise.all([runner.removeJob(jobId), other.removeJob(jobId)]);
+    }
+  });
+
+  it('a 404 on create that is not about the image is an engine error, not "image not found"', async () => {
+    const broken = new DockerRunner(docker, { ...stepPolicy(config), network: 'draftsman-no-such-network' });
+    const jobId = `net-${process.pid}`;
+    try {
+      const err = await broken.start(step(jobId)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RunnerError);
+      expect(String((err as RunnerError).message)).toMatch(/creating container/);
+    } finally {
+      await broken.removeJob(jobId);
+    }
+  });
+});
