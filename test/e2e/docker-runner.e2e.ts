@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { RunnerError } from '../../common/errors';
+import { ImageNotFoundError, RunnerError } from '../../common/errors';
 import { DockerRunner } from '../../runner/docker/docker-runner';
 import { runnerContract } from '../../runner/runner.contract';
 import { loadConfig } from '../../common/config';
@@ -40,13 +40,13 @@ describe('DockerRunner on a shared engine', () => {
     }
   });
 
-  it('a 404 on create that is not about the image is an engine error, not "image not found"', async () => {
+  it('a 404 that is not about the image is an engine error, not "image not found"', async () => {
     const broken = new DockerRunner(docker, { ...stepPolicy(config), network: 'draftsman-no-such-network' });
     const jobId = `net-${process.pid}`;
     try {
       const err = await broken.start(step(jobId)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(RunnerError);
-      expect(String((err as RunnerError).message)).toMatch(/creating container/);
+      expect(err).not.toBeInstanceOf(ImageNotFoundError);
     } finally {
       await broken.removeJob(jobId);
     }

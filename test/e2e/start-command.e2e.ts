@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { JobView } from '../../common/job';
-import { JANITOR_SCHEDULE_ID } from '../../common/names';
+import { JANITOR_SCHEDULE_ID, LABEL_JOB } from '../../common/names';
+import Docker from 'dockerode';
 import { projectRoot } from '../../stack/paths';
 import { freePort, TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
@@ -32,7 +33,8 @@ afterAll(async () => {
 });
 
 function start(): Promise<{ child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ['dist/stack/main.js'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, as a terminal gives `npm start`: a test can kill the whole group.
+  const child = spawn(process.execPath, ['dist/stack/main.js'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -119,6 +121,51 @@ test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and 
   } finally {
     // On a failed assertion, stop the stack as a user would, so that it takes its servers with it.
     if (first.child.exitCode === null) await stop(first.child);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('the whole control plane SIGKILLed while a step runs: it starts again the first time, and the job completes with nothing left behind', async () => {
+  const first = await start();
+  const token = fs.readFileSync(path.join(dataDir, 'api-token'), 'utf8').trim();
+  const auth = { authorization: `Bearer ${token}` };
+  const job = async (id: string) => (await (await fetch(`${apiUrl}/v1/jobs/${id}`, { headers: auth })).json()) as JobView;
+  let second: Awaited<ReturnType<typeof start>> | undefined;
+  try {
+    const res = await fetch(`${apiUrl}/v1/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ repo: repo.url, commit: repo.commits[0], setup: ['echo started; sleep 6; echo finished'], validate: ['true'] }),
+    });
+    expect(res.status).toBe(202);
+    const { id } = (await res.json()) as { id: string };
+    const deadline = Date.now() + 60_000;
+    while (!(await job(id)).steps.some((s) => s.kind === 'setup' && s.status === 'running')) {
+      if (Date.now() > deadline) throw new Error(`setup-0 never ran: ${JSON.stringify(await job(id))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Everything the run command started (dev server, PostgreSQL, worker, API) dies at once.
+    const exited = new Promise((r) => first.child.once('exit', r));
+    process.kill(-first.child.pid!, 'SIGKILL');
+    await exited;
+    await new Promise((r) => setTimeout(r, 500));
+
+    second = await start();
+    let ended: JobView;
+    const until = Date.now() + 90_000;
+    do {
+      await new Promise((r) => setTimeout(r, 200));
+      ended = await job(id);
+    } while (!ended.finishedAt && Date.now() < until);
+    expect(ended).toMatchObject({ status: 'succeeded' });
+    const docker = new Docker();
+    const filters = JSON.stringify({ label: [`${LABEL_JOB}=${id}`] });
+    expect((await docker.listContainers({ all: true, filters })).map((c) => c.Names[0])).toEqual([]);
+    expect((await docker.listVolumes({ filters })).Volumes ?? []).toEqual([]);
+  } finally {
+    if (first.child.exitCode === null && first.child.signalCode === null) await stop(first.child);
+    if (second && second.child.exitCode === null) expect(await stop(second.child)).toBe(0);
+    expect(stackProcesses()).toEqual([]);
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
 });

@@ -1,0 +1,38 @@
+import { checkJob, INVARIANTS, type ObservedJob } from './invariants';
+
+const ok: ObservedJob = {
+  id: 'j',
+  shape: 'single',
+  temporal: 'COMPLETED',
+  status: 'succeeded',
+  steps: [{ kind: 'setup', index: 0, status: 'succeeded', exitCode: 0, startedAt: null, finishedAt: null }],
+  logs: { 'setup-0': ['1', '2', '3'] },
+  events: ['step_started:setup-0', 'step_finished:setup-0'],
+  leftovers: [],
+  starts: { 'setup-0': 1 },
+  cancelledAt: null,
+};
+const commands = { 'setup-0': 'seq 1 3' };
+
+describe('checkJob', () => {
+  it('a clean job has no violation', () => {
+    expect(checkJob(ok, commands)).toEqual([]);
+  });
+
+  it.each<[string, Partial<ObservedJob>, Record<string, string>, (typeof INVARIANTS)[number]]>([
+    ['still running', { status: 'running' }, commands, INVARIANTS[0]],
+    ['Temporal disagrees', { temporal: 'FAILED' }, commands, INVARIANTS[0]],
+    ['started twice', { starts: { 'setup-0': 2 } }, commands, INVARIANTS[1]],
+    ['a volume left', { leftovers: ['draftsman-x-workspace'] }, commands, INVARIANTS[2]],
+    ['a step still running', { steps: [{ ...ok.steps[0]!, status: 'running' }] }, commands, INVARIANTS[3]],
+    ['killed without TERM', { status: 'cancelled', temporal: 'CANCELLED', steps: [{ ...ok.steps[0]!, status: 'cancelled', exitCode: 137 }] }, { 'setup-0': 'trap "exit 42" TERM; sleep 9' }, INVARIANTS[4]],
+    ['a line lost, unmarked', { logs: { 'setup-0': ['1', '3'] } }, commands, INVARIANTS[5]],
+    ['a duplicate event', { events: ['step_started:setup-0', 'step_started:setup-0', 'step_finished:setup-0'] }, commands, INVARIANTS[6]],
+  ])('%s is a violation', (_name, change, cmds, invariant) => {
+    expect(checkJob({ ...ok, ...change }, cmds).map((v) => v.invariant)).toContain(invariant);
+  });
+
+  it('a log cut with a marker, whose lines are a prefix, is complete enough', () => {
+    expect(checkJob({ ...ok, logs: { 'setup-0': ['1', '2', '[draftsman] output missing from here: x'] } }, commands)).toEqual([]);
+  });
+});

@@ -1,0 +1,238 @@
+/**
+ * The windows between a step's phases, one at a time: activities run in
+ * MockActivityEnvironment on FakeRunner (which can stop between phases) and the real
+ * PostgreSQL store. Each test names the defect its fix closes; the first one also runs
+ * with the fix switched off, to show the test sees the defect.
+ */
+import { ActivityCancellationDetails, ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { createActivities } from '../../activities';
+import type { StepsInput } from '../../activities/steps';
+import { loadConfig } from '../../common/config';
+import type { ResolvedJobSpec, StepOutcome } from '../../common/job';
+import { JobStore } from '../../db/store';
+import { FakeRunner, type FakeRunnerOptions } from '../../runner/fake/fake-runner';
+import { waitFor } from './helpers';
+
+const config = loadConfig({ DRAFTSMAN_STOP_GRACE_SECONDS: '1', DRAFTSMAN_DEPLOYMENT_ID: 'test' });
+let store: JobStore;
+let n = 0;
+
+beforeAll(async () => {
+  store = JobStore.connect(process.env.DRAFTSMAN_TEST_DATABASE_URL!);
+  await store.migrate();
+});
+afterAll(async () => {
+  await store?.close();
+});
+
+const spec: ResolvedJobSpec = {
+  repo: 'https://example.com/r.git',
+  commit: 'a'.repeat(40),
+  image: 'fake:1',
+  setup: [],
+  loop: null,
+  validate: [],
+  env: {},
+  secrets: {},
+  gitTokenSecret: null,
+  timeouts: { stepSeconds: 60, jobSeconds: 600 },
+};
+
+/** A job row to hang steps on, and the activities over a fake engine (a second lasts 50 ms there). */
+async function setUp(opts: { beforeCreate?: FakeRunnerOptions['beforeCreate']; storeProxy?: (s: JobStore) => JobStore; faults?: { cancelListenerAfterCreate?: boolean } } = {}) {
+  const jobId = `boundary-${process.pid}-${n++}`;
+  await store.recordAccepted(jobId, `run-${jobId}`, spec);
+  const runner = new FakeRunner({ secondMs: 50, beforeCreate: opts.beforeCreate });
+  const activities = createActivities({
+    runner,
+    store: opts.storeProxy ? opts.storeProxy(store) : store,
+    config,
+    describeJob: async () => ({ running: true }),
+    heartbeatMs: 50,
+    faults: opts.faults,
+  });
+  return { jobId, runner, activities };
+}
+
+const batch = (jobId: string, commands: string[], keepGoing = false): StepsInput => ({
+  jobId,
+  keepGoing,
+  steps: commands.map((command, index) => ({ seq: index, kind: 'setup', index, image: 'fake:1', command, env: {}, timeoutSeconds: 60 })),
+});
+
+/** MockActivityEnvironment.run with the activity's own types. */
+const runIn = <A extends unknown[], R>(env: MockActivityEnvironment, fn: (...args: A) => Promise<R>, ...args: A): Promise<R> =>
+  env.run(fn as never, ...(args as unknown as never[])) as Promise<R>;
+
+const cancelRequested = () => new ActivityCancellationDetails({ cancelRequested: true });
+const workerShutdown = () => new ActivityCancellationDetails({ workerShutdown: true });
+const statuses = (r: StepOutcome[]) => r.map((o) => `${o.kind}-${o.index}:${o.status}`);
+
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  let reached!: () => void;
+  const arrived = new Promise<void>((r) => (reached = r));
+  return { open, opened, reached, arrived };
+}
+
+async function cancelDuringCreate(faults: { cancelListenerAfterCreate?: boolean }) {
+  const g = gate();
+  const { jobId, runner, activities } = await setUp({
+    faults,
+    beforeCreate: async () => {
+      g.reached();
+      await g.opened;
+    },
+  });
+  const env = new MockActivityEnvironment({ attempt: 1 });
+  const started = Date.now();
+  const running = runIn(env, activities.runSteps, batch(jobId, ['sleep 40', 'true']));
+  await g.arrived;
+  env.cancel('CANCELLED', cancelRequested());
+  g.open();
+  const results = await running;
+  return { results, ms: Date.now() - started, runner, jobId };
+}
+
+test('a cancel that arrives while the step container is created stops the step (the listener is attached before the create)', async () => {
+  const { results, ms, runner, jobId } = await cancelDuringCreate({});
+  expect(statuses(results)).toEqual(['setup-0:cancelled']);
+  // The fake's `sleep 40` lasts 2 s: stopped well before it would have ended.
+  expect(ms).toBeLessThan(1_500);
+  expect((await runner.status({ jobId, kind: 'setup', index: 0 })).state).not.toBe('running');
+  expect((await store.getJob(jobId))?.steps.map((s) => s.status)).toEqual(['cancelled']);
+});
+
+test('the same window with the fix switched off: the step runs to its end, which the test above would catch', async () => {
+  const { results } = await cancelDuringCreate({ cancelListenerAfterCreate: true });
+  expect(statuses(results)).toEqual(['setup-0:succeeded']);
+});
+
+test('a worker shutting down between two batch steps fails the attempt, and the next attempt carries on from the recorded step', async () => {
+  const g = gate();
+  const { jobId, runner, activities } = await setUp({
+    storeProxy: (s) =>
+      new Proxy(s, {
+        get(target, prop, receiver) {
+          if (prop === 'stepFinished') {
+            return async (...args: Parameters<JobStore['stepFinished']>) => {
+              await target.stepFinished(...args);
+              if (args[1].index === 0) {
+                g.reached();
+                await g.opened;
+              }
+            };
+          }
+          const value = Reflect.get(target, prop, receiver) as unknown;
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+  });
+  const input = batch(jobId, ['echo first', 'echo second']);
+  const first = new MockActivityEnvironment({ attempt: 1 });
+  const running = runIn(first, activities.runSteps, input);
+  await g.arrived;
+  first.cancel('WORKER_SHUTDOWN', workerShutdown());
+  g.open();
+  await expect(running).rejects.toBeDefined();
+  expect(runner.starts.get(`fake-${jobId}-setup-1`)).toBeUndefined();
+  expect((await store.getJob(jobId))?.status).not.toBe('cancelled');
+
+  const second = new MockActivityEnvironment({ attempt: 2 });
+  expect(statuses(await runIn(second, activities.runSteps, input))).toEqual(['setup-0:succeeded', 'setup-1:succeeded']);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+  expect(runner.starts.get(`fake-${jobId}-setup-1`)).toBe(1);
+});
+
+test('a stale attempt that wakes after a newer one finished the steps does not run them again', async () => {
+  const { jobId, runner, activities } = await setUp();
+  const input = batch(jobId, ['echo a', 'echo b']);
+  expect(statuses(await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input))).toEqual(['setup-0:succeeded', 'setup-1:succeeded']);
+  // Attempt 1 was paused (SIGSTOP) before its first step, and now runs.
+  expect(statuses(await runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input))).toEqual(['setup-0:succeeded', 'setup-1:succeeded']);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+  expect(runner.starts.get(`fake-${jobId}-setup-1`)).toBe(1);
+});
+
+test('two attempts on one running step: the older one is fenced off, the log has every line once', async () => {
+  const { jobId, runner, activities } = await setUp();
+  const input = batch(jobId, ['echo one; sleep 10; echo two; sleep 10; echo three']);
+  const older = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  await waitFor(async () => (await runner.status({ jobId, kind: 'setup', index: 0 })).state === 'running', 'the step to run');
+  await new Promise((r) => setTimeout(r, 200));
+  const newer = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
+  expect(statuses(newer)).toEqual(['setup-0:succeeded']);
+  expect(String(await older)).toMatch(/newer attempt/);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+  const lines = (await store.readLogs(jobId, { afterId: 0, limit: 100 })).flatMap((c) => c.lines.map((l) => l.x));
+  expect(lines).toEqual(['one', 'two', 'three']);
+});
+
+test('a retried step keeps its recorded timed_out status', async () => {
+  const { jobId, activities } = await setUp();
+  await store.claimStep(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
+  await store.stepFinished(jobId, { kind: 'setup', index: 0, seq: 0, status: 'timed_out', exitCode: 143, oomKilled: false, startedAt: null, finishedAt: null });
+  const results = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, batch(jobId, ['true', 'true']));
+  expect(statuses(results)).toEqual(['setup-0:timed_out']);
+});
+
+test('a container lost while its step runs ends the step failed with reason container_lost, and a retry does not start it again', async () => {
+  const { jobId, runner, activities } = await setUp();
+  const input = batch(jobId, ['echo up; sleep 100', 'true']);
+  const ref = { jobId, kind: 'setup' as const, index: 0 };
+  const running = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input);
+  await waitFor(async () => (await runner.status(ref)).state === 'running', 'the step to run');
+  runner.lose(ref);
+  const results = await running;
+  expect(results.map((r) => [r.status, r.reason])).toEqual([['failed', 'container_lost']]);
+  expect((await store.getJob(jobId))?.steps[0]).toMatchObject({ status: 'failed', reason: 'container_lost' });
+
+  // The same loss seen only by a retry (the worker died with the container).
+  const other = await setUp();
+  const otherRef = { ...ref, jobId: other.jobId };
+  await store.claimStep(other.jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
+  await other.runner.start({ ...otherRef, image: 'fake:1', command: 'sleep 100', env: {}, timeoutSeconds: 60 });
+  await store.stepLaunched(other.jobId, 'setup', 0);
+  other.runner.lose(otherRef);
+  const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), other.activities.runSteps, batch(other.jobId, ['sleep 100', 'true']));
+  expect(retried.map((r) => [r.status, r.reason])).toEqual([['failed', 'container_lost']]);
+  expect(other.runner.starts.get(`fake-${other.jobId}-setup-0`)).toBe(1);
+});
+
+test('a job that ends while no attempt runs its step: SIGTERM with the grace period, and the step row recorded', async () => {
+  const { jobId, runner, activities } = await setUp();
+  const ref = { jobId, kind: 'setup' as const, index: 0 };
+  await store.claimStep(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
+  await runner.start({ ...ref, image: 'fake:1', command: 'trap "exit 42" TERM; sleep 100', env: {}, timeoutSeconds: 60 });
+  await runIn(new MockActivityEnvironment(), activities.endJob, { jobId, status: 'cancelled', loop: null, error: 'cancelled by request' });
+  const job = await store.getJob(jobId);
+  expect(job?.steps[0]).toMatchObject({ status: 'cancelled', exitCode: 42 });
+  expect(job?.status).toBe('cancelled');
+  expect(await runner.listJobResources(jobId)).toEqual({ steps: [], workspaces: [] });
+});
+
+test('a job id that cannot name an engine resource is refused before anything starts', async () => {
+  const { activities } = await setUp();
+  const err = await runIn(new MockActivityEnvironment(),
+    activities.acceptJob, { jobId: 'bad id/../x', runId: 'r1', spec: { repo: spec.repo, commit: spec.commit } })
+    .catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  expect((err as ApplicationFailure).type).toBe('InvalidJobSpecError');
+  expect((err as ApplicationFailure).message).toMatch(/job id/);
+});
+
+test('a duplicate job id is refused and leaves the stored spec as it was', async () => {
+  const { jobId, activities } = await setUp();
+  const err = await runIn(new MockActivityEnvironment(),
+    activities.acceptJob, { jobId, runId: 'another-run', spec: { repo: 'https://example.com/other.git', commit: 'b'.repeat(40) } })
+    .catch((e: unknown) => e);
+  expect((err as ApplicationFailure).type).toBe('DuplicateJobIdError');
+  const { rows } = await store.pool.query<{ spec: ResolvedJobSpec }>('SELECT spec FROM jobs WHERE id = $1', [jobId]);
+  expect(rows[0]?.spec.repo).toBe(spec.repo);
+});
+

@@ -1,0 +1,107 @@
+/**
+ * The job workflow on the real Temporal server with scripted activities: the windows
+ * that only the workflow sees (a cancel at the continue-as-new boundary).
+ */
+import path from 'node:path';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import type { Activities } from '../../activities';
+import type { AcceptedJob, ResolvedJobSpec, StepOutcome } from '../../common/job';
+import { CANCEL_SIGNAL, JOB_WORKFLOW_TYPE } from '../../common/names';
+import { TEST_DATA_DIR } from './env';
+
+let env: TestWorkflowEnvironment;
+beforeAll(async () => {
+  env = await TestWorkflowEnvironment.createFromExistingServer({ address: process.env.DRAFTSMAN_TEST_TEMPORAL_ADDRESS! });
+});
+afterAll(async () => {
+  await env?.teardown();
+});
+
+const spec: ResolvedJobSpec = {
+  repo: 'https://example.com/r.git',
+  commit: 'a'.repeat(40),
+  image: 'fake:1',
+  setup: [],
+  loop: { command: 'agent', maxIterations: 4 },
+  validate: [],
+  env: {},
+  secrets: {},
+  gitTokenSecret: null,
+  timeouts: { stepSeconds: 60, jobSeconds: 600 },
+};
+
+const outcome = (kind: StepOutcome['kind'], index: number, exitCode: number): StepOutcome => ({
+  kind,
+  index,
+  status: exitCode === 0 ? 'succeeded' : 'failed',
+  exitCode,
+  oomKilled: false,
+  startedAt: null,
+  finishedAt: null,
+});
+
+/** Activities that record what the workflow asked for; the loop never converges. */
+function scripted(onLoopStep: (index: number, jobId: string) => Promise<void>) {
+  const calls: string[] = [];
+  const ended: { status: string; error?: string }[] = [];
+  const activities: Partial<Activities> = {
+    acceptJob: async (): Promise<AcceptedJob> => ({ spec, iterationsPerRun: 1 }),
+    startJob: async () => ({ started: true }) as const,
+    runSteps: async (input) => {
+      calls.push(`runSteps:${input.steps.length}`);
+      return input.clone ? [outcome('clone', 0, 0)] : [];
+    },
+    runStep: async (input) => {
+      calls.push(`${input.kind}-${input.index}`);
+      await onLoopStep(input.index, input.jobId);
+      return outcome(input.kind, input.index, 1);
+    },
+    capturePatch: async () => ({ bytes: 0, truncated: false }),
+    endJob: async (input) => {
+      ended.push({ status: input.status, error: input.error });
+    },
+  };
+  return { activities, calls, ended };
+}
+
+test('a cancel that arrives as a loop run hands on to the next (continue-as-new) ends the job cancelled, not lost', async () => {
+  const taskQueue = `wf-${process.pid}-can`;
+  const jobId = `wf-cancel-at-can-${process.pid}`;
+  const { activities, calls, ended } = scripted(async (index, id) => {
+    // The first run's last loop step: the cancel arrives while its result is delivered.
+    if (index === 1) await env.client.workflow.getHandle(id).signal(CANCEL_SIGNAL, { reason: 'at the boundary' });
+  });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+    activities,
+  });
+  const err = await worker.runUntil(
+    env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e),
+  );
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  expect(ended).toEqual([expect.objectContaining({ status: 'cancelled', error: expect.stringContaining('at the boundary') })]);
+  // No second run picked the loop up.
+  expect(calls.filter((c) => c.startsWith('loop-'))).toEqual(['loop-1']);
+});
+
+test('a loop that does not converge continues as new runs until its iterations are used, then validates', async () => {
+  const taskQueue = `wf-${process.pid}-loop`;
+  const jobId = `wf-loop-${process.pid}`;
+  const { activities, calls, ended } = scripted(async () => undefined);
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+    activities,
+  });
+  const view = await worker.runUntil(env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }));
+  expect(view).toMatchObject({ status: 'succeeded', loop: { iterations: 4, converged: false } });
+  expect(calls.filter((c) => c.startsWith('loop-'))).toEqual(['loop-1', 'loop-2', 'loop-3', 'loop-4']);
+  expect(ended).toEqual([expect.objectContaining({ status: 'succeeded' })]);
+});
