@@ -67,9 +67,16 @@ export async function runCampaign(opts: { seed: number; jobs: number; log?: (lin
     DRAFTSMAN_STOP_GRACE_SECONDS: String(GRACE_SECONDS),
     DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
     DRAFTSMAN_DATA_DIR: stack.dir,
-    DRAFTSMAN_LOG_LEVEL: 'WARN',
   };
-  let worker: WorkerProcess = await startWorkerProcess(workerEnv);
+  let expectedExit = false;
+  const launch = async () => {
+    const w = await startWorkerProcess(workerEnv);
+    void w.exited.then((code) => {
+      if (!expectedExit) log(`worker ${w.child.pid} exited by itself (${code}):\n${w.output().split('\n').slice(-30).join('\n')}`);
+    });
+    return w;
+  };
+  let worker: WorkerProcess = await launch();
   const faults: Record<string, number> = {};
   const boundaries: Record<string, number> = {};
   const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
@@ -86,10 +93,12 @@ export async function runCampaign(opts: { seed: number; jobs: number; log?: (lin
       const roll = rng.next();
       if (roll < 0.12) {
         count(faults, 'worker SIGKILL');
+        expectedExit = true;
         worker.child.kill('SIGKILL');
         await worker.exited;
+        expectedExit = false;
         await sleep(rng.int(0, 1500));
-        worker = await startWorkerProcess(workerEnv);
+        worker = await launch();
       } else if (roll < 0.2) {
         count(faults, 'worker SIGSTOP 7 s, SIGCONT');
         worker.child.kill('SIGSTOP');
@@ -97,9 +106,11 @@ export async function runCampaign(opts: { seed: number; jobs: number; log?: (lin
         worker.child.kill('SIGCONT');
       } else if (roll < 0.3) {
         count(faults, 'worker SIGTERM (graceful)');
+        expectedExit = true;
         worker.child.kill('SIGTERM');
         await worker.exited;
-        worker = await startWorkerProcess(workerEnv);
+        expectedExit = false;
+        worker = await launch();
       } else if (roll < 0.55) {
         const target = rng.pick(jobs);
         const view = await stack.store.getJob(target.id);
@@ -165,6 +176,7 @@ export async function runCampaign(opts: { seed: number; jobs: number; log?: (lin
     return { seed: opts.seed, jobs: jobs.length, faults, boundaries, violations, seconds: Math.round((Date.now() - started) / 1000) };
   } finally {
     await witness.stop().catch(() => undefined);
+    expectedExit = true;
     worker.child.kill('SIGCONT');
     worker.child.kill('SIGTERM');
     await Promise.race([worker.exited, sleep(15_000)]);

@@ -69,6 +69,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
     }
   }
 
+  await clearDeadLock(dir);
   const child = spawn(
     path.join(bin, 'postgres'),
     ['-D', dir, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
@@ -126,4 +127,28 @@ export async function connectWhenReady(url: string, timeoutMs: number): Promise<
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/**
+ * A server killed with its whole process group (SIGKILL of `npm start`) leaves its
+ * lock file behind, naming a PID that may linger a moment as a zombie until it is
+ * reaped; PostgreSQL takes a zombie for a live server and refuses to start. Waits for
+ * such a PID to go, and removes a lock file whose server is only a zombie. A live
+ * server's lock file is left alone, so PostgreSQL still refuses a second server.
+ */
+async function clearDeadLock(dir: string): Promise<void> {
+  const lock = path.join(dir, 'postmaster.pid');
+  if (!fs.existsSync(lock) || !fs.existsSync('/proc/self/stat')) return;
+  const pid = Number(fs.readFileSync(lock, 'utf8').split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  const state = () => {
+    try {
+      // The state follows the command name in parentheses: "123 (postgres) S ...".
+      return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] ?? null;
+    } catch {
+      return null;
+    }
+  };
+  for (let i = 0; i < 50 && state() === 'Z'; i++) await new Promise((r) => setTimeout(r, 100));
+  if (state() === 'Z') fs.rmSync(lock, { force: true });
 }
