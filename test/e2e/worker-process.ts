@@ -18,9 +18,9 @@ export interface WorkerProcess {
   exited: Promise<number | string | null>;
 }
 
-/** Starts `node dist/worker/main.js` and resolves once it polls its task queue. */
-export async function startWorkerProcess(env: Record<string, string>): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ['dist/worker/main.js'], {
+/** Starts `node dist/worker/main.js` (or another checkout's entry) and resolves once it polls its task queue. */
+export async function startWorkerProcess(env: Record<string, string>, entry = 'dist/worker/main.js'): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [entry], {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -1,0 +1,90 @@
+/**
+ * Captures the histories the replay test replays: representative jobs (every phase,
+ * a failure, a cancel, a step and a job timeout, a loop across continue-as-new) run
+ * by the worker of a given checkout, against a PostgreSQL and a Temporal dev server of
+ * its own; payloads are encrypted with the tests' key, as a deployment's would be.
+ *
+ *   node dist/test/replay/capture.js --worker-root DIR --label NAME
+ *
+ * DIR is a checkout whose sources are compiled (dist/) and whose workflows are bundled
+ * (dist/workflow-bundle.js, `npm run build:bundle`). Histories are written to
+ * test/replay/histories/NAME-<shape>[-run<k>].json.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { startBenchStack } from '../../bench/harness';
+import type { JobSpec } from '../../common/spec';
+import { projectRoot } from '../../stack/paths';
+import { startGitFixture } from '../e2e/git-fixture';
+import { startWorkerProcess } from '../e2e/worker-process';
+
+const OUT = path.join(projectRoot(), 'test', 'replay', 'histories');
+
+function arg(name: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = i >= 0 ? process.argv[i + 1] : undefined;
+  if (!v) {
+    console.error('usage: capture --worker-root DIR --label NAME');
+    process.exit(2);
+  }
+  return v;
+}
+
+async function main(): Promise<void> {
+  const root = path.resolve(arg('worker-root'));
+  const label = arg('label');
+  const [stack, repo] = await Promise.all([startBenchStack({ DRAFTSMAN_TASK_QUEUE: 'replay-capture' }), startGitFixture(1)]);
+  const worker = await startWorkerProcess({
+    TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
+    DATABASE_URL: stack.config.DATABASE_URL!,
+    DRAFTSMAN_TASK_QUEUE: 'replay-capture',
+    DRAFTSMAN_WORKFLOW_BUNDLE: path.join(root, 'dist', 'workflow-bundle.js'),
+    DRAFTSMAN_STEP_NETWORK: 'host',
+    DRAFTSMAN_STOP_GRACE_SECONDS: '2',
+    DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
+    DRAFTSMAN_DATA_DIR: stack.dir,
+  }, path.join(root, 'dist', 'worker', 'main.js'));
+  const base = { repo: repo.url, commit: repo.head };
+  const shapes: Record<string, { spec: JobSpec; cancelAfterMs?: number }> = {
+    succeeded: { spec: { ...base, setup: ['echo one', 'echo two'], validate: ['true', 'test -f marker'] } },
+    failed: { spec: { ...base, setup: ['exit 3'], validate: ['true'] } },
+    cancelled: { spec: { ...base, setup: ['trap "exit 42" TERM; sleep 30 & wait'], validate: ['true'] }, cancelAfterMs: 3_000 },
+    'step-timeout': { spec: { ...base, setup: ['sleep 30'], timeouts: { stepSeconds: 2 } } },
+    'job-timeout': { spec: { ...base, setup: ['sleep 30'], timeouts: { jobSeconds: 4 } } },
+    'loop-continue-as-new': { spec: { ...base, loop: { command: 'echo it >> iterations', until: 'test $(wc -l < iterations) -ge 3', maxIterations: 5 }, validate: ['true'] } },
+    'loop-cancelled': { spec: { ...base, loop: { command: 'sleep 30', maxIterations: 3 } }, cancelAfterMs: 4_000 },
+  };
+  fs.mkdirSync(OUT, { recursive: true });
+  try {
+    for (const [shape, { spec, cancelAfterMs }] of Object.entries(shapes)) {
+      const { id } = await stack.jobs.start(spec, `replay-${label}-${shape}`);
+      if (cancelAfterMs) {
+        await new Promise((r) => setTimeout(r, cancelAfterMs));
+        await stack.jobs.cancel(id, 'replay capture');
+      }
+      await stack.client.workflow
+        .getHandle(id)
+        .result()
+        .catch(() => undefined);
+      const runs: string[] = [];
+      for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${id}'` })) runs.push(execution.runId);
+      // Oldest run first: the list gives the newest first.
+      for (const [k, runId] of runs.reverse().entries()) {
+        const history = await stack.client.workflow.getHandle(id, runId).fetchHistory();
+        const file = path.join(OUT, `${label}-${shape}${runs.length > 1 ? `-run${k + 1}` : ''}.json`);
+        fs.writeFileSync(file, historyToJSON(history));
+        console.log(`wrote ${path.relative(projectRoot(), file)} (${history.events?.length} events)`);
+      }
+    }
+  } finally {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    await Promise.allSettled([stack.stop(), repo.stop()]);
+  }
+}
+
+void main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
