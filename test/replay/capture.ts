@@ -4,7 +4,7 @@
  * by the worker of a given checkout, against a PostgreSQL and a Temporal dev server of
  * its own; payloads are encrypted with the tests' key, as a deployment's would be.
  *
- *   node dist/test/replay/capture.js --worker-root DIR --label NAME
+ *   npm run replay:capture -- --worker-root DIR --label NAME
  *
  * DIR is a checkout whose sources are compiled (dist/) and whose workflows are bundled
  * (dist/workflow-bundle.js, `npm run build:bundle`). Histories are written to
@@ -12,10 +12,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { execFileSync } from 'node:child_process';
 import { startBenchStack } from '../../bench/harness';
 import type { JobSpec } from '../../common/spec';
 import { projectRoot } from '../../stack/paths';
+import { temporalCliPath } from '../../stack/temporal';
 import { startGitFixture } from '../e2e/git-fixture';
 import { startWorkerProcess } from '../e2e/worker-process';
 
@@ -71,10 +72,15 @@ async function main(): Promise<void> {
       for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${id}'` })) runs.push(execution.runId);
       // Oldest run first: the list gives the newest first.
       for (const [k, runId] of runs.reverse().entries()) {
-        const history = await stack.client.workflow.getHandle(id, runId).fetchHistory();
+        // The CLI writes the canonical JSON form that historyFromJSON (and the replayer) reads.
+        const json = execFileSync(
+          temporalCliPath(path.resolve('data')),
+          ['workflow', 'show', '--address', stack.config.TEMPORAL_ADDRESS, '-w', id, '-r', runId, '-o', 'json'],
+          { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 },
+        );
         const file = path.join(OUT, `${label}-${shape}${runs.length > 1 ? `-run${k + 1}` : ''}.json`);
-        fs.writeFileSync(file, historyToJSON(history));
-        console.log(`wrote ${path.relative(projectRoot(), file)} (${history.events?.length} events)`);
+        fs.writeFileSync(file, json);
+        console.log(`wrote ${path.relative(projectRoot(), file)} (${(JSON.parse(json) as { events: unknown[] }).events.length} events)`);
       }
     }
   } finally {

@@ -1,0 +1,31 @@
+/**
+ * Histories of representative jobs, captured from released versions (payloads
+ * encrypted with the tests' key; `npm run replay:capture`), replayed against today's
+ * workflow code: a change that would break a job in flight across an upgrade fails here.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { dataConverterFor } from '../../common/codec';
+import { loadConfig } from '../../common/config';
+import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
+
+const DIR = path.join(__dirname, '..', 'replay', 'histories');
+const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+
+test('there are histories of every shape to replay', () => {
+  const shapes = new Set(files.map((f) => f.replace(/^[^-]+-/, '').replace(/-run\d+\.json$|\.json$/, '')));
+  expect([...shapes].sort()).toEqual(['cancelled', 'failed', 'job-timeout', 'loop-cancelled', 'loop-continue-as-new', 'step-timeout', 'succeeded']);
+});
+
+test.each(files)('%s replays without a nondeterminism error', async (file) => {
+  const history: unknown = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8'));
+  await Worker.runReplayHistory(
+    {
+      workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+      dataConverter: dataConverterFor(loadConfig({ DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS })),
+    },
+    history,
+    file,
+  );
+});
