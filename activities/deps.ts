@@ -39,7 +39,14 @@ export interface ActivityDeps {
    * campaign) can show it sees the defect the fix closes. Never set in production.
    */
   faults?: { cancelListenerAfterCreate?: boolean };
+  /** Test-only: called at each named boundary of a step's life, where a test may pause to inject a fault. */
+  probe?: Probe;
 }
+
+/** The named boundaries a probe is called at. */
+export const BOUNDARIES = ['before-create', 'after-create', 'at-step-end', 'between-steps', 'during-cleanup'] as const;
+export type Boundary = (typeof BOUNDARIES)[number];
+export type Probe = (boundary: Boundary, at: { jobId: string; step: string | null }) => Promise<void>;
 
 /** The dependencies every role's activities share, with defaults filled in. */
 export interface Shared {
@@ -50,6 +57,7 @@ export interface Shared {
   config: ActivityDeps['config'];
   heartbeatMs: number;
   faults: NonNullable<ActivityDeps['faults']>;
+  probe: Probe;
   grace: number;
   secrets: SecretStore;
   /** Resolves a job's secret reference; an unknown one is the job's fault, not retried. */
@@ -68,6 +76,7 @@ export function shared(deps: ActivityDeps): Shared {
     config: deps.config,
     heartbeatMs: deps.heartbeatMs ?? 500,
     faults: deps.faults ?? {},
+    probe: deps.probe ?? (async () => undefined),
     grace: deps.config.DRAFTSMAN_STOP_GRACE_SECONDS,
     secrets,
     resolveSecret(ref: string): string {

@@ -94,6 +94,8 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
       return await finish({ ...notRun(input, 'failed'), reason: 'container_lost' });
     }
     const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, sh.resolveSecret(r)]));
+    const at = { jobId: input.jobId, step: `${input.kind}-${input.index}` };
+    await sh.probe('before-create', at);
     try {
       const endTimer = sh.metrics.containerStart.startTimer();
       await sh.runner.start({ ...input, env: { ...input.env, ...secretEnv } });
@@ -102,6 +104,7 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
       if (err instanceof ImageNotFoundError) throw ApplicationFailure.nonRetryable(err.message, err.name);
       throw err;
     }
+    await sh.probe('after-create', at);
     if (!listenEarly) ctx.cancellationSignal.addEventListener('abort', onCancel);
     const launched = sh.store.stepLaunched(input.jobId, input.kind, input.index);
     launched.catch(() => undefined);
@@ -159,6 +162,7 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
         return outcome;
       }
       clearTimeout(deadline);
+      await sh.probe('at-step-end', at);
       await follower.drain(log);
       await launched;
 

@@ -122,6 +122,7 @@ export function createStepActivities(sh: Shared) {
       }
       const results: StepOutcome[] = [];
       for (const [step, onStarted] of batch) {
+        if (results.length > 0) await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
         if (ctx.cancellationSignal.aborted) {
           // Cancelled between two steps: the next one does not start. A worker that is
           // going away fails the attempt instead, and the next worker carries on.

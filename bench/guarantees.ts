@@ -94,6 +94,7 @@ export async function recoveryLatency(stack: BenchStack, runs: number): Promise<
     DRAFTSMAN_STEP_NETWORK: 'host',
     DRAFTSMAN_WORKFLOW_BUNDLE: stack.bundlePath,
     DRAFTSMAN_STOP_GRACE_SECONDS: '1',
+    DRAFTSMAN_DEPLOYMENT_ID: stack.config.DRAFTSMAN_DEPLOYMENT_ID!,
   };
   const workers: WorkerProcess[] = [];
   const jobs = new JobsClient(stack.client, { taskQueue });

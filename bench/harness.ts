@@ -64,6 +64,8 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
       DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
       DRAFTSMAN_DATA_DIR: dir,
       DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
+      // Worker processes of a measure get the same, so that the harness's runner sees their steps.
+      DRAFTSMAN_DEPLOYMENT_ID: 'bench',
       ...env,
     });
     const store = JobStore.connect(pg.url);

@@ -10,7 +10,6 @@ const ok: ObservedJob = {
   events: ['step_started:setup-0', 'step_finished:setup-0'],
   leftovers: [],
   starts: { 'setup-0': 1 },
-  cancelledAt: null,
 };
 const commands = { 'setup-0': 'seq 1 3' };
 
@@ -30,6 +29,24 @@ describe('checkJob', () => {
     ['a duplicate event', { events: ['step_started:setup-0', 'step_started:setup-0', 'step_finished:setup-0'] }, commands, INVARIANTS[6]],
   ])('%s is a violation', (_name, change, cmds, invariant) => {
     expect(checkJob({ ...ok, ...change }, cmds).map((v) => v.invariant)).toContain(invariant);
+  });
+
+  const cancelled = { ...ok, status: 'cancelled' as const, temporal: 'CANCELLED' };
+  const step = (name: string, status: 'succeeded' | 'cancelled') => {
+    const [kind, index] = name.split('-');
+    return { kind: kind as 'setup', index: Number(index), status, exitCode: 0, startedAt: null, finishedAt: null };
+  };
+  it.each([
+    ['a step cancelled before create that ran to its end', { ...cancelled, steps: [step('setup-0', 'succeeded')] }, { boundary: 'before-create', step: 'setup-0' }, true],
+    ['a step cancelled before create, stopped', { ...cancelled, steps: [step('setup-0', 'cancelled')] }, { boundary: 'before-create', step: 'setup-0' }, false],
+    ['a step that started after a cancel between steps', { ...cancelled, steps: [step('setup-0', 'succeeded'), step('setup-1', 'succeeded')] }, { boundary: 'between-steps', step: 'setup-1' }, true],
+    ['a loop going on after a cancel at continue-as-new', { ...cancelled, steps: [step('until-2', 'succeeded'), step('loop-3', 'succeeded')] }, { boundary: 'at-step-end', step: 'until-2' }, true],
+    ['a loop stopped at continue-as-new', { ...cancelled, steps: [step('until-2', 'succeeded')] }, { boundary: 'at-step-end', step: 'until-2' }, false],
+    ['a job that went on to succeed after a cancel', { ...ok, steps: [step('setup-0', 'succeeded')] }, { boundary: 'at-step-end', step: 'setup-0' }, true],
+    ['a failing job cancelled during its cleanup keeps its end', { ...ok, status: 'failed' as const, temporal: 'FAILED', steps: [] }, { boundary: 'during-cleanup', step: '-' }, false],
+  ])('boundary cancel: %s', (_name, job, probed, violated) => {
+    const found = checkJob({ ...job, logs: {}, events: job.steps.flatMap((s) => [`step_started:${s.kind}-${s.index}`, `step_finished:${s.kind}-${s.index}`]), starts: {} }, {}, probed).map((v) => v.invariant);
+    expect(found.includes(INVARIANTS[7])).toBe(violated);
   });
 
   it('a log cut with a marker, whose lines are a prefix, is complete enough', () => {

@@ -21,8 +21,12 @@ export interface ObservedJob {
   leftovers: string[];
   /** `start` events the engine reported, by step name. */
   starts: Record<string, number>;
-  /** When the campaign asked to cancel it (ms), if it did. */
-  cancelledAt: number | null;
+}
+
+/** A cancel the campaign sent while the job waited at a named boundary of `step`. */
+export interface ProbedCancel {
+  boundary: string;
+  step: string;
 }
 
 export const INVARIANTS = [
@@ -33,6 +37,7 @@ export const INVARIANTS = [
   'SIGTERM before SIGKILL for a stopped step that traps it',
   'log complete or marked',
   'audit trail: each ended step started once and finished once',
+  'a cancel at a named boundary stops the job there',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -53,7 +58,7 @@ const TEMPORAL_FOR: Record<string, string[]> = {
 const SEQ = /^seq 1 (\d+)$/;
 const MARKED = /^\[draftsman\] (output truncated|output missing)/;
 
-export function checkJob(job: ObservedJob, commands: Record<string, string>): Violation[] {
+export function checkJob(job: ObservedJob, commands: Record<string, string>, probed: ProbedCancel | null = null): Violation[] {
   const v: Violation[] = [];
   const add = (invariant: Invariant, detail: string) => v.push({ job: job.id, invariant, detail });
 
@@ -85,5 +90,29 @@ export function checkJob(job: ObservedJob, commands: Record<string, string>): Vi
       if (started !== 1 || finished !== 1) add(INVARIANTS[6], `${name}: ${started} started, ${finished} finished events`);
     }
   }
+  if (probed) checkProbed(job, probed, (detail) => add(INVARIANTS[7], detail));
   return v;
+}
+
+/**
+ * Where a cancel landed decides what may still run: a step whose container was being
+ * created, or had just started, is stopped (`cancelled`); after a step's end, or
+ * between two steps, no later step runs, a loop does not go on in a next run; during
+ * cleanup the job keeps the end it had.
+ */
+function checkProbed(job: ObservedJob, probed: ProbedCancel, add: (detail: string) => void): void {
+  const names = job.steps.map((s) => `${s.kind}-${s.index}`);
+  const at = names.indexOf(probed.step);
+  if (probed.boundary === 'before-create' || probed.boundary === 'after-create') {
+    const step = job.steps[at];
+    if (step && step.status !== 'cancelled') add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
+  } else if (probed.boundary === 'between-steps') {
+    if (at >= 0) add(`${probed.step} ran after a cancel between steps`);
+  } else if (probed.boundary === 'at-step-end') {
+    const later = at >= 0 ? names.slice(at + 1) : [];
+    if (later.length) add(`${later.join(', ')} ran after a cancel at the end of ${probed.step}`);
+  }
+  if (probed.boundary !== 'during-cleanup' && job.status !== 'cancelled' && job.status !== null) {
+    add(`cancelled ${probed.boundary} ${probed.step}, ended ${job.status}`);
+  }
 }

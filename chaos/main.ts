@@ -1,7 +1,8 @@
 /**
- * `npm run chaos -- --seed N --jobs K [--seeds N,M,...]`: seeded campaigns against the
- * real stack; prints the table and writes every violating seed to
- * data/chaos-violations.json so that it can be replayed.
+ * `npm run chaos -- --seed N --jobs K [--seeds N,M,...] [--fault-switches a,b]`: seeded
+ * campaigns against the real stack; prints the table and writes every violating seed to
+ * data/chaos-violations.json so that it can be replayed. `--fault-switches` turns boundary
+ * fixes off in the worker (`cancel-listener-after-create`), to show the campaign sees them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,7 +22,8 @@ async function main(): Promise<void> {
   }
   const results: CampaignResult[] = [];
   for (const seed of seeds) {
-    const r = await runCampaign({ seed, jobs, log: (l) => console.log(`[chaos] ${l}`) });
+    const faultSwitches = arg('fault-switches')?.split(',').filter(Boolean);
+    const r = await runCampaign({ seed, jobs, faultSwitches, log: (l) => console.log(`[chaos] ${l}`) });
     console.log(`[chaos] seed ${seed}: ${r.jobs} jobs, ${Object.values(r.faults).reduce((a, n) => a + n, 0)} faults, ${r.violations.length} violations, ${r.seconds} s`);
     for (const v of r.violations) console.log(`[chaos]   ${v.job}: ${v.invariant}: ${v.detail}`);
     results.push(r);

@@ -21,6 +21,7 @@ import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE, SEARCH_
 import type { JobStore } from '../db/store';
 import type { ContainerPolicy } from '../runner/docker/convert';
 import { DockerRunner } from '../runner/docker/docker-runner';
+import { chaosProbe } from './test-probe';
 import type { Runner } from '../runner/runner';
 
 /**
@@ -97,7 +98,17 @@ export async function createWorker({ config, store, runner, connection, workflow
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
     ...(bundle ? { workflowBundle: bundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ runner, store, config, metrics, log: logger, describeJob: (id) => jobs.describe(id) }),
+    activities: createActivities({
+      runner,
+      store,
+      config,
+      metrics,
+      log: logger,
+      describeJob: (id) => jobs.describe(id),
+      // Test-only switches, off unless the chaos campaign or a test sets them.
+      ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
+      faults: { cancelListenerAfterCreate: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('cancel-listener-after-create') },
+    }),
     maxConcurrentActivityTaskExecutions: config.DRAFTSMAN_MAX_CONCURRENT_STEPS,
     // A cancel reaches a running step with the answer to its next heartbeat, so
     // heartbeats are sent often rather than throttled to most of the timeout.
