@@ -96,6 +96,8 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
     const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, sh.resolveSecret(r)]));
     const at = { jobId: input.jobId, step: `${input.kind}-${input.index}` };
     await sh.probe('before-create', at);
+    // A cancel that arrived meanwhile: the command is not started at all.
+    if (interruption === 'cancel') return await finish(notRun(input, 'cancelled'));
     try {
       const endTimer = sh.metrics.containerStart.startTimer();
       await sh.runner.start({ ...input, env: { ...input.env, ...secretEnv } });

@@ -34,6 +34,22 @@ export interface StepsInput {
   keepGoing: boolean;
 }
 
+/** How long a retried attempt waits for the answer to its first heartbeat. */
+const PENDING_CANCEL_WAIT_MS = 300;
+
+/**
+ * A cancel requested while no attempt ran (the last one was lost) reaches the next
+ * attempt only with the answer to a heartbeat, and a step shorter than the heartbeat
+ * interval would start and end before it. A retried attempt therefore heartbeats
+ * first and waits a moment for that answer; a first attempt has nothing to learn.
+ */
+async function learnPendingCancel(): Promise<void> {
+  const ctx = Context.current();
+  if (ctx.info.attempt === 1) return;
+  ctx.heartbeat();
+  await ctx.sleep(PENDING_CANCEL_WAIT_MS).catch(() => undefined);
+}
+
 /** The activities that run a job's steps. */
 export function createStepActivities(sh: Shared) {
   /** executeStep with its metrics and log lines. */
@@ -85,6 +101,7 @@ export function createStepActivities(sh: Shared) {
    * activity with the failure the workflow maps to the step's status.
    */
   async function single(input: StepInput, onStarted?: () => Promise<void>): Promise<StepOutcome> {
+    await learnPendingCancel();
     const outcome = await observedStep(input, onStarted);
     const name = `${outcome.kind}-${outcome.index}`;
     if (outcome.status === 'timed_out') {
@@ -121,6 +138,7 @@ export function createStepActivities(sh: Shared) {
         batch.unshift([cloneStep(clone), pickedUp(clone)]);
       }
       const results: StepOutcome[] = [];
+      await learnPendingCancel();
       for (const [step, onStarted] of batch) {
         if (results.length > 0) await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
         if (ctx.cancellationSignal.aborted) {

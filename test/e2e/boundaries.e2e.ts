@@ -146,6 +146,16 @@ test('a worker shutting down between two batch steps fails the attempt, and the 
   expect(runner.starts.get(`fake-${jobId}-setup-1`)).toBe(1);
 });
 
+test('a cancel requested while no attempt ran reaches the retry before its first step starts', async () => {
+  const { jobId, runner, activities } = await setUp();
+  // The server answers the attempt's first heartbeat with the pending cancel.
+  const env = new MockActivityEnvironment({ attempt: 2 });
+  env.once('heartbeat', () => setImmediate(() => env.cancel('CANCELLED', cancelRequested())));
+  const results = await runIn(env, activities.runSteps, batch(jobId, ['echo quick', 'sleep 40']));
+  expect(statuses(results)).toEqual([]);
+  expect([...runner.starts.keys()]).toEqual([]);
+});
+
 test('a stale attempt that wakes after a newer one finished the steps does not run them again', async () => {
   const { jobId, runner, activities } = await setUp();
   const input = batch(jobId, ['echo a', 'echo b']);
