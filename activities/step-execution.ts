@@ -146,14 +146,16 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
           throw err;
         }
         // Phase: stop. Timed out or cancelled: SIGTERM to the step's process group, the grace period, SIGKILL.
-        await sh.runner.cancel(ref, sh.grace);
+        const stop = await sh.runner.cancel(ref, sh.grace);
         await follower.drain(log);
         await launched;
         const stopped = await sh.runner.status(ref);
         const exitInfo = stopped.state === 'exited' ? stopped.exit : null;
+        // A step that exited by itself just before the stop keeps its own end.
+        const ownEnd = stop === 'not-running' && exitInfo ? (exitInfo.exitCode === 0 ? 'succeeded' : 'failed') : null;
         const outcome = await finish({
           ...record,
-          status: interruption === 'timeout' ? 'timed_out' : 'cancelled',
+          status: ownEnd ?? (interruption === 'timeout' ? 'timed_out' : 'cancelled'),
           exitCode: exitInfo?.exitCode ?? null,
           oomKilled: exitInfo?.oomKilled ?? false,
           startedAt: iso(exitInfo?.startedAt ?? null),

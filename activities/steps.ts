@@ -4,6 +4,7 @@ import type { StepOutcome } from '../common/job';
 import { FailureType, stepTimeoutMessage } from '../common/names';
 import { CLONE_SCRIPT, cloneEnv } from './clone';
 import type { Shared } from './deps';
+import { PauseDetector } from './pause-detector';
 import { executeStep, type StepInput } from './step-execution';
 
 export type { StepInput } from './step-execution';
@@ -139,18 +140,28 @@ export function createStepActivities(sh: Shared) {
       }
       const results: StepOutcome[] = [];
       await learnPendingCancel();
-      for (const [step, onStarted] of batch) {
-        if (results.length > 0) await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
-        if (ctx.cancellationSignal.aborted) {
-          // Cancelled between two steps: the next one does not start. A worker that is
-          // going away fails the attempt instead, and the next worker carries on.
-          if (ctx.cancellationDetails?.cancelRequested) break;
-          throw ctx.cancellationSignal.reason;
+      const pauses = new PauseDetector((ctx.info.heartbeatTimeoutMs || 5_000) / 2);
+      try {
+        for (const [step, onStarted] of batch) {
+          if (results.length > 0) await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
+          if (pauses.take()) {
+            ctx.heartbeat();
+            await ctx.sleep(PENDING_CANCEL_WAIT_MS).catch(() => undefined);
+          }
+          if (ctx.cancellationSignal.aborted) {
+            // Cancelled between two steps: the next one does not start. A worker that is
+            // going away, or an attempt the server gave up, fails instead, and the
+            // attempt that took over carries on.
+            if (ctx.cancellationDetails?.cancelRequested) break;
+            throw ctx.cancellationSignal.reason;
+          }
+          const outcome = await observedStep(step, onStarted);
+          results.push(outcome);
+          if (outcome.status === 'timed_out' || outcome.status === 'cancelled') break;
+          if (outcome.status !== 'succeeded' && !input.keepGoing) break;
         }
-        const outcome = await observedStep(step, onStarted);
-        results.push(outcome);
-        if (outcome.status === 'timed_out' || outcome.status === 'cancelled') break;
-        if (outcome.status !== 'succeeded' && !input.keepGoing) break;
+      } finally {
+        pauses.stop();
       }
       return results;
     },

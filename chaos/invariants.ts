@@ -72,7 +72,8 @@ export function checkJob(job: ObservedJob, commands: Record<string, string>, pro
     const name = `${s.kind}-${s.index}`;
     if (s.status === 'running') add(INVARIANTS[3], name);
     const command = commands[name] ?? '';
-    if ((s.status === 'cancelled' || s.status === 'timed_out') && command.startsWith('trap "exit 42" TERM') && s.exitCode !== null && s.exitCode !== 42) {
+    // 137: SIGKILL reached it; 42 is its TERM handler, 0 an end of its own just before the stop.
+    if (command.startsWith('trap "exit 42" TERM') && s.exitCode === 137) {
       add(INVARIANTS[4], `${name} ended ${s.exitCode}`);
     }
     const seq = SEQ.exec(command);

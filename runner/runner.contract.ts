@@ -76,7 +76,7 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
     it('an unknown step is missing; cancel and remove of it succeed', async () => {
       const r: StepRef = { jobId: newJob(), kind: 'setup', index: 9 };
       expect(await s.runner.status(r)).toEqual({ state: 'missing' });
-      await expect(s.runner.cancel(r, s.graceSeconds)).resolves.toBeUndefined();
+      expect(await s.runner.cancel(r, s.graceSeconds)).toBe('not-running');
       await expect(s.runner.remove(r)).resolves.toBeUndefined();
       await expect(s.runner.wait(r)).rejects.toThrow();
     });
@@ -96,10 +96,10 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
     it('cancel sends SIGTERM first: a step that traps it exits with its own code', async () => {
       const { ref: r } = await run('trap "exit 42" TERM; echo ready; sleep 30');
       await waitForLine(s.runner, r, 'ready');
-      await s.runner.cancel(r, s.graceSeconds);
+      expect(await s.runner.cancel(r, s.graceSeconds)).toBe('stopped');
       expect(await s.runner.status(r)).toMatchObject({ state: 'exited', exit: { exitCode: 42 } });
-      // Cancelling an exited step succeeds.
-      await expect(s.runner.cancel(r, s.graceSeconds)).resolves.toBeUndefined();
+      // Cancelling an exited step succeeds, and says it had ended.
+      expect(await s.runner.cancel(r, s.graceSeconds)).toBe('not-running');
     });
 
     it('wait rejects when its signal aborts, and the step keeps running', async () => {

@@ -92,10 +92,11 @@ export interface Runner {
   stdout(step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }>;
 
   /**
-   * Stops a step: SIGTERM, then SIGKILL after `graceSeconds`. Succeeds if the step
-   * already exited, never started, or is gone.
+   * Stops a step: SIGTERM to its whole process group, then SIGKILL after
+   * `graceSeconds`. Succeeds if the step already exited, never started, or is gone,
+   * and says which: `stopped` if it was running, else `not-running` (it ended by itself).
    */
-  cancel(step: StepRef, graceSeconds: number): Promise<void>;
+  cancel(step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'>;
 
   /** Removes a step's execution unit, killing it if it still runs. Succeeds if it is gone. */
   remove(step: StepRef): Promise<void>;

@@ -181,12 +181,13 @@ export class DockerRunner implements Runner {
     return data.length > maxBytes ? { data: data.subarray(0, maxBytes), truncated: true } : { data, truncated: false };
   }
 
-  async cancel(step: StepRef, graceSeconds: number): Promise<void> {
+  async cancel(step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'> {
     try {
       await this.docker.getContainer(this.name(step)).stop({ t: graceSeconds });
+      return 'stopped';
     } catch (err) {
       // 304: not running; 404: never created or already removed.
-      if (statusOf(err) === 304 || isGone(err)) return;
+      if (statusOf(err) === 304 || isGone(err)) return 'not-running';
       throw new RunnerError(`stopping ${this.name(step)} failed`, err);
     }
   }

@@ -125,9 +125,9 @@ export class FakeRunner implements Runner {
     return data.length > maxBytes ? { data: data.subarray(0, maxBytes), truncated: true } : { data, truncated: false };
   }
 
-  async cancel(ref: StepRef, graceSeconds: number): Promise<void> {
+  async cancel(ref: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'> {
     const s = this.steps.get(nameOf(ref));
-    if (!s || s.state !== 'running') return;
+    if (!s || s.state !== 'running') return 'not-running';
     s.signalled = 'TERM';
     s.wake();
     const killAfter = setTimeout(() => {
@@ -136,6 +136,7 @@ export class FakeRunner implements Runner {
     }, graceSeconds * (this.opts.secondMs ?? 1000));
     await s.exited;
     clearTimeout(killAfter);
+    return 'stopped';
   }
 
   async remove(ref: StepRef): Promise<void> {
