@@ -16,6 +16,12 @@ export interface ActivityDeps {
   log?: Logger;
   /** Whether a job's workflow still runs: `null` when Temporal does not know it. */
   describeJob: (jobId: string) => Promise<{ running: boolean } | null>;
+  /**
+   * The server's view of a pending activity of the job (its attempt, a cancel
+   * requested), asked by an attempt that may have been given up; without it, the
+   * attempt learns only from the answer to a heartbeat.
+   */
+  describeActivity?: (jobId: string, activityId: string) => Promise<{ attempt: number; cancelRequested: boolean } | null>;
   config: Pick<
     Config,
     | 'DRAFTSMAN_DEFAULT_IMAGE'
@@ -63,6 +69,7 @@ export interface Shared {
   /** Resolves a job's secret reference; an unknown one is the job's fault, not retried. */
   resolveSecret(ref: string): string;
   removals: ContainerRemovals;
+  describeActivity: ActivityDeps['describeActivity'];
 }
 
 export function shared(deps: ActivityDeps): Shared {
@@ -88,6 +95,7 @@ export function shared(deps: ActivityDeps): Shared {
       }
     },
     removals: new ContainerRemovals(deps.runner, logger),
+    describeActivity: deps.describeActivity,
   };
 }
 

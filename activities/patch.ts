@@ -13,6 +13,9 @@ export function createPatchActivities(sh: Shared) {
      */
     async capturePatch(input: { jobId: string; image: string; timeoutSeconds: number }): Promise<{ bytes: number; truncated: boolean }> {
       const ref: StepRef = { jobId: input.jobId, kind: 'patch', index: 0 };
+      // Stored by an attempt that was lost before it reported: not read again.
+      const stored = await sh.store.getPatch(input.jobId);
+      if (stored) return { bytes: stored.data.length, truncated: stored.truncated };
       await sh.runner.start({ ...ref, image: input.image, command: PATCH_SCRIPT, env: {}, timeoutSeconds: input.timeoutSeconds });
       const ctx = Context.current();
       const beat = setInterval(() => ctx.heartbeat(), sh.heartbeatMs);

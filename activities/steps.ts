@@ -2,6 +2,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { StepOutcome } from '../common/job';
 import { FailureType, stepTimeoutMessage } from '../common/names';
+import { StaleAttemptError } from '../db/store';
 import { CLONE_SCRIPT, cloneEnv } from './clone';
 import type { Shared } from './deps';
 import { PauseDetector } from './pause-detector';
@@ -35,24 +36,33 @@ export interface StepsInput {
   keepGoing: boolean;
 }
 
-/** How long a retried attempt waits for the answer to its first heartbeat. */
-const PENDING_CANCEL_WAIT_MS = 300;
-
-/**
- * A cancel requested while no attempt ran (the last one was lost) reaches the next
- * attempt only with the answer to a heartbeat, and a step shorter than the heartbeat
- * interval would start and end before it. A retried attempt therefore heartbeats
- * first and waits a moment for that answer; a first attempt has nothing to learn.
- */
-async function learnPendingCancel(): Promise<void> {
-  const ctx = Context.current();
-  if (ctx.info.attempt === 1) return;
-  ctx.heartbeat();
-  await ctx.sleep(PENDING_CANCEL_WAIT_MS).catch(() => undefined);
-}
-
+/** Without the server's view, how long an attempt in doubt waits for the answer to a heartbeat. */
+const HEARTBEAT_ANSWER_MS = 300;
+/** How long an attempt whose cancel the server confirms waits for it to be delivered. */
+const CANCEL_DELIVERY_MS = 5_000;
 /** The activities that run a job's steps. */
 export function createStepActivities(sh: Shared) {
+  /**
+   * An attempt in doubt (a retry, or one that was paused) asks before it starts a step
+   * whether it still holds the job: a cancel requested while no attempt ran reaches an
+   * attempt only with the answer to a heartbeat, which a short step would outrun, and
+   * the server may have handed the activity to a newer attempt. Asked of the server when
+   * it can be; a server that does not answer fails the attempt, to be retried.
+   */
+  async function confirmHeld(): Promise<void> {
+    const ctx = Context.current();
+    ctx.heartbeat();
+    let wait = HEARTBEAT_ANSWER_MS;
+    const workflowId = ctx.info.workflowExecution?.workflowId;
+    if (sh.describeActivity && workflowId) {
+      const pending = await sh.describeActivity(workflowId, ctx.info.activityId);
+      if (!pending || pending.attempt > ctx.info.attempt) throw new StaleAttemptError(workflowId, ctx.info.activityType, ctx.info.attempt);
+      if (!pending.cancelRequested) return;
+      wait = CANCEL_DELIVERY_MS;
+    }
+    await ctx.sleep(wait).catch(() => undefined);
+  }
+
   /** executeStep with its metrics and log lines. */
   async function observedStep(input: StepInput, onStarted?: () => Promise<void>): Promise<StepOutcome> {
     const log = sh.logger.child({ jobId: input.jobId, step: `${input.kind}-${input.index}` });
@@ -102,7 +112,7 @@ export function createStepActivities(sh: Shared) {
    * activity with the failure the workflow maps to the step's status.
    */
   async function single(input: StepInput, onStarted?: () => Promise<void>): Promise<StepOutcome> {
-    await learnPendingCancel();
+    if (Context.current().info.attempt > 1) await confirmHeld();
     const outcome = await observedStep(input, onStarted);
     const name = `${outcome.kind}-${outcome.index}`;
     if (outcome.status === 'timed_out') {
@@ -139,15 +149,12 @@ export function createStepActivities(sh: Shared) {
         batch.unshift([cloneStep(clone), pickedUp(clone)]);
       }
       const results: StepOutcome[] = [];
-      await learnPendingCancel();
+      if (ctx.info.attempt > 1) await confirmHeld();
       const pauses = new PauseDetector((ctx.info.heartbeatTimeoutMs || 5_000) / 2);
       try {
         for (const [step, onStarted] of batch) {
           if (results.length > 0) await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
-          if (pauses.take()) {
-            ctx.heartbeat();
-            await ctx.sleep(PENDING_CANCEL_WAIT_MS).catch(() => undefined);
-          }
+          if (pauses.take()) await confirmHeld();
           if (ctx.cancellationSignal.aborted) {
             // Cancelled between two steps: the next one does not start. A worker that is
             // going away, or an attempt the server gave up, fails instead, and the

@@ -20,6 +20,8 @@ export interface CampaignOptions {
   jobs: number;
   /** Boundary fixes switched off in the worker (DRAFTSMAN_TEST_FAULTS), to show the campaign sees them. */
   faultSwitches?: string[];
+  /** Prints each violating job's steps and events, and the fault timeline. */
+  verbose?: boolean;
   log?: (line: string) => void;
 }
 
@@ -51,8 +53,8 @@ const SHAPES: Record<string, () => Shape> = {
 
 /** Where a probe cancel lands, and a shape that reaches it; `until-2` ends the first run of a loop (continue-as-new). */
 const PROBED: { boundary: Boundary; step?: string; shape: string; name: string }[] = [
-  { boundary: 'before-create', shape: 'trapped', name: 'before container create' },
-  { boundary: 'after-create', shape: 'trapped', name: 'after container create (step start)' },
+  { boundary: 'before-create', step: 'setup-0', shape: 'trapped', name: 'before container create' },
+  { boundary: 'after-create', step: 'setup-0', shape: 'trapped', name: 'after container create (step start)' },
   { boundary: 'at-step-end', shape: 'batch', name: 'at a step end' },
   { boundary: 'between-steps', shape: 'batch', name: 'between batch steps' },
   { boundary: 'at-step-end', step: 'until-2', shape: 'loop', name: 'at continue-as-new' },
@@ -91,7 +93,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   await witness.start();
   const faults: Record<string, number> = {};
   const boundaries: Record<string, number> = {};
-  const count = (m: Record<string, number>, k: string) => (m[k] = (m[k] ?? 0) + 1);
+  const timeline: string[] = [];
+  const count = (m: Record<string, number>, k: string) => {
+    m[k] = (m[k] ?? 0) + 1;
+    if (m === faults) timeline.push(`${new Date().toISOString()} ${k}`);
+  };
   const jobs: Submitted[] = [];
 
   // The probe's announcements: each is answered with a cancel while the job waits there.
@@ -107,6 +113,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         job.probed = { boundary: m[1] as Boundary, step: m[3]!, at: Date.now() };
         count(boundaries, PROBED.find((p) => job.id.endsWith(probeSuffix(p)))?.name ?? m[1]!);
         count(faults, 'cancel at a named boundary');
+        timeline.push(`${new Date().toISOString()} probe cancel ${job.id} ${m[1]} ${m[3]}`);
         await stack.jobs.cancel(job.id, 'chaos at a boundary').catch(() => undefined);
       }
       await sleep(20);
@@ -137,7 +144,15 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     await watcher;
     await witness.stop();
     const violations: Violation[] = [];
-    for (const j of jobs) violations.push(...checkJob(await observe(j), j.commands, j.probed ?? null));
+    for (const j of jobs) {
+      const observed = await observe(j);
+      const found = checkJob(observed, j.commands, j.probed ?? null);
+      violations.push(...found);
+      if (found.length && opts.verbose) {
+        log(`${j.id}: ${JSON.stringify({ status: observed.status, temporal: observed.temporal, steps: observed.steps, events: observed.events })}`);
+      }
+    }
+    if (violations.length && opts.verbose) log(`faults:\n${timeline.join('\n')}`);
     return { seed: opts.seed, jobs: jobs.length, faults, boundaries, violations, seconds: Math.round((Date.now() - started) / 1000) };
   } finally {
     watching = false;

@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   const results: CampaignResult[] = [];
   for (const seed of seeds) {
     const faultSwitches = arg('fault-switches')?.split(',').filter(Boolean);
-    const r = await runCampaign({ seed, jobs, faultSwitches, log: (l) => console.log(`[chaos] ${l}`) });
+    const r = await runCampaign({ seed, jobs, faultSwitches, verbose: process.argv.includes('--verbose'), log: (l) => console.log(`[chaos] ${l}`) });
     console.log(`[chaos] seed ${seed}: ${r.jobs} jobs, ${Object.values(r.faults).reduce((a, n) => a + n, 0)} faults, ${r.violations.length} violations, ${r.seconds} s`);
     for (const v of r.violations) console.log(`[chaos]   ${v.job}: ${v.invariant}: ${v.detail}`);
     results.push(r);

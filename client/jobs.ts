@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Client, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import type { JobView } from '../common/job';
 import { CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../common/names';
 import type { JobSpec } from '../common/spec';
@@ -55,6 +56,18 @@ export class JobsClient {
   /** Waits for the job's end. Rejects with WorkflowFailedError for a job that failed, was cancelled or timed out. */
   result(jobId: string): Promise<JobView> {
     return this.client.workflow.getHandle(jobId).result();
+  }
+
+  /**
+   * The server's view of one of the job's pending activities: its current attempt and
+   * whether a cancel of it was requested; `null` when it is not pending (it ended, or
+   * the attempt asking was given up).
+   */
+  async pendingActivity(jobId: string, activityId: string): Promise<{ attempt: number; cancelRequested: boolean } | null> {
+    const d = await this.client.workflow.getHandle(jobId).describe();
+    const p = d.raw.pendingActivities?.find((a) => a.activityId === activityId);
+    if (!p) return null;
+    return { attempt: p.attempt ?? 1, cancelRequested: p.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED };
   }
 
   /** Whether a workflow for this job exists, and whether it is still running. */

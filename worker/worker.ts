@@ -105,6 +105,7 @@ export async function createWorker({ config, store, runner, connection, workflow
       metrics,
       log: logger,
       describeJob: (id) => jobs.describe(id),
+      describeActivity: (id, activityId) => jobs.pendingActivity(id, activityId),
       // Test-only switches, off unless the chaos campaign or a test sets them.
       ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
       faults: { cancelListenerAfterCreate: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('cancel-listener-after-create') },

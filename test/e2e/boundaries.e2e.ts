@@ -40,7 +40,14 @@ const spec: ResolvedJobSpec = {
 };
 
 /** A job row to hang steps on, and the activities over a fake engine (a second lasts 50 ms there). */
-async function setUp(opts: { beforeCreate?: FakeRunnerOptions['beforeCreate']; storeProxy?: (s: JobStore) => JobStore; faults?: { cancelListenerAfterCreate?: boolean } } = {}) {
+async function setUp(
+  opts: {
+    beforeCreate?: FakeRunnerOptions['beforeCreate'];
+    storeProxy?: (s: JobStore) => JobStore;
+    faults?: { cancelListenerAfterCreate?: boolean };
+    describeActivity?: (jobId: string, activityId: string) => Promise<{ attempt: number; cancelRequested: boolean } | null>;
+  } = {},
+) {
   const jobId = `boundary-${process.pid}-${n++}`;
   await store.recordAccepted(jobId, `run-${jobId}`, spec);
   const runner = new FakeRunner({ secondMs: 50, beforeCreate: opts.beforeCreate });
@@ -51,6 +58,7 @@ async function setUp(opts: { beforeCreate?: FakeRunnerOptions['beforeCreate']; s
     describeJob: async () => ({ running: true }),
     heartbeatMs: 50,
     faults: opts.faults,
+    describeActivity: opts.describeActivity,
   });
   return { jobId, runner, activities };
 }
@@ -153,6 +161,29 @@ test('a cancel requested while no attempt ran reaches the retry before its first
   env.once('heartbeat', () => setImmediate(() => env.cancel('CANCELLED', cancelRequested())));
   const results = await runIn(env, activities.runSteps, batch(jobId, ['echo quick', 'sleep 40']));
   expect(statuses(results)).toEqual([]);
+  expect([...runner.starts.keys()]).toEqual([]);
+});
+
+test('a retried attempt asks the server: a newer attempt holds the activity, so it starts nothing', async () => {
+  const { jobId, runner, activities } = await setUp({ describeActivity: async () => ({ attempt: 3, cancelRequested: false }) });
+  const err = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, batch(jobId, ['echo a'])).catch((e: unknown) => e);
+  expect(String(err)).toMatch(/newer attempt/);
+  expect([...runner.starts.keys()]).toEqual([]);
+});
+
+test('a retried attempt asks the server: a cancel is pending, so it waits for it and starts nothing', async () => {
+  const asked: string[] = [];
+  const { jobId, runner, activities } = await setUp({
+    describeActivity: async (id, activityId) => {
+      asked.push(`${id}/${activityId}`);
+      return { attempt: 2, cancelRequested: true };
+    },
+  });
+  const env = new MockActivityEnvironment({ attempt: 2, workflowExecution: { workflowId: jobId, runId: 'r' }, activityId: '7' });
+  env.once('heartbeat', () => setTimeout(() => env.cancel('CANCELLED', cancelRequested()), 100));
+  const results = await runIn(env, activities.runSteps, batch(jobId, ['echo quick', 'sleep 40']));
+  expect(statuses(results)).toEqual([]);
+  expect(asked).toEqual([`${jobId}/7`]);
   expect([...runner.starts.keys()]).toEqual([]);
 });
 
