@@ -22,15 +22,18 @@ export function createPatchActivities(sh: Shared) {
       try {
         const exit = await sh.runner.wait(ref, ctx.cancellationSignal);
         if (exit.exitCode !== 0) {
+          await sh.runner.remove(ref);
           throw ApplicationFailure.nonRetryable(`reading the patch failed with exit code ${exit.exitCode}`, 'PatchError');
         }
         const { data, truncated } = await sh.runner.stdout(ref, sh.config.DRAFTSMAN_PATCH_MAX_BYTES);
         await sh.store.savePatch(input.jobId, data, truncated);
         await sh.store.event(input.jobId, 'patch', 'patch_stored', { bytes: data.length, truncated });
+        // Removed once stored: a retry after a failure above reads the same container's
+        // output rather than run it again (the job's end removes it in any case).
+        await sh.runner.remove(ref);
         return { bytes: data.length, truncated };
       } finally {
         clearInterval(beat);
-        await sh.runner.remove(ref);
       }
     },
   };

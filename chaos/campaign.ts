@@ -98,6 +98,15 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     m[k] = (m[k] ?? 0) + 1;
     if (m === faults) timeline.push(`${new Date().toISOString()} ${k}`);
   };
+  /** When the stack itself was disturbed (not cancels): [start, end] in ms. */
+  const disturbed: [number, number][] = [];
+  const disturb = async (name: string, fault: () => Promise<void>) => {
+    count(faults, name);
+    const start = Date.now();
+    await fault();
+    disturbed.push([start, Date.now()]);
+  };
+  const faultBetween = (from: number, to: number) => disturbed.some(([a, b]) => a <= to && b >= from);
   const jobs: Submitted[] = [];
 
   // The probe's announcements: each is answered with a cancel while the job waits there.
@@ -146,7 +155,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     const violations: Violation[] = [];
     for (const j of jobs) {
       const observed = await observe(j);
-      const found = checkJob(observed, j.commands, j.probed ?? null);
+      const found = checkJob(observed, j.commands, j.probed ? { ...j.probed, faultBetween } : null);
       violations.push(...found);
       if (found.length && opts.verbose) {
         log(`${j.id}: ${JSON.stringify({ status: observed.status, temporal: observed.temporal, steps: observed.steps, events: observed.events })}`);
@@ -170,24 +179,20 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   async function injectFault(): Promise<void> {
     const roll = rng.next();
     if (roll < 0.06) {
-      count(faults, 'worker SIGKILL');
-      await stack.restartWorker('SIGKILL');
+      await disturb('worker SIGKILL', () => stack.restartWorker('SIGKILL'));
     } else if (roll < 0.11) {
-      count(faults, 'worker SIGSTOP 7 s, then SIGCONT');
-      await stack.pauseWorker(7_000);
+      await disturb('worker SIGSTOP 7 s, then SIGCONT', () => stack.pauseWorker(7_000));
     } else if (roll < 0.16) {
-      count(faults, 'worker SIGTERM (graceful), restarted');
-      await stack.restartWorker('SIGTERM');
+      await disturb('worker SIGTERM (graceful), restarted', () => stack.restartWorker('SIGTERM'));
     } else if (roll < 0.2) {
-      count(faults, 'Temporal server restart');
-      await stack.restartTemporal(rng.next() < 0.5 ? 'SIGTERM' : 'SIGKILL');
+      const how = rng.next() < 0.5 ? 'SIGTERM' : 'SIGKILL';
+      await disturb('Temporal server restart', () => stack.restartTemporal(how));
     } else if (roll < 0.24) {
       const outage = rng.next() < 0.5;
-      count(faults, outage ? 'PostgreSQL outage of 3 s' : 'PostgreSQL restart');
-      await stack.restartPostgres(rng.next() < 0.5 ? 'SIGINT' : 'SIGKILL', outage ? 3_000 : 0);
+      const how = rng.next() < 0.5 ? 'SIGINT' : 'SIGKILL';
+      await disturb(outage ? 'PostgreSQL outage of 3 s' : 'PostgreSQL restart', () => stack.restartPostgres(how, outage ? 3_000 : 0));
     } else if (roll < 0.27) {
-      count(faults, 'control plane SIGKILL (worker, Temporal, PostgreSQL), restarted');
-      await stack.killControlPlane();
+      await disturb('control plane SIGKILL (worker, Temporal, PostgreSQL), restarted', () => stack.killControlPlane());
     } else if (roll < 0.45) {
       const target = rng.pick(jobs);
       const view = await stack.store.getJob(target.id).catch(() => null);

@@ -49,6 +49,14 @@ describe('checkJob', () => {
     expect(found.includes(INVARIANTS[7])).toBe(violated);
   });
 
+  it('a step that started after a boundary cancel while the worker was stopped is excused, and only then', () => {
+    const job = { ...cancelled, steps: [step('setup-0', 'succeeded'), step('setup-1', 'succeeded')].map((s, i) => ({ ...s, startedAt: new Date(1_000 + i * 10_000).toISOString() })), logs: {}, events: [], starts: {} };
+    job.events = job.steps.flatMap((s) => [`step_started:${s.kind}-${s.index}`, `step_finished:${s.kind}-${s.index}`]) as never;
+    const probed = (faultAt: number) => ({ boundary: 'at-step-end', step: 'setup-0', at: 2_000, faultBetween: (from: number, to: number) => faultAt >= from && faultAt <= to });
+    expect(checkJob(job, {}, probed(5_000)).map((v) => v.invariant)).not.toContain(INVARIANTS[7]);
+    expect(checkJob(job, {}, probed(50_000)).map((v) => v.invariant)).toContain(INVARIANTS[7]);
+  });
+
   it('a log cut with a marker, whose lines are a prefix, is complete enough', () => {
     expect(checkJob({ ...ok, logs: { 'setup-0': ['1', '2', '[draftsman] output missing from here: x'] } }, commands)).toEqual([]);
   });

@@ -23,10 +23,19 @@ export interface ObservedJob {
   starts: Record<string, number>;
 }
 
-/** A cancel the campaign sent while the job waited at a named boundary of `step`. */
+/**
+ * A cancel the campaign sent while the job waited at a named boundary of `step`, and
+ * the faults of the stack (worker, Temporal, PostgreSQL) that overlapped a time
+ * window after it: while no worker runs, nothing learns of a cancel, so a step that
+ * starts then is not held against the boundary.
+ */
 export interface ProbedCancel {
   boundary: string;
   step: string;
+  /** When the cancel was sent (ms). */
+  at?: number;
+  /** Whether a stack fault overlapped [from, to] (ms). */
+  faultBetween?: (from: number, to: number) => boolean;
 }
 
 export const INVARIANTS = [
@@ -104,14 +113,17 @@ export function checkJob(job: ObservedJob, commands: Record<string, string>, pro
 function checkProbed(job: ObservedJob, probed: ProbedCancel, add: (detail: string) => void): void {
   const names = job.steps.map((s) => `${s.kind}-${s.index}`);
   const at = names.indexOf(probed.step);
+  /** A step that began after the cancel while the stack was whole. */
+  const unexcused = (time: string | null) =>
+    !(probed.at !== undefined && probed.faultBetween && probed.faultBetween(probed.at, time ? Date.parse(time) : Date.now()));
   if (probed.boundary === 'before-create' || probed.boundary === 'after-create') {
     const step = job.steps[at];
-    if (step && step.status !== 'cancelled') add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
+    if (step && step.status !== 'cancelled' && unexcused(step.finishedAt)) add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
   } else if (probed.boundary === 'between-steps') {
-    if (at >= 0) add(`${probed.step} ran after a cancel between steps`);
+    if (at >= 0 && unexcused(job.steps[at]!.startedAt)) add(`${probed.step} ran after a cancel between steps`);
   } else if (probed.boundary === 'at-step-end') {
-    const later = at >= 0 ? names.slice(at + 1) : [];
-    if (later.length) add(`${later.join(', ')} ran after a cancel at the end of ${probed.step}`);
+    const later = at >= 0 ? job.steps.slice(at + 1).filter((s) => unexcused(s.startedAt)) : [];
+    if (later.length) add(`${later.map((s) => `${s.kind}-${s.index}`).join(', ')} ran after a cancel at the end of ${probed.step}`);
   }
   if (probed.boundary !== 'during-cleanup' && job.status !== 'cancelled' && job.status !== null) {
     add(`cancelled ${probed.boundary} ${probed.step}, ended ${job.status}`);
