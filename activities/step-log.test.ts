@@ -1,5 +1,5 @@
 import type { JobStore } from '../db/store';
-import { StepLogWriter } from './step-log';
+import { gapMarker, StepLogWriter, truncationMarker } from './step-log';
 
 /** A store whose chunk writes wait until the test lets them finish. */
 function slowStore() {
@@ -49,5 +49,32 @@ describe('StepLogWriter backpressure', () => {
     await closing;
     expect(written.map((w) => w.chunk)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(written.reduce((n, w) => n + w.lines, 0)).toBe(7 * 66);
+  });
+});
+
+describe('StepLogWriter gaps', () => {
+  function memoryStore() {
+    const lines: string[] = [];
+    const store = { appendLogChunk: async (_job: string, c: { lines: { x: string }[] }) => void lines.push(...c.lines.map((l) => l.x)) } as unknown as JobStore;
+    return { store, lines };
+  }
+  const fresh = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
+
+  it('marks where output is missing, after what was stored', async () => {
+    const { store, lines } = memoryStore();
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, 2 ** 20, fresh);
+    log.add([line(1)]);
+    log.gap('the stream went silent');
+    await log.close();
+    expect(lines).toEqual([line(1).text, gapMarker('the stream went silent')]);
+  });
+
+  it('adds no gap marker after the truncation marker', async () => {
+    const { store, lines } = memoryStore();
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, 1500, fresh);
+    log.add([line(1), line(2)]);
+    log.gap('the stream went silent');
+    await log.close();
+    expect(lines).toEqual([line(1).text, truncationMarker(1500)]);
   });
 });

@@ -56,6 +56,8 @@ const specCases: Case[] = [
   ['unknown nested field', { ...valid, timeouts: { stepSeconds: 5, forever: true } }, 400, 'invalid_spec', 'timeouts.forever'],
   ['setup as a string', { ...valid, setup: 'npm ci' }, 400, 'invalid_spec', 'setup'],
   ['empty setup command', { ...valid, setup: [''] }, 400, 'invalid_spec', 'setup.0'],
+  ['NUL in a setup command', { ...valid, setup: ['echo a\u0000b'] }, 400, 'invalid_spec', 'setup.0'],
+  ['NUL in an env value', { ...valid, env: { A: 'x\u0000' } }, 400, 'invalid_spec', 'env.A'],
   ['setup command as an object', { ...valid, setup: [{ run: 'x' }] }, 400, 'invalid_spec', 'setup.0'],
   ['too many setup steps', { ...valid, setup: Array.from({ length: 101 }, () => 'true') }, 400, 'invalid_spec', 'setup'],
   ['overlong command', { ...valid, validate: ['x'.repeat(16_385)] }, 400, 'invalid_spec', 'validate.0'],
