@@ -118,7 +118,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       for (; read < lines.length; read++) {
         const m = /^\[chaos-probe\] (\S+) (\S+) (\S+)$/.exec(lines[read]!);
         const job = m && jobs.find((j) => j.id === m[2]);
-        if (!m || !job) continue;
+        // A worker started after a fault announces the job again: the first cancel stands.
+        if (!m || !job || job.probed) continue;
         job.probed = { boundary: m[1] as Boundary, step: m[3]!, at: Date.now() };
         count(boundaries, PROBED.find((p) => job.id.endsWith(probeSuffix(p)))?.name ?? m[1]!);
         count(faults, 'cancel at a named boundary');
