@@ -49,6 +49,19 @@ describe('checkJob', () => {
     expect(found.includes(INVARIANTS[7])).toBe(violated);
   });
 
+  it('a re-attached step that ends by itself just after a create-boundary cancel is fine; one that runs on long after is not', () => {
+    const job = (finishedAt: number) => ({
+      ...cancelled,
+      steps: [{ ...step('setup-0', 'succeeded'), finishedAt: new Date(finishedAt).toISOString() }],
+      logs: {},
+      events: ['step_started:setup-0', 'step_finished:setup-0'],
+      starts: {},
+    });
+    const probed = { boundary: 'after-create', step: 'setup-0', at: 10_000 };
+    expect(checkJob(job(10_400), {}, probed).map((v) => v.invariant)).not.toContain(INVARIANTS[7]);
+    expect(checkJob(job(16_000), {}, probed).map((v) => v.invariant)).toContain(INVARIANTS[7]);
+  });
+
   it('a step that started after a boundary cancel while the worker was stopped is excused, and only then', () => {
     const job = { ...cancelled, steps: [step('setup-0', 'succeeded'), step('setup-1', 'succeeded')].map((s, i) => ({ ...s, startedAt: new Date(1_000 + i * 10_000).toISOString() })), logs: {}, events: [], starts: {} };
     job.events = job.steps.flatMap((s) => [`step_started:${s.kind}-${s.index}`, `step_finished:${s.kind}-${s.index}`]) as never;

@@ -38,6 +38,9 @@ export interface ProbedCancel {
   faultBetween?: (from: number, to: number) => boolean;
 }
 
+/** How long a cancel may take to reach a running step: a heartbeat interval (500 ms) and the round trips, with slack. */
+export const CANCEL_DELIVERY_MS = 1_500;
+
 export const INVARIANTS = [
   'one terminal status, the same in Temporal and PostgreSQL',
   'each step started at most once (engine events)',
@@ -117,8 +120,10 @@ function checkProbed(job: ObservedJob, probed: ProbedCancel, add: (detail: strin
   const unexcused = (time: string | null) =>
     !(probed.at !== undefined && probed.faultBetween && probed.faultBetween(probed.at, time ? Date.parse(time) : Date.now()));
   if (probed.boundary === 'before-create' || probed.boundary === 'after-create') {
+    // Stopped, or ended by itself before the cancel could reach it (a re-attached step may be near its end).
     const step = job.steps[at];
-    if (step && step.status !== 'cancelled' && unexcused(step.finishedAt)) add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
+    const endedFirst = step?.finishedAt && probed.at !== undefined && Date.parse(step.finishedAt) <= probed.at + CANCEL_DELIVERY_MS;
+    if (step && step.status !== 'cancelled' && !endedFirst && unexcused(step.finishedAt)) add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
   } else if (probed.boundary === 'between-steps') {
     if (at >= 0 && unexcused(job.steps[at]!.startedAt)) add(`${probed.step} ran after a cancel between steps`);
   } else if (probed.boundary === 'at-step-end') {
