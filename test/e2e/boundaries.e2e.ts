@@ -12,6 +12,7 @@ import { loadConfig } from '../../common/config';
 import type { ResolvedJobSpec, StepOutcome } from '../../common/job';
 import { JobStore } from '../../db/store';
 import { FakeRunner, type FakeRunnerOptions } from '../../runner/fake/fake-runner';
+import { fakeSpec } from './fake-spec';
 import { waitFor } from './helpers';
 
 const config = loadConfig({ DRAFTSMAN_STOP_GRACE_SECONDS: '1', DRAFTSMAN_DEPLOYMENT_ID: 'test' });
@@ -26,18 +27,7 @@ afterAll(async () => {
   await store?.close();
 });
 
-const spec: ResolvedJobSpec = {
-  repo: 'https://example.com/r.git',
-  commit: 'a'.repeat(40),
-  image: 'fake:1',
-  setup: [],
-  loop: null,
-  validate: [],
-  env: {},
-  secrets: {},
-  gitTokenSecret: null,
-  timeouts: { stepSeconds: 60, jobSeconds: 600 },
-};
+const spec = fakeSpec();
 
 /** A job row to hang steps on, and the activities over a fake engine (a second lasts 50 ms there). */
 async function setUp(

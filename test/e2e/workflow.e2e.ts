@@ -8,9 +8,10 @@ import { CancelledFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import type { AcceptedJob, ResolvedJobSpec, StepOutcome } from '../../common/job';
+import type { AcceptedJob, StepOutcome } from '../../common/job';
 import { CANCEL_SIGNAL, JOB_WORKFLOW_TYPE } from '../../common/names';
 import { TEST_DATA_DIR } from './env';
+import { fakeSpec } from './fake-spec';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -20,18 +21,7 @@ afterAll(async () => {
   await env?.teardown();
 });
 
-const spec: ResolvedJobSpec = {
-  repo: 'https://example.com/r.git',
-  commit: 'a'.repeat(40),
-  image: 'fake:1',
-  setup: [],
-  loop: { command: 'agent', maxIterations: 4 },
-  validate: [],
-  env: {},
-  secrets: {},
-  gitTokenSecret: null,
-  timeouts: { stepSeconds: 60, jobSeconds: 600 },
-};
+const spec = fakeSpec({ loop: { command: 'agent', maxIterations: 4 } });
 
 const outcome = (kind: StepOutcome['kind'], index: number, exitCode: number): StepOutcome => ({
   kind,
