@@ -79,11 +79,10 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
     if (ctx.cancellationSignal.aborted) onCancel();
     else ctx.cancellationSignal.addEventListener('abort', onCancel);
   }
+  /** Cancelled before its command started (no container of an earlier attempt runs it): it never runs. */
+  const cancelledBeforeStart = async () => interruption === 'cancel' && (await sh.runner.status(ref)).state === 'missing';
   try {
-    if (interruption === 'cancel') {
-      // Cancelled before its command started: it never runs.
-      return await finish(notRun(input, 'cancelled'));
-    }
+    if (await cancelledBeforeStart()) return await finish(notRun(input, 'cancelled'));
     if (interruption === 'leave') throw ctx.cancellationSignal.reason;
 
     // Phase: launch. A step whose command was launched and whose container is gone was
@@ -96,8 +95,9 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
     const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, sh.resolveSecret(r)]));
     const at = { jobId: input.jobId, step: `${input.kind}-${input.index}` };
     await sh.probe('before-create', at);
-    // A cancel that arrived meanwhile: the command is not started at all.
-    if (interruption === 'cancel') return await finish(notRun(input, 'cancelled'));
+    // A cancel that arrived meanwhile: the command is not started at all. (A container an
+    // earlier attempt started is re-attached below, and stopped with its grace period.)
+    if (await cancelledBeforeStart()) return await finish(notRun(input, 'cancelled'));
     try {
       const endTimer = sh.metrics.containerStart.startTimer();
       await sh.runner.start({ ...input, env: { ...input.env, ...secretEnv } });

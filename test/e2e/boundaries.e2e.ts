@@ -177,6 +177,21 @@ test('a retried attempt asks the server: a cancel is pending, so it waits for it
   expect([...runner.starts.keys()]).toEqual([]);
 });
 
+test('a retry cancelled before it starts still stops, with the grace period, the container an earlier attempt started', async () => {
+  const { jobId, runner, activities } = await setUp();
+  const ref = { jobId, kind: 'loop' as const, index: 1 };
+  await store.claimStep(jobId, { kind: 'loop', index: 1, seq: 0 }, 1);
+  await runner.start({ ...ref, image: 'fake:1', command: 'trap "exit 42" TERM; sleep 100', env: {}, timeoutSeconds: 60 });
+  await store.stepLaunched(jobId, 'loop', 1);
+  const env = new MockActivityEnvironment({ attempt: 2 });
+  env.cancel('CANCELLED', cancelRequested());
+  const input = { jobId, seq: 0, kind: 'loop' as const, index: 1, image: 'fake:1', command: 'trap "exit 42" TERM; sleep 100', env: {}, timeoutSeconds: 60 };
+  const err = await runIn(env, activities.runStep, input).catch((e: unknown) => e);
+  expect(String(err)).toMatch(/cancelled/);
+  expect((await store.getJob(jobId))?.steps[0]).toMatchObject({ status: 'cancelled', exitCode: 42 });
+  expect(runner.starts.get(`fake-${jobId}-loop-1`)).toBe(1);
+});
+
 test('a stale attempt that wakes after a newer one finished the steps does not run them again', async () => {
   const { jobId, runner, activities } = await setUp();
   const input = batch(jobId, ['echo a', 'echo b']);
