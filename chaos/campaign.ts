@@ -72,8 +72,8 @@ interface Submitted {
   id: string;
   shape: string;
   commands: Record<string, string>;
-  /** A probe cancel: at which step it landed and when it was sent. */
-  probed?: { boundary: Boundary; step: string; at: number };
+  /** A boundary cancel: where it landed (a probed boundary, or `queued`) and when it was sent. */
+  probed?: { boundary: Boundary | 'queued'; step: string; at: number };
 }
 
 export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult> {
@@ -139,7 +139,15 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       const spec = SHAPES[shape]!();
       const id = `chaos-${opts.seed}-${i}-${shape}${probe ? probeSuffix(probe) : ''}`;
       await stack.jobs.start({ repo: repo.url, commit: repo.head, ...spec } as JobSpec, id);
-      jobs.push({ id, shape, commands: commandsOf(spec) });
+      const job: Submitted = { id, shape, commands: commandsOf(spec) };
+      jobs.push(job);
+      if (i % 9 === 5) {
+        // Cancelled as soon as it is submitted, while it is still queued.
+        job.probed = { boundary: 'queued', step: '-', at: Date.now() };
+        count(boundaries, 'queued (cancelled on submit)');
+        count(faults, 'cancel at a named boundary');
+        await stack.jobs.cancel(id, 'chaos while queued');
+      }
       if (shape === 'stepTimeout' || shape === 'jobTimeout') count(faults, `${shape === 'stepTimeout' ? 'step' : 'job'} time limit`);
       await sleep(rng.int(100, 900));
       await injectFault();
@@ -160,6 +168,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       violations.push(...found);
       if (found.length && opts.verbose) {
         log(`${j.id}: ${JSON.stringify({ status: observed.status, temporal: observed.temporal, steps: observed.steps, events: observed.events })}`);
+        const history = await stack.client.workflow.getHandle(j.id).fetchHistory().catch(() => null);
+        const at = (t: unknown) => (t && typeof t === 'object' && 'seconds' in t ? new Date(Number((t as { seconds: unknown }).seconds) * 1000 + Math.round(Number((t as { nanos?: number }).nanos ?? 0) / 1e6)).toISOString() : '?');
+        log(`${j.id} history (last run):\n${(history?.events ?? []).map((e) => `  ${at(e.eventTime)} ${e.eventId} ${e.eventType}`).join('\n')}`);
       }
     }
     if (violations.length && opts.verbose) log(`faults:\n${timeline.join('\n')}`);

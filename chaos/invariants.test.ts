@@ -43,6 +43,20 @@ describe('checkJob', () => {
     ['a loop going on after a cancel at continue-as-new', { ...cancelled, steps: [step('until-2', 'succeeded'), step('loop-3', 'succeeded')] }, { boundary: 'at-step-end', step: 'until-2' }, true],
     ['a loop stopped at continue-as-new', { ...cancelled, steps: [step('until-2', 'succeeded')] }, { boundary: 'at-step-end', step: 'until-2' }, false],
     ['a job that went on to succeed after a cancel', { ...ok, steps: [step('setup-0', 'succeeded')] }, { boundary: 'at-step-end', step: 'setup-0' }, true],
+    ['a job cancelled while queued that ran a step', { ...cancelled, steps: [{ ...step('clone-0', 'succeeded'), startedAt: new Date(9_000).toISOString() }] }, { boundary: 'queued', step: '-' }, true],
+    [
+      'a job whose first steps started within the delivery time of a cancel sent with its start',
+      { ...cancelled, steps: [{ ...step('clone-0', 'succeeded'), startedAt: new Date(1_000).toISOString() }] },
+      { boundary: 'queued', step: '-', at: 500 },
+      false,
+    ],
+    [
+      'a job with a step started long after a cancel sent with its start',
+      { ...cancelled, steps: [{ ...step('clone-0', 'succeeded'), startedAt: new Date(5_000).toISOString() }] },
+      { boundary: 'queued', step: '-', at: 500 },
+      true,
+    ],
+    ['a job cancelled while queued that ran nothing', { ...cancelled, steps: [] }, { boundary: 'queued', step: '-' }, false],
     ['a failing job cancelled during its cleanup keeps its end', { ...ok, status: 'failed' as const, temporal: 'FAILED', steps: [] }, { boundary: 'during-cleanup', step: '-' }, false],
   ])('boundary cancel: %s', (_name, job, probed, violated) => {
     const found = checkJob({ ...job, logs: {}, events: job.steps.flatMap((s) => [`step_started:${s.kind}-${s.index}`, `step_finished:${s.kind}-${s.index}`]), starts: {} }, {}, probed).map((v) => v.invariant);

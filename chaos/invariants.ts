@@ -124,6 +124,12 @@ function checkProbed(job: ObservedJob, probed: ProbedCancel, add: (detail: strin
     const step = job.steps[at];
     const endedFirst = step?.finishedAt && probed.at !== undefined && Date.parse(step.finishedAt) <= probed.at + CANCEL_DELIVERY_MS;
     if (step && step.status !== 'cancelled' && !endedFirst && unexcused(step.finishedAt)) add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
+  } else if (probed.boundary === 'queued') {
+    // Sent with the start, the cancel may reach the workflow only after its first task
+    // scheduled the first steps; they may start within the delivery time, none after.
+    const late = (s: { startedAt: string | null }) => s.startedAt !== null && (probed.at === undefined || Date.parse(s.startedAt) > probed.at + CANCEL_DELIVERY_MS);
+    const ran = job.steps.filter((s) => late(s) && unexcused(s.startedAt));
+    if (ran.length) add(`${ran.map((s) => `${s.kind}-${s.index}`).join(', ')} ran after a cancel while queued`);
   } else if (probed.boundary === 'between-steps') {
     if (at >= 0 && unexcused(job.steps[at]!.startedAt)) add(`${probed.step} ran after a cancel between steps`);
   } else if (probed.boundary === 'at-step-end') {

@@ -20,6 +20,7 @@ test.each(SEEDS)('seed %d: every named boundary hit, faults injected, no invaria
     'before container create',
     'between batch steps',
     'during cleanup',
+    'queued (cancelled on submit)',
   ]);
   expect(Object.values(r.faults).reduce((a, n) => a + n, 0)).toBeGreaterThanOrEqual(JOBS / 2);
 }, 300_000);

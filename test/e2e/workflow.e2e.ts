@@ -95,3 +95,21 @@ test('a loop that does not converge continues as new runs until its iterations a
   expect(calls.filter((c) => c.startsWith('loop-'))).toEqual(['loop-1', 'loop-2', 'loop-3', 'loop-4']);
   expect(ended).toEqual([expect.objectContaining({ status: 'succeeded' })]);
 });
+
+test('a cancel that arrives with the start (the job still queued) ends the job cancelled before any step', async () => {
+  const taskQueue = `wf-${process.pid}-queued`;
+  const jobId = `wf-cancel-queued-${process.pid}`;
+  const { activities, calls, ended } = scripted(async () => undefined);
+  await env.client.workflow.start(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
+  await env.client.workflow.getHandle(jobId).signal(CANCEL_SIGNAL, { reason: 'while queued' });
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+    activities,
+  });
+  const err = await worker.runUntil(env.client.workflow.getHandle(jobId).result().catch((e: unknown) => e));
+  expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+  expect(calls).toEqual([]);
+  expect(ended).toEqual([expect.objectContaining({ status: 'cancelled' })]);
+});
