@@ -117,6 +117,14 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
     const startedAt =
       (state?.state === 'running' ? state.startedAt : state?.state === 'exited' ? state.exit.startedAt : null)?.getTime() ?? startCalledAt;
     const deadlineAt = startedAt + input.timeoutSeconds * 1000;
+    /**
+     * How a step that exited by itself ended. Stopped while no worker watched it (by the
+     * janitor, past its deadline): a timeout, not a failure.
+     */
+    const endOf = (exit: StepExit): StepOutcome['status'] => {
+      const overran = exit.exitCode !== 0 && exit.finishedAt !== null && exit.finishedAt.getTime() > deadlineAt;
+      return overran ? 'timed_out' : exit.exitCode === 0 ? 'succeeded' : 'failed';
+    };
 
     // Phase: follow. Output goes from the container to PostgreSQL while the step runs,
     // never through Temporal's history; a re-attached attempt resumes after what is stored.
@@ -129,7 +137,8 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
       let exit: StepExit;
       try {
         // No heartbeat at the start: a step shorter than the interval costs the server none.
-        exit = await sh.runner.wait(ref, interrupt.signal);
+        // A re-attached step that has exited already is not raced against its deadline.
+        exit = state?.state === 'exited' ? state.exit : await sh.runner.wait(ref, interrupt.signal);
       } catch (err) {
         if (!interrupt.signal.aborted) {
           await follower.abandon();
@@ -152,7 +161,7 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
         const stopped = await sh.runner.status(ref);
         const exitInfo = stopped.state === 'exited' ? stopped.exit : null;
         // A step that exited by itself just before the stop keeps its own end.
-        const ownEnd = stop === 'not-running' && exitInfo ? (exitInfo.exitCode === 0 ? 'succeeded' : 'failed') : null;
+        const ownEnd = stop === 'not-running' && exitInfo ? endOf(exitInfo) : null;
         const outcome = await finish({
           ...record,
           status: ownEnd ?? (interruption === 'timeout' ? 'timed_out' : 'cancelled'),
@@ -170,12 +179,10 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
       await follower.drain(log);
       await launched;
 
-      // Phase: record, then remove. Stopped while no worker watched it (by the janitor,
-      // past its deadline): a timeout, not a failure.
-      const overran = exit.exitCode !== 0 && exit.finishedAt !== null && exit.finishedAt.getTime() > deadlineAt;
+      // Phase: record, then remove.
       const outcome = await finish({
         ...record,
-        status: overran ? 'timed_out' : exit.exitCode === 0 ? 'succeeded' : 'failed',
+        status: endOf(exit),
         exitCode: exit.exitCode,
         oomKilled: exit.oomKilled,
         startedAt: iso(exit.startedAt),

@@ -192,6 +192,20 @@ test('a retry cancelled before it starts still stops, with the grace period, the
   expect(runner.starts.get(`fake-${jobId}-loop-1`)).toBe(1);
 });
 
+test('a retry that finds its step stopped past its deadline while no worker watched records it timed_out', async () => {
+  const { jobId, runner, activities } = await setUp();
+  const ref = { jobId, kind: 'setup' as const, index: 0 };
+  await store.claimStep(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
+  // 30 fake seconds last 1.5 s: past the 1 s budget, then stopped (as by the janitor).
+  await runner.start({ ...ref, image: 'fake:1', command: 'sleep 30; exit 143', env: {}, timeoutSeconds: 1 });
+  await store.stepLaunched(jobId, 'setup', 0);
+  await runner.wait(ref);
+  const input = batch(jobId, ['sleep 30; exit 143']);
+  input.steps[0]!.timeoutSeconds = 1;
+  const results = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
+  expect(results.map((r) => [r.status, r.exitCode])).toEqual([['timed_out', 143]]);
+});
+
 test('a stale attempt that wakes after a newer one finished the steps does not run them again', async () => {
   const { jobId, runner, activities } = await setUp();
   const input = batch(jobId, ['echo a', 'echo b']);
