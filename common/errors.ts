@@ -18,17 +18,6 @@ export function isInvalidJobSpecError(err: unknown): err is InvalidJobSpecError 
   return err instanceof Error && err.name === 'InvalidJobSpecError';
 }
 
-/** A step ran past its time budget and was stopped. */
-export class StepTimeoutError extends Error {
-  override readonly name = 'StepTimeoutError';
-  constructor(
-    readonly step: string,
-    readonly seconds: number,
-  ) {
-    super(`step ${step} exceeded its ${seconds} s time limit`);
-  }
-}
-
 /** The container engine refused or failed an operation (retried by Temporal). */
 export class RunnerError extends Error {
   override readonly name = 'RunnerError';
