@@ -153,7 +153,13 @@ export function createStepActivities(sh: Shared) {
       const pauses = new PauseDetector((ctx.info.heartbeatTimeoutMs || 5_000) / 2);
       try {
         for (const [step, onStarted] of batch) {
-          if (results.length > 0) await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
+          if (results.length > 0) {
+            // A step shorter than the heartbeat interval sends none, and a cancel reaches
+            // the activity only with a heartbeat's answer: one between steps lets a cancel
+            // that came during a run of short steps stop the next one.
+            ctx.heartbeat();
+            await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
+          }
           if (pauses.take()) await confirmHeld();
           if (ctx.cancellationSignal.aborted) {
             // Cancelled between two steps: the next one does not start. A worker that is

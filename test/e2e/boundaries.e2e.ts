@@ -206,6 +206,16 @@ test('a retry that finds its step stopped past its deadline while no worker watc
   expect(results.map((r) => [r.status, r.exitCode])).toEqual([['timed_out', 143]]);
 });
 
+test('a cancel that comes during a run of short steps (none heartbeats) stops the next one: a heartbeat between steps', async () => {
+  const { jobId, runner, activities } = await setUp();
+  const env = new MockActivityEnvironment({ attempt: 1 });
+  // The server answers the first heartbeat with the cancel requested meanwhile.
+  env.once('heartbeat', () => setImmediate(() => env.cancel('CANCELLED', cancelRequested())));
+  const results = await runIn(env, activities.runSteps, batch(jobId, ['echo a', 'echo b', 'sleep 40']));
+  expect(statuses(results)).toEqual(['setup-0:succeeded', 'setup-1:cancelled']);
+  expect([...runner.starts.keys()]).toEqual([`fake-${jobId}-setup-0`]);
+});
+
 test('a stale attempt that wakes after a newer one finished the steps does not run them again', async () => {
   const { jobId, runner, activities } = await setUp();
   const input = batch(jobId, ['echo a', 'echo b']);
