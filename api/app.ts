@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { JobsClient } from '../client/jobs';
-import type { Config } from '../common/config';
 import { isInvalidJobSpecError } from '../common/errors';
 import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView } from '../common/job';
 import { resolveJobSpec, specPolicy } from '../common/spec';

@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepOutcome, StepStatus } from '../common/job';
+import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepOutcome } from '../common/job';
 import { FINAL_STATUSES } from '../common/job';
 import { migrate } from './migrations';
 import { type JobRow, type StepRow, jobView, stepOutcome } from './view';
