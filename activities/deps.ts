@@ -44,7 +44,7 @@ export interface ActivityDeps {
    * Test-only switches that turn a boundary fix off, so that a test (and the chaos
    * campaign) can show it sees the defect the fix closes. Never set in production.
    */
-  faults?: { cancelListenerAfterCreate?: boolean };
+  faults?: { cancelListenerAfterCreate?: boolean; engineStopAsOwnExit?: boolean };
   /** Test-only: called at each named boundary of a step's life, where a test may pause to inject a fault. */
   probe?: Probe;
 }

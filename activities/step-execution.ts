@@ -6,7 +6,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { ImageNotFoundError, RunnerError } from '../common/errors';
+import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../common/errors';
 import type { StepKind, StepOutcome } from '../common/job';
 import type { Logger } from '../common/logger';
 import { StaleAttemptError } from '../db/store';
@@ -88,9 +88,24 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
     // Phase: launch. A step whose command was launched and whose container is gone was
     // lost under the job (engine restart, host loss): it is not started again.
     const startCalledAt = Date.now();
-    if (claim.launched && (await sh.runner.status(ref)).state === 'missing') {
-      log.warn('the step was launched and its container is gone');
-      return await finish({ ...notRun(input, 'failed'), reason: 'container_lost' });
+    let stoppedWithEngine = false;
+    /** It ended while the engine was away: what it printed after the engine stopped reading is not in the engine's log. */
+    let endedWithoutEngine = false;
+    if (claim.launched) {
+      const found = await sh.runner.status(ref);
+      if (found.state === 'missing') {
+        log.warn('the step was launched and its container is gone');
+        return await finish({ ...notRun(input, 'failed'), reason: 'container_lost' });
+      }
+      // The engine went away while an earlier attempt waited: a failure it left is the
+      // engine's (it stops its containers when it stops), not the command's own end; it
+      // is recorded as lost below, after the rest of its output is read. An exit 0 came
+      // first and stands; a container that survived (live restore) is followed again.
+      endedWithoutEngine = claim.engineInterrupted && found.state === 'exited';
+      stoppedWithEngine = endedWithoutEngine && found.state === 'exited' && found.exit.exitCode !== 0;
+      if (claim.engineInterrupted && found.state === 'running') {
+        await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, false);
+      }
     }
     const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, sh.resolveSecret(r)]));
     const at = { jobId: input.jobId, step: `${input.kind}-${input.index}` };
@@ -104,6 +119,11 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
       endTimer();
     } catch (err) {
       if (err instanceof ImageNotFoundError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+      if (err instanceof ContainerLostError) {
+        log.warn({ err: err.message }, 'the engine cannot start the step container any more');
+        await sh.runner.remove(ref).catch(() => undefined);
+        return await finish({ ...notRun(input, 'failed'), reason: 'container_lost' });
+      }
       throw err;
     }
     await sh.probe('after-create', at);
@@ -146,6 +166,10 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
           if (err instanceof RunnerError && (await sh.runner.status(ref)).state === 'missing') {
             return await finish({ ...notRun(input, 'failed'), reason: 'container_lost', ...follower.stored() });
           }
+          // The engine went away under the step: noted for the attempt that finds what is left.
+          if (err instanceof EngineUnreachableError && !sh.faults.engineStopAsOwnExit) {
+            await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true);
+          }
           throw err;
         }
         if (interruption === 'leave') {
@@ -176,13 +200,14 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
       }
       clearTimeout(deadline);
       await sh.probe('at-step-end', at);
-      await follower.drain(log);
+      await follower.drain(log, endedWithoutEngine ? 'the engine went away while the step ran; what it printed from then on may be missing' : undefined);
       await launched;
 
       // Phase: record, then remove.
+      if (stoppedWithEngine) log.warn({ exitCode: exit.exitCode }, 'the engine went away while the step ran and stopped its container');
       const outcome = await finish({
         ...record,
-        status: endOf(exit),
+        ...(stoppedWithEngine ? { status: 'failed', reason: 'container_lost' } : { status: endOf(exit) }),
         exitCode: exit.exitCode,
         oomKilled: exit.oomKilled,
         startedAt: iso(exit.startedAt),
@@ -210,16 +235,23 @@ function notRun(input: StepInput, status: 'cancelled' | 'failed'): StepOutcome {
 /** Phase: follow. Reads a step's output into the store until it is drained or abandoned. */
 class StepFollower {
   private givenUp = false;
+  /** Why the output stream broke, if it did: drain fails the attempt, and the next resumes after what is stored. */
+  private broken: unknown = null;
   private readonly bytesBefore: number;
 
   private constructor(
     private readonly sh: Shared,
     private readonly writer: StepLogWriter,
-    private readonly following: Promise<void>,
+    following: Promise<void>,
     private readonly stop: AbortController,
   ) {
     this.bytesBefore = writer.stored.bytes;
+    this.following = following.catch((err: unknown) => {
+      this.broken = err;
+    });
   }
+
+  private readonly following: Promise<void>;
 
   static async start(sh: Shared, input: StepInput, ref: StepRef, fresh: boolean, attempt: number): Promise<StepFollower> {
     const mask = secretMasker((input.maskRefs ?? []).map((r) => sh.resolveSecret(r)));
@@ -254,9 +286,9 @@ class StepFollower {
   /**
    * After the exit the engine may still be sending output (a fast printer is ahead of
    * the store): the follow is given up only when no line arrives for a while, and
-   * then the log says so.
+   * then the log says so, as it says `gap` (a loss known to the caller).
    */
-  async drain(log: Logger): Promise<void> {
+  async drain(log: Logger, gap?: string): Promise<void> {
     let seen = this.writer.storedLines;
     const watchdog = setInterval(() => {
       if (this.writer.storedLines === seen) {
@@ -270,7 +302,12 @@ class StepFollower {
     } finally {
       clearInterval(watchdog);
     }
+    if (this.broken) {
+      await this.writer.close().catch(() => undefined);
+      throw this.broken;
+    }
     if (this.givenUp) this.writer.gap(`the output stream stayed silent for ${LOG_DRAIN_MS / 1000} s after the step ended; the rest was not read`);
+    if (gap) this.writer.gap(gap);
     await this.writer.close();
     this.sh.metrics.logBytesStored.inc(this.writer.stored.bytes - this.bytesBefore);
     if (this.writer.stored.truncated) {

@@ -75,7 +75,9 @@ export function createStepActivities(sh: Shared) {
       log.info({ status: outcome.status, exitCode: outcome.exitCode, oomKilled: outcome.oomKilled, reason: outcome.reason, seconds }, 'step finished');
       return outcome;
     } catch (err) {
-      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'step ended without a result');
+      // The engine's own words are in the cause (a RunnerError says what Draftsman was doing).
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : undefined;
+      log.warn({ err: err instanceof Error ? err.message : String(err), ...(cause ? { cause } : {}) }, 'step ended without a result');
       throw err;
     } finally {
       sh.metrics.runningContainers.dec();

@@ -104,7 +104,7 @@ export const configSchema = z.object({
    * cancel it in that window. Never set in production.
    */
   DRAFTSMAN_TEST_PROBE: z.enum(['0', '1']).default('0'),
-  /** Test-only: boundary fixes switched off (`cancel-listener-after-create`), to show a test sees the defect. */
+  /** Test-only: boundary fixes switched off (`cancel-listener-after-create`, `engine-stop-as-own-exit`), to show a test sees the defect. */
   DRAFTSMAN_TEST_FAULTS: z.string().default(''),
   /** Port of the worker's own /metrics and /health (separate process only); 0 turns it off. */
   DRAFTSMAN_WORKER_METRICS_PORT: int(0, 65_535).default(9464),

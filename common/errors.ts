@@ -18,15 +18,35 @@ export function isInvalidJobSpecError(err: unknown): err is InvalidJobSpecError 
   return err instanceof Error && err.name === 'InvalidJobSpecError';
 }
 
-/** The container engine refused or failed an operation (retried by Temporal). */
-export class RunnerError extends Error {
-  override readonly name = 'RunnerError';
-  constructor(
-    message: string,
-    cause?: unknown,
-  ) {
+/** An engine failure, with the engine's own error as its cause. */
+abstract class EngineError extends Error {
+  constructor(message: string, cause?: unknown) {
     super(message, { cause });
   }
+}
+
+/** The container engine refused or failed an operation (retried by Temporal). */
+export class RunnerError extends EngineError {
+  override readonly name = 'RunnerError';
+}
+
+/**
+ * The connection to the engine broke, or the engine refused it: it is stopping,
+ * restarting or gone, and the containers it ran may have been stopped with it
+ * (retried by Temporal, like RunnerError).
+ */
+export class EngineUnreachableError extends EngineError {
+  override readonly name = 'EngineUnreachableError';
+}
+
+/**
+ * The engine cannot run the step's container any more: after an engine crash its
+ * record of the container and the runtime's disagree (the runtime still holds a task
+ * the engine does not know), and every start fails. The step is lost, like a step
+ * whose container is gone; it is never created again under the same name.
+ */
+export class ContainerLostError extends EngineError {
+  override readonly name = 'ContainerLostError';
 }
 
 /** The step's image is not present on the engine; retrying cannot help. */

@@ -116,6 +116,15 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       ALTER TABLE steps ADD COLUMN reason text;
     `,
   },
+  {
+    version: 5,
+    name: 'steps whose engine went away while they ran',
+    sql: `
+      -- Set when an attempt lost its connection to the engine while waiting for the
+      -- step: a failure the next attempt finds was the engine's, not the command's.
+      ALTER TABLE steps ADD COLUMN engine_interrupted boolean NOT NULL DEFAULT false;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -283,8 +283,10 @@ export class JobStore {
     jobId: string,
     step: StepRecord,
     attempt: number,
-  ): Promise<{ state: 'claimed'; launched: boolean } | { state: 'finished'; outcome: StepOutcome } | { state: 'stale'; attempt: number }> {
-    const { rows } = await this.pool.query<StepRow & { attempt: number; launched: boolean; claimed: boolean }>(
+  ): Promise<
+    { state: 'claimed'; launched: boolean; engineInterrupted: boolean } | { state: 'finished'; outcome: StepOutcome } | { state: 'stale'; attempt: number }
+  > {
+    const { rows } = await this.pool.query<StepRow & { attempt: number; launched: boolean; engine_interrupted: boolean; claimed: boolean }>(
       `WITH claim AS (
          INSERT INTO steps (job_id, kind, index, seq, status, started_at, attempt) VALUES ($1, $2, $3, $4, 'running', now(), $7)
          ON CONFLICT (job_id, kind, index) DO UPDATE SET attempt = EXCLUDED.attempt
@@ -301,7 +303,7 @@ export class JobStore {
       [jobId, step.kind, step.index, step.seq, `step-started:${step.kind}-${step.index}`, JSON.stringify({ kind: step.kind, index: step.index }), attempt],
     );
     const r = rows[0]!;
-    if (r.claimed) return { state: 'claimed', launched: r.launched };
+    if (r.claimed) return { state: 'claimed', launched: r.launched, engineInterrupted: r.engine_interrupted };
     if (r.status !== 'running') return { state: 'finished', outcome: stepOutcome(r) };
     return { state: 'stale', attempt: r.attempt };
   }
@@ -309,6 +311,17 @@ export class JobStore {
   /** The engine has started the step's command (see claimStep). */
   async stepLaunched(jobId: string, kind: StepKind, index: number): Promise<void> {
     await this.pool.query(`UPDATE steps SET launched = true WHERE job_id = $1 AND kind = $2 AND index = $3`, [jobId, kind, index]);
+  }
+
+  /**
+   * The attempt that owns the running step lost the engine while waiting for it (set),
+   * or found its container still running afterwards (cleared).
+   */
+  async stepEngineInterrupted(jobId: string, kind: StepKind, index: number, attempt: number, interrupted: boolean): Promise<void> {
+    await this.pool.query(
+      `UPDATE steps SET engine_interrupted = $5 WHERE job_id = $1 AND kind = $2 AND index = $3 AND attempt = $4 AND status = 'running'`,
+      [jobId, kind, index, attempt, interrupted],
+    );
   }
 
   /** The step's outcome and its audit event, in one round trip; a step already finished keeps its outcome. */

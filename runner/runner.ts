@@ -64,13 +64,17 @@ export interface Runner {
    */
   start(step: StepRequest): Promise<void>;
 
-  /** Current state of a step; `missing` if it never started or was removed. */
+  /**
+   * Current state of a step; `missing` if it never started or was removed. Rejects
+   * with an EngineUnreachableError while the engine is down.
+   */
   status(step: StepRef): Promise<StepState>;
 
   /**
    * Resolves once the step has exited, with its exit code. Rejects with an
-   * AbortError when `signal` aborts (the step keeps running), and with a
-   * RunnerError if the step is missing.
+   * AbortError when `signal` aborts (the step keeps running), with a RunnerError if
+   * the step is missing, and with an EngineUnreachableError if the engine goes away
+   * meanwhile (its containers may have been stopped with it).
    */
   wait(step: StepRef, signal?: AbortSignal): Promise<StepExit>;
 
@@ -78,7 +82,8 @@ export interface Runner {
    * Streams the step's output, stdout and stderr in order, from its first line:
    * the first `skipLines` lines (stored by an earlier attempt) are passed over.
    * Resolves when the step has exited and its output is drained, or when `signal`
-   * aborts. Safe to call again for the same step (re-attach). When `onLines` returns
+   * aborts; rejects with an EngineUnreachableError if the stream breaks before its end
+   * (the rest is read by a re-attach). Safe to call again for the same step. When `onLines` returns
    * a promise, no more output is read until it settles (backpressure: a step that
    * prints faster than it is stored does not fill the worker's memory).
    */

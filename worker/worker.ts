@@ -108,7 +108,10 @@ export async function createWorker({ config, store, runner, connection, workflow
       describeActivity: (id, activityId) => jobs.pendingActivity(id, activityId),
       // Test-only switches, off unless the chaos campaign or a test sets them.
       ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
-      faults: { cancelListenerAfterCreate: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('cancel-listener-after-create') },
+      faults: {
+        cancelListenerAfterCreate: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('cancel-listener-after-create'),
+        engineStopAsOwnExit: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('engine-stop-as-own-exit'),
+      },
     }),
     maxConcurrentActivityTaskExecutions: config.DRAFTSMAN_MAX_CONCURRENT_STEPS,
     // A cancel reaches a running step with the answer to its next heartbeat, so
@@ -116,6 +119,10 @@ export async function createWorker({ config, store, runner, connection, workflow
     maxHeartbeatThrottleInterval: '500ms',
     // Steps in flight are left running, to be re-attached by the next worker, not killed.
     shutdownGraceTime: '5s',
+    // A workflow's tasks go to the worker that ran it last; when that worker died, they
+    // wait this long before any worker may take them (a cancel sent then waits too).
+    // Replaying a job's history elsewhere is cheap, a lost 10 s (the default) is not.
+    stickyQueueScheduleToStartTimeout: '3s',
   });
 }
 

@@ -1,9 +1,11 @@
+import http from 'node:http';
 import Docker from 'dockerode';
-import { ImageNotFoundError, RunnerError } from '../../common/errors';
+import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED } from '../../common/names';
 import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 import { type ContainerPolicy, containerName, containerOptions, exitTimes, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
+import { isEngineUnreachable, isWedged } from './engine-errors';
 import { DockerLogParser } from './frames';
 
 interface DockerApiError {
@@ -71,6 +73,7 @@ export class DockerRunner implements Runner {
       await container.start();
     } catch (err) {
       if (statusOf(err) === 304) return; // already started
+      if (isWedged(err)) throw new ContainerLostError(`the engine lost container ${name} in a crash: ${(err as Error).message}`, err);
       throw new RunnerError(`starting container ${name} failed`, err);
     }
   }
@@ -81,6 +84,7 @@ export class DockerRunner implements Runner {
       info = await this.docker.getContainer(this.name(step)).inspect();
     } catch (err) {
       if (isGone(err)) return { state: 'missing' };
+      if (isEngineUnreachable(err)) throw new EngineUnreachableError(`the engine did not answer an inspect of ${this.name(step)}`, err);
       throw new RunnerError(`inspecting ${this.name(step)} failed`, err);
     }
     const s = info.State;
@@ -101,15 +105,84 @@ export class DockerRunner implements Runner {
   async wait(step: StepRef, signal?: AbortSignal): Promise<StepExit> {
     const name = this.name(step);
     try {
-      await this.docker.getContainer(name).wait({ condition: 'not-running', abortSignal: signal });
+      await this.waitNotRunning(name, signal);
     } catch (err) {
       if (signal?.aborted) throw err;
       if (isGone(err)) throw new RunnerError(`container ${name} is gone`, err);
+      if (isEngineUnreachable(err)) throw new EngineUnreachableError(`the engine went away while ${name} ran`, err);
       throw new RunnerError(`waiting for ${name} failed`, err);
     }
+    // An engine that is stopping closes its API to new connections, then stops its
+    // containers while the waits already open still get their answer: a failure seen
+    // while the engine refuses new connections is the engine's stop, not the command's.
     const state = await this.status(step);
+    if (state.state === 'exited' && state.exit.exitCode !== 0 && !(await this.acceptsConnections())) {
+      throw new EngineUnreachableError(`the engine is stopping: it stopped ${name} (exit ${state.exit.exitCode})`);
+    }
     if (state.state !== 'exited') throw new RunnerError(`container ${name} is ${state.state} after wait`);
     return state.exit;
+  }
+
+  /** Whether the engine takes a new connection (a kept-alive one would still work while it stops). TLS engines are not asked. */
+  private async acceptsConnections(): Promise<boolean> {
+    const m = this.docker.modem as unknown as { socketPath?: string | (() => Promise<string>); host?: string; port?: number | string; protocol?: string };
+    if (m.protocol === 'https' || m.protocol === 'ssh') return true;
+    // The default socket is found lazily (a function that resolves the path).
+    const socketPath = typeof m.socketPath === 'function' ? await m.socketPath() : m.socketPath;
+    return new Promise((resolve) => {
+      const req = http.request(
+        { ...(socketPath ? { socketPath } : { host: m.host, port: m.port }), path: '/_ping', agent: false, timeout: 5_000 },
+        (res) => {
+          res.resume();
+          resolve(true);
+        },
+      );
+      req.once('error', () => resolve(false));
+      req.once('timeout', () => req.destroy(new Error('the engine did not answer a ping')));
+      req.end();
+    });
+  }
+
+  /**
+   * The engine's wait, read as a stream: dockerode's own wait never settles when the
+   * engine dies after it sent the response headers (the body's end never comes, and
+   * the broken response is not an error of the request), so a step would wait forever
+   * on an engine that was restarted under it.
+   */
+  private async waitNotRunning(name: string, signal?: AbortSignal): Promise<void> {
+    const res = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
+      this.docker.modem.dial(
+        {
+          path: `/containers/${encodeURIComponent(name)}/wait?`,
+          method: 'POST',
+          isStream: true,
+          abortSignal: signal,
+          statusCodes: { 200: true, 400: 'bad parameter', 404: 'no such container', 500: 'server error' },
+          options: { condition: 'not-running' },
+        },
+        (err: unknown, stream: unknown) => (err ? reject(err) : resolve(stream as NodeJS.ReadableStream)),
+      );
+    });
+    const body = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      let ended = false;
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      res.once('end', () => {
+        ended = true;
+        resolve(text);
+      });
+      const broke = (err?: unknown) => {
+        if (ended) return;
+        if (signal?.aborted) reject(signal.reason ?? Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }));
+        else reject(Object.assign(new Error(`the engine closed the wait for ${name} before its end`), { code: 'ECONNRESET', cause: err }));
+      };
+      res.once('error', broke);
+      res.once('close', () => broke());
+      signal?.addEventListener('abort', () => (res as unknown as { destroy(): void }).destroy(), { once: true });
+    });
+    // A wait the engine could not finish says so in the body: { StatusCode, Error: { Message } }.
+    const parsed = JSON.parse(body || '{}') as { Error?: { Message?: string } | null };
+    if (parsed.Error?.Message) throw new Error(`the engine's wait for ${name} failed: ${parsed.Error.Message}`);
   }
 
   async followLogs(
@@ -143,6 +216,7 @@ export class DockerRunner implements Runner {
     };
     // The consumer's last promise: while it is pending the stream is paused.
     let consumed: Promise<void> = Promise.resolve();
+    let broken = false;
     await new Promise<void>((resolve) => {
       stream.on('data', (chunk: Buffer) => {
         const busy = deliver(parser.push(chunk));
@@ -152,19 +226,22 @@ export class DockerRunner implements Runner {
         }
       });
       let ended = false;
-      const done = () => {
+      const done = (how: 'end' | 'close' | 'error') => {
         if (ended) return;
         ended = true;
+        // The engine ends the stream once the output is drained; a stream that broke
+        // before (the engine went away) leaves the rest unread.
+        broken = how !== 'end' && !opts.signal?.aborted;
         void consumed
           .then(() => deliver(parser.end()))
           .catch(() => undefined)
           .then(() => resolve());
       };
-      stream.once('end', done);
-      stream.once('close', done);
-      // An aborted or broken stream ends the follow; the step's outcome comes from wait().
-      stream.once('error', done);
+      stream.once('end', () => done('end'));
+      stream.once('close', () => done('close'));
+      stream.once('error', () => done('error'));
     });
+    if (broken) throw new EngineUnreachableError(`the output stream of ${name} broke before its end`);
   }
 
   async stdout(step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> {

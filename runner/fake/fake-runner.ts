@@ -2,11 +2,12 @@
  * An in-memory Runner for tests, driven by the step's own command in a tiny shell
  * subset (`;`-separated): `echo TEXT`, `echo TEXT >&2`, `sleep SECONDS`, `exit N`,
  * `true`, `false`, `trap "exit N" TERM`, and `fake-lose` (the container vanishes,
- * as on an engine restart). Unknown words fail the step with 127. Hooks let a test
+ * as when the engine's data is lost). `stopEngine`/`startEngine` restart the engine as
+ * a real one does: its API goes away first, then it stops its running containers. Unknown words fail the step with 127. Hooks let a test
  * stop between phases (before a create), and `starts` counts how often each step's
  * command started: the witness for "at most once".
  */
-import { ImageNotFoundError, RunnerError } from '../../common/errors';
+import { EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 
 interface FakeStep {
@@ -44,14 +45,42 @@ export class FakeRunner implements Runner {
   private readonly workspaces = new Set<string>();
   /** Times each step's command started, by container name. */
   readonly starts = new Map<string, number>();
+  private down = false;
+  /** Waits in progress, failed when the engine stops. */
+  private readonly waiting = new Set<(err: Error) => void>();
 
   constructor(private readonly opts: FakeRunnerOptions = {}) {}
+
+  /**
+   * The engine stops: waits in progress break, and running steps get SIGTERM (their
+   * trap's code, else 143), unless `keepContainers` (the engine's live restore).
+   */
+  stopEngine(opts: { keepContainers?: boolean } = {}): void {
+    this.down = true;
+    for (const fail of this.waiting) fail(new EngineUnreachableError('the fake engine stopped'));
+    this.waiting.clear();
+    if (opts.keepContainers) return;
+    for (const s of this.steps.values()) {
+      if (s.state !== 'running') continue;
+      s.signalled = 'TERM';
+      s.wake();
+    }
+  }
+
+  startEngine(): void {
+    this.down = false;
+  }
+
+  private reachable(): void {
+    if (this.down) throw new EngineUnreachableError('the fake engine is down');
+  }
 
   async prepareWorkspace(jobId: string): Promise<void> {
     this.workspaces.add(jobId);
   }
 
   async start(step: StepRequest): Promise<void> {
+    this.reachable();
     const name = nameOf(step);
     let s = this.steps.get(name);
     if (!s) {
@@ -68,6 +97,7 @@ export class FakeRunner implements Runner {
   }
 
   async status(ref: StepRef): Promise<StepState> {
+    this.reachable();
     const s = this.steps.get(nameOf(ref));
     if (!s) return { state: 'missing' };
     if (s.state === 'created') return { state: 'created' };
@@ -78,11 +108,18 @@ export class FakeRunner implements Runner {
   async wait(ref: StepRef, signal?: AbortSignal): Promise<StepExit> {
     const s = this.steps.get(nameOf(ref));
     if (!s) throw new RunnerError(`container ${nameOf(ref)} is gone`);
+    this.reachable();
     if (signal?.aborted) throw ABORT();
     await new Promise<void>((resolve, reject) => {
-      const onAbort = () => reject(ABORT());
+      const fail = (err: Error) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(err);
+      };
+      const onAbort = () => fail(ABORT());
       signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.add(fail);
       void s.exited.then(() => {
+        this.waiting.delete(fail);
         signal?.removeEventListener('abort', onAbort);
         resolve();
       });
@@ -101,6 +138,8 @@ export class FakeRunner implements Runner {
     let next = opts.skipLines;
     for (;;) {
       if (opts.signal?.aborted) return;
+      // The engine's log stream breaks with the engine.
+      if (this.down) throw new EngineUnreachableError('the fake engine stopped under the output stream');
       if (next < s.lines.length) {
         const batch = s.lines.slice(next);
         next = s.lines.length;
@@ -126,6 +165,7 @@ export class FakeRunner implements Runner {
   }
 
   async cancel(ref: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'> {
+    this.reachable();
     const s = this.steps.get(nameOf(ref));
     if (!s || s.state !== 'running') return 'not-running';
     s.signalled = 'TERM';

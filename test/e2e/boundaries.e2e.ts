@@ -274,6 +274,40 @@ test('a container lost while its step runs ends the step failed with reason cont
   expect(other.runner.starts.get(`fake-${other.jobId}-setup-0`)).toBe(1);
 });
 
+/** A step runs on the fake engine, which stops as a real one does (its API first, then its containers); a retry comes after it is back. */
+async function engineRestartUnder(command: string, opts: { keepContainers?: boolean } = {}) {
+  const { jobId, runner, activities } = await setUp();
+  const input = batch(jobId, [command]);
+  const first = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input);
+  await waitFor(async () => (await runner.status({ jobId, kind: 'setup', index: 0 })).state === 'running', 'the step to run', { timeoutMs: 5_000 });
+  await waitFor(async () => (await store.readLogs(jobId, { afterId: 0, limit: 10 })).length > 0, 'its first line', { timeoutMs: 5_000 });
+  runner.stopEngine(opts);
+  const err = await first.catch((e: unknown) => e);
+  await new Promise((r) => setTimeout(r, 200));
+  runner.startEngine();
+  const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
+  return { jobId, runner, err, retried };
+}
+
+test('an engine restart under a running step ends it failed with reason container_lost (exit code kept), without starting it again', async () => {
+  const { jobId, runner, err, retried } = await engineRestartUnder('echo one; trap "exit 42" TERM; sleep 100');
+  expect((err as Error).name).toBe('EngineUnreachableError');
+  expect(retried.map((r) => [r.status, r.reason, r.exitCode])).toEqual([['failed', 'container_lost', 42]]);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+  const lines = (await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
+  // What it printed after the engine stopped reading its output cannot be known: the log says so.
+  expect(lines).toEqual(['one', expect.stringMatching(/^\[draftsman\] output missing from here: the engine went away/)]);
+  expect((await store.getJob(jobId))?.steps[0]).toMatchObject({ status: 'failed', reason: 'container_lost', exitCode: 42 });
+});
+
+test('a step that survives an engine restart (live restore) is followed to its own end', async () => {
+  const { jobId, runner, retried } = await engineRestartUnder('echo one; sleep 40; echo two', { keepContainers: true });
+  expect(retried.map((r) => [r.status, r.reason, r.exitCode])).toEqual([['succeeded', undefined, 0]]);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+  const lines = (await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
+  expect(lines).toEqual(['one', 'two']);
+});
+
 test('a job that ends while no attempt runs its step: SIGTERM with the grace period, and the step row recorded', async () => {
   const { jobId, runner, activities } = await setUp();
   const ref = { jobId, kind: 'setup' as const, index: 0 };

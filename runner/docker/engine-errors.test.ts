@@ -1,0 +1,32 @@
+import { isEngineUnreachable, isWedged } from './engine-errors';
+
+const sysErr = (code: string, message = code) => Object.assign(new Error(message), { code });
+
+describe('isEngineUnreachable', () => {
+  it.each([
+    ['socket file missing (engine not running)', sysErr('ENOENT', 'connect ENOENT /run/docker.sock'), true],
+    ['connection refused', sysErr('ECONNREFUSED', 'connect ECONNREFUSED /run/docker.sock'), true],
+    ['connection reset while waiting', sysErr('ECONNRESET', 'read ECONNRESET'), true],
+    ['server closed the connection', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), true],
+    ['socket hang up without a code', new Error('socket hang up'), true],
+    ['an HTTP 500 from the engine', Object.assign(new Error('(HTTP code 500) server error'), { statusCode: 500 }), false],
+    ['an HTTP 404 (container gone)', Object.assign(new Error('no such container'), { statusCode: 404 }), false],
+    ['our own abort', Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR' }), false],
+    ['not an error at all', 'ECONNRESET', false],
+    ['null', null, false],
+  ])('%s', (_name, err, expected) => {
+    expect(isEngineUnreachable(err)).toBe(expected);
+  });
+});
+
+describe('isWedged', () => {
+  const http = (statusCode: number, message: string) => Object.assign(new Error(message), { statusCode });
+  it.each([
+    ['the runtime holds the task (seen after an engine SIGKILL)', http(500, '(HTTP code 500) server error - task c1636f1c47346f2c905640c563035c6651684c529b2b6d39e2f8636c37eb0505: already exists '), true],
+    ['another server error', http(500, '(HTTP code 500) server error - OCI runtime create failed'), false],
+    ['a name conflict on create', http(409, 'Conflict. The container name "/x" is already in use'), false],
+    ['a connection error', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), false],
+  ])('%s', (_name, err, expected) => {
+    expect(isWedged(err)).toBe(expected);
+  });
+});

@@ -1,0 +1,28 @@
+/**
+ * Which failures of an engine request mean that the engine itself went away (it is
+ * stopping, restarting or gone) rather than that it answered with an error. On a
+ * graceful stop the engine closes its API before it stops its containers, so a step's
+ * wait sees the connection break first; the exit it finds afterwards is the engine's
+ * doing, not the command's.
+ */
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE', 'ECONNABORTED', 'ENOTCONN']);
+
+export function isEngineUnreachable(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { statusCode?: unknown; code?: unknown; message?: unknown };
+  // An HTTP answer, however bad, came from a running engine.
+  if (typeof e.statusCode === 'number') return false;
+  if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return true;
+  return typeof e.message === 'string' && /socket hang up|connect ECONN|read ECONNRESET/.test(e.message);
+}
+
+/**
+ * A start refused because the runtime still holds the container's task: an engine
+ * killed between creating the task and recording it comes back not knowing it, and
+ * every later start of that container fails the same way.
+ */
+export function isWedged(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { statusCode?: unknown; message?: unknown };
+  return e.statusCode === 500 && typeof e.message === 'string' && /task [0-9a-f]{12,}: already exists/.test(e.message);
+}
