@@ -5,8 +5,11 @@
  * then every job is checked against the invariants (invariants.ts), with the engine's
  * event stream as the witness of step starts.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Boundary } from '../activities/deps';
+import { loadConfig } from '../common/config';
 import type { JobSpec } from '../common/spec';
 import { LABEL_DEPLOYMENT, LABEL_JOB } from '../common/names';
 import { startGitFixture } from '../test/e2e/git-fixture';
@@ -38,6 +41,14 @@ export interface CampaignResult {
 const DEPLOYMENT = 'chaos';
 /** After the last fault, every job must have ended within this: the longest job (~15 s), a heartbeat timeout (5 s), retry back-off (10 s), the grace period (2 s), a PostgreSQL or Temporal restart (~5 s), with slack. */
 export const END_BOUND_MS = 90_000;
+
+/**
+ * After a worker is killed, a workflow it ran last still sends its next task to it
+ * first: until the server notices that no worker polls there (about 10 s), each such
+ * task waits the sticky timeout (3 s, worker/worker.ts) before another worker takes
+ * it, and a cancel sent then is that much later.
+ */
+const WORKER_LOSS_AFTERMATH_MS = 15_000;
 
 type Shape = Omit<JobSpec, 'repo' | 'commit'>;
 const SHAPES: Record<string, () => Shape> = {
@@ -84,6 +95,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     startChaosStack({
       name: String(opts.seed),
       deployment: DEPLOYMENT,
+      images: [loadConfig({}).DRAFTSMAN_DEFAULT_IMAGE],
       log,
       workerEnv: opts.faultSwitches?.length ? { DRAFTSMAN_TEST_FAULTS: opts.faultSwitches.join(',') } : {},
     }),
@@ -100,13 +112,20 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   };
   /** When the stack itself was disturbed (not cancels): [start, end] in ms. */
   const disturbed: [number, number][] = [];
-  const disturb = async (name: string, fault: () => Promise<void>) => {
+  const disturb = async (name: string, fault: () => Promise<void>, aftermathMs = 0) => {
     count(faults, name);
     const start = Date.now();
     await fault();
-    disturbed.push([start, Date.now()]);
+    disturbed.push([start, Date.now() + aftermathMs]);
   };
   const faultBetween = (from: number, to: number) => disturbed.some(([a, b]) => a <= to && b >= from);
+  /** When the engine was told to stop, and when it answered again (ms). */
+  const engineOutages: [number, number][] = [];
+  const restartEngine = async (how: 'SIGTERM' | 'SIGKILL') => {
+    const down = Date.now();
+    await disturb(`Docker engine restart (${how})`, () => stack.restartEngine(how, 2_000));
+    engineOutages.push([down, Date.now()]);
+  };
   const jobs: Submitted[] = [];
 
   // The probe's announcements: each is answered with a cancel while the job waits there.
@@ -124,7 +143,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         count(boundaries, PROBED.find((p) => job.id.endsWith(probeSuffix(p)))?.name ?? m[1]!);
         count(faults, 'cancel at a named boundary');
         timeline.push(`${new Date().toISOString()} probe cancel ${job.id} ${m[1]} ${m[3]}`);
-        await stack.jobs.cancel(job.id, 'chaos at a boundary').catch(() => undefined);
+        await cancel(job.id, 'chaos at a boundary');
       }
       await sleep(20);
     }
@@ -132,10 +151,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
 
   try {
     let probes = 0;
+    let engineRestarts = 0;
     for (let i = 0; i < opts.jobs; i++) {
       // Every third job is cancelled at a named boundary, the boundaries in turn.
       const probe = i % 3 === 1 ? PROBED[probes++ % PROBED.length] : undefined;
-      const shape = probe?.shape ?? rng.pick(Object.keys(SHAPES));
+      const shape = probe?.shape ?? (i % 9 === 8 ? 'trapped' : rng.pick(Object.keys(SHAPES)));
       const spec = SHAPES[shape]!();
       const id = `chaos-${opts.seed}-${i}-${shape}${probe ? probeSuffix(probe) : ''}`;
       await stack.jobs.start({ repo: repo.url, commit: repo.head, ...spec } as JobSpec, id);
@@ -146,7 +166,18 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         job.probed = { boundary: 'queued', step: '-', at: Date.now() };
         count(boundaries, 'queued (cancelled on submit)');
         count(faults, 'cancel at a named boundary');
-        await stack.jobs.cancel(id, 'chaos while queued');
+        await cancel(id, 'chaos while queued');
+      }
+      if (i % 9 === 8) {
+        // The engine restarted under this job's running step, gracefully and by SIGKILL in turn.
+        const how = engineRestarts++ % 2 === 0 ? 'SIGTERM' : 'SIGKILL';
+        // Once its setup step says it runs (it then waits 6 s for a TERM).
+        const ready = async () => (await stack.store.readLogs(id, { afterId: 0, limit: 100 })).some((c) => c.step === 'setup-0' && c.lines.some((l) => l.x === 'ready'));
+        const running = await waitUntil(ready, 20_000);
+        if (running) {
+          count(boundaries, `engine restart (${how}) under a running step`);
+          await restartEngine(how);
+        }
       }
       if (shape === 'stepTimeout' || shape === 'jobTimeout') count(faults, `${shape === 'stepTimeout' ? 'step' : 'job'} time limit`);
       await sleep(rng.int(100, 900));
@@ -179,19 +210,39 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     watching = false;
     await watcher.catch(() => undefined);
     await witness.stop().catch(() => undefined);
-    // Whatever a job left (a violation, reported above) goes with the campaign.
-    const filters = JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${DEPLOYMENT}`] });
+    if (opts.verbose) {
+      const file = path.resolve('data', `chaos-${opts.seed}-worker.log`);
+      fs.writeFileSync(file, `${stack.workerLines().join('\n')}\n`);
+      fs.copyFileSync(path.join(stack.dir, 'dockerd.log'), path.resolve('data', `chaos-${opts.seed}-dockerd.log`));
+      log(`worker output: ${file}; the engine's log beside it`);
+    }
+    // Whatever a job left (a violation, reported above) goes with the private engine.
     await stack.stop();
-    for (const c of await stack.docker.listContainers({ all: true, filters })) await stack.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
-    for (const v of (await stack.docker.listVolumes({ filters })).Volumes ?? []) await stack.docker.getVolume(v.Name).remove().catch(() => undefined);
     await repo.stop();
+  }
+
+  /**
+   * Cancels as a user would: a request refused while Temporal restarts is sent again
+   * (a cancel the client saw fail was not lost); one for a job that has ended is moot.
+   */
+  async function cancel(id: string, reason: string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        return await stack.jobs.cancel(id, reason);
+      } catch (err) {
+        const ended = await stack.client.workflow.getHandle(id).describe().then((d) => d.status.name !== 'RUNNING', () => false);
+        if (ended || Date.now() > deadline) return;
+        await sleep(250);
+      }
+    }
   }
 
   /** One fault drawn from the seed, or none. */
   async function injectFault(): Promise<void> {
     const roll = rng.next();
     if (roll < 0.06) {
-      await disturb('worker SIGKILL', () => stack.restartWorker('SIGKILL'));
+      await disturb('worker SIGKILL', () => stack.restartWorker('SIGKILL'), WORKER_LOSS_AFTERMATH_MS);
     } else if (roll < 0.11) {
       await disturb('worker SIGSTOP 7 s, then SIGCONT', () => stack.pauseWorker(7_000));
     } else if (roll < 0.16) {
@@ -204,7 +255,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       const how = rng.next() < 0.5 ? 'SIGINT' : 'SIGKILL';
       await disturb(outage ? 'PostgreSQL outage of 3 s' : 'PostgreSQL restart', () => stack.restartPostgres(how, outage ? 3_000 : 0));
     } else if (roll < 0.27) {
-      await disturb('control plane SIGKILL (worker, Temporal, PostgreSQL), restarted', () => stack.killControlPlane());
+      await disturb('control plane SIGKILL (worker, Temporal, PostgreSQL), restarted', () => stack.killControlPlane(), WORKER_LOSS_AFTERMATH_MS);
+    } else if (roll < 0.31) {
+      // The engine stops its containers (graceful) or leaves them running until it is back (SIGKILL).
+      const how = rng.next() < 0.5 ? 'SIGTERM' : 'SIGKILL';
+      await restartEngine(how);
     } else if (roll < 0.45) {
       const target = rng.pick(jobs);
       const view = await stack.store.getJob(target.id).catch(() => null);
@@ -212,8 +267,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       count(boundaries, `random cancel: ${phase}`);
       const repeated = rng.next() < 0.3;
       count(faults, repeated ? 'repeated cancel' : 'cancel');
-      await stack.jobs.cancel(target.id, 'chaos').catch(() => undefined);
-      if (repeated) await stack.jobs.cancel(target.id, 'chaos again').catch(() => undefined);
+      await cancel(target.id, 'chaos');
+      if (repeated) await cancel(target.id, 'chaos again');
     }
   }
 
@@ -244,6 +299,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       steps: view?.steps ?? [],
       logs,
       events,
+      engineOutages,
       leftovers: [...containers.map((c) => c.Names[0] ?? c.Id), ...(volumes.Volumes ?? []).map((v) => v.Name)],
       starts,
     };
@@ -274,3 +330,12 @@ export function report(results: CampaignResult[]): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return true;
+    await sleep(100);
+  }
+  return false;
+}

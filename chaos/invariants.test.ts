@@ -1,5 +1,16 @@
 import { checkJob, INVARIANTS, type ObservedJob } from './invariants';
 
+/** The engine was stopped at STOP, under a step that ran from a second before to two after. */
+const STOP = Date.parse('2026-01-01T00:00:10Z');
+const engineStep = (status: 'succeeded' | 'failed' | 'cancelled', exitCode: number) => ({
+  kind: 'setup' as const,
+  index: 0,
+  status,
+  exitCode,
+  startedAt: new Date(STOP - 1_000).toISOString(),
+  finishedAt: new Date(STOP + 2_000).toISOString(),
+});
+
 const ok: ObservedJob = {
   id: 'j',
   shape: 'single',
@@ -10,6 +21,7 @@ const ok: ObservedJob = {
   events: ['step_started:setup-0', 'step_finished:setup-0'],
   leftovers: [],
   starts: { 'setup-0': 1 },
+  engineOutages: [[STOP, STOP + 3_000]],
 };
 const commands = { 'setup-0': 'seq 1 3' };
 
@@ -27,8 +39,30 @@ describe('checkJob', () => {
     ['killed without TERM', { status: 'cancelled', temporal: 'CANCELLED', steps: [{ ...ok.steps[0]!, status: 'cancelled', exitCode: 137 }] }, { 'setup-0': 'trap "exit 42" TERM; sleep 9' }, INVARIANTS[4]],
     ['a line lost, unmarked', { logs: { 'setup-0': ['1', '3'] } }, commands, INVARIANTS[5]],
     ['a duplicate event', { events: ['step_started:setup-0', 'step_started:setup-0', 'step_finished:setup-0'] }, commands, INVARIANTS[6]],
+    ['failed of its own across an engine stop', { status: 'failed', temporal: 'FAILED', steps: [engineStep('failed', 143)] }, commands, INVARIANTS[8]],
   ])('%s is a violation', (_name, change, cmds, invariant) => {
     expect(checkJob({ ...ok, ...change }, cmds).map((v) => v.invariant)).toContain(invariant);
+  });
+
+  it.each<[string, ObservedJob['steps'][number]]>([
+    ['lost with the engine', { ...engineStep('failed', 143), reason: 'container_lost' }],
+    ['its own success first', engineStep('succeeded', 0)],
+    ['stopped by Draftsman', engineStep('cancelled', 143)],
+  ])('a step across an engine stop %s is no violation of that invariant', (_name, s) => {
+    expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', logs: {}, steps: [s] }, {}).map((v) => v.invariant)).not.toContain(INVARIANTS[8]);
+  });
+
+  it('a step started while the engine stopped, and failed of its own, is a violation', () => {
+    const during = { ...engineStep('failed', 143), startedAt: new Date(STOP + 10).toISOString() };
+    expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', steps: [during] }, {}).map((v) => v.invariant)).toContain(INVARIANTS[8]);
+  });
+
+  it.each([
+    ['failed on its own before the engine stop', -2_000, -100],
+    ['started on the engine once it was back', 3_100, 4_000],
+  ])('a step that %s is no violation', (_name, from, to) => {
+    const s = { ...engineStep('failed', 3), startedAt: new Date(STOP + from).toISOString(), finishedAt: new Date(STOP + to).toISOString() };
+    expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', steps: [s] }, {})).toEqual([]);
   });
 
   const cancelled = { ...ok, status: 'cancelled' as const, temporal: 'CANCELLED' };

@@ -17,6 +17,8 @@ export interface ObservedJob {
   logs: Record<string, string[]>;
   /** Audit event types with their step (`step_started:setup-0`). */
   events: string[];
+  /** When the campaign stopped the Docker engine and when it answered again (ms), for every job alike. */
+  engineOutages?: [number, number][];
   /** Containers and volumes of the job still on the engine. */
   leftovers: string[];
   /** `start` events the engine reported, by step name. */
@@ -50,6 +52,7 @@ export const INVARIANTS = [
   'log complete or marked',
   'audit trail: each ended step started once and finished once',
   'a cancel at a named boundary stops the job there',
+  'a step the engine stopped under it ends container_lost',
 ] as const;
 export type Invariant = (typeof INVARIANTS)[number];
 
@@ -65,6 +68,14 @@ const TEMPORAL_FOR: Record<string, string[]> = {
   timed_out: ['FAILED'],
   cancelled: ['CANCELLED', 'CANCELED', 'FAILED'],
 };
+
+/**
+ * A step that ended after the engine was told to stop ended because of it: the engine
+ * closes its API to new connections at once, so Draftsman sees even an end of the
+ * step's own from then on as the engine's. (Only an end in the moment between the
+ * signal and that close could be a false finding; no shape fails on its own that fast.)
+ */
+export const ENGINE_STOP_SLACK_MS = 0;
 
 /** Lines a `seq 1 N` step must have stored, in order, unless its log says what is missing. */
 const SEQ = /^seq 1 (\d+)$/;
@@ -84,8 +95,9 @@ export function checkJob(job: ObservedJob, commands: Record<string, string>, pro
     const name = `${s.kind}-${s.index}`;
     if (s.status === 'running') add(INVARIANTS[3], name);
     const command = commands[name] ?? '';
-    // 137: SIGKILL reached it; 42 is its TERM handler, 0 an end of its own just before the stop.
-    if (command.startsWith('trap "exit 42" TERM') && s.exitCode === 137) {
+    // 137: SIGKILL reached it; 42 is its TERM handler, 0 an end of its own just before the stop
+    // (a stop by the engine itself is the engine's, and shows as container_lost below).
+    if (command.startsWith('trap "exit 42" TERM') && s.exitCode === 137 && s.reason !== 'container_lost') {
       add(INVARIANTS[4], `${name} ended ${s.exitCode}`);
     }
     const seq = SEQ.exec(command);
@@ -96,6 +108,14 @@ export function checkJob(job: ObservedJob, commands: Record<string, string>, pro
       const complete = numbers.length === Number(seq[1]) && numbers.every((l, i) => l === String(i + 1));
       const prefix = numbers.every((l, i) => l === String(i + 1));
       if (!complete && !(marked && prefix)) add(INVARIANTS[5], `${name}: ${numbers.length} of ${seq[1]} lines, ${marked ? 'marked' : 'unmarked'}`);
+    }
+    // Running when the engine was told to stop, or started while it stopped.
+    const across = (job.engineOutages ?? []).find(
+      ([down, up]) => s.startedAt && s.finishedAt && Date.parse(s.startedAt) < up && Date.parse(s.finishedAt) > down + ENGINE_STOP_SLACK_MS,
+    );
+    // Its own success (exit 0 came first), a stop of Draftsman's own, or lost with the engine.
+    if (across !== undefined && s.status === 'failed' && s.reason !== 'container_lost') {
+      add(INVARIANTS[8], `${name} ran across the engine stop at ${new Date(across[0]).toISOString()} and ended failed ${s.exitCode}`);
     }
     if (s.status !== 'running') {
       const started = job.events.filter((e) => e === `step_started:${name}`).length;

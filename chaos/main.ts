@@ -2,7 +2,7 @@
  * `npm run chaos -- --seed N --jobs K [--seeds N,M,...] [--fault-switches a,b]`: seeded
  * campaigns against the real stack; prints the table and writes every violating seed to
  * data/chaos-violations.json so that it can be replayed. `--fault-switches` turns boundary
- * fixes off in the worker (`cancel-listener-after-create`), to show the campaign sees them.
+ * fixes off in the worker (`cancel-listener-after-create`, `engine-stop-as-own-exit`), to show the campaign sees them.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,18 +1,20 @@
 /**
  * The stack a chaos campaign runs against, every part restartable on its own: an
  * embedded PostgreSQL, a Temporal dev server keeping its state in a file (so that a
- * restart keeps every workflow), and worker processes. The engine is the machine's.
+ * restart keeps every workflow), worker processes, and a private Docker engine
+ * (chaos/engine.ts) that can be restarted under running steps.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { JobsClient } from '../client/jobs';
 import { dataConverterFor } from '../common/codec';
 import { loadConfig } from '../common/config';
 import { JobStore } from '../db/store';
+import { type PrivateEngine, startPrivateEngine } from '../test/e2e/private-engine';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
 import { freePort, TEST_PAYLOAD_KEYS } from '../test/e2e/env';
@@ -27,17 +29,27 @@ export interface ChaosStack {
   worker: WorkerProcess;
   /** Every line the workers printed, across restarts (for the probe's announcements). */
   workerLines(): string[];
+  engine: PrivateEngine;
   restartWorker(how: 'SIGKILL' | 'SIGTERM'): Promise<void>;
   pauseWorker(ms: number): Promise<void>;
   restartTemporal(how: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /** PostgreSQL stopped (fast shutdown or SIGKILL), down for `downMs`, started again. */
   restartPostgres(how: 'SIGINT' | 'SIGKILL', downMs: number): Promise<void>;
+  /** The Docker engine stopped (gracefully, or SIGKILL), down for `downMs`, started again. */
+  restartEngine(how: 'SIGTERM' | 'SIGKILL', downMs: number): Promise<void>;
   /** Worker, Temporal and PostgreSQL killed at once, then started again. */
   killControlPlane(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function startChaosStack(opts: { name: string; deployment: string; workerEnv?: Record<string, string>; log: (l: string) => void }): Promise<ChaosStack> {
+export async function startChaosStack(opts: {
+  name: string;
+  deployment: string;
+  /** Images the steps use, copied into the private engine. */
+  images: string[];
+  workerEnv?: Record<string, string>;
+  log: (l: string) => void;
+}): Promise<ChaosStack> {
   const dir = path.resolve('data', `chaos-${opts.name}-${process.pid}`);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir, { recursive: true });
@@ -52,6 +64,7 @@ export async function startChaosStack(opts: { name: string; deployment: string; 
       logFile: path.join(dir, 'temporal.log'),
     });
   let temporal: DevServer = await startTemporal();
+  const engine = await startPrivateEngine({ dataRoot: path.join(dir, 'engine'), images: opts.images, log: opts.log });
   const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('ERROR') });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   fs.writeFileSync(bundlePath, bundle.code);
@@ -74,6 +87,7 @@ export async function startChaosStack(opts: { name: string; deployment: string; 
     DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
     DRAFTSMAN_DATA_DIR: dir,
     DRAFTSMAN_TEST_PROBE: '1',
+    DOCKER_HOST: engine.host,
     ...opts.workerEnv,
   };
 
@@ -124,7 +138,8 @@ export async function startChaosStack(opts: { name: string; deployment: string; 
     store,
     client,
     jobs,
-    docker: new Docker(),
+    docker: engine.docker,
+    engine,
     worker: await launch(),
     workerLines: () => lines,
     async restartWorker(how) {
@@ -151,6 +166,9 @@ export async function startChaosStack(opts: { name: string; deployment: string; 
       await sleep(downMs);
       pg = await startPostgres();
     },
+    async restartEngine(how, downMs) {
+      await engine.restart(how, downMs);
+    },
     async killControlPlane() {
       expectedExit = true;
       stack.worker.child.kill('SIGKILL');
@@ -169,6 +187,7 @@ export async function startChaosStack(opts: { name: string; deployment: string; 
       await store.close().catch(() => undefined);
       await temporal.stop().catch(() => undefined);
       await pg.stop().catch(() => undefined);
+      await engine.stop().catch((err: unknown) => opts.log(`stopping the private engine: ${String(err)}`));
       // A postmaster killed by a fault may have left children that outlived it.
       try {
         execFileSync('pkill', ['-KILL', '-f', pgDir]);

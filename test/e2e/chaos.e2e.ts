@@ -20,6 +20,8 @@ test.each(SEEDS)('seed %d: every named boundary hit, faults injected, no invaria
     'before container create',
     'between batch steps',
     'during cleanup',
+    'engine restart (SIGKILL) under a running step',
+    'engine restart (SIGTERM) under a running step',
     'queued (cancelled on submit)',
   ]);
   expect(Object.values(r.faults).reduce((a, n) => a + n, 0)).toBeGreaterThanOrEqual(JOBS / 2);
@@ -28,4 +30,10 @@ test.each(SEEDS)('seed %d: every named boundary hit, faults injected, no invaria
 test('with the abort listener attached after create (a fixed defect switched back on), the campaign reports a violation', async () => {
   const r = await runCampaign({ seed: 1, jobs: 3, faultSwitches: ['cancel-listener-after-create'], log: (l) => console.log(`[chaos] ${l}`) });
   expect(r.violations.map((v) => v.invariant)).toContain(INVARIANTS[7]);
+}, 300_000);
+
+test('with an engine stop taken for the step\'s own exit (a fixed defect switched back on), the campaign reports a violation', async () => {
+  // Job 8 is a trapped step under a graceful engine restart.
+  const r = await runCampaign({ seed: 1, jobs: 9, faultSwitches: ['engine-stop-as-own-exit'], log: (l) => console.log(`[chaos] ${l}`) });
+  expect(r.violations.map((v) => v.invariant)).toContain(INVARIANTS[8]);
 }, 300_000);
