@@ -153,13 +153,20 @@ export function createStepActivities(sh: Shared) {
       const results: StepOutcome[] = [];
       if (ctx.info.attempt > 1) await confirmHeld();
       const pauses = new PauseDetector((ctx.info.heartbeatTimeoutMs || 5_000) / 2);
+      /** Since when no heartbeat went out: a step heartbeats while it runs longer than the interval. */
+      let quietSince = Date.now();
       try {
         for (const [step, onStarted] of batch) {
           if (results.length > 0) {
             // A step shorter than the heartbeat interval sends none, and a cancel reaches
-            // the activity only with a heartbeat's answer: one between steps lets a cancel
-            // that came during a run of short steps stop the next one.
-            ctx.heartbeat();
+            // the activity only with a heartbeat's answer: one between steps, once a run
+            // of short steps has lasted an interval, lets a cancel that came meanwhile
+            // stop the next one. (Not after every step: an early first heartbeat costs
+            // about a second of recovery after a worker loss; docs/performance-log.md.)
+            if (Date.now() - quietSince >= sh.heartbeatMs) {
+              ctx.heartbeat();
+              quietSince = Date.now();
+            }
             await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
           }
           if (pauses.take()) await confirmHeld();
@@ -170,7 +177,9 @@ export function createStepActivities(sh: Shared) {
             if (ctx.cancellationDetails?.cancelRequested) break;
             throw ctx.cancellationSignal.reason;
           }
+          const stepStart = Date.now();
           const outcome = await observedStep(step, onStarted);
+          if (Date.now() - stepStart >= sh.heartbeatMs) quietSince = Date.now();
           results.push(outcome);
           if (outcome.status === 'timed_out' || outcome.status === 'cancelled') break;
           if (outcome.status !== 'succeeded' && !input.keepGoing) break;

@@ -206,14 +206,20 @@ test('a retry that finds its step stopped past its deadline while no worker watc
   expect(results.map((r) => [r.status, r.exitCode])).toEqual([['timed_out', 143]]);
 });
 
-test('a cancel that comes during a run of short steps (none heartbeats) stops the next one: a heartbeat between steps', async () => {
+test('a cancel that comes during a run of short steps (none heartbeats) stops the next one: a heartbeat between steps once the run lasts an interval', async () => {
   const { jobId, runner, activities } = await setUp();
   const env = new MockActivityEnvironment({ attempt: 1 });
   // The server answers the first heartbeat with the cancel requested meanwhile.
+  const beats: number[] = [];
+  env.on('heartbeat', () => beats.push(Date.now()));
   env.once('heartbeat', () => setImmediate(() => env.cancel('CANCELLED', cancelRequested())));
-  const results = await runIn(env, activities.runSteps, batch(jobId, ['echo a', 'echo b', 'sleep 40']));
-  expect(statuses(results)).toEqual(['setup-0:succeeded', 'setup-1:cancelled']);
-  expect([...runner.starts.keys()]).toEqual([`fake-${jobId}-setup-0`]);
+  // Each step lasts 30 ms, under the 50 ms interval: the second one's end is past it.
+  const started = Date.now();
+  const results = await runIn(env, activities.runSteps, batch(jobId, ['sleep 0.6', 'sleep 0.6', 'sleep 0.6', 'sleep 40']));
+  expect(statuses(results)).toEqual(['setup-0:succeeded', 'setup-1:succeeded', 'setup-2:cancelled']);
+  expect([...runner.starts.keys()]).toEqual([`fake-${jobId}-setup-0`, `fake-${jobId}-setup-1`]);
+  // Not after the first short step: the first heartbeat waited for the interval.
+  expect(beats[0]! - started).toBeGreaterThanOrEqual(50);
 });
 
 test('a stale attempt that wakes after a newer one finished the steps does not run them again', async () => {
