@@ -89,20 +89,18 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
     // lost under the job (engine restart, host loss): it is not started again.
     const startCalledAt = Date.now();
     let stoppedWithEngine = false;
-    /** It ended while the engine was away: what it printed after the engine stopped reading is not in the engine's log. */
-    let endedWithoutEngine = false;
     if (claim.launched) {
       const found = await sh.runner.status(ref);
       if (found.state === 'missing') {
         log.warn('the step was launched and its container is gone');
         return await finish({ ...notRun(input, 'failed'), reason: 'container_lost' });
       }
-      // The engine went away while an earlier attempt waited: a failure it left is the
-      // engine's (it stops its containers when it stops), not the command's own end; it
-      // is recorded as lost below, after the rest of its output is read. An exit 0 came
-      // first and stands; a container that survived (live restore) is followed again.
-      endedWithoutEngine = claim.engineInterrupted && found.state === 'exited';
-      stoppedWithEngine = endedWithoutEngine && found.state === 'exited' && found.exit.exitCode !== 0;
+      // The engine went away while an earlier attempt waited: the end it shows now is
+      // the engine's (it stops its containers when it stops), not the command's own, and
+      // what the step printed from then on may not be in the engine's log. It is recorded
+      // as lost, after the rest of its output is read; a container that survived (live
+      // restore) is followed again.
+      stoppedWithEngine = claim.engineInterrupted && found.state === 'exited';
       if (claim.engineInterrupted && found.state === 'running') {
         await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, false);
       }
@@ -200,7 +198,7 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
       }
       clearTimeout(deadline);
       await sh.probe('at-step-end', at);
-      await follower.drain(log, endedWithoutEngine ? 'the engine went away while the step ran; what it printed from then on may be missing' : undefined);
+      await follower.drain(log, stoppedWithEngine ? 'the engine went away while the step ran; what it printed from then on may be missing' : undefined);
       await launched;
 
       // Phase: record, then remove.

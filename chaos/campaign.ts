@@ -25,6 +25,8 @@ export interface CampaignOptions {
   faultSwitches?: string[];
   /** Prints each violating job's steps and events, and the fault timeline. */
   verbose?: boolean;
+  /** Ends the campaign early (Ctrl-C): it stops submitting and waiting, and cleans up. */
+  signal?: AbortSignal;
   log?: (line: string) => void;
 }
 
@@ -153,6 +155,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     let probes = 0;
     let engineRestarts = 0;
     for (let i = 0; i < opts.jobs; i++) {
+      opts.signal?.throwIfAborted();
       // Every third job is cancelled at a named boundary, the boundaries in turn.
       const probe = i % 3 === 1 ? PROBED[probes++ % PROBED.length] : undefined;
       const shape = probe?.shape ?? (i % 9 === 8 ? 'trapped' : rng.pick(Object.keys(SHAPES)));
@@ -187,7 +190,10 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
 
     const deadline = Date.now() + END_BOUND_MS;
     for (const j of jobs) {
-      while (Date.now() < deadline && !(await stack.store.getJob(j.id).catch(() => null))?.finishedAt) await sleep(250);
+      while (Date.now() < deadline && !(await stack.store.getJob(j.id).catch(() => null))?.finishedAt) {
+        opts.signal?.throwIfAborted();
+        await sleep(250);
+      }
     }
     watching = false;
     await watcher;

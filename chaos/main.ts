@@ -20,10 +20,23 @@ async function main(): Promise<void> {
     console.error('usage: npm run chaos -- --seed N (or --seeds N,M,...) --jobs K (1..5000)');
     process.exit(2);
   }
+  // Ctrl-C or SIGTERM ends the campaign with its clean-up: its stack, private engine and mounts.
+  const stop = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      console.log(`[chaos] ${sig}: stopping after clean-up`);
+      stop.abort();
+    });
+  }
   const results: CampaignResult[] = [];
   for (const seed of seeds) {
+    if (stop.signal.aborted) break;
     const faultSwitches = arg('fault-switches')?.split(',').filter(Boolean);
-    const r = await runCampaign({ seed, jobs, faultSwitches, verbose: process.argv.includes('--verbose'), log: (l) => console.log(`[chaos] ${l}`) });
+    const r = await runCampaign({ seed, jobs, faultSwitches, signal: stop.signal, verbose: process.argv.includes('--verbose'), log: (l) => console.log(`[chaos] ${l}`) }).catch((err: unknown) => {
+      if (stop.signal.aborted) return null;
+      throw err;
+    });
+    if (!r) break;
     console.log(`[chaos] seed ${seed}: ${r.jobs} jobs, ${Object.values(r.faults).reduce((a, n) => a + n, 0)} faults, ${r.violations.length} violations, ${r.seconds} s`);
     for (const v of r.violations) console.log(`[chaos]   ${v.job}: ${v.invariant}: ${v.detail}`);
     results.push(r);

@@ -113,10 +113,11 @@ export class DockerRunner implements Runner {
       throw new RunnerError(`waiting for ${name} failed`, err);
     }
     // An engine that is stopping closes its API to new connections, then stops its
-    // containers while the waits already open still get their answer: a failure seen
-    // while the engine refuses new connections is the engine's stop, not the command's.
+    // containers while the waits already open still get their answer: an end seen while
+    // the engine refuses new connections is the engine's stop, not the command's (even
+    // an exit 0: a container stopped that way was seen reported as exit 0 at once).
     const state = await this.status(step);
-    if (state.state === 'exited' && state.exit.exitCode !== 0 && !(await this.acceptsConnections())) {
+    if (state.state === 'exited' && !(await this.acceptsConnections())) {
       throw new EngineUnreachableError(`the engine is stopping: it stopped ${name} (exit ${state.exit.exitCode})`);
     }
     if (state.state !== 'exited') throw new RunnerError(`container ${name} is ${state.state} after wait`);
