@@ -1,0 +1,130 @@
+/**
+ * How the job workflow runs its steps: one step in its own activity (loop steps, and
+ * every step of jobs started before batches), or the clone and a phase's commands in
+ * one activity; each step's end goes into the job's view as it is reported.
+ */
+import { ActivityCancellationType, isCancellation, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { ResolvedJobSpec, StepKind, StepView } from '../common/job';
+import { batchStepView, batchStop, clip, isStepTimeout, oneLine, phaseOf, type Recorded, ranFor, statusOf } from './job-outcome';
+import type { JobRun } from './job-run';
+
+/** A lost worker is noticed within the heartbeat timeout and the step re-attached by the next one. */
+const STEP_HEARTBEAT_TIMEOUT = '5s';
+/** Room past the step's own limit for stopping its container and recording the outcome. */
+const STEP_SLACK_SECONDS = 60;
+
+export function stepActivities(stepSeconds: number, steps = 1) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: `${steps * stepSeconds + STEP_SLACK_SECONDS}s`,
+    heartbeatTimeout: STEP_HEARTBEAT_TIMEOUT,
+    // Wait for the activity to stop the container before the workflow moves on to cleanup.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '500ms', maximumInterval: '10s' },
+  });
+}
+
+export class JobSteps {
+  /** The next step's position in the job, for ordering the audit trail; carried across runs. */
+  seq: number;
+  readonly activities: ReturnType<typeof stepActivities>;
+  // References only: the values are resolved and masked inside the activities.
+  private readonly maskRefs: string[];
+  readonly cloneSummary: string;
+
+  constructor(
+    private readonly run: JobRun,
+    private readonly spec: ResolvedJobSpec,
+    seq: number,
+  ) {
+    this.seq = seq;
+    this.activities = stepActivities(spec.timeouts.stepSeconds);
+    this.maskRefs = [...Object.values(spec.secrets ?? {}), ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : [])];
+    this.cloneSummary = `clone ${spec.commit.slice(0, 12)} of ${spec.repo}`;
+  }
+
+  /** Runs one step in its own activity; returns its end once it ended (succeeded or failed). */
+  async step(kind: StepKind, index: number, run: (seq: number) => Promise<Recorded>): Promise<Recorded> {
+    const s: StepView = { kind, index, status: 'running', exitCode: null, startedAt: null, finishedAt: null };
+    this.run.view.steps.push(s);
+    const iteration = this.run.view.loop && (kind === 'loop' || kind === 'until') ? ` · iteration ${index}/${this.spec.loop?.maxIterations}` : '';
+    this.run.show('running', `${phaseOf(kind)}${iteration} · step ${kind}-${index}`);
+    try {
+      const r = await run(this.seq++);
+      Object.assign(s, { status: statusOf(r) }, ranFor(r), r.reason ? { reason: r.reason } : {});
+      return { ...r, kind, index, status: statusOf(r) };
+    } catch (err) {
+      s.status = isStepTimeout(err) ? 'timed_out' : isCancellation(err) ? 'cancelled' : 'failed';
+      throw err;
+    }
+  }
+
+  /** A command step in its own activity. */
+  command(kind: StepKind, index: number, command: string): Promise<Recorded> {
+    return this.step(kind, index, (n) =>
+      this.activities.runStep.executeWithOptions({ summary: `${kind}-${index}: ${oneLine(command)}` }, [this.commandInput(kind, index, command, n)]),
+    );
+  }
+
+  /** The clone in its own activity (jobs started before batches). */
+  clone(): Promise<Recorded> {
+    return this.step('clone', 0, (n) =>
+      this.activities.cloneRepository.executeWithOptions({ summary: this.cloneSummary }, [{ jobId: this.run.jobId, ...this.cloneInput(n) }]),
+    );
+  }
+
+  /**
+   * Runs the clone (when `withClone`) and the commands of one phase in one activity,
+   * then shows each step's outcome. A step that timed out or was cancelled ends the
+   * phase as it would have ended the step's own activity.
+   */
+  async batch(kind: 'setup' | 'validate', commands: readonly string[], withClone: boolean): Promise<Recorded[]> {
+    const names = [...(withClone ? ['clone-0'] : []), ...commands.map((_, i) => `${kind}-${i}`)];
+    if (names.length === 0) return [];
+    this.run.show('running', `${withClone ? 'cloning, then ' : ''}${kind} · steps ${names[0]}${names.length > 1 ? ` to ${names.at(-1)}` : ''}`);
+    const first = this.seq;
+    const summary = [...(withClone ? [this.cloneSummary] : []), ...commands.map((c, i) => `${kind}-${i}: ${oneLine(c)}`)].join(' · ');
+    const results = await stepActivities(this.spec.timeouts.stepSeconds, names.length).runSteps.executeWithOptions({ summary: clip(summary) }, [
+      {
+        jobId: this.run.jobId,
+        clone: withClone ? this.cloneInput(first) : undefined,
+        steps: commands.map((command, i) => this.commandInput(kind, i, command, first + (withClone ? 1 : 0) + i)),
+        keepGoing: kind === 'validate',
+      },
+    ]);
+    this.seq = first + results.length;
+    for (const r of results) this.run.view.steps.push(batchStepView(r));
+    const stop = batchStop(kind, names.length, results, this.spec.timeouts.stepSeconds);
+    if (stop) throw stop;
+    return results;
+  }
+
+  /** A command step's input: the job's image, environment and secret references. */
+  private commandInput(kind: StepKind, index: number, command: string, n: number) {
+    return {
+      jobId: this.run.jobId,
+      seq: n,
+      kind,
+      index,
+      image: this.spec.image,
+      command,
+      env: this.spec.env,
+      secretEnv: this.spec.secrets,
+      maskRefs: this.maskRefs,
+      timeoutSeconds: this.spec.timeouts.stepSeconds,
+    };
+  }
+
+  private cloneInput(n: number) {
+    return {
+      createdAt: this.run.view.createdAt,
+      seq: n,
+      repo: this.spec.repo,
+      commit: this.spec.commit,
+      image: this.spec.image,
+      gitTokenSecret: this.spec.gitTokenSecret,
+      maskRefs: this.maskRefs,
+      timeoutSeconds: this.spec.timeouts.stepSeconds,
+    };
+  }
+}
