@@ -1,8 +1,12 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { ContainerLostError } from '../common/errors';
 import type { StepRef } from '../runner/runner';
 import { PATCH_SCRIPT } from './clone';
 import type { Shared } from './deps';
+
+/** Runs of the patch script before a non-zero exit is the job's failure. */
+const PATCH_ATTEMPTS = 3;
 
 /** The activity that keeps the workspace's changes after the loop. */
 export function createPatchActivities(sh: Shared) {
@@ -16,14 +20,24 @@ export function createPatchActivities(sh: Shared) {
       // Stored by an attempt that was lost before it reported: not read again.
       const stored = await sh.store.getPatch(input.jobId);
       if (stored) return { bytes: stored.data.length, truncated: stored.truncated };
-      await sh.runner.start({ ...ref, image: input.image, command: PATCH_SCRIPT, env: {}, timeoutSeconds: input.timeoutSeconds });
+      try {
+        await sh.runner.start({ ...ref, image: input.image, command: PATCH_SCRIPT, env: {}, timeoutSeconds: input.timeoutSeconds });
+      } catch (err) {
+        // Reading the diff changes nothing, so a container the engine lost is replaced.
+        if (err instanceof ContainerLostError) await sh.runner.remove(ref);
+        throw err;
+      }
       const ctx = Context.current();
       const beat = setInterval(() => ctx.heartbeat(), sh.heartbeatMs);
       try {
         const exit = await sh.runner.wait(ref, ctx.cancellationSignal);
         if (exit.exitCode !== 0) {
           await sh.runner.remove(ref);
-          throw ApplicationFailure.nonRetryable(`reading the patch failed with exit code ${exit.exitCode}`, 'PatchError');
+          // An engine restarted under it stops it too: read again, a few times, before
+          // taking the failure for the workspace's.
+          const message = `reading the patch failed with exit code ${exit.exitCode}`;
+          if (ctx.info.attempt < PATCH_ATTEMPTS) throw ApplicationFailure.retryable(message, 'PatchError');
+          throw ApplicationFailure.nonRetryable(message, 'PatchError');
         }
         const { data, truncated } = await sh.runner.stdout(ref, sh.config.DRAFTSMAN_PATCH_MAX_BYTES);
         await sh.store.savePatch(input.jobId, data, truncated);

@@ -164,10 +164,6 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
           if (err instanceof RunnerError && (await sh.runner.status(ref)).state === 'missing') {
             return await finish({ ...notRun(input, 'failed'), reason: 'container_lost', ...follower.stored() });
           }
-          // The engine went away under the step: noted for the attempt that finds what is left.
-          if (err instanceof EngineUnreachableError && !sh.faults.engineStopAsOwnExit) {
-            await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true);
-          }
           throw err;
         }
         if (interruption === 'leave') {
@@ -220,6 +216,13 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
       clearTimeout(deadline);
       clearInterval(beat);
     }
+  } catch (err) {
+    // The engine went away under the step (while it was waited for, stopped or read):
+    // noted for the attempt that finds what is left.
+    if (err instanceof EngineUnreachableError && !sh.faults.engineStopAsOwnExit) {
+      await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true);
+    }
+    throw err;
   } finally {
     ctx.cancellationSignal.removeEventListener('abort', onCancel);
   }

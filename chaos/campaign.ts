@@ -51,6 +51,8 @@ export const END_BOUND_MS = 90_000;
  * it, and a cancel sent then is that much later.
  */
 const WORKER_LOSS_AFTERMATH_MS = 15_000;
+/** A killed worker's step is taken over after the heartbeat timeout (5 s) and a retry, with slack. */
+const HEARTBEAT_TAKEOVER_MS = 10_000;
 
 type Shape = Omit<JobSpec, 'repo' | 'commit'>;
 const SHAPES: Record<string, () => Shape> = {
@@ -114,11 +116,14 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   };
   /** When the stack itself was disturbed (not cancels): [start, end] in ms. */
   const disturbed: [number, number][] = [];
-  const disturb = async (name: string, fault: () => Promise<void>, aftermathMs = 0) => {
+  /** When no worker watched the running steps: from a worker's loss until the next attempt could have taken over. */
+  const workerAway: [number, number][] = [];
+  const disturb = async (name: string, fault: () => Promise<void>, aftermathMs = 0, watchGapMs?: number) => {
     count(faults, name);
     const start = Date.now();
     await fault();
     disturbed.push([start, Date.now() + aftermathMs]);
+    if (watchGapMs !== undefined) workerAway.push([start, Date.now() + watchGapMs]);
   };
   const faultBetween = (from: number, to: number) => disturbed.some(([a, b]) => a <= to && b >= from);
   /** When the engine was told to stop, and when it answered again (ms). */
@@ -190,7 +195,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
 
     const deadline = Date.now() + END_BOUND_MS;
     for (const j of jobs) {
-      while (Date.now() < deadline && !(await stack.store.getJob(j.id).catch(() => null))?.finishedAt) {
+      // Ended in PostgreSQL (endJob) and in Temporal (the workflow's last task comes just after).
+      const ended = async () =>
+        Boolean((await stack.store.getJob(j.id).catch(() => null))?.finishedAt) &&
+        (await stack.client.workflow.getHandle(j.id).describe().then((d) => d.status.name !== 'RUNNING', () => false));
+      while (Date.now() < deadline && !(await ended())) {
         opts.signal?.throwIfAborted();
         await sleep(250);
       }
@@ -248,11 +257,13 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   async function injectFault(): Promise<void> {
     const roll = rng.next();
     if (roll < 0.06) {
-      await disturb('worker SIGKILL', () => stack.restartWorker('SIGKILL'), WORKER_LOSS_AFTERMATH_MS);
+      await disturb('worker SIGKILL', () => stack.restartWorker('SIGKILL'), WORKER_LOSS_AFTERMATH_MS, HEARTBEAT_TAKEOVER_MS);
     } else if (roll < 0.11) {
-      await disturb('worker SIGSTOP 7 s, then SIGCONT', () => stack.pauseWorker(7_000));
+      // Woken, the paused attempt may still announce a boundary while a newer one, which
+      // took over meanwhile, already runs the job: 2 s of aftermath.
+      await disturb('worker SIGSTOP 7 s, then SIGCONT', () => stack.pauseWorker(7_000), 2_000, 2_000);
     } else if (roll < 0.16) {
-      await disturb('worker SIGTERM (graceful), restarted', () => stack.restartWorker('SIGTERM'));
+      await disturb('worker SIGTERM (graceful), restarted', () => stack.restartWorker('SIGTERM'), 0, 2_000);
     } else if (roll < 0.2) {
       const how = rng.next() < 0.5 ? 'SIGTERM' : 'SIGKILL';
       await disturb('Temporal server restart', () => stack.restartTemporal(how));
@@ -261,7 +272,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       const how = rng.next() < 0.5 ? 'SIGINT' : 'SIGKILL';
       await disturb(outage ? 'PostgreSQL outage of 3 s' : 'PostgreSQL restart', () => stack.restartPostgres(how, outage ? 3_000 : 0));
     } else if (roll < 0.27) {
-      await disturb('control plane SIGKILL (worker, Temporal, PostgreSQL), restarted', () => stack.killControlPlane(), WORKER_LOSS_AFTERMATH_MS);
+      await disturb('control plane SIGKILL (worker, Temporal, PostgreSQL), restarted', () => stack.killControlPlane(), WORKER_LOSS_AFTERMATH_MS, HEARTBEAT_TAKEOVER_MS);
     } else if (roll < 0.31) {
       // The engine stops its containers (graceful) or leaves them running until it is back (SIGKILL).
       const how = rng.next() < 0.5 ? 'SIGTERM' : 'SIGKILL';
@@ -306,6 +317,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       logs,
       events,
       engineOutages,
+      workerAway,
       leftovers: [...containers.map((c) => c.Names[0] ?? c.Id), ...(volumes.Volumes ?? []).map((v) => v.Name)],
       starts,
     };

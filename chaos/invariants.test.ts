@@ -52,6 +52,11 @@ describe('checkJob', () => {
     expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', logs: {}, steps: [s] }, {}).map((v) => v.invariant)).not.toContain(INVARIANTS[8]);
   });
 
+  it('an engine stop while no worker watched (a worker lost) is not held against the step', () => {
+    const away: [number, number][] = [[STOP - 1_000, STOP + 9_000]];
+    expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', workerAway: away, steps: [engineStep('failed', 42)] }, {}).map((v) => v.invariant)).not.toContain(INVARIANTS[8]);
+  });
+
   it('a step started while the engine stopped, and failed of its own, is a violation', () => {
     const during = { ...engineStep('failed', 143), startedAt: new Date(STOP + 10).toISOString() };
     expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', steps: [during] }, {}).map((v) => v.invariant)).toContain(INVARIANTS[8]);

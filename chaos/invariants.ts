@@ -19,6 +19,12 @@ export interface ObservedJob {
   events: string[];
   /** When the campaign stopped the Docker engine and when it answered again (ms), for every job alike. */
   engineOutages?: [number, number][];
+  /**
+   * When no worker watched the running steps (a worker lost, until the next attempt
+   * could take over). An engine stop then is noticed by no one, and the end it caused
+   * passes for the step's own: a known limit (docs/reliability.md), not held against it.
+   */
+  workerAway?: [number, number][];
   /** Containers and volumes of the job still on the engine. */
   leftovers: string[];
   /** `start` events the engine reported, by step name. */
@@ -113,8 +119,9 @@ export function checkJob(job: ObservedJob, commands: Record<string, string>, pro
     const across = (job.engineOutages ?? []).find(
       ([down, up]) => s.startedAt && s.finishedAt && Date.parse(s.startedAt) < up && Date.parse(s.finishedAt) > down + ENGINE_STOP_SLACK_MS,
     );
+    const unwatched = across !== undefined && (job.workerAway ?? []).some(([a, b]) => a <= across[0] && b >= across[0]);
     // Its own success (exit 0 came first), a stop of Draftsman's own, or lost with the engine.
-    if (across !== undefined && s.status === 'failed' && s.reason !== 'container_lost') {
+    if (across !== undefined && !unwatched && s.status === 'failed' && s.reason !== 'container_lost') {
       add(INVARIANTS[8], `${name} ran across the engine stop at ${new Date(across[0]).toISOString()} and ended failed ${s.exitCode}`);
     }
     if (s.status !== 'running') {

@@ -100,6 +100,7 @@ export interface Runner {
    * Stops a step: SIGTERM to its whole process group, then SIGKILL after
    * `graceSeconds`. Succeeds if the step already exited, never started, or is gone,
    * and says which: `stopped` if it was running, else `not-running` (it ended by itself).
+   * Rejects with an EngineUnreachableError if the engine is stopping (it stopped it).
    */
   cancel(step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'>;
 

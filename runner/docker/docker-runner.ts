@@ -92,6 +92,14 @@ export class DockerRunner implements Runner {
     if (s.Running || s.Status === 'running' || s.Status === 'restarting' || s.Status === 'paused') {
       return { state: 'running', startedAt: parseTime(s.StartedAt) ?? new Date() };
     }
+    // An engine that is stopping closes its API to new connections, then stops its
+    // containers while connections already open (a wait, a kept-alive one) still get
+    // answers: an end seen while the engine refuses new connections is the engine's
+    // stop, not the command's (even an exit 0: a container stopped that way was seen
+    // reported as exit 0 at once).
+    if (!(await this.acceptsConnections())) {
+      throw new EngineUnreachableError(`the engine is stopping: it stopped ${this.name(step)} (exit ${s.ExitCode})`);
+    }
     return {
       state: 'exited',
       exit: {
@@ -112,14 +120,7 @@ export class DockerRunner implements Runner {
       if (isEngineUnreachable(err)) throw new EngineUnreachableError(`the engine went away while ${name} ran`, err);
       throw new RunnerError(`waiting for ${name} failed`, err);
     }
-    // An engine that is stopping closes its API to new connections, then stops its
-    // containers while the waits already open still get their answer: an end seen while
-    // the engine refuses new connections is the engine's stop, not the command's (even
-    // an exit 0: a container stopped that way was seen reported as exit 0 at once).
     const state = await this.status(step);
-    if (state.state === 'exited' && !(await this.acceptsConnections())) {
-      throw new EngineUnreachableError(`the engine is stopping: it stopped ${name} (exit ${state.exit.exitCode})`);
-    }
     if (state.state !== 'exited') throw new RunnerError(`container ${name} is ${state.state} after wait`);
     return state.exit;
   }
@@ -264,7 +265,10 @@ export class DockerRunner implements Runner {
       await this.docker.getContainer(this.name(step)).stop({ t: graceSeconds });
       return 'stopped';
     } catch (err) {
-      // 304: not running; 404: never created or already removed.
+      // 304: not running (if the engine is stopping, it stopped it); 404: never created or already removed.
+      if (statusOf(err) === 304 && !(await this.acceptsConnections())) {
+        throw new EngineUnreachableError(`the engine is stopping: it stopped ${this.name(step)} before Draftsman did`, err);
+      }
       if (statusOf(err) === 304 || isGone(err)) return 'not-running';
       throw new RunnerError(`stopping ${this.name(step)} failed`, err);
     }
