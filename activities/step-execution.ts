@@ -53,7 +53,10 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
   const ref: StepRef = { jobId: input.jobId, kind: input.kind, index: input.index };
   const record = { kind: input.kind, index: input.index, seq: input.seq };
   const finish = async (outcome: StepOutcome): Promise<StepOutcome> => {
-    await sh.store.stepFinished(input.jobId, { ...outcome, seq: input.seq });
+    // A newer attempt that took the step over records it (and removes its container).
+    if ((await sh.store.stepFinished(input.jobId, { ...outcome, seq: input.seq }, attempt)) === 'stale') {
+      throw new StaleAttemptError(input.jobId, `${input.kind}-${input.index}`, attempt);
+    }
     return outcome;
   };
 

@@ -25,6 +25,8 @@ export interface CampaignOptions {
   faultSwitches?: string[];
   /** Prints each violating job's steps and events, and the fault timeline. */
   verbose?: boolean;
+  /** Off: only the named boundaries and the engine restarts under running steps, no faults at random times. */
+  randomFaults?: boolean;
   /** Ends the campaign early (Ctrl-C): it stops submitting and waiting, and cleans up. */
   signal?: AbortSignal;
   log?: (line: string) => void;
@@ -225,6 +227,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     watching = false;
     await watcher.catch(() => undefined);
     await witness.stop().catch(() => undefined);
+    // A worker that died by itself is a finding too, whatever the invariants say.
+    if (stack.workerCrashes() > 0) faults['worker exited by itself (restarted, as a supervisor would)'] = stack.workerCrashes();
     if (opts.verbose) {
       const file = path.resolve('data', `chaos-${opts.seed}-worker.log`);
       fs.writeFileSync(file, `${stack.workerLines().join('\n')}\n`);
@@ -256,6 +260,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   /** One fault drawn from the seed, or none. */
   async function injectFault(): Promise<void> {
     const roll = rng.next();
+    if (opts.randomFaults === false) return;
     if (roll < 0.06) {
       await disturb('worker SIGKILL', () => stack.restartWorker('SIGKILL'), WORKER_LOSS_AFTERMATH_MS, HEARTBEAT_TAKEOVER_MS);
     } else if (roll < 0.11) {

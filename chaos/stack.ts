@@ -29,6 +29,8 @@ export interface ChaosStack {
   worker: WorkerProcess;
   /** Every line the workers printed, across restarts (for the probe's announcements). */
   workerLines(): string[];
+  /** Workers that exited by themselves (each was started again). */
+  workerCrashes(): number;
   engine: PrivateEngine;
   restartWorker(how: 'SIGKILL' | 'SIGTERM'): Promise<void>;
   pauseWorker(ms: number): Promise<void>;
@@ -93,6 +95,8 @@ export async function startChaosStack(opts: {
 
   const lines: string[] = [];
   let expectedExit = false;
+  let stopping = false;
+  let crashes = 0;
   const launch = async (): Promise<WorkerProcess> => {
     const w = await startWorkerProcess(workerEnv);
     let seen = 0;
@@ -107,7 +111,11 @@ export async function startChaosStack(opts: {
     w.child.stdout!.on('data', collect);
     void w.exited.then((code) => {
       collect();
-      if (!expectedExit) opts.log(`worker ${w.child.pid} exited by itself (${code}):\n${w.output().split('\n').slice(-30).join('\n')}`);
+      if (expectedExit || stopping) return;
+      // As a supervisor would (compose restarts it): said, counted, and started again.
+      opts.log(`worker ${w.child.pid} exited by itself (${code}):\n${w.output().split('\n').slice(-30).join('\n')}`);
+      crashes++;
+      void launch().then((next) => (stack.worker = next));
     });
     return w;
   };
@@ -142,6 +150,7 @@ export async function startChaosStack(opts: {
     engine,
     worker: await launch(),
     workerLines: () => lines,
+    workerCrashes: () => crashes,
     async restartWorker(how) {
       await stopWorker(stack.worker, how);
       stack.worker = await launch();
@@ -182,6 +191,7 @@ export async function startChaosStack(opts: {
       stack.worker = await launch();
     },
     async stop() {
+      stopping = true;
       await stopWorker(stack.worker, 'SIGTERM').catch(() => undefined);
       await connection.close().catch(() => undefined);
       await store.close().catch(() => undefined);

@@ -324,8 +324,13 @@ export class JobStore {
     );
   }
 
-  /** The step's outcome and its audit event, in one round trip; a step already finished keeps its outcome. */
-  async stepFinished(jobId: string, o: StepOutcome & { seq: number }): Promise<void> {
+  /**
+   * The step's outcome and its audit event, in one round trip; a step already finished
+   * keeps its outcome. Given the attempt that ran it, a step a newer attempt has taken
+   * over is not recorded (`stale`): that attempt records it, and the older one must
+   * leave its container alone.
+   */
+  async stepFinished(jobId: string, o: StepOutcome & { seq: number }, attempt?: number): Promise<'recorded' | 'finished' | 'stale'> {
     const event = {
       kind: o.kind,
       index: o.index,
@@ -335,7 +340,7 @@ export class JobStore {
       durationMs: o.startedAt && o.finishedAt ? Date.parse(o.finishedAt) - Date.parse(o.startedAt) : null,
       ...(o.reason ? { reason: o.reason } : {}),
     };
-    await this.pool.query(
+    const { rows } = await this.pool.query<{ recorded: boolean; before: string | null }>(
       `WITH step AS (
          INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at,
                             log_bytes, log_truncated, reason)
@@ -344,10 +349,14 @@ export class JobStore {
            status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
            started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at,
            log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated, reason = EXCLUDED.reason
-         WHERE steps.status = 'running'
+         WHERE steps.status = 'running' AND ($15::integer IS NULL OR steps.attempt <= $15)
+         RETURNING 1
+       ), event AS (
+         INSERT INTO events (job_id, key, type, data) SELECT $1, $12, 'step_finished', $13 WHERE EXISTS (SELECT 1 FROM step)
+         ON CONFLICT (job_id, key) DO NOTHING
        )
-       INSERT INTO events (job_id, key, type, data) VALUES ($1, $12, 'step_finished', $13)
-       ON CONFLICT (job_id, key) DO NOTHING`,
+       SELECT EXISTS (SELECT 1 FROM step) AS recorded,
+              (SELECT status FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3) AS before`,
       [
         jobId,
         o.kind,
@@ -363,8 +372,13 @@ export class JobStore {
         `step-finished:${o.kind}-${o.index}`,
         JSON.stringify(event),
         o.reason ?? null,
+        attempt ?? null,
       ],
     );
+    // `before` is the row as the statement found it (a CTE's changes are not visible to it).
+    const r = rows[0]!;
+    if (r.recorded) return 'recorded';
+    return r.before === 'running' ? 'stale' : 'finished';
   }
 
   /** A step's recorded outcome, if it has finished: lets a retried activity return it instead of running again. */

@@ -249,6 +249,53 @@ test('two attempts on one running step: the older one is fenced off, the log has
   expect(lines).toEqual(['one', 'two', 'three']);
 });
 
+test('an older attempt that wakes after a newer one took its step over neither records it nor removes its container (the step never starts twice)', async () => {
+  // As in chaos seed 26: the older attempt was paused after launching the step (its
+  // "launched" mark not yet written); the newer one claimed the step; the older one woke,
+  // recorded the step and removed its container; the newer one found no container and
+  // started the step again.
+  const launchedHeld = gate();
+  let older: Promise<unknown> = Promise.resolve();
+  const { jobId, runner, activities } = await setUp({
+    storeProxy: (s) =>
+      new Proxy(s, {
+        get(target, prop, receiver) {
+          if (prop === 'stepLaunched') {
+            return async (...args: Parameters<JobStore['stepLaunched']>) => {
+              await launchedHeld.opened;
+              return target.stepLaunched(...args);
+            };
+          }
+          if (prop === 'claimStep') {
+            return async (...args: Parameters<JobStore['claimStep']>) => {
+              const claim = await target.claimStep(...args);
+              if (args[2] === 2) {
+                // The older attempt wakes now, between the newer one's claim and its launch.
+                launchedHeld.open();
+                await older;
+              }
+              return claim;
+            };
+          }
+          const value = Reflect.get(target, prop, receiver) as unknown;
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+  });
+  const input = batch(jobId, ['echo one']);
+  older = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input).then(
+    () => null,
+    (err: unknown) => err,
+  );
+  // The older attempt's step has ended; the attempt waits for its "launched" mark.
+  await waitFor(async () => (await runner.status({ jobId, kind: 'setup', index: 0 })).state === 'exited', 'the step to end');
+  const newer = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
+  expect(String(await older)).toMatch(/newer attempt/);
+  expect(statuses(newer)).toEqual(['setup-0:succeeded']);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+  expect((await store.events(jobId)).filter((e) => e.type === 'step_finished')).toHaveLength(1);
+});
+
 test('a retried step keeps its recorded timed_out status', async () => {
   const { jobId, activities } = await setUp();
   await store.claimStep(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
