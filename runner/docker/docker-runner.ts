@@ -6,6 +6,7 @@ import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, 
 import { type ContainerPolicy, containerName, containerOptions, exitTimes, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
 import { isEngineUnreachable, isWedged } from './engine-errors';
+import { advance, linesAfter, type LogPosition, sinceOf } from './log-position';
 import { DockerLogParser } from './frames';
 
 interface DockerApiError {
@@ -208,7 +209,10 @@ export class DockerRunner implements Runner {
     }
     const parser = new DockerLogParser();
     let toSkip = opts.skipLines;
+    /** The last line read (skipped or delivered), for a re-read after the stream. */
+    let position: LogPosition | null = null;
     const deliver = (lines: LogLine[]): void | Promise<void> => {
+      position = advance(position, lines);
       if (toSkip > 0) {
         const skipped = Math.min(toSkip, lines.length);
         toSkip -= skipped;
@@ -244,6 +248,26 @@ export class DockerRunner implements Runner {
       stream.once('error', () => done('error'));
     });
     if (broken) throw new EngineUnreachableError(`the output stream of ${name} broke before its end`);
+    if (opts.signal?.aborted) return;
+    // The engine may end a follow before the last lines of a container that exited:
+    // once it has, whatever it holds after the last line read is read again.
+    if ((await this.status(step)).state !== 'exited') return;
+    let raw: Buffer;
+    try {
+      raw = (await this.docker.getContainer(name).logs({
+        follow: false,
+        stdout: true,
+        stderr: true,
+        timestamps: true,
+        ...(position ? { since: sinceOf(position) as unknown as number } : {}),
+      })) as unknown as Buffer;
+    } catch (err) {
+      if (isGone(err)) return;
+      throw new RunnerError(`reading the rest of the output of ${name} failed`, err);
+    }
+    const rereader = new DockerLogParser();
+    const rest = linesAfter([...rereader.push(raw), ...rereader.end()], position);
+    if (rest.length) await consumed.then(() => deliver(rest));
   }
 
   async stdout(step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> {

@@ -52,13 +52,14 @@ async function underRestart(how: 'SIGTERM' | 'SIGKILL') {
   return { waitEnd, waitMs, followEnd, state, lines };
 }
 
-test('a graceful engine stop: the wait fails as the engine going away (not as the exit it answers), the output is complete, and the step got its SIGTERM', async () => {
+test('a graceful engine stop: the wait and the follow fail as the engine going away (not as the exit it answers), and the step got its SIGTERM', async () => {
   const r = await underRestart('SIGTERM');
   // The engine answers the open wait with the exit it caused, while it refuses new connections.
   expect(r.waitEnd).toBeInstanceOf(EngineUnreachableError);
   expect((r.waitEnd as Error).message).toMatch(/the engine is stopping/);
-  // It drains the output of what it stopped before it closes the stream.
-  expect(r.followEnd).toBe('ended');
+  // It drains the output of what it stopped before it closes the stream; the check for
+  // lines left after it (the engine can end a follow early) meets the stopping engine.
+  expect(r.followEnd).toBeInstanceOf(EngineUnreachableError);
   expect(r.state).toMatchObject({ state: 'exited', exit: { exitCode: 42 } });
   expect(r.lines.map((l) => l.text)).toContain('got-term');
 }, 90_000);

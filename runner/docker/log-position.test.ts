@@ -1,0 +1,42 @@
+import type { LogLine } from '../runner';
+import { advance, linesAfter, nanosOf, sinceOf } from './log-position';
+
+const line = (time: string, text: string): LogLine => ({ stream: 'stdout', time, text });
+
+describe('nanosOf', () => {
+  it.each([
+    ['2026-12-01T02:42:28.390123456Z', 1796092948390123456n],
+    ['2026-12-01T02:42:28.39Z', 1796092948390000000n],
+    ['2026-12-01T02:42:28Z', 1796092948000000000n],
+    ['2026-12-01T03:42:28.5+01:00', 1796092948500000000n],
+  ])('%s', (time, nanos) => {
+    expect(nanosOf(time)).toBe(nanos);
+  });
+
+  it('refuses what is not a time', () => {
+    expect(() => nanosOf('yesterday')).toThrow(/RFC 3339/);
+  });
+});
+
+describe('re-reading after a follow that ended early', () => {
+  const seen = [line('2026-12-01T00:00:01.000000001Z', 'a'), line('2026-12-01T00:00:01.000000002Z', 'b'), line('2026-12-01T00:00:01.000000002Z', 'c')];
+  const pos = advance(null, seen)!;
+
+  it('remembers the last time and how many lines carry it', () => {
+    expect(pos).toEqual({ nanos: nanosOf('2026-12-01T00:00:01.000000002Z'), atLast: 2 });
+    expect(sinceOf(pos)).toBe('1796083201.000000002');
+  });
+
+  it.each<[string, LogLine[], string[]]>([
+    ['nothing new', [seen[1]!, seen[2]!], []],
+    ['lines after the last time', [seen[1]!, seen[2]!, line('2026-12-01T00:00:01.5Z', 'd'), line('2026-12-01T00:00:02Z', 'e')], ['d', 'e']],
+    ['a third line at the same time as the last two', [seen[1]!, seen[2]!, line('2026-12-01T00:00:01.000000002Z', 'c2')], ['c2']],
+    ['earlier lines the engine sent anyway', [seen[0]!, seen[1]!, seen[2]!, line('2026-12-01T00:00:03Z', 'f')], ['f']],
+  ])('%s', (_name, reread, expected) => {
+    expect(linesAfter(reread, pos).map((l) => l.text)).toEqual(expected);
+  });
+
+  it('with nothing seen, every line is new', () => {
+    expect(linesAfter(seen, null).map((l) => l.text)).toEqual(['a', 'b', 'c']);
+  });
+});
