@@ -76,7 +76,13 @@ export async function startPrivateEngine(opts: { dataRoot: string; images: strin
     docker,
     async restart(how, downMs) {
       const containerd = how === 'SIGKILL' ? childrenOf(engine.pid!) : [];
-      for (const pid of containerd) process.kill(pid, 'SIGKILL');
+      for (const pid of containerd) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // a short-lived child (the engine runs a few) that has ended meanwhile
+        }
+      }
       engine.kill(how);
       // A graceful stop waits for the containers' grace periods; a stuck one is killed.
       await Promise.race([exited(), sleep(30_000)]);
