@@ -1,10 +1,10 @@
-import http from 'node:http';
 import Docker from 'dockerode';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED } from '../../common/names';
 import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 import { type ContainerPolicy, containerName, containerOptions, exitTimes, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
+import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
 import { advance, linesAfter, type LogPosition, sinceOf } from './log-position';
 import { DockerLogParser } from './frames';
@@ -98,7 +98,7 @@ export class DockerRunner implements Runner {
     // answers: an end seen while the engine refuses new connections is the engine's
     // stop, not the command's (even an exit 0: a container stopped that way was seen
     // reported as exit 0 at once).
-    if (!(await this.acceptsConnections())) {
+    if (!(await acceptsConnections(this.docker))) {
       throw new EngineUnreachableError(`the engine is stopping: it stopped ${this.name(step)} (exit ${s.ExitCode})`);
     }
     return {
@@ -114,7 +114,7 @@ export class DockerRunner implements Runner {
   async wait(step: StepRef, signal?: AbortSignal): Promise<StepExit> {
     const name = this.name(step);
     try {
-      await this.waitNotRunning(name, signal);
+      await waitNotRunning(this.docker, name, signal);
     } catch (err) {
       if (signal?.aborted) throw err;
       if (isGone(err)) throw new RunnerError(`container ${name} is gone`, err);
@@ -124,68 +124,6 @@ export class DockerRunner implements Runner {
     const state = await this.status(step);
     if (state.state !== 'exited') throw new RunnerError(`container ${name} is ${state.state} after wait`);
     return state.exit;
-  }
-
-  /** Whether the engine takes a new connection (a kept-alive one would still work while it stops). TLS engines are not asked. */
-  private async acceptsConnections(): Promise<boolean> {
-    const m = this.docker.modem as unknown as { socketPath?: string | (() => Promise<string>); host?: string; port?: number | string; protocol?: string };
-    if (m.protocol === 'https' || m.protocol === 'ssh') return true;
-    // The default socket is found lazily (a function that resolves the path).
-    const socketPath = typeof m.socketPath === 'function' ? await m.socketPath() : m.socketPath;
-    return new Promise((resolve) => {
-      const req = http.request(
-        { ...(socketPath ? { socketPath } : { host: m.host, port: m.port }), path: '/_ping', agent: false, timeout: 5_000 },
-        (res) => {
-          res.resume();
-          resolve(true);
-        },
-      );
-      req.once('error', () => resolve(false));
-      req.once('timeout', () => req.destroy(new Error('the engine did not answer a ping')));
-      req.end();
-    });
-  }
-
-  /**
-   * The engine's wait, read as a stream: dockerode's own wait never settles when the
-   * engine dies after it sent the response headers (the body's end never comes, and
-   * the broken response is not an error of the request), so a step would wait forever
-   * on an engine that was restarted under it.
-   */
-  private async waitNotRunning(name: string, signal?: AbortSignal): Promise<void> {
-    const res = await new Promise<NodeJS.ReadableStream>((resolve, reject) => {
-      this.docker.modem.dial(
-        {
-          path: `/containers/${encodeURIComponent(name)}/wait?`,
-          method: 'POST',
-          isStream: true,
-          abortSignal: signal,
-          statusCodes: { 200: true, 400: 'bad parameter', 404: 'no such container', 500: 'server error' },
-          options: { condition: 'not-running' },
-        },
-        (err: unknown, stream: unknown) => (err ? reject(err) : resolve(stream as NodeJS.ReadableStream)),
-      );
-    });
-    const body = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      let ended = false;
-      res.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      res.once('end', () => {
-        ended = true;
-        resolve(text);
-      });
-      const broke = (err?: unknown) => {
-        if (ended) return;
-        if (signal?.aborted) reject(signal.reason ?? Object.assign(new Error('The operation was aborted'), { name: 'AbortError' }));
-        else reject(Object.assign(new Error(`the engine closed the wait for ${name} before its end`), { code: 'ECONNRESET', cause: err }));
-      };
-      res.once('error', broke);
-      res.once('close', () => broke());
-      signal?.addEventListener('abort', () => (res as unknown as { destroy(): void }).destroy(), { once: true });
-    });
-    // A wait the engine could not finish says so in the body: { StatusCode, Error: { Message } }.
-    const parsed = JSON.parse(body || '{}') as { Error?: { Message?: string } | null };
-    if (parsed.Error?.Message) throw new Error(`the engine's wait for ${name} failed: ${parsed.Error.Message}`);
   }
 
   async followLogs(
@@ -290,7 +228,7 @@ export class DockerRunner implements Runner {
       return 'stopped';
     } catch (err) {
       // 304: not running (if the engine is stopping, it stopped it); 404: never created or already removed.
-      if (statusOf(err) === 304 && !(await this.acceptsConnections())) {
+      if (statusOf(err) === 304 && !(await acceptsConnections(this.docker))) {
         throw new EngineUnreachableError(`the engine is stopping: it stopped ${this.name(step)} before Draftsman did`, err);
       }
       if (statusOf(err) === 304 || isGone(err)) return 'not-running';
