@@ -72,7 +72,9 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
   // the container is being created is seen when the wait begins.
   const interrupt = new AbortController();
   let interruption: Interruption | null = null;
+  let interruptedAt = Infinity;
   const interruptWith = (why: Interruption) => {
+    if (interruption === null) interruptedAt = Date.now();
     interruption ??= why;
     interrupt.abort();
   };
@@ -181,8 +183,11 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
         await launched;
         const stopped = await sh.runner.status(ref);
         const exitInfo = stopped.state === 'exited' ? stopped.exit : null;
-        // A step that exited by itself just before the stop keeps its own end.
-        const ownEnd = stop === 'not-running' && exitInfo ? endOf(exitInfo) : null;
+        // A step that exited by itself before the cancel or timeout keeps its own end. One
+        // that ended after it, with no stop of ours, was stopped by something else on the
+        // way (an engine restart's SIGTERM): its end is the interruption's.
+        const endedFirst = exitInfo?.finishedAt && exitInfo.finishedAt.getTime() < interruptedAt;
+        const ownEnd = stop === 'not-running' && exitInfo && endedFirst ? endOf(exitInfo) : null;
         const outcome = await finish({
           ...record,
           status: ownEnd ?? (interruption === 'timeout' ? 'timed_out' : 'cancelled'),

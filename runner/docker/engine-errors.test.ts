@@ -23,6 +23,7 @@ describe('isWedged', () => {
   const http = (statusCode: number, message: string) => Object.assign(new Error(message), { statusCode });
   it.each([
     ['the runtime holds the task (seen after an engine SIGKILL)', http(500, '(HTTP code 500) server error - task c1636f1c47346f2c905640c563035c6651684c529b2b6d39e2f8636c37eb0505: already exists '), true],
+    ['the runtime holds the container (seen after an engine SIGKILL during a start)', http(500, '(HTTP code 500) server error - id already in use '), true],
     ['another server error', http(500, '(HTTP code 500) server error - OCI runtime create failed'), false],
     ['a name conflict on create', http(409, 'Conflict. The container name "/x" is already in use'), false],
     ['a connection error', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), false],

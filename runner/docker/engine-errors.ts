@@ -17,12 +17,13 @@ export function isEngineUnreachable(err: unknown): boolean {
 }
 
 /**
- * A start refused because the runtime still holds the container's task: an engine
- * killed between creating the task and recording it comes back not knowing it, and
- * every later start of that container fails the same way.
+ * A start refused because the runtime still holds the container or its task: an
+ * engine killed between creating them and recording it comes back not knowing it, and
+ * every later start of that container fails the same way ("task ...: already exists",
+ * or "id already in use" when the kill came before the task).
  */
 export function isWedged(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const e = err as { statusCode?: unknown; message?: unknown };
-  return e.statusCode === 500 && typeof e.message === 'string' && /task [0-9a-f]{12,}: already exists/.test(e.message);
+  return e.statusCode === 500 && typeof e.message === 'string' && /task [0-9a-f]{12,}: already exists|server error - id already in use/.test(e.message);
 }

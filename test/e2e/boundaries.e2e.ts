@@ -35,6 +35,7 @@ async function setUp(
     beforeCreate?: FakeRunnerOptions['beforeCreate'];
     storeProxy?: (s: JobStore) => JobStore;
     faults?: { cancelListenerAfterCreate?: boolean };
+    probe?: Parameters<typeof createActivities>[0]['probe'];
     describeActivity?: (jobId: string, activityId: string) => Promise<{ attempt: number; cancelRequested: boolean } | null>;
   } = {},
 ) {
@@ -48,6 +49,7 @@ async function setUp(
     describeJob: async () => ({ running: true }),
     heartbeatMs: 50,
     faults: opts.faults,
+    probe: opts.probe,
     describeActivity: opts.describeActivity,
   });
   return { jobId, runner, activities };
@@ -359,6 +361,42 @@ test('a step that survives an engine restart (live restore) is followed to its o
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
   const lines = (await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
   expect(lines).toEqual(['one', 'two']);
+});
+
+test('a cancel whose stop finds the step already stopped by an engine restart records it cancelled, not as an exit of its own', async () => {
+  // Chaos seed 33: cancelled at its start, then the engine restarted (its SIGTERM ran the
+  // step's handler, exit 42) before the stop was sent; the stop found it exited.
+  let runner!: FakeRunner;
+  const { jobId, activities, ...rest } = await setUp({
+    probe: async (boundary) => {
+      if (boundary !== 'after-create') return;
+      env.cancel('CANCELLED', cancelRequested());
+      runner.stopEngine();
+      await new Promise((r) => setTimeout(r, 200));
+      runner.startEngine();
+    },
+  });
+  runner = rest.runner;
+  const env = new MockActivityEnvironment({ attempt: 1 });
+  const results = await runIn(env, activities.runSteps, batch(jobId, ['trap "exit 42" TERM; sleep 100']));
+  expect(results.map((r) => [r.status, r.exitCode])).toEqual([['cancelled', 42]]);
+  expect((await store.getJob(jobId))?.steps[0]).toMatchObject({ status: 'cancelled', exitCode: 42 });
+});
+
+test('a step that ended by itself before the cancel keeps its own end', async () => {
+  let runner!: FakeRunner;
+  const { jobId, activities, ...rest } = await setUp({
+    probe: async (boundary, at) => {
+      if (boundary !== 'after-create') return;
+      await waitFor(async () => (await runner.status({ jobId: at.jobId, kind: 'setup', index: 0 })).state === 'exited', 'its exit', { timeoutMs: 5_000 });
+      await new Promise((r) => setTimeout(r, 20));
+      env.cancel('CANCELLED', cancelRequested());
+    },
+  });
+  runner = rest.runner;
+  const env = new MockActivityEnvironment({ attempt: 1 });
+  const results = await runIn(env, activities.runSteps, batch(jobId, ['exit 3']));
+  expect(results.map((r) => [r.status, r.exitCode])).toEqual([['failed', 3]]);
 });
 
 test('a job that ends while no attempt runs its step: SIGTERM with the grace period, and the step row recorded', async () => {
