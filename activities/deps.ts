@@ -37,6 +37,11 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_ALLOW_FILE_REPOS'
     | 'DRAFTSMAN_PATCH_MAX_BYTES'
     | 'DRAFTSMAN_LOOP_ITERATIONS_PER_RUN'
+    | 'DRAFTSMAN_EGRESS_ALLOW'
+    | 'DRAFTSMAN_EGRESS_CEILING'
+    | 'DRAFTSMAN_EGRESS_PRESETS'
+    | 'DRAFTSMAN_EGRESS_EXCEPTIONS'
+    | 'DRAFTSMAN_INSECURE_STEP_NETWORK'
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
   heartbeatMs?: number;

@@ -10,6 +10,7 @@ const step = (jobId: string, extra: Partial<ManagedResource> = {}): ManagedResou
   ...extra,
 });
 const volume = (jobId: string): ManagedResource => ({ type: 'workspace', name: `draftsman-${jobId}-workspace`, jobId });
+const holder = (jobId: string): ManagedResource => ({ type: 'holder', name: `draftsman-${jobId}-holder`, jobId, running: true });
 
 describe('planSweep', () => {
   it.each<[string, ManagedResource, JobLiveness | undefined, number, string | null]>([
@@ -22,6 +23,8 @@ describe('planSweep', () => {
     ['stops a running step past deadline and slack', step('a'), 'running', 1011, 'stop'],
     ['leaves an exited step past its deadline to its worker', step('a', { running: false }), 'running', 5000, null],
     ['keeps the workspace of a running job', volume('a'), 'running', 5000, null],
+    ['removes the holder of an ended job', holder('a'), 'ended', 0, 'remove'],
+    ['keeps the holder of a running job, however long it runs', holder('a'), 'running', 1e9, null],
     ['keeps a step without a deadline label', step('a', { deadline: undefined }), 'running', 5000, null],
   ])('%s', (_name, resource, state, now, expected) => {
     const liveness = new Map<string, JobLiveness>(state ? [[resource.jobId, state]] : []);
@@ -29,15 +32,16 @@ describe('planSweep', () => {
     expect(actions.map((a) => a.action)[0] ?? null).toBe(expected);
   });
 
-  it('removes steps before workspaces and stops before removing', () => {
+  it('removes steps, then holders, then workspaces, and stops before removing', () => {
     const liveness = new Map<string, JobLiveness>([
       ['a', 'ended'],
       ['b', 'running'],
     ]);
-    const actions = planSweep([volume('a'), step('a'), step('b')], liveness, 5000, 10);
+    const actions = planSweep([volume('a'), holder('a'), step('a'), step('b')], liveness, 5000, 10);
     expect(actions.map((a) => `${a.action}:${a.resource.name}`)).toEqual([
       'stop:draftsman-b-setup-0',
       'remove:draftsman-a-setup-0',
+      'remove:draftsman-a-holder',
       'remove:draftsman-a-workspace',
     ]);
   });

@@ -14,8 +14,8 @@ export interface SweepAction {
 }
 
 /**
- * Resources of ended or unknown jobs are removed, steps before workspaces (a
- * volume in use cannot be removed). A step of a running job that is past its
+ * Resources of ended or unknown jobs are removed, steps before holders before
+ * workspaces (a volume in use cannot be removed). A step of a running job that is past its
  * deadline by more than `slackSeconds` is stopped but left in place, so that the
  * job's worker, when it comes back, records it as timed out.
  */
@@ -39,6 +39,7 @@ export function planSweep(
       actions.push({ action: 'stop', resource, reason: 'step past its deadline' });
     }
   }
-  const rank = (a: SweepAction) => (a.action === 'stop' ? 0 : a.resource.type === 'step' ? 1 : 2);
+  // Steps first, then the holder whose network they share, then the volume they mount.
+  const rank = (a: SweepAction) => (a.action === 'stop' ? 0 : a.resource.type === 'step' ? 1 : a.resource.type === 'holder' ? 2 : 3);
   return actions.sort((a, b) => rank(a) - rank(b));
 }

@@ -116,6 +116,12 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
     // A cancel that arrived meanwhile: the command is not started at all. (A container an
     // earlier attempt started is re-attached below, and stopped with its grace period.)
     if (await cancelledBeforeStart()) return await finish(notRun(input, 'cancelled'));
+    if (sh.config.DRAFTSMAN_INSECURE_STEP_NETWORK) {
+      log.warn(
+        { network: sh.config.DRAFTSMAN_INSECURE_STEP_NETWORK },
+        'DRAFTSMAN_INSECURE_STEP_NETWORK: this step runs on a network of the operator\'s choice, not behind the egress proxy, and may reach the control plane',
+      );
+    }
     try {
       const endTimer = sh.metrics.containerStart.startTimer();
       await sh.runner.start({ ...input, env: { ...input.env, ...secretEnv } });

@@ -2,7 +2,9 @@
  * How fast the guarantees act: cancel request to SIGTERM inside the step, and a
  * worker's death to its step being followed again by another worker.
  */
-import net from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import { volumeName } from '../runner/docker/convert';
 import { JobsClient } from '../client/jobs';
 import type { BenchStack } from './harness';
 import { benchWorker } from './harness';
@@ -20,21 +22,19 @@ export interface Measure {
   unit?: 'ms' | 'ratio' | 'count' | 'MiB';
 }
 
-/** A TCP server that records when each step reports (the step sends its job id). */
-async function reportServer(): Promise<{ port: number; seen: Map<string, number>; stop(): Promise<void> }> {
-  const seen = new Map<string, number>();
-  const server = net.createServer((s) => {
-    let data = '';
-    s.on('data', (d) => (data += d.toString()));
-    s.on('end', () => seen.set(data.trim(), performance.now()));
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    seen,
-    stop: () => new Promise<void>((r) => server.close(() => r())),
-  };
+/**
+ * When the step's SIGTERM trap ran: it writes the time (ns since the epoch, the host's
+ * clock) into a file of its workspace, which the benchmark reads through the volume's
+ * folder on the engine's host. The step has no network, so nothing is reported over one.
+ */
+async function trapTime(stack: BenchStack, jobId: string): Promise<number | null> {
+  const volume = await stack.docker.getVolume(volumeName(jobId, stack.config.DRAFTSMAN_DEPLOYMENT_ID!)).inspect();
+  try {
+    const ns = fs.readFileSync(path.join(volume.Mountpoint, '.sigterm-at'), 'utf8').trim();
+    return /^\d+$/.test(ns) ? Number(BigInt(ns) / 1000n) / 1000 : null;
+  } catch {
+    return null;
+  }
 }
 
 // Benchmarks poll tightly: the poll interval is part of what they would measure.
@@ -43,12 +43,9 @@ const until = (check: () => boolean | Promise<boolean>, timeoutMs: number, what:
 
 export async function cancelLatency(stack: BenchStack, runs: number): Promise<Measure> {
   const repo = await startGitFixture(1);
-  const reports = await reportServer();
   const { worker, close } = await benchWorker(stack);
-  // On SIGTERM the step reports its job id over loopback (perl ships in the runner image).
-  const step =
-    `trap 'perl -MIO::Socket::INET -e "\\$s = IO::Socket::INET->new(q{127.0.0.1:${reports.port}}) or exit 1; ` +
-    `print \\$s \\$ENV{DRAFTSMAN_JOB_ID}"; exit 42' TERM; sleep 300 & wait`;
+  // On SIGTERM the step writes the time into its workspace (written whole, then renamed).
+  const step = `trap 'date +%s%N > .sigterm-at.tmp && mv .sigterm-at.tmp .sigterm-at; exit 42' TERM; sleep 300 & wait`;
   const samples: number[] = [];
   try {
     await worker.runUntil(async () => {
@@ -61,24 +58,25 @@ export async function cancelLatency(stack: BenchStack, runs: number): Promise<Me
         const { id } = (await res.json()) as { id: string };
         await waitForContainer(stack.runner, { jobId: id, kind: 'setup', index: 0 });
         await sleep(300); // the trap is installed
-        const t0 = performance.now();
+        const t0 = Date.now();
         const cancel = await fetch(`${stack.apiUrl}/v1/jobs/${id}/cancel`, {
           method: 'POST',
           headers: { ...stack.authHeader, 'content-type': 'application/json' },
           body: '{}',
         });
         if (cancel.status !== 202) throw new Error(`cancel answered ${cancel.status}`);
-        await until(() => reports.seen.has(id), 30_000, `SIGTERM in ${id}`);
-        samples.push(reports.seen.get(id)! - t0);
+        let at: number | null = null;
+        await until(async () => (at = await trapTime(stack, id)) !== null, 30_000, `SIGTERM in ${id}`);
+        samples.push(at! - t0);
         await until(async () => Boolean((await stack.store.getJob(id))?.finishedAt), 60_000, `end of ${id}`);
       }
     });
   } finally {
-    await Promise.allSettled([close(), reports.stop(), repo.stop()]);
+    await Promise.allSettled([close(), repo.stop()]);
   }
   return {
     name: 'cancel latency',
-    how: 'POST /v1/jobs/:id/cancel to the step\'s SIGTERM trap reporting over loopback (includes starting perl in the trap)',
+    how: 'POST /v1/jobs/:id/cancel to the step\'s SIGTERM trap writing the time into its workspace (host clock; includes starting date in the trap)',
     target: 'p95 < 1 s',
     summary: summarize(samples),
   };
@@ -91,7 +89,7 @@ export async function recoveryLatency(stack: BenchStack, runs: number): Promise<
     TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
     DATABASE_URL: stack.config.DATABASE_URL!,
     DRAFTSMAN_TASK_QUEUE: taskQueue,
-    DRAFTSMAN_STEP_NETWORK: 'host',
+    DRAFTSMAN_EGRESS_SOCKET_DIR: stack.config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
     DRAFTSMAN_WORKFLOW_BUNDLE: stack.bundlePath,
     DRAFTSMAN_STOP_GRACE_SECONDS: '1',
     DRAFTSMAN_DEPLOYMENT_ID: stack.config.DRAFTSMAN_DEPLOYMENT_ID!,

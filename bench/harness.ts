@@ -14,7 +14,10 @@ import { Authenticator, parseTokens } from '../api/auth';
 const BENCH_TOKEN = 'bench-token-0123456789abcdef';
 import { JobsClient } from '../client/jobs';
 import { type Config, loadConfig } from '../common/config';
+import { createLogger } from '../common/logger';
 import { JobStore } from '../db/store';
+import { startEgressService } from '../egress/service';
+import { GIT_HOST, startGitServer } from '../test/e2e/git-fixture';
 import type { DockerRunner } from '../runner/docker/docker-runner';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
@@ -52,6 +55,11 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
       logFile: path.join(dir, 'temporal.log'),
     });
     stops.unshift(() => temporal.stop());
+    // One git server for every fixture of the run: steps reach it through the egress proxy, by one exception.
+    const git = await startGitServer(fs.mkdtempSync(path.join(dir, 'git-')));
+    stops.push(() => git.stop());
+    process.env.DRAFTSMAN_TEST_GIT_ROOT = git.root;
+    process.env.DRAFTSMAN_TEST_GIT_PORT = String(git.port);
     const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('ERROR') });
     const bundlePath = path.join(dir, 'workflow-bundle.js');
     fs.writeFileSync(bundlePath, bundle.code);
@@ -60,7 +68,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
       TEMPORAL_ADDRESS: temporal.address,
       DATABASE_URL: pg.url,
       DRAFTSMAN_TASK_QUEUE: 'bench',
-      DRAFTSMAN_STEP_NETWORK: 'host',
+      DRAFTSMAN_EGRESS_EXCEPTIONS: `${GIT_HOST}:${git.port}`,
       DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
       DRAFTSMAN_DATA_DIR: dir,
       DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
@@ -73,6 +81,8 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
     stops.unshift(() => store.close());
     const docker = new Docker();
     const runner = dockerRunnerFromConfig(config, docker);
+    const egress = await startEgressService(config, store.pool, createLogger('ERROR', 'bench-egress'));
+    stops.unshift(() => egress.stop());
     const connection = await NativeConnection.connect({ address: temporal.address });
     stops.unshift(() => connection.close());
     const client = new Client({ connection, dataConverter: dataConverterFor(config) });

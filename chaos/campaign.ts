@@ -97,16 +97,15 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   const log = opts.log ?? (() => undefined);
   const rng = new Prng(opts.seed);
   const started = Date.now();
-  const [stack, repo] = await Promise.all([
-    startChaosStack({
-      name: String(opts.seed),
-      deployment: DEPLOYMENT,
-      images: [loadConfig({}).DRAFTSMAN_DEFAULT_IMAGE],
-      log,
-      workerEnv: opts.faultSwitches?.length ? { DRAFTSMAN_TEST_FAULTS: opts.faultSwitches.join(',') } : {},
-    }),
-    startGitFixture(1),
-  ]);
+  const repo = await startGitFixture(1);
+  const stack = await startChaosStack({
+    name: String(opts.seed),
+    deployment: DEPLOYMENT,
+    images: [loadConfig({}).DRAFTSMAN_DEFAULT_IMAGE],
+    egressExceptions: [repo.egressException],
+    log,
+    workerEnv: opts.faultSwitches?.length ? { DRAFTSMAN_TEST_FAULTS: opts.faultSwitches.join(',') } : {},
+  });
   const witness = new StartWitness(stack.docker, DEPLOYMENT);
   await witness.start();
   const faults: Record<string, number> = {};

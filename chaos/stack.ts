@@ -13,7 +13,9 @@ import type Docker from 'dockerode';
 import { JobsClient } from '../client/jobs';
 import { dataConverterFor } from '../common/codec';
 import { loadConfig } from '../common/config';
+import { createLogger } from '../common/logger';
 import { JobStore } from '../db/store';
+import { startEgressService } from '../egress/service';
 import { type PrivateEngine, startPrivateEngine } from '../test/e2e/private-engine';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
@@ -50,6 +52,8 @@ export async function startChaosStack(opts: {
   /** Images the steps use, copied into the private engine. */
   images: string[];
   workerEnv?: Record<string, string>;
+  /** host:port the steps may reach on loopback through the egress proxy (the git fixture). */
+  egressExceptions: string[];
   log: (l: string) => void;
 }): Promise<ChaosStack> {
   const dir = path.resolve('data', `chaos-${opts.name}-${process.pid}`);
@@ -72,9 +76,18 @@ export async function startChaosStack(opts: {
   fs.writeFileSync(bundlePath, bundle.code);
 
   const taskQueue = `chaos-${opts.name}`;
-  const config = loadConfig({ TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: pg.url, DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS });
+  const socketDir = path.join(dir, 'eg');
+  const config = loadConfig({
+    TEMPORAL_ADDRESS: temporal.address,
+    DATABASE_URL: pg.url,
+    DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
+    DRAFTSMAN_EGRESS_SOCKET_DIR: socketDir,
+    DRAFTSMAN_EGRESS_EXCEPTIONS: opts.egressExceptions.join(','),
+  });
   const store = JobStore.connect(pg.url);
   await store.migrate();
+  // The host's egress service: beside the workers, untouched by the faults aimed at them.
+  const egress = await startEgressService({ ...config, DRAFTSMAN_DEPLOYMENT_ID: opts.deployment }, store.pool, createLogger('ERROR', 'chaos-egress'));
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection, dataConverter: dataConverterFor(config) });
   const jobs = new JobsClient(client, { taskQueue });
@@ -84,7 +97,7 @@ export async function startChaosStack(opts: {
     DRAFTSMAN_TASK_QUEUE: taskQueue,
     DRAFTSMAN_WORKFLOW_BUNDLE: bundlePath,
     DRAFTSMAN_DEPLOYMENT_ID: opts.deployment,
-    DRAFTSMAN_STEP_NETWORK: 'host',
+    DRAFTSMAN_EGRESS_SOCKET_DIR: socketDir,
     DRAFTSMAN_STOP_GRACE_SECONDS: '2',
     DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
     DRAFTSMAN_DATA_DIR: dir,
@@ -193,6 +206,7 @@ export async function startChaosStack(opts: {
     async stop() {
       stopping = true;
       await stopWorker(stack.worker, 'SIGTERM').catch(() => undefined);
+      await egress.stop().catch(() => undefined);
       await connection.close().catch(() => undefined);
       await store.close().catch(() => undefined);
       await temporal.stop().catch(() => undefined);

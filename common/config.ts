@@ -1,9 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { socketDirProblem } from '../egress/layout';
+import { parseAllowEntry, parseExceptions, type OperatorEgress } from '../egress/policy';
 import { DEFAULT_TASK_QUEUE } from './names';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A comma-separated list, blanks dropped. */
+const list = z
+  .string()
+  .default('')
+  .transform((v) => v.split(',').map((i) => i.trim()).filter(Boolean));
 
 /**
  * Every setting of the API and the worker, read once from the environment at
@@ -63,8 +70,53 @@ export const configSchema = z.object({
     .transform((v) => v.split(',').map((i) => i.trim()).filter(Boolean)),
   /** Whether specs may name file:// repositories (paths on the worker's host). */
   DRAFTSMAN_ALLOW_FILE_REPOS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
-  /** Docker network of step containers (none, host, or a network name). Unset: the engine's default. Never taken from a spec. */
+  /** Removed: steps have no network but loopback and reach out through the egress proxy. Set, it stops start-up with a message. */
   DRAFTSMAN_STEP_NETWORK: z.string().min(1).optional(),
+  /**
+   * How steps reach the outside: `proxy` (loopback only, shared with the job's holder,
+   * whose forwarder leads to the egress service) or `none` (no way out at all).
+   */
+  DRAFTSMAN_STEP_EGRESS: z.enum(['proxy', 'none']).default('proxy'),
+  /**
+   * Forces steps onto a Docker network (for example `host`): steps then reach whatever
+   * it reaches, the control plane included. Logged as a warning for every step.
+   */
+  DRAFTSMAN_INSECURE_STEP_NETWORK: z.string().min(1).optional(),
+  /** Folder of the egress service's per-job sockets (default: <data dir>/egress). Short: a socket path has at most 107 bytes. */
+  DRAFTSMAN_EGRESS_SOCKET_DIR: z.string().min(1).optional(),
+  /**
+   * The named volume that holds DRAFTSMAN_EGRESS_SOCKET_DIR when the worker runs in a
+   * container (compose): the network holders mount it. Unset: the folder is a path on the engine's host.
+   */
+  DRAFTSMAN_EGRESS_SOCKET_VOLUME: z.string().min(1).optional(),
+  /** Image of the per-job network holder; it needs socat. */
+  DRAFTSMAN_HOLDER_IMAGE: z.string().min(1).default('draftsman-runner:latest'),
+  /** Egress entries of a spec that has none, comma-separated (host, host:port, *.domain[:port], or a preset). */
+  DRAFTSMAN_EGRESS_ALLOW: list,
+  /** The entries a spec may allow at most, comma-separated; `*` (the default) is any public host on any port. */
+  DRAFTSMAN_EGRESS_CEILING: z.string().default('*'),
+  /** Named host lists a spec may use as one entry, as JSON: {"npm": ["<your registry host>"], ...}. */
+  DRAFTSMAN_EGRESS_PRESETS: z
+    .string()
+    .default('{}')
+    .transform((v, ctx) => {
+      try {
+        const parsed: unknown = JSON.parse(v);
+        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && Object.values(parsed).every((l) => Array.isArray(l) && l.every((e) => typeof e === 'string'))) {
+          return parsed as Record<string, string[]>;
+        }
+      } catch {
+        // reported below
+      }
+      ctx.addIssue({ code: 'custom', message: 'must be a JSON object of name -> list of egress entries' });
+      return z.NEVER;
+    }),
+  /**
+   * host:port pairs the proxy connects to even though their address is loopback or
+   * private (a package mirror on the LAN, a test's fixture on 127.0.0.1), comma-separated.
+   * A spec still has to allow them.
+   */
+  DRAFTSMAN_EGRESS_EXCEPTIONS: list,
   /** uid:gid steps run as; never root. */
   DRAFTSMAN_STEP_USER: z
     .string()
@@ -160,6 +212,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const config = result.data;
+  if (config.DRAFTSMAN_STEP_NETWORK) {
+    throw new ConfigError(
+      'invalid configuration:\n  DRAFTSMAN_STEP_NETWORK: removed; steps have no network but loopback and reach out through the egress proxy ' +
+        '(DRAFTSMAN_EGRESS_ALLOW, DRAFTSMAN_EGRESS_EXCEPTIONS); DRAFTSMAN_INSECURE_STEP_NETWORK forces a Docker network on them',
+    );
+  }
+  config.DRAFTSMAN_EGRESS_SOCKET_DIR ??= path.join(config.DRAFTSMAN_DATA_DIR, 'egress');
+  const egressProblem = egressConfigProblem(config);
+  if (egressProblem) throw new ConfigError(`invalid configuration:\n  ${egressProblem}`);
   if (config.DATABASE_PASSWORD) {
     if (!config.DATABASE_URL) throw new ConfigError('invalid configuration:\n  DATABASE_PASSWORD: needs DATABASE_URL');
     const url = new URL(config.DATABASE_URL);
@@ -167,6 +228,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     config.DATABASE_URL = url.toString();
   }
   return config;
+}
+
+/** The egress settings checked together, so that a bad entry stops start-up rather than a job. */
+function egressConfigProblem(config: Config): string | null {
+  const dirProblem = socketDirProblem(config.DRAFTSMAN_EGRESS_SOCKET_DIR!);
+  if (dirProblem) return `DRAFTSMAN_EGRESS_SOCKET_DIR: ${dirProblem}`;
+  try {
+    operatorEgress(config);
+  } catch (err) {
+    return `DRAFTSMAN_EGRESS_*: ${(err as Error).message}`;
+  }
+  return null;
+}
+
+/** The operator's egress settings, as the policy takes them. */
+export function operatorEgress(
+  config: Pick<Config, 'DRAFTSMAN_EGRESS_ALLOW' | 'DRAFTSMAN_EGRESS_CEILING' | 'DRAFTSMAN_EGRESS_PRESETS' | 'DRAFTSMAN_EGRESS_EXCEPTIONS'>,
+): OperatorEgress {
+  const presets = config.DRAFTSMAN_EGRESS_PRESETS;
+  const ceilingText = config.DRAFTSMAN_EGRESS_CEILING.trim();
+  const ceiling = ceilingText === '*' ? ('any' as const) : ceilingText.split(',').map((e) => e.trim()).filter(Boolean);
+  if (ceiling !== 'any') for (const e of ceiling) parseAllowEntry(e, presets);
+  for (const e of config.DRAFTSMAN_EGRESS_ALLOW) parseAllowEntry(e, presets);
+  for (const entries of Object.values(presets)) for (const e of entries) parseAllowEntry(e, {});
+  return { defaults: config.DRAFTSMAN_EGRESS_ALLOW, ceiling, presets, exceptions: parseExceptions(config.DRAFTSMAN_EGRESS_EXCEPTIONS) };
 }
 
 export function requireDatabaseUrl(config: Config): string {

@@ -28,6 +28,12 @@ export interface ResolvedJobSpec {
   secrets: Record<string, string>;
   gitTokenSecret: string | null;
   timeouts: { stepSeconds: number; jobSeconds: number };
+  /**
+   * What the job's steps may reach through the egress proxy: the spec's entries, or the
+   * operator's default list when it has none, fixed when the job is accepted. Absent in
+   * jobs accepted before egress existed (the proxy then applies the operator's defaults).
+   */
+  egress?: { allow: string[] };
 }
 
 /**

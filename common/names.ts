@@ -18,6 +18,8 @@ export const LABEL_MANAGED = 'org.draftsman.managed';
 export const LABEL_JOB = 'org.draftsman.job';
 /** The deployment that made it: two deployments on one engine never touch each other's resources. */
 export const LABEL_DEPLOYMENT = 'org.draftsman.deployment';
+/** `holder` on a job's network holder (the container whose loopback its steps share); absent on steps. */
+export const LABEL_ROLE = 'org.draftsman.role';
 export const LABEL_STEP_KIND = 'org.draftsman.step.kind';
 export const LABEL_STEP_INDEX = 'org.draftsman.step.index';
 /** Unix seconds after which the step has outlived its budget (read by sweepers). */

@@ -7,6 +7,7 @@ const defaults = {
   jobSeconds: 3600,
   allowedImages: ['draftsman-runner:latest', 'registry.local:5000/team/runner:1.2@sha256:' + 'b'.repeat(64)],
   allowFileRepos: false,
+  egress: { defaults: ['default.example.org'], ceiling: ['*.example.org', 'example.com'], presets: { docs: ['docs.example.org'] }, exceptions: [] },
 };
 const commit = 'a'.repeat(40);
 const valid = { repo: 'https://example.com/org/repo.git', commit };
@@ -34,6 +35,7 @@ describe('resolveJobSpec', () => {
       secrets: {},
       gitTokenSecret: null,
       timeouts: { stepSeconds: 600, jobSeconds: 3600 },
+      egress: { allow: ['default.example.org'] },
     });
   });
 
@@ -57,19 +59,18 @@ describe('resolveJobSpec', () => {
     expect(spec.env).toEqual({ NODE_ENV: 'test', _X: '' });
   });
 
+  it('takes the spec\'s egress entries (presets kept as written) over the operator default', () => {
+    expect(resolveJobSpec({ ...valid, egress: { allow: ['a.example.org', 'docs'] } }, defaults).egress).toEqual({ allow: ['a.example.org', 'docs'] });
+    expect(resolveJobSpec({ ...valid, egress: { allow: [] } }, defaults).egress).toEqual({ allow: [] });
+  });
+
   it('accepts file:// repositories only when the operator allows them', () => {
     expect(resolveJobSpec({ ...valid, repo: 'file:///srv/git/r.git' }, { ...defaults, allowFileRepos: true }).repo).toBe(
       'file:///srv/git/r.git',
     );
   });
 
-  it.each([
-    'https://example.com/org/repo.git',
-    'ssh://git@example.com/org/repo.git',
-    'ssh://git@example.com:2222/org/repo.git',
-    'git@example.com:org/repo.git',
-    'git://127.0.0.1:9418/repo.git',
-  ])('accepts the repo URL %s', (repo) => {
+  it.each(['https://example.com/org/repo.git', 'https://example.com:8443/org/repo.git', 'http://127.0.0.1:8080/repo.git'])('accepts the repo URL %s', (repo) => {
     expect(resolveJobSpec({ ...valid, repo }, defaults).repo).toBe(repo);
   });
 
@@ -80,7 +81,14 @@ describe('resolveJobSpec', () => {
     ['non-hex commit', { ...valid, commit: 'g'.repeat(40) }, 'commit', /40-hex/],
     ['missing commit', { repo: valid.repo }, 'commit', /required/],
     ['missing repo', { commit }, 'repo', /required/],
-    ['http scheme', { ...valid, repo: 'http://example.com/r.git' }, 'repo', /not allowed/],
+    ['ftp scheme', { ...valid, repo: 'ftp://example.com/r.git' }, 'repo', /not allowed/],
+    ['ssh URL (cannot pass the HTTP proxy)', { ...valid, repo: 'ssh://git@example.com/org/repo.git' }, 'repo', /ssh.*not supported.*HTTP proxy/],
+    ['scp-like ssh', { ...valid, repo: 'git@example.com:org/repo.git' }, 'repo', /git@host:path \(ssh\) is not supported/],
+    ['git:// URL', { ...valid, repo: 'git://127.0.0.1:9418/repo.git' }, 'repo', /"git" is not supported/],
+    ['a token with an http:// repository', { ...valid, repo: 'http://example.com/r.git', gitTokenSecret: 'tok' }, 'gitTokenSecret', /only over https/],
+    ['an egress entry outside the ceiling', { ...valid, egress: { allow: ['a.example.org', 'evil.test'] } }, 'egress.allow.1', /"evil.test" is outside the operator's egress ceiling/],
+    ['an egress entry that is no host', { ...valid, egress: { allow: ['http://a.example.org'] } }, 'egress.allow.0', /is not host, host:port/],
+    ['an unknown egress field', { ...valid, egress: { allow: [], deny: [] } }, 'egress.deny', /unknown field/],
     ['file scheme (not allowed by this policy)', { ...valid, repo: 'file:///etc/passwd' }, 'repo', /file:\/\/ repositories are not allowed/],
     ['an image outside the allowlist', { ...valid, image: 'alpine:3' }, 'image', /allowlist/],
     ['right-to-left override in the URL', { ...valid, repo: 'https://example.com/\u202egit.evil' }, 'repo', /ASCII/],

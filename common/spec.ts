@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import type { Config } from './config';
+import { type Config, operatorEgress } from './config';
+import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
 import { InvalidJobSpecError } from './errors';
 import type { ResolvedJobSpec } from './job';
 
@@ -8,7 +9,8 @@ const COMMIT = /^[0-9a-fA-F]{40}$/;
 // be read as an option by ssh.
 const SCP_LIKE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9.[\]:-]+:[^\s]+$/;
 // file: passes the syntax check; whether it is allowed is the operator's policy (resolveJobSpec).
-const ALLOWED_PROTOCOLS = new Set(['https:', 'ssh:', 'git:', 'file:']);
+// Steps reach out only through an HTTP proxy: git:// and ssh cannot pass it.
+const ALLOWED_PROTOCOLS = new Set(['https:', 'http:', 'file:']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const SECRET_REF = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@digest].
@@ -21,21 +23,21 @@ function repoProblem(url: string): string | null {
   // Bidi overrides, zero-width and look-alike characters hide what a URL points at.
   if (/[^\x21-\x7e]/.test(url)) return 'must be ASCII (write international host names in punycode)';
   if (/^[a-z][a-z0-9+.-]*::/i.test(url)) return 'git transport helpers (such as ext::) are not allowed';
-  if (SCP_LIKE.test(url) && !url.includes('://')) return null;
+  const noProxy = 'steps reach out only through an HTTP proxy, which git over ssh and git:// cannot use: use the https:// URL';
+  if (SCP_LIKE.test(url) && !url.includes('://')) return `git@host:path (ssh) is not supported: ${noProxy}`;
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return 'must be an https://, ssh://, git:// or git@host:path URL';
+    return 'must be an https:// or http:// URL';
   }
+  if (parsed.protocol === 'ssh:' || parsed.protocol === 'git:') return `scheme "${parsed.protocol.replace(/:$/, '')}" is not supported: ${noProxy}`;
   if (!ALLOWED_PROTOCOLS.has(parsed.protocol)) {
-    return `scheme "${parsed.protocol.replace(/:$/, '')}" is not allowed (use https, ssh, git or git@host:path)`;
+    return `scheme "${parsed.protocol.replace(/:$/, '')}" is not allowed (use https)`;
   }
   if (parsed.protocol === 'file:') return parsed.host ? 'file:// URLs must not name a host' : null;
   if (!parsed.hostname || parsed.hostname.startsWith('-')) return 'must name a host';
-  if (parsed.password || (parsed.username && parsed.protocol !== 'ssh:')) {
-    return 'must not carry credentials';
-  }
+  if (parsed.password || parsed.username) return 'must not carry credentials';
   return null;
 }
 
@@ -97,6 +99,12 @@ export const jobSpecSchema = z.strictObject({
     .optional(),
   /** A secret holding a token for cloning over https; it reaches git through a credential helper. */
   gitTokenSecret: z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}').optional(),
+  /** Hosts the job's steps may reach through the egress proxy; without it, the operator's default list. */
+  egress: z
+    .strictObject({
+      allow: z.array(z.string().max(260, 'must be at most 260 characters')).max(100, 'at most 100 entries'),
+    })
+    .optional(),
   timeouts: z
     .strictObject({
       stepSeconds: z.number().int('must be an integer').min(1).max(86_400).optional(),
@@ -115,6 +123,7 @@ export interface SpecPolicy {
   /** Images a spec may name; the default image is always allowed. */
   allowedImages: readonly string[];
   allowFileRepos: boolean;
+  egress: OperatorEgress;
 }
 
 export function specPolicy(
@@ -125,6 +134,10 @@ export function specPolicy(
     | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'
     | 'DRAFTSMAN_ALLOWED_IMAGES'
     | 'DRAFTSMAN_ALLOW_FILE_REPOS'
+    | 'DRAFTSMAN_EGRESS_ALLOW'
+    | 'DRAFTSMAN_EGRESS_CEILING'
+    | 'DRAFTSMAN_EGRESS_PRESETS'
+    | 'DRAFTSMAN_EGRESS_EXCEPTIONS'
   >,
 ): SpecPolicy {
   return {
@@ -133,6 +146,7 @@ export function specPolicy(
     jobSeconds: config.DRAFTSMAN_JOB_TIMEOUT_SECONDS,
     allowedImages: [config.DRAFTSMAN_DEFAULT_IMAGE, ...config.DRAFTSMAN_ALLOWED_IMAGES],
     allowFileRepos: config.DRAFTSMAN_ALLOW_FILE_REPOS,
+    egress: operatorEgress(config),
   };
 }
 
@@ -175,6 +189,17 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   if (spec.image !== undefined && !defaults.allowedImages.includes(spec.image)) {
     throw new InvalidJobSpecError(`image: ${spec.image} is not in this server's image allowlist`, 'image');
   }
+  if (spec.repo.startsWith('http:') && spec.gitTokenSecret) {
+    throw new InvalidJobSpecError('gitTokenSecret: a token is sent only over https; the repository is http://', 'gitTokenSecret');
+  }
+  const egressAllow = spec.egress?.allow ?? defaults.egress.defaults;
+  try {
+    jobPolicy(egressAllow, defaults.egress);
+  } catch (err) {
+    if (!(err instanceof EgressPolicyError)) throw err;
+    const i = egressAllow.indexOf(err.entry);
+    throw new InvalidJobSpecError(`egress.allow: ${err.message}`, spec.egress && i >= 0 ? `egress.allow.${i}` : 'egress.allow');
+  }
   return {
     repo: spec.repo,
     commit: spec.commit,
@@ -189,5 +214,6 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
       stepSeconds: spec.timeouts?.stepSeconds ?? defaults.stepSeconds,
       jobSeconds: spec.timeouts?.jobSeconds ?? defaults.jobSeconds,
     },
+    egress: { allow: egressAllow },
   };
 }

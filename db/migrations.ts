@@ -125,6 +125,21 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       ALTER TABLE steps ADD COLUMN engine_interrupted boolean NOT NULL DEFAULT false;
     `,
   },
+  {
+    version: 6,
+    name: 'egress use per job',
+    sql: `
+      -- Written by the egress service: what a job's steps reached through the proxy.
+      CREATE TABLE job_egress (
+        job_id      text PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+        connections bigint NOT NULL DEFAULT 0,
+        denied      bigint NOT NULL DEFAULT 0,
+        bytes_in    bigint NOT NULL DEFAULT 0,
+        bytes_out   bigint NOT NULL DEFAULT 0,
+        updated_at  timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -205,8 +205,16 @@ describe('decide', () => {
     expect(d.allowed === false && d.reason).toMatch(reason);
   });
 
+  it('an operator exception lifts the address rules only for a host:port the job allows', async () => {
+    const r = stubResolver({ 'mirror.example.org': ['10.0.0.7'] });
+    const exceptions = ['127.0.0.1:9418', 'mirror.example.org:443'];
+    await expect(decide(policy([], exceptions), '127.0.0.1', 9418, r)).resolves.toMatchObject({ allowed: false, reason: 'not in the egress allow list' });
+    await expect(decide(policy(['mirror.example.org'], exceptions), 'mirror.example.org', 443, r)).resolves.toMatchObject({ allowed: true, address: '10.0.0.7' });
+    await expect(decide(policy(['mirror.example.org'], []), 'mirror.example.org', 443, r)).resolves.toMatchObject({ allowed: false, reason: expect.stringMatching(/private/) });
+  });
+
   it('refuses the control plane on loopback in every notation, while an operator exception for one fixture port passes', async () => {
-    const p = policy(['*.example.org'], ['127.0.0.1:9418']);
+    const p = policy(['*.example.org', '127.0.0.1:9418'], ['127.0.0.1:9418']);
     const r = stubResolver({});
     for (const host of ['127.0.0.1', '127.1', '0x7f000001', '2130706433', '0177.0.0.1', '[::1]', '::ffff:127.0.0.1', 'localhost']) {
       for (const port of [3000, 7233, 8233, 54329]) {

@@ -149,8 +149,9 @@ export async function decide(policy: EgressPolicy, rawHost: string, port: number
   if (!Number.isInteger(port) || port < 1 || port > 65_535) return deny('invalid port');
   if (host === '' || /[\s/@]/.test(host)) return deny('invalid host');
 
+  if (!policy.allow.some((r) => ruleMatches(r, host, port))) return deny('not in the egress allow list');
+  // An operator exception lifts the address rules for that exact host:port, not the job's list.
   const exception = policy.exceptions.some((e) => canonicalHost(e.host) === host && e.port === port);
-  if (!exception && !policy.allow.some((r) => ruleMatches(r, host, port))) return deny('not in the egress allow list');
 
   const literal = ipLiteral(host);
   let addresses: string[];
@@ -175,11 +176,18 @@ export async function decide(policy: EgressPolicy, rawHost: string, port: number
   return { allowed: true, host, port, address: normalizeHost(addresses[0]!) };
 }
 
+/** What the operator sets for every job. */
+export interface OperatorEgress {
+  /** The entries of a spec that names none. */
+  defaults: string[];
+  /** What a spec may allow at most; `any` is every public host. */
+  ceiling: string[] | 'any';
+  presets: Record<string, string[]>;
+  exceptions: OperatorException[];
+}
+
 /** The policy for a job: its own entries, or the operator's default list when it has none. */
-export function jobPolicy(
-  entries: string[] | undefined,
-  operator: { defaults: string[]; ceiling: string[] | 'any'; presets: Record<string, string[]>; exceptions: OperatorException[] },
-): EgressPolicy {
+export function jobPolicy(entries: string[] | undefined, operator: OperatorEgress): EgressPolicy {
   const ceiling = operator.ceiling === 'any' ? 'any' : operator.ceiling.flatMap((e) => parseAllowEntry(e, operator.presets));
   const allow: AllowRule[] = [];
   for (const entry of entries ?? operator.defaults) {

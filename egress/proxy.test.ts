@@ -108,7 +108,7 @@ describe('parseAuthority', () => {
 });
 
 test('CONNECT to the allowed fixture tunnels both ways and counts the bytes; the control plane ports next to it are refused before any dial', async () => {
-  const p = await startProxy(policyOf(['*.example.org'], [`127.0.0.1:${echoPort}`, `fixture.test:${webPort}`]));
+  const p = await startProxy(policyOf(['*.example.org', `127.0.0.1:${echoPort}`], [`127.0.0.1:${echoPort}`, `fixture.test:${webPort}`]));
   try {
     const ok = await connectVia(p.socket, `127.0.0.1:${echoPort}`);
     expect(ok.status).toBe(200);
@@ -165,7 +165,7 @@ test('an allowed public name is dialled at the address the policy checked, never
 });
 
 test('plain HTTP is forwarded to an allowed fixture without the proxy credentials; a Host header naming another host is refused', async () => {
-  const p = await startProxy(policyOf([], [`fixture.test:${webPort}`]));
+  const p = await startProxy(policyOf([`fixture.test:${webPort}`], [`fixture.test:${webPort}`]));
   try {
     const ok = await getVia(p.socket, `http://fixture.test:${webPort}/repo.git/info/refs?service=git-upload-pack`, {
       host: `fixture.test:${webPort}`,

@@ -120,7 +120,7 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       expect((await s.runner.listManaged()).filter((m) => m.jobId === jobId).map((m) => m.type).sort()).toEqual(['step', 'step', 'workspace']);
       await s.runner.removeJob(jobId);
       await s.runner.removeJob(jobId);
-      expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], workspaces: [] });
+      expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
     });
 
     it('a step of an image the backend does not have fails with ImageNotFoundError', async () => {

@@ -114,7 +114,7 @@ export interface Runner {
   removeJob(jobId: string): Promise<void>;
 
   /** Everything of the job that still exists (names), for tests and sweepers. */
-  listJobResources(jobId: string): Promise<{ steps: string[]; workspaces: string[] }>;
+  listJobResources(jobId: string): Promise<JobResources>;
 
   /** Every step and workspace Draftsman created on this backend, for the janitor. */
   listManaged(): Promise<ManagedResource[]>;
@@ -122,12 +122,20 @@ export interface Runner {
   /** Stops a listed step as `cancel` does, leaving it for its worker to record. Succeeds if it is gone. */
   stopManaged(resource: ManagedResource, graceSeconds: number): Promise<void>;
 
-  /** Removes a listed step (killing it) or workspace. Succeeds if it is gone. */
+  /** Removes a listed step (killing it), holder or workspace. Succeeds if it is gone. */
   removeManaged(resource: ManagedResource): Promise<void>;
 }
 
+/** What a job has on the backend: step units, the network holder (if steps reach out through one), the workspace. */
+export interface JobResources {
+  steps: string[];
+  holders: string[];
+  workspaces: string[];
+}
+
 export interface ManagedResource {
-  type: 'step' | 'workspace';
+  /** `holder`: the job's network holder, removed after its steps and before its workspace. */
+  type: 'step' | 'holder' | 'workspace';
   name: string;
   jobId: string;
   /** Steps only: whether the step still runs, and the Unix time (s) its budget ends. */

@@ -16,6 +16,7 @@ import { createLogger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
 import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime } from '../worker/worker';
+import { startEgressProcess } from './egress';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer, temporalCliPath, waitForPort } from './temporal';
 
@@ -73,6 +74,13 @@ async function main(): Promise<void> {
   const store = JobStore.connect(databaseUrl);
   await store.migrate();
   stops.unshift(() => store.close());
+
+  if (config.DRAFTSMAN_STEP_EGRESS === 'proxy' && !config.DRAFTSMAN_INSECURE_STEP_NETWORK) {
+    say(`starting the egress service (sockets: ${config.DRAFTSMAN_EGRESS_SOCKET_DIR})`);
+    const egress = await startEgressProcess({ ...process.env, DATABASE_URL: databaseUrl }, path.join(dataDir, 'logs', 'egress.log'), say);
+    // Stopped after the worker (the stops run once it has): a step being stopped keeps its way out to the end.
+    stops.unshift(() => egress.stop());
+  }
 
   say('bundling workflows and starting the worker');
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });

@@ -7,14 +7,12 @@ import {
   Worker,
   type WorkflowBundleOption,
 } from '@temporalio/worker';
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import Docker from 'dockerode';
 import { createActivities } from '../activities';
 import { JobsClient } from '../client/jobs';
 import { dataConverterFor } from '../common/codec';
 import type { Config } from '../common/config';
+import { deploymentId } from '../common/deployment';
 import { type Logger, temporalLogger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
 import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE, SEARCH_ATTRIBUTES } from '../common/names';
@@ -22,28 +20,9 @@ import type { JobStore } from '../db/store';
 import type { ContainerPolicy } from '../runner/docker/convert';
 import { DockerRunner } from '../runner/docker/docker-runner';
 import { chaosProbe } from './test-probe';
-import type { Runner } from '../runner/runner';
 
-/**
- * The deployment's id: the configured one, else the one kept in the data folder
- * (made at first start).
- */
-export function deploymentId(config: Config): string {
-  if (config.DRAFTSMAN_DEPLOYMENT_ID) return config.DRAFTSMAN_DEPLOYMENT_ID;
-  const file = path.join(path.resolve(config.DRAFTSMAN_DATA_DIR), 'deployment-id');
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    // wx: two processes starting together keep the first one's id.
-    try {
-      fs.writeFileSync(file, `${randomBytes(4).toString('hex')}\n`, { flag: 'wx' });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
-  const id = fs.readFileSync(file, 'utf8').trim();
-  if (!/^[a-z0-9]{1,16}$/.test(id)) throw new Error(`${file} does not hold a deployment id (1 to 16 lower-case letters or digits)`);
-  return id;
-}
+export { deploymentId };
+import type { Runner } from '../runner/runner';
 
 /** The container policy of every step, from the configuration (the runner's and the benchmarks' one mapping). */
 export function stepPolicy(config: Config): ContainerPolicy {
@@ -53,7 +32,16 @@ export function stepPolicy(config: Config): ContainerPolicy {
     memoryMb: config.DRAFTSMAN_STEP_MEMORY_MB,
     cpus: config.DRAFTSMAN_STEP_CPUS,
     pidsLimit: config.DRAFTSMAN_STEP_PIDS_LIMIT,
-    network: config.DRAFTSMAN_STEP_NETWORK,
+    network: config.DRAFTSMAN_INSECURE_STEP_NETWORK
+      ? { mode: 'insecure', network: config.DRAFTSMAN_INSECURE_STEP_NETWORK }
+      : config.DRAFTSMAN_STEP_EGRESS === 'proxy'
+        ? {
+            mode: 'proxy',
+            socketDir: config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
+            holderImage: config.DRAFTSMAN_HOLDER_IMAGE,
+            socketVolume: config.DRAFTSMAN_EGRESS_SOCKET_VOLUME,
+          }
+        : { mode: 'none' },
     stopGraceSeconds: config.DRAFTSMAN_STOP_GRACE_SECONDS,
     logMaxBytes: config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
   };

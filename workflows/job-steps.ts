@@ -29,7 +29,8 @@ export class JobSteps {
   seq: number;
   readonly activities: ReturnType<typeof stepActivities>;
   // References only: the values are resolved and masked inside the activities.
-  private readonly maskRefs: string[];
+  /** Every secret reference of the job: their values are masked in output and keep files out of the patch. */
+  readonly maskRefs: string[];
   readonly cloneSummary: string;
 
   constructor(

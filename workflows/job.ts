@@ -206,7 +206,7 @@ async function phases(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, accep
   }
 
   if (spec.loop) {
-    run.view.patch = await steps.activities.capturePatch({ jobId: run.jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds });
+    run.view.patch = await steps.activities.capturePatch({ jobId: run.jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds, maskRefs: steps.maskRefs });
   }
 
   // Every validation runs, whatever the exit codes of the others.

@@ -1,5 +1,5 @@
 import type { StepRequest } from '../runner';
-import { containerName, containerOptions, exitTimes, stepEnv, volumeName } from './convert';
+import { containerName, containerOptions, exitTimes, holderName, holderOptions, stepEnv, volumeName, type ContainerPolicy } from './convert';
 
 const step: StepRequest = {
   jobId: 'job-1',
@@ -10,7 +10,17 @@ const step: StepRequest = {
   env: { FOO: 'bar' },
   timeoutSeconds: 60,
 };
-const policy = { deployment: 'd1', user: '1000:1000', memoryMb: 512, cpus: 1.5, pidsLimit: 256, stopGraceSeconds: 10, logMaxBytes: 10 * 2 ** 20 };
+const proxied = { mode: 'proxy', socketDir: '/run/draftsman-egress', holderImage: 'draftsman-runner:latest' } as const;
+const policy: ContainerPolicy = {
+  deployment: 'd1',
+  user: '1000:1000',
+  memoryMb: 512,
+  cpus: 1.5,
+  pidsLimit: 256,
+  stopGraceSeconds: 10,
+  logMaxBytes: 10 * 2 ** 20,
+  network: proxied,
+};
 const now = new Date('2026-01-01T00:00:00Z');
 
 describe('names', () => {
@@ -53,7 +63,6 @@ describe('containerOptions', () => {
     ['limits CPU', host.NanoCpus, 1.5e9],
     ['limits processes', host.PidsLimit, 256],
     ['is not removed by the engine (the runner reads its exit first)', host.AutoRemove, false],
-    ['leaves the network to the engine default when unset', host.NetworkMode, undefined],
     ['mounts only the job workspace', host.Mounts, [{ Type: 'volume', Source: 'draftsman-d1-job-1-workspace', Target: '/workspace', ReadOnly: false }]],
     ['binds no host path', host.Binds, undefined],
     ['is named deterministically', opts.name, 'draftsman-d1-job-1-loop-3'],
@@ -73,8 +82,19 @@ describe('containerOptions', () => {
     });
   });
 
-  it('uses the configured step network', () => {
-    expect(containerOptions(step, { ...policy, network: 'none' }, now).HostConfig!.NetworkMode).toBe('none');
+  it.each([
+    ['proxy: the job holder\'s namespace', proxied, 'container:draftsman-d1-job-1-holder'],
+    ['none', { mode: 'none' } as const, 'none'],
+    ['insecure: what the operator forced', { mode: 'insecure', network: 'host' } as const, 'host'],
+  ])('network %s', (_name, network, mode) => {
+    expect(containerOptions(step, { ...policy, network }, now).HostConfig!.NetworkMode).toBe(mode);
+  });
+
+  it('gives proxied steps every spelling of the proxy variables, and none to the others', () => {
+    const env = containerOptions(step, policy, now).Env!;
+    for (const name of ['http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY']) expect(env).toContain(`${name}=http://127.0.0.1:3128`);
+    expect(env).toContain('no_proxy=localhost,127.0.0.1,::1');
+    expect(containerOptions(step, { ...policy, network: { mode: 'none' } }, now).Env!.some((e) => /proxy=/i.test(e))).toBe(false);
   });
 
   it('never mounts the Docker socket', () => {
@@ -107,5 +127,32 @@ describe('exitTimes', () => {
     expect(exitTimes(t(100), t(350))).toEqual({ startedAt: t(100), finishedAt: t(350) });
     expect(exitTimes(null, t(350))).toEqual({ startedAt: null, finishedAt: t(350) });
     expect(exitTimes(t(100), null)).toEqual({ startedAt: t(100), finishedAt: null });
+  });
+});
+
+describe('holderOptions', () => {
+  const opts = holderOptions('job-1', { ...policy, network: proxied });
+  const host = opts.HostConfig!;
+  it.each([
+    ['is named per job and deployment', opts.name, holderName('job-1', 'd1')],
+    ['has no network but loopback', host.NetworkMode, 'none'],
+    ['drops every capability', host.CapDrop, ['ALL']],
+    ['cannot gain privileges', host.SecurityOpt, ['no-new-privileges']],
+    ['has a read-only root', host.ReadonlyRootfs, true],
+    ['runs as the step user', opts.User, '1000:1000'],
+    ['is small', [host.Memory, host.PidsLimit], [64 * 2 ** 20, 256]],
+    ['is restarted by the engine, so that later steps can join it', host.RestartPolicy, { Name: 'unless-stopped' }],
+    ['mounts only its job\'s directory, read-only', host.Binds, [expect.stringMatching(/^\/run\/draftsman-egress\/[0-9a-f]{20}:\/egress:ro$/)]],
+    ['forwards loopback 3128 to the socket', opts.Cmd, ['socat', expect.stringMatching(/^TCP-LISTEN:3128,bind=127\.0\.0\.1,fork/), 'UNIX-CONNECT:/egress/proxy.sock']],
+    ['is labelled a holder', opts.Labels!['org.draftsman.role'], 'holder'],
+  ])('%s', (_name, actual, expected) => {
+    expect(actual).toEqual(expected);
+  });
+
+  it('mounts the sockets volume read-only when the worker runs in a container, and connects to its own job\'s socket in it', () => {
+    const v = holderOptions('job-1', { ...policy, network: { ...proxied, socketVolume: 'draftsman-egress' } });
+    expect(v.HostConfig!.Binds).toBeUndefined();
+    expect(v.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'draftsman-egress', Target: '/egress', ReadOnly: true }]);
+    expect(v.Cmd![2]).toMatch(/^UNIX-CONNECT:\/egress\/[0-9a-f]{20}\/proxy\.sock$/);
   });
 });

@@ -8,9 +8,11 @@ import {
   LABEL_DEPLOYMENT,
   LABEL_JOB,
   LABEL_MANAGED,
+  LABEL_ROLE,
   LABEL_STEP_INDEX,
   LABEL_STEP_KIND,
 } from '../../common/names';
+import { HOLDER_MOUNT, jobDir, jobKey, PROXY_PORT, proxyEnv, SOCKET_NAME } from '../../egress/layout';
 import type { StepRef, StepRequest } from '../runner';
 
 export const WORKSPACE_PATH = '/workspace';
@@ -23,12 +25,35 @@ export interface ContainerPolicy {
   memoryMb: number;
   cpus: number;
   pidsLimit: number;
-  /** Docker network mode; undefined leaves the engine's default. */
-  network?: string;
+  network: StepNetwork;
   stopGraceSeconds: number;
   /** Draftsman stores at most this much of a step's output; the engine keeps a little more, so a re-attach can replay it. */
   logMaxBytes: number;
 }
+
+/**
+ * How steps reach the outside.
+ * - `proxy`: no interface but loopback, shared with the job's holder container, whose
+ *   forwarder on 127.0.0.1:3128 leads to the egress service's socket for the job.
+ * - `none`: loopback only, no way out at all.
+ * - `insecure`: a Docker network mode the operator forced (DRAFTSMAN_INSECURE_STEP_NETWORK);
+ *   steps can reach whatever that network reaches.
+ */
+export type StepNetwork =
+  | {
+      mode: 'proxy';
+      /** Where the worker and the egress service see the job folders. */
+      socketDir: string;
+      holderImage: string;
+      /**
+       * The named volume that holds socketDir, when the worker runs in a container (compose):
+       * the holder mounts it and connects to its job's socket in it. Unset: socketDir is a
+       * path on the engine's host, and the holder mounts its job's folder alone.
+       */
+      socketVolume?: string;
+    }
+  | { mode: 'none' }
+  | { mode: 'insecure'; network: string };
 
 export function containerName(step: StepRef, deployment: string): string {
   return `draftsman-${deployment}-${step.jobId}-${step.kind}-${step.index}`;
@@ -38,13 +63,19 @@ export function volumeName(jobId: string, deployment: string): string {
   return `draftsman-${deployment}-${jobId}-workspace`;
 }
 
+/** The job's network holder: one per job, whose network namespace every step of the job joins. */
+export function holderName(jobId: string, deployment: string): string {
+  return `draftsman-${deployment}-${jobId}-holder`;
+}
+
 export function jobLabels(jobId: string, deployment: string): Record<string, string> {
   return { [LABEL_MANAGED]: 'true', [LABEL_DEPLOYMENT]: deployment, [LABEL_JOB]: jobId };
 }
 
-export function stepEnv(step: StepRequest): string[] {
+export function stepEnv(step: StepRequest, network: StepNetwork = { mode: 'none' }): string[] {
   const env: Record<string, string> = {
     ...step.env,
+    ...(network.mode === 'proxy' ? proxyEnv() : {}),
     // Root filesystem is read-only; tools that write to $HOME get the tmpfs.
     HOME: '/tmp',
     DRAFTSMAN_JOB_ID: step.jobId,
@@ -71,7 +102,7 @@ export function containerOptions(
     Cmd: ['sh', '-c', step.command],
     WorkingDir: WORKSPACE_PATH,
     User: policy.user,
-    Env: stepEnv(step),
+    Env: stepEnv(step, policy.network),
     Labels: {
       ...jobLabels(step.jobId, policy.deployment),
       [LABEL_STEP_KIND]: step.kind,
@@ -87,7 +118,7 @@ export function containerOptions(
     OpenStdin: false,
     HostConfig: {
       Mounts: [{ Type: 'volume', Source: volumeName(step.jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: false }],
-      NetworkMode: policy.network,
+      NetworkMode: networkMode(step.jobId, policy),
       // An init as PID 1 forwards SIGTERM to the step's shell, which as PID 1 would ignore it.
       Init: true,
       CapDrop: ['ALL'],
@@ -108,6 +139,51 @@ export function containerOptions(
         // lines: one file holds at least what Draftsman stores, with a second to spare.
         Config: { 'max-size': `${Math.ceil((3 * policy.logMaxBytes) / 2 ** 20) + 1}m`, 'max-file': '2' },
       },
+    },
+  };
+}
+
+function networkMode(jobId: string, policy: ContainerPolicy): string {
+  const n = policy.network;
+  return n.mode === 'proxy' ? `container:${holderName(jobId, policy.deployment)}` : n.mode === 'none' ? 'none' : n.network;
+}
+
+/**
+ * The job's holder: network `none`, the job's socket directory mounted, and a forwarder
+ * from 127.0.0.1:3128 to the socket (a connection at a time per forked child). As small
+ * and closed as a step; the engine restarts it if it dies or the engine restarts,
+ * because the job's next step joins its network namespace.
+ */
+export function holderOptions(jobId: string, policy: ContainerPolicy & { network: { mode: 'proxy' } }): Docker.ContainerCreateOptions {
+  const memory = 64 * 1024 * 1024;
+  const { socketDir, socketVolume, holderImage } = policy.network;
+  const socket = socketVolume ? `${HOLDER_MOUNT}/${jobKey(jobId, policy.deployment)}/${SOCKET_NAME}` : `${HOLDER_MOUNT}/${SOCKET_NAME}`;
+  return {
+    name: holderName(jobId, policy.deployment),
+    Image: holderImage,
+    Cmd: ['socat', `TCP-LISTEN:${PROXY_PORT},bind=127.0.0.1,fork,reuseaddr,backlog=128`, `UNIX-CONNECT:${socket}`],
+    User: policy.user,
+    Labels: { ...jobLabels(jobId, policy.deployment), [LABEL_ROLE]: 'holder' },
+    HostConfig: {
+      NetworkMode: 'none',
+      // A mount of the folder, not of the socket: a socket the service makes anew after
+      // a restart is seen through it. Read-only: connecting to a socket needs no write.
+      // (With a volume the holder sees every job's folder; only its own socket is in its
+      // command, and steps share its network, not its files.)
+      ...(socketVolume
+        ? { Mounts: [{ Type: 'volume' as const, Source: socketVolume, Target: HOLDER_MOUNT, ReadOnly: true }] }
+        : { Binds: [`${jobDir(socketDir, jobId, policy.deployment)}:${HOLDER_MOUNT}:ro`] }),
+      Init: true,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      ReadonlyRootfs: true,
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: 500_000_000,
+      PidsLimit: 256,
+      RestartPolicy: { Name: 'unless-stopped' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
     },
   };
 }

@@ -1,8 +1,11 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import Docker from 'dockerode';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
-import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED } from '../../common/names';
-import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
-import { type ContainerPolicy, containerName, containerOptions, exitTimes, jobLabels, volumeName } from './convert';
+import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_ROLE } from '../../common/names';
+import { JOB_FILE, jobDir, SOCKET_NAME } from '../../egress/layout';
+import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
+import { type ContainerPolicy, containerName, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
@@ -29,6 +32,10 @@ const jobFilter = (jobId: string, deployment: string) =>
   JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${deployment}`, `${LABEL_JOB}=${jobId}`] });
 /** A listed container's name, without the engine's leading slash. */
 const nameOf = (c: Docker.ContainerInfo) => (c.Names[0] ?? c.Id).replace(/^\//, '');
+const isHolder = (c: Docker.ContainerInfo) => c.Labels[LABEL_ROLE] === 'holder';
+
+/** How long a new job waits for the egress service to listen on its socket before the job fails. */
+export const EGRESS_LISTEN_WAIT_MS = 10_000;
 
 /** Runs each step as one ephemeral container on a Docker engine, with a named volume per job. */
 export class DockerRunner implements Runner {
@@ -42,11 +49,65 @@ export class DockerRunner implements Runner {
   }
 
   async prepareWorkspace(jobId: string): Promise<void> {
+    // The volume and the holder are independent: made side by side, so the holder adds
+    // little to a job's pickup.
+    await Promise.all([this.createVolume(jobId), this.ensureHolder(jobId)]);
+  }
+
+  private async createVolume(jobId: string): Promise<void> {
     try {
       // Creating an existing volume with the same name is a no-op on the engine.
       await this.docker.createVolume({ Name: volumeName(jobId, this.policy.deployment), Labels: jobLabels(jobId, this.policy.deployment) });
     } catch (err) {
       throw new RunnerError(`creating workspace volume for job ${jobId} failed`, err);
+    }
+  }
+
+  /**
+   * The job's way out, when steps reach out through the egress proxy: its directory
+   * (which the egress service watches, and where it listens for the job), and its
+   * holder, running. Idempotent: a retry finds both and returns once the socket is there.
+   */
+  private async ensureHolder(jobId: string): Promise<void> {
+    const network = this.policy.network;
+    if (network.mode !== 'proxy') return;
+    const dir = jobDir(network.socketDir, jobId, this.policy.deployment);
+    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    const tmp = path.join(dir, `.${JOB_FILE}.${process.pid}`);
+    await fs.writeFile(tmp, JSON.stringify({ jobId, deployment: this.policy.deployment }));
+    await fs.rename(tmp, path.join(dir, JOB_FILE));
+
+    const name = holderName(jobId, this.policy.deployment);
+    let container: Docker.Container;
+    try {
+      container = await this.docker.createContainer(holderOptions(jobId, { ...this.policy, network }));
+    } catch (err) {
+      if (statusOf(err) !== 409) {
+        if (isGone(err) && !(await this.imageExists(network.holderImage))) throw new ImageNotFoundError(network.holderImage);
+        throw new RunnerError(`creating the network holder ${name} failed`, err);
+      }
+      container = this.docker.getContainer(name);
+    }
+    try {
+      await container.start();
+    } catch (err) {
+      if (statusOf(err) !== 304) throw new RunnerError(`starting the network holder ${name} failed`, err);
+    }
+    await this.waitForSocket(path.join(dir, SOCKET_NAME), jobId);
+  }
+
+  private async waitForSocket(socket: string, jobId: string): Promise<void> {
+    const until = Date.now() + EGRESS_LISTEN_WAIT_MS;
+    for (;;) {
+      const found = await fs.stat(socket).then(
+        (st) => st.isSocket(),
+        () => false,
+      );
+      if (found) return;
+      if (Date.now() > until) {
+        throw new RunnerError(`the egress service does not listen for job ${jobId} (no socket at ${socket} after ${EGRESS_LISTEN_WAIT_MS / 1000} s): is it running?`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
     }
   }
 
@@ -242,13 +303,16 @@ export class DockerRunner implements Runner {
 
   async removeJob(jobId: string): Promise<void> {
     // The job's one volume has a known name; only its containers need listing (a lost worker's are unknown here).
-    let steps: string[];
+    let containers: Docker.ContainerInfo[];
     try {
-      steps = (await this.docker.listContainers({ all: true, filters: jobFilter(jobId, this.policy.deployment) })).map(nameOf);
+      containers = await this.docker.listContainers({ all: true, filters: jobFilter(jobId, this.policy.deployment) });
     } catch (err) {
       throw new RunnerError(`listing containers of job ${jobId} failed`, err);
     }
-    await Promise.all(steps.map((name) => this.removeContainer(name)));
+    // Steps first: they share the holder's network namespace.
+    await Promise.all(containers.filter((c) => !isHolder(c)).map((c) => this.removeContainer(nameOf(c))));
+    await Promise.all(containers.filter(isHolder).map((c) => this.removeContainer(nameOf(c))));
+    await this.removeEgressDir(jobId);
     try {
       await this.docker.getVolume(volumeName(jobId, this.policy.deployment)).remove();
     } catch (err) {
@@ -257,7 +321,14 @@ export class DockerRunner implements Runner {
     }
   }
 
-  async listJobResources(jobId: string): Promise<{ steps: string[]; workspaces: string[] }> {
+  /** The job's socket directory: its removal tells the egress service to stop listening for the job. */
+  private async removeEgressDir(jobId: string): Promise<void> {
+    const network = this.policy.network;
+    if (network.mode !== 'proxy') return;
+    await fs.rm(jobDir(network.socketDir, jobId, this.policy.deployment), { recursive: true, force: true });
+  }
+
+  async listJobResources(jobId: string): Promise<JobResources> {
     const filters = jobFilter(jobId, this.policy.deployment);
     try {
       const [containers, volumes] = await Promise.all([
@@ -265,7 +336,8 @@ export class DockerRunner implements Runner {
         this.docker.listVolumes({ filters }),
       ]);
       return {
-        steps: containers.map(nameOf),
+        steps: containers.filter((c) => !isHolder(c)).map(nameOf),
+        holders: containers.filter(isHolder).map(nameOf),
         workspaces: (volumes.Volumes ?? []).map((v) => v.Name),
       };
     } catch (err) {
@@ -284,7 +356,7 @@ export class DockerRunner implements Runner {
       ]);
       return [
         ...containers.map((c): ManagedResource => ({
-          type: 'step',
+          type: isHolder(c) ? 'holder' : 'step',
           name: nameOf(c),
           jobId: c.Labels[LABEL_JOB] ?? '',
           running: c.State === 'running',
@@ -311,6 +383,10 @@ export class DockerRunner implements Runner {
 
   async removeManaged(resource: ManagedResource): Promise<void> {
     if (resource.type === 'step') return this.removeContainer(resource.name);
+    if (resource.type === 'holder') {
+      await this.removeContainer(resource.name);
+      return this.removeEgressDir(resource.jobId);
+    }
     try {
       await this.docker.getVolume(resource.name).remove();
     } catch (err) {

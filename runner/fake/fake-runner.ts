@@ -8,7 +8,7 @@
  * command started: the witness for "at most once".
  */
 import { EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
-import type { LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
+import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 
 interface FakeStep {
   ref: StepRef;
@@ -188,8 +188,9 @@ export class FakeRunner implements Runner {
     this.workspaces.delete(jobId);
   }
 
-  async listJobResources(jobId: string): Promise<{ steps: string[]; workspaces: string[] }> {
+  async listJobResources(jobId: string): Promise<JobResources> {
     return {
+      holders: [],
       steps: [...this.steps.values()].filter((s) => s.ref.jobId === jobId).map((s) => s.name),
       workspaces: this.workspaces.has(jobId) ? [`fake-${jobId}-workspace`] : [],
     };

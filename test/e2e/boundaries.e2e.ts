@@ -408,7 +408,7 @@ test('a job that ends while no attempt runs its step: SIGTERM with the grace per
   const job = await store.getJob(jobId);
   expect(job?.steps[0]).toMatchObject({ status: 'cancelled', exitCode: 42 });
   expect(job?.status).toBe('cancelled');
-  expect(await runner.listJobResources(jobId)).toEqual({ steps: [], workspaces: [] });
+  expect(await runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
 });
 
 test('a job id that cannot name an engine resource is refused before anything starts', async () => {

@@ -10,7 +10,7 @@ import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host' }), startGitFixture(1)]);
+  [stack, repo] = await Promise.all([startTestStack(), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);

@@ -23,7 +23,7 @@ const run = promisify(execFile);
 
 const project = `draftsman-e2e-${process.pid}`;
 const token = crypto.randomBytes(16).toString('hex');
-const services = ['postgres', 'temporal', 'temporal-ui', 'api', 'worker'] as const;
+const services = ['postgres', 'temporal', 'temporal-ui', 'api', 'worker', 'egress'] as const;
 let repo: GitFixture;
 let env: NodeJS.ProcessEnv;
 let apiUrl: string;
@@ -84,7 +84,8 @@ async function api<T>(method: string, route: string, body?: unknown): Promise<{ 
 
 async function runJob(marker: string): Promise<JobView> {
   const started = await api<{ id: string }>('POST', '/v1/jobs', {
-    repo: repo.url,
+    // The fixture's repository as the deployment's git server serves it (test/e2e/compose/git-fixture.yml).
+    repo: repo.url.replace(/^http:\/\/[\d.]+:\d+/, 'http://git-fixture:8080'),
     commit: repo.head,
     setup: [`echo ${marker} > setup.txt`],
     validate: [`test "$(cat setup.txt)" = ${marker}`, 'test "$(id -u)" != 0'],
@@ -118,7 +119,11 @@ beforeAll(async () => {
     COMPOSE_PROJECT_NAME: project,
     DRAFTSMAN_PGDATA_VOLUME: `${project}-pgdata`,
     DRAFTSMAN_ASSUME_YES: '1',
-    DRAFTSMAN_COMPOSE_EXTRA_FILES: path.join(__dirname, 'compose/networks.yml'),
+    DRAFTSMAN_COMPOSE_EXTRA_FILES: [path.join(__dirname, 'compose/networks.yml'), path.join(__dirname, 'compose/git-fixture.yml')].join(':'),
+    DRAFTSMAN_TEST_GIT_CGI: path.join(__dirname, 'compose/git-cgi.pl'),
+    DRAFTSMAN_EGRESS_VOLUME: `${project}-egress`,
+    // Steps reach the deployment's git server by name through the egress proxy.
+    DRAFTSMAN_EGRESS_EXCEPTIONS: 'git-fixture:8080',
     DRAFTSMAN_COMPOSE_SECRETS: secrets,
     DRAFTSMAN_TEST_BACKEND_SUBNET: `198.18.${subnet}.0/24`,
     DRAFTSMAN_TEST_EDGE_SUBNET: `198.19.${subnet}.0/24`,
@@ -134,8 +139,6 @@ beforeAll(async () => {
     DRAFTSMAN_IMAGE: 'draftsman:e2e',
     DRAFTSMAN_API_PUBLISH: `127.0.0.1:${apiPort}`,
     TEMPORAL_UI_PUBLISH: `127.0.0.1:${uiPort}`,
-    // Steps reach the test's git daemon on 127.0.0.1.
-    DRAFTSMAN_STEP_NETWORK: 'host',
     DRAFTSMAN_MIN_FREE_DISK_MB: '0',
     DRAFTSMAN_BACKUP_RETENTION_DAYS: '7',
   };
@@ -198,8 +201,8 @@ test('up -d from nothing: every service healthy, only the API and the Web UI pub
   for (const s of ['temporal-schema', 'temporal-namespace']) {
     expect((await containerOf(s)).State).toMatchObject({ Status: 'exited', ExitCode: 0 });
   }
-  // The API and worker run as a non-root user, with memory limits.
-  for (const s of ['api', 'worker']) {
+  // The API, the worker and the egress service run as a non-root user, with memory limits.
+  for (const s of ['api', 'worker', 'egress']) {
     const info = await containerOf(s);
     expect(info.Config.User).toBe('10001:10001');
     expect(info.HostConfig.Memory).toBeGreaterThan(0);
@@ -303,7 +306,7 @@ test('the production override: secrets from files, none in any environment, read
     const environment = (info.Config.Env ?? []).join('\n');
     for (const value of Object.values(files)) expect([s, environment.includes(value.trim())]).toEqual([s, false]);
   }
-  for (const s of ['api', 'worker', 'temporal-namespace', 'temporal-schema']) {
+  for (const s of ['api', 'worker', 'egress', 'temporal-namespace', 'temporal-schema']) {
     expect([s, (await containerOf(s)).HostConfig.ReadonlyRootfs]).toEqual([s, true]);
   }
   // The old token is refused; the one from the file works, and a job runs end to end.

@@ -6,7 +6,7 @@ import { loadConfig } from '../../common/config';
 import { stepPolicy } from '../../worker/worker';
 
 const docker = new Docker();
-const config = loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'contract', DRAFTSMAN_STEP_NETWORK: 'none', DRAFTSMAN_STOP_GRACE_SECONDS: '2' });
+const config = loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'contract', DRAFTSMAN_STEP_EGRESS: 'none', DRAFTSMAN_STOP_GRACE_SECONDS: '2' });
 const runner = new DockerRunner(docker, stepPolicy(config));
 
 runnerContract('DockerRunner', () => ({
@@ -23,7 +23,7 @@ describe('DockerRunner on a shared engine', () => {
   const step = (jobId: string) => ({ jobId, kind: 'setup' as const, index: 0, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: 'sleep 30', env: {}, timeoutSeconds: 60 });
 
   it('lists and touches only its own deployment: a job id shared with another deployment stays apart', async () => {
-    const other = new DockerRunner(docker, stepPolicy(loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'other', DRAFTSMAN_STEP_NETWORK: 'none' })));
+    const other = new DockerRunner(docker, stepPolicy(loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'other', DRAFTSMAN_STEP_EGRESS: 'none' })));
     const jobId = `shared-${process.pid}`;
     try {
       await Promise.all([runner.prepareWorkspace(jobId), other.prepareWorkspace(jobId)]);
@@ -31,7 +31,7 @@ describe('DockerRunner on a shared engine', () => {
       await other.start(step(jobId));
       expect((await runner.listManaged()).filter((m) => m.jobId === jobId)).toHaveLength(2);
       await runner.removeJob(jobId);
-      expect(await runner.listJobResources(jobId)).toEqual({ steps: [], workspaces: [] });
+      expect(await runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
       // The other deployment's step still runs, in its own workspace.
       expect((await other.status(step(jobId))).state).toBe('running');
       expect((await other.listJobResources(jobId)).workspaces).toHaveLength(1);
@@ -41,7 +41,7 @@ describe('DockerRunner on a shared engine', () => {
   });
 
   it('a 404 that is not about the image is an engine error, not "image not found"', async () => {
-    const broken = new DockerRunner(docker, { ...stepPolicy(config), network: 'draftsman-no-such-network' });
+    const broken = new DockerRunner(docker, { ...stepPolicy(config), network: { mode: 'insecure', network: 'draftsman-no-such-network' } });
     const jobId = `net-${process.pid}`;
     try {
       const err = await broken.start(step(jobId)).catch((e: unknown) => e);

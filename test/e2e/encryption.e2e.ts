@@ -5,7 +5,7 @@ let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
   [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_CODEC_CORS_ORIGINS: 'http://127.0.0.1:8233' }),
+    startTestStack({ DRAFTSMAN_CODEC_CORS_ORIGINS: 'http://127.0.0.1:8233' }),
     startGitFixture(1),
   ]);
 });

@@ -16,7 +16,7 @@ import { TEST_DATA_DIR } from './env';
 import { waitFor } from './helpers';
 import { type PrivateEngine, startPrivateEngine } from './private-engine';
 
-const config = loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'test', DRAFTSMAN_STEP_NETWORK: 'none', DRAFTSMAN_STOP_GRACE_SECONDS: '2' });
+const config = loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'test', DRAFTSMAN_STEP_EGRESS: 'none', DRAFTSMAN_STOP_GRACE_SECONDS: '2' });
 const dir = path.join(TEST_DATA_DIR, `private-engine-${process.pid}`);
 let engine: PrivateEngine;
 let runner: DockerRunner;

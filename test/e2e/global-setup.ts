@@ -4,6 +4,7 @@ import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
 import { freePort, TEST_DATA_DIR } from './env';
+import { type GitServer, startGitServer } from './git-fixture';
 import { buildDist } from './worker-process';
 
 /**
@@ -20,7 +21,12 @@ export default async function globalSetup(): Promise<void> {
 
   let pg: EmbeddedPg | undefined;
   let temporal: DevServer | undefined;
+  let gitServer: GitServer | undefined;
   try {
+    // One git server for every file: steps reach it through the egress proxy, with one exception for its port.
+    const gitRoot = path.join(TEST_DATA_DIR, 'git');
+    fs.mkdirSync(gitRoot, { recursive: true });
+    gitServer = await startGitServer(gitRoot);
     // PostgreSQL before the dev server, which takes free ports of its own as it starts.
     pg = await startEmbeddedPostgres({ dir: path.join(TEST_DATA_DIR, 'postgres'), port: await freePort() });
     const [server, bundle] = await Promise.all([
@@ -35,11 +41,13 @@ export default async function globalSetup(): Promise<void> {
     fs.writeFileSync(path.join(TEST_DATA_DIR, 'workflow-bundle.js'), bundle.code);
   } catch (err) {
     // Leave no process behind when set-up fails half way.
-    await Promise.allSettled([pg?.stop(), temporal?.stop()]);
+    await Promise.allSettled([pg?.stop(), temporal?.stop(), gitServer?.stop()]);
     throw err;
   }
 
   process.env.DRAFTSMAN_TEST_TEMPORAL_ADDRESS = temporal.address;
   process.env.DRAFTSMAN_TEST_DATABASE_URL = pg.url;
-  (globalThis as Record<string, unknown>).__draftsmanStack = { temporal, pg };
+  process.env.DRAFTSMAN_TEST_GIT_ROOT = gitServer.root;
+  process.env.DRAFTSMAN_TEST_GIT_PORT = String(gitServer.port);
+  (globalThis as Record<string, unknown>).__draftsmanStack = { temporal, pg, gitServer };
 }

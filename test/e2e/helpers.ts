@@ -1,4 +1,4 @@
-import net from 'node:net';
+import { GIT_HOST, HANGING_REPO } from './git-fixture';
 import type { JobStore } from '../../db/store';
 import type { Runner, StepRef } from '../../runner/runner';
 
@@ -32,22 +32,7 @@ export async function waitForContainer(runner: Runner, ref: StepRef): Promise<vo
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A TCP server on 127.0.0.1 that accepts connections and never answers: a git remote that hangs. */
-export async function startSilentServer(): Promise<{ url: string; stop(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `git://127.0.0.1:${port}/hangs.git`,
-    stop: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+/** A repository on the suite's git server that accepts requests and never answers: a remote that hangs. */
+export function hangingRepoUrl(): string {
+  return `http://${GIT_HOST}:${process.env.DRAFTSMAN_TEST_GIT_PORT}/${HANGING_REPO}`;
 }

@@ -16,7 +16,7 @@ const docker = new Docker();
 let store: JobStore;
 const tag = `${process.pid}`;
 const runnerOf = (deployment: string) =>
-  new DockerRunner(docker, stepPolicy(loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: deployment, DRAFTSMAN_STEP_NETWORK: 'none', DRAFTSMAN_STOP_GRACE_SECONDS: '1' })));
+  new DockerRunner(docker, stepPolicy(loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: deployment, DRAFTSMAN_STEP_EGRESS: 'none', DRAFTSMAN_STOP_GRACE_SECONDS: '1' })));
 const [a, b] = [runnerOf(`ja${tag}`), runnerOf(`jb${tag}`)];
 const legacy = `draftsman-legacy-${tag}`;
 

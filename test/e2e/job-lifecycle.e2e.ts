@@ -8,7 +8,7 @@ let repo: GitFixture;
 
 beforeAll(async () => {
   [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_ALLOWED_IMAGES: 'draftsman-no-such-image:1' }),
+    startTestStack({ DRAFTSMAN_ALLOWED_IMAGES: 'draftsman-no-such-image:1' }),
     startGitFixture(3),
   ]);
 });

@@ -7,7 +7,7 @@ let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
   [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_STEP_MEMORY_MB: '64', DRAFTSMAN_STEP_PIDS_LIMIT: '64' }),
+    startTestStack({ DRAFTSMAN_STEP_MEMORY_MB: '64', DRAFTSMAN_STEP_PIDS_LIMIT: '64' }),
     startGitFixture(1),
   ]);
 });

@@ -8,7 +8,7 @@ let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
   [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_STEP_LOG_MAX_BYTES: String(16 * 2 ** 20) }),
+    startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: String(16 * 2 ** 20) }),
     startGitFixture(1),
   ]);
 });

@@ -21,7 +21,7 @@ let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
   [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_STEP_LOG_MAX_BYTES: String(CAP) }),
+    startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: String(CAP) }),
     startGitFixture(2),
   ]);
 });
@@ -118,7 +118,7 @@ test('logs survive a worker killed mid-step: no line lost, none repeated', async
     TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
     DATABASE_URL: stack.config.DATABASE_URL!,
     DRAFTSMAN_TASK_QUEUE: taskQueue,
-    DRAFTSMAN_STEP_NETWORK: 'host',
+    ...stack.workerEnv,
   };
   const first = await startWorkerProcess(env);
   const { JobsClient } = await import('../../client/jobs');

@@ -18,12 +18,12 @@ let worker: WorkerProcess;
 const taskQueue = `long-line-${process.pid}`;
 
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host' }), startGitFixture(1)]);
+  [stack, repo] = await Promise.all([startTestStack(), startGitFixture(1)]);
   worker = await startWorkerProcess({
     TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
     DATABASE_URL: stack.config.DATABASE_URL!,
     DRAFTSMAN_TASK_QUEUE: taskQueue,
-    DRAFTSMAN_STEP_NETWORK: 'host',
+    ...stack.workerEnv,
     DRAFTSMAN_STEP_LOG_MAX_BYTES: String(LOG_CAP),
   });
 });

@@ -12,7 +12,7 @@ let stack: TestStack;
 let repo: GitFixture;
 
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: String(PER_RUN), DRAFTSMAN_STEP_NETWORK: 'host' }), startGitFixture(1)]);
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: String(PER_RUN) }), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);

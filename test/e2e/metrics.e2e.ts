@@ -5,7 +5,7 @@ let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
   [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_STEP_LOG_MAX_BYTES: '1024' }),
+    startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: '1024' }),
     startGitFixture(1),
   ]);
 });
@@ -56,7 +56,7 @@ test('the worker process serves /metrics and logs JSON lines that carry the job 
     TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
     DATABASE_URL: stack.config.DATABASE_URL!,
     DRAFTSMAN_TASK_QUEUE: taskQueue,
-    DRAFTSMAN_STEP_NETWORK: 'host',
+    ...stack.workerEnv,
     DRAFTSMAN_WORKER_METRICS_PORT: String(port),
     DRAFTSMAN_LOG_LEVEL: 'INFO',
   });

@@ -19,7 +19,7 @@ let repo: GitFixture;
 let queueSeq = 0;
 
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_NETWORK: 'host' }), startGitFixture(1)]);
+  [stack, repo] = await Promise.all([startTestStack(), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
@@ -35,7 +35,7 @@ function workerEnv(taskQueue: string): Record<string, string> {
     TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
     DATABASE_URL: stack.config.DATABASE_URL!,
     DRAFTSMAN_TASK_QUEUE: taskQueue,
-    DRAFTSMAN_STEP_NETWORK: 'host',
+    ...stack.workerEnv,
     DRAFTSMAN_STOP_GRACE_SECONDS: '2',
   };
 }

@@ -31,7 +31,7 @@ beforeAll(async () => {
   temporalPort = await freePort();
   temporal = await startTemporal();
   [stack, repo] = await Promise.all([
-    startTestStack({ TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: pg.url, DRAFTSMAN_STEP_NETWORK: 'host' }),
+    startTestStack({ TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: pg.url }),
     startGitFixture(1),
   ]);
 });

@@ -10,11 +10,14 @@ import { dataConverterFor } from '../../common/codec';
 import { type Config, loadConfig } from '../../common/config';
 import type { JobView } from '../../common/job';
 import { LABEL_MANAGED } from '../../common/names';
+import { createLogger } from '../../common/logger';
 import { Metrics } from '../../common/metrics';
 import { JobStore } from '../../db/store';
+import { type EgressService, startEgressService } from '../../egress/service';
 import type { DockerRunner } from '../../runner/docker/docker-runner';
 import { createWorker, dockerRunnerFromConfig, installRuntime } from '../../worker/worker';
 import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
+import { GIT_HOST } from './git-fixture';
 
 export const TEST_TOKENS = { admin: 'test-admin-token-0123456789', reader: 'test-reader-token-0123456789' };
 const authHeader = { authorization: `Bearer ${TEST_TOKENS.admin}` };
@@ -30,14 +33,23 @@ export interface TestStack {
   client: Client;
   docker: Docker;
   runner: DockerRunner;
+  egress: EgressService;
+  /** What a worker process started beside this stack needs to serve its jobs (the same egress sockets). */
+  workerEnv: Record<string, string>;
   api<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
   waitForEnd(jobId: string, timeoutMs?: number): Promise<JobView>;
   stop(): Promise<void>;
 }
 
+let stacks = 0;
+
+/** The suite's git server, which steps reach through the egress proxy by this operator exception. */
+export const gitException = () => `${GIT_HOST}:${process.env.DRAFTSMAN_TEST_GIT_PORT}`;
+
 /**
- * A worker and an API of their own per test file, on the shared Temporal server
- * and PostgreSQL, with a task queue of their own so that files never share work.
+ * A worker, an API and an egress service of their own per test file, on the shared
+ * Temporal server and PostgreSQL, with a task queue and a socket folder of their own
+ * so that files never share work.
  */
 export async function startTestStack(env: Record<string, string> = {}): Promise<TestStack> {
   const taskQueue = `test-${path.basename(expect.getState().testPath ?? 'x').replace(/\W/g, '-')}-${process.pid}`;
@@ -45,7 +57,8 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     TEMPORAL_ADDRESS: process.env.DRAFTSMAN_TEST_TEMPORAL_ADDRESS,
     DATABASE_URL: process.env.DRAFTSMAN_TEST_DATABASE_URL,
     DRAFTSMAN_TASK_QUEUE: taskQueue,
-    DRAFTSMAN_STEP_NETWORK: 'none',
+    DRAFTSMAN_EGRESS_SOCKET_DIR: path.join(TEST_DATA_DIR, `eg-${process.pid}-${stacks++}`),
+    DRAFTSMAN_EGRESS_EXCEPTIONS: gitException(),
     DRAFTSMAN_STOP_GRACE_SECONDS: '2',
     DRAFTSMAN_DEPLOYMENT_ID: 'test',
     DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
@@ -57,6 +70,7 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
   const docker = new Docker();
   const runner = dockerRunnerFromConfig(config, docker);
   const metrics = new Metrics();
+  const egress = await startEgressService(config, store.pool, createLogger('ERROR', 'test-egress'));
 
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker: Worker = await createWorker({
@@ -122,12 +136,15 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
     client,
     docker,
     runner,
+    egress,
+    workerEnv: { DRAFTSMAN_EGRESS_SOCKET_DIR: config.DRAFTSMAN_EGRESS_SOCKET_DIR! },
     api,
     waitForEnd,
     async stop() {
       await new Promise((r) => server.close(r));
       worker.shutdown();
       await workerRun;
+      await egress.stop();
       await connection.close();
       await nativeConnection.close();
       await store.close();

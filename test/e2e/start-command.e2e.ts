@@ -24,7 +24,7 @@ beforeAll(async () => {
   // PORT=0: the API takes a free port and prints it.
   env = { ...process.env, PORT: '0', TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
     DRAFTSMAN_TEMPORAL_UI_PORT: String(uiPort), DRAFTSMAN_EMBEDDED_PG_PORT: String(pgPort),
-    DRAFTSMAN_DATA_DIR: dataDir, DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_LOG_LEVEL: 'WARN' };
+    DRAFTSMAN_DATA_DIR: dataDir, DRAFTSMAN_EGRESS_EXCEPTIONS: repo.egressException, DRAFTSMAN_LOG_LEVEL: 'WARN' };
   // What the run command embeds or generates must not come from the caller's environment.
   for (const name of ['DATABASE_URL', 'DRAFTSMAN_API_TOKENS', 'DRAFTSMAN_API_TOKENS_FILE', 'DRAFTSMAN_PAYLOAD_KEYS']) delete env[name];
 });

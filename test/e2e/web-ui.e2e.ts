@@ -25,7 +25,7 @@ beforeAll(async () => {
   [stack, repo] = await Promise.all([
     // Without payload encryption: the summaries are payloads too, and this UI has no codec
     // server it could pass a token to (encrypted history is covered by encryption.e2e.ts).
-    startTestStack({ TEMPORAL_ADDRESS: temporal.address, DRAFTSMAN_STEP_NETWORK: 'host', DRAFTSMAN_PAYLOAD_KEYS: '' }),
+    startTestStack({ TEMPORAL_ADDRESS: temporal.address, DRAFTSMAN_PAYLOAD_KEYS: '' }),
     startGitFixture(1),
   ]);
   browser = await chromium.launch({

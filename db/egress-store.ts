@@ -1,0 +1,71 @@
+/**
+ * What the egress service reads and writes in PostgreSQL: a job's spec and running
+ * step (to decide), its refusals (as audit events) and its use (counters).
+ */
+import type { Pool } from 'pg';
+import type { JobStatus, ResolvedJobSpec } from '../common/job';
+
+export interface EgressJobView {
+  status: JobStatus;
+  spec: Partial<ResolvedJobSpec> | null;
+  /** The step running now (a job runs one at a time), if any. */
+  running: { kind: string; index: number } | null;
+}
+
+export interface EgressUse {
+  connections: number;
+  denied: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+export class EgressStore {
+  constructor(private readonly pool: Pool) {}
+
+  async view(jobId: string): Promise<EgressJobView | null> {
+    const { rows } = await this.pool.query<{ status: JobStatus; spec: Partial<ResolvedJobSpec> | null; kind: string | null; index: number | null }>(
+      `SELECT j.status, j.spec, s.kind, s.index
+         FROM jobs j
+         LEFT JOIN LATERAL (
+           SELECT kind, index FROM steps WHERE job_id = j.id AND status = 'running' ORDER BY seq DESC LIMIT 1
+         ) s ON true
+        WHERE j.id = $1`,
+      [jobId],
+    );
+    const r = rows[0];
+    if (!r) return null;
+    return { status: r.status, spec: r.spec, running: r.kind === null ? null : { kind: r.kind, index: r.index ?? 0 } };
+  }
+
+  /**
+   * A refused connection, as an audit event: one per step and target (a step that
+   * retries a refused host in a loop adds one event, and the counter counts them all).
+   */
+  async denied(jobId: string, d: { step: string | null; host: string; port: number; reason: string }): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO events (job_id, key, type, data) VALUES ($1, $2, 'egress_denied', $3) ON CONFLICT (job_id, key) DO NOTHING`,
+      [jobId, `egress_denied:${d.step ?? '-'}:${d.host}:${d.port}`, JSON.stringify(d)],
+    );
+    await this.add(jobId, { connections: 0, denied: 1, bytesIn: 0, bytesOut: 0 });
+  }
+
+  async add(jobId: string, u: EgressUse): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO job_egress (job_id, connections, denied, bytes_in, bytes_out) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (job_id) DO UPDATE SET
+         connections = job_egress.connections + EXCLUDED.connections, denied = job_egress.denied + EXCLUDED.denied,
+         bytes_in = job_egress.bytes_in + EXCLUDED.bytes_in, bytes_out = job_egress.bytes_out + EXCLUDED.bytes_out,
+         updated_at = now()`,
+      [jobId, u.connections, u.denied, u.bytesIn, u.bytesOut],
+    );
+  }
+
+  async use(jobId: string): Promise<EgressUse | null> {
+    const { rows } = await this.pool.query<{ connections: string; denied: string; bytes_in: string; bytes_out: string }>(
+      'SELECT connections, denied, bytes_in, bytes_out FROM job_egress WHERE job_id = $1',
+      [jobId],
+    );
+    const r = rows[0];
+    return r ? { connections: Number(r.connections), denied: Number(r.denied), bytesIn: Number(r.bytes_in), bytesOut: Number(r.bytes_out) } : null;
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * `node dist/egress/main.js`: the egress service of one host. Started by `npm start`
+ * as a process of its own, and as its own service in compose.
+ */
+import { loadConfig, requireDatabaseUrl } from '../common/config';
+import { createLogger } from '../common/logger';
+import { JobStore } from '../db/store';
+import { startEgressService } from './service';
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config.DRAFTSMAN_LOG_LEVEL, 'draftsman-egress');
+  const jobs = JobStore.connect(requireDatabaseUrl(config), 4);
+  await jobs.migrate();
+  const service = await startEgressService(config, jobs.pool, logger);
+  // Tests and the embedded start wait for this line.
+  logger.info({ socketDir: config.DRAFTSMAN_EGRESS_SOCKET_DIR, jobs: service.jobs().length }, 'draftsman egress service ready');
+  const stop = async () => {
+    await service.stop();
+    await jobs.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+}
+
+main().catch((err) => {
+  console.error(`[draftsman-egress] ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,186 @@
+/**
+ * The egress service: one per host, beside (not inside) the workers, so that a worker
+ * crash or upgrade never cuts a running step's way out. It listens on one Unix socket
+ * per live job, in the directory the runner made for the job (./layout.ts), and
+ * decides each connection by the job's policy read from PostgreSQL at that moment:
+ * the clone step may reach only the repository's host; the other steps what the
+ * job's spec allows. A directory appearing means a new job; its removal, the job's end.
+ * On start it listens again for every directory there (a restart loses no job).
+ */
+import { promises as dns } from 'node:dns';
+import fs from 'node:fs';
+import type http from 'node:http';
+import path from 'node:path';
+import type { Pool } from 'pg';
+import { type Config, operatorEgress } from '../common/config';
+import { deploymentId } from '../common/deployment';
+import type { Logger } from '../common/logger';
+import { FINAL_STATUSES } from '../common/job';
+import { type EgressJobView, EgressStore } from '../db/egress-store';
+import { JOB_FILE, SOCKET_NAME } from './layout';
+import { jobPolicy, parseAllowEntry, type EgressPolicy, type OperatorEgress, type Resolver } from './policy';
+import { createEgressProxy, type Dialer, type EgressEvent } from './proxy';
+
+export interface EgressServiceOptions {
+  socketDir: string;
+  /** Only jobs of this deployment are served (the directory may be shared). */
+  deployment: string;
+  store: Pick<EgressStore, 'view' | 'denied' | 'add'>;
+  operator: OperatorEgress;
+  logger: Logger;
+  resolve?: Resolver;
+  dial?: Dialer;
+  /** How often the directory is listed again, in case a change was not signalled. */
+  rescanMs?: number;
+}
+
+/** The system resolver, every address, in the order it gives them. */
+export const systemResolver: Resolver = async (host) => (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+
+const NOTHING: EgressPolicy = { allow: [], exceptions: [] };
+
+/** The policy of a job at this moment: what its running step may reach. */
+export function policyFor(view: EgressJobView | null, operator: OperatorEgress): EgressPolicy {
+  if (!view || FINAL_STATUSES.includes(view.status) || !view.spec) return { ...NOTHING, exceptions: operator.exceptions };
+  if (view.running?.kind === 'clone' && view.spec.repo) return { allow: repoRule(view.spec.repo), exceptions: operator.exceptions };
+  return jobPolicy(view.spec.egress?.allow, operator);
+}
+
+/** The repository's host and port: all the clone step may reach. */
+function repoRule(repo: string) {
+  try {
+    const url = new URL(repo);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return [];
+    const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+    return parseAllowEntry(`${url.hostname}:${port}`);
+  } catch {
+    return [];
+  }
+}
+
+interface Listener {
+  jobId: string;
+  server: http.Server;
+}
+
+export class EgressService {
+  private readonly listeners = new Map<string, Listener>();
+  private watcher: fs.FSWatcher | null = null;
+  private rescanTimer: NodeJS.Timeout | null = null;
+  private scanning: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly opts: EgressServiceOptions) {}
+
+  /** Listens for every job directory there is, then follows the directory. */
+  async start(): Promise<void> {
+    fs.mkdirSync(this.opts.socketDir, { recursive: true, mode: 0o755 });
+    this.watcher = fs.watch(this.opts.socketDir, () => this.rescan());
+    this.watcher.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'watching the egress socket folder failed; rescans continue'));
+    this.rescanTimer = setInterval(() => this.rescan(), this.opts.rescanMs ?? 2_000);
+    this.rescan();
+    await this.scanning;
+  }
+
+  /** Jobs listened for now (their ids). */
+  jobs(): string[] {
+    return [...this.listeners.values()].map((l) => l.jobId);
+  }
+
+  /** Serialised, so that two signals for one change do not open two listeners. */
+  rescan(): Promise<void> {
+    this.scanning = this.scanning.then(() => this.scan()).catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'egress rescan failed'));
+    return this.scanning;
+  }
+
+  private async scan(): Promise<void> {
+    if (this.stopped) return;
+    const present = new Map<string, string>();
+    for (const key of fs.readdirSync(this.opts.socketDir)) {
+      const jobId = this.readJob(key);
+      if (jobId) present.set(key, jobId);
+    }
+    for (const [key, l] of this.listeners) {
+      if (!present.has(key)) await this.close(key, l);
+    }
+    for (const [key, jobId] of present) {
+      if (!this.listeners.has(key)) await this.listen(key, jobId);
+    }
+  }
+
+  private readJob(key: string): string | null {
+    try {
+      const parsed = JSON.parse(fs.readFileSync(path.join(this.opts.socketDir, key, JOB_FILE), 'utf8')) as { jobId?: unknown; deployment?: unknown };
+      return typeof parsed.jobId === 'string' && parsed.deployment === this.opts.deployment ? parsed.jobId : null;
+    } catch {
+      return null; // not (yet) a job's directory
+    }
+  }
+
+  private async listen(key: string, jobId: string): Promise<void> {
+    const socket = path.join(this.opts.socketDir, key, SOCKET_NAME);
+    const log = this.opts.logger.child({ jobId });
+    const server = createEgressProxy({
+      policy: async () => policyFor(await this.opts.store.view(jobId), this.opts.operator),
+      resolve: this.opts.resolve ?? systemResolver,
+      dial: this.opts.dial,
+      onEvent: (e) => void this.record(jobId, e, log),
+    });
+    // A socket left by a crashed service would make listen fail with EADDRINUSE.
+    fs.rmSync(socket, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socket, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // The holder runs as the step user; the directory is this job's alone.
+    fs.chmodSync(socket, 0o666);
+    this.listeners.set(key, { jobId, server });
+    log.info({ socket }, 'egress: listening for the job');
+  }
+
+  private async close(key: string, l: Listener): Promise<void> {
+    this.listeners.delete(key);
+    l.server.closeAllConnections?.();
+    await new Promise((r) => l.server.close(r));
+    this.opts.logger.info({ jobId: l.jobId }, 'egress: the job ended, no longer listening');
+  }
+
+  private async record(jobId: string, e: EgressEvent, log: Logger): Promise<void> {
+    try {
+      if (e.type === 'denied') {
+        const view = await this.opts.store.view(jobId);
+        const step = view?.running ? `${view.running.kind}-${view.running.index}` : null;
+        log.warn({ host: e.host, port: e.port, step, reason: e.reason }, 'egress refused');
+        await this.opts.store.denied(jobId, { step, host: e.host, port: e.port, reason: e.reason });
+      } else {
+        await this.opts.store.add(jobId, { connections: 1, denied: 0, bytesIn: e.bytesIn, bytesOut: e.bytesOut });
+      }
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'egress: recording a connection failed');
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    if (this.rescanTimer) clearInterval(this.rescanTimer);
+    await this.scanning;
+    for (const [key, l] of [...this.listeners]) await this.close(key, l);
+  }
+}
+
+/** The egress service of a configuration (the process's own, a test's, the chaos stack's), started. */
+export async function startEgressService(config: Config, pool: Pool, logger: Logger): Promise<EgressService> {
+  const service = new EgressService({
+    socketDir: config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
+    deployment: deploymentId(config),
+    store: new EgressStore(pool),
+    operator: operatorEgress(config),
+    logger,
+  });
+  await service.start();
+  return service;
+}

@@ -1,0 +1,100 @@
+/**
+ * A step is a sandbox on the network: it has loopback only (its own), shared with the
+ * job's holder, and one way out, the egress proxy, which applies the job's policy.
+ * Shown against the real engine, with the suite's git server as the allowed fixture.
+ */
+import type { JobView } from '../../common/job';
+import { type GitFixture, startGitFixture } from './git-fixture';
+import { gitException, leftovers, startTestStack, type TestStack } from './stack';
+
+let stack: TestStack;
+let repo: GitFixture;
+
+beforeAll(async () => {
+  [stack, repo] = await Promise.all([startTestStack(), startGitFixture(1)]);
+});
+afterAll(async () => {
+  await Promise.all([stack?.stop(), repo?.stop()]);
+});
+
+const logOf = async (id: string, step: string) =>
+  (await stack.store.readLogs(id, { afterId: 0, limit: 1000 })).flatMap((c) => (c.step === step ? c.lines : []).map((l) => l.x));
+
+/**
+ * Connects to each host:port given and prints `host:port:open` or `:refused`; first to
+ * a listener it opens itself (the positive control: loopback works inside the step).
+ * The runner image has perl but no nc or curl, and dash has no /dev/tcp.
+ */
+const PROBE = `perl -MIO::Socket::IP -e '
+  my $l = IO::Socket::IP->new(Listen => 1, LocalHost => "127.0.0.1", LocalPort => 0) or die "listen: $@";
+  my $own = IO::Socket::IP->new(PeerHost => "127.0.0.1", PeerPort => $l->sockport, Timeout => 2);
+  print "own:", ($own ? "open" : "refused"), "\\n";
+  for my $t (@ARGV) {
+    my ($h, $p) = $t =~ /^(.*):(\\d+)$/;
+    my $s = IO::Socket::IP->new(PeerHost => $h, PeerPort => $p, Timeout => 2);
+    print "$t:", ($s ? "open" : "refused"), "\\n";
+  }'`;
+
+/** Asks the proxy (on the step's loopback) for a CONNECT tunnel to each host:port and prints the status it answers. */
+const ASK_PROXY = `perl -MIO::Socket::IP -e '
+  for my $t (@ARGV) {
+    my $s = IO::Socket::IP->new(PeerHost => "127.0.0.1", PeerPort => 3128, Timeout => 5) or die "proxy: $@";
+    print $s "CONNECT $t HTTP/1.1\\r\\nHost: $t\\r\\n\\r\\n";
+    my $line = <$s>;
+    my ($code) = $line =~ m{^HTTP/1\\.1 (\\d+)};
+    print "proxy $t:$code\\n";
+  }'`;
+
+test('a step reaches no port of the control plane on 127.0.0.1 or ::1, its own listener yes, and the allowed fixture only through the proxy, which refuses the rest and records it', async () => {
+  const api = new URL(stack.apiUrl).port;
+  const temporal = stack.config.TEMPORAL_ADDRESS.split(':').pop()!;
+  const pg = new URL(stack.config.DATABASE_URL!).port;
+  const git = gitException().split(':')[1]!;
+  // The fixture too: on the host's loopback (127.0.0.2), reachable only through the proxy.
+  const targets = [...[api, temporal, pg].flatMap((p) => [`127.0.0.1:${p}`, `::1:${p}`]), gitException()];
+  const { id } = await stack.jobs.start({
+    repo: repo.url,
+    commit: repo.head,
+    egress: { allow: [gitException()] },
+    setup: [
+      `${PROBE} ${targets.join(' ')}`,
+      // Through the proxy: the fixture is allowed (an operator exception and the spec's entry), the control plane not.
+      `git ls-remote ${repo.url} | grep -c refs/heads/main`,
+      `${ASK_PROXY} 127.0.0.1:${pg} 127.0.0.1:${temporal} 127.0.0.1:${api} ${gitException()}`,
+      'env | grep -i "^https\\?_proxy=" | sort',
+    ],
+  });
+  const job: JobView = await stack.waitForEnd(id);
+  expect(job.status).toBe('succeeded');
+
+  const direct = await logOf(id, 'setup-0');
+  expect(direct[0]).toBe('own:open');
+  expect(direct.slice(1)).toEqual(targets.map((t) => `${t}:refused`));
+  expect(await logOf(id, 'setup-1')).toEqual(['1']);
+  expect(await logOf(id, 'setup-2')).toEqual([`proxy 127.0.0.1:${pg}:403`, `proxy 127.0.0.1:${temporal}:403`, `proxy 127.0.0.1:${api}:403`, `proxy ${gitException()}:200`]);
+  expect(await logOf(id, 'setup-3')).toEqual(['HTTPS_PROXY=http://127.0.0.1:3128', 'HTTP_PROXY=http://127.0.0.1:3128', 'http_proxy=http://127.0.0.1:3128', 'https_proxy=http://127.0.0.1:3128']);
+
+  const denied = (await stack.store.events(id)).filter((e) => e.type === 'egress_denied');
+  expect(denied.map((e) => e.data).sort((a, b) => Number(a.port) - Number(b.port))).toEqual(
+    [api, temporal, pg].map((p) => ({ step: 'setup-2', host: '127.0.0.1', port: Number(p), reason: 'not in the egress allow list' })).sort((a, b) => a.port - b.port),
+  );
+  // The holder went with the job.
+  expect(await leftovers(stack.docker, id)).toEqual([]);
+}, 120_000);
+
+test('a job without egress entries gets the operator default (none here): the clone reaches the repository, a setup step nothing', async () => {
+  const { id } = await stack.jobs.start({ repo: repo.url, commit: repo.head, setup: [`git ls-remote ${repo.url}`] });
+  const job = await stack.waitForEnd(id);
+  expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual(['clone-0:succeeded', 'setup-0:failed']);
+  expect((await logOf(id, 'setup-0')).join('\n')).toMatch(/403/);
+  const denied = (await stack.store.events(id)).filter((e) => e.type === 'egress_denied');
+  expect(denied.map((e) => e.data)).toEqual([{ step: 'setup-0', host: '127.0.0.2', port: Number(gitException().split(':')[1]), reason: 'not in the egress allow list' }]);
+}, 120_000);
+
+test('git:// and ssh repositories are refused at submission: they cannot pass the proxy', async () => {
+  for (const bad of ['git://127.0.0.1:9418/r.git', 'ssh://git@example.com/r.git', 'git@example.com:r.git']) {
+    const res = await stack.api<{ error: { code: string; field: string; message: string } }>('POST', '/v1/jobs', { repo: bad, commit: repo.head });
+    expect([bad, res.status, res.body.error.field]).toEqual([bad, 400, 'repo']);
+    expect(res.body.error.message).toMatch(/not supported.*HTTP proxy/);
+  }
+});
