@@ -42,6 +42,10 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_EGRESS_PRESETS'
     | 'DRAFTSMAN_EGRESS_EXCEPTIONS'
     | 'DRAFTSMAN_INSECURE_STEP_NETWORK'
+    | 'DRAFTSMAN_MAX_STEP_SECONDS'
+    | 'DRAFTSMAN_MAX_JOB_SECONDS'
+    | 'DRAFTSMAN_MAX_ITERATIONS'
+    | 'DRAFTSMAN_MAX_STEPS'
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
   heartbeatMs?: number;

@@ -43,7 +43,7 @@ export async function stepOverhead(stack: BenchStack, rounds: number, steps = 20
   async function rawRound(round: number): Promise<number> {
     const jobId = `bench-raw-${process.pid}-${round}`;
     const t0 = performance.now();
-    await rawJob(stack.docker, stack.config, jobId, repo, Array.from({ length: steps }, () => 'true'));
+    await rawJob(stack.docker, stack.config, stack.store, jobId, repo, Array.from({ length: steps }, () => 'true'));
     return performance.now() - t0;
   }
 

@@ -152,6 +152,8 @@ export async function startDraftsmanProcesses(
     DATABASE_URL: stack.config.DATABASE_URL!,
     DRAFTSMAN_TASK_QUEUE: taskQueue,
     DRAFTSMAN_EGRESS_SOCKET_DIR: stack.config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
+    // The egress service serves the jobs of its own deployment only.
+    DRAFTSMAN_DEPLOYMENT_ID: stack.config.DRAFTSMAN_DEPLOYMENT_ID!,
     DRAFTSMAN_EGRESS_EXCEPTIONS: stack.config.DRAFTSMAN_EGRESS_EXCEPTIONS.join(','),
     DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,
     DRAFTSMAN_LOG_LEVEL: 'WARN',

@@ -81,7 +81,7 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
     const loop = async () => {
       for (let j = next++; j < n; j = next++) {
         const jobId = `bench-tp-raw-${process.pid}-${round}-${j}`;
-        await rawJob(stack.docker, stack.config, jobId, repo, STEPS);
+        await rawJob(stack.docker, stack.config, stack.store, jobId, repo, STEPS);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, loop));

@@ -4,7 +4,7 @@
  * Draftsman's store is not consulted: it is what is being checked.
  */
 import type Docker from 'dockerode';
-import { LABEL_DEPLOYMENT } from '../common/names';
+import { LABEL_DEPLOYMENT, LABEL_ROLE } from '../common/names';
 
 export class StartWitness {
   readonly starts = new Map<string, number>();
@@ -29,9 +29,10 @@ export class StartWitness {
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         if (!line.trim()) continue;
-        const e = JSON.parse(line) as { Actor?: { Attributes?: { name?: string } }; time?: number; timeNano?: number };
+        const e = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> }; time?: number; timeNano?: number };
         const name = e.Actor?.Attributes?.name;
-        if (!name) continue;
+        // A job's network holder runs no command of the job's: it may start again (after an engine restart).
+        if (!name || e.Actor?.Attributes?.[LABEL_ROLE] === 'holder') continue;
         // A reconnect replays from `since`: count each start once by its time.
         const key = `${name}@${e.timeNano ?? e.time}`;
         if (this.seen.has(key)) continue;

@@ -132,6 +132,12 @@ export const configSchema = z.object({
   DRAFTSMAN_STEP_TIMEOUT_SECONDS: int(1, 86_400).default(600),
   /** Default job time limit when the spec gives none. */
   DRAFTSMAN_JOB_TIMEOUT_SECONDS: int(1, 7 * 86_400).default(3600),
+  /** Ceilings on what a spec may ask for: a spec over one is refused (400) naming the field and the ceiling. */
+  DRAFTSMAN_MAX_STEP_SECONDS: int(1, 86_400).default(86_400),
+  DRAFTSMAN_MAX_JOB_SECONDS: int(1, 7 * 86_400).default(7 * 86_400),
+  DRAFTSMAN_MAX_ITERATIONS: int(1, 1000).default(1000),
+  /** Setup and validate steps of one job together. */
+  DRAFTSMAN_MAX_STEPS: int(1, 200).default(200),
   /** Time between SIGTERM and SIGKILL when a step is stopped. */
   DRAFTSMAN_STOP_GRACE_SECONDS: int(0, 3600).default(10),
   /** Port of the PostgreSQL that `npm start` embeds when DATABASE_URL is unset. */
@@ -219,6 +225,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   config.DRAFTSMAN_EGRESS_SOCKET_DIR ??= path.join(config.DRAFTSMAN_DATA_DIR, 'egress');
+  for (const [value, ceiling] of [
+    ['DRAFTSMAN_STEP_TIMEOUT_SECONDS', 'DRAFTSMAN_MAX_STEP_SECONDS'],
+    ['DRAFTSMAN_JOB_TIMEOUT_SECONDS', 'DRAFTSMAN_MAX_JOB_SECONDS'],
+  ] as const) {
+    if (config[value] > config[ceiling]) throw new ConfigError(`invalid configuration:\n  ${value}: ${config[value]} is over ${ceiling} (${config[ceiling]})`);
+  }
   const egressProblem = egressConfigProblem(config);
   if (egressProblem) throw new ConfigError(`invalid configuration:\n  ${egressProblem}`);
   if (config.DATABASE_PASSWORD) {

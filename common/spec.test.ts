@@ -8,13 +8,14 @@ const defaults = {
   allowedImages: ['draftsman-runner:latest', 'registry.local:5000/team/runner:1.2@sha256:' + 'b'.repeat(64)],
   allowFileRepos: false,
   egress: { defaults: ['default.example.org'], ceiling: ['*.example.org', 'example.com'], presets: { docs: ['docs.example.org'] }, exceptions: [] },
+  max: { stepSeconds: 3600, jobSeconds: 7200, iterations: 1000, steps: 4 },
 };
 const commit = 'a'.repeat(40);
 const valid = { repo: 'https://example.com/org/repo.git', commit };
 
-function refusal(input: unknown): { message: string; field: string } {
+function refusal(input: unknown, policy = defaults): { message: string; field: string } {
   try {
-    resolveJobSpec(input, defaults);
+    resolveJobSpec(input, policy);
   } catch (err) {
     if (isInvalidJobSpecError(err)) return { message: err.message, field: err.field };
     throw err;
@@ -62,6 +63,18 @@ describe('resolveJobSpec', () => {
   it('takes the spec\'s egress entries (presets kept as written) over the operator default', () => {
     expect(resolveJobSpec({ ...valid, egress: { allow: ['a.example.org', 'docs'] } }, defaults).egress).toEqual({ allow: ['a.example.org', 'docs'] });
     expect(resolveJobSpec({ ...valid, egress: { allow: [] } }, defaults).egress).toEqual({ allow: [] });
+  });
+
+  const steps = (n: number) => Array.from({ length: n }, () => 'true');
+  it.each([
+    ['timeouts.stepSeconds', { timeouts: { stepSeconds: 3600 } }, { timeouts: { stepSeconds: 3601 } }, /3601 is over this server's ceiling of 3600/],
+    ['timeouts.jobSeconds', { timeouts: { jobSeconds: 7200 } }, { timeouts: { jobSeconds: 7201 } }, /7201 is over this server's ceiling of 7200/],
+    ['loop.maxIterations', { loop: { command: 'x', maxIterations: 50 } }, { loop: { command: 'x', maxIterations: 51 } }, /51 is over this server's ceiling of 50/],
+    ['steps (setup and validate together)', { setup: steps(2), validate: steps(2) }, { setup: steps(2), validate: steps(3) }, /5 is over this server's ceiling of 4/],
+  ])('the ceiling on %s: exactly at it passes, just over it is refused naming the field', (field, at, over, message) => {
+    const tight = { ...defaults, max: { ...defaults.max, iterations: 50 } };
+    expect(() => resolveJobSpec({ ...valid, ...at }, tight)).not.toThrow();
+    expect(refusal({ ...valid, ...over }, tight)).toEqual({ field, message: expect.stringMatching(message) });
   });
 
   it('accepts file:// repositories only when the operator allows them', () => {

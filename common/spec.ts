@@ -124,6 +124,8 @@ export interface SpecPolicy {
   allowedImages: readonly string[];
   allowFileRepos: boolean;
   egress: OperatorEgress;
+  /** The operator's ceilings on what a spec may ask for. */
+  max: { stepSeconds: number; jobSeconds: number; iterations: number; steps: number };
 }
 
 export function specPolicy(
@@ -138,6 +140,10 @@ export function specPolicy(
     | 'DRAFTSMAN_EGRESS_CEILING'
     | 'DRAFTSMAN_EGRESS_PRESETS'
     | 'DRAFTSMAN_EGRESS_EXCEPTIONS'
+    | 'DRAFTSMAN_MAX_STEP_SECONDS'
+    | 'DRAFTSMAN_MAX_JOB_SECONDS'
+    | 'DRAFTSMAN_MAX_ITERATIONS'
+    | 'DRAFTSMAN_MAX_STEPS'
   >,
 ): SpecPolicy {
   return {
@@ -147,6 +153,12 @@ export function specPolicy(
     allowedImages: [config.DRAFTSMAN_DEFAULT_IMAGE, ...config.DRAFTSMAN_ALLOWED_IMAGES],
     allowFileRepos: config.DRAFTSMAN_ALLOW_FILE_REPOS,
     egress: operatorEgress(config),
+    max: {
+      stepSeconds: config.DRAFTSMAN_MAX_STEP_SECONDS,
+      jobSeconds: config.DRAFTSMAN_MAX_JOB_SECONDS,
+      iterations: config.DRAFTSMAN_MAX_ITERATIONS,
+      steps: config.DRAFTSMAN_MAX_STEPS,
+    },
   };
 }
 
@@ -189,6 +201,13 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   if (spec.image !== undefined && !defaults.allowedImages.includes(spec.image)) {
     throw new InvalidJobSpecError(`image: ${spec.image} is not in this server's image allowlist`, 'image');
   }
+  const over = (field: string, value: number, ceiling: number) => {
+    if (value > ceiling) throw new InvalidJobSpecError(`${field}: ${value} is over this server's ceiling of ${ceiling}`, field);
+  };
+  over('timeouts.stepSeconds', spec.timeouts?.stepSeconds ?? 0, defaults.max.stepSeconds);
+  over('timeouts.jobSeconds', spec.timeouts?.jobSeconds ?? 0, defaults.max.jobSeconds);
+  over('loop.maxIterations', spec.loop?.maxIterations ?? 0, defaults.max.iterations);
+  over('steps (setup and validate together)', (spec.setup?.length ?? 0) + (spec.validate?.length ?? 0), defaults.max.steps);
   if (spec.repo.startsWith('http:') && spec.gitTokenSecret) {
     throw new InvalidJobSpecError('gitTokenSecret: a token is sent only over https; the repository is http://', 'gitTokenSecret');
   }

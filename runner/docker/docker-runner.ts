@@ -72,10 +72,7 @@ export class DockerRunner implements Runner {
     const network = this.policy.network;
     if (network.mode !== 'proxy') return;
     const dir = jobDir(network.socketDir, jobId, this.policy.deployment);
-    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-    const tmp = path.join(dir, `.${JOB_FILE}.${process.pid}`);
-    await fs.writeFile(tmp, JSON.stringify({ jobId, deployment: this.policy.deployment }));
-    await fs.rename(tmp, path.join(dir, JOB_FILE));
+    await this.makeEgressDir(dir, jobId);
 
     const name = holderName(jobId, this.policy.deployment);
     let container: Docker.Container;
@@ -94,6 +91,27 @@ export class DockerRunner implements Runner {
       if (statusOf(err) !== 304) throw new RunnerError(`starting the network holder ${name} failed`, err);
     }
     await this.waitForSocket(path.join(dir, SOCKET_NAME), jobId);
+  }
+
+  /**
+   * The job's folder appears whole, job file inside, by one rename in the socket folder:
+   * the egress service watches that folder (not its subfolders), so it learns of the job
+   * from that one event rather than from its next periodic rescan.
+   */
+  private async makeEgressDir(dir: string, jobId: string): Promise<void> {
+    if (await fs.stat(path.join(dir, JOB_FILE)).then(() => true, () => false)) return;
+    await fs.mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
+    const tmp = `${path.dirname(dir)}/.${path.basename(dir)}.${process.pid}.${Date.now()}`;
+    await fs.mkdir(tmp, { mode: 0o755 });
+    await fs.writeFile(path.join(tmp, JOB_FILE), JSON.stringify({ jobId, deployment: this.policy.deployment }));
+    try {
+      await fs.rename(tmp, dir);
+    } catch (err) {
+      // Made meanwhile by another attempt (or left by an older version without its job file).
+      await fs.rm(tmp, { recursive: true, force: true });
+      if (!['ENOTEMPTY', 'EEXIST'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      await fs.writeFile(path.join(dir, JOB_FILE), JSON.stringify({ jobId, deployment: this.policy.deployment }));
+    }
   }
 
   private async waitForSocket(socket: string, jobId: string): Promise<void> {
@@ -132,11 +150,25 @@ export class DockerRunner implements Runner {
       }
     }
     try {
-      await container.start();
+      await this.startContainer(container, step.jobId);
     } catch (err) {
       if (statusOf(err) === 304) return; // already started
       if (isWedged(err)) throw new ContainerLostError(`the engine lost container ${name} in a crash: ${(err as Error).message}`, err);
       throw new RunnerError(`starting container ${name} failed`, err);
+    }
+  }
+
+  /**
+   * A step joins its job's holder, which an engine restart may have left stopped (its
+   * restart policy does not always bring it back): it is started again first.
+   */
+  private async startContainer(container: Docker.Container, jobId: string): Promise<void> {
+    try {
+      await container.start();
+    } catch (err) {
+      if (!(statusOf(err) === 409 && /cannot join network of a non running container/.test(String((err as Error).message)))) throw err;
+      await this.ensureHolder(jobId);
+      await container.start();
     }
   }
 

@@ -98,3 +98,20 @@ test('git:// and ssh repositories are refused at submission: they cannot pass th
     expect(res.body.error.message).toMatch(/not supported.*HTTP proxy/);
   }
 });
+
+test('a holder left stopped (as an engine restart may leave it) is started again when the next step joins it', async () => {
+  const jobId = `holder-${process.pid}`;
+  const ref = { jobId, kind: 'setup' as const, index: 0 };
+  await stack.runner.prepareWorkspace(jobId);
+  try {
+    const [holder] = (await stack.runner.listJobResources(jobId)).holders;
+    // An explicit stop: the engine's restart policy leaves it stopped.
+    await stack.docker.getContainer(holder!).stop({ t: 0 });
+    await stack.runner.start({ ...ref, image: stack.config.DRAFTSMAN_DEFAULT_IMAGE, command: 'true', env: {}, timeoutSeconds: 30 });
+    expect((await stack.runner.wait(ref)).exitCode).toBe(0);
+    expect((await stack.docker.getContainer(holder!).inspect()).State.Running).toBe(true);
+  } finally {
+    await stack.runner.removeJob(jobId);
+  }
+  expect(await stack.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
+});

@@ -6,7 +6,7 @@ import type { Runner, StepRef, StepRequest } from '../../runner/runner';
 import { createWorker } from '../../worker/worker';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
-import { sleep, waitForContainer } from './helpers';
+import { sleep, waitFor, waitForContainer } from './helpers';
 import { leftovers, startTestStack, type TestStack } from './stack';
 import { startWorkerProcess } from './worker-process';
 
@@ -187,17 +187,23 @@ test('the janitor removes the container and volume of a job Temporal does not kn
     env: {},
     timeoutSeconds: 600,
   });
-  expect((await leftovers(stack.docker, jobId)).length).toBe(2);
+  // The step, the job's network holder and the workspace.
+  expect((await leftovers(stack.docker, jobId)).length).toBe(3);
 
   const result = await stack.client.workflow.execute('janitorWorkflow', {
     taskQueue: stack.config.DRAFTSMAN_TASK_QUEUE,
     workflowId: `janitor-${jobId}`,
   });
-  expect(result.removed).toEqual(expect.arrayContaining([`draftsman-test-${jobId}-setup-0`, `draftsman-test-${jobId}-workspace`]));
+  expect(result.removed).toEqual(
+    expect.arrayContaining([`draftsman-test-${jobId}-setup-0`, `draftsman-test-${jobId}-holder`, `draftsman-test-${jobId}-workspace`]),
+  );
   expect(await leftovers(stack.docker, jobId)).toEqual([]);
   const { rows } = await stack.store.pool.query('SELECT action, type, reason FROM janitor_actions WHERE job_id = $1 ORDER BY id', [jobId]);
   expect(rows).toEqual([
     { action: 'remove', type: 'step', reason: 'job unknown to Temporal' },
+    { action: 'remove', type: 'holder', reason: 'job unknown to Temporal' },
     { action: 'remove', type: 'workspace', reason: 'job unknown to Temporal' },
   ]);
+  // Its socket folder went with the holder: the egress service no longer listens for it.
+  await waitFor(() => !stack.egress.jobs().includes(jobId), 'the egress service to let the job go', { timeoutMs: 10_000 });
 });

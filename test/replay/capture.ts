@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     DRAFTSMAN_TASK_QUEUE: 'replay-capture',
     DRAFTSMAN_WORKFLOW_BUNDLE: path.join(root, 'dist', 'workflow-bundle.js'),
     DRAFTSMAN_EGRESS_SOCKET_DIR: stack.config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
+    DRAFTSMAN_DEPLOYMENT_ID: stack.config.DRAFTSMAN_DEPLOYMENT_ID!,
     DRAFTSMAN_STOP_GRACE_SECONDS: '2',
     DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
     DRAFTSMAN_DATA_DIR: stack.dir,
