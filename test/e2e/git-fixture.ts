@@ -32,6 +32,12 @@ export interface GitFixture {
   head: string;
   /** The operator exception that lets steps reach the server through the proxy (DRAFTSMAN_EGRESS_EXCEPTIONS). */
   egressException: string;
+  /**
+   * The bare repository on disk, for a test's own git commands. The suite's server runs in
+   * jest's process (which runs the tests too, on 2 cores): a synchronous request to it from
+   * a test would wait for an answer it blocks.
+   */
+  path: string;
   stop(): Promise<void>;
 }
 
@@ -162,6 +168,7 @@ export async function startGitFixture(count = 3): Promise<GitFixture> {
     commits,
     head: commits[commits.length - 1]!,
     egressException: `${GIT_HOST}:${port}`,
+    path: bare,
     async stop() {
       await own?.stop();
       fs.rmSync(own ? root : bare, { recursive: true, force: true });

@@ -167,7 +167,7 @@ test('the patch of a loop that edits files is stored, binary-safe, and applies t
   // Applied to a fresh checkout of the commit, it reproduces the loop's files.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-patch-'));
   try {
-    execFileSync('git', ['clone', '-q', repo.url, dir]);
+    execFileSync('git', ['clone', '-q', repo.path, dir]);
     execFileSync('git', ['checkout', '-q', repo.commits[0]!], { cwd: dir });
     execFileSync('git', ['apply', '--binary', '-'], { cwd: dir, input: patch });
     expect(fs.readFileSync(path.join(dir, 'marker'), 'utf8')).toBe('commit-1\nedited\n');
