@@ -40,6 +40,9 @@ export interface StepsInput {
 const HEARTBEAT_ANSWER_MS = 300;
 /** How long an attempt whose cancel the server confirms waits for it to be delivered. */
 const CANCEL_DELIVERY_MS = 5_000;
+/** How long a batch waits after a heartbeat between steps for its answer (a cancel) before the next step. */
+const BETWEEN_STEPS_ANSWER_MS = 50;
+
 /** The activities that run a job's steps. */
 export function createStepActivities(sh: Shared) {
   /**
@@ -144,6 +147,8 @@ export function createStepActivities(sh: Shared) {
      */
     async runSteps(input: StepsInput): Promise<StepOutcome[]> {
       const ctx = Context.current();
+      /** Since when no heartbeat went out: a step heartbeats while it runs longer than the interval. */
+      let quietSince = Date.now();
       const batch: [StepInput, (() => Promise<void>) | undefined][] = input.steps.map((step) => [{ ...step, jobId: input.jobId }, undefined]);
       if (input.clone) {
         const clone = { ...input.clone, jobId: input.jobId };
@@ -153,8 +158,6 @@ export function createStepActivities(sh: Shared) {
       const results: StepOutcome[] = [];
       if (ctx.info.attempt > 1) await confirmHeld();
       const pauses = new PauseDetector((ctx.info.heartbeatTimeoutMs || 5_000) / 2);
-      /** Since when no heartbeat went out: a step heartbeats while it runs longer than the interval. */
-      let quietSince = Date.now();
       try {
         for (const [step, onStarted] of batch) {
           if (results.length > 0) {
@@ -163,9 +166,13 @@ export function createStepActivities(sh: Shared) {
             // of short steps has lasted an interval, lets a cancel that came meanwhile
             // stop the next one. (Not after every step: an early first heartbeat costs
             // about a second of recovery after a worker loss; docs/performance-log.md.)
+            // The workspace's preparation (volume and network holder) counts: it is part of the quiet run.
             if (Date.now() - quietSince >= sh.heartbeatMs) {
               ctx.heartbeat();
               quietSince = Date.now();
+              // The answer (which carries a pending cancel) comes within milliseconds on a
+              // healthy server: a moment for it before the next step starts.
+              await new Promise((r) => setTimeout(r, BETWEEN_STEPS_ANSWER_MS));
             }
             await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
           }
