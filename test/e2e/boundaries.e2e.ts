@@ -218,7 +218,8 @@ test('a cancel that comes during a run of short steps (none heartbeats) stops th
   // Each step lasts 30 ms, under the 50 ms interval: the second one's end is past it.
   const started = Date.now();
   const results = await runIn(env, activities.runSteps, batch(jobId, ['sleep 0.6', 'sleep 0.6', 'sleep 0.6', 'sleep 40']));
-  expect(statuses(results)).toEqual(['setup-0:succeeded', 'setup-1:succeeded', 'setup-2:cancelled']);
+  // The batch waits a moment for the heartbeat's answer: the cancel is there before the next step is even claimed.
+  expect(statuses(results)).toEqual(['setup-0:succeeded', 'setup-1:succeeded']);
   expect([...runner.starts.keys()]).toEqual([`fake-${jobId}-setup-0`, `fake-${jobId}-setup-1`]);
   // Not after the first short step: the first heartbeat waited for the interval.
   expect(beats[0]! - started).toBeGreaterThanOrEqual(50);
