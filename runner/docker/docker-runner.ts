@@ -1,9 +1,7 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import Docker from 'dockerode';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_ROLE } from '../../common/names';
-import { JOB_FILE, jobDir, SOCKET_NAME } from '../../egress/layout';
+import { makeJobFolder, removeJobFolder, waitForListener } from '../../egress/job-folder';
 import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 import { type ContainerPolicy, containerName, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
@@ -33,9 +31,6 @@ const jobFilter = (jobId: string, deployment: string) =>
 /** A listed container's name, without the engine's leading slash. */
 const nameOf = (c: Docker.ContainerInfo) => (c.Names[0] ?? c.Id).replace(/^\//, '');
 const isHolder = (c: Docker.ContainerInfo) => c.Labels[LABEL_ROLE] === 'holder';
-
-/** How long a new job waits for the egress service to listen on its socket before the job fails. */
-export const EGRESS_LISTEN_WAIT_MS = 10_000;
 
 /** Runs each step as one ephemeral container on a Docker engine, with a named volume per job. */
 export class DockerRunner implements Runner {
@@ -71,8 +66,7 @@ export class DockerRunner implements Runner {
   private async ensureHolder(jobId: string): Promise<void> {
     const network = this.policy.network;
     if (network.mode !== 'proxy') return;
-    const dir = jobDir(network.socketDir, jobId, this.policy.deployment);
-    await this.makeEgressDir(dir, jobId);
+    await makeJobFolder(network.socketDir, jobId, this.policy.deployment);
 
     const name = holderName(jobId, this.policy.deployment);
     let container: Docker.Container;
@@ -90,43 +84,7 @@ export class DockerRunner implements Runner {
     } catch (err) {
       if (statusOf(err) !== 304) throw new RunnerError(`starting the network holder ${name} failed`, err);
     }
-    await this.waitForSocket(path.join(dir, SOCKET_NAME), jobId);
-  }
-
-  /**
-   * The job's folder appears whole, job file inside, by one rename in the socket folder:
-   * the egress service watches that folder (not its subfolders), so it learns of the job
-   * from that one event rather than from its next periodic rescan.
-   */
-  private async makeEgressDir(dir: string, jobId: string): Promise<void> {
-    if (await fs.stat(path.join(dir, JOB_FILE)).then(() => true, () => false)) return;
-    await fs.mkdir(path.dirname(dir), { recursive: true, mode: 0o755 });
-    const tmp = `${path.dirname(dir)}/.${path.basename(dir)}.${process.pid}.${Date.now()}`;
-    await fs.mkdir(tmp, { mode: 0o755 });
-    await fs.writeFile(path.join(tmp, JOB_FILE), JSON.stringify({ jobId, deployment: this.policy.deployment }));
-    try {
-      await fs.rename(tmp, dir);
-    } catch (err) {
-      // Made meanwhile by another attempt (or left by an older version without its job file).
-      await fs.rm(tmp, { recursive: true, force: true });
-      if (!['ENOTEMPTY', 'EEXIST'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
-      await fs.writeFile(path.join(dir, JOB_FILE), JSON.stringify({ jobId, deployment: this.policy.deployment }));
-    }
-  }
-
-  private async waitForSocket(socket: string, jobId: string): Promise<void> {
-    const until = Date.now() + EGRESS_LISTEN_WAIT_MS;
-    for (;;) {
-      const found = await fs.stat(socket).then(
-        (st) => st.isSocket(),
-        () => false,
-      );
-      if (found) return;
-      if (Date.now() > until) {
-        throw new RunnerError(`the egress service does not listen for job ${jobId} (no socket at ${socket} after ${EGRESS_LISTEN_WAIT_MS / 1000} s): is it running?`);
-      }
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForListener(network.socketDir, jobId, this.policy.deployment);
   }
 
   async start(step: StepRequest): Promise<void> {
@@ -357,7 +315,7 @@ export class DockerRunner implements Runner {
   private async removeEgressDir(jobId: string): Promise<void> {
     const network = this.policy.network;
     if (network.mode !== 'proxy') return;
-    await fs.rm(jobDir(network.socketDir, jobId, this.policy.deployment), { recursive: true, force: true });
+    await removeJobFolder(network.socketDir, jobId, this.policy.deployment);
   }
 
   async listJobResources(jobId: string): Promise<JobResources> {
