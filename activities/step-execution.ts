@@ -47,7 +47,14 @@ type Interruption = 'timeout' | 'cancel' | 'leave';
  * failures (engine, database), for a worker that is going away (the next attempt
  * re-attaches), and for an attempt that a newer one has taken the step from.
  */
-export async function executeStep(sh: Shared, input: StepInput, log: Logger, onStarted?: () => Promise<void>): Promise<StepOutcome> {
+export async function executeStep(
+  sh: Shared,
+  input: StepInput,
+  log: Logger,
+  onStarted?: () => Promise<void>,
+  /** When this attempt last heartbeated: kept current here, read by a batch between its steps. */
+  beats?: { last: number },
+): Promise<StepOutcome> {
   const ctx = Context.current();
   const attempt = ctx.info.attempt;
   const ref: StepRef = { jobId: input.jobId, kind: input.kind, index: input.index };
@@ -161,7 +168,10 @@ export async function executeStep(sh: Shared, input: StepInput, log: Logger, onS
 
     // Phase: wait. Heartbeats last until the output is drained: a long drain is work, not a lost worker.
     const deadline = setTimeout(() => interruptWith('timeout'), Math.max(0, deadlineAt - Date.now()));
-    const beat = setInterval(() => ctx.heartbeat({ step: `${input.kind}-${input.index}` }), sh.heartbeatMs);
+    const beat = setInterval(() => {
+      ctx.heartbeat({ step: `${input.kind}-${input.index}` });
+      if (beats) beats.last = Date.now();
+    }, sh.heartbeatMs);
     try {
       let exit: StepExit;
       try {

@@ -67,12 +67,12 @@ export function createStepActivities(sh: Shared) {
   }
 
   /** executeStep with its metrics and log lines. */
-  async function observedStep(input: StepInput, onStarted?: () => Promise<void>): Promise<StepOutcome> {
+  async function observedStep(input: StepInput, onStarted?: () => Promise<void>, beats?: { last: number }): Promise<StepOutcome> {
     const log = sh.logger.child({ jobId: input.jobId, step: `${input.kind}-${input.index}` });
     sh.metrics.runningContainers.inc();
     log.info({ attempt: Context.current().info.attempt }, 'step running');
     try {
-      const outcome = await executeStep(sh, input, log, onStarted);
+      const outcome = await executeStep(sh, input, log, onStarted, beats);
       const seconds = outcome.startedAt && outcome.finishedAt ? (Date.parse(outcome.finishedAt) - Date.parse(outcome.startedAt)) / 1000 : null;
       if (seconds !== null) sh.metrics.stepDuration.observe({ kind: input.kind }, seconds);
       log.info({ status: outcome.status, exitCode: outcome.exitCode, oomKilled: outcome.oomKilled, reason: outcome.reason, seconds }, 'step finished');
@@ -147,8 +147,8 @@ export function createStepActivities(sh: Shared) {
      */
     async runSteps(input: StepsInput): Promise<StepOutcome[]> {
       const ctx = Context.current();
-      /** Since when no heartbeat went out: a step heartbeats while it runs longer than the interval. */
-      let quietSince = Date.now();
+      /** When the last heartbeat went out (a step heartbeats while it waits longer than the interval). */
+      const beats = { last: Date.now() };
       const batch: [StepInput, (() => Promise<void>) | undefined][] = input.steps.map((step) => [{ ...step, jobId: input.jobId }, undefined]);
       if (input.clone) {
         const clone = { ...input.clone, jobId: input.jobId };
@@ -167,9 +167,9 @@ export function createStepActivities(sh: Shared) {
             // stop the next one. (Not after every step: an early first heartbeat costs
             // about a second of recovery after a worker loss; docs/performance-log.md.)
             // The workspace's preparation (volume and network holder) counts: it is part of the quiet run.
-            if (Date.now() - quietSince >= sh.heartbeatMs) {
+            if (Date.now() - beats.last >= sh.heartbeatMs) {
               ctx.heartbeat();
-              quietSince = Date.now();
+              beats.last = Date.now();
               // The answer (which carries a pending cancel) comes within milliseconds on a
               // healthy server: a moment for it before the next step starts.
               await new Promise((r) => setTimeout(r, BETWEEN_STEPS_ANSWER_MS));
@@ -184,9 +184,7 @@ export function createStepActivities(sh: Shared) {
             if (ctx.cancellationDetails?.cancelRequested) break;
             throw ctx.cancellationSignal.reason;
           }
-          const stepStart = Date.now();
-          const outcome = await observedStep(step, onStarted);
-          if (Date.now() - stepStart >= sh.heartbeatMs) quietSince = Date.now();
+          const outcome = await observedStep(step, onStarted, beats);
           results.push(outcome);
           if (outcome.status === 'timed_out' || outcome.status === 'cancelled') break;
           if (outcome.status !== 'succeeded' && !input.keepGoing) break;
