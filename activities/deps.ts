@@ -6,6 +6,7 @@ import { Metrics } from '../common/metrics';
 import { FailureType } from '../common/names';
 import type { JobStore } from '../db/store';
 import type { Runner, StepRef } from '../runner/runner';
+import { ENGINE_WATCH, type EngineWatchTiming } from './engine-watch';
 import { SecretStore, UnknownSecretError } from './secrets';
 
 /** What the activities are built from; the worker wires them once. */
@@ -49,6 +50,8 @@ export interface ActivityDeps {
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
   heartbeatMs?: number;
+  /** How a step's wait is watched for an engine that hangs (tests shorten it). */
+  engineWatch?: EngineWatchTiming;
   /**
    * Test-only switches that turn a boundary fix off, so that a test (and the chaos
    * campaign) can show it sees the defect the fix closes. Never set in production.
@@ -71,6 +74,7 @@ export interface Shared {
   logger: Logger;
   config: ActivityDeps['config'];
   heartbeatMs: number;
+  engineWatch: EngineWatchTiming;
   faults: NonNullable<ActivityDeps['faults']>;
   probe: Probe;
   grace: number;
@@ -91,6 +95,7 @@ export function shared(deps: ActivityDeps): Shared {
     logger,
     config: deps.config,
     heartbeatMs: deps.heartbeatMs ?? 500,
+    engineWatch: deps.engineWatch ?? ENGINE_WATCH,
     faults: deps.faults ?? {},
     probe: deps.probe ?? (async () => undefined),
     grace: deps.config.DRAFTSMAN_STOP_GRACE_SECONDS,

@@ -12,6 +12,7 @@ import type { Logger } from '../common/logger';
 import { StaleAttemptError } from '../db/store';
 import type { StepExit, StepRef } from '../runner/runner';
 import type { Shared } from './deps';
+import { EngineWatch } from './engine-watch';
 import { secretMasker } from './secrets';
 import { StepLogWriter } from './step-log';
 
@@ -38,8 +39,8 @@ export const LOG_DRAIN_MS = 10_000;
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
-/** Why a wait for the step's exit was interrupted. */
-type Interruption = 'timeout' | 'cancel' | 'leave';
+/** Why a wait for the step's exit was interrupted (`engine`: the engine stopped answering for it). */
+type Interruption = 'timeout' | 'cancel' | 'leave' | 'engine';
 
 /**
  * Runs one step to its end and returns how it ended: exited (succeeded or failed),
@@ -172,13 +173,20 @@ export async function executeStep(
       ctx.heartbeat({ step: `${input.kind}-${input.index}` });
       if (beats) beats.last = Date.now();
     }, sh.heartbeatMs);
+    const engine: { lost?: EngineUnreachableError } = {};
+    const watch = new EngineWatch(sh.runner, ref, sh.engineWatch, (err) => {
+      engine.lost = err;
+      interruptWith('engine');
+    });
     try {
       let exit: StepExit;
       try {
         // No heartbeat at the start: a step shorter than the interval costs the server none.
         // A re-attached step that has exited already is not raced against its deadline.
         exit = state?.state === 'exited' ? state.exit : await sh.runner.wait(ref, interrupt.signal);
+        watch.stop();
       } catch (err) {
+        watch.stop();
         if (!interrupt.signal.aborted) {
           await follower.abandon();
           // The container vanished while the step ran: lost, not to be started again.
@@ -192,6 +200,13 @@ export async function executeStep(
           // running and the next attempt re-attaches to it (and to its output).
           await follower.abandon();
           throw err;
+        }
+        if (interruption === 'engine') {
+          // The engine hangs, or its wait missed the exit: the attempt gives up (noted
+          // below as an engine interruption), and the next re-attaches to what is left.
+          log.warn({ err: engine.lost?.message }, 'the engine stopped answering for the step; the attempt gives it up');
+          await follower.abandon();
+          throw engine.lost ?? new EngineUnreachableError('the engine stopped answering for the step');
         }
         // Phase: stop. Timed out or cancelled: SIGTERM to the step's process group, the grace period, SIGKILL.
         const stop = await sh.runner.cancel(ref, sh.grace);
@@ -239,6 +254,7 @@ export async function executeStep(
     } finally {
       clearTimeout(deadline);
       clearInterval(beat);
+      watch.stop();
     }
   } catch (err) {
     // The engine went away under the step (while it was waited for, stopped or read):

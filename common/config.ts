@@ -140,6 +140,13 @@ export const configSchema = z.object({
   DRAFTSMAN_MAX_STEPS: int(1, 200).default(200),
   /** Time between SIGTERM and SIGKILL when a step is stopped. */
   DRAFTSMAN_STOP_GRACE_SECONDS: int(0, 3600).default(10),
+  /**
+   * How long an engine request that should answer at once (create, start, inspect,
+   * stop past its grace, remove, list) may go unanswered before the engine is taken as
+   * unreachable: an engine that hangs fails the attempt, which is retried, instead of
+   * holding it forever.
+   */
+  DRAFTSMAN_ENGINE_REQUEST_SECONDS: int(1, 3600).default(60),
   /** Port of the PostgreSQL that `npm start` embeds when DATABASE_URL is unset. */
   DRAFTSMAN_EMBEDDED_PG_PORT: int(1, 65_535).default(54329),
   /** Port of the Temporal Web UI of the dev server that `npm start` runs. */

@@ -2,6 +2,7 @@
 import '../common/memory';
 import http from 'node:http';
 import { NativeConnection } from '@temporalio/worker';
+import Docker from 'dockerode';
 import { loadConfig, requireDatabaseUrl } from '../common/config';
 import { createLogger } from '../common/logger';
 import { Metrics } from '../common/metrics';
@@ -18,7 +19,21 @@ async function main(): Promise<void> {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   await ensureJanitorSchedule(connection, config);
-  const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config), connection, metrics, logger });
+  const docker = new Docker();
+  const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config, docker), connection, metrics, logger });
+
+  /**
+   * Healthy: the worker polls and its engine answers. An engine that hangs holds every
+   * step of this host (each attempt gives up and is retried), so it shows here.
+   */
+  const health = async () => {
+    const engine = await (docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>).call(docker, { abortSignal: AbortSignal.timeout(5_000) }).then(
+      () => 'ok',
+      (err: Error) => `error: ${err.name === 'AbortError' ? 'no answer in 5 s' : err.message}`,
+    );
+    const state = worker.getState();
+    return { healthy: state === 'RUNNING' && engine === 'ok', body: { status: state === 'RUNNING' && engine === 'ok' ? 'ok' : 'unavailable', worker: state, engine } };
+  };
 
   const metricsServer =
     config.DRAFTSMAN_WORKER_METRICS_PORT === 0
@@ -28,7 +43,9 @@ async function main(): Promise<void> {
             if (req.url === '/metrics') {
               void metrics.render().then(({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body));
             } else if (req.url === '/health') {
-              res.writeHead(worker.getState() === 'RUNNING' ? 200 : 503).end(worker.getState());
+              void health().then(({ healthy, body }) =>
+                res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
+              );
             } else {
               res.writeHead(404).end();
             }

@@ -18,6 +18,7 @@ const policy: ContainerPolicy = {
   cpus: 1.5,
   pidsLimit: 256,
   stopGraceSeconds: 10,
+  engineRequestSeconds: 60,
   logMaxBytes: 10 * 2 ** 20,
   network: proxied,
 };

@@ -27,6 +27,8 @@ export interface ContainerPolicy {
   pidsLimit: number;
   network: StepNetwork;
   stopGraceSeconds: number;
+  /** Bound on an engine request that should answer at once; past it the engine is unreachable. */
+  engineRequestSeconds: number;
   /** Draftsman stores at most this much of a step's output; the engine keeps a little more, so a re-attach can replay it. */
   logMaxBytes: number;
 }

@@ -43,6 +43,16 @@ export class DockerRunner implements Runner {
     return containerName(step, this.policy.deployment);
   }
 
+  /**
+   * The bound on a request that the engine should answer at once (a stop: once its
+   * grace is over). An engine that hangs fails it as unreachable (see
+   * isEngineUnreachable), so the attempt is retried instead of held forever; the
+   * long requests (a wait, a log follow) are watched by the step instead.
+   */
+  private bounded(afterSeconds = 0): { abortSignal: AbortSignal } {
+    return { abortSignal: AbortSignal.timeout((afterSeconds + this.policy.engineRequestSeconds) * 1000) };
+  }
+
   async prepareWorkspace(jobId: string): Promise<void> {
     // The volume and the holder are independent: made side by side, so the holder adds
     // little to a job's pickup.
@@ -52,7 +62,7 @@ export class DockerRunner implements Runner {
   private async createVolume(jobId: string): Promise<void> {
     try {
       // Creating an existing volume with the same name is a no-op on the engine.
-      await this.docker.createVolume({ Name: volumeName(jobId, this.policy.deployment), Labels: jobLabels(jobId, this.policy.deployment) });
+      await this.docker.createVolume({ Name: volumeName(jobId, this.policy.deployment), Labels: jobLabels(jobId, this.policy.deployment), ...this.bounded() });
     } catch (err) {
       throw new RunnerError(`creating workspace volume for job ${jobId} failed`, err);
     }
@@ -71,7 +81,7 @@ export class DockerRunner implements Runner {
     const name = holderName(jobId, this.policy.deployment);
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(holderOptions(jobId, { ...this.policy, network }));
+      container = await this.docker.createContainer({ ...holderOptions(jobId, { ...this.policy, network }), ...this.bounded() });
     } catch (err) {
       if (statusOf(err) !== 409) {
         if (isGone(err) && !(await this.imageExists(network.holderImage))) throw new ImageNotFoundError(network.holderImage);
@@ -80,7 +90,7 @@ export class DockerRunner implements Runner {
       container = this.docker.getContainer(name);
     }
     try {
-      await container.start();
+      await container.start(this.bounded());
     } catch (err) {
       if (statusOf(err) !== 304) throw new RunnerError(`starting the network holder ${name} failed`, err);
     }
@@ -91,12 +101,12 @@ export class DockerRunner implements Runner {
     const name = this.name(step);
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer(containerOptions(step, this.policy, new Date()));
+      container = await this.docker.createContainer({ ...containerOptions(step, this.policy, new Date()), ...this.bounded() });
     } catch (err) {
       if (statusOf(err) === 409) {
         // A container of this step exists: an earlier attempt created it. Re-attach.
         container = this.docker.getContainer(name);
-        const info = await container.inspect();
+        const info = await container.inspect(this.bounded());
         if (info.Config.Labels?.[LABEL_DEPLOYMENT] !== this.policy.deployment) {
           throw new RunnerError(`container ${name} exists but belongs to another deployment; refusing to attach to it`);
         }
@@ -122,18 +132,18 @@ export class DockerRunner implements Runner {
    */
   private async startContainer(container: Docker.Container, jobId: string): Promise<void> {
     try {
-      await container.start();
+      await container.start(this.bounded());
     } catch (err) {
       if (!(statusOf(err) === 409 && /cannot join network of a non running container/.test(String((err as Error).message)))) throw err;
       await this.ensureHolder(jobId);
-      await container.start();
+      await container.start(this.bounded());
     }
   }
 
   async status(step: StepRef): Promise<StepState> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.docker.getContainer(this.name(step)).inspect();
+      info = await this.docker.getContainer(this.name(step)).inspect(this.bounded());
     } catch (err) {
       if (isGone(err)) return { state: 'missing' };
       if (isEngineUnreachable(err)) throw new EngineUnreachableError(`the engine did not answer an inspect of ${this.name(step)}`, err);
@@ -248,6 +258,7 @@ export class DockerRunner implements Runner {
         stdout: true,
         stderr: true,
         timestamps: true,
+        ...this.bounded(),
         ...(position ? { since: sinceOf(position) as unknown as number } : {}),
       })) as unknown as Buffer;
     } catch (err) {
@@ -264,7 +275,7 @@ export class DockerRunner implements Runner {
     try {
       raw = (await this.docker
         .getContainer(this.name(step))
-        .logs({ stdout: true, stderr: false, follow: false })) as unknown as Buffer;
+        .logs({ stdout: true, stderr: false, follow: false, ...this.bounded() })) as unknown as Buffer;
     } catch (err) {
       if (isGone(err)) return { data: Buffer.alloc(0), truncated: false };
       throw new RunnerError(`reading output of ${this.name(step)} failed`, err);
@@ -275,7 +286,8 @@ export class DockerRunner implements Runner {
 
   async cancel(step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'> {
     try {
-      await this.docker.getContainer(this.name(step)).stop({ t: graceSeconds });
+      // The engine answers a stop once the grace period is over: the bound counts from then.
+      await this.docker.getContainer(this.name(step)).stop({ t: graceSeconds, ...this.bounded(graceSeconds) });
       return 'stopped';
     } catch (err) {
       // 304: not running (if the engine is stopping, it stopped it); 404: never created or already removed.
@@ -283,6 +295,7 @@ export class DockerRunner implements Runner {
         throw new EngineUnreachableError(`the engine is stopping: it stopped ${this.name(step)} before Draftsman did`, err);
       }
       if (statusOf(err) === 304 || isGone(err)) return 'not-running';
+      if (isEngineUnreachable(err)) throw new EngineUnreachableError(`the engine did not answer a stop of ${this.name(step)}`, err);
       throw new RunnerError(`stopping ${this.name(step)} failed`, err);
     }
   }
@@ -295,7 +308,7 @@ export class DockerRunner implements Runner {
     // The job's one volume has a known name; only its containers need listing (a lost worker's are unknown here).
     let containers: Docker.ContainerInfo[];
     try {
-      containers = await this.docker.listContainers({ all: true, filters: jobFilter(jobId, this.policy.deployment) });
+      containers = await this.docker.listContainers({ all: true, filters: jobFilter(jobId, this.policy.deployment), ...this.bounded() });
     } catch (err) {
       throw new RunnerError(`listing containers of job ${jobId} failed`, err);
     }
@@ -304,7 +317,7 @@ export class DockerRunner implements Runner {
     await Promise.all(containers.filter(isHolder).map((c) => this.removeContainer(nameOf(c))));
     await this.removeEgressDir(jobId);
     try {
-      await this.docker.getVolume(volumeName(jobId, this.policy.deployment)).remove();
+      await this.docker.getVolume(volumeName(jobId, this.policy.deployment)).remove(this.bounded());
     } catch (err) {
       if (isGone(err)) return;
       throw new RunnerError(`removing workspace volume of job ${jobId} failed`, err);
@@ -322,8 +335,8 @@ export class DockerRunner implements Runner {
     const filters = jobFilter(jobId, this.policy.deployment);
     try {
       const [containers, volumes] = await Promise.all([
-        this.docker.listContainers({ all: true, filters }),
-        this.docker.listVolumes({ filters }),
+        this.docker.listContainers({ all: true, filters, ...this.bounded() }),
+        this.docker.listVolumes({ filters, ...this.bounded() }),
       ]);
       return {
         steps: containers.filter((c) => !isHolder(c)).map(nameOf),
@@ -341,8 +354,8 @@ export class DockerRunner implements Runner {
     const filters = JSON.stringify({ label: [`${LABEL_MANAGED}=true`, `${LABEL_DEPLOYMENT}=${this.policy.deployment}`] });
     try {
       const [containers, volumes] = await Promise.all([
-        this.docker.listContainers({ all: true, filters }),
-        this.docker.listVolumes({ filters }),
+        this.docker.listContainers({ all: true, filters, ...this.bounded() }),
+        this.docker.listVolumes({ filters, ...this.bounded() }),
       ]);
       return [
         ...containers.map((c): ManagedResource => ({
@@ -364,7 +377,7 @@ export class DockerRunner implements Runner {
   async stopManaged(resource: ManagedResource, graceSeconds: number): Promise<void> {
     if (resource.type !== 'step') return;
     try {
-      await this.docker.getContainer(resource.name).stop({ t: graceSeconds });
+      await this.docker.getContainer(resource.name).stop({ t: graceSeconds, ...this.bounded(graceSeconds) });
     } catch (err) {
       if (statusOf(err) === 304 || isGone(err)) return;
       throw new RunnerError(`stopping ${resource.name} failed`, err);
@@ -378,7 +391,7 @@ export class DockerRunner implements Runner {
       return this.removeEgressDir(resource.jobId);
     }
     try {
-      await this.docker.getVolume(resource.name).remove();
+      await this.docker.getVolume(resource.name).remove(this.bounded());
     } catch (err) {
       if (isGone(err)) return;
       throw new RunnerError(`removing volume ${resource.name} failed`, err);
@@ -403,7 +416,7 @@ export class DockerRunner implements Runner {
 
   private async removeContainer(name: string): Promise<void> {
     try {
-      await this.docker.getContainer(name).remove({ force: true });
+      await this.docker.getContainer(name).remove({ force: true, ...this.bounded() });
     } catch (err) {
       // 409: a removal of the same container is already in progress.
       if (isGone(err) || statusOf(err) === 409) return;

@@ -12,6 +12,16 @@ describe('isEngineUnreachable', () => {
     ['an HTTP 500 from the engine', Object.assign(new Error('(HTTP code 500) server error'), { statusCode: 500 }), false],
     ['an HTTP 404 (container gone)', Object.assign(new Error('no such container'), { statusCode: 404 }), false],
     ['our own abort', Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR' }), false],
+    [
+      'a bounded request the engine left unanswered',
+      Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: new DOMException('timed out', 'TimeoutError') }),
+      true,
+    ],
+    [
+      'an abort for another reason',
+      Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR', cause: new DOMException('stop', 'AbortError') }),
+      false,
+    ],
     ['not an error at all', 'ECONNRESET', false],
     ['null', null, false],
   ])('%s', (_name, err, expected) => {

@@ -1,6 +1,7 @@
 /**
  * Which failures of an engine request mean that the engine itself went away (it is
- * stopping, restarting or gone) rather than that it answered with an error. On a
+ * stopping, restarting, gone, or hanging past a request's bound) rather than that it
+ * answered with an error. On a
  * graceful stop the engine closes its API before it stops its containers, so a step's
  * wait sees the connection break first; the exit it finds afterwards is the engine's
  * doing, not the command's.
@@ -9,9 +10,11 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'EPIPE
 
 export function isEngineUnreachable(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
-  const e = err as { statusCode?: unknown; code?: unknown; message?: unknown };
+  const e = err as { statusCode?: unknown; code?: unknown; message?: unknown; name?: unknown; cause?: { name?: unknown } };
   // An HTTP answer, however bad, came from a running engine.
   if (typeof e.statusCode === 'number') return false;
+  // A request Draftsman bounded in time and the engine left unanswered: it hangs.
+  if (e.name === 'AbortError' && e.cause?.name === 'TimeoutError') return true;
   if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return true;
   return typeof e.message === 'string' && /socket hang up|connect ECONN|read ECONNRESET/.test(e.message);
 }

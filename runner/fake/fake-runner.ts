@@ -48,6 +48,9 @@ export class FakeRunner implements Runner {
   private down = false;
   /** Waits in progress, failed when the engine stops. */
   private readonly waiting = new Set<(err: Error) => void>();
+  /** Waits never hear of an exit (their connection went quiet), until recoverEngine. */
+  private quiet = false;
+  private hung = false;
 
   constructor(private readonly opts: FakeRunnerOptions = {}) {}
 
@@ -71,8 +74,28 @@ export class FakeRunner implements Runner {
     this.down = false;
   }
 
+  /** Waits, in progress and new, stop hearing from the engine (their exit never comes); the engine itself answers on. */
+  quietWaits(): void {
+    this.quiet = true;
+  }
+
+  /**
+   * The engine hangs: its steps run on, the waits in progress never settle, and every
+   * other request fails as a bounded request to a hanging engine does (unreachable).
+   */
+  hangEngine(): void {
+    this.hung = true;
+    this.quietWaits();
+  }
+
+  recoverEngine(): void {
+    this.hung = false;
+    this.quiet = false;
+  }
+
   private reachable(): void {
     if (this.down) throw new EngineUnreachableError('the fake engine is down');
+    if (this.hung) throw new EngineUnreachableError('the fake engine did not answer in time');
   }
 
   async prepareWorkspace(jobId: string): Promise<void> {
@@ -120,6 +143,7 @@ export class FakeRunner implements Runner {
       this.waiting.add(fail);
       void s.exited.then(() => {
         this.waiting.delete(fail);
+        if (this.quiet) return;
         signal?.removeEventListener('abort', onAbort);
         resolve();
       });

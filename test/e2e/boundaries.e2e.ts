@@ -48,6 +48,7 @@ async function setUp(
     config,
     describeJob: async () => ({ running: true }),
     heartbeatMs: 50,
+    engineWatch: { everyMs: 100, missedExitMs: 400 },
     faults: opts.faults,
     probe: opts.probe,
     describeActivity: opts.describeActivity,
@@ -354,6 +355,38 @@ test('an engine restart under a running step ends it failed with reason containe
   // What it printed after the engine stopped reading its output cannot be known: the log says so.
   expect(lines).toEqual(['one', expect.stringMatching(/^\[draftsman\] output missing from here: the engine went away/)]);
   expect((await store.getJob(jobId))?.steps[0]).toMatchObject({ status: 'failed', reason: 'container_lost', exitCode: 42 });
+});
+
+test('an engine that hangs under a running step gives the attempt up (not heartbeating on forever); after it recovers the retry follows the step to its end', async () => {
+  // Chaos seed 17: the engine stopped answering, and an attempt waited on it for good.
+  const { jobId, runner, activities } = await setUp();
+  const input = batch(jobId, ['echo one; sleep 40; echo two']);
+  const first = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input);
+  await waitFor(async () => (await store.readLogs(jobId, { afterId: 0, limit: 10 })).length > 0, 'its first line', { timeoutMs: 5_000 });
+  runner.hangEngine();
+  const err = await first.catch((e: unknown) => e);
+  expect((err as Error).name).toBe('EngineUnreachableError');
+  runner.recoverEngine();
+  const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
+  expect(retried.map((r) => [r.status, r.reason, r.exitCode])).toEqual([['succeeded', undefined, 0]]);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+  const lines = (await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
+  expect(lines).toEqual(['one', 'two']);
+});
+
+test('a wait that never hears of the exit the engine reports gives the attempt up; the retry records the step lost with the engine, not started again', async () => {
+  // Chaos seed 23: after an engine kill an attempt stopped making progress while it heartbeated on.
+  const { jobId, runner, activities } = await setUp();
+  const input = batch(jobId, ['echo one; sleep 4']);
+  runner.quietWaits();
+  const first = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input);
+  const err = await first.catch((e: unknown) => e);
+  expect((err as Error).name).toBe('EngineUnreachableError');
+  expect((err as Error).message).toMatch(/wait for it has not ended/);
+  const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
+  // The engine failed to deliver the exit: the end it shows is not taken as the command's own.
+  expect(retried.map((r) => [r.status, r.reason])).toEqual([['failed', 'container_lost']]);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
 });
 
 test('a step that survives an engine restart (live restore) is followed to its own end', async () => {

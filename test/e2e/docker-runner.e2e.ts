@@ -1,5 +1,9 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import Docker from 'dockerode';
-import { ImageNotFoundError, RunnerError } from '../../common/errors';
+import { EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { DockerRunner } from '../../runner/docker/docker-runner';
 import { runnerContract } from '../../runner/runner.contract';
 import { loadConfig } from '../../common/config';
@@ -50,5 +54,43 @@ describe('DockerRunner on a shared engine', () => {
     } finally {
       await broken.removeJob(jobId);
     }
+  });
+});
+
+describe('DockerRunner on an engine that hangs', () => {
+  // An engine that takes connections and never answers (seen in a chaos campaign after a restart).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-hung-'));
+  const socketPath = path.join(dir, 'docker.sock');
+  const held: net.Socket[] = [];
+  const server = net.createServer((c) => void held.push(c));
+  beforeAll(() => new Promise<void>((resolve) => server.listen(socketPath, resolve)));
+  afterAll(async () => {
+    for (const c of held) c.destroy();
+    await new Promise((r) => server.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const hung = new DockerRunner(new Docker({ socketPath }), { ...stepPolicy(config), engineRequestSeconds: 1 });
+  const ref = { jobId: 'hung', kind: 'setup' as const, index: 0 };
+
+  it.each([
+    ['an inspect', () => hung.status(ref)],
+    ['a stop (bounded past its grace)', () => hung.cancel(ref, 0)],
+  ])('%s fails as unreachable within its bound instead of waiting forever', async (_name, call) => {
+    const began = Date.now();
+    const err = await call().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(EngineUnreachableError);
+    expect(Date.now() - began).toBeGreaterThanOrEqual(900);
+    expect(Date.now() - began).toBeLessThan(5_000);
+  });
+
+  it.each([
+    ['a create', () => hung.start({ ...ref, image: 'x', command: 'true', env: {}, timeoutSeconds: 60 })],
+    ['a removal', () => hung.removeJob('hung')],
+    ['a listing', () => hung.listManaged()],
+  ])('%s fails within its bound, for the attempt to be retried', async (_name, call) => {
+    const began = Date.now();
+    const err = await call().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RunnerError);
+    expect(Date.now() - began).toBeLessThan(5_000);
   });
 });

@@ -70,7 +70,9 @@ test('the worker process serves /metrics and logs JSON lines that carry the job 
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(sample(text, 'draftsman_jobs_finished_total{status="succeeded"}')).toBe(1);
     expect(text).toContain('draftsman_process_resident_memory_bytes');
-    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    const health = await fetch(`http://127.0.0.1:${port}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok', worker: 'RUNNING', engine: 'ok' });
 
     const lines = worker
       .output()
