@@ -55,6 +55,8 @@ export const END_BOUND_MS = 90_000;
 const WORKER_LOSS_AFTERMATH_MS = 15_000;
 /** A killed worker's step is taken over after the heartbeat timeout (5 s) and a retry, with slack. */
 const HEARTBEAT_TAKEOVER_MS = 10_000;
+/** How long the engine may answer no ping before the campaign's supervisor restarts it. */
+const ENGINE_HANG_MS = 20_000;
 
 type Shape = Omit<JobSpec, 'repo' | 'commit'>;
 const SHAPES: Record<string, () => Shape> = {
@@ -129,11 +131,47 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
   const faultBetween = (from: number, to: number) => disturbed.some(([a, b]) => a <= to && b >= from);
   /** When the engine was told to stop, and when it answered again (ms). */
   const engineOutages: [number, number][] = [];
-  const restartEngine = async (how: 'SIGTERM' | 'SIGKILL') => {
+  let engineBusy = false;
+  const restartEngine = async (how: 'SIGTERM' | 'SIGKILL', name = `Docker engine restart (${how})`, downMs = 2_000) => {
+    engineBusy = true;
     const down = Date.now();
-    await disturb(`Docker engine restart (${how})`, () => stack.restartEngine(how, 2_000));
-    engineOutages.push([down, Date.now()]);
+    try {
+      await disturb(name, () => stack.restartEngine(how, downMs));
+    } finally {
+      engineOutages.push([down, Date.now()]);
+      engineBusy = false;
+    }
   };
+  /**
+   * The engine's supervisor, as an operator's would be (a watchdog on its health): an
+   * engine that answers no ping for 20 s, other than while the campaign restarts it, is
+   * killed and started again. A private engine was seen to hang after a graceful
+   * restart (no log line, no answer); Draftsman must come through that, not fix it.
+   */
+  let supervising = true;
+  const supervisor = (async () => {
+    let silentSince: number | null = null;
+    while (supervising) {
+      await sleep(2_000);
+      if (engineBusy) {
+        silentSince = null;
+        continue;
+      }
+      const answers = await (stack.docker.ping as (o: { abortSignal: AbortSignal }) => Promise<unknown>)
+        .call(stack.docker, { abortSignal: AbortSignal.timeout(5_000) })
+        .then(() => true, () => false);
+      if (answers || engineBusy) {
+        silentSince = null;
+        continue;
+      }
+      silentSince ??= Date.now();
+      if (Date.now() - silentSince >= ENGINE_HANG_MS && supervising) {
+        log('the engine answers no ping: killed and started again, as a supervisor would');
+        await restartEngine('SIGKILL', 'Docker engine hung (killed and restarted, as a supervisor would)', 500).catch((err: unknown) => log(`engine restart failed: ${String(err)}`));
+        silentSince = null;
+      }
+    }
+  })();
   const jobs: Submitted[] = [];
 
   // The probe's announcements: each is answered with a cancel while the job waits there.
@@ -206,7 +244,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       }
     }
     watching = false;
+    supervising = false;
     await watcher;
+    await supervisor;
     await witness.stop();
     const violations: Violation[] = [];
     for (const j of jobs) {
@@ -224,7 +264,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     return { seed: opts.seed, jobs: jobs.length, faults, boundaries, violations, seconds: Math.round((Date.now() - started) / 1000) };
   } finally {
     watching = false;
+    supervising = false;
     await watcher.catch(() => undefined);
+    await supervisor.catch(() => undefined);
     await witness.stop().catch(() => undefined);
     // A worker that died by itself is a finding too, whatever the invariants say.
     if (stack.workerCrashes() > 0) faults['worker exited by itself (restarted, as a supervisor would)'] = stack.workerCrashes();

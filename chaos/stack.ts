@@ -99,6 +99,8 @@ export async function startChaosStack(opts: {
     DRAFTSMAN_DEPLOYMENT_ID: opts.deployment,
     DRAFTSMAN_EGRESS_SOCKET_DIR: socketDir,
     DRAFTSMAN_STOP_GRACE_SECONDS: '2',
+    // An engine that hangs fails a request in 15 s, not a minute: within the end bound.
+    DRAFTSMAN_ENGINE_REQUEST_SECONDS: '15',
     DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
     DRAFTSMAN_DATA_DIR: dir,
     DRAFTSMAN_TEST_PROBE: '1',
