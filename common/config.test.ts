@@ -22,6 +22,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ PORT: 'eighty' })).toThrow(ConfigError);
   });
 
+  it.each([
+    ['DRAFTSMAN_STEP_RUNTIME', 'runsc --debug', /DRAFTSMAN_STEP_RUNTIME: a runtime name/],
+    ['DRAFTSMAN_STEP_RUNTIME', '../runsc', /DRAFTSMAN_STEP_RUNTIME: a runtime name/],
+    ['DRAFTSMAN_ENGINE_REQUEST_SECONDS', '0', /DRAFTSMAN_ENGINE_REQUEST_SECONDS: /],
+  ])('refuses %s=%j', (name, value, message) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+
+  it.each([
+    ['DRAFTSMAN_STEP_RUNTIME', 'runsc'],
+    ['DRAFTSMAN_ENGINE_REQUEST_SECONDS', '1'],
+  ])('takes %s=%j', (name, value) => {
+    expect(String(loadConfig({ [name]: value })[name as 'DRAFTSMAN_STEP_RUNTIME'])).toBe(value);
+  });
+
   it('treats an empty variable as unset', () => {
     const config = loadConfig({ DRAFTSMAN_STEP_NETWORK: '', DATABASE_URL: '', PORT: '' });
     expect(config.DRAFTSMAN_STEP_NETWORK).toBeUndefined();

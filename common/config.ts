@@ -128,6 +128,16 @@ export const configSchema = z.object({
   DRAFTSMAN_STEP_CPUS: z.coerce.number().positive().max(1024).default(2),
   /** Process limit per step container. */
   DRAFTSMAN_STEP_PIDS_LIMIT: int(16, 1_000_000).default(1024),
+  /**
+   * The OCI runtime of every step container, registered with the engine under this
+   * name (`runsc`: gVisor, a kernel of its own between the step and the host's).
+   * Unset: the engine's default (runc). A runtime the engine does not have stops the
+   * worker at start-up: steps never fall back to a weaker one.
+   */
+  DRAFTSMAN_STEP_RUNTIME: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a runtime name as the engine registers it, e.g. runsc')
+    .optional(),
   /** Default step time limit when the spec gives none. */
   DRAFTSMAN_STEP_TIMEOUT_SECONDS: int(1, 86_400).default(600),
   /** Default job time limit when the spec gives none. */

@@ -53,6 +53,13 @@ export interface StepExit {
  * deterministic identity of the step (StepRef) or job.
  */
 export interface Runner {
+  /**
+   * Called once when a worker starts: rejects, naming what is missing, if the backend
+   * cannot run steps as configured (a runtime it does not have), so that a worker
+   * never takes work it would run weaker than asked.
+   */
+  ready(): Promise<void>;
+
   /** Called once per job before its first step. Creates the job's workspace; succeeds if it exists. */
   prepareWorkspace(jobId: string): Promise<void>;
 

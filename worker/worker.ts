@@ -32,6 +32,7 @@ export function stepPolicy(config: Config): ContainerPolicy {
     memoryMb: config.DRAFTSMAN_STEP_MEMORY_MB,
     cpus: config.DRAFTSMAN_STEP_CPUS,
     pidsLimit: config.DRAFTSMAN_STEP_PIDS_LIMIT,
+    runtime: config.DRAFTSMAN_STEP_RUNTIME,
     network: config.DRAFTSMAN_INSECURE_STEP_NETWORK
       ? { mode: 'insecure', network: config.DRAFTSMAN_INSECURE_STEP_NETWORK }
       : config.DRAFTSMAN_STEP_EGRESS === 'proxy'
@@ -77,6 +78,8 @@ export interface WorkerDeps {
 
 export async function createWorker({ config, store, runner, connection, workflowBundle, metrics, logger }: WorkerDeps): Promise<Worker> {
   const bundle = workflowBundle ?? (config.DRAFTSMAN_WORKFLOW_BUNDLE ? { codePath: config.DRAFTSMAN_WORKFLOW_BUNDLE } : undefined);
+  // A backend that cannot run steps as configured (a runtime the engine lacks) stops the worker here.
+  await runner.ready();
   const dataConverter = dataConverterFor(config);
   const jobs = new JobsClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }), {
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,

@@ -1,5 +1,5 @@
 import type { StepRequest } from '../runner';
-import { containerName, containerOptions, exitTimes, holderName, holderOptions, stepEnv, volumeName, type ContainerPolicy } from './convert';
+import { containerName, containerOptions, exitTimes, gvisorEgressProblem, holderName, holderOptions, stepEnv, volumeName, type ContainerPolicy } from './convert';
 
 const step: StepRequest = {
   jobId: 'job-1',
@@ -98,6 +98,13 @@ describe('containerOptions', () => {
     expect(containerOptions(step, { ...policy, network: { mode: 'none' } }, now).Env!.some((e) => /proxy=/i.test(e))).toBe(false);
   });
 
+  it.each([
+    ['the engine\'s default when none is set', undefined, undefined],
+    ['gVisor when the operator asks for it', 'runsc', 'runsc'],
+  ])('runtime: %s', (_name, runtime, expected) => {
+    expect(containerOptions(step, { ...policy, runtime }, now).HostConfig!.Runtime).toBe(expected);
+  });
+
   it('never mounts the Docker socket', () => {
     expect(JSON.stringify(opts)).not.toContain('docker.sock');
   });
@@ -155,5 +162,45 @@ describe('holderOptions', () => {
     expect(v.HostConfig!.Binds).toBeUndefined();
     expect(v.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'draftsman-egress', Target: '/egress', ReadOnly: true }]);
     expect(v.Cmd![2]).toMatch(/^UNIX-CONNECT:\/egress\/[0-9a-f]{20}\/proxy\.sock$/);
+  });
+});
+
+describe('steps under gVisor (a forwarder in each step)', () => {
+  const inStep = containerOptions(step, { ...policy, runtime: 'runsc', network: { ...proxied, forwarder: 'in-step' } }, now);
+  it.each([
+    ['runs under the runtime', inStep.HostConfig!.Runtime, 'runsc'],
+    ['has no network but its own loopback (no holder to join)', inStep.HostConfig!.NetworkMode, 'none'],
+    ['mounts only its job\'s socket folder, read-only', inStep.HostConfig!.Binds, [expect.stringMatching(/^\/run\/draftsman-egress\/[0-9a-f]{20}:\/egress:ro$/)]],
+    ['keeps the workspace mount', inStep.HostConfig!.Mounts!.map((m) => m.Target), ['/workspace']],
+    ['passes the command as the wrapper\'s $0, unquoted and unchanged', inStep.Cmd!.slice(0, 2).concat(inStep.Cmd!.slice(3)), ['sh', '-c', 'echo hi']],
+  ])('%s', (_name, actual, expected) => {
+    expect(actual).toEqual(expected);
+  });
+
+  it('starts the forwarder to the job\'s socket and runs the command once it listens', () => {
+    const wrapper = inStep.Cmd![2]!;
+    expect(wrapper).toContain('socat TCP-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr,backlog=128 UNIX-CONNECT:/egress/proxy.sock &');
+    expect(wrapper).toContain("grep -q ':0C38 00000000:0000 0A' /proc/net/tcp");
+    expect(wrapper.endsWith('exec sh -c "$0"')).toBe(true);
+  });
+
+  it('leaves steps under runc in the holder\'s namespace, with their command as it is', () => {
+    const runc = containerOptions(step, policy, now);
+    expect(runc.HostConfig!.NetworkMode).toBe('container:draftsman-d1-job-1-holder');
+    expect(runc.HostConfig!.Binds).toBeUndefined();
+    expect(runc.Cmd).toEqual(['sh', '-c', 'echo hi']);
+  });
+
+  it.each([
+    ['host sockets allowed, a host folder', ['--network=none', '--host-uds=open'], undefined, null],
+    ['every host socket use allowed', ['--host-uds=all'], undefined, null],
+    ['the older spelling', ['--fsgofer-host-uds'], undefined, null],
+    ['no host socket access', ['--network=none'], undefined, /--host-uds=open/],
+    ['host sockets it may only create', ['--host-uds=create'], undefined, /--host-uds=open/],
+    ['a sockets volume, which would show every job\'s socket', ['--host-uds=open'], 'draftsman-egress', /DRAFTSMAN_EGRESS_SOCKET_DIR/],
+  ])('gVisor registered with %s', (_name, args, volume, problem) => {
+    const found = gvisorEgressProblem(args, volume);
+    if (problem === null) expect(found).toBeNull();
+    else expect(found).toMatch(problem);
   });
 });

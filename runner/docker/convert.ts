@@ -12,7 +12,7 @@ import {
   LABEL_STEP_INDEX,
   LABEL_STEP_KIND,
 } from '../../common/names';
-import { HOLDER_MOUNT, jobDir, jobKey, PROXY_PORT, proxyEnv, SOCKET_NAME } from '../../egress/layout';
+import { HOLDER_MOUNT, jobDir, jobKey, PROXY_PORT, PROXY_URL, proxyEnv, SOCKET_NAME } from '../../egress/layout';
 import type { StepRef, StepRequest } from '../runner';
 
 export const WORKSPACE_PATH = '/workspace';
@@ -25,6 +25,8 @@ export interface ContainerPolicy {
   memoryMb: number;
   cpus: number;
   pidsLimit: number;
+  /** The engine's OCI runtime for steps (e.g. `runsc`); unset: the engine's default. */
+  runtime?: string;
   network: StepNetwork;
   stopGraceSeconds: number;
   /** Bound on an engine request that should answer at once; past it the engine is unreachable. */
@@ -53,6 +55,14 @@ export type StepNetwork =
        * path on the engine's host, and the holder mounts its job's folder alone.
        */
       socketVolume?: string;
+      /**
+       * Where the forwarder to the socket runs: in the job's holder, whose network
+       * namespace the steps join (runc), or in each step itself, under a runtime with a
+       * network stack of its own (gVisor's runsc, where a joined namespace gives no
+       * route to the holder): the step then mounts its job's folder and connects to
+       * the socket through the runtime's host-socket access.
+       */
+      forwarder?: 'holder' | 'in-step';
     }
   | { mode: 'none' }
   | { mode: 'insecure'; network: string };
@@ -101,7 +111,7 @@ export function containerOptions(
   return {
     name: containerName(step, policy.deployment),
     Image: step.image,
-    Cmd: ['sh', '-c', step.command],
+    Cmd: inStepForwarder(policy.network) ? ['sh', '-c', forwarderThen(socketInContainer(step.jobId, policy.network, policy.deployment)), step.command] : ['sh', '-c', step.command],
     WorkingDir: WORKSPACE_PATH,
     User: policy.user,
     Env: stepEnv(step, policy.network),
@@ -120,7 +130,9 @@ export function containerOptions(
     OpenStdin: false,
     HostConfig: {
       Mounts: [{ Type: 'volume', Source: volumeName(step.jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: false }],
+      ...(inStepForwarder(policy.network) ? { Binds: [socketBind(step.jobId, policy.network, policy.deployment)] } : {}),
       NetworkMode: networkMode(step.jobId, policy),
+      ...(policy.runtime ? { Runtime: policy.runtime } : {}),
       // An init as PID 1 forwards SIGTERM to the step's shell, which as PID 1 would ignore it.
       Init: true,
       CapDrop: ['ALL'],
@@ -147,7 +159,40 @@ export function containerOptions(
 
 function networkMode(jobId: string, policy: ContainerPolicy): string {
   const n = policy.network;
-  return n.mode === 'proxy' ? `container:${holderName(jobId, policy.deployment)}` : n.mode === 'none' ? 'none' : n.network;
+  if (n.mode === 'proxy') return n.forwarder === 'in-step' ? 'none' : `container:${holderName(jobId, policy.deployment)}`;
+  return n.mode === 'none' ? 'none' : n.network;
+}
+
+type ProxyNetwork = Extract<StepNetwork, { mode: 'proxy' }>;
+
+const inStepForwarder = (n: StepNetwork): n is ProxyNetwork => n.mode === 'proxy' && n.forwarder === 'in-step';
+
+/** The job's socket as the container that mounts it sees it: its own folder, or its folder in the sockets volume. */
+function socketInContainer(jobId: string, network: ProxyNetwork, deployment: string): string {
+  return network.socketVolume ? `${HOLDER_MOUNT}/${jobKey(jobId, deployment)}/${SOCKET_NAME}` : `${HOLDER_MOUNT}/${SOCKET_NAME}`;
+}
+
+/** The job's own socket folder, read-only (connecting to a socket needs no write). */
+function socketBind(jobId: string, network: ProxyNetwork, deployment: string): string {
+  return `${jobDir(network.socketDir, jobId, deployment)}:${HOLDER_MOUNT}:ro`;
+}
+
+/**
+ * The in-step forwarder: socat on the step's loopback, to the job's socket, in the
+ * background; the step's command runs once it listens (read from /proc/net/tcp: a
+ * probe connection would reach the proxy), at most 2 s later. It is in the step's
+ * process group, so a stop reaches it too. An image without socat runs its step with
+ * no way out, and its log says why.
+ */
+export function forwarderThen(socket: string): string {
+  const port = PROXY_PORT.toString(16).toUpperCase().padStart(4, '0');
+  return (
+    'if command -v socat >/dev/null 2>&1; then ' +
+    `socat TCP-LISTEN:${PROXY_PORT},bind=127.0.0.1,fork,reuseaddr,backlog=128 UNIX-CONNECT:${socket} & ` +
+    `i=0; until grep -q ':${port} 00000000:0000 0A' /proc/net/tcp 2>/dev/null || [ $i -ge 200 ]; do i=$((i+1)); sleep 0.01; done; ` +
+    `else echo '[draftsman] this image has no socat: under gVisor the step has no way out (the egress proxy on ${PROXY_URL} is not there)' >&2; fi; ` +
+    'exec sh -c "$0"'
+  );
 }
 
 /**
@@ -158,8 +203,8 @@ function networkMode(jobId: string, policy: ContainerPolicy): string {
  */
 export function holderOptions(jobId: string, policy: ContainerPolicy & { network: { mode: 'proxy' } }): Docker.ContainerCreateOptions {
   const memory = 64 * 1024 * 1024;
-  const { socketDir, socketVolume, holderImage } = policy.network;
-  const socket = socketVolume ? `${HOLDER_MOUNT}/${jobKey(jobId, policy.deployment)}/${SOCKET_NAME}` : `${HOLDER_MOUNT}/${SOCKET_NAME}`;
+  const { socketVolume, holderImage } = policy.network;
+  const socket = socketInContainer(jobId, policy.network, policy.deployment);
   return {
     name: holderName(jobId, policy.deployment),
     Image: holderImage,
@@ -174,7 +219,7 @@ export function holderOptions(jobId: string, policy: ContainerPolicy & { network
       // command, and steps share its network, not its files.)
       ...(socketVolume
         ? { Mounts: [{ Type: 'volume' as const, Source: socketVolume, Target: HOLDER_MOUNT, ReadOnly: true }] }
-        : { Binds: [`${jobDir(socketDir, jobId, policy.deployment)}:${HOLDER_MOUNT}:ro`] }),
+        : { Binds: [socketBind(jobId, policy.network, policy.deployment)] }),
       Init: true,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
@@ -199,4 +244,20 @@ export function holderOptions(jobId: string, policy: ContainerPolicy & { network
 export function exitTimes(startedAt: Date | null, finishedAt: Date | null): { startedAt: Date | null; finishedAt: Date | null } {
   if (startedAt && finishedAt && finishedAt.getTime() < startedAt.getTime()) return { startedAt: finishedAt, finishedAt };
   return { startedAt, finishedAt };
+}
+
+/**
+ * Why gVisor, registered with these arguments, cannot give steps their way out, or
+ * null. The step's forwarder connects to a host socket, which gVisor allows only with
+ * its host-socket option; and a step may mount its own job's folder only (a sockets
+ * volume would show it every job's socket, and this engine mounts no volume subpath).
+ */
+export function gvisorEgressProblem(runtimeArgs: string[], socketVolume: string | undefined): string | null {
+  if (!runtimeArgs.some((a) => /^--?(host-uds=(open|all)|fsgofer-host-uds(=true)?)$/.test(a))) {
+    return 'gVisor must be registered with "--host-uds=open" in its runtimeArgs, for steps to reach the egress proxy\'s socket (docs/deployment.md, "gVisor")';
+  }
+  if (socketVolume) {
+    return 'under gVisor each step mounts its job\'s socket folder, which DRAFTSMAN_EGRESS_SOCKET_VOLUME cannot give alone; set DRAFTSMAN_EGRESS_SOCKET_DIR to a path on the engine\'s host instead';
+  }
+  return null;
 }

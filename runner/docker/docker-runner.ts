@@ -3,7 +3,7 @@ import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerE
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_ROLE } from '../../common/names';
 import { makeJobFolder, removeJobFolder, waitForListener } from '../../egress/job-folder';
 import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
-import { type ContainerPolicy, containerName, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
+import { type ContainerPolicy, containerName, gvisorEgressProblem, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
@@ -32,11 +32,15 @@ const jobFilter = (jobId: string, deployment: string) =>
 const nameOf = (c: Docker.ContainerInfo) => (c.Names[0] ?? c.Id).replace(/^\//, '');
 const isHolder = (c: Docker.ContainerInfo) => c.Labels[LABEL_ROLE] === 'holder';
 
+/** gVisor's runtime, by its registered binary (or, with no path, by its name). */
+const isGvisor = (name: string, entry: { path?: string }) => /(^|\/)runsc$/.test(entry.path ?? name);
+
 /** Runs each step as one ephemeral container on a Docker engine, with a named volume per job. */
 export class DockerRunner implements Runner {
   constructor(
     private readonly docker: Docker,
-    private readonly policy: ContainerPolicy,
+    /** Settled by ready(): where the steps' forwarder runs depends on the runtime the engine has. */
+    private policy: ContainerPolicy,
   ) {}
 
   private name(step: StepRef): string {
@@ -51,6 +55,35 @@ export class DockerRunner implements Runner {
    */
   private bounded(afterSeconds = 0): { abortSignal: AbortSignal } {
     return { abortSignal: AbortSignal.timeout((afterSeconds + this.policy.engineRequestSeconds) * 1000) };
+  }
+
+  async ready(): Promise<void> {
+    const runtime = this.policy.runtime;
+    if (!runtime) return;
+    type Registered = { path?: string; runtimeArgs?: string[] };
+    let info: { Runtimes?: Record<string, Registered> };
+    try {
+      // (dockerode's types leave out the options that its info takes.)
+      const ask = this.docker.info as (opts: { abortSignal: AbortSignal }) => Promise<{ Runtimes?: Record<string, Registered> }>;
+      info = await ask.call(this.docker, this.bounded());
+    } catch (err) {
+      throw new RunnerError('asking the engine for its runtimes failed', err);
+    }
+    const known = info.Runtimes ?? {};
+    const entry = known[runtime];
+    if (!entry) {
+      throw new RunnerError(
+        `DRAFTSMAN_STEP_RUNTIME=${runtime}, but the Docker engine has no runtime of that name (it has: ${Object.keys(known).join(', ') || 'none'}); ` +
+          'register it in the engine\'s daemon.json ("runtimes") and restart the engine (docs/deployment.md, "gVisor")',
+      );
+    }
+    const network = this.policy.network;
+    if (network.mode !== 'proxy' || !isGvisor(runtime, entry)) return;
+    // gVisor has a network stack of its own: a step joining the holder's namespace
+    // gets no route to it, so each step runs its own forwarder to the job's socket.
+    const problem = gvisorEgressProblem(entry.runtimeArgs ?? [], network.socketVolume);
+    if (problem) throw new RunnerError(`DRAFTSMAN_STEP_RUNTIME=${runtime}: ${problem}`);
+    this.policy = { ...this.policy, network: { ...network, forwarder: 'in-step' } };
   }
 
   async prepareWorkspace(jobId: string): Promise<void> {
@@ -77,6 +110,7 @@ export class DockerRunner implements Runner {
     const network = this.policy.network;
     if (network.mode !== 'proxy') return;
     await makeJobFolder(network.socketDir, jobId, this.policy.deployment);
+    if (network.forwarder === 'in-step') return waitForListener(network.socketDir, jobId, this.policy.deployment);
 
     const name = holderName(jobId, this.policy.deployment);
     let container: Docker.Container;

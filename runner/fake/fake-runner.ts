@@ -98,6 +98,10 @@ export class FakeRunner implements Runner {
     if (this.hung) throw new EngineUnreachableError('the fake engine did not answer in time');
   }
 
+  async ready(): Promise<void> {
+    this.reachable();
+  }
+
   async prepareWorkspace(jobId: string): Promise<void> {
     this.workspaces.add(jobId);
   }

@@ -44,6 +44,19 @@ describe('DockerRunner on a shared engine', () => {
     }
   });
 
+  it.each([
+    ['the engine\'s default runtime', undefined],
+    ['a runtime the engine has', 'runc'],
+  ])('is ready with %s', async (_name, runtime) => {
+    await expect(new DockerRunner(docker, { ...stepPolicy(config), runtime }).ready()).resolves.toBeUndefined();
+  });
+
+  it('refuses to start with a runtime the engine does not have, naming it and the ones it has', async () => {
+    const err = await new DockerRunner(docker, { ...stepPolicy(config), runtime: 'draftsman-no-such-runtime' }).ready().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RunnerError);
+    expect((err as Error).message).toMatch(/DRAFTSMAN_STEP_RUNTIME=draftsman-no-such-runtime.*no runtime of that name \(it has: .*runc/);
+  });
+
   it('a 404 that is not about the image is an engine error, not "image not found"', async () => {
     const broken = new DockerRunner(docker, { ...stepPolicy(config), network: { mode: 'insecure', network: 'draftsman-no-such-network' } });
     const jobId = `net-${process.pid}`;

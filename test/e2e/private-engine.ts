@@ -24,7 +24,13 @@ export interface PrivateEngine {
   stop(): Promise<void>;
 }
 
-export async function startPrivateEngine(opts: { dataRoot: string; images: string[]; log: (l: string) => void }): Promise<PrivateEngine> {
+export async function startPrivateEngine(opts: {
+  dataRoot: string;
+  images: string[];
+  log: (l: string) => void;
+  /** OCI runtimes to register, as in daemon.json's "runtimes" (gVisor's runsc). */
+  runtimes?: Record<string, { path: string; runtimeArgs?: string[] }>;
+}): Promise<PrivateEngine> {
   // Unix socket paths are short (108 bytes): the exec root, which holds the sockets, lives in the temp folder.
   const execRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-engine-'));
   const socket = path.join(execRoot, 'docker.sock');
@@ -32,6 +38,8 @@ export async function startPrivateEngine(opts: { dataRoot: string; images: strin
   const docker = new Docker({ socketPath: socket });
   fs.mkdirSync(opts.dataRoot, { recursive: true });
   const logFile = path.join(opts.dataRoot, '..', 'dockerd.log');
+  const configFile = path.join(execRoot, 'daemon.json');
+  fs.writeFileSync(configFile, JSON.stringify({ runtimes: opts.runtimes ?? {} }));
 
   let engine: ChildProcess;
   const launch = async () => {
@@ -43,6 +51,7 @@ export async function startPrivateEngine(opts: { dataRoot: string; images: strin
         '--data-root', opts.dataRoot,
         '--exec-root', execRoot,
         '--pidfile', path.join(execRoot, 'docker.pid'),
+        '--config-file', configFile,
         // Like the engine `npm start` brings up: no bridge, steps on network none or host.
         '--bridge=none', '--iptables=false', '--ip-masq=false',
       ],

@@ -51,7 +51,7 @@ export const gitException = () => `${GIT_HOST}:${process.env.DRAFTSMAN_TEST_GIT_
  * Temporal server and PostgreSQL, with a task queue and a socket folder of their own
  * so that files never share work.
  */
-export async function startTestStack(env: Record<string, string> = {}): Promise<TestStack> {
+export async function startTestStack(env: Record<string, string> = {}, opts: { docker?: Docker } = {}): Promise<TestStack> {
   const taskQueue = `test-${path.basename(expect.getState().testPath ?? 'x').replace(/\W/g, '-')}-${process.pid}`;
   const config = loadConfig({
     TEMPORAL_ADDRESS: process.env.DRAFTSMAN_TEST_TEMPORAL_ADDRESS,
@@ -67,7 +67,8 @@ export async function startTestStack(env: Record<string, string> = {}): Promise<
   installRuntime('ERROR');
   const store = JobStore.connect(config.DATABASE_URL!);
   await store.migrate();
-  const docker = new Docker();
+  // The machine's engine, or a private one (a test of the engine's own configuration).
+  const docker = opts.docker ?? new Docker();
   const runner = dockerRunnerFromConfig(config, docker);
   const metrics = new Metrics();
   const egress = await startEgressService(config, store.pool, createLogger('ERROR', 'test-egress'));
