@@ -106,7 +106,7 @@ export class DockerRunner implements Runner {
    * (which the egress service watches, and where it listens for the job), and its
    * holder, running. Idempotent: a retry finds both and returns once the socket is there.
    */
-  private async ensureHolder(jobId: string): Promise<void> {
+  private async ensureHolder(jobId: string, again = false): Promise<void> {
     const network = this.policy.network;
     if (network.mode !== 'proxy') return;
     await makeJobFolder(network.socketDir, jobId, this.policy.deployment);
@@ -126,7 +126,16 @@ export class DockerRunner implements Runner {
     try {
       await container.start(this.bounded());
     } catch (err) {
-      if (statusOf(err) !== 304) throw new RunnerError(`starting the network holder ${name} failed`, err);
+      if (statusOf(err) === 304) {
+        // already running
+      } else if (isWedged(err) && !again) {
+        // The engine was killed while it started the holder, and cannot start it any
+        // more. A holder keeps no state (only the forwarder runs in it): made anew.
+        await this.removeContainer(name);
+        return this.ensureHolder(jobId, true);
+      } else {
+        throw new RunnerError(`starting the network holder ${name} failed`, err);
+      }
     }
     await waitForListener(network.socketDir, jobId, this.policy.deployment);
   }
