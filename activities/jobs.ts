@@ -1,5 +1,5 @@
-import fs from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
+import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
 import { type AcceptedJob, JOB_ID_PATTERN, type JobStatus, type ResolvedJobSpec, type StepOutcome } from '../common/job';
 import { FailureType } from '../common/names';
@@ -11,7 +11,6 @@ import { UnknownSecretError } from './secrets';
 /** The activities of a job's own life: accepted, started, ended. */
 export function createJobActivities(sh: Shared) {
   const { store, runner, config } = sh;
-  const diskPath = config.DRAFTSMAN_DISK_GUARD_PATH ?? config.DRAFTSMAN_DATA_DIR;
 
   /** A spec refused before anything started: recorded, and not retried. */
   async function refuse(jobId: string, runId: string, message: string, field: string): Promise<never> {
@@ -88,15 +87,11 @@ export function createJobActivities(sh: Shared) {
      * created by the clone, on the engine that runs the job's steps.
      */
     async startJob(input: { jobId: string; image: string }): Promise<{ started: true } | { started: false; reason: string }> {
-      const floorMb = config.DRAFTSMAN_MIN_FREE_DISK_MB;
-      if (floorMb > 0) {
-        const stats = await fs.promises.statfs(diskPath);
-        const freeMb = Math.floor((stats.bavail * stats.bsize) / (1024 * 1024));
-        if (freeMb < floorMb) {
-          const reason = `waiting for disk space: ${freeMb} MiB free at ${diskPath}, below the floor of ${floorMb} MiB`;
-          await store.recordWaiting(input.jobId, reason, 'waiting:disk');
-          return { started: false, reason };
-        }
+      const room = await diskRoom(config);
+      if (room && !room.enough) {
+        const reason = `waiting for disk space: ${room.freeMb} MiB free at ${room.path}, below the floor of ${room.floorMb} MiB`;
+        await store.recordWaiting(input.jobId, reason, 'waiting:disk');
+        return { started: false, reason };
       }
       await store.recordStarted(input.jobId, input.image);
       return { started: true };

@@ -1,22 +1,24 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import type { PayloadCodec } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { z } from 'zod';
 import type { JobsClient } from '../client/jobs';
+import type { Config } from '../common/config';
+import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
 import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView } from '../common/job';
-import { resolveJobSpec, specPolicy } from '../common/spec';
-import type { JobStore } from '../db/store';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
-import type { PayloadCodec } from '@temporalio/common';
+import { resolveJobSpec, specPolicy } from '../common/spec';
+import type { JobStore } from '../db/store';
+import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
 import { mountCodec } from './codec';
 import { HttpError } from './errors';
 import { serveLogs } from './logs';
 import { openApiDocument } from './openapi';
-import { projectRoot } from '../stack/paths';
 import { cancelBody, listJobsQuery, logsQuery } from './schemas';
-import { z } from 'zod';
 
 export interface ApiDeps {
   store: JobStore;
@@ -26,7 +28,9 @@ export interface ApiDeps {
   codec?: PayloadCodec;
   metrics?: Metrics;
   logger?: Logger;
-  config: Parameters<typeof specPolicy>[0] & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
+  config: Parameters<typeof specPolicy>[0] &
+    Parameters<typeof diskRoom>[0] &
+    Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS'> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
   log?: (line: string) => void;
 }
 
@@ -80,8 +84,11 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
       () => 'ok',
       (err: Error) => `error: ${err.message}`,
     );
+    // Below the disk floor new jobs wait queued: the service is degraded, not down.
+    const disk = await diskRoom(config).catch((err: Error) => ({ error: err.message }));
     const healthy = database === 'ok';
-    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'unavailable', database });
+    const status = !healthy ? 'unavailable' : disk && !('enough' in disk && disk.enough) ? 'degraded' : 'ok';
+    res.status(healthy ? 200 : 503).json({ status, database, ...(disk ? { disk } : {}) });
   });
 
   // Everything below needs a token; reading needs `read`, submitting and cancelling `write`.
@@ -159,9 +166,21 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     res.json({ events });
   });
 
+  let following = 0;
   app.get('/v1/jobs/:id/logs', read, async (req, res) => {
     const query = parseInput(logsQuery, req.query, 'invalid_query');
-    await serveLogs(store, jobIdParam(req), query, req, res);
+    const follow = query.follow === 'true' || query.follow === '1';
+    if (!follow) return serveLogs(store, jobIdParam(req), query, req, res);
+    if (following >= config.DRAFTSMAN_MAX_FOLLOW_STREAMS) {
+      res.set('retry-after', '5');
+      throw new HttpError(429, 'too_many_streams', `this API already serves ${following} log streams (DRAFTSMAN_MAX_FOLLOW_STREAMS); retry in 5 s, or read the logs without follow`);
+    }
+    following++;
+    try {
+      await serveLogs(store, jobIdParam(req), query, req, res);
+    } finally {
+      following--;
+    }
   });
 
   app.get('/v1/jobs/:id/patch', read, async (req, res) => {

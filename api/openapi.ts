@@ -80,7 +80,15 @@ export function openApiDocument(version: string): Json {
     openapi: '3.1.0',
     info: { title: 'Draftsman API', version },
     paths: {
-      '/health': { get: { summary: 'Liveness and database reachability', responses: { 200: { description: 'healthy' }, 503: { description: 'unhealthy' } } } },
+      '/health': {
+        get: {
+          summary: 'Liveness, database reachability and the disk guard',
+          responses: {
+            200: { description: 'healthy (`status: ok`), or `degraded` while free disk is below the floor and new jobs wait queued' },
+            503: { description: 'unhealthy: the database does not answer' },
+          },
+        },
+      },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
       '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
       '/v1/jobs': {
@@ -117,6 +125,7 @@ export function openApiDocument(version: string): Json {
             200: { description: 'lines', content: { 'application/x-ndjson': {}, 'text/event-stream': {} } },
             400: error('invalid query'),
             404: error('no such job'),
+            429: error('too many requests, or too many log streams open (follow=true); see Retry-After'),
           },
         },
       },

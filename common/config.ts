@@ -50,6 +50,11 @@ export const configSchema = z.object({
   /** Requests a minute per API token. */
   DRAFTSMAN_API_RATE_PER_MINUTE: int(1, 1_000_000).default(600),
   /**
+   * Log streams (`follow=true`) one API process serves at once; each reads the store
+   * every 200 ms. Past it a new one gets 429 with Retry-After.
+   */
+  DRAFTSMAN_MAX_FOLLOW_STREAMS: int(1, 100_000).default(64),
+  /**
    * Keys that encrypt Temporal payloads (AES-256-GCM): comma-separated `id:base64-of-32-bytes`,
    * the first encrypts, all decrypt. Every worker and client of the namespace needs them.
    */

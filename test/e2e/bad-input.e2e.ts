@@ -153,10 +153,34 @@ test.each(routes)('%s %s: 401 without a token or with a wrong one, 403 without t
   }
 });
 
-test('/health needs no token', async () => {
+test('/health needs no token, and shows the disk guard', async () => {
   const res = await fetch(`${stack.apiUrl}/health`);
   expect(res.status).toBe(200);
-  expect(await res.json()).toEqual({ status: 'ok', database: 'ok' });
+  expect(await res.json()).toEqual({
+    status: 'ok',
+    database: 'ok',
+    disk: { path: stack.config.DRAFTSMAN_DATA_DIR, freeMb: expect.any(Number), floorMb: 1024, enough: true },
+  });
+});
+
+test('/health below the disk floor says degraded (jobs wait queued), still 200', async () => {
+  const app = createApp({
+    store: stack.store,
+    jobs: stack.jobs,
+    // No machine has a billion MiB free.
+    config: { ...stack.config, DRAFTSMAN_MIN_FREE_DISK_MB: 1_000_000_000 },
+    auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 10),
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'degraded', database: 'ok', disk: { floorMb: 1_000_000_000, enough: false } });
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
 });
 
 test('requests past a token\'s rate get 429 with Retry-After, other tokens are not affected', async () => {

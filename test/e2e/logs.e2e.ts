@@ -2,10 +2,14 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Server } from 'node:http';
+import { createApp } from '../../api/app';
+import { Authenticator, parseTokens } from '../../api/auth';
 import type { JobView } from '../../common/job';
+import { fakeSpec } from './fake-spec';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { waitForContainer } from './helpers';
-import { startTestStack, type TestStack } from './stack';
+import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 import { startWorkerProcess } from './worker-process';
 
 interface Line {
@@ -180,4 +184,49 @@ test('the patch of a loop that edits files is stored, binary-safe, and applies t
   const noLoop = await submit({ validate: ['true'] });
   await stack.waitForEnd(noLoop);
   expect((await stack.api('GET', `/v1/jobs/${noLoop}/patch`)).status).toBe(404);
+});
+
+test('log streams past DRAFTSMAN_MAX_FOLLOW_STREAMS get 429 with Retry-After; one closing makes room, and reads without follow are not counted', async () => {
+  // A job that stays queued (no worker serves it): its streams stay open.
+  const jobId = `follow-ceiling-${process.pid}`;
+  await stack.store.recordAccepted(jobId, `run-${jobId}`, fakeSpec());
+  const app = createApp({
+    store: stack.store,
+    jobs: stack.jobs,
+    config: { ...stack.config, DRAFTSMAN_MAX_FOLLOW_STREAMS: 2 },
+    auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 10_000),
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/jobs/${jobId}/logs`;
+  const open: AbortController[] = [];
+  const follow = async () => {
+    const stop = new AbortController();
+    const res = await fetch(`${url}?follow=true`, { headers: { authorization: `Bearer ${TEST_TOKENS.admin}` }, signal: stop.signal });
+    if (res.status === 200) open.push(stop);
+    return { status: res.status, retryAfter: res.headers.get('retry-after'), body: res.status === 200 ? null : await res.text() };
+  };
+  try {
+    expect((await follow()).status).toBe(200);
+    expect((await follow()).status).toBe(200);
+    const refused = await follow();
+    expect(refused.status).toBe(429);
+    expect(refused.retryAfter).toBe('5');
+    expect((JSON.parse(refused.body!) as { error: { code: string } }).error.code).toBe('too_many_streams');
+    expect((await fetch(url, { headers: { authorization: `Bearer ${TEST_TOKENS.admin}` } })).status).toBe(200);
+    open.shift()!.abort();
+    // The server sees the close at its next poll.
+    const deadline = Date.now() + 5_000;
+    let again = await follow();
+    while (again.status === 429 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      again = await follow();
+    }
+    expect(again.status).toBe(200);
+  } finally {
+    for (const c of open) c.abort();
+    await new Promise((r) => server.close(r));
+    server.closeAllConnections();
+  }
 });
