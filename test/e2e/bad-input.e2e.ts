@@ -1,6 +1,6 @@
-import type { Server } from 'node:http';
 import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
+import { listen } from './helpers';
 import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 
 let stack: TestStack;
@@ -171,15 +171,13 @@ test('/health below the disk floor says degraded (jobs wait queued), still 200',
     config: { ...stack.config, DRAFTSMAN_MIN_FREE_DISK_MB: 1_000_000_000 },
     auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 10),
   });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
+  const server = await listen(app);
   try {
-    const res = await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}/health`);
+    const res = await fetch(`${server.url}/health`);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: 'degraded', database: 'ok', disk: { floorMb: 1_000_000_000, enough: false } });
   } finally {
-    await new Promise((r) => server.close(r));
+    await server.close();
   }
 });
 
@@ -190,11 +188,9 @@ test('requests past a token\'s rate get 429 with Retry-After, other tokens are n
     config: stack.config,
     auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin},b:read:${TEST_TOKENS.reader}`, 'test'), 3),
   });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
+  const server = await listen(app);
   try {
-    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/jobs?limit=1`;
+    const url = `${server.url}/v1/jobs?limit=1`;
     const as = (token: string) => fetch(url, { headers: { authorization: `Bearer ${token}` } });
     const statuses = [];
     for (let i = 0; i < 4; i++) statuses.push((await as(TEST_TOKENS.admin)).status);
@@ -203,7 +199,7 @@ test('requests past a token\'s rate get 429 with Retry-After, other tokens are n
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
     expect((await as(TEST_TOKENS.reader)).status).toBe(200);
   } finally {
-    await new Promise((r) => server.close(r));
+    await server.close();
   }
 });
 

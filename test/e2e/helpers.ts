@@ -1,3 +1,5 @@
+import type { Server } from 'node:http';
+import type { Express } from 'express';
 import { GIT_HOST, HANGING_REPO } from './git-fixture';
 import type { JobStore } from '../../db/store';
 import type { Runner, StepRef } from '../../runner/runner';
@@ -35,4 +37,18 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A repository on the suite's git server that accepts requests and never answers: a remote that hangs. */
 export function hangingRepoUrl(): string {
   return `http://${GIT_HOST}:${process.env.DRAFTSMAN_TEST_GIT_PORT}/${HANGING_REPO}`;
+}
+
+/** An API app of a test's own (another config or token set than the stack's) on a free loopback port. */
+export async function listen(app: Express): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }

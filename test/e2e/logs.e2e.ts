@@ -2,13 +2,12 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Server } from 'node:http';
 import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
 import type { JobView } from '../../common/job';
 import { fakeSpec } from './fake-spec';
 import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitForContainer } from './helpers';
+import { listen, waitForContainer } from './helpers';
 import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 import { startWorkerProcess } from './worker-process';
 
@@ -196,10 +195,8 @@ test('log streams past DRAFTSMAN_MAX_FOLLOW_STREAMS get 429 with Retry-After; on
     config: { ...stack.config, DRAFTSMAN_MAX_FOLLOW_STREAMS: 2 },
     auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 10_000),
   });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/jobs/${jobId}/logs`;
+  const server = await listen(app);
+  const url = `${server.url}/v1/jobs/${jobId}/logs`;
   const open: AbortController[] = [];
   const follow = async () => {
     const stop = new AbortController();
@@ -226,7 +223,6 @@ test('log streams past DRAFTSMAN_MAX_FOLLOW_STREAMS get 429 with Retry-After; on
     expect(again.status).toBe(200);
   } finally {
     for (const c of open) c.abort();
-    await new Promise((r) => server.close(r));
-    server.closeAllConnections();
+    await server.close();
   }
 });
