@@ -14,7 +14,7 @@ import type { StepExit, StepRef } from '../runner/runner';
 import type { Shared } from './deps';
 import { EngineWatch } from './engine-watch';
 import { secretMasker } from './secrets';
-import { StepLogWriter } from './step-log';
+import { StepLogWriter, stepLogCap } from './step-log';
 
 export interface StepInput {
   jobId: string;
@@ -296,8 +296,13 @@ class StepFollower {
 
   static async start(sh: Shared, input: StepInput, ref: StepRef, fresh: boolean, attempt: number): Promise<StepFollower> {
     const mask = secretMasker((input.maskRefs ?? []).map((r) => sh.resolveSecret(r)));
-    const progress = fresh ? NO_LOG_YET : await sh.store.logProgress(input.jobId, input.kind, input.index);
-    const writer = new StepLogWriter(sh.store, input.jobId, { kind: input.kind, index: input.index }, sh.config.DRAFTSMAN_STEP_LOG_MAX_BYTES, progress, mask, attempt);
+    const [progress, others] = await Promise.all([
+      fresh ? NO_LOG_YET : sh.store.logProgress(input.jobId, input.kind, input.index),
+      sh.store.jobLogBytes(input.jobId, { kind: input.kind, index: input.index }),
+    ]);
+    // Steps of a job run one at a time: what the others stored is all the job has used.
+    const cap = stepLogCap(sh.config.DRAFTSMAN_STEP_LOG_MAX_BYTES, sh.config.DRAFTSMAN_JOB_LOG_MAX_BYTES, others);
+    const writer = new StepLogWriter(sh.store, input.jobId, { kind: input.kind, index: input.index }, cap, progress, mask, attempt);
     const stop = new AbortController();
     const following = writer.stored.truncated
       ? Promise.resolve()
@@ -353,7 +358,7 @@ class StepFollower {
     this.sh.metrics.logBytesStored.inc(this.writer.stored.bytes - this.bytesBefore);
     if (this.writer.stored.truncated) {
       this.sh.metrics.logsTruncated.inc();
-      log.warn({ capBytes: this.sh.config.DRAFTSMAN_STEP_LOG_MAX_BYTES }, 'step output truncated at the cap');
+      log.warn({ cap: this.writer.cap }, `step output truncated at the ${this.writer.cap.of}'s cap`);
     }
   }
 }

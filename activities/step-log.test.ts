@@ -1,5 +1,5 @@
 import type { JobStore } from '../db/store';
-import { gapMarker, StepLogWriter, truncationMarker } from './step-log';
+import { gapMarker, StepLogWriter, stepLogCap, truncationMarker } from './step-log';
 
 /** A store whose chunk writes wait until the test lets them finish. */
 function slowStore() {
@@ -22,7 +22,7 @@ const line = (i: number) => ({ time: new Date(0).toISOString(), stream: 'stdout'
 describe('StepLogWriter backpressure', () => {
   it('asks the follower to wait once more than four chunks are ahead of the database, and keeps every line', async () => {
     const { store, written, release } = slowStore();
-    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, 2 ** 30, { nextChunk: 0, lines: 0, bytes: 0, truncated: false });
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 2 ** 30, of: 'step' }, { nextChunk: 0, lines: 0, bytes: 0, truncated: false });
     // 66 lines of 1001 bytes fill one 64 KiB chunk.
     const batch = (from: number) => Array.from({ length: 66 }, (_, i) => line(from + i));
     const answers = [0, 1, 2, 3, 4, 5].map((b) => log.add(batch(b * 66)));
@@ -52,17 +52,19 @@ describe('StepLogWriter backpressure', () => {
   });
 });
 
+/** A store that keeps the stored lines' text in memory. */
+function memoryStore() {
+  const lines: string[] = [];
+  const store = { appendLogChunk: async (_job: string, c: { lines: { x: string }[] }) => void lines.push(...c.lines.map((l) => l.x)) } as unknown as JobStore;
+  return { store, lines };
+}
+const fresh = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
+
 describe('StepLogWriter gaps', () => {
-  function memoryStore() {
-    const lines: string[] = [];
-    const store = { appendLogChunk: async (_job: string, c: { lines: { x: string }[] }) => void lines.push(...c.lines.map((l) => l.x)) } as unknown as JobStore;
-    return { store, lines };
-  }
-  const fresh = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
 
   it('marks where output is missing, after what was stored', async () => {
     const { store, lines } = memoryStore();
-    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, 2 ** 20, fresh);
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 2 ** 20, of: 'step' }, fresh);
     log.add([line(1)]);
     log.gap('the stream went silent');
     await log.close();
@@ -71,10 +73,44 @@ describe('StepLogWriter gaps', () => {
 
   it('adds no gap marker after the truncation marker', async () => {
     const { store, lines } = memoryStore();
-    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, 1500, fresh);
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 1500, of: 'step' }, fresh);
     log.add([line(1), line(2)]);
     log.gap('the stream went silent');
     await log.close();
-    expect(lines).toEqual([line(1).text, truncationMarker(1500)]);
+    expect(lines).toEqual([line(1).text, truncationMarker({ bytes: 1500, of: 'step' })]);
+  });
+});
+
+describe('stepLogCap', () => {
+  const MiB = 2 ** 20;
+  it.each([
+    ['a first step: its own cap', 10 * MiB, 100 * MiB, 0, { bytes: 10 * MiB, of: 'step' }],
+    ['the job has room for a whole step cap exactly', 10 * MiB, 100 * MiB, 90 * MiB, { bytes: 10 * MiB, of: 'step' }],
+    ['one byte less: what the job has left', 10 * MiB, 100 * MiB, 90 * MiB + 1, { bytes: 10 * MiB - 1, of: 'job' }],
+    ['the job\'s cap used up', 10 * MiB, 100 * MiB, 100 * MiB, { bytes: 0, of: 'job' }],
+    ['past it (an earlier cap was larger)', 10 * MiB, 100 * MiB, 120 * MiB, { bytes: 0, of: 'job' }],
+  ])('%s', (_name, stepMax, jobMax, others, expected) => {
+    expect(stepLogCap(stepMax, jobMax, others)).toEqual(expected);
+  });
+});
+
+describe('StepLogWriter at its cap', () => {
+  const at = (text: string) => ({ time: new Date(0).toISOString(), stream: 'stdout' as const, text });
+  it.each([
+    ['a line that ends exactly at the cap is stored whole', 100, 99, false],
+    ['one byte over: cut, with the marker', 100, 100, true],
+  ])('%s', async (_name, cap, length, cut) => {
+    const { store, lines } = memoryStore();
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: cap, of: 'job' }, fresh);
+    // A stored line costs its bytes and its newline.
+    log.add([at('x'.repeat(length))]);
+    await log.close();
+    expect(lines).toEqual(cut ? [truncationMarker({ bytes: cap, of: 'job' })] : ['x'.repeat(length)]);
+    expect(log.stored.truncated).toBe(cut);
+  });
+
+  it('says which cap it was: the job\'s names the setting', () => {
+    expect(truncationMarker({ bytes: 5, of: 'job' })).toMatch(/job's cap \(DRAFTSMAN_JOB_LOG_MAX_BYTES\)/);
+    expect(truncationMarker({ bytes: 5, of: 'step' })).toMatch(/this step printed more than the 5-byte cap/);
   });
 });

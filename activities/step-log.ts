@@ -7,8 +7,22 @@ const FLUSH_MS = 200;
 /** Chunks written ahead of the database; past this, add() asks the follower to wait. */
 const MAX_CHUNKS_IN_FLIGHT = 4;
 
-export const truncationMarker = (cap: number) =>
-  `[draftsman] output truncated: this step printed more than the ${cap}-byte cap; it kept running, the rest was not stored`;
+/** A cap on stored output: the step's own, or what is left of its job's. */
+export interface LogCap {
+  bytes: number;
+  of: 'step' | 'job';
+}
+
+export const truncationMarker = (cap: LogCap) =>
+  cap.of === 'step'
+    ? `[draftsman] output truncated: this step printed more than the ${cap.bytes}-byte cap; it kept running, the rest was not stored`
+    : `[draftsman] output truncated: the job's steps printed more than the job's cap (DRAFTSMAN_JOB_LOG_MAX_BYTES), ${cap.bytes} bytes of it left for this step; it kept running, the rest was not stored`;
+
+/** The cap of one step: its own, or what its job's cap leaves after the job's other steps, whichever is smaller. */
+export function stepLogCap(stepMax: number, jobMax: number, otherStepsBytes: number): LogCap {
+  const left = Math.max(0, jobMax - otherStepsBytes);
+  return left < stepMax ? { bytes: left, of: 'job' } : { bytes: stepMax, of: 'step' };
+}
 
 export const gapMarker = (reason: string) => `[draftsman] output missing from here: ${reason}`;
 
@@ -34,7 +48,7 @@ export class StepLogWriter {
     private readonly store: JobStore,
     private readonly jobId: string,
     private readonly step: { kind: StepKind; index: number },
-    private readonly capBytes: number,
+    readonly cap: LogCap,
     progress: LogProgress,
     /** Applied to every line before it is stored: masks the job's secret values. */
     private readonly mask: (text: string) => string = (t) => t,
@@ -71,9 +85,9 @@ export class StepLogWriter {
       if (this.truncated) return;
       const line = { ...raw, text: this.mask(raw.text) };
       const size = Buffer.byteLength(line.text) + 1;
-      if (this.bytes + size > this.capBytes) {
+      if (this.bytes + size > this.cap.bytes) {
         this.truncated = true;
-        this.buffer.push({ t: line.time, s: 'e', x: truncationMarker(this.capBytes) });
+        this.buffer.push({ t: line.time, s: 'e', x: truncationMarker(this.cap) });
         this.flush();
         return;
       }

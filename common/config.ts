@@ -168,6 +168,8 @@ export const configSchema = z.object({
   DRAFTSMAN_TEMPORAL_UI_PORT: int(1, 65_535).default(8233),
   /** Output stored per step; past it the step runs on and its stored log ends with a truncation marker. */
   DRAFTSMAN_STEP_LOG_MAX_BYTES: int(1024, 2 ** 31).default(10 * 2 ** 20),
+  /** Output stored per job, all its steps together; past it each step's stored log ends with a marker saying so. */
+  DRAFTSMAN_JOB_LOG_MAX_BYTES: int(1024, 2 ** 40).default(100 * 2 ** 20),
   /** Size cap of the stored patch (git diff after the loop). */
   DRAFTSMAN_PATCH_MAX_BYTES: int(1024, 2 ** 31).default(5 * 2 ** 20),
   /** A job does not start while the disk holding DRAFTSMAN_DISK_GUARD_PATH has less free space than this (MiB); 0 disables. */

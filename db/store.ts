@@ -157,6 +157,15 @@ export class JobStore {
     return { nextChunk: r.next_chunk, lines: r.lines, bytes: r.bytes, truncated: r.truncated };
   }
 
+  /** Output stored for a job's steps other than `except`: what they used of the job's log cap. */
+  async jobLogBytes(jobId: string, except: { kind: StepKind; index: number }): Promise<number> {
+    const { rows } = await this.pool.query<{ bytes: string }>(
+      `SELECT COALESCE(sum(bytes), 0)::bigint AS bytes FROM step_log_chunks WHERE job_id = $1 AND NOT (kind = $2 AND index = $3)`,
+      [jobId, except.kind, except.index],
+    );
+    return Number(rows[0]!.bytes);
+  }
+
   /**
    * Stores one chunk of a step's output once (a retried write of the same chunk is
    * ignored). With `attempt`, only while that activity attempt holds the step: a

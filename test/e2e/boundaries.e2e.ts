@@ -8,6 +8,7 @@ import { ActivityCancellationDetails, ApplicationFailure } from '@temporalio/com
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
 import type { StepsInput } from '../../activities/steps';
+import { truncationMarker } from '../../activities/step-log';
 import { loadConfig } from '../../common/config';
 import type { ResolvedJobSpec, StepOutcome } from '../../common/job';
 import { JobStore } from '../../db/store';
@@ -37,6 +38,7 @@ async function setUp(
     faults?: { cancelListenerAfterCreate?: boolean };
     probe?: Parameters<typeof createActivities>[0]['probe'];
     describeActivity?: (jobId: string, activityId: string) => Promise<{ attempt: number; cancelRequested: boolean } | null>;
+    config?: Partial<typeof config>;
   } = {},
 ) {
   const jobId = `boundary-${process.pid}-${n++}`;
@@ -45,7 +47,7 @@ async function setUp(
   const activities = createActivities({
     runner,
     store: opts.storeProxy ? opts.storeProxy(store) : store,
-    config,
+    config: { ...config, ...opts.config },
     describeJob: async () => ({ running: true }),
     heartbeatMs: 50,
     engineWatch: { everyMs: 100, missedExitMs: 400 },
@@ -465,3 +467,17 @@ test('a duplicate job id is refused and leaves the stored spec as it was', async
   expect(rows[0]?.spec.repo).toBe(spec.repo);
 });
 
+
+test('the job\'s log cap is shared by its steps: a step stores what is left of it, then a marker naming the job\'s cap; the steps run on', async () => {
+  const { jobId, activities } = await setUp({ config: { DRAFTSMAN_JOB_LOG_MAX_BYTES: 1024 } });
+  // 601 bytes a line (with its newline): the first fits; the second finds 423 bytes left
+  // and is cut; the third stores a short line in what is still left, then is cut too.
+  const line = 'x'.repeat(600);
+  const results = await runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, batch(jobId, [`echo ${line}`, `echo ${line}`, `echo short; echo ${line}`]));
+  expect(statuses(results)).toEqual(['setup-0:succeeded', 'setup-1:succeeded', 'setup-2:succeeded']);
+  expect(results.map((r) => r.logTruncated)).toEqual([false, true, true]);
+  const byStep = async (step: string) => (await store.readLogs(jobId, { afterId: 0, limit: 100 })).flatMap((c) => (c.step === step ? c.lines.map((l) => l.x) : []));
+  expect(await byStep('setup-0')).toEqual([line]);
+  expect(await byStep('setup-1')).toEqual([truncationMarker({ bytes: 1024 - 601, of: 'job' })]);
+  expect(await byStep('setup-2')).toEqual(['short', truncationMarker({ bytes: 1024 - 601, of: 'job' })]);
+});
