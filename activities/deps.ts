@@ -6,7 +6,7 @@ import { Metrics } from '../common/metrics';
 import { FailureType } from '../common/names';
 import type { JobStore } from '../db/store';
 import type { Runner, StepRef } from '../runner/runner';
-import { ENGINE_WATCH, type EngineWatchTiming } from './engine-watch';
+import { ENGINE_WATCH, type EngineWatchTiming, WORKSPACE_WATCH_MS } from './watches';
 import { SecretStore, UnknownSecretError } from './secrets';
 
 /** What the activities are built from; the worker wires them once. */
@@ -34,6 +34,7 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_DATA_DIR'
     | 'DRAFTSMAN_STEP_LOG_MAX_BYTES'
     | 'DRAFTSMAN_JOB_LOG_MAX_BYTES'
+    | 'DRAFTSMAN_MAX_WORKSPACE_MB'
     | 'DRAFTSMAN_SECRETS_DIR'
     | 'DRAFTSMAN_ALLOWED_IMAGES'
     | 'DRAFTSMAN_ALLOW_FILE_REPOS'
@@ -53,6 +54,8 @@ export interface ActivityDeps {
   heartbeatMs?: number;
   /** How a step's wait is watched for an engine that hangs (tests shorten it). */
   engineWatch?: EngineWatchTiming;
+  /** How often a running step's workspace is measured against its cap (tests shorten it). */
+  workspaceWatchMs?: number;
   /**
    * Test-only switches that turn a boundary fix off, so that a test (and the chaos
    * campaign) can show it sees the defect the fix closes. Never set in production.
@@ -76,6 +79,7 @@ export interface Shared {
   config: ActivityDeps['config'];
   heartbeatMs: number;
   engineWatch: EngineWatchTiming;
+  workspaceWatchMs: number;
   faults: NonNullable<ActivityDeps['faults']>;
   probe: Probe;
   grace: number;
@@ -97,6 +101,7 @@ export function shared(deps: ActivityDeps): Shared {
     config: deps.config,
     heartbeatMs: deps.heartbeatMs ?? 500,
     engineWatch: deps.engineWatch ?? ENGINE_WATCH,
+    workspaceWatchMs: deps.workspaceWatchMs ?? WORKSPACE_WATCH_MS,
     faults: deps.faults ?? {},
     probe: deps.probe ?? (async () => undefined),
     grace: deps.config.DRAFTSMAN_STOP_GRACE_SECONDS,

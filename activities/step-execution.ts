@@ -12,7 +12,7 @@ import type { Logger } from '../common/logger';
 import { StaleAttemptError } from '../db/store';
 import type { StepExit, StepRef } from '../runner/runner';
 import type { Shared } from './deps';
-import { EngineWatch } from './engine-watch';
+import { EngineWatch, WorkspaceWatch } from './watches';
 import { secretMasker } from './secrets';
 import { StepLogWriter, stepLogCap } from './step-log';
 
@@ -39,8 +39,11 @@ export const LOG_DRAIN_MS = 10_000;
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
-/** Why a wait for the step's exit was interrupted (`engine`: the engine stopped answering for it). */
-type Interruption = 'timeout' | 'cancel' | 'leave' | 'engine';
+/**
+ * Why a wait for the step's exit was interrupted (`engine`: the engine stopped
+ * answering for it; `workspace`: its workspace grew past the cap).
+ */
+type Interruption = 'timeout' | 'cancel' | 'leave' | 'engine' | 'workspace';
 
 /**
  * Runs one step to its end and returns how it ended: exited (succeeded or failed),
@@ -178,15 +181,23 @@ export async function executeStep(
       engine.lost = err;
       interruptWith('engine');
     });
+    const workspace = new WorkspaceWatch(sh.runner, input.jobId, sh.config.DRAFTSMAN_MAX_WORKSPACE_MB * 2 ** 20, sh.workspaceWatchMs, (bytes) => {
+      log.warn({ bytes, capMb: sh.config.DRAFTSMAN_MAX_WORKSPACE_MB }, 'the workspace grew past its cap; the step is stopped');
+      interruptWith('workspace');
+    });
+    const stopWatches = () => {
+      watch.stop();
+      workspace.stop();
+    };
     try {
       let exit: StepExit;
       try {
         // No heartbeat at the start: a step shorter than the interval costs the server none.
         // A re-attached step that has exited already is not raced against its deadline.
         exit = state?.state === 'exited' ? state.exit : await sh.runner.wait(ref, interrupt.signal);
-        watch.stop();
+        stopWatches();
       } catch (err) {
-        watch.stop();
+        stopWatches();
         if (!interrupt.signal.aborted) {
           await follower.abandon();
           // The container vanished while the step ran: lost, not to be started again.
@@ -219,9 +230,11 @@ export async function executeStep(
         // way (an engine restart's SIGTERM): its end is the interruption's.
         const endedFirst = exitInfo?.finishedAt && exitInfo.finishedAt.getTime() < interruptedAt;
         const ownEnd = stop === 'not-running' && exitInfo && endedFirst ? endOf(exitInfo) : null;
+        const full = !ownEnd && interruption === 'workspace';
         const outcome = await finish({
           ...record,
-          status: ownEnd ?? (interruption === 'timeout' ? 'timed_out' : 'cancelled'),
+          status: ownEnd ?? (interruption === 'timeout' ? 'timed_out' : full ? 'failed' : 'cancelled'),
+          ...(full ? { reason: 'workspace_full' as const } : {}),
           exitCode: exitInfo?.exitCode ?? null,
           oomKilled: exitInfo?.oomKilled ?? false,
           startedAt: iso(exitInfo?.startedAt ?? null),
@@ -254,7 +267,7 @@ export async function executeStep(
     } finally {
       clearTimeout(deadline);
       clearInterval(beat);
-      watch.stop();
+      stopWatches();
     }
   } catch (err) {
     // The engine went away under the step (while it was waited for, stopped or read):

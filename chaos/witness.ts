@@ -31,8 +31,10 @@ export class StartWitness {
         if (!line.trim()) continue;
         const e = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> }; time?: number; timeNano?: number };
         const name = e.Actor?.Attributes?.name;
-        // A job's network holder runs no command of the job's: it may start again (after an engine restart).
-        if (!name || e.Actor?.Attributes?.[LABEL_ROLE] === 'holder') continue;
+        // A job's network holder and the workspace's measurement run no command of the
+        // job's: they may start again (after an engine restart, every few seconds).
+        const role = e.Actor?.Attributes?.[LABEL_ROLE];
+        if (!name || role === 'holder' || role === 'measure') continue;
         // A reconnect replays from `since`: count each start once by its time.
         const key = `${name}@${e.timeNano ?? e.time}`;
         if (this.seen.has(key)) continue;

@@ -174,6 +174,12 @@ export const configSchema = z.object({
   DRAFTSMAN_PATCH_MAX_BYTES: int(1024, 2 ** 31).default(5 * 2 ** 20),
   /** A job does not start while the disk holding DRAFTSMAN_DISK_GUARD_PATH has less free space than this (MiB); 0 disables. */
   DRAFTSMAN_MIN_FREE_DISK_MB: int(0, 1_000_000_000).default(1024),
+  /**
+   * Disk a job's workspace may take (MiB), measured with du every 10 s while a step runs
+   * (this engine has no volume quota); past it the step is stopped and fails
+   * `workspace_full`. 0: not measured.
+   */
+  DRAFTSMAN_MAX_WORKSPACE_MB: int(0, 1_000_000_000).default(20_480),
   /** Path whose file system the disk guard watches (where the engine keeps volumes). Default: the data folder. */
   DRAFTSMAN_DISK_GUARD_PATH: z.string().min(1).optional(),
   /** Interval of the janitor schedule, in seconds; 0 leaves the schedule out. */

@@ -13,7 +13,8 @@ export type StepKind = (typeof STEP_KINDS)[number];
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out';
 
 /** Why a step ended other than by its own exit: its container was lost under it (engine restart, host loss). */
-export type StepEndReason = 'container_lost';
+/** Why a step failed other than by its own exit: lost with its container, or stopped at the workspace cap. */
+export type StepEndReason = 'container_lost' | 'workspace_full';
 
 /** A job spec with every default applied (what the workflow runs). */
 export interface ResolvedJobSpec {

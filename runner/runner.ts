@@ -120,6 +120,12 @@ export interface Runner {
    */
   removeJob(jobId: string): Promise<void>;
 
+  /**
+   * Bytes the job's workspace takes on disk (what du counts), for the workspace cap.
+   * Rejects if the workspace cannot be measured (the engine is restarting).
+   */
+  workspaceBytes(jobId: string): Promise<number>;
+
   /** Everything of the job that still exists (names), for tests and sweepers. */
   listJobResources(jobId: string): Promise<JobResources>;
 

@@ -45,6 +45,7 @@ export function stepPolicy(config: Config): ContainerPolicy {
         : { mode: 'none' },
     stopGraceSeconds: config.DRAFTSMAN_STOP_GRACE_SECONDS,
     engineRequestSeconds: config.DRAFTSMAN_ENGINE_REQUEST_SECONDS,
+    toolImage: config.DRAFTSMAN_HOLDER_IMAGE,
     logMaxBytes: config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
   };
 }

@@ -69,6 +69,7 @@ export function batchStop(kind: 'setup' | 'validate', expected: number, results:
 export function failedStepMessage({ kind, index, exitCode, oomKilled, reason }: Recorded): string {
   const name = kind === 'clone' ? 'clone' : `${kind}-${index}`;
   if (reason === 'container_lost') return `${name} failed: its container was lost while it ran (it is not run again)`;
+  if (reason === 'workspace_full') return `${name} failed: its workspace grew past the cap on a job's disk (DRAFTSMAN_MAX_WORKSPACE_MB), and it was stopped`;
   if (kind === 'clone') return `clone failed with exit code ${exitCode}`;
   return `${name} failed with exit code ${exitCode}${oomKilled ? ' (OOM-killed: it exceeded its memory limit)' : ''}`;
 }

@@ -1,5 +1,5 @@
 import type { StepRequest } from '../runner';
-import { containerName, containerOptions, exitTimes, gvisorEgressProblem, holderName, holderOptions, stepEnv, volumeName, type ContainerPolicy } from './convert';
+import { containerName, containerOptions, exitTimes, gvisorEgressProblem, holderName, holderOptions, measureOptions, parseDu, stepEnv, volumeName, type ContainerPolicy } from './convert';
 
 const step: StepRequest = {
   jobId: 'job-1',
@@ -19,6 +19,7 @@ const policy: ContainerPolicy = {
   pidsLimit: 256,
   stopGraceSeconds: 10,
   engineRequestSeconds: 60,
+  toolImage: 'draftsman-runner:latest',
   logMaxBytes: 10 * 2 ** 20,
   network: proxied,
 };
@@ -202,5 +203,28 @@ describe('steps under gVisor (a forwarder in each step)', () => {
     const found = gvisorEgressProblem(args, volume);
     if (problem === null) expect(found).toBeNull();
     else expect(found).toMatch(problem);
+  });
+});
+
+describe('the workspace measurement', () => {
+  const m = measureOptions('job-1', policy);
+  it.each([
+    ['runs du over the workspace, on one file system', m.Cmd, ['du', '-skx', '/workspace']],
+    ['mounts the workspace read-only', m.HostConfig!.Mounts, [{ Type: 'volume', Source: volumeName('job-1', 'd1'), Target: '/workspace', ReadOnly: true }]],
+    ['has no network', m.HostConfig!.NetworkMode, 'none'],
+    ['may read anything and nothing more (a step can hide files from itself)', [m.User, m.HostConfig!.CapDrop, m.HostConfig!.CapAdd], ['0:0', ['ALL'], ['DAC_READ_SEARCH']]],
+    ['is Draftsman\'s own image', m.Image, 'draftsman-runner:latest'],
+    ['is labelled with the job, so that the job\'s end removes a leftover', m.Labels!['org.draftsman.job'], 'job-1'],
+  ])('%s', (_name, actual, expected) => {
+    expect(actual).toEqual(expected);
+  });
+
+  it.each([
+    ['du\'s answer', '2048\t/workspace\n', 2048 * 1024],
+    ['after what it could not read', 'du: cannot read directory \'/workspace/x\': Permission denied\n12\t/workspace\n', 12 * 1024],
+    ['an empty answer', '', null],
+    ['an error alone', 'du: cannot access \'/workspace\'\n', null],
+  ])('parses %s', (_name, output, bytes) => {
+    expect(parseDu(output)).toBe(bytes);
   });
 });

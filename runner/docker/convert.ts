@@ -31,6 +31,8 @@ export interface ContainerPolicy {
   stopGraceSeconds: number;
   /** Bound on an engine request that should answer at once; past it the engine is unreachable. */
   engineRequestSeconds: number;
+  /** Draftsman's own image, for its helpers (the workspace's measurement). */
+  toolImage: string;
   /** Draftsman stores at most this much of a step's output; the engine keeps a little more, so a re-attach can replay it. */
   logMaxBytes: number;
 }
@@ -73,6 +75,11 @@ export function containerName(step: StepRef, deployment: string): string {
 
 export function volumeName(jobId: string, deployment: string): string {
   return `draftsman-${deployment}-${jobId}-workspace`;
+}
+
+/** The helper that measures the job's workspace (a short-lived container, one at a time per job). */
+export function measureName(jobId: string, deployment: string): string {
+  return `draftsman-${deployment}-${jobId}-measure`;
 }
 
 /** The job's network holder: one per job, whose network namespace every step of the job joins. */
@@ -233,6 +240,42 @@ export function holderOptions(jobId: string, policy: ContainerPolicy & { network
       LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
     },
   };
+}
+
+/**
+ * The workspace's measurement: `du` over the volume, mounted read-only, with no
+ * network. It runs as root with only the capability to read and list anything, as a
+ * step may make files and folders it cannot read itself to hide their size.
+ */
+export function measureOptions(jobId: string, policy: ContainerPolicy): Docker.ContainerCreateOptions {
+  const memory = 64 * 1024 * 1024;
+  return {
+    name: measureName(jobId, policy.deployment),
+    Image: policy.toolImage,
+    Cmd: ['du', '-skx', WORKSPACE_PATH],
+    User: '0:0',
+    Labels: { ...jobLabels(jobId, policy.deployment), [LABEL_ROLE]: 'measure' },
+    HostConfig: {
+      Mounts: [{ Type: 'volume', Source: volumeName(jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: true }],
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      CapAdd: ['DAC_READ_SEARCH'],
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      ReadonlyRootfs: true,
+      Memory: memory,
+      MemorySwap: memory,
+      PidsLimit: 16,
+      RestartPolicy: { Name: 'no' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+    },
+  };
+}
+
+/** The bytes in `du -sk`'s answer ("<KiB>\t<path>"), or null if it is not one. */
+export function parseDu(output: string): number | null {
+  const m = /^(\d+)\s+\S/m.exec(output);
+  return m ? Number(m[1]) * 1024 : null;
 }
 
 /**

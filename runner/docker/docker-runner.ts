@@ -3,7 +3,7 @@ import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerE
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_ROLE } from '../../common/names';
 import { makeJobFolder, removeJobFolder, waitForListener } from '../../egress/job-folder';
 import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
-import { type ContainerPolicy, containerName, gvisorEgressProblem, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
+import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, measureOptions, parseDu, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
@@ -372,6 +372,28 @@ export class DockerRunner implements Runner {
     const network = this.policy.network;
     if (network.mode !== 'proxy') return;
     await removeJobFolder(network.socketDir, jobId, this.policy.deployment);
+  }
+
+  async workspaceBytes(jobId: string): Promise<number> {
+    const name = measureName(jobId, this.policy.deployment);
+    // One left by a measurement that a worker crash interrupted.
+    await this.removeContainer(name);
+    try {
+      const container = await this.docker.createContainer({ ...measureOptions(jobId, this.policy), ...this.bounded() });
+      await container.start(this.bounded());
+      // du over a large tree takes a while: bounded like a stop past its grace.
+      const { StatusCode } = (await container.wait(this.bounded(60))) as { StatusCode: number };
+      const raw = (await container.logs({ stdout: true, stderr: true, follow: false, ...this.bounded() })) as unknown as Buffer;
+      const output = Buffer.concat(demuxDockerStream(raw).map((c) => c.data)).toString();
+      const bytes = parseDu(output);
+      // du says what it could not read (exit 1) and still counts the rest.
+      if (bytes === null) throw new RunnerError(`measuring the workspace of job ${jobId} failed (exit ${StatusCode}): ${output.slice(0, 200)}`);
+      return bytes;
+    } catch (err) {
+      throw err instanceof RunnerError ? err : new RunnerError(`measuring the workspace of job ${jobId} failed`, err);
+    } finally {
+      await this.removeContainer(name).catch(() => undefined);
+    }
   }
 
   async listJobResources(jobId: string): Promise<JobResources> {

@@ -1,7 +1,8 @@
 /**
  * An in-memory Runner for tests, driven by the step's own command in a tiny shell
  * subset (`;`-separated): `echo TEXT`, `echo TEXT >&2`, `sleep SECONDS`, `exit N`,
- * `true`, `false`, `trap "exit N" TERM`, and `fake-lose` (the container vanishes,
+ * `true`, `false`, `trap "exit N" TERM`, `fake-fill MIB` (the workspace grows by MIB
+ * MiB), and `fake-lose` (the container vanishes,
  * as when the engine's data is lost). `stopEngine`/`startEngine` restart the engine as
  * a real one does: its API goes away first, then it stops its running containers. Unknown words fail the step with 127. Hooks let a test
  * stop between phases (before a create), and `starts` counts how often each step's
@@ -43,6 +44,8 @@ const nameOf = (r: StepRef) => `fake-${r.jobId}-${r.kind}-${r.index}`;
 export class FakeRunner implements Runner {
   private readonly steps = new Map<string, FakeStep>();
   private readonly workspaces = new Set<string>();
+  /** Bytes each job's workspace holds, grown by `fake-fill`. */
+  private readonly filled = new Map<string, number>();
   /** Times each step's command started, by container name. */
   readonly starts = new Map<string, number>();
   private down = false;
@@ -214,6 +217,12 @@ export class FakeRunner implements Runner {
   async removeJob(jobId: string): Promise<void> {
     for (const s of [...this.steps.values()]) if (s.ref.jobId === jobId) this.drop(s.name);
     this.workspaces.delete(jobId);
+    this.filled.delete(jobId);
+  }
+
+  async workspaceBytes(jobId: string): Promise<number> {
+    this.reachable();
+    return this.filled.get(jobId) ?? 0;
   }
 
   async listJobResources(jobId: string): Promise<JobResources> {
@@ -328,6 +337,8 @@ export class FakeRunner implements Runner {
         const m = /^"exit (\d+)" TERM$/.exec(arg);
         if (!m) return this.finish(s, 2);
         s.termExit = Number(m[1]);
+      } else if (word === 'fake-fill') {
+        this.filled.set(s.ref.jobId, (this.filled.get(s.ref.jobId) ?? 0) + Number(arg) * 2 ** 20);
       } else if (word === 'fake-lose') {
         return this.lose(s.ref);
       } else {

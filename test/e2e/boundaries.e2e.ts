@@ -51,6 +51,7 @@ async function setUp(
     describeJob: async () => ({ running: true }),
     heartbeatMs: 50,
     engineWatch: { everyMs: 100, missedExitMs: 400 },
+    workspaceWatchMs: 100,
     faults: opts.faults,
     probe: opts.probe,
     describeActivity: opts.describeActivity,
@@ -480,4 +481,17 @@ test('the job\'s log cap is shared by its steps: a step stores what is left of i
   expect(await byStep('setup-0')).toEqual([line]);
   expect(await byStep('setup-1')).toEqual([truncationMarker({ bytes: 1024 - 601, of: 'job' })]);
   expect(await byStep('setup-2')).toEqual(['short', truncationMarker({ bytes: 1024 - 601, of: 'job' })]);
+});
+
+test.each([
+  ['exactly at the cap runs to its end', 'fake-fill 20; sleep 4', 'succeeded', undefined, 0],
+  ['past the cap is stopped (SIGTERM first) and fails workspace_full', 'trap "exit 42" TERM; fake-fill 21; sleep 100', 'failed', 'workspace_full', 42],
+])('a step whose workspace %s', async (_name, command, status, reason, exitCode) => {
+  const { jobId, runner, activities } = await setUp({ config: { DRAFTSMAN_MAX_WORKSPACE_MB: 20 } });
+  const began = Date.now();
+  const [result] = await runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, batch(jobId, [command]));
+  expect([result!.status, result!.reason, result!.exitCode]).toEqual([status, reason, exitCode]);
+  // Stopped within a few measurements, not at its 5 s sleep's end.
+  expect(Date.now() - began).toBeLessThan(4_000);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
 });

@@ -57,6 +57,24 @@ describe('DockerRunner on a shared engine', () => {
     expect((err as Error).message).toMatch(/DRAFTSMAN_STEP_RUNTIME=draftsman-no-such-runtime.*no runtime of that name \(it has: .*runc/);
   });
 
+  it('measures the workspace on disk, files its step cannot read included, and leaves no helper behind', async () => {
+    const jobId = `measure-${process.pid}`;
+    try {
+      await runner.prepareWorkspace(jobId);
+      const empty = await runner.workspaceBytes(jobId);
+      const ref = { jobId, kind: 'setup' as const, index: 0 };
+      // 3 MiB, 1 MiB of it in a folder the step then makes unreadable to itself.
+      await runner.start({ ...ref, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: 'head -c 2097152 /dev/urandom > a && mkdir hid && head -c 1048576 /dev/urandom > hid/b && chmod 000 hid', env: {}, timeoutSeconds: 60 });
+      expect((await runner.wait(ref)).exitCode).toBe(0);
+      const full = await runner.workspaceBytes(jobId);
+      expect(full - empty).toBeGreaterThanOrEqual(3 * 2 ** 20);
+      expect(full - empty).toBeLessThan(3 * 2 ** 20 + 256 * 1024);
+      expect((await runner.listJobResources(jobId)).steps).toEqual([expect.stringMatching(/-setup-0$/)]);
+    } finally {
+      await runner.removeJob(jobId);
+    }
+  });
+
   it('a 404 that is not about the image is an engine error, not "image not found"', async () => {
     const broken = new DockerRunner(docker, { ...stepPolicy(config), network: { mode: 'insecure', network: 'draftsman-no-such-network' } });
     const jobId = `net-${process.pid}`;
