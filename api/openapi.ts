@@ -39,6 +39,7 @@ const stepView = {
     oomKilled: { type: 'boolean' },
     logBytes: { type: 'integer' },
     logTruncated: { type: 'boolean' },
+    reason: { enum: ['container_lost', 'workspace_full'], description: 'why a failed step failed other than by its own exit' },
   },
 };
 const jobView = {
@@ -62,6 +63,11 @@ const jobView = {
     error: { type: 'string' },
     waiting: { type: 'string' },
     patch: { type: 'object', properties: { bytes: { type: 'integer' }, truncated: { type: 'boolean' } } },
+    egress: {
+      type: 'object',
+      description: 'What the steps did through the egress proxy (the single-job view only)',
+      properties: { connections: { type: 'integer' }, denied: { type: 'integer' }, bytesIn: { type: 'integer' }, bytesOut: { type: 'integer' } },
+    },
   },
 };
 

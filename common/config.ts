@@ -196,6 +196,8 @@ export const configSchema = z.object({
   DRAFTSMAN_TEST_FAULTS: z.string().default(''),
   /** Port of the worker's own /metrics and /health (separate process only); 0 turns it off. */
   DRAFTSMAN_WORKER_METRICS_PORT: int(0, 65_535).default(9464),
+  /** Port of the egress service's own /metrics (refusals, connections, bytes); 0 turns it off. */
+  DRAFTSMAN_EGRESS_METRICS_PORT: int(0, 65_535).default(9465),
   /** Level of the worker's and the Temporal SDK's own log lines. */
   DRAFTSMAN_LOG_LEVEL: z.enum(['DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /**

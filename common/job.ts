@@ -77,6 +77,8 @@ export interface JobView {
   patch?: { bytes: number; truncated: boolean };
   /** Why a queued job has not started yet (for example, too little free disk). */
   waiting?: string;
+  /** What its steps did through the egress proxy: connections made and refused, bytes each way. Absent if none. */
+  egress?: { connections: number; denied: number; bytesIn: number; bytesOut: number };
   /**
    * Live view of a long loop only: loop and until steps of earlier workflow runs left
    * out of `steps` (the audit trail in PostgreSQL keeps every step).

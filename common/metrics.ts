@@ -65,6 +65,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly egressConnections = new Counter({
+    name: 'draftsman_egress_connections_total',
+    help: 'Connections steps asked the egress proxy for, by outcome (allowed, denied)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly egressBytes = new Counter({
+    name: 'draftsman_egress_bytes_total',
+    help: 'Bytes through the egress proxy, by direction (out: from steps, in: to steps)',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
   constructor(opts: { processMetrics?: boolean } = {}) {
     if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'draftsman_' });
   }

@@ -430,8 +430,17 @@ export class JobStore {
     const { rows } = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [jobId]);
     const row = rows[0];
     if (!row) return null;
-    const steps = await this.pool.query<StepRow>('SELECT * FROM steps WHERE job_id = $1 ORDER BY seq', [jobId]);
-    return jobView(row, steps.rows);
+    const [steps, egress] = await Promise.all([
+      this.pool.query<StepRow>('SELECT * FROM steps WHERE job_id = $1 ORDER BY seq', [jobId]),
+      this.pool.query<{ connections: string; denied: string; bytes_in: string; bytes_out: string }>(
+        'SELECT connections, denied, bytes_in, bytes_out FROM job_egress WHERE job_id = $1',
+        [jobId],
+      ),
+    ]);
+    const view = jobView(row, steps.rows);
+    const e = egress.rows[0];
+    if (e) view.egress = { connections: Number(e.connections), denied: Number(e.denied), bytesIn: Number(e.bytes_in), bytesOut: Number(e.bytes_out) };
+    return view;
   }
 
   /** Newest first, optionally only jobs in one status. */

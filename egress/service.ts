@@ -15,6 +15,7 @@ import type { Pool } from 'pg';
 import { type Config, operatorEgress } from '../common/config';
 import { deploymentId } from '../common/deployment';
 import type { Logger } from '../common/logger';
+import type { Metrics } from '../common/metrics';
 import { FINAL_STATUSES } from '../common/job';
 import { type EgressJobView, EgressStore } from '../db/egress-store';
 import { JOB_FILE, SOCKET_NAME } from './layout';
@@ -28,6 +29,8 @@ export interface EgressServiceOptions {
   store: Pick<EgressStore, 'view' | 'denied' | 'add'>;
   operator: OperatorEgress;
   logger: Logger;
+  /** Counts refusals and traffic for /metrics. */
+  metrics?: Metrics;
   resolve?: Resolver;
   dial?: Dialer;
   /** How often the directory is listed again, in case a change was not signalled. */
@@ -151,6 +154,13 @@ export class EgressService {
   }
 
   private async record(jobId: string, e: EgressEvent, log: Logger): Promise<void> {
+    const m = this.opts.metrics;
+    if (m && e.type === 'denied') m.egressConnections.inc({ outcome: 'denied' });
+    if (m && e.type !== 'denied') {
+      m.egressConnections.inc({ outcome: 'allowed' });
+      m.egressBytes.inc({ direction: 'out' }, e.bytesOut);
+      m.egressBytes.inc({ direction: 'in' }, e.bytesIn);
+    }
     try {
       if (e.type === 'denied') {
         const view = await this.opts.store.view(jobId);
@@ -175,8 +185,9 @@ export class EgressService {
 }
 
 /** The egress service of a configuration (the process's own, a test's, the chaos stack's), started. */
-export async function startEgressService(config: Config, pool: Pool, logger: Logger): Promise<EgressService> {
+export async function startEgressService(config: Config, pool: Pool, logger: Logger, metrics?: Metrics): Promise<EgressService> {
   const service = new EgressService({
+    metrics,
     socketDir: config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
     deployment: deploymentId(config),
     store: new EgressStore(pool),

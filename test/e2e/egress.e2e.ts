@@ -78,6 +78,15 @@ test('a step reaches no port of the control plane on 127.0.0.1 or ::1, its own l
   expect(denied.map((e) => e.data).sort((a, b) => Number(a.port) - Number(b.port))).toEqual(
     [api, temporal, pg].map((p) => ({ step: 'setup-2', host: '127.0.0.1', port: Number(p), reason: 'not in the egress allow list' })).sort((a, b) => a.port - b.port),
   );
+  // Counted for the job (the clone, git's fetch and the fixture's tunnel went through; three refused)...
+  const view = (await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body;
+  expect(view.egress).toMatchObject({ denied: 3 });
+  expect(view.egress!.connections).toBeGreaterThanOrEqual(3);
+  expect(view.egress!.bytesIn).toBeGreaterThan(0);
+  // ...and as metrics of the egress service.
+  const connections = Object.fromEntries((await stack.metrics.egressConnections.get()).values.map((v) => [v.labels.outcome, v.value]));
+  expect(connections.denied).toBeGreaterThanOrEqual(3);
+  expect(connections.allowed).toBeGreaterThanOrEqual(3);
   // The holder went with the job.
   expect(await leftovers(stack.docker, id)).toEqual([]);
 }, 120_000);

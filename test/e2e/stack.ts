@@ -71,7 +71,7 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
   const docker = opts.docker ?? new Docker();
   const runner = dockerRunnerFromConfig(config, docker);
   const metrics = new Metrics();
-  const egress = await startEgressService(config, store.pool, createLogger('ERROR', 'test-egress'));
+  const egress = await startEgressService(config, store.pool, createLogger('ERROR', 'test-egress'), metrics);
 
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker: Worker = await createWorker({
