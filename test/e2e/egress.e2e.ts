@@ -3,18 +3,43 @@
  * job's holder, and one way out, the egress proxy, which applies the job's policy.
  * Shown against the real engine, with the suite's git server as the allowed fixture.
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
 import type { JobView } from '../../common/job';
-import { type GitFixture, startGitFixture } from './git-fixture';
+import { GIT_HOST, type GitFixture, startGitFixture } from './git-fixture';
 import { gitException, leftovers, startTestStack, type TestStack } from './stack';
 
 let stack: TestStack;
 let repo: GitFixture;
+/** The git server behind TLS, as an HTTPS registry or forge is reached: through a CONNECT tunnel. */
+let https: { port: number; ca: string; handshakes: number; server: tls.Server; dir: string };
 
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([startTestStack(), startGitFixture(1)]);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-tls-'));
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${GIT_HOST}`,
+    '-addext', `subjectAltName=IP:${GIT_HOST}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+  const ca = fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8');
+  const server = tls.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: ca }, (socket) => {
+    https.handshakes++;
+    const plain = net.connect(Number(process.env.DRAFTSMAN_TEST_GIT_PORT), GIT_HOST);
+    socket.pipe(plain).pipe(socket);
+    plain.on('error', () => socket.destroy());
+    socket.on('error', () => plain.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, GIT_HOST, resolve));
+  https = { port: (server.address() as net.AddressInfo).port, ca, handshakes: 0, server, dir };
+  [stack, repo] = await Promise.all([
+    startTestStack({ DRAFTSMAN_EGRESS_EXCEPTIONS: `${gitException()},${GIT_HOST}:${https.port}` }),
+    startGitFixture(1),
+  ]);
 });
 afterAll(async () => {
-  await Promise.all([stack?.stop(), repo?.stop()]);
+  await Promise.all([stack?.stop(), repo?.stop(), new Promise((r) => (https ? https.server.close(r) : r(undefined)))]);
+  if (https) fs.rmSync(https.dir, { recursive: true, force: true });
 });
 
 const logOf = async (id: string, step: string) =>
@@ -124,3 +149,21 @@ test('a holder left stopped (as an engine restart may leave it) is started again
   }
   expect(await stack.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
 });
+
+test('an HTTPS fetch goes through the proxy as a CONNECT tunnel, with TLS end to end between the step and the server', async () => {
+  const tlsHost = `${GIT_HOST}:${https.port}`;
+  const httpsUrl = repo.url.replace(/^http:\/\/[^/]+/, `https://${tlsHost}`);
+  const { id } = await stack.jobs.start({
+    repo: repo.url,
+    commit: repo.head,
+    egress: { allow: [tlsHost] },
+    env: { FIXTURE_CA: https.ca },
+    setup: [`printf '%s' "$FIXTURE_CA" > /tmp/ca.pem && git -c http.sslCAInfo=/tmp/ca.pem ls-remote ${httpsUrl} | grep -c refs/heads/main`],
+  });
+  const job = await stack.waitForEnd(id);
+  expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual(['clone-0:succeeded', 'setup-0:succeeded']);
+  expect(await logOf(id, 'setup-0')).toEqual(['1']);
+  // The TLS server saw the step's handshake: the proxy only tunnelled it.
+  expect(https.handshakes).toBeGreaterThanOrEqual(1);
+  expect((await stack.store.events(id)).filter((e) => e.type === 'egress_denied')).toEqual([]);
+}, 120_000);
