@@ -35,6 +35,7 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_STEP_LOG_MAX_BYTES'
     | 'DRAFTSMAN_JOB_LOG_MAX_BYTES'
     | 'DRAFTSMAN_MAX_WORKSPACE_MB'
+    | 'DRAFTSMAN_ENGINE_REQUEST_SECONDS'
     | 'DRAFTSMAN_SECRETS_DIR'
     | 'DRAFTSMAN_ALLOWED_IMAGES'
     | 'DRAFTSMAN_ALLOW_FILE_REPOS'
@@ -56,6 +57,8 @@ export interface ActivityDeps {
   engineWatch?: EngineWatchTiming;
   /** How often a running step's workspace is measured against its cap (tests shorten it). */
   workspaceWatchMs?: number;
+  /** How long a step's attempt may make no progress before it is given up (tests shorten it). */
+  stallMs?: number;
   /**
    * Test-only switches that turn a boundary fix off, so that a test (and the chaos
    * campaign) can show it sees the defect the fix closes. Never set in production.
@@ -80,6 +83,7 @@ export interface Shared {
   heartbeatMs: number;
   engineWatch: EngineWatchTiming;
   workspaceWatchMs: number;
+  stallMs: number;
   faults: NonNullable<ActivityDeps['faults']>;
   probe: Probe;
   grace: number;
@@ -102,6 +106,8 @@ export function shared(deps: ActivityDeps): Shared {
     heartbeatMs: deps.heartbeatMs ?? 500,
     engineWatch: deps.engineWatch ?? ENGINE_WATCH,
     workspaceWatchMs: deps.workspaceWatchMs ?? WORKSPACE_WATCH_MS,
+    // Longer than any bounded engine request, which fails on its own first.
+    stallMs: deps.stallMs ?? Math.max(60_000, (deps.config.DRAFTSMAN_ENGINE_REQUEST_SECONDS + 10) * 1000),
     faults: deps.faults ?? {},
     probe: deps.probe ?? (async () => undefined),
     grace: deps.config.DRAFTSMAN_STOP_GRACE_SECONDS,

@@ -12,7 +12,7 @@ import type { Logger } from '../common/logger';
 import { StaleAttemptError } from '../db/store';
 import type { StepExit, StepRef } from '../runner/runner';
 import type { Shared } from './deps';
-import { EngineWatch, WorkspaceWatch } from './watches';
+import { EngineWatch, StallGuard, WorkspaceWatch } from './watches';
 import { secretMasker } from './secrets';
 import { StepLogWriter, stepLogCap } from './step-log';
 
@@ -36,6 +36,8 @@ const NO_LOG_YET = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
 
 /** After its container has stopped, how long a step's output stream may stay silent before the follow is given up. */
 export const LOG_DRAIN_MS = 10_000;
+/** How long an attempt that gives its step up waits for the output it read to be stored. */
+const ABANDON_WAIT_MS = 15_000;
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -172,15 +174,24 @@ export async function executeStep(
 
     // Phase: wait. Heartbeats last until the output is drained: a long drain is work, not a lost worker.
     const deadline = setTimeout(() => interruptWith('timeout'), Math.max(0, deadlineAt - Date.now()));
+    const stall = new StallGuard(sh.stallMs, () => follower.linesRead());
     const beat = setInterval(() => {
+      // An attempt stuck somewhere unbounded stops heartbeating (and fails below).
+      if (stall.stalled()) return;
       ctx.heartbeat({ step: `${input.kind}-${input.index}` });
       if (beats) beats.last = Date.now();
     }, sh.heartbeatMs);
-    const engine: { lost?: EngineUnreachableError } = {};
-    const watch = new EngineWatch(sh.runner, ref, sh.engineWatch, (err) => {
-      engine.lost = err;
-      interruptWith('engine');
-    });
+    const engine: { lost?: EngineUnreachableError | RunnerError } = {};
+    const watch = new EngineWatch(
+      sh.runner,
+      ref,
+      sh.engineWatch,
+      (err) => {
+        engine.lost = err;
+        interruptWith('engine');
+      },
+      () => stall.progressed(),
+    );
     const workspace = new WorkspaceWatch(sh.runner, input.jobId, sh.config.DRAFTSMAN_MAX_WORKSPACE_MB * 2 ** 20, sh.workspaceWatchMs, (bytes) => {
       log.warn({ bytes, capMb: sh.config.DRAFTSMAN_MAX_WORKSPACE_MB }, 'the workspace grew past its cap; the step is stopped');
       interruptWith('workspace');
@@ -190,80 +201,92 @@ export async function executeStep(
       workspace.stop();
     };
     try {
-      let exit: StepExit;
-      try {
-        // No heartbeat at the start: a step shorter than the interval costs the server none.
-        // A re-attached step that has exited already is not raced against its deadline.
-        exit = state?.state === 'exited' ? state.exit : await sh.runner.wait(ref, interrupt.signal);
-        stopWatches();
-      } catch (err) {
-        stopWatches();
-        if (!interrupt.signal.aborted) {
-          await follower.abandon();
-          // The container vanished while the step ran: lost, not to be started again.
-          if (err instanceof RunnerError && (await sh.runner.status(ref)).state === 'missing') {
-            return await finish({ ...notRun(input, 'failed'), reason: 'container_lost', ...follower.stored() });
+      return await Promise.race([
+        stall.promise,
+        (async (): Promise<StepOutcome> => {
+          let exit: StepExit;
+          try {
+            // No heartbeat at the start: a step shorter than the interval costs the server none.
+            // A re-attached step that has exited already is not raced against its deadline.
+            exit = state?.state === 'exited' ? state.exit : await sh.runner.wait(ref, interrupt.signal);
+            stopWatches();
+          } catch (err) {
+            stopWatches();
+            if (!interrupt.signal.aborted) {
+              // Noted before anything else that may wait: whichever attempt comes next must
+              // know the engine went away under the step.
+              if (err instanceof EngineUnreachableError && !sh.faults.engineStopAsOwnExit) {
+                await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true);
+              }
+              await follower.abandon();
+              // The container vanished while the step ran: lost, not to be started again.
+              if (err instanceof RunnerError && (await sh.runner.status(ref)).state === 'missing') {
+                return await finish({ ...notRun(input, 'failed'), reason: 'container_lost', ...follower.stored() });
+              }
+              throw err;
+            }
+            if (interruption === 'leave') {
+              // Worker shutdown, or the server gave this attempt up: the container keeps
+              // running and the next attempt re-attaches to it (and to its output).
+              await follower.abandon();
+              throw err;
+            }
+            if (interruption === 'engine') {
+              // The engine hangs (noted below as an engine interruption), or its wait missed
+              // the exit: the attempt gives up, and the next re-attaches to what is left.
+              log.warn({ err: engine.lost?.message }, 'the engine stopped answering for the step; the attempt gives it up');
+              await follower.abandon();
+              throw engine.lost ?? new EngineUnreachableError('the engine stopped answering for the step');
+            }
+            // Phase: stop. Timed out or cancelled: SIGTERM to the step's process group, the grace period, SIGKILL.
+            // The stop takes up to its grace period: no stall meanwhile.
+            stall.progressed((sh.grace + sh.config.DRAFTSMAN_ENGINE_REQUEST_SECONDS) * 1000);
+            const stop = await sh.runner.cancel(ref, sh.grace);
+            await follower.drain(log);
+            await launched;
+            const stopped = await sh.runner.status(ref);
+            const exitInfo = stopped.state === 'exited' ? stopped.exit : null;
+            // A step that exited by itself before the cancel or timeout keeps its own end. One
+            // that ended after it, with no stop of ours, was stopped by something else on the
+            // way (an engine restart's SIGTERM): its end is the interruption's.
+            const endedFirst = exitInfo?.finishedAt && exitInfo.finishedAt.getTime() < interruptedAt;
+            const ownEnd = stop === 'not-running' && exitInfo && endedFirst ? endOf(exitInfo) : null;
+            const full = !ownEnd && interruption === 'workspace';
+            const outcome = await finish({
+              ...record,
+              status: ownEnd ?? (interruption === 'timeout' ? 'timed_out' : full ? 'failed' : 'cancelled'),
+              ...(full ? { reason: 'workspace_full' as const } : {}),
+              exitCode: exitInfo?.exitCode ?? null,
+              oomKilled: exitInfo?.oomKilled ?? false,
+              startedAt: iso(exitInfo?.startedAt ?? null),
+              finishedAt: iso(exitInfo?.finishedAt ?? null),
+              ...follower.stored(),
+            });
+            await sh.runner.remove(ref);
+            return outcome;
           }
-          throw err;
-        }
-        if (interruption === 'leave') {
-          // Worker shutdown, or the server gave this attempt up: the container keeps
-          // running and the next attempt re-attaches to it (and to its output).
-          await follower.abandon();
-          throw err;
-        }
-        if (interruption === 'engine') {
-          // The engine hangs, or its wait missed the exit: the attempt gives up (noted
-          // below as an engine interruption), and the next re-attaches to what is left.
-          log.warn({ err: engine.lost?.message }, 'the engine stopped answering for the step; the attempt gives it up');
-          await follower.abandon();
-          throw engine.lost ?? new EngineUnreachableError('the engine stopped answering for the step');
-        }
-        // Phase: stop. Timed out or cancelled: SIGTERM to the step's process group, the grace period, SIGKILL.
-        const stop = await sh.runner.cancel(ref, sh.grace);
-        await follower.drain(log);
-        await launched;
-        const stopped = await sh.runner.status(ref);
-        const exitInfo = stopped.state === 'exited' ? stopped.exit : null;
-        // A step that exited by itself before the cancel or timeout keeps its own end. One
-        // that ended after it, with no stop of ours, was stopped by something else on the
-        // way (an engine restart's SIGTERM): its end is the interruption's.
-        const endedFirst = exitInfo?.finishedAt && exitInfo.finishedAt.getTime() < interruptedAt;
-        const ownEnd = stop === 'not-running' && exitInfo && endedFirst ? endOf(exitInfo) : null;
-        const full = !ownEnd && interruption === 'workspace';
-        const outcome = await finish({
-          ...record,
-          status: ownEnd ?? (interruption === 'timeout' ? 'timed_out' : full ? 'failed' : 'cancelled'),
-          ...(full ? { reason: 'workspace_full' as const } : {}),
-          exitCode: exitInfo?.exitCode ?? null,
-          oomKilled: exitInfo?.oomKilled ?? false,
-          startedAt: iso(exitInfo?.startedAt ?? null),
-          finishedAt: iso(exitInfo?.finishedAt ?? null),
-          ...follower.stored(),
-        });
-        await sh.runner.remove(ref);
-        return outcome;
-      }
-      clearTimeout(deadline);
-      await sh.probe('at-step-end', at);
-      await follower.drain(log, stoppedWithEngine ? 'the engine went away while the step ran; what it printed from then on may be missing' : undefined);
-      await launched;
+          clearTimeout(deadline);
+          await sh.probe('at-step-end', at);
+          await follower.drain(log, stoppedWithEngine ? 'the engine went away while the step ran; what it printed from then on may be missing' : undefined);
+          await launched;
 
-      // Phase: record, then remove.
-      if (stoppedWithEngine) log.warn({ exitCode: exit.exitCode }, 'the engine went away while the step ran and stopped its container');
-      const outcome = await finish({
-        ...record,
-        ...(stoppedWithEngine ? { status: 'failed', reason: 'container_lost' } : { status: endOf(exit) }),
-        exitCode: exit.exitCode,
-        oomKilled: exit.oomKilled,
-        startedAt: iso(exit.startedAt),
-        finishedAt: iso(exit.finishedAt),
-        ...follower.stored(),
-      });
-      // The outcome is recorded, so the container is no longer needed: it is removed
-      // while the workflow schedules the next step; endJob waits for these removals.
-      sh.removals.later(ref);
-      return outcome;
+          // Phase: record, then remove.
+          if (stoppedWithEngine) log.warn({ exitCode: exit.exitCode }, 'the engine went away while the step ran and stopped its container');
+          const outcome = await finish({
+            ...record,
+            ...(stoppedWithEngine ? { status: 'failed', reason: 'container_lost' } : { status: endOf(exit) }),
+            exitCode: exit.exitCode,
+            oomKilled: exit.oomKilled,
+            startedAt: iso(exit.startedAt),
+            finishedAt: iso(exit.finishedAt),
+            ...follower.stored(),
+          });
+          // The outcome is recorded, so the container is no longer needed: it is removed
+          // while the workflow schedules the next step; endJob waits for these removals.
+          sh.removals.later(ref);
+          return outcome;
+        })(),
+      ]);
     } finally {
       clearTimeout(deadline);
       clearInterval(beat);
@@ -336,10 +359,23 @@ class StepFollower {
     return { logBytes: this.writer.stored.bytes, logTruncated: this.writer.stored.truncated };
   }
 
-  /** Stops reading and keeps what was stored; the next attempt resumes after it. */
+  /** Lines read so far (stored or on their way): grows while output comes. */
+  linesRead(): number {
+    return this.writer.storedLines;
+  }
+
+  /**
+   * Stops reading and keeps what was stored; the next attempt resumes after it. Best
+   * effort, and bounded: a write that does not come back is left to the next attempt.
+   */
   async abandon(): Promise<void> {
     this.stop.abort();
-    await this.writer.close().catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.writer.close().catch(() => undefined),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, ABANDON_WAIT_MS))),
+    ]);
+    clearTimeout(timer);
   }
 
   /**

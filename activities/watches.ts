@@ -6,12 +6,13 @@
  *   its own (a step may run for hours), and while it is pending the attempt heartbeats.
  *   An engine that hangs, or a wait whose connection went quiet without breaking, would
  *   hold the attempt there forever, heartbeating, so the server never gives it up. No
- *   answer, or an exit that the wait has not seen for a while, gives the attempt up as
- *   if the engine had gone away; the next attempt re-attaches to whatever is left.
+ *   answer gives the attempt up as if the engine had gone away; an exit that the wait
+ *   has not seen for a while gives it up too, and the next attempt re-attaches to
+ *   whatever is left (and reads that exit).
  * - WorkspaceWatch. This engine has no volume quota: the workspace's size is measured
  *   (du), and a step whose workspace grows past the operator's cap is stopped.
  */
-import { EngineUnreachableError } from '../common/errors';
+import { AttemptStalledError, EngineUnreachableError, RunnerError } from '../common/errors';
 import type { Runner, StepRef } from '../runner/runner';
 
 /** Asks `question` every `everyMs`, one at a time, until stopped. */
@@ -51,8 +52,13 @@ export class EngineWatch {
     private readonly runner: Runner,
     private readonly ref: StepRef,
     private readonly timing: EngineWatchTiming,
-    /** Called once, with why the attempt cannot rely on its wait any more. */
-    private readonly onLost: (err: EngineUnreachableError) => void,
+    /**
+     * Called once, with why the attempt cannot rely on its wait any more: the engine
+     * does not answer (EngineUnreachableError), or its wait missed an exit (RunnerError).
+     */
+    private readonly onLost: (err: EngineUnreachableError | RunnerError) => void,
+    /** Called at each answer of the engine: the attempt is not stuck. */
+    private readonly onAnswer: () => void = () => undefined,
   ) {
     this.ticker = new Ticker(timing.everyMs, () => this.ask());
   }
@@ -65,6 +71,7 @@ export class EngineWatch {
     try {
       const state = await this.runner.status(this.ref);
       if (this.ticker.stopped) return;
+      this.onAnswer();
       if (state.state === 'running' || state.state === 'created') {
         this.exitSeenAt = null;
         return;
@@ -74,7 +81,8 @@ export class EngineWatch {
       const now = Date.now();
       this.exitSeenAt ??= now;
       if (now - this.exitSeenAt >= this.timing.missedExitMs) {
-        this.lost(new EngineUnreachableError(`the engine reports the step ${state.state === 'exited' ? 'exited' : 'gone'}, and the wait for it has not ended in ${this.timing.missedExitMs / 1000} s`));
+        // The engine answers: what it reports is read by the next attempt as it is.
+        this.lost(new RunnerError(`the engine reports the step ${state.state === 'exited' ? 'exited' : 'gone'}, and the wait for it has not ended in ${this.timing.missedExitMs / 1000} s`));
       }
     } catch (err) {
       if (err instanceof EngineUnreachableError && !this.ticker.stopped) this.lost(err);
@@ -82,7 +90,7 @@ export class EngineWatch {
     }
   }
 
-  private lost(err: EngineUnreachableError): void {
+  private lost(err: EngineUnreachableError | RunnerError): void {
     this.stop();
     this.onLost(err);
   }
@@ -117,5 +125,44 @@ export class WorkspaceWatch {
 
   stop(): void {
     this.ticker?.stop();
+  }
+}
+
+/**
+ * The last resort against an attempt stuck where nothing above bounds it: progress is
+ * output read, an answer of the engine, or a phase that ended. With none for `ms`, the
+ * attempt stops heartbeating and `promise` rejects, so the attempt fails and is
+ * retried (the stuck part, fenced off by the attempt number, can record nothing).
+ */
+export class StallGuard {
+  private at = Date.now();
+  private mark = -1;
+  private reject: (err: Error) => void = () => undefined;
+  readonly promise: Promise<never>;
+
+  constructor(
+    private readonly ms: number,
+    /** A number that changes whenever output is read. */
+    private readonly output: () => number,
+  ) {
+    this.promise = new Promise<never>((_, reject) => (this.reject = reject));
+    this.promise.catch(() => undefined);
+  }
+
+  /** Something moved; `forMs`: a wait of known length begins (a stop's grace period). */
+  progressed(forMs = 0): void {
+    this.at = Math.max(this.at, Date.now() + forMs);
+  }
+
+  /** Whether the attempt has made no progress for too long (then `promise` has rejected). */
+  stalled(): boolean {
+    const mark = this.output();
+    if (mark !== this.mark) {
+      this.mark = mark;
+      this.progressed();
+    }
+    if (Date.now() - this.at < this.ms) return false;
+    this.reject(new AttemptStalledError(`the attempt made no progress for ${Math.round(this.ms / 1000)} s (no output, no answer from the engine); it is given up, for a retry to take the step over`));
+    return true;
   }
 }

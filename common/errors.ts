@@ -49,6 +49,15 @@ export class ContainerLostError extends EngineError {
   override readonly name = 'ContainerLostError';
 }
 
+/**
+ * An attempt made no progress for a long time (no output, no answer from the engine,
+ * no phase ended) while it would have heartbeated on: it is failed, to be retried,
+ * and a newer attempt takes the step over.
+ */
+export class AttemptStalledError extends Error {
+  override readonly name = 'AttemptStalledError';
+}
+
 /** The step's image is not present on the engine; retrying cannot help. */
 export class ImageNotFoundError extends Error {
   override readonly name = 'ImageNotFoundError';

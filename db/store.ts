@@ -77,11 +77,24 @@ const FINAL = FINAL_STATUSES as readonly string[];
  * The audit trail in PostgreSQL. Every write is idempotent (keyed upserts, events
  * deduplicated by key) because the activities that call it may be retried.
  */
+/** How long a connection (or a free client of the pool) may take to come. */
+const CONNECT_TIMEOUT_MS = 15_000;
+/** How long one query may take, as its caller sees it (the longest are migrations and the patch's write). */
+const QUERY_TIMEOUT_MS = 120_000;
+
 export class JobStore {
   constructor(readonly pool: Pool) {}
 
   static connect(databaseUrl: string, max = 10): JobStore {
-    const pool = new Pool({ connectionString: databaseUrl, max });
+    const pool = new Pool({
+      connectionString: databaseUrl,
+      max,
+      // A database that hangs (a server killed under its connections, a pool whose
+      // clients are all stuck) fails a query instead of holding its caller forever:
+      // an activity then fails and is retried, rather than heartbeating on, stuck.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: QUERY_TIMEOUT_MS,
+    });
     // An idle client losing its server (a restart) must not crash the process.
     pool.on('error', () => undefined);
     return new JobStore(pool);

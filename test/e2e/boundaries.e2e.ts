@@ -35,6 +35,7 @@ async function setUp(
   opts: {
     beforeCreate?: FakeRunnerOptions['beforeCreate'];
     storeProxy?: (s: JobStore) => JobStore;
+    stallMs?: number;
     faults?: { cancelListenerAfterCreate?: boolean };
     probe?: Parameters<typeof createActivities>[0]['probe'];
     describeActivity?: (jobId: string, activityId: string) => Promise<{ attempt: number; cancelRequested: boolean } | null>;
@@ -52,6 +53,7 @@ async function setUp(
     heartbeatMs: 50,
     engineWatch: { everyMs: 100, missedExitMs: 400 },
     workspaceWatchMs: 100,
+    stallMs: opts.stallMs,
     faults: opts.faults,
     probe: opts.probe,
     describeActivity: opts.describeActivity,
@@ -377,18 +379,18 @@ test('an engine that hangs under a running step gives the attempt up (not heartb
   expect(lines).toEqual(['one', 'two']);
 });
 
-test('a wait that never hears of the exit the engine reports gives the attempt up; the retry records the step lost with the engine, not started again', async () => {
+test('a wait that never hears of the exit the engine reports gives the attempt up; the retry reads that exit, and the step is not started again', async () => {
   // Chaos seed 23: after an engine kill an attempt stopped making progress while it heartbeated on.
   const { jobId, runner, activities } = await setUp();
   const input = batch(jobId, ['echo one; sleep 4']);
   runner.quietWaits();
   const first = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input);
   const err = await first.catch((e: unknown) => e);
-  expect((err as Error).name).toBe('EngineUnreachableError');
+  expect((err as Error).name).toBe('RunnerError');
   expect((err as Error).message).toMatch(/wait for it has not ended/);
   const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
-  // The engine failed to deliver the exit: the end it shows is not taken as the command's own.
-  expect(retried.map((r) => [r.status, r.reason])).toEqual([['failed', 'container_lost']]);
+  // The engine answered all along: the exit it reports is the step's own.
+  expect(retried.map((r) => [r.status, r.reason, r.exitCode])).toEqual([['succeeded', undefined, 0]]);
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
 });
 
@@ -494,4 +496,40 @@ test.each([
   // Stopped within a few measurements, not at its 5 s sleep's end.
   expect(Date.now() - began).toBeLessThan(4_000);
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+});
+
+test('an attempt stuck where nothing else bounds it (a database write that never returns) stops heartbeating and fails; the retry records the step', async () => {
+  // Long campaign, seed 30: an attempt made no progress after an engine kill while it heartbeated on.
+  const { jobId, runner, activities } = await setUp({
+    stallMs: 500,
+    storeProxy: (s) =>
+      new Proxy(s, {
+        get(target, prop, receiver) {
+          // The first attempt's output never reaches the database.
+          if (prop === 'appendLogChunk') {
+            return (job: string, chunk: Parameters<JobStore['appendLogChunk']>[1], attempt?: number) =>
+              attempt === 1 ? new Promise<void>(() => undefined) : target.appendLogChunk(job, chunk, attempt);
+          }
+          const value = Reflect.get(target, prop, receiver) as unknown;
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+  });
+  const input = batch(jobId, ['echo one; sleep 2']);
+  const env = new MockActivityEnvironment({ attempt: 1 });
+  const beats: number[] = [];
+  env.on('heartbeat', () => beats.push(Date.now()));
+  const began = Date.now();
+  const err = await runIn(env, activities.runSteps, input).catch((e: unknown) => e);
+  expect((err as Error).name).toBe('AttemptStalledError');
+  // Given up half a second after its last progress (the step's end), not held forever...
+  expect(Date.now() - began).toBeLessThan(3_000);
+  // ...and it heartbeats no more, while its stuck write still waits.
+  const count = beats.length;
+  await new Promise((r) => setTimeout(r, 300));
+  expect(beats.length).toBe(count);
+  const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
+  expect(statuses(retried)).toEqual(['setup-0:succeeded']);
+  expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
+  expect((await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x))).toEqual(['one']);
 });
