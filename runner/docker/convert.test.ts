@@ -1,5 +1,5 @@
 import type { StepRequest } from '../runner';
-import { containerName, containerOptions, exitTimes, gvisorEgressProblem, holderName, holderOptions, measureOptions, parseDu, stepEnv, volumeName, type ContainerPolicy } from './convert';
+import { containerName, containerOptions, exitTimes, gvisorEgressProblem, holderName, holderOptions, measureOptions, parseDu, stepEnv, stepScript, volumeName, type ContainerPolicy } from './convert';
 
 const step: StepRequest = {
   jobId: 'job-1',
@@ -53,7 +53,7 @@ describe('containerOptions', () => {
   const host = opts.HostConfig!;
 
   it.each([
-    ['runs the command with sh -c', opts.Cmd, ['sh', '-c', 'echo hi']],
+    ['runs the command with sh -c, after the shell\'s TERM trap', opts.Cmd, ['sh', '-c', stepScript('echo hi')]],
     ['in /workspace', opts.WorkingDir, '/workspace'],
     ['as the configured non-root user', opts.User, '1000:1000'],
     ['drops every capability', host.CapDrop, ['ALL']],
@@ -173,7 +173,7 @@ describe('steps under gVisor (a forwarder in each step)', () => {
     ['has no network but its own loopback (no holder to join)', inStep.HostConfig!.NetworkMode, 'none'],
     ['mounts only its job\'s socket folder, read-only', inStep.HostConfig!.Binds, [expect.stringMatching(/^\/run\/draftsman-egress\/[0-9a-f]{20}:\/egress:ro$/)]],
     ['keeps the workspace mount', inStep.HostConfig!.Mounts!.map((m) => m.Target), ['/workspace']],
-    ['passes the command as the wrapper\'s $0, unquoted and unchanged', inStep.Cmd!.slice(0, 2).concat(inStep.Cmd!.slice(3)), ['sh', '-c', 'echo hi']],
+    ['passes the step\'s script as the wrapper\'s $0, the command unchanged in it', inStep.Cmd!.slice(0, 2).concat(inStep.Cmd!.slice(3)), ['sh', '-c', stepScript('echo hi')]],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toEqual(expected);
   });
@@ -189,7 +189,7 @@ describe('steps under gVisor (a forwarder in each step)', () => {
     const runc = containerOptions(step, policy, now);
     expect(runc.HostConfig!.NetworkMode).toBe('container:draftsman-d1-job-1-holder');
     expect(runc.HostConfig!.Binds).toBeUndefined();
-    expect(runc.Cmd).toEqual(['sh', '-c', 'echo hi']);
+    expect(runc.Cmd).toEqual(['sh', '-c', stepScript('echo hi')]);
   });
 
   it.each([
@@ -226,5 +226,13 @@ describe('the workspace measurement', () => {
     ['an error alone', 'du: cannot access \'/workspace\'\n', null],
   ])('parses %s', (_name, output, bytes) => {
     expect(parseDu(output)).toBe(bytes);
+  });
+});
+
+describe('stepScript', () => {
+  it('keeps the command as it is, on a line of its own after the shell\'s TERM trap', () => {
+    expect(stepScript('echo a; echo b')).toBe("trap 'exit 143' TERM\necho a; echo b");
+    // A here-document or a comment on the first line still parses as the user wrote it.
+    expect(stepScript('# note\ncat <<EOF\nx\nEOF').split('\n').slice(1).join('\n')).toBe('# note\ncat <<EOF\nx\nEOF');
   });
 });

@@ -108,6 +108,19 @@ export function stepEnv(step: StepRequest, network: StepNetwork = { mode: 'none'
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
+/**
+ * The step's command as its shell runs it. A stop sends SIGTERM to the step's whole
+ * process group, the shell included. A shell that died of it at once would end the
+ * container (its init exits with it) and kill the user's processes before their own
+ * TERM handlers ran: with this trap the shell waits for the command in the foreground
+ * to finish (a handled signal is run after it), then exits 143 instead of going on to
+ * the next command. Its children get TERM's default action, as a trap is not inherited.
+ * A trap of the user's own replaces it.
+ */
+export function stepScript(command: string): string {
+  return `trap 'exit 143' TERM\n${command}`;
+}
+
 export function containerOptions(
   step: StepRequest,
   policy: ContainerPolicy,
@@ -118,7 +131,9 @@ export function containerOptions(
   return {
     name: containerName(step, policy.deployment),
     Image: step.image,
-    Cmd: inStepForwarder(policy.network) ? ['sh', '-c', forwarderThen(socketInContainer(step.jobId, policy.network, policy.deployment)), step.command] : ['sh', '-c', step.command],
+    Cmd: inStepForwarder(policy.network)
+      ? ['sh', '-c', forwarderThen(socketInContainer(step.jobId, policy.network, policy.deployment)), stepScript(step.command)]
+      : ['sh', '-c', stepScript(step.command)],
     WorkingDir: WORKSPACE_PATH,
     User: policy.user,
     Env: stepEnv(step, policy.network),

@@ -85,6 +85,21 @@ test('a cancelled compound command: the whole process group gets SIGTERM, the ha
   expect(Date.parse(step(job, 'setup-0')!.finishedAt!) - cancelledAt).toBeLessThan(2_000);
 });
 
+test('a TERM handler that takes its time within the grace period runs to its end: the shell waits for it, then runs nothing more', async () => {
+  // The shell gets the group's SIGTERM too: dying at once, it would end the container and
+  // kill the handler half a second before it prints.
+  const perl = `perl -e '$|=1; $SIG{TERM}=sub{select(undef, undef, undef, 0.5); print "cleaned-up\\n"; exit 0}; print "ready\\n"; sleep 60'; echo after`;
+  const id = await submit({ setup: [perl], validate: ['true'] });
+  const storedLog = async () =>
+    (await stack.store.readLogs(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 1000 })).flatMap((c) => c.lines.map((l) => l.x));
+  await waitFor(async () => (await storedLog()).includes('ready'), 'ready in the stored log');
+  await stack.jobs.cancel(id, 'slow handler');
+  const { job } = await ended(id);
+  expect(job.status).toBe('cancelled');
+  expect(await storedLog()).toEqual(['ready', 'cleaned-up']);
+  expect(step(job, 'setup-0')?.exitCode).toBe(143);
+});
+
 test('cancel during the second of several setup steps (one activity): the first stays succeeded, nothing after the second runs', async () => {
   const id = await submit({ setup: ['true', TRAPS_TERM, 'touch never'], validate: ['true'] });
   await waitForContainer(stack.runner, { jobId: id, kind: 'setup', index: 1 });
