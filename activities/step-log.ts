@@ -83,17 +83,17 @@ export class StepLogWriter {
   private push(lines: LogLine[]): void {
     for (const raw of lines) {
       if (this.truncated) return;
-      const line = { ...raw, text: this.mask(raw.text) };
-      const size = Buffer.byteLength(line.text) + 1;
+      const text = this.mask(raw.text);
+      const size = Buffer.byteLength(text) + 1;
       if (this.bytes + size > this.cap.bytes) {
         this.truncated = true;
-        this.buffer.push({ t: line.time, s: 'e', x: truncationMarker(this.cap) });
+        this.buffer.push({ t: raw.time, s: 'e', x: truncationMarker(this.cap) });
         this.flush();
         return;
       }
       this.bytes += size;
       this.bufferBytes += size;
-      this.buffer.push({ t: line.time, s: line.stream === 'stderr' ? 'e' : 'o', x: line.text });
+      this.buffer.push({ t: raw.time, s: raw.stream === 'stderr' ? 'e' : 'o', x: text });
       if (this.bufferBytes >= CHUNK_BYTES) this.flush();
       else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
     }

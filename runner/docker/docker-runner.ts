@@ -7,7 +7,7 @@ import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, 
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
-import { advance, linesAfter, type LogPosition, sinceOf } from './log-position';
+import { advance, linesAfter, linesAfterTail, type LogPosition, sinceOf, TAIL_WINDOW } from './log-position';
 import { DockerLogParser } from './frames';
 
 interface DockerApiError {
@@ -294,6 +294,15 @@ export class DockerRunner implements Runner {
     // The engine may end a follow before the last lines of a container that exited:
     // once it has, whatever it holds after the last line read is read again.
     if ((await this.status(step)).state !== 'exited') return;
+    // The tail first: it is read from the end of the engine's log file, while a read
+    // from a time decodes the whole file.
+    const rest = linesAfterTail(await this.readLog(name, { tail: TAIL_WINDOW }), position) ??
+      linesAfter(await this.readLog(name, position ? { since: sinceOf(position) as unknown as number } : {}), position);
+    if (rest.length) await consumed.then(() => deliver(rest));
+  }
+
+  /** A container's stored output, as lines with their times (none if the container is gone). */
+  private async readLog(name: string, which: { tail?: number; since?: number }): Promise<LogLine[]> {
     let raw: Buffer;
     try {
       raw = (await this.docker.getContainer(name).logs({
@@ -302,15 +311,14 @@ export class DockerRunner implements Runner {
         stderr: true,
         timestamps: true,
         ...this.bounded(),
-        ...(position ? { since: sinceOf(position) as unknown as number } : {}),
+        ...which,
       })) as unknown as Buffer;
     } catch (err) {
-      if (isGone(err)) return;
+      if (isGone(err)) return [];
       throw new RunnerError(`reading the rest of the output of ${name} failed`, err);
     }
-    const rereader = new DockerLogParser();
-    const rest = linesAfter([...rereader.push(raw), ...rereader.end()], position);
-    if (rest.length) await consumed.then(() => deliver(rest));
+    const parser = new DockerLogParser();
+    return [...parser.push(raw), ...parser.end()];
   }
 
   async stdout(step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> {

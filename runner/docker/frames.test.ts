@@ -1,4 +1,4 @@
-import { DockerLogParser } from './frames';
+import { DockerLogParser, normalizeTime } from './frames';
 import { frame } from './frames.fixture';
 
 const T = '2026-11-22T10:00:00.123456789Z';
@@ -49,5 +49,23 @@ describe('DockerLogParser', () => {
       expect(lines.map((l) => l.text)).toEqual(cut);
       expect(p.end().map((l) => l.text)).toEqual([rest]);
     }
+  });
+});
+
+describe('normalizeTime', () => {
+  // Every row is what `new Date(t).toISOString()` gives: the text path must agree with it.
+  it.each([
+    ['2026-12-01T11:28:42.483123456Z', '2026-12-01T11:28:42.483Z'],
+    ['2026-12-01T11:28:42.999999999Z', '2026-12-01T11:28:42.999Z'],
+    ['2026-12-01T11:28:42.1Z', '2026-12-01T11:28:42.100Z'],
+    ['2026-12-01T11:28:42Z', '2026-12-01T11:28:42.000Z'],
+    ['2026-12-01T12:28:42.5+01:00', '2026-12-01T11:28:42.500Z'],
+  ])('%s', (raw, expected) => {
+    expect(normalizeTime(raw)).toBe(expected);
+    expect(normalizeTime(raw)).toBe(new Date(raw).toISOString());
+  });
+
+  it('keeps what is not a time as it is', () => {
+    expect(normalizeTime('2026-13-45Tnonsense')).toBe('2026-13-45Tnonsense');
   });
 });

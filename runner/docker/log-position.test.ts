@@ -1,5 +1,5 @@
 import type { LogLine } from '../runner';
-import { advance, linesAfter, nanosOf, sinceOf } from './log-position';
+import { advance, linesAfter, linesAfterTail, nanosOf, sinceOf } from './log-position';
 
 const line = (time: string, text: string): LogLine => ({ stream: 'stdout', time, text });
 
@@ -23,7 +23,7 @@ describe('re-reading after a follow that ended early', () => {
   const pos = advance(null, seen)!;
 
   it('remembers the last time and how many lines carry it', () => {
-    expect(pos).toEqual({ nanos: nanosOf('2026-12-01T00:00:01.000000002Z'), atLast: 2 });
+    expect(pos).toEqual({ time: '2026-12-01T00:00:01.000000002Z', atLast: 2 });
     expect(sinceOf(pos)).toBe('1796083201.000000002');
   });
 
@@ -38,5 +38,39 @@ describe('re-reading after a follow that ended early', () => {
 
   it('with nothing seen, every line is new', () => {
     expect(linesAfter(seen, null).map((l) => l.text)).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('advance', () => {
+  const t = (n: number) => `2026-12-01T00:00:01.00${n}Z`;
+  it.each<[string, [number, number] | null, number[], [number, number] | null]>([
+    ['an empty batch keeps the position', [1, 2], [], [1, 2]],
+    ['a batch at a later time starts a new run', [1, 2], [2, 3, 3], [3, 2]],
+    ['a batch all at the last time adds to its run', [1, 2], [1, 1], [1, 4]],
+    ['a batch that ends at the last time after another does not', [1, 2], [1, 2, 1], [1, 1]],
+    ['from nothing', null, [4, 5, 5, 5], [5, 3]],
+    ['from nothing, an empty batch', null, [], null],
+  ])('%s', (_name, from, times, expected) => {
+    const pos = advance(from && { time: t(from[0]), atLast: from[1] }, times.map((n) => line(t(n), 'x')));
+    expect(pos).toEqual(expected && { time: t(expected[0]), atLast: expected[1] });
+  });
+});
+
+describe('re-reading from a tail of the log', () => {
+  const seen = [line('2026-12-01T00:00:01Z', 'a'), line('2026-12-01T00:00:02Z', 'b'), line('2026-12-01T00:00:02Z', 'c')];
+  const pos = advance(null, seen)!;
+
+  it.each<[string, LogLine[], string[] | null]>([
+    ['an empty log', [], []],
+    ['a window that starts before the position: the lines after it', [seen[0]!, seen[1]!, seen[2]!, line('2026-12-01T00:00:03Z', 'd')], ['d']],
+    ['a window that starts before the position, nothing new', [seen[0]!, seen[1]!, seen[2]!], []],
+    ['a window that starts at the position: lines at that time may be missing', [seen[2]!, line('2026-12-01T00:00:03Z', 'd')], null],
+    ['a window that starts after the position', [line('2026-12-01T00:00:04Z', 'e')], null],
+  ])('%s', (_name, window, expected) => {
+    expect(linesAfterTail(window, pos)?.map((l) => l.text) ?? null).toEqual(expected);
+  });
+
+  it('with nothing seen, only a full read will do', () => {
+    expect(linesAfterTail(seen, null)).toBeNull();
   });
 });

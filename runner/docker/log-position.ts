@@ -6,10 +6,14 @@
  */
 import type { LogLine } from '../runner';
 
+/**
+ * The last line's time and how many lines seen so far carry exactly it. Times are
+ * compared as written: the parser writes every line's time in one form (frames.ts,
+ * `toISOString`'s), so equal times are equal strings, and the follow, which advances
+ * the position for every batch of output, parses none.
+ */
 export interface LogPosition {
-  /** The last line's time, in nanoseconds since the epoch. */
-  nanos: bigint;
-  /** How many lines seen so far carry exactly that time. */
+  time: string;
   atLast: number;
 }
 
@@ -23,32 +27,53 @@ export function nanosOf(time: string): bigint {
 
 /** The position after `lines`, from `from` (null: nothing seen yet). */
 export function advance(from: LogPosition | null, lines: readonly LogLine[]): LogPosition | null {
-  let pos = from;
-  for (const l of lines) {
-    const nanos = nanosOf(l.time);
-    pos = pos && pos.nanos === nanos ? { nanos, atLast: pos.atLast + 1 } : { nanos, atLast: 1 };
+  const last = lines.at(-1);
+  if (!last) return from;
+  let atLast = 1;
+  let i = lines.length - 2;
+  while (i >= 0 && lines[i]!.time === last.time) {
+    atLast++;
+    i--;
   }
-  return pos;
+  if (i < 0 && from?.time === last.time) atLast += from.atLast;
+  return { time: last.time, atLast };
 }
 
 /** The engine's `since` for a re-read from `pos` (seconds with nine fraction digits). */
 export function sinceOf(pos: LogPosition): string {
-  const s = pos.nanos / 1_000_000_000n;
-  const ns = pos.nanos % 1_000_000_000n;
+  const nanos = nanosOf(pos.time);
+  const s = nanos / 1_000_000_000n;
+  const ns = nanos % 1_000_000_000n;
   return `${s}.${ns.toString().padStart(9, '0')}`;
 }
 
 /** Of the lines a re-read from `pos` returned, those not seen before. */
 export function linesAfter(lines: readonly LogLine[], pos: LogPosition | null): LogLine[] {
   if (!pos) return [...lines];
+  const at = nanosOf(pos.time);
   let repeated = pos.atLast;
   return lines.filter((l) => {
     const nanos = nanosOf(l.time);
-    if (nanos < pos.nanos) return false;
-    if (nanos === pos.nanos && repeated > 0) {
+    if (nanos < at) return false;
+    if (nanos === at && repeated > 0) {
       repeated--;
       return false;
     }
     return true;
   });
+}
+
+/** How many of the log's last lines a re-read asks for first: the engine reads a tail from the end of its file. */
+export const TAIL_WINDOW = 1000;
+
+/**
+ * Of the last lines of a log (a tail read), those after `pos`; null when the window may
+ * not reach back to `pos` (it starts at or after it), and the log must be read from `pos`
+ * instead: that read makes the engine decode its whole log file, about 2 s for 50 MiB.
+ */
+export function linesAfterTail(window: readonly LogLine[], pos: LogPosition | null): LogLine[] | null {
+  const first = window[0];
+  if (!first) return [];
+  if (!pos || nanosOf(first.time) >= nanosOf(pos.time)) return null;
+  return linesAfter(window, pos);
 }

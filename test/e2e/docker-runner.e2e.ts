@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
+import { containerName } from '../../runner/docker/convert';
 import { DockerRunner } from '../../runner/docker/docker-runner';
 import { runnerContract } from '../../runner/runner.contract';
 import { loadConfig } from '../../common/config';
@@ -123,5 +124,57 @@ describe('DockerRunner on an engine that hangs', () => {
     const err = await call().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RunnerError);
     expect(Date.now() - began).toBeLessThan(5_000);
+  });
+});
+
+describe('DockerRunner behind an engine that ends a follow early', () => {
+  // The engine can end a follow normally before the last lines of a container that has
+  // exited (seen with Debian's 20.10). A proxy plays that engine: it turns each follow
+  // into a read up to a time between the step's two bursts of output.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-cut-'));
+  const socketPath = path.join(dir, 'docker.sock');
+  let cutAt = '';
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const engine = net.connect('/var/run/docker.sock');
+    for (const s of [client, engine]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s)).on('error', () => undefined);
+    }
+    client.on('data', (d: Buffer) => {
+      engine.write(d.toString('latin1').replace(/^(GET \S*\/logs\?\S*)follow=(1|true)/m, `$1follow=0&until=${cutAt}`), 'latin1');
+    });
+    engine.pipe(client);
+  });
+  beforeAll(() => new Promise<void>((resolve) => server.listen(socketPath, resolve)));
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const cutting = new DockerRunner(new Docker({ socketPath }), stepPolicy(config));
+
+  it.each([
+    ['a few lines after the cut: read from the log\'s tail', 10],
+    ['more lines after the cut than the tail holds: read from the cut', 2500],
+  ])('%s, each line once and in order', async (_name, after) => {
+    const jobId = `cut-${after}-${process.pid}`;
+    const ref = { jobId, kind: 'setup' as const, index: 0 };
+    try {
+      await runner.prepareWorkspace(jobId);
+      await runner.start({ ...ref, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: `echo a0; sleep 0.1; seq 1 5 | sed s/^/a/; sleep 2; seq 1 ${after} | sed s/^/b/`, env: {}, timeoutSeconds: 60 });
+      expect((await runner.wait(ref)).exitCode).toBe(0);
+      // The cut: a second after the first burst's last line, a second before the next.
+      const stamped = (await docker.getContainer(containerName(ref, 'contract')).logs({ stdout: true, timestamps: true, follow: false })).toString();
+      const lastA = /(\d{4}-\d\d-\d\dT[\d:.]+)Z a5\n/.exec(stamped)![1]!;
+      cutAt = String((Date.parse(`${lastA.slice(0, 23)}Z`) + 1000) / 1000);
+
+      const lines: string[] = [];
+      await cutting.followLogs(ref, (batch) => void lines.push(...batch.map((l) => l.text)), { skipLines: 0 });
+      const expected = [...[0, 1, 2, 3, 4, 5].map((i) => `a${i}`), ...Array.from({ length: after }, (_, i) => `b${i + 1}`)];
+      expect(lines).toEqual(expected);
+    } finally {
+      await runner.removeJob(jobId);
+    }
   });
 });
