@@ -23,6 +23,11 @@ export interface ActivityDeps {
    * attempt learns only from the answer to a heartbeat.
    */
   describeActivity?: (jobId: string, activityId: string) => Promise<{ attempt: number; cancelRequested: boolean } | null>;
+  /**
+   * The identity of the client that started a job's first run: the principal of a job
+   * started with the SDK (`sdk:<identity>`). Without it such a job is `sdk:unknown`.
+   */
+  starterIdentity?: (jobId: string, firstRunId: string) => Promise<string | null>;
   config: Pick<
     Config,
     | 'DRAFTSMAN_DEFAULT_IMAGE'
@@ -50,6 +55,7 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_MAX_JOB_SECONDS'
     | 'DRAFTSMAN_MAX_ITERATIONS'
     | 'DRAFTSMAN_MAX_STEPS'
+    | 'DRAFTSMAN_SECRET_GRANTS'
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
   heartbeatMs?: number;
@@ -92,6 +98,7 @@ export interface Shared {
   resolveSecret(ref: string): string;
   removals: ContainerRemovals;
   describeActivity: ActivityDeps['describeActivity'];
+  starterIdentity: ActivityDeps['starterIdentity'];
 }
 
 export function shared(deps: ActivityDeps): Shared {
@@ -122,6 +129,7 @@ export function shared(deps: ActivityDeps): Shared {
     },
     removals: new ContainerRemovals(deps.runner, logger),
     describeActivity: deps.describeActivity,
+    starterIdentity: deps.starterIdentity,
   };
 }
 

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
+import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
 import { type AcceptedJob, JOB_ID_PATTERN, type JobStatus, type ResolvedJobSpec, type StepOutcome } from '../common/job';
 import { FailureType } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
@@ -13,8 +14,8 @@ export function createJobActivities(sh: Shared) {
   const { store, runner, config } = sh;
 
   /** A spec refused before anything started: recorded, and not retried. */
-  async function refuse(jobId: string, runId: string, message: string, field: string): Promise<never> {
-    await store.recordRejected(jobId, runId, message);
+  async function refuse(jobId: string, runId: string, message: string, field: string, principal?: string): Promise<never> {
+    await store.recordRejected(jobId, runId, message, principal);
     throw ApplicationFailure.nonRetryable(message, FailureType.InvalidJobSpec, { field });
   }
 
@@ -49,31 +50,33 @@ export function createJobActivities(sh: Shared) {
      * Validates the spec (jobs started through the SDK skip the API's check),
      * applies the operator's defaults and records the job as queued.
      */
-    async acceptJob(input: { jobId: string; runId: string; spec: unknown }): Promise<AcceptedJob> {
+    async acceptJob(input: { jobId: string; runId: string; spec: unknown; principal?: string }): Promise<AcceptedJob> {
       // The id names containers and volumes: an SDK caller may have chosen any string.
       if (!JOB_ID_PATTERN.test(input.jobId)) {
         return refuse(input.jobId, input.runId, `job id ${JSON.stringify(input.jobId.slice(0, 120))} must match ${JOB_ID_PATTERN.source}`, 'id');
       }
+      const principal = input.principal ?? `sdk:${(await sh.starterIdentity?.(input.jobId, input.runId)) ?? 'unknown'}`;
       let spec: ResolvedJobSpec;
       try {
         spec = resolveJobSpec(input.spec, specPolicy(config));
       } catch (err) {
         if (!isInvalidJobSpecError(err)) throw err;
-        return refuse(input.jobId, input.runId, err.message, err.field);
+        return refuse(input.jobId, input.runId, err.message, err.field, principal);
       }
+      // The API checked the grants of its jobs; those started with the SDK are checked here.
+      const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
+      if (ungranted) return refuse(input.jobId, input.runId, ungrantedMessage(ungranted, principal), ungranted.field, principal);
       // Every reference must resolve before anything starts; values are not kept.
-      for (const [name, ref] of [...Object.entries(spec.secrets), ['gitTokenSecret', spec.gitTokenSecret] as const]) {
-        if (!ref) continue;
+      for (const [field, ref] of specSecretRefs(spec)) {
         try {
           sh.secrets.resolve(ref);
         } catch (err) {
           if (!(err instanceof UnknownSecretError)) throw err;
-          const field = name === 'gitTokenSecret' ? name : `secrets.${name}`;
-          return refuse(input.jobId, input.runId, `${field}: ${err.message}`, field);
+          return refuse(input.jobId, input.runId, `${field}: ${err.message}`, field, principal);
         }
       }
       try {
-        await store.recordAccepted(input.jobId, input.runId, spec);
+        await store.recordAccepted(input.jobId, input.runId, spec, principal);
       } catch (err) {
         if (err instanceof DuplicateJobIdError) throw ApplicationFailure.nonRetryable(err.message, err.name);
         throw err;

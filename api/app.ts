@@ -7,6 +7,7 @@ import type { JobsClient } from '../client/jobs';
 import type { Config } from '../common/config';
 import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
+import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
 import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView } from '../common/job';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
@@ -30,7 +31,7 @@ export interface ApiDeps {
   logger?: Logger;
   config: Parameters<typeof specPolicy>[0] &
     Parameters<typeof diskRoom>[0] &
-    Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS'> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
+    Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS'> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
   log?: (line: string) => void;
 }
 
@@ -107,7 +108,8 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     res.type(contentType).send(body);
   });
 
-  const json = express.json({ limit: '256kb', type: () => true });
+  const maxBody = config.DRAFTSMAN_API_MAX_BODY_BYTES;
+  const json = express.json({ limit: maxBody, type: () => true });
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
     if (!req.is('application/json')) {
       return next(new HttpError(415, 'unsupported_media_type', 'request body must be application/json'));
@@ -123,9 +125,13 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
       if (isInvalidJobSpecError(err)) throw new HttpError(400, 'invalid_spec', err.message, err.field);
       throw err;
     }
-    const { id, runId } = await jobs.start(req.body);
+    // The token's name is the job's principal; its secret grants are checked before anything starts.
+    const principal = String(res.locals.token);
+    const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
+    if (ungranted) throw new HttpError(403, 'secret_not_granted', ungrantedMessage(ungranted, principal), ungranted.field);
+    const { id, runId } = await jobs.start(req.body, undefined, { principal });
     // The workflow records the job itself; this row only makes it visible before a worker picks it up.
-    await store.recordQueued(id, runId, spec.repo, spec.commit, req.body).catch((err: Error) => {
+    await store.recordQueued(id, runId, spec.repo, spec.commit, req.body, principal).catch((err: Error) => {
       log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
     });
     metrics.jobsSubmitted.inc();
@@ -221,7 +227,11 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     // body-parser's errors carry a status and a type (entity.parse.failed, entity.too.large...).
     const e = err as { status?: number; type?: string; message?: string };
     if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
-      const code = e.type === 'entity.parse.failed' ? 'invalid_json' : e.type === 'entity.too.large' ? 'too_large' : 'bad_request';
+      if (e.type === 'entity.too.large') {
+        const message = `the request body is larger than ${maxBody} bytes (DRAFTSMAN_API_MAX_BODY_BYTES)`;
+        return void res.status(413).json({ error: { code: 'too_large', message } });
+      }
+      const code = e.type === 'entity.parse.failed' ? 'invalid_json' : 'bad_request';
       return void res.status(e.status).json({ error: { code, message: e.message ?? 'bad request' } });
     }
     log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

@@ -50,6 +50,7 @@ const jobView = {
     status: { enum: [...JOB_STATUSES] },
     repo: { type: ['string', 'null'] },
     commit: { type: ['string', 'null'] },
+    principal: { type: 'string', description: "who started the job: an API token's name, or sdk:IDENTITY" },
     createdAt: { type: 'string', format: 'date-time' },
     startedAt: { type: ['string', 'null'], format: 'date-time' },
     finishedAt: { type: ['string', 'null'], format: 'date-time' },

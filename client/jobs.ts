@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { JobView } from '../common/job';
-import { CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../common/names';
+import { CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, STATUS_QUERY } from '../common/names';
 import type { JobSpec } from '../common/spec';
 
 export interface JobsClientOptions {
@@ -28,15 +28,30 @@ export class JobsClient {
     this.taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
   }
 
-  /** Starts a job; the spec is validated by the worker (the API validates it before). Returns ids. */
-  async start(spec: JobSpec, jobId: string = newJobId()): Promise<{ id: string; runId: string }> {
+  /**
+   * Starts a job; the spec is validated by the worker (the API validates it before).
+   * `principal` names who starts it (the API passes the token's name); without it the job's
+   * principal is `sdk:` and this client's identity. Returns ids.
+   */
+  async start(spec: JobSpec, jobId: string = newJobId(), opts: { principal?: string } = {}): Promise<{ id: string; runId: string }> {
     const handle = await this.client.workflow.start(JOB_WORKFLOW_TYPE, {
       taskQueue: this.taskQueue,
       workflowId: jobId,
       args: [spec],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      ...(opts.principal ? { memo: { [PRINCIPAL_MEMO]: opts.principal } } : {}),
     });
     return { id: jobId, runId: handle.firstExecutionRunId };
+  }
+
+  /** The identity of the client that started the job's first run (from its first history event). */
+  async starterIdentity(jobId: string, firstRunId: string): Promise<string | null> {
+    const { history } = await this.client.workflowService.getWorkflowExecutionHistory({
+      namespace: this.client.options.namespace,
+      execution: { workflowId: jobId, runId: firstRunId },
+      maximumPageSize: 1,
+    });
+    return history?.events?.[0]?.workflowExecutionStartedEventAttributes?.identity || null;
   }
 
   /**

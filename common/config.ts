@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { socketDirProblem } from '../egress/layout';
 import { parseAllowEntry, parseExceptions, type OperatorEgress } from '../egress/policy';
+import { parseGrants } from './grants';
 import { DEFAULT_TASK_QUEUE } from './names';
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -27,6 +28,11 @@ export const configSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   /** Password put into DATABASE_URL, so that the URL can stay free of secrets (use DATABASE_PASSWORD_FILE). */
   DATABASE_PASSWORD: z.string().min(1).optional(),
+  /**
+   * Compose's database set-up only (db/main.ts): where the application role's password is
+   * kept, generated at the first `up`; DATABASE_URL is then the administrator's.
+   */
+  DRAFTSMAN_DB_APP_PASSWORD_PATH: z.string().min(1).optional(),
   /** Port of the HTTP API. */
   PORT: int(0, 65_535).default(3000),
   /** Address the HTTP API binds to. */
@@ -54,6 +60,8 @@ export const configSchema = z.object({
    * every 200 ms. Past it a new one gets 429 with Retry-After.
    */
   DRAFTSMAN_MAX_FOLLOW_STREAMS: int(1, 100_000).default(64),
+  /** Largest request body the API reads, in bytes; a larger one gets 413 `too_large` and is not parsed. */
+  DRAFTSMAN_API_MAX_BODY_BYTES: int(1024, 16 * 1024 * 1024).default(256 * 1024),
   /**
    * Keys that encrypt Temporal payloads (AES-256-GCM): comma-separated `id:base64-of-32-bytes`,
    * the first encrypts, all decrypt. Every worker and client of the namespace needs them.
@@ -66,6 +74,22 @@ export const configSchema = z.object({
     .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean)),
   /** Folder of the operator's secrets, one file per reference (else DRAFTSMAN_SECRET_<REF> in the worker's env). */
   DRAFTSMAN_SECRETS_DIR: z.string().optional(),
+  /**
+   * Which secret references each principal (API token name, or sdk:IDENTITY) may name:
+   * `PRINCIPAL=REF+REF`, comma- or newline-separated; `*` ends a principal prefix or is
+   * every reference. Unset: every principal may name every secret.
+   */
+  DRAFTSMAN_SECRET_GRANTS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      try {
+        return parseGrants(v, 'grants');
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^grants: /, '') });
+        return z.NEVER;
+      }
+    }),
   /** Image a step runs in when the spec names none. */
   DRAFTSMAN_DEFAULT_IMAGE: z.string().min(1).default('draftsman-runner:latest'),
   /** Images a spec may name besides the default one, comma-separated. */

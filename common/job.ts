@@ -67,6 +67,8 @@ export interface JobView {
   status: JobStatus;
   repo: string | null;
   commit: string | null;
+  /** Who started it: an API token's name, or sdk:IDENTITY (absent for jobs of earlier versions). */
+  principal?: string;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

@@ -11,6 +11,11 @@ export const JANITOR_WORKFLOW_TYPE = 'janitorWorkflow';
 export const JANITOR_SCHEDULE_ID = 'draftsman-janitor';
 
 export const CANCEL_SIGNAL = 'cancel';
+/**
+ * The workflow memo field naming who started a job (the API sets it to the token's
+ * name). A job started with the SDK without it is `sdk:<the starting client's identity>`.
+ */
+export const PRINCIPAL_MEMO = 'principal';
 export const STATUS_QUERY = 'status';
 
 /** Labels put on every container and volume a job creates. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type Config, operatorEgress } from './config';
+import { SECRET_REF } from './grants';
 import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
 import { InvalidJobSpecError } from './errors';
 import type { ResolvedJobSpec } from './job';
@@ -12,7 +13,6 @@ const SCP_LIKE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9.[\]:-]+:[^\s]+$/;
 // Steps reach out only through an HTTP proxy: git:// and ssh cannot pass it.
 const ALLOWED_PROTOCOLS = new Set(['https:', 'http:', 'file:']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const SECRET_REF = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@digest].
 const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 

@@ -140,6 +140,15 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 7,
+    name: 'principal of a job',
+    sql: `
+      -- Who started the job: an API token's name, or sdk:IDENTITY for the Temporal SDK.
+      -- Empty for jobs of earlier versions.
+      ALTER TABLE jobs ADD COLUMN principal text;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

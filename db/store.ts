@@ -67,7 +67,7 @@ export class DuplicateJobIdError extends Error {
   }
 }
 
-const JOB_COLUMNS = `id, status, repo, commit, created_at, started_at, finished_at,
+const JOB_COLUMNS = `id, status, repo, commit, principal, created_at, started_at, finished_at,
   loop_iterations, loop_converged, error, waiting,
   (SELECT json_build_object('bytes', p.bytes, 'truncated', p.truncated) FROM job_patches p WHERE p.job_id = jobs.id) AS patch,
   (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop`;
@@ -113,11 +113,11 @@ export class JobStore {
   }
 
   /** The API's record of a job it has just started; never overwrites what the worker wrote. */
-  async recordQueued(jobId: string, runId: string, repo: string, commit: string, spec: unknown): Promise<void> {
+  async recordQueued(jobId: string, runId: string, repo: string, commit: string, spec: unknown, principal: string): Promise<void> {
     await this.pool.query(
-      `INSERT INTO jobs (id, run_id, status, repo, commit, spec) VALUES ($1, $2, 'queued', $3, $4, $5)
+      `INSERT INTO jobs (id, run_id, status, repo, commit, spec, principal) VALUES ($1, $2, 'queued', $3, $4, $5, $6)
        ON CONFLICT (id) DO NOTHING`,
-      [jobId, runId, repo, commit, JSON.stringify(spec)],
+      [jobId, runId, repo, commit, JSON.stringify(spec), principal],
     );
     await this.event(jobId, 'created', 'created', {});
   }
@@ -126,14 +126,15 @@ export class JobStore {
    * The worker's acceptance of a job's spec; the job stays queued until it starts.
    * A row of another run (a duplicate job id) is left as it is, spec included.
    */
-  async recordAccepted(jobId: string, runId: string, spec: ResolvedJobSpec): Promise<void> {
+  async recordAccepted(jobId: string, runId: string, spec: ResolvedJobSpec, principal?: string): Promise<void> {
     const { rows } = await this.pool.query<{ run_id: string | null }>(
-      `INSERT INTO jobs (id, run_id, status, repo, commit, spec) VALUES ($1, $2, 'queued', $3, $4, $5)
+      `INSERT INTO jobs (id, run_id, status, repo, commit, spec, principal) VALUES ($1, $2, 'queued', $3, $4, $5, $6)
        ON CONFLICT (id) DO UPDATE SET
-         run_id = COALESCE(jobs.run_id, EXCLUDED.run_id), spec = EXCLUDED.spec, updated_at = now()
+         run_id = COALESCE(jobs.run_id, EXCLUDED.run_id), spec = EXCLUDED.spec,
+         principal = COALESCE(EXCLUDED.principal, jobs.principal), updated_at = now()
        WHERE jobs.run_id IS NULL OR jobs.run_id = EXCLUDED.run_id
        RETURNING run_id`,
-      [jobId, runId, spec.repo, spec.commit, JSON.stringify(spec)],
+      [jobId, runId, spec.repo, spec.commit, JSON.stringify(spec), principal ?? null],
     );
     if (rows[0]?.run_id !== runId) throw new DuplicateJobIdError(jobId);
     await this.event(jobId, 'created', 'created', {});
@@ -283,12 +284,13 @@ export class JobStore {
   }
 
   /** A job whose spec was refused by the worker (started through the SDK, not the API). */
-  async recordRejected(jobId: string, runId: string, error: string): Promise<void> {
+  async recordRejected(jobId: string, runId: string, error: string, principal?: string): Promise<void> {
     await this.pool.query(
-      `INSERT INTO jobs (id, run_id, status, error, finished_at) VALUES ($1, $2, 'failed', $3, now())
-       ON CONFLICT (id) DO UPDATE SET status = 'failed', error = EXCLUDED.error, finished_at = now(), updated_at = now()
+      `INSERT INTO jobs (id, run_id, status, error, finished_at, principal) VALUES ($1, $2, 'failed', $3, now(), $4)
+       ON CONFLICT (id) DO UPDATE SET status = 'failed', error = EXCLUDED.error, finished_at = now(),
+         principal = COALESCE(EXCLUDED.principal, jobs.principal), updated_at = now()
        WHERE jobs.status = 'queued'`,
-      [jobId, runId, error],
+      [jobId, runId, error, principal ?? null],
     );
     await this.event(jobId, 'created', 'created', {});
     await this.event(jobId, 'finished', 'finished', { status: 'failed', error });

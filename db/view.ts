@@ -6,6 +6,7 @@ export interface JobRow {
   status: string;
   repo: string | null;
   commit: string | null;
+  principal: string | null;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
@@ -67,6 +68,7 @@ export function jobView(row: JobRow, steps: StepRow[]): JobView {
     steps: [...steps].sort((a, b) => a.seq - b.seq).map(stepView),
     loop: row.has_loop ? { iterations: row.loop_iterations ?? 0, converged: row.loop_converged ?? false } : null,
   };
+  if (row.principal) view.principal = row.principal;
   if (row.error) view.error = row.error;
   if (row.waiting && row.status === 'queued') view.waiting = row.waiting;
   if (row.patch) view.patch = row.patch;

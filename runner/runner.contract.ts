@@ -73,6 +73,15 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       expect((await s.runner.stdout(r, 1000)).data.toString()).toBe('once\n');
     });
 
+    it.each([
+      [10, false, 'abcdefghi\n'],
+      [9, true, 'abcdefghi'],
+    ])('stdout with a cap of %d bytes on 10 bytes of output: truncated %s', async (max, truncated, data) => {
+      const { ref: r } = await run('echo abcdefghi; echo not-stdout >&2');
+      await s.runner.wait(r);
+      expect(await s.runner.stdout(r, max)).toEqual({ data: Buffer.from(data), truncated });
+    });
+
     it('an unknown step is missing; cancel and remove of it succeed', async () => {
       const r: StepRef = { jobId: newJob(), kind: 'setup', index: 9 };
       expect(await s.runner.status(r)).toEqual({ state: 'missing' });

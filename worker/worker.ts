@@ -99,6 +99,7 @@ export async function createWorker({ config, store, runner, connection, workflow
       log: logger,
       describeJob: (id) => jobs.describe(id),
       describeActivity: (id, activityId) => jobs.pendingActivity(id, activityId),
+      starterIdentity: (id, runId) => jobs.starterIdentity(id, runId),
       // Test-only switches, off unless the chaos campaign or a test sets them.
       ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
       faults: {

@@ -15,7 +15,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { AcceptedJob, JobView, ResolvedJobSpec } from '../common/job';
-import { CANCEL_SIGNAL, FailureType, STATUS_QUERY } from '../common/names';
+import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, STATUS_QUERY } from '../common/names';
 import { carriedView, errorMessage, failedStepMessage, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
 import { JobRun } from './job-run';
 import { JobSteps } from './job-steps';
@@ -85,7 +85,15 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
 
   let accepted: AcceptedJob;
   try {
-    accepted = resume?.accepted ?? (await local.acceptJob({ jobId, runId: workflowInfo().firstExecutionRunId, spec: input }));
+    const principal = workflowInfo().memo?.[PRINCIPAL_MEMO];
+    accepted =
+      resume?.accepted ??
+      (await local.acceptJob({
+        jobId,
+        runId: workflowInfo().firstExecutionRunId,
+        spec: input,
+        ...(typeof principal === 'string' ? { principal } : {}),
+      }));
   } catch (err) {
     run.show('failed', 'the spec was refused');
     view.error = errorMessage(err);

@@ -91,6 +91,14 @@ test.each(specCases.map((c) => [`${c[0]}: ${c[2]} ${c[3]}`, c] as const))('POST 
 
 type RawCase = [name: string, method: string, path: string, body: string | undefined, headers: Record<string, string>, status: number, code: string];
 const json = { 'content-type': 'application/json' };
+/** A spec of exactly `bytes` bytes, padded by a field the schema refuses (so a body that passes the size check is a 400). */
+function specOfSize(bytes: number): string {
+  const empty = JSON.stringify({ ...valid, pad: '' });
+  const body = JSON.stringify({ ...valid, pad: 'x'.repeat(bytes - empty.length) });
+  if (Buffer.byteLength(body) !== bytes) throw new Error(`a spec of ${bytes} bytes could not be made`);
+  return body;
+}
+const maxBody = 256 * 1024;
 const rawCases: RawCase[] = [
   ['malformed JSON', 'POST', '/v1/jobs', '{"repo": ', json, 400, 'invalid_json'],
   ['trailing garbage after JSON', 'POST', '/v1/jobs', `${JSON.stringify(valid)}x`, json, 400, 'invalid_json'],
@@ -98,6 +106,8 @@ const rawCases: RawCase[] = [
   ['form body', 'POST', '/v1/jobs', 'repo=x', { 'content-type': 'application/x-www-form-urlencoded' }, 415, 'unsupported_media_type'],
   ['no content type', 'POST', '/v1/jobs', JSON.stringify(valid), {}, 415, 'unsupported_media_type'],
   ['oversized body (300 KiB)', 'POST', '/v1/jobs', JSON.stringify({ ...valid, pad: 'x'.repeat(300 * 1024) }), json, 413, 'too_large'],
+  ['body exactly at DRAFTSMAN_API_MAX_BODY_BYTES (read, then refused for its field)', 'POST', '/v1/jobs', specOfSize(maxBody), json, 400, 'invalid_spec'],
+  ['body one byte over DRAFTSMAN_API_MAX_BODY_BYTES', 'POST', '/v1/jobs', specOfSize(maxBody + 1), json, 413, 'too_large'],
   ['unknown status filter', 'GET', '/v1/jobs?status=bogus', undefined, {}, 400, 'invalid_query'],
   ['limit 0', 'GET', '/v1/jobs?limit=0', undefined, {}, 400, 'invalid_query'],
   ['limit not a number', 'GET', '/v1/jobs?limit=ten', undefined, {}, 400, 'invalid_query'],
@@ -117,6 +127,7 @@ test.each(rawCases.map((c) => [`${c[0]}: ${c[5]} ${c[6]}`, c] as const))('%s', a
   expect(res.status).toBe(status);
   const parsed = (await res.json()) as ErrorBody;
   expect(parsed.error.code).toBe(code);
+  if (status === 413) expect(parsed.error.message).toContain(`larger than ${maxBody} bytes`);
 });
 
 const routes: [method: string, path: string, scope: 'read' | 'write'][] = [

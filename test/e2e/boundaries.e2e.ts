@@ -40,11 +40,18 @@ async function setUp(
     probe?: Parameters<typeof createActivities>[0]['probe'];
     describeActivity?: (jobId: string, activityId: string) => Promise<{ attempt: number; cancelRequested: boolean } | null>;
     config?: Partial<typeof config>;
+    /** What the patch step prints: FakeRunner cannot run git, so its command is replaced by echoes of these lines. */
+    patchLines?: string[];
   } = {},
 ) {
   const jobId = `boundary-${process.pid}-${n++}`;
   await store.recordAccepted(jobId, `run-${jobId}`, spec);
   const runner = new FakeRunner({ secondMs: 50, beforeCreate: opts.beforeCreate });
+  if (opts.patchLines) {
+    const start = runner.start.bind(runner);
+    const echoes = opts.patchLines.map((l) => `echo ${l}`).join('; ');
+    runner.start = (req) => start(req.kind === 'patch' ? { ...req, command: echoes } : req);
+  }
   const activities = createActivities({
     runner,
     store: opts.storeProxy ? opts.storeProxy(store) : store,
@@ -532,4 +539,24 @@ test('an attempt stuck where nothing else bounds it (a database write that never
   expect(statuses(retried)).toEqual(['setup-0:succeeded']);
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
   expect((await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x))).toEqual(['one']);
+});
+
+test.each([
+  ['exactly at DRAFTSMAN_PATCH_MAX_BYTES is stored whole', 0, false],
+  ['one byte over it is stored cut at the ceiling and marked truncated', 1, true],
+])('a patch %s', async (_title, over, truncated) => {
+  const max = 200;
+  const head = ['diff --git a/f b/f', 'new file mode 100644', '--- /dev/null', '+++ b/f', '@@ -0,0 +1 @@'];
+  const headBytes = head.reduce((sum, l) => sum + l.length + 1, 0);
+  // The added line's text, its '+' and its newline fill the rest of the ceiling (plus `over`).
+  const lines = [...head, `+${'x'.repeat(max - headBytes - 2 + over)}`];
+  const { jobId, activities } = await setUp({ patchLines: lines, config: { DRAFTSMAN_PATCH_MAX_BYTES: max } });
+  const env = new MockActivityEnvironment({ attempt: 1 });
+  const result = await runIn(env, activities.capturePatch, { jobId, image: 'fake:1', timeoutSeconds: 60 });
+  expect(result).toEqual({ bytes: max, truncated });
+  const stored = await store.getPatch(jobId);
+  expect(stored?.truncated).toBe(truncated);
+  expect(stored?.data.toString()).toBe(`${lines.join('\n')}\n`.slice(0, max));
+  const events = await store.events(jobId);
+  expect(events.find((e) => e.type === 'patch_stored')?.data).toMatchObject({ bytes: max, truncated });
 });

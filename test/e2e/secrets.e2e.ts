@@ -15,8 +15,14 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(secretsDir, 'npm-token'), `${SECRET}\n`);
   fs.writeFileSync(path.join(secretsDir, 'deploy-key'), MULTI);
   fs.writeFileSync(path.join(secretsDir, 'git-token'), 'git-token-value-123');
+  fs.writeFileSync(path.join(secretsDir, 'other-team-token'), 'other-team-value-456');
   [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_SECRETS_DIR: secretsDir }),
+    startTestStack({
+      DRAFTSMAN_SECRETS_DIR: secretsDir,
+      // The API's admin token may name these (the unknown one too, to reach the worker's
+      // check); SDK clients only npm-token; nobody other-team-token.
+      DRAFTSMAN_SECRET_GRANTS: 'admin=npm-token+deploy-key+git-token+no-such-secret, sdk:*=npm-token',
+    }),
     startGitFixture(1),
   ]);
 });
@@ -49,6 +55,7 @@ test('secrets by reference reach the step, and their values appear nowhere: not 
   const id = res.body.id;
   const job = await stack.waitForEnd(id);
   expect(job.status).toBe('succeeded');
+  expect(job.principal).toBe('admin');
 
   const logs = await (await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs`, { headers: stack.authHeader })).text();
   expect(logs).toContain('plain ***');
@@ -129,4 +136,39 @@ test('a secret written into new files, and printed inside longer strings, is in 
     expect([form, everything.includes(form)]).toEqual([form, false]);
   }
   expect(logs.match(/\*\*\*/g)?.length).toBeGreaterThanOrEqual(3);
+});
+
+test('a secret not granted to the token is a 403 naming it, and nothing is started', async () => {
+  const res = await stack.api<{ error: { code: string; field: string; message: string } }>('POST', '/v1/jobs', {
+    repo: repo.url,
+    commit: repo.head,
+    secrets: { NPM_TOKEN: 'npm-token', OTHER: 'other-team-token' },
+    validate: ['true'],
+  });
+  expect(res.status).toBe(403);
+  expect(res.body.error).toEqual({
+    code: 'secret_not_granted',
+    field: 'secrets.OTHER',
+    message: 'secrets.OTHER: the secret "other-team-token" is not granted to admin (DRAFTSMAN_SECRET_GRANTS)',
+  });
+  const { rows } = await stack.store.pool.query(`SELECT id FROM jobs WHERE spec::text LIKE '%other-team-token%'`);
+  expect(rows).toEqual([]);
+});
+
+test('a job started with the Temporal SDK is sdk:<identity>, and its grants are checked by the worker before anything runs', async () => {
+  const identity = stack.client.options.identity;
+  const spec = { repo: repo.url, commit: repo.head, validate: ['test -n "$T"'] };
+  const granted = await stack.jobs.start({ ...spec, secrets: { T: 'npm-token' } });
+  const refused = await stack.jobs.start({ ...spec, secrets: { T: 'other-team-token' } });
+  const [ok, ko] = await Promise.all([stack.waitForEnd(granted.id), stack.waitForEnd(refused.id)]);
+  expect(ok).toMatchObject({ status: 'succeeded', principal: `sdk:${identity}` });
+  expect(ko).toMatchObject({
+    status: 'failed',
+    principal: `sdk:${identity}`,
+    error: `secrets.T: the secret "other-team-token" is not granted to sdk:${identity} (DRAFTSMAN_SECRET_GRANTS)`,
+    steps: [],
+  });
+  // A principal the SDK names itself is taken as it is (Temporal access is operator access).
+  const named = await stack.jobs.start({ ...spec, secrets: { T: 'npm-token' } }, undefined, { principal: 'admin' });
+  expect(await stack.waitForEnd(named.id)).toMatchObject({ status: 'succeeded', principal: 'admin' });
 });
