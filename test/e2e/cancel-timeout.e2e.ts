@@ -66,11 +66,14 @@ test('cancel through the API during setup: SIGTERM reaches the step, the job end
   expect((await stack.api('POST', '/v1/jobs/job-unknown/cancel', {})).status).toBe(404);
 });
 
+/** The lines of a job's first setup step, as stored. */
+const setupLog = async (id: string) =>
+  (await stack.store.readLogs(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 1000 })).flatMap((c) => c.lines.map((l) => l.x));
+
 test('a cancelled compound command: the whole process group gets SIGTERM, the handler runs within the grace period, nothing after it', async () => {
   const perl = `perl -e '$|=1; $SIG{TERM}=sub{print "got-term\\n"; exit 0}; print "ready\\n"; sleep 60'; echo after`;
   const id = await submit({ setup: [perl], validate: ['true'] });
-  const storedLog = async () =>
-    (await stack.store.readLogs(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 1000 })).flatMap((c) => c.lines.map((l) => l.x));
+  const storedLog = () => setupLog(id);
   await waitFor(async () => (await storedLog()).includes('ready'), 'ready in the stored log');
   const cancelledAt = Date.now();
   await stack.jobs.cancel(id, 'process group');
@@ -90,8 +93,7 @@ test('a TERM handler that takes its time within the grace period runs to its end
   // kill the handler half a second before it prints.
   const perl = `perl -e '$|=1; $SIG{TERM}=sub{select(undef, undef, undef, 0.5); print "cleaned-up\\n"; exit 0}; print "ready\\n"; sleep 60'; echo after`;
   const id = await submit({ setup: [perl], validate: ['true'] });
-  const storedLog = async () =>
-    (await stack.store.readLogs(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 1000 })).flatMap((c) => c.lines.map((l) => l.x));
+  const storedLog = () => setupLog(id);
   await waitFor(async () => (await storedLog()).includes('ready'), 'ready in the stored log');
   await stack.jobs.cancel(id, 'slow handler');
   const { job } = await ended(id);

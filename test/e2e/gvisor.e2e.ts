@@ -13,6 +13,7 @@ import { DockerRunner } from '../../runner/docker/docker-runner';
 import { stepPolicy } from '../../worker/worker';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
+import { waitFor } from './helpers';
 import { type PrivateEngine, startPrivateEngine } from './private-engine';
 import { gitException, leftovers, startTestStack, type TestStack } from './stack';
 
@@ -81,11 +82,7 @@ test('a cancel under gVisor still reaches the user\'s whole process group with t
     commit: repo.head,
     setup: [`perl -e '$|=1; $SIG{TERM}=sub{print "got-term\\n"; exit 0}; print "ready\\n"; sleep 60'; echo after`],
   });
-  const deadline = Date.now() + 60_000;
-  while (!(await logOf(id, 'setup-0')).includes('ready')) {
-    if (Date.now() > deadline) throw new Error('the step never said ready');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(async () => (await logOf(id, 'setup-0')).includes('ready'), 'the step to say ready', { timeoutMs: 60_000, everyMs: 100 });
   await stack.jobs.cancel(id, 'test');
   const job = await stack.waitForEnd(id);
   expect(job.status).toBe('cancelled');
