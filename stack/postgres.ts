@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Client } from 'pg';
+import type { Client } from 'pg';
+import { APP_ROLE, connectWhenReady, DATABASE, ensureAppRole, handOver, literal } from '../db/admin';
 import { killOnExit, waitForPort } from './temporal';
 
 export interface EmbeddedPg {
@@ -18,9 +19,6 @@ export interface EmbeddedPg {
 
 /** The cluster's superuser (the bootstrap role: it cannot lose the attribute). */
 const ADMIN = 'draftsman';
-/** The application's role: not a superuser, owner of Draftsman's database and its objects. */
-export const APP_ROLE = 'draftsman_app';
-const DATABASE = 'draftsman';
 /** The fixed password of clusters made before passwords were generated; replaced at their first start since. */
 const LEGACY_PASSWORD = 'draftsman';
 
@@ -153,61 +151,8 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   };
 }
 
-/**
- * A connected client once the server accepts connections. The port opens before
- * that, and after a crash the server replays its WAL first ("the database system is
- * starting up", SQLSTATE 57P03), which can take seconds: each try needs a new
- * client, since a pg Client that failed to connect cannot connect again.
- */
-export async function connectWhenReady(url: string, timeoutMs: number, giveUp: (err: unknown) => boolean = () => false): Promise<Client> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const client = new Client({ connectionString: url });
-    try {
-      await client.connect();
-      return client;
-    } catch (err) {
-      await client.end().catch(() => undefined);
-      if (giveUp(err) || Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 /** A wrong password (SQLSTATE 28P01): retrying cannot help. */
 const isAuthFailure = (err: unknown) => (err as { code?: string } | null)?.code === '28P01';
-
-/** A string as an SQL literal (for the statements that take no parameters). */
-const literal = (v: string) => `'${v.replace(/'/g, "''")}'`;
-
-/**
- * The application's role: it logs in, owns Draftsman's database, and may not do what a
- * superuser may (run programs on the host with COPY ... TO PROGRAM, create roles, read
- * what it was not granted). Idempotent: also how an older cluster is upgraded.
- */
-async function ensureAppRole(admin: Client, password: string): Promise<void> {
-  const { rowCount } = await admin.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_ROLE]);
-  const attributes = `LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${literal(password)}`;
-  await admin.query(rowCount ? `ALTER ROLE ${APP_ROLE} ${attributes}` : `CREATE ROLE ${APP_ROLE} ${attributes}`);
-  const db = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
-  if (!db.rowCount) await admin.query(`CREATE DATABASE ${DATABASE} OWNER ${APP_ROLE}`);
-  else await admin.query(`ALTER DATABASE ${DATABASE} OWNER TO ${APP_ROLE}`);
-}
-
-/** Tables and sequences of Draftsman's schema that the superuser owns (made by an older version) pass to the application's role. */
-async function handOver(db: Client): Promise<void> {
-  await db.query(`
-    DO $$
-    DECLARE r record;
-    BEGIN
-      FOR r IN SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE n.nspname = 'public' AND c.relkind IN ('r', 'S', 'v', 'p') AND pg_get_userbyid(c.relowner) <> '${APP_ROLE}'
-                 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))
-      LOOP
-        EXECUTE format('ALTER %s public.%I OWNER TO ${APP_ROLE}', CASE r.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, r.relname);
-      END LOOP;
-    END $$`);
-}
 
 /**
  * A server killed with its whole process group (SIGKILL of `npm start`) leaves its

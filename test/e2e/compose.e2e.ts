@@ -73,6 +73,29 @@ async function allHealthy(timeoutMs: number): Promise<void> {
 }
 
 let bearer = token;
+/** A query in Draftsman's database as the superuser (the database container's local socket). */
+async function psql(sql: string): Promise<string> {
+  const pg = await containerOf('postgres');
+  const { stdout } = await run('docker', ['exec', pg.Id, 'psql', '-U', 'draftsman', '-d', 'draftsman', '-v', 'ON_ERROR_STOP=1', '-tAc', sql]);
+  return stdout.trim();
+}
+
+/** Owners of the tables of Draftsman's schema, and what the application's role is. */
+const ownership = async () => ({
+  owners: (await psql("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")).split('\n'),
+  role: await psql("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = 'draftsman_app'"),
+});
+
+/** What a statement gets in the API container, on the API's own connection settings. */
+async function asApplication(sql: string): Promise<string> {
+  const script = `const { Client } = require('pg'); const fs = require('fs');
+const url = new URL(process.env.DATABASE_URL); url.password = fs.readFileSync(process.env.DATABASE_PASSWORD_FILE, 'utf8').trim();
+const c = new Client({ connectionString: url.toString() });
+c.connect().then(() => c.query(process.argv[1])).then(() => console.log(url.username + ' allowed'), (e) => console.log(url.username + ' refused ' + e.code)).finally(() => c.end());`;
+  const { stdout } = await run('docker', ['exec', (await containerOf('api')).Id, 'node', '-e', script, sql]);
+  return stdout.trim();
+}
+
 async function api<T>(method: string, route: string, body?: unknown): Promise<{ status: number; body: T }> {
   const res = await fetch(`${apiUrl}${route}`, {
     method,
@@ -122,6 +145,7 @@ beforeAll(async () => {
     DRAFTSMAN_COMPOSE_EXTRA_FILES: [path.join(__dirname, 'compose/networks.yml'), path.join(__dirname, 'compose/git-fixture.yml')].join(':'),
     DRAFTSMAN_TEST_GIT_CGI: path.join(__dirname, 'compose/git-cgi.pl'),
     DRAFTSMAN_EGRESS_VOLUME: `${project}-egress`,
+    DRAFTSMAN_DB_CREDENTIALS_VOLUME: `${project}-db-credentials`,
     // Steps reach the deployment's git server by name through the egress proxy.
     DRAFTSMAN_EGRESS_EXCEPTIONS: 'git-fixture:8080',
     DRAFTSMAN_COMPOSE_SECRETS: secrets,
@@ -187,18 +211,18 @@ test('up -d from nothing: every service healthy, only the API and the Web UI pub
   console.log(`compose up -d from nothing to every service healthy: ${timings.upFromNothingMs} ms`);
 
   const published: Record<string, string[]> = {};
-  for (const s of [...services, 'temporal-schema', 'temporal-namespace']) {
+  for (const s of [...services, 'temporal-schema', 'temporal-namespace', 'draftsman-db']) {
     const info = await containerOf(s);
     const bindings = Object.values(info.HostConfig.PortBindings ?? {}).flat() as { HostIp: string }[];
     if (bindings.length) published[s] = bindings.map((b) => b.HostIp);
     const sockets = info.Mounts.filter((m) => m.Destination === '/var/run/docker.sock');
     expect([s, sockets.length]).toEqual([s, s === 'worker' ? 1 : 0]);
-    expect([s, info.HostConfig.RestartPolicy?.Name]).toEqual([s, s.startsWith('temporal-') && s !== 'temporal-ui' ? 'no' : 'unless-stopped']);
+    expect([s, info.HostConfig.RestartPolicy?.Name]).toEqual([s, (s.startsWith('temporal-') && s !== 'temporal-ui') || s === 'draftsman-db' ? 'no' : 'unless-stopped']);
     expect([s, info.HostConfig.LogConfig?.Config?.['max-size']]).toEqual([s, '10m']);
   }
   expect(published).toEqual({ api: ['127.0.0.1'], 'temporal-ui': ['127.0.0.1'] });
   // The one-shot set-up services ran to the end.
-  for (const s of ['temporal-schema', 'temporal-namespace']) {
+  for (const s of ['temporal-schema', 'temporal-namespace', 'draftsman-db']) {
     expect((await containerOf(s)).State).toMatchObject({ Status: 'exited', ExitCode: 0 });
   }
   // The API, the worker and the egress service run as a non-root user, with memory limits.
@@ -206,6 +230,16 @@ test('up -d from nothing: every service healthy, only the API and the Web UI pub
     const info = await containerOf(s);
     expect(info.Config.User).toBe('10001:10001');
     expect(info.HostConfig.Memory).toBeGreaterThan(0);
+  }
+  // Draftsman's services connect as a role that owns its schema and nothing more, and only
+  // the one-shot set-up holds the superuser's password.
+  expect(await asApplication("COPY (SELECT 1) TO PROGRAM 'true'")).toBe('draftsman_app refused 42501');
+  expect(await asApplication('CREATE ROLE intruder')).toBe('draftsman_app refused 42501');
+  expect(await asApplication('SELECT count(*) FROM jobs')).toBe('draftsman_app allowed');
+  expect(await ownership()).toEqual({ owners: ['draftsman_app'], role: 'f|f|f' });
+  for (const s of ['api', 'worker', 'egress']) {
+    const environment = ((await containerOf(s)).Config.Env ?? []).join('\n');
+    expect([s, environment.includes(env.POSTGRES_PASSWORD!)]).toEqual([s, false]);
   }
   // The backend network has no route out.
   const network = await docker.getNetwork(`${project}_backend`).inspect();
@@ -224,11 +258,19 @@ test('a job submitted to the API runs to success through the worker container', 
   expect(logs).toContain(first.id);
 }, 180_000);
 
-test('down then up -d: the job and its audit trail are still there', async () => {
+test('down then up -d, from the database as an older version left it: the job and its audit trail are still there, owned by the application role again', async () => {
   const trail = await events(first.id);
   expect(trail[trail.length - 1]).toBe('finished');
   await dc('down', '--timeout', '10');
   expect(await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`com.docker.compose.project=${project}`] }) })).toEqual([]);
+  // As versions that connected as the superuser left it: no application role, no
+  // credentials volume, every table the superuser's.
+  await dc('up', '-d', 'postgres');
+  await waitFor(async () => (await psql('SELECT 1').catch(() => '')) === '1', 'the database to accept connections', { timeoutMs: 60_000, everyMs: 250 });
+  await psql('REASSIGN OWNED BY draftsman_app TO draftsman; DROP ROLE draftsman_app');
+  expect(await ownership()).toEqual({ owners: ['draftsman'], role: '' });
+  await dc('down', '--timeout', '10');
+  await docker.getVolume(`${project}-db-credentials`).remove();
   const t0 = Date.now();
   await dc('up', '-d');
   await allHealthy(180_000);
@@ -236,6 +278,7 @@ test('down then up -d: the job and its audit trail are still there', async () =>
   const again = await api<JobView>('GET', `/v1/jobs/${first.id}`);
   expect(again.body).toEqual(first);
   expect(await events(first.id)).toEqual(trail);
+  expect(await ownership()).toEqual({ owners: ['draftsman_app'], role: 'f|f|f' });
 }, 300_000);
 
 test('backup, then restore: a job after the backup is gone, the one before it is there, every service healthy', async () => {

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { JobStore } from '../../db/store';
-import { APP_ROLE, startEmbeddedPostgres } from '../../stack/postgres';
+import { APP_ROLE } from '../../db/admin';
+import { startEmbeddedPostgres } from '../../stack/postgres';
 import { freePort, TEST_DATA_DIR } from './env';
 
 const root = path.join(TEST_DATA_DIR, `pg-roles-${process.pid}`);
