@@ -15,7 +15,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { AcceptedJob, JobView, ResolvedJobSpec } from '../common/job';
-import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, STATUS_QUERY } from '../common/names';
+import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import { carriedView, errorMessage, failedStepMessage, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
 import { JobRun } from './job-run';
 import { JobSteps } from './job-steps';
@@ -51,6 +51,11 @@ const BATCHED_STEPS_PATCH = 'batched-steps';
  * time limit had arrived at that boundary (the stop was lost); they replay as they ran.
  */
 const STOP_AT_CONTINUE_PATCH = 'stop-at-continue-as-new';
+/**
+ * Workflows from before it went on to the next iteration after a loop step stopped at
+ * the workspace cap (each later one failed the same way); they replay as they ran.
+ */
+const WORKSPACE_FULL_PATCH = 'workspace-full-ends-job';
 
 class StepFailedError extends Error {}
 
@@ -85,7 +90,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
 
   let accepted: AcceptedJob;
   try {
-    const principal = workflowInfo().memo?.[PRINCIPAL_MEMO];
+    const { [PRINCIPAL_MEMO]: principal, [REQUEST_ID_MEMO]: requestId } = workflowInfo().memo ?? {};
     accepted =
       resume?.accepted ??
       (await local.acceptJob({
@@ -93,6 +98,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
         runId: workflowInfo().firstExecutionRunId,
         spec: input,
         ...(typeof principal === 'string' ? { principal } : {}),
+        ...(typeof requestId === 'string' ? { requestId } : {}),
       }));
   } catch (err) {
     run.show('failed', 'the spec was refused');
@@ -203,6 +209,8 @@ async function phases(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, accep
     for (let k = first; k <= spec.loop.maxIterations; k++) {
       loop.iterations = k;
       const ran = await steps.command('loop', k, spec.loop.command);
+      // A full workspace stays full: the job fails there rather than spend its iterations.
+      if (ran.reason === 'workspace_full' && patched(WORKSPACE_FULL_PATCH)) throw new StepFailedError(failedStepMessage(ran));
       const converged = (spec.loop.until ? await steps.command('until', k, spec.loop.until) : ran).status === 'succeeded';
       if (converged) {
         loop.converged = true;

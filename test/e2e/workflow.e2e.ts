@@ -34,7 +34,7 @@ const outcome = (kind: StepOutcome['kind'], index: number, exitCode: number): St
 });
 
 /** Activities that record what the workflow asked for; the loop never converges. */
-function scripted(onLoopStep: (index: number, jobId: string) => Promise<void>) {
+function scripted(onLoopStep: (index: number, jobId: string) => Promise<StepOutcome | void>) {
   const calls: string[] = [];
   const ended: { status: string; error?: string }[] = [];
   const activities: Partial<Activities> = {
@@ -46,8 +46,7 @@ function scripted(onLoopStep: (index: number, jobId: string) => Promise<void>) {
     },
     runStep: async (input) => {
       calls.push(`${input.kind}-${input.index}`);
-      await onLoopStep(input.index, input.jobId);
-      return outcome(input.kind, input.index, 1);
+      return (await onLoopStep(input.index, input.jobId)) ?? outcome(input.kind, input.index, 1);
     },
     capturePatch: async () => ({ bytes: 0, truncated: false }),
     endJob: async (input) => {
@@ -112,4 +111,28 @@ test('a cancel that arrives with the start (the job still queued) ends the job c
   expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
   expect(calls).toEqual([]);
   expect(ended).toEqual([expect.objectContaining({ status: 'cancelled' })]);
+});
+
+test('a loop step stopped at the workspace cap fails the job there: no further iteration, no patch, no validation', async () => {
+  const taskQueue = `wf-${process.pid}-full`;
+  const jobId = `wf-workspace-full-${process.pid}`;
+  const { activities, calls, ended } = scripted(async (index) =>
+    index === 2 ? { ...outcome('loop', 2, 143), reason: 'workspace_full' as const } : undefined,
+  );
+  let patches = 0;
+  activities.capturePatch = async () => {
+    patches++;
+    return { bytes: 0, truncated: false };
+  };
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+    activities,
+  });
+  const err = await worker.runUntil(env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e));
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect(calls.filter((c) => c.startsWith('loop-'))).toEqual(['loop-1', 'loop-2']);
+  expect(patches).toBe(0);
+  expect(ended).toEqual([expect.objectContaining({ status: 'failed', error: expect.stringContaining('DRAFTSMAN_MAX_WORKSPACE_MB') })]);
 });
