@@ -5,7 +5,7 @@ import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/gran
 import { type AcceptedJob, JOB_ID_PATTERN, type JobStatus, type ResolvedJobSpec, type StepOutcome } from '../common/job';
 import { FailureType } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
-import { DuplicateJobIdError } from '../db/store';
+import { DuplicateJobIdError, type Submitter } from '../db/store';
 import type { Shared } from './deps';
 import { UnknownSecretError } from './secrets';
 
@@ -14,8 +14,8 @@ export function createJobActivities(sh: Shared) {
   const { store, runner, config } = sh;
 
   /** A spec refused before anything started: recorded, and not retried. */
-  async function refuse(jobId: string, runId: string, message: string, field: string, principal?: string): Promise<never> {
-    await store.recordRejected(jobId, runId, message, principal);
+  async function refuse(jobId: string, runId: string, message: string, field: string, by?: Submitter): Promise<never> {
+    await store.recordRejected(jobId, runId, message, by);
     throw ApplicationFailure.nonRetryable(message, FailureType.InvalidJobSpec, { field });
   }
 
@@ -50,33 +50,34 @@ export function createJobActivities(sh: Shared) {
      * Validates the spec (jobs started through the SDK skip the API's check),
      * applies the operator's defaults and records the job as queued.
      */
-    async acceptJob(input: { jobId: string; runId: string; spec: unknown; principal?: string }): Promise<AcceptedJob> {
+    async acceptJob(input: { jobId: string; runId: string; spec: unknown; principal?: string; requestId?: string }): Promise<AcceptedJob> {
       // The id names containers and volumes: an SDK caller may have chosen any string.
       if (!JOB_ID_PATTERN.test(input.jobId)) {
         return refuse(input.jobId, input.runId, `job id ${JSON.stringify(input.jobId.slice(0, 120))} must match ${JOB_ID_PATTERN.source}`, 'id');
       }
       const principal = input.principal ?? `sdk:${(await sh.starterIdentity?.(input.jobId, input.runId)) ?? 'unknown'}`;
+      const by: Submitter = { principal, ...(input.requestId ? { requestId: input.requestId } : {}) };
       let spec: ResolvedJobSpec;
       try {
         spec = resolveJobSpec(input.spec, specPolicy(config));
       } catch (err) {
         if (!isInvalidJobSpecError(err)) throw err;
-        return refuse(input.jobId, input.runId, err.message, err.field, principal);
+        return refuse(input.jobId, input.runId, err.message, err.field, by);
       }
       // The API checked the grants of its jobs; those started with the SDK are checked here.
       const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
-      if (ungranted) return refuse(input.jobId, input.runId, ungrantedMessage(ungranted, principal), ungranted.field, principal);
+      if (ungranted) return refuse(input.jobId, input.runId, ungrantedMessage(ungranted, principal), ungranted.field, by);
       // Every reference must resolve before anything starts; values are not kept.
       for (const [field, ref] of specSecretRefs(spec)) {
         try {
           sh.secrets.resolve(ref);
         } catch (err) {
           if (!(err instanceof UnknownSecretError)) throw err;
-          return refuse(input.jobId, input.runId, `${field}: ${err.message}`, field, principal);
+          return refuse(input.jobId, input.runId, `${field}: ${err.message}`, field, by);
         }
       }
       try {
-        await store.recordAccepted(input.jobId, input.runId, spec, principal);
+        await store.recordAccepted(input.jobId, input.runId, spec, by);
       } catch (err) {
         if (err instanceof DuplicateJobIdError) throw ApplicationFailure.nonRetryable(err.message, err.name);
         throw err;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PayloadCodec } from '@temporalio/common';
@@ -16,7 +17,7 @@ import type { JobStore } from '../db/store';
 import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
 import { mountCodec } from './codec';
-import { HttpError } from './errors';
+import { HttpError, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { serveLogs } from './logs';
 import { openApiDocument } from './openapi';
 import { cancelBody, listJobsQuery, logsQuery } from './schemas';
@@ -36,20 +37,20 @@ export interface ApiDeps {
 }
 
 /** Parses untrusted input with a schema; the first problem becomes a 400 naming the field. */
-function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: string): z.output<T> {
+function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: ProblemCode): z.output<T> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.map(String).join('.');
   const message = issue.code === 'unrecognized_keys' ? `unknown parameter ${field}` : `${field}: ${issue.message}`;
-  throw new HttpError(400, code, message, field || undefined);
+  throw new HttpError(code, message, field || undefined);
 }
 
 const version = (JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
 function jobIdParam(req: Request): string {
   const id = String(req.params.id);
-  if (!JOB_ID_PATTERN.test(id)) throw new HttpError(404, 'not_found', `no job ${JSON.stringify(id)}`);
+  if (!JOB_ID_PATTERN.test(id)) throw new HttpError('not_found', `no job ${JSON.stringify(id)}`);
   return id;
 }
 
@@ -60,6 +61,11 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
 
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
+    // Every answer carries the request's id; errors name it as their `instance`, and the
+    // log line and the audit trail keep it.
+    const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID);
+    res.locals.requestId = requestId;
+    res.set('x-request-id', requestId);
     res.on('finish', () => {
       // The route pattern, not the path, so that job ids do not become label values.
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
@@ -73,6 +79,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
           status: res.statusCode,
           ms: Number(process.hrtime.bigint() - started) / 1e6,
           jobId: typeof req.params?.id === 'string' ? req.params.id : undefined,
+          requestId,
         },
         'request',
       );
@@ -98,6 +105,16 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
 
   mountCodec(app, codec, config.DRAFTSMAN_CODEC_CORS_ORIGINS ?? [], read);
 
+  // The problem types, public like the error answers that name them.
+  app.get(`${PROBLEM_TYPE_PREFIX}:code`, (req, res, next) => {
+    const code = String(req.params.code);
+    if (!Object.hasOwn(PROBLEMS, code)) return next(new HttpError('not_found', `no problem type ${JSON.stringify(code.slice(0, 64))}`));
+    res.json({ type: `${PROBLEM_TYPE_PREFIX}${code}`, code, ...PROBLEMS[code as ProblemCode] });
+  });
+  app.get(PROBLEM_TYPE_PREFIX.replace(/\/$/, ''), (_req, res) => {
+    res.json({ problems: Object.entries(PROBLEMS).map(([code, p]) => ({ type: `${PROBLEM_TYPE_PREFIX}${code}`, code, ...p })) });
+  });
+
   const document = openApiDocument(version);
   app.get('/openapi.json', read, (_req, res) => {
     res.json(document);
@@ -112,7 +129,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   const json = express.json({ limit: maxBody, type: () => true });
   const requireJson = (req: Request, _res: Response, next: NextFunction) => {
     if (!req.is('application/json')) {
-      return next(new HttpError(415, 'unsupported_media_type', 'request body must be application/json'));
+      return next(new HttpError('unsupported_media_type', 'request body must be application/json'));
     }
     next();
   };
@@ -122,16 +139,17 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     try {
       spec = resolveJobSpec(req.body, specPolicy(config));
     } catch (err) {
-      if (isInvalidJobSpecError(err)) throw new HttpError(400, 'invalid_spec', err.message, err.field);
+      if (isInvalidJobSpecError(err)) throw new HttpError('invalid_spec', err.message, err.field);
       throw err;
     }
     // The token's name is the job's principal; its secret grants are checked before anything starts.
     const principal = String(res.locals.token);
     const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
-    if (ungranted) throw new HttpError(403, 'secret_not_granted', ungrantedMessage(ungranted, principal), ungranted.field);
-    const { id, runId } = await jobs.start(req.body, undefined, { principal });
+    if (ungranted) throw new HttpError('secret_not_granted', ungrantedMessage(ungranted, principal), ungranted.field);
+    const requestId = String(res.locals.requestId);
+    const { id, runId } = await jobs.start(req.body, undefined, { principal, requestId });
     // The workflow records the job itself; this row only makes it visible before a worker picks it up.
-    await store.recordQueued(id, runId, spec.repo, spec.commit, req.body, principal).catch((err: Error) => {
+    await store.recordQueued(id, runId, spec.repo, spec.commit, req.body, { principal, requestId }).catch((err: Error) => {
       log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
     });
     metrics.jobsSubmitted.inc();
@@ -150,7 +168,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     if (job) return void res.json(job);
     // Started through the client SDK and not yet picked up by a worker.
     const workflow = await jobs.describe(id);
-    if (!workflow) throw new HttpError(404, 'not_found', `no job ${id}`);
+    if (!workflow) throw new HttpError('not_found', `no job ${id}`);
     const queued: JobView = {
       id,
       status: 'queued',
@@ -168,7 +186,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   app.get('/v1/jobs/:id/events', read, async (req, res) => {
     const id = jobIdParam(req);
     const events = await store.events(id);
-    if (events.length === 0 && !(await store.getJob(id))) throw new HttpError(404, 'not_found', `no job ${id}`);
+    if (events.length === 0 && !(await store.getJob(id))) throw new HttpError('not_found', `no job ${id}`);
     res.json({ events });
   });
 
@@ -179,7 +197,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     if (!follow) return serveLogs(store, jobIdParam(req), query, req, res);
     if (following >= config.DRAFTSMAN_MAX_FOLLOW_STREAMS) {
       res.set('retry-after', '5');
-      throw new HttpError(429, 'too_many_streams', `this API already serves ${following} log streams (DRAFTSMAN_MAX_FOLLOW_STREAMS); retry in 5 s, or read the logs without follow`);
+      throw new HttpError('too_many_streams', `this API already serves ${following} log streams (DRAFTSMAN_MAX_FOLLOW_STREAMS); retry in 5 s, or read the logs without follow`);
     }
     following++;
     try {
@@ -194,7 +212,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     const patch = await store.getPatch(id);
     if (!patch) {
       const job = await store.getJob(id);
-      throw new HttpError(404, 'not_found', job ? `job ${id} has no patch (it has no loop, or has not finished it)` : `no job ${id}`);
+      throw new HttpError('not_found', job ? `job ${id} has no patch (it has no loop, or has not finished it)` : `no job ${id}`);
     }
     res
       .status(200)
@@ -208,34 +226,37 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     const { reason } = parseInput(cancelBody, req.body ?? {}, 'invalid_body');
     const job = await store.getJob(id);
     const workflow = await jobs.describe(id);
-    if (!job && !workflow) throw new HttpError(404, 'not_found', `no job ${id}`);
+    if (!job && !workflow) throw new HttpError('not_found', `no job ${id}`);
     if (!workflow?.running || (job && FINAL_STATUSES.includes(job.status))) {
-      throw new HttpError(409, 'job_ended', `job ${id} has already ended`);
+      throw new HttpError('job_ended', `job ${id} has already ended`);
     }
+    const requestId = String(res.locals.requestId);
+    // Who asked, and in which request (the job's own `cancelled` event follows when it stops).
+    if (job) await store.event(id, `cancel_requested:${requestId}`, 'cancel_requested', { requestId, principal: String(res.locals.token), ...(reason ? { reason } : {}) });
     await jobs.cancel(id, reason);
     res.status(202).json({ id, status: 'cancelling' });
   });
 
-  app.use(read, (_req, _res, next) => next(new HttpError(404, 'not_found', 'no such route')));
+  app.use(read, (_req, _res, next) => next(new HttpError('not_found', 'no such route')));
+
+  const sendProblem = (res: Response, code: ProblemCode, detail: string, field?: string, status?: number) => {
+    const body = problem(code, detail, String(res.locals.requestId), field);
+    res.status(status ?? body.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(status ? { ...body, status } : body));
+  };
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof HttpError) {
-      return void res
-        .status(err.status)
-        .json({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}) } });
-    }
+    if (err instanceof HttpError) return sendProblem(res, err.code, err.message, err.field);
     // body-parser's errors carry a status and a type (entity.parse.failed, entity.too.large...).
     const e = err as { status?: number; type?: string; message?: string };
     if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
       if (e.type === 'entity.too.large') {
-        const message = `the request body is larger than ${maxBody} bytes (DRAFTSMAN_API_MAX_BODY_BYTES)`;
-        return void res.status(413).json({ error: { code: 'too_large', message } });
+        return sendProblem(res, 'too_large', `the request body is larger than ${maxBody} bytes (DRAFTSMAN_API_MAX_BODY_BYTES)`);
       }
-      const code = e.type === 'entity.parse.failed' ? 'invalid_json' : 'bad_request';
-      return void res.status(e.status).json({ error: { code, message: e.message ?? 'bad request' } });
+      if (e.type === 'entity.parse.failed') return sendProblem(res, 'invalid_json', e.message ?? 'the body is not valid JSON');
+      return sendProblem(res, 'bad_request', e.message ?? 'bad request', undefined, e.status);
     }
-    log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+    log(`internal error (request ${String(res.locals.requestId)}): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    sendProblem(res, 'internal', 'internal error');
   });
 
   return app;

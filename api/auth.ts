@@ -86,15 +86,15 @@ export class Authenticator {
       const token = this.identify(req.headers.authorization);
       if (!token) {
         res.set('www-authenticate', 'Bearer realm="draftsman"');
-        return next(new HttpError(401, 'unauthorized', 'a valid bearer token is required'));
+        return next(new HttpError('unauthorized', 'a valid bearer token is required'));
       }
       if (!token.scopes.includes(scope)) {
-        return next(new HttpError(403, 'forbidden', `the token ${token.name} lacks the ${scope} scope`));
+        return next(new HttpError('forbidden', `the token ${token.name} lacks the ${scope} scope`));
       }
       const wait = this.admit(token.name);
       if (wait > 0) {
         res.set('retry-after', String(wait));
-        return next(new HttpError(429, 'rate_limited', `too many requests for token ${token.name}; retry in ${wait} s`));
+        return next(new HttpError('rate_limited', `too many requests for token ${token.name}; retry in ${wait} s`));
       }
       res.locals.token = token.name;
       next();

@@ -48,15 +48,15 @@ export function mountCodec(
   for (const op of ['encode', 'decode'] as const) {
     app.options(`/codec/${op}`, cors);
     app.post(`/codec/${op}`, cors, read, json, async (req, res) => {
-      if (!codec) throw new HttpError(404, 'codec_disabled', 'payload encryption is not configured (DRAFTSMAN_PAYLOAD_KEYS)');
+      if (!codec) throw new HttpError('codec_disabled', 'payload encryption is not configured (DRAFTSMAN_PAYLOAD_KEYS)');
       const parsed = payloadsBody.safeParse(req.body);
-      if (!parsed.success) throw new HttpError(400, 'invalid_body', 'body must be { "payloads": [{ metadata, data }] }', 'payloads');
+      if (!parsed.success) throw new HttpError('invalid_body', 'body must be { "payloads": [{ metadata, data }] }', 'payloads');
       const input = parsed.data.payloads.map(fromJson);
       try {
         const out = op === 'encode' ? await codec.encode(input) : await codec.decode(input);
         res.json({ payloads: out.map(toJson) });
       } catch (err) {
-        throw new HttpError(400, 'codec_failed', `cannot ${op}: ${(err as Error).message}`, 'payloads');
+        throw new HttpError('codec_failed', `cannot ${op}: ${(err as Error).message}`, 'payloads');
       }
     });
   }

@@ -50,7 +50,7 @@ export async function serveLogs(
   const [kind, index] = query.step ? query.step.split('-') : [];
   const step = kind ? { kind, index: Number(index) } : undefined;
   const follow = query.follow === 'true' || query.follow === '1';
-  if (!(await store.jobState(jobId))) throw new HttpError(404, 'not_found', `no job ${jobId}`);
+  if (!(await store.jobState(jobId))) throw new HttpError('not_found', `no job ${jobId}`);
 
   if (!follow) {
     res.status(200).type('application/x-ndjson');

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { JOB_STATUSES, STEP_KINDS } from '../common/job';
 import { jobSpecSchema } from '../common/spec';
+import { PROBLEM_CONTENT_TYPE, PROBLEMS } from './errors';
 import { cancelBody, listJobsQuery, logsQuery } from './schemas';
 
 type Json = Record<string, unknown>;
@@ -21,7 +22,7 @@ function queryParameters(schema: z.ZodObject): Json[] {
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Json) => ({ 'application/json': { schema } });
-const error = (description: string) => ({ description, content: json(ref('Error')) });
+const error = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: ref('Problem') } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 
 // The job view is produced, not parsed, so it is described here rather than derived.
@@ -98,6 +99,14 @@ export function openApiDocument(version: string): Json {
       },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
       '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
+      '/problems': { get: { summary: 'Every problem type the API answers with (no token needed)', responses: { 200: { description: '{ problems: [{ type, code, status, title }] }' } } } },
+      '/problems/{code}': {
+        get: {
+          summary: 'One problem type: the `type` of an error answer (no token needed)',
+          parameters: [{ name: 'code', in: 'path', required: true, schema: { enum: Object.keys(PROBLEMS) } }],
+          responses: { 200: { description: '{ type, code, status, title }' }, 404: error('no such problem type') },
+        },
+      },
       '/v1/jobs': {
         post: {
           summary: 'Start a job',
@@ -158,15 +167,18 @@ export function openApiDocument(version: string): Json {
       schemas: {
         JobSpec: jsonSchema(jobSpecSchema),
         JobView: jobView,
-        Error: {
+        Problem: {
           type: 'object',
-          required: ['error'],
+          description: 'RFC 9457 problem details; `instance` is the request id (X-Request-Id)',
+          required: ['type', 'title', 'status', 'detail', 'instance', 'code'],
           properties: {
-            error: {
-              type: 'object',
-              required: ['code', 'message'],
-              properties: { code: { type: 'string' }, message: { type: 'string' }, field: { type: 'string' } },
-            },
+            type: { type: 'string', format: 'uri-reference', description: '/problems/<code>, served by the API' },
+            title: { type: 'string' },
+            status: { type: 'integer' },
+            detail: { type: 'string' },
+            instance: { type: 'string' },
+            code: { enum: Object.keys(PROBLEMS) },
+            field: { type: 'string', description: 'JSON path of the bad input' },
           },
         },
       },

@@ -43,12 +43,8 @@ export class ApiClient {
       throw new ApiError(0, `cannot reach the Draftsman API at ${this.url}: ${(err as Error).message}`);
     }
     const text = await res.text();
-    const parsed = text ? (JSON.parse(text) as unknown) : null;
-    if (!res.ok) {
-      const e = (parsed as { error?: { message?: string } } | null)?.error;
-      throw new ApiError(res.status, e?.message ?? `HTTP ${res.status}`);
-    }
-    return parsed as T;
+    if (!res.ok) throw new ApiError(res.status, problemDetail(text, res.status));
+    return (text ? JSON.parse(text) : null) as T;
   }
 
   submit(spec: unknown): Promise<{ id: string }> {
@@ -74,8 +70,7 @@ export class ApiClient {
     if (opts.step) q.set('step', opts.step);
     const res = await fetch(`${this.url}/v1/jobs/${encodeURIComponent(id)}/logs?${q}`, { headers: this.headers(false) });
     if (!res.ok || !res.body) {
-      const e = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
-      throw new ApiError(res.status, e?.error?.message ?? `HTTP ${res.status}`);
+      throw new ApiError(res.status, problemDetail(await res.text().catch(() => ''), res.status));
     }
     const decoder = new TextDecoder();
     let buffer = '';
@@ -102,4 +97,16 @@ export class ApiClient {
     }
     return {};
   }
+}
+
+/** What an error answer says (RFC 9457 problem details: `detail`, else `title`), or its status. */
+function problemDetail(text: string, status: number): string {
+  try {
+    const p = JSON.parse(text) as { detail?: unknown; title?: unknown };
+    if (typeof p.detail === 'string') return p.detail;
+    if (typeof p.title === 'string') return p.title;
+  } catch {
+    // not JSON: a proxy's page, for example
+  }
+  return `HTTP ${status}`;
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { JobView } from '../common/job';
-import { CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, STATUS_QUERY } from '../common/names';
+import { CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import type { JobSpec } from '../common/spec';
 
 export interface JobsClientOptions {
@@ -31,15 +31,17 @@ export class JobsClient {
   /**
    * Starts a job; the spec is validated by the worker (the API validates it before).
    * `principal` names who starts it (the API passes the token's name); without it the job's
-   * principal is `sdk:` and this client's identity. Returns ids.
+   * principal is `sdk:` and this client's identity. `requestId` (the API's) goes into the
+   * job's `created` event. Returns ids.
    */
-  async start(spec: JobSpec, jobId: string = newJobId(), opts: { principal?: string } = {}): Promise<{ id: string; runId: string }> {
+  async start(spec: JobSpec, jobId: string = newJobId(), opts: { principal?: string; requestId?: string } = {}): Promise<{ id: string; runId: string }> {
+    const memo = { ...(opts.principal ? { [PRINCIPAL_MEMO]: opts.principal } : {}), ...(opts.requestId ? { [REQUEST_ID_MEMO]: opts.requestId } : {}) };
     const handle = await this.client.workflow.start(JOB_WORKFLOW_TYPE, {
       taskQueue: this.taskQueue,
       workflowId: jobId,
       args: [spec],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-      ...(opts.principal ? { memo: { [PRINCIPAL_MEMO]: opts.principal } } : {}),
+      ...(Object.keys(memo).length ? { memo } : {}),
     });
     return { id: jobId, runId: handle.firstExecutionRunId };
   }

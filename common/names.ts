@@ -16,6 +16,8 @@ export const CANCEL_SIGNAL = 'cancel';
  * name). A job started with the SDK without it is `sdk:<the starting client's identity>`.
  */
 export const PRINCIPAL_MEMO = 'principal';
+/** The workflow memo field with the API request that started the job, for its `created` event. */
+export const REQUEST_ID_MEMO = 'requestId';
 export const STATUS_QUERY = 'status';
 
 /** Labels put on every container and volume a job creates. */

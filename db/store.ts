@@ -59,6 +59,12 @@ export class StaleAttemptError extends Error {
   }
 }
 
+/** Who started a job, and in which API request (none for the SDK), as its `created` event says. */
+export interface Submitter {
+  principal: string;
+  requestId?: string;
+}
+
 /** A run id that differs from the one recorded: the job id was used before. */
 export class DuplicateJobIdError extends Error {
   override readonly name = 'DuplicateJobIdError';
@@ -113,20 +119,20 @@ export class JobStore {
   }
 
   /** The API's record of a job it has just started; never overwrites what the worker wrote. */
-  async recordQueued(jobId: string, runId: string, repo: string, commit: string, spec: unknown, principal: string): Promise<void> {
+  async recordQueued(jobId: string, runId: string, repo: string, commit: string, spec: unknown, by: Submitter): Promise<void> {
     await this.pool.query(
       `INSERT INTO jobs (id, run_id, status, repo, commit, spec, principal) VALUES ($1, $2, 'queued', $3, $4, $5, $6)
        ON CONFLICT (id) DO NOTHING`,
-      [jobId, runId, repo, commit, JSON.stringify(spec), principal],
+      [jobId, runId, repo, commit, JSON.stringify(spec), by.principal],
     );
-    await this.event(jobId, 'created', 'created', {});
+    await this.event(jobId, 'created', 'created', { ...by });
   }
 
   /**
    * The worker's acceptance of a job's spec; the job stays queued until it starts.
    * A row of another run (a duplicate job id) is left as it is, spec included.
    */
-  async recordAccepted(jobId: string, runId: string, spec: ResolvedJobSpec, principal?: string): Promise<void> {
+  async recordAccepted(jobId: string, runId: string, spec: ResolvedJobSpec, by?: Submitter): Promise<void> {
     const { rows } = await this.pool.query<{ run_id: string | null }>(
       `INSERT INTO jobs (id, run_id, status, repo, commit, spec, principal) VALUES ($1, $2, 'queued', $3, $4, $5, $6)
        ON CONFLICT (id) DO UPDATE SET
@@ -134,10 +140,10 @@ export class JobStore {
          principal = COALESCE(EXCLUDED.principal, jobs.principal), updated_at = now()
        WHERE jobs.run_id IS NULL OR jobs.run_id = EXCLUDED.run_id
        RETURNING run_id`,
-      [jobId, runId, spec.repo, spec.commit, JSON.stringify(spec), principal ?? null],
+      [jobId, runId, spec.repo, spec.commit, JSON.stringify(spec), by?.principal ?? null],
     );
     if (rows[0]?.run_id !== runId) throw new DuplicateJobIdError(jobId);
-    await this.event(jobId, 'created', 'created', {});
+    await this.event(jobId, 'created', 'created', { ...by });
   }
 
   /** Marks the job running (first time only). */
@@ -284,15 +290,15 @@ export class JobStore {
   }
 
   /** A job whose spec was refused by the worker (started through the SDK, not the API). */
-  async recordRejected(jobId: string, runId: string, error: string, principal?: string): Promise<void> {
+  async recordRejected(jobId: string, runId: string, error: string, by?: Submitter): Promise<void> {
     await this.pool.query(
       `INSERT INTO jobs (id, run_id, status, error, finished_at, principal) VALUES ($1, $2, 'failed', $3, now(), $4)
        ON CONFLICT (id) DO UPDATE SET status = 'failed', error = EXCLUDED.error, finished_at = now(),
          principal = COALESCE(EXCLUDED.principal, jobs.principal), updated_at = now()
        WHERE jobs.status = 'queued'`,
-      [jobId, runId, error, principal ?? null],
+      [jobId, runId, error, by?.principal ?? null],
     );
-    await this.event(jobId, 'created', 'created', {});
+    await this.event(jobId, 'created', 'created', { ...by });
     await this.event(jobId, 'finished', 'finished', { status: 'failed', error });
   }
 

@@ -16,8 +16,15 @@ const commit = 'c'.repeat(40);
 const valid = { repo: 'https://bad-input.invalid/repo.git', commit };
 const deep = (n: number): unknown => (n === 0 ? 'x' : { a: deep(n - 1) });
 
-interface ErrorBody {
-  error: { code: string; message: string; field?: string };
+/** RFC 9457 problem details, as every refusal is answered. */
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  code: string;
+  field?: string;
 }
 
 type Case = [name: string, body: unknown, status: number, code: string, field: string];
@@ -82,11 +89,11 @@ const specCases: Case[] = [
 ];
 
 test.each(specCases.map((c) => [`${c[0]}: ${c[2]} ${c[3]}`, c] as const))('POST /v1/jobs with %s', async (_title, [, body, status, code, field]) => {
-  const res = await stack.api<ErrorBody>('POST', '/v1/jobs', JSON.stringify(body));
+  const res = await stack.api<Problem>('POST', '/v1/jobs', JSON.stringify(body));
   expect(res.status).toBe(status);
-  expect(res.body.error.code).toBe(code);
-  if (field) expect(res.body.error.field).toBe(field);
-  expect(res.body.error.message.length).toBeGreaterThan(0);
+  expect(res.body).toMatchObject({ type: `/problems/${code}`, status, code });
+  if (field) expect(res.body.field).toBe(field);
+  expect(res.body.detail.length).toBeGreaterThan(0);
 });
 
 type RawCase = [name: string, method: string, path: string, body: string | undefined, headers: Record<string, string>, status: number, code: string];
@@ -125,9 +132,10 @@ const rawCases: RawCase[] = [
 test.each(rawCases.map((c) => [`${c[0]}: ${c[5]} ${c[6]}`, c] as const))('%s', async (_title, [, method, path, body, headers, status, code]) => {
   const res = await fetch(`${stack.apiUrl}${path}`, { method, body, headers: { ...stack.authHeader, ...headers } });
   expect(res.status).toBe(status);
-  const parsed = (await res.json()) as ErrorBody;
-  expect(parsed.error.code).toBe(code);
-  if (status === 413) expect(parsed.error.message).toContain(`larger than ${maxBody} bytes`);
+  expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  const parsed = (await res.json()) as Problem;
+  expect(parsed).toMatchObject({ type: `/problems/${code}`, status, code, instance: res.headers.get('x-request-id') });
+  if (status === 413) expect(parsed.detail).toContain(`larger than ${maxBody} bytes`);
 });
 
 const routes: [method: string, path: string, scope: 'read' | 'write'][] = [
@@ -153,12 +161,12 @@ test.each(routes)('%s %s: 401 without a token or with a wrong one, 403 without t
     const res = await send(auth);
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toContain('Bearer');
-    expect(((await res.json()) as ErrorBody).error.code).toBe('unauthorized');
+    expect(((await res.json()) as Problem).code).toBe('unauthorized');
   }
   const reader = await send(`Bearer ${TEST_TOKENS.reader}`);
   if (scope === 'write') {
     expect(reader.status).toBe(403);
-    expect(((await reader.json()) as ErrorBody).error.code).toBe('forbidden');
+    expect(((await reader.json()) as Problem).code).toBe('forbidden');
   } else {
     expect([200, 404]).toContain(reader.status);
   }
@@ -225,4 +233,29 @@ test('no refused request started a workflow or wrote a row', async () => {
   );
   expect(rows[0]!.n).toBe(0);
   expect(specCases.length + rawCases.length + routes.length * 5).toBeGreaterThanOrEqual(50);
+});
+
+test.each([
+  ['a plain id of its own is kept', 'ci-run.42:attempt-1', true],
+  ['129 characters are replaced', 'x'.repeat(129), false],
+  ['spaces are replaced', 'a b', false],
+  ['a newline-free but odd character is replaced', 'id/1', false],
+])('X-Request-Id: %s, and every answer carries one (the error names it as its instance)', async (_title, sent, kept) => {
+  const res = await fetch(`${stack.apiUrl}/v1/jobs/job-does-not-exist`, { headers: { ...stack.authHeader, 'x-request-id': sent } });
+  const id = res.headers.get('x-request-id');
+  expect(id).toMatch(/^[A-Za-z0-9._:-]{1,128}$/);
+  expect(id === sent).toBe(kept);
+  expect(((await res.json()) as Problem).instance).toBe(id);
+  const ok = await fetch(`${stack.apiUrl}/health`);
+  expect(ok.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+});
+
+test('each problem type is served, without a token, with the title and status its answers carry', async () => {
+  const list = (await (await fetch(`${stack.apiUrl}/problems`)).json()) as { problems: { type: string; code: string; status: number; title: string }[] };
+  expect(list.problems.map((p) => p.code)).toEqual(expect.arrayContaining(['invalid_spec', 'unauthorized', 'too_large', 'secret_not_granted']));
+  const refusal = await stack.api<Problem>('POST', '/v1/jobs', JSON.stringify({ ...valid, commit: 'main' }));
+  const type = await fetch(`${stack.apiUrl}${refusal.body.type}`);
+  expect(type.status).toBe(200);
+  expect(await type.json()).toEqual({ type: refusal.body.type, code: 'invalid_spec', status: 400, title: refusal.body.title });
+  expect((await fetch(`${stack.apiUrl}/problems/nope`)).status).toBe(404);
 });

@@ -127,9 +127,9 @@ test('a job without egress entries gets the operator default (none here): the cl
 
 test('git:// and ssh repositories are refused at submission: they cannot pass the proxy', async () => {
   for (const bad of ['git://127.0.0.1:9418/r.git', 'ssh://git@example.com/r.git', 'git@example.com:r.git']) {
-    const res = await stack.api<{ error: { code: string; field: string; message: string } }>('POST', '/v1/jobs', { repo: bad, commit: repo.head });
-    expect([bad, res.status, res.body.error.field]).toEqual([bad, 400, 'repo']);
-    expect(res.body.error.message).toMatch(/not supported.*HTTP proxy/);
+    const res = await stack.api<{ code: string; field: string; detail: string }>('POST', '/v1/jobs', { repo: bad, commit: repo.head });
+    expect([bad, res.status, res.body.field]).toEqual([bad, 400, 'repo']);
+    expect(res.body.detail).toMatch(/not supported.*HTTP proxy/);
   }
 });
 

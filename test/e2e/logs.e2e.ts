@@ -210,7 +210,7 @@ test('log streams past DRAFTSMAN_MAX_FOLLOW_STREAMS get 429 with Retry-After; on
     const refused = await follow();
     expect(refused.status).toBe(429);
     expect(refused.retryAfter).toBe('5');
-    expect((JSON.parse(refused.body!) as { error: { code: string } }).error.code).toBe('too_many_streams');
+    expect((JSON.parse(refused.body!) as { code: string }).code).toBe('too_many_streams');
     expect((await fetch(url, { headers: { authorization: `Bearer ${TEST_TOKENS.admin}` } })).status).toBe(200);
     open.shift()!.abort();
     // The server sees the close at its next poll.

@@ -49,8 +49,8 @@ test('/openapi.json documents exactly the routes that exist', async () => {
         headers: { ...stack.authHeader, 'content-type': 'application/json' },
         body: m === 'post' ? '{}' : undefined,
       });
-      const body = r.headers.get('content-type')?.includes('json') ? ((await r.json()) as { error?: { message: string } }) : null;
-      expect(body?.error?.message).not.toBe('no such route');
+      const body = r.headers.get('content-type')?.includes('json') ? ((await r.json()) as { detail?: string }) : null;
+      expect(body?.detail).not.toBe('no such route');
     }
   }
 });

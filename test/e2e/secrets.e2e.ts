@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
+import { waitFor } from './helpers';
 import { startTestStack, type TestStack } from './stack';
 
 const SECRET = 'S3cr3t/Value+xyz&';
@@ -88,9 +89,9 @@ test('an unknown secret reference fails the job before anything runs, naming it'
 });
 
 test('a token is sent to a repository over https only: with an http:// one the job is refused, naming the field', async () => {
-  const res = await stack.api<{ error: { field: string; message: string } }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, gitTokenSecret: 'git-token' });
+  const res = await stack.api<{ field: string; detail: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, gitTokenSecret: 'git-token' });
   expect(res.status).toBe(400);
-  expect(res.body.error).toMatchObject({ field: 'gitTokenSecret', message: expect.stringMatching(/only over https/) });
+  expect(res.body).toMatchObject({ field: 'gitTokenSecret', detail: expect.stringMatching(/only over https/) });
 });
 
 test('a secret written into new files, and printed inside longer strings, is in none of the patch, the logs, the events or the API', async () => {
@@ -139,17 +140,21 @@ test('a secret written into new files, and printed inside longer strings, is in 
 });
 
 test('a secret not granted to the token is a 403 naming it, and nothing is started', async () => {
-  const res = await stack.api<{ error: { code: string; field: string; message: string } }>('POST', '/v1/jobs', {
+  const res = await stack.api<Record<string, unknown>>('POST', '/v1/jobs', {
     repo: repo.url,
     commit: repo.head,
     secrets: { NPM_TOKEN: 'npm-token', OTHER: 'other-team-token' },
     validate: ['true'],
   });
   expect(res.status).toBe(403);
-  expect(res.body.error).toEqual({
+  expect(res.body).toEqual({
+    type: '/problems/secret_not_granted',
+    title: 'A secret is not granted to the principal',
+    status: 403,
     code: 'secret_not_granted',
     field: 'secrets.OTHER',
-    message: 'secrets.OTHER: the secret "other-team-token" is not granted to admin (DRAFTSMAN_SECRET_GRANTS)',
+    detail: 'secrets.OTHER: the secret "other-team-token" is not granted to admin (DRAFTSMAN_SECRET_GRANTS)',
+    instance: expect.any(String),
   });
   const { rows } = await stack.store.pool.query(`SELECT id FROM jobs WHERE spec::text LIKE '%other-team-token%'`);
   expect(rows).toEqual([]);
@@ -171,4 +176,17 @@ test('a job started with the Temporal SDK is sdk:<identity>, and its grants are 
   // A principal the SDK names itself is taken as it is (Temporal access is operator access).
   const named = await stack.jobs.start({ ...spec, secrets: { T: 'npm-token' } }, undefined, { principal: 'admin' });
   expect(await stack.waitForEnd(named.id)).toMatchObject({ status: 'succeeded', principal: 'admin' });
+});
+
+test('the audit trail names who started and who cancelled a job, with the API request of each', async () => {
+  const started = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, setup: ['sleep 30'] }, { 'x-request-id': 'trace-start-1' });
+  expect(started.status).toBe(202);
+  const id = started.body.id;
+  await waitFor(async () => (await stack.store.getJob(id))?.status === 'running', 'the job to run');
+  const cancel = await stack.api('POST', `/v1/jobs/${id}/cancel`, { reason: 'audit' }, { 'x-request-id': 'trace-cancel-1' });
+  expect(cancel.status).toBe(202);
+  expect((await stack.waitForEnd(id)).status).toBe('cancelled');
+  const events = await stack.store.events(id);
+  expect(events.find((e) => e.type === 'created')?.data).toEqual({ principal: 'admin', requestId: 'trace-start-1' });
+  expect(events.filter((e) => e.type === 'cancel_requested').map((e) => e.data)).toEqual([{ principal: 'admin', requestId: 'trace-cancel-1', reason: 'audit' }]);
 });
