@@ -10,6 +10,7 @@ import { projectRoot } from '../../stack/paths';
 import { freePort } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { waitFor } from './helpers';
+import { ASK_PROXY, PROBE } from './probes';
 
 // The deployment of infra/compose, brought up with its own wrapper and the real
 // compose file on this machine's engine. No image can be pulled here, so the
@@ -105,14 +106,12 @@ async function api<T>(method: string, route: string, body?: unknown): Promise<{ 
   return { status: res.status, body: (await res.json()) as T };
 }
 
-async function runJob(marker: string): Promise<JobView> {
-  const started = await api<{ id: string }>('POST', '/v1/jobs', {
-    // The fixture's repository as the deployment's git server serves it (test/e2e/compose/git-fixture.yml).
-    repo: repo.url.replace(/^http:\/\/[\d.]+:\d+/, 'http://git-fixture:8080'),
-    commit: repo.head,
-    setup: [`echo ${marker} > setup.txt`],
-    validate: [`test "$(cat setup.txt)" = ${marker}`, 'test "$(id -u)" != 0'],
-  });
+/** The fixture's repository as the deployment's git server serves it (test/e2e/compose/git-fixture.yml). */
+const fixtureRepo = () => repo.url.replace(/^http:\/\/[\d.]+:\d+/, 'http://git-fixture:8080');
+
+/** Submits a spec and waits for the job's end. */
+async function submitAndWait(spec: Record<string, unknown>): Promise<JobView> {
+  const started = await api<{ id: string }>('POST', '/v1/jobs', { repo: fixtureRepo(), commit: repo.head, ...spec });
   expect(started.status).toBe(202);
   let job: JobView | undefined;
   await waitFor(
@@ -124,6 +123,18 @@ async function runJob(marker: string): Promise<JobView> {
     { timeoutMs: 120_000, everyMs: 250 },
   );
   return job!;
+}
+
+const runJob = (marker: string) =>
+  submitAndWait({ setup: [`echo ${marker} > setup.txt`], validate: [`test "$(cat setup.txt)" = ${marker}`, 'test "$(id -u)" != 0'] });
+
+/** A step's stored lines, through the API. */
+async function stepLog(id: string, step: string): Promise<string[]> {
+  const res = await fetch(`${apiUrl}/v1/jobs/${id}/logs?step=${step}`, { headers: { authorization: `Bearer ${bearer}` } });
+  return (await res.text())
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { text: string }).text);
 }
 
 const events = async (id: string) => (await api<{ events: { type: string }[] }>('GET', `/v1/jobs/${id}/events`)).body.events.map((e) => e.type);
@@ -256,6 +267,25 @@ test('a job submitted to the API runs to success through the worker container', 
   // The worker container is the only worker of this Temporal server, and its log names the job.
   const logs = (await run('docker', ['logs', (await containerOf('worker')).Id], { maxBuffer: 64 * 2 ** 20 })).stdout;
   expect(logs).toContain(first.id);
+}, 180_000);
+
+test('a step reaches none of the deployment: on its loopback only its own listener, and the proxy refuses the services by name even where the spec allows them', async () => {
+  const ports = ['3000', '7233', '5432', '8080'];
+  const local = ports.flatMap((p) => [`127.0.0.1:${p}`, `::1:${p}`]);
+  const named = ['api:3000', 'temporal:7233', 'postgres:5432', 'temporal-ui:8080'];
+  const job = await submitAndWait({
+    egress: { allow: ['git-fixture:8080', ...named] },
+    setup: [`${PROBE} ${local.join(' ')}`, `${ASK_PROXY} ${named.join(' ')} git-fixture:8080`],
+  });
+  expect(job.status).toBe('succeeded');
+  expect(await stepLog(job.id, 'setup-0')).toEqual(['own:open', ...local.map((t) => `${t}:refused`)]);
+  // The positive control: the deployment's git server, an operator exception, through the same proxy.
+  expect(await stepLog(job.id, 'setup-1')).toEqual([...named.map((s) => `proxy ${s}:403`), 'proxy git-fixture:8080:200']);
+  const trail = (await api<{ events: { type: string; data: { host: string; port: number; reason: string } }[] }>('GET', `/v1/jobs/${job.id}/events`)).body.events;
+  const denied = trail.filter((e) => e.type === 'egress_denied').map((e) => `${e.data.host}:${e.data.port}`);
+  expect(denied.sort()).toEqual([...named].sort());
+  // Refused for their addresses (the backend network), not for the allow list.
+  for (const e of trail.filter((x) => x.type === 'egress_denied')) expect(e.data.reason).toMatch(/^resolves to \S+ \(\w+/);
 }, 180_000);
 
 test('down then up -d, from the database as an older version left it: the job and its audit trail are still there, owned by the application role again', async () => {

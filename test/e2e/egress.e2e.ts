@@ -12,6 +12,7 @@ import tls from 'node:tls';
 import type { JobView } from '../../common/job';
 import { GIT_HOST, type GitFixture, startGitFixture } from './git-fixture';
 import { gitException, leftovers, startTestStack, type TestStack } from './stack';
+import { ASK_PROXY, PROBE } from './probes';
 
 let stack: TestStack;
 let repo: GitFixture;
@@ -44,31 +45,6 @@ afterAll(async () => {
 
 const logOf = async (id: string, step: string) =>
   (await stack.store.readLogs(id, { afterId: 0, limit: 1000 })).flatMap((c) => (c.step === step ? c.lines : []).map((l) => l.x));
-
-/**
- * Connects to each host:port given and prints `host:port:open` or `:refused`; first to
- * a listener it opens itself (the positive control: loopback works inside the step).
- * The runner image has perl but no nc or curl, and dash has no /dev/tcp.
- */
-const PROBE = `perl -MIO::Socket::IP -e '
-  my $l = IO::Socket::IP->new(Listen => 1, LocalHost => "127.0.0.1", LocalPort => 0) or die "listen: $@";
-  my $own = IO::Socket::IP->new(PeerHost => "127.0.0.1", PeerPort => $l->sockport, Timeout => 2);
-  print "own:", ($own ? "open" : "refused"), "\\n";
-  for my $t (@ARGV) {
-    my ($h, $p) = $t =~ /^(.*):(\\d+)$/;
-    my $s = IO::Socket::IP->new(PeerHost => $h, PeerPort => $p, Timeout => 2);
-    print "$t:", ($s ? "open" : "refused"), "\\n";
-  }'`;
-
-/** Asks the proxy (on the step's loopback) for a CONNECT tunnel to each host:port and prints the status it answers. */
-const ASK_PROXY = `perl -MIO::Socket::IP -e '
-  for my $t (@ARGV) {
-    my $s = IO::Socket::IP->new(PeerHost => "127.0.0.1", PeerPort => 3128, Timeout => 5) or die "proxy: $@";
-    print $s "CONNECT $t HTTP/1.1\\r\\nHost: $t\\r\\n\\r\\n";
-    my $line = <$s>;
-    my ($code) = $line =~ m{^HTTP/1\\.1 (\\d+)};
-    print "proxy $t:$code\\n";
-  }'`;
 
 test('a step reaches no port of the control plane on 127.0.0.1 or ::1, its own listener yes, and the allowed fixture only through the proxy, which refuses the rest and records it', async () => {
   const api = new URL(stack.apiUrl).port;
