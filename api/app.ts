@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { PayloadCodec } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { JobsClient } from '../client/jobs';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { type JobsClient, newJobId } from '../client/jobs';
 import type { Config } from '../common/config';
 import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
@@ -13,12 +14,14 @@ import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView } from '../common/job';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { resolveJobSpec, specPolicy } from '../common/spec';
+import { IdempotencyStore } from '../db/idempotency-store';
 import type { JobStore } from '../db/store';
 import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
 import { mountCodec } from './codec';
 import { HttpError, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { serveLogs } from './logs';
+import { bodyHash, derivedJobId, IDEMPOTENCY_TTL_HOURS, idempotencyKey } from './idempotency';
 import { openApiDocument } from './openapi';
 import { cancelBody, listJobsQuery, logsQuery } from './schemas';
 
@@ -45,6 +48,9 @@ function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: Proble
   const message = issue.code === 'unrecognized_keys' ? `unknown parameter ${field}` : `${field}: ${issue.message}`;
   throw new HttpError(code, message, field || undefined);
 }
+
+/** How long a duplicate waits for the answer of the request in flight with the same Idempotency-Key. */
+const IN_FLIGHT_WAIT_MS = 10_000;
 
 const version = (JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -134,6 +140,30 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     next();
   };
 
+  const idempotency = new IdempotencyStore(store.pool, IDEMPOTENCY_TTL_HOURS);
+  /**
+   * The request's Idempotency-Key, claimed for its principal and route (`null` without
+   * one). Another body under the key is a 422; a duplicate of a request still in flight
+   * waits (a while) for its answer.
+   */
+  async function claimKey(req: Request, res: Response, route: string) {
+    const { key, problem: wrong } = idempotencyKey(req.headers['idempotency-key']);
+    if (wrong) throw new HttpError('invalid_idempotency_key', wrong);
+    if (!key) return null;
+    const principal = String(res.locals.token);
+    const hash = bodyHash(req.body);
+    let record = await idempotency.claim(principal, route, key, hash);
+    if (record.bodyHash !== hash) {
+      throw new HttpError('idempotency_key_reused', `the Idempotency-Key ${JSON.stringify(key)} was used with another body in the last ${IDEMPOTENCY_TTL_HOURS} h`);
+    }
+    for (let waited = 0; !record.fresh && !record.answer && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
+      await new Promise((r) => setTimeout(r, 100));
+      record = { ...record, answer: (await idempotency.get(principal, route, key))?.answer ?? null };
+    }
+    return { key, record, save: (status: number, body: unknown) => idempotency.answer(principal, route, key, status, body) };
+  }
+  const replay = (res: Response, answer: { status: number; body: unknown }) => void res.set('idempotent-replayed', 'true').status(answer.status).json(answer.body);
+
   app.post('/v1/jobs', write, requireJson, json, async (req, res) => {
     let spec;
     try {
@@ -146,14 +176,27 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     const principal = String(res.locals.token);
     const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
     if (ungranted) throw new HttpError('secret_not_granted', ungrantedMessage(ungranted, principal), ungranted.field);
+    // Only a request that passed the checks above claims its key: a refused one may be corrected and sent again.
+    const claim = await claimKey(req, res, 'POST /v1/jobs');
+    if (claim?.record.answer) return replay(res, claim.record.answer);
     const requestId = String(res.locals.requestId);
-    const { id, runId } = await jobs.start(req.body, undefined, { principal, requestId });
-    // The workflow records the job itself; this row only makes it visible before a worker picks it up.
-    await store.recordQueued(id, runId, spec.repo, spec.commit, req.body, { principal, requestId }).catch((err: Error) => {
-      log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
-    });
-    metrics.jobsSubmitted.inc();
-    logger?.info({ jobId: id, repo: spec.repo, commit: spec.commit }, 'job submitted');
+    const id = claim ? derivedJobId(principal, claim.key, claim.record.firstSeen) : newJobId();
+    let started: { runId: string } | null = null;
+    try {
+      started = await jobs.start(req.body, id, { principal, requestId });
+    } catch (err) {
+      // A duplicate that ran at the same time, or a first request that died before it answered, started it.
+      if (!(claim && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    if (started) {
+      // The workflow records the job itself; this row only makes it visible before a worker picks it up.
+      await store.recordQueued(id, started.runId, spec.repo, spec.commit, req.body, { principal, requestId }).catch((err: Error) => {
+        log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
+      });
+      metrics.jobsSubmitted.inc();
+      logger?.info({ jobId: id, repo: spec.repo, commit: spec.commit, requestId }, 'job submitted');
+    }
+    await claim?.save(202, { id });
     res.status(202).location(`/v1/jobs/${id}`).json({ id });
   });
 
@@ -224,6 +267,8 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   app.post('/v1/jobs/:id/cancel', write, requireJson, json, async (req, res) => {
     const id = jobIdParam(req);
     const { reason } = parseInput(cancelBody, req.body ?? {}, 'invalid_body');
+    const claim = await claimKey(req, res, `POST /v1/jobs/${id}/cancel`);
+    if (claim?.record.answer) return replay(res, claim.record.answer);
     const job = await store.getJob(id);
     const workflow = await jobs.describe(id);
     if (!job && !workflow) throw new HttpError('not_found', `no job ${id}`);
@@ -234,6 +279,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     // Who asked, and in which request (the job's own `cancelled` event follows when it stops).
     if (job) await store.event(id, `cancel_requested:${requestId}`, 'cancel_requested', { requestId, principal: String(res.locals.token), ...(reason ? { reason } : {}) });
     await jobs.cancel(id, reason);
+    await claim?.save(202, { id, status: 'cancelling' });
     res.status(202).json({ id, status: 'cancelling' });
   });
 

@@ -24,6 +24,13 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Json) => ({ 'application/json': { schema } });
 const error = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: ref('Problem') } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const idempotencyKeyParam = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description: 'Per principal, kept 24 h: the same key and body get the first answer again (with Idempotent-Replayed: true); another body is a 422',
+  schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+};
 
 // The job view is produced, not parsed, so it is described here rather than derived.
 const stepView = {
@@ -110,12 +117,15 @@ export function openApiDocument(version: string): Json {
       '/v1/jobs': {
         post: {
           summary: 'Start a job',
+          parameters: [idempotencyKeyParam],
           requestBody: { required: true, content: json(ref('JobSpec')) },
           responses: {
             202: { description: 'accepted', content: json({ type: 'object', properties: { id: { type: 'string' } } }) },
-            400: error('invalid spec or JSON'),
+            400: error('invalid spec, JSON or Idempotency-Key'),
+            403: error('a secret the principal is not granted, or no write scope'),
             413: error('body too large'),
             415: error('not application/json'),
+            422: error('the Idempotency-Key was used with another body'),
           },
         },
         get: {
@@ -157,9 +167,15 @@ export function openApiDocument(version: string): Json {
       '/v1/jobs/{id}/cancel': {
         post: {
           summary: 'Cancel a job',
-          parameters: [idParam],
+          parameters: [idParam, idempotencyKeyParam],
           requestBody: { required: false, content: json(jsonSchema(cancelBody)) },
-          responses: { 202: { description: 'cancelling' }, 400: error('invalid body'), 404: error('no such job'), 409: error('the job has ended') },
+          responses: {
+            202: { description: 'cancelling' },
+            400: error('invalid body or Idempotency-Key'),
+            404: error('no such job'),
+            409: error('the job has ended'),
+            422: error('the Idempotency-Key was used with another body'),
+          },
         },
       },
     },

@@ -149,6 +149,24 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       ALTER TABLE jobs ADD COLUMN principal text;
     `,
   },
+  {
+    version: 8,
+    name: 'idempotency keys',
+    sql: `
+      -- A request's Idempotency-Key, per principal and route, with the hash of its body and,
+      -- once given, the answer that a retry with the same key and body gets again.
+      CREATE TABLE idempotency_keys (
+        principal  text NOT NULL,
+        route      text NOT NULL,
+        key        text NOT NULL,
+        body_hash  text NOT NULL,
+        status     integer,
+        response   jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (principal, route, key)
+      );
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).
