@@ -15,6 +15,7 @@ import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { resolveJobSpec, specPolicy } from '../common/spec';
 import { IdempotencyStore } from '../db/idempotency-store';
+import { decodeCursor, encodeCursor } from '../db/list-cursor';
 import type { JobStore } from '../db/store';
 import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
@@ -201,8 +202,11 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   });
 
   app.get('/v1/jobs', read, async (req, res) => {
-    const query = parseInput(listJobsQuery, req.query, 'invalid_query');
-    res.json({ jobs: await store.listJobs({ status: query.status, limit: query.limit ?? 50 }) });
+    const { cursor, limit, ...filter } = parseInput(listJobsQuery, req.query, 'invalid_query');
+    const after = cursor === undefined ? undefined : decodeCursor(cursor);
+    if (after === null) throw new HttpError('invalid_query', 'cursor: not a cursor of this API (use a nextCursor as it was given)', 'cursor');
+    const page = await store.listJobs({ ...filter, after, limit: limit ?? 50 });
+    res.json({ jobs: page.jobs, nextCursor: page.next ? encodeCursor(page.next) : null });
   });
 
   app.get('/v1/jobs/:id', read, async (req, res) => {

@@ -132,7 +132,14 @@ export function openApiDocument(version: string): Json {
           summary: 'List jobs, newest first',
           parameters: queryParameters(listJobsQuery),
           responses: {
-            200: { description: 'jobs', content: json({ type: 'object', properties: { jobs: { type: 'array', items: ref('JobView') } } }) },
+            200: {
+              description: 'a page of jobs, newest first; `nextCursor` (null on the last page) as `cursor` gives the next',
+              content: json({
+                type: 'object',
+                required: ['jobs', 'nextCursor'],
+                properties: { jobs: { type: 'array', items: ref('JobView') }, nextCursor: { type: ['string', 'null'] } },
+              }),
+            },
             400: error('invalid query'),
           },
         },

@@ -7,8 +7,17 @@ import { JOB_STATUSES, STEP_KINDS } from '../common/job';
 
 export const MAX_LIST = 200;
 
+const instant = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 time with its offset, e.g. 2026-12-01T10:00:00Z' });
+
 export const listJobsQuery = z.strictObject({
   status: z.enum(JOB_STATUSES).optional(),
+  repo: z.string().min(1).max(2048).optional(),
+  commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit SHA').optional(),
+  principal: z.string().min(1).max(200).optional(),
+  createdAfter: instant.optional(),
+  createdBefore: instant.optional(),
+  /** Where the previous page ended: its `nextCursor`. */
+  cursor: z.string().min(1).max(400).optional(),
   limit: z.coerce
     .number()
     .int(`must be an integer between 1 and ${MAX_LIST}`)

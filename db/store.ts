@@ -1,6 +1,7 @@
 import { Pool } from 'pg';
 import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepOutcome } from '../common/job';
 import { FINAL_STATUSES } from '../common/job';
+import type { ListPosition } from './list-cursor';
 import { migrate } from './migrations';
 import { type JobRow, type StepRow, jobView, stepOutcome } from './view';
 
@@ -57,6 +58,18 @@ export class StaleAttemptError extends Error {
   ) {
     super(`attempt ${attempt} no longer holds step ${step} of job ${jobId}: a newer attempt took it over`);
   }
+}
+
+/** What a job list may be narrowed to; `after` is where the previous page ended. */
+export interface JobListFilter {
+  status?: JobStatus;
+  repo?: string;
+  commit?: string;
+  principal?: string;
+  createdAfter?: string;
+  createdBefore?: string;
+  after?: ListPosition;
+  limit: number;
 }
 
 /** Who started a job, and in which API request (none for the SDK), as its `created` event says. */
@@ -465,17 +478,43 @@ export class JobStore {
   }
 
   /** Newest first, optionally only jobs in one status. */
-  async listJobs(opts: { status?: JobStatus; limit: number }): Promise<JobView[]> {
-    const params: unknown[] = [opts.limit];
-    let where = '';
-    if (opts.status) {
-      params.push(opts.status);
-      where = 'WHERE status = $2';
+  /**
+   * A page of jobs, newest first, with the position of its last job when more follow.
+   * Keyset pagination on (created_at, id): jobs created while a client pages appear
+   * before its first page, never shifting the pages it has yet to read.
+   */
+  async listJobs(filter: JobListFilter): Promise<{ jobs: JobView[]; next: ListPosition | null }> {
+    const params: unknown[] = [];
+    const where: string[] = [];
+    const add = (sql: (n: string) => string, value: unknown) => {
+      params.push(value);
+      where.push(sql(`$${params.length}`));
+    };
+    if (filter.status) add((n) => `status = ${n}`, filter.status);
+    if (filter.repo) add((n) => `repo = ${n}`, filter.repo);
+    if (filter.commit) add((n) => `commit = ${n}`, filter.commit);
+    if (filter.principal) add((n) => `principal = ${n}`, filter.principal);
+    if (filter.createdAfter) add((n) => `created_at > ${n}`, filter.createdAfter);
+    if (filter.createdBefore) add((n) => `created_at < ${n}`, filter.createdBefore);
+    if (filter.after) {
+      params.push(filter.after.createdUs, filter.after.id);
+      where.push(`(created_at, id) < (TIMESTAMPTZ 'epoch' + $${params.length - 1}::bigint * INTERVAL '1 microsecond', $${params.length})`);
     }
-    const { rows } = await this.pool.query<JobRow>(
-      `SELECT ${JOB_COLUMNS} FROM jobs ${where} ORDER BY created_at DESC, id DESC LIMIT $1`,
+    params.push(filter.limit + 1);
+    const { rows } = await this.pool.query<JobRow & { created_us: string }>(
+      `SELECT ${JOB_COLUMNS}, floor(extract(epoch FROM created_at) * 1000000)::bigint::text AS created_us
+         FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
       params,
     );
+    const more = rows.length > filter.limit;
+    const page = rows.slice(0, filter.limit);
+    const last = page[page.length - 1];
+    return { jobs: await this.withSteps(page), next: more && last ? { createdUs: last.created_us, id: last.id } : null };
+  }
+
+  /** Job views of rows, with their steps (one query for all). */
+  private async withSteps(rows: JobRow[]): Promise<JobView[]> {
     if (rows.length === 0) return [];
     const steps = await this.pool.query<StepRow>(
       'SELECT * FROM steps WHERE job_id = ANY($1::text[]) ORDER BY seq',

@@ -64,7 +64,7 @@ test('the documented request schemas are the ones the API validates with', async
   // Strict objects: unknown fields are refused by the API and by the document alike.
   expect(spec.additionalProperties).toBe(false);
   const listParams = doc.paths['/v1/jobs']!.get!.parameters!.map((p) => p.name).sort();
-  expect(listParams).toEqual(['limit', 'status']);
+  expect(listParams).toEqual(['commit', 'createdAfter', 'createdBefore', 'cursor', 'limit', 'principal', 'repo', 'status']);
   expect((await stack.api('GET', '/v1/jobs?colour=red')).status).toBe(400);
   const logParams = doc.paths['/v1/jobs/{id}/logs']!.get!.parameters!.map((p) => p.name).sort();
   expect(logParams).toEqual(['follow', 'id', 'step']);
