@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { PayloadCodec } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
@@ -23,7 +21,7 @@ import { mountCodec } from './codec';
 import { HttpError, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { serveLogs } from './logs';
 import { bodyHash, derivedJobId, IDEMPOTENCY_TTL_HOURS, idempotencyKey } from './idempotency';
-import { openApiDocument } from './openapi';
+import { openApiDocument, packageVersion } from './openapi';
 import { cancelBody, listJobsQuery, logsQuery } from './schemas';
 
 export interface ApiDeps {
@@ -53,7 +51,7 @@ function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: Proble
 /** How long a duplicate waits for the answer of the request in flight with the same Idempotency-Key. */
 const IN_FLIGHT_WAIT_MS = 10_000;
 
-const version = (JSON.parse(fs.readFileSync(path.join(projectRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+const version = packageVersion(projectRoot());
 
 function jobIdParam(req: Request): string {
   const id = String(req.params.id);
@@ -123,7 +121,8 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   });
 
   const document = openApiDocument(version);
-  app.get('/openapi.json', read, (_req, res) => {
+  // Public: clients are generated from it before anyone has a token.
+  app.get('/openapi.json', (_req, res) => {
     res.json(document);
   });
 

@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { z } from 'zod';
 import { JOB_STATUSES, STEP_KINDS } from '../common/job';
 import { jobSpecSchema } from '../common/spec';
@@ -89,12 +91,63 @@ const codecPath = (summary: string) => ({
   options: { summary: 'CORS preflight for the Web UI', responses: { 204: { description: 'allowed' } } },
 });
 
+/**
+ * Each operation's id, tag and scope (`null`: served without a token). One table, so that
+ * a route added without its line here fails the document's test.
+ */
+const OPERATIONS: Record<string, { id: string; tag: string; scope: 'read' | 'write' | null }> = {
+  'get /health': { id: 'getHealth', tag: 'service', scope: null },
+  'get /metrics': { id: 'getMetrics', tag: 'service', scope: 'read' },
+  'get /openapi.json': { id: 'getOpenApi', tag: 'service', scope: null },
+  'get /problems': { id: 'listProblemTypes', tag: 'service', scope: null },
+  'get /problems/{code}': { id: 'getProblemType', tag: 'service', scope: null },
+  'post /v1/jobs': { id: 'startJob', tag: 'jobs', scope: 'write' },
+  'get /v1/jobs': { id: 'listJobs', tag: 'jobs', scope: 'read' },
+  'get /v1/jobs/{id}': { id: 'getJob', tag: 'jobs', scope: 'read' },
+  'get /v1/jobs/{id}/events': { id: 'listJobEvents', tag: 'jobs', scope: 'read' },
+  'get /v1/jobs/{id}/logs': { id: 'getJobLogs', tag: 'jobs', scope: 'read' },
+  'get /v1/jobs/{id}/patch': { id: 'getJobPatch', tag: 'jobs', scope: 'read' },
+  'post /v1/jobs/{id}/cancel': { id: 'cancelJob', tag: 'jobs', scope: 'write' },
+  'post /codec/encode': { id: 'encodePayloads', tag: 'codec', scope: 'read' },
+  'options /codec/encode': { id: 'encodePayloadsPreflight', tag: 'codec', scope: null },
+  'post /codec/decode': { id: 'decodePayloads', tag: 'codec', scope: 'read' },
+  'options /codec/decode': { id: 'decodePayloadsPreflight', tag: 'codec', scope: null },
+};
+
+/** Adds to every operation its id, tag, security and the answers of the token check. */
+function decorate(paths: Record<string, Record<string, Json>>): Record<string, Record<string, Json>> {
+  for (const [p, methods] of Object.entries(paths)) {
+    for (const [method, op] of Object.entries(methods)) {
+      const meta = OPERATIONS[`${method} ${p}`];
+      if (!meta) throw new Error(`no operation id for ${method.toUpperCase()} ${p} (OPERATIONS in api/openapi.ts)`);
+      op.operationId = meta.id;
+      op.tags = [meta.tag];
+      op.security = meta.scope ? [{ bearer: [] }] : [];
+      if (meta.scope) {
+        op.responses = {
+          ...(op.responses as Json),
+          401: error('no valid bearer token'),
+          403: (op.responses as Json)[403] ?? error(`the token lacks the ${meta.scope} scope`),
+          429: error("past the token's request rate (Retry-After says when to retry)"),
+        };
+      }
+    }
+  }
+  return paths;
+}
+
 /** The OpenAPI document of the API, built from the schemas the routes validate with. */
 export function openApiDocument(version: string): Json {
   return {
     openapi: '3.1.0',
-    info: { title: 'Draftsman API', version },
-    paths: {
+    info: { title: 'Draftsman API', version, description: 'Jobs against git repositories, each step in an ephemeral container, the lifecycle held by Temporal.' },
+    tags: [
+      { name: 'jobs', description: 'Start, watch and cancel jobs' },
+      { name: 'service', description: 'Health, metrics, this document and the problem types' },
+      { name: 'codec', description: "The Temporal Web UI's remote codec" },
+    ],
+    security: [{ bearer: [] }],
+    paths: decorate({
       '/health': {
         get: {
           summary: 'Liveness, database reachability and the disk guard',
@@ -185,8 +238,9 @@ export function openApiDocument(version: string): Json {
           },
         },
       },
-    },
+    }),
     components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token (DRAFTSMAN_API_TOKENS; `npm start` writes one to data/api-token)' } },
       schemas: {
         JobSpec: jsonSchema(jobSpecSchema),
         JobView: jobView,
@@ -208,3 +262,8 @@ export function openApiDocument(version: string): Json {
     },
   };
 }
+
+/** Where the committed document lives. */
+export const committedOpenApiPath = (root: string) => path.join(root, 'docs', 'openapi.json');
+
+export const packageVersion = (root: string) => (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;

@@ -139,7 +139,6 @@ test.each(rawCases.map((c) => [`${c[0]}: ${c[5]} ${c[6]}`, c] as const))('%s', a
 });
 
 const routes: [method: string, path: string, scope: 'read' | 'write'][] = [
-  ['GET', '/openapi.json', 'read'],
   ['GET', '/metrics', 'read'],
   ['GET', '/v1/jobs', 'read'],
   ['GET', '/v1/jobs/job-x', 'read'],
@@ -258,4 +257,9 @@ test('each problem type is served, without a token, with the title and status it
   expect(type.status).toBe(200);
   expect(await type.json()).toEqual({ type: refusal.body.type, code: 'invalid_spec', status: 400, title: refusal.body.title });
   expect((await fetch(`${stack.apiUrl}/problems/nope`)).status).toBe(404);
+});
+
+test.each([['/openapi.json'], ['/problems'], ['/health']])('%s is served without a token', async (route) => {
+  const res = await fetch(`${stack.apiUrl}${route}`);
+  expect(res.status).toBe(200);
 });
