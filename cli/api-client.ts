@@ -24,19 +24,20 @@ export class ApiClient {
     private readonly token?: string,
   ) {}
 
-  private headers(json: boolean): Record<string, string> {
+  private headers(json: boolean, extra: Record<string, string> = {}): Record<string, string> {
     return {
       ...(json ? { 'content-type': 'application/json' } : {}),
       ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+      ...extra,
     };
   }
 
-  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  private async request<T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
     let res: Response;
     try {
       res = await fetch(`${this.url}${path}`, {
         method,
-        headers: this.headers(body !== undefined),
+        headers: this.headers(body !== undefined, extra),
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch (err) {
@@ -47,20 +48,39 @@ export class ApiClient {
     return (text ? JSON.parse(text) : null) as T;
   }
 
-  submit(spec: unknown): Promise<{ id: string }> {
-    return this.request('POST', '/v1/jobs', spec);
+  /** With an idempotency key, a retry of the same submission starts nothing new. */
+  submit(spec: unknown, idempotencyKey?: string): Promise<{ id: string }> {
+    return this.request('POST', '/v1/jobs', spec, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
   }
 
   job(id: string): Promise<JobView> {
     return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}`);
   }
 
-  list(status?: string): Promise<{ jobs: JobView[] }> {
-    return this.request('GET', `/v1/jobs${status ? `?status=${encodeURIComponent(status)}` : ''}`);
+  list(filter: Record<string, string | undefined>): Promise<{ jobs: JobView[]; nextCursor: string | null }> {
+    const q = new URLSearchParams(Object.entries(filter).filter((e): e is [string, string] => e[1] !== undefined));
+    return this.request('GET', `/v1/jobs${q.size ? `?${q}` : ''}`);
   }
 
-  cancel(id: string, reason?: string): Promise<unknown> {
-    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`, reason ? { reason } : {});
+  events(id: string): Promise<{ events: { id: number; type: string; data: Record<string, unknown>; at: string }[] }> {
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/events`);
+  }
+
+  /** The stored patch as text. */
+  async patch(id: string): Promise<string> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}/v1/jobs/${encodeURIComponent(id)}/patch`, { headers: this.headers(false) });
+    } catch (err) {
+      throw new ApiError(0, `cannot reach the Draftsman API at ${this.url}: ${(err as Error).message}`);
+    }
+    const text = await res.text();
+    if (!res.ok) throw new ApiError(res.status, problemDetail(text, res.status));
+    return text;
+  }
+
+  cancel(id: string, reason?: string, idempotencyKey?: string): Promise<unknown> {
+    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`, reason ? { reason } : {}, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
   }
 
   /** Every stored line (NDJSON), or with `follow` the live stream until the job ends. */

@@ -4,23 +4,56 @@
  * not a terminal; a live status line when it is.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { JobView } from '../common/job';
+import { FINAL_STATUSES, type JobView } from '../common/job';
+import { projectRoot } from '../stack/paths';
 import { ApiClient, ApiError, type LogLine } from './api-client';
+import { EXIT, exitForApiError, exitForJob } from './exit-codes';
 
 const USAGE = `usage: draftsman <command> [options]
 
 commands:
-  run <spec.json> [--follow]        submit a job (spec file, or - for stdin); with --follow, show
-                                    progress and logs until it ends (exit 0 only if it succeeded)
-  status <id> [--json]              show a job
+  run <spec.json> [--follow]        submit a job (spec file, or - for stdin); prints its id, or with
+                                    --follow shows progress and logs until it ends
+  wait <id> [--timeout S]           wait for a job's end
+  status <id>                       show a job
   logs <id> [--follow] [--step S]   print a job's output (S: <kind>-<index>, e.g. setup-0)
+  events <id>                       print a job's audit trail
+  patch <id>                        print the job's patch (git diff after the loop)
   cancel <id> [--reason R]          cancel a job
-  ls [--status S]                   list jobs, newest first
+  ls [--status S] [--repo R] [--principal P] [--limit N] [--cursor C]
+                                    list jobs, newest first (a next page's cursor is printed last)
 
 options:
-  --url URL      API address (env DRAFTSMAN_URL, default http://127.0.0.1:3000)
-  --token T      API token (env DRAFTSMAN_TOKEN)`;
+  --json               machine-readable output (run, wait, status, events, ls, cancel)
+  --idempotency-key K  run and cancel: a retry with the same key does nothing new
+  --url URL            API address (env DRAFTSMAN_URL, default http://127.0.0.1:3000)
+  --token T            API token (env DRAFTSMAN_TOKEN, or the file DRAFTSMAN_TOKEN_FILE, or
+                       the token \`npm start\` wrote: DRAFTSMAN_DATA_DIR/api-token, data/api-token)
+
+exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected,
+            6 API unreachable, 7 token refused, 8 other API error (run and wait: the job's end)`;
+
+/** The API token: given, in the environment, in a named file, or the one `npm start` keeps in its data folder. */
+function findToken(given: string | undefined): string | undefined {
+  if (given) return given;
+  if (process.env.DRAFTSMAN_TOKEN) return process.env.DRAFTSMAN_TOKEN;
+  const files = [
+    process.env.DRAFTSMAN_TOKEN_FILE,
+    process.env.DRAFTSMAN_DATA_DIR && path.join(process.env.DRAFTSMAN_DATA_DIR, 'api-token'),
+    path.resolve('data', 'api-token'),
+    path.join(projectRoot(), 'data', 'api-token'),
+  ].filter((f): f is string => Boolean(f));
+  for (const f of files) {
+    try {
+      return fs.readFileSync(f, 'utf8').trim();
+    } catch {
+      // the next place
+    }
+  }
+  return undefined;
+}
 
 class UsageError extends Error {}
 
@@ -86,6 +119,16 @@ async function follow(api: ApiClient, id: string): Promise<JobView> {
   return api.job(id);
 }
 
+/** Polls a job until it ends or `timeoutMs` passes; returns its last view. */
+async function waitForEnd(api: ApiClient, id: string, timeoutMs: number): Promise<JobView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await api.job(id);
+    if (FINAL_STATUSES.includes(job.status) || Date.now() >= deadline) return job;
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -97,6 +140,12 @@ async function main(argv: string[]): Promise<number> {
       step: { type: 'string' },
       reason: { type: 'string' },
       status: { type: 'string' },
+      repo: { type: 'string' },
+      principal: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      timeout: { type: 'string' },
+      'idempotency-key': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -104,12 +153,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, arg] = positionals;
   if (values.help || !command) {
     out(USAGE);
-    return values.help ? 0 : 2;
+    return values.help ? 0 : EXIT.usage;
   }
-  const api = new ApiClient(
-    (values.url ?? process.env.DRAFTSMAN_URL ?? 'http://127.0.0.1:3000').replace(/\/$/, ''),
-    values.token ?? process.env.DRAFTSMAN_TOKEN,
-  );
+  const api = new ApiClient((values.url ?? process.env.DRAFTSMAN_URL ?? 'http://127.0.0.1:3000').replace(/\/$/, ''), findToken(values.token));
+  const json = (v: unknown) => out(JSON.stringify(v, null, 2));
   const need = (what: string) => {
     if (!arg) throw new UsageError(`${command}: missing ${what}`);
     return arg;
@@ -124,19 +171,42 @@ async function main(argv: string[]): Promise<number> {
       } catch (err) {
         throw new UsageError(`run: cannot read a JSON spec from ${file}: ${(err as Error).message}`);
       }
-      const { id } = await api.submit(spec);
+      const { id } = await api.submit(spec, values['idempotency-key']);
       if (!values.follow) {
-        out(id);
+        if (values.json) json({ id });
+        else out(id);
         return 0;
       }
-      out(`job ${id} submitted`);
-      const job = await follow(api, id);
-      out(summary(job));
-      return job.status === 'succeeded' ? 0 : 1;
+      if (!values.json) out(`job ${id} submitted`);
+      const job = values.json ? await waitForEnd(api, id, Infinity) : await follow(api, id);
+      if (values.json) json(job);
+      else out(summary(job));
+      return exitForJob(job.status);
+    }
+    case 'wait': {
+      const seconds = values.timeout === undefined ? Infinity : Number(values.timeout);
+      if (!(seconds > 0)) throw new UsageError(`wait: --timeout must be a number of seconds above 0`);
+      const job = await waitForEnd(api, need('<id>'), seconds * 1000);
+      if (!FINAL_STATUSES.includes(job.status)) {
+        process.stderr.write(`draftsman: ${job.id} is still ${job.status} after ${seconds} s\n`);
+        return EXIT.apiError;
+      }
+      out(values.json ? JSON.stringify(job, null, 2) : summary(job));
+      return exitForJob(job.status);
     }
     case 'status': {
       const job = await api.job(need('<id>'));
       out(values.json ? JSON.stringify(job, null, 2) : summary(job));
+      return 0;
+    }
+    case 'events': {
+      const { events } = await api.events(need('<id>'));
+      if (values.json) json(events);
+      else for (const e of events) out(`${e.at}  ${e.type.padEnd(20)} ${Object.keys(e.data).length ? JSON.stringify(e.data) : ''}`.trimEnd());
+      return 0;
+    }
+    case 'patch': {
+      process.stdout.write(await api.patch(need('<id>')));
       return 0;
     }
     case 'logs': {
@@ -145,13 +215,19 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'cancel': {
-      await api.cancel(need('<id>'), values.reason);
-      out(`cancel requested for ${arg}`);
+      const answer = await api.cancel(need('<id>'), values.reason, values['idempotency-key']);
+      if (values.json) json(answer);
+      else out(`cancel requested for ${arg}`);
       return 0;
     }
     case 'ls': {
-      const { jobs } = await api.list(values.status);
-      for (const j of jobs) out(`${j.id}  ${j.status.padEnd(9)}  ${j.createdAt}  ${j.repo ?? '-'}`);
+      const page = await api.list({ status: values.status, repo: values.repo, principal: values.principal, limit: values.limit, cursor: values.cursor });
+      if (values.json) {
+        json(page);
+        return 0;
+      }
+      for (const j of page.jobs) out(`${j.id}  ${j.status.padEnd(9)}  ${j.createdAt}  ${j.principal ?? '-'}  ${j.repo ?? '-'}`);
+      if (page.nextCursor) out(`more: --cursor ${page.nextCursor}`);
       return 0;
     }
     default:
@@ -164,10 +240,10 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`draftsman: ${(err as Error).message}\n${USAGE}\n`);
-      process.exit(2);
+      process.exit(EXIT.usage);
     }
-    process.stderr.write(`draftsman: ${err instanceof ApiError || err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
+    process.stderr.write(`draftsman: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(err instanceof ApiError ? exitForApiError(err.status) : EXIT.apiError);
   },
 );
 

@@ -18,10 +18,17 @@ afterAll(async () => {
 
 /** Runs the built CLI (stdout is a pipe: plain line output). */
 async function draftsman(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return draftsmanWith({ DRAFTSMAN_TOKEN: TEST_TOKENS.admin }, ...args);
+}
+
+/** The CLI with these variables (the URL always; a token only if given here). */
+async function draftsmanWith(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['dist/cli/main.js', ...args], {
-      cwd: projectRoot(),
-      env: { ...process.env, DRAFTSMAN_URL: stack.apiUrl, DRAFTSMAN_TOKEN: TEST_TOKENS.admin },
+    const { DRAFTSMAN_TOKEN: _inherited, ...rest } = process.env;
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [path.join(projectRoot(), 'dist/cli/main.js'), ...args], {
+      // Not the repository: its data/api-token would be found.
+      cwd: TEST_DATA_DIR,
+      env: { ...rest, DRAFTSMAN_URL: stack.apiUrl, ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (err) {
@@ -66,9 +73,9 @@ test('run --follow exits 1 for a job that fails; status, logs, ls and cancel wor
   const ls = await draftsman('ls', '--status', 'failed');
   expect(ls.stdout).toContain(id);
 
-  // A job that has ended cannot be cancelled: the API's 409 becomes exit code 1 with its message.
+  // A job that has ended cannot be cancelled: the API's 409 becomes exit code 8 with its message.
   const cancel = await draftsman('cancel', id, '--reason', 'late');
-  expect(cancel.code).toBe(1);
+  expect(cancel.code).toBe(8);
   expect(cancel.stderr).toMatch(/already ended/);
 });
 
@@ -86,6 +93,44 @@ test('cancel stops a running job; bad usage exits 2; an unreachable API is a cle
   expect((await draftsman('run')).code).toBe(2);
   expect((await draftsman('run', '/nonexistent.json')).stderr).toMatch(/cannot read a JSON spec/);
   const down = await draftsman('ls', '--url', 'http://127.0.0.1:9');
-  expect(down.code).toBe(1);
+  expect(down.code).toBe(6);
   expect(down.stderr).toMatch(/cannot reach the Draftsman API/);
+});
+
+test('the token npm start wrote is found; a wrong one exits 7; wait, events, patch and ls speak JSON; a retried run with its key starts nothing new', async () => {
+  const dataDir = path.join(TEST_DATA_DIR, `cli-data-${process.pid}`);
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.writeFileSync(path.join(dataDir, 'api-token'), `${TEST_TOKENS.admin}\n`, { mode: 0o600 });
+  const found = { DRAFTSMAN_DATA_DIR: dataDir };
+  expect((await draftsmanWith(found, 'ls', '--limit', '1')).code).toBe(0);
+  const refused = await draftsmanWith({ DRAFTSMAN_TOKEN: 'not-a-token-0123456789' }, 'ls');
+  expect([refused.code, refused.stderr]).toEqual([7, expect.stringMatching(/bearer token/)]);
+
+  const spec = specFile('patch', { loop: { command: 'echo changed > file.txt', maxIterations: 1 } });
+  const key = `cli-${process.pid}`;
+  const first = JSON.parse((await draftsmanWith(found, 'run', spec, '--json', '--idempotency-key', key)).stdout) as { id: string };
+  const again = JSON.parse((await draftsmanWith(found, 'run', spec, '--json', '--idempotency-key', key)).stdout) as { id: string };
+  expect(again.id).toBe(first.id);
+  const waited = await draftsmanWith(found, 'wait', first.id, '--json');
+  expect(waited.code).toBe(0);
+  expect(JSON.parse(waited.stdout)).toMatchObject({ id: first.id, status: 'succeeded', principal: 'admin' });
+  const patch = await draftsmanWith(found, 'patch', first.id);
+  expect(patch.stdout).toMatch(/^\+changed$/m);
+  const events = JSON.parse((await draftsmanWith(found, 'events', first.id, '--json')).stdout) as { type: string; data: Record<string, unknown> }[];
+  expect(events[0]).toMatchObject({ type: 'created', data: { principal: 'admin' } });
+  expect(events.at(-1)?.type).toBe('finished');
+  const ls = JSON.parse((await draftsmanWith(found, 'ls', '--json', '--limit', '1', '--principal', 'admin')).stdout) as { jobs: unknown[]; nextCursor: string | null };
+  expect(ls.jobs).toHaveLength(1);
+  expect(typeof ls.nextCursor).toBe('string');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('wait exits with the job\'s end: 3 for a cancelled one, 8 (still running) past --timeout', async () => {
+  const id = (await draftsman('run', specFile('wait', { setup: ['sleep 60'] }))).stdout.trim();
+  const early = await draftsman('wait', id, '--timeout', '1');
+  expect([early.code, early.stderr]).toEqual([8, expect.stringMatching(/still (queued|running) after 1 s/)]);
+  expect((await draftsman('cancel', id)).code).toBe(0);
+  const ended = await draftsman('wait', id);
+  expect(ended.code).toBe(3);
+  expect(ended.stdout).toContain(`${id}  cancelled`);
 });
