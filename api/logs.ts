@@ -28,6 +28,17 @@ export interface LogLineView {
   text: string;
 }
 
+/**
+ * Where a stream resumes: after line `line` of stored chunk `chunk` (each SSE line event's
+ * id is `<chunk>.<line>`; a client sends the last one back as Last-Event-ID, which
+ * EventSource does by itself when it reconnects, or as `?lastEventId=`). Null when the
+ * text is not such an id.
+ */
+export function resumePoint(text: string): { chunk: number; line: number } | null {
+  const m = /^(\d{1,15})\.(\d{1,6})$/.exec(text);
+  return m ? { chunk: Number(m[1]), line: Number(m[2]) } : null;
+}
+
 const view = (step: string, l: StoredLogLine): LogLineView => ({
   step,
   stream: l.s === 'e' ? 'stderr' : 'stdout',
@@ -43,13 +54,17 @@ const view = (step: string, l: StoredLogLine): LogLineView => ({
 export async function serveLogs(
   store: JobStore,
   jobId: string,
-  query: { step?: string; follow?: string },
+  query: { step?: string; follow?: string; lastEventId?: string },
   req: Request,
   res: Response,
 ): Promise<void> {
   const [kind, index] = query.step ? query.step.split('-') : [];
   const step = kind ? { kind, index: Number(index) } : undefined;
   const follow = query.follow === 'true' || query.follow === '1';
+  const lastEventId = req.headers['last-event-id'] ?? query.lastEventId;
+  if (lastEventId !== undefined && (typeof lastEventId !== 'string' || !resumePoint(lastEventId))) {
+    throw new HttpError('invalid_query', 'Last-Event-ID: must be an id of this stream\'s line events (<chunk>.<line>)', 'lastEventId');
+  }
   if (!(await store.jobState(jobId))) throw new HttpError('not_found', `no job ${jobId}`);
 
   if (!follow) {
@@ -78,7 +93,11 @@ export async function serveLogs(
   req.on('close', () => {
     closed = true;
   });
-  let after = 0;
+  // A reconnect resumes after the last line it got: the chunks before its chunk are not
+  // read again, and that chunk's lines up to it are skipped.
+  const last = req.headers['last-event-id'] ?? query.lastEventId;
+  const resume = typeof last === 'string' ? resumePoint(last) : null;
+  let after = resume ? resume.chunk - 1 : 0;
   let lastWrite = Date.now();
   while (!closed) {
     // Read the job's state before the chunks: a job seen ended has stored all its output.
@@ -87,7 +106,9 @@ export async function serveLogs(
     do {
       chunks = await store.readLogs(jobId, { afterId: after, step, limit: PAGE });
       for (const c of chunks) {
-        await send(res, c.lines.map((l) => `event: line\ndata: ${JSON.stringify(view(c.step, l))}\n\n`).join(''));
+        const skip = resume && c.id === resume.chunk ? resume.line + 1 : 0;
+        const events = c.lines.map((l, i) => (i < skip ? '' : `id: ${c.id}.${i}\nevent: line\ndata: ${JSON.stringify(view(c.step, l))}\n\n`));
+        await send(res, events.join(''));
         after = c.id;
         lastWrite = Date.now();
       }

@@ -32,6 +32,8 @@ export const logsQuery = z.strictObject({
     .regex(new RegExp(`^(${STEP_KINDS.join('|')})-\\d{1,6}$`), `must be <kind>-<index> with kind one of ${STEP_KINDS.join(', ')}`)
     .optional(),
   follow: z.enum(['true', 'false', '1', '0']).optional(),
+  /** For clients that cannot send the Last-Event-ID header: resume a stream after this line event. */
+  lastEventId: z.string().max(32).optional(),
 });
 
 export const cancelBody = z.strictObject({

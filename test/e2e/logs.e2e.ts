@@ -47,10 +47,10 @@ async function storedLines(id: string, query = ''): Promise<Line[]> {
 }
 
 /** Reads an SSE follow to its end, noting when each line arrived. */
-async function follow(id: string): Promise<{ lines: (Line & { at: number })[]; end: { status: string } }> {
-  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs?follow=true`, { headers: stack.authHeader });
+async function follow(id: string, headers: Record<string, string> = {}, query = ''): Promise<{ lines: (Line & { at: number; eventId: string })[]; end: { status: string } }> {
+  const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs?follow=true${query}`, { headers: { ...stack.authHeader, ...headers } });
   expect(res.headers.get('content-type')).toContain('text/event-stream');
-  const lines: (Line & { at: number })[] = [];
+  const lines: (Line & { at: number; eventId: string })[] = [];
   let buffer = '';
   const decoder = new TextDecoder();
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -61,7 +61,7 @@ async function follow(id: string): Promise<{ lines: (Line & { at: number })[]; e
       buffer = buffer.slice(split + 2);
       const type = /^event: (\w+)/m.exec(event)?.[1];
       const data = /^data: (.*)$/m.exec(event)?.[1];
-      if (type === 'line') lines.push({ ...(JSON.parse(data!) as Line), at: Date.now() });
+      if (type === 'line') lines.push({ ...(JSON.parse(data!) as Line), at: Date.now(), eventId: /^id: (.*)$/m.exec(event)?.[1] ?? '' });
       if (type === 'end') return { lines, end: JSON.parse(data!) as { status: string } };
     }
   }
@@ -100,6 +100,27 @@ test('following a job streams lines while its step runs, in order, tagged with t
   expect(setup.durationMs).toBeGreaterThanOrEqual(5000);
   expect((await stack.api('GET', `/v1/jobs/${id}/logs?step=bogus`)).status).toBe(400);
   expect((await stack.api('GET', '/v1/jobs/job-nope/logs')).status).toBe(404);
+});
+
+test('a stream resumes after the last line event it got (Last-Event-ID, or ?lastEventId=): nothing lost, nothing repeated', async () => {
+  const id = await submit({ setup: ['for i in 1 2 3 4 5 6; do echo "a-$i"; echo "b-$i" >&2; sleep 0.3; done'], validate: ['echo done'] });
+  const whole = await follow(id);
+  expect(whole.end.status).toBe('succeeded');
+  const texts = whole.lines.map((l) => l.text);
+  expect(texts).toHaveLength(13);
+  // Every line event has its own id, in the order sent.
+  expect(new Set(whole.lines.map((l) => l.eventId)).size).toBe(13);
+  for (const l of whole.lines) expect(l.eventId).toMatch(/^\d+\.\d+$/);
+  for (const k of [0, 1, 5, 11, 12]) {
+    const resumed = await follow(id, { 'last-event-id': whole.lines[k]!.eventId });
+    expect([k, resumed.lines.map((l) => l.text)]).toEqual([k, texts.slice(k + 1)]);
+    expect(resumed.end.status).toBe('succeeded');
+  }
+  const byQuery = await follow(id, {}, `&lastEventId=${whole.lines[6]!.eventId}`);
+  expect(byQuery.lines.map((l) => l.text)).toEqual(texts.slice(7));
+  const bad = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs?follow=true`, { headers: { ...stack.authHeader, 'last-event-id': 'yesterday' } });
+  expect(bad.status).toBe(400);
+  expect(((await bad.json()) as { code: string }).code).toBe('invalid_query');
 });
 
 test('output past the per-step cap is cut with a marker, the step runs to its end, and the job view says so', async () => {

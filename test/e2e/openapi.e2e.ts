@@ -67,5 +67,5 @@ test('the documented request schemas are the ones the API validates with', async
   expect(listParams).toEqual(['commit', 'createdAfter', 'createdBefore', 'cursor', 'limit', 'principal', 'repo', 'status']);
   expect((await stack.api('GET', '/v1/jobs?colour=red')).status).toBe(400);
   const logParams = doc.paths['/v1/jobs/{id}/logs']!.get!.parameters!.map((p) => p.name).sort();
-  expect(logParams).toEqual(['follow', 'id', 'step']);
+  expect(logParams).toEqual(['follow', 'id', 'lastEventId', 'step']);
 });
