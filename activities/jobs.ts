@@ -9,6 +9,12 @@ import { DuplicateJobIdError, type Submitter } from '../db/store';
 import type { Shared } from './deps';
 import { UnknownSecretError } from './secrets';
 
+/** The key of a label whose value holds one of the secret values (of at least 4 characters), if any. */
+export function labelHoldingSecret(labels: Record<string, string>, secretValues: readonly string[]): string | null {
+  const secrets = secretValues.filter((v) => v.length >= 4);
+  return Object.entries(labels).find(([, v]) => secrets.some((s) => v.includes(s)))?.[0] ?? null;
+}
+
 /** The activities of a job's own life: accepted, started, ended. */
 export function createJobActivities(sh: Shared) {
   const { store, runner, config } = sh;
@@ -68,14 +74,18 @@ export function createJobActivities(sh: Shared) {
       const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
       if (ungranted) return refuse(input.jobId, input.runId, ungrantedMessage(ungranted, principal), ungranted.field, by);
       // Every reference must resolve before anything starts; values are not kept.
+      const values: string[] = [];
       for (const [field, ref] of specSecretRefs(spec)) {
         try {
-          sh.secrets.resolve(ref);
+          values.push(sh.secrets.resolve(ref));
         } catch (err) {
           if (!(err instanceof UnknownSecretError)) throw err;
           return refuse(input.jobId, input.runId, `${field}: ${err.message}`, field, by);
         }
       }
+      // Labels become search attributes, which are not encrypted.
+      const leaked = labelHoldingSecret(spec.labels ?? {}, values);
+      if (leaked) return refuse(input.jobId, input.runId, `labels.${leaked}: holds the value of one of the job's secrets`, `labels.${leaked}`, by);
       try {
         await store.recordAccepted(input.jobId, input.runId, spec, by);
       } catch (err) {

@@ -61,6 +61,7 @@ const jobView = {
     repo: { type: ['string', 'null'] },
     commit: { type: ['string', 'null'] },
     principal: { type: 'string', description: "who started the job: an API token's name, or sdk:IDENTITY" },
+    labels: { type: 'object', additionalProperties: { type: 'string' }, description: "the spec's labels" },
     createdAt: { type: 'string', format: 'date-time' },
     startedAt: { type: ['string', 'null'], format: 'date-time' },
     finishedAt: { type: ['string', 'null'], format: 'date-time' },

@@ -14,6 +14,12 @@ export const listJobsQuery = z.strictObject({
   repo: z.string().min(1).max(2048).optional(),
   commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit SHA').optional(),
   principal: z.string().min(1).max(200).optional(),
+  /** One label, `key=value`. */
+  label: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_.-]{0,62}=[\x21-\x7e]{0,128}$/, 'must be key=value, as a job\'s labels are')
+    .transform((l) => ({ key: l.slice(0, l.indexOf('=')), value: l.slice(l.indexOf('=') + 1) }))
+    .optional(),
   createdAfter: instant.optional(),
   createdBefore: instant.optional(),
   /** Where the previous page ended: its `nextCursor`. */

@@ -35,6 +35,8 @@ export interface ResolvedJobSpec {
    * jobs accepted before egress existed (the proxy then applies the operator's defaults).
    */
   egress?: { allow: string[] };
+  /** Labels to find the job by; absent when it has none (and in jobs accepted before labels existed). */
+  labels?: Record<string, string>;
 }
 
 /**
@@ -69,6 +71,8 @@ export interface JobView {
   commit: string | null;
   /** Who started it: an API token's name, or sdk:IDENTITY (absent for jobs of earlier versions). */
   principal?: string;
+  /** The spec's labels, when it has any. */
+  labels?: Record<string, string>;
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;
@@ -97,3 +101,6 @@ export interface AcceptedJob {
 
 /** Job ids become container and volume names, so they keep to Docker's name alphabet. */
 export const JOB_ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$/;
+
+/** A label as the DraftsmanLabels search attribute and the list's `label` filter write it. */
+export const labelPair = (key: string, value: string) => `${key}=${value}`;

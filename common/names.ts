@@ -52,4 +52,6 @@ export const SEARCH_ATTRIBUTES = {
   status: defineSearchAttributeKey('DraftsmanStatus', SearchAttributeType.KEYWORD),
   repo: defineSearchAttributeKey('DraftsmanRepo', SearchAttributeType.KEYWORD),
   commit: defineSearchAttributeKey('DraftsmanCommit', SearchAttributeType.KEYWORD),
+  /** The spec's labels as `k=v`. */
+  labels: defineSearchAttributeKey('DraftsmanLabels', SearchAttributeType.KEYWORD_LIST),
 } as const;

@@ -141,3 +141,28 @@ describe('resolveJobSpec', () => {
     expect(r.message).toMatch(message);
   });
 });
+
+describe('labels', () => {
+  it('are kept as given, and left out when there are none', () => {
+    expect(resolveJobSpec({ ...valid, labels: { pr: '123', 'team.name': 'a/b:c' } }, defaults).labels).toEqual({ pr: '123', 'team.name': 'a/b:c' });
+    expect(resolveJobSpec({ ...valid, labels: {} }, defaults)).not.toHaveProperty('labels');
+    expect(resolveJobSpec(valid, defaults)).not.toHaveProperty('labels');
+  });
+
+  const many = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`k${i}`, 'v']));
+  it.each([
+    ['a key with capitals', { Pr: '1' }, 'labels.Pr'],
+    ['a key starting with a dot', { '.pr': '1' }, 'labels..pr'],
+    ['a value with a space', { pr: 'a b' }, 'labels.pr'],
+    ['a value of 129 characters', { pr: 'x'.repeat(129) }, 'labels.pr'],
+    ['17 labels', many, 'labels'],
+    ['a value that is not a string', { pr: 123 }, 'labels.pr'],
+  ])('%s is refused, naming the field', (_title, labels, field) => {
+    expect(refusal({ ...valid, labels }).field).toBe(field);
+  });
+
+  it('16 labels of 128 characters each pass', () => {
+    const most = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, 'v'.repeat(128)]));
+    expect(resolveJobSpec({ ...valid, labels: most }, defaults).labels).toEqual(most);
+  });
+});

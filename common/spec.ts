@@ -1,6 +1,11 @@
 import { z } from 'zod';
 import { type Config, operatorEgress } from './config';
 import { SECRET_REF } from './grants';
+
+const LABEL_KEY = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const LABEL_VALUE = /^[\x21-\x7e]*$/;
+const MAX_LABELS = 16;
+const MAX_LABEL_VALUE = 128;
 import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
 import { InvalidJobSpecError } from './errors';
 import type { ResolvedJobSpec } from './job';
@@ -104,6 +109,18 @@ export const jobSpecSchema = z.strictObject({
     .strictObject({
       allow: z.array(z.string().max(260, 'must be at most 260 characters')).max(100, 'at most 100 entries'),
     })
+    .optional(),
+  /**
+   * Labels to find the job by (`{ "pr": "123" }`): in the job view, the list's `label`
+   * filter and the DraftsmanLabels search attribute as `k=v`. Search attributes are not
+   * encrypted: a label is never a secret (a job whose label holds a secret's value is refused).
+   */
+  labels: z
+    .record(
+      z.string().regex(LABEL_KEY, 'label keys must match [a-z0-9][a-z0-9_.-]{0,62}'),
+      z.string().max(MAX_LABEL_VALUE, `label values must be at most ${MAX_LABEL_VALUE} characters`).regex(LABEL_VALUE, 'label values are printable ASCII without spaces'),
+    )
+    .refine((l) => Object.keys(l).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`)
     .optional(),
   timeouts: z
     .strictObject({
@@ -234,5 +251,6 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
       jobSeconds: spec.timeouts?.jobSeconds ?? defaults.jobSeconds,
     },
     egress: { allow: egressAllow },
+    ...(spec.labels && Object.keys(spec.labels).length ? { labels: spec.labels } : {}),
   };
 }

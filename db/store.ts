@@ -66,6 +66,7 @@ export interface JobListFilter {
   repo?: string;
   commit?: string;
   principal?: string;
+  label?: { key: string; value: string };
   createdAfter?: string;
   createdBefore?: string;
   after?: ListPosition;
@@ -87,7 +88,7 @@ export class DuplicateJobIdError extends Error {
 }
 
 const JOB_COLUMNS = `id, status, repo, commit, principal, created_at, started_at, finished_at,
-  loop_iterations, loop_converged, error, waiting,
+  loop_iterations, loop_converged, error, waiting, spec -> 'labels' AS labels,
   (SELECT json_build_object('bytes', p.bytes, 'truncated', p.truncated) FROM job_patches p WHERE p.job_id = jobs.id) AS patch,
   (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop`;
 const FINAL = FINAL_STATUSES as readonly string[];
@@ -494,6 +495,7 @@ export class JobStore {
     if (filter.repo) add((n) => `repo = ${n}`, filter.repo);
     if (filter.commit) add((n) => `commit = ${n}`, filter.commit);
     if (filter.principal) add((n) => `principal = ${n}`, filter.principal);
+    if (filter.label) add((n) => `spec -> 'labels' @> ${n}::jsonb`, JSON.stringify({ [filter.label.key]: filter.label.value }));
     if (filter.createdAfter) add((n) => `created_at > ${n}`, filter.createdAfter);
     if (filter.createdBefore) add((n) => `created_at < ${n}`, filter.createdBefore);
     if (filter.after) {

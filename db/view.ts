@@ -7,6 +7,7 @@ export interface JobRow {
   repo: string | null;
   commit: string | null;
   principal: string | null;
+  labels?: Record<string, string> | null;
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
@@ -69,6 +70,7 @@ export function jobView(row: JobRow, steps: StepRow[]): JobView {
     loop: row.has_loop ? { iterations: row.loop_iterations ?? 0, converged: row.loop_converged ?? false } : null,
   };
   if (row.principal) view.principal = row.principal;
+  if (row.labels && Object.keys(row.labels).length) view.labels = row.labels;
   if (row.error) view.error = row.error;
   if (row.waiting && row.status === 'queued') view.waiting = row.waiting;
   if (row.patch) view.patch = row.patch;

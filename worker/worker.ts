@@ -23,6 +23,7 @@ import { chaosProbe } from './test-probe';
 
 export { deploymentId };
 import type { Runner } from '../runner/runner';
+import { temporal } from '@temporalio/proto';
 
 /** The container policy of every step, from the configuration (the runner's and the benchmarks' one mapping). */
 export function stepPolicy(config: Config): ContainerPolicy {
@@ -126,12 +127,19 @@ export async function createWorker({ config, store, runner, connection, workflow
  */
 export async function ensureSearchAttributes(connection: NativeConnection, namespace: string): Promise<void> {
   const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace });
+  const { IndexedValueType } = temporal.api.enums.v1;
+  const wanted = (k: (typeof SEARCH_ATTRIBUTES)[keyof typeof SEARCH_ATTRIBUTES]) =>
+    k.type === 'KEYWORD_LIST' ? IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST : IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD;
+  // A type cannot be changed in place: a namespace that has one under another type needs the operator.
+  const clash = Object.values(SEARCH_ATTRIBUTES).find((k) => k.name in (customAttributes ?? {}) && customAttributes![k.name] !== wanted(k));
+  if (clash) {
+    throw new Error(`the search attribute ${clash.name} exists in namespace ${namespace} with another type; remove it (temporal operator search-attribute remove) and start the worker again`);
+  }
   const missing = Object.values(SEARCH_ATTRIBUTES).filter((k) => !(k.name in (customAttributes ?? {})));
   if (missing.length === 0) return;
   await connection.operatorService.addSearchAttributes({
     namespace,
-    // IndexedValueType KEYWORD
-    searchAttributes: Object.fromEntries(missing.map((k) => [k.name, 2])),
+    searchAttributes: Object.fromEntries(missing.map((k) => [k.name, wanted(k)])),
   });
 }
 

@@ -5,7 +5,7 @@
  */
 import { CancellationScope, setCurrentDetails, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import type { JobStatus, JobView, ResolvedJobSpec } from '../common/job';
+import { type JobStatus, type JobView, labelPair, type ResolvedJobSpec } from '../common/job';
 import { SEARCH_ATTRIBUTES } from '../common/names';
 import type { Ending } from './job-outcome';
 import type { LoopResume } from './job';
@@ -58,6 +58,8 @@ export class JobRun {
     this.pendingAttributes = [
       { key: SEARCH_ATTRIBUTES.repo, value: spec.repo },
       { key: SEARCH_ATTRIBUTES.commit, value: spec.commit },
+      // Only when there are labels: the histories of jobs without them replay unchanged.
+      ...(spec.labels ? [{ key: SEARCH_ATTRIBUTES.labels, value: Object.entries(spec.labels).map(([k, v]) => labelPair(k, v)) }] : []),
     ];
     if (!firstRun) return;
     this.view.repo = spec.repo;

@@ -20,11 +20,11 @@ afterAll(async () => {
 
 let n = 0;
 /** A job row made at `at` (SQL), for the principal of this file. */
-async function insert(at: string, extra: { status?: string; commit?: string; repo?: string } = {}): Promise<string> {
+async function insert(at: string, extra: { status?: string; commit?: string; repo?: string; labels?: Record<string, string> } = {}): Promise<string> {
   const id = `job-list-${process.pid}-${String(n++).padStart(3, '0')}`;
   await stack.store.pool.query(
-    `INSERT INTO jobs (id, run_id, status, repo, commit, principal, created_at) VALUES ($1, $1, $2, $3, $4, $5, ${at})`,
-    [id, extra.status ?? 'succeeded', extra.repo ?? repo, extra.commit ?? commitA, principal],
+    `INSERT INTO jobs (id, run_id, status, repo, commit, principal, spec, created_at) VALUES ($1, $1, $2, $3, $4, $5, $6, ${at})`,
+    [id, extra.status ?? 'succeeded', extra.repo ?? repo, extra.commit ?? commitA, principal, JSON.stringify({ labels: extra.labels ?? {} })],
   );
   return id;
 }
@@ -90,12 +90,13 @@ test.each([
   ['commit', `commit=${commitB}`, (j: Row) => j.commit === commitB],
   ['created after', 'createdAfter=2026-03-01T00:00:02Z', (j: Row) => j.at > Date.parse('2026-03-01T00:00:02Z')],
   ['created before', 'createdBefore=2026-03-01T00:00:02Z', (j: Row) => j.at < Date.parse('2026-03-01T00:00:02Z')],
+  ['label', 'label=pr=7', (j: Row) => j.labels?.pr === '7'],
 ])('the %s filter keeps exactly the jobs that match', async (_title, query, keep) => {
   const rows: Row[] = [
-    { status: 'failed', repo, commit: commitA, at: Date.parse('2026-03-01T00:00:00Z') },
+    { status: 'failed', repo, commit: commitA, at: Date.parse('2026-03-01T00:00:00Z'), labels: { pr: '7', team: 'x' } },
     { status: 'succeeded', repo: 'https://list.invalid/other.git', commit: commitA, at: Date.parse('2026-03-01T00:00:01Z') },
     { status: 'succeeded', repo, commit: commitB, at: Date.parse('2026-03-01T00:00:03Z') },
-    { status: 'cancelled', repo, commit: commitA, at: Date.parse('2026-03-01T00:00:04Z') },
+    { status: 'cancelled', repo, commit: commitA, at: Date.parse('2026-03-01T00:00:04Z'), labels: { pr: '8' } },
   ];
   const ids: string[] = [];
   for (const r of rows) ids.push(await insert(`TIMESTAMPTZ '${new Date(r.at).toISOString()}'`, r));
@@ -110,13 +111,15 @@ interface Row {
   repo: string;
   commit: string;
   at: number;
+  labels?: Record<string, string>;
 }
 
 test.each([
   ['a cursor this API did not make', 'cursor=bm9wZQ', 'cursor'],
   ['a short commit', 'commit=abc', 'commit'],
   ['a time without its offset', 'createdAfter=2026-01-01T00:00:00', 'createdAfter'],
-  ['an unknown filter', 'label=x', 'label'],
+  ['a label without its value', 'label=x', 'label'],
+  ['an unknown filter', 'colour=red', 'colour'],
 ])('%s is a 400 naming the parameter', async (_title, query, field) => {
   const res = await stack.api<{ code: string; field: string }>('GET', `/v1/jobs?${query}`);
   expect(res.status).toBe(400);

@@ -59,12 +59,12 @@ test('the documented request schemas are the ones the API validates with', async
   const doc = (await stack.api<Doc>('GET', '/openapi.json')).body;
   const spec = doc.components.schemas.JobSpec!;
   expect(Object.keys(spec.properties ?? {}).sort()).toEqual(
-    ['commit', 'egress', 'env', 'gitTokenSecret', 'image', 'loop', 'repo', 'secrets', 'setup', 'timeouts', 'validate'].sort(),
+    ['commit', 'egress', 'env', 'gitTokenSecret', 'image', 'labels', 'loop', 'repo', 'secrets', 'setup', 'timeouts', 'validate'].sort(),
   );
   // Strict objects: unknown fields are refused by the API and by the document alike.
   expect(spec.additionalProperties).toBe(false);
   const listParams = doc.paths['/v1/jobs']!.get!.parameters!.map((p) => p.name).sort();
-  expect(listParams).toEqual(['commit', 'createdAfter', 'createdBefore', 'cursor', 'limit', 'principal', 'repo', 'status']);
+  expect(listParams).toEqual(['commit', 'createdAfter', 'createdBefore', 'cursor', 'label', 'limit', 'principal', 'repo', 'status']);
   expect((await stack.api('GET', '/v1/jobs?colour=red')).status).toBe(400);
   const logParams = doc.paths['/v1/jobs/{id}/logs']!.get!.parameters!.map((p) => p.name).sort();
   expect(logParams).toEqual(['follow', 'id', 'lastEventId', 'step']);

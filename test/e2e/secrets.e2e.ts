@@ -190,3 +190,21 @@ test('the audit trail names who started and who cancelled a job, with the API re
   expect(events.find((e) => e.type === 'created')?.data).toEqual({ principal: 'admin', requestId: 'trace-start-1' });
   expect(events.filter((e) => e.type === 'cancel_requested').map((e) => e.data)).toEqual([{ principal: 'admin', requestId: 'trace-cancel-1', reason: 'audit' }]);
 });
+
+test('labels: in the job view and the DraftsmanLabels search attribute; a label holding a secret\'s value is refused before anything runs', async () => {
+  const labelled = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, labels: { pr: `${process.pid}`, team: 'tools' }, validate: ['true'] });
+  expect(labelled.status).toBe(202);
+  const job = await stack.waitForEnd(labelled.body.id);
+  expect(job).toMatchObject({ status: 'succeeded', labels: { pr: `${process.pid}`, team: 'tools' } });
+  const found: string[] = [];
+  for await (const w of stack.client.workflow.list({ query: `DraftsmanLabels = "pr=${process.pid}"` })) found.push(w.workflowId);
+  expect(found).toEqual([labelled.body.id]);
+  const listed = await stack.api<{ jobs: { id: string }[] }>('GET', `/v1/jobs?label=pr=${process.pid}`);
+  expect(listed.body.jobs.map((j) => j.id)).toEqual([labelled.body.id]);
+
+  const leaking = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, secrets: { T: 'git-token' }, labels: { note: 'git-token-value-123' }, validate: ['true'] });
+  const refused = await stack.waitForEnd(leaking.body.id);
+  expect(refused).toMatchObject({ status: 'failed', error: "labels.note: holds the value of one of the job's secrets", steps: [] });
+  const attributes = JSON.stringify((await stack.client.workflow.getHandle(leaking.body.id).describe()).searchAttributes);
+  expect(attributes).not.toContain('git-token-value-123');
+});
