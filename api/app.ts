@@ -20,7 +20,8 @@ import type { Authenticator } from './auth';
 import { mountCodec } from './codec';
 import { HttpError, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { serveLogs } from './logs';
-import { bodyHash, derivedJobId, IDEMPOTENCY_TTL_HOURS, idempotencyKey } from './idempotency';
+import { derivedJobId, IDEMPOTENCY_TTL_HOURS } from './idempotency';
+import { IdempotentRequests } from './idempotent-requests';
 import { openApiDocument, packageVersion } from './openapi';
 import { cancelBody, listJobsQuery, logsQuery } from './schemas';
 
@@ -47,9 +48,6 @@ function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: Proble
   const message = issue.code === 'unrecognized_keys' ? `unknown parameter ${field}` : `${field}: ${issue.message}`;
   throw new HttpError(code, message, field || undefined);
 }
-
-/** How long a duplicate waits for the answer of the request in flight with the same Idempotency-Key. */
-const IN_FLIGHT_WAIT_MS = 10_000;
 
 const version = packageVersion(projectRoot());
 
@@ -140,29 +138,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     next();
   };
 
-  const idempotency = new IdempotencyStore(store.pool, IDEMPOTENCY_TTL_HOURS);
-  /**
-   * The request's Idempotency-Key, claimed for its principal and route (`null` without
-   * one). Another body under the key is a 422; a duplicate of a request still in flight
-   * waits (a while) for its answer.
-   */
-  async function claimKey(req: Request, res: Response, route: string) {
-    const { key, problem: wrong } = idempotencyKey(req.headers['idempotency-key']);
-    if (wrong) throw new HttpError('invalid_idempotency_key', wrong);
-    if (!key) return null;
-    const principal = String(res.locals.token);
-    const hash = bodyHash(req.body);
-    let record = await idempotency.claim(principal, route, key, hash);
-    if (record.bodyHash !== hash) {
-      throw new HttpError('idempotency_key_reused', `the Idempotency-Key ${JSON.stringify(key)} was used with another body in the last ${IDEMPOTENCY_TTL_HOURS} h`);
-    }
-    for (let waited = 0; !record.fresh && !record.answer && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
-      await new Promise((r) => setTimeout(r, 100));
-      record = { ...record, answer: (await idempotency.get(principal, route, key))?.answer ?? null };
-    }
-    return { key, record, save: (status: number, body: unknown) => idempotency.answer(principal, route, key, status, body) };
-  }
-  const replay = (res: Response, answer: { status: number; body: unknown }) => void res.set('idempotent-replayed', 'true').status(answer.status).json(answer.body);
+  const idempotent = new IdempotentRequests(new IdempotencyStore(store.pool, IDEMPOTENCY_TTL_HOURS));
 
   app.post('/v1/jobs', write, requireJson, json, async (req, res) => {
     let spec;
@@ -177,8 +153,8 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
     if (ungranted) throw new HttpError('secret_not_granted', ungrantedMessage(ungranted, principal), ungranted.field);
     // Only a request that passed the checks above claims its key: a refused one may be corrected and sent again.
-    const claim = await claimKey(req, res, 'POST /v1/jobs');
-    if (claim?.record.answer) return replay(res, claim.record.answer);
+    const claim = await idempotent.claim(req, res, 'POST /v1/jobs');
+    if (claim?.record.answer) return idempotent.replay(res, claim.record.answer);
     const requestId = String(res.locals.requestId);
     const id = claim ? derivedJobId(principal, claim.key, claim.record.firstSeen) : newJobId();
     let started: { runId: string } | null = null;
@@ -270,8 +246,8 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   app.post('/v1/jobs/:id/cancel', write, requireJson, json, async (req, res) => {
     const id = jobIdParam(req);
     const { reason } = parseInput(cancelBody, req.body ?? {}, 'invalid_body');
-    const claim = await claimKey(req, res, `POST /v1/jobs/${id}/cancel`);
-    if (claim?.record.answer) return replay(res, claim.record.answer);
+    const claim = await idempotent.claim(req, res, `POST /v1/jobs/${id}/cancel`);
+    if (claim?.record.answer) return idempotent.replay(res, claim.record.answer);
     const job = await store.getJob(id);
     const workflow = await jobs.describe(id);
     if (!job && !workflow) throw new HttpError('not_found', `no job ${id}`);
