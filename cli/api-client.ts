@@ -32,7 +32,8 @@ export class ApiClient {
     };
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
+  /** The answer's text; a failed request is an ApiError (status 0: no answer at all). */
+  private async send(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<string> {
     let res: Response;
     try {
       res = await fetch(`${this.url}${path}`, {
@@ -45,6 +46,11 @@ export class ApiClient {
     }
     const text = await res.text();
     if (!res.ok) throw new ApiError(res.status, problemDetail(text, res.status));
+    return text;
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<T> {
+    const text = await this.send(method, path, body, extra);
     return (text ? JSON.parse(text) : null) as T;
   }
 
@@ -67,16 +73,8 @@ export class ApiClient {
   }
 
   /** The stored patch as text. */
-  async patch(id: string): Promise<string> {
-    let res: Response;
-    try {
-      res = await fetch(`${this.url}/v1/jobs/${encodeURIComponent(id)}/patch`, { headers: this.headers(false) });
-    } catch (err) {
-      throw new ApiError(0, `cannot reach the Draftsman API at ${this.url}: ${(err as Error).message}`);
-    }
-    const text = await res.text();
-    if (!res.ok) throw new ApiError(res.status, problemDetail(text, res.status));
-    return text;
+  patch(id: string): Promise<string> {
+    return this.send('GET', `/v1/jobs/${encodeURIComponent(id)}/patch`);
   }
 
   cancel(id: string, reason?: string, idempotencyKey?: string): Promise<unknown> {
