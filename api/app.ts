@@ -11,7 +11,7 @@ import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/gran
 import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView } from '../common/job';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
-import { resolveJobSpec, specPolicy } from '../common/spec';
+import { type JobSpec, resolveJobSpec, specInput, specPolicy } from '../common/spec';
 import { IdempotencyStore } from '../db/idempotency-store';
 import { decodeCursor, encodeCursor } from '../db/list-cursor';
 import type { JobStore } from '../db/store';
@@ -19,11 +19,13 @@ import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
 import { mountCodec } from './codec';
 import { HttpError, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
-import { serveLogs } from './logs';
+import { FollowStreams, serveLogs } from './logs';
+import { webSocketUpgrade } from './ws';
 import { derivedJobId, IDEMPOTENCY_TTL_HOURS } from './idempotency';
 import { IdempotentRequests } from './idempotent-requests';
 import { openApiDocument, packageVersion } from './openapi';
-import { cancelBody, listJobsQuery, logsQuery } from './schemas';
+import { cancelBody, listJobsQuery, logsQuery, rerunBody, waitQuery } from './schemas';
+import { JobFeeds, waitForEnd } from './job-feed';
 
 export interface ApiDeps {
   store: JobStore;
@@ -50,6 +52,19 @@ function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: Proble
 }
 
 const version = packageVersion(projectRoot());
+
+/** A job started through the client SDK that no worker has picked up yet. */
+const queuedView = (id: string): JobView => ({
+  id,
+  status: 'queued',
+  repo: null,
+  commit: null,
+  createdAt: new Date().toISOString(),
+  startedAt: null,
+  finishedAt: null,
+  steps: [],
+  loop: null,
+});
 
 function jobIdParam(req: Request): string {
   const id = String(req.params.id);
@@ -137,43 +152,95 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     }
     next();
   };
+  // A body is optional (no Content-Length, or 0, and no Transfer-Encoding); one that is sent must be JSON.
+  const optionalJson = (req: Request, res: Response, next: NextFunction) => {
+    const none = req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] ?? '0') === '0';
+    if (none) return next();
+    requireJson(req, res, next);
+  };
 
+  // One reader per followed job, shared by its log followers and long polls.
+  const feeds = new JobFeeds(store, log);
+  const streams = new FollowStreams(config.DRAFTSMAN_MAX_FOLLOW_STREAMS);
+  // Express makes its HTTP server in listen(); the WebSocket endpoint needs that server's upgrades.
+  const upgrade = webSocketUpgrade({ auth, store, feeds, streams, metrics, log });
+  const listen = app.listen.bind(app);
+  app.listen = ((...args: Parameters<typeof listen>) =>
+    listen(...args)
+      .on('upgrade', upgrade)
+      .on('close', () => void feeds.close())) as typeof app.listen;
   const idempotent = new IdempotentRequests(new IdempotencyStore(store.pool, IDEMPOTENCY_TTL_HOURS));
 
-  app.post('/v1/jobs', write, requireJson, json, async (req, res) => {
+  /**
+   * Starts a job of `input` for the request's principal: the spec and the principal's
+   * secret grants are checked, the request's Idempotency-Key is claimed on `route`, and the
+   * answer is kept for the key's retries. `rerunOf` names the job a rerun repeats.
+   */
+  async function startJob(req: Request, res: Response, input: unknown, route: string, rerunOf?: string): Promise<void> {
     let spec;
     try {
-      spec = resolveJobSpec(req.body, specPolicy(config));
+      spec = resolveJobSpec(input, specPolicy(config));
     } catch (err) {
-      if (isInvalidJobSpecError(err)) throw new HttpError('invalid_spec', err.message, err.field);
-      throw err;
+      if (!isInvalidJobSpecError(err)) throw err;
+      if (rerunOf) throw new HttpError('job_not_rerunnable', `job ${rerunOf} cannot run again on this server: ${err.message}`, err.field);
+      throw new HttpError('invalid_spec', err.message, err.field);
     }
     // The token's name is the job's principal; its secret grants are checked before anything starts.
     const principal = String(res.locals.token);
     const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
     if (ungranted) throw new HttpError('secret_not_granted', ungrantedMessage(ungranted, principal), ungranted.field);
     // Only a request that passed the checks above claims its key: a refused one may be corrected and sent again.
-    const claim = await idempotent.claim(req, res, 'POST /v1/jobs');
+    const claim = await idempotent.claim(req, res, route);
     if (claim?.record.answer) return idempotent.replay(res, claim.record.answer);
     const requestId = String(res.locals.requestId);
-    const id = claim ? derivedJobId(principal, claim.key, claim.record.firstSeen) : newJobId();
+    const id = claim ? derivedJobId(principal, rerunOf ? `rerun:${rerunOf}:${claim.key}` : claim.key, claim.record.firstSeen) : newJobId();
     let started: { runId: string } | null = null;
     try {
-      started = await jobs.start(req.body, id, { principal, requestId });
+      started = await jobs.start(input as JobSpec, id, { principal, requestId });
     } catch (err) {
       // A duplicate that ran at the same time, or a first request that died before it answered, started it.
       if (!(claim && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
     if (started) {
+      const by = { principal, requestId, ...(rerunOf ? { rerunOf } : {}) };
       // The workflow records the job itself; this row only makes it visible before a worker picks it up.
-      await store.recordQueued(id, started.runId, spec.repo, spec.commit, req.body, { principal, requestId }).catch((err: Error) => {
+      await store.recordQueued(id, started.runId, spec.repo, spec.commit, input, by).catch((err: Error) => {
         log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
       });
+      if (rerunOf) await store.event(rerunOf, `rerun:${id}`, 'rerun', { jobId: id, principal, requestId });
       metrics.jobsSubmitted.inc();
-      logger?.info({ jobId: id, repo: spec.repo, commit: spec.commit, requestId }, 'job submitted');
+      logger?.info({ jobId: id, repo: spec.repo, commit: spec.commit, requestId, ...(rerunOf ? { rerunOf } : {}) }, 'job submitted');
     }
-    await claim?.save(202, { id });
-    res.status(202).location(`/v1/jobs/${id}`).json({ id });
+    const body = rerunOf ? { id, rerunOf } : { id };
+    await claim?.save(202, body);
+    res.status(202).location(`/v1/jobs/${id}`).json(body);
+  }
+
+  app.post('/v1/jobs', write, requireJson, json, async (req, res) => {
+    await startJob(req, res, req.body, 'POST /v1/jobs');
+  });
+
+  // The same spec again, as a new job of the caller (whose secret grants it needs).
+  app.post('/v1/jobs/:id/rerun', write, optionalJson, json, async (req, res) => {
+    const id = jobIdParam(req);
+    parseInput(rerunBody, req.body ?? {}, 'invalid_body');
+    const stored = await store.getSpec(id);
+    if (!stored) {
+      throw new HttpError('not_found', (await jobs.describe(id)) ? `job ${id} was started through the SDK and no worker has recorded it yet: rerun it once one has` : `no job ${id}`);
+    }
+    await startJob(req, res, specInput(stored, specPolicy(config)), `POST /v1/jobs/${id}/rerun`, id);
+  });
+
+  // Long poll: answers when the job has ended, or after `timeout` seconds with it as it is.
+  app.get('/v1/jobs/:id/wait', read, async (req, res) => {
+    const id = jobIdParam(req);
+    const { timeout } = parseInput(waitQuery, req.query, 'invalid_query');
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const state = await waitForEnd(feeds, id, (timeout ?? 30) * 1000, abort.signal);
+    if (!state && !(await jobs.describe(id))) throw new HttpError('not_found', `no job ${id}`);
+    const job = await store.getJob(id);
+    res.set('x-draftsman-job-ended', String(Boolean(job?.finishedAt))).json(job ?? queuedView(id));
   });
 
   app.get('/v1/jobs', read, async (req, res) => {
@@ -191,18 +258,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     // Started through the client SDK and not yet picked up by a worker.
     const workflow = await jobs.describe(id);
     if (!workflow) throw new HttpError('not_found', `no job ${id}`);
-    const queued: JobView = {
-      id,
-      status: 'queued',
-      repo: null,
-      commit: null,
-      createdAt: new Date().toISOString(),
-      startedAt: null,
-      finishedAt: null,
-      steps: [],
-      loop: null,
-    };
-    res.json(queued);
+    res.json(queuedView(id));
   });
 
   app.get('/v1/jobs/:id/events', read, async (req, res) => {
@@ -212,21 +268,26 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     res.json({ events });
   });
 
-  let following = 0;
   app.get('/v1/jobs/:id/logs', read, async (req, res) => {
     const query = parseInput(logsQuery, req.query, 'invalid_query');
     const follow = query.follow === 'true' || query.follow === '1';
-    if (!follow) return serveLogs(store, jobIdParam(req), query, req, res);
-    if (following >= config.DRAFTSMAN_MAX_FOLLOW_STREAMS) {
+    if (!follow) return serveLogs(store, feeds, jobIdParam(req), query, req, res);
+    if (streams.full()) {
       res.set('retry-after', '5');
-      throw new HttpError('too_many_streams', `this API already serves ${following} log streams (DRAFTSMAN_MAX_FOLLOW_STREAMS); retry in 5 s, or read the logs without follow`);
+      throw streams.refusal();
     }
-    following++;
+    const release = streams.open();
     try {
-      await serveLogs(store, jobIdParam(req), query, req, res);
+      await serveLogs(store, feeds, jobIdParam(req), query, req, res);
     } finally {
-      following--;
+      release();
     }
+  });
+
+  // Upgrades are answered by the server's upgrade listener (api/ws.ts); a plain GET learns why not.
+  app.get('/v1/jobs/:id/logs/ws', read, (_req, res) => {
+    res.set('upgrade', 'websocket');
+    throw new HttpError('upgrade_required', 'this endpoint is a WebSocket: send an upgrade request (or use /logs?follow=true for Server-Sent Events)');
   });
 
   app.get('/v1/jobs/:id/patch', read, async (req, res) => {
@@ -243,7 +304,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
       .send(patch.data);
   });
 
-  app.post('/v1/jobs/:id/cancel', write, requireJson, json, async (req, res) => {
+  app.post('/v1/jobs/:id/cancel', write, optionalJson, json, async (req, res) => {
     const id = jobIdParam(req);
     const { reason } = parseInput(cancelBody, req.body ?? {}, 'invalid_body');
     const claim = await idempotent.claim(req, res, `POST /v1/jobs/${id}/cancel`);

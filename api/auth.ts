@@ -80,23 +80,29 @@ export class Authenticator {
     return 0;
   }
 
+  /**
+   * Whether an Authorization header admits a request needing `scope`: the token's name,
+   * or the problem to answer (with Retry-After seconds for a rate limit).
+   */
+  check(header: string | undefined, scope: Scope): { token: string } | { error: HttpError; retryAfter?: number } {
+    const token = this.identify(header);
+    if (!token) return { error: new HttpError('unauthorized', 'a valid bearer token is required') };
+    if (!token.scopes.includes(scope)) return { error: new HttpError('forbidden', `the token ${token.name} lacks the ${scope} scope`) };
+    const wait = this.admit(token.name);
+    if (wait > 0) return { error: new HttpError('rate_limited', `too many requests for token ${token.name}; retry in ${wait} s`), retryAfter: wait };
+    return { token: token.name };
+  }
+
   /** Middleware: the request needs a valid token with `scope`. */
   require(scope: Scope) {
     return (req: Request, res: Response, next: NextFunction) => {
-      const token = this.identify(req.headers.authorization);
-      if (!token) {
-        res.set('www-authenticate', 'Bearer realm="draftsman"');
-        return next(new HttpError('unauthorized', 'a valid bearer token is required'));
+      const result = this.check(req.headers.authorization, scope);
+      if ('error' in result) {
+        if (result.error.code === 'unauthorized') res.set('www-authenticate', 'Bearer realm="draftsman"');
+        if (result.retryAfter) res.set('retry-after', String(result.retryAfter));
+        return next(result.error);
       }
-      if (!token.scopes.includes(scope)) {
-        return next(new HttpError('forbidden', `the token ${token.name} lacks the ${scope} scope`));
-      }
-      const wait = this.admit(token.name);
-      if (wait > 0) {
-        res.set('retry-after', String(wait));
-        return next(new HttpError('rate_limited', `too many requests for token ${token.name}; retry in ${wait} s`));
-      }
-      res.locals.token = token.name;
+      res.locals.token = result.token;
       next();
     };
   }

@@ -1,11 +1,10 @@
 import type { Request, Response } from 'express';
 import type { JobStore, StoredLogLine } from '../db/store';
 import { HttpError } from './errors';
+import { type FollowEvent, followJob, type JobFeeds, PAGE, resumePoint } from './job-feed';
 
-const POLL_MS = 200;
-/** Chunks read per query (up to 64 KiB each): a long log is sent in pages of about 1 MiB. */
-const PAGE = 16;
 const KEEPALIVE_MS = 15_000;
+const RETRY_MS = 2_000;
 
 /** Writes, and waits while the client reads slower than the log is read from the database. */
 async function send(res: Response, text: string): Promise<void> {
@@ -21,22 +20,38 @@ async function send(res: Response, text: string): Promise<void> {
   });
 }
 
+/** The follow streams (SSE and WebSocket) this API serves, against DRAFTSMAN_MAX_FOLLOW_STREAMS. */
+export class FollowStreams {
+  private count = 0;
+  constructor(private readonly max: number) {}
+
+  full(): boolean {
+    return this.count >= this.max;
+  }
+
+  /** Counts a stream; the function given back uncounts it (once). */
+  open(): () => void {
+    this.count++;
+    let open = true;
+    return () => {
+      if (open) this.count--;
+      open = false;
+    };
+  }
+
+  refusal(): HttpError {
+    return new HttpError(
+      'too_many_streams',
+      `this API already serves ${this.count} log streams (DRAFTSMAN_MAX_FOLLOW_STREAMS); retry in 5 s, or read the logs without follow`,
+    );
+  }
+}
+
 export interface LogLineView {
   step: string;
   stream: 'stdout' | 'stderr';
   time: string;
   text: string;
-}
-
-/**
- * Where a stream resumes: after line `line` of stored chunk `chunk` (each SSE line event's
- * id is `<chunk>.<line>`; a client sends the last one back as Last-Event-ID, which
- * EventSource does by itself when it reconnects, or as `?lastEventId=`). Null when the
- * text is not such an id.
- */
-export function resumePoint(text: string): { chunk: number; line: number } | null {
-  const m = /^(\d{1,15})\.(\d{1,6})$/.exec(text);
-  return m ? { chunk: Number(m[1]), line: Number(m[2]) } : null;
 }
 
 const view = (step: string, l: StoredLogLine): LogLineView => ({
@@ -47,12 +62,36 @@ const view = (step: string, l: StoredLogLine): LogLineView => ({
 });
 
 /**
+ * A follow event as both transports carry it: its name, its id (line events only, so that
+ * a resumed stream counts lines, never notices) and its data.
+ */
+export function wireEvent(e: Exclude<FollowEvent, { type: 'heartbeat' }>): { event: string; id?: string; data: Record<string, unknown> } {
+  switch (e.type) {
+    case 'line':
+      return { event: 'line', id: e.id, data: { ...view(e.step, e.line) } };
+    case 'step':
+      return { event: 'step', data: { type: e.event.type, ...e.event.data } };
+    case 'status':
+      return { event: 'status', data: { status: e.status } };
+    case 'end':
+      return { event: 'end', data: { status: e.status } };
+  }
+}
+
+function sseEvent(e: FollowEvent): string {
+  if (e.type === 'heartbeat') return ': keep-alive\n\n';
+  const w = wireEvent(e);
+  return `${w.id ? `id: ${w.id}\n` : ''}event: ${w.event}\ndata: ${JSON.stringify(w.data)}\n\n`;
+}
+
+/**
  * GET /v1/jobs/:id/logs. Without `follow`: every stored line as NDJSON, each
  * tagged with its step. With `follow=true`: Server-Sent Events, the backlog first,
  * then lines as they are stored, and an `end` event once the job has ended.
  */
 export async function serveLogs(
   store: JobStore,
+  feeds: JobFeeds,
   jobId: string,
   query: { step?: string; follow?: string; lastEventId?: string },
   req: Request,
@@ -88,40 +127,13 @@ export async function serveLogs(
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
-  res.flushHeaders();
-  let closed = false;
-  req.on('close', () => {
-    closed = true;
-  });
-  // A reconnect resumes after the last line it got: the chunks before its chunk are not
-  // read again, and that chunk's lines up to it are skipped.
-  const last = req.headers['last-event-id'] ?? query.lastEventId;
-  const resume = typeof last === 'string' ? resumePoint(last) : null;
-  let after = resume ? resume.chunk - 1 : 0;
-  let lastWrite = Date.now();
-  while (!closed) {
-    // Read the job's state before the chunks: a job seen ended has stored all its output.
-    const job = await store.jobState(jobId);
-    let chunks;
-    do {
-      chunks = await store.readLogs(jobId, { afterId: after, step, limit: PAGE });
-      for (const c of chunks) {
-        const skip = resume && c.id === resume.chunk ? resume.line + 1 : 0;
-        const events = c.lines.map((l, i) => (i < skip ? '' : `id: ${c.id}.${i}\nevent: line\ndata: ${JSON.stringify(view(c.step, l))}\n\n`));
-        await send(res, events.join(''));
-        after = c.id;
-        lastWrite = Date.now();
-      }
-    } while (chunks.length === PAGE && !closed);
-    if (job?.finished) {
-      res.write(`event: end\ndata: ${JSON.stringify({ status: job.status })}\n\n`);
-      break;
-    }
-    if (Date.now() - lastWrite > KEEPALIVE_MS) {
-      res.write(': keep-alive\n\n');
-      lastWrite = Date.now();
-    }
-    await new Promise((r) => setTimeout(r, POLL_MS));
+  // How long EventSource waits before it reconnects (it sends Last-Event-ID when it does).
+  res.write(`retry: ${RETRY_MS}\n\n`);
+  const abort = new AbortController();
+  res.on('close', () => abort.abort());
+  const resume = typeof lastEventId === 'string' ? resumePoint(lastEventId) : null;
+  for await (const batch of followJob(feeds, store, jobId, { step: query.step, resume, heartbeatMs: KEEPALIVE_MS, abort: abort.signal })) {
+    await send(res, batch.map(sseEvent).join(''));
   }
   res.end();
 }

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { JOB_STATUSES, STEP_KINDS } from '../common/job';
 import { jobSpecSchema } from '../common/spec';
 import { PROBLEM_CONTENT_TYPE, PROBLEMS } from './errors';
-import { cancelBody, listJobsQuery, logsQuery } from './schemas';
+import { cancelBody, listJobsQuery, logsQuery, rerunBody, waitQuery } from './schemas';
 
 type Json = Record<string, unknown>;
 
@@ -109,6 +109,9 @@ const OPERATIONS: Record<string, { id: string; tag: string; scope: 'read' | 'wri
   'get /v1/jobs/{id}/logs': { id: 'getJobLogs', tag: 'jobs', scope: 'read' },
   'get /v1/jobs/{id}/patch': { id: 'getJobPatch', tag: 'jobs', scope: 'read' },
   'post /v1/jobs/{id}/cancel': { id: 'cancelJob', tag: 'jobs', scope: 'write' },
+  'post /v1/jobs/{id}/rerun': { id: 'rerunJob', tag: 'jobs', scope: 'write' },
+  'get /v1/jobs/{id}/wait': { id: 'waitForJob', tag: 'jobs', scope: 'read' },
+  'get /v1/jobs/{id}/logs/ws': { id: 'followJobLogsWebSocket', tag: 'jobs', scope: 'read' },
   'post /codec/encode': { id: 'encodePayloads', tag: 'codec', scope: 'read' },
   'options /codec/encode': { id: 'encodePayloadsPreflight', tag: 'codec', scope: null },
   'post /codec/decode': { id: 'decodePayloads', tag: 'codec', scope: 'read' },
@@ -206,7 +209,8 @@ export function openApiDocument(version: string): Json {
       },
       '/v1/jobs/{id}/logs': {
         get: {
-          summary: 'Step output: NDJSON, or Server-Sent Events with follow=true',
+          summary:
+            'Step output: NDJSON, or Server-Sent Events with follow=true (events line with id <chunk>.<line>, step, status, end; a retry hint and heartbeats; resume with Last-Event-ID or lastEventId)',
           parameters: [idParam, ...queryParameters(logsQuery)],
           responses: {
             200: { description: 'lines', content: { 'application/x-ndjson': {}, 'text/event-stream': {} } },
@@ -231,11 +235,62 @@ export function openApiDocument(version: string): Json {
           parameters: [idParam, idempotencyKeyParam],
           requestBody: { required: false, content: json(jsonSchema(cancelBody)) },
           responses: {
-            202: { description: 'cancelling' },
+            202: {
+              description: 'cancelling',
+              content: json({ type: 'object', required: ['id', 'status'], properties: { id: { type: 'string' }, status: { const: 'cancelling' } } }),
+            },
             400: error('invalid body or Idempotency-Key'),
             404: error('no such job'),
             409: error('the job has ended'),
+            415: error('a body that is not application/json'),
             422: error('the Idempotency-Key was used with another body'),
+          },
+        },
+      },
+      '/v1/jobs/{id}/rerun': {
+        post: {
+          summary: "Start the job's spec again as a new job of the caller (whose secret grants it needs)",
+          parameters: [idParam, idempotencyKeyParam],
+          requestBody: { required: false, content: json(jsonSchema(rerunBody)) },
+          responses: {
+            202: {
+              description: 'the new job; its `created` event and the first job\'s `rerun` event link the two',
+              content: json({ type: 'object', required: ['id', 'rerunOf'], properties: { id: { type: 'string' }, rerunOf: { type: 'string' } } }),
+            },
+            400: error('invalid body or Idempotency-Key'),
+            403: error('a secret the caller is not granted, or no write scope'),
+            404: error('no such job'),
+            409: error("the job's spec is no longer accepted by this server (an image or a ceiling changed)"),
+            415: error('a body that is not application/json'),
+            422: error('the Idempotency-Key was used with another body'),
+          },
+        },
+      },
+      '/v1/jobs/{id}/wait': {
+        get: {
+          summary: 'Long poll: the job once it has ended, or as it is after `timeout` seconds',
+          parameters: [idParam, ...queryParameters(waitQuery)],
+          responses: {
+            200: {
+              description: 'the job; the header X-Draftsman-Job-Ended says whether it has ended (its status is final)',
+              headers: { 'X-Draftsman-Job-Ended': { schema: { enum: ['true', 'false'] } } },
+              content: json(ref('JobView')),
+            },
+            400: error('invalid query'),
+            404: error('no such job'),
+          },
+        },
+      },
+      '/v1/jobs/{id}/logs/ws': {
+        get: {
+          summary: 'The log stream over a WebSocket: JSON frames { event, id?, data } with the events of the SSE stream; resume with lastEventId',
+          parameters: [idParam, ...queryParameters(logsQuery.omit({ follow: true }))],
+          responses: {
+            101: { description: 'switching to the WebSocket protocol' },
+            400: error('invalid query'),
+            404: error('no such job'),
+            426: error('not a WebSocket upgrade request'),
+            429: error('too many requests, or too many log streams open; see Retry-After'),
           },
         },
       },

@@ -7,6 +7,12 @@ import { JOB_STATUSES, STEP_KINDS } from '../common/job';
 
 export const MAX_LIST = 200;
 
+/** A query parameter that is an integer in [min, max], with one message for every way it is not. */
+function intBetween(min: number, max: number) {
+  const message = `must be an integer between ${min} and ${max}`;
+  return z.coerce.number().int(message).min(min, message).max(max, message);
+}
+
 const instant = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 time with its offset, e.g. 2026-12-01T10:00:00Z' });
 
 export const listJobsQuery = z.strictObject({
@@ -24,12 +30,7 @@ export const listJobsQuery = z.strictObject({
   createdBefore: instant.optional(),
   /** Where the previous page ended: its `nextCursor`. */
   cursor: z.string().min(1).max(400).optional(),
-  limit: z.coerce
-    .number()
-    .int(`must be an integer between 1 and ${MAX_LIST}`)
-    .min(1, `must be an integer between 1 and ${MAX_LIST}`)
-    .max(MAX_LIST, `must be an integer between 1 and ${MAX_LIST}`)
-    .optional(),
+  limit: intBetween(1, MAX_LIST).optional(),
 });
 
 export const logsQuery = z.strictObject({
@@ -44,4 +45,14 @@ export const logsQuery = z.strictObject({
 
 export const cancelBody = z.strictObject({
   reason: z.string().max(1000, 'must be at most 1000 characters').optional(),
+});
+
+/** A rerun takes nothing yet: the spec is the job's own. */
+export const rerunBody = z.strictObject({});
+
+export const MAX_WAIT_SECONDS = 120;
+
+export const waitQuery = z.strictObject({
+  /** Seconds to wait for the job's end before answering with it as it is (default 30). */
+  timeout: intBetween(0, MAX_WAIT_SECONDS).optional(),
 });

@@ -77,45 +77,83 @@ export class ApiClient {
     return this.send('GET', `/v1/jobs/${encodeURIComponent(id)}/patch`);
   }
 
+  /** The job's spec again as a new job; answers the new job's id. */
+  rerun(id: string, idempotencyKey?: string): Promise<{ id: string; rerunOf: string }> {
+    return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/rerun`, undefined, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
+  }
+
+  /** Long poll: the job once it ends, or as it is after `seconds` (at most 120, the API's limit). */
+  wait(id: string, seconds: number): Promise<JobView> {
+    return this.request('GET', `/v1/jobs/${encodeURIComponent(id)}/wait?timeout=${Math.max(0, Math.min(120, Math.ceil(seconds)))}`);
+  }
+
   cancel(id: string, reason?: string, idempotencyKey?: string): Promise<unknown> {
     return this.request('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`, reason ? { reason } : {}, idempotencyKey ? { 'idempotency-key': idempotencyKey } : {});
   }
 
-  /** Every stored line (NDJSON), or with `follow` the live stream until the job ends. */
+  /**
+   * Every stored line (NDJSON), or with `follow` the live stream until the job ends. A
+   * followed stream that drops resumes after the last line it got (Last-Event-ID), up to
+   * `RECONNECTS` times in a row.
+   */
   async logs(id: string, opts: { follow: boolean; step?: string }, onLine: (l: LogLine) => void): Promise<{ status?: string }> {
     const q = new URLSearchParams();
     if (opts.follow) q.set('follow', 'true');
     if (opts.step) q.set('step', opts.step);
-    const res = await fetch(`${this.url}/v1/jobs/${encodeURIComponent(id)}/logs?${q}`, { headers: this.headers(false) });
-    if (!res.ok || !res.body) {
-      throw new ApiError(res.status, problemDetail(await res.text().catch(() => ''), res.status));
-    }
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      if (!opts.follow) {
-        let nl;
-        while ((nl = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          if (line) onLine(JSON.parse(line) as LogLine);
-        }
+    let lastEventId: string | undefined;
+    for (let failures = 0; ; ) {
+      let res: Response;
+      try {
+        res = await fetch(`${this.url}/v1/jobs/${encodeURIComponent(id)}/logs?${q}`, {
+          headers: this.headers(false, lastEventId ? { 'last-event-id': lastEventId } : {}),
+        });
+      } catch (err) {
+        if (!opts.follow || lastEventId === undefined || ++failures > RECONNECTS) throw new ApiError(0, `cannot reach the Draftsman API at ${this.url}: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, RECONNECT_MS));
         continue;
       }
-      let split;
-      while ((split = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, split);
-        buffer = buffer.slice(split + 2);
-        const type = /^event: (\w+)/m.exec(event)?.[1];
-        const data = /^data: (.*)$/m.exec(event)?.[1];
-        if (type === 'line' && data) onLine(JSON.parse(data) as LogLine);
-        if (type === 'end' && data) return JSON.parse(data) as { status: string };
+      if (!res.ok || !res.body) throw new ApiError(res.status, problemDetail(await res.text().catch(() => ''), res.status));
+      const decoder = new TextDecoder();
+      let buffer = '';
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buffer += decoder.decode(chunk, { stream: true });
+          if (!opts.follow) {
+            let nl;
+            while ((nl = buffer.indexOf('\n')) >= 0) {
+              const line = buffer.slice(0, nl);
+              buffer = buffer.slice(nl + 1);
+              if (line) onLine(JSON.parse(line) as LogLine);
+            }
+            continue;
+          }
+          let split;
+          while ((split = buffer.indexOf('\n\n')) >= 0) {
+            const event = buffer.slice(0, split);
+            buffer = buffer.slice(split + 2);
+            const type = /^event: (\w+)/m.exec(event)?.[1];
+            const data = /^data: (.*)$/m.exec(event)?.[1];
+            if (type === 'line' && data) {
+              onLine(JSON.parse(data) as LogLine);
+              lastEventId = /^id: (.*)$/m.exec(event)?.[1] ?? lastEventId;
+              failures = 0;
+            }
+            if (type === 'end' && data) return JSON.parse(data) as { status: string };
+          }
+        }
+      } catch (err) {
+        if (!opts.follow) throw err;
       }
+      if (!opts.follow) return {};
+      // The stream ended without its end event: the connection dropped.
+      if (++failures > RECONNECTS) throw new ApiError(0, `the log stream of ${id} kept dropping (${RECONNECTS} reconnects)`);
+      await new Promise((r) => setTimeout(r, RECONNECT_MS));
     }
-    return {};
   }
 }
+
+const RECONNECTS = 10;
+const RECONNECT_MS = 1_000;
 
 /** What an error answer says (RFC 9457 problem details: `detail`, else `title`), or its status. */
 function problemDetail(text: string, status: number): string {

@@ -22,12 +22,13 @@ commands:
   events <id>                       print a job's audit trail
   patch <id>                        print the job's patch (git diff after the loop)
   cancel <id> [--reason R]          cancel a job
+  rerun <id> [--follow]             start the job's spec again as a new job; prints its id
   ls [--status S] [--repo R] [--principal P] [--limit N] [--cursor C]
                                     list jobs, newest first (a next page's cursor is printed last)
 
 options:
-  --json               machine-readable output (run, wait, status, events, ls, cancel)
-  --idempotency-key K  run and cancel: a retry with the same key does nothing new
+  --json               machine-readable output (run, rerun, wait, status, events, ls, cancel)
+  --idempotency-key K  run, rerun and cancel: a retry with the same key does nothing new
   --url URL            API address (env DRAFTSMAN_URL, default http://127.0.0.1:3000)
   --token T            API token (env DRAFTSMAN_TOKEN, or the file DRAFTSMAN_TOKEN_FILE, or
                        the token \`npm start\` wrote: DRAFTSMAN_DATA_DIR/api-token, data/api-token)
@@ -119,14 +120,26 @@ async function follow(api: ApiClient, id: string): Promise<JobView> {
   return api.job(id);
 }
 
-/** Polls a job until it ends or `timeoutMs` passes; returns its last view. */
+/** Waits (long polls) until a job ends or `timeoutMs` passes; returns its last view. */
 async function waitForEnd(api: ApiClient, id: string, timeoutMs: number): Promise<JobView> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const job = await api.job(id);
+    const job = await api.wait(id, Math.min(60, (deadline - Date.now()) / 1000));
     if (FINAL_STATUSES.includes(job.status) || Date.now() >= deadline) return job;
-    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(0, deadline - Date.now()))));
   }
+}
+
+/** After a submission: the id, or with --follow the job's progress and its end as the exit code. */
+async function started(api: ApiClient, id: string, values: { follow?: boolean; json?: boolean }, extra: Record<string, unknown> = {}): Promise<number> {
+  if (!values.follow) {
+    if (values.json) out(JSON.stringify({ id, ...extra }, null, 2));
+    else out(id);
+    return 0;
+  }
+  if (!values.json) out(`job ${id} submitted`);
+  const job = values.json ? await waitForEnd(api, id, Infinity) : await follow(api, id);
+  out(values.json ? JSON.stringify(job, null, 2) : summary(job));
+  return exitForJob(job.status);
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -172,16 +185,11 @@ async function main(argv: string[]): Promise<number> {
         throw new UsageError(`run: cannot read a JSON spec from ${file}: ${(err as Error).message}`);
       }
       const { id } = await api.submit(spec, values['idempotency-key']);
-      if (!values.follow) {
-        if (values.json) json({ id });
-        else out(id);
-        return 0;
-      }
-      if (!values.json) out(`job ${id} submitted`);
-      const job = values.json ? await waitForEnd(api, id, Infinity) : await follow(api, id);
-      if (values.json) json(job);
-      else out(summary(job));
-      return exitForJob(job.status);
+      return started(api, id, values);
+    }
+    case 'rerun': {
+      const { id, rerunOf } = await api.rerun(need('<id>'), values['idempotency-key']);
+      return started(api, id, values, { rerunOf });
     }
     case 'wait': {
       const seconds = values.timeout === undefined ? Infinity : Number(values.timeout);

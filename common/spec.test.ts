@@ -1,5 +1,5 @@
 import { isInvalidJobSpecError } from './errors';
-import { resolveJobSpec } from './spec';
+import { resolveJobSpec, specInput } from './spec';
 
 const defaults = {
   image: 'draftsman-runner:latest',
@@ -164,5 +164,42 @@ describe('labels', () => {
   it('16 labels of 128 characters each pass', () => {
     const most = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, 'v'.repeat(128)]));
     expect(resolveJobSpec({ ...valid, labels: most }, defaults).labels).toEqual(most);
+  });
+});
+
+describe('specInput (what a rerun submits)', () => {
+  const full = {
+    ...valid,
+    image: defaults.allowedImages[1]!,
+    setup: ['npm ci'],
+    loop: { command: 'agent', until: 'test -f done', maxIterations: 5 },
+    validate: ['npm test'],
+    env: { CI: '1' },
+    secrets: { TOKEN: 'team-token' },
+    gitTokenSecret: 'git-token',
+    timeouts: { stepSeconds: 60, jobSeconds: 600 },
+    egress: { allow: ['example.com'] },
+    labels: { pr: '42' },
+  };
+  it.each([
+    ['a minimal spec', valid],
+    ['a spec with every field', full],
+    ['a spec naming the default image', { ...valid, image: defaults.image }],
+    ['a spec with empty lists and maps', { ...valid, setup: [], validate: [], env: {}, labels: {} }],
+  ])('%s resolves to the same spec again, from the stored spec and from the input as submitted', (_name, input) => {
+    const resolved = resolveJobSpec(input, defaults);
+    expect(resolveJobSpec(specInput(resolved, defaults), defaults)).toEqual(resolved);
+    expect(resolveJobSpec(specInput(input as never, defaults), defaults)).toEqual(resolved);
+  });
+
+  it('keeps the timeouts and egress the job ran with after the operator changed the defaults', () => {
+    const resolved = resolveJobSpec(valid, defaults);
+    const later = { ...defaults, stepSeconds: 30, egress: { ...defaults.egress, defaults: [] } };
+    expect(resolveJobSpec(specInput(resolved, later), later)).toEqual(resolved);
+  });
+
+  it('leaves the default image out, so that a changed default is what a rerun gets', () => {
+    const resolved = resolveJobSpec(valid, defaults);
+    expect(specInput(resolved, defaults)).not.toHaveProperty('image');
   });
 });

@@ -254,3 +254,30 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     ...(spec.labels && Object.keys(spec.labels).length ? { labels: spec.labels } : {}),
   };
 }
+
+/**
+ * The input that resolves to a stored spec again under `policy` (what a rerun submits).
+ * A job's row holds the spec a worker accepted (defaults filled in), or before that the
+ * input as submitted: both map here. A default image is left out, so that it need not be
+ * on the allowlist; everything else stays as the job ran with it.
+ */
+export function specInput(stored: ResolvedJobSpec | JobSpec, policy: SpecPolicy): JobSpec {
+  const s = stored as Partial<ResolvedJobSpec> & Pick<ResolvedJobSpec, 'repo' | 'commit'>;
+  const some = <T>(v: T[] | undefined) => (v?.length ? [...v] : undefined);
+  const any = (v: Record<string, string> | undefined) => (v && Object.keys(v).length ? { ...v } : undefined);
+  const input: Record<string, unknown> = {
+    repo: s.repo,
+    commit: s.commit,
+    image: s.image && s.image !== policy.image ? s.image : undefined,
+    setup: some(s.setup),
+    loop: s.loop ? { ...s.loop } : undefined,
+    validate: some(s.validate),
+    env: any(s.env),
+    secrets: any(s.secrets),
+    gitTokenSecret: s.gitTokenSecret ?? undefined,
+    timeouts: s.timeouts ? { ...s.timeouts } : undefined,
+    egress: s.egress ? { allow: [...s.egress.allow] } : undefined,
+    labels: any(s.labels),
+  };
+  return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as JobSpec;
+}

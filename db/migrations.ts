@@ -167,6 +167,32 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 9,
+    name: 'change notifications of a job',
+    sql: `
+      -- A job's row, its log chunks and its audit events notify channel draftsman_jobs with
+      -- the job's id, whichever process writes them: the API's log followers and long polls
+      -- wake on it instead of each polling. PostgreSQL folds identical notifications of one
+      -- transaction into one, and delivers them only after it commits.
+      CREATE FUNCTION draftsman_notify_job() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('draftsman_jobs', NEW.id);
+        RETURN NULL;
+      END $$;
+      CREATE FUNCTION draftsman_notify_job_of_row() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('draftsman_jobs', NEW.job_id);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER jobs_notify AFTER INSERT OR UPDATE OF status, finished_at ON jobs
+        FOR EACH ROW EXECUTE FUNCTION draftsman_notify_job();
+      CREATE TRIGGER step_log_chunks_notify AFTER INSERT ON step_log_chunks
+        FOR EACH ROW EXECUTE FUNCTION draftsman_notify_job_of_row();
+      CREATE TRIGGER events_notify AFTER INSERT ON events
+        FOR EACH ROW EXECUTE FUNCTION draftsman_notify_job_of_row();
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -262,6 +262,15 @@ export class JobStore {
     );
   }
 
+  /** The job's spec: as a worker accepted it (defaults filled in), or before that as submitted. */
+  async getSpec(jobId: string): Promise<ResolvedJobSpec | null> {
+    const { rows } = await this.pool.query<{ spec: ResolvedJobSpec | null }>(
+      `SELECT spec FROM jobs WHERE id = $1`,
+      [jobId],
+    );
+    return rows[0]?.spec ?? null;
+  }
+
   async getPatch(jobId: string): Promise<{ data: Buffer; truncated: boolean } | null> {
     const { rows } = await this.pool.query<{ data: Buffer; truncated: boolean }>(
       'SELECT data, truncated FROM job_patches WHERE job_id = $1',

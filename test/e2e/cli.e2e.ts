@@ -119,6 +119,11 @@ test('the token npm start wrote is found; a wrong one exits 7; wait, events, pat
   const events = JSON.parse((await draftsmanWith(found, 'events', first.id, '--json')).stdout) as { type: string; data: Record<string, unknown> }[];
   expect(events[0]).toMatchObject({ type: 'created', data: { principal: 'admin' } });
   expect(events.at(-1)?.type).toBe('finished');
+  const rerun = JSON.parse((await draftsmanWith(found, 'rerun', first.id, '--json')).stdout) as { id: string; rerunOf: string };
+  expect(rerun.rerunOf).toBe(first.id);
+  expect(rerun.id).not.toBe(first.id);
+  const rerunEnd = await draftsmanWith(found, 'wait', rerun.id);
+  expect([rerunEnd.code, rerunEnd.stdout]).toEqual([0, expect.stringContaining(`${rerun.id}  succeeded`)]);
   const ls = JSON.parse((await draftsmanWith(found, 'ls', '--json', '--limit', '1', '--principal', 'admin')).stdout) as { jobs: unknown[]; nextCursor: string | null };
   expect(ls.jobs).toHaveLength(1);
   expect(typeof ls.nextCursor).toBe('string');
@@ -133,4 +138,10 @@ test('wait exits with the job\'s end: 3 for a cancelled one, 8 (still running) p
   const ended = await draftsman('wait', id);
   expect(ended.code).toBe(3);
   expect(ended.stdout).toContain(`${id}  cancelled`);
+  // A rerun followed to its end exits with that end; an unknown job is an API error.
+  const failing = (await draftsman('run', specFile('rerun-fail', { validate: ['exit 3'] }))).stdout.trim();
+  expect((await draftsman('wait', failing)).code).toBe(1);
+  const rerun = await draftsman('rerun', failing, '--follow');
+  expect([rerun.code, rerun.stdout]).toEqual([1, expect.stringMatching(/^job job-[\w-]+ submitted$/m)]);
+  expect((await draftsman('rerun', 'job-nope')).code).toBe(8);
 });

@@ -32,11 +32,7 @@ afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
 });
 
-async function submit(spec: Record<string, unknown>): Promise<string> {
-  const res = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, ...spec });
-  expect(res.status).toBe(202);
-  return res.body.id;
-}
+const submit = (spec: Record<string, unknown>) => stack.submit({ repo: repo.url, commit: repo.head, ...spec });
 
 async function storedLines(id: string, query = ''): Promise<Line[]> {
   const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs${query}`, { headers: stack.authHeader });

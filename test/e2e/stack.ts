@@ -36,7 +36,9 @@ export interface TestStack {
   egress: EgressService;
   /** What a worker process started beside this stack needs to serve its jobs (the same egress sockets). */
   workerEnv: Record<string, string>;
-  api<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
+  api<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; headers: Headers; body: T }>;
+  /** POST /v1/jobs with the admin token; fails unless it is accepted. Answers the job's id. */
+  submit(spec: Record<string, unknown>): Promise<string>;
   waitForEnd(jobId: string, timeoutMs?: number): Promise<JobView>;
   stop(): Promise<void>;
 }
@@ -109,7 +111,13 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
       body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     });
     const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+    return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : null) as T };
+  }
+
+  async function submit(spec: Record<string, unknown>): Promise<string> {
+    const res = await api<{ id: string }>('POST', '/v1/jobs', spec);
+    if (res.status !== 202) throw new Error(`job refused: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.id;
   }
 
   async function waitForEnd(jobId: string, timeoutMs = 120_000): Promise<JobView> {
@@ -140,6 +148,7 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
     egress,
     workerEnv: { DRAFTSMAN_EGRESS_SOCKET_DIR: config.DRAFTSMAN_EGRESS_SOCKET_DIR! },
     api,
+    submit,
     waitForEnd,
     async stop() {
       await new Promise((r) => server.close(r));
