@@ -3,7 +3,7 @@
  * writes docs/benchmarks.md. BENCH_QUICK=1 runs each measure a few times only
  * (a smoke run that keeps the harness from rotting; its figures mean little);
  * BENCH_ONLY picks measures by name (overhead, pickup, cancel, recovery, throughput,
- * loops, logs, startup).
+ * loops, logs, startup, fanout).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { startBenchStack } from './harness';
 import { pickupLatency, stepOverhead } from './overhead';
 import { logVolume, longLoops, startUp } from './scale';
 import { throughput } from './throughput';
+import { fanout } from './fanout';
 
 const quick = process.env.BENCH_QUICK === '1';
 /** BENCH_ONLY=throughput,loops runs those measures only (and leaves docs/benchmarks.md alone). */
@@ -80,6 +81,7 @@ async function main(): Promise<void> {
     if (want('loops')) measures.push(...(await longLoops(stack, quick ? [3] : [10, 100, 1000])));
     if (want('logs')) measures.push(...(await logVolume(stack, quick ? 1 : Number(process.env.BENCH_LOG_MIB ?? 50))));
     if (want('startup')) measures.push(...(await startUp(quick ? 1 : 3)));
+    if (want('fanout')) measures.push(...(await fanout(stack, quick ? { followers: 20, lines: 10, settleMs: 1_000 } : { followers: 500, lines: 100, settleMs: 11_000 })));
   } finally {
     await stack.stop();
   }

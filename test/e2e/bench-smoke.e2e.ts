@@ -22,6 +22,8 @@ test('the benchmark harness runs every measure and prints its table', async () =
     /\| worker RSS while the step prints \| \d+ MiB \|/,
     /\| start-up, new data folder \| \d+(\.\d+)? (ms|s) \|/,
     /\| whole embedded stack RSS, idle \| \d+ MiB \|/,
+    /\| log fanout, 20 followers: storage to delivery \| \d+(\.\d+)? (ms|s) \|/,
+    /\| log fanout: database statements\/s, 20 followers vs 1 \| \d+\.\d\dx \|/,
   ]) {
     expect(stdout).toMatch(row);
   }
