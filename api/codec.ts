@@ -4,9 +4,14 @@ import { z } from 'zod';
 import { HttpError } from './errors';
 
 /** Temporal's remote codec protocol: payloads with base64 metadata values and data. */
-const payloadsBody = z.strictObject({
+export const payloadsBody = z.strictObject({
   payloads: z
-    .array(z.object({ metadata: z.record(z.string(), z.string()).optional(), data: z.string().optional() }))
+    .array(
+      z.object({
+        metadata: z.record(z.string(), z.base64()).optional(),
+        data: z.base64().optional(),
+      }),
+    )
     .max(1000),
 });
 

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { projectRoot } from '../stack/paths';
 import { committedOpenApiPath, openApiDocument, packageVersion } from './openapi';
 
@@ -22,4 +24,19 @@ test.each(ops)('%s has an id, a tag, its security, and 401/429 when it needs a t
   const secured = (op.security ?? []).length > 0;
   expect('401' in op.responses).toBe(secured);
   expect('429' in op.responses).toBe(secured);
+});
+
+test('the committed document passes Redocly lint (recommended rules, the exceptions in .redocly.lint-ignore.yaml)', () => {
+  const cli = path.join(projectRoot(), 'node_modules', '@redocly', 'cli', 'bin', 'cli.js');
+  const run = spawnSync(process.execPath, [cli, 'lint', committedOpenApiPath(projectRoot()), '--format=stylish'], {
+    cwd: projectRoot(),
+    encoding: 'utf8',
+    env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true', NO_COLOR: '1' },
+    timeout: 60_000,
+  });
+  const out = `${run.stdout}${run.stderr}`;
+  // The counts, for the test log.
+  console.log(out.split('\n').filter((l) => /valid|ignored|error|warning/i.test(l) && !l.includes('║')).join('\n'));
+  expect(out).not.toMatch(/\b(error|warning)\b\s+[a-z0-9-]+\s/);
+  expect(run.status).toBe(0);
 });

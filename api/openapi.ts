@@ -1,17 +1,51 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { JOB_STATUSES, STEP_KINDS } from '../common/job';
 import { jobSpecSchema } from '../common/spec';
+import { payloadsBody } from './codec';
 import { PROBLEM_CONTENT_TYPE, PROBLEMS } from './errors';
-import { cancelBody, listJobsQuery, logsQuery, rerunBody, waitQuery } from './schemas';
+import {
+  cancelBody,
+  cancellingSchema,
+  eventsSchema,
+  healthSchema,
+  jobPageSchema,
+  jobViewSchema,
+  listJobsQuery,
+  logsQuery,
+  problemSchema,
+  problemTypeSchema,
+  problemTypesSchema,
+  rerunBody,
+  rerunStartedSchema,
+  startedSchema,
+  waitQuery,
+} from './schemas';
 
 type Json = Record<string, unknown>;
 
-const jsonSchema = (schema: z.ZodType): Json => {
-  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Json;
-  return rest;
-};
+/**
+ * The JSON Schema of a zod schema, as a request (`input`) or an answer (`output`) has it.
+ * Schemas with a meta id become components: zod puts them in `$defs`, which an OpenAPI
+ * document cannot point into, so they move to `components.schemas` and the refs follow.
+ */
+// Filled as the document is built (the same schemas each time, so the same components).
+const components: Record<string, Json> = {};
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'input'): Json {
+  const { $schema: _drop, $defs, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Json & { $defs?: Record<string, Json> };
+  const id = z.globalRegistry.get(schema)?.id;
+  const relink = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(relink)
+      : v && typeof v === 'object'
+        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : relink(x)]))
+        : v;
+  for (const [name, def] of Object.entries($defs ?? {})) components[name] = relink(def) as Json;
+  if (!id) return relink(rest) as Json;
+  // zod gives a schema with an id as a ref to its own entry in $defs, moved above.
+  if (!('$ref' in rest)) components[id] = relink(rest) as Json;
+  return ref(id);
+}
 
 function queryParameters(schema: z.ZodObject): Json[] {
   return Object.entries(schema.shape).map(([name, field]) => ({
@@ -22,9 +56,13 @@ function queryParameters(schema: z.ZodObject): Json[] {
   }));
 }
 
-const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+function ref(name: string): Json {
+  return { $ref: `#/components/schemas/${name}` };
+}
 const json = (schema: Json) => ({ 'application/json': { schema } });
-const error = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: ref('Problem') } } });
+/** An answer with a JSON body of `schema`. */
+const answer = (description: string, schema: z.ZodType) => ({ description, content: json(jsonSchema(schema, 'output')) });
+const error = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: jsonSchema(problemSchema, 'output') } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 const idempotencyKeyParam = {
   name: 'Idempotency-Key',
@@ -34,60 +72,11 @@ const idempotencyKeyParam = {
   schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
 };
 
-// The job view is produced, not parsed, so it is described here rather than derived.
-const stepView = {
-  type: 'object',
-  required: ['kind', 'index', 'status', 'exitCode', 'startedAt', 'finishedAt'],
-  properties: {
-    kind: { enum: [...STEP_KINDS] },
-    index: { type: 'integer' },
-    status: { enum: ['running', 'succeeded', 'failed', 'cancelled', 'timed_out'] },
-    exitCode: { type: ['integer', 'null'] },
-    startedAt: { type: ['string', 'null'], format: 'date-time' },
-    finishedAt: { type: ['string', 'null'], format: 'date-time' },
-    durationMs: { type: ['integer', 'null'] },
-    oomKilled: { type: 'boolean' },
-    logBytes: { type: 'integer' },
-    logTruncated: { type: 'boolean' },
-    reason: { enum: ['container_lost', 'workspace_full'], description: 'why a failed step failed other than by its own exit' },
-  },
-};
-const jobView = {
-  type: 'object',
-  required: ['id', 'status', 'repo', 'commit', 'createdAt', 'startedAt', 'finishedAt', 'steps', 'loop'],
-  properties: {
-    id: { type: 'string' },
-    status: { enum: [...JOB_STATUSES] },
-    repo: { type: ['string', 'null'] },
-    commit: { type: ['string', 'null'] },
-    principal: { type: 'string', description: "who started the job: an API token's name, or sdk:IDENTITY" },
-    labels: { type: 'object', additionalProperties: { type: 'string' }, description: "the spec's labels" },
-    createdAt: { type: 'string', format: 'date-time' },
-    startedAt: { type: ['string', 'null'], format: 'date-time' },
-    finishedAt: { type: ['string', 'null'], format: 'date-time' },
-    steps: { type: 'array', items: stepView },
-    loop: {
-      oneOf: [
-        { type: 'null' },
-        { type: 'object', properties: { iterations: { type: 'integer' }, converged: { type: 'boolean' } } },
-      ],
-    },
-    error: { type: 'string' },
-    waiting: { type: 'string' },
-    patch: { type: 'object', properties: { bytes: { type: 'integer' }, truncated: { type: 'boolean' } } },
-    egress: {
-      type: 'object',
-      description: 'What the steps did through the egress proxy (the single-job view only)',
-      properties: { connections: { type: 'integer' }, denied: { type: 'integer' }, bytesIn: { type: 'integer' }, bytesOut: { type: 'integer' } },
-    },
-  },
-};
-
 const codecPath = (summary: string) => ({
   post: {
     summary,
-    requestBody: { required: true, content: json({ type: 'object', properties: { payloads: { type: 'array' } } }) },
-    responses: { 200: { description: 'payloads' }, 400: error('invalid payloads'), 404: error('encryption not configured') },
+    requestBody: { required: true, content: json(jsonSchema(payloadsBody)) },
+    responses: { 200: answer('payloads', payloadsBody), 400: error('invalid payloads'), 404: error('encryption not configured') },
   },
   options: { summary: 'CORS preflight for the Web UI', responses: { 204: { description: 'allowed' } } },
 });
@@ -142,9 +131,17 @@ function decorate(paths: Record<string, Record<string, Json>>): Record<string, R
 
 /** The OpenAPI document of the API, built from the schemas the routes validate with. */
 export function openApiDocument(version: string): Json {
+  const jobSpec = jsonSchema(jobSpecSchema.meta({ id: 'JobSpec' }));
   return {
     openapi: '3.1.0',
-    info: { title: 'Draftsman API', version, description: 'Jobs against git repositories, each step in an ephemeral container, the lifecycle held by Temporal.' },
+    info: {
+      title: 'Draftsman API',
+      version,
+      description: 'Jobs against git repositories, each step in an ephemeral container, the lifecycle held by Temporal.',
+      license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+    },
+    // Relative: the document is served by the API it describes.
+    servers: [{ url: '/', description: 'the API that serves this document' }],
     tags: [
       { name: 'jobs', description: 'Start, watch and cancel jobs' },
       { name: 'service', description: 'Health, metrics, this document and the problem types' },
@@ -156,28 +153,28 @@ export function openApiDocument(version: string): Json {
         get: {
           summary: 'Liveness, database reachability and the disk guard',
           responses: {
-            200: { description: 'healthy (`status: ok`), or `degraded` while free disk is below the floor and new jobs wait queued' },
-            503: { description: 'unhealthy: the database does not answer' },
+            200: answer('healthy (`status: ok`), or `degraded` while free disk is below the floor and new jobs wait queued', healthSchema),
+            503: answer('unhealthy: the database does not answer', healthSchema),
           },
         },
       },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
-      '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1' } } } },
-      '/problems': { get: { summary: 'Every problem type the API answers with (no token needed)', responses: { 200: { description: '{ problems: [{ type, code, status, title }] }' } } } },
+      '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1', content: json({ type: 'object' }) } } } },
+      '/problems': { get: { summary: 'Every problem type the API answers with (no token needed)', responses: { 200: answer('every problem type', problemTypesSchema) } } },
       '/problems/{code}': {
         get: {
           summary: 'One problem type: the `type` of an error answer (no token needed)',
           parameters: [{ name: 'code', in: 'path', required: true, schema: { enum: Object.keys(PROBLEMS) } }],
-          responses: { 200: { description: '{ type, code, status, title }' }, 404: error('no such problem type') },
+          responses: { 200: answer('the problem type', problemTypeSchema), 404: error('no such problem type') },
         },
       },
       '/v1/jobs': {
         post: {
           summary: 'Start a job',
           parameters: [idempotencyKeyParam],
-          requestBody: { required: true, content: json(ref('JobSpec')) },
+          requestBody: { required: true, content: json(jobSpec) },
           responses: {
-            202: { description: 'accepted', content: json({ type: 'object', properties: { id: { type: 'string' } } }) },
+            202: answer('accepted: the job is queued (Location names it)', startedSchema),
             400: error('invalid spec, JSON or Idempotency-Key'),
             403: error('a secret the principal is not granted, or no write scope'),
             413: error('body too large'),
@@ -189,23 +186,16 @@ export function openApiDocument(version: string): Json {
           summary: 'List jobs, newest first',
           parameters: queryParameters(listJobsQuery),
           responses: {
-            200: {
-              description: 'a page of jobs, newest first; `nextCursor` (null on the last page) as `cursor` gives the next',
-              content: json({
-                type: 'object',
-                required: ['jobs', 'nextCursor'],
-                properties: { jobs: { type: 'array', items: ref('JobView') }, nextCursor: { type: ['string', 'null'] } },
-              }),
-            },
+            200: answer('a page of jobs, newest first; `nextCursor` (null on the last page) as `cursor` gives the next', jobPageSchema),
             400: error('invalid query'),
           },
         },
       },
       '/v1/jobs/{id}': {
-        get: { summary: 'A job', parameters: [idParam], responses: { 200: { description: 'the job', content: json(ref('JobView')) }, 404: error('no such job') } },
+        get: { summary: 'A job', parameters: [idParam], responses: { 200: answer('the job', jobViewSchema), 404: error('no such job') } },
       },
       '/v1/jobs/{id}/events': {
-        get: { summary: 'The audit trail', parameters: [idParam], responses: { 200: { description: 'events in order' }, 404: error('no such job') } },
+        get: { summary: 'The audit trail', parameters: [idParam], responses: { 200: answer('the audit trail, in order', eventsSchema), 404: error('no such job') } },
       },
       '/v1/jobs/{id}/logs': {
         get: {
@@ -235,10 +225,7 @@ export function openApiDocument(version: string): Json {
           parameters: [idParam, idempotencyKeyParam],
           requestBody: { required: false, content: json(jsonSchema(cancelBody)) },
           responses: {
-            202: {
-              description: 'cancelling',
-              content: json({ type: 'object', required: ['id', 'status'], properties: { id: { type: 'string' }, status: { const: 'cancelling' } } }),
-            },
+            202: answer('cancelling: the job stops, and its `cancelled` event follows', cancellingSchema),
             400: error('invalid body or Idempotency-Key'),
             404: error('no such job'),
             409: error('the job has ended'),
@@ -253,10 +240,7 @@ export function openApiDocument(version: string): Json {
           parameters: [idParam, idempotencyKeyParam],
           requestBody: { required: false, content: json(jsonSchema(rerunBody)) },
           responses: {
-            202: {
-              description: 'the new job; its `created` event and the first job\'s `rerun` event link the two',
-              content: json({ type: 'object', required: ['id', 'rerunOf'], properties: { id: { type: 'string' }, rerunOf: { type: 'string' } } }),
-            },
+            202: answer("the new job; its `created` event and the first job's `rerun` event link the two", rerunStartedSchema),
             400: error('invalid body or Idempotency-Key'),
             403: error('a secret the caller is not granted, or no write scope'),
             404: error('no such job'),
@@ -274,7 +258,7 @@ export function openApiDocument(version: string): Json {
             200: {
               description: 'the job; the header X-Draftsman-Job-Ended says whether it has ended (its status is final)',
               headers: { 'X-Draftsman-Job-Ended': { schema: { enum: ['true', 'false'] } } },
-              content: json(ref('JobView')),
+              content: json(jsonSchema(jobViewSchema, 'output')),
             },
             400: error('invalid query'),
             404: error('no such job'),
@@ -297,24 +281,7 @@ export function openApiDocument(version: string): Json {
     }),
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token (DRAFTSMAN_API_TOKENS; `npm start` writes one to data/api-token)' } },
-      schemas: {
-        JobSpec: jsonSchema(jobSpecSchema),
-        JobView: jobView,
-        Problem: {
-          type: 'object',
-          description: 'RFC 9457 problem details; `instance` is the request id (X-Request-Id)',
-          required: ['type', 'title', 'status', 'detail', 'instance', 'code'],
-          properties: {
-            type: { type: 'string', format: 'uri-reference', description: '/problems/<code>, served by the API' },
-            title: { type: 'string' },
-            status: { type: 'integer' },
-            detail: { type: 'string' },
-            instance: { type: 'string' },
-            code: { enum: Object.keys(PROBLEMS) },
-            field: { type: 'string', description: 'JSON path of the bad input' },
-          },
-        },
-      },
+      schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => a.localeCompare(b))),
     },
   };
 }

@@ -3,7 +3,9 @@
  * validate with them and /openapi.json is generated from them, so the two agree.
  */
 import { z } from 'zod';
-import { JOB_STATUSES, STEP_KINDS } from '../common/job';
+import { JOB_STATUSES, type JobView, STEP_KINDS, type StepView } from '../common/job';
+import type { AuditEvent } from '../db/store';
+import { type Problem, type ProblemCode, PROBLEMS } from './errors';
 
 export const MAX_LIST = 200;
 
@@ -56,3 +58,95 @@ export const waitQuery = z.strictObject({
   /** Seconds to wait for the job's end before answering with it as it is (default 30). */
   timeout: intBetween(0, MAX_WAIT_SECONDS).optional(),
 });
+
+/*
+ * The answers. The TypeScript types in common/job.ts stay the one definition of each
+ * concept; these schemas describe them for the OpenAPI document (and so for the
+ * property-based run's response checks), and the assertions below fail the build when the
+ * two drift apart.
+ */
+const time = z.iso.datetime({ offset: true });
+
+export const stepViewSchema = z.object({
+  kind: z.enum(STEP_KINDS),
+  index: z.number().int().meta({ description: '0-based for setup and validate; the iteration (1-based) for loop and until' }),
+  status: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'timed_out']),
+  exitCode: z.number().int().nullable(),
+  startedAt: time.nullable(),
+  finishedAt: time.nullable(),
+  durationMs: z.number().int().nullable().optional(),
+  oomKilled: z.boolean().optional().meta({ description: 'killed for exceeding its memory limit' }),
+  logBytes: z.number().int().optional(),
+  logTruncated: z.boolean().optional(),
+  reason: z.enum(['container_lost', 'workspace_full']).optional().meta({ description: 'why a failed step failed other than by its own exit' }),
+});
+
+export const jobViewSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(JOB_STATUSES),
+    repo: z.string().nullable(),
+    commit: z.string().nullable(),
+    principal: z.string().optional().meta({ description: "who started the job: an API token's name, or sdk:IDENTITY" }),
+    labels: z.record(z.string(), z.string()).optional(),
+    createdAt: time,
+    startedAt: time.nullable(),
+    finishedAt: time.nullable(),
+    steps: z.array(stepViewSchema),
+    loop: z.object({ iterations: z.number().int(), converged: z.boolean() }).nullable(),
+    error: z.string().optional(),
+    patch: z.object({ bytes: z.number().int(), truncated: z.boolean() }).optional(),
+    waiting: z.string().optional().meta({ description: 'why a queued job has not started yet' }),
+    egress: z
+      .object({ connections: z.number().int(), denied: z.number().int(), bytesIn: z.number().int(), bytesOut: z.number().int() })
+      .optional()
+      .meta({ description: 'what the steps did through the egress proxy (the single-job view only)' }),
+    stepsOmitted: z.number().int().optional(),
+  })
+  .meta({ id: 'JobView' });
+
+export const jobPageSchema = z.object({
+  jobs: z.array(jobViewSchema),
+  nextCursor: z.string().nullable().meta({ description: 'null on the last page; pass it as `cursor` for the next' }),
+});
+
+export const startedSchema = z.object({ id: z.string() });
+export const rerunStartedSchema = z.object({ id: z.string(), rerunOf: z.string() });
+export const cancellingSchema = z.object({ id: z.string(), status: z.literal('cancelling') });
+
+export const auditEventSchema = z.object({
+  id: z.number().int(),
+  type: z.string(),
+  data: z.record(z.string(), z.unknown()),
+  at: time,
+});
+export const eventsSchema = z.object({ events: z.array(auditEventSchema) });
+
+export const problemSchema = z
+  .object({
+    type: z.string().meta({ description: '/problems/<code>, served by the API' }),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string().meta({ description: 'the request id (X-Request-Id)' }),
+    code: z.enum(Object.keys(PROBLEMS) as [ProblemCode, ...ProblemCode[]]),
+    field: z.string().optional().meta({ description: 'JSON path of the bad input' }),
+  })
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details' });
+
+export const problemTypeSchema = z.object({ type: z.string(), code: z.string(), status: z.number().int(), title: z.string() });
+export const problemTypesSchema = z.object({ problems: z.array(problemTypeSchema) });
+
+export const healthSchema = z.object({
+  status: z.enum(['ok', 'degraded', 'unavailable']),
+  database: z.string(),
+  disk: z.record(z.string(), z.unknown()).optional(),
+});
+
+// Exact type identity (optional and nullable properties included), not mere assignability.
+type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const assertSame = <T extends true>(_: T) => undefined;
+assertSame<Same<z.output<typeof stepViewSchema>, StepView>>(true);
+assertSame<Same<z.output<typeof jobViewSchema>, JobView>>(true);
+assertSame<Same<z.output<typeof problemSchema>, Problem>>(true);
+assertSame<Same<z.output<typeof auditEventSchema>, AuditEvent>>(true);
