@@ -23,7 +23,7 @@ import { FollowStreams, serveLogs } from './logs';
 import { webSocketUpgrade } from './ws';
 import { derivedJobId, IDEMPOTENCY_TTL_HOURS } from './idempotency';
 import { IdempotentRequests } from './idempotent-requests';
-import { openApiDocument, packageVersion } from './openapi';
+import { allowedMethods, openApiDocument, packageVersion } from './openapi';
 import { cancelBody, listJobsQuery, logsQuery, rerunBody, waitQuery } from './schemas';
 import { JobFeeds, waitForEnd } from './job-feed';
 
@@ -235,10 +235,10 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   app.get('/v1/jobs/:id/wait', read, async (req, res) => {
     const id = jobIdParam(req);
     const { timeout } = parseInput(waitQuery, req.query, 'invalid_query');
+    if (!(await store.jobState(id)) && !(await jobs.describe(id))) throw new HttpError('not_found', `no job ${id}`);
     const abort = new AbortController();
     res.on('close', () => abort.abort());
-    const state = await waitForEnd(feeds, id, (timeout ?? 30) * 1000, abort.signal);
-    if (!state && !(await jobs.describe(id))) throw new HttpError('not_found', `no job ${id}`);
+    await waitForEnd(feeds, id, (timeout ?? 30) * 1000, abort.signal);
     const job = await store.getJob(id);
     res.set('x-draftsman-job-ended', String(Boolean(job?.finishedAt))).json(job ?? queuedView(id));
   });
@@ -285,7 +285,9 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   });
 
   // Upgrades are answered by the server's upgrade listener (api/ws.ts); a plain GET learns why not.
-  app.get('/v1/jobs/:id/logs/ws', read, (_req, res) => {
+  app.get('/v1/jobs/:id/logs/ws', read, (req, res) => {
+    parseInput(logsQuery.omit({ follow: true }), req.query, 'invalid_query');
+    jobIdParam(req);
     res.set('upgrade', 'websocket');
     throw new HttpError('upgrade_required', 'this endpoint is a WebSocket: send an upgrade request (or use /logs?follow=true for Server-Sent Events)');
   });
@@ -323,6 +325,14 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     res.status(202).json({ id, status: 'cancelling' });
   });
 
+  // A path the API has, asked with a method it does not have: 405 and the methods it has
+  // (the public document lists them anyway, so no token is needed to learn them).
+  app.use((req, res, next) => {
+    const allowed = allowedMethods(req.path);
+    if (allowed.length === 0) return next();
+    res.set('allow', allowed.join(', '));
+    next(new HttpError('method_not_allowed', `${req.method} ${req.path}: use ${allowed.join(', ')}`));
+  });
   app.use(read, (_req, _res, next) => next(new HttpError('not_found', 'no such route')));
 
   const sendProblem = (res: Response, code: ProblemCode, detail: string, field?: string, status?: number) => {

@@ -19,6 +19,7 @@ export const PROBLEMS = {
   secret_not_granted: { status: 403, title: 'A secret is not granted to the principal' },
   not_found: { status: 404, title: 'Not found' },
   codec_disabled: { status: 404, title: 'Payload encryption is not configured' },
+  method_not_allowed: { status: 405, title: 'The path does not have this method' },
   job_ended: { status: 409, title: 'The job has ended' },
   job_not_rerunnable: { status: 409, title: "The job's spec is no longer accepted by this server" },
   too_large: { status: 413, title: 'The body is too large' },

@@ -56,6 +56,15 @@ function queryParameters(schema: z.ZodObject): Json[] {
   }));
 }
 
+/**
+ * What a started job's id leads to (OpenAPI links: clients and testers follow them). The
+ * log stream and the long poll are left out (on a job that never ends they stay open), and
+ * the patch, which exists only once the job's loop has ended.
+ */
+const jobLinks = Object.fromEntries(
+  ['getJob', 'listJobEvents', 'cancelJob', 'rerunJob'].map((operationId) => [operationId, { operationId, parameters: { id: '$response.body#/id' } }]),
+);
+
 function ref(name: string): Json {
   return { $ref: `#/components/schemas/${name}` };
 }
@@ -107,6 +116,18 @@ const OPERATIONS: Record<string, { id: string; tag: string; scope: 'read' | 'wri
   'options /codec/decode': { id: 'decodePayloadsPreflight', tag: 'codec', scope: null },
 };
 
+const ROUTES = Object.keys(OPERATIONS).map((key) => {
+  const [method, template] = key.split(' ') as [string, string];
+  return { method: method.toUpperCase(), pattern: new RegExp(`^${template.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`) };
+});
+
+/** The methods a documented path has (HEAD with GET), or none for a path the API does not have. */
+export function allowedMethods(path: string): string[] {
+  const methods = ROUTES.filter((r) => r.pattern.test(path)).map((r) => r.method);
+  if (methods.includes('GET')) methods.push('HEAD');
+  return [...new Set(methods)].sort();
+}
+
 /** Adds to every operation its id, tag, security and the answers of the token check. */
 function decorate(paths: Record<string, Record<string, Json>>): Record<string, Record<string, Json>> {
   for (const [p, methods] of Object.entries(paths)) {
@@ -115,6 +136,8 @@ function decorate(paths: Record<string, Record<string, Json>>): Record<string, R
       if (!meta) throw new Error(`no operation id for ${method.toUpperCase()} ${p} (OPERATIONS in api/openapi.ts)`);
       op.operationId = meta.id;
       op.tags = [meta.tag];
+      // Node's HTTP server refuses these itself, before any route (no body).
+      op.responses = { ...(op.responses as Json), 431: { description: 'the request line or its headers are too large (answered without a body)' } };
       op.security = meta.scope ? [{ bearer: [] }] : [];
       if (meta.scope) {
         op.responses = {
@@ -172,9 +195,17 @@ export function openApiDocument(version: string): Json {
         post: {
           summary: 'Start a job',
           parameters: [idempotencyKeyParam],
-          requestBody: { required: true, content: json(jobSpec) },
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: jobSpec,
+                example: { repo: 'https://example.com/org/repo.git', commit: '0123456789abcdef0123456789abcdef01234567', setup: ['npm ci'], validate: ['npm test'], labels: { pr: '123' } },
+              },
+            },
+          },
           responses: {
-            202: answer('accepted: the job is queued (Location names it)', startedSchema),
+            202: { ...answer('accepted: the job is queued (Location names it)', startedSchema), links: jobLinks },
             400: error('invalid spec, JSON or Idempotency-Key'),
             403: error('a secret the principal is not granted, or no write scope'),
             413: error('body too large'),
@@ -240,7 +271,7 @@ export function openApiDocument(version: string): Json {
           parameters: [idParam, idempotencyKeyParam],
           requestBody: { required: false, content: json(jsonSchema(rerunBody)) },
           responses: {
-            202: answer("the new job; its `created` event and the first job's `rerun` event link the two", rerunStartedSchema),
+            202: { ...answer("the new job; its `created` event and the first job's `rerun` event link the two", rerunStartedSchema), links: jobLinks },
             400: error('invalid body or Idempotency-Key'),
             403: error('a secret the caller is not granted, or no write scope'),
             404: error('no such job'),

@@ -9,19 +9,30 @@ import { type Problem, type ProblemCode, PROBLEMS } from './errors';
 
 export const MAX_LIST = 200;
 
+// PostgreSQL's text holds no NUL character.
+const noNul = (v: string) => !v.includes('\u0000');
+const NUL = 'must not contain a NUL character';
+// The pattern says it in the OpenAPI document (a refinement does not reach it).
+const NO_NUL_PATTERN = { pattern: '^[^\\u0000]*$' };
+const text = (max: number) => z.string().min(1).max(max).refine(noNul, NUL).meta(NO_NUL_PATTERN);
+
 /** A query parameter that is an integer in [min, max], with one message for every way it is not. */
 function intBetween(min: number, max: number) {
   const message = `must be an integer between ${min} and ${max}`;
   return z.coerce.number().int(message).min(min, message).max(max, message);
 }
 
-const instant = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 time with its offset, e.g. 2026-12-01T10:00:00Z' });
+// An offset past ±14:00 names no place on earth (and PostgreSQL refuses one past ±15:59).
+const instant = z.iso
+  .datetime({ offset: true, message: 'must be an ISO 8601 time with its offset, e.g. 2026-12-01T10:00:00Z' })
+  .refine((t) => !/[+-](1[5-9]|2\d):\d\d$/.test(t) && !/[+-]14:(?!00)\d\d$/.test(t), 'the offset must be between -14:00 and +14:00')
+  .refine((t) => !Number.isNaN(Date.parse(t)) && !t.startsWith('0000'), 'must be a time that exists, from year 1');
 
 export const listJobsQuery = z.strictObject({
   status: z.enum(JOB_STATUSES).optional(),
-  repo: z.string().min(1).max(2048).optional(),
+  repo: text(2048).optional(),
   commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit SHA').optional(),
-  principal: z.string().min(1).max(200).optional(),
+  principal: text(200).optional(),
   /** One label, `key=value`. */
   label: z
     .string()
@@ -42,11 +53,14 @@ export const logsQuery = z.strictObject({
     .optional(),
   follow: z.enum(['true', 'false', '1', '0']).optional(),
   /** For clients that cannot send the Last-Event-ID header: resume a stream after this line event. */
-  lastEventId: z.string().max(32).optional(),
+  lastEventId: z
+    .string()
+    .regex(/^\d{1,15}\.\d{1,6}$/, "must be an id of this stream's line events (<chunk>.<line>)")
+    .optional(),
 });
 
 export const cancelBody = z.strictObject({
-  reason: z.string().max(1000, 'must be at most 1000 characters').optional(),
+  reason: z.string().max(1000, 'must be at most 1000 characters').refine(noNul, NUL).meta(NO_NUL_PATTERN).optional(),
 });
 
 /** A rerun takes nothing yet: the spec is the job's own. */

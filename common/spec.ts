@@ -62,7 +62,10 @@ export const jobSpecSchema = z.strictObject({
     .superRefine((url, ctx) => {
       const problem = repoProblem(url);
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
-    }),
+    })
+    // For the OpenAPI document only (the check above decides, with its own messages):
+    // the URLs a server accepts by default; file:/// when its operator allows it.
+    .meta({ pattern: '^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[1-9][0-9]{0,3})?(/[^\\s]*)?$', examples: ['https://example.com/org/repo.git'] }),
   commit: z
     .string()
     .regex(COMMIT, 'must be a full 40-hex commit id; branch and tag names are not accepted')

@@ -1,0 +1,95 @@
+/**
+ * The API against its own document, by an external property-based tester: schemathesis
+ * (infra/scripts/ensure-schemathesis.sh) generates requests for every operation from
+ * /openapi.json, valid and not, and checks every answer (status codes, content types,
+ * headers, response schemas, that invalid input is refused and valid input accepted).
+ * Jobs it starts go to a task queue no worker serves, so nothing runs.
+ */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { createApp } from '../../api/app';
+import { Authenticator, parseTokens } from '../../api/auth';
+import { JobsClient } from '../../client/jobs';
+import { dataConverterFor } from '../../common/codec';
+import { TEST_DATA_DIR } from './env';
+import { listen } from './helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+
+const SCHEMATHESIS = path.join(TEST_DATA_DIR, '..', 'tools', 'schemathesis', 'bin', 'schemathesis');
+
+let stack: TestStack;
+beforeAll(async () => {
+  stack = await startTestStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+test('schemathesis finds no difference between the API and its OpenAPI document', async () => {
+  const taskQueue = `contract-no-worker-${process.pid}`;
+  const app = createApp({
+    store: stack.store,
+    jobs: new JobsClient(stack.jobs.client, { taskQueue }),
+    codec: dataConverterFor(stack.config)?.payloadCodecs[0],
+    config: stack.config,
+    auth: new Authenticator(parseTokens(`admin:read+write:${TEST_TOKENS.admin}`, 'test'), 1_000_000),
+  });
+  const server = await listen(app);
+  const report = path.join(TEST_DATA_DIR, `schemathesis-${process.pid}`);
+  fs.mkdirSync(report, { recursive: true });
+  try {
+    const run = await promisify(execFile)(
+      SCHEMATHESIS,
+      [
+        '--config-file',
+        path.join(__dirname, '..', 'contract', 'schemathesis.toml'),
+        'run',
+        `${server.url}/openapi.json`,
+        '--url',
+        server.url,
+        '--checks',
+        'all',
+        '--max-examples',
+        '15',
+        '--seed',
+        '20261203',
+        '--workers',
+        '2',
+        '--header',
+        `Authorization: Bearer ${TEST_TOKENS.admin}`,
+        '--request-timeout',
+        '30',
+        '--max-time',
+        '90',
+        '--no-color',
+        '--report',
+        'junit',
+        '--report-dir',
+        report,
+        '--generation-database',
+        'none',
+      ],
+      // Its cache goes to the report folder, which is removed after.
+      { cwd: report, timeout: 240_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, SCHEMATHESIS_TELEMETRY: 'false' } },
+    ).then(
+      (r) => ({ code: 0, out: r.stdout + r.stderr }),
+      (err: { code: number; stdout: string; stderr: string }) => ({ code: err.code, out: `${err.stdout}${err.stderr}` }),
+    );
+    // The summary, with its counts, in the test log.
+    console.log(run.out.slice(-6000));
+    if (process.env.CONTRACT_OUT) fs.writeFileSync(process.env.CONTRACT_OUT, run.out);
+    expect(run.out).toMatch(/\d+ generated/);
+    expect(run.code).toBe(0);
+  } finally {
+    await server.close();
+    fs.rmSync(report, { recursive: true, force: true });
+    // The jobs it started never ran: their workflows and rows go.
+    const ids: string[] = [];
+    for await (const w of stack.client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) ids.push(w.workflowId);
+    await Promise.all(ids.map((id) => stack.client.workflow.getHandle(id).terminate('contract test over').catch(() => undefined)));
+    await stack.store.pool.query('DELETE FROM jobs WHERE id = ANY($1::text[])', [ids]);
+    console.log(`removed ${ids.length} jobs the run started`);
+  }
+}, 300_000);
