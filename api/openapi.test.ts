@@ -1,5 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../stack/paths';
 import { committedOpenApiPath, openApiDocument, packageVersion } from './openapi';
@@ -39,4 +40,16 @@ test('the committed document passes Redocly lint (recommended rules, the excepti
   console.log(out.split('\n').filter((l) => /valid|ignored|error|warning/i.test(l) && !l.includes('║')).join('\n'));
   expect(out).not.toMatch(/\b(error|warning)\b\s+[a-z0-9-]+\s/);
   expect(run.status).toBe(0);
+});
+
+test('client/api-types.ts is generated from the committed document (else: npm run openapi)', () => {
+  const out = path.join(os.tmpdir(), `api-types-${process.pid}.ts`);
+  const cli = path.join(projectRoot(), 'node_modules', 'openapi-typescript', 'bin', 'cli.js');
+  try {
+    const run = spawnSync(process.execPath, [cli, committedOpenApiPath(projectRoot()), '-o', out], { cwd: projectRoot(), encoding: 'utf8', timeout: 60_000 });
+    expect(run.status).toBe(0);
+    expect(fs.readFileSync(path.join(projectRoot(), 'client', 'api-types.ts'), 'utf8')).toBe(fs.readFileSync(out, 'utf8'));
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
 });

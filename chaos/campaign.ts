@@ -232,17 +232,33 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     }
     log(`seed ${opts.seed}: ${jobs.length} jobs submitted, waiting for their ends`);
 
-    const deadline = Date.now() + END_BOUND_MS;
-    for (const j of jobs) {
-      // Ended in PostgreSQL (endJob) and in Temporal (the workflow's last task comes just after).
-      const ended = async () =>
-        Boolean((await stack.store.getJob(j.id).catch(() => null))?.finishedAt) &&
-        (await stack.client.workflow.getHandle(j.id).describe().then((d) => d.status.name !== 'RUNNING', () => false));
-      while (Date.now() < deadline && !(await ended())) {
-        opts.signal?.throwIfAborted();
-        await sleep(250);
+    const waitForEnds = async (list: Submitted[]) => {
+      const deadline = Date.now() + END_BOUND_MS;
+      for (const j of list) {
+        // Ended in PostgreSQL (endJob) and in Temporal (the workflow's last task comes just after).
+        const ended = async () =>
+          Boolean((await stack.store.getJob(j.id).catch(() => null))?.finishedAt) &&
+          (await stack.client.workflow.getHandle(j.id).describe().then((d) => d.status.name !== 'RUNNING', () => false));
+        while (Date.now() < deadline && !(await ended())) {
+          opts.signal?.throwIfAborted();
+          await sleep(250);
+        }
       }
+    };
+    await waitForEnds(jobs);
+    // A probe job that a random fault ended before it reached its boundary (its step failed
+    // when the engine restarted, say) never announced it: each such boundary gets one more
+    // job, with no fault injected meanwhile, so that every boundary is hit on every seed.
+    const again: Submitted[] = [];
+    for (const probe of PROBED.filter((p) => !jobs.some((j) => j.probed && j.id.endsWith(probeSuffix(p))))) {
+      const spec = SHAPES[probe.shape]!();
+      const id = `chaos-${opts.seed}-again-${probe.shape}${probeSuffix(probe)}`;
+      log(`seed ${opts.seed}: the probe ${probe.name} was not reached; once more`);
+      await stack.jobs.start({ repo: repo.url, commit: repo.head, ...spec } as JobSpec, id);
+      again.push({ id, shape: probe.shape, commands: commandsOf(spec) });
     }
+    jobs.push(...again);
+    await waitForEnds(again);
     watching = false;
     supervising = false;
     await watcher;

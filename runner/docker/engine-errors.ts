@@ -28,5 +28,8 @@ export function isEngineUnreachable(err: unknown): boolean {
 export function isWedged(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const e = err as { statusCode?: unknown; message?: unknown };
-  return e.statusCode === 500 && typeof e.message === 'string' && /task [0-9a-f]{12,}: already exists|server error - id already in use/.test(e.message);
+  if (e.statusCode === 500 && typeof e.message === 'string' && /task [0-9a-f]{12,}: already exists|server error - id already in use/.test(e.message)) return true;
+  // Or the other half: the engine came back with the container's name and record (an
+  // inspect finds it, `created`) but not the container itself, so a start of it is a 404.
+  return e.statusCode === 404 && typeof e.message === 'string' && /no such container/i.test(e.message);
 }

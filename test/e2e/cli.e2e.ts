@@ -145,3 +145,26 @@ test('wait exits with the job\'s end: 3 for a cancelled one, 8 (still running) p
   expect([rerun.code, rerun.stdout]).toEqual([1, expect.stringMatching(/^job job-[\w-]+ submitted$/m)]);
   expect((await draftsman('rerun', 'job-nope')).code).toBe(8);
 });
+
+test('a YAML spec runs; --wait exits with the end; help per command; bash completion; bad option values exit 2', async () => {
+  const file = path.join(TEST_DATA_DIR, `cli-${process.pid}-spec.yaml`);
+  fs.writeFileSync(file, `repo: ${repo.url}\ncommit: "${repo.head}"\nvalidate:\n  - echo from yaml\nlabels:\n  source: yaml\n`);
+  const ran = await draftsman('run', file, '--wait');
+  expect([ran.code, ran.stdout]).toEqual([0, expect.stringMatching(/^job-[\w-]+  succeeded$/m)]);
+  const id = /^(job-[\w-]+)  succeeded$/m.exec(ran.stdout)![1]!;
+  const listed = JSON.parse((await draftsman('ls', '--label', 'source=yaml', '--json')).stdout) as { jobs: { id: string }[] };
+  expect(listed.jobs.map((j) => j.id)).toContain(id);
+  const logs = await draftsman('logs', id, '--json');
+  expect(logs.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text)).toEqual(['from yaml']);
+
+  const help = await draftsman('cancel', '--help');
+  expect([help.code, help.stdout]).toEqual([0, expect.stringContaining('--idempotency-key <key>')]);
+  const completion = await draftsman('completion', 'bash');
+  expect(completion.stdout).toContain('complete -F _draftsman_complete draftsman');
+  expect(completion.stdout).toMatch(/rerun\) opts="[^"]*--follow/);
+  expect((await draftsman('ls', '--status', 'bogus')).code).toBe(2);
+  expect((await draftsman('completion', 'fish')).code).toBe(2);
+  fs.writeFileSync(file, 'repo: [unclosed');
+  const bad = await draftsman('run', file);
+  expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/cannot read a YAML spec/)]);
+});
