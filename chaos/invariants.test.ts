@@ -95,6 +95,12 @@ describe('checkJob', () => {
       { boundary: 'queued', step: '-', at: 500 },
       true,
     ],
+    [
+      'a job whose first step, scheduled before the cancel, started late and was stopped by it',
+      { ...cancelled, steps: [{ ...step('clone-0', 'cancelled'), startedAt: new Date(5_000).toISOString() }] },
+      { boundary: 'queued', step: '-', at: 500 },
+      false,
+    ],
     ['a job cancelled while queued that ran nothing', { ...cancelled, steps: [] }, { boundary: 'queued', step: '-' }, false],
     ['a failing job cancelled during its cleanup keeps its end', { ...ok, status: 'failed' as const, temporal: 'FAILED', steps: [] }, { boundary: 'during-cleanup', step: '-' }, false],
   ])('boundary cancel: %s', (_name, job, probed, violated) => {

@@ -153,8 +153,11 @@ function checkProbed(job: ObservedJob, probed: ProbedCancel, add: (detail: strin
     if (step && step.status !== 'cancelled' && !endedFirst && unexcused(step.finishedAt)) add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
   } else if (probed.boundary === 'queued') {
     // Sent with the start, the cancel may reach the workflow only after its first task
-    // scheduled the first steps; they may start within the delivery time, none after.
-    const late = (s: { startedAt: string | null }) => s.startedAt !== null && (probed.at === undefined || Date.parse(s.startedAt) > probed.at + CANCEL_DELIVERY_MS);
+    // scheduled the first steps; they may start within the delivery time, none after,
+    // unless the cancel stopped them (an activity scheduled before the cancel, picked up
+    // late on a loaded machine, starts its container and learns of the cancel then).
+    const late = (s: { startedAt: string | null; status: string }) =>
+      s.startedAt !== null && s.status !== 'cancelled' && (probed.at === undefined || Date.parse(s.startedAt) > probed.at + CANCEL_DELIVERY_MS);
     const ran = job.steps.filter((s) => late(s) && unexcused(s.startedAt));
     if (ran.length) add(`${ran.map((s) => `${s.kind}-${s.index}`).join(', ')} ran after a cancel while queued`);
   } else if (probed.boundary === 'between-steps') {

@@ -7,7 +7,7 @@ import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, 
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
-import { advance, linesAfter, linesAfterTail, type LogPosition, sinceOf, TAIL_WINDOW } from './log-position';
+import { advanceStreams, earliest, noPositions, sinceOf, streamLinesAfter, streamLinesAfterTail, TAIL_WINDOW } from './log-position';
 import { DockerLogParser } from './frames';
 
 interface DockerApiError {
@@ -251,10 +251,10 @@ export class DockerRunner implements Runner {
     }
     const parser = new DockerLogParser();
     let toSkip = opts.skipLines;
-    /** The last line read (skipped or delivered), for a re-read after the stream. */
-    let position: LogPosition | null = null;
+    /** The last line read of each stream (skipped or delivered), for a re-read after the stream. */
+    let positions = noPositions();
     const deliver = (lines: LogLine[]): void | Promise<void> => {
-      position = advance(position, lines);
+      positions = advanceStreams(positions, lines);
       if (toSkip > 0) {
         const skipped = Math.min(toSkip, lines.length);
         toSkip -= skipped;
@@ -296,8 +296,9 @@ export class DockerRunner implements Runner {
     if ((await this.status(step)).state !== 'exited') return;
     // The tail first: it is read from the end of the engine's log file, while a read
     // from a time decodes the whole file.
-    const rest = linesAfterTail(await this.readLog(name, { tail: TAIL_WINDOW }), position) ??
-      linesAfter(await this.readLog(name, position ? { since: sinceOf(position) as unknown as number } : {}), position);
+    const from = earliest(positions);
+    const rest = streamLinesAfterTail(await this.readLog(name, { tail: TAIL_WINDOW }), positions, TAIL_WINDOW) ??
+      streamLinesAfter(await this.readLog(name, from ? { since: sinceOf(from) as unknown as number } : {}), positions);
     if (rest.length) await consumed.then(() => deliver(rest));
   }
 

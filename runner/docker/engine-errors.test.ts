@@ -38,6 +38,7 @@ describe('isWedged', () => {
     ['a name conflict on create', http(409, 'Conflict. The container name "/x" is already in use'), false],
     ['the engine has the record but not the container (a start after an engine SIGKILL)', http(404, '(HTTP code 404) no such container - No such container: add9e308fc038002783d7afc23ec10d39faf3b3287f0a96d788df69446683520 '), true],
     ['no such image', http(404, '(HTTP code 404) no such image - No such image: x:1'), false],
+    ['a start whose network is missing (dockerode words it as a missing container)', http(404, '(HTTP code 404) no such container - failed to set up container networking: network draftsman-no-such-network not found '), false],
     ['a connection error', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }), false],
   ])('%s', (_name, err, expected) => {
     expect(isWedged(err)).toBe(expected);

@@ -31,5 +31,7 @@ export function isWedged(err: unknown): boolean {
   if (e.statusCode === 500 && typeof e.message === 'string' && /task [0-9a-f]{12,}: already exists|server error - id already in use/.test(e.message)) return true;
   // Or the other half: the engine came back with the container's name and record (an
   // inspect finds it, `created`) but not the container itself, so a start of it is a 404.
-  return e.statusCode === 404 && typeof e.message === 'string' && /no such container/i.test(e.message);
+  // dockerode words every 404 of a start "no such container"; the engine's own text, after
+  // it, says which (a missing network is a 404 too).
+  return e.statusCode === 404 && typeof e.message === 'string' && /No such container: [0-9a-f]{12,}/.test(e.message);
 }

@@ -1,5 +1,5 @@
 import type { LogLine } from '../runner';
-import { advance, linesAfter, linesAfterTail, nanosOf, sinceOf } from './log-position';
+import { advance, advanceStreams, earliest, linesAfter, nanosOf, noPositions, sinceOf, streamLinesAfter, streamLinesAfterTail } from './log-position';
 
 const line = (time: string, text: string): LogLine => ({ stream: 'stdout', time, text });
 
@@ -56,21 +56,32 @@ describe('advance', () => {
   });
 });
 
-describe('re-reading from a tail of the log', () => {
-  const seen = [line('2026-12-01T00:00:01Z', 'a'), line('2026-12-01T00:00:02Z', 'b'), line('2026-12-01T00:00:02Z', 'c')];
-  const pos = advance(null, seen)!;
+describe('positions per stream (stdout and stderr are separate pipes)', () => {
+  const at = (n: number, stream: 'stdout' | 'stderr', text: string): LogLine => ({ stream, time: `2026-12-01T00:00:0${n}.000Z`, text });
+  // The engine's follow handed over a later stdout line before an earlier stderr one.
+  const followed = [at(1, 'stdout', 'one'), at(3, 'stdout', 'three'), at(2, 'stderr', 'two')];
+  const p = advanceStreams(noPositions(), followed);
+  const log = [at(1, 'stdout', 'one'), at(2, 'stderr', 'two'), at(3, 'stdout', 'three'), at(4, 'stderr', 'four'), at(5, 'stdout', 'five')];
 
-  it.each<[string, LogLine[], string[] | null]>([
-    ['an empty log', [], []],
-    ['a window that starts before the position: the lines after it', [seen[0]!, seen[1]!, seen[2]!, line('2026-12-01T00:00:03Z', 'd')], ['d']],
-    ['a window that starts before the position, nothing new', [seen[0]!, seen[1]!, seen[2]!], []],
-    ['a window that starts at the position: lines at that time may be missing', [seen[2]!, line('2026-12-01T00:00:03Z', 'd')], null],
-    ['a window that starts after the position', [line('2026-12-01T00:00:04Z', 'e')], null],
-  ])('%s', (_name, window, expected) => {
-    expect(linesAfterTail(window, pos)?.map((l) => l.text) ?? null).toEqual(expected);
+  it('keeps each stream where it is, not where the last line was', () => {
+    expect(p).toEqual({ stdout: { time: at(3, 'stdout', '').time, atLast: 1 }, stderr: { time: at(2, 'stderr', '').time, atLast: 1 } });
+    expect(earliest(p)).toEqual(p.stderr);
   });
 
-  it('with nothing seen, only a full read will do', () => {
-    expect(linesAfterTail(seen, null)).toBeNull();
+  it.each<[string, LogLine[], number, string[] | null]>([
+    ['a whole log read again: only the lines after each stream', log, 1000, ['four', 'five']],
+    ['nothing new', log.slice(0, 3), 1000, []],
+    ['a tail that reaches back before both positions', log, 5, ['four', 'five']],
+    ['a tail that starts after the stderr position', log.slice(2), 3, null],
+  ])('%s', (_name, tail, window, expected) => {
+    expect(streamLinesAfterTail(tail, p, window)?.map((l) => l.text) ?? null).toEqual(expected);
+  });
+
+  it('a stream with no line seen gets all of its lines, from a whole log only', () => {
+    const onlyOut = advanceStreams(noPositions(), [at(1, 'stdout', 'one')]);
+    expect(streamLinesAfterTail(log, onlyOut, 1000)?.map((l) => l.text)).toEqual(['two', 'three', 'four', 'five']);
+    expect(streamLinesAfterTail(log, onlyOut, 5)).toBeNull();
+    expect(earliest(onlyOut)).toBeNull();
+    expect(streamLinesAfter(log, onlyOut).map((l) => l.text)).toEqual(['two', 'three', 'four', 'five']);
   });
 });
