@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { PayloadCodec } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { z } from 'zod';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { type JobsClient, newJobId } from '../client/jobs';
 import type { Config } from '../common/config';
@@ -18,9 +17,12 @@ import type { JobStore } from '../db/store';
 import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
 import { mountCodec } from './codec';
-import { HttpError, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
+import { HttpError, parseInput, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { FollowStreams, serveLogs } from './logs';
 import { webSocketUpgrade } from './ws';
+import { mountWebhooks } from './webhooks';
+import { WebhookStore } from '../db/webhook-store';
+import { parseExceptions } from '../egress/policy';
 import { derivedJobId, IDEMPOTENCY_TTL_HOURS } from './idempotency';
 import { IdempotentRequests } from './idempotent-requests';
 import { allowedMethods, openApiDocument, packageVersion } from './openapi';
@@ -37,18 +39,8 @@ export interface ApiDeps {
   logger?: Logger;
   config: Parameters<typeof specPolicy>[0] &
     Parameters<typeof diskRoom>[0] &
-    Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS'> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
+    Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS' | 'DRAFTSMAN_WEBHOOK_EXCEPTIONS'> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
   log?: (line: string) => void;
-}
-
-/** Parses untrusted input with a schema; the first problem becomes a 400 naming the field. */
-function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: ProblemCode): z.output<T> {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.map(String).join('.');
-  const message = issue.code === 'unrecognized_keys' ? `unknown parameter ${field}` : `${field}: ${issue.message}`;
-  throw new HttpError(code, message, field || undefined);
 }
 
 const version = packageVersion(projectRoot());
@@ -117,7 +109,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     res.status(healthy ? 200 : 503).json({ status, database, ...(disk ? { disk } : {}) });
   });
 
-  // Everything below needs a token; reading needs `read`, submitting and cancelling `write`.
+  // Everything below needs a token; reading needs `read`, submitting and cancelling `write`, webhooks `admin`.
   const read = auth.require('read');
   const write = auth.require('write');
 
@@ -323,6 +315,13 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     await jobs.cancel(id, reason);
     await claim?.save(202, { id, status: 'cancelling' });
     res.status(202).json({ id, status: 'cancelling' });
+  });
+
+  mountWebhooks(app, {
+    store: new WebhookStore(store.pool),
+    admin: auth.require('admin'),
+    json: [requireJson, json],
+    exceptions: parseExceptions(config.DRAFTSMAN_WEBHOOK_EXCEPTIONS),
   });
 
   // A path the API has, asked with a method it does not have: 405 and the methods it has

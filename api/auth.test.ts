@@ -7,11 +7,13 @@ describe('parseTokens', () => {
       ['ci', ['read', 'write']],
       ['dash', ['read']],
     ]);
+    expect(parseTokens('ops:read+write+admin:aaaaaaaaaaaaaaaa', 't')[0]!.scopes).toEqual(['read', 'write', 'admin']);
   });
 
   it.each([
     ['no token', 'ci:read'],
-    ['unknown scope', 'ci:admin:aaaaaaaaaaaaaaaa'],
+    ['unknown scope', 'ci:root:aaaaaaaaaaaaaaaa'],
+    ['an empty scope', 'ci:read+:aaaaaaaaaaaaaaaa'],
     ['short token', 'ci:read:short'],
     ['no name', ':read:aaaaaaaaaaaaaaaa'],
   ])('refuses %s', (_name, text) => {

@@ -4,6 +4,7 @@
  * (this occurrence), `instance` (the request id, as in X-Request-Id), and the extension
  * members `code` (the stable code) and `field` (the JSON path of the bad input, if any).
  */
+import type { z } from 'zod';
 
 /** Every code the API answers with: its status and title. */
 export const PROBLEMS = {
@@ -71,4 +72,14 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** A caller's request id is kept when it is short and plain; otherwise (or without one) a new one is made. */
 export function requestIdFrom(header: string | string[] | undefined, make: () => string): string {
   return typeof header === 'string' && REQUEST_ID.test(header) ? header : make();
+}
+
+/** Parses untrusted input with a schema; the first problem becomes a 400 naming the field. */
+export function parseInput<T extends z.ZodType>(schema: T, value: unknown, code: ProblemCode): z.output<T> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0]!;
+  const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.map(String).join('.');
+  const message = issue.code === 'unrecognized_keys' ? `unknown parameter ${field}` : `${field}: ${issue.message}`;
+  throw new HttpError(code, message, field || undefined);
 }

@@ -20,6 +20,13 @@ import {
   rerunStartedSchema,
   startedSchema,
   waitQuery,
+  deliveriesQuery,
+  webhookBody,
+  webhookCreatedSchema,
+  webhookDeliveriesSchema,
+  webhookEndpointSchema,
+  webhookListSchema,
+  webhookSecretSchema,
 } from './schemas';
 
 type Json = Record<string, unknown>;
@@ -73,6 +80,7 @@ const json = (schema: Json) => ({ 'application/json': { schema } });
 const answer = (description: string, schema: z.ZodType) => ({ description, content: json(jsonSchema(schema, 'output')) });
 const error = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: jsonSchema(problemSchema, 'output') } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const webhookIdParam = { name: 'webhookId', in: 'path', required: true, schema: { type: 'string' } };
 const idempotencyKeyParam = {
   name: 'Idempotency-Key',
   in: 'header',
@@ -94,7 +102,7 @@ const codecPath = (summary: string) => ({
  * Each operation's id, tag and scope (`null`: served without a token). One table, so that
  * a route added without its line here fails the document's test.
  */
-const OPERATIONS: Record<string, { id: string; tag: string; scope: 'read' | 'write' | null }> = {
+const OPERATIONS: Record<string, { id: string; tag: string; scope: 'read' | 'write' | 'admin' | null }> = {
   'get /health': { id: 'getHealth', tag: 'service', scope: null },
   'get /metrics': { id: 'getMetrics', tag: 'service', scope: 'read' },
   'get /openapi.json': { id: 'getOpenApi', tag: 'service', scope: null },
@@ -110,6 +118,13 @@ const OPERATIONS: Record<string, { id: string; tag: string; scope: 'read' | 'wri
   'post /v1/jobs/{id}/rerun': { id: 'rerunJob', tag: 'jobs', scope: 'write' },
   'get /v1/jobs/{id}/wait': { id: 'waitForJob', tag: 'jobs', scope: 'read' },
   'get /v1/jobs/{id}/logs/ws': { id: 'followJobLogsWebSocket', tag: 'jobs', scope: 'read' },
+  'post /v1/webhooks': { id: 'createWebhook', tag: 'webhooks', scope: 'admin' },
+  'get /v1/webhooks': { id: 'listWebhooks', tag: 'webhooks', scope: 'admin' },
+  'get /v1/webhooks/{webhookId}': { id: 'getWebhook', tag: 'webhooks', scope: 'admin' },
+  'delete /v1/webhooks/{webhookId}': { id: 'deleteWebhook', tag: 'webhooks', scope: 'admin' },
+  'post /v1/webhooks/{webhookId}/rotate': { id: 'rotateWebhookSecret', tag: 'webhooks', scope: 'admin' },
+  'get /v1/webhooks/{webhookId}/deliveries': { id: 'listWebhookDeliveries', tag: 'webhooks', scope: 'admin' },
+  'post /v1/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver': { id: 'redeliverWebhook', tag: 'webhooks', scope: 'admin' },
   'post /codec/encode': { id: 'encodePayloads', tag: 'codec', scope: 'read' },
   'options /codec/encode': { id: 'encodePayloadsPreflight', tag: 'codec', scope: null },
   'post /codec/decode': { id: 'decodePayloads', tag: 'codec', scope: 'read' },
@@ -168,6 +183,7 @@ export function openApiDocument(version: string): Json {
     tags: [
       { name: 'jobs', description: 'Start, watch and cancel jobs' },
       { name: 'service', description: 'Health, metrics, this document and the problem types' },
+      { name: 'webhooks', description: 'Endpoints that hear of job events, signed as Standard Webhooks does (admin scope)' },
       { name: 'codec', description: "The Temporal Web UI's remote codec" },
     ],
     security: [{ bearer: [] }],
@@ -246,6 +262,47 @@ export function openApiDocument(version: string): Json {
           summary: 'git diff of the workspace after the loop',
           parameters: [idParam],
           responses: { 200: { description: 'the patch', content: { 'text/x-diff': {} } }, 404: error('no job or no patch') },
+        },
+      },
+      '/v1/webhooks': {
+        post: {
+          summary: 'Register an endpoint for job events; the answer holds its signing secret, shown only here',
+          requestBody: { required: true, content: json(jsonSchema(webhookBody)) },
+          responses: {
+            201: answer('the endpoint and its secret', webhookCreatedSchema),
+            400: error('invalid body, or a target that is not allowed'),
+            413: error('body too large'),
+            415: error('not application/json'),
+          },
+        },
+        get: { summary: 'The endpoints', responses: { 200: answer('every endpoint, newest first (no secrets)', webhookListSchema) } },
+      },
+      '/v1/webhooks/{webhookId}': {
+        get: { summary: 'An endpoint', parameters: [webhookIdParam], responses: { 200: answer('the endpoint (no secret)', webhookEndpointSchema), 404: error('no such endpoint') } },
+        delete: { summary: 'Remove an endpoint and the deliveries it is still owed', parameters: [webhookIdParam], responses: { 204: { description: 'removed' }, 404: error('no such endpoint') } },
+      },
+      '/v1/webhooks/{webhookId}/rotate': {
+        post: {
+          summary: 'A new signing secret; deliveries carry signatures of both for 24 h',
+          parameters: [webhookIdParam],
+          responses: { 200: answer('the new secret', webhookSecretSchema), 404: error('no such endpoint') },
+        },
+      },
+      '/v1/webhooks/{webhookId}/deliveries': {
+        get: {
+          summary: "The endpoint's latest deliveries: status, attempts, last answer, next attempt",
+          parameters: [webhookIdParam, ...queryParameters(deliveriesQuery)],
+          responses: { 200: answer('newest first', webhookDeliveriesSchema), 400: error('invalid query'), 404: error('no such endpoint') },
+        },
+      },
+      '/v1/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver': {
+        post: {
+          summary: 'Send a delivery again now, with its id (whatever became of it)',
+          parameters: [webhookIdParam, { name: 'deliveryId', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            202: answer('pending again', z.object({ id: z.string(), status: z.literal('pending') })),
+            404: error('no such endpoint or delivery'),
+          },
         },
       },
       '/codec/encode': codecPath('Encrypt payloads (Temporal remote codec protocol)'),

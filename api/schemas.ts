@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { JOB_STATUSES, type JobView, STEP_KINDS, type StepView } from '../common/job';
 import type { AuditEvent } from '../db/store';
+import type { WebhookDelivery, WebhookEndpoint } from '../db/webhook-store';
 import { type Problem, type ProblemCode, PROBLEMS } from './errors';
 
 export const MAX_LIST = 200;
@@ -164,3 +165,47 @@ assertSame<Same<z.output<typeof stepViewSchema>, StepView>>(true);
 assertSame<Same<z.output<typeof jobViewSchema>, JobView>>(true);
 assertSame<Same<z.output<typeof problemSchema>, Problem>>(true);
 assertSame<Same<z.output<typeof auditEventSchema>, AuditEvent>>(true);
+
+/*
+ * Webhooks (api/webhooks.ts). The event types are the ones migration 10's trigger
+ * enqueues: a job started, one of its steps finished, it ended.
+ */
+export const WEBHOOK_EVENTS = ['job.started', 'job.step_finished', 'job.ended'] as const;
+
+export const webhookBody = z.strictObject({
+  url: z.string().min(1).max(2048).meta({ description: 'http(s); public addresses only, unless the operator lists host:port in DRAFTSMAN_WEBHOOK_EXCEPTIONS' }),
+  events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length).optional().meta({ description: 'the event types to send (all when absent)' }),
+  description: z.string().max(200).refine(noNul, NUL).meta(NO_NUL_PATTERN).optional(),
+});
+
+export const webhookEndpointSchema = z.object({
+  id: z.string(),
+  url: z.string(),
+  description: z.string().nullable(),
+  events: z.array(z.string()).nullable(),
+  createdBy: z.string(),
+  createdAt: time,
+});
+export const webhookCreatedSchema = webhookEndpointSchema.extend({
+  secret: z.string().meta({ description: 'whsec_...: signs every delivery (Standard Webhooks); shown only now' }),
+});
+export const webhookListSchema = z.object({ webhooks: z.array(webhookEndpointSchema) });
+export const webhookSecretSchema = z.object({ secret: z.string().meta({ description: 'the new secret; the previous one keeps signing for 24 h' }) });
+
+export const webhookDeliverySchema = z.object({
+  id: z.string().meta({ description: 'the webhook-id header: the same on every attempt' }),
+  endpointId: z.string(),
+  eventType: z.string(),
+  jobId: z.string(),
+  status: z.enum(['pending', 'delivered', 'failed']),
+  attempts: z.number().int(),
+  nextAttemptAt: time.nullable(),
+  lastStatus: z.number().int().nullable(),
+  lastError: z.string().nullable(),
+  createdAt: time,
+  deliveredAt: time.nullable(),
+});
+export const webhookDeliveriesSchema = z.object({ deliveries: z.array(webhookDeliverySchema) });
+export const deliveriesQuery = z.strictObject({ limit: intBetween(1, 100).optional() });
+assertSame<Same<z.output<typeof webhookEndpointSchema>, WebhookEndpoint>>(true);
+assertSame<Same<z.output<typeof webhookDeliverySchema>, WebhookDelivery>>(true);

@@ -8,6 +8,9 @@ import type { Logger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
 import type { JobStore } from '../db/store';
 import { createApp } from './app';
+import { WebhookStore } from '../db/webhook-store';
+import { parseExceptions } from '../egress/policy';
+import { WebhookDispatcher } from '../webhooks/dispatcher';
 
 /** Builds the API on its dependencies and listens; resolves once it accepts connections. */
 export async function listenApi(
@@ -36,6 +39,15 @@ export async function listenApi(
     const s = app.listen(config.PORT, config.DRAFTSMAN_API_HOST, () => resolve(s));
     s.once('error', reject);
   });
+  if (config.DRAFTSMAN_WEBHOOK_DELIVERY === 'on') {
+    const dispatcher = new WebhookDispatcher({
+      store: new WebhookStore(store.pool),
+      exceptions: parseExceptions(config.DRAFTSMAN_WEBHOOK_EXCEPTIONS),
+      retrySeconds: config.DRAFTSMAN_WEBHOOK_RETRY_SECONDS,
+      log: (line) => observe.logger.warn(line),
+    }).start();
+    server.on('close', () => void dispatcher.stop());
+  }
   const { port } = server.address() as { port: number };
   return { server, url: `http://${config.DRAFTSMAN_API_HOST}:${port}` };
 }

@@ -146,6 +146,25 @@ export const configSchema = z.object({
    * A spec still has to allow them.
    */
   DRAFTSMAN_EGRESS_EXCEPTIONS: list,
+  /**
+   * host:port webhook targets the API delivers to even though their address is loopback
+   * or private (a receiver on the LAN, a test's on 127.0.0.1), comma-separated.
+   */
+  DRAFTSMAN_WEBHOOK_EXCEPTIONS: list,
+  /** Seconds between a failed webhook attempt and the next, one per retry (about a day in all by default). */
+  DRAFTSMAN_WEBHOOK_RETRY_SECONDS: z
+    .string()
+    .default('5,60,300,1800,7200,21600,54000')
+    .transform((v, ctx) => {
+      const waits = v.split(',').map((x) => Number(x.trim()));
+      if (waits.length === 0 || waits.length > 50 || waits.some((w) => !Number.isInteger(w) || w < 1 || w > 7 * 86_400)) {
+        ctx.addIssue({ code: 'custom', message: 'must be 1 to 50 whole numbers of seconds (1 to 604800), comma-separated' });
+        return z.NEVER;
+      }
+      return waits;
+    }),
+  /** Whether this API process sends webhook deliveries (`off`: another one does, or none). */
+  DRAFTSMAN_WEBHOOK_DELIVERY: z.enum(['on', 'off']).default('on'),
   /** uid:gid steps run as; never root. */
   DRAFTSMAN_STEP_USER: z
     .string()

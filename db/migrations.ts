@@ -193,6 +193,61 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
         FOR EACH ROW EXECUTE FUNCTION draftsman_notify_job_of_row();
     `,
   },
+  {
+    version: 10,
+    name: 'webhooks',
+    sql: `
+      -- Endpoints an admin registered, with their signing secrets (the previous one kept
+      -- for a day after a rotation), and the deliveries owed to them: an outbox filled in
+      -- the same transaction as the audit event it announces (the trigger below), whichever
+      -- process writes it, and emptied by the API's dispatchers.
+      CREATE TABLE webhook_endpoints (
+        id                   text PRIMARY KEY,
+        url                  text NOT NULL,
+        description          text,
+        events               text[],
+        secret               text NOT NULL,
+        previous_secret      text,
+        previous_valid_until timestamptz,
+        created_by           text NOT NULL,
+        created_at           timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE webhook_deliveries (
+        id              text PRIMARY KEY,
+        endpoint_id     text NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+        event_type      text NOT NULL,
+        job_id          text NOT NULL,
+        payload         jsonb NOT NULL,
+        status          text NOT NULL DEFAULT 'pending',
+        attempts        integer NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
+        leased_until    timestamptz,
+        last_status     integer,
+        last_error      text,
+        created_at      timestamptz NOT NULL DEFAULT now(),
+        delivered_at    timestamptz
+      );
+      CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+      CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, created_at DESC);
+
+      CREATE FUNCTION draftsman_webhook_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE kind text;
+      BEGIN
+        kind := CASE NEW.type WHEN 'started' THEN 'job.started' WHEN 'step_finished' THEN 'job.step_finished' WHEN 'finished' THEN 'job.ended' END;
+        IF kind IS NULL THEN RETURN NULL; END IF;
+        -- The delivery id comes from the endpoint and the audit event: one per pair, the
+        -- same on every attempt, so that receivers drop what they have seen.
+        INSERT INTO webhook_deliveries (id, endpoint_id, event_type, job_id, payload)
+        SELECT 'msg_' || md5(e.id || ':' || NEW.id::text), e.id, kind, NEW.job_id,
+               jsonb_build_object('type', kind, 'timestamp', NEW.at, 'data', NEW.data || jsonb_build_object('jobId', NEW.job_id))
+          FROM webhook_endpoints e
+         WHERE e.events IS NULL OR kind = ANY (e.events)
+        ON CONFLICT (id) DO NOTHING;
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER events_webhooks AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION draftsman_webhook_enqueue();
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).
