@@ -82,7 +82,13 @@ describe('checkJob', () => {
     ['a loop going on after a cancel at continue-as-new', { ...cancelled, steps: [step('until-2', 'succeeded'), step('loop-3', 'succeeded')] }, { boundary: 'at-step-end', step: 'until-2' }, true],
     ['a loop stopped at continue-as-new', { ...cancelled, steps: [step('until-2', 'succeeded')] }, { boundary: 'at-step-end', step: 'until-2' }, false],
     ['a job that went on to succeed after a cancel', { ...ok, steps: [step('setup-0', 'succeeded')] }, { boundary: 'at-step-end', step: 'setup-0' }, true],
-    ['a job cancelled while queued that ran a step', { ...cancelled, steps: [{ ...step('clone-0', 'succeeded'), startedAt: new Date(9_000).toISOString() }] }, { boundary: 'queued', step: '-' }, true],
+    ['a job cancelled while queued that ran a step', { ...cancelled, steps: [step('clone-0', 'succeeded'), { ...step('setup-0', 'succeeded'), startedAt: new Date(9_000).toISOString() }] }, { boundary: 'queued', step: '-' }, true],
+    [
+      'a job cancelled while queued whose clone, scheduled before the cancel, started late and ran to its end',
+      { ...cancelled, steps: [{ ...step('clone-0', 'succeeded'), startedAt: new Date(5_000).toISOString() }] },
+      { boundary: 'queued', step: '-', at: 500 },
+      false,
+    ],
     [
       'a job whose first steps started within the delivery time of a cancel sent with its start',
       { ...cancelled, steps: [{ ...step('clone-0', 'succeeded'), startedAt: new Date(1_000).toISOString() }] },
@@ -91,13 +97,13 @@ describe('checkJob', () => {
     ],
     [
       'a job with a step started long after a cancel sent with its start',
-      { ...cancelled, steps: [{ ...step('clone-0', 'succeeded'), startedAt: new Date(5_000).toISOString() }] },
+      { ...cancelled, steps: [step('clone-0', 'succeeded'), { ...step('setup-0', 'succeeded'), startedAt: new Date(5_000).toISOString() }] },
       { boundary: 'queued', step: '-', at: 500 },
       true,
     ],
     [
-      'a job whose first step, scheduled before the cancel, started late and was stopped by it',
-      { ...cancelled, steps: [{ ...step('clone-0', 'cancelled'), startedAt: new Date(5_000).toISOString() }] },
+      'a job whose step started late and was stopped by the cancel',
+      { ...cancelled, steps: [step('clone-0', 'succeeded'), { ...step('setup-0', 'cancelled'), startedAt: new Date(5_000).toISOString() }] },
       { boundary: 'queued', step: '-', at: 500 },
       false,
     ],

@@ -16,7 +16,7 @@ import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
 import { JobStore } from '../db/store';
 import { startEgressService } from '../egress/service';
-import { type PrivateEngine, startPrivateEngine } from '../test/e2e/private-engine';
+import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from '../test/e2e/private-engine';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
 import { freePort, TEST_PAYLOAD_KEYS } from '../test/e2e/env';
@@ -220,7 +220,7 @@ export async function startChaosStack(opts: {
       } catch {
         // none left
       }
-      fs.rmSync(dir, { recursive: true, force: true });
+      await removeEngineFolder(dir);
     },
   };
   return stack;

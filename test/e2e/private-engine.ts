@@ -127,6 +127,30 @@ function mountsUnder(root: string): string[] {
   return mounts.filter((m) => m === root || m.startsWith(`${root}/`)).sort((a, b) => b.length - a.length);
 }
 
+/**
+ * Removes a folder that held an engine's data: a mount the engine left (an overlay layer of
+ * a container whose shim outlived a kill) makes rmdir fail with EBUSY, so whatever is
+ * still mounted under it is unmounted, lazily, and the removal tried again a few times.
+ */
+export async function removeEngineFolder(dir: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || attempt >= 5) throw err;
+      // A shim or container process still running keeps its mounts in its own namespace.
+      try {
+        execFileSync('pkill', ['-KILL', '-f', dir]);
+      } catch {
+        // none left
+      }
+      for (const m of mountsUnder(dir)) unmount(m);
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
 function unmount(mount: string): void {
   try {
     execFileSync('umount', ['-l', mount]);
