@@ -14,7 +14,7 @@ import { JOB_ID_PATTERN } from '../common/job';
 import type { Metrics } from '../common/metrics';
 import type { JobStore } from '../db/store';
 import type { Authenticator } from './auth';
-import { HttpError, PROBLEM_CONTENT_TYPE, problem, requestIdFrom } from './errors';
+import { HttpError, parseInput, PROBLEM_CONTENT_TYPE, problem, requestIdFrom } from './errors';
 import { followJob, type JobFeeds, resumePoint } from './job-feed';
 import { type FollowStreams, wireEvent } from './logs';
 import { logsQuery } from './schemas';
@@ -79,15 +79,9 @@ export function webSocketUpgrade(deps: { auth: Authenticator; store: JobStore; f
       }
       const jobId = decodeURIComponent(match[1]!);
       if (!JOB_ID_PATTERN.test(jobId)) throw new HttpError('not_found', `no job ${JSON.stringify(jobId)}`);
-      const parsed = logsQuery.omit({ follow: true }).safeParse(Object.fromEntries(url.searchParams));
-      if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        const field = issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : issue.path.join('.');
-        throw new HttpError('invalid_query', `${field}: ${issue.message}`, field);
-      }
-      const { step, lastEventId } = parsed.data;
+      // The same rules as the SSE stream's query; the schema checks lastEventId's form.
+      const { step, lastEventId } = parseInput(logsQuery.omit({ follow: true }), Object.fromEntries(url.searchParams), 'invalid_query');
       const resume = lastEventId === undefined ? null : resumePoint(lastEventId);
-      if (lastEventId !== undefined && !resume) throw new HttpError('invalid_query', "lastEventId: must be an id of this stream's line events (<chunk>.<line>)", 'lastEventId');
       if (!(await deps.store.jobState(jobId))) throw new HttpError('not_found', `no job ${jobId}`);
       if (deps.streams.full()) {
         count(429);

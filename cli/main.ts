@@ -98,13 +98,16 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
     .showHelpAfterError('(draftsman <command> --help for its options)')
     .exitOverride();
   const command = (name: string) => withCommon(p.command(name)).exitOverride();
+  /** What a command that starts a job offers: follow or wait for its end, and a key for retries. */
+  const starting = (cmd: Command) =>
+    cmd
+      .option('-f, --follow', 'show progress and logs until the job ends; exit with its end')
+      .option('--wait', "wait quietly for the job's end; exit with it")
+      .option('--idempotency-key <key>', 'a retry with the same key starts nothing new');
 
-  command('run')
+  starting(command('run'))
     .description('submit a job; prints its id, or with --follow its progress and logs until it ends')
     .argument('<spec>', 'spec file, JSON or YAML (- for stdin)')
-    .option('-f, --follow', 'show progress and logs until the job ends; exit with its end')
-    .option('--wait', 'wait quietly for the job\'s end; exit with it')
-    .option('--idempotency-key <key>', 'a retry with the same key starts nothing new')
     .action(async (file: string, o: Common & { follow?: boolean; wait?: boolean; idempotencyKey?: string }) => {
       const spec = readSpec(file);
       const api = apiOf(o);
@@ -112,12 +115,9 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
       setCode(await started(api, id, o));
     });
 
-  command('rerun')
+  starting(command('rerun'))
     .description("start a job's spec again as a new job of yours; prints its id")
     .argument('<id>', 'the job to run again')
-    .option('-f, --follow', 'show progress and logs until the new job ends; exit with its end')
-    .option('--wait', 'wait quietly for the new job\'s end; exit with it')
-    .option('--idempotency-key <key>', 'a retry with the same key starts nothing new')
     .action(async (id: string, o: Common & { follow?: boolean; wait?: boolean; idempotencyKey?: string }) => {
       const api = apiOf(o);
       const answer = await api.rerun(id, o.idempotencyKey);
