@@ -12,6 +12,7 @@ import {
   jobPageSchema,
   jobViewSchema,
   listJobsQuery,
+  LOG_EVENT_SCHEMAS,
   logsQuery,
   problemSchema,
   problemTypeSchema,
@@ -170,6 +171,8 @@ function decorate(paths: Record<string, Record<string, Json>>): Record<string, R
 /** The OpenAPI document of the API, built from the schemas the routes validate with. */
 export function openApiDocument(version: string): Json {
   const jobSpec = jsonSchema(jobSpecSchema.meta({ id: 'JobSpec' }));
+  // The log streams' events are components no body refers to (see LOG_EVENT_SCHEMAS).
+  for (const schema of LOG_EVENT_SCHEMAS) jsonSchema(schema, 'output');
   return {
     openapi: '3.1.0',
     info: {

@@ -4,9 +4,11 @@
  */
 import { z } from 'zod';
 import { JOB_STATUSES, type JobView, STEP_KINDS, type StepView } from '../common/job';
+import { STREAMED_EVENT_TYPES } from '../db/feed-store';
 import type { AuditEvent } from '../db/store';
 import type { WebhookDelivery, WebhookEndpoint } from '../db/webhook-store';
 import { type Problem, type ProblemCode, PROBLEMS } from './errors';
+import type { LogLineView } from './logs';
 
 export const MAX_LIST = 200;
 
@@ -94,7 +96,7 @@ export const stepViewSchema = z.object({
   logBytes: z.number().int().optional(),
   logTruncated: z.boolean().optional(),
   reason: z.enum(['container_lost', 'workspace_full']).optional().meta({ description: 'why a failed step failed other than by its own exit' }),
-});
+}).meta({ id: 'StepView' });
 
 export const jobViewSchema = z
   .object({
@@ -123,19 +125,36 @@ export const jobViewSchema = z
 export const jobPageSchema = z.object({
   jobs: z.array(jobViewSchema),
   nextCursor: z.string().nullable().meta({ description: 'null on the last page; pass it as `cursor` for the next' }),
-});
+}).meta({ id: 'JobPage' });
 
-export const startedSchema = z.object({ id: z.string() });
-export const rerunStartedSchema = z.object({ id: z.string(), rerunOf: z.string() });
-export const cancellingSchema = z.object({ id: z.string(), status: z.literal('cancelling') });
+export const startedSchema = z.object({ id: z.string() }).meta({ id: 'JobStarted' });
+export const rerunStartedSchema = z.object({ id: z.string(), rerunOf: z.string() }).meta({ id: 'JobRerun' });
+export const cancellingSchema = z.object({ id: z.string(), status: z.literal('cancelling') }).meta({ id: 'JobCancelling' });
 
 export const auditEventSchema = z.object({
   id: z.number().int(),
   type: z.string(),
   data: z.record(z.string(), z.unknown()),
   at: time,
-});
-export const eventsSchema = z.object({ events: z.array(auditEventSchema) });
+}).meta({ id: 'AuditEvent' });
+export const eventsSchema = z.object({ events: z.array(auditEventSchema) }).meta({ id: 'AuditTrail' });
+
+/*
+ * The events of a followed log, as SSE `data` and as WebSocket frames' `data`. No response
+ * body names them (an event stream has no JSON body), so the document lists them as
+ * components of their own, for clients generated from it.
+ */
+export const logLineSchema = z
+  .object({ step: z.string().meta({ description: '<kind>-<index>' }), stream: z.enum(['stdout', 'stderr']), time, text: z.string() })
+  .meta({ id: 'LogLine', description: 'a line of step output: an NDJSON line, or the data of a `line` event (whose id is <chunk>.<line>)' });
+export const logStepEventSchema = z
+  .object({ type: z.enum(STREAMED_EVENT_TYPES), kind: z.enum(STEP_KINDS), index: z.number().int() })
+  .catchall(z.unknown())
+  .meta({ id: 'LogStepEvent', description: 'the data of a `step` event: a step started or finished (then with its status and exit code)' });
+export const logStatusEventSchema = z
+  .object({ status: z.enum(JOB_STATUSES) })
+  .meta({ id: 'LogStatusEvent', description: 'the data of a `status` event (on connecting and on every change) and of the `end` event (the last: the job has ended)' });
+export const LOG_EVENT_SCHEMAS = [logLineSchema, logStepEventSchema, logStatusEventSchema];
 
 export const problemSchema = z
   .object({
@@ -156,7 +175,7 @@ export const healthSchema = z.object({
   status: z.enum(['ok', 'degraded', 'unavailable']),
   database: z.string(),
   disk: z.record(z.string(), z.unknown()).optional(),
-});
+}).meta({ id: 'Health' });
 
 // Exact type identity (optional and nullable properties included), not mere assignability.
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -165,6 +184,7 @@ assertSame<Same<z.output<typeof stepViewSchema>, StepView>>(true);
 assertSame<Same<z.output<typeof jobViewSchema>, JobView>>(true);
 assertSame<Same<z.output<typeof problemSchema>, Problem>>(true);
 assertSame<Same<z.output<typeof auditEventSchema>, AuditEvent>>(true);
+assertSame<Same<z.output<typeof logLineSchema>, LogLineView>>(true);
 
 /*
  * Webhooks (api/webhooks.ts). The event types are the ones migration 10's trigger
@@ -185,12 +205,12 @@ export const webhookEndpointSchema = z.object({
   events: z.array(z.string()).nullable(),
   createdBy: z.string(),
   createdAt: time,
-});
+}).meta({ id: 'WebhookEndpoint' });
 export const webhookCreatedSchema = webhookEndpointSchema.extend({
   secret: z.string().meta({ description: 'whsec_...: signs every delivery (Standard Webhooks); shown only now' }),
-});
-export const webhookListSchema = z.object({ webhooks: z.array(webhookEndpointSchema) });
-export const webhookSecretSchema = z.object({ secret: z.string().meta({ description: 'the new secret; the previous one keeps signing for 24 h' }) });
+}).meta({ id: 'WebhookCreated' });
+export const webhookListSchema = z.object({ webhooks: z.array(webhookEndpointSchema) }).meta({ id: 'WebhookList' });
+export const webhookSecretSchema = z.object({ secret: z.string().meta({ description: 'the new secret; the previous one keeps signing for 24 h' }) }).meta({ id: 'WebhookSecret' });
 
 export const webhookDeliverySchema = z.object({
   id: z.string().meta({ description: 'the webhook-id header: the same on every attempt' }),
@@ -204,8 +224,8 @@ export const webhookDeliverySchema = z.object({
   lastError: z.string().nullable(),
   createdAt: time,
   deliveredAt: time.nullable(),
-});
-export const webhookDeliveriesSchema = z.object({ deliveries: z.array(webhookDeliverySchema) });
+}).meta({ id: 'WebhookDelivery' });
+export const webhookDeliveriesSchema = z.object({ deliveries: z.array(webhookDeliverySchema) }).meta({ id: 'WebhookDeliveryList' });
 export const deliveriesQuery = z.strictObject({ limit: intBetween(1, 100).optional() });
 assertSame<Same<z.output<typeof webhookEndpointSchema>, WebhookEndpoint>>(true);
 assertSame<Same<z.output<typeof webhookDeliverySchema>, WebhookDelivery>>(true);

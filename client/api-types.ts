@@ -370,6 +370,40 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AuditEvent: {
+            id: number;
+            type: string;
+            data: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            at: string;
+        };
+        AuditTrail: {
+            events: components["schemas"]["AuditEvent"][];
+        };
+        Health: {
+            /** @enum {string} */
+            status: "ok" | "degraded" | "unavailable";
+            database: string;
+            disk?: {
+                [key: string]: unknown;
+            };
+        };
+        JobCancelling: {
+            id: string;
+            /** @constant */
+            status: "cancelling";
+        };
+        JobPage: {
+            jobs: components["schemas"]["JobView"][];
+            /** @description null on the last page; pass it as `cursor` for the next */
+            nextCursor: string | null;
+        };
+        JobRerun: {
+            id: string;
+            rerunOf: string;
+        };
         JobSpec: {
             /** @example https://example.com/org/repo.git */
             repo: string;
@@ -400,6 +434,9 @@ export interface components {
                 jobSeconds?: number;
             };
         };
+        JobStarted: {
+            id: string;
+        };
         JobView: {
             id: string;
             /** @enum {string} */
@@ -415,27 +452,7 @@ export interface components {
             createdAt: string;
             startedAt: string | null;
             finishedAt: string | null;
-            steps: {
-                /** @enum {string} */
-                kind: "clone" | "setup" | "loop" | "until" | "validate";
-                /** @description 0-based for setup and validate; the iteration (1-based) for loop and until */
-                index: number;
-                /** @enum {string} */
-                status: "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
-                exitCode: number | null;
-                startedAt: string | null;
-                finishedAt: string | null;
-                durationMs?: number | null;
-                /** @description killed for exceeding its memory limit */
-                oomKilled?: boolean;
-                logBytes?: number;
-                logTruncated?: boolean;
-                /**
-                 * @description why a failed step failed other than by its own exit
-                 * @enum {string}
-                 */
-                reason?: "container_lost" | "workspace_full";
-            }[];
+            steps: components["schemas"]["StepView"][];
             loop: {
                 iterations: number;
                 converged: boolean;
@@ -456,6 +473,31 @@ export interface components {
             };
             stepsOmitted?: number;
         };
+        /** @description a line of step output: an NDJSON line, or the data of a `line` event (whose id is <chunk>.<line>) */
+        LogLine: {
+            /** @description <kind>-<index> */
+            step: string;
+            /** @enum {string} */
+            stream: "stdout" | "stderr";
+            /** Format: date-time */
+            time: string;
+            text: string;
+        };
+        /** @description the data of a `status` event (on connecting and on every change) and of the `end` event (the last: the job has ended) */
+        LogStatusEvent: {
+            /** @enum {string} */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
+        };
+        /** @description the data of a `step` event: a step started or finished (then with its status and exit code) */
+        LogStepEvent: {
+            /** @enum {string} */
+            type: "step_started" | "step_finished";
+            /** @enum {string} */
+            kind: "clone" | "setup" | "loop" | "until" | "validate";
+            index: number;
+        } & {
+            [key: string]: unknown;
+        };
         /** @description RFC 9457 problem details */
         Problem: {
             /** @description /problems/<code>, served by the API */
@@ -469,6 +511,73 @@ export interface components {
             code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "internal";
             /** @description JSON path of the bad input */
             field?: string;
+        };
+        StepView: {
+            /** @enum {string} */
+            kind: "clone" | "setup" | "loop" | "until" | "validate";
+            /** @description 0-based for setup and validate; the iteration (1-based) for loop and until */
+            index: number;
+            /** @enum {string} */
+            status: "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
+            exitCode: number | null;
+            startedAt: string | null;
+            finishedAt: string | null;
+            durationMs?: number | null;
+            /** @description killed for exceeding its memory limit */
+            oomKilled?: boolean;
+            logBytes?: number;
+            logTruncated?: boolean;
+            /**
+             * @description why a failed step failed other than by its own exit
+             * @enum {string}
+             */
+            reason?: "container_lost" | "workspace_full";
+        };
+        WebhookCreated: {
+            id: string;
+            url: string;
+            description: string | null;
+            events: string[] | null;
+            createdBy: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description whsec_...: signs every delivery (Standard Webhooks); shown only now */
+            secret: string;
+        };
+        WebhookDelivery: {
+            /** @description the webhook-id header: the same on every attempt */
+            id: string;
+            endpointId: string;
+            eventType: string;
+            jobId: string;
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+            attempts: number;
+            nextAttemptAt: string | null;
+            lastStatus: number | null;
+            lastError: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            deliveredAt: string | null;
+        };
+        WebhookDeliveryList: {
+            deliveries: components["schemas"]["WebhookDelivery"][];
+        };
+        WebhookEndpoint: {
+            id: string;
+            url: string;
+            description: string | null;
+            events: string[] | null;
+            createdBy: string;
+            /** Format: date-time */
+            createdAt: string;
+        };
+        WebhookList: {
+            webhooks: components["schemas"]["WebhookEndpoint"][];
+        };
+        WebhookSecret: {
+            /** @description the new secret; the previous one keeps signing for 24 h */
+            secret: string;
         };
     };
     responses: never;
@@ -494,14 +603,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        status: "ok" | "degraded" | "unavailable";
-                        database: string;
-                        disk?: {
-                            [key: string]: unknown;
-                        };
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
             /** @description the request line or its headers are too large (answered without a body) */
@@ -517,14 +619,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @enum {string} */
-                        status: "ok" | "degraded" | "unavailable";
-                        database: string;
-                        disk?: {
-                            [key: string]: unknown;
-                        };
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -710,11 +805,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        jobs: components["schemas"]["JobView"][];
-                        /** @description null on the last page; pass it as `cursor` for the next */
-                        nextCursor: string | null;
-                    };
+                    "application/json": components["schemas"]["JobPage"];
                 };
             };
             /** @description invalid query */
@@ -799,9 +890,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                    };
+                    "application/json": components["schemas"]["JobStarted"];
                 };
             };
             /** @description invalid spec, JSON or Idempotency-Key */
@@ -958,17 +1047,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        events: {
-                            id: number;
-                            type: string;
-                            data: {
-                                [key: string]: unknown;
-                            };
-                            /** Format: date-time */
-                            at: string;
-                        }[];
-                    };
+                    "application/json": components["schemas"]["AuditTrail"];
                 };
             };
             /** @description no valid bearer token */
@@ -1175,17 +1254,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        webhooks: {
-                            id: string;
-                            url: string;
-                            description: string | null;
-                            events: string[] | null;
-                            createdBy: string;
-                            /** Format: date-time */
-                            createdAt: string;
-                        }[];
-                    };
+                    "application/json": components["schemas"]["WebhookList"];
                 };
             };
             /** @description no valid bearer token */
@@ -1249,17 +1318,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        url: string;
-                        description: string | null;
-                        events: string[] | null;
-                        createdBy: string;
-                        /** Format: date-time */
-                        createdAt: string;
-                        /** @description whsec_...: signs every delivery (Standard Webhooks); shown only now */
-                        secret: string;
-                    };
+                    "application/json": components["schemas"]["WebhookCreated"];
                 };
             };
             /** @description invalid body, or a target that is not allowed */
@@ -1342,15 +1401,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        url: string;
-                        description: string | null;
-                        events: string[] | null;
-                        createdBy: string;
-                        /** Format: date-time */
-                        createdAt: string;
-                    };
+                    "application/json": components["schemas"]["WebhookEndpoint"];
                 };
             };
             /** @description no valid bearer token */
@@ -1478,10 +1529,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        /** @description the new secret; the previous one keeps signing for 24 h */
-                        secret: string;
-                    };
+                    "application/json": components["schemas"]["WebhookSecret"];
                 };
             };
             /** @description no valid bearer token */
@@ -1548,24 +1596,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        deliveries: {
-                            /** @description the webhook-id header: the same on every attempt */
-                            id: string;
-                            endpointId: string;
-                            eventType: string;
-                            jobId: string;
-                            /** @enum {string} */
-                            status: "pending" | "delivered" | "failed";
-                            attempts: number;
-                            nextAttemptAt: string | null;
-                            lastStatus: number | null;
-                            lastError: string | null;
-                            /** Format: date-time */
-                            createdAt: string;
-                            deliveredAt: string | null;
-                        }[];
-                    };
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
                 };
             };
             /** @description invalid query */
@@ -1952,11 +1983,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        /** @constant */
-                        status: "cancelling";
-                    };
+                    "application/json": components["schemas"]["JobCancelling"];
                 };
             };
             /** @description invalid body or Idempotency-Key */
@@ -2064,10 +2091,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        id: string;
-                        rerunOf: string;
-                    };
+                    "application/json": components["schemas"]["JobRerun"];
                 };
             };
             /** @description invalid body or Idempotency-Key */
