@@ -64,8 +64,9 @@ export const jobSpecSchema = z.strictObject({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     // For the OpenAPI document only (the check above decides, with its own messages):
-    // the URLs a server accepts by default; file:/// when its operator allows it.
-    .meta({ pattern: '^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[1-9][0-9]{0,3})?(/[^\\s]*)?$', examples: ['https://example.com/org/repo.git'] }),
+    // the URLs a server accepts by default (any port from 1 to 65535); file:/// when its
+    // operator allows it.
+    .meta({ pattern: '^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\s]*)?$', examples: ['https://example.com/org/repo.git'] }),
   commit: z
     .string()
     .regex(COMMIT, 'must be a full 40-hex commit id; branch and tag names are not accepted')

@@ -1,0 +1,423 @@
+# Generated from docs/openapi.json by client/python/generate.sh: do not edit.
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Dict, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from typing_extensions import TypeAliasType
+
+
+class AuditEvent(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    type: str
+    data: dict[str, Any]
+    at: AwareDatetime
+
+
+class AuditTrail(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    events: list[AuditEvent]
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    status: str
+    database: str
+    disk: dict[str, Any] | None = None
+
+
+class JobCancelling(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    status: Literal["cancelling"]
+
+
+class JobRerun(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    rerunOf: str
+
+
+SetupItem = TypeAliasType(
+    "SetupItem", Annotated[str, Field(max_length=16384, min_length=1)]
+)
+
+
+class Loop(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    command: Annotated[str, Field(max_length=16384, min_length=1)]
+    until: Annotated[str | None, Field(max_length=16384, min_length=1)] = None
+    maxIterations: Annotated[int, Field(ge=1, le=1000)]
+
+
+ValidateItem = TypeAliasType(
+    "ValidateItem", Annotated[str, Field(max_length=16384, min_length=1)]
+)
+
+
+EnvAdditionalProperty = TypeAliasType(
+    "EnvAdditionalProperty", Annotated[str, Field(max_length=32768)]
+)
+
+
+SecretsAdditionalProperty = TypeAliasType(
+    "SecretsAdditionalProperty",
+    Annotated[str, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")],
+)
+
+
+AllowItem = TypeAliasType("AllowItem", Annotated[str, Field(max_length=260)])
+
+
+class Egress(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    allow: Annotated[list[AllowItem], Field(max_length=100)]
+
+
+LabelsAdditionalProperty = TypeAliasType(
+    "LabelsAdditionalProperty",
+    Annotated[str, Field(max_length=128, pattern="^[\\x21-\\x7e]*$")],
+)
+
+
+class Timeouts(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    stepSeconds: Annotated[int | None, Field(ge=1, le=86400)] = None
+    jobSeconds: Annotated[int | None, Field(ge=1, le=604800)] = None
+
+
+class JobSpec(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    repo: Annotated[
+        str,
+        Field(
+            examples=["https://example.com/org/repo.git"],
+            max_length=2048,
+            pattern="^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\s]*)?$",
+        ),
+    ]
+    commit: Annotated[str, Field(pattern="^[0-9a-fA-F]{40}$")]
+    image: Annotated[
+        str | None,
+        Field(
+            max_length=512,
+            pattern="^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$",
+        ),
+    ] = None
+    setup: Annotated[list[SetupItem] | None, Field(max_length=100)] = None
+    loop: Loop | None = None
+    validate_: Annotated[
+        list[ValidateItem] | None, Field(alias="validate", max_length=100)
+    ] = None
+    env: (
+        dict[
+            Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")],
+            EnvAdditionalProperty,
+        ]
+        | None
+    ) = None
+    secrets: (
+        dict[
+            Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")],
+            SecretsAdditionalProperty,
+        ]
+        | None
+    ) = None
+    gitTokenSecret: Annotated[
+        str | None, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")
+    ] = None
+    egress: Egress | None = None
+    labels: (
+        dict[
+            Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")],
+            LabelsAdditionalProperty,
+        ]
+        | None
+    ) = None
+    timeouts: Timeouts | None = None
+
+
+class JobStarted(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+
+
+class Loop1(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    iterations: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    converged: bool
+
+
+class Patch(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    bytes: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    truncated: bool
+
+
+class Egress1(BaseModel):
+    """
+    what the steps did through the egress proxy (the single-job view only)
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    connections: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    denied: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    bytesIn: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    bytesOut: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+
+
+class LogLine(BaseModel):
+    """
+    a line of step output: an NDJSON line, or the data of a `line` event (whose id is <chunk>.<line>)
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    step: str
+    """
+    <kind>-<index>
+    """
+    stream: str
+    time: AwareDatetime
+    text: str
+
+
+class LogStatusEvent(BaseModel):
+    """
+    the data of a `status` event (on connecting and on every change) and of the `end` event (the last: the job has ended)
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    status: str
+
+
+class LogStepEvent(BaseModel):
+    """
+    the data of a `step` event: a step started or finished (then with its status and exit code)
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    __annotations__ = {
+        "__pydantic_extra__": Dict[str, Any],
+    }
+    type: str
+    kind: str
+    index: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+
+
+class Problem(BaseModel):
+    """
+    RFC 9457 problem details
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    type: str
+    """
+    /problems/<code>, served by the API
+    """
+    title: str
+    status: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    detail: str
+    instance: str
+    """
+    the request id (X-Request-Id)
+    """
+    code: str
+    field: str | None = None
+    """
+    JSON path of the bad input
+    """
+
+
+ExitCode = TypeAliasType(
+    "ExitCode", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+
+
+DurationMs = TypeAliasType(
+    "DurationMs", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+
+
+class StepView(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    kind: str
+    index: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    """
+    0-based for setup and validate; the iteration (1-based) for loop and until
+    """
+    status: str
+    exitCode: ExitCode | None
+    startedAt: AwareDatetime | None
+    finishedAt: AwareDatetime | None
+    durationMs: DurationMs | None = None
+    oomKilled: bool | None = None
+    """
+    killed for exceeding its memory limit
+    """
+    logBytes: Annotated[
+        int | None, Field(ge=-9007199254740991, le=9007199254740991)
+    ] = None
+    logTruncated: bool | None = None
+    reason: str | None = None
+    """
+    why a failed step failed other than by its own exit
+    """
+
+
+class WebhookCreated(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    url: str
+    description: str | None
+    events: list[str] | None
+    createdBy: str
+    createdAt: AwareDatetime
+    secret: str
+    """
+    whsec_...: signs every delivery (Standard Webhooks); shown only now
+    """
+
+
+LastStatus = TypeAliasType(
+    "LastStatus", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+
+
+class WebhookDelivery(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    """
+    the webhook-id header: the same on every attempt
+    """
+    endpointId: str
+    eventType: str
+    jobId: str
+    status: str
+    attempts: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    nextAttemptAt: AwareDatetime | None
+    lastStatus: LastStatus | None
+    lastError: str | None
+    createdAt: AwareDatetime
+    deliveredAt: AwareDatetime | None
+
+
+class WebhookDeliveryList(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    deliveries: list[WebhookDelivery]
+
+
+class WebhookEndpoint(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    url: str
+    description: str | None
+    events: list[str] | None
+    createdBy: str
+    createdAt: AwareDatetime
+
+
+class WebhookList(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    webhooks: list[WebhookEndpoint]
+
+
+class WebhookSecret(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    secret: str
+    """
+    the new secret; the previous one keeps signing for 24 h
+    """
+
+
+class JobView(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    status: str
+    repo: str | None
+    commit: str | None
+    principal: str | None = None
+    """
+    who started the job: an API token's name, or sdk:IDENTITY
+    """
+    labels: dict[str, str] | None = None
+    createdAt: AwareDatetime
+    startedAt: AwareDatetime | None
+    finishedAt: AwareDatetime | None
+    steps: list[StepView]
+    loop: Loop1 | None
+    error: str | None = None
+    patch: Patch | None = None
+    waiting: str | None = None
+    """
+    why a queued job has not started yet
+    """
+    egress: Egress1 | None = None
+    """
+    what the steps did through the egress proxy (the single-job view only)
+    """
+    stepsOmitted: Annotated[
+        int | None, Field(ge=-9007199254740991, le=9007199254740991)
+    ] = None
+
+
+class JobPage(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    jobs: list[JobView]
+    nextCursor: str | None
+    """
+    null on the last page; pass it as `cursor` for the next
+    """
