@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
-import { type AcceptedJob, JOB_ID_PATTERN, type JobStatus, type ResolvedJobSpec, type StepOutcome } from '../common/job';
+import { type AcceptedJob, type Approval, type ApprovalGate, JOB_ID_PATTERN, type JobStatus, type ResolvedJobSpec, type StepOutcome } from '../common/job';
 import { FailureType } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
 import { DuplicateJobIdError, type Submitter } from '../db/store';
@@ -109,6 +109,18 @@ export function createJobActivities(sh: Shared) {
       }
       await store.recordStarted(input.jobId, input.image);
       return { started: true };
+    },
+
+    /** The job reached its approval gate: its status, the audit event (and so the webhook), the metric. */
+    async awaitApproval(input: { jobId: string; gate: ApprovalGate }): Promise<void> {
+      await store.recordAwaitingApproval(input.jobId, input.gate);
+      sh.metrics.approvals.inc({ event: 'waiting', by: 'none' });
+    },
+
+    /** The gate's decision, in the audit trail with who made it and when. */
+    async recordApproval(input: { jobId: string; approval: Approval }): Promise<void> {
+      await store.recordApproval(input.jobId, input.approval);
+      sh.metrics.approvals.inc({ event: input.approval.decision === 'approve' ? 'approved' : 'rejected', by: input.approval.by === 'timeout' ? 'timeout' : 'person' });
     },
 
     /**

@@ -16,6 +16,7 @@ import { decodeCursor, encodeCursor } from '../db/list-cursor';
 import type { JobStore } from '../db/store';
 import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
+import { mountApproval } from './approval';
 import { mountCodec } from './codec';
 import { HttpError, parseInput, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { FollowStreams, serveLogs } from './logs';
@@ -58,7 +59,7 @@ const queuedView = (id: string): JobView => ({
   loop: null,
 });
 
-function jobIdParam(req: Request): string {
+function jobIdParam(req: Pick<Request, 'params'>): string {
   const id = String(req.params.id);
   if (!JOB_ID_PATTERN.test(id)) throw new HttpError('not_found', `no job ${JSON.stringify(id)}`);
   return id;
@@ -109,7 +110,8 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     res.status(healthy ? 200 : 503).json({ status, database, ...(disk ? { disk } : {}) });
   });
 
-  // Everything below needs a token; reading needs `read`, submitting and cancelling `write`, webhooks `admin`.
+  // Everything below needs a token; reading needs `read`, submitting and cancelling `write`,
+  // approval decisions `approve`, webhooks `admin`.
   const read = auth.require('read');
   const write = auth.require('write');
 
@@ -315,6 +317,15 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     await jobs.cancel(id, reason);
     await claim?.save(202, { id, status: 'cancelling' });
     res.status(202).json({ id, status: 'cancelling' });
+  });
+
+  mountApproval(app, {
+    jobs,
+    store,
+    idempotent,
+    approve: auth.require('approve'),
+    json: [requireJson, json],
+    jobId: jobIdParam,
   });
 
   mountWebhooks(app, {

@@ -3,8 +3,11 @@ import fs from 'node:fs';
 import type { NextFunction, Request, Response } from 'express';
 import { HttpError } from './errors';
 
-/** `read`: every GET of jobs; `write`: submitting, cancelling and rerunning jobs; `admin`: webhooks. */
-export const SCOPES = ['read', 'write', 'admin'] as const;
+/**
+ * `read`: every GET of jobs; `write`: submitting, cancelling and rerunning jobs;
+ * `approve`: deciding approval gates; `admin`: webhooks.
+ */
+export const SCOPES = ['read', 'write', 'approve', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export interface ApiToken {
@@ -18,7 +21,7 @@ const digest = (token: string) => createHash('sha256').update(token).digest();
 
 /**
  * Parses `name:scopes:token` entries, separated by commas or newlines, where
- * scopes is one or more of `read`, `write` and `admin` joined by `+` (`read+write`). Lines
+ * scopes is one or more of `read`, `write`, `approve` and `admin` joined by `+` (`read+write`). Lines
  * starting with # are comments.
  */
 export function parseTokens(text: string, source: string): ApiToken[] {
@@ -31,7 +34,7 @@ export function parseTokens(text: string, source: string): ApiToken[] {
       const token = rest.join(':');
       const list = (scopes ?? '').split('+');
       if (!name || !token || !list.every((s) => (SCOPES as readonly string[]).includes(s))) {
-        throw new Error(`${source}: entry ${i + 1} must be name:scopes:token, scopes being read, write and admin joined by + (read+write)`);
+        throw new Error(`${source}: entry ${i + 1} must be name:scopes:token, scopes being read, write, approve and admin joined by + (read+write)`);
       }
       if (token.length < 16) throw new Error(`${source}: the token of ${name} must have at least 16 characters`);
       return { name, scopes: list as Scope[], digest: digest(token) };

@@ -1,10 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import type { Scope } from './auth';
 import { jobSpecSchema } from '../common/spec';
 import { payloadsBody } from './codec';
 import { PROBLEM_CONTENT_TYPE, PROBLEMS } from './errors';
 import {
+  approvalBody,
+  approvalSchema,
   cancelBody,
   cancellingSchema,
   eventsSchema,
@@ -103,7 +106,7 @@ const codecPath = (summary: string) => ({
  * Each operation's id, tag and scope (`null`: served without a token). One table, so that
  * a route added without its line here fails the document's test.
  */
-const OPERATIONS: Record<string, { id: string; tag: string; scope: 'read' | 'write' | 'admin' | null }> = {
+const OPERATIONS: Record<string, { id: string; tag: string; scope: Scope | null }> = {
   'get /health': { id: 'getHealth', tag: 'service', scope: null },
   'get /metrics': { id: 'getMetrics', tag: 'service', scope: 'read' },
   'get /openapi.json': { id: 'getOpenApi', tag: 'service', scope: null },
@@ -117,6 +120,7 @@ const OPERATIONS: Record<string, { id: string; tag: string; scope: 'read' | 'wri
   'get /v1/jobs/{id}/patch': { id: 'getJobPatch', tag: 'jobs', scope: 'read' },
   'post /v1/jobs/{id}/cancel': { id: 'cancelJob', tag: 'jobs', scope: 'write' },
   'post /v1/jobs/{id}/rerun': { id: 'rerunJob', tag: 'jobs', scope: 'write' },
+  'post /v1/jobs/{id}/approval': { id: 'decideApproval', tag: 'jobs', scope: 'approve' },
   'get /v1/jobs/{id}/wait': { id: 'waitForJob', tag: 'jobs', scope: 'read' },
   'get /v1/jobs/{id}/logs/ws': { id: 'followJobLogsWebSocket', tag: 'jobs', scope: 'read' },
   'post /v1/webhooks': { id: 'createWebhook', tag: 'webhooks', scope: 'admin' },
@@ -320,6 +324,21 @@ export function openApiDocument(version: string): Json {
             400: error('invalid body or Idempotency-Key'),
             404: error('no such job'),
             409: error('the job has ended'),
+            415: error('a body that is not application/json'),
+            422: error('the Idempotency-Key was used with another body'),
+          },
+        },
+      },
+      '/v1/jobs/{id}/approval': {
+        post: {
+          summary: "Approve or reject a job waiting at its approval gate (status awaiting_approval); the caller is recorded as who decided",
+          parameters: [idParam, idempotencyKeyParam],
+          requestBody: { required: true, content: json(jsonSchema(approvalBody)) },
+          responses: {
+            200: answer('the decision the job took (the same again for a repeat of it)', approvalSchema),
+            400: error('invalid body or Idempotency-Key'),
+            404: error('no such job'),
+            409: error('the job is not awaiting approval, another decision was made, or it has ended'),
             415: error('a body that is not application/json'),
             422: error('the Idempotency-Key was used with another body'),
           },

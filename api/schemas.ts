@@ -3,7 +3,7 @@
  * validate with them and /openapi.json is generated from them, so the two agree.
  */
 import { z } from 'zod';
-import { JOB_STATUSES, type JobView, STEP_KINDS, type StepView } from '../common/job';
+import { type Approval, JOB_STATUSES, type JobView, STEP_KINDS, type StepView } from '../common/job';
 import { STREAMED_EVENT_TYPES } from '../db/feed-store';
 import type { AuditEvent } from '../db/store';
 import type { WebhookDelivery, WebhookEndpoint } from '../db/webhook-store';
@@ -69,6 +69,11 @@ export const cancelBody = z.strictObject({
 /** A rerun takes nothing yet: the spec is the job's own. */
 export const rerunBody = z.strictObject({});
 
+export const approvalBody = z.strictObject({
+  decision: z.enum(['approve', 'reject']),
+  comment: z.string().max(2000).refine(noNul, NUL).meta(NO_NUL_PATTERN).optional(),
+});
+
 export const MAX_WAIT_SECONDS = 120;
 
 export const waitQuery = z.strictObject({
@@ -131,6 +136,15 @@ export const startedSchema = z.object({ id: z.string() }).meta({ id: 'JobStarted
 export const rerunStartedSchema = z.object({ id: z.string(), rerunOf: z.string() }).meta({ id: 'JobRerun' });
 export const cancellingSchema = z.object({ id: z.string(), status: z.literal('cancelling') }).meta({ id: 'JobCancelling' });
 
+export const approvalSchema = z
+  .object({
+    decision: z.enum(['approve', 'reject']),
+    by: z.string().meta({ description: "who decided: an API token's name, sdk:IDENTITY, or timeout" }),
+    at: time,
+    comment: z.string().optional(),
+  })
+  .meta({ id: 'Approval' });
+
 export const auditEventSchema = z.object({
   id: z.number().int(),
   type: z.string(),
@@ -185,12 +199,14 @@ assertSame<Same<z.output<typeof jobViewSchema>, JobView>>(true);
 assertSame<Same<z.output<typeof problemSchema>, Problem>>(true);
 assertSame<Same<z.output<typeof auditEventSchema>, AuditEvent>>(true);
 assertSame<Same<z.output<typeof logLineSchema>, LogLineView>>(true);
+assertSame<Same<z.output<typeof approvalSchema>, Approval>>(true);
 
 /*
- * Webhooks (api/webhooks.ts). The event types are the ones migration 10's trigger
- * enqueues: a job started, one of its steps finished, it ended.
+ * Webhooks (api/webhooks.ts). The event types are the ones the trigger of migrations 10
+ * and 11 enqueues: a job started, one of its steps finished, it reached its approval
+ * gate, it ended.
  */
-export const WEBHOOK_EVENTS = ['job.started', 'job.step_finished', 'job.ended'] as const;
+export const WEBHOOK_EVENTS = ['job.started', 'job.step_finished', 'job.awaiting_approval', 'job.ended'] as const;
 
 export const webhookBody = z.strictObject({
   url: z.string().min(1).max(2048).meta({ description: 'http(s); public addresses only, unless the operator lists host:port in DRAFTSMAN_WEBHOOK_EXCEPTIONS' }),

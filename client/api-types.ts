@@ -315,6 +315,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/approval": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve or reject a job waiting at its approval gate (status awaiting_approval); the caller is recorded as who decided */
+        post: operations["decideApproval"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}/rerun": {
         parameters: {
             query?: never;
@@ -370,6 +387,15 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        Approval: {
+            /** @enum {string} */
+            decision: "approve" | "reject";
+            /** @description who decided: an API token's name, sdk:IDENTITY, or timeout */
+            by: string;
+            /** Format: date-time */
+            at: string;
+            comment?: string;
+        };
         AuditEvent: {
             id: number;
             type: string;
@@ -416,11 +442,26 @@ export interface components {
                 maxIterations: number;
             };
             validate?: string[];
+            publish?: string[];
             env?: {
                 [key: string]: string;
             };
             secrets?: {
                 [key: string]: string;
+            };
+            publishSecrets?: {
+                [key: string]: string;
+            };
+            approval?: {
+                /** @enum {string} */
+                before: "loop" | "validate" | "publish";
+                /** @description how long the job waits for a decision (default a day); waiting does not count against jobSeconds */
+                timeoutSeconds?: number;
+                /**
+                 * @description the decision when nobody decided in time (default reject)
+                 * @enum {string}
+                 */
+                onTimeout?: "reject" | "approve";
             };
             gitTokenSecret?: string;
             egress?: {
@@ -440,7 +481,7 @@ export interface components {
         JobView: {
             id: string;
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
+            status: "queued" | "running" | "awaiting_approval" | "succeeded" | "failed" | "cancelled" | "timed_out" | "rejected";
             repo: string | null;
             commit: string | null;
             /** @description who started the job: an API token's name, or sdk:IDENTITY */
@@ -486,14 +527,14 @@ export interface components {
         /** @description the data of a `status` event (on connecting and on every change) and of the `end` event (the last: the job has ended) */
         LogStatusEvent: {
             /** @enum {string} */
-            status: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
+            status: "queued" | "running" | "awaiting_approval" | "succeeded" | "failed" | "cancelled" | "timed_out" | "rejected";
         };
         /** @description the data of a `step` event: a step started or finished (then with its status and exit code) */
         LogStepEvent: {
             /** @enum {string} */
             type: "step_started" | "step_finished";
             /** @enum {string} */
-            kind: "clone" | "setup" | "loop" | "until" | "validate";
+            kind: "clone" | "setup" | "loop" | "until" | "validate" | "publish";
             index: number;
         } & {
             [key: string]: unknown;
@@ -508,13 +549,13 @@ export interface components {
             /** @description the request id (X-Request-Id) */
             instance: string;
             /** @enum {string} */
-            code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "internal";
+            code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "not_awaiting_approval" | "approval_conflict" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "internal";
             /** @description JSON path of the bad input */
             field?: string;
         };
         StepView: {
             /** @enum {string} */
-            kind: "clone" | "setup" | "loop" | "until" | "validate";
+            kind: "clone" | "setup" | "loop" | "until" | "validate" | "publish";
             /** @description 0-based for setup and validate; the iteration (1-based) for loop and until */
             index: number;
             /** @enum {string} */
@@ -742,7 +783,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "internal";
+                code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "not_awaiting_approval" | "approval_conflict" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "internal";
             };
             cookie?: never;
         };
@@ -783,7 +824,7 @@ export interface operations {
     listJobs: {
         parameters: {
             query?: {
-                status?: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
+                status?: "queued" | "running" | "awaiting_approval" | "succeeded" | "failed" | "cancelled" | "timed_out" | "rejected";
                 repo?: string;
                 commit?: string;
                 principal?: string;
@@ -1306,7 +1347,7 @@ export interface operations {
                     /** @description http(s); public addresses only, unless the operator lists host:port in DRAFTSMAN_WEBHOOK_EXCEPTIONS */
                     url: string;
                     /** @description the event types to send (all when absent) */
-                    events?: ("job.started" | "job.step_finished" | "job.ended")[];
+                    events?: ("job.started" | "job.step_finished" | "job.awaiting_approval" | "job.ended")[];
                     description?: string;
                 };
             };
@@ -2023,6 +2064,118 @@ export interface operations {
                 };
             };
             /** @description the job has ended */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the Idempotency-Key was used with another body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description past the token's request rate (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    decideApproval: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Per principal, kept 24 h: the same key and body get the first answer again (with Idempotent-Replayed: true); another body is a 422 */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @enum {string} */
+                    decision: "approve" | "reject";
+                    comment?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description the decision the job took (the same again for a repeat of it) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Approval"];
+                };
+            };
+            /** @description invalid body or Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the token lacks the approve scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the job is not awaiting approval, another decision was made, or it has ended */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Client, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
+import { Client, WorkflowIdReusePolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import type { JobView } from '../common/job';
-import { CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
+import { ApprovalRefusedError } from '../common/errors';
+import type { Approval, ApprovalDecision, JobView } from '../common/job';
+import { APPROVAL_UPDATE, CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, FailureType, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import type { JobSpec } from '../common/spec';
 
 export interface JobsClientOptions {
@@ -68,6 +70,27 @@ export class JobsClient {
   /** Asks the job to stop; a job that already ended ignores it. */
   async cancel(jobId: string, reason?: string): Promise<void> {
     await this.client.workflow.getHandle(jobId).signal(CANCEL_SIGNAL, reason ? { reason } : {});
+  }
+
+  /**
+   * Decides the job's approval gate (a Temporal update: the answer comes once the job has
+   * taken it). `by` is recorded as who decided: the API passes its principal; without it,
+   * sdk:IDENTITY of this client. A repeat of the decision made answers it again; the job
+   * refuses a decision it cannot take with ApprovalRefusedError. A job that has ended or
+   * never existed rejects as Temporal says (WorkflowNotFoundError).
+   */
+  async approve(jobId: string, request: { decision: ApprovalDecision; comment?: string }, by?: string): Promise<Approval> {
+    const who = by ?? `sdk:${this.client.options.identity}`;
+    try {
+      return await this.client.workflow.getHandle(jobId).executeUpdate<Approval, [{ decision: ApprovalDecision; comment?: string; by: string }]>(APPROVAL_UPDATE, {
+        args: [{ ...request, by: who }],
+      });
+    } catch (err) {
+      const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === FailureType.ApprovalConflict) throw new ApprovalRefusedError(cause.message, 'conflict');
+      if (cause instanceof ApplicationFailure && cause.type === FailureType.NotAwaitingApproval) throw new ApprovalRefusedError(cause.message, 'not_awaiting');
+      throw err;
+    }
   }
 
   /** Waits for the job's end. Rejects with WorkflowFailedError for a job that failed, was cancelled or timed out. */

@@ -18,6 +18,20 @@ export function isInvalidJobSpecError(err: unknown): err is InvalidJobSpecError 
   return err instanceof Error && err.name === 'InvalidJobSpecError';
 }
 
+/**
+ * A job refused an approval decision: it is not waiting at its gate (`not_awaiting`:
+ * not there yet, past it, or ended), or another decision was made (`conflict`).
+ */
+export class ApprovalRefusedError extends Error {
+  override readonly name = 'ApprovalRefusedError';
+  constructor(
+    message: string,
+    readonly reason: 'not_awaiting' | 'conflict',
+  ) {
+    super(message);
+  }
+}
+
 /** An engine failure, with the engine's own error as its cause. */
 abstract class EngineError extends Error {
   constructor(message: string, cause?: unknown) {

@@ -65,8 +65,15 @@ export function firstUngranted(grants: SecretGrants, principal: string, refs: re
 }
 
 /** The secret references of a spec, with the field that names each. */
-export function specSecretRefs(spec: { secrets: Record<string, string>; gitTokenSecret: string | null }): [field: string, ref: string][] {
-  const refs: [string, string][] = Object.entries(spec.secrets).map(([name, ref]) => [`secrets.${name}`, ref]);
+export function specSecretRefs(spec: {
+  secrets: Record<string, string>;
+  publishSecrets?: Record<string, string>;
+  gitTokenSecret: string | null;
+}): [field: string, ref: string][] {
+  const refs: [string, string][] = [
+    ...Object.entries(spec.secrets).map(([name, ref]): [string, string] => [`secrets.${name}`, ref]),
+    ...Object.entries(spec.publishSecrets ?? {}).map(([name, ref]): [string, string] => [`publishSecrets.${name}`, ref]),
+  ];
   if (spec.gitTokenSecret) refs.push(['gitTokenSecret', spec.gitTokenSecret]);
   return refs;
 }

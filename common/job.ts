@@ -3,11 +3,11 @@
  * types of a job spec after validation and of the job view. Pure types and
  * constants only, so the workflow bundle can import it.
  */
-export const JOB_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'timed_out'] as const;
+export const JOB_STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'cancelled', 'timed_out', 'rejected'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out'];
+export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out', 'rejected'];
 
-export const STEP_KINDS = ['clone', 'setup', 'loop', 'until', 'validate'] as const;
+export const STEP_KINDS = ['clone', 'setup', 'loop', 'until', 'validate', 'publish'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out';
@@ -37,6 +37,32 @@ export interface ResolvedJobSpec {
   egress?: { allow: string[] };
   /** Labels to find the job by; absent when it has none (and in jobs accepted before labels existed). */
   labels?: Record<string, string>;
+  /**
+   * Steps that run after validation passed: the only ones given `publishSecrets` (a token
+   * that pushes a branch, say). Absent in jobs without them.
+   */
+  publish?: string[];
+  publishSecrets?: Record<string, string>;
+  /** A person's decision before a phase runs; absent when the job has no gate. */
+  approval?: ApprovalGate;
+}
+
+export const GATED_PHASES = ['loop', 'validate', 'publish'] as const;
+
+export interface ApprovalGate {
+  before: (typeof GATED_PHASES)[number];
+  timeoutSeconds: number;
+  onTimeout: 'reject' | 'approve';
+}
+
+export type ApprovalDecision = 'approve' | 'reject';
+
+/** A decision on a job's gate: who made it (a principal, or `timeout`), when, and why. */
+export interface Approval {
+  decision: ApprovalDecision;
+  by: string;
+  at: string;
+  comment?: string;
 }
 
 /**

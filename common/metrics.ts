@@ -18,6 +18,12 @@ export class Metrics {
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
+  readonly approvals = new Counter({
+    name: 'draftsman_approvals_total',
+    help: 'Approval gates: jobs that began waiting (event waiting) and decisions (approved, rejected; by timeout or a person)',
+    labelNames: ['event', 'by'] as const,
+    registers: [this.registry],
+  });
   readonly stepDuration = new Histogram({
     name: 'draftsman_step_duration_seconds',
     help: 'Run time of steps (container start to exit), by step kind',

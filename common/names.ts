@@ -38,7 +38,15 @@ export const FailureType = {
   StepTimeout: 'StepTimeoutError',
   JobTimeout: 'JobTimeoutError',
   JobFailed: 'JobFailedError',
+  /** The job's approval gate decided reject (a person, or the timeout). */
+  JobRejected: 'JobRejectedError',
+  /** An approval decision the job cannot take: it is not waiting, or another decision was made. */
+  NotAwaitingApproval: 'NotAwaitingApprovalError',
+  ApprovalConflict: 'ApprovalConflictError',
 } as const;
+
+/** The update that decides a job's approval gate (the API's POST /v1/jobs/:id/approval sends it). */
+export const APPROVAL_UPDATE = 'approval';
 
 /** The error of a step past its time limit, whether the activity or the workflow reports it. */
 export const stepTimeoutMessage = (step: string, seconds: number) => `step ${step} exceeded its ${seconds} s time limit`;

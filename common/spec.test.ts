@@ -70,11 +70,37 @@ describe('resolveJobSpec', () => {
     ['timeouts.stepSeconds', { timeouts: { stepSeconds: 3600 } }, { timeouts: { stepSeconds: 3601 } }, /3601 is over this server's ceiling of 3600/],
     ['timeouts.jobSeconds', { timeouts: { jobSeconds: 7200 } }, { timeouts: { jobSeconds: 7201 } }, /7201 is over this server's ceiling of 7200/],
     ['loop.maxIterations', { loop: { command: 'x', maxIterations: 50 } }, { loop: { command: 'x', maxIterations: 51 } }, /51 is over this server's ceiling of 50/],
-    ['steps (setup and validate together)', { setup: steps(2), validate: steps(2) }, { setup: steps(2), validate: steps(3) }, /5 is over this server's ceiling of 4/],
+    ['steps (setup, validate and publish together)', { setup: steps(2), validate: steps(2) }, { setup: steps(2), validate: steps(3) }, /5 is over this server's ceiling of 4/],
+    ['steps (setup, validate and publish together)', { setup: steps(1), validate: steps(1), publish: steps(2) }, { setup: steps(1), validate: steps(2), publish: steps(2) }, /5 is over this server's ceiling of 4/],
   ])('the ceiling on %s: exactly at it passes, just over it is refused naming the field', (field, at, over, message) => {
     const tight = { ...defaults, max: { ...defaults.max, iterations: 50 } };
     expect(() => resolveJobSpec({ ...valid, ...at }, tight)).not.toThrow();
     expect(refusal({ ...valid, ...over }, tight)).toEqual({ field, message: expect.stringMatching(message) });
+  });
+
+  it.each([
+    ['a gate before validation, with the defaults', { validate: ['true'], approval: { before: 'validate' } }, { before: 'validate', timeoutSeconds: 86_400, onTimeout: 'reject' }],
+    ['a gate before the loop', { loop: { command: 'x', maxIterations: 1 }, approval: { before: 'loop', timeoutSeconds: 60, onTimeout: 'approve' } }, { before: 'loop', timeoutSeconds: 60, onTimeout: 'approve' }],
+    ['a gate before publish', { publish: ['git push'], approval: { before: 'publish', timeoutSeconds: 604_800 } }, { before: 'publish', timeoutSeconds: 604_800, onTimeout: 'reject' }],
+  ])('resolves %s', (_name, extra, approval) => {
+    expect(resolveJobSpec({ ...valid, ...extra }, defaults).approval).toEqual(approval);
+  });
+
+  it.each([
+    ['a gate before a phase the spec lacks', { approval: { before: 'publish' } }, 'approval.before', /no publish steps to hold back/],
+    ['a gate before a missing loop', { validate: ['true'], approval: { before: 'loop' } }, 'approval.before', /no loop to hold back/],
+    ['an unknown phase', { validate: ['true'], approval: { before: 'setup' } }, 'approval.before', /loop.*validate.*publish/],
+    ['a wait past a week', { validate: ['true'], approval: { before: 'validate', timeoutSeconds: 604_801 } }, 'approval.timeoutSeconds', /between 1 and 604800/],
+    ['an unknown timeout decision', { validate: ['true'], approval: { before: 'validate', onTimeout: 'retry' } }, 'approval.onTimeout', /reject.*approve/],
+    ['publish secrets without publish steps', { publishSecrets: { T: 'tok' } }, 'publishSecrets', /only publish steps receive them/],
+    ['a publish secret also in env', { publish: ['x'], env: { T: '1' }, publishSecrets: { T: 'tok' } }, 'publishSecrets.T', /also set in env/],
+  ])('refuses %s', (_name, extra, field, message) => {
+    expect(refusal({ ...valid, ...extra }, defaults)).toEqual({ field, message: expect.stringMatching(message) });
+  });
+
+  it('leaves publish, its secrets and the gate out of a spec without them', () => {
+    const spec = resolveJobSpec({ ...valid, publish: [], publishSecrets: {} }, defaults);
+    expect(['publish', 'publishSecrets', 'approval'].filter((k) => k in spec)).toEqual([]);
   });
 
   it('accepts file:// repositories only when the operator allows them', () => {
@@ -180,6 +206,9 @@ describe('specInput (what a rerun submits)', () => {
     timeouts: { stepSeconds: 60, jobSeconds: 600 },
     egress: { allow: ['example.com'] },
     labels: { pr: '42' },
+    publish: ['git push'],
+    publishSecrets: { PUSH_TOKEN: 'push-token' },
+    approval: { before: 'publish', timeoutSeconds: 600, onTimeout: 'approve' },
   };
   it.each([
     ['a minimal spec', valid],

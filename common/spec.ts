@@ -8,7 +8,7 @@ const MAX_LABELS = 16;
 const MAX_LABEL_VALUE = 128;
 import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
 import { InvalidJobSpecError } from './errors';
-import type { ResolvedJobSpec } from './job';
+import { GATED_PHASES, type ResolvedJobSpec } from './job';
 
 const COMMIT = /^[0-9a-fA-F]{40}$/;
 // git@host:path (scp-like ssh). The host may not start with '-' so it can never
@@ -49,6 +49,19 @@ function repoProblem(url: string): string | null {
 // A NUL byte cannot pass through exec: the command or value would run cut short, not as written.
 const noNul = (s: string) => !s.includes('\u0000');
 const NUL_MESSAGE = 'must not contain a NUL byte';
+const secretEnv = z
+  .record(
+    z
+      .string()
+      .regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*')
+      .refine((n) => !n.startsWith('DRAFTSMAN_'), 'env names starting with DRAFTSMAN_ are reserved'),
+    z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}'),
+  )
+  .refine((s) => Object.keys(s).length <= 50, 'at most 50 secrets');
+/** The longest a job waits at its approval gate: a week. */
+export const MAX_APPROVAL_SECONDS = 7 * 86_400;
+const DEFAULT_APPROVAL_SECONDS = 86_400;
+
 const command = z
   .string()
   .min(1, 'must not be empty')
@@ -85,6 +98,8 @@ export const jobSpecSchema = z.strictObject({
     })
     .optional(),
   validate: z.array(command).max(100, 'at most 100 steps').optional(),
+  /** Steps that run once validation passed (push a branch, open a pull request). */
+  publish: z.array(command).max(100, 'at most 100 steps').optional(),
   env: z
     .record(
       z
@@ -96,15 +111,25 @@ export const jobSpecSchema = z.strictObject({
     .refine((env) => Object.keys(env).length <= 100, 'at most 100 variables')
     .optional(),
   /** Secrets by reference: env name -> secret name in the operator's store. Values never enter the spec. */
-  secrets: z
-    .record(
-      z
-        .string()
-        .regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*')
-        .refine((n) => !n.startsWith('DRAFTSMAN_'), 'env names starting with DRAFTSMAN_ are reserved'),
-      z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}'),
-    )
-    .refine((s) => Object.keys(s).length <= 50, 'at most 50 secrets')
+  secrets: secretEnv.optional(),
+  /**
+   * Secrets only the publish steps receive (write-scoped: a token that pushes): never
+   * the clone, setup, loop or validation, whose code the job does not trust.
+   */
+  publishSecrets: secretEnv.optional(),
+  /** A person decides before the phase `before` runs; the job waits `awaiting_approval` meanwhile. */
+  approval: z
+    .strictObject({
+      before: z.enum(GATED_PHASES),
+      timeoutSeconds: z
+        .number()
+        .int('must be an integer')
+        .min(1, `must be between 1 and ${MAX_APPROVAL_SECONDS}`)
+        .max(MAX_APPROVAL_SECONDS, `must be between 1 and ${MAX_APPROVAL_SECONDS}`)
+        .optional()
+        .meta({ description: 'how long the job waits for a decision (default a day); waiting does not count against jobSeconds' }),
+      onTimeout: z.enum(['reject', 'approve']).optional().meta({ description: 'the decision when nobody decided in time (default reject)' }),
+    })
     .optional(),
   /** A secret holding a token for cloning over https; it reaches git through a credential helper. */
   gitTokenSecret: z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}').optional(),
@@ -217,8 +242,17 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   if (spec.repo.startsWith('file:') && !defaults.allowFileRepos) {
     throw new InvalidJobSpecError('repo: file:// repositories are not allowed on this server', 'repo');
   }
-  const clash = Object.keys(spec.secrets ?? {}).find((name) => name in (spec.env ?? {}));
-  if (clash) throw new InvalidJobSpecError(`secrets.${clash}: also set in env`, `secrets.${clash}`);
+  for (const field of ['secrets', 'publishSecrets'] as const) {
+    const clash = Object.keys(spec[field] ?? {}).find((name) => name in (spec.env ?? {}));
+    if (clash) throw new InvalidJobSpecError(`${field}.${clash}: also set in env`, `${field}.${clash}`);
+  }
+  if (spec.publishSecrets && Object.keys(spec.publishSecrets).length && !spec.publish?.length) {
+    throw new InvalidJobSpecError('publishSecrets: only publish steps receive them, and the spec has none', 'publishSecrets');
+  }
+  const gated = spec.approval?.before;
+  if (gated && !(gated === 'loop' ? spec.loop : gated === 'validate' ? spec.validate?.length : spec.publish?.length)) {
+    throw new InvalidJobSpecError(`approval.before: the spec has no ${gated} ${gated === 'loop' ? '' : 'steps '}to hold back`, 'approval.before');
+  }
   if (spec.image !== undefined && !defaults.allowedImages.includes(spec.image)) {
     throw new InvalidJobSpecError(`image: ${spec.image} is not in this server's image allowlist`, 'image');
   }
@@ -228,7 +262,7 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   over('timeouts.stepSeconds', spec.timeouts?.stepSeconds ?? 0, defaults.max.stepSeconds);
   over('timeouts.jobSeconds', spec.timeouts?.jobSeconds ?? 0, defaults.max.jobSeconds);
   over('loop.maxIterations', spec.loop?.maxIterations ?? 0, defaults.max.iterations);
-  over('steps (setup and validate together)', (spec.setup?.length ?? 0) + (spec.validate?.length ?? 0), defaults.max.steps);
+  over('steps (setup, validate and publish together)', (spec.setup?.length ?? 0) + (spec.validate?.length ?? 0) + (spec.publish?.length ?? 0), defaults.max.steps);
   if (spec.repo.startsWith('http:') && spec.gitTokenSecret) {
     throw new InvalidJobSpecError('gitTokenSecret: a token is sent only over https; the repository is http://', 'gitTokenSecret');
   }
@@ -256,6 +290,18 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     },
     egress: { allow: egressAllow },
     ...(spec.labels && Object.keys(spec.labels).length ? { labels: spec.labels } : {}),
+    // Only when present: specs without them resolve (and replay) as before.
+    ...(spec.publish?.length ? { publish: spec.publish } : {}),
+    ...(spec.publishSecrets && Object.keys(spec.publishSecrets).length ? { publishSecrets: spec.publishSecrets } : {}),
+    ...(spec.approval
+      ? {
+          approval: {
+            before: spec.approval.before,
+            timeoutSeconds: spec.approval.timeoutSeconds ?? DEFAULT_APPROVAL_SECONDS,
+            onTimeout: spec.approval.onTimeout ?? 'reject',
+          },
+        }
+      : {}),
   };
 }
 
@@ -282,6 +328,9 @@ export function specInput(stored: ResolvedJobSpec | JobSpec, policy: SpecPolicy)
     timeouts: s.timeouts ? { ...s.timeouts } : undefined,
     egress: s.egress ? { allow: [...s.egress.allow] } : undefined,
     labels: any(s.labels),
+    publish: some(s.publish),
+    publishSecrets: any(s.publishSecrets),
+    approval: s.approval ? { ...s.approval } : undefined,
   };
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as JobSpec;
 }

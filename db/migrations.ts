@@ -248,6 +248,27 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE TRIGGER events_webhooks AFTER INSERT ON events FOR EACH ROW EXECUTE FUNCTION draftsman_webhook_enqueue();
     `,
   },
+  {
+    version: 11,
+    name: 'webhook for a job awaiting approval',
+    // The same function, with one more event: a job reached its approval gate.
+    sql: `
+      CREATE OR REPLACE FUNCTION draftsman_webhook_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE kind text;
+      BEGIN
+        kind := CASE NEW.type WHEN 'started' THEN 'job.started' WHEN 'step_finished' THEN 'job.step_finished'
+                              WHEN 'awaiting_approval' THEN 'job.awaiting_approval' WHEN 'finished' THEN 'job.ended' END;
+        IF kind IS NULL THEN RETURN NULL; END IF;
+        INSERT INTO webhook_deliveries (id, endpoint_id, event_type, job_id, payload)
+        SELECT 'msg_' || md5(e.id || ':' || NEW.id::text), e.id, kind, NEW.job_id,
+               jsonb_build_object('type', kind, 'timestamp', NEW.at, 'data', NEW.data || jsonb_build_object('jobId', NEW.job_id))
+          FROM webhook_endpoints e
+         WHERE e.events IS NULL OR kind = ANY (e.events)
+        ON CONFLICT (id) DO NOTHING;
+        RETURN NULL;
+      END $$;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -1,5 +1,5 @@
 import { Pool } from 'pg';
-import type { JobStatus, JobView, ResolvedJobSpec, StepKind, StepOutcome } from '../common/job';
+import type { Approval, ApprovalGate, JobStatus, JobView, ResolvedJobSpec, StepKind, StepOutcome } from '../common/job';
 import { FINAL_STATUSES } from '../common/job';
 import type { ListPosition } from './list-cursor';
 import { migrate } from './migrations';
@@ -177,6 +177,20 @@ export class JobStore {
       reason,
     ]);
     await this.event(jobId, eventKey, 'waiting', { reason });
+  }
+
+  /** The job waits at its approval gate (once: a repeat records nothing new). */
+  async recordAwaitingApproval(jobId: string, gate: ApprovalGate): Promise<void> {
+    await this.pool.query(`UPDATE jobs SET status = 'awaiting_approval', updated_at = now() WHERE id = $1 AND status = 'running'`, [jobId]);
+    await this.event(jobId, 'awaiting-approval', 'awaiting_approval', { ...gate });
+  }
+
+  /** The gate's decision; an approved job runs again (a rejected one ends through jobFinished). */
+  async recordApproval(jobId: string, approval: Approval): Promise<void> {
+    if (approval.decision === 'approve') {
+      await this.pool.query(`UPDATE jobs SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'awaiting_approval'`, [jobId]);
+    }
+    await this.event(jobId, 'approval', approval.decision === 'approve' ? 'approved' : 'rejected', { ...approval });
   }
 
   /** How much of a step's output is stored: where a re-attached follower resumes. */

@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   if (!config.DRAFTSMAN_API_TOKENS && !config.DRAFTSMAN_API_TOKENS_FILE) {
     // No tokens configured: one token of the local stack's own with every scope, kept in the data folder.
     const tokenFile = path.join(dataDir, 'api-token');
-    config.DRAFTSMAN_API_TOKENS = `local:read+write+admin:${localCredential(dataDir, 'api-token', () => randomBytes(24).toString('base64url'))}`;
+    config.DRAFTSMAN_API_TOKENS = `local:read+write+approve+admin:${localCredential(dataDir, 'api-token', () => randomBytes(24).toString('base64url'))}`;
     tokenNote = `in ${tokenFile}  (curl -H "Authorization: Bearer $(cat ${tokenFile})" ...)`;
   }
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });

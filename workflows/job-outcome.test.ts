@@ -93,6 +93,8 @@ describe('jobEnd and jobError', () => {
     ['cancelled by Temporal itself', new CancelledFailure('x'), null, 'cancelled', 'workflow cancellation requested (during setup-1)'],
     ['a step out of time', timedOutStep, null, 'timed_out', 'setup-0 exceeded'],
     ['a step failed', new Error('setup-0 failed with exit code 1'), null, 'failed', 'setup-0 failed with exit code 1'],
+    ['rejected at its approval gate', ApplicationFailure.nonRetryable('rejected by alice: not this one', FailureType.JobRejected), null, 'rejected', 'rejected by alice: not this one'],
+    ['cancelled while its rejection was recorded', ApplicationFailure.nonRetryable('rejected by timeout', FailureType.JobRejected), cancelled, 'cancelled', 'cancelled by request (during setup-1)'],
   ])('%s', (_name, failure, ending, status, error) => {
     const end = jobEnd(failure, ending, isCancellation);
     expect(end.status).toBe(status);

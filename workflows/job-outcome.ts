@@ -102,6 +102,7 @@ export function errorMessage(err: unknown): string {
 export function jobEnd(failure: unknown, ending: Ending | null, isCancellation: (err: unknown) => boolean): { status: JobStatus; ending: Ending | null } {
   if (failure === null) return { status: 'succeeded', ending };
   if (ending) return { status: ending.status, ending };
+  if (failure instanceof ApplicationFailure && failure.type === FailureType.JobRejected) return { status: 'rejected', ending };
   if (isCancellation(failure)) {
     const byTemporal: Ending = { status: 'cancelled', reason: 'workflow cancellation requested' };
     return { status: 'cancelled', ending: byTemporal };

@@ -40,7 +40,7 @@ export class JobSteps {
   ) {
     this.seq = seq;
     this.activities = stepActivities(spec.timeouts.stepSeconds);
-    this.maskRefs = [...Object.values(spec.secrets ?? {}), ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : [])];
+    this.maskRefs = [...Object.values(spec.secrets ?? {}), ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : []), ...Object.values(spec.publishSecrets ?? {})];
     this.cloneSummary = `clone ${spec.commit.slice(0, 12)} of ${spec.repo}`;
   }
 
@@ -110,7 +110,8 @@ export class JobSteps {
       image: this.spec.image,
       command,
       env: this.spec.env,
-      secretEnv: this.spec.secrets,
+      // Write-scoped secrets reach publish steps only.
+      secretEnv: kind === 'publish' ? { ...this.spec.secrets, ...this.spec.publishSecrets } : this.spec.secrets,
       maskRefs: this.maskRefs,
       timeoutSeconds: this.spec.timeouts.stepSeconds,
     };

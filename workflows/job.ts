@@ -17,6 +17,7 @@ import type { Activities } from '../activities';
 import type { AcceptedJob, JobView, ResolvedJobSpec } from '../common/job';
 import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import { carriedView, errorMessage, failedStepMessage, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
+import { ApprovalGate, JobClock } from './approval';
 import { JobRun } from './job-run';
 import { JobSteps } from './job-steps';
 
@@ -112,22 +113,20 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
 
   // The job's time limit is enforced here rather than only as a server-side
   // execution timeout, so that cleanup below still runs when it fires.
-  const deadline = resume?.deadline ?? Date.now() + spec.timeouts.jobSeconds * 1000;
-  const jobTimer = new CancellationScope();
-  void jobTimer
-    .run(() => sleep(Math.max(0, deadline - Date.now())))
-    .then(() => run.stop({ status: 'timed_out', reason: `job exceeded its ${spec.timeouts.jobSeconds} s time limit` }))
-    .catch(() => undefined);
+  const clock = new JobClock(resume?.deadline ?? Date.now() + spec.timeouts.jobSeconds * 1000, () =>
+    run.stop({ status: 'timed_out', reason: `job exceeded its ${spec.timeouts.jobSeconds} s time limit` }),
+  );
+  const gate = new ApprovalGate(run, clock);
 
   let failure: unknown = null;
   /** Set when this run ends its share of the loop and the next run takes over. */
   let continueAt: number | null = null;
   try {
-    continueAt = await run.body.run(() => phases(run, steps, spec, accepted, resume));
+    continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, resume));
   } catch (err) {
     failure = err;
   } finally {
-    jobTimer.cancel();
+    clock.stop();
   }
   const end = jobEnd(failure, run.ending, isCancellation);
   let status = end.status;
@@ -139,7 +138,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   }
   if (continueAt !== null && status === 'succeeded') {
     // Signals that arrive meanwhile are delivered to the next run by the server.
-    return continueAs(input, { accepted, view: carriedView(view, accepted.iterationsPerRun), seq: steps.seq, nextIteration: continueAt, deadline });
+    return continueAs(input, { accepted, view: carriedView(view, accepted.iterationsPerRun), seq: steps.seq, nextIteration: continueAt, deadline: clock.deadline });
   }
 
   // The step that was running when the job was cancelled or timed out, if any.
@@ -168,6 +167,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   if (status === 'timed_out') {
     throw ApplicationFailure.nonRetryable(error ?? 'timed out', isStepTimeout(failure) ? FailureType.StepTimeout : FailureType.JobTimeout);
   }
+  if (status === 'rejected') throw ApplicationFailure.nonRetryable(error ?? 'rejected', FailureType.JobRejected);
   throw ApplicationFailure.nonRetryable(error ?? 'job failed', FailureType.JobFailed);
 }
 
@@ -199,10 +199,13 @@ async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec): Pro
 
 /**
  * The job's phases in its body scope: prepare (on a first run), the loop, the patch,
- * validation. Returns the iteration the next run continues at, or null at the end.
+ * validation, publish; the approval gate before the phase the spec names. Returns the
+ * iteration the next run continues at, or null at the end.
  */
-async function phases(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, accepted: AcceptedJob, resume?: LoopResume): Promise<number | null> {
+async function phases(run: JobRun, steps: JobSteps, gate: ApprovalGate, spec: ResolvedJobSpec, accepted: AcceptedJob, resume?: LoopResume): Promise<number | null> {
   if (!resume) await prepare(run, steps, spec);
+  // A continued run is past the loop's gate.
+  if (spec.approval?.before === 'loop' && !resume) await gate.pass(spec.approval);
   const loop = run.view.loop;
   if (spec.loop && loop) {
     const first = resume?.nextIteration ?? 1;
@@ -225,6 +228,7 @@ async function phases(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, accep
     run.view.patch = await steps.activities.capturePatch({ jobId: run.jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds, maskRefs: steps.maskRefs });
   }
 
+  if (spec.approval?.before === 'validate') await gate.pass(spec.approval);
   // Every validation runs, whatever the exit codes of the others.
   const validated: Recorded[] = [];
   if (patched(BATCHED_STEPS_PATCH)) {
@@ -234,6 +238,12 @@ async function phases(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, accep
   }
   const failed = validationFailure(validated);
   if (failed) throw new StepFailedError(failed);
+
+  if (spec.approval?.before === 'publish') await gate.pass(spec.approval);
+  for (const [i, command] of (spec.publish ?? []).entries()) {
+    const ran = await steps.command('publish', i, command);
+    if (ran.status !== 'succeeded') throw new StepFailedError(failedStepMessage(ran));
+  }
   return null;
 }
 

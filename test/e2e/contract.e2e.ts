@@ -35,7 +35,7 @@ test('schemathesis finds no difference between the API and its OpenAPI document'
     jobs: new JobsClient(stack.jobs.client, { taskQueue }),
     codec: dataConverterFor(stack.config)?.payloadCodecs[0],
     config: stack.config,
-    auth: new Authenticator(parseTokens(`contract:read+write+admin:${TEST_TOKENS.admin}`, 'test'), 1_000_000),
+    auth: new Authenticator(parseTokens(`contract:read+write+approve+admin:${TEST_TOKENS.admin}`, 'test'), 1_000_000),
   });
   const server = await listen(app);
   const report = path.join(TEST_DATA_DIR, `schemathesis-${process.pid}`);

@@ -24,7 +24,7 @@ const authHeader = { authorization: `Bearer ${TEST_TOKENS.admin}` };
 
 export interface TestStack {
   config: Config;
-  /** Authorization header with the admin (read+write+admin) token. */
+  /** Authorization header with the admin (read+write+approve+admin) token. */
   authHeader: Record<string, string>;
   metrics: Metrics;
   apiUrl: string;
@@ -91,7 +91,7 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const jobs = new JobsClient(client, { taskQueue });
   const auth = new Authenticator(
-    parseTokens(`admin:read+write+admin:${TEST_TOKENS.admin},reader:read:${TEST_TOKENS.reader}`, 'test'),
+    parseTokens(`admin:read+write+approve+admin:${TEST_TOKENS.admin},reader:read:${TEST_TOKENS.reader}`, 'test'),
     config.DRAFTSMAN_API_RATE_PER_MINUTE,
   );
   const app = createApp({ store, jobs, auth, codec: dataConverter?.payloadCodecs[0], config, metrics, log: (l) => console.error(l) });

@@ -8,6 +8,19 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from typing_extensions import TypeAliasType
 
 
+class Approval(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    decision: str
+    by: str
+    """
+    who decided: an API token's name, sdk:IDENTITY, or timeout
+    """
+    at: AwareDatetime
+    comment: str | None = None
+
+
 class AuditEvent(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -69,6 +82,11 @@ ValidateItem = TypeAliasType(
 )
 
 
+PublishItem = TypeAliasType(
+    "PublishItem", Annotated[str, Field(max_length=16384, min_length=1)]
+)
+
+
 EnvAdditionalProperty = TypeAliasType(
     "EnvAdditionalProperty", Annotated[str, Field(max_length=32768)]
 )
@@ -78,6 +96,27 @@ SecretsAdditionalProperty = TypeAliasType(
     "SecretsAdditionalProperty",
     Annotated[str, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")],
 )
+
+
+PublishSecretsAdditionalProperty = TypeAliasType(
+    "PublishSecretsAdditionalProperty",
+    Annotated[str, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")],
+)
+
+
+class Approval1(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    before: str
+    timeoutSeconds: Annotated[int | None, Field(ge=1, le=604800)] = None
+    """
+    how long the job waits for a decision (default a day); waiting does not count against jobSeconds
+    """
+    onTimeout: str | None = None
+    """
+    the decision when nobody decided in time (default reject)
+    """
 
 
 AllowItem = TypeAliasType("AllowItem", Annotated[str, Field(max_length=260)])
@@ -129,6 +168,7 @@ class JobSpec(BaseModel):
     validate_: Annotated[
         list[ValidateItem] | None, Field(alias="validate", max_length=100)
     ] = None
+    publish: Annotated[list[PublishItem] | None, Field(max_length=100)] = None
     env: (
         dict[
             Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")],
@@ -143,6 +183,14 @@ class JobSpec(BaseModel):
         ]
         | None
     ) = None
+    publishSecrets: (
+        dict[
+            Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")],
+            PublishSecretsAdditionalProperty,
+        ]
+        | None
+    ) = None
+    approval: Approval1 | None = None
     gitTokenSecret: Annotated[
         str | None, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")
     ] = None

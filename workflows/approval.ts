@@ -1,0 +1,130 @@
+/**
+ * The job's time limit and its approval gate. They live together because waiting for a
+ * person does not count against the job's time: the clock is paused for the wait.
+ */
+import { ApplicationFailure, CancellationScope, condition, defineUpdate, proxyLocalActivities, setHandler, sleep } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { Approval, ApprovalDecision, ApprovalGate as GateSpec } from '../common/job';
+import { APPROVAL_UPDATE, FailureType } from '../common/names';
+import type { JobRun } from './job-run';
+
+/** A decision as it reaches the workflow: `by` is the API's principal, or sdk:IDENTITY. */
+export interface ApprovalRequest {
+  decision: ApprovalDecision;
+  by: string;
+  comment?: string;
+}
+
+export const approvalUpdate = defineUpdate<Approval, [ApprovalRequest]>(APPROVAL_UPDATE);
+
+const local = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '200ms', maximumInterval: '10s' },
+});
+
+/**
+ * The job's time limit: a timer in a scope of its own, so that a cancel of the job's
+ * body does not cancel it, and so that it can be paused. `deadline` stays absolute (a
+ * continued run gets it) and moves later by the time spent paused.
+ */
+export class JobClock {
+  private timer: CancellationScope | null = null;
+  private pausedAt: number | null = null;
+
+  constructor(
+    public deadline: number,
+    private readonly onExpiry: () => void,
+  ) {
+    this.start();
+  }
+
+  pause(): void {
+    if (this.pausedAt !== null) return;
+    this.pausedAt = Date.now();
+    this.timer?.cancel();
+  }
+
+  resume(): void {
+    if (this.pausedAt === null) return;
+    this.deadline += Date.now() - this.pausedAt;
+    this.pausedAt = null;
+    this.start();
+  }
+
+  stop(): void {
+    this.timer?.cancel();
+  }
+
+  private start(): void {
+    const timer = new CancellationScope();
+    this.timer = timer;
+    void timer
+      .run(() => sleep(Math.max(0, this.deadline - Date.now())))
+      .then(() => this.onExpiry())
+      .catch(() => undefined);
+  }
+}
+
+const decided = (a: Approval) => `${a.decision === 'approve' ? 'approved' : 'rejected'} by ${a.by}${a.comment ? `: ${a.comment}` : ''}`;
+
+/**
+ * The gate: handles the approval update from the start of the run (a decision sent
+ * before the job reaches its gate is refused: it is not waiting yet), waits durably for
+ * a decision or the timeout, and records the decision. A repeat of the decision made
+ * answers it again; a different one is refused.
+ */
+export class ApprovalGate {
+  private waiting = false;
+  private approval: Approval | null = null;
+
+  constructor(
+    private readonly run: JobRun,
+    private readonly clock: JobClock,
+  ) {
+    setHandler(approvalUpdate, (request) => this.decide(request), { validator: (request) => this.check(request) });
+  }
+
+  /** Waits at the gate before `spec.before`; throws a JobRejected failure when the decision is reject. */
+  async pass(spec: GateSpec): Promise<void> {
+    await local.awaitApproval({ jobId: this.run.jobId, gate: spec });
+    this.run.show('awaiting_approval', `before ${spec.before} · waiting up to ${spec.timeoutSeconds} s for a decision (then ${spec.onTimeout})`);
+    this.waiting = true;
+    this.clock.pause();
+    try {
+      const inTime = await condition(() => this.approval !== null, spec.timeoutSeconds * 1000);
+      if (!inTime) {
+        this.approval = { decision: spec.onTimeout, by: 'timeout', at: new Date().toISOString(), comment: `no decision within ${spec.timeoutSeconds} s` };
+      }
+    } finally {
+      this.waiting = false;
+      this.clock.resume();
+    }
+    const approval = this.approval!;
+    await local.recordApproval({ jobId: this.run.jobId, approval });
+    if (approval.decision === 'reject') throw ApplicationFailure.nonRetryable(decided(approval), FailureType.JobRejected);
+    this.run.show('running', `${decided(approval)}; going on to ${spec.before}`);
+  }
+
+  private check(request: ApprovalRequest): void {
+    if (request.decision !== 'approve' && request.decision !== 'reject') {
+      throw ApplicationFailure.nonRetryable('decision must be approve or reject', FailureType.NotAwaitingApproval);
+    }
+    if (this.approval) {
+      if (this.approval.decision === request.decision) return;
+      throw ApplicationFailure.nonRetryable(`the job was already ${decided(this.approval)}`, FailureType.ApprovalConflict);
+    }
+    if (!this.waiting) {
+      throw ApplicationFailure.nonRetryable(`the job is ${this.run.view.status}, not awaiting approval`, FailureType.NotAwaitingApproval);
+    }
+  }
+
+  private decide(request: ApprovalRequest): Approval {
+    this.approval ??= {
+      decision: request.decision,
+      by: request.by,
+      at: new Date().toISOString(),
+      ...(request.comment ? { comment: request.comment } : {}),
+    };
+    return this.approval;
+  }
+}
