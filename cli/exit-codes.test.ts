@@ -5,6 +5,7 @@ it.each([
   ['failed', 1],
   ['cancelled', 3],
   ['timed_out', 4],
+  ['rejected', 5],
 ] as const)('a job that ended %s exits %d', (status, code) => {
   expect(exitForJob(status)).toBe(code);
 });

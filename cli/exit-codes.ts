@@ -22,6 +22,8 @@ export function exitForJob(status: JobStatus): number {
       return EXIT.cancelled;
     case 'timed_out':
       return EXIT.timedOut;
+    case 'rejected':
+      return EXIT.rejected;
     default:
       return EXIT.failed;
   }

@@ -187,6 +187,22 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
       else out(`cancel requested for ${id}`);
     });
 
+  for (const [name, decision] of [
+    ['approve', 'approve'],
+    ['reject', 'reject'],
+  ] as const) {
+    command(name)
+      .description(`${name} a job waiting at its approval gate (needs the approve scope)`)
+      .argument('<id>')
+      .option('--comment <text>', 'why (kept in the audit trail)')
+      .option('--idempotency-key <key>', 'a retry with the same key does nothing new')
+      .action(async (id: string, o: Common & { comment?: string; idempotencyKey?: string }) => {
+        const answer = await apiOf(o).approval(id, { decision, ...(o.comment ? { comment: o.comment } : {}) }, o.idempotencyKey);
+        if (o.json) json(answer);
+        else out(`${id} ${decision === 'approve' ? 'approved' : 'rejected'} by ${answer.by} at ${answer.at}`);
+      });
+  }
+
   command('ls')
     .description('list jobs, newest first (a next page\'s cursor is printed last)')
     .addOption(new Option('--status <status>', 'only jobs in this status').choices([...JOB_STATUSES]))

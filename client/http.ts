@@ -88,6 +88,11 @@ export class DraftsmanApi {
     return this.call(() => this.http.POST('/v1/jobs/{id}/cancel', { params: { path: { id }, header: key(idempotencyKey) }, body: reason ? { reason } : {} }));
   }
 
+  /** A decision on the job's approval gate; answers the decision the job recorded. */
+  approval(id: string, body: { decision: 'approve' | 'reject'; comment?: string }, idempotencyKey?: string): Promise<components['schemas']['Approval']> {
+    return this.call(() => this.http.POST('/v1/jobs/{id}/approval', { params: { path: { id }, header: key(idempotencyKey) }, body }));
+  }
+
   /** The job's spec again as a new job; answers the new job's id. */
   rerun(id: string, idempotencyKey?: string): Promise<{ id: string; rerunOf: string }> {
     return this.call(() => this.http.POST('/v1/jobs/{id}/rerun', { params: { path: { id }, header: key(idempotencyKey) } }));

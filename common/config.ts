@@ -49,7 +49,7 @@ export const configSchema = z.object({
     .string()
     .regex(/^[a-z0-9]{1,16}$/, 'must be 1 to 16 lower-case letters or digits')
     .optional(),
-  /** API tokens: comma-separated `name:read|write|read+write:token`. Every route but /health needs one. */
+  /** API tokens: comma-separated `name:scopes:token`, scopes read, write, approve and admin joined by +. Every route but /health needs one. */
   DRAFTSMAN_API_TOKENS: z.string().optional(),
   /** A file of API tokens, one `name:scopes:token` a line. */
   DRAFTSMAN_API_TOKENS_FILE: z.string().optional(),

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { projectRoot } from '../../stack/paths';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
+import { waitFor } from './helpers';
 import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 
 let stack: TestStack;
@@ -144,6 +145,29 @@ test('wait exits with the job\'s end: 3 for a cancelled one, 8 (still running) p
   const rerun = await draftsman('rerun', failing, '--follow');
   expect([rerun.code, rerun.stdout]).toEqual([1, expect.stringMatching(/^job job-[\w-]+ submitted$/m)]);
   expect((await draftsman('rerun', 'job-nope')).code).toBe(8);
+});
+
+test('approve and reject decide a waiting job: 0 for the decision, 8 for a second one, 7 without the approve scope; wait exits 5 for a rejected job', async () => {
+  const gated = (name: string) => specFile(name, { validate: ['sleep 3'], approval: { before: 'validate', timeoutSeconds: 300 } });
+  const waitingJob = async (name: string) => {
+    const id = (await draftsman('run', gated(name))).stdout.trim();
+    await waitFor(async () => JSON.parse((await draftsman('status', id, '--json')).stdout).status === 'awaiting_approval', 'the approval gate', { timeoutMs: 60_000 });
+    return id;
+  };
+  const [approved, rejected] = await Promise.all([waitingJob('approve'), waitingJob('reject')]);
+
+  const early = await draftsmanWith({ DRAFTSMAN_TOKEN: TEST_TOKENS.reader }, 'approve', approved);
+  expect(early.code).toBe(7);
+  const yes = await draftsman('approve', approved, '--comment', 'fine');
+  expect([yes.code, yes.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^${approved} approved by admin at `))]);
+  const again = await draftsman('reject', approved);
+  expect([again.code, again.stderr]).toEqual([8, expect.stringMatching(/already approved by admin: fine/)]);
+  expect((await draftsman('wait', approved)).code).toBe(0);
+
+  const no = await draftsman('reject', rejected, '--json');
+  expect([no.code, JSON.parse(no.stdout)]).toEqual([0, expect.objectContaining({ decision: 'reject', by: 'admin' })]);
+  const end = await draftsman('wait', rejected);
+  expect([end.code, end.stdout]).toEqual([5, expect.stringContaining(`${rejected}  rejected`)]);
 });
 
 test('a YAML spec runs; --wait exits with the end; help per command; bash completion; bad option values exit 2', async () => {

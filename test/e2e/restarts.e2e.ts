@@ -1,10 +1,12 @@
+import fs from 'node:fs';
 import path from 'node:path';
+import type { Approval } from '../../common/job';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
 import { freePort, TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
-import { sleep, waitForContainer } from './helpers';
-import { leftovers, startTestStack, type TestStack } from './stack';
+import { sleep, waitFor, waitForContainer } from './helpers';
+import { leftovers, startTestStack, TEST_TOKENS, type TestStack } from './stack';
 
 // This file has a Temporal server (with a state file) and a PostgreSQL of its own,
 // so that it can restart them in the middle of a job.
@@ -24,16 +26,17 @@ const startTemporal = () =>
     logFile: path.join(dir, 'temporal.log'),
   });
 const startPg = () => startEmbeddedPostgres({ dir: path.join(dir, 'postgres'), port: pgPort });
+const PUSH_TOKEN = 'push-token-value-4711';
+const stackEnv = () => ({ TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: pg.url, DRAFTSMAN_SECRETS_DIR: path.join(dir, 'secrets') });
 
 beforeAll(async () => {
   pgPort = await freePort();
   pg = await startPg();
   temporalPort = await freePort();
   temporal = await startTemporal();
-  [stack, repo] = await Promise.all([
-    startTestStack({ TEMPORAL_ADDRESS: temporal.address, DATABASE_URL: pg.url }),
-    startGitFixture(1),
-  ]);
+  fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'secrets', 'push-token'), PUSH_TOKEN);
+  [stack, repo] = await Promise.all([startTestStack(stackEnv()), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
@@ -88,3 +91,55 @@ test('a PostgreSQL restarted in the middle of a job: the job completes, no gap a
     pg = await startPg();
   });
 });
+
+test('a job waiting for approval through a restart of every service (worker, API, Temporal, PostgreSQL) is approved through the new API, once, and publishes', async () => {
+  // An endpoint for the gate's webhook (this API sends no deliveries: the row is the proof).
+  await stack.store.pool.query(
+    "INSERT INTO webhook_endpoints (id, url, events, secret, created_by) VALUES ($1, 'http://127.0.0.1:9/hook', '{job.awaiting_approval}', 'whsec_x', 'test')",
+    [`wh-restarts-${process.pid}`],
+  );
+  const id = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    validate: ['true'],
+    publish: ['echo "publishing with $PUSH_TOKEN"'],
+    publishSecrets: { PUSH_TOKEN: 'push-token' },
+    approval: { before: 'publish', timeoutSeconds: 600 },
+  });
+  await waitFor(async () => (await stack.store.getJob(id))?.status === 'awaiting_approval', 'the approval gate', { timeoutMs: 60_000 });
+  const reader = await stack.api(`POST`, `/v1/jobs/${id}/approval`, { decision: 'approve' }, { authorization: `Bearer ${TEST_TOKENS.reader}` });
+  expect(reader.status).toBe(403);
+  expect((await stack.api('POST', `/v1/jobs/${id}/approval`, { decision: 'maybe' })).status).toBe(400);
+
+  await stack.stop();
+  await Promise.all([temporal.stop(), pg.stop()]);
+  await sleep(1000);
+  [pg, temporal] = await Promise.all([startPg(), startTemporal()]);
+  stack = await startTestStack(stackEnv());
+  expect((await stack.store.getJob(id))?.status).toBe('awaiting_approval');
+
+  const key = { 'idempotency-key': `approve-${id}` };
+  const approved = await stack.api<Approval>('POST', `/v1/jobs/${id}/approval`, { decision: 'approve', comment: 'after the restarts' }, key);
+  expect(approved.status).toBe(200);
+  expect(approved.body).toEqual({ decision: 'approve', by: 'admin', comment: 'after the restarts', at: expect.any(String) });
+  const retried = await stack.api<Approval>('POST', `/v1/jobs/${id}/approval`, { decision: 'approve', comment: 'after the restarts' }, key);
+  expect(retried.body).toEqual(approved.body);
+  const conflict = await stack.api<{ code: string }>('POST', `/v1/jobs/${id}/approval`, { decision: 'reject' });
+  expect([conflict.status, conflict.body.code]).toEqual([409, 'approval_conflict']);
+
+  const job = await stack.waitForEnd(id, 120_000);
+  expect(job.status).toBe('succeeded');
+  expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.exitCode}`)).toEqual(['clone-0:0', 'validate-0:0', 'publish-0:0']);
+  const events = await stack.store.events(id);
+  expect(events.filter((e) => e.type === 'awaiting_approval' || e.type === 'approved').map((e) => [e.type, e.data.by ?? e.data.before])).toEqual([
+    ['awaiting_approval', 'publish'],
+    ['approved', 'admin'],
+  ]);
+  const logs = await stack.api<string>('GET', `/v1/jobs/${id}/logs?step=publish-0`);
+  expect(JSON.stringify(logs.body)).toContain('publishing with');
+  expect(JSON.stringify(logs.body)).not.toContain(PUSH_TOKEN);
+  const { rows } = await stack.store.pool.query("SELECT event_type FROM webhook_deliveries WHERE job_id = $1", [id]);
+  expect(rows).toEqual([{ event_type: 'job.awaiting_approval' }]);
+  await stack.store.pool.query('DELETE FROM webhook_endpoints WHERE id = $1', [`wh-restarts-${process.pid}`]);
+  expect(await leftovers(stack.docker, id)).toEqual([]);
+}, 240_000);

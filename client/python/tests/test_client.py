@@ -239,3 +239,17 @@ def test_find_token_looks_where_the_cli_looks(tmp_path: Path, monkeypatch, expli
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(content)
     assert find_token(explicit, cwd=tmp_path) == expected
+
+
+@pytest.mark.parametrize(("method", "decision"), [("approve", "approve"), ("reject", "reject")])
+def test_a_decision_posts_to_the_approval_route_with_a_key(method, decision):
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, json.loads(request.content), request.headers.get("idempotency-key")))
+        return httpx.Response(200, json={"decision": decision, "by": "ops", "at": "2026-12-03T10:00:00Z", "comment": "why"})
+
+    approval = getattr(client(handler), method)("job-1", "why")
+    assert (approval.decision, approval.by) == (decision, "ops")
+    assert seen[0][:2] == ("/v1/jobs/job-1/approval", {"decision": decision, "comment": "why"})
+    assert seen[0][2]

@@ -79,6 +79,21 @@ def test_one_idempotency_key_one_job_and_rerun(api: Draftsman):
     assert api.wait(again.id).status == "succeeded"
 
 
+def test_a_job_waits_for_approval_and_goes_on_when_approved(api: Draftsman):
+    job_id = api.submit(spec(validate=["echo validated"], approval={"before": "validate", "timeoutSeconds": 300}))
+    for event in api.follow(job_id):
+        if isinstance(event, Status) and event.status == "awaiting_approval":
+            break
+    assert api.job(job_id).status == "awaiting_approval"
+    approval = api.approve(job_id, "looks right")
+    assert (approval.decision, approval.by, approval.comment) == ("approve", "admin", "looks right")
+    with pytest.raises(ApiError) as conflict:
+        api.reject(job_id)
+    assert (conflict.value.status, conflict.value.code) == (409, "approval_conflict")
+    assert api.wait(job_id).status == "succeeded"
+    assert [e.type for e in api.events(job_id) if e.type in ("awaiting_approval", "approved")] == ["awaiting_approval", "approved"]
+
+
 def test_refusals_are_problem_documents(api: Draftsman):
     with pytest.raises(ApiError) as bad:
         api.submit({"repo": os.environ["DRAFTSMAN_TEST_REPO"], "comit": "x"})

@@ -22,6 +22,7 @@ from httpx_sse import SSEError, connect_sse
 
 from .errors import ApiError, Unreachable
 from .models import (
+    Approval,
     AuditEvent,
     AuditTrail,
     JobCancelling,
@@ -180,6 +181,20 @@ class Draftsman:
         key = idempotency_key or str(uuid.uuid4())
         answer = self._request("POST", f"/v1/jobs/{_segment(job_id)}/cancel", json=body, headers={"idempotency-key": key})
         return JobCancelling.model_validate(answer.json())
+
+    def approve(self, job_id: str, comment: str | None = None, *, idempotency_key: str | None = None) -> Approval:
+        """Lets a job waiting at its approval gate go on (the token needs the approve scope)."""
+        return self._decide(job_id, "approve", comment, idempotency_key)
+
+    def reject(self, job_id: str, comment: str | None = None, *, idempotency_key: str | None = None) -> Approval:
+        """Ends a job waiting at its approval gate as ``rejected``; the gated steps never run."""
+        return self._decide(job_id, "reject", comment, idempotency_key)
+
+    def _decide(self, job_id: str, decision: str, comment: str | None, idempotency_key: str | None) -> Approval:
+        body = {"decision": decision, **({"comment": comment} if comment else {})}
+        key = idempotency_key or str(uuid.uuid4())
+        answer = self._request("POST", f"/v1/jobs/{_segment(job_id)}/approval", json=body, headers={"idempotency-key": key})
+        return Approval.model_validate(answer.json())
 
     def rerun(self, job_id: str, *, idempotency_key: str | None = None) -> JobRerun:
         """The job's spec again, as a new job of the caller's."""
