@@ -31,6 +31,7 @@ export const PROBLEMS = {
   upgrade_required: { status: 426, title: 'This endpoint speaks WebSocket' },
   rate_limited: { status: 429, title: 'Too many requests' },
   too_many_streams: { status: 429, title: 'Too many log streams' },
+  decision_pending: { status: 503, title: 'The job has not taken the decision yet' },
   internal: { status: 500, title: 'Internal error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

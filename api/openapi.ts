@@ -341,6 +341,7 @@ export function openApiDocument(version: string): Json {
             409: error('the job is not awaiting approval, another decision was made, or it has ended'),
             415: error('a body that is not application/json'),
             422: error('the Idempotency-Key was used with another body'),
+            503: error('the job has not taken the decision within 20 s (no worker serves it now); send it again with the same Idempotency-Key, and it is taken once'),
           },
         },
       },

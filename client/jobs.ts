@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, WorkflowIdReusePolicy, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
-import { ApprovalRefusedError } from '../common/errors';
+import { ApprovalRefusedError, DecisionPendingError } from '../common/errors';
 import type { Approval, ApprovalDecision, JobView } from '../common/job';
 import { APPROVAL_UPDATE, CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, FailureType, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import type { JobSpec } from '../common/spec';
@@ -77,15 +77,29 @@ export class JobsClient {
    * taken it). `by` is recorded as who decided: the API passes its principal; without it,
    * sdk:IDENTITY of this client. A repeat of the decision made answers it again; the job
    * refuses a decision it cannot take with ApprovalRefusedError. A job that has ended or
-   * never existed rejects as Temporal says (WorkflowNotFoundError).
+   * never existed rejects as Temporal says (WorkflowNotFoundError). With `timeoutMs`, a
+   * decision the job has not taken by then (no worker serves it) rejects with
+   * DecisionPendingError; `updateId` makes sending it again take it once.
    */
-  async approve(jobId: string, request: { decision: ApprovalDecision; comment?: string }, by?: string): Promise<Approval> {
+  async approve(
+    jobId: string,
+    request: { decision: ApprovalDecision; comment?: string },
+    by?: string,
+    opts: { updateId?: string; timeoutMs?: number } = {},
+  ): Promise<Approval> {
     const who = by ?? `sdk:${this.client.options.identity}`;
-    try {
-      return await this.client.workflow.getHandle(jobId).executeUpdate<Approval, [{ decision: ApprovalDecision; comment?: string; by: string }]>(APPROVAL_UPDATE, {
+    const update = () =>
+      this.client.workflow.getHandle(jobId).executeUpdate<Approval, [{ decision: ApprovalDecision; comment?: string; by: string }]>(APPROVAL_UPDATE, {
         args: [{ ...request, by: who }],
+        ...(opts.updateId ? { updateId: opts.updateId } : {}),
       });
+    const deadline = opts.timeoutMs === undefined ? null : Date.now() + opts.timeoutMs;
+    try {
+      return await (deadline === null ? update() : this.client.connection.withDeadline(deadline, update));
     } catch (err) {
+      if (deadline !== null && Date.now() >= deadline) {
+        throw new DecisionPendingError(`job ${jobId} has not taken the decision within ${opts.timeoutMs} ms (no worker has served it); send it again to wait once more`);
+      }
       const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (cause instanceof ApplicationFailure && cause.type === FailureType.ApprovalConflict) throw new ApprovalRefusedError(cause.message, 'conflict');
       if (cause instanceof ApplicationFailure && cause.type === FailureType.NotAwaitingApproval) throw new ApprovalRefusedError(cause.message, 'not_awaiting');

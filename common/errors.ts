@@ -32,6 +32,14 @@ export class ApprovalRefusedError extends Error {
   }
 }
 
+/**
+ * A decision the job has not taken within the time asked: its workflow made no progress
+ * (no worker serves it just now). Sent again with the same update id, it is taken once.
+ */
+export class DecisionPendingError extends Error {
+  override readonly name = 'DecisionPendingError';
+}
+
 /** An engine failure, with the engine's own error as its cause. */
 abstract class EngineError extends Error {
   constructor(message: string, cause?: unknown) {

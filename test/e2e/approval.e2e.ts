@@ -11,7 +11,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import { JobsClient } from '../../client/jobs';
-import { ApprovalRefusedError } from '../../common/errors';
+import { ApprovalRefusedError, DecisionPendingError } from '../../common/errors';
 import type { AcceptedJob, Approval, ApprovalGate, JobView, ResolvedJobSpec, StepOutcome } from '../../common/job';
 import { CANCEL_SIGNAL, FailureType, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../../common/names';
 import { TEST_DATA_DIR } from './env';
@@ -174,4 +174,26 @@ test('a cancel while waiting ends the job cancelled, and a decision after its en
   expect(record.steps).toEqual([]);
   expect(record.approvals).toEqual([]);
   expect(record.ended).toEqual([expect.objectContaining({ status: 'cancelled' })]);
+});
+
+test('a decision no worker takes in time is pending; sent again with its update id once a worker is back, it is taken once', async () => {
+  const spec = fakeSpec({ validate: ['check'], approval: { before: 'validate', timeoutSeconds: 600, onTimeout: 'reject' } });
+  const { activities, record } = scripted(spec);
+  const jobs = new JobsClient(env.client);
+  const jobId = `approval-pending-${process.pid}`;
+  await withWorker('pending', activities, async (id, taskQueue) => {
+    await start(jobId, taskQueue);
+    await atGate(jobId);
+    return id;
+  });
+  // No worker now.
+  const pending = await jobs.approve(jobId, { decision: 'approve' }, 'dave', { updateId: 'decision-1', timeoutMs: 1_500 }).catch((e: unknown) => e);
+  expect(pending).toBeInstanceOf(DecisionPendingError);
+  const view = await withWorker('pending', activities, async () => {
+    const taken = await jobs.approve(jobId, { decision: 'approve' }, 'dave', { updateId: 'decision-1', timeoutMs: 30_000 });
+    expect(taken).toMatchObject({ decision: 'approve', by: 'dave' });
+    return env.client.workflow.getHandle(jobId).result();
+  });
+  expect(view.status).toBe('succeeded');
+  expect(record.approvals).toEqual([expect.objectContaining({ decision: 'approve', by: 'dave' })]);
 });

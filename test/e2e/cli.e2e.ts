@@ -155,19 +155,24 @@ test('approve and reject decide a waiting job: 0 for the decision, 8 for a secon
     return id;
   };
   const [approved, rejected] = await Promise.all([waitingJob('approve'), waitingJob('reject')]);
+  // A failed expectation must not leave a job waiting (and its holder and workspace) behind.
+  const cleanup = () => Promise.all([approved, rejected].map((id) => draftsman('cancel', id)));
+  try {
+    const early = await draftsmanWith({ DRAFTSMAN_TOKEN: TEST_TOKENS.reader }, 'approve', approved);
+    expect(early.code).toBe(7);
+    const yes = await draftsman('approve', approved, '--comment', 'fine');
+    expect([yes.code, yes.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^${approved} approved by admin at `))]);
+    const again = await draftsman('reject', approved);
+    expect([again.code, again.stderr]).toEqual([8, expect.stringMatching(/already approved by admin: fine/)]);
+    expect((await draftsman('wait', approved)).code).toBe(0);
 
-  const early = await draftsmanWith({ DRAFTSMAN_TOKEN: TEST_TOKENS.reader }, 'approve', approved);
-  expect(early.code).toBe(7);
-  const yes = await draftsman('approve', approved, '--comment', 'fine');
-  expect([yes.code, yes.stdout]).toEqual([0, expect.stringMatching(new RegExp(`^${approved} approved by admin at `))]);
-  const again = await draftsman('reject', approved);
-  expect([again.code, again.stderr]).toEqual([8, expect.stringMatching(/already approved by admin: fine/)]);
-  expect((await draftsman('wait', approved)).code).toBe(0);
-
-  const no = await draftsman('reject', rejected, '--json');
-  expect([no.code, JSON.parse(no.stdout)]).toEqual([0, expect.objectContaining({ decision: 'reject', by: 'admin' })]);
-  const end = await draftsman('wait', rejected);
-  expect([end.code, end.stdout]).toEqual([5, expect.stringContaining(`${rejected}  rejected`)]);
+    const no = await draftsman('reject', rejected, '--json');
+    expect([no.code, JSON.parse(no.stdout)]).toEqual([0, expect.objectContaining({ decision: 'reject', by: 'admin' })]);
+    const end = await draftsman('wait', rejected);
+    expect([end.code, end.stdout]).toEqual([5, expect.stringContaining(`${rejected}  rejected`)]);
+  } finally {
+    await cleanup();
+  }
 });
 
 test('a YAML spec runs; --wait exits with the end; help per command; bash completion; bad option values exit 2', async () => {

@@ -15,7 +15,17 @@ const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
 
 test('there are histories of every shape to replay', () => {
   const shapes = new Set(files.map((f) => f.replace(/^[^-]+-/, '').replace(/-run\d+\.json$|\.json$/, '')));
-  expect([...shapes].sort()).toEqual(['cancelled', 'failed', 'job-timeout', 'loop-cancelled', 'loop-continue-as-new', 'step-timeout', 'succeeded']);
+  expect([...shapes].sort()).toEqual([
+    'approval-approved',
+    'approval-timeout',
+    'cancelled',
+    'failed',
+    'job-timeout',
+    'loop-cancelled',
+    'loop-continue-as-new',
+    'step-timeout',
+    'succeeded',
+  ]);
 });
 
 test.each(files)('%s replays without a nondeterminism error', async (file) => {

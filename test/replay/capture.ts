@@ -4,7 +4,7 @@
  * by the worker of a given checkout, against a PostgreSQL and a Temporal dev server of
  * its own; payloads are encrypted with the tests' key, as a deployment's would be.
  *
- *   npm run replay:capture -- --worker-root DIR --label NAME
+ *   npm run replay:capture -- --worker-root DIR --label NAME [--only SHAPE,SHAPE]
  *
  * DIR is a checkout whose sources are compiled (dist/) and whose workflows are bundled
  * (dist/workflow-bundle.js, `npm run build:bundle`). Histories are written to
@@ -14,6 +14,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startBenchStack } from '../../bench/harness';
+import { type ApprovalDecision, FINAL_STATUSES, type JobView } from '../../common/job';
+import { STATUS_QUERY } from '../../common/names';
 import type { JobSpec } from '../../common/spec';
 import { projectRoot } from '../../stack/paths';
 import { temporalCliPath } from '../../stack/temporal';
@@ -22,9 +24,10 @@ import { startWorkerProcess } from '../e2e/worker-process';
 
 const OUT = path.join(projectRoot(), 'test', 'replay', 'histories');
 
-function arg(name: string): string {
+function arg(name: string, optional = false): string {
   const i = process.argv.indexOf(`--${name}`);
   const v = i >= 0 ? process.argv[i + 1] : undefined;
+  if (!v && optional) return '';
   if (!v) {
     console.error('usage: capture --worker-root DIR --label NAME');
     process.exit(2);
@@ -35,7 +38,9 @@ function arg(name: string): string {
 async function main(): Promise<void> {
   const root = path.resolve(arg('worker-root'));
   const label = arg('label');
-  const [stack, repo] = await Promise.all([startBenchStack({ DRAFTSMAN_TASK_QUEUE: 'replay-capture' }), startGitFixture(1)]);
+  // The stack first: its git server, which the egress proxy lets steps reach, is the one the fixture uses.
+  const stack = await startBenchStack({ DRAFTSMAN_TASK_QUEUE: 'replay-capture' });
+  const repo = await startGitFixture(1);
   const worker = await startWorkerProcess({
     TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
     DATABASE_URL: stack.config.DATABASE_URL!,
@@ -48,7 +53,7 @@ async function main(): Promise<void> {
     DRAFTSMAN_DATA_DIR: stack.dir,
   }, path.join(root, 'dist', 'worker', 'main.js'));
   const base = { repo: repo.url, commit: repo.head };
-  const shapes: Record<string, { spec: JobSpec; cancelAfterMs?: number }> = {
+  const shapes: Record<string, { spec: JobSpec; cancelAfterMs?: number; decide?: ApprovalDecision }> = {
     succeeded: { spec: { ...base, setup: ['echo one', 'echo two'], validate: ['true', 'test -f marker'] } },
     failed: { spec: { ...base, setup: ['exit 3'], validate: ['true'] } },
     cancelled: { spec: { ...base, setup: ['trap "exit 42" TERM; sleep 30 & wait'], validate: ['true'] }, cancelAfterMs: 3_000 },
@@ -56,11 +61,25 @@ async function main(): Promise<void> {
     'job-timeout': { spec: { ...base, setup: ['sleep 30'], timeouts: { jobSeconds: 4 } } },
     'loop-continue-as-new': { spec: { ...base, loop: { command: 'echo it >> iterations', until: 'test $(wc -l < iterations) -ge 3', maxIterations: 5 }, validate: ['true'] } },
     'loop-cancelled': { spec: { ...base, loop: { command: 'sleep 30', maxIterations: 3 } }, cancelAfterMs: 4_000 },
+    'approval-approved': { spec: { ...base, validate: ['true'], publish: ['echo published'], approval: { before: 'publish' } }, decide: 'approve' },
+    'approval-timeout': { spec: { ...base, validate: ['true'], approval: { before: 'validate', timeoutSeconds: 2, onTimeout: 'reject' } } },
   };
+  const only = arg('only', true).split(',').filter(Boolean);
   fs.mkdirSync(OUT, { recursive: true });
   try {
-    for (const [shape, { spec, cancelAfterMs }] of Object.entries(shapes)) {
+    for (const [shape, { spec, cancelAfterMs, decide }] of Object.entries(shapes)) {
+      if (only.length && !only.includes(shape)) continue;
       const { id } = await stack.jobs.start(spec, `replay-${label}-${shape}`);
+      console.log(`started ${shape} as ${id}`);
+      if (decide) {
+        for (let waited = 0; ; waited += 200) {
+          const { status, error } = await stack.client.workflow.getHandle(id).query<JobView>(STATUS_QUERY);
+          if (status === 'awaiting_approval') break;
+          if (waited > 60_000 || FINAL_STATUSES.includes(status)) throw new Error(`${shape}: the job is ${status}, not at its approval gate: ${error}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        await stack.jobs.approve(id, { decision: decide, comment: 'replay capture' }, 'capture');
+      }
       if (cancelAfterMs) {
         await new Promise((r) => setTimeout(r, cancelAfterMs));
         await stack.jobs.cancel(id, 'replay capture');
