@@ -18,6 +18,9 @@ import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
 import { mountApproval } from './approval';
 import { mountCodec } from './codec';
+import { mountSessions } from './session';
+import { SessionStore } from '../db/session-store';
+import { mountTemporalUi } from './temporal-ui';
 import { HttpError, parseInput, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { FollowStreams, serveLogs } from './logs';
 import { webSocketUpgrade } from './ws';
@@ -40,7 +43,8 @@ export interface ApiDeps {
   logger?: Logger;
   config: Parameters<typeof specPolicy>[0] &
     Parameters<typeof diskRoom>[0] &
-    Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS' | 'DRAFTSMAN_WEBHOOK_EXCEPTIONS'> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
+    Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS' | 'DRAFTSMAN_WEBHOOK_EXCEPTIONS'> &
+    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY'>> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
   log?: (line: string) => void;
 }
 
@@ -113,9 +117,13 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   // Everything below needs a token; reading needs `read`, submitting and cancelling `write`,
   // approval decisions `approve`, webhooks `admin`.
   const read = auth.require('read');
+  const sessions = new SessionStore(store.pool);
+  auth.useSessions(sessions);
   const write = auth.require('write');
 
-  mountCodec(app, codec, config.DRAFTSMAN_CODEC_CORS_ORIGINS ?? [], read);
+  // The codec's POSTs change nothing: the Temporal Web UI sends them with the session's cookie only.
+  mountCodec(app, codec, config.DRAFTSMAN_CODEC_CORS_ORIGINS ?? [], auth.require('read', { csrf: false }));
+  if (config.DRAFTSMAN_TEMPORAL_UI_PROXY) mountTemporalUi(app, new URL(config.DRAFTSMAN_TEMPORAL_UI_PROXY), auth.require('admin', { csrf: false }));
 
   // The problem types, public like the error answers that name them.
   app.get(`${PROBLEM_TYPE_PREFIX}:code`, (req, res, next) => {
@@ -318,6 +326,8 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     await claim?.save(202, { id, status: 'cancelling' });
     res.status(202).json({ id, status: 'cancelling' });
   });
+
+  mountSessions(app, { auth, sessions, hours: config.DRAFTSMAN_SESSION_HOURS ?? 12, json: [requireJson, json] });
 
   mountApproval(app, {
     jobs,

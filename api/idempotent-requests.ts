@@ -32,9 +32,20 @@ export class IdempotentRequests {
     if (record.bodyHash !== hash) {
       throw new HttpError('idempotency_key_reused', `the Idempotency-Key ${JSON.stringify(key)} was used with another body in the last ${IDEMPOTENCY_TTL_HOURS} h`);
     }
+    if (record.fresh) {
+      // A refusal (4xx) did nothing and keeps no answer: the key is freed at once, so a
+      // duplicate in flight or a later retry runs afresh instead of waiting for an answer
+      // that never comes (a job not at its gate yet may be at it on the retry).
+      res.once('finish', () => {
+        if (res.statusCode >= 400 && res.statusCode < 500) void this.store.release(principal, route, key).catch(() => undefined);
+      });
+    }
     for (let waited = 0; !record.fresh && !record.answer && waited < IN_FLIGHT_WAIT_MS; waited += 100) {
       await new Promise((r) => setTimeout(r, 100));
-      record = { ...record, answer: (await this.store.get(principal, route, key))?.answer ?? null };
+      const current = await this.store.get(principal, route, key);
+      // The request in flight was refused and freed the key: this one runs afresh.
+      if (!current) return this.claim(req, res, route);
+      record = { ...record, answer: current.answer };
     }
     return { key, record, save: (status, body) => this.store.answer(principal, route, key, status, body) };
   }

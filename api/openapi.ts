@@ -8,6 +8,8 @@ import { PROBLEM_CONTENT_TYPE, PROBLEMS } from './errors';
 import {
   approvalBody,
   approvalSchema,
+  sessionBody,
+  sessionSchema,
   cancelBody,
   cancellingSchema,
   eventsSchema,
@@ -112,6 +114,11 @@ const OPERATIONS: Record<string, { id: string; tag: string; scope: Scope | null 
   'get /openapi.json': { id: 'getOpenApi', tag: 'service', scope: null },
   'get /problems': { id: 'listProblemTypes', tag: 'service', scope: null },
   'get /problems/{code}': { id: 'getProblemType', tag: 'service', scope: null },
+  'get /login': { id: 'getLoginPage', tag: 'service', scope: null },
+  'post /login': { id: 'submitLoginForm', tag: 'service', scope: null },
+  'post /v1/session': { id: 'openSession', tag: 'service', scope: null },
+  'get /v1/session': { id: 'getSession', tag: 'service', scope: null },
+  'delete /v1/session': { id: 'closeSession', tag: 'service', scope: null },
   'post /v1/jobs': { id: 'startJob', tag: 'jobs', scope: 'write' },
   'get /v1/jobs': { id: 'listJobs', tag: 'jobs', scope: 'read' },
   'get /v1/jobs/{id}': { id: 'getJob', tag: 'jobs', scope: 'read' },
@@ -158,7 +165,7 @@ function decorate(paths: Record<string, Record<string, Json>>): Record<string, R
       op.tags = [meta.tag];
       // Node's HTTP server refuses these itself, before any route (no body).
       op.responses = { ...(op.responses as Json), 431: { description: 'the request line or its headers are too large (answered without a body)' } };
-      op.security = meta.scope ? [{ bearer: [] }] : [];
+      op.security = meta.scope ? [{ bearer: [] }, { session: [] }] : [];
       if (meta.scope) {
         op.responses = {
           ...(op.responses as Json),
@@ -329,6 +336,49 @@ export function openApiDocument(version: string): Json {
           },
         },
       },
+      '/login': {
+        get: {
+          summary: 'The sign-in page for browsers (a form, no script)',
+          parameters: [{ name: 'next', in: 'query', required: false, schema: { type: 'string' }, description: 'a path of this server to go to after signing in (anything else goes to /)' }],
+          responses: { 200: { description: 'the page', content: { 'text/html': { schema: { type: 'string' } } } } },
+        },
+        post: {
+          summary: 'Sign in with the form: a session cookie, then 303 to `next`',
+          requestBody: {
+            required: true,
+            content: {
+              'application/x-www-form-urlencoded': {
+                schema: { type: 'object', properties: { token: { type: 'string' }, next: { type: 'string' } }, required: ['token'] },
+              },
+            },
+          },
+          responses: {
+            303: { description: 'signed in (Set-Cookie draftsman_session); Location is `next`, a path of this server' },
+            401: { description: 'not a valid API token: the page again, with the error', content: { 'text/html': { schema: { type: 'string' } } } },
+            413: error('a form larger than 4 KiB'),
+          },
+        },
+      },
+      '/v1/session': {
+        post: {
+          summary: 'Sign a browser in with an API token: the session id goes to an HttpOnly, SameSite=Strict cookie; its requests that change something send the answer\'s csrfToken as X-CSRF-Token',
+          requestBody: { required: true, content: json(jsonSchema(sessionBody)) },
+          responses: {
+            201: answer('signed in (Set-Cookie draftsman_session)', sessionSchema),
+            400: error('invalid body'),
+            401: error('not a valid API token'),
+            415: error('a body that is not application/json'),
+          },
+        },
+        get: {
+          summary: "The cookie's session: who, with which scopes, and its CSRF token",
+          responses: { 200: answer('the session', sessionSchema), 401: error('no session, or it has ended') },
+        },
+        delete: {
+          summary: 'Sign out (with the session\'s X-CSRF-Token)',
+          responses: { 204: { description: 'signed out; the cookie is cleared' }, 403: error('no X-CSRF-Token, or not the session\'s') },
+        },
+      },
       '/v1/jobs/{id}/approval': {
         post: {
           summary: "Approve or reject a job waiting at its approval gate (status awaiting_approval); the caller is recorded as who decided",
@@ -391,7 +441,10 @@ export function openApiDocument(version: string): Json {
       },
     }),
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token (DRAFTSMAN_API_TOKENS; `npm start` writes one to data/api-token)' } },
+      securitySchemes: {
+        session: { type: 'apiKey', in: 'cookie', name: 'draftsman_session', description: 'A browser session opened with POST /v1/session or the /login form' },
+        bearer: { type: 'http', scheme: 'bearer', description: 'An API token (DRAFTSMAN_API_TOKENS; `npm start` writes one to data/api-token)' },
+      },
       schemas: Object.fromEntries(Object.entries(components).sort(([a], [b]) => a.localeCompare(b))),
     },
   };

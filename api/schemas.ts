@@ -136,6 +136,16 @@ export const startedSchema = z.object({ id: z.string() }).meta({ id: 'JobStarted
 export const rerunStartedSchema = z.object({ id: z.string(), rerunOf: z.string() }).meta({ id: 'JobRerun' });
 export const cancellingSchema = z.object({ id: z.string(), status: z.literal('cancelling') }).meta({ id: 'JobCancelling' });
 
+export const sessionBody = z.strictObject({ token: z.string().min(1).max(512).meta({ description: 'an API token' }) });
+export const sessionSchema = z
+  .object({
+    principal: z.string(),
+    scopes: z.array(z.string()),
+    csrfToken: z.string().meta({ description: "send it as X-CSRF-Token with every request of the session that changes something" }),
+    expiresAt: time,
+  })
+  .meta({ id: 'Session' });
+
 export const approvalSchema = z
   .object({
     decision: z.enum(['approve', 'reject']),

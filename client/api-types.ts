@@ -315,6 +315,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The sign-in page for browsers (a form, no script) */
+        get: operations["getLoginPage"];
+        put?: never;
+        /** Sign in with the form: a session cookie, then 303 to `next` */
+        post: operations["submitLoginForm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The cookie's session: who, with which scopes, and its CSRF token */
+        get: operations["getSession"];
+        put?: never;
+        /** Sign a browser in with an API token: the session id goes to an HttpOnly, SameSite=Strict cookie; its requests that change something send the answer's csrfToken as X-CSRF-Token */
+        post: operations["openSession"];
+        /** Sign out (with the session's X-CSRF-Token) */
+        delete: operations["closeSession"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}/approval": {
         parameters: {
             query?: never;
@@ -552,6 +589,14 @@ export interface components {
             code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "not_awaiting_approval" | "approval_conflict" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "decision_pending" | "internal";
             /** @description JSON path of the bad input */
             field?: string;
+        };
+        Session: {
+            principal: string;
+            scopes: string[];
+            /** @description send it as X-CSRF-Token with every request of the session that changes something */
+            csrfToken: string;
+            /** Format: date-time */
+            expiresAt: string;
         };
         StepView: {
             /** @enum {string} */
@@ -2092,6 +2137,217 @@ export interface operations {
             };
             /** @description past the token's request rate (Retry-After says when to retry) */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getLoginPage: {
+        parameters: {
+            query?: {
+                /** @description a path of this server to go to after signing in (anything else goes to /) */
+                next?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    submitLoginForm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-www-form-urlencoded": {
+                    token: string;
+                    next?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description signed in (Set-Cookie draftsman_session); Location is `next`, a path of this server */
+            303: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description not a valid API token: the page again, with the error */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description a form larger than 4 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the session */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            /** @description no session, or it has ended */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    openSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description an API token */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description signed in (Set-Cookie draftsman_session) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Session"];
+                };
+            };
+            /** @description invalid body */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not a valid API token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    closeSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description signed out; the cookie is cleared */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description no X-CSRF-Token, or not the session's */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

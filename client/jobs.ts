@@ -11,6 +11,34 @@ export interface JobsClientOptions {
   taskQueue?: string;
 }
 
+/**
+ * The workflow's user metadata: a summary naming the repository and commit, and details
+ * listing the phases. Read from the spec as given (the worker validates it), so anything
+ * unexpected is left out rather than refused here.
+ */
+export function jobMetadata(spec: unknown): { staticSummary?: string; staticDetails?: string } {
+  if (!spec || typeof spec !== 'object') return {};
+  const s = spec as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  const count = (v: unknown) => (Array.isArray(v) ? v.length : 0);
+  const repo = text(s.repo);
+  const commit = text(s.commit);
+  if (!repo || !commit) return {};
+  const loop = s.loop && typeof s.loop === 'object' ? (s.loop as Record<string, unknown>) : null;
+  const approval = s.approval && typeof s.approval === 'object' ? text((s.approval as Record<string, unknown>).before) : null;
+  const phases = [
+    count(s.setup) && `setup: ${count(s.setup)} step${count(s.setup) > 1 ? 's' : ''}`,
+    loop && `loop: up to ${typeof loop.maxIterations === 'number' ? loop.maxIterations : '?'} iterations of \`${text(loop.command)?.slice(0, 80) ?? ''}\``,
+    count(s.validate) && `validate: ${count(s.validate)} step${count(s.validate) > 1 ? 's' : ''}`,
+    count(s.publish) && `publish: ${count(s.publish)} step${count(s.publish) > 1 ? 's' : ''}`,
+    approval && `approval before ${approval}`,
+  ].filter(Boolean);
+  return {
+    staticSummary: `${repo.slice(0, 200)} @ ${commit.slice(0, 12)}`,
+    staticDetails: phases.length ? phases.map((p) => `- ${p}`).join('\n') : '- clone only',
+  };
+}
+
 export function newJobId(): string {
   return `job-${randomUUID()}`;
 }
@@ -44,6 +72,8 @@ export class JobsClient {
       args: [spec],
       workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
       ...(Object.keys(memo).length ? { memo } : {}),
+      // What the Web UI's list and page show of the job at a glance (encrypted like any payload).
+      ...jobMetadata(spec),
     });
     return { id: jobId, runId: handle.firstExecutionRunId };
   }

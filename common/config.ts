@@ -72,6 +72,13 @@ export const configSchema = z.object({
     .string()
     .default('')
     .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean)),
+  /**
+   * The Temporal Web UI server to serve under /temporal, behind Draftsman's sign-in (its
+   * server started with --ui-public-path /temporal); `npm start` sets it to its own.
+   */
+  DRAFTSMAN_TEMPORAL_UI_PROXY: z.url().optional(),
+  /** How long a browser session opened with a token lasts. */
+  DRAFTSMAN_SESSION_HOURS: int(1, 24 * 30).default(12),
   /** Folder of the operator's secrets, one file per reference (else DRAFTSMAN_SECRET_<REF> in the worker's env). */
   DRAFTSMAN_SECRETS_DIR: z.string().optional(),
   /**

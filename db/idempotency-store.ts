@@ -44,6 +44,11 @@ export class IdempotencyStore {
     return { bodyHash: r.body_hash, firstSeen: r.created_at, answer: r.status === null ? null : { status: r.status, body: r.response } };
   }
 
+  /** Frees a key whose request was refused, answer unsaved: a retry then runs afresh. */
+  async release(principal: string, route: string, key: string): Promise<void> {
+    await this.pool.query(`DELETE FROM idempotency_keys WHERE principal = $1 AND route = $2 AND key = $3 AND status IS NULL`, [principal, route, key]);
+  }
+
   /** Keeps the first answer; a later one (a duplicate that ran at the same time) changes nothing. */
   async answer(principal: string, route: string, key: string, status: number, body: unknown): Promise<void> {
     await this.pool.query(

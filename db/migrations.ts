@@ -269,6 +269,20 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       END $$;
     `,
   },
+  {
+    version: 12,
+    name: 'browser sessions',
+    sql: `
+      CREATE TABLE sessions (
+        id_digest  bytea PRIMARY KEY,
+        principal  text NOT NULL,
+        csrf       text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        expires_at timestamptz NOT NULL
+      );
+      CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -19,6 +19,7 @@ import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSear
 import { startEgressProcess } from './egress';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer, temporalCliPath, waitForPort } from './temporal';
+import { TEMPORAL_UI_PATH } from '../api/temporal-ui';
 
 /** A credential of the local stack's own, made once and kept (owner-only) in the data folder. */
 function localCredential(dataDir: string, name: string, make: () => string): string {
@@ -63,11 +64,15 @@ async function main(): Promise<void> {
       cli: temporalCliPath(dataDir),
       port: temporalPort,
       uiPort: config.DRAFTSMAN_TEMPORAL_UI_PORT,
+      // Served by the API under /temporal, behind its sign-in: the UI then decodes payloads
+      // through the API's codec with the session's cookie (api/temporal-ui.ts).
+      ui: { publicPath: TEMPORAL_UI_PATH, codecEndpoint: `http://${config.DRAFTSMAN_API_HOST}:${config.PORT}/codec` },
       dbFile: path.join(dataDir, 'temporal.db'),
       namespace: config.TEMPORAL_NAMESPACE,
       logFile: path.join(dataDir, 'logs', 'temporal.log'),
     });
-    uiUrl = server.uiUrl;
+    config.DRAFTSMAN_TEMPORAL_UI_PROXY ??= server.uiUrl;
+    uiUrl = '';
     stops.push(() => server.stop());
   }
 
@@ -110,7 +115,7 @@ async function main(): Promise<void> {
   say(`  API            ${apiUrl}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);
   say(`  API token      ${tokenNote}`);
   say(`  Temporal       ${config.TEMPORAL_ADDRESS}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.DRAFTSMAN_TASK_QUEUE}`);
-  say(`  Temporal UI    ${uiUrl}`);
+  say(`  Temporal UI    ${uiUrl || `${apiUrl}${TEMPORAL_UI_PATH}/  (sign in with the API token; payloads shown decrypted)`}`);
   say(`  PostgreSQL     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
   say(`  data folder    ${dataDir}`);
   say('press Ctrl-C to stop');

@@ -58,6 +58,8 @@ export async function startTemporalDevServer(opts: {
   cli: string;
   port: number;
   uiPort?: number;
+  /** Serve the Web UI under this path, and have it decode payloads with this codec endpoint. */
+  ui?: { publicPath: string; codecEndpoint: string };
   dbFile?: string;
   namespace?: string;
   logFile?: string;
@@ -65,6 +67,7 @@ export async function startTemporalDevServer(opts: {
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(opts.port), '--log-level', 'warn'];
   if (opts.uiPort) args.push('--ui-port', String(opts.uiPort));
   else args.push('--headless');
+  if (opts.uiPort && opts.ui) args.push('--ui-public-path', opts.ui.publicPath, '--ui-codec-endpoint', opts.ui.codecEndpoint);
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   for (const key of Object.values(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${key.name}=${key.type === 'KEYWORD_LIST' ? 'KeywordList' : 'Keyword'}`);
   if (opts.namespace && opts.namespace !== 'default') args.push('--namespace', opts.namespace);

@@ -24,7 +24,8 @@ beforeAll(async () => {
   });
   [stack, repo] = await Promise.all([
     // Without payload encryption: the summaries are payloads too, and this UI has no codec
-    // server it could pass a token to (encrypted history is covered by encryption.e2e.ts).
+    // server it could pass a token to (encrypted history is covered by encryption.e2e.ts, the
+    // UI behind the API's sign-in, decoding, by web-ui-codec.e2e.ts).
     startTestStack({ TEMPORAL_ADDRESS: temporal.address, DRAFTSMAN_PAYLOAD_KEYS: '' }),
     startGitFixture(1),
   ]);

@@ -312,6 +312,19 @@ class Problem(BaseModel):
     """
 
 
+class Session(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    principal: str
+    scopes: list[str]
+    csrfToken: str
+    """
+    send it as X-CSRF-Token with every request of the session that changes something
+    """
+    expiresAt: AwareDatetime
+
+
 ExitCode = TypeAliasType(
     "ExitCode", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
 )

@@ -1,0 +1,70 @@
+/**
+ * Signing in from a browser: a token is exchanged once for a session whose id lives in an
+ * HttpOnly, SameSite=Strict cookie (never in storage a script can read). JSON routes for
+ * pages (/v1/session) and a plain form (/login) that works without any script.
+ */
+import express, { type Express, type Request, type Response } from 'express';
+import type { SessionStore } from '../db/session-store';
+import { type Authenticator, cookieValue, SESSION_COOKIE } from './auth';
+import { HttpError, parseInput } from './errors';
+import { LOGIN_CSP, loginPage } from './login-page';
+import { sessionBody } from './schemas';
+
+export interface SessionDeps {
+  auth: Authenticator;
+  sessions: SessionStore;
+  hours: number;
+  json: express.RequestHandler[];
+}
+
+/** Where a sign-in may send the browser back to: a path of this server, never another origin. */
+export function safeNext(next: unknown): string {
+  return typeof next === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) ? next : '/';
+}
+
+export function mountSessions(app: Express, { auth, sessions, hours, json }: SessionDeps): void {
+  const open = async (req: Request, res: Response, secret: string) => {
+    const token = auth.verify(secret);
+    if (!token) return null;
+    const session = await sessions.open(token.name, hours);
+    res.cookie(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: '/', maxAge: hours * 3_600_000 });
+    return { principal: token.name, scopes: token.scopes, csrfToken: session.csrf, expiresAt: session.expiresAt.toISOString() };
+  };
+
+  app.post('/v1/session', ...json, async (req, res) => {
+    const { token } = parseInput(sessionBody, req.body, 'invalid_body');
+    const opened = await open(req, res, token);
+    if (!opened) throw new HttpError('unauthorized', 'not a valid API token');
+    res.status(201).json(opened);
+  });
+
+  app.get('/v1/session', async (req, res) => {
+    const session = await auth.session(req);
+    if (!session) throw new HttpError('unauthorized', 'no session: sign in with POST /v1/session or /login');
+    res.json({ principal: session.principal, scopes: session.token.scopes, csrfToken: session.csrf, expiresAt: session.expiresAt.toISOString() });
+  });
+
+  app.delete('/v1/session', async (req, res) => {
+    const session = await auth.session(req);
+    const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
+    if (session && id) {
+      const csrf = req.headers['x-csrf-token'];
+      if (csrf !== session.csrf) throw new HttpError('forbidden', 'signing out needs the session\'s X-CSRF-Token');
+      await sessions.close(id);
+    }
+    res.clearCookie(SESSION_COOKIE, { path: '/' }).status(204).end();
+  });
+
+  // The form: no script, so it is also how a browser without the dashboard signs in.
+  const form = express.urlencoded({ extended: false, limit: '4kb' });
+  app.get('/login', (req, res) => {
+    res.type('html').set({ 'cache-control': 'no-store', 'content-security-policy': LOGIN_CSP }).send(loginPage({ next: safeNext(req.query.next) }));
+  });
+  app.post('/login', form, async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const next = safeNext(body.next);
+    const opened = typeof body.token === 'string' && body.token ? await open(req, res, body.token) : null;
+    if (!opened) return void res.status(401).type('html').set('content-security-policy', LOGIN_CSP).send(loginPage({ next, error: 'That is not a valid API token.' }));
+    res.redirect(303, next);
+  });
+}
