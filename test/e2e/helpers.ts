@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import type { Server } from 'node:http';
+import { promisify } from 'node:util';
 import type { Express } from 'express';
 import { GIT_HOST, HANGING_REPO } from './git-fixture';
 import type { JobStore } from '../../db/store';
@@ -52,3 +54,15 @@ export async function listen(app: Express): Promise<{ url: string; close(): Prom
     },
   };
 }
+
+/** A program's exit code and its output (stdout, then stderr), whether it succeeded or not; -1 when it could not run or was killed. */
+export function runTool(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout: number }): Promise<{ code: number; out: string }> {
+  return promisify(execFile)(file, args, { ...opts, maxBuffer: 64 * 1024 * 1024 }).then(
+    (r) => ({ code: 0, out: r.stdout + r.stderr }),
+    (err: { code?: number | string; stdout?: string; stderr?: string }) => ({
+      code: typeof err.code === 'number' ? err.code : -1,
+      out: `${typeof err.code === 'number' ? '' : `${String(err.code)}\n`}${err.stdout ?? ''}${err.stderr ?? ''}`,
+    }),
+  );
+}
+

@@ -5,13 +5,12 @@
  * infra/scripts/ensure-python-client.sh prepares; its exit code is read as pytest
  * defines them, and its JUnit report gives the counts.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { projectRoot } from '../../stack/paths';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
+import { runTool } from './helpers';
 import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 
 const CLIENT = path.join(projectRoot(), 'client', 'python');
@@ -27,13 +26,6 @@ const PYTEST_EXIT: Record<number, string> = {
   5: 'no test was collected',
 };
 
-type Run = { code: number; out: string };
-const run = (file: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout: number }): Promise<Run> =>
-  promisify(execFile)(file, args, { ...opts, maxBuffer: 16 * 1024 * 1024 }).then(
-    (r) => ({ code: 0, out: r.stdout + r.stderr }),
-    (err: { code: number | string; stdout?: string; stderr?: string }) => ({ code: typeof err.code === 'number' ? err.code : -1, out: `${err.code}\n${err.stdout ?? ''}${err.stderr ?? ''}` }),
-  );
-
 let stack: TestStack;
 let repo: GitFixture;
 let scratch: string;
@@ -48,7 +40,7 @@ afterAll(async () => {
 
 test('the committed models are the ones generated from docs/openapi.json', async () => {
   const fresh = path.join(scratch, 'models.py');
-  const generated = await run('bash', [path.join(CLIENT, 'generate.sh'), path.join(projectRoot(), 'docs', 'openapi.json'), fresh], { timeout: 120_000 });
+  const generated = await runTool('bash', [path.join(CLIENT, 'generate.sh'), path.join(projectRoot(), 'docs', 'openapi.json'), fresh], { timeout: 120_000 });
   if (generated.code !== 0) throw new Error(`generate.sh exited ${generated.code}:\n${generated.out}`);
   const committed = fs.readFileSync(path.join(CLIENT, 'src', 'draftsman_client', 'models.py'), 'utf8');
   // Not toBe: a stale file's whole text in the failure says less than this line.
@@ -57,7 +49,7 @@ test('the committed models are the ones generated from docs/openapi.json', async
 
 test("the client's pytest suite passes against the live API", async () => {
   const junit = path.join(scratch, 'junit.xml');
-  const pytest = await run(path.join(VENV, 'bin', 'pytest'), ['-p', 'no:cacheprovider', '-q', '--junitxml', junit, 'tests'], {
+  const pytest = await runTool(path.join(VENV, 'bin', 'pytest'), ['-p', 'no:cacheprovider', '-q', '--junitxml', junit, 'tests'], {
     cwd: CLIENT,
     timeout: 600_000,
     env: {

@@ -7,13 +7,14 @@ import fs from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
 import { TEMPORAL_UI_PATH } from '../../api/temporal-ui';
 import { dataConverterFor } from '../../common/codec';
 import { projectRoot } from '../../stack/paths';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
+import { launchChromium } from './browser';
 import { freePort, TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { waitFor } from './helpers';
@@ -51,10 +52,7 @@ beforeAll(async () => {
   api = await new Promise<Server>((resolve) => {
     const s = app.listen(apiPort, '127.0.0.1', () => resolve(s));
   });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
   fs.mkdirSync(ARTIFACTS, { recursive: true });
 });
 afterAll(async () => {
@@ -105,8 +103,9 @@ test("a signed-in operator reads a job's decrypted input in the Web UI; without 
     // markdown frames, whose addresses carry them.
     const summary = `${repo.url} @ ${repo.head.slice(0, 12)}`;
     const framed = () => page.frames().map((f) => (URL.canParse(f.url()) ? new URL(f.url()).searchParams.get('content') : null));
-    await waitFor(() => framed().includes(summary), () => `the summary in a frame (${framed().join(', ')})`, { timeoutMs: 15_000 });
-    expect(framed()).toContain('- setup: 1 step');
+    await waitFor(() => [summary, '- setup: 1 step'].every((c) => framed().includes(c)), () => `the summary and details in frames (${framed().join(', ')})`, {
+      timeoutMs: 15_000,
+    });
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-user-metadata.png'), fullPage: true });
     // Every request the UI made through the API was answered (its queries are POSTs of its own origin).
     expect(refused).toEqual([]);

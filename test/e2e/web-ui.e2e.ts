@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { projectRoot } from '../../stack/paths';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
+import { launchChromium } from './browser';
 import { freePort, TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { startTestStack, type TestStack } from './stack';
@@ -29,19 +30,7 @@ beforeAll(async () => {
     startTestStack({ TEMPORAL_ADDRESS: temporal.address, DRAFTSMAN_PAYLOAD_KEYS: '' }),
     startGitFixture(1),
   ]);
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   fs.mkdirSync(ARTIFACTS, { recursive: true });
 });
 afterAll(async () => {
