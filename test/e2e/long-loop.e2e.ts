@@ -91,17 +91,19 @@ test('a cancel in a later run stops the step and cleans up; the deadline carries
   expect(cancelled.loop!.iterations).toBeLessThan(40);
   expect(await leftovers(stack.docker, id)).toEqual([]);
 
-  // A job limit of 8 s over runs of about 6 s each (four iterations of two 0.7 s
-  // steps): were the timer to restart with every run, no run would ever reach it.
+  // A job limit of 12 s over runs of a few seconds each (four iterations of two steps
+  // that do nothing; the limit came in the fourth run here, while with steps of 0.5 s
+  // and a limit of 8 s a loaded CI machine reached it within the first): were the timer
+  // to restart with every run, no run would ever reach it.
   const { id: slow } = await stack.jobs.start({
     repo: repo.url,
     commit: repo.head,
-    loop: { command: 'sleep 0.5', until: 'sleep 0.5; false', maxIterations: 100 },
-    timeouts: { jobSeconds: 8 },
+    loop: { command: 'true', until: 'false', maxIterations: 400 },
+    timeouts: { jobSeconds: 12 },
   });
   const timedOut = await stack.waitForEnd(slow);
   expect(timedOut.status).toBe('timed_out');
-  expect(timedOut.error).toMatch(/job exceeded its 8 s time limit/);
+  expect(timedOut.error).toMatch(/job exceeded its 12 s time limit/);
   expect((await runs(slow)).length).toBeGreaterThanOrEqual(2);
   expect(await leftovers(stack.docker, slow)).toEqual([]);
 }, 180_000);
