@@ -92,7 +92,7 @@ test('a cancel in a later run stops the step and cleans up; the deadline carries
   expect(await leftovers(stack.docker, id)).toEqual([]);
 
   // A job limit of 12 s over runs of a few seconds each (four iterations of two steps
-  // that do nothing; the limit came in the fourth run here, while with steps of 0.5 s
+  // that do nothing; the limit came in the fifth run here, while with steps of 0.5 s
   // and a limit of 8 s a loaded CI machine reached it within the first): were the timer
   // to restart with every run, no run would ever reach it.
   const { id: slow } = await stack.jobs.start({
