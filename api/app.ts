@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { PayloadCodec } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
@@ -18,9 +19,10 @@ import { projectRoot } from '../stack/paths';
 import type { Authenticator } from './auth';
 import { mountApproval } from './approval';
 import { mountCodec } from './codec';
+import { mountDashboard } from './dashboard';
 import { mountSessions } from './session';
 import { SessionStore } from '../db/session-store';
-import { mountTemporalUi } from './temporal-ui';
+import { mountTemporalUi, TEMPORAL_UI_PATH } from './temporal-ui';
 import { HttpError, parseInput, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { FollowStreams, serveLogs } from './logs';
 import { webSocketUpgrade } from './ws';
@@ -44,7 +46,7 @@ export interface ApiDeps {
   config: Parameters<typeof specPolicy>[0] &
     Parameters<typeof diskRoom>[0] &
     Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS' | 'DRAFTSMAN_WEBHOOK_EXCEPTIONS'> &
-    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY'>> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
+    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE'>> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
   log?: (line: string) => void;
 }
 
@@ -328,6 +330,12 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   });
 
   mountSessions(app, { auth, sessions, hours: config.DRAFTSMAN_SESSION_HOURS ?? 12, json: [requireJson, json] });
+
+  mountDashboard(app, {
+    assets: path.join(projectRoot(), 'dist', 'web'),
+    read,
+    temporalUi: config.DRAFTSMAN_TEMPORAL_UI_PROXY ? `${TEMPORAL_UI_PATH}/namespaces/${config.TEMPORAL_NAMESPACE ?? 'default'}/workflows` : undefined,
+  });
 
   mountApproval(app, {
     jobs,

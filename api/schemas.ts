@@ -42,6 +42,8 @@ export const listJobsQuery = z.strictObject({
     .regex(/^[a-z0-9][a-z0-9_.-]{0,62}=[\x21-\x7e]{0,128}$/, 'must be key=value, as a job\'s labels are')
     .transform((l) => ({ key: l.slice(0, l.indexOf('=')), value: l.slice(l.indexOf('=') + 1) }))
     .optional(),
+  /** Free text: a job id or commit starting with it, or a repository or principal containing it (any case). */
+  q: text(200).optional(),
   createdAfter: instant.optional(),
   createdBefore: instant.optional(),
   /** Where the previous page ended: its `nextCursor`. */

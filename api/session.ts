@@ -3,7 +3,7 @@
  * HttpOnly, SameSite=Strict cookie (never in storage a script can read). JSON routes for
  * pages (/v1/session) and a plain form (/login) that works without any script.
  */
-import express, { type Express, type Request, type Response } from 'express';
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { SessionStore } from '../db/session-store';
 import { type Authenticator, cookieValue, SESSION_COOKIE } from './auth';
 import { HttpError, parseInput } from './errors';
@@ -20,6 +20,22 @@ export interface SessionDeps {
 /** Where a sign-in may send the browser back to: a path of this server, never another origin. */
 export function safeNext(next: unknown): string {
   return typeof next === 'string' && /^\/(?![/\\])[\x21-\x7e]*$/.test(next) ? next : '/';
+}
+
+/**
+ * Middleware for pages: `requireScope` (an Authenticator.require middleware), except that a
+ * browser asking for a page without a session is sent to the sign-in form and back, never
+ * shown a bare 401.
+ */
+export function signInFirst(requireScope: RequestHandler): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    requireScope(req, res, (err?: unknown) => {
+      if (err && req.method === 'GET' && req.accepts(['html', 'json']) === 'html' && (err as { status?: number }).status === 401) {
+        return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+      }
+      next(err);
+    });
+  };
 }
 
 export function mountSessions(app: Express, { auth, sessions, hours, json }: SessionDeps): void {

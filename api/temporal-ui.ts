@@ -14,6 +14,7 @@ import http from 'node:http';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { SESSION_COOKIE } from './auth';
 import { HttpError } from './errors';
+import { signInFirst } from './session';
 
 export const TEMPORAL_UI_PATH = '/temporal';
 
@@ -32,22 +33,17 @@ function uiCookies(header: string | undefined): string | undefined {
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export function mountTemporalUi(app: Express, target: URL, admin: (req: Request, res: Response, next: NextFunction) => void): void {
-  // A browser without a session is sent to sign in, not shown a bare 401.
-  const signIn = (req: Request, res: Response, next: NextFunction) => {
+  const signIn = signInFirst(admin);
+  const sameOrigin = (req: Request, res: Response, next: NextFunction) => {
     if (!SAFE_METHODS.has(req.method) && req.headers.origin !== `${req.protocol}://${req.headers.host}`) {
       return next(new HttpError('forbidden', 'the Temporal Web UI takes changes only from its own pages (Origin)'));
     }
-    admin(req, res, (err?: unknown) => {
-      if (err && req.method === 'GET' && req.accepts(['html', 'json']) === 'html' && (err as { status?: number }).status === 401) {
-        return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
-      }
-      next(err);
-    });
+    next();
   };
   // The UI renders markdown (summaries, details) in frames of /render, a path it asks for
   // without its public path, where its router finds nothing: the frame is sent under it.
   app.get('/render', (req, res) => res.redirect(307, `${TEMPORAL_UI_PATH}${req.originalUrl}`));
-  app.use(TEMPORAL_UI_PATH, signIn, (req, res) => {
+  app.use(TEMPORAL_UI_PATH, sameOrigin, signIn, (req, res) => {
     const headers = Object.fromEntries(Object.entries(req.headers).filter(([k]) => !DROPPED.has(k)));
     const cookie = uiCookies(req.headers.cookie);
     if (cookie) headers.cookie = cookie;

@@ -874,6 +874,7 @@ export interface operations {
                 commit?: string;
                 principal?: string;
                 label?: string;
+                q?: string;
                 createdAfter?: string;
                 createdBefore?: string;
                 cursor?: string;

@@ -67,6 +67,8 @@ export interface JobListFilter {
   commit?: string;
   principal?: string;
   label?: { key: string; value: string };
+  /** Free text: a job id or commit prefix, or part of the repository or the principal. */
+  q?: string;
   createdAfter?: string;
   createdBefore?: string;
   after?: ListPosition;
@@ -519,6 +521,11 @@ export class JobStore {
     if (filter.commit) add((n) => `commit = ${n}`, filter.commit);
     if (filter.principal) add((n) => `principal = ${n}`, filter.principal);
     if (filter.label) add((n) => `spec -> 'labels' @> ${n}::jsonb`, JSON.stringify({ [filter.label.key]: filter.label.value }));
+    if (filter.q) {
+      // LIKE's own characters in the text are matched as themselves.
+      const q = filter.q.replace(/[\\%_]/g, (c) => `\\${c}`);
+      add((n) => `(id LIKE ${n} || '%' OR commit LIKE lower(${n}) || '%' OR repo ILIKE '%' || ${n} || '%' OR principal ILIKE '%' || ${n} || '%')`, q);
+    }
     if (filter.createdAfter) add((n) => `created_at > ${n}`, filter.createdAfter);
     if (filter.createdBefore) add((n) => `created_at < ${n}`, filter.createdBefore);
     if (filter.after) {

@@ -10,8 +10,9 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   say "installing npm packages"
   npm ci --no-audit --no-fund
 fi
-say "compiling TypeScript"
+say "compiling TypeScript and the dashboard"
 npx tsc -p tsconfig.build.json
+node web/build.mjs
 bash infra/scripts/ensure-docker.sh
 bash infra/scripts/ensure-temporal.sh
 bash infra/runner/build.sh

@@ -6,9 +6,10 @@ import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 
 const ROOT = projectRoot();
 
-/** Compiles the sources once so that a worker can run as its own process (dist/worker/main.js). */
+/** Compiles the sources once so that a worker can run as its own process (dist/worker/main.js), and builds the dashboard. */
 export function buildDist(): void {
   execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync(process.execPath, ['web/build.mjs'], { cwd: ROOT, stdio: 'inherit' });
 }
 
 export interface WorkerProcess {
