@@ -210,13 +210,14 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
     .option('--commit <sha>', 'only jobs of this commit (40 hex digits)')
     .option('--principal <name>', 'only jobs started by this principal')
     .option('--label <key=value>', 'only jobs with this label')
+    .option('--q <text>', 'free text: a job id or commit starting with it, or a repository or principal containing it')
     .option('--created-after <time>', 'ISO 8601 with offset')
     .option('--created-before <time>', 'ISO 8601 with offset')
     .option('--limit <n>', 'jobs per page (1 to 200, default 50)')
     .option('--cursor <cursor>', 'the page after this nextCursor')
     .action(async (o: Common & Record<string, string | undefined>) => {
       const filter = Object.fromEntries(
-        (['status', 'repo', 'commit', 'principal', 'label', 'createdAfter', 'createdBefore', 'limit', 'cursor'] as const).flatMap((k) => (o[k] === undefined ? [] : [[k, o[k]]])),
+        (['status', 'repo', 'commit', 'principal', 'label', 'q', 'createdAfter', 'createdBefore', 'limit', 'cursor'] as const).flatMap((k) => (o[k] === undefined ? [] : [[k, o[k]]])),
       ) as ListFilter;
       const page = await apiOf(o).list(filter);
       if (o.json) {

@@ -201,6 +201,9 @@ test('filters and cursor pages over 200 jobs: repository, status with a label, f
     await page.getByLabel('Search').press('Enter');
     await waitFor(async () => (await rows.count()) === 1 && (await rows.first().getAttribute('data-job')) === ids[137], 'the one job');
     expect(problems).toEqual([]);
+    // The same text through the API: part of the repository (any case), the principal, and LIKE's characters as themselves.
+    const count = async (q: string) => (await stack.api<{ jobs: unknown[] }>('GET', `/v1/jobs?limit=200&repo=${encodeURIComponent(seedRepo)}&q=${encodeURIComponent(q)}`)).body.jobs.length;
+    expect(await Promise.all(['SEEDED-', 'seeder', ids[5]!.slice(0, 16), '%', '_', 'seeded\\'].map(count))).toEqual([200, 200, 1, 0, 0, 0]);
   } finally {
     await page.close();
     await stack.store.pool.query('DELETE FROM events WHERE job_id = ANY($1::text[])', [ids]);

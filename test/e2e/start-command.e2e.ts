@@ -79,6 +79,13 @@ function stackProcesses(): string[] {
   return out.split('\n').filter((l) => l.includes(dataDir) && !l.includes('jest'));
 }
 
+/** A session's cookie, opened with a token as the sign-in form does. */
+async function sessionCookie(apiUrl: string, token: string): Promise<string> {
+  const res = await fetch(`${apiUrl}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+  expect(res.status).toBe(201);
+  return (res.headers.get('set-cookie') ?? '').split(';')[0]!;
+}
+
 test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and keeps its state', async () => {
   const first = await start();
   expect(first.output()).toContain(apiUrl);
@@ -99,6 +106,13 @@ test('the run command starts the stack, runs a job, stops cleanly on Ctrl-C and 
     const token = fs.readFileSync(path.join(dataDir, 'api-token'), 'utf8').trim();
     const auth = { authorization: `Bearer ${token}` };
     expect((await fetch(`${apiUrl}/v1/jobs`)).status).toBe(401);
+    // The dashboard is served by the built API: the root leads to it, and it to the sign-in form.
+    const root = await fetch(`${apiUrl}/`, { redirect: 'manual' });
+    expect([root.status, root.headers.get('location')]).toEqual([302, '/ui/']);
+    const page = await fetch(`${apiUrl}/ui/`, { redirect: 'manual', headers: { accept: 'text/html' } });
+    expect([page.status, page.headers.get('location')]).toEqual([303, '/login?next=%2Fui%2F']);
+    const signedIn = await fetch(`${apiUrl}/ui/`, { headers: { accept: 'text/html', cookie: await sessionCookie(apiUrl, token) } });
+    expect([signedIn.status, await signedIn.text()]).toEqual([200, expect.stringMatching(/<script type="module" src="\/ui\/assets\/main-\w+\.js">/)]);
     const res = await fetch(`${apiUrl}/v1/jobs`, {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },

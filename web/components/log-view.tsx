@@ -98,6 +98,7 @@ export function LogView({ jobId, step, onActivity }: { jobId: string; step: stri
         </span>
       </div>
       <div class="log-lines" ref={box} tabIndex={0} aria-label={`Log of ${step ?? 'every step'}`} role="log">
+        {shown.length === 0 ? <p class="log-empty">{query ? 'No line matches.' : state === 'ended' ? 'No output.' : 'No output yet.'}</p> : null}
         {shown.map((l) => (
           <div key={l.id} class={l.stream === 'stderr' ? 'line stderr' : 'line'}>
             {step ? null : <span class="line-step">{l.step}</span>}
