@@ -1,9 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { cloneEnv, CREDENTIAL_HELPER } from './clone';
 
-/** Runs the helper as git would (sh, the action as $1, the request on stdin). */
+/**
+ * Runs the helper as git would (sh, the action as $1, the request on stdin). A helper may
+ * leave its input unread (git ignores the broken pipe): what it left is drained after it,
+ * so that writing the request never races the helper's exit.
+ */
 const ask = (action: string, request: string, env: Record<string, string>) =>
-  execFileSync('sh', ['-c', `${CREDENTIAL_HELPER} "$@"`, 'helper', action], { input: request, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8' });
+  execFileSync('sh', ['-c', `${CREDENTIAL_HELPER} "$@"; status=$?; cat >/dev/null; exit $status`, 'helper', action], {
+    input: request,
+    env: { PATH: process.env.PATH, ...env },
+    encoding: 'utf8',
+  });
 
 describe('the git credential helper', () => {
   const env = cloneEnv('https://git.example.com:8443/org/repo.git', 'a'.repeat(40), 'tok3n');

@@ -12,9 +12,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { HttpError } from './errors';
+import { escapeHtml } from './login-page';
 import { signInFirst } from './session';
 
 export const DASHBOARD_PATH = '/ui';
+/** Every address under it is a page of the dashboard (its router reads the rest). */
+export const DASHBOARD_PAGES = `${DASHBOARD_PATH}{/*rest}`;
 
 export const DASHBOARD_CSP = [
   "default-src 'none'",
@@ -42,8 +45,6 @@ export function readManifest(dir: string): Manifest | null {
   }
 }
 
-const attr = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-
 /** The page every dashboard route answers: the app reads the route from the address. */
 export function dashboardShell(manifest: Manifest, opts: { temporalUi?: string }): string {
   return `<!doctype html>
@@ -53,8 +54,8 @@ export function dashboardShell(manifest: Manifest, opts: { temporalUi?: string }
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Draftsman</title>
 <link rel="icon" href="data:,">
-${opts.temporalUi ? `<meta name="draftsman-temporal-ui" content="${attr(opts.temporalUi)}">\n` : ''}<link rel="stylesheet" href="${DASHBOARD_PATH}/assets/${attr(manifest.style)}">
-<script type="module" src="${DASHBOARD_PATH}/assets/${attr(manifest.script)}"></script>
+${opts.temporalUi ? `<meta name="draftsman-temporal-ui" content="${escapeHtml(opts.temporalUi)}">\n` : ''}<link rel="stylesheet" href="${DASHBOARD_PATH}/assets/${escapeHtml(manifest.style)}">
+<script type="module" src="${DASHBOARD_PATH}/assets/${escapeHtml(manifest.script)}"></script>
 </head>
 <body>
 <div id="app"><p class="loading">Loading…</p></div>
@@ -80,7 +81,7 @@ export function mountDashboard(app: Express, opts: { assets: string; read: Reque
   const manifest = readManifest(opts.assets);
   const page = signInFirst(opts.read);
   app.get('/', (_req, res) => res.redirect(302, `${DASHBOARD_PATH}/`));
-  app.get([DASHBOARD_PATH, `${DASHBOARD_PATH}/*rest`], page, (_req, res) => {
+  app.get(DASHBOARD_PAGES, page, (_req, res) => {
     if (!manifest) {
       res.status(503).type('text').send('the dashboard is not built: run `npm run build`');
       return;

@@ -2,7 +2,8 @@
  * The sign-in page: static HTML with nothing of the request in it but the escaped `next`
  * path and a fixed message, no script, and a policy that allows none.
  */
-const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** Text for HTML, in element content or a quoted attribute. */
+export const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The Content-Security-Policy of the page: its own form posts, nothing else loads or runs. */
 export const LOGIN_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -27,11 +28,11 @@ p[role=alert] { color: #b3261e; }
 <body>
 <main>
 <h1>Sign in to Draftsman</h1>
-${error ? `<p role="alert">${escape(error)}</p>` : ''}
+${error ? `<p role="alert">${escapeHtml(error)}</p>` : ''}
 <form method="post" action="/login">
 <label for="token">API token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
-<input type="hidden" name="next" value="${escape(next)}">
+<input type="hidden" name="next" value="${escapeHtml(next)}">
 <button type="submit">Sign in</button>
 </form>
 <p>With <code>npm start</code>, the token is in <code>data/api-token</code>.</p>

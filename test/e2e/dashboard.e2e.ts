@@ -188,6 +188,9 @@ test('filters and cursor pages over 200 jobs: repository, status with a label, f
     await page.getByRole('link', { name: 'First page' }).click();
     await page.getByLabel('Status').selectOption('failed');
     await page.getByLabel('Label').fill('group=a');
+    // The list refreshes every 5 s: what is being typed stays.
+    await page.waitForTimeout(5_500);
+    expect(await page.getByLabel('Label').inputValue()).toBe('group=a');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(/status=failed/);
     const rows = page.locator('tr[data-job]');

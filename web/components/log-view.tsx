@@ -4,15 +4,17 @@
  * closed set), searched in the browser, capped in memory.
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { ansiSegments, plainText } from '../lib/ansi';
+import { ansiSegments, type Segment } from '../lib/ansi';
 
-export const MAX_LINES = 20_000;
+export const MAX_LINES = 10_000;
 
 interface Line {
   id: number;
   step: string;
   stream: 'stdout' | 'stderr';
-  text: string;
+  /** Parsed once, as the line arrives: renders and searches reuse them. */
+  segments: Segment[];
+  lower: string;
 }
 
 export function LogView({ jobId, step, onActivity }: { jobId: string; step: string | null; onActivity: () => void }) {
@@ -47,8 +49,9 @@ export function LogView({ jobId, step, onActivity }: { jobId: string; step: stri
     };
     source.addEventListener('open', () => setState('live'));
     source.addEventListener('line', (e) => {
-      const data = JSON.parse((e as MessageEvent<string>).data) as Omit<Line, 'id'>;
-      pending.push({ ...data, id: next++ });
+      const data = JSON.parse((e as MessageEvent<string>).data) as { step: string; stream: Line['stream']; text: string };
+      const segments = ansiSegments(data.text);
+      pending.push({ id: next++, step: data.step, stream: data.stream, segments, lower: segments.map((s) => s.text).join('').toLowerCase() });
       frame ||= requestAnimationFrame(flush);
     });
     const changed = () => activity.current();
@@ -69,7 +72,7 @@ export function LogView({ jobId, step, onActivity }: { jobId: string; step: stri
 
   const shown = useMemo(() => {
     const q = query.trim().toLowerCase();
-    return q ? lines.filter((l) => plainText(l.text).toLowerCase().includes(q)) : lines;
+    return q ? lines.filter((l) => l.lower.includes(q)) : lines;
   }, [lines, query]);
 
   useEffect(() => {
@@ -102,7 +105,7 @@ export function LogView({ jobId, step, onActivity }: { jobId: string; step: stri
         {shown.map((l) => (
           <div key={l.id} class={l.stream === 'stderr' ? 'line stderr' : 'line'}>
             {step ? null : <span class="line-step">{l.step}</span>}
-            {ansiSegments(l.text).map((s) => (s.classes.length ? <span class={s.classes.join(' ')}>{s.text}</span> : s.text))}
+            {l.segments.map((s) => (s.classes.length ? <span class={s.classes.join(' ')}>{s.text}</span> : s.text))}
           </div>
         ))}
       </div>

@@ -1,4 +1,4 @@
-import { ansiSegments, plainText } from './ansi';
+import { ansiSegments } from './ansi';
 
 describe('ansiSegments', () => {
   it.each([
@@ -14,9 +14,5 @@ describe('ansiSegments', () => {
     ['nothing', '', []],
   ])('%s', (_name, line, segments) => {
     expect(ansiSegments(line)).toEqual(segments);
-  });
-
-  it('plainText is what the segments say', () => {
-    expect(plainText('\x1b[33mwarn\x1b[0m: <b>x</b>')).toBe('warn: <b>x</b>');
   });
 });

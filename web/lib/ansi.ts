@@ -33,6 +33,3 @@ export function ansiSegments(line: string): Segment[] {
   }
   return out;
 }
-
-/** The line as plain text (what search matches and a copy gives). */
-export const plainText = (line: string): string => ansiSegments(line).map((s) => s.text).join('');

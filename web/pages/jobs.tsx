@@ -36,45 +36,11 @@ export function JobsPage({ search }: { search: string }) {
   );
 
   const go = (f: JobFilter) => navigate(`${BASE}/${filterSearch(f)}`);
-  const onSubmit = (e: Event) => {
-    e.preventDefault();
-    const form = new FormData(e.currentTarget as HTMLFormElement);
-    const value = (k: string) => String(form.get(k) ?? '').trim() || undefined;
-    go({ status: value('status'), repo: value('repo'), label: value('label'), q: value('q') });
-  };
 
   return (
     <section aria-labelledby="jobs-title">
       <h1 id="jobs-title">Jobs</h1>
-      <form class="filters" onSubmit={onSubmit} role="search" aria-label="Filter jobs">
-        <label>
-          Status
-          <select name="status" value={filter.status ?? ''}>
-            <option value="">any</option>
-            {STATUSES.map((s) => (
-              <option value={s}>{s.replace('_', ' ')}</option>
-            ))}
-          </select>
-        </label>
-        <label>
-          Repository
-          <input name="repo" type="text" value={filter.repo ?? ''} placeholder="exact URL" />
-        </label>
-        <label>
-          Label
-          <input name="label" type="text" value={filter.label ?? ''} placeholder="key=value" />
-        </label>
-        <label>
-          Search
-          <input name="q" type="search" value={filter.q ?? ''} placeholder="id, commit, repository, principal" />
-        </label>
-        <button type="submit">Filter</button>
-        {search && search !== '?' ? (
-          <button type="button" class="secondary" onClick={() => go({})}>
-            Clear
-          </button>
-        ) : null}
-      </form>
+      <FilterForm key={search} filter={filter} onFilter={go} />
       <p class="hint">Search finds jobs whose id or commit starts with the text, or whose repository or principal contains it.</p>
       <ErrorNote error={error} />
       {page === null ? (
@@ -134,5 +100,54 @@ export function JobsPage({ search }: { search: string }) {
         ) : null}
       </nav>
     </section>
+  );
+}
+
+/**
+ * The filters being edited: the form's own state, so that the list's refreshes leave what
+ * is being typed alone; a new address (a filter applied, back, forward) starts it afresh.
+ */
+function FilterForm({ filter, onFilter }: { filter: JobFilter; onFilter: (f: JobFilter) => void }) {
+  const [draft, setDraft] = useState<JobFilter>({ status: filter.status, repo: filter.repo, label: filter.label, q: filter.q });
+  const field = (k: keyof JobFilter) => ({
+    value: draft[k] ?? '',
+    onInput: (e: Event) => setDraft((d) => ({ ...d, [k]: (e.currentTarget as HTMLInputElement | HTMLSelectElement).value })),
+  });
+  const onSubmit = (e: Event) => {
+    e.preventDefault();
+    const value = (k: keyof JobFilter) => draft[k]?.trim() || undefined;
+    onFilter({ status: value('status'), repo: value('repo'), label: value('label'), q: value('q') });
+  };
+  const filtered = Boolean(filter.status || filter.repo || filter.label || filter.q);
+  return (
+    <form class="filters" onSubmit={onSubmit} role="search" aria-label="Filter jobs">
+      <label>
+        Status
+        <select name="status" {...field('status')}>
+          <option value="">any</option>
+          {STATUSES.map((s) => (
+            <option value={s}>{s.replace('_', ' ')}</option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Repository
+        <input name="repo" type="text" {...field('repo')} placeholder="exact URL" />
+      </label>
+      <label>
+        Label
+        <input name="label" type="text" {...field('label')} placeholder="key=value" />
+      </label>
+      <label>
+        Search
+        <input name="q" type="search" {...field('q')} placeholder="id, commit, repository, principal" />
+      </label>
+      <button type="submit">Filter</button>
+      {filtered ? (
+        <button type="button" class="secondary" onClick={() => onFilter({})}>
+          Clear
+        </button>
+      ) : null}
+    </form>
   );
 }
