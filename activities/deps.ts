@@ -28,6 +28,8 @@ export interface ActivityDeps {
    * started with the SDK (`sdk:<identity>`). Without it such a job is `sdk:unknown`.
    */
   starterIdentity?: (jobId: string, firstRunId: string) => Promise<string | null>;
+  /** The host this worker serves (its id and its engine activities' task queue); none in tests of activities alone. */
+  host?: { id: string; taskQueue: string; lostAfterSeconds: number };
   config: Pick<
     Config,
     | 'DRAFTSMAN_DEFAULT_IMAGE'
@@ -86,6 +88,7 @@ export interface Shared {
   metrics: Metrics;
   logger: Logger;
   config: ActivityDeps['config'];
+  host: ActivityDeps['host'];
   heartbeatMs: number;
   engineWatch: EngineWatchTiming;
   workspaceWatchMs: number;
@@ -110,6 +113,7 @@ export function shared(deps: ActivityDeps): Shared {
     metrics: deps.metrics ?? new Metrics(),
     logger,
     config: deps.config,
+    host: deps.host,
     heartbeatMs: deps.heartbeatMs ?? 500,
     engineWatch: deps.engineWatch ?? ENGINE_WATCH,
     workspaceWatchMs: deps.workspaceWatchMs ?? WORKSPACE_WATCH_MS,

@@ -2,7 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
-import { type AcceptedJob, type Approval, type ApprovalGate, JOB_ID_PATTERN, type JobStatus, type ResolvedJobSpec, type StepOutcome } from '../common/job';
+import { type AcceptedJob, type Approval, type ApprovalGate, JOB_ID_PATTERN, type JobStatus, type Placement, type ResolvedJobSpec, type StepOutcome } from '../common/job';
 import { FailureType } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
 import { DuplicateJobIdError, type Submitter } from '../db/store';
@@ -121,6 +121,19 @@ export function createJobActivities(sh: Shared) {
     async recordApproval(input: { jobId: string; approval: Approval }): Promise<void> {
       await store.recordApproval(input.jobId, input.approval);
       sh.metrics.approvals.inc({ event: input.approval.decision === 'approve' ? 'approved' : 'rejected', by: input.approval.by === 'timeout' ? 'timeout' : 'person' });
+    },
+
+    /**
+     * Places a job on the host of the worker that takes this activity from the shared
+     * queue: its workspace will live on that host's engine, and every step after this
+     * goes to the host's own queue. Null from a worker that serves no host of its own
+     * (activities run alone in tests), which leaves the job on the shared queue.
+     */
+    async placeJob(input: { jobId: string; placement: number }): Promise<Placement | null> {
+      if (!sh.host) return null;
+      const placed: Placement = { host: sh.host.id, taskQueue: sh.host.taskQueue, placement: input.placement, lostAfterSeconds: sh.host.lostAfterSeconds };
+      await store.event(input.jobId, `placed:${input.placement}`, 'placed', { host: placed.host, placement: placed.placement });
+      return placed;
     },
 
     /**

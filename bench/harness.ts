@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { Client } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, type Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createApp } from '../api/app';
 import { Authenticator, parseTokens } from '../api/auth';
@@ -23,7 +23,7 @@ import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
 import { freePort, TEST_PAYLOAD_KEYS } from '../test/e2e/env';
 import { dataConverterFor } from '../common/codec';
-import { createWorker, dockerRunnerFromConfig, installRuntime } from '../worker/worker';
+import { createWorker, dockerRunnerFromConfig, type HostWorker, installRuntime } from '../worker/worker';
 
 export interface BenchStack {
   config: Config;
@@ -118,7 +118,7 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
 }
 
 /** An in-process worker on the stack's task queue (or another). */
-export async function benchWorker(stack: BenchStack, overrides: Partial<Config> = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
+export async function benchWorker(stack: BenchStack, overrides: Partial<Config> = {}): Promise<{ worker: HostWorker; close(): Promise<void> }> {
   const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   const worker = await createWorker({
     config: { ...stack.config, ...overrides },

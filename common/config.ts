@@ -49,6 +49,18 @@ export const configSchema = z.object({
     .string()
     .regex(/^[a-z0-9]{1,16}$/, 'must be 1 to 16 lower-case letters or digits')
     .optional(),
+  /**
+   * This worker's host: the one Docker engine it serves, and the task queue of its own
+   * that takes every activity touching that engine's containers and volumes. Unset, it
+   * derives from the engine's id and address (the id alone: two engines on one machine
+   * can share it), so that the workers of one engine share it.
+   */
+  DRAFTSMAN_HOST_ID: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'must be 1 to 40 lower-case letters, digits or dashes, starting with a letter or digit')
+    .optional(),
+  /** How long a step waits for its host's worker to take it before the host counts as lost. */
+  DRAFTSMAN_HOST_LOST_SECONDS: int(5, 86_400).default(120),
   /** API tokens: comma-separated `name:scopes:token`, scopes read, write, approve and admin joined by +. Every route but /health needs one. */
   DRAFTSMAN_API_TOKENS: z.string().optional(),
   /** A file of API tokens, one `name:scopes:token` a line. */

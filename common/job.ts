@@ -125,6 +125,18 @@ export interface AcceptedJob {
   iterationsPerRun: number;
 }
 
+/**
+ * Where a job runs: the host whose engine holds its workspace, the task queue that takes
+ * its engine activities there, and how long a step waits for that host before it counts
+ * as lost. `placement` counts the hosts the job has been placed on (1 for the first).
+ */
+export interface Placement {
+  host: string;
+  taskQueue: string;
+  placement: number;
+  lostAfterSeconds: number;
+}
+
 /** Job ids become container and volume names, so they keep to Docker's name alphabet. */
 export const JOB_ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$/;
 

@@ -90,6 +90,12 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       await expect(s.runner.wait(r)).rejects.toThrow();
     });
 
+    it('names its host with a key that stays the same (host ids derive from it)', async () => {
+      const key = await s.runner.hostKey();
+      expect(key).toMatch(/\S/);
+      expect(await s.runner.hostKey()).toBe(key);
+    });
+
     it('follows output in order within each stream, and skips the lines an earlier attempt stored', async () => {
       const { ref: r } = await run('echo one; echo two >&2; echo three');
       const all: LogLine[] = [];

@@ -60,6 +60,13 @@ export interface Runner {
    */
   ready(): Promise<void>;
 
+  /**
+   * What identifies the backend's host (for Docker: the engine's id and the address it
+   * was reached at, since two engines on one machine can share an id): the default host
+   * id derives from it, so that every worker of one engine serves one host queue.
+   */
+  hostKey(): Promise<string>;
+
   /** Called once per job before its first step. Creates the job's workspace; succeeds if it exists. */
   prepareWorkspace(jobId: string): Promise<void>;
 

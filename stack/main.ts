@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   say('ready');
   say(`  API            ${apiUrl}  (POST /v1/jobs, GET /v1/jobs, GET /health)`);
   say(`  API token      ${tokenNote}`);
-  say(`  Temporal       ${config.TEMPORAL_ADDRESS}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.DRAFTSMAN_TASK_QUEUE}`);
+  say(`  Temporal       ${config.TEMPORAL_ADDRESS}  namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.DRAFTSMAN_TASK_QUEUE}, host ${worker.hostId}`);
   say(`  Temporal UI    ${uiUrl || `${apiUrl}${TEMPORAL_UI_PATH}/  (sign in with the API token; payloads shown decrypted)`}`);
   say(`  PostgreSQL     ${databaseUrl.replace(/:[^:@/]+@/, ':***@')}`);
   say(`  data folder    ${dataDir}`);

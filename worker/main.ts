@@ -53,7 +53,10 @@ async function main(): Promise<void> {
           .listen(config.DRAFTSMAN_WORKER_METRICS_PORT, config.DRAFTSMAN_API_HOST);
 
   // Tests and operators wait for this line; it says the worker takes work.
-  logger.info({ taskQueue: config.DRAFTSMAN_TASK_QUEUE, temporal: config.TEMPORAL_ADDRESS }, `draftsman worker polling task queue ${config.DRAFTSMAN_TASK_QUEUE}`);
+  logger.info(
+    { taskQueue: config.DRAFTSMAN_TASK_QUEUE, hostQueue: worker.host.options.taskQueue, host: worker.hostId, temporal: config.TEMPORAL_ADDRESS },
+    `draftsman worker polling task queue ${config.DRAFTSMAN_TASK_QUEUE} (host ${worker.hostId})`,
+  );
   // Worker.run() installs SIGINT/SIGTERM handlers that shut it down gracefully.
   await worker.run();
   metricsServer?.close();

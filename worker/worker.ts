@@ -12,7 +12,7 @@ import { createActivities } from '../activities';
 import { JobsClient } from '../client/jobs';
 import { dataConverterFor } from '../common/codec';
 import type { Config } from '../common/config';
-import { deploymentId } from '../common/deployment';
+import { deploymentId, hostId, hostTaskQueue } from '../common/deployment';
 import { type Logger, temporalLogger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
 import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE, SEARCH_ATTRIBUTES } from '../common/names';
@@ -78,7 +78,46 @@ export interface WorkerDeps {
   logger?: Logger;
 }
 
-export async function createWorker({ config, store, runner, connection, workflowBundle, metrics, logger }: WorkerDeps): Promise<Worker> {
+/**
+ * A worker of one host: on the shared queue, the workflows and the activities any worker
+ * may run (placing a job, and every activity of jobs placed before placement existed);
+ * on the host's own queue (common/deployment.ts hostTaskQueue), the activities that
+ * touch this host's engine for the jobs placed here. They run and stop together.
+ */
+export class HostWorker {
+  constructor(
+    readonly shared: Worker,
+    readonly host: Worker,
+    readonly hostId: string,
+  ) {}
+
+  getState(): ReturnType<Worker['getState']> {
+    const states = [this.shared.getState(), this.host.getState()];
+    return states.find((s) => s === 'FAILED') ?? states.find((s) => s !== 'RUNNING') ?? 'RUNNING';
+  }
+
+  /** Runs both until either stops; a failure of one stops the other, and is thrown. */
+  async run(): Promise<void> {
+    const stopOther = (other: Worker) => (err: unknown) => {
+      if (other.getState() === 'RUNNING') other.shutdown();
+      throw err;
+    };
+    await Promise.all([this.shared.run().catch(stopOther(this.host)), this.host.run().catch(stopOther(this.shared))]);
+  }
+
+  /** Runs both until `until` (or what it starts) settles, then stops them; answers what it answered. */
+  async runUntil<T>(until: Promise<T> | (() => Promise<T>)): Promise<T> {
+    const settles = typeof until === 'function' ? until() : until;
+    const [result] = await Promise.all([this.shared.runUntil(settles), this.host.runUntil(settles)]);
+    return result;
+  }
+
+  shutdown(): void {
+    for (const w of [this.shared, this.host]) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+}
+
+export async function createWorker({ config, store, runner, connection, workflowBundle, metrics, logger }: WorkerDeps): Promise<HostWorker> {
   const bundle = workflowBundle ?? (config.DRAFTSMAN_WORKFLOW_BUNDLE ? { codePath: config.DRAFTSMAN_WORKFLOW_BUNDLE } : undefined);
   // A backend that cannot run steps as configured (a runtime the engine lacks) stops the worker here.
   await runner.ready();
@@ -86,39 +125,48 @@ export async function createWorker({ config, store, runner, connection, workflow
   const jobs = new JobsClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }), {
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
   });
-  return Worker.create({
+  const id = hostId(config.DRAFTSMAN_HOST_ID, await runner.hostKey());
+  const host = { id, taskQueue: hostTaskQueue(config.DRAFTSMAN_TASK_QUEUE, id), lostAfterSeconds: config.DRAFTSMAN_HOST_LOST_SECONDS };
+  const activities = createActivities({
+    runner,
+    store,
+    config,
+    metrics,
+    log: logger,
+    host,
+    describeJob: (id) => jobs.describe(id),
+    describeActivity: (id, activityId) => jobs.pendingActivity(id, activityId),
+    starterIdentity: (id, runId) => jobs.starterIdentity(id, runId),
+    // Test-only switches, off unless the chaos campaign or a test sets them.
+    ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
+    faults: {
+      cancelListenerAfterCreate: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('cancel-listener-after-create'),
+      engineStopAsOwnExit: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('engine-stop-as-own-exit'),
+    },
+  });
+  const common = {
     connection,
     dataConverter,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.DRAFTSMAN_TASK_QUEUE,
-    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({
-      runner,
-      store,
-      config,
-      metrics,
-      log: logger,
-      describeJob: (id) => jobs.describe(id),
-      describeActivity: (id, activityId) => jobs.pendingActivity(id, activityId),
-      starterIdentity: (id, runId) => jobs.starterIdentity(id, runId),
-      // Test-only switches, off unless the chaos campaign or a test sets them.
-      ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
-      faults: {
-        cancelListenerAfterCreate: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('cancel-listener-after-create'),
-        engineStopAsOwnExit: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('engine-stop-as-own-exit'),
-      },
-    }),
+    activities,
     maxConcurrentActivityTaskExecutions: config.DRAFTSMAN_MAX_CONCURRENT_STEPS,
     // A cancel reaches a running step with the answer to its next heartbeat, so
     // heartbeats are sent often rather than throttled to most of the timeout.
     maxHeartbeatThrottleInterval: '500ms',
     // Steps in flight are left running, to be re-attached by the next worker, not killed.
     shutdownGraceTime: '5s',
+  } as const;
+  const shared = await Worker.create({
+    ...common,
+    taskQueue: config.DRAFTSMAN_TASK_QUEUE,
+    ...(bundle ? { workflowBundle: bundle } : { workflowsPath: require.resolve('../workflows') }),
     // A workflow's tasks go to the worker that ran it last; when that worker died, they
     // wait this long before any worker may take them (a cancel sent then waits too).
     // Replaying a job's history elsewhere is cheap, a lost 10 s (the default) is not.
     stickyQueueScheduleToStartTimeout: '3s',
   });
+  const own = await Worker.create({ ...common, taskQueue: host.taskQueue });
+  return new HostWorker(shared, own, host.id);
 }
 
 /**

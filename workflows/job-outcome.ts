@@ -3,7 +3,7 @@
  * shows in the job's view, when a batch of steps stopped the phase, how the job ended
  * and what its error says, what a loop hands to its next run. Unit-tested as tables.
  */
-import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure, CancelledFailure, TimeoutFailure, TimeoutType } from '@temporalio/common';
 import type { JobStatus, JobView, StepKind, StepOutcome, StepView } from '../common/job';
 import { FailureType, stepTimeoutMessage } from '../common/names';
 
@@ -88,7 +88,13 @@ export function isStepTimeout(err: unknown): boolean {
   return failure instanceof ApplicationFailure && failure.type === FailureType.StepTimeout;
 }
 
+/** An activity that no worker of its queue took in time: on a host's queue, the host is gone. */
+export function isScheduleToStartTimeout(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START;
+}
+
 export function errorMessage(err: unknown): string {
+  if (isScheduleToStartTimeout(err)) return `${(err as ActivityFailure).activityType ?? 'an activity'} was not taken by the job's host in time: the host is lost`;
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
   if (err instanceof Error) return err.message;
   return String(err);

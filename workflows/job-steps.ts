@@ -3,9 +3,9 @@
  * every step of jobs started before batches), or the clone and a phase's commands in
  * one activity; each step's end goes into the job's view as it is reported.
  */
-import { ActivityCancellationType, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { type ActivityOptions, ActivityCancellationType, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { ResolvedJobSpec, StepKind, StepView } from '../common/job';
+import type { Placement, ResolvedJobSpec, StepKind, StepView } from '../common/job';
 import { batchStepView, batchStop, clip, isStepTimeout, oneLine, phaseOf, type Recorded, ranFor, statusOf } from './job-outcome';
 import type { JobRun } from './job-run';
 
@@ -14,8 +14,19 @@ const STEP_HEARTBEAT_TIMEOUT = '5s';
 /** Room past the step's own limit for stopping its container and recording the outcome. */
 const STEP_SLACK_SECONDS = 60;
 
-export function stepActivities(stepSeconds: number, steps = 1) {
+/**
+ * Where a placed job's engine activities go: its host's own queue, where a step waits at
+ * most the host's lost-after time for that host's worker to take it (a host that is gone
+ * does not hold the job forever). Unplaced jobs (started before placement) use the
+ * workflow's own queue.
+ */
+export function onHost(placement: Placement | null | undefined): Pick<ActivityOptions, 'taskQueue' | 'scheduleToStartTimeout'> {
+  return placement ? { taskQueue: placement.taskQueue, scheduleToStartTimeout: `${placement.lostAfterSeconds}s` } : {};
+}
+
+export function stepActivities(stepSeconds: number, steps = 1, placement?: Placement | null) {
   return proxyActivities<Activities>({
+    ...onHost(placement),
     startToCloseTimeout: `${steps * stepSeconds + STEP_SLACK_SECONDS}s`,
     heartbeatTimeout: STEP_HEARTBEAT_TIMEOUT,
     // Wait for the activity to stop the container before the workflow moves on to cleanup.
@@ -37,9 +48,10 @@ export class JobSteps {
     private readonly run: JobRun,
     private readonly spec: ResolvedJobSpec,
     seq: number,
+    readonly placement: Placement | null = null,
   ) {
     this.seq = seq;
-    this.activities = stepActivities(spec.timeouts.stepSeconds);
+    this.activities = stepActivities(spec.timeouts.stepSeconds, 1, placement);
     this.maskRefs = [...Object.values(spec.secrets ?? {}), ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : []), ...Object.values(spec.publishSecrets ?? {})];
     this.cloneSummary = `clone ${spec.commit.slice(0, 12)} of ${spec.repo}`;
   }
@@ -85,7 +97,7 @@ export class JobSteps {
     this.run.show('running', `${withClone ? 'cloning, then ' : ''}${kind} · steps ${names[0]}${names.length > 1 ? ` to ${names.at(-1)}` : ''}`);
     const first = this.seq;
     const summary = [...(withClone ? [this.cloneSummary] : []), ...commands.map((c, i) => `${kind}-${i}: ${oneLine(c)}`)].join(' · ');
-    const results = await stepActivities(this.spec.timeouts.stepSeconds, names.length).runSteps.executeWithOptions({ summary: clip(summary) }, [
+    const results = await stepActivities(this.spec.timeouts.stepSeconds, names.length, this.placement).runSteps.executeWithOptions({ summary: clip(summary) }, [
       {
         jobId: this.run.jobId,
         clone: withClone ? this.cloneInput(first) : undefined,

@@ -1,4 +1,5 @@
 import {
+  type ActivityOptions,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
@@ -14,20 +15,21 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { AcceptedJob, JobView, ResolvedJobSpec } from '../common/job';
+import type { AcceptedJob, JobView, Placement, ResolvedJobSpec } from '../common/job';
 import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
-import { carriedView, errorMessage, failedStepMessage, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
+import { carriedView, errorMessage, failedStepMessage, isScheduleToStartTimeout, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
 import { ApprovalGate, JobClock } from './approval';
 import { JobRun } from './job-run';
-import { JobSteps } from './job-steps';
+import { JobSteps, onHost } from './job-steps';
 
 export const cancelSignal = defineSignal<[{ reason?: string }?]>(CANCEL_SIGNAL);
 export const statusQuery = defineQuery<JobView>(STATUS_QUERY);
 
-const bookkeeping = proxyActivities<Activities>({
+const BOOKKEEPING: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '200ms', maximumInterval: '10s', nonRetryableErrorTypes: [FailureType.InvalidJobSpec] },
-});
+};
+const bookkeeping = proxyActivities<Activities>(BOOKKEEPING);
 
 /**
  * Accepting the spec and starting the job touch only PostgreSQL (and the disk guard's
@@ -57,6 +59,11 @@ const STOP_AT_CONTINUE_PATCH = 'stop-at-continue-as-new';
  * the workspace cap (each later one failed the same way); they replay as they ran.
  */
 const WORKSPACE_FULL_PATCH = 'workspace-full-ends-job';
+/**
+ * Workflows from before placement ran every activity on the workflow's own queue, where
+ * any worker (of any engine) took it; they replay as they ran.
+ */
+const HOST_PLACEMENT_PATCH = 'host-placement';
 
 class StepFailedError extends Error {}
 
@@ -71,6 +78,8 @@ export interface LoopResume {
   seq: number;
   nextIteration: number;
   deadline: number;
+  /** Where the job runs (absent for jobs placed before placement existed). */
+  placement?: Placement | null;
 }
 
 /**
@@ -109,7 +118,10 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   }
   const spec: ResolvedJobSpec = accepted.spec;
   run.identify(spec, !resume);
-  const steps = new JobSteps(run, spec, resume?.seq ?? 0);
+  // The job's host: chosen once (the worker that takes placeJob from the shared queue),
+  // carried to later runs; every activity that touches its workspace goes there.
+  const placement = resume ? (resume.placement ?? null) : patched(HOST_PLACEMENT_PATCH) ? await bookkeeping.placeJob({ jobId, placement: 1 }) : null;
+  const steps = new JobSteps(run, spec, resume?.seq ?? 0, placement);
 
   // The job's time limit is enforced here rather than only as a server-side
   // execution timeout, so that cleanup below still runs when it fires.
@@ -138,7 +150,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   }
   if (continueAt !== null && status === 'succeeded') {
     // Signals that arrive meanwhile are delivered to the next run by the server.
-    return continueAs(input, { accepted, view: carriedView(view, accepted.iterationsPerRun), seq: steps.seq, nextIteration: continueAt, deadline: clock.deadline });
+    return continueAs(input, { accepted, view: carriedView(view, accepted.iterationsPerRun), seq: steps.seq, nextIteration: continueAt, deadline: clock.deadline, placement });
   }
 
   // The step that was running when the job was cancelled or timed out, if any.
@@ -149,17 +161,27 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   if (error) view.error = error;
   delete view.waiting;
   // Cleanup runs whatever happened, and cannot itself be cancelled.
-  await CancellationScope.nonCancellable(() =>
-    bookkeeping.endJob({
-      jobId,
-      status,
-      loop: view.loop,
-      error,
-      ...(status === 'cancelled' || status === 'timed_out'
-        ? { stopped: { reason: error ?? null, step: interrupted ? `${interrupted.kind}-${interrupted.index}` : null } }
-        : {}),
-    }),
-  );
+  const ended = {
+    jobId,
+    status,
+    loop: view.loop,
+    error,
+    ...(status === 'cancelled' || status === 'timed_out'
+      ? { stopped: { reason: error ?? null, step: interrupted ? `${interrupted.kind}-${interrupted.index}` : null } }
+      : {}),
+  };
+  await CancellationScope.nonCancellable(async () => {
+    if (!placement) return bookkeeping.endJob(ended);
+    // On the job's host, which removes its containers and workspace. A host that is gone
+    // takes nothing: the outcome is recorded from the shared queue, and the host's
+    // janitor removes what is left when it is back.
+    try {
+      await proxyActivities<Activities>({ ...BOOKKEEPING, ...onHost(placement) }).endJob(ended);
+    } catch (err) {
+      if (!isScheduleToStartTimeout(err)) throw err;
+      await bookkeeping.endJob(ended);
+    }
+  });
   view.finishedAt = new Date().toISOString();
 
   if (status === 'succeeded') return view;

@@ -57,6 +57,15 @@ export class DockerRunner implements Runner {
     return { abortSignal: AbortSignal.timeout((afterSeconds + this.policy.engineRequestSeconds) * 1000) };
   }
 
+  async hostKey(): Promise<string> {
+    const ask = this.docker.info as (opts: { abortSignal: AbortSignal }) => Promise<{ ID?: string }>;
+    const info = await ask.call(this.docker, this.bounded()).catch((err: unknown) => {
+      throw new RunnerError('asking the engine for its id failed', err);
+    });
+    const modem = this.docker.modem as { socketPath?: string; host?: string; port?: number | string };
+    return `${info.ID ?? 'unknown'}@${modem.socketPath ?? `${modem.host}:${modem.port}`}`;
+  }
+
   async ready(): Promise<void> {
     const runtime = this.policy.runtime;
     if (!runtime) return;

@@ -105,6 +105,14 @@ export class FakeRunner implements Runner {
     this.reachable();
   }
 
+  /** One fake engine per runner object. */
+  private readonly key = `fake-${Math.random().toString(36).slice(2)}`;
+
+  async hostKey(): Promise<string> {
+    this.reachable();
+    return this.key;
+  }
+
   async prepareWorkspace(jobId: string): Promise<void> {
     this.workspaces.add(jobId);
   }

@@ -47,6 +47,7 @@ function scripted(spec: ResolvedJobSpec, beforeValidate: () => Promise<void> = a
   };
   const activities: Partial<Activities> = {
     acceptJob: async (): Promise<AcceptedJob> => ({ spec, iterationsPerRun: 10 }),
+    placeJob: async () => null,
     startJob: async () => ({ started: true }) as const,
     runSteps: async (input) => {
       if (!input.clone) await beforeValidate();

@@ -1,8 +1,8 @@
 import path from 'node:path';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { JobsClient } from '../../client/jobs';
 import type { JobView } from '../../common/job';
-import { createWorker } from '../../worker/worker';
+import { createWorker, type HostWorker } from '../../worker/worker';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { waitFor } from './helpers';
@@ -17,7 +17,7 @@ afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
 });
 
-async function workerWithFloor(taskQueue: string, floorMb: number): Promise<{ worker: Worker; close(): Promise<void> }> {
+async function workerWithFloor(taskQueue: string, floorMb: number): Promise<{ worker: HostWorker; close(): Promise<void> }> {
   const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
   const worker = await createWorker({
     config: { ...stack.config, DRAFTSMAN_TASK_QUEUE: taskQueue, DRAFTSMAN_MIN_FREE_DISK_MB: floorMb },

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
@@ -15,7 +15,7 @@ import { Metrics } from '../../common/metrics';
 import { JobStore } from '../../db/store';
 import { type EgressService, startEgressService } from '../../egress/service';
 import type { DockerRunner } from '../../runner/docker/docker-runner';
-import { createWorker, dockerRunnerFromConfig, installRuntime } from '../../worker/worker';
+import { createWorker, dockerRunnerFromConfig, type HostWorker, installRuntime } from '../../worker/worker';
 import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 import { GIT_HOST } from './git-fixture';
 
@@ -76,7 +76,7 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
   const egress = await startEgressService(config, store.pool, createLogger('ERROR', 'test-egress'), metrics);
 
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const worker: Worker = await createWorker({
+  const worker: HostWorker = await createWorker({
     config,
     store,
     runner,

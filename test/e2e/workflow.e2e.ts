@@ -3,12 +3,13 @@
  * that only the workflow sees (a cancel at the continue-as-new boundary).
  */
 import path from 'node:path';
+import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import type { AcceptedJob, StepOutcome } from '../../common/job';
+import type { AcceptedJob, Placement, StepOutcome } from '../../common/job';
 import { CANCEL_SIGNAL, JOB_WORKFLOW_TYPE } from '../../common/names';
 import { TEST_DATA_DIR } from './env';
 import { fakeSpec } from './fake-spec';
@@ -39,6 +40,7 @@ function scripted(onLoopStep: (index: number, jobId: string) => Promise<StepOutc
   const ended: { status: string; error?: string }[] = [];
   const activities: Partial<Activities> = {
     acceptJob: async (): Promise<AcceptedJob> => ({ spec, iterationsPerRun: 1 }),
+    placeJob: async () => null,
     startJob: async () => ({ started: true }) as const,
     runSteps: async (input) => {
       calls.push(`runSteps:${input.steps.length}`);
@@ -135,4 +137,58 @@ test('a loop step stopped at the workspace cap fails the job there: no further i
   expect(calls.filter((c) => c.startsWith('loop-'))).toEqual(['loop-1', 'loop-2']);
   expect(patches).toBe(0);
   expect(ended).toEqual([expect.objectContaining({ status: 'failed', error: expect.stringContaining('DRAFTSMAN_MAX_WORKSPACE_MB') })]);
+});
+
+/** The scripted activities, each call also recording the task queue it was taken from. */
+function placedOn(placement: Placement) {
+  const { activities, calls, ended } = scripted(async () => undefined);
+  const queues: string[] = [];
+  const recorded = Object.fromEntries(
+    Object.entries(activities).map(([name, fn]) => [
+      name,
+      async (...args: unknown[]) => {
+        queues.push(`${name}@${Context.current().info.taskQueue}`);
+        return (fn as (...a: unknown[]) => unknown)(...args);
+      },
+    ]),
+  ) as Partial<Activities>;
+  recorded.placeJob = async () => {
+    queues.push(`placeJob@${Context.current().info.taskQueue}`);
+    return placement;
+  };
+  return { activities: recorded, calls, ended, queues };
+}
+
+test("a placed job's engine activities all go to its host's queue, across continue-as-new runs; placing, accepting and starting stay on the shared queue", async () => {
+  const taskQueue = `wf-${process.pid}-placed`;
+  const hostQueue = `${taskQueue}@host-a`;
+  const jobId = `wf-placed-${process.pid}`;
+  const { activities, calls, ended, queues } = placedOn({ host: 'host-a', taskQueue: hostQueue, placement: 1, lostAfterSeconds: 60 });
+  const workflowBundle = { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') };
+  const shared = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle, activities });
+  const host = await Worker.create({ connection: env.nativeConnection, taskQueue: hostQueue, activities });
+  const done = env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
+  const [view] = await Promise.all([shared.runUntil(done), host.runUntil(done)]);
+  expect(view).toMatchObject({ status: 'succeeded', loop: { iterations: 4, converged: false } });
+  // Four runs (one iteration each), one placement, carried from run to run.
+  expect(calls.filter((c) => c.startsWith('loop-'))).toEqual(['loop-1', 'loop-2', 'loop-3', 'loop-4']);
+  expect(queues.filter((q) => q.startsWith('placeJob@'))).toEqual([`placeJob@${taskQueue}`]);
+  const onShared = queues.filter((q) => q.endsWith(`@${taskQueue}`)).map((q) => q.split('@')[0]);
+  // startJob is a local activity (the disk guard's check): it runs where the workflow task does.
+  expect(new Set(onShared)).toEqual(new Set(['acceptJob', 'placeJob', 'startJob']));
+  const onHost = queues.filter((q) => q.endsWith(`@${hostQueue}`)).map((q) => q.split('@')[0]);
+  // The clone and setup in one activity, the loop's steps one each, the patch, the end (the spec has no validation).
+  expect(onHost).toEqual(['runSteps', 'runStep', 'runStep', 'runStep', 'runStep', 'capturePatch', 'endJob']);
+  expect(ended).toEqual([expect.objectContaining({ status: 'succeeded' })]);
+});
+
+test('a host that never takes its job\'s step: the job fails saying its host is lost, and its end is recorded from the shared queue', async () => {
+  const taskQueue = `wf-${process.pid}-lost`;
+  const jobId = `wf-host-lost-${process.pid}`;
+  const { activities, ended, queues } = placedOn({ host: 'gone', taskQueue: `${taskQueue}@gone`, placement: 1, lostAfterSeconds: 2 });
+  const shared = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, activities });
+  const err = await shared.runUntil(env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e));
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect(ended).toEqual([expect.objectContaining({ status: 'failed', error: expect.stringMatching(/runSteps was not taken by the job's host in time: the host is lost/) })]);
+  expect(queues.filter((q) => q.startsWith('endJob@'))).toEqual([`endJob@${taskQueue}`]);
 });
