@@ -1,4 +1,4 @@
-import { filterFromSearch, filterSearch, humanDuration, runTime, stepOutcome, stepPhase, type StepView } from './format';
+import { filterFromSearch, filterSearch, humanDuration, isFinal, runTime, stepOutcome, stepPhase, type StepView } from './format';
 
 describe('humanDuration', () => {
   it.each([
@@ -61,5 +61,20 @@ describe('steps', () => {
     expect(runTime({ startedAt: null, finishedAt: null }, 5)).toBeNull();
     expect(runTime({ startedAt: '2026-01-01T00:00:00Z', finishedAt: '2026-01-01T00:00:02.5Z' }, 0)).toBe(2500);
     expect(runTime({ startedAt: '2026-01-01T00:00:00Z', finishedAt: null }, Date.parse('2026-01-01T00:01:00Z'))).toBe(60_000);
+  });
+});
+
+describe('isFinal', () => {
+  it.each([
+    ['queued', false],
+    ['running', false],
+    ['awaiting_approval', false],
+    ['succeeded', true],
+    ['failed', true],
+    ['cancelled', true],
+    ['timed_out', true],
+    ['rejected', true],
+  ])('%s: %s', (status, final) => {
+    expect(isFinal(status)).toBe(final);
   });
 });

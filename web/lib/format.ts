@@ -1,5 +1,6 @@
 /** Pure mapping for the dashboard's pages: filters to queries, times to words. */
 import type { components } from '../../client/api-types';
+import { FINAL_STATUSES } from '../../common/job';
 
 export type JobView = components['schemas']['JobView'];
 export type StepView = components['schemas']['StepView'];
@@ -73,8 +74,8 @@ export function stepPhase(s: Pick<StepView, 'kind' | 'index'>): string {
   return s.kind === 'loop' || s.kind === 'until' ? `${s.kind} · iteration ${s.index}` : `${s.kind} ${s.index + 1}`;
 }
 
-export const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'rejected']);
-export const isFinal = (status: string): boolean => FINAL.has(status);
+/** Whether a job has ended: the one list of final statuses (common/job.ts), shared with the API and the CLI. */
+export const isFinal = (status: string): boolean => (FINAL_STATUSES as readonly string[]).includes(status);
 
 /** An event's data in one line, for the events table. */
 export function eventSummary(data: Record<string, unknown>): string {

@@ -1,12 +1,12 @@
 /** The jobs list: filters in the address, cursor pages, refreshed every few seconds. */
 import { useState } from 'preact/hooks';
+import { JOB_STATUSES } from '../../common/job';
 import { call } from '../api';
 import { ErrorNote, Link, StatusBadge } from '../components/link';
 import { usePoll } from '../components/poll';
 import { age, filterFromSearch, filterSearch, humanDuration, type JobFilter, type JobView, runTime } from '../lib/format';
 import { BASE, navigate } from '../router';
 
-const STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'cancelled', 'timed_out', 'rejected'];
 export const PAGE_SIZE = 50;
 const REFRESH_MS = 5_000;
 
@@ -125,7 +125,7 @@ function FilterForm({ filter, onFilter }: { filter: JobFilter; onFilter: (f: Job
         Status
         <select name="status" {...field('status')}>
           <option value="">any</option>
-          {STATUSES.map((s) => (
+          {JOB_STATUSES.map((s) => (
             <option value={s}>{s.replace('_', ' ')}</option>
           ))}
         </select>
