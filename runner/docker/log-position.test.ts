@@ -77,11 +77,21 @@ describe('positions per stream (stdout and stderr are separate pipes)', () => {
     expect(streamLinesAfterTail(tail, p, window)?.map((l) => l.text) ?? null).toEqual(expected);
   });
 
-  it('a stream with no line seen gets all of its lines, from a whole log only', () => {
+  it('a stream with no line seen gets all of its lines, from a tail that reaches back before the other stream\'s position', () => {
     const onlyOut = advanceStreams(noPositions(), [at(1, 'stdout', 'one')]);
     expect(streamLinesAfterTail(log, onlyOut, 1000)?.map((l) => l.text)).toEqual(['two', 'three', 'four', 'five']);
+    // The tail starts at the stdout position: a line of that time may be missing from it.
     expect(streamLinesAfterTail(log, onlyOut, 5)).toBeNull();
     expect(earliest(onlyOut)).toBeNull();
     expect(streamLinesAfter(log, onlyOut).map((l) => l.text)).toEqual(['two', 'three', 'four', 'five']);
+    // Seen up to stdout's third line, and no stderr: a full tail from before it will do.
+    const outToThree = advanceStreams(noPositions(), [at(1, 'stdout', 'one'), at(3, 'stdout', 'three')]);
+    expect(streamLinesAfterTail(log, outToThree, 5)?.map((l) => l.text)).toEqual(['two', 'four', 'five']);
+    expect(streamLinesAfterTail(log.slice(2), outToThree, 3)).toBeNull();
+  });
+
+  it('nothing seen at all: a full tail will not do (the whole log is read)', () => {
+    expect(streamLinesAfterTail(log, noPositions(), 5)).toBeNull();
+    expect(streamLinesAfterTail(log, noPositions(), 1000)?.map((l) => l.text)).toEqual(['one', 'two', 'three', 'four', 'five']);
   });
 });

@@ -45,6 +45,8 @@ afterAll(async () => {
 
 const EXPECTED_TRAIL = [
   'created',
+  // On the host of the worker that took it (one host here).
+  'placed',
   'started',
   'step_started:clone-0',
   'step_finished:clone-0',
