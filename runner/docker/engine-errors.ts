@@ -23,12 +23,20 @@ export function isEngineUnreachable(err: unknown): boolean {
  * A start refused because the runtime still holds the container or its task: an
  * engine killed between creating them and recording it comes back not knowing it, and
  * every later start of that container fails the same way ("task ...: already exists",
- * or "id already in use" when the kill came before the task).
+ * "id already in use" when the kill came before the task, or the shim's folder left).
  */
 export function isWedged(err: unknown): boolean {
   if (!err || typeof err !== 'object') return false;
   const e = err as { statusCode?: unknown; message?: unknown };
-  if (e.statusCode === 500 && typeof e.message === 'string' && /task [0-9a-f]{12,}: already exists|server error - id already in use/.test(e.message)) return true;
+  // Or the runtime's task folder of the container is left from before the kill (its shim
+  // cannot be started: "failed to start shim: mkdir .../<id>: file exists").
+  if (
+    e.statusCode === 500 &&
+    typeof e.message === 'string' &&
+    /task [0-9a-f]{12,}: already exists|server error - id already in use|failed to start shim: mkdir \S*\/[0-9a-f]{12,}: file exists/.test(e.message)
+  ) {
+    return true;
+  }
   // Or the other half: the engine came back with the container's name and record (an
   // inspect finds it, `created`) but not the container itself, so a start of it is a 404.
   // dockerode words every 404 of a start "no such container"; the engine's own text, after
