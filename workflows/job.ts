@@ -64,6 +64,17 @@ const WORKSPACE_FULL_PATCH = 'workspace-full-ends-job';
  * any worker (of any engine) took it; they replay as they ran.
  */
 const HOST_PLACEMENT_PATCH = 'host-placement';
+/**
+ * Runs from before the patches above were decided in the run's first activation. They
+ * replay host placement and batched steps decided where they were then, right after a
+ * local activity. A decision there can differ in replay: Core may complete a workflow
+ * task with a local activity's marker before the workflow has seen its result (it does
+ * when a query came with that task), and replay hands the result over one task earlier,
+ * where the patch's marker is not in sight yet. That was a nondeterminism error that
+ * kept a job from moving after its worker changed. Decided first, no patch follows a
+ * local activity; a new patch belongs there too.
+ */
+const PATCHES_FIRST = 'patches-decided-first';
 
 class StepFailedError extends Error {}
 
@@ -94,6 +105,7 @@ export interface LoopResume {
  */
 export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<JobView> {
   const run = new JobRun(workflowInfo(), resume);
+  const patchesFirst = patched(PATCHES_FIRST);
   const { view, jobId } = run;
   setHandler(statusQuery, () => view);
   setHandler(cancelSignal, (arg) => run.stop({ status: 'cancelled', reason: arg?.reason || 'cancelled by request' }));
@@ -120,7 +132,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   run.identify(spec, !resume);
   // The job's host: chosen once (the worker that takes placeJob from the shared queue),
   // carried to later runs; every activity that touches its workspace goes there.
-  const placement = resume ? (resume.placement ?? null) : patched(HOST_PLACEMENT_PATCH) ? await bookkeeping.placeJob({ jobId, placement: 1 }) : null;
+  const placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await bookkeeping.placeJob({ jobId, placement: 1 }) : null;
   const steps = new JobSteps(run, spec, resume?.seq ?? 0, placement);
 
   // The job's time limit is enforced here rather than only as a server-side
@@ -134,7 +146,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   /** Set when this run ends its share of the loop and the next run takes over. */
   let continueAt: number | null = null;
   try {
-    continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, resume));
+    continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, patchesFirst, resume));
   } catch (err) {
     failure = err;
   } finally {
@@ -194,7 +206,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
 }
 
 /** Waits for the disk guard's go, then clones and runs the setup steps. */
-async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec): Promise<void> {
+async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batched: boolean): Promise<void> {
   // The disk guard may hold the job back; it stays queued, saying why, and asks again.
   for (;;) {
     const start = await local.startJob({ jobId: run.jobId, image: spec.image });
@@ -205,7 +217,7 @@ async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec): Pro
   }
   delete run.view.waiting;
   run.view.startedAt = new Date().toISOString();
-  if (patched(BATCHED_STEPS_PATCH)) {
+  if (batched || patched(BATCHED_STEPS_PATCH)) {
     const failed = (await steps.batch('setup', spec.setup, true)).find((r) => r.status === 'failed');
     if (failed) throw new StepFailedError(failedStepMessage(failed));
     return;
@@ -224,8 +236,8 @@ async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec): Pro
  * validation, publish; the approval gate before the phase the spec names. Returns the
  * iteration the next run continues at, or null at the end.
  */
-async function phases(run: JobRun, steps: JobSteps, gate: ApprovalGate, spec: ResolvedJobSpec, accepted: AcceptedJob, resume?: LoopResume): Promise<number | null> {
-  if (!resume) await prepare(run, steps, spec);
+async function phases(run: JobRun, steps: JobSteps, gate: ApprovalGate, spec: ResolvedJobSpec, accepted: AcceptedJob, batched: boolean, resume?: LoopResume): Promise<number | null> {
+  if (!resume) await prepare(run, steps, spec, batched);
   // A continued run is past the loop's gate.
   if (spec.approval?.before === 'loop' && !resume) await gate.pass(spec.approval);
   const loop = run.view.loop;
@@ -253,7 +265,7 @@ async function phases(run: JobRun, steps: JobSteps, gate: ApprovalGate, spec: Re
   if (spec.approval?.before === 'validate') await gate.pass(spec.approval);
   // Every validation runs, whatever the exit codes of the others.
   const validated: Recorded[] = [];
-  if (patched(BATCHED_STEPS_PATCH)) {
+  if (batched || patched(BATCHED_STEPS_PATCH)) {
     validated.push(...(await steps.batch('validate', spec.validate, false)));
   } else {
     for (const [i, command] of spec.validate.entries()) validated.push(await steps.command('validate', i, command));

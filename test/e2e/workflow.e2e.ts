@@ -10,7 +10,7 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import type { AcceptedJob, Placement, StepOutcome } from '../../common/job';
-import { CANCEL_SIGNAL, JOB_WORKFLOW_TYPE } from '../../common/names';
+import { CANCEL_SIGNAL, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../../common/names';
 import { TEST_DATA_DIR } from './env';
 import { fakeSpec } from './fake-spec';
 
@@ -191,4 +191,31 @@ test('a host that never takes its job\'s step: the job fails saying its host is 
   expect(err).toBeInstanceOf(WorkflowFailedError);
   expect(ended).toEqual([expect.objectContaining({ status: 'failed', error: expect.stringMatching(/runSteps was not taken by the job's host in time: the host is lost/) })]);
   expect(queues.filter((q) => q.startsWith('endJob@'))).toEqual([`endJob@${taskQueue}`]);
+});
+
+test('a job queried before its first workflow task replays: the query splits that task after a local activity, and no patch is decided there', async () => {
+  const taskQueue = `wf-${process.pid}-query-first`;
+  const jobId = `wf-query-first-${process.pid}`;
+  const { activities } = scripted(async (index) => (index === 1 ? outcome('loop', 1, 0) : undefined));
+  const handle = await env.client.workflow.start(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
+  // No worker yet: the server holds the query and hands it over with the first task, where
+  // Core answers it while acceptJob (a local activity) is done and completes that task
+  // with the activity's marker before the workflow has seen its result.
+  const answered = handle.query(STATUS_QUERY).catch((e: unknown) => e);
+  await new Promise((r) => setTimeout(r, 1_000));
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+    activities,
+  });
+  await worker.runUntil(handle.result());
+  expect(await answered).toMatchObject({ status: expect.any(String) });
+
+  const history = await handle.fetchHistory();
+  const events = history.events ?? [];
+  const marker = events.findIndex((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity');
+  // The window this test is about: a workflow task ended right after acceptJob's marker.
+  expect(events[marker + 1]?.workflowTaskScheduledEventAttributes).toBeTruthy();
+  await Worker.runReplayHistory({ workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') } }, history, jobId);
 });
