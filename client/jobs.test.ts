@@ -1,4 +1,4 @@
-import { isTaskInFailedState, jobMetadata } from './jobs';
+import { jobMetadata } from './jobs';
 
 const repo = 'https://example.com/org/repo.git';
 const commit = 'a'.repeat(40);
@@ -18,17 +18,4 @@ it.each([
   ['a repository that is not a string', { repo: 7, commit }, {}],
 ])('the Web UI metadata of %s', (_name, spec, expected) => {
   expect(jobMetadata(spec)).toEqual(expected);
-});
-
-describe('isTaskInFailedState', () => {
-  const grpc = (code: number, details: string) => ({ message: 'Workflow Update failed', cause: { code, details, message: `${code} X: ${details}` } });
-  it.each([
-    ['the server refusing an update while the task is failed', grpc(9, 'Unable to perform workflow execution update due to Workflow Task in failed state.'), true],
-    ['another failed precondition', grpc(9, 'Workflow execution already completed'), false],
-    ['the same words with another code', grpc(14, 'Workflow Task in failed state'), false],
-    ['no cause', new Error('Workflow Task in failed state'), false],
-    ['nothing', null, false],
-  ])('%s', (_name, err, expected) => {
-    expect(isTaskInFailedState(err)).toBe(expected);
-  });
 });

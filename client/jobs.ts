@@ -39,16 +39,6 @@ export function jobMetadata(spec: unknown): { staticSummary?: string; staticDeta
   };
 }
 
-/** How long a decision without a deadline of its own waits out a job's failed workflow task. */
-const TASK_FAILED_RETRY_MS = 20_000;
-
-/** FAILED_PRECONDITION for an update sent while the workflow's task is in a failed state (passing). */
-export function isTaskInFailedState(err: unknown): boolean {
-  const e = err as { cause?: { code?: unknown; details?: unknown; message?: unknown } } | null;
-  const text = `${String(e?.cause?.details ?? '')} ${String(e?.cause?.message ?? '')}`;
-  return e?.cause?.code === 9 && /Workflow Task in failed state/.test(text);
-}
-
 export function newJobId(): string {
   return `job-${randomUUID()}`;
 }
@@ -134,31 +124,17 @@ export class JobsClient {
         ...(opts.updateId ? { updateId: opts.updateId } : {}),
       });
     const deadline = opts.timeoutMs === undefined ? null : Date.now() + opts.timeoutMs;
-    // The server refuses an update while the job's workflow task is in a failed state (a
-    // worker stopped under it): that passes once a worker retries the task, and sending the
-    // same update id again is the same update.
-    const retryUntil = deadline ?? Date.now() + TASK_FAILED_RETRY_MS;
-    for (;;) {
-      try {
-        return await (deadline === null ? update() : this.client.connection.withDeadline(deadline, update));
-      } catch (err) {
-        if (isTaskInFailedState(err) && Date.now() + 250 < retryUntil) {
-          await new Promise((r) => setTimeout(r, 250));
-          continue;
-        }
-        throw this.decisionError(jobId, err, deadline, opts.timeoutMs);
+    try {
+      return await (deadline === null ? update() : this.client.connection.withDeadline(deadline, update));
+    } catch (err) {
+      if (deadline !== null && Date.now() >= deadline) {
+        throw new DecisionPendingError(`job ${jobId} has not taken the decision within ${opts.timeoutMs} ms (no worker has served it); send it again to wait once more`);
       }
+      const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
+      if (cause instanceof ApplicationFailure && cause.type === FailureType.ApprovalConflict) throw new ApprovalRefusedError(cause.message, 'conflict');
+      if (cause instanceof ApplicationFailure && cause.type === FailureType.NotAwaitingApproval) throw new ApprovalRefusedError(cause.message, 'not_awaiting');
+      throw err;
     }
-  }
-
-  private decisionError(jobId: string, err: unknown, deadline: number | null, timeoutMs: number | undefined): unknown {
-    if (deadline !== null && Date.now() >= deadline) {
-      return new DecisionPendingError(`job ${jobId} has not taken the decision within ${timeoutMs} ms (no worker has served it); send it again to wait once more`);
-    }
-    const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
-    if (cause instanceof ApplicationFailure && cause.type === FailureType.ApprovalConflict) return new ApprovalRefusedError(cause.message, 'conflict');
-    if (cause instanceof ApplicationFailure && cause.type === FailureType.NotAwaitingApproval) return new ApprovalRefusedError(cause.message, 'not_awaiting');
-    return err;
   }
 
   /** Waits for the job's end. Rejects with WorkflowFailedError for a job that failed, was cancelled or timed out. */
