@@ -51,7 +51,6 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
     stops.push(() => pg.stop());
     const temporal: DevServer = await startTemporalDevServer({
       cli: temporalCliPath(path.resolve('data')),
-      port: await freePort(),
       logFile: path.join(dir, 'temporal.log'),
     });
     stops.unshift(() => temporal.stop());

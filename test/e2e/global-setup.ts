@@ -32,7 +32,6 @@ export default async function globalSetup(): Promise<void> {
     const [server, bundle] = await Promise.all([
       startTemporalDevServer({
         cli: temporalCliPath(dataDir),
-        port: await freePort(),
         logFile: path.join(TEST_DATA_DIR, 'temporal.log'),
       }),
       bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: new DefaultLogger('WARN') }),

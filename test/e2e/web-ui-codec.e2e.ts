@@ -34,8 +34,6 @@ beforeAll(async () => {
   apiUrl = `http://127.0.0.1:${apiPort}`;
   temporal = await startTemporalDevServer({
     cli: temporalCliPath(path.join(projectRoot(), 'data')),
-    port: await freePort(),
-    uiPort: await freePort(),
     ui: { publicPath: TEMPORAL_UI_PATH, codecEndpoint: `${apiUrl}/codec` },
     logFile: path.join(TEST_DATA_DIR, `web-ui-codec-${process.pid}.log`),
   });

@@ -4,7 +4,7 @@ import type { Browser } from 'playwright-core';
 import { projectRoot } from '../../stack/paths';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
 import { launchChromium } from './browser';
-import { freePort, TEST_DATA_DIR } from './env';
+import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { startTestStack, type TestStack } from './stack';
 
@@ -16,11 +16,9 @@ let repo: GitFixture;
 let browser: Browser;
 
 beforeAll(async () => {
-  const port = await freePort();
   temporal = await startTemporalDevServer({
     cli: temporalCliPath(path.join(projectRoot(), 'data')),
-    port,
-    uiPort: await freePort(),
+    ui: true,
     logFile: path.join(TEST_DATA_DIR, `web-ui-${process.pid}.log`),
   });
   [stack, repo] = await Promise.all([
