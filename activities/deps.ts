@@ -4,6 +4,7 @@ import type { Config } from '../common/config';
 import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { FailureType } from '../common/names';
+import { HostStore } from '../db/host-store';
 import type { JobStore } from '../db/store';
 import type { Runner, StepRef } from '../runner/runner';
 import { ENGINE_WATCH, type EngineWatchTiming, WORKSPACE_WATCH_MS } from './watches';
@@ -28,11 +29,14 @@ export interface ActivityDeps {
    * started with the SDK (`sdk:<identity>`). Without it such a job is `sdk:unknown`.
    */
   starterIdentity?: (jobId: string, firstRunId: string) => Promise<string | null>;
+  /** Tells a job that waits for a host that room may have freed (a signal); without it, it finds out at its next look. */
+  wakeJob?: (jobId: string) => Promise<void>;
   /** The host this worker serves (its id and its engine activities' task queue); none in tests of activities alone. */
   host?: { id: string; taskQueue: string; lostAfterSeconds: number };
   config: Pick<
     Config,
     | 'DRAFTSMAN_DEFAULT_IMAGE'
+    | 'DRAFTSMAN_TASK_QUEUE'
     | 'DRAFTSMAN_STEP_TIMEOUT_SECONDS'
     | 'DRAFTSMAN_JOB_TIMEOUT_SECONDS'
     | 'DRAFTSMAN_STOP_GRACE_SECONDS'
@@ -102,6 +106,8 @@ export interface Shared {
   removals: ContainerRemovals;
   describeActivity: ActivityDeps['describeActivity'];
   starterIdentity: ActivityDeps['starterIdentity'];
+  wakeJob: ActivityDeps['wakeJob'];
+  hosts: HostStore;
 }
 
 export function shared(deps: ActivityDeps): Shared {
@@ -134,6 +140,8 @@ export function shared(deps: ActivityDeps): Shared {
     removals: new ContainerRemovals(deps.runner, logger),
     describeActivity: deps.describeActivity,
     starterIdentity: deps.starterIdentity,
+    wakeJob: deps.wakeJob,
+    hosts: new HostStore(deps.store.pool, deps.config.DRAFTSMAN_TASK_QUEUE),
   };
 }
 

@@ -4,6 +4,20 @@ import { type JobLiveness, planSweep } from './janitor-plan';
 
 /** The janitor's activity. */
 export function createJanitorActivities(sh: Shared, describeJob: (jobId: string) => Promise<{ running: boolean } | null>) {
+  /**
+   * A job whose workflow ended without its end recorded (terminated, or reset past it)
+   * would hold its host's room, or its place in the queue, for ever: it is recorded
+   * failed, which frees both.
+   */
+  async function releaseAbandoned(): Promise<void> {
+    for (const id of await sh.hosts.holders()) {
+      const wf = await describeJob(id);
+      if (wf?.running) continue;
+      await sh.store.jobFinished(id, { status: 'failed', loop: null, error: 'its workflow ended without recording an end (terminated or reset); its host is freed' });
+      sh.logger.info({ jobId: id }, 'janitor: a job whose workflow ended without its end frees its host');
+    }
+  }
+
   return {
     /**
      * The janitor's pass over this deployment's resources (the runner lists only
@@ -37,6 +51,7 @@ export function createJanitorActivities(sh: Shared, describeJob: (jobId: string)
         sh.logger.info({ jobId: a.resource.jobId, resource: a.resource.name, action: a.action, reason: a.reason }, 'janitor');
         Context.current().heartbeat();
       }
+      await releaseAbandoned();
       return { removed, stopped };
     },
   };

@@ -15,6 +15,9 @@ export function labelHoldingSecret(labels: Record<string, string>, secretValues:
   return Object.entries(labels).find(([, v]) => secrets.some((s) => v.includes(s)))?.[0] ?? null;
 }
 
+/** How many of the jobs waiting for a host an ended job wakes: the first few, who take the room in order. */
+const WAKE_AT_ONCE = 4;
+
 /** The activities of a job's own life: accepted, started, ended. */
 export function createJobActivities(sh: Shared) {
   const { store, runner, config } = sh;
@@ -49,6 +52,16 @@ export function createJobActivities(sh: Shared) {
         });
       }),
     );
+  }
+
+  /**
+   * Room may have freed on a host: the first jobs in line for one look again now rather
+   * than at their next timer. Best effort: a job that misses it looks at its timer.
+   */
+  async function wakeWaiting(): Promise<void> {
+    if (!sh.wakeJob) return;
+    const first = await sh.hosts.firstWaiting(WAKE_AT_ONCE).catch(() => []);
+    await Promise.all(first.map((id) => sh.wakeJob!(id).catch(() => undefined)));
   }
 
   return {
@@ -92,6 +105,8 @@ export function createJobActivities(sh: Shared) {
         if (err instanceof DuplicateJobIdError) throw ApplicationFailure.nonRetryable(err.message, err.name);
         throw err;
       }
+      // In line for a host from now: jobs are placed in the order they were accepted.
+      if (sh.host) await sh.hosts.enqueue(input.jobId);
       return { spec, iterationsPerRun: config.DRAFTSMAN_LOOP_ITERATIONS_PER_RUN };
     },
 
@@ -124,14 +139,20 @@ export function createJobActivities(sh: Shared) {
     },
 
     /**
-     * Places a job on the host of the worker that takes this activity from the shared
-     * queue: its workspace will live on that host's engine, and every step after this
-     * goes to the host's own queue. Null from a worker that serves no host of its own
-     * (activities run alone in tests), which leaves the job on the shared queue.
+     * Places a job on a host with room (db/host-store.ts): its workspace will live on that
+     * host's engine, and every step after this goes to the host's own queue. When no host
+     * has room, the job waits `queued` with the reason and its place in the queue, and
+     * asks again. Null from a worker that serves no host of its own (activities run alone
+     * in tests), which leaves the job on the shared queue.
      */
-    async placeJob(input: { jobId: string; placement: number }): Promise<Placement | null> {
+    async placeJob(input: { jobId: string; placement: number }): Promise<Placement | { wait: string } | null> {
       if (!sh.host) return null;
-      const placed: Placement = { host: sh.host.id, taskQueue: sh.host.taskQueue, placement: input.placement, lostAfterSeconds: sh.host.lostAfterSeconds };
+      const choice = await sh.hosts.place(input.jobId);
+      if ('wait' in choice) {
+        await store.recordWaiting(input.jobId, choice.wait, 'waiting:host');
+        return { wait: choice.wait };
+      }
+      const placed: Placement = { host: choice.host.id, taskQueue: choice.host.taskQueue, placement: input.placement, lostAfterSeconds: sh.host.lostAfterSeconds };
       await store.event(input.jobId, `placed:${input.placement}`, 'placed', { host: placed.host, placement: placed.placement });
       return placed;
     },
@@ -157,6 +178,7 @@ export function createJobActivities(sh: Shared) {
       await runner.removeJob(input.jobId);
       await store.event(input.jobId, 'cleaned-up', 'cleaned_up', {});
       await store.jobFinished(input.jobId, { status: input.status, loop: input.loop, error: input.error });
+      await wakeWaiting();
       sh.metrics.jobsFinished.inc({ status: input.status });
       sh.logger.info({ jobId: input.jobId, status: input.status, error: input.error }, 'job finished');
     },

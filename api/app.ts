@@ -28,6 +28,9 @@ import { FollowStreams, serveLogs } from './logs';
 import { webSocketUpgrade } from './ws';
 import { mountWebhooks } from './webhooks';
 import { WebhookStore } from '../db/webhook-store';
+import { HostStore } from '../db/host-store';
+import { mountHosts } from './hosts';
+import { DEFAULT_TASK_QUEUE } from '../common/names';
 import { parseExceptions } from '../egress/policy';
 import { derivedJobId, IDEMPOTENCY_TTL_HOURS } from './idempotency';
 import { IdempotentRequests } from './idempotent-requests';
@@ -46,7 +49,7 @@ export interface ApiDeps {
   config: Parameters<typeof specPolicy>[0] &
     Parameters<typeof diskRoom>[0] &
     Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS' | 'DRAFTSMAN_WEBHOOK_EXCEPTIONS'> &
-    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE'>> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
+    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE' | 'DRAFTSMAN_TASK_QUEUE'>> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
   log?: (line: string) => void;
 }
 
@@ -345,6 +348,8 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     json: [requireJson, json],
     jobId: jobIdParam,
   });
+
+  mountHosts(app, { hosts: new HostStore(store.pool, config.DRAFTSMAN_TASK_QUEUE ?? DEFAULT_TASK_QUEUE), read, admin: auth.require('admin') });
 
   mountWebhooks(app, {
     store: new WebhookStore(store.pool),

@@ -27,6 +27,8 @@ import {
   startedSchema,
   waitQuery,
   deliveriesQuery,
+  hostListSchema,
+  hostSchema,
   webhookBody,
   webhookCreatedSchema,
   webhookDeliveriesSchema,
@@ -86,6 +88,7 @@ const json = (schema: Json) => ({ 'application/json': { schema } });
 const answer = (description: string, schema: z.ZodType) => ({ description, content: json(jsonSchema(schema, 'output')) });
 const error = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: jsonSchema(problemSchema, 'output') } } });
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const hostIdParam = { name: 'hostId', in: 'path', required: true, schema: { type: 'string' } };
 const webhookIdParam = { name: 'webhookId', in: 'path', required: true, schema: { type: 'string' } };
 const idempotencyKeyParam = {
   name: 'Idempotency-Key',
@@ -130,6 +133,10 @@ const OPERATIONS: Record<string, { id: string; tag: string; scope: Scope | null 
   'post /v1/jobs/{id}/approval': { id: 'decideApproval', tag: 'jobs', scope: 'approve' },
   'get /v1/jobs/{id}/wait': { id: 'waitForJob', tag: 'jobs', scope: 'read' },
   'get /v1/jobs/{id}/logs/ws': { id: 'followJobLogsWebSocket', tag: 'jobs', scope: 'read' },
+  'get /v1/hosts': { id: 'listHosts', tag: 'hosts', scope: 'read' },
+  'get /v1/hosts/{hostId}': { id: 'getHost', tag: 'hosts', scope: 'read' },
+  'post /v1/hosts/{hostId}/drain': { id: 'drainHost', tag: 'hosts', scope: 'admin' },
+  'post /v1/hosts/{hostId}/undrain': { id: 'undrainHost', tag: 'hosts', scope: 'admin' },
   'post /v1/webhooks': { id: 'createWebhook', tag: 'webhooks', scope: 'admin' },
   'get /v1/webhooks': { id: 'listWebhooks', tag: 'webhooks', scope: 'admin' },
   'get /v1/webhooks/{webhookId}': { id: 'getWebhook', tag: 'webhooks', scope: 'admin' },
@@ -197,6 +204,7 @@ export function openApiDocument(version: string): Json {
     tags: [
       { name: 'jobs', description: 'Start, watch and cancel jobs' },
       { name: 'service', description: 'Health, metrics, this document and the problem types' },
+      { name: 'hosts', description: 'The hosts that run steps: their room, and their drain for an upgrade (admin scope to drain)' },
       { name: 'webhooks', description: 'Endpoints that hear of job events, signed as Standard Webhooks does (admin scope)' },
       { name: 'codec', description: "The Temporal Web UI's remote codec" },
     ],
@@ -277,6 +285,22 @@ export function openApiDocument(version: string): Json {
           parameters: [idParam],
           responses: { 200: { description: 'the patch', content: { 'text/x-diff': {} } }, 404: error('no job or no patch') },
         },
+      },
+      '/v1/hosts': {
+        get: { summary: 'The hosts, their room, and the jobs queued for one', responses: { 200: answer('every host heard from, by id', hostListSchema) } },
+      },
+      '/v1/hosts/{hostId}': {
+        get: { summary: 'A host', parameters: [hostIdParam], responses: { 200: answer('the host', hostSchema), 404: error('no such host') } },
+      },
+      '/v1/hosts/{hostId}/drain': {
+        post: {
+          summary: 'The host takes no new job; its jobs finish there, then its workers stop (a worker started there ends the drain)',
+          parameters: [hostIdParam],
+          responses: { 200: answer('the host, draining (or drained)', hostSchema), 404: error('no such host') },
+        },
+      },
+      '/v1/hosts/{hostId}/undrain': {
+        post: { summary: 'The host takes jobs again', parameters: [hostIdParam], responses: { 200: answer('the host', hostSchema), 404: error('no such host') } },
       },
       '/v1/webhooks': {
         post: {

@@ -121,6 +121,7 @@ export const jobViewSchema = z
     error: z.string().optional(),
     patch: z.object({ bytes: z.number().int(), truncated: z.boolean() }).optional(),
     waiting: z.string().optional().meta({ description: 'why a queued job has not started yet' }),
+    queuePosition: z.number().int().optional().meta({ description: "a job waiting for a host with room: its place in the line (1: next), counted when asked" }),
     egress: z
       .object({ connections: z.number().int(), denied: z.number().int(), bytesIn: z.number().int(), bytesOut: z.number().int() })
       .optional()
@@ -257,3 +258,21 @@ export const webhookDeliveriesSchema = z.object({ deliveries: z.array(webhookDel
 export const deliveriesQuery = z.strictObject({ limit: intBetween(1, 100).optional() });
 assertSame<Same<z.output<typeof webhookEndpointSchema>, WebhookEndpoint>>(true);
 assertSame<Same<z.output<typeof webhookDeliverySchema>, WebhookDelivery>>(true);
+
+export const hostSchema = z
+  .object({
+    id: z.string().meta({ description: 'DRAFTSMAN_HOST_ID of its workers' }),
+    state: z.enum(['up', 'draining', 'drained', 'silent']).meta({
+      description: 'up: takes jobs; draining: takes none, its jobs still run; drained: takes none and holds none (its workers stop); silent: not heard from lately',
+    }),
+    capacity: z.number().int().meta({ description: 'jobs it runs at once' }),
+    running: z.number().int().meta({ description: 'its jobs that run steps now' }),
+    holding: z.number().int().meta({ description: 'its jobs not ended (awaiting approval included): their workspaces are there' }),
+    freeDiskMb: z.number().int().nullable().meta({ description: 'free disk where its workspaces live, when measured' }),
+    seenAt: z.string().meta({ description: 'its last heartbeat' }),
+    startedAt: z.string(),
+  })
+  .meta({ id: 'Host' });
+export const hostListSchema = z
+  .object({ hosts: z.array(hostSchema), waiting: z.number().int().meta({ description: 'jobs queued for a host with room' }) })
+  .meta({ id: 'HostList' });

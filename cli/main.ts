@@ -228,6 +228,34 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
       if (page.nextCursor) out(`more: --cursor ${page.nextCursor}`);
     });
 
+  command('hosts')
+    .description('list the hosts that run steps: state, jobs running of capacity, jobs held, free disk')
+    .action(async (o: Common) => {
+      const answer = await apiOf(o).hosts();
+      if (o.json) {
+        json(answer);
+        return;
+      }
+      for (const h of answer.hosts) {
+        out(`${h.id.padEnd(20)}  ${h.state.padEnd(8)}  ${h.running}/${h.capacity} running  ${h.holding} held  ${h.freeDiskMb === null ? '-' : `${h.freeDiskMb} MiB free`}  seen ${h.seenAt}`);
+      }
+      out(`${answer.waiting} job(s) waiting for a host`);
+    });
+
+  for (const [name, draining, what] of [
+    ['drain', true, 'stop a host from taking new jobs: its jobs finish there, then its workers stop (admin scope)'],
+    ['undrain', false, 'let a drained host take jobs again (admin scope; a worker started there does it too)'],
+  ] as const) {
+    command(name)
+      .description(what)
+      .argument('<host>', 'the host id (draftsman hosts)')
+      .action(async (id: string, o: Common) => {
+        const host = await apiOf(o).drain(id, draining);
+        if (o.json) json(host);
+        else out(`${host.id} ${host.state}: ${host.running} running, ${host.holding} held`);
+      });
+  }
+
   p.command('completion')
     .description('print a shell completion script (bash): eval "$(draftsman completion bash)"')
     .argument('[shell]', 'bash', 'bash')

@@ -9,6 +9,7 @@ import type { components, paths } from './api-types';
 export type JobView = components['schemas']['JobView'];
 export type JobSpecInput = components['schemas']['JobSpec'];
 export type JobPage = { jobs: JobView[]; nextCursor: string | null };
+export type HostView = components['schemas']['Host'];
 export type AuditEvent = { id: number; type: string; data: Record<string, unknown>; at: string };
 export type ListFilter = NonNullable<paths['/v1/jobs']['get']['parameters']['query']>;
 
@@ -91,6 +92,17 @@ export class DraftsmanApi {
   /** A decision on the job's approval gate; answers the decision the job recorded. */
   approval(id: string, body: { decision: 'approve' | 'reject'; comment?: string }, idempotencyKey?: string): Promise<components['schemas']['Approval']> {
     return this.call(() => this.http.POST('/v1/jobs/{id}/approval', { params: { path: { id }, header: key(idempotencyKey) }, body }));
+  }
+
+  /** The hosts that run steps, and how many jobs wait for one with room. */
+  hosts(): Promise<{ hosts: HostView[]; waiting: number }> {
+    return this.call(() => this.http.GET('/v1/hosts'));
+  }
+
+  /** Starts (or, with `draining` false, ends) a host's drain (admin scope). */
+  drain(hostId: string, draining = true): Promise<HostView> {
+    const path = { hostId };
+    return this.call(() => (draining ? this.http.POST('/v1/hosts/{hostId}/drain', { params: { path } }) : this.http.POST('/v1/hosts/{hostId}/undrain', { params: { path } })));
   }
 
   /** The job's spec again as a new job; answers the new job's id. */

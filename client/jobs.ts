@@ -4,7 +4,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { ApprovalRefusedError, DecisionPendingError } from '../common/errors';
 import type { Approval, ApprovalDecision, JobView } from '../common/job';
-import { APPROVAL_UPDATE, CANCEL_SIGNAL, DEFAULT_TASK_QUEUE, FailureType, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
+import { APPROVAL_UPDATE, CANCEL_SIGNAL, WAKE_SIGNAL, DEFAULT_TASK_QUEUE, FailureType, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import type { JobSpec } from '../common/spec';
 
 export interface JobsClientOptions {
@@ -152,6 +152,15 @@ export class JobsClient {
     const p = d.raw.pendingActivities?.find((a) => a.activityId === activityId);
     if (!p) return null;
     return { attempt: p.attempt ?? 1, cancelRequested: p.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_CANCEL_REQUESTED };
+  }
+
+  /** Tells a job waiting for a host to look again (room may have freed); a job that ended or never existed is left alone. */
+  async wake(jobId: string): Promise<void> {
+    try {
+      await this.client.workflow.getHandle(jobId).signal(WAKE_SIGNAL);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
   }
 
   /** Whether a workflow for this job exists, and whether it is still running. */

@@ -61,6 +61,12 @@ export const configSchema = z.object({
     .optional(),
   /** How long a step waits for its host's worker to take it before the host counts as lost. */
   DRAFTSMAN_HOST_LOST_SECONDS: int(5, 86_400).default(120),
+  /**
+   * Jobs this host runs at once (each runs one step at a time); placement sends a job to
+   * a host with room, and the rest wait `queued` in order. Default: the steps its worker
+   * runs at once (DRAFTSMAN_MAX_CONCURRENT_STEPS).
+   */
+  DRAFTSMAN_HOST_CAPACITY: int(1, 10_000).optional(),
   /** API tokens: comma-separated `name:scopes:token`, scopes read, write, approve and admin joined by +. Every route but /health needs one. */
   DRAFTSMAN_API_TOKENS: z.string().optional(),
   /** A file of API tokens, one `name:scopes:token` a line. */

@@ -109,6 +109,8 @@ export interface JobView {
   patch?: { bytes: number; truncated: boolean };
   /** Why a queued job has not started yet (for example, too little free disk). */
   waiting?: string;
+  /** A queued job's place in the line for a host (1: next), counted when asked. */
+  queuePosition?: number;
   /** What its steps did through the egress proxy: connections made and refused, bytes each way. Absent if none. */
   egress?: { connections: number; denied: number; bytesIn: number; bytesOut: number };
   /**

@@ -11,6 +11,8 @@ export const JANITOR_WORKFLOW_TYPE = 'janitorWorkflow';
 export const JANITOR_SCHEDULE_ID = 'draftsman-janitor';
 
 export const CANCEL_SIGNAL = 'cancel';
+/** Sent to a job that waits for a host when room may have freed (a job ended). */
+export const WAKE_SIGNAL = 'wake';
 /**
  * The workflow memo field naming who started a job (the API sets it to the token's
  * name). A job started with the SDK without it is `sdk:<the starting client's identity>`.

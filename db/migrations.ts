@@ -283,6 +283,30 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
     `,
   },
+  {
+    version: 13,
+    name: 'hosts and placement',
+    sql: `
+      CREATE TABLE hosts (
+        task_queue       text PRIMARY KEY,
+        id               text NOT NULL,
+        shared_queue     text NOT NULL,
+        capacity         integer NOT NULL,
+        free_disk_mb     bigint,
+        min_free_disk_mb bigint NOT NULL DEFAULT 0,
+        seen_at          timestamptz NOT NULL,
+        started_at       timestamptz NOT NULL,
+        draining         boolean NOT NULL DEFAULT false
+      );
+      CREATE INDEX hosts_shared_queue_idx ON hosts (shared_queue, id);
+      -- A job's host (its host queue), the shared queue whose line it joined at acceptance, and since when it waits for a host.
+      ALTER TABLE jobs ADD COLUMN host_queue text;
+      ALTER TABLE jobs ADD COLUMN placed_from text;
+      ALTER TABLE jobs ADD COLUMN host_wait_since timestamptz;
+      CREATE INDEX jobs_open_host_idx ON jobs (host_queue) WHERE finished_at IS NULL;
+      CREATE INDEX jobs_in_line_idx ON jobs (placed_from, created_at, id) WHERE host_queue IS NULL AND finished_at IS NULL;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -92,7 +92,10 @@ export class DuplicateJobIdError extends Error {
 const JOB_COLUMNS = `id, status, repo, commit, principal, created_at, started_at, finished_at,
   loop_iterations, loop_converged, error, waiting, spec -> 'labels' AS labels,
   (SELECT json_build_object('bytes', p.bytes, 'truncated', p.truncated) FROM job_patches p WHERE p.job_id = jobs.id) AS patch,
-  (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop`;
+  (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop,
+  CASE WHEN host_wait_since IS NOT NULL AND finished_at IS NULL THEN 1 + (
+    SELECT count(*) FROM jobs o WHERE o.placed_from = jobs.placed_from AND o.host_queue IS NULL AND o.finished_at IS NULL
+       AND (o.created_at, o.id) < (jobs.created_at, jobs.id))::int END AS queue_position`;
 const FINAL = FINAL_STATUSES as readonly string[];
 
 /**
@@ -471,7 +474,7 @@ export class JobStore {
   async jobFinished(jobId: string, o: JobOutcome): Promise<void> {
     await this.pool.query(
       `UPDATE jobs SET status = $2, loop_iterations = $3, loop_converged = $4, error = $5,
-         finished_at = now(), updated_at = now()
+         finished_at = now(), updated_at = now(), host_wait_since = NULL
        WHERE id = $1 AND status <> ALL($6::text[])`,
       [jobId, o.status, o.loop?.iterations ?? null, o.loop?.converged ?? null, o.error ?? null, FINAL],
     );

@@ -1,4 +1,5 @@
 /** Pure mapping from database rows to the job view served by the API. */
+import { currentWait } from '../common/hosts';
 import type { JobStatus, JobView, StepEndReason, StepKind, StepOutcome, StepStatus, StepView } from '../common/job';
 
 export interface JobRow {
@@ -16,6 +17,8 @@ export interface JobRow {
   has_loop: boolean;
   error: string | null;
   waiting: string | null;
+  /** Its place in the line for a host, when it waits for one. */
+  queue_position?: number | null;
   patch: { bytes: number; truncated: boolean } | null;
 }
 
@@ -72,7 +75,8 @@ export function jobView(row: JobRow, steps: StepRow[]): JobView {
   if (row.principal) view.principal = row.principal;
   if (row.labels && Object.keys(row.labels).length) view.labels = row.labels;
   if (row.error) view.error = row.error;
-  if (row.waiting && row.status === 'queued') view.waiting = row.waiting;
+  if (row.waiting && row.status === 'queued') view.waiting = currentWait(row.waiting, row.queue_position ?? null);
+  if (row.queue_position && row.status === 'queued') view.queuePosition = row.queue_position;
   if (row.patch) view.patch = row.patch;
   return view;
 }

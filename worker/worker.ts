@@ -13,9 +13,12 @@ import { JobsClient } from '../client/jobs';
 import { dataConverterFor } from '../common/codec';
 import type { Config } from '../common/config';
 import { deploymentId, hostId, hostTaskQueue } from '../common/deployment';
+import { diskRoom } from '../common/disk';
+import { HOST_HEARTBEAT_SECONDS } from '../common/hosts';
 import { type Logger, temporalLogger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
 import { DEFAULT_TASK_QUEUE, JANITOR_SCHEDULE_ID, JANITOR_WORKFLOW_TYPE, SEARCH_ATTRIBUTES } from '../common/names';
+import { HostStore } from '../db/host-store';
 import type { JobStore } from '../db/store';
 import type { ContainerPolicy } from '../runner/docker/convert';
 import { DockerRunner } from '../runner/docker/docker-runner';
@@ -85,11 +88,40 @@ export interface WorkerDeps {
  * touch this host's engine for the jobs placed here. They run and stop together.
  */
 export class HostWorker {
+  private beating: NodeJS.Timeout | null = null;
+
   constructor(
     readonly shared: Worker,
     readonly host: Worker,
     readonly hostId: string,
+    /** Says the host is alive and what it offers; answers whether it drains and what it still holds. */
+    private readonly beat: () => Promise<{ draining: boolean; holding: number }> = async () => ({ draining: false, holding: 0 }),
+    private readonly logger?: Logger,
   ) {}
+
+  /**
+   * The host's heartbeat while it runs, every HOST_HEARTBEAT_SECONDS. A drained host
+   * (draining, and none of its jobs left) stops: its worker exits, for the upgrade or
+   * the removal the drain was for.
+   */
+  private startBeating(): void {
+    if (this.beating) return;
+    this.beating = setInterval(() => {
+      this.beat().then(
+        ({ draining, holding }) => {
+          if (!draining || holding > 0 || this.getState() !== 'RUNNING') return;
+          this.logger?.info({ host: this.hostId }, 'host drained: the worker stops');
+          this.shutdown();
+        },
+        (err: unknown) => this.logger?.warn({ err, host: this.hostId }, 'host heartbeat failed'),
+      );
+    }, HOST_HEARTBEAT_SECONDS * 1000);
+  }
+
+  private stopBeating(): void {
+    if (this.beating) clearInterval(this.beating);
+    this.beating = null;
+  }
 
   getState(): ReturnType<Worker['getState']> {
     const states = [this.shared.getState(), this.host.getState()];
@@ -102,14 +134,24 @@ export class HostWorker {
       if (other.getState() === 'RUNNING') other.shutdown();
       throw err;
     };
-    await Promise.all([this.shared.run().catch(stopOther(this.host)), this.host.run().catch(stopOther(this.shared))]);
+    this.startBeating();
+    try {
+      await Promise.all([this.shared.run().catch(stopOther(this.host)), this.host.run().catch(stopOther(this.shared))]);
+    } finally {
+      this.stopBeating();
+    }
   }
 
   /** Runs both until `until` (or what it starts) settles, then stops them; answers what it answered. */
   async runUntil<T>(until: Promise<T> | (() => Promise<T>)): Promise<T> {
     const settles = typeof until === 'function' ? until() : until;
-    const [result] = await Promise.all([this.shared.runUntil(settles), this.host.runUntil(settles)]);
-    return result;
+    this.startBeating();
+    try {
+      const [result] = await Promise.all([this.shared.runUntil(settles), this.host.runUntil(settles)]);
+      return result;
+    } finally {
+      this.stopBeating();
+    }
   }
 
   shutdown(): void {
@@ -137,6 +179,7 @@ export async function createWorker({ config, store, runner, connection, workflow
     describeJob: (id) => jobs.describe(id),
     describeActivity: (id, activityId) => jobs.pendingActivity(id, activityId),
     starterIdentity: (id, runId) => jobs.starterIdentity(id, runId),
+    wakeJob: (id) => jobs.wake(id),
     // Test-only switches, off unless the chaos campaign or a test sets them.
     ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
     faults: {
@@ -166,7 +209,21 @@ export async function createWorker({ config, store, runner, connection, workflow
     stickyQueueScheduleToStartTimeout: '3s',
   });
   const own = await Worker.create({ ...common, taskQueue: host.taskQueue });
-  return new HostWorker(shared, own, host.id);
+  const hosts = new HostStore(store.pool, config.DRAFTSMAN_TASK_QUEUE);
+  const beat = async (starting = false) =>
+    hosts.heartbeat(
+      {
+        id: host.id,
+        taskQueue: host.taskQueue,
+        capacity: config.DRAFTSMAN_HOST_CAPACITY ?? config.DRAFTSMAN_MAX_CONCURRENT_STEPS,
+        freeDiskMb: (await diskRoom(config))?.freeMb ?? null,
+        minFreeDiskMb: config.DRAFTSMAN_MIN_FREE_DISK_MB,
+      },
+      starting,
+    );
+  // Heard from before it takes work: placement only sends jobs to hosts it has heard from.
+  await beat(true);
+  return new HostWorker(shared, own, host.id, () => beat(), logger);
 }
 
 /**

@@ -3,6 +3,7 @@ import {
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
+  condition,
   continueAsNew,
   defineQuery,
   defineSignal,
@@ -16,13 +17,14 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { AcceptedJob, JobView, Placement, ResolvedJobSpec } from '../common/job';
-import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
+import { CANCEL_SIGNAL, WAKE_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import { carriedView, errorMessage, failedStepMessage, isScheduleToStartTimeout, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
 import { ApprovalGate, JobClock } from './approval';
 import { JobRun } from './job-run';
 import { JobSteps, onHost } from './job-steps';
 
 export const cancelSignal = defineSignal<[{ reason?: string }?]>(CANCEL_SIGNAL);
+export const wakeSignal = defineSignal(WAKE_SIGNAL);
 export const statusQuery = defineQuery<JobView>(STATUS_QUERY);
 
 const BOOKKEEPING: ActivityOptions = {
@@ -130,9 +132,9 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   }
   const spec: ResolvedJobSpec = accepted.spec;
   run.identify(spec, !resume);
-  // The job's host: chosen once (the worker that takes placeJob from the shared queue),
-  // carried to later runs; every activity that touches its workspace goes there.
-  const placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await bookkeeping.placeJob({ jobId, placement: 1 }) : null;
+  // The job's host: chosen once, among the hosts with room, carried to later runs; every
+  // activity that touches its workspace goes there.
+  const placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await placeWhenRoom(run) : null;
   const steps = new JobSteps(run, spec, resume?.seq ?? 0, placement);
 
   // The job's time limit is enforced here rather than only as a server-side
@@ -203,6 +205,30 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   }
   if (status === 'rejected') throw ApplicationFailure.nonRetryable(error ?? 'rejected', FailureType.JobRejected);
   throw ApplicationFailure.nonRetryable(error ?? 'job failed', FailureType.JobFailed);
+}
+
+/** The longest wait between two placement attempts of a job that waits for a host (it is woken sooner when a job ends). */
+const PLACEMENT_RECHECK_MAX_SECONDS = 30;
+
+/**
+ * Places the job on a host with room. While there is none it waits `queued`, saying
+ * why and its place in the queue, until woken (a job ended: room may have freed) or
+ * its next look, backing off from 1 s to 30 s. A cancel ends the wait: the job then
+ * ends with no host (null).
+ */
+async function placeWhenRoom(run: JobRun): Promise<Placement | null> {
+  let woken = false;
+  setHandler(wakeSignal, () => void (woken = true));
+  for (let wait = 1; ; wait = Math.min(wait * 2, PLACEMENT_RECHECK_MAX_SECONDS)) {
+    // Reset before asking: a wake that comes while the answer is on its way counts.
+    woken = false;
+    const answer = await bookkeeping.placeJob({ jobId: run.jobId, placement: 1 });
+    if (answer === null || !('wait' in answer)) return answer;
+    run.view.waiting = answer.wait;
+    run.show('queued', answer.wait);
+    await condition(() => woken || run.ending !== null, `${wait}s`);
+    if (run.ending) return null;
+  }
 }
 
 /** Waits for the disk guard's go, then clones and runs the setup steps. */

@@ -197,3 +197,21 @@ test('a YAML spec runs; --wait exits with the end; help per command; bash comple
   const bad = await draftsman('run', file);
   expect([bad.code, bad.stderr]).toEqual([2, expect.stringMatching(/cannot read a YAML spec/)]);
 });
+
+test("hosts lists the stack's host; drain and undrain need the admin scope; an unknown host exits 8", async () => {
+  const list = await draftsman('hosts', '--json');
+  expect(list.code).toBe(0);
+  const { hosts, waiting } = JSON.parse(list.stdout) as { hosts: { id: string; state: string; capacity: number }[]; waiting: number };
+  expect(hosts).toEqual([expect.objectContaining({ state: 'up', capacity: stack.config.DRAFTSMAN_MAX_CONCURRENT_STEPS })]);
+  expect(waiting).toBe(0);
+  const [host] = hosts;
+  const plain = await draftsman('hosts');
+  expect(plain.stdout).toMatch(new RegExp(`^${host!.id}\\s+up\\s+0/${host!.capacity} running`, 'm'));
+
+  const refused = await draftsmanWith({ DRAFTSMAN_TOKEN: TEST_TOKENS.reader }, 'drain', host!.id);
+  expect(refused.code).toBe(7);
+  expect((await draftsman('drain', 'no-such-host')).code).toBe(8);
+  // Undrain of a host that is up: it stays up (a drain here would stop the stack's worker once idle).
+  const undrained = await draftsman('undrain', host!.id);
+  expect([undrained.code, undrained.stdout.trim()]).toEqual([0, `${host!.id} up: 0 running, 0 held`]);
+});

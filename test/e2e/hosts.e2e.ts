@@ -3,7 +3,9 @@
  * second worker on a private engine (host-b), on one shared task queue. Each job is placed
  * on one host; every container and the workspace volume of a job are on that host's engine
  * (the engines' own event streams say where), and with one step at a time per host no
- * engine ever runs two steps at once. On 2 cores two hosts measure correctness, not speed.
+ * engine ever runs two steps at once. With both hosts full, jobs wait queued with their
+ * place in the queue and are placed in submission order; a drained host takes no new job,
+ * finishes its own, and its worker stops. On 2 cores two hosts measure correctness, not speed.
  */
 import path from 'node:path';
 import { NativeConnection } from '@temporalio/worker';
@@ -15,7 +17,8 @@ import { createWorker, type HostWorker, stepPolicy } from '../../worker/worker';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from './private-engine';
-import { startTestStack, type TestStack } from './stack';
+import { waitFor } from './helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
 
 const dir = path.join(TEST_DATA_DIR, `hosts-${process.pid}`);
 let engine: PrivateEngine;
@@ -138,4 +141,82 @@ test('20 jobs on two hosts: every container and the workspace of a job are on th
     }
     expect([name, most]).toEqual([name, 1]);
   }
+});
+
+type Trail = { events: { type: string; at: string; data: Record<string, unknown> }[] };
+const placedOn = async (id: string) => (await stack.api<Trail>('GET', `/v1/jobs/${id}/events`)).body.events.filter((e) => e.type === 'placed').map((e) => e.data.host);
+const hostState = async (id: string) => (await stack.api<{ state: string; holding: number; running: number }>('GET', `/v1/hosts/${id}`)).body;
+
+test('with both hosts full, jobs wait queued with their place in the queue, and are placed in the order they came', async () => {
+  const spec = { repo: repo.url, commit: repo.head, setup: ['sleep 3'] };
+  const ids: string[] = [];
+  for (let i = 0; i < 5; i++) ids.push(await stack.submit(spec));
+  // Two run (one per host); the others wait, each knowing its place.
+  await waitFor(
+    async () => {
+      const views = await Promise.all(ids.map(async (id) => (await stack.api<{ status: string; waiting?: string }>('GET', `/v1/jobs/${id}`)).body));
+      return views.filter((v) => v.waiting?.startsWith('waiting for a host with room')).length === 3;
+    },
+    'three jobs waiting for a host',
+    { timeoutMs: 30_000 },
+  );
+  // Their places, counted when asked: 1, 2, 3 in the order they were submitted.
+  const views = await Promise.all(ids.map(async (id) => (await stack.api<{ waiting?: string; queuePosition?: number }>('GET', `/v1/jobs/${id}`)).body));
+  const waiting = views.filter((v) => v.queuePosition !== undefined);
+  expect(waiting.map((v) => v.queuePosition)).toEqual([1, 2, 3]);
+  expect(waiting.map((v) => v.waiting)).toEqual([1, 2, 3].map((n) => `waiting for a host with room (position ${n} in the queue)`));
+  const list = (await stack.api<{ hosts: { id: string; running: number; capacity: number }[]; waiting: number }>('GET', '/v1/hosts')).body;
+  expect(list.waiting).toBe(3);
+  expect(list.hosts.map((h) => [h.id, h.running, h.capacity])).toEqual([
+    ['host-a', 1, 1],
+    ['host-b', 1, 1],
+  ]);
+
+  const ended = await Promise.all(ids.map((id) => stack.waitForEnd(id, 120_000)));
+  expect(ended.map((j) => j.status)).toEqual(ids.map(() => 'succeeded'));
+  // Placed in submission order: each job's `placed` event no earlier than the one before's.
+  const placedAt = await Promise.all(ids.map(async (id) => (await stack.api<Trail>('GET', `/v1/jobs/${id}/events`)).body.events.find((e) => e.type === 'placed')!.at));
+  expect([...placedAt].sort()).toEqual(placedAt);
+});
+
+test('the hosts API: read scope lists, admin scope drains, an unknown host is 404', async () => {
+  const reader = { authorization: `Bearer ${TEST_TOKENS.reader}` };
+  expect((await stack.api('GET', '/v1/hosts', undefined, reader)).status).toBe(200);
+  expect((await stack.api('POST', '/v1/hosts/host-a/drain', undefined, reader)).status).toBe(403);
+  expect((await stack.api('POST', '/v1/hosts/no-such-host/drain')).status).toBe(404);
+  expect((await stack.api('GET', '/v1/hosts/NOT_AN_ID')).status).toBe(404);
+  expect(await hostState('host-a')).toMatchObject({ state: 'up' });
+});
+
+// Last: host-b's worker stops at the end of its drain.
+test('a drained host takes no new job, finishes the one it runs, then its worker stops', async () => {
+  const slow = { repo: repo.url, commit: repo.head, setup: ['sleep 4'] };
+  const quick = { repo: repo.url, commit: repo.head, setup: ['true'] };
+  // One job on each host (capacity 1 each).
+  const first = [await stack.submit(slow), await stack.submit(slow)];
+  await waitFor(async () => (await Promise.all(first.map(placedOn))).every((p) => p.length === 1), 'both jobs placed', { timeoutMs: 30_000 });
+  const onB = first[(await Promise.all(first.map(placedOn))).findIndex((p) => p[0] === 'host-b')]!;
+  expect(onB).toBeDefined();
+
+  // host-b drains while its job runs: the next jobs all go to host-a.
+  expect((await stack.api('POST', '/v1/hosts/host-b/drain')).body).toMatchObject({ id: 'host-b', state: 'draining', holding: 1 });
+  const next = [await stack.submit(quick), await stack.submit(quick)];
+  const ended = await Promise.all([...first, ...next].map((id) => stack.waitForEnd(id, 60_000)));
+  expect(ended.map((j) => j.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+  expect(await placedOn(onB)).toEqual(['host-b']);
+  expect(await Promise.all(next.map(placedOn))).toEqual([['host-a'], ['host-a']]);
+
+  // Nothing left on host-b: it is drained, and its worker stops by itself.
+  await expect(Promise.race([hostB.done.then(() => 'stopped'), new Promise((r) => setTimeout(() => r('still running'), 20_000))])).resolves.toBe('stopped');
+  expect(await hostState('host-b')).toMatchObject({ state: 'drained', holding: 0 });
+  // A worker started on it ends the drain (the upgrade the drain was for).
+  const restarted = await createWorker({
+    config: { ...stack.config, DRAFTSMAN_MAX_CONCURRENT_STEPS: 1, DRAFTSMAN_HOST_ID: 'host-b' },
+    store: stack.store,
+    runner: new DockerRunner(engine.docker, stepPolicy(stack.config)),
+    connection: hostB.connection,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+  });
+  hostB = { ...hostB, worker: restarted, done: restarted.run() };
+  expect(await hostState('host-b')).toMatchObject({ state: 'up' });
 });

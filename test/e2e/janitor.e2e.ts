@@ -8,6 +8,7 @@ import Docker from 'dockerode';
 import { createActivities } from '../../activities';
 import { loadConfig } from '../../common/config';
 import { LABEL_JOB, LABEL_MANAGED } from '../../common/names';
+import { HostStore } from '../../db/host-store';
 import { JobStore } from '../../db/store';
 import { DockerRunner } from '../../runner/docker/docker-runner';
 import { stepPolicy } from '../../worker/worker';
@@ -58,4 +59,27 @@ test("two deployments on one engine: A's janitor removes A's ended job only, nev
   expect((await b.status(step(stranger))).state).toBe('running');
   expect((await b.listJobResources(ended)).workspaces).toHaveLength(1);
   expect((await docker.getContainer(legacy).inspect()).Name).toBe(`/${legacy}`);
+});
+
+test('a job whose workflow ended without recording its end frees its host: the janitor records it failed, and the next in line is placed', async () => {
+  const queue = `jq${tag}`;
+  const hosts = new HostStore(store.pool, queue);
+  await hosts.heartbeat({ id: 'h1', taskQueue: `${queue}@h1`, capacity: 1, freeDiskMb: null, minFreeDiskMb: 0 }, true);
+  const [gone, next] = [`gone-${tag}`, `next-${tag}`];
+  for (const id of [gone, next]) await store.recordQueued(id, 'run', 'https://example.com/r.git', 'a'.repeat(40), {}, { principal: 'test' });
+  expect(await hosts.place(gone)).toMatchObject({ host: { id: 'h1' } });
+  expect(await hosts.place(next)).toEqual({ wait: 'waiting for a host with room (position 1 in the queue)' });
+
+  // Temporal knows `next` as running and nothing of `gone` (terminated, its history gone).
+  const activities = createActivities({
+    runner: a,
+    store,
+    config: loadConfig({ DRAFTSMAN_STOP_GRACE_SECONDS: '1', DRAFTSMAN_TASK_QUEUE: queue }),
+    describeJob: async (id) => (id === next ? { running: true } : null),
+  });
+  await new MockActivityEnvironment().run(activities.sweep);
+  expect(await store.jobState(gone)).toEqual({ status: 'failed', finished: true });
+  expect(await store.jobState(next)).toEqual({ status: 'queued', finished: false });
+  expect(await hosts.place(next)).toMatchObject({ host: { id: 'h1' } });
+  expect((await hosts.list()).map((h) => [h.id, h.running, h.holding])).toEqual([['h1', 1, 1]]);
 });

@@ -47,6 +47,60 @@ class Health(BaseModel):
     disk: dict[str, Any] | None = None
 
 
+FreeDiskMb = TypeAliasType(
+    "FreeDiskMb", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+"""
+free disk where its workspaces live, when measured
+"""
+
+
+class Host(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    """
+    DRAFTSMAN_HOST_ID of its workers
+    """
+    state: str
+    """
+    up: takes jobs; draining: takes none, its jobs still run; drained: takes none and holds none (its workers stop); silent: not heard from lately
+    """
+    capacity: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    """
+    jobs it runs at once
+    """
+    running: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    """
+    its jobs that run steps now
+    """
+    holding: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    """
+    its jobs not ended (awaiting approval included): their workspaces are there
+    """
+    freeDiskMb: FreeDiskMb | None
+    """
+    free disk where its workspaces live, when measured
+    """
+    seenAt: str
+    """
+    its last heartbeat
+    """
+    startedAt: str
+
+
+class HostList(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    hosts: list[Host]
+    waiting: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    """
+    jobs queued for a host with room
+    """
+
+
 class JobCancelling(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -463,6 +517,12 @@ class JobView(BaseModel):
     waiting: str | None = None
     """
     why a queued job has not started yet
+    """
+    queuePosition: Annotated[
+        int | None, Field(ge=-9007199254740991, le=9007199254740991)
+    ] = None
+    """
+    a job waiting for a host with room: its place in the line (1: next), counted when asked
     """
     egress: Egress1 | None = None
     """

@@ -1,0 +1,87 @@
+/**
+ * Hosts as placement sees them: what each one advertises (its heartbeat), what it
+ * runs, and the choice of one for a job. Pure: the store reads the rows, this decides.
+ */
+
+/** What a host's workers say of it at every heartbeat. */
+export interface HostAdvert {
+  id: string;
+  /** Its engine activities' task queue. */
+  taskQueue: string;
+  /** Jobs it runs at once (a job runs one step at a time). */
+  capacity: number;
+  /** Free disk where its workspaces live, in MiB; null when not measured. */
+  freeDiskMb: number | null;
+  /** The disk floor below which it takes no new job, in MiB (0: none). */
+  minFreeDiskMb: number;
+}
+
+/** A host as stored: its advert, when it was last heard from, whether it drains. */
+export interface HostRow extends HostAdvert {
+  seenAt: Date;
+  startedAt: Date;
+  draining: boolean;
+}
+
+/** A host as the API and the dashboard show it. */
+export interface HostView {
+  id: string;
+  state: 'up' | 'draining' | 'drained' | 'silent';
+  capacity: number;
+  /** Its jobs that run steps now (placed, not ended, not waiting at an approval gate). */
+  running: number;
+  /** Its jobs not ended, waiting ones included: their workspaces are there. */
+  holding: number;
+  freeDiskMb: number | null;
+  seenAt: string;
+  startedAt: string;
+}
+
+/** A host is silent, and takes no new job, after this many heartbeats missed. */
+export const HOST_HEARTBEAT_SECONDS = 5;
+export const SILENT_AFTER_SECONDS = 3 * HOST_HEARTBEAT_SECONDS;
+
+export type HostChoice = { host: HostRow } | { wait: string };
+
+const ROOM_WAIT = 'waiting for a host with room';
+/** Why a job waits when every host is full, with its place in the line. */
+export const roomWait = (position: number) => `${ROOM_WAIT} (position ${position} in the queue)`;
+/** The reason as of now: a stored room wait names the place it had when written, the view gives today's. */
+export const currentWait = (stored: string, position: number | null) => (position !== null && stored.startsWith(ROOM_WAIT) ? roomWait(position) : stored);
+
+/**
+ * The host for a job: among those heard from lately, not draining, above their disk
+ * floor and with room, the one with the most room left (then the least busy, then by
+ * id, so that a tie is decided the same way everywhere). `position` is the job's place
+ * among the jobs that wait for a host (1: first): a job waits while the jobs before
+ * it take the room there is, so that jobs are placed in the order they came.
+ */
+export function chooseHost(hosts: readonly HostRow[], running: ReadonlyMap<string, number>, now: Date, position = 1): HostChoice {
+  const fresh = hosts.filter((h) => now.getTime() - h.seenAt.getTime() <= SILENT_AFTER_SECONDS * 1000);
+  if (fresh.length === 0) return { wait: hosts.length === 0 ? 'waiting for a host: none has started' : 'waiting for a host: none has been heard from lately' };
+  const open = fresh.filter((h) => !h.draining);
+  if (open.length === 0) return { wait: 'waiting for a host: every host drains' };
+  const roomy = open.filter((h) => h.freeDiskMb === null || h.minFreeDiskMb <= 0 || h.freeDiskMb >= h.minFreeDiskMb);
+  if (roomy.length === 0) return { wait: 'waiting for a host with disk space: every host is below its disk floor' };
+  const room = (h: HostRow) => h.capacity - (running.get(h.id) ?? 0);
+  const free = roomy.filter((h) => room(h) > 0);
+  const total = free.reduce((sum, h) => sum + room(h), 0);
+  if (total < position) return { wait: roomWait(position) };
+  const [best] = [...free].sort((a, b) => room(b) - room(a) || (running.get(a.id) ?? 0) - (running.get(b.id) ?? 0) || a.id.localeCompare(b.id));
+  return { host: best! };
+}
+
+/** A host's state for people: up, draining (jobs still there), drained, or silent. */
+export function hostView(h: HostRow, running: number, holding: number, now: Date): HostView {
+  const silent = now.getTime() - h.seenAt.getTime() > SILENT_AFTER_SECONDS * 1000;
+  return {
+    id: h.id,
+    state: silent ? 'silent' : h.draining ? (holding > 0 ? 'draining' : 'drained') : 'up',
+    capacity: h.capacity,
+    running,
+    holding,
+    freeDiskMb: h.freeDiskMb,
+    seenAt: h.seenAt.toISOString(),
+    startedAt: h.startedAt.toISOString(),
+  };
+}

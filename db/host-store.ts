@@ -1,0 +1,162 @@
+import type { Pool } from 'pg';
+import { chooseHost, type HostAdvert, type HostChoice, type HostRow, type HostView, hostView } from '../common/hosts';
+
+// Arbitrary constant: one placement at a time across workers, so that two never take the last room.
+const PLACEMENT_LOCK = 7_142_002;
+
+interface Row {
+  task_queue: string;
+  id: string;
+  capacity: number;
+  free_disk_mb: string | null;
+  min_free_disk_mb: string;
+  seen_at: Date;
+  started_at: Date;
+  draining: boolean;
+}
+
+const toHost = (r: Row): HostRow => ({
+  id: r.id,
+  taskQueue: r.task_queue,
+  capacity: r.capacity,
+  freeDiskMb: r.free_disk_mb === null ? null : Number(r.free_disk_mb),
+  minFreeDiskMb: Number(r.min_free_disk_mb),
+  seenAt: r.seen_at,
+  startedAt: r.started_at,
+  draining: r.draining,
+});
+
+/** Jobs that hold a host: placed there and not ended; running ones are not waiting at an approval gate. */
+const LOAD_SQL = `
+  SELECT host_queue, count(*) FILTER (WHERE status <> 'awaiting_approval')::int AS running, count(*)::int AS holding
+    FROM jobs WHERE placed_from = $1 AND host_queue IS NOT NULL AND finished_at IS NULL GROUP BY host_queue`;
+
+/**
+ * The registry of the hosts of one shared task queue (a deployment: the database may
+ * serve several): their heartbeats, their drains, and the placement of jobs on them.
+ * A host is its host queue, unique; its id is what people see.
+ */
+export class HostStore {
+  constructor(
+    private readonly pool: Pool,
+    private readonly sharedQueue: string,
+  ) {}
+
+  /**
+   * A host's workers say they are alive and what it offers; answers whether it drains
+   * and how many of its jobs have not ended. A worker's first heartbeat (`starting`)
+   * ends a drain: a worker started on a drained host (the upgrade the drain was for) is
+   * there to take work.
+   */
+  async heartbeat(advert: HostAdvert, starting = false): Promise<{ draining: boolean; holding: number }> {
+    const { rows } = await this.pool.query<{ draining: boolean }>(
+      `INSERT INTO hosts (task_queue, id, shared_queue, capacity, free_disk_mb, min_free_disk_mb, seen_at, started_at)
+       VALUES ($1, $2, $3, $4, $5, $6, now(), now())
+       ON CONFLICT (task_queue) DO UPDATE SET capacity = EXCLUDED.capacity, free_disk_mb = EXCLUDED.free_disk_mb,
+         min_free_disk_mb = EXCLUDED.min_free_disk_mb, seen_at = now(), draining = hosts.draining AND NOT $7,
+         started_at = CASE WHEN $7 THEN now() ELSE hosts.started_at END
+       RETURNING draining`,
+      [advert.taskQueue, advert.id, this.sharedQueue, advert.capacity, advert.freeDiskMb, advert.minFreeDiskMb, starting],
+    );
+    const held = await this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM jobs WHERE host_queue = $1 AND finished_at IS NULL`, [advert.taskQueue]);
+    return { draining: rows[0]!.draining, holding: held.rows[0]!.n };
+  }
+
+  /** The job is in this queue's line for a host, from its acceptance on: placement goes by submission order. */
+  async enqueue(jobId: string): Promise<void> {
+    await this.pool.query(`UPDATE jobs SET placed_from = $2 WHERE id = $1 AND placed_from IS NULL AND host_queue IS NULL`, [jobId, this.sharedQueue]);
+  }
+
+  /**
+   * Places a job on a host with room (common/hosts.ts chooseHost), or says why it waits,
+   * keeping its place in the queue (submission order). A job placed already keeps its
+   * host (a retried activity). One placement at a time: two workers never give away the
+   * same room.
+   */
+  async place(jobId: string, now: Date = new Date()): Promise<HostChoice> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [PLACEMENT_LOCK]);
+      const job = await client.query<{ host_queue: string | null; created_at: Date }>(`SELECT host_queue, created_at FROM jobs WHERE id = $1`, [jobId]);
+      const hosts = (await client.query<Row>(`SELECT * FROM hosts WHERE shared_queue = $1`, [this.sharedQueue])).rows.map(toHost);
+      const mine = hosts.find((h) => h.taskQueue === job.rows[0]?.host_queue);
+      if (mine) {
+        await client.query('COMMIT');
+        return { host: mine };
+      }
+      const load = await client.query<{ host_queue: string; running: number }>(LOAD_SQL, [this.sharedQueue]);
+      const running = new Map(load.rows.map((r) => [hosts.find((h) => h.taskQueue === r.host_queue)?.id ?? r.host_queue, r.running]));
+      // Its place: the jobs in this queue's line (accepted, not placed, not ended) submitted before it, plus one.
+      const before = await client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM jobs
+          WHERE placed_from = $3 AND host_queue IS NULL AND finished_at IS NULL AND (created_at, id) < ($2, $1)`,
+        [jobId, job.rows[0]?.created_at ?? now, this.sharedQueue],
+      );
+      const choice = chooseHost(hosts, running, now, before.rows[0]!.n + 1);
+      if ('host' in choice) {
+        await client.query(`UPDATE jobs SET host_queue = $2, placed_from = $3, host_wait_since = NULL, waiting = NULL, updated_at = now() WHERE id = $1`, [
+          jobId,
+          choice.host.taskQueue,
+          this.sharedQueue,
+        ]);
+      } else {
+        await client.query(`UPDATE jobs SET placed_from = $2, host_wait_since = coalesce(host_wait_since, now()), updated_at = now() WHERE id = $1`, [jobId, this.sharedQueue]);
+      }
+      await client.query('COMMIT');
+      return choice;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The jobs first in line for a host, in submission order: the ones to wake when room frees. */
+  async firstWaiting(limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT id FROM jobs WHERE placed_from = $1 AND host_wait_since IS NOT NULL AND finished_at IS NULL ORDER BY created_at, id LIMIT $2`,
+      [this.sharedQueue, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** The hosts, by id, with what they run and hold. */
+  async list(now: Date = new Date()): Promise<HostView[]> {
+    const [hosts, load] = await Promise.all([
+      this.pool.query<Row>(`SELECT * FROM hosts WHERE shared_queue = $1 ORDER BY id, task_queue`, [this.sharedQueue]),
+      this.pool.query<{ host_queue: string; running: number; holding: number }>(LOAD_SQL, [this.sharedQueue]),
+    ]);
+    const by = new Map(load.rows.map((r) => [r.host_queue, r]));
+    return hosts.rows.map((r) => hostView(toHost(r), by.get(r.task_queue)?.running ?? 0, by.get(r.task_queue)?.holding ?? 0, now));
+  }
+
+  async get(id: string, now: Date = new Date()): Promise<HostView | null> {
+    return (await this.list(now)).find((h) => h.id === id) ?? null;
+  }
+
+  /** Starts or ends a host's drain; null for a host never heard from. */
+  async setDraining(id: string, draining: boolean): Promise<HostView | null> {
+    const { rowCount } = await this.pool.query(`UPDATE hosts SET draining = $3 WHERE shared_queue = $1 AND id = $2`, [this.sharedQueue, id, draining]);
+    return rowCount ? this.get(id) : null;
+  }
+
+  /** Jobs that hold a host or a place in the line for one: accepted, not ended. */
+  async holders(limit = 1_000): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT id FROM jobs WHERE placed_from = $1 AND finished_at IS NULL ORDER BY created_at LIMIT $2`,
+      [this.sharedQueue, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /** How many jobs wait for a host with room. */
+  async waitingCount(): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM jobs WHERE placed_from = $1 AND host_wait_since IS NOT NULL AND finished_at IS NULL`,
+      [this.sharedQueue],
+    );
+    return rows[0]!.n;
+  }
+}
