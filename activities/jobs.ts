@@ -106,7 +106,7 @@ export function createJobActivities(sh: Shared) {
         throw err;
       }
       // In line for a host from now: jobs are placed in the order they were accepted.
-      if (sh.host) await sh.hosts.enqueue(input.jobId);
+      if (sh.host) await sh.hosts.enqueue(input.jobId, spec.concurrency);
       return { spec, iterationsPerRun: config.DRAFTSMAN_LOOP_ITERATIONS_PER_RUN };
     },
 

@@ -593,6 +593,12 @@ export interface components {
                  */
                 onTimeout?: "reject" | "approve";
             };
+            concurrency?: {
+                /** @description `repo`, `principal`, or a name of your own shared by the jobs that use it */
+                key: string;
+                /** @description jobs of this key at once (at most the server's ceiling) */
+                limit: number;
+            };
             gitTokenSecret?: string;
             egress?: {
                 allow: string[];

@@ -221,6 +221,8 @@ export const configSchema = z.object({
   DRAFTSMAN_MAX_ITERATIONS: int(1, 1000).default(1000),
   /** Setup and validate steps of one job together. */
   DRAFTSMAN_MAX_STEPS: int(1, 200).default(200),
+  /** The largest `concurrency.limit` a spec may ask for (a spec over it is refused, 400). */
+  DRAFTSMAN_MAX_CONCURRENCY_LIMIT: int(1, 10_000).default(100),
   /** Time between SIGTERM and SIGKILL when a step is stopped. */
   DRAFTSMAN_STOP_GRACE_SECONDS: int(0, 3600).default(10),
   /**

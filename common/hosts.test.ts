@@ -1,4 +1,4 @@
-import { chooseHost, currentWait, type HostRow, hostView, SILENT_AFTER_SECONDS } from './hosts';
+import { chooseHost, concurrencyKey, currentWait, type HostRow, hostView, type InLine, lineOrder, SILENT_AFTER_SECONDS } from './hosts';
 
 const now = new Date('2026-12-01T12:00:00Z');
 const ago = (s: number) => new Date(now.getTime() - s * 1000);
@@ -66,5 +66,48 @@ describe('currentWait', () => {
     ['the disk guard stays', 'waiting for disk space: 10 MiB free', 3, 'waiting for disk space: 10 MiB free'],
   ])('%s', (_name, stored, position, expected) => {
     expect(currentWait(stored, position)).toBe(expected);
+  });
+});
+
+describe('lineOrder', () => {
+  const j = (id: string, key = '', limit: number | null = null): InLine => ({ id, key, limit });
+  it.each([
+    ['no keys: submission order', [j('1'), j('2'), j('3')], {}, {}, ['1', '2', '3'], []],
+    ['a key at its limit holds its jobs back', [j('a2', 'A', 1), j('b1', 'B', 1)], { A: 1 }, {}, ['b1'], ['a2']],
+    ['only the first jobs of a key fit its room', [j('a1', 'A', 2), j('a2', 'A', 2), j('a3', 'A', 2)], { A: 1 }, {}, ['a1'], ['a2', 'a3']],
+    ['a key never placed goes before one placed', [j('a2', 'A', 1), j('b1', 'B', 1)], {}, { A: 100 }, ['b1', 'a2'], []],
+    ['the key placed longest ago first', [j('a3', 'A', 1), j('b2', 'B', 1)], {}, { A: 300, B: 200 }, ['b2', 'a3'], []],
+    ['jobs without a key take turns as one key', [j('x2'), j('a1', 'A', 5)], {}, { '': 100 }, ['a1', 'x2'], []],
+  ])('%s', (_name, line, held, last, order, blocked) => {
+    const got = lineOrder(line, new Map(Object.entries(held)), new Map(Object.entries(last)));
+    expect(got.order).toEqual(order);
+    expect([...got.blocked.keys()]).toEqual(blocked);
+  });
+
+  it('with room for one job at a time, three jobs of A then three of B (limit 1 each) alternate, B first after A1', () => {
+    const line = ['a1', 'a2', 'a3', 'b1', 'b2', 'b3'].map((id) => j(id, id[0]!.toUpperCase(), 1));
+    const started: string[] = [];
+    const last = new Map<string, number>();
+    for (let t = 0; line.length; t++) {
+      const [next] = lineOrder(line, new Map(), last).order;
+      started.push(next!);
+      last.set(next![0]!.toUpperCase(), t);
+      line.splice(line.findIndex((x) => x.id === next), 1);
+    }
+    expect(started).toEqual(['a1', 'b1', 'a2', 'b2', 'a3', 'b3']);
+  });
+
+  it('says why a held-back job waits', () => {
+    expect(lineOrder([j('a2', 'repo:r', 1)], new Map([['repo:r', 1]]), new Map()).blocked.get('a2')).toBe('waiting for its concurrency key repo:r: 1 of its jobs hold a host (limit 1)');
+  });
+});
+
+describe('concurrencyKey', () => {
+  it.each([
+    ['repo', 'repo:https://example.com/r.git'],
+    ['principal', 'principal:ci'],
+    ['nightly', 'key:nightly'],
+  ])('%s', (key, expected) => {
+    expect(concurrencyKey(key, { repo: 'https://example.com/r.git', principal: 'ci' })).toBe(expected);
   });
 });

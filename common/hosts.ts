@@ -71,6 +71,46 @@ export function chooseHost(hosts: readonly HostRow[], running: ReadonlyMap<strin
   return { host: best! };
 }
 
+/** A job in the line for a host: its resolved concurrency key ('' for none) and the key's limit. */
+export interface InLine {
+  id: string;
+  key: string;
+  limit: number | null;
+}
+
+/**
+ * The line for a host in the order it is served, and the jobs held back by their
+ * concurrency key. `line` is in submission order; `held` counts the jobs of each key
+ * that hold a host; `lastPlaced` is when a job of each key was last placed (epoch ms).
+ * The n-th waiting job of a key waits while n is past the key's room (limit less
+ * held). The others take turns by key: the key placed longest ago (or never) first,
+ * then submission order; jobs without a key take turns as one key.
+ */
+export function lineOrder(line: readonly InLine[], held: ReadonlyMap<string, number>, lastPlaced: ReadonlyMap<string, number>): { order: string[]; blocked: Map<string, string> } {
+  const seen = new Map<string, number>();
+  const blocked = new Map<string, string>();
+  const eligible: { id: string; turn: number; i: number }[] = [];
+  line.forEach((j, i) => {
+    if (j.key !== '' && j.limit !== null) {
+      const n = (seen.get(j.key) ?? 0) + 1;
+      seen.set(j.key, n);
+      const holding = held.get(j.key) ?? 0;
+      if (n > j.limit - holding) {
+        blocked.set(j.id, `waiting for its concurrency key ${j.key}: ${holding} of its jobs hold a host (limit ${j.limit})`);
+        return;
+      }
+    }
+    eligible.push({ id: j.id, turn: lastPlaced.get(j.key) ?? Number.NEGATIVE_INFINITY, i });
+  });
+  eligible.sort((a, b) => a.turn - b.turn || a.i - b.i);
+  return { order: eligible.map((e) => e.id), blocked };
+}
+
+/** A spec's concurrency key as stored: `repo` and `principal` name the job's own, anything else is shared by name. */
+export function concurrencyKey(key: string, job: { repo: string; principal: string }): string {
+  return key === 'repo' ? `repo:${job.repo}` : key === 'principal' ? `principal:${job.principal}` : `key:${key}`;
+}
+
 /** A host's state for people: up, draining (jobs still there), drained, or silent. */
 export function hostView(h: HostRow, running: number, holding: number, now: Date): HostView {
   const silent = now.getTime() - h.seenAt.getTime() > SILENT_AFTER_SECONDS * 1000;

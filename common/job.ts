@@ -45,6 +45,8 @@ export interface ResolvedJobSpec {
   publishSecrets?: Record<string, string>;
   /** A person's decision before a phase runs; absent when the job has no gate. */
   approval?: ApprovalGate;
+  /** At most `limit` jobs of this key hold a host at once (`repo`, `principal`, or the spec's own name); absent when unlimited. */
+  concurrency?: { key: string; limit: number };
 }
 
 export const GATED_PHASES = ['loop', 'validate', 'publish'] as const;

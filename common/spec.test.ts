@@ -8,7 +8,7 @@ const defaults = {
   allowedImages: ['draftsman-runner:latest', 'registry.local:5000/team/runner:1.2@sha256:' + 'b'.repeat(64)],
   allowFileRepos: false,
   egress: { defaults: ['default.example.org'], ceiling: ['*.example.org', 'example.com'], presets: { docs: ['docs.example.org'] }, exceptions: [] },
-  max: { stepSeconds: 3600, jobSeconds: 7200, iterations: 1000, steps: 4 },
+  max: { stepSeconds: 3600, jobSeconds: 7200, iterations: 1000, steps: 4, concurrency: 10 },
 };
 const commit = 'a'.repeat(40);
 const valid = { repo: 'https://example.com/org/repo.git', commit };
@@ -209,6 +209,7 @@ describe('specInput (what a rerun submits)', () => {
     publish: ['git push'],
     publishSecrets: { PUSH_TOKEN: 'push-token' },
     approval: { before: 'publish', timeoutSeconds: 600, onTimeout: 'approve' },
+    concurrency: { key: 'repo', limit: 2 },
   };
   it.each([
     ['a minimal spec', valid],
@@ -230,5 +231,26 @@ describe('specInput (what a rerun submits)', () => {
   it('leaves the default image out, so that a changed default is what a rerun gets', () => {
     const resolved = resolveJobSpec(valid, defaults);
     expect(specInput(resolved, defaults)).not.toHaveProperty('image');
+  });
+});
+
+describe('concurrency', () => {
+  it.each([
+    ['the repo key', { key: 'repo', limit: 1 }],
+    ['the principal key', { key: 'principal', limit: 3 }],
+    ['a key of its own', { key: 'nightly-suite', limit: 10 }],
+  ])('%s is kept as given', (_name, concurrency) => {
+    expect(resolveJobSpec({ ...valid, concurrency }, defaults).concurrency).toEqual(concurrency);
+  });
+  it.each([
+    ['a limit over the ceiling', { key: 'repo', limit: 11 }, 'concurrency.limit', "concurrency.limit: 11 is over this server's ceiling of 10"],
+    ['a limit of 0', { key: 'repo', limit: 0 }, 'concurrency.limit', 'concurrency.limit: must be at least 1'],
+    ['a fractional limit', { key: 'repo', limit: 1.5 }, 'concurrency.limit', 'concurrency.limit: must be an integer'],
+    ['an empty key', { key: '', limit: 1 }, 'concurrency.key', 'concurrency.key: must not be empty'],
+    ['a key with a space', { key: 'a b', limit: 1 }, 'concurrency.key', 'concurrency.key: printable ASCII without spaces'],
+    ['no limit', { key: 'repo' }, 'concurrency.limit', 'concurrency.limit is required'],
+    ['an unknown field', { key: 'repo', limit: 1, burst: 2 }, 'concurrency.burst', 'unknown field concurrency.burst'],
+  ])('%s is refused, naming the field', (_name, concurrency, field, message) => {
+    expect(refusal({ ...valid, concurrency })).toEqual({ field, message });
   });
 });

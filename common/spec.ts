@@ -131,6 +131,23 @@ export const jobSpecSchema = z.strictObject({
       onTimeout: z.enum(['reject', 'approve']).optional().meta({ description: 'the decision when nobody decided in time (default reject)' }),
     })
     .optional(),
+  /**
+   * At most `limit` jobs with the same key hold a host at once; the others wait `queued`
+   * (never refused), and waiting jobs of different keys take turns. The key is `repo`
+   * (the job's repository), `principal` (who started it), or any other text, shared by
+   * the jobs that name it.
+   */
+  concurrency: z
+    .strictObject({
+      key: z
+        .string()
+        .min(1, 'must not be empty')
+        .max(MAX_LABEL_VALUE, `must be at most ${MAX_LABEL_VALUE} characters`)
+        .regex(LABEL_VALUE, 'printable ASCII without spaces')
+        .meta({ description: '`repo`, `principal`, or a name of your own shared by the jobs that use it' }),
+      limit: z.number().int('must be an integer').min(1, 'must be at least 1').meta({ description: "jobs of this key at once (at most the server's ceiling)" }),
+    })
+    .optional(),
   /** A secret holding a token for cloning over https; it reaches git through a credential helper. */
   gitTokenSecret: z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}').optional(),
   /** Hosts the job's steps may reach through the egress proxy; without it, the operator's default list. */
@@ -171,7 +188,7 @@ export interface SpecPolicy {
   allowFileRepos: boolean;
   egress: OperatorEgress;
   /** The operator's ceilings on what a spec may ask for. */
-  max: { stepSeconds: number; jobSeconds: number; iterations: number; steps: number };
+  max: { stepSeconds: number; jobSeconds: number; iterations: number; steps: number; concurrency?: number };
 }
 
 export function specPolicy(
@@ -190,6 +207,7 @@ export function specPolicy(
     | 'DRAFTSMAN_MAX_JOB_SECONDS'
     | 'DRAFTSMAN_MAX_ITERATIONS'
     | 'DRAFTSMAN_MAX_STEPS'
+    | 'DRAFTSMAN_MAX_CONCURRENCY_LIMIT'
   >,
 ): SpecPolicy {
   return {
@@ -204,6 +222,7 @@ export function specPolicy(
       jobSeconds: config.DRAFTSMAN_MAX_JOB_SECONDS,
       iterations: config.DRAFTSMAN_MAX_ITERATIONS,
       steps: config.DRAFTSMAN_MAX_STEPS,
+      concurrency: config.DRAFTSMAN_MAX_CONCURRENCY_LIMIT,
     },
   };
 }
@@ -262,6 +281,7 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   over('timeouts.stepSeconds', spec.timeouts?.stepSeconds ?? 0, defaults.max.stepSeconds);
   over('timeouts.jobSeconds', spec.timeouts?.jobSeconds ?? 0, defaults.max.jobSeconds);
   over('loop.maxIterations', spec.loop?.maxIterations ?? 0, defaults.max.iterations);
+  if (defaults.max.concurrency !== undefined) over('concurrency.limit', spec.concurrency?.limit ?? 0, defaults.max.concurrency);
   over('steps (setup, validate and publish together)', (spec.setup?.length ?? 0) + (spec.validate?.length ?? 0) + (spec.publish?.length ?? 0), defaults.max.steps);
   if (spec.repo.startsWith('http:') && spec.gitTokenSecret) {
     throw new InvalidJobSpecError('gitTokenSecret: a token is sent only over https; the repository is http://', 'gitTokenSecret');
@@ -293,6 +313,7 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     // Only when present: specs without them resolve (and replay) as before.
     ...(spec.publish?.length ? { publish: spec.publish } : {}),
     ...(spec.publishSecrets && Object.keys(spec.publishSecrets).length ? { publishSecrets: spec.publishSecrets } : {}),
+    ...(spec.concurrency ? { concurrency: { key: spec.concurrency.key, limit: spec.concurrency.limit } } : {}),
     ...(spec.approval
       ? {
           approval: {
@@ -331,6 +352,7 @@ export function specInput(stored: ResolvedJobSpec | JobSpec, policy: SpecPolicy)
     publish: some(s.publish),
     publishSecrets: any(s.publishSecrets),
     approval: s.approval ? { ...s.approval } : undefined,
+    concurrency: s.concurrency ? { ...s.concurrency } : undefined,
   };
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as JobSpec;
 }

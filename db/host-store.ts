@@ -1,5 +1,5 @@
-import type { Pool } from 'pg';
-import { chooseHost, type HostAdvert, type HostChoice, type HostRow, type HostView, hostView } from '../common/hosts';
+import type { Pool, PoolClient } from 'pg';
+import { chooseHost, concurrencyKey, type HostAdvert, type HostChoice, type HostRow, type HostView, hostView, lineOrder } from '../common/hosts';
 
 // Arbitrary constant: one placement at a time across workers, so that two never take the last room.
 const PLACEMENT_LOCK = 7_142_002;
@@ -62,14 +62,24 @@ export class HostStore {
     return { draining: rows[0]!.draining, holding: held.rows[0]!.n };
   }
 
-  /** The job is in this queue's line for a host, from its acceptance on: placement goes by submission order. */
-  async enqueue(jobId: string): Promise<void> {
-    await this.pool.query(`UPDATE jobs SET placed_from = $2 WHERE id = $1 AND placed_from IS NULL AND host_queue IS NULL`, [jobId, this.sharedQueue]);
+  /**
+   * The job is in this queue's line for a host from its acceptance on, with its
+   * concurrency key resolved (common/hosts.ts concurrencyKey): placement follows the line.
+   */
+  async enqueue(jobId: string, concurrency?: { key: string; limit: number }): Promise<void> {
+    const { rows } = await this.pool.query<{ repo: string | null; principal: string | null }>(`SELECT repo, principal FROM jobs WHERE id = $1`, [jobId]);
+    const job = rows[0];
+    const key = concurrency && job ? concurrencyKey(concurrency.key, { repo: job.repo ?? '', principal: job.principal ?? '' }) : '';
+    await this.pool.query(
+      `UPDATE jobs SET placed_from = $2, concurrency_key = $3, concurrency_limit = $4 WHERE id = $1 AND placed_from IS NULL AND host_queue IS NULL`,
+      [jobId, this.sharedQueue, key, key ? concurrency!.limit : null],
+    );
   }
 
   /**
-   * Places a job on a host with room (common/hosts.ts chooseHost), or says why it waits,
-   * keeping its place in the queue (submission order). A job placed already keeps its
+   * Places a job on a host with room (common/hosts.ts chooseHost) when its turn in the
+   * line has come (lineOrder: submission order, keys taking turns, a key at its limit
+   * held back), or says why it waits; every waiting job's place is written as of now. A job placed already keeps its
    * host (a retried activity). One placement at a time: two workers never give away the
    * same room.
    */
@@ -78,7 +88,7 @@ export class HostStore {
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [PLACEMENT_LOCK]);
-      const job = await client.query<{ host_queue: string | null; created_at: Date }>(`SELECT host_queue, created_at FROM jobs WHERE id = $1`, [jobId]);
+      const job = await client.query<{ host_queue: string | null }>(`SELECT host_queue FROM jobs WHERE id = $1`, [jobId]);
       const hosts = (await client.query<Row>(`SELECT * FROM hosts WHERE shared_queue = $1`, [this.sharedQueue])).rows.map(toHost);
       const mine = hosts.find((h) => h.taskQueue === job.rows[0]?.host_queue);
       if (mine) {
@@ -87,22 +97,25 @@ export class HostStore {
       }
       const load = await client.query<{ host_queue: string; running: number }>(LOAD_SQL, [this.sharedQueue]);
       const running = new Map(load.rows.map((r) => [hosts.find((h) => h.taskQueue === r.host_queue)?.id ?? r.host_queue, r.running]));
-      // Its place: the jobs in this queue's line (accepted, not placed, not ended) submitted before it, plus one.
-      const before = await client.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM jobs
-          WHERE placed_from = $3 AND host_queue IS NULL AND finished_at IS NULL AND (created_at, id) < ($2, $1)`,
-        [jobId, job.rows[0]?.created_at ?? now, this.sharedQueue],
-      );
-      const choice = chooseHost(hosts, running, now, before.rows[0]!.n + 1);
+      const { order, blocked } = await this.line(client);
+      const position = order.indexOf(jobId) + 1;
+      const choice: HostChoice = blocked.has(jobId) ? { wait: blocked.get(jobId)! } : chooseHost(hosts, running, now, position || order.length + 1);
       if ('host' in choice) {
-        await client.query(`UPDATE jobs SET host_queue = $2, placed_from = $3, host_wait_since = NULL, waiting = NULL, updated_at = now() WHERE id = $1`, [
-          jobId,
-          choice.host.taskQueue,
-          this.sharedQueue,
-        ]);
+        await client.query(
+          `UPDATE jobs SET host_queue = $2, placed_from = $3, placed_at = now(), host_wait_since = NULL, queue_position = NULL, waiting = NULL, updated_at = now() WHERE id = $1`,
+          [jobId, choice.host.taskQueue, this.sharedQueue],
+        );
       } else {
         await client.query(`UPDATE jobs SET placed_from = $2, host_wait_since = coalesce(host_wait_since, now()), updated_at = now() WHERE id = $1`, [jobId, this.sharedQueue]);
       }
+      // Every waiting job's place as of now (the job placed leaves the line).
+      const placed = 'host' in choice ? jobId : null;
+      const places = order.filter((id) => id !== placed);
+      await client.query(
+        `UPDATE jobs SET queue_position = x.pos FROM unnest($1::text[], $2::int[]) AS x(id, pos) WHERE jobs.id = x.id AND jobs.queue_position IS DISTINCT FROM x.pos`,
+        [places, places.map((_, k) => k + 1)],
+      );
+      if (blocked.size) await client.query(`UPDATE jobs SET queue_position = NULL WHERE id = ANY($1::text[]) AND queue_position IS NOT NULL`, [[...blocked.keys()]]);
       await client.query('COMMIT');
       return choice;
     } catch (err) {
@@ -111,6 +124,32 @@ export class HostStore {
     } finally {
       client.release();
     }
+  }
+
+  /** The line for a host as it is served (common/hosts.ts lineOrder), read under the placement lock. */
+  private async line(client: PoolClient): Promise<{ order: string[]; blocked: Map<string, string> }> {
+    const waiting = await client.query<{ id: string; concurrency_key: string; concurrency_limit: number | null }>(
+      `SELECT id, concurrency_key, concurrency_limit FROM jobs WHERE placed_from = $1 AND host_queue IS NULL AND finished_at IS NULL ORDER BY created_at, id`,
+      [this.sharedQueue],
+    );
+    const keys = [...new Set(waiting.rows.map((r) => r.concurrency_key))];
+    const [held, last] = await Promise.all([
+      client.query<{ key: string; n: number }>(
+        `SELECT concurrency_key AS key, count(*)::int AS n FROM jobs
+          WHERE placed_from = $1 AND host_queue IS NOT NULL AND finished_at IS NULL AND concurrency_key = ANY($2::text[]) GROUP BY 1`,
+        [this.sharedQueue, keys],
+      ),
+      client.query<{ key: string; at: Date | null }>(
+        `SELECT k AS key, (SELECT max(placed_at) FROM jobs WHERE placed_from = $1 AND concurrency_key = k AND placed_at IS NOT NULL) AS at
+           FROM unnest($2::text[]) AS k`,
+        [this.sharedQueue, keys],
+      ),
+    ]);
+    return lineOrder(
+      waiting.rows.map((r) => ({ id: r.id, key: r.concurrency_key, limit: r.concurrency_limit })),
+      new Map(held.rows.map((r) => [r.key, r.n])),
+      new Map(last.rows.flatMap((r) => (r.at ? [[r.key, r.at.getTime()] as const] : []))),
+    );
   }
 
   /** The jobs first in line for a host, in submission order: the ones to wake when room frees. */

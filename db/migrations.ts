@@ -307,6 +307,19 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX jobs_in_line_idx ON jobs (placed_from, created_at, id) WHERE host_queue IS NULL AND finished_at IS NULL;
     `,
   },
+  {
+    version: 14,
+    name: 'concurrency keys and the line for a host',
+    sql: `
+      -- The job's resolved concurrency key ('' without one) and limit, when it was placed,
+      -- and its place in the line for a host as of the last placement.
+      ALTER TABLE jobs ADD COLUMN concurrency_key text NOT NULL DEFAULT '';
+      ALTER TABLE jobs ADD COLUMN concurrency_limit integer;
+      ALTER TABLE jobs ADD COLUMN placed_at timestamptz;
+      ALTER TABLE jobs ADD COLUMN queue_position integer;
+      CREATE INDEX jobs_key_placed_idx ON jobs (placed_from, concurrency_key, placed_at) WHERE placed_at IS NOT NULL;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -93,9 +93,7 @@ const JOB_COLUMNS = `id, status, repo, commit, principal, created_at, started_at
   loop_iterations, loop_converged, error, waiting, spec -> 'labels' AS labels,
   (SELECT json_build_object('bytes', p.bytes, 'truncated', p.truncated) FROM job_patches p WHERE p.job_id = jobs.id) AS patch,
   (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop,
-  CASE WHEN host_wait_since IS NOT NULL AND finished_at IS NULL THEN 1 + (
-    SELECT count(*) FROM jobs o WHERE o.placed_from = jobs.placed_from AND o.host_queue IS NULL AND o.finished_at IS NULL
-       AND (o.created_at, o.id) < (jobs.created_at, jobs.id))::int END AS queue_position`;
+  CASE WHEN host_wait_since IS NOT NULL AND finished_at IS NULL THEN queue_position END AS queue_position`;
 const FINAL = FINAL_STATUSES as readonly string[];
 
 /**

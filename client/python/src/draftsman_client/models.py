@@ -173,6 +173,20 @@ class Approval1(BaseModel):
     """
 
 
+class Concurrency(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    key: Annotated[str, Field(max_length=128, min_length=1, pattern="^[\\x21-\\x7e]*$")]
+    """
+    `repo`, `principal`, or a name of your own shared by the jobs that use it
+    """
+    limit: Annotated[int, Field(ge=1, le=9007199254740991)]
+    """
+    jobs of this key at once (at most the server's ceiling)
+    """
+
+
 AllowItem = TypeAliasType("AllowItem", Annotated[str, Field(max_length=260)])
 
 
@@ -245,6 +259,7 @@ class JobSpec(BaseModel):
         | None
     ) = None
     approval: Approval1 | None = None
+    concurrency: Concurrency | None = None
     gitTokenSecret: Annotated[
         str | None, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")
     ] = None
