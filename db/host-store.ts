@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { inLockedTransaction } from './transaction';
 import { chooseHost, concurrencyKey, type HostAdvert, type HostChoice, type HostRow, type HostView, hostView, lineOrder } from '../common/hosts';
 
 // Arbitrary constant: one placement at a time across workers, so that two never take the last room.
@@ -84,17 +85,11 @@ export class HostStore {
    * same room.
    */
   async place(jobId: string, now: Date = new Date()): Promise<HostChoice> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1)', [PLACEMENT_LOCK]);
+    return inLockedTransaction(this.pool, PLACEMENT_LOCK, async (client) => {
       const job = await client.query<{ host_queue: string | null }>(`SELECT host_queue FROM jobs WHERE id = $1`, [jobId]);
       const hosts = (await client.query<Row>(`SELECT * FROM hosts WHERE shared_queue = $1`, [this.sharedQueue])).rows.map(toHost);
       const mine = hosts.find((h) => h.taskQueue === job.rows[0]?.host_queue);
-      if (mine) {
-        await client.query('COMMIT');
-        return { host: mine };
-      }
+      if (mine) return { host: mine };
       const load = await client.query<{ host_queue: string; running: number }>(LOAD_SQL, [this.sharedQueue]);
       const running = new Map(load.rows.map((r) => [hosts.find((h) => h.taskQueue === r.host_queue)?.id ?? r.host_queue, r.running]));
       const { order, blocked } = await this.line(client);
@@ -109,21 +104,14 @@ export class HostStore {
         await client.query(`UPDATE jobs SET placed_from = $2, host_wait_since = coalesce(host_wait_since, now()), updated_at = now() WHERE id = $1`, [jobId, this.sharedQueue]);
       }
       // Every waiting job's place as of now (the job placed leaves the line).
-      const placed = 'host' in choice ? jobId : null;
-      const places = order.filter((id) => id !== placed);
+      const places = order.filter((id) => !('host' in choice && id === jobId));
       await client.query(
         `UPDATE jobs SET queue_position = x.pos FROM unnest($1::text[], $2::int[]) AS x(id, pos) WHERE jobs.id = x.id AND jobs.queue_position IS DISTINCT FROM x.pos`,
         [places, places.map((_, k) => k + 1)],
       );
       if (blocked.size) await client.query(`UPDATE jobs SET queue_position = NULL WHERE id = ANY($1::text[]) AND queue_position IS NOT NULL`, [[...blocked.keys()]]);
-      await client.query('COMMIT');
       return choice;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** The line for a host as it is served (common/hosts.ts lineOrder), read under the placement lock. */
@@ -152,10 +140,11 @@ export class HostStore {
     );
   }
 
-  /** The jobs first in line for a host, in submission order: the ones to wake when room frees. */
+  /** The jobs first in line for a host (their last written places, then submission order): the ones to wake when room frees. */
   async firstWaiting(limit: number): Promise<string[]> {
     const { rows } = await this.pool.query<{ id: string }>(
-      `SELECT id FROM jobs WHERE placed_from = $1 AND host_wait_since IS NOT NULL AND finished_at IS NULL ORDER BY created_at, id LIMIT $2`,
+      `SELECT id FROM jobs WHERE placed_from = $1 AND host_wait_since IS NOT NULL AND finished_at IS NULL
+        ORDER BY queue_position NULLS LAST, created_at, id LIMIT $2`,
       [this.sharedQueue, limit],
     );
     return rows.map((r) => r.id);

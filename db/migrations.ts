@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { inLockedTransaction } from './transaction';
 
 /**
  * Schema migrations, applied in order at start-up by the API and the worker.
@@ -326,10 +327,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
 const MIGRATION_LOCK = 7_142_001;
 
 export async function migrate(pool: Pool): Promise<number[]> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+  return inLockedTransaction(pool, MIGRATION_LOCK, async (client) => {
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
@@ -341,12 +339,6 @@ export async function migrate(pool: Pool): Promise<number[]> {
       await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [m.version, m.name]);
       applied.push(m.version);
     }
-    await client.query('COMMIT');
     return applied;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }

@@ -148,7 +148,8 @@ const placedOn = async (id: string) => (await stack.api<Trail>('GET', `/v1/jobs/
 const hostState = async (id: string) => (await stack.api<{ state: string; holding: number; running: number }>('GET', `/v1/hosts/${id}`)).body;
 
 test('with both hosts full, jobs wait queued with their place in the queue, and are placed in the order they came', async () => {
-  const spec = { repo: repo.url, commit: repo.head, setup: ['sleep 3'] };
+  // Long enough that no job ends while the test reads the line (a loaded machine included).
+  const spec = { repo: repo.url, commit: repo.head, setup: ['sleep 8'] };
   const ids: string[] = [];
   for (let i = 0; i < 5; i++) ids.push(await stack.submit(spec));
   // Two run (one per host); the others wait, each knowing its place.
@@ -190,7 +191,7 @@ test('the hosts API: read scope lists, admin scope drains, an unknown host is 40
 
 // Last: host-b's worker stops at the end of its drain.
 test('a drained host takes no new job, finishes the one it runs, then its worker stops', async () => {
-  const slow = { repo: repo.url, commit: repo.head, setup: ['sleep 4'] };
+  const slow = { repo: repo.url, commit: repo.head, setup: ['sleep 6'] };
   const quick = { repo: repo.url, commit: repo.head, setup: ['true'] };
   // One job on each host (capacity 1 each).
   const first = [await stack.submit(slow), await stack.submit(slow)];
