@@ -31,7 +31,7 @@ describe('chooseHost', () => {
     ['only silent hosts', [host('a', { seenAt: ago(SILENT_AFTER_SECONDS + 1) })], {}, 1, 'waiting for a host: none has been heard from lately'],
     ['no host at all', [], {}, 1, 'waiting for a host: none has started'],
     ['below its disk floor', [host('a', { freeDiskMb: 10 }), host('b', { capacity: 1 })], {}, 1, 'b'],
-    ['every host below its disk floor', [host('a', { freeDiskMb: 10 })], {}, 1, 'waiting for a host with disk space: every host is below its disk floor'],
+    ['every host below its disk floor: the closest named', [host('a', { freeDiskMb: 10 }), host('b', { freeDiskMb: 900 })], {}, 1, 'waiting for disk space: 900 MiB free on host b, below the floor of 1000 MiB'],
     ['no floor, or disk not measured', [host('a', { freeDiskMb: 10, minFreeDiskMb: 0 }), host('b', { freeDiskMb: null, capacity: 1 })], {}, 1, 'a'],
   ])('%s', (_name, hosts, running, position, expected) => {
     expect(picked(chooseHost(hosts, load(running), now, position))).toBe(expected);

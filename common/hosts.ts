@@ -62,7 +62,11 @@ export function chooseHost(hosts: readonly HostRow[], running: ReadonlyMap<strin
   const open = fresh.filter((h) => !h.draining);
   if (open.length === 0) return { wait: 'waiting for a host: every host drains' };
   const roomy = open.filter((h) => h.freeDiskMb === null || h.minFreeDiskMb <= 0 || h.freeDiskMb >= h.minFreeDiskMb);
-  if (roomy.length === 0) return { wait: 'waiting for a host with disk space: every host is below its disk floor' };
+  if (roomy.length === 0) {
+    // Every open host is below its floor (so each has its free disk measured): name the one closest to room.
+    const [closest] = [...open].sort((a, b) => b.freeDiskMb! - b.minFreeDiskMb - (a.freeDiskMb! - a.minFreeDiskMb));
+    return { wait: `waiting for disk space: ${closest!.freeDiskMb} MiB free on host ${closest!.id}, below the floor of ${closest!.minFreeDiskMb} MiB` };
+  }
   const room = (h: HostRow) => h.capacity - (running.get(h.id) ?? 0);
   const free = roomy.filter((h) => room(h) > 0);
   const total = free.reduce((sum, h) => sum + room(h), 0);

@@ -70,6 +70,9 @@ export function installRuntime(level: LogLevel, logger?: Logger): void {
   }
 }
 
+/** Jobs waiting for a host that a starting host wakes (the first in line). */
+const WAKE_ON_START = 8;
+
 export interface WorkerDeps {
   config: Config;
   store: JobStore;
@@ -222,7 +225,9 @@ export async function createWorker({ config, store, runner, connection, workflow
       starting,
     );
   // Heard from before it takes work: placement only sends jobs to hosts it has heard from.
+  // A host that starts brings room: the first jobs waiting for one look again now.
   await beat(true);
+  await Promise.all((await hosts.firstWaiting(WAKE_ON_START)).map((jobId) => jobs.wake(jobId).catch(() => undefined)));
   return new HostWorker(shared, own, host.id, () => beat(), logger);
 }
 
