@@ -32,7 +32,7 @@ export interface ActivityDeps {
   /** Tells a job that waits for a host that room may have freed (a signal); without it, it finds out at its next look. */
   wakeJob?: (jobId: string) => Promise<void>;
   /** The host this worker serves (its id and its engine activities' task queue); none in tests of activities alone. */
-  host?: { id: string; taskQueue: string; lostAfterSeconds: number };
+  host?: { id: string; taskQueue: string; lostAfterSeconds: number; moves: number };
   config: Pick<
     Config,
     | 'DRAFTSMAN_DEFAULT_IMAGE'

@@ -26,6 +26,8 @@ describe('planSweep', () => {
     ['removes the holder of an ended job', holder('a'), 'ended', 0, 'remove'],
     ['keeps the holder of a running job, however long it runs', holder('a'), 'running', 1e9, null],
     ['keeps a step without a deadline label', step('a', { deadline: undefined }), 'running', 5000, null],
+    ['removes a step of a job moved to another host, though it runs', step('a'), 'moved', 0, 'remove'],
+    ['removes the workspace of a job moved to another host', volume('a'), 'moved', 0, 'remove'],
   ])('%s', (_name, resource, state, now, expected) => {
     const liveness = new Map<string, JobLiveness>(state ? [[resource.jobId, state]] : []);
     const actions = planSweep([resource], liveness, now, 10);

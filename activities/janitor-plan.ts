@@ -4,8 +4,11 @@
  */
 import type { ManagedResource } from '../runner/runner';
 
-/** `ended`: the job's workflow is closed; `unknown`: Temporal has no such workflow. */
-export type JobLiveness = 'running' | 'ended' | 'unknown';
+/**
+ * `ended`: the job's workflow is closed; `unknown`: Temporal has no such workflow;
+ * `moved`: the job runs on (or waits for) another host after this one was lost under it.
+ */
+export type JobLiveness = 'running' | 'ended' | 'unknown' | 'moved';
 
 export interface SweepAction {
   action: 'remove' | 'stop';
@@ -30,6 +33,7 @@ export function planSweep(
     const state = liveness.get(resource.jobId) ?? 'unknown';
     if (state === 'ended') actions.push({ action: 'remove', resource, reason: 'job ended' });
     else if (state === 'unknown') actions.push({ action: 'remove', resource, reason: 'job unknown to Temporal' });
+    else if (state === 'moved') actions.push({ action: 'remove', resource, reason: 'job moved to another host' });
     else if (
       resource.type === 'step' &&
       resource.running &&

@@ -19,6 +19,11 @@ export function createJanitorActivities(sh: Shared, describeJob: (jobId: string)
   }
 
   return {
+    /** The host queues of the hosts heard from lately: the janitor sweeps each on its own engine. */
+    async liveHostQueues(): Promise<string[]> {
+      return sh.hosts.liveQueues();
+    },
+
     /**
      * The janitor's pass over this deployment's resources (the runner lists only
      * those): removes what ended or unknown jobs left behind and stops steps past
@@ -28,9 +33,11 @@ export function createJanitorActivities(sh: Shared, describeJob: (jobId: string)
       const resources = await sh.runner.listManaged();
       const ids = [...new Set(resources.map((r) => r.jobId))];
       const ended = await sh.store.endedJobs(ids);
+      const moved = sh.host ? await sh.store.movedJobs(ids, sh.host.taskQueue) : new Set<string>();
       const liveness = new Map<string, JobLiveness>();
       for (const id of ids) {
         if (ended.has(id)) liveness.set(id, 'ended');
+        else if (moved.has(id)) liveness.set(id, 'moved');
         else {
           const wf = id ? await describeJob(id) : null;
           liveness.set(id, wf === null ? 'unknown' : wf.running ? 'running' : 'ended');

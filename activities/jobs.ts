@@ -2,6 +2,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
+import type { LostHost } from '../common/hosts';
 import { type AcceptedJob, type Approval, type ApprovalGate, JOB_ID_PATTERN, type JobStatus, type Placement, type ResolvedJobSpec, type StepOutcome } from '../common/job';
 import { FailureType } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
@@ -37,7 +38,7 @@ export function createJobActivities(sh: Shared) {
     const status: StepOutcome['status'] = jobStatus === 'cancelled' || jobStatus === 'timed_out' ? jobStatus : 'failed';
     await Promise.all(
       (await store.runningSteps(jobId)).map(async (step) => {
-        const ref = { jobId, kind: step.kind, index: step.index };
+        const ref = { jobId, kind: step.kind, index: step.index, ...(step.placement > 1 ? { placement: step.placement } : {}) };
         await runner.cancel(ref, sh.grace);
         const state = await runner.status(ref);
         const exit = state.state === 'exited' ? state.exit : null;
@@ -127,14 +128,14 @@ export function createJobActivities(sh: Shared) {
     },
 
     /** The job reached its approval gate: its status, the audit event (and so the webhook), the metric. */
-    async awaitApproval(input: { jobId: string; gate: ApprovalGate }): Promise<void> {
-      await store.recordAwaitingApproval(input.jobId, input.gate);
+    async awaitApproval(input: { jobId: string; gate: ApprovalGate; placement?: number }): Promise<void> {
+      await store.recordAwaitingApproval(input.jobId, input.gate, input.placement);
       sh.metrics.approvals.inc({ event: 'waiting', by: 'none' });
     },
 
     /** The gate's decision, in the audit trail with who made it and when. */
-    async recordApproval(input: { jobId: string; approval: Approval }): Promise<void> {
-      await store.recordApproval(input.jobId, input.approval);
+    async recordApproval(input: { jobId: string; approval: Approval; placement?: number }): Promise<void> {
+      await store.recordApproval(input.jobId, input.approval, input.placement);
       sh.metrics.approvals.inc({ event: input.approval.decision === 'approve' ? 'approved' : 'rejected', by: input.approval.by === 'timeout' ? 'timeout' : 'person' });
     },
 
@@ -145,16 +146,36 @@ export function createJobActivities(sh: Shared) {
      * asks again. Null from a worker that serves no host of its own (activities run alone
      * in tests), which leaves the job on the shared queue.
      */
-    async placeJob(input: { jobId: string; placement: number }): Promise<Placement | { wait: string } | null> {
+    async placeJob(input: { jobId: string; placement: number; lost?: LostHost[] }): Promise<Placement | { wait: string } | null> {
       if (!sh.host) return null;
-      const choice = await sh.hosts.place(input.jobId);
+      const choice = await sh.hosts.place(input.jobId, input.lost ?? []);
       if ('wait' in choice) {
         await store.recordWaiting(input.jobId, choice.wait, 'waiting:host');
         return { wait: choice.wait };
       }
-      const placed: Placement = { host: choice.host.id, taskQueue: choice.host.taskQueue, placement: input.placement, lostAfterSeconds: sh.host.lostAfterSeconds };
+      const placed: Placement = {
+        host: choice.host.id,
+        taskQueue: choice.host.taskQueue,
+        placement: input.placement,
+        lostAfterSeconds: sh.host.lostAfterSeconds,
+        moves: sh.host.moves,
+      };
       await store.event(input.jobId, `placed:${input.placement}`, 'placed', { host: placed.host, placement: placed.placement });
       return placed;
+    },
+
+    /**
+     * The job's host was lost under it (its worker stopped taking the job's activities):
+     * the `host_lost` event, and its steps of that placement still recorded as running
+     * ended `failed` with reason `host_lost`. When it moves, it leaves its host and waits
+     * in line for another as its next placement. Safe to repeat.
+     */
+    async recordHostLost(input: { jobId: string; placement: number; host: string; step: string | null; moving: boolean }): Promise<void> {
+      await store.hostLost(input.jobId, input.placement, { host: input.host, step: input.step, moving: input.moving });
+      sh.metrics.hostsLost.inc({ moved: String(input.moving) });
+      sh.logger.warn({ jobId: input.jobId, host: input.host, placement: input.placement, moving: input.moving }, 'the job\'s host was lost');
+      // The room it held there frees nothing real (the host is gone), but its leaving may unblock its key.
+      if (input.moving) await wakeWaiting();
     },
 
     /**

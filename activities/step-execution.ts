@@ -25,6 +25,8 @@ export interface StepInput {
   seq: number;
   kind: StepKind;
   index: number;
+  /** The job's placement (1 when absent: jobs placed before placements counted): part of the step's identity. */
+  placement?: number;
   image: string;
   command: string;
   env: Record<string, string>;
@@ -56,18 +58,20 @@ export async function executeStep(
 ): Promise<StepOutcome> {
   const ctx = Context.current();
   const attempt = ctx.info.attempt;
-  const ref: StepRef = { jobId: input.jobId, kind: input.kind, index: input.index };
+  const placement = input.placement ?? 1;
+  const ref: StepRef = { jobId: input.jobId, kind: input.kind, index: input.index, ...(placement > 1 ? { placement } : {}) };
   const record = { kind: input.kind, index: input.index, seq: input.seq };
+  const stored = { ...record, placement };
   const finish = async (outcome: StepOutcome): Promise<StepOutcome> => {
     // A newer attempt that took the step over records it (and removes its container).
-    if ((await sh.store.stepFinished(input.jobId, { ...outcome, seq: input.seq }, attempt)) === 'stale') {
+    if ((await sh.store.stepFinished(input.jobId, { ...outcome, seq: input.seq, placement }, attempt)) === 'stale') {
       throw new StaleAttemptError(input.jobId, `${input.kind}-${input.index}`, attempt);
     }
     return outcome;
   };
 
   // Phase: claim. A recorded end is returned as it is; a newer attempt's step is left to it.
-  const claim = await sh.store.claimStep(input.jobId, record, attempt);
+  const claim = await sh.store.claimStep(input.jobId, stored, attempt);
   if (claim.state === 'finished') {
     sh.removals.later(ref);
     return claim.outcome;
@@ -113,7 +117,7 @@ export async function executeStep(
       // restore) is followed again.
       stoppedWithEngine = claim.engineInterrupted && found.state === 'exited';
       if (claim.engineInterrupted && found.state === 'running') {
-        await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, false);
+        await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, false, placement);
       }
     }
     const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, sh.resolveSecret(r)]));
@@ -143,7 +147,7 @@ export async function executeStep(
     }
     await sh.probe('after-create', at);
     if (!listenEarly) ctx.cancellationSignal.addEventListener('abort', onCancel);
-    const launched = sh.store.stepLaunched(input.jobId, input.kind, input.index);
+    const launched = sh.store.stepLaunched(input.jobId, input.kind, input.index, placement);
     launched.catch(() => undefined);
     await onStarted?.();
 
@@ -209,7 +213,7 @@ export async function executeStep(
               // Noted before anything else that may wait: whichever attempt comes next must
               // know the engine went away under the step.
               if (err instanceof EngineUnreachableError && !sh.faults.engineStopAsOwnExit) {
-                await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true);
+                await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true, placement);
               }
               await follower.abandon();
               // The container vanished while the step ran: lost, not to be started again.
@@ -289,7 +293,7 @@ export async function executeStep(
     // The engine went away under the step (while it was waited for, stopped or read):
     // noted for the attempt that finds what is left.
     if (err instanceof EngineUnreachableError && !sh.faults.engineStopAsOwnExit) {
-      await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true);
+      await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true, placement);
     }
     throw err;
   } finally {

@@ -47,7 +47,7 @@ export class StepLogWriter {
   constructor(
     private readonly store: JobStore,
     private readonly jobId: string,
-    private readonly step: { kind: StepKind; index: number },
+    private readonly step: { kind: StepKind; index: number; placement?: number },
     readonly cap: LogCap,
     progress: LogProgress,
     /** Applied to every line before it is stored: masks the job's secret values. */

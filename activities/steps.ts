@@ -17,6 +17,8 @@ export interface CloneInput {
   gitTokenSecret?: string | null;
   maskRefs?: string[];
   seq: number;
+  /** The job's placement (1 when absent): from the second, what an earlier one left on this host is removed first. */
+  placement?: number;
   repo: string;
   commit: string;
   image: string;
@@ -92,6 +94,7 @@ export function createStepActivities(sh: Shared) {
     return {
       jobId: input.jobId,
       seq: input.seq,
+      ...(input.placement ? { placement: input.placement } : {}),
       kind: 'clone',
       index: 0,
       image: input.image,
@@ -100,6 +103,17 @@ export function createStepActivities(sh: Shared) {
       maskRefs: input.maskRefs,
       timeoutSeconds: input.timeoutSeconds,
     };
+  }
+
+  /**
+   * The job's workspace on this host. A moved job's first attempt here first removes
+   * what an earlier placement of it left on this host (it may be one that came back).
+   */
+  async function prepareWorkspace(input: CloneInput): Promise<void> {
+    if ((input.placement ?? 1) > 1 && Context.current().info.attempt === 1 && !(await sh.store.finishedStep(input.jobId, 'clone', 0, input.placement))) {
+      await sh.runner.removeJob(input.jobId);
+    }
+    await sh.runner.prepareWorkspace(input.jobId);
   }
 
   /** Observes the job's pickup latency once its clone has started. */
@@ -132,7 +146,7 @@ export function createStepActivities(sh: Shared) {
 
   return {
     async cloneRepository(input: CloneInput): Promise<StepOutcome> {
-      await sh.runner.prepareWorkspace(input.jobId);
+      await prepareWorkspace(input);
       return single(cloneStep(input), pickedUp(input));
     },
 
@@ -152,7 +166,7 @@ export function createStepActivities(sh: Shared) {
       const batch: [StepInput, (() => Promise<void>) | undefined][] = input.steps.map((step) => [{ ...step, jobId: input.jobId }, undefined]);
       if (input.clone) {
         const clone = { ...input.clone, jobId: input.jobId };
-        await sh.runner.prepareWorkspace(input.jobId);
+        await prepareWorkspace(clone);
         batch.unshift([cloneStep(clone), pickedUp(clone)]);
       }
       const results: StepOutcome[] = [];

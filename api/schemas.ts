@@ -102,7 +102,10 @@ export const stepViewSchema = z.object({
   oomKilled: z.boolean().optional().meta({ description: 'killed for exceeding its memory limit' }),
   logBytes: z.number().int().optional(),
   logTruncated: z.boolean().optional(),
-  reason: z.enum(['container_lost', 'workspace_full']).optional().meta({ description: 'why a failed step failed other than by its own exit' }),
+  reason: z
+    .enum(['container_lost', 'workspace_full', 'host_lost'])
+    .optional()
+    .meta({ description: 'why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there)' }),
 }).meta({ id: 'StepView' });
 
 export const jobViewSchema = z
@@ -122,6 +125,11 @@ export const jobViewSchema = z
     patch: z.object({ bytes: z.number().int(), truncated: z.boolean() }).optional(),
     waiting: z.string().optional().meta({ description: 'why a queued job has not started yet' }),
     queuePosition: z.number().int().optional().meta({ description: "a job waiting for a host with room: its place in the line (1: next), counted when asked" }),
+    placement: z
+      .number()
+      .int()
+      .optional()
+      .meta({ description: 'how many hosts the job was placed on, from 2: its host was lost and it runs again from the clone on another; steps are those of this placement' }),
     egress: z
       .object({ connections: z.number().int(), denied: z.number().int(), bytesIn: z.number().int(), bytesOut: z.number().int() })
       .optional()

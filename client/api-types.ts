@@ -643,6 +643,8 @@ export interface components {
             waiting?: string;
             /** @description a job waiting for a host with room: its place in the line (1: next), counted when asked */
             queuePosition?: number;
+            /** @description how many hosts the job was placed on, from 2: its host was lost and it runs again from the clone on another; steps are those of this placement */
+            placement?: number;
             /** @description what the steps did through the egress proxy (the single-job view only) */
             egress?: {
                 connections: number;
@@ -715,10 +717,10 @@ export interface components {
             logBytes?: number;
             logTruncated?: boolean;
             /**
-             * @description why a failed step failed other than by its own exit
+             * @description why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there)
              * @enum {string}
              */
-            reason?: "container_lost" | "workspace_full";
+            reason?: "container_lost" | "workspace_full" | "host_lost";
         };
         WebhookCreated: {
             id: string;

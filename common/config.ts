@@ -62,6 +62,11 @@ export const configSchema = z.object({
   /** How long a step waits for its host's worker to take it before the host counts as lost. */
   DRAFTSMAN_HOST_LOST_SECONDS: int(5, 86_400).default(120),
   /**
+   * How many times a job whose host was lost moves to another host, where it runs again
+   * from its clone (a new placement); past that it fails saying its host was lost. 0: never.
+   */
+  DRAFTSMAN_HOST_LOST_MOVES: int(0, 10).default(2),
+  /**
    * Jobs this host runs at once (each runs one step at a time); placement sends a job to
    * a host with room, and the rest wait `queued` in order. Default: the steps its worker
    * runs at once (DRAFTSMAN_MAX_CONCURRENT_STEPS).

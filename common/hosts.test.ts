@@ -36,6 +36,17 @@ describe('chooseHost', () => {
   ])('%s', (_name, hosts, running, position, expected) => {
     expect(picked(chooseHost(hosts, load(running), now, position))).toBe(expected);
   });
+
+  const lostAt = ago(30).getTime();
+  it.each([
+    ['a host the job lost takes it no more', [host('a'), host('b', { capacity: 1 })], [{ taskQueue: 'q@a', at: lostAt }], 'b'],
+    ['unless its worker started since (it came back)', [host('a', { startedAt: ago(10) }), host('b', { capacity: 1 })], [{ taskQueue: 'q@a', at: lostAt }], 'a'],
+    ['a loss elsewhere changes nothing', [host('a'), host('b', { capacity: 1 })], [{ taskQueue: 'q@c', at: lostAt }], 'a'],
+    ['only the lost host: the job waits, saying so', [host('a')], [{ taskQueue: 'q@a', at: lostAt }], 'waiting for a host: its own was lost, and no other has been heard from lately'],
+    ['two hosts lost', [host('a'), host('b'), host('c', { capacity: 1 })], [{ taskQueue: 'q@a', at: lostAt }, { taskQueue: 'q@b', at: lostAt }], 'c'],
+  ])('%s', (_name, hosts, lost, expected) => {
+    expect(picked(chooseHost(hosts, load({}), now, 1, lost))).toBe(expected);
+  });
 });
 
 describe('hostView', () => {

@@ -43,6 +43,12 @@ export const SILENT_AFTER_SECONDS = 3 * HOST_HEARTBEAT_SECONDS;
 
 export type HostChoice = { host: HostRow } | { wait: string };
 
+/** A host a job lost (its host queue), and when (epoch ms). */
+export interface LostHost {
+  taskQueue: string;
+  at: number;
+}
+
 const ROOM_WAIT = 'waiting for a host with room';
 /** Why a job waits when every host is full, with its place in the line. */
 export const roomWait = (position: number) => `${ROOM_WAIT} (position ${position} in the queue)`;
@@ -56,9 +62,14 @@ export const currentWait = (stored: string, position: number | null) => (positio
  * among the jobs that wait for a host (1: first): a job waits while the jobs before
  * it take the room there is, so that jobs are placed in the order they came.
  */
-export function chooseHost(hosts: readonly HostRow[], running: ReadonlyMap<string, number>, now: Date, position = 1): HostChoice {
-  const fresh = hosts.filter((h) => now.getTime() - h.seenAt.getTime() <= SILENT_AFTER_SECONDS * 1000);
-  if (fresh.length === 0) return { wait: hosts.length === 0 ? 'waiting for a host: none has started' : 'waiting for a host: none has been heard from lately' };
+export function chooseHost(hosts: readonly HostRow[], running: ReadonlyMap<string, number>, now: Date, position = 1, lost: readonly LostHost[] = []): HostChoice {
+  // A host the job lost takes it again only once its worker has started since (a host that came back).
+  const candidates = hosts.filter((h) => !lost.some((l) => l.taskQueue === h.taskQueue && h.startedAt.getTime() <= l.at));
+  const fresh = candidates.filter((h) => now.getTime() - h.seenAt.getTime() <= SILENT_AFTER_SECONDS * 1000);
+  if (fresh.length === 0) {
+    if (hosts.length === 0) return { wait: 'waiting for a host: none has started' };
+    return { wait: candidates.length < hosts.length ? 'waiting for a host: its own was lost, and no other has been heard from lately' : 'waiting for a host: none has been heard from lately' };
+  }
   const open = fresh.filter((h) => !h.draining);
   if (open.length === 0) return { wait: 'waiting for a host: every host drains' };
   const roomy = open.filter((h) => h.freeDiskMb === null || h.minFreeDiskMb <= 0 || h.freeDiskMb >= h.minFreeDiskMb);

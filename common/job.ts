@@ -14,7 +14,12 @@ export type StepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'tim
 
 /** Why a step ended other than by its own exit: its container was lost under it (engine restart, host loss). */
 /** Why a step failed other than by its own exit: lost with its container, or stopped at the workspace cap. */
-export type StepEndReason = 'container_lost' | 'workspace_full';
+/**
+ * Why a step ended without its own exit: its container vanished (`container_lost`), its
+ * workspace outgrew the cap (`workspace_full`), or its host was lost and the job moved on
+ * to another, where the step runs again (`host_lost`).
+ */
+export type StepEndReason = 'container_lost' | 'workspace_full' | 'host_lost';
 
 /** A job spec with every default applied (what the workflow runs). */
 export interface ResolvedJobSpec {
@@ -113,6 +118,11 @@ export interface JobView {
   waiting?: string;
   /** A queued job's place in the line for a host (1: next), counted when asked. */
   queuePosition?: number;
+  /**
+   * How many hosts the job has been placed on, from the second: a job whose host was
+   * lost runs again from its clone on another (its `steps` are those of this placement).
+   */
+  placement?: number;
   /** What its steps did through the egress proxy: connections made and refused, bytes each way. Absent if none. */
   egress?: { connections: number; denied: number; bytesIn: number; bytesOut: number };
   /**
@@ -139,6 +149,11 @@ export interface Placement {
   taskQueue: string;
   placement: number;
   lostAfterSeconds: number;
+  /**
+   * How many times a job whose host was lost is placed again on another (the operator's
+   * DRAFTSMAN_HOST_LOST_MOVES when it was placed); absent in placements from before moves: never.
+   */
+  moves?: number;
 }
 
 /** Job ids become container and volume names, so they keep to Docker's name alphabet. */

@@ -18,6 +18,12 @@ export class Metrics {
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
+  readonly hostsLost = new Counter({
+    name: 'draftsman_host_lost_total',
+    help: 'Jobs whose host was lost under them, by whether they moved to another host (true) or failed (false)',
+    labelNames: ['moved'] as const,
+    registers: [this.registry],
+  });
   readonly approvals = new Counter({
     name: 'draftsman_approvals_total',
     help: 'Approval gates: jobs that began waiting (event waiting) and decisions (approved, rejected; by timeout or a person)',

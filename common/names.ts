@@ -31,6 +31,10 @@ export const LABEL_DEPLOYMENT = 'org.draftsman.deployment';
 export const LABEL_ROLE = 'org.draftsman.role';
 export const LABEL_STEP_KIND = 'org.draftsman.step.kind';
 export const LABEL_STEP_INDEX = 'org.draftsman.step.index';
+/** The job's placement a step ran in (common/job.ts Placement): a step's identity is (job, placement, kind, index). */
+export const LABEL_PLACEMENT = 'org.draftsman.placement';
+/** The host (DRAFTSMAN_HOST_ID, or the id derived from the engine) whose worker made the resource. */
+export const LABEL_HOST = 'org.draftsman.host';
 /** Unix seconds after which the step has outlived its budget (read by sweepers). */
 export const LABEL_DEADLINE = 'org.draftsman.deadline';
 

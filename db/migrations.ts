@@ -321,6 +321,21 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX jobs_key_placed_idx ON jobs (placed_from, concurrency_key, placed_at) WHERE placed_at IS NOT NULL;
     `,
   },
+  {
+    version: 15,
+    name: 'placement in a step\'s identity',
+    sql: `
+      -- A job moved to another host after its host was lost runs its steps again there, as
+      -- a new placement: a step is (job, placement, kind, index), and so is its output.
+      -- The job's current placement is the one its view shows.
+      ALTER TABLE jobs ADD COLUMN placement integer NOT NULL DEFAULT 1;
+      ALTER TABLE steps ADD COLUMN placement integer NOT NULL DEFAULT 1;
+      ALTER TABLE steps DROP CONSTRAINT steps_pkey, ADD PRIMARY KEY (job_id, placement, kind, index);
+      ALTER TABLE step_log_chunks ADD COLUMN placement integer NOT NULL DEFAULT 1;
+      ALTER TABLE step_log_chunks DROP CONSTRAINT step_log_chunks_job_id_kind_index_chunk_key,
+        ADD CONSTRAINT step_log_chunks_step_chunk_key UNIQUE (job_id, placement, kind, index, chunk);
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -9,6 +9,16 @@ export interface StepRecord {
   kind: StepKind;
   index: number;
   seq: number;
+  /** The job's placement the step ran in (1 when absent): a moved job's steps run again as new steps. */
+  placement?: number;
+}
+
+/**
+ * A step's keys in the audit trail: the placement appears from the second on, so that
+ * a moved job's steps are recorded again, and the first placement's keys stay as they were.
+ */
+export function stepEventKey(what: 'started' | 'finished', kind: StepKind, index: number, placement = 1): string {
+  return `step-${what}:${placement > 1 ? `p${placement}:` : ''}${kind}-${index}`;
 }
 
 export interface JobOutcome {
@@ -34,6 +44,8 @@ export interface StoredLogLine {
 export interface LogChunkWrite {
   kind: StepKind;
   index: number;
+  /** 1 when absent. */
+  placement?: number;
   chunk: number;
   firstLine: number;
   lines: StoredLogLine[];
@@ -47,6 +59,11 @@ export interface AuditEvent {
   data: Record<string, unknown>;
   at: string;
 }
+
+/** The placement in an event's data: from the second placement on. */
+const placementField = (placement?: number) => (placement && placement > 1 ? { placement } : {});
+/** The placement in an event's key, from the second on: the first placement's keys are those of versions before moves. */
+const placementKey = (placement?: number) => (placement && placement > 1 ? `:p${placement}` : '');
 
 /** An activity attempt that a newer attempt of the same activity has taken a step from. */
 export class StaleAttemptError extends Error {
@@ -93,7 +110,7 @@ const JOB_COLUMNS = `id, status, repo, commit, principal, created_at, started_at
   loop_iterations, loop_converged, error, waiting, spec -> 'labels' AS labels,
   (SELECT json_build_object('bytes', p.bytes, 'truncated', p.truncated) FROM job_patches p WHERE p.job_id = jobs.id) AS patch,
   (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop,
-  CASE WHEN host_wait_since IS NOT NULL AND finished_at IS NULL THEN queue_position END AS queue_position`;
+  CASE WHEN host_wait_since IS NOT NULL AND finished_at IS NULL THEN queue_position END AS queue_position, placement`;
 const FINAL = FINAL_STATUSES as readonly string[];
 
 /**
@@ -183,36 +200,36 @@ export class JobStore {
   }
 
   /** The job waits at its approval gate (once: a repeat records nothing new). */
-  async recordAwaitingApproval(jobId: string, gate: ApprovalGate): Promise<void> {
+  async recordAwaitingApproval(jobId: string, gate: ApprovalGate, placement = 1): Promise<void> {
     await this.pool.query(`UPDATE jobs SET status = 'awaiting_approval', updated_at = now() WHERE id = $1 AND status = 'running'`, [jobId]);
-    await this.event(jobId, 'awaiting-approval', 'awaiting_approval', { ...gate });
+    await this.event(jobId, `awaiting-approval${placementKey(placement)}`, 'awaiting_approval', { ...gate, ...placementField(placement) });
   }
 
   /** The gate's decision; an approved job runs again (a rejected one ends through jobFinished). */
-  async recordApproval(jobId: string, approval: Approval): Promise<void> {
+  async recordApproval(jobId: string, approval: Approval, placement = 1): Promise<void> {
     if (approval.decision === 'approve') {
       await this.pool.query(`UPDATE jobs SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'awaiting_approval'`, [jobId]);
     }
-    await this.event(jobId, 'approval', approval.decision === 'approve' ? 'approved' : 'rejected', { ...approval });
+    await this.event(jobId, `approval${placementKey(placement)}`, approval.decision === 'approve' ? 'approved' : 'rejected', { ...approval, ...placementField(placement) });
   }
 
   /** How much of a step's output is stored: where a re-attached follower resumes. */
-  async logProgress(jobId: string, kind: StepKind, index: number): Promise<LogProgress> {
+  async logProgress(jobId: string, kind: StepKind, index: number, placement = 1): Promise<LogProgress> {
     const { rows } = await this.pool.query<{ next_chunk: number; lines: number; bytes: number; truncated: boolean }>(
       `SELECT COALESCE(max(chunk) + 1, 0)::int AS next_chunk, COALESCE(sum(lines), 0)::int AS lines,
               COALESCE(sum(bytes), 0)::int AS bytes, COALESCE(bool_or(truncated), false) AS truncated
-       FROM step_log_chunks WHERE job_id = $1 AND kind = $2 AND index = $3`,
-      [jobId, kind, index],
+       FROM step_log_chunks WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4`,
+      [jobId, kind, index, placement],
     );
     const r = rows[0]!;
     return { nextChunk: r.next_chunk, lines: r.lines, bytes: r.bytes, truncated: r.truncated };
   }
 
   /** Output stored for a job's steps other than `except`: what they used of the job's log cap. */
-  async jobLogBytes(jobId: string, except: { kind: StepKind; index: number }): Promise<number> {
+  async jobLogBytes(jobId: string, except: { kind: StepKind; index: number; placement?: number }): Promise<number> {
     const { rows } = await this.pool.query<{ bytes: string }>(
-      `SELECT COALESCE(sum(bytes), 0)::bigint AS bytes FROM step_log_chunks WHERE job_id = $1 AND NOT (kind = $2 AND index = $3)`,
-      [jobId, except.kind, except.index],
+      `SELECT COALESCE(sum(bytes), 0)::bigint AS bytes FROM step_log_chunks WHERE job_id = $1 AND NOT (kind = $2 AND index = $3 AND placement = $4)`,
+      [jobId, except.kind, except.index, except.placement ?? 1],
     );
     return Number(rows[0]!.bytes);
   }
@@ -224,11 +241,11 @@ export class JobStore {
    */
   async appendLogChunk(jobId: string, chunk: LogChunkWrite, attempt?: number): Promise<void> {
     const { rowCount } = await this.pool.query(
-      `INSERT INTO step_log_chunks (job_id, kind, index, chunk, first_line, lines, bytes, truncated, data)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+      `INSERT INTO step_log_chunks (job_id, kind, index, chunk, first_line, lines, bytes, truncated, data, placement)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $11
        WHERE $10::int IS NULL OR EXISTS (
-         SELECT 1 FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND attempt = $10)
-       ON CONFLICT (job_id, kind, index, chunk) DO NOTHING`,
+         SELECT 1 FROM steps WHERE job_id = $1 AND placement = $11 AND kind = $2 AND index = $3 AND attempt = $10)
+       ON CONFLICT (job_id, placement, kind, index, chunk) DO NOTHING`,
       [
         jobId,
         chunk.kind,
@@ -240,12 +257,13 @@ export class JobStore {
         chunk.truncated,
         chunk.lines.map((l) => JSON.stringify(l)).join('\n'),
         attempt ?? null,
+        chunk.placement ?? 1,
       ],
     );
     if (rowCount === 0 && attempt !== undefined) {
       const { rows } = await this.pool.query<{ attempt: number }>(
-        'SELECT attempt FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3',
-        [jobId, chunk.kind, chunk.index],
+        'SELECT attempt FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4',
+        [jobId, chunk.kind, chunk.index, chunk.placement ?? 1],
       );
       if ((rows[0]?.attempt ?? attempt) !== attempt) throw new StaleAttemptError(jobId, `${chunk.kind}-${chunk.index}`, attempt);
     }
@@ -319,6 +337,19 @@ export class JobStore {
     return new Set(rows.map((r) => r.id));
   }
 
+  /**
+   * Of the given jobs, those moved away from the host of `hostQueue` (placed again after
+   * a host was lost, elsewhere or not yet): what they left on that host is an earlier
+   * placement's, and is removed as a job's end would remove it.
+   */
+  async movedJobs(ids: readonly string[], hostQueue: string): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT id FROM jobs WHERE id = ANY($1::text[]) AND finished_at IS NULL AND placement > 1 AND (host_queue IS NULL OR host_queue <> $2)`,
+      [ids, hostQueue],
+    );
+    return new Set(rows.map((r) => r.id));
+  }
+
   async recordJanitorAction(a: { action: string; type: string; name: string; jobId: string; reason: string }) {
     await this.pool.query('INSERT INTO janitor_actions (action, type, name, job_id, reason) VALUES ($1, $2, $3, $4, $5)', [
       a.action,
@@ -358,8 +389,8 @@ export class JobStore {
   > {
     const { rows } = await this.pool.query<StepRow & { attempt: number; launched: boolean; engine_interrupted: boolean; claimed: boolean }>(
       `WITH claim AS (
-         INSERT INTO steps (job_id, kind, index, seq, status, started_at, attempt) VALUES ($1, $2, $3, $4, 'running', now(), $7)
-         ON CONFLICT (job_id, kind, index) DO UPDATE SET attempt = EXCLUDED.attempt
+         INSERT INTO steps (job_id, kind, index, seq, status, started_at, attempt, placement) VALUES ($1, $2, $3, $4, 'running', now(), $7, $8)
+         ON CONFLICT (job_id, placement, kind, index) DO UPDATE SET attempt = EXCLUDED.attempt
          WHERE steps.status = 'running' AND steps.attempt <= EXCLUDED.attempt
          RETURNING *
        ), event AS (
@@ -369,8 +400,17 @@ export class JobStore {
        SELECT *, true AS claimed FROM claim
        UNION ALL
        SELECT *, false AS claimed FROM steps
-       WHERE job_id = $1 AND kind = $2 AND index = $3 AND NOT EXISTS (SELECT 1 FROM claim)`,
-      [jobId, step.kind, step.index, step.seq, `step-started:${step.kind}-${step.index}`, JSON.stringify({ kind: step.kind, index: step.index }), attempt],
+       WHERE job_id = $1 AND placement = $8 AND kind = $2 AND index = $3 AND NOT EXISTS (SELECT 1 FROM claim)`,
+      [
+        jobId,
+        step.kind,
+        step.index,
+        step.seq,
+        stepEventKey('started', step.kind, step.index, step.placement),
+        JSON.stringify({ kind: step.kind, index: step.index, ...placementField(step.placement) }),
+        attempt,
+        step.placement ?? 1,
+      ],
     );
     const r = rows[0]!;
     if (r.claimed) return { state: 'claimed', launched: r.launched, engineInterrupted: r.engine_interrupted };
@@ -379,18 +419,18 @@ export class JobStore {
   }
 
   /** The engine has started the step's command (see claimStep). */
-  async stepLaunched(jobId: string, kind: StepKind, index: number): Promise<void> {
-    await this.pool.query(`UPDATE steps SET launched = true WHERE job_id = $1 AND kind = $2 AND index = $3`, [jobId, kind, index]);
+  async stepLaunched(jobId: string, kind: StepKind, index: number, placement = 1): Promise<void> {
+    await this.pool.query(`UPDATE steps SET launched = true WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4`, [jobId, kind, index, placement]);
   }
 
   /**
    * The attempt that owns the running step lost the engine while waiting for it (set),
    * or found its container still running afterwards (cleared).
    */
-  async stepEngineInterrupted(jobId: string, kind: StepKind, index: number, attempt: number, interrupted: boolean): Promise<void> {
+  async stepEngineInterrupted(jobId: string, kind: StepKind, index: number, attempt: number, interrupted: boolean, placement = 1): Promise<void> {
     await this.pool.query(
-      `UPDATE steps SET engine_interrupted = $5 WHERE job_id = $1 AND kind = $2 AND index = $3 AND attempt = $4 AND status = 'running'`,
-      [jobId, kind, index, attempt, interrupted],
+      `UPDATE steps SET engine_interrupted = $5 WHERE job_id = $1 AND kind = $2 AND index = $3 AND attempt = $4 AND status = 'running' AND placement = $6`,
+      [jobId, kind, index, attempt, interrupted, placement],
     );
   }
 
@@ -400,10 +440,11 @@ export class JobStore {
    * over is not recorded (`stale`): that attempt records it, and the older one must
    * leave its container alone.
    */
-  async stepFinished(jobId: string, o: StepOutcome & { seq: number }, attempt?: number): Promise<'recorded' | 'finished' | 'stale'> {
+  async stepFinished(jobId: string, o: StepOutcome & { seq: number; placement?: number }, attempt?: number): Promise<'recorded' | 'finished' | 'stale'> {
     const event = {
       kind: o.kind,
       index: o.index,
+      ...placementField(o.placement),
       status: o.status,
       exitCode: o.exitCode,
       oomKilled: o.oomKilled ?? false,
@@ -413,9 +454,9 @@ export class JobStore {
     const { rows } = await this.pool.query<{ recorded: boolean; before: string | null }>(
       `WITH step AS (
          INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at,
-                            log_bytes, log_truncated, reason)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11, $14)
-         ON CONFLICT (job_id, kind, index) DO UPDATE SET
+                            log_bytes, log_truncated, reason, placement)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11, $14, $16)
+         ON CONFLICT (job_id, placement, kind, index) DO UPDATE SET
            status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
            started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at,
            log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated, reason = EXCLUDED.reason
@@ -426,7 +467,7 @@ export class JobStore {
          ON CONFLICT (job_id, key) DO NOTHING
        )
        SELECT EXISTS (SELECT 1 FROM step) AS recorded,
-              (SELECT status FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3) AS before`,
+              (SELECT status FROM steps WHERE job_id = $1 AND placement = $16 AND kind = $2 AND index = $3) AS before`,
       [
         jobId,
         o.kind,
@@ -439,10 +480,11 @@ export class JobStore {
         o.finishedAt,
         o.logBytes ?? 0,
         o.logTruncated ?? false,
-        `step-finished:${o.kind}-${o.index}`,
+        stepEventKey('finished', o.kind, o.index, o.placement),
         JSON.stringify(event),
         o.reason ?? null,
         attempt ?? null,
+        o.placement ?? 1,
       ],
     );
     // `before` is the row as the statement found it (a CTE's changes are not visible to it).
@@ -452,18 +494,18 @@ export class JobStore {
   }
 
   /** A step's recorded outcome, if it has finished: lets a retried activity return it instead of running again. */
-  async finishedStep(jobId: string, kind: StepKind, index: number): Promise<StepOutcome | null> {
+  async finishedStep(jobId: string, kind: StepKind, index: number, placement = 1): Promise<StepOutcome | null> {
     const { rows } = await this.pool.query<StepRow>(
-      `SELECT * FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND status <> 'running'`,
-      [jobId, kind, index],
+      `SELECT * FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4 AND status <> 'running'`,
+      [jobId, kind, index, placement],
     );
     return rows[0] ? stepOutcome(rows[0]) : null;
   }
 
   /** Steps of the job still recorded as running: what a job's end must stop and record. */
-  async runningSteps(jobId: string): Promise<{ kind: StepKind; index: number; seq: number }[]> {
-    const { rows } = await this.pool.query<{ kind: StepKind; index: number; seq: number }>(
-      `SELECT kind, index, seq FROM steps WHERE job_id = $1 AND status = 'running' ORDER BY seq`,
+  async runningSteps(jobId: string): Promise<{ kind: StepKind; index: number; seq: number; placement: number }[]> {
+    const { rows } = await this.pool.query<{ kind: StepKind; index: number; seq: number; placement: number }>(
+      `SELECT kind, index, seq, placement FROM steps WHERE job_id = $1 AND status = 'running' ORDER BY seq`,
       [jobId],
     );
     return rows;
@@ -477,6 +519,28 @@ export class JobStore {
       [jobId, o.status, o.loop?.iterations ?? null, o.loop?.converged ?? null, o.error ?? null, FINAL],
     );
     await this.event(jobId, 'finished', 'finished', { status: o.status, error: o.error ?? null, loop: o.loop });
+  }
+
+  /**
+   * The job's host was lost in `placement`: its steps of that placement still running end
+   * `failed` (reason host_lost), the `host_lost` event is recorded, and a job that moves
+   * leaves the host (its room) for the line, as its next placement. Once per placement.
+   */
+  async hostLost(jobId: string, placement: number, lost: { host: string; step: string | null; moving: boolean }): Promise<void> {
+    const waiting = `its host ${lost.host} was lost; waiting for another (placement ${placement + 1})`;
+    await this.pool.query(
+      `WITH lost_steps AS (
+         UPDATE steps SET status = 'failed', reason = 'host_lost', finished_at = now()
+          WHERE job_id = $1 AND placement = $2 AND status = 'running' RETURNING 1
+       ), moved AS (
+         UPDATE jobs SET host_queue = NULL, placement = $2 + 1, host_wait_since = now(), queue_position = NULL,
+                         status = 'queued', waiting = $5, updated_at = now()
+          WHERE id = $1 AND placement = $2 AND $4 AND finished_at IS NULL RETURNING 1
+       )
+       INSERT INTO events (job_id, key, type, data) VALUES ($1, 'host-lost:' || $2::int, 'host_lost', $3)
+       ON CONFLICT (job_id, key) DO NOTHING`,
+      [jobId, placement, JSON.stringify({ host: lost.host, placement, step: lost.step, movedTo: lost.moving ? placement + 1 : null }), lost.moving, waiting],
+    );
   }
 
   /** Appends an audit event once: a second call with the same key is ignored. */
@@ -549,8 +613,9 @@ export class JobStore {
   /** Job views of rows, with their steps (one query for all). */
   private async withSteps(rows: JobRow[]): Promise<JobView[]> {
     if (rows.length === 0) return [];
+    // The steps of each job's current placement: a moved job shows the steps it runs again.
     const steps = await this.pool.query<StepRow>(
-      'SELECT * FROM steps WHERE job_id = ANY($1::text[]) ORDER BY seq',
+      'SELECT s.* FROM steps s JOIN jobs j ON j.id = s.job_id AND j.placement = s.placement WHERE s.job_id = ANY($1::text[]) ORDER BY s.seq',
       [rows.map((r) => r.id)],
     );
     const byJob = new Map<string, StepRow[]>();

@@ -19,6 +19,8 @@ export interface JobRow {
   waiting: string | null;
   /** Its place in the line for a host, when it waits for one. */
   queue_position?: number | null;
+  /** The job's placement: 1, or more once it was moved after its host was lost. */
+  placement?: number;
   patch: { bytes: number; truncated: boolean } | null;
 }
 
@@ -78,5 +80,6 @@ export function jobView(row: JobRow, steps: StepRow[]): JobView {
   if (row.waiting && row.status === 'queued') view.waiting = currentWait(row.waiting, row.queue_position ?? null);
   if (row.queue_position && row.status === 'queued') view.queuePosition = row.queue_position;
   if (row.patch) view.patch = row.patch;
+  if (row.placement && row.placement > 1) view.placement = row.placement;
   return view;
 }

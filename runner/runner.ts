@@ -8,6 +8,8 @@ export interface StepRequest {
   jobId: string;
   kind: ContainerKind;
   index: number;
+  /** The job's placement (1 when absent), as in StepRef. */
+  placement?: number;
   image: string;
   /** Run by `sh -c` in /workspace. */
   command: string;
@@ -16,11 +18,13 @@ export interface StepRequest {
   timeoutSeconds: number;
 }
 
-/** Identifies a step's execution unit (a container for DockerRunner); deterministic from job, kind and index. */
+/** Identifies a step's execution unit (a container for DockerRunner); deterministic from job, placement, kind and index. */
 export interface StepRef {
   jobId: string;
   kind: ContainerKind;
   index: number;
+  /** The job's placement (1 when absent): a job moved to another host runs its steps again as new units. */
+  placement?: number;
 }
 
 export type StepState =
@@ -66,6 +70,9 @@ export interface Runner {
    * id derives from it, so that every worker of one engine serves one host queue.
    */
   hostKey(): Promise<string>;
+
+  /** The host id the worker serves, once known: what the backend creates carries it (for operators). */
+  identifyHost?(id: string): void;
 
   /** Called once per job before its first step. Creates the job's workspace; succeeds if it exists. */
   prepareWorkspace(jobId: string): Promise<void>;
@@ -158,6 +165,8 @@ export interface ManagedResource {
   type: 'step' | 'holder' | 'workspace';
   name: string;
   jobId: string;
+  /** Steps only: the job's placement the step ran in (1 for units without the label). */
+  placement?: number;
   /** Steps only: whether the step still runs, and the Unix time (s) its budget ends. */
   running?: boolean;
   deadline?: number;

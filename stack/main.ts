@@ -15,7 +15,7 @@ import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
-import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime } from '../worker/worker';
+import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime, sweepHostOnStart } from '../worker/worker';
 import { startEgressProcess } from './egress';
 import { startEmbeddedPostgres } from './postgres';
 import { startTemporalDevServer, temporalCliPath, waitForPort } from './temporal';
@@ -100,6 +100,7 @@ async function main(): Promise<void> {
     logger,
   });
   const workerDone = worker.run();
+  await sweepHostOnStart(nativeConnection, config, worker, logger);
 
   let tokenNote = 'from DRAFTSMAN_API_TOKENS / DRAFTSMAN_API_TOKENS_FILE';
   if (!config.DRAFTSMAN_API_TOKENS && !config.DRAFTSMAN_API_TOKENS_FILE) {

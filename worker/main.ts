@@ -7,7 +7,7 @@ import { loadConfig, requireDatabaseUrl } from '../common/config';
 import { createLogger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
-import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime } from './worker';
+import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime, sweepHostOnStart } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -21,6 +21,7 @@ async function main(): Promise<void> {
   await ensureJanitorSchedule(connection, config);
   const docker = new Docker();
   const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config, docker), connection, metrics, logger });
+  await sweepHostOnStart(connection, config, worker, logger);
 
   /**
    * Healthy: the worker polls and its engine answers. An engine that hangs holds every

@@ -171,7 +171,8 @@ export async function createWorker({ config, store, runner, connection, workflow
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,
   });
   const id = hostId(config.DRAFTSMAN_HOST_ID, await runner.hostKey());
-  const host = { id, taskQueue: hostTaskQueue(config.DRAFTSMAN_TASK_QUEUE, id), lostAfterSeconds: config.DRAFTSMAN_HOST_LOST_SECONDS };
+  runner.identifyHost?.(id);
+  const host = { id, taskQueue: hostTaskQueue(config.DRAFTSMAN_TASK_QUEUE, id), lostAfterSeconds: config.DRAFTSMAN_HOST_LOST_SECONDS, moves: config.DRAFTSMAN_HOST_LOST_MOVES };
   const activities = createActivities({
     runner,
     store,
@@ -284,6 +285,25 @@ export async function ensureJanitorSchedule(connection: NativeConnection, config
       action,
     }));
   }
+}
+
+/**
+ * A host whose worker starts (a restart, or a host that was lost and came back) has its
+ * engine swept at once rather than at the schedule's next pass: what jobs moved away from
+ * it, or ended while it was gone, left there. Best effort: the schedule sweeps it anyway.
+ */
+export async function sweepHostOnStart(connection: NativeConnection, config: Config, worker: HostWorker, logger?: Logger): Promise<void> {
+  if (config.DRAFTSMAN_JANITOR_INTERVAL_SECONDS === 0) return;
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const hostQueue = worker.host.options.taskQueue;
+  await client.workflow
+    .start(JANITOR_WORKFLOW_TYPE, {
+      taskQueue: config.DRAFTSMAN_TASK_QUEUE,
+      workflowId: `${janitorScheduleId(config)}-start-${worker.hostId}`,
+      args: [{ hosts: [hostQueue] }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    })
+    .catch((err: unknown) => logger?.warn({ err, host: worker.hostId }, 'the sweep of the starting host could not be started; the schedule sweeps it'));
 }
 
 export function janitorScheduleId(config: Pick<Config, 'DRAFTSMAN_TASK_QUEUE'>): string {

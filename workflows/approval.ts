@@ -76,6 +76,8 @@ const decided = (a: Approval) => `${a.decision === 'approve' ? 'approved' : 'rej
 export class ApprovalGate {
   private waiting = false;
   private approval: Approval | null = null;
+  /** The job's placement the gate is for (1 when absent). */
+  private placement: number | undefined;
 
   constructor(
     private readonly run: JobRun,
@@ -84,9 +86,19 @@ export class ApprovalGate {
     setHandler(approvalUpdate, (request) => this.decide(request), { validator: (request) => this.check(request) });
   }
 
+  /**
+   * A job moved to another host runs its phases again, and its patch may differ: a
+   * decision holds for the placement it was made in, and the gate asks again.
+   */
+  forPlacement(placement: number): void {
+    this.placement = placement;
+    this.approval = null;
+  }
+
   /** Waits at the gate before `spec.before`; throws a JobRejected failure when the decision is reject. */
   async pass(spec: GateSpec): Promise<void> {
-    await local.awaitApproval({ jobId: this.run.jobId, gate: spec });
+    const at = this.placement ? { placement: this.placement } : {};
+    await local.awaitApproval({ jobId: this.run.jobId, gate: spec, ...at });
     this.run.show('awaiting_approval', `before ${spec.before} · waiting up to ${spec.timeoutSeconds} s for a decision (then ${spec.onTimeout})`);
     this.waiting = true;
     this.clock.pause();
@@ -100,7 +112,7 @@ export class ApprovalGate {
       this.clock.resume();
     }
     const approval = this.approval!;
-    await local.recordApproval({ jobId: this.run.jobId, approval });
+    await local.recordApproval({ jobId: this.run.jobId, approval, ...(this.placement ? { placement: this.placement } : {}) });
     if (approval.decision === 'reject') throw ApplicationFailure.nonRetryable(decided(approval), FailureType.JobRejected);
     this.run.show('running', `${decided(approval)}; going on to ${spec.before}`);
   }

@@ -116,6 +116,7 @@ export class JobSteps {
   private commandInput(kind: StepKind, index: number, command: string, n: number) {
     return {
       jobId: this.run.jobId,
+      ...this.placementField(),
       seq: n,
       kind,
       index,
@@ -129,8 +130,14 @@ export class JobSteps {
     };
   }
 
+  /** The placement in a step's input from the second on (a step's identity is job, placement, kind, index). */
+  private placementField(): { placement?: number } {
+    return this.placement && this.placement.placement > 1 ? { placement: this.placement.placement } : {};
+  }
+
   private cloneInput(n: number) {
     return {
+      ...this.placementField(),
       createdAt: this.run.view.createdAt,
       seq: n,
       repo: this.spec.repo,

@@ -16,6 +16,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { LostHost } from '../common/hosts';
 import type { AcceptedJob, JobView, Placement, ResolvedJobSpec } from '../common/job';
 import { CANCEL_SIGNAL, WAKE_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import { carriedView, errorMessage, failedStepMessage, isScheduleToStartTimeout, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
@@ -77,6 +78,11 @@ const HOST_PLACEMENT_PATCH = 'host-placement';
  * local activity; a new patch belongs there too.
  */
 const PATCHES_FIRST = 'patches-decided-first';
+/**
+ * Runs from before a job whose host was lost moved to another host: they fail there
+ * saying the host is lost, as they did.
+ */
+const HOST_FAILOVER_PATCH = 'host-failover';
 
 class StepFailedError extends Error {}
 
@@ -108,6 +114,7 @@ export interface LoopResume {
 export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<JobView> {
   const run = new JobRun(workflowInfo(), resume);
   const patchesFirst = patched(PATCHES_FIRST);
+  const failover = patchesFirst && patched(HOST_FAILOVER_PATCH);
   const { view, jobId } = run;
   setHandler(statusQuery, () => view);
   setHandler(cancelSignal, (arg) => run.stop({ status: 'cancelled', reason: arg?.reason || 'cancelled by request' }));
@@ -134,8 +141,8 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   run.identify(spec, !resume);
   // The job's host: chosen once, among the hosts with room, carried to later runs; every
   // activity that touches its workspace goes there.
-  const placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await placeWhenRoom(run) : null;
-  const steps = new JobSteps(run, spec, resume?.seq ?? 0, placement);
+  let placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await placeWhenRoom(run, 1) : null;
+  let steps = new JobSteps(run, spec, resume?.seq ?? 0, placement);
 
   // The job's time limit is enforced here rather than only as a server-side
   // execution timeout, so that cleanup below still runs when it fires.
@@ -147,10 +154,31 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   let failure: unknown = null;
   /** Set when this run ends its share of the loop and the next run takes over. */
   let continueAt: number | null = null;
+  /** Where this run's phases start: a continued loop, or (a first run, or a job moved to another host) the clone. */
+  let from = resume;
+  /** The hosts this run lost, not to be placed on again unless they came back. */
+  const lost: LostHost[] = [];
   try {
-    continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, patchesFirst, resume));
-  } catch (err) {
-    failure = err;
+    for (;;) {
+      try {
+        failure = null;
+        continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, patchesFirst, from));
+      } catch (err) {
+        failure = err;
+      }
+      // The job's host was lost under it: it runs again from the clone on another host, a new placement.
+      if (!failover || !placement || run.ending || !isScheduleToStartTimeout(failure)) break;
+      const moved = await moveJob(run, spec, placement, lost);
+      // Its end is recorded from the shared queue: the lost host takes nothing.
+      placement = moved.to;
+      if (!moved.to) {
+        failure = moved.failure ?? failure;
+        break;
+      }
+      steps = new JobSteps(run, spec, steps.seq, moved.to);
+      gate.forPlacement(moved.to.placement);
+      from = undefined;
+    }
   } finally {
     clock.stop();
   }
@@ -216,19 +244,46 @@ const PLACEMENT_RECHECK_MAX_SECONDS = 30;
  * its next look, backing off from 1 s to 30 s. A cancel ends the wait: the job then
  * ends with no host (null).
  */
-async function placeWhenRoom(run: JobRun): Promise<Placement | null> {
+async function placeWhenRoom(run: JobRun, placement: number, lost: LostHost[] = []): Promise<Placement | null> {
   let woken = false;
   setHandler(wakeSignal, () => void (woken = true));
   for (let wait = 1; ; wait = Math.min(wait * 2, PLACEMENT_RECHECK_MAX_SECONDS)) {
     // Reset before asking: a wake that comes while the answer is on its way counts.
     woken = false;
-    const answer = await bookkeeping.placeJob({ jobId: run.jobId, placement: 1 });
+    const answer = await bookkeeping.placeJob({ jobId: run.jobId, placement, ...(lost.length ? { lost } : {}) });
     if (answer === null || !('wait' in answer)) return answer;
     run.view.waiting = answer.wait;
     run.show('queued', answer.wait);
     await condition(() => woken || run.ending !== null, `${wait}s`);
     if (run.ending) return null;
   }
+}
+
+/**
+ * The job's host was lost (its worker did not take a step in time): recorded, and the job
+ * moves to another host as its next placement, to run again from the clone, unless it has
+ * moved as often as the operator allows (then it fails, saying so). Waits for a host with
+ * room as a new job does; a cancel meanwhile ends it with no host (`to` null).
+ */
+async function moveJob(run: JobRun, spec: ResolvedJobSpec, from: Placement, lost: LostHost[]): Promise<{ to: Placement | null; failure?: Error }> {
+  const moving = from.placement <= (from.moves ?? 0);
+  const running = [...run.view.steps].reverse().find((s) => s.status === 'running' || s.status === 'failed');
+  const step = running ? `${running.kind}-${running.index}` : null;
+  await bookkeeping.recordHostLost({ jobId: run.jobId, placement: from.placement, host: from.host, step, moving });
+  if (!moving) {
+    const why = from.placement === 1 ? 'jobs do not move to another host (DRAFTSMAN_HOST_LOST_MOVES is 0)' : `it was placed ${from.placement} times, as often as DRAFTSMAN_HOST_LOST_MOVES allows`;
+    return { to: null, failure: ApplicationFailure.nonRetryable(`its host ${from.host} was lost${step ? ` during ${step}` : ''}, and ${why}`, FailureType.JobFailed) };
+  }
+  lost.push({ taskQueue: from.taskQueue, at: Date.now() });
+  // The view starts over with the new placement: its steps run again from the clone.
+  const next = from.placement + 1;
+  run.view.steps = [];
+  delete run.view.stepsOmitted;
+  delete run.view.patch;
+  run.view.loop = spec.loop ? { iterations: 0, converged: false } : null;
+  run.view.placement = next;
+  run.show('queued', `its host ${from.host} was lost${step ? ` during ${step}` : ''}; placing it again (placement ${next})`);
+  return { to: await placeWhenRoom(run, next, lost) };
 }
 
 /** Waits for the disk guard's go, then clones and runs the setup steps. */

@@ -73,15 +73,30 @@ describe('containerOptions', () => {
     expect(actual).toEqual(expected);
   });
 
-  it('labels the container with job, step and deadline', () => {
+  it('labels the container with job, placement, step and deadline', () => {
     expect(opts.Labels).toEqual({
       'org.draftsman.managed': 'true',
       'org.draftsman.deployment': 'd1',
       'org.draftsman.job': 'job-1',
       'org.draftsman.step.kind': 'loop',
       'org.draftsman.step.index': '3',
+      'org.draftsman.placement': '1',
       'org.draftsman.deadline': String(now.getTime() / 1000 + 60),
     });
+  });
+
+  it('labels the container with its host once the worker knows it', () => {
+    expect(containerOptions(step, { ...policy, host: 'host-a' }, now).Labels).toMatchObject({ 'org.draftsman.host': 'host-a' });
+    expect(opts.Labels).not.toHaveProperty(['org.draftsman.host']);
+  });
+
+  it.each([
+    ['the first placement keeps the names of versions before placements', undefined, 'draftsman-d1-job-1-loop-3'],
+    ['placement 1', 1, 'draftsman-d1-job-1-loop-3'],
+    ['a moved job\'s steps are new units', 2, 'draftsman-d1-job-1-p2-loop-3'],
+    ['and again', 3, 'draftsman-d1-job-1-p3-loop-3'],
+  ])('container name: %s', (_name, placement, name) => {
+    expect(containerName({ jobId: 'job-1', kind: 'loop', index: 3, ...(placement ? { placement } : {}) }, 'd1')).toBe(name);
   });
 
   it.each([

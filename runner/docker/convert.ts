@@ -7,7 +7,9 @@ import {
   LABEL_DEADLINE,
   LABEL_DEPLOYMENT,
   LABEL_JOB,
+  LABEL_HOST,
   LABEL_MANAGED,
+  LABEL_PLACEMENT,
   LABEL_ROLE,
   LABEL_STEP_INDEX,
   LABEL_STEP_KIND,
@@ -20,6 +22,8 @@ export const WORKSPACE_PATH = '/workspace';
 export interface ContainerPolicy {
   /** The deployment's id: in every name and label, so that deployments sharing an engine stay apart. */
   deployment: string;
+  /** The host id, once the worker knows it: a label on what it creates. */
+  host?: string;
   /** uid:gid, never root. */
   user: string;
   memoryMb: number;
@@ -70,7 +74,9 @@ export type StepNetwork =
   | { mode: 'insecure'; network: string };
 
 export function containerName(step: StepRef, deployment: string): string {
-  return `draftsman-${deployment}-${step.jobId}-${step.kind}-${step.index}`;
+  // The first placement's names are those of versions before placements, whose containers a new worker re-attaches.
+  const placement = step.placement && step.placement > 1 ? `-p${step.placement}` : '';
+  return `draftsman-${deployment}-${step.jobId}${placement}-${step.kind}-${step.index}`;
 }
 
 export function volumeName(jobId: string, deployment: string): string {
@@ -87,8 +93,8 @@ export function holderName(jobId: string, deployment: string): string {
   return `draftsman-${deployment}-${jobId}-holder`;
 }
 
-export function jobLabels(jobId: string, deployment: string): Record<string, string> {
-  return { [LABEL_MANAGED]: 'true', [LABEL_DEPLOYMENT]: deployment, [LABEL_JOB]: jobId };
+export function jobLabels(jobId: string, deployment: string, host?: string): Record<string, string> {
+  return { [LABEL_MANAGED]: 'true', [LABEL_DEPLOYMENT]: deployment, [LABEL_JOB]: jobId, ...(host ? { [LABEL_HOST]: host } : {}) };
 }
 
 export function stepEnv(step: StepRequest, network: StepNetwork = { mode: 'none' }): string[] {
@@ -138,9 +144,10 @@ export function containerOptions(
     User: policy.user,
     Env: stepEnv(step, policy.network),
     Labels: {
-      ...jobLabels(step.jobId, policy.deployment),
+      ...jobLabels(step.jobId, policy.deployment, policy.host),
       [LABEL_STEP_KIND]: step.kind,
       [LABEL_STEP_INDEX]: String(step.index),
+      [LABEL_PLACEMENT]: String(step.placement ?? 1),
       [LABEL_DEADLINE]: String(deadline),
     },
     StopSignal: 'SIGTERM',
@@ -232,7 +239,7 @@ export function holderOptions(jobId: string, policy: ContainerPolicy & { network
     Image: holderImage,
     Cmd: ['socat', `TCP-LISTEN:${PROXY_PORT},bind=127.0.0.1,fork,reuseaddr,backlog=128`, `UNIX-CONNECT:${socket}`],
     User: policy.user,
-    Labels: { ...jobLabels(jobId, policy.deployment), [LABEL_ROLE]: 'holder' },
+    Labels: { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'holder' },
     HostConfig: {
       NetworkMode: 'none',
       // A mount of the folder, not of the socket: a socket the service makes anew after
@@ -269,7 +276,7 @@ export function measureOptions(jobId: string, policy: ContainerPolicy): Docker.C
     Image: policy.toolImage,
     Cmd: ['du', '-skx', WORKSPACE_PATH],
     User: '0:0',
-    Labels: { ...jobLabels(jobId, policy.deployment), [LABEL_ROLE]: 'measure' },
+    Labels: { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'measure' },
     HostConfig: {
       Mounts: [{ Type: 'volume', Source: volumeName(jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: true }],
       NetworkMode: 'none',

@@ -1,6 +1,6 @@
 import Docker from 'dockerode';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
-import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_ROLE } from '../../common/names';
+import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_PLACEMENT, LABEL_ROLE } from '../../common/names';
 import { makeJobFolder, removeJobFolder, waitForListener } from '../../egress/job-folder';
 import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
 import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, measureOptions, parseDu, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
@@ -66,6 +66,10 @@ export class DockerRunner implements Runner {
     return `${info.ID ?? 'unknown'}@${modem.socketPath ?? `${modem.host}:${modem.port}`}`;
   }
 
+  identifyHost(id: string): void {
+    this.policy = { ...this.policy, host: id };
+  }
+
   async ready(): Promise<void> {
     const runtime = this.policy.runtime;
     if (!runtime) return;
@@ -104,7 +108,7 @@ export class DockerRunner implements Runner {
   private async createVolume(jobId: string): Promise<void> {
     try {
       // Creating an existing volume with the same name is a no-op on the engine.
-      await this.docker.createVolume({ Name: volumeName(jobId, this.policy.deployment), Labels: jobLabels(jobId, this.policy.deployment), ...this.bounded() });
+      await this.docker.createVolume({ Name: volumeName(jobId, this.policy.deployment), Labels: jobLabels(jobId, this.policy.deployment, this.policy.host), ...this.bounded() });
     } catch (err) {
       throw new RunnerError(`creating workspace volume for job ${jobId} failed`, err);
     }
@@ -445,6 +449,7 @@ export class DockerRunner implements Runner {
           type: isHolder(c) ? 'holder' : 'step',
           name: nameOf(c),
           jobId: c.Labels[LABEL_JOB] ?? '',
+          placement: Number(c.Labels[LABEL_PLACEMENT]) || 1,
           running: c.State === 'running',
           deadline: Number(c.Labels[LABEL_DEADLINE]) || undefined,
         })),

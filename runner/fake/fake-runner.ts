@@ -39,7 +39,7 @@ export interface FakeRunnerOptions {
 }
 
 const ABORT = () => Object.assign(new Error('The operation was aborted'), { name: 'AbortError' });
-const nameOf = (r: StepRef) => `fake-${r.jobId}-${r.kind}-${r.index}`;
+const nameOf = (r: StepRef) => `fake-${r.jobId}${r.placement && r.placement > 1 ? `-p${r.placement}` : ''}-${r.kind}-${r.index}`;
 
 export class FakeRunner implements Runner {
   private readonly steps = new Map<string, FakeStep>();
@@ -244,7 +244,14 @@ export class FakeRunner implements Runner {
   async listManaged(): Promise<ManagedResource[]> {
     return [
       ...[...this.steps.values()].map(
-        (s): ManagedResource => ({ type: 'step', name: s.name, jobId: s.ref.jobId, running: s.state === 'running', deadline: s.deadline }),
+        (s): ManagedResource => ({
+          type: 'step',
+          name: s.name,
+          jobId: s.ref.jobId,
+          placement: s.ref.placement ?? 1,
+          running: s.state === 'running',
+          deadline: s.deadline,
+        }),
       ),
       ...[...this.workspaces].map((jobId): ManagedResource => ({ type: 'workspace', name: `fake-${jobId}-workspace`, jobId })),
     ];
@@ -269,7 +276,7 @@ export class FakeRunner implements Runner {
     let markExited!: () => void;
     const exited = new Promise<void>((r) => (markExited = r));
     const s: FakeStep = {
-      ref: { jobId: step.jobId, kind: step.kind, index: step.index },
+      ref: { jobId: step.jobId, kind: step.kind, index: step.index, ...(step.placement ? { placement: step.placement } : {}) },
       name,
       state: 'created',
       request: step,

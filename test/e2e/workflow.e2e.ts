@@ -51,6 +51,7 @@ function scripted(onLoopStep: (index: number, jobId: string) => Promise<StepOutc
       return (await onLoopStep(input.index, input.jobId)) ?? outcome(input.kind, input.index, 1);
     },
     capturePatch: async () => ({ bytes: 0, truncated: false }),
+    recordHostLost: async () => undefined,
     endJob: async (input) => {
       ended.push({ status: input.status, error: input.error });
     },
@@ -182,14 +183,67 @@ test("a placed job's engine activities all go to its host's queue, across contin
   expect(ended).toEqual([expect.objectContaining({ status: 'succeeded' })]);
 });
 
-test('a host that never takes its job\'s step: the job fails saying its host is lost, and its end is recorded from the shared queue', async () => {
+test('a host that never takes its job\'s step, with no moves allowed: the job fails saying its host is lost, and its end is recorded from the shared queue', async () => {
   const taskQueue = `wf-${process.pid}-lost`;
   const jobId = `wf-host-lost-${process.pid}`;
   const { activities, ended, queues } = placedOn({ host: 'gone', taskQueue: `${taskQueue}@gone`, placement: 1, lostAfterSeconds: 2 });
   const shared = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, activities });
   const err = await shared.runUntil(env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e));
   expect(err).toBeInstanceOf(WorkflowFailedError);
-  expect(ended).toEqual([expect.objectContaining({ status: 'failed', error: expect.stringMatching(/runSteps was not taken by the job's host in time: the host is lost/) })]);
+  expect(ended).toEqual([expect.objectContaining({ status: 'failed', error: 'its host gone was lost, and jobs do not move to another host (DRAFTSMAN_HOST_LOST_MOVES is 0)' })]);
+  expect(queues.filter((q) => q.startsWith('endJob@'))).toEqual([`endJob@${taskQueue}`]);
+});
+
+test('a job whose host is lost moves: host_lost is recorded, it is placed again avoiding that host, and runs again from the clone there as placement 2', async () => {
+  const taskQueue = `wf-${process.pid}-moved`;
+  const jobId = `wf-host-moved-${process.pid}`;
+  const hostQueue = `${taskQueue}@host-a`;
+  const gone: Placement = { host: 'gone', taskQueue: `${taskQueue}@gone`, placement: 1, lostAfterSeconds: 2, moves: 1 };
+  const { activities, calls, ended, queues } = placedOn(gone);
+  const placements: unknown[] = [];
+  activities.placeJob = async (input) => {
+    placements.push(input);
+    return input.placement === 1 ? gone : { ...gone, host: 'host-a', taskQueue: hostQueue, placement: input.placement };
+  };
+  const lost: unknown[] = [];
+  activities.recordHostLost = async (input) => void lost.push(input);
+  const workflowBundle = { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') };
+  const shared = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle, activities });
+  const host = await Worker.create({ connection: env.nativeConnection, taskQueue: hostQueue, activities });
+  const done = env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
+  const [view] = await Promise.all([shared.runUntil(done), host.runUntil(done)]);
+  expect(view).toMatchObject({ status: 'succeeded', placement: 2, loop: { iterations: 4, converged: false } });
+  expect(lost).toEqual([{ jobId, placement: 1, host: 'gone', step: null, moving: true }]);
+  // Placed again as placement 2, with the lost host named (and when) so that it is passed over.
+  expect(placements).toEqual([
+    { jobId, placement: 1 },
+    { jobId, placement: 2, lost: [{ taskQueue: gone.taskQueue, at: expect.any(Number) }] },
+  ]);
+  // Every step ran on host-a: the clone and setup again (placement 2 in their input), then the loop across runs.
+  expect(calls.filter((c) => c.startsWith('loop-'))).toEqual(['loop-1', 'loop-2', 'loop-3', 'loop-4']);
+  const onHost = queues.filter((q) => q.endsWith(`@${hostQueue}`)).map((q) => q.split('@')[0]);
+  expect(onHost).toEqual(['runSteps', 'runStep', 'runStep', 'runStep', 'runStep', 'capturePatch', 'endJob']);
+  expect(ended).toEqual([expect.objectContaining({ status: 'succeeded' })]);
+});
+
+test('a job whose host is lost as often as its moves allow fails saying so, its end recorded from the shared queue', async () => {
+  const taskQueue = `wf-${process.pid}-moves`;
+  const jobId = `wf-host-moves-${process.pid}`;
+  const gone = (placement: number): Placement => ({ host: `gone-${placement}`, taskQueue: `${taskQueue}@gone-${placement}`, placement, lostAfterSeconds: 2, moves: 1 });
+  const { activities, ended, queues } = placedOn(gone(1));
+  activities.placeJob = async (input) => gone(input.placement);
+  const lost: { placement: number; moving: boolean }[] = [];
+  activities.recordHostLost = async (input) => void lost.push(input);
+  const shared = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, activities });
+  const err = await shared.runUntil(env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e));
+  expect(err).toBeInstanceOf(WorkflowFailedError);
+  expect(lost.map((l) => [l.placement, l.moving])).toEqual([
+    [1, true],
+    [2, false],
+  ]);
+  expect(ended).toEqual([
+    expect.objectContaining({ status: 'failed', error: 'its host gone-2 was lost, and it was placed 2 times, as often as DRAFTSMAN_HOST_LOST_MOVES allows' }),
+  ]);
   expect(queues.filter((q) => q.startsWith('endJob@'))).toEqual([`endJob@${taskQueue}`]);
 });
 

@@ -428,7 +428,7 @@ class StepView(BaseModel):
     logTruncated: bool | None = None
     reason: str | None = None
     """
-    why a failed step failed other than by its own exit
+    why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there)
     """
 
 
@@ -538,6 +538,12 @@ class JobView(BaseModel):
     ] = None
     """
     a job waiting for a host with room: its place in the line (1: next), counted when asked
+    """
+    placement: Annotated[
+        int | None, Field(ge=-9007199254740991, le=9007199254740991)
+    ] = None
+    """
+    how many hosts the job was placed on, from 2: its host was lost and it runs again from the clone on another; steps are those of this placement
     """
     egress: Egress1 | None = None
     """
