@@ -523,7 +523,8 @@ export class JobStore {
 
   /**
    * The job's host was lost in `placement`: its steps of that placement still running end
-   * `failed` (reason host_lost), the `host_lost` event is recorded, and a job that moves
+   * `failed` (reason host_lost), the `host_lost` event is recorded (with the step that
+   * ran, as the workflow saw it or else as the store has it), and a job that moves
    * leaves the host (its room) for the line, as its next placement. Once per placement.
    */
   async hostLost(jobId: string, placement: number, lost: { host: string; step: string | null; moving: boolean }): Promise<void> {
@@ -531,15 +532,17 @@ export class JobStore {
     await this.pool.query(
       `WITH lost_steps AS (
          UPDATE steps SET status = 'failed', reason = 'host_lost', finished_at = now()
-          WHERE job_id = $1 AND placement = $2 AND status = 'running' RETURNING 1
+          WHERE job_id = $1 AND placement = $2 AND status = 'running' RETURNING kind, index, seq
        ), moved AS (
          UPDATE jobs SET host_queue = NULL, placement = $2 + 1, host_wait_since = now(), queue_position = NULL,
                          status = 'queued', waiting = $5, updated_at = now()
           WHERE id = $1 AND placement = $2 AND $4 AND finished_at IS NULL RETURNING 1
        )
-       INSERT INTO events (job_id, key, type, data) VALUES ($1, 'host-lost:' || $2::int, 'host_lost', $3)
+       INSERT INTO events (job_id, key, type, data)
+       VALUES ($1, 'host-lost:' || $2::int, 'host_lost',
+               $3::jsonb || jsonb_build_object('step', coalesce($6, (SELECT kind || '-' || index FROM lost_steps ORDER BY seq DESC LIMIT 1))))
        ON CONFLICT (job_id, key) DO NOTHING`,
-      [jobId, placement, JSON.stringify({ host: lost.host, placement, step: lost.step, movedTo: lost.moving ? placement + 1 : null }), lost.moving, waiting],
+      [jobId, placement, JSON.stringify({ host: lost.host, placement, movedTo: lost.moving ? placement + 1 : null }), lost.moving, waiting, lost.step],
     );
   }
 
@@ -556,7 +559,8 @@ export class JobStore {
     const row = rows[0];
     if (!row) return null;
     const [steps, egress] = await Promise.all([
-      this.pool.query<StepRow>('SELECT * FROM steps WHERE job_id = $1 ORDER BY seq', [jobId]),
+      // The steps of the job's current placement (row.placement): a moved job shows the steps it runs again.
+      this.pool.query<StepRow>('SELECT * FROM steps WHERE job_id = $1 AND placement = $2 ORDER BY seq', [jobId, row.placement ?? 1]),
       this.pool.query<{ connections: string; denied: string; bytes_in: string; bytes_out: string }>(
         'SELECT connections, denied, bytes_in, bytes_out FROM job_egress WHERE job_id = $1',
         [jobId],
