@@ -6,6 +6,8 @@
  * running its steps again from the clone. The engines' own event streams are the witness:
  * no step starts twice in one placement, and placement 2 runs on host-a only. When host-b
  * comes back, its worker's first sweep removes what the moved jobs left on its engine.
+ * Then a rolling restart under load, one host at a time as docs/operations.md says (drain,
+ * the worker exits, a new one starts): no job fails or moves, no step starts twice.
  */
 import path from 'node:path';
 import type Docker from 'dockerode';
@@ -168,4 +170,50 @@ test('three jobs on a host whose worker and engine are killed: each records host
   }
   // No step of a moved job started again there.
   expect(startsAfter.filter((s) => ids.includes(s.job))).toEqual([]);
+});
+
+test('a rolling restart of both hosts under load (drain, the worker stops, a new one starts), one host at a time: no job fails, none moves, no step starts twice', async () => {
+  const starts: Start[] = [];
+  const stops = [await watchStarts(stack.docker, 'a', starts), await watchStarts(engine.docker, 'b', starts)];
+  const ids: string[] = [];
+  const spec = { repo: repo.url, commit: repo.head, setup: ['echo placed > marker', 'sleep 1'], validate: ['test -f marker'] };
+  // The load: a job every second, at most 16 and for at most 90 s, until both hosts have restarted.
+  let restarted = false;
+  const began = Date.now();
+  const load = (async () => {
+    while (!restarted && ids.length < 16 && Date.now() - began < 90_000) {
+      ids.push(await stack.submit(spec));
+      await new Promise((r) => setTimeout(r, 1_000));
+    }
+  })();
+  const hostState = async (id: string) => (await stack.api<{ state: string }>('GET', `/v1/hosts/${id}`)).body.state;
+  try {
+    await waitFor(async () => ids.length >= 3, 'the load under way', { timeoutMs: 30_000 });
+    // host-b: drained, its worker exits by itself (0), a new one takes the host back.
+    expect((await stack.api('POST', '/v1/hosts/host-b/drain')).status).toBe(200);
+    await expect(hostB!.exited).resolves.toBe(0);
+    hostB = await startWorkerProcess(hostBEnv());
+    expect(await hostState('host-b')).toBe('up');
+    // Then host-a, the stack's own worker.
+    expect((await stack.api('POST', '/v1/hosts/host-a/drain')).status).toBe(200);
+    await stack.workerStopped();
+    await stack.replaceWorker();
+    expect(await hostState('host-a')).toBe('up');
+    restarted = true;
+    await load;
+    const ended = await Promise.all(ids.map((id) => stack.waitForEnd(id, 120_000)));
+    expect(ended.map((j) => j.status)).toEqual(ids.map(() => 'succeeded'));
+    expect(ended.filter((j) => j.placement !== undefined)).toEqual([]);
+    console.log(`rolling restart: ${ids.length} jobs submitted over ${((Date.now() - began) / 1000).toFixed(1)} s, all succeeded`);
+  } finally {
+    restarted = true;
+    await load;
+    for (const stop of stops) stop();
+  }
+  const keys = starts.filter((s) => ids.includes(s.job)).map((s) => `${s.job}/${s.placement}/${s.step}`);
+  // clone, two setup steps and a validation for every job, each started once.
+  expect(keys.length).toBe(ids.length * 4);
+  expect(new Set(keys).size).toBe(keys.length);
+  // Both hosts ran jobs.
+  expect(new Set(starts.filter((s) => ids.includes(s.job)).map((s) => s.engine))).toEqual(new Set(['a', 'b']));
 });

@@ -40,6 +40,10 @@ export interface TestStack {
   /** POST /v1/jobs with the admin token; fails unless it is accepted. Answers the job's id. */
   submit(spec: Record<string, unknown>): Promise<string>;
   waitForEnd(jobId: string, timeoutMs?: number): Promise<JobView>;
+  /** Settles when the stack's worker stops (shut down, or drained). */
+  workerStopped(): Promise<void>;
+  /** A new worker of the same host in place of the stack's (shut down first if it runs): a restart. */
+  replaceWorker(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -76,15 +80,10 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
   const egress = await startEgressService(config, store.pool, createLogger('ERROR', 'test-egress'), metrics);
 
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const worker: HostWorker = await createWorker({
-    config,
-    store,
-    runner,
-    connection: nativeConnection,
-    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
-    metrics,
-  });
-  const workerRun = worker.run();
+  const newWorker = () =>
+    createWorker({ config, store, runner, connection: nativeConnection, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, metrics });
+  let worker: HostWorker = await newWorker();
+  let workerRun = worker.run();
 
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const dataConverter = dataConverterFor(config);
@@ -150,6 +149,13 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
     api,
     submit,
     waitForEnd,
+    workerStopped: () => workerRun,
+    async replaceWorker() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await workerRun;
+      worker = await newWorker();
+      workerRun = worker.run();
+    },
     async stop() {
       await new Promise((r) => server.close(r));
       worker.shutdown();
