@@ -3,7 +3,7 @@
  * writes docs/benchmarks.md. BENCH_QUICK=1 runs each measure a few times only
  * (a smoke run that keeps the harness from rotting; its figures mean little);
  * BENCH_ONLY picks measures by name (overhead, pickup, cancel, recovery, throughput,
- * loops, logs, startup, fanout, dashboard).
+ * loops, logs, startup, fanout, dashboard, hosts).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -16,6 +16,7 @@ import { logVolume, longLoops, startUp } from './scale';
 import { throughput } from './throughput';
 import { fanout } from './fanout';
 import { dashboard } from './dashboard';
+import { hostsMeasures } from './hosts';
 
 const quick = process.env.BENCH_QUICK === '1';
 /** BENCH_ONLY=throughput,loops runs those measures only (and leaves docs/benchmarks.md alone). */
@@ -83,6 +84,7 @@ async function main(): Promise<void> {
     if (want('logs')) measures.push(...(await logVolume(stack, quick ? 1 : Number(process.env.BENCH_LOG_MIB ?? 50))));
     if (want('startup')) measures.push(...(await startUp(quick ? 1 : 3)));
     if (want('fanout')) measures.push(...(await fanout(stack, quick ? { followers: 20, lines: 10, settleMs: 1_000 } : { followers: 500, lines: 100, settleMs: 11_000 })));
+    if (want('hosts')) measures.push(...(await hostsMeasures(stack, quick ? { jobs: 4, rounds: 1, waiting: 2 } : { jobs: 40, rounds: 3, waiting: 20 })));
     if (want('dashboard')) measures.push(...(await dashboard(stack, quick ? { jobs: 100, runs: 2 } : { jobs: 1000, runs: 10 })));
   } finally {
     await stack.stop();

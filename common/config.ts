@@ -67,6 +67,11 @@ export const configSchema = z.object({
    */
   DRAFTSMAN_HOST_LOST_MOVES: int(0, 10).default(2),
   /**
+   * How long a draining host waits for its jobs to end; then its workers exit anyway and
+   * the jobs left move to other hosts as on a lost host. 0: wait for them however long.
+   */
+  DRAFTSMAN_DRAIN_TIMEOUT_SECONDS: int(0, 7 * 86_400).default(3_600),
+  /**
    * Jobs this host runs at once (each runs one step at a time); placement sends a job to
    * a host with room, and the rest wait `queued` in order. Default: the steps its worker
    * runs at once (DRAFTSMAN_MAX_CONCURRENT_STEPS).

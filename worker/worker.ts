@@ -92,6 +92,8 @@ export interface WorkerDeps {
  */
 export class HostWorker {
   private beating: NodeJS.Timeout | null = null;
+  /** When this worker first heard its host drains (epoch ms), for the drain timeout. */
+  private drainSeenAt: number | null = null;
 
   constructor(
     readonly shared: Worker,
@@ -100,20 +102,29 @@ export class HostWorker {
     /** Says the host is alive and what it offers; answers whether it drains and what it still holds. */
     private readonly beat: () => Promise<{ draining: boolean; holding: number }> = async () => ({ draining: false, holding: 0 }),
     private readonly logger?: Logger,
+    /** After this long draining with jobs left, the worker stops anyway and they move (0: never). */
+    private readonly drainTimeoutSeconds = 0,
   ) {}
 
   /**
    * The host's heartbeat while it runs, every HOST_HEARTBEAT_SECONDS. A drained host
    * (draining, and none of its jobs left) stops: its worker exits, for the upgrade or
-   * the removal the drain was for.
+   * the removal the drain was for. A drain that outlasts its timeout stops it too: the
+   * jobs left there are lost with the host, and move to others (unless a worker of the
+   * host is back before they count it lost).
    */
   private startBeating(): void {
     if (this.beating) return;
     this.beating = setInterval(() => {
       this.beat().then(
         ({ draining, holding }) => {
-          if (!draining || holding > 0 || this.getState() !== 'RUNNING') return;
-          this.logger?.info({ host: this.hostId }, 'host drained: the worker stops');
+          if (!draining) this.drainSeenAt = null;
+          if (!draining || this.getState() !== 'RUNNING') return;
+          this.drainSeenAt ??= Date.now();
+          const timedOut = this.drainTimeoutSeconds > 0 && Date.now() - this.drainSeenAt >= this.drainTimeoutSeconds * 1000;
+          if (holding > 0 && !timedOut) return;
+          if (holding > 0) this.logger?.warn({ host: this.hostId, jobs: holding }, 'drain timed out: the worker stops, and the jobs left move to other hosts');
+          else this.logger?.info({ host: this.hostId }, 'host drained: the worker stops');
           this.shutdown();
         },
         (err: unknown) => this.logger?.warn({ err, host: this.hostId }, 'host heartbeat failed'),
@@ -229,7 +240,7 @@ export async function createWorker({ config, store, runner, connection, workflow
   // A host that starts brings room: the first jobs waiting for one look again now.
   await beat(true);
   await Promise.all((await hosts.firstWaiting(WAKE_ON_START)).map((jobId) => jobs.wake(jobId).catch(() => undefined)));
-  return new HostWorker(shared, own, host.id, () => beat(), logger);
+  return new HostWorker(shared, own, host.id, () => beat(), logger, config.DRAFTSMAN_DRAIN_TIMEOUT_SECONDS);
 }
 
 /**

@@ -228,7 +228,9 @@ test('up -d from nothing: every service healthy, only the API and the Web UI pub
     if (bindings.length) published[s] = bindings.map((b) => b.HostIp);
     const sockets = info.Mounts.filter((m) => m.Destination === '/var/run/docker.sock');
     expect([s, sockets.length]).toEqual([s, s === 'worker' ? 1 : 0]);
-    expect([s, info.HostConfig.RestartPolicy?.Name]).toEqual([s, (s.startsWith('temporal-') && s !== 'temporal-ui') || s === 'draftsman-db' ? 'no' : 'unless-stopped']);
+    // A drained worker exits 0 and stays down: on-failure, where the others restart unless stopped.
+    const policy = (s.startsWith('temporal-') && s !== 'temporal-ui') || s === 'draftsman-db' ? 'no' : s === 'worker' ? 'on-failure' : 'unless-stopped';
+    expect([s, info.HostConfig.RestartPolicy?.Name]).toEqual([s, policy]);
     expect([s, info.HostConfig.LogConfig?.Config?.['max-size']]).toEqual([s, '10m']);
   }
   expect(published).toEqual({ api: ['127.0.0.1'], 'temporal-ui': ['127.0.0.1'] });

@@ -217,3 +217,23 @@ test('a rolling restart of both hosts under load (drain, the worker stops, a new
   // Both hosts ran jobs.
   expect(new Set(starts.filter((s) => ids.includes(s.job)).map((s) => s.engine))).toEqual(new Set(['a', 'b']));
 });
+
+test('a drain that outlasts DRAFTSMAN_DRAIN_TIMEOUT_SECONDS: the host\'s worker exits anyway, and its job moves to the other host and succeeds there', async () => {
+  // host-b again, with a drain timeout of 2 s.
+  hostB!.child.kill('SIGTERM');
+  await hostB!.exited;
+  hostB = await startWorkerProcess(hostBEnv({ DRAFTSMAN_DRAIN_TIMEOUT_SECONDS: '2' }));
+  // Longer than the drain's end can take (the drain seen at a heartbeat, timed out at a
+  // later one, 5 s apart, then the worker's 5 s shutdown grace): the step is still running.
+  const id = await stack.submit({ repo: repo.url, commit: repo.head, setup: ['sleep 20'] });
+  await waitFor(async () => (await leftovers(engine.docker, id)).some((n) => n.endsWith('-setup-0')), 'its step running on host-b', { timeoutMs: 60_000 });
+  expect((await stack.api('POST', '/v1/hosts/host-b/drain')).status).toBe(200);
+  // The job holds host-b past the timeout: its worker stops anyway (exit 0, as a drain's).
+  await expect(hostB!.exited).resolves.toBe(0);
+  hostB = null;
+  const job = await stack.waitForEnd(id, 90_000);
+  expect([job.status, job.placement]).toEqual(['succeeded', 2]);
+  const trail = (await stack.api<Trail>('GET', `/v1/jobs/${id}/events`)).body.events;
+  expect(trail.filter((e) => e.type === 'placed').map((e) => e.data.host)).toEqual(['host-b', 'host-a']);
+  expect(trail.filter((e) => e.type === 'host_lost').map((e) => e.data)).toEqual([{ host: 'host-b', placement: 1, step: 'setup-0', movedTo: 2 }]);
+});

@@ -210,9 +210,14 @@ test('a job whose host is lost moves: host_lost is recorded, it is placed again 
   const workflowBundle = { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') };
   const shared = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle, activities });
   const host = await Worker.create({ connection: env.nativeConnection, taskQueue: hostQueue, activities });
-  const done = env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
+  const handle = await env.client.workflow.start(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
+  const done = handle.result();
   const [view] = await Promise.all([shared.runUntil(done), host.runUntil(done)]);
   expect(view).toMatchObject({ status: 'succeeded', placement: 2, loop: { iterations: 4, converged: false } });
+  // The run that moved replays against the code: the move is deterministic.
+  const firstRun = await env.client.workflow.getHandle(jobId, handle.firstExecutionRunId).fetchHistory();
+  expect(firstRun.events?.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recordHostLost')).toBe(true);
+  await Worker.runReplayHistory({ workflowBundle }, firstRun, jobId);
   expect(lost).toEqual([{ jobId, placement: 1, host: 'gone', step: null, moving: true }]);
   // Placed again as placement 2, with the lost host named (and when) so that it is passed over.
   expect(placements).toEqual([
