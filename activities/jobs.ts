@@ -114,10 +114,12 @@ export function createJobActivities(sh: Shared) {
     /**
      * Starts the job unless the disk guard holds it back; then it stays queued with
      * the reason recorded, and the workflow asks again later. The workspace is
-     * created by the clone, on the engine that runs the job's steps.
+     * created by the clone, on the engine that runs the job's steps. A placed job's
+     * host had its disk checked by placement (its advertised free disk against its
+     * floor): this worker's disk, wherever it is, is not the one the job fills.
      */
-    async startJob(input: { jobId: string; image: string }): Promise<{ started: true } | { started: false; reason: string }> {
-      const room = await diskRoom(config);
+    async startJob(input: { jobId: string; image: string; placed?: boolean }): Promise<{ started: true } | { started: false; reason: string }> {
+      const room = input.placed ? null : await diskRoom(config);
       if (room && !room.enough) {
         const reason = `waiting for disk space: ${room.freeMb} MiB free at ${room.path}, below the floor of ${room.floorMb} MiB`;
         await store.recordWaiting(input.jobId, reason, 'waiting:disk');

@@ -229,12 +229,11 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   throw ApplicationFailure.nonRetryable(error ?? 'job failed', FailureType.JobFailed);
 }
 
-
 /** Waits for the disk guard's go, then clones and runs the setup steps. */
 async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batched: boolean): Promise<void> {
   // The disk guard may hold the job back; it stays queued, saying why, and asks again.
   for (;;) {
-    const start = await local.startJob({ jobId: run.jobId, image: spec.image });
+    const start = await local.startJob({ jobId: run.jobId, image: spec.image, ...(steps.placement ? { placed: true } : {}) });
     if (start.started) break;
     run.view.waiting = start.reason;
     run.show('queued', start.reason);
