@@ -7,7 +7,8 @@ import { loadConfig, requireDatabaseUrl } from '../common/config';
 import { createLogger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
-import { createWorker, dockerRunnerFromConfig, ensureJanitorSchedule, ensureSearchAttributes, installRuntime, sweepHostOnStart } from './worker';
+import { ensureJanitorSchedule, sweepHostOnStart } from './janitor-schedule';
+import { createWorker, dockerRunnerFromConfig, ensureSearchAttributes, installRuntime } from './worker';
 
 async function main(): Promise<void> {
   const config = loadConfig();

@@ -12,7 +12,7 @@
 import path from 'node:path';
 import type Docker from 'dockerode';
 import { LABEL_JOB, LABEL_PLACEMENT, LABEL_ROLE, LABEL_STEP_INDEX, LABEL_STEP_KIND } from '../../common/names';
-import { janitorScheduleId } from '../../worker/worker';
+import { janitorScheduleId } from '../../worker/janitor-schedule';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { waitFor } from './helpers';
