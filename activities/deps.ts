@@ -5,6 +5,7 @@ import type { Logger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { FailureType } from '../common/names';
 import { HostStore } from '../db/host-store';
+import { KeptStore } from '../db/kept-store';
 import type { JobStore } from '../db/store';
 import type { Runner, StepRef } from '../runner/runner';
 import { ENGINE_WATCH, type EngineWatchTiming, WORKSPACE_WATCH_MS } from './watches';
@@ -63,6 +64,9 @@ export interface ActivityDeps {
     | 'DRAFTSMAN_MAX_ITERATIONS'
     | 'DRAFTSMAN_MAX_STEPS'
     | 'DRAFTSMAN_SECRET_GRANTS'
+    | 'DRAFTSMAN_CACHE_SCOPE'
+    | 'DRAFTSMAN_CACHE_SCOPE_BUDGET_MB'
+    | 'DRAFTSMAN_CACHE_BUDGET_MB'
   >;
   /** How often a running step heartbeats; must stay well below the workflow's heartbeat timeout. */
   heartbeatMs?: number;
@@ -72,6 +76,8 @@ export interface ActivityDeps {
   workspaceWatchMs?: number;
   /** How long a step's attempt may make no progress before it is given up (tests shorten it). */
   stallMs?: number;
+  /** How old a kept volume no record names must be before the janitor removes it: longer than a save takes (tests shorten it). */
+  keptOrphanSeconds?: number;
   /**
    * Test-only switches that turn a boundary fix off, so that a test (and the chaos
    * campaign) can show it sees the defect the fix closes. Never set in production.
@@ -82,7 +88,7 @@ export interface ActivityDeps {
 }
 
 /** The named boundaries a probe is called at. */
-export const BOUNDARIES = ['before-create', 'after-create', 'at-step-end', 'between-steps', 'during-cleanup'] as const;
+export const BOUNDARIES = ['before-create', 'after-create', 'at-step-end', 'between-steps', 'during-cleanup', 'at-cache-save'] as const;
 export type Boundary = (typeof BOUNDARIES)[number];
 export type Probe = (boundary: Boundary, at: { jobId: string; step: string | null }) => Promise<void>;
 
@@ -109,6 +115,8 @@ export interface Shared {
   starterIdentity: ActivityDeps['starterIdentity'];
   wakeJob: ActivityDeps['wakeJob'];
   hosts: HostStore;
+  kept: KeptStore;
+  keptOrphanSeconds: number;
 }
 
 export function shared(deps: ActivityDeps): Shared {
@@ -143,6 +151,8 @@ export function shared(deps: ActivityDeps): Shared {
     starterIdentity: deps.starterIdentity,
     wakeJob: deps.wakeJob,
     hosts: new HostStore(deps.store.pool, deps.config.DRAFTSMAN_TASK_QUEUE),
+    kept: new KeptStore(deps.store.pool),
+    keptOrphanSeconds: deps.keptOrphanSeconds ?? 3600,
   };
 }
 

@@ -1,5 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { Shared } from './deps';
+import { evictions } from '../common/warm';
 import { type JobLiveness, planSweep } from './janitor-plan';
 
 /** The janitor's activity. */
@@ -16,6 +17,45 @@ export function createJanitorActivities(sh: Shared, describeJob: (jobId: string)
       await sh.store.jobFinished(id, { status: 'failed', loop: null, error: 'its workflow ended without recording an end (terminated or reset); its host is freed' });
       sh.logger.info({ jobId: id }, 'janitor: a job whose workflow ended without its end frees its host');
     }
+  }
+
+  /**
+   * Kept volumes on this host: the least recently used past the budget (per scope, then
+   * the host's total) are forgotten and removed; a volume no row names (a save cut short,
+   * an entry deleted through the API) is removed once it is older than a save takes.
+   */
+  async function sweepKept(): Promise<string[]> {
+    const hostQueue = sh.host?.taskQueue ?? sh.config.DRAFTSMAN_TASK_QUEUE;
+    const rows = await sh.kept.list({ hostQueue });
+    const mb = 2 ** 20;
+    const over = evictions(
+      rows.map((r) => ({ id: r.id, scope: r.scope, bytes: r.bytes, lastUsedAt: new Date(r.lastUsedAt) })),
+      { scopeBytes: sh.config.DRAFTSMAN_CACHE_SCOPE_BUDGET_MB * mb, totalBytes: sh.config.DRAFTSMAN_CACHE_BUDGET_MB * mb },
+    );
+    const removed: string[] = [];
+    const record = async (id: string, reason: string, why: 'budget' | 'orphan') => {
+      await sh.store.recordJanitorAction({ action: 'remove', type: 'kept', name: id, jobId: '', reason });
+      sh.metrics.keptEvicted.inc({ why });
+      sh.logger.info({ kept: id, reason }, 'janitor');
+      removed.push(`kept:${id}`);
+      Context.current().heartbeat();
+    };
+    for (const e of over) {
+      // The row first: no job restores it from then on.
+      if (!(await sh.kept.remove(e.id))) continue;
+      await sh.runner.removeKept(e.id).catch((err: unknown) => sh.logger.warn({ kept: e.id, err: String(err) }, 'janitor: a kept volume in use is removed next time'));
+      await record(e.id, 'over the cache budget: least recently used', 'budget');
+    }
+    const named = await sh.kept.idsOn(hostQueue);
+    const cutoff = Date.now() - sh.keptOrphanSeconds * 1000;
+    for (const v of await sh.runner.listKept()) {
+      if (named.has(v.id) || v.createdAt.getTime() > cutoff) continue;
+      await sh.runner.removeKept(v.id);
+      await record(v.id, 'no record names it (a save cut short, or an entry deleted)', 'orphan');
+    }
+    const left = rows.filter((r) => !over.some((e) => e.id === r.id));
+    for (const kind of ['cache', 'snapshot'] as const) sh.metrics.keptBytes.set({ kind }, left.filter((r) => r.kind === kind).reduce((n, r) => n + r.bytes, 0));
+    return removed;
   }
 
   return {
@@ -59,6 +99,7 @@ export function createJanitorActivities(sh: Shared, describeJob: (jobId: string)
         Context.current().heartbeat();
       }
       await releaseAbandoned();
+      removed.push(...(await sweepKept()));
       return { removed, stopped };
     },
   };

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { diskRoom } from '../common/disk';
 import { isInvalidJobSpecError } from '../common/errors';
+import { warmScope } from '../common/warm';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
 import type { LostHost } from '../common/hosts';
 import { type AcceptedJob, type Approval, type ApprovalGate, JOB_ID_PATTERN, type JobStatus, type Placement, type ResolvedJobSpec, type StepOutcome } from '../common/job';
@@ -108,7 +109,11 @@ export function createJobActivities(sh: Shared) {
       }
       // In line for a host from now: jobs are placed in the order they were accepted.
       if (sh.host) await sh.hosts.enqueue(input.jobId, spec.concurrency);
-      return { spec, iterationsPerRun: config.DRAFTSMAN_LOOP_ITERATIONS_PER_RUN };
+      return {
+        spec,
+        iterationsPerRun: config.DRAFTSMAN_LOOP_ITERATIONS_PER_RUN,
+        ...(spec.caches || spec.snapshot || spec.from ? { warmScope: warmScope(config.DRAFTSMAN_CACHE_SCOPE, spec.repo, principal) } : {}),
+      };
     },
 
     /**

@@ -31,6 +31,8 @@ export interface StepInput {
   command: string;
   env: Record<string, string>;
   timeoutSeconds: number;
+  /** The job's caches this step mounts writable (setup steps of a job with caches). */
+  caches?: string[];
 }
 
 

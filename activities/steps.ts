@@ -6,6 +6,7 @@ import { StaleAttemptError } from '../db/store';
 import { CLONE_SCRIPT, cloneEnv } from './clone';
 import type { Shared } from './deps';
 import { PauseDetector } from './pause-detector';
+import { createWarm, prepareJobWorkspace, type RestoreWorkspaceInput, type WarmInput } from './warm';
 import { executeStep, type StepInput } from './step-execution';
 
 export type { StepInput } from './step-execution';
@@ -36,6 +37,8 @@ export interface StepsInput {
   steps: Omit<StepInput, 'jobId'>[];
   /** Run every step whatever the exit codes (validate); otherwise stop at the first failure (clone, setup). */
   keepGoing: boolean;
+  /** Setup with dependency caches, or whose workspace is kept once it succeeded. */
+  warm?: WarmInput;
 }
 
 /** Without the server's view, how long an attempt in doubt waits for the answer to a heartbeat. */
@@ -105,16 +108,8 @@ export function createStepActivities(sh: Shared) {
     };
   }
 
-  /**
-   * The job's workspace on this host. A moved job's first attempt here first removes
-   * what an earlier placement of it left on this host (it may be one that came back).
-   */
-  async function prepareWorkspace(input: CloneInput): Promise<void> {
-    if ((input.placement ?? 1) > 1 && Context.current().info.attempt === 1 && !(await sh.store.finishedStep(input.jobId, 'clone', 0, input.placement))) {
-      await sh.runner.removeJob(input.jobId);
-    }
-    await sh.runner.prepareWorkspace(input.jobId);
-  }
+  const warm = createWarm(sh);
+  const prepareWorkspace = (input: CloneInput) => prepareJobWorkspace(sh, input.jobId, input.placement);
 
   /** Observes the job's pickup latency once its clone has started. */
   function pickedUp(input: CloneInput): () => Promise<void> {
@@ -152,6 +147,9 @@ export function createStepActivities(sh: Shared) {
 
     runStep: (input: StepInput) => single(input),
 
+    /** Before the clone: the workspace from one kept after setup, or another job's (warm.ts). */
+    restoreWorkspace: (input: RestoreWorkspaceInput) => warm.restoreWorkspace(input),
+
     /**
      * Runs steps in order, each exactly as runStep does (claimed, re-attached on a
      * retry). A step's own end (its exit code, its time limit, a cancel, a lost
@@ -170,6 +168,8 @@ export function createStepActivities(sh: Shared) {
         batch.unshift([cloneStep(clone), pickedUp(clone)]);
       }
       const results: StepOutcome[] = [];
+      const placement = input.clone?.placement ?? input.steps[0]?.placement;
+      let cachesRestored = !input.warm?.caches?.length;
       if (ctx.info.attempt > 1) await confirmHeld();
       const pauses = new PauseDetector((ctx.info.heartbeatTimeoutMs || 5_000) / 2);
       try {
@@ -198,6 +198,11 @@ export function createStepActivities(sh: Shared) {
             if (ctx.cancellationDetails?.cancelRequested) break;
             throw ctx.cancellationSignal.reason;
           }
+          if (!cachesRestored && step.kind === 'setup') {
+            // After the clone (the key hashes its files), before setup mounts them.
+            await warm.restoreCaches(input.jobId, placement, input.warm!);
+            cachesRestored = true;
+          }
           const outcome = await observedStep(step, onStarted, beats);
           results.push(outcome);
           if (outcome.status === 'timed_out' || outcome.status === 'cancelled') break;
@@ -205,6 +210,11 @@ export function createStepActivities(sh: Shared) {
         }
       } finally {
         pauses.stop();
+      }
+      // Saved only once every step of setup succeeded: a failed or cancelled setup saves nothing.
+      if (input.warm && results.length === batch.length && results.every((r) => r.status === 'succeeded')) {
+        await warm.saveCaches(input.jobId, placement, input.warm);
+        await warm.saveSnapshot(input.jobId, placement, input.warm);
       }
       return results;
     },

@@ -29,6 +29,8 @@ import { webSocketUpgrade } from './ws';
 import { mountWebhooks } from './webhooks';
 import { WebhookStore } from '../db/webhook-store';
 import { HostStore } from '../db/host-store';
+import { KeptStore } from '../db/kept-store';
+import { mountCaches } from './caches';
 import { mountHosts } from './hosts';
 import { DEFAULT_TASK_QUEUE } from '../common/names';
 import { parseExceptions } from '../egress/policy';
@@ -350,6 +352,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   });
 
   mountHosts(app, { hosts: new HostStore(store.pool, config.DRAFTSMAN_TASK_QUEUE ?? DEFAULT_TASK_QUEUE), read, admin: auth.require('admin') });
+  mountCaches(app, { kept: new KeptStore(store.pool), admin: auth.require('admin') });
 
   mountWebhooks(app, {
     store: new WebhookStore(store.pool),

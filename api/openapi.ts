@@ -28,6 +28,8 @@ import {
   waitQuery,
   deliveriesQuery,
   hostListSchema,
+  keptListSchema,
+  keptSchema,
   hostSchema,
   webhookBody,
   webhookCreatedSchema,
@@ -137,6 +139,8 @@ const OPERATIONS: Record<string, { id: string; tag: string; scope: Scope | null 
   'get /v1/hosts/{hostId}': { id: 'getHost', tag: 'hosts', scope: 'read' },
   'post /v1/hosts/{hostId}/drain': { id: 'drainHost', tag: 'hosts', scope: 'admin' },
   'post /v1/hosts/{hostId}/undrain': { id: 'undrainHost', tag: 'hosts', scope: 'admin' },
+  'get /v1/caches': { id: 'listCaches', tag: 'caches', scope: 'admin' },
+  'delete /v1/caches/{cacheId}': { id: 'deleteCache', tag: 'caches', scope: 'admin' },
   'post /v1/webhooks': { id: 'createWebhook', tag: 'webhooks', scope: 'admin' },
   'get /v1/webhooks': { id: 'listWebhooks', tag: 'webhooks', scope: 'admin' },
   'get /v1/webhooks/{webhookId}': { id: 'getWebhook', tag: 'webhooks', scope: 'admin' },
@@ -205,6 +209,7 @@ export function openApiDocument(version: string): Json {
       { name: 'jobs', description: 'Start, watch and cancel jobs' },
       { name: 'service', description: 'Health, metrics, this document and the problem types' },
       { name: 'hosts', description: 'The hosts that run steps: their room, and their drain for an upgrade (admin scope to drain)' },
+      { name: 'caches', description: 'Saved dependency caches and workspaces kept after setup, on every host (admin scope)' },
       { name: 'webhooks', description: 'Endpoints that hear of job events, signed as Standard Webhooks does (admin scope)' },
       { name: 'codec', description: "The Temporal Web UI's remote codec" },
     ],
@@ -301,6 +306,23 @@ export function openApiDocument(version: string): Json {
       },
       '/v1/hosts/{hostId}/undrain': {
         post: { summary: 'The host takes jobs again', parameters: [hostIdParam], responses: { 200: answer('the host', hostSchema), 404: error('no such host') } },
+      },
+      '/v1/caches': {
+        get: {
+          summary: 'The saved caches and kept workspaces, most recently used first',
+          parameters: [
+            { name: 'kind', in: 'query', required: false, schema: { type: 'string', enum: ['cache', 'snapshot'] } },
+            { name: 'scope', in: 'query', required: false, schema: { type: 'string' }, description: 'only those of this scope' },
+          ],
+          responses: { 200: answer('at most 1000 of them, and their bytes', keptListSchema), 400: error('an unknown kind') },
+        },
+      },
+      '/v1/caches/{cacheId}': {
+        delete: {
+          summary: "Forget a saved cache or kept workspace: no job restores it from now on, and its host's janitor removes its volume",
+          parameters: [{ name: 'cacheId', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: { 200: answer('what was forgotten', keptSchema), 404: error('no such entry') },
+        },
       },
       '/v1/webhooks': {
         post: {

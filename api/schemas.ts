@@ -284,3 +284,23 @@ export const hostSchema = z
 export const hostListSchema = z
   .object({ hosts: z.array(hostSchema), waiting: z.number().int().meta({ description: 'jobs queued for a host with room' }) })
   .meta({ id: 'HostList' });
+
+export const keptSchema = z
+  .object({
+    id: z.string(),
+    kind: z.enum(['cache', 'snapshot']).meta({ description: 'cache: a saved dependency cache; snapshot: a workspace kept after setup' }),
+    hostQueue: z.string().meta({ description: 'the task queue of the host whose engine holds it' }),
+    host: z.string().nullable().optional().meta({ description: 'that host\'s id, when it is known' }),
+    scope: z.string().meta({ description: 'whose it is: repo=<url> principal=<name> (or repo=<url> alone, by DRAFTSMAN_CACHE_SCOPE)' }),
+    name: z.string().meta({ description: "the cache's name; empty for a kept workspace" }),
+    key: z.string(),
+    jobId: z.string().meta({ description: 'the job that saved it' }),
+    commit: z.string().meta({ description: 'the commit of a kept workspace; empty for a cache' }),
+    bytes: z.number().int(),
+    createdAt: z.string(),
+    lastUsedAt: z.string().meta({ description: 'its last restore (or its save): the janitor evicts the least recently used past the budget' }),
+  })
+  .meta({ id: 'Kept' });
+export const keptListSchema = z
+  .object({ caches: z.array(keptSchema), bytes: z.number().int().meta({ description: 'their bytes together' }) })
+  .meta({ id: 'KeptList' });

@@ -256,6 +256,30 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
       });
   }
 
+  command('caches')
+    .description('list the saved dependency caches and kept workspaces: id, kind, size, last use, key, scope (admin scope)')
+    .option('--kind <kind>', 'cache or snapshot')
+    .action(async (o: Common & { kind?: 'cache' | 'snapshot' }) => {
+      const answer = await apiOf(o).caches(o.kind);
+      if (o.json) {
+        json(answer);
+        return;
+      }
+      for (const k of answer.caches) {
+        out(`${k.id}  ${k.kind.padEnd(8)}  ${String(Math.ceil(k.bytes / 1024)).padStart(9)} KiB  used ${k.lastUsedAt}  ${k.name ? `${k.name}:` : ''}${k.key}  ${k.scope}`);
+      }
+      out(`${answer.caches.length} entr${answer.caches.length === 1 ? 'y' : 'ies'}, ${Math.ceil(answer.bytes / 2 ** 20)} MiB`);
+    });
+
+  command('cache-delete')
+    .description("forget a saved cache or kept workspace: no job restores it from now on, and its host's janitor removes it (admin scope)")
+    .argument('<id>', 'the entry id (draftsman caches)')
+    .action(async (id: string, o: Common) => {
+      const gone = await apiOf(o).deleteCache(id);
+      if (o.json) json(gone);
+      else out(`forgot ${gone.kind} ${gone.id} (${gone.name ? `${gone.name}:` : ''}${gone.key})`);
+    });
+
   p.command('completion')
     .description('print a shell completion script (bash): eval "$(draftsman completion bash)"')
     .argument('[shell]', 'bash', 'bash')

@@ -243,6 +243,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/caches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The saved caches and kept workspaces, most recently used first */
+        get: operations["listCaches"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/caches/{cacheId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Forget a saved cache or kept workspace: no job restores it from now on, and its host's janitor removes its volume */
+        delete: operations["deleteCache"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks": {
         parameters: {
             query?: never;
@@ -599,6 +633,22 @@ export interface components {
                 /** @description jobs of this key at once (at most the server's ceiling) */
                 limit: number;
             };
+            caches?: {
+                /** @description npm, yarn, pip, go and xdg point those tools at the cache */
+                name: string;
+                /** @example npm-{{ hashFiles('package-lock.json') }} */
+                key: string;
+                restoreKeys?: string[];
+            }[];
+            snapshot?: {
+                /** @constant */
+                after: "setup";
+            };
+            from?: {
+                job: string;
+                /** @constant */
+                after: "setup";
+            };
             gitTokenSecret?: string;
             egress?: {
                 allow: string[];
@@ -653,6 +703,36 @@ export interface components {
                 bytesOut: number;
             };
             stepsOmitted?: number;
+        };
+        Kept: {
+            id: string;
+            /**
+             * @description cache: a saved dependency cache; snapshot: a workspace kept after setup
+             * @enum {string}
+             */
+            kind: "cache" | "snapshot";
+            /** @description the task queue of the host whose engine holds it */
+            hostQueue: string;
+            /** @description that host's id, when it is known */
+            host?: string | null;
+            /** @description whose it is: repo=<url> principal=<name> (or repo=<url> alone, by DRAFTSMAN_CACHE_SCOPE) */
+            scope: string;
+            /** @description the cache's name; empty for a kept workspace */
+            name: string;
+            key: string;
+            /** @description the job that saved it */
+            jobId: string;
+            /** @description the commit of a kept workspace; empty for a cache */
+            commit: string;
+            bytes: number;
+            createdAt: string;
+            /** @description its last restore (or its save): the janitor evicts the least recently used past the budget */
+            lastUsedAt: string;
+        };
+        KeptList: {
+            caches: components["schemas"]["Kept"][];
+            /** @description their bytes together */
+            bytes: number;
         };
         /** @description a line of step output: an NDJSON line, or the data of a `line` event (whose id is <chunk>.<line>) */
         LogLine: {
@@ -1652,6 +1732,138 @@ export interface operations {
                 };
             };
             /** @description no such host */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description past the token's request rate (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    listCaches: {
+        parameters: {
+            query?: {
+                kind?: "cache" | "snapshot";
+                /** @description only those of this scope */
+                scope?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description at most 1000 of them, and their bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KeptList"];
+                };
+            };
+            /** @description an unknown kind */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the token lacks the admin scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description past the token's request rate (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    deleteCache: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                cacheId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description what was forgotten */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Kept"];
+                };
+            };
+            /** @description no valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the token lacks the admin scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such entry */
             404: {
                 headers: {
                     [name: string]: unknown;

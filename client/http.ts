@@ -10,6 +10,7 @@ export type JobView = components['schemas']['JobView'];
 export type JobSpecInput = components['schemas']['JobSpec'];
 export type JobPage = { jobs: JobView[]; nextCursor: string | null };
 export type HostView = components['schemas']['Host'];
+export type KeptView = components['schemas']['Kept'];
 export type AuditEvent = { id: number; type: string; data: Record<string, unknown>; at: string };
 export type ListFilter = NonNullable<paths['/v1/jobs']['get']['parameters']['query']>;
 
@@ -103,6 +104,16 @@ export class DraftsmanApi {
   drain(hostId: string, draining = true): Promise<HostView> {
     const path = { hostId };
     return this.call(() => (draining ? this.http.POST('/v1/hosts/{hostId}/drain', { params: { path } }) : this.http.POST('/v1/hosts/{hostId}/undrain', { params: { path } })));
+  }
+
+  /** The saved caches and kept workspaces (admin scope), most recently used first. */
+  caches(kind?: 'cache' | 'snapshot'): Promise<{ caches: KeptView[]; bytes: number }> {
+    return this.call(() => this.http.GET('/v1/caches', { params: { query: kind ? { kind } : {} } }));
+  }
+
+  /** Forgets a saved cache or kept workspace (admin scope); its host's janitor removes the volume. */
+  deleteCache(id: string): Promise<KeptView> {
+    return this.call(() => this.http.DELETE('/v1/caches/{cacheId}', { params: { path: { cacheId: id } } }));
   }
 
   /** The job's spec again as a new job; answers the new job's id. */

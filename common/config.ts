@@ -233,6 +233,15 @@ export const configSchema = z.object({
   DRAFTSMAN_MAX_STEPS: int(1, 200).default(200),
   /** The largest `concurrency.limit` a spec may ask for (a spec over it is refused, 400). */
   DRAFTSMAN_MAX_CONCURRENCY_LIMIT: int(1, 10_000).default(100),
+  /**
+   * Whose dependency caches and kept workspaces a job reads and writes: those of its
+   * repository and principal (`principal`), or of its repository whoever started it (`repo`).
+   */
+  DRAFTSMAN_CACHE_SCOPE: z.enum(['principal', 'repo']).default('principal'),
+  /** Bytes of caches and kept workspaces one scope keeps on a host; the janitor evicts the least recently used past it. 0: no limit. */
+  DRAFTSMAN_CACHE_SCOPE_BUDGET_MB: int(0, 10_000_000).default(2048),
+  /** Bytes of caches and kept workspaces a host keeps, all scopes together. 0: no limit. */
+  DRAFTSMAN_CACHE_BUDGET_MB: int(0, 10_000_000).default(20_480),
   /** Time between SIGTERM and SIGKILL when a step is stopped. */
   DRAFTSMAN_STOP_GRACE_SECONDS: int(0, 3600).default(10),
   /**

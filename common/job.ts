@@ -52,6 +52,19 @@ export interface ResolvedJobSpec {
   approval?: ApprovalGate;
   /** At most `limit` jobs of this key hold a host at once (`repo`, `principal`, or the spec's own name); absent when unlimited. */
   concurrency?: { key: string; limit: number };
+  /** Dependency caches its setup steps mount; absent when it has none. */
+  caches?: CacheSpec[];
+  /** Keep the workspace after setup, for later jobs with the same setup (a hit skips clone and setup). */
+  snapshot?: { after: 'setup' };
+  /** Start from the workspace another job kept after its setup, instead of a clone. */
+  from?: { job: string; after: 'setup' };
+}
+
+/** A dependency cache: its key template (`npm-{{ hashFiles('package-lock.json') }}`) and the prefixes restored when the key has no entry. */
+export interface CacheSpec {
+  name: string;
+  key: string;
+  restoreKeys: string[];
 }
 
 export const GATED_PHASES = ['loop', 'validate', 'publish'] as const;
@@ -137,6 +150,8 @@ export interface AcceptedJob {
   spec: ResolvedJobSpec;
   /** Loop iterations per workflow run before it continues as new. */
   iterationsPerRun: number;
+  /** Whose caches and kept workspaces the job reads and writes (common/warm.ts warmScope); absent in jobs accepted before them. */
+  warmScope?: string;
 }
 
 /**

@@ -24,6 +24,35 @@ export class Metrics {
     labelNames: ['moved'] as const,
     registers: [this.registry],
   });
+  readonly cacheLookups = new Counter({
+    name: 'draftsman_cache_lookups_total',
+    help: 'Dependency caches restored before setup: hit (the key), partial (a restore key), miss',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly cacheSavedBytes = new Counter({
+    name: 'draftsman_cache_saved_bytes_total',
+    help: 'Bytes of dependency caches saved after setup',
+    registers: [this.registry],
+  });
+  readonly snapshotLookups = new Counter({
+    name: 'draftsman_snapshot_lookups_total',
+    help: 'Jobs with snapshot.after=setup that found a workspace kept after the same setup (hit) or not (miss)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly keptBytes = new Gauge({
+    name: 'draftsman_kept_bytes',
+    help: "Bytes of this host's saved caches and kept workspaces, as of the janitor's last sweep",
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly keptEvicted = new Counter({
+    name: 'draftsman_kept_evicted_total',
+    help: 'Saved caches and kept workspaces the janitor removed: over the budget (budget), no longer recorded (orphan)',
+    labelNames: ['why'] as const,
+    registers: [this.registry],
+  });
   readonly approvals = new Counter({
     name: 'draftsman_approvals_total',
     help: 'Approval gates: jobs that began waiting (event waiting) and decisions (approved, rejected; by timeout or a person)',

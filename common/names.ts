@@ -37,6 +37,8 @@ export const LABEL_PLACEMENT = 'org.draftsman.placement';
 export const LABEL_HOST = 'org.draftsman.host';
 /** Unix seconds after which the step has outlived its budget (read by sweepers). */
 export const LABEL_DEADLINE = 'org.draftsman.deadline';
+/** A kept volume's id (a saved cache, a workspace kept after setup), on volumes of role `kept`. */
+export const LABEL_KEPT = 'org.draftsman.kept';
 
 /** Stable `type` of the non-retryable ApplicationFailures the job raises. */
 export const FailureType = {

@@ -210,6 +210,8 @@ describe('specInput (what a rerun submits)', () => {
     publishSecrets: { PUSH_TOKEN: 'push-token' },
     approval: { before: 'publish', timeoutSeconds: 600, onTimeout: 'approve' },
     concurrency: { key: 'repo', limit: 2 },
+    caches: [{ name: 'npm', key: "npm-{{ hashFiles('package-lock.json') }}", restoreKeys: ['npm-'] }],
+    snapshot: { after: 'setup' },
   };
   it.each([
     ['a minimal spec', valid],
@@ -252,5 +254,36 @@ describe('concurrency', () => {
     ['an unknown field', { key: 'repo', limit: 1, burst: 2 }, 'concurrency.burst', 'unknown field concurrency.burst'],
   ])('%s is refused, naming the field', (_name, concurrency, field, message) => {
     expect(refusal({ ...valid, concurrency })).toEqual({ field, message });
+  });
+});
+
+describe('warm starts', () => {
+  const npm = { name: 'npm', key: "npm-{{ hashFiles('package-lock.json') }}" };
+  it('a cache without restore keys gets an empty list; snapshot and from are kept as given', () => {
+    expect(resolveJobSpec({ ...valid, setup: ['npm ci'], caches: [npm], snapshot: { after: 'setup' } }, defaults)).toMatchObject({
+      caches: [{ ...npm, restoreKeys: [] }],
+      snapshot: { after: 'setup' },
+    });
+    expect(resolveJobSpec({ ...valid, from: { job: 'job-1', after: 'setup' } }, defaults).from).toEqual({ job: 'job-1', after: 'setup' });
+  });
+  it('a spec without them resolves without the fields (and replays as before)', () => {
+    const resolved = resolveJobSpec(valid, defaults);
+    expect(Object.keys(resolved)).not.toEqual(expect.arrayContaining(['caches']));
+    expect(resolved).not.toHaveProperty('snapshot');
+    expect(resolved).not.toHaveProperty('from');
+  });
+  it.each([
+    ['caches without setup steps', { caches: [npm] }, 'caches', 'caches: only setup steps mount caches, and the spec has none'],
+    ['two caches of one name', { setup: ['x'], caches: [npm, npm] }, 'caches', 'caches: cache names must be unique'],
+    ['a cache name with capitals', { setup: ['x'], caches: [{ ...npm, name: 'NPM' }] }, 'caches.0.name', 'caches.0.name: cache names must match [a-z0-9][a-z0-9_-]{0,31}'],
+    ['a key with another expression', { setup: ['x'], caches: [{ ...npm, key: 'npm-{{ github.sha }}' }] }, 'caches.0.key', 'caches.0.key: {{ github.sha }} is not an expression a key may hold (only hashFiles(\'pattern\', ...))'],
+    ['a pattern outside the workspace', { setup: ['x'], caches: [{ ...npm, key: "{{ hashFiles('../x') }}" }] }, 'caches.0.key', "caches.0.key: hashFiles: pattern '../x' must be a relative path or glob inside the workspace"],
+    ['a restore key with a space', { setup: ['x'], caches: [{ ...npm, restoreKeys: ['npm '] }] }, 'caches.0.restoreKeys.0', 'caches.0.restoreKeys.0: printable ASCII without spaces'],
+    ['nine caches', { setup: ['x'], caches: Array.from({ length: 9 }, (_, i) => ({ ...npm, name: `c${i}` })) }, 'caches', 'caches: at most 8 caches'],
+    ['a snapshot after the loop', { snapshot: { after: 'loop' } }, 'snapshot.after', 'snapshot.after: Invalid input: expected "setup"'],
+    ['from with a bad job id', { from: { job: '../x', after: 'setup' } }, 'from.job', 'from.job: must be a job id'],
+    ['from and snapshot together', { from: { job: 'j', after: 'setup' }, snapshot: { after: 'setup' } }, 'snapshot', "snapshot: a job started from another's workspace keeps none of its own"],
+  ])('%s is refused, naming the field', (_name, extra, field, message) => {
+    expect(refusal({ ...valid, ...extra })).toEqual({ field, message });
   });
 });

@@ -8,7 +8,8 @@ const MAX_LABELS = 16;
 const MAX_LABEL_VALUE = 128;
 import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
 import { InvalidJobSpecError } from './errors';
-import { GATED_PHASES, type ResolvedJobSpec } from './job';
+import { GATED_PHASES, JOB_ID_PATTERN, type ResolvedJobSpec } from './job';
+import { CACHE_NAME, KEY_TEXT, KeyTemplateError, MAX_CACHES, MAX_KEY_LENGTH, parseKeyTemplate } from './warm';
 
 const COMMIT = /^[0-9a-fA-F]{40}$/;
 // git@host:path (scp-like ssh). The host may not start with '-' so it can never
@@ -148,6 +149,46 @@ export const jobSpecSchema = z.strictObject({
       limit: z.number().int('must be an integer').min(1, 'must be at least 1').meta({ description: "jobs of this key at once (at most the server's ceiling)" }),
     })
     .optional(),
+  /**
+   * Dependency caches: each restored before setup from the newest entry of `key` (else of
+   * the first `restoreKeys` prefix that has one) in the job's scope, mounted writable in
+   * the setup steps only, and saved under `key` once setup succeeded.
+   */
+  caches: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(CACHE_NAME, 'cache names must match [a-z0-9][a-z0-9_-]{0,31}').meta({ description: 'npm, yarn, pip, go and xdg point those tools at the cache' }),
+        key: z
+          .string()
+          .min(1, 'must not be empty')
+          .max(512, 'must be at most 512 characters')
+          .superRefine((key, ctx) => {
+            try {
+              parseKeyTemplate(key);
+            } catch (err) {
+              if (!(err instanceof KeyTemplateError)) throw err;
+              ctx.addIssue({ code: 'custom', message: err.message });
+            }
+          })
+          .meta({ examples: ["npm-{{ hashFiles('package-lock.json') }}"] }),
+        restoreKeys: z
+          .array(z.string().min(1, 'must not be empty').max(MAX_KEY_LENGTH, `must be at most ${MAX_KEY_LENGTH} characters`).regex(KEY_TEXT, 'printable ASCII without spaces'))
+          .max(8, 'at most 8 restore keys')
+          .optional(),
+      }),
+    )
+    .max(MAX_CACHES, `at most ${MAX_CACHES} caches`)
+    .refine((c) => new Set(c.map((x) => x.name)).size === c.length, 'cache names must be unique')
+    .optional(),
+  /** Keep the workspace after setup: a later job with the same repository, commit, image, setup, env and secret references starts from it. */
+  snapshot: z.strictObject({ after: z.literal('setup') }).optional(),
+  /** Start from the workspace another job kept after its setup (best-of-N: one setup, many loops), instead of a clone. */
+  from: z
+    .strictObject({
+      job: z.string().regex(JOB_ID_PATTERN, 'must be a job id'),
+      after: z.literal('setup'),
+    })
+    .optional(),
   /** A secret holding a token for cloning over https; it reaches git through a credential helper. */
   gitTokenSecret: z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}').optional(),
   /** Hosts the job's steps may reach through the egress proxy; without it, the operator's default list. */
@@ -272,6 +313,8 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   if (gated && !(gated === 'loop' ? spec.loop : gated === 'validate' ? spec.validate?.length : spec.publish?.length)) {
     throw new InvalidJobSpecError(`approval.before: the spec has no ${gated} ${gated === 'loop' ? '' : 'steps '}to hold back`, 'approval.before');
   }
+  if (spec.caches?.length && !spec.setup?.length) throw new InvalidJobSpecError('caches: only setup steps mount caches, and the spec has none', 'caches');
+  if (spec.from && spec.snapshot) throw new InvalidJobSpecError('snapshot: a job started from another\'s workspace keeps none of its own', 'snapshot');
   if (spec.image !== undefined && !defaults.allowedImages.includes(spec.image)) {
     throw new InvalidJobSpecError(`image: ${spec.image} is not in this server's image allowlist`, 'image');
   }
@@ -314,6 +357,9 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     ...(spec.publish?.length ? { publish: spec.publish } : {}),
     ...(spec.publishSecrets && Object.keys(spec.publishSecrets).length ? { publishSecrets: spec.publishSecrets } : {}),
     ...(spec.concurrency ? { concurrency: { key: spec.concurrency.key, limit: spec.concurrency.limit } } : {}),
+    ...(spec.caches?.length ? { caches: spec.caches.map((c) => ({ name: c.name, key: c.key, restoreKeys: c.restoreKeys ?? [] })) } : {}),
+    ...(spec.snapshot ? { snapshot: { after: spec.snapshot.after } } : {}),
+    ...(spec.from ? { from: { job: spec.from.job, after: spec.from.after } } : {}),
     ...(spec.approval
       ? {
           approval: {
@@ -353,6 +399,9 @@ export function specInput(stored: ResolvedJobSpec | JobSpec, policy: SpecPolicy)
     publishSecrets: any(s.publishSecrets),
     approval: s.approval ? { ...s.approval } : undefined,
     concurrency: s.concurrency ? { ...s.concurrency } : undefined,
+    caches: s.caches?.length ? s.caches.map((c) => ({ ...c, restoreKeys: [...(c.restoreKeys ?? [])] })) : undefined,
+    snapshot: s.snapshot ? { ...s.snapshot } : undefined,
+    from: s.from ? { ...s.from } : undefined,
   };
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as JobSpec;
 }

@@ -336,6 +336,30 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
         ADD CONSTRAINT step_log_chunks_step_chunk_key UNIQUE (job_id, placement, kind, index, chunk);
     `,
   },
+  {
+    version: 16,
+    name: 'kept volumes: dependency caches and workspaces kept after setup',
+    sql: `
+      -- Saved dependency caches and workspaces kept after setup: volumes on one host's
+      -- engine, in a scope (repository and principal). A volume is in use once its row is.
+      CREATE TABLE kept (
+        id text PRIMARY KEY,
+        kind text NOT NULL CHECK (kind IN ('cache', 'snapshot')),
+        host_queue text NOT NULL,
+        scope text NOT NULL,
+        name text NOT NULL,
+        key text NOT NULL,
+        job_id text NOT NULL,
+        commit text NOT NULL DEFAULT '',
+        bytes bigint NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        last_used_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (host_queue, kind, scope, name, key)
+      );
+      CREATE INDEX kept_job_idx ON kept (job_id) WHERE kind = 'snapshot';
+      CREATE INDEX kept_scope_idx ON kept (scope);
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

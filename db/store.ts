@@ -554,6 +554,12 @@ export class JobStore {
     );
   }
 
+  /** An audit event's data, or null when the job has no event of that key. */
+  async eventData(jobId: string, key: string): Promise<Record<string, unknown> | null> {
+    const { rows } = await this.pool.query<{ data: Record<string, unknown> }>('SELECT data FROM events WHERE job_id = $1 AND key = $2', [jobId, key]);
+    return rows[0]?.data ?? null;
+  }
+
   async getJob(jobId: string): Promise<JobView | null> {
     const { rows } = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [jobId]);
     const row = rows[0];

@@ -16,7 +16,16 @@ export interface StepRequest {
   env: Record<string, string>;
   /** The step's time budget; backends record it so that a sweeper can stop a step nobody watches. */
   timeoutSeconds: number;
+  /** The job's dependency caches this step mounts writable at /cache/<name> (setup steps only). */
+  caches?: string[];
 }
+
+/**
+ * A volume a warm start copies: a job's workspace, one of its dependency caches (the
+ * private copy its setup mounts), or a kept volume of the host (a saved cache, a
+ * workspace kept after setup), by its id.
+ */
+export type VolumeRef = { workspace: string } | { cache: { jobId: string; name: string } } | { kept: string };
 
 /** Identifies a step's execution unit (a container for DockerRunner); deterministic from job, placement, kind and index. */
 export interface StepRef {
@@ -139,6 +148,32 @@ export interface Runner {
    * Rejects if the workspace cannot be measured (the engine is restarting).
    */
   workspaceBytes(jobId: string): Promise<number>;
+
+  /** The id of an image present on the host (what a kept workspace is keyed by: a tag can move). */
+  imageId(image: string): Promise<string>;
+
+  /**
+   * The hash of the files of the job's workspace that git tracks and the pathspecs
+   * match (paths and contents), hex; empty when none does.
+   */
+  hashFiles(jobId: string, pathspecs: string[]): Promise<string>;
+
+  /**
+   * Makes `to` a copy of `from` (empty when null), replacing what it held, its files
+   * owned by the step user when it is a job's workspace or cache; returns the bytes it
+   * then takes. A kept volume is written only as a new id, so a copy cut short leaves
+   * a volume nobody refers to, never a half-written one in use.
+   */
+  copyVolume(to: VolumeRef, from: VolumeRef | null): Promise<number>;
+
+  /** Removes a kept volume. Succeeds if it is gone. */
+  removeKept(id: string): Promise<void>;
+
+  /** The kept volumes on this host, with when each was made, for the janitor (ids no record names are removed). */
+  listKept(): Promise<{ id: string; createdAt: Date }[]>;
+
+  /** Every file of the job's workspace (path, contents), one at a time, for a scan before it is kept. */
+  readWorkspace(jobId: string, onFile: (path: string, data: Buffer) => void): Promise<void>;
 
   /** Everything of the job that still exists (names), for tests and sweepers. */
   listJobResources(jobId: string): Promise<JobResources>;

@@ -49,6 +49,8 @@ export class JobSteps {
     private readonly spec: ResolvedJobSpec,
     seq: number,
     readonly placement: Placement | null = null,
+    /** Whose caches and kept workspaces the job uses (absent in jobs accepted before them). */
+    private readonly warmScope?: string,
   ) {
     this.seq = seq;
     this.activities = stepActivities(spec.timeouts.stepSeconds, 1, placement);
@@ -91,7 +93,7 @@ export class JobSteps {
    * then shows each step's outcome. A step that timed out or was cancelled ends the
    * phase as it would have ended the step's own activity.
    */
-  async batch(kind: 'setup' | 'validate', commands: readonly string[], withClone: boolean): Promise<Recorded[]> {
+  async batch(kind: 'setup' | 'validate', commands: readonly string[], withClone: boolean, snapshotKey?: string): Promise<Recorded[]> {
     const names = [...(withClone ? ['clone-0'] : []), ...commands.map((_, i) => `${kind}-${i}`)];
     if (names.length === 0) return [];
     this.run.show('running', `${withClone ? 'cloning, then ' : ''}${kind} · steps ${names[0]}${names.length > 1 ? ` to ${names.at(-1)}` : ''}`);
@@ -103,6 +105,7 @@ export class JobSteps {
         clone: withClone ? this.cloneInput(first) : undefined,
         steps: commands.map((command, i) => this.commandInput(kind, i, command, first + (withClone ? 1 : 0) + i)),
         keepGoing: kind === 'validate',
+        ...(kind === 'setup' ? this.warmInput(snapshotKey) : {}),
       },
     ]);
     this.seq = first + results.length;
@@ -110,6 +113,36 @@ export class JobSteps {
     const stop = batchStop(kind, names.length, results, this.spec.timeouts.stepSeconds);
     if (stop) throw stop;
     return results;
+  }
+
+  /** Caches restored before setup and saved after it, the workspace kept after it: only when the spec asks. */
+  private warmInput(snapshotKey?: string) {
+    const caches = this.spec.caches ?? [];
+    if (!this.warmScope || (caches.length === 0 && !snapshotKey)) return {};
+    return {
+      warm: {
+        scope: this.warmScope,
+        ...(caches.length ? { caches } : {}),
+        ...(snapshotKey ? { snapshotKey, commit: this.spec.commit, secretRefs: Object.values(this.spec.secrets) } : {}),
+      },
+    };
+  }
+
+  /**
+   * Before the clone, for a job that starts from a kept workspace (`from`) or may find
+   * one kept after the same setup (`snapshot`): whether it did, and the key to keep it under.
+   */
+  restoreWorkspace() {
+    const { spec } = this;
+    return this.activities.restoreWorkspace.executeWithOptions({ summary: spec.from ? `restore the workspace job ${spec.from.job} kept` : 'look for a workspace kept after this setup' }, [
+      {
+        jobId: this.run.jobId,
+        ...this.placementField(),
+        scope: this.warmScope ?? '',
+        ...(spec.from ? { from: { job: spec.from.job, commit: spec.commit } } : {}),
+        ...(spec.snapshot ? { snapshot: { repo: spec.repo, commit: spec.commit, image: spec.image, setup: spec.setup, env: spec.env, secretRefs: spec.secrets } } : {}),
+      },
+    ]);
   }
 
   /** A command step's input: the job's image, environment and secret references. */
@@ -127,6 +160,8 @@ export class JobSteps {
       secretEnv: kind === 'publish' ? { ...this.spec.secrets, ...this.spec.publishSecrets } : this.spec.secrets,
       maskRefs: this.maskRefs,
       timeoutSeconds: this.spec.timeouts.stepSeconds,
+      // Setup steps alone mount the job's caches: loop, validation and publish never see them.
+      ...(kind === 'setup' && this.spec.caches?.length ? { caches: this.spec.caches.map((c) => c.name) } : {}),
     };
   }
 

@@ -136,7 +136,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   // The job's host: chosen once, among the hosts with room, carried to later runs; every
   // activity that touches its workspace goes there.
   let placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await placeWhenRoom(run, 1) : null;
-  let steps = new JobSteps(run, spec, resume?.seq ?? 0, placement);
+  let steps = new JobSteps(run, spec, resume?.seq ?? 0, placement, accepted.warmScope);
 
   // The job's time limit is enforced here rather than only as a server-side
   // execution timeout, so that cleanup below still runs when it fires.
@@ -169,7 +169,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
         failure = moved.failure ?? failure;
         break;
       }
-      steps = new JobSteps(run, spec, steps.seq, moved.to);
+      steps = new JobSteps(run, spec, steps.seq, moved.to, accepted.warmScope);
       gate.forPlacement(moved.to.placement);
       from = undefined;
     }
@@ -241,8 +241,11 @@ async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batc
   }
   delete run.view.waiting;
   run.view.startedAt = new Date().toISOString();
+  // A job that starts from a kept workspace skips the clone (and, kept after the same setup, the setup too).
+  const warm = spec.snapshot || spec.from ? await steps.restoreWorkspace() : null;
+  if (warm?.restored && spec.snapshot) return;
   if (batched || patched(BATCHED_STEPS_PATCH)) {
-    const failed = (await steps.batch('setup', spec.setup, true)).find((r) => r.status === 'failed');
+    const failed = (await steps.batch('setup', spec.setup, !warm?.restored, warm?.snapshotKey)).find((r) => r.status === 'failed');
     if (failed) throw new StepFailedError(failedStepMessage(failed));
     return;
   }

@@ -15,6 +15,7 @@ import {
   LABEL_STEP_KIND,
 } from '../../common/names';
 import { HOLDER_MOUNT, jobDir, jobKey, PROXY_PORT, PROXY_URL, proxyEnv, SOCKET_NAME } from '../../egress/layout';
+import { cacheDir, cacheEnv } from '../../common/warm';
 import type { StepRef, StepRequest } from '../runner';
 
 export const WORKSPACE_PATH = '/workspace';
@@ -83,6 +84,11 @@ export function volumeName(jobId: string, deployment: string): string {
   return `draftsman-${deployment}-${jobId}-workspace`;
 }
 
+/** A job's private copy of one of its caches, which its setup steps mount. */
+export function cacheVolumeName(jobId: string, name: string, deployment: string): string {
+  return `draftsman-${deployment}-${jobId}-cache-${name}`;
+}
+
 /** The helper that measures the job's workspace (a short-lived container, one at a time per job). */
 export function measureName(jobId: string, deployment: string): string {
   return `draftsman-${deployment}-${jobId}-measure`;
@@ -101,6 +107,7 @@ export function stepEnv(step: StepRequest, network: StepNetwork = { mode: 'none'
   const env: Record<string, string> = {
     ...step.env,
     ...(network.mode === 'proxy' ? proxyEnv() : {}),
+    ...cacheEnv(step.caches ?? []),
     // Root filesystem is read-only; tools that write to $HOME get the tmpfs.
     HOME: '/tmp',
     DRAFTSMAN_JOB_ID: step.jobId,
@@ -158,7 +165,11 @@ export function containerOptions(
     Tty: false,
     OpenStdin: false,
     HostConfig: {
-      Mounts: [{ Type: 'volume', Source: volumeName(step.jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: false }],
+      Mounts: [
+        { Type: 'volume', Source: volumeName(step.jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: false },
+        // The job's private copies of its caches (setup steps only): they see nothing of the saved ones.
+        ...(step.caches ?? []).map((name): Docker.MountSettings => ({ Type: 'volume', Source: cacheVolumeName(step.jobId, name, policy.deployment), Target: cacheDir(name), ReadOnly: false })),
+      ],
       ...(inStepForwarder(policy.network) ? { Binds: [socketBind(step.jobId, policy.network, policy.deployment)] } : {}),
       NetworkMode: networkMode(step.jobId, policy),
       ...(policy.runtime ? { Runtime: policy.runtime } : {}),

@@ -2,13 +2,14 @@ import Docker from 'dockerode';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_PLACEMENT, LABEL_ROLE } from '../../common/names';
 import { makeJobFolder, removeJobFolder, waitForListener } from '../../egress/job-folder';
-import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
+import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
 import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, measureOptions, parseDu, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
 import { advanceStreams, earliest, noPositions, sinceOf, streamLinesAfter, streamLinesAfterTail, TAIL_WINDOW } from './log-position';
 import { DockerLogParser } from './frames';
+import { WarmVolumes } from './warm-volumes';
 
 interface DockerApiError {
   statusCode?: number;
@@ -41,7 +42,35 @@ export class DockerRunner implements Runner {
     private readonly docker: Docker,
     /** Settled by ready(): where the steps' forwarder runs depends on the runtime the engine has. */
     private policy: ContainerPolicy,
-  ) {}
+  ) {
+    this.warm = new WarmVolumes(docker, () => this.policy, (s) => this.bounded(s), (name) => this.removeContainer(name));
+  }
+
+  private readonly warm: WarmVolumes;
+
+  imageId(image: string): Promise<string> {
+    return this.warm.imageId(image);
+  }
+
+  hashFiles(jobId: string, pathspecs: string[]): Promise<string> {
+    return this.warm.hashFiles(jobId, pathspecs);
+  }
+
+  copyVolume(to: VolumeRef, from: VolumeRef | null): Promise<number> {
+    return this.warm.copyVolume(to, from);
+  }
+
+  removeKept(id: string): Promise<void> {
+    return this.warm.removeKept(id);
+  }
+
+  listKept(): Promise<{ id: string; createdAt: Date }[]> {
+    return this.warm.listKept();
+  }
+
+  readWorkspace(jobId: string, onFile: (path: string, data: Buffer) => void): Promise<void> {
+    return this.warm.readWorkspace(jobId, onFile);
+  }
 
   private name(step: StepRef): string {
     return containerName(step, this.policy.deployment);
@@ -381,11 +410,20 @@ export class DockerRunner implements Runner {
     await Promise.all(containers.filter((c) => !isHolder(c)).map((c) => this.removeContainer(nameOf(c))));
     await Promise.all(containers.filter(isHolder).map((c) => this.removeContainer(nameOf(c))));
     await this.removeEgressDir(jobId);
+    // The workspace, and the job's copies of its caches when it has any.
+    let volumes: string[];
     try {
-      await this.docker.getVolume(volumeName(jobId, this.policy.deployment)).remove(this.bounded());
+      const listed = await this.docker.listVolumes({ filters: jobFilter(jobId, this.policy.deployment), ...this.bounded() });
+      volumes = [...new Set([volumeName(jobId, this.policy.deployment), ...(listed.Volumes ?? []).map((v) => v.Name)])];
     } catch (err) {
-      if (isGone(err)) return;
-      throw new RunnerError(`removing workspace volume of job ${jobId} failed`, err);
+      throw new RunnerError(`listing volumes of job ${jobId} failed`, err);
+    }
+    for (const name of volumes) {
+      try {
+        await this.docker.getVolume(name).remove(this.bounded());
+      } catch (err) {
+        if (!isGone(err)) throw new RunnerError(`removing volume ${name} of job ${jobId} failed`, err);
+      }
     }
   }
 
@@ -453,7 +491,8 @@ export class DockerRunner implements Runner {
           running: c.State === 'running',
           deadline: Number(c.Labels[LABEL_DEADLINE]) || undefined,
         })),
-        ...(volumes.Volumes ?? []).map(
+        // Kept volumes (saved caches, kept workspaces) are no job's: the budget and listKept decide about them.
+        ...(volumes.Volumes ?? []).filter((v) => v.Labels?.[LABEL_ROLE] !== 'kept').map(
           (v): ManagedResource => ({ type: 'workspace', name: v.Name, jobId: v.Labels?.[LABEL_JOB] ?? '' }),
         ),
       ];

@@ -2,14 +2,19 @@
  * An in-memory Runner for tests, driven by the step's own command in a tiny shell
  * subset (`;`-separated): `echo TEXT`, `echo TEXT >&2`, `sleep SECONDS`, `exit N`,
  * `true`, `false`, `trap "exit N" TERM`, `fake-fill MIB` (the workspace grows by MIB
- * MiB), and `fake-lose` (the container vanishes,
+ * MiB), `printf TEXT > PATH` (a file in the workspace, or under /cache/NAME in one of
+ * the step's caches; elsewhere the root file system is read-only), `mkdir` and `git`
+ * (nothing: the fake's files have no folders, and every one counts as tracked), and `fake-lose` (the container vanishes,
  * as when the engine's data is lost). `stopEngine`/`startEngine` restart the engine as
  * a real one does: its API goes away first, then it stops its running containers. Unknown words fail the step with 127. Hooks let a test
  * stop between phases (before a create), and `starts` counts how often each step's
  * command started: the witness for "at most once".
  */
 import { EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
-import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState } from '../runner';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { CACHE_ROOT } from '../../common/warm';
+import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
 
 interface FakeStep {
   ref: StepRef;
@@ -56,6 +61,93 @@ export class FakeRunner implements Runner {
   private hung = false;
 
   constructor(private readonly opts: FakeRunnerOptions = {}) {}
+
+  /** The files of each volume (a job's workspace and caches, kept volumes), by path. */
+  private readonly volumes = new Map<string, Map<string, Buffer>>();
+  private readonly keptAt = new Map<string, Date>();
+
+  private static volumeKey(ref: VolumeRef): string {
+    return 'workspace' in ref ? `w:${ref.workspace}` : 'cache' in ref ? `c:${ref.cache.jobId}:${ref.cache.name}` : `k:${ref.kept}`;
+  }
+
+  /** A volume's files (a test reads what a cache or kept workspace holds). */
+  files(ref: VolumeRef): Map<string, Buffer> | undefined {
+    return this.volumes.get(FakeRunner.volumeKey(ref));
+  }
+
+  async imageId(image: string): Promise<string> {
+    this.reachable();
+    if (this.opts.images && !this.opts.images.includes(image)) throw new ImageNotFoundError(image);
+    return `sha256:${createHash('sha256').update(image).digest('hex')}`;
+  }
+
+  async hashFiles(jobId: string, pathspecs: string[]): Promise<string> {
+    this.reachable();
+    const include = pathspecs.filter((p) => p.startsWith(':(glob)')).map((p) => p.slice(':(glob)'.length));
+    const exclude = pathspecs.filter((p) => p.startsWith(':(glob,exclude)')).map((p) => p.slice(':(glob,exclude)'.length));
+    const matched = [...(this.files({ workspace: jobId }) ?? new Map<string, Buffer>())]
+      .filter(([p]) => include.some((g) => path.matchesGlob(p, g)) && !exclude.some((g) => path.matchesGlob(p, g)))
+      .sort(([a], [b]) => a.localeCompare(b));
+    if (matched.length === 0) return '';
+    const h = createHash('sha256');
+    for (const [p, data] of matched) h.update(`${p}\0${createHash('sha256').update(data).digest('hex')}\0`);
+    return h.digest('hex');
+  }
+
+  async copyVolume(to: VolumeRef, from: VolumeRef | null): Promise<number> {
+    this.reachable();
+    const source = from ? (this.files(from) ?? new Map<string, Buffer>()) : new Map<string, Buffer>();
+    const copy = new Map([...source].map(([p, d]) => [p, Buffer.from(d)]));
+    this.volumes.set(FakeRunner.volumeKey(to), copy);
+    if ('kept' in to) this.keptAt.set(to.kept, new Date());
+    if ('workspace' in to) this.workspaces.add(to.workspace);
+    return [...copy.values()].reduce((n, d) => n + d.length, 0);
+  }
+
+  async removeKept(id: string): Promise<void> {
+    this.reachable();
+    this.volumes.delete(`k:${id}`);
+    this.keptAt.delete(id);
+  }
+
+  async listKept(): Promise<{ id: string; createdAt: Date }[]> {
+    this.reachable();
+    return [...this.keptAt].map(([id, createdAt]) => ({ id, createdAt }));
+  }
+
+  async readWorkspace(jobId: string, onFile: (path: string, data: Buffer) => void): Promise<void> {
+    this.reachable();
+    for (const [p, data] of this.files({ workspace: jobId }) ?? []) onFile(p, data);
+  }
+
+  /** `printf TEXT > PATH` in a step: 0, or 1 where the path is not the step's to write. */
+  private write(s: FakeStep, arg: string): number {
+    const m = /^(?:'([^']*)'|(\S+))\s*>\s*(\S+)$/.exec(arg);
+    if (!m) return 2;
+    const text = m[1] ?? m[2]!;
+    const target = m[3]!;
+    let ref: VolumeRef;
+    let file: string;
+    if (target.startsWith(`${CACHE_ROOT}/`)) {
+      const [name, ...rest] = target.slice(CACHE_ROOT.length + 1).split('/');
+      if (!s.request.caches?.includes(name!)) {
+        this.print(s, 'stderr', `sh: ${target}: Read-only file system`);
+        return 1;
+      }
+      ref = { cache: { jobId: s.ref.jobId, name: name! } };
+      file = rest.join('/');
+    } else if (target.startsWith('/')) {
+      this.print(s, 'stderr', `sh: ${target}: Read-only file system`);
+      return 1;
+    } else {
+      ref = { workspace: s.ref.jobId };
+      file = target;
+    }
+    const key = FakeRunner.volumeKey(ref);
+    if (!this.volumes.has(key)) this.volumes.set(key, new Map());
+    this.volumes.get(key)!.set(file, Buffer.from(text));
+    return 0;
+  }
 
   /**
    * The engine stops: waits in progress break, and running steps get SIGTERM (their
@@ -226,6 +318,7 @@ export class FakeRunner implements Runner {
     for (const s of [...this.steps.values()]) if (s.ref.jobId === jobId) this.drop(s.name);
     this.workspaces.delete(jobId);
     this.filled.delete(jobId);
+    for (const key of [...this.volumes.keys()]) if (key === `w:${jobId}` || key.startsWith(`c:${jobId}:`)) this.volumes.delete(key);
   }
 
   async workspaceBytes(jobId: string): Promise<number> {
@@ -354,6 +447,11 @@ export class FakeRunner implements Runner {
         s.termExit = Number(m[1]);
       } else if (word === 'fake-fill') {
         this.filled.set(s.ref.jobId, (this.filled.get(s.ref.jobId) ?? 0) + Number(arg) * 2 ** 20);
+      } else if (word === 'printf') {
+        const code = this.write(s, arg);
+        if (code !== 0) return this.finish(s, code);
+      } else if (word === 'mkdir' || word === 'git') {
+        // nothing
       } else if (word === 'fake-lose') {
         return this.lose(s.ref);
       } else {

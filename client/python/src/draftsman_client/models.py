@@ -187,6 +187,46 @@ class Concurrency(BaseModel):
     """
 
 
+RestoreKey = TypeAliasType(
+    "RestoreKey",
+    Annotated[str, Field(max_length=256, min_length=1, pattern="^[\\x21-\\x7e]*$")],
+)
+
+
+class Cache(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    name: Annotated[str, Field(pattern="^[a-z0-9][a-z0-9_-]{0,31}$")]
+    """
+    npm, yarn, pip, go and xdg point those tools at the cache
+    """
+    key: Annotated[
+        str,
+        Field(
+            examples=["npm-{{ hashFiles('package-lock.json') }}"],
+            max_length=512,
+            min_length=1,
+        ),
+    ]
+    restoreKeys: Annotated[list[RestoreKey] | None, Field(max_length=8)] = None
+
+
+class Snapshot(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    after: Literal["setup"]
+
+
+class From(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    job: Annotated[str, Field(pattern="^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$")]
+    after: Literal["setup"]
+
+
 AllowItem = TypeAliasType("AllowItem", Annotated[str, Field(max_length=260)])
 
 
@@ -260,6 +300,9 @@ class JobSpec(BaseModel):
     ) = None
     approval: Approval1 | None = None
     concurrency: Concurrency | None = None
+    caches: Annotated[list[Cache] | None, Field(max_length=8)] = None
+    snapshot: Snapshot | None = None
+    from_: Annotated[From | None, Field(alias="from")] = None
     gitTokenSecret: Annotated[
         str | None, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")
     ] = None
@@ -309,6 +352,59 @@ class Egress1(BaseModel):
     denied: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
     bytesIn: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
     bytesOut: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+
+
+class Kept(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    kind: str
+    """
+    cache: a saved dependency cache; snapshot: a workspace kept after setup
+    """
+    hostQueue: str
+    """
+    the task queue of the host whose engine holds it
+    """
+    host: str | None = None
+    """
+    that host's id, when it is known
+    """
+    scope: str
+    """
+    whose it is: repo=<url> principal=<name> (or repo=<url> alone, by DRAFTSMAN_CACHE_SCOPE)
+    """
+    name: str
+    """
+    the cache's name; empty for a kept workspace
+    """
+    key: str
+    jobId: str
+    """
+    the job that saved it
+    """
+    commit: str
+    """
+    the commit of a kept workspace; empty for a cache
+    """
+    bytes: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    createdAt: str
+    lastUsedAt: str
+    """
+    its last restore (or its save): the janitor evicts the least recently used past the budget
+    """
+
+
+class KeptList(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    caches: list[Kept]
+    bytes: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    """
+    their bytes together
+    """
 
 
 class LogLine(BaseModel):

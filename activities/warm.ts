@@ -1,0 +1,190 @@
+/**
+ * Warm starts on the job's host: its dependency caches restored before setup and saved
+ * after it, its workspace kept after setup or restored from a kept one. A job reads and
+ * writes only the entries of its scope (repository and principal, common/warm.ts).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { CacheSpec } from '../common/job';
+import { FailureType } from '../common/names';
+import { hashedPatterns, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
+import { CLONE_SCRIPT } from './clone';
+import type { Shared } from './deps';
+import { secretFinder } from './secrets';
+
+/** What a batch of setup steps does for warm starts. */
+export interface WarmInput {
+  scope: string;
+  /** Restored before the first setup step, saved after the last succeeded. */
+  caches?: CacheSpec[];
+  /** Keep the workspace under this key once setup succeeded (restoreWorkspace computed it). */
+  snapshotKey?: string;
+  commit?: string;
+  /** The secrets setup received: a workspace that holds one of their values is not kept. */
+  secretRefs?: string[];
+}
+
+export interface RestoreWorkspaceInput {
+  jobId: string;
+  placement?: number;
+  scope: string;
+  /** Look for a workspace kept after the same setup. */
+  snapshot?: { repo: string; commit: string; image: string; setup: string[]; env: Record<string, string>; secretRefs: Record<string, string> };
+  /** Start from the workspace this job kept. */
+  from?: { job: string; commit: string };
+}
+
+/** Whether the workspace came from a kept one (clone and setup are then skipped), and the key to keep it under. */
+export interface RestoredWorkspace {
+  restored: boolean;
+  snapshotKey?: string;
+}
+
+/** The version of the clone procedure, part of a kept workspace's key. */
+const CLONE_VERSION = createHash('sha256').update(CLONE_SCRIPT).digest('hex').slice(0, 16);
+
+const tag = (placement: number | undefined) => (placement && placement > 1 ? `p${placement}:` : '');
+
+/**
+ * The job's workspace on this host. A moved job's first attempt here first removes
+ * what an earlier placement of it left on this host (it may be one that came back).
+ */
+export async function prepareJobWorkspace(sh: Shared, jobId: string, placement: number | undefined): Promise<void> {
+  if ((placement ?? 1) > 1 && Context.current().info.attempt === 1 && !(await sh.store.finishedStep(jobId, 'clone', 0, placement))) {
+    await sh.runner.removeJob(jobId);
+  }
+  await sh.runner.prepareWorkspace(jobId);
+}
+
+/** Runs `work` heartbeating meanwhile: a copy of a large tree outlasts the step's heartbeat timeout. */
+async function beating<T>(sh: Shared, work: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(), sh.heartbeatMs);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function createWarm(sh: Shared) {
+  const hostQueue = () => sh.host?.taskQueue ?? sh.config.DRAFTSMAN_TASK_QUEUE;
+
+  /** Saves a volume as a new kept one and commits it; false if an entry of the key came first (its copy is removed). */
+  async function keep(jobId: string, what: { kind: 'cache' | 'snapshot'; scope: string; name: string; key: string; commit: string }, from: Parameters<Shared['runner']['copyVolume']>[1]) {
+    // A new id per attempt: a copy cut short is a volume no row names, which the janitor removes.
+    const id = randomUUID();
+    const bytes = await sh.runner.copyVolume({ kept: id }, from);
+    await sh.probe('at-cache-save', { jobId, step: what.name || 'workspace' });
+    const committed = await sh.kept.commit({ id, hostQueue: hostQueue(), jobId, bytes, ...what });
+    if (!committed) await sh.runner.removeKept(id);
+    return { id, bytes, committed };
+  }
+
+  const api = {
+    /**
+     * Restores each cache into the job's private copy (empty on a miss) before its first
+     * setup step, once per placement: a retry that finds it recorded leaves the copy as
+     * setup left it.
+     */
+    async restoreCaches(jobId: string, placement: number | undefined, warm: WarmInput): Promise<void> {
+      for (const cache of warm.caches ?? []) {
+        const eventKey = `cache-restored:${tag(placement)}${cache.name}`;
+        if (await sh.store.eventData(jobId, eventKey)) continue;
+        const parts = parseKeyTemplate(cache.key);
+        const hashes: string[] = [];
+        for (const patterns of hashedPatterns(parts)) hashes.push(await sh.runner.hashFiles(jobId, pathspecs(patterns)));
+        const key = renderKey(parts, hashes);
+        const found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'cache', scope: warm.scope, name: cache.name }, key, cache.restoreKeys);
+        const bytes = await sh.runner.copyVolume({ cache: { jobId, name: cache.name } }, found ? { kept: found.id } : null);
+        sh.metrics.cacheLookups.inc({ result: found ? (found.exact ? 'hit' : 'partial') : 'miss' });
+        await sh.store.event(
+          jobId,
+          eventKey,
+          found ? 'cache_hit' : 'cache_miss',
+          found ? { name: cache.name, key, restored: found.key, exact: found.exact, bytes, placement: placement ?? 1 } : { name: cache.name, key, placement: placement ?? 1 },
+        );
+      }
+    },
+
+    /**
+     * Saves each cache the job's setup filled, under its key, after setup succeeded: a
+     * cache restored from its own key is not saved again (the key names its contents).
+     */
+    async saveCaches(jobId: string, placement: number | undefined, warm: WarmInput): Promise<void> {
+      for (const cache of warm.caches ?? []) {
+        const restored = await sh.store.eventData(jobId, `cache-restored:${tag(placement)}${cache.name}`);
+        if (!restored || restored.exact === true) continue;
+        const savedKey = `cache-saved:${tag(placement)}${cache.name}`;
+        if (await sh.store.eventData(jobId, savedKey)) continue;
+        const key = String(restored.key);
+        const saved = await keep(jobId, { kind: 'cache', scope: warm.scope, name: cache.name, key, commit: '' }, { cache: { jobId, name: cache.name } });
+        if (saved.committed) sh.metrics.cacheSavedBytes.inc(saved.bytes);
+        await sh.store.event(jobId, savedKey, 'cache_saved', saved.committed ? { name: cache.name, key, bytes: saved.bytes } : { name: cache.name, key, saved: false, why: 'another job saved this key first' });
+      }
+    },
+
+    /**
+     * Keeps the workspace after setup under its key, unless a file in it holds the value
+     * of a secret setup received (in any of the encodings the patch is scanned for): then
+     * nothing is kept, and the event names the files.
+     */
+    async saveSnapshot(jobId: string, placement: number | undefined, warm: WarmInput): Promise<void> {
+      if (!warm.snapshotKey) return;
+      const eventKey = `snapshot:${tag(placement)}setup`;
+      if (await sh.store.eventData(jobId, eventKey)) return;
+      const values = (warm.secretRefs ?? []).map((ref) => sh.resolveSecret(ref));
+      if (values.length > 0) {
+        const holds = secretFinder(values);
+        const files: string[] = [];
+        await sh.runner.readWorkspace(jobId, (path, data) => {
+          if (files.length < 20 && holds(data.toString('utf8'))) files.push(path);
+        });
+        if (files.length > 0) {
+          await sh.store.event(jobId, eventKey, 'snapshot_refused', { key: warm.snapshotKey, why: "a file in the workspace holds the value of one of the job's secrets", files });
+          return;
+        }
+      }
+      const saved = await keep(jobId, { kind: 'snapshot', scope: warm.scope, name: '', key: warm.snapshotKey, commit: warm.commit ?? '' }, { workspace: jobId });
+      await sh.store.event(jobId, eventKey, 'snapshot_saved', saved.committed ? { key: warm.snapshotKey, bytes: saved.bytes } : { key: warm.snapshotKey, saved: false, why: 'another job kept this setup first' });
+    },
+
+    /**
+     * Before the clone: the job's workspace from a kept one, if it starts from another
+     * job's (`from`) or one was kept after the same setup (`snapshot`). Answers whether
+     * it did, and the key a workspace kept after this setup goes under.
+     */
+    async restoreWorkspace(input: RestoreWorkspaceInput): Promise<RestoredWorkspace> {
+      const { jobId, placement } = input;
+      await prepareJobWorkspace(sh, jobId, placement);
+      const eventKey = `setup-restored:${tag(placement)}workspace`;
+      if (input.from) {
+        const parent = await sh.kept.keptBy(input.from.job, input.scope);
+        const refuse = (why: string) => ApplicationFailure.nonRetryable(`from: ${why}`, FailureType.JobFailed);
+        if (!parent) throw refuse(`job ${input.from.job} kept no workspace after setup that this job may use (its spec had no snapshot, its setup failed or was refused, the workspace was evicted, or it belongs to another repository or principal)`);
+        if (parent.commit && parent.commit !== input.from.commit) throw refuse(`job ${input.from.job} kept a workspace of commit ${parent.commit}, not of this job's ${input.from.commit}`);
+        if (parent.hostQueue !== hostQueue()) throw refuse(`the workspace job ${input.from.job} kept is on another host (${parent.hostQueue}) than the one this job was placed on`);
+        const bytes = await sh.runner.copyVolume({ workspace: jobId }, { kept: parent.id });
+        await sh.store.event(jobId, eventKey, 'setup_restored', { from: input.from.job, key: parent.key, bytes, placement: placement ?? 1 });
+        return { restored: true };
+      }
+      if (!input.snapshot) return { restored: false };
+      const s = input.snapshot;
+      const imageId = await sh.runner.imageId(s.image);
+      const key = snapshotKey({ repo: s.repo, commit: s.commit, imageId, setup: s.setup, env: s.env, secretRefs: s.secretRefs, cloneVersion: CLONE_VERSION });
+      const found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'snapshot', scope: input.scope, name: '' }, key, []);
+      sh.metrics.snapshotLookups.inc({ result: found ? 'hit' : 'miss' });
+      if (!found) return { restored: false, snapshotKey: key };
+      const bytes = await sh.runner.copyVolume({ workspace: jobId }, { kept: found.id });
+      await sh.store.event(jobId, eventKey, 'setup_restored', { from: found.jobId, key, bytes, placement: placement ?? 1 });
+      return { restored: true, snapshotKey: key };
+    },
+  };
+  return {
+    restoreCaches: (...a: Parameters<typeof api.restoreCaches>) => beating(sh, () => api.restoreCaches(...a)),
+    saveCaches: (...a: Parameters<typeof api.saveCaches>) => beating(sh, () => api.saveCaches(...a)),
+    saveSnapshot: (...a: Parameters<typeof api.saveSnapshot>) => beating(sh, () => api.saveSnapshot(...a)),
+    restoreWorkspace: (input: RestoreWorkspaceInput) => beating(sh, () => api.restoreWorkspace(input)),
+  };
+}

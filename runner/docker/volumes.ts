@@ -1,0 +1,115 @@
+/**
+ * Pure translation of warm starts to Docker objects: the volumes of a job's caches and
+ * of kept volumes, and the short-lived helper containers that copy and hash them. No
+ * I/O here.
+ */
+import type Docker from 'dockerode';
+import { LABEL_DEPLOYMENT, LABEL_HOST, LABEL_KEPT, LABEL_MANAGED, LABEL_ROLE } from '../../common/names';
+import type { VolumeRef } from '../runner';
+import { cacheVolumeName, type ContainerPolicy, jobLabels, volumeName, WORKSPACE_PATH } from './convert';
+
+
+export function keptVolumeName(id: string, deployment: string): string {
+  return `draftsman-${deployment}-kept-${id}`;
+}
+
+/** The engine's name of a volume a warm start copies. */
+export function refVolume(ref: VolumeRef, deployment: string): string {
+  if ('workspace' in ref) return volumeName(ref.workspace, deployment);
+  if ('cache' in ref) return cacheVolumeName(ref.cache.jobId, ref.cache.name, deployment);
+  return keptVolumeName(ref.kept, deployment);
+}
+
+/**
+ * A kept volume belongs to no job (the janitor's job sweep never sees it): it is found
+ * by its role and id. A job's caches are the job's, removed with it.
+ */
+export function refLabels(ref: VolumeRef, policy: Pick<ContainerPolicy, 'deployment' | 'host'>): Record<string, string> {
+  if ('kept' in ref) {
+    return { [LABEL_MANAGED]: 'true', [LABEL_DEPLOYMENT]: policy.deployment, ...(policy.host ? { [LABEL_HOST]: policy.host } : {}), [LABEL_ROLE]: 'kept', [LABEL_KEPT]: ref.kept };
+  }
+  const jobId = 'workspace' in ref ? ref.workspace : ref.cache.jobId;
+  return { ...jobLabels(jobId, policy.deployment, policy.host), ...('cache' in ref ? { [LABEL_ROLE]: 'cache' } : {}) };
+}
+
+/** The job a copy is made for (its helper carries the job's labels, so the janitor removes one a crash left). */
+export const refJob = (ref: VolumeRef): string | null => ('workspace' in ref ? ref.workspace : 'cache' in ref ? ref.cache.jobId : null);
+
+/**
+ * The copy: the target emptied (it may hold a copy cut short), the source's files
+ * copied with their modes and owners, then (for a job's workspace or cache) owned by
+ * the step user, and measured.
+ */
+export const COPY_SCRIPT = [
+  'set -eu',
+  'find /to -mindepth 1 -delete',
+  'if [ -d /from ]; then cp -a /from/. /to/; fi',
+  'if [ -n "$DRAFTSMAN_OWNER" ]; then chown -R "$DRAFTSMAN_OWNER" /to; fi',
+  'du -skx /to',
+].join('\n');
+
+/**
+ * hashFiles: the files git tracks that the pathspecs match, by path, mode and blob id
+ * (the blob id is the hash of the contents), sorted, hashed; nothing printed when none
+ * matches. Right after the clone the index is the commit's.
+ */
+export const HASH_FILES_SCRIPT = [
+  'set -eu',
+  'cd /workspace',
+  `git -c safe.directory='*' ls-files -s -z -- "$@" > /tmp/files`,
+  '[ -s /tmp/files ] || exit 0',
+  "sort -z /tmp/files | sha256sum | cut -d' ' -f1",
+].join('\n');
+
+/**
+ * A helper container: the tool image as root with only the capabilities its work needs
+ * (reading everything, and for a copy keeping owners and modes), no network, a
+ * read-only root, bounded memory and processes.
+ */
+export function helperOptions(
+  name: string,
+  cmd: string[],
+  mounts: Docker.MountSettings[],
+  labels: Record<string, string>,
+  policy: Pick<ContainerPolicy, 'toolImage'>,
+  opts: { caps: string[]; env?: Record<string, string> },
+): Docker.ContainerCreateOptions {
+  const memory = 256 * 1024 * 1024;
+  return {
+    name,
+    Image: policy.toolImage,
+    Cmd: cmd,
+    User: '0:0',
+    WorkingDir: '/',
+    Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+    Labels: labels,
+    HostConfig: {
+      Mounts: mounts,
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      CapAdd: opts.caps,
+      SecurityOpt: ['no-new-privileges'],
+      Privileged: false,
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=16m' },
+      Memory: memory,
+      MemorySwap: memory,
+      PidsLimit: 64,
+      RestartPolicy: { Name: 'no' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1m', 'max-file': '1' } },
+    },
+  };
+}
+
+export const COPY_CAPS = ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER'];
+export const READ_CAPS = ['DAC_READ_SEARCH'];
+
+/** The mounts of a copy: the source read-only at /from (when there is one), the target at /to. */
+export function copyMounts(to: VolumeRef, from: VolumeRef | null, deployment: string): Docker.MountSettings[] {
+  return [
+    ...(from ? [{ Type: 'volume' as const, Source: refVolume(from, deployment), Target: '/from', ReadOnly: true }] : []),
+    { Type: 'volume', Source: refVolume(to, deployment), Target: '/to', ReadOnly: false },
+  ];
+}
+
+export const workspaceMount = (jobId: string, deployment: string): Docker.MountSettings => ({ Type: 'volume', Source: volumeName(jobId, deployment), Target: WORKSPACE_PATH, ReadOnly: true });
