@@ -8,7 +8,7 @@ import {
   type WorkflowBundleOption,
 } from '@temporalio/worker';
 import Docker from 'dockerode';
-import { createActivities } from '../activities';
+import { type ActivityDeps, createActivities } from '../activities';
 import { JobsClient } from '../client/jobs';
 import { dataConverterFor } from '../common/codec';
 import type { Config } from '../common/config';
@@ -82,6 +82,8 @@ export interface WorkerDeps {
   workflowBundle?: WorkflowBundleOption;
   metrics?: Metrics;
   logger?: Logger;
+  /** Test-only: the activities' probe (a test stops or fails an attempt at a boundary) and the janitor's orphan age. */
+  test?: Pick<ActivityDeps, 'probe' | 'keptOrphanSeconds'>;
 }
 
 /**
@@ -173,7 +175,7 @@ export class HostWorker {
   }
 }
 
-export async function createWorker({ config, store, runner, connection, workflowBundle, metrics, logger }: WorkerDeps): Promise<HostWorker> {
+export async function createWorker({ config, store, runner, connection, workflowBundle, metrics, logger, test }: WorkerDeps): Promise<HostWorker> {
   const bundle = workflowBundle ?? (config.DRAFTSMAN_WORKFLOW_BUNDLE ? { codePath: config.DRAFTSMAN_WORKFLOW_BUNDLE } : undefined);
   // A backend that cannot run steps as configured (a runtime the engine lacks) stops the worker here.
   await runner.ready();
@@ -197,6 +199,7 @@ export async function createWorker({ config, store, runner, connection, workflow
     wakeJob: (id) => jobs.wake(id),
     // Test-only switches, off unless the chaos campaign or a test sets them.
     ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
+    ...test,
     faults: {
       cancelListenerAfterCreate: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('cancel-listener-after-create'),
       engineStopAsOwnExit: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('engine-stop-as-own-exit'),

@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { extract } from 'tar-stream';
 import { RunnerError } from '../../common/errors';
-import { LABEL_DEPLOYMENT, LABEL_KEPT, LABEL_ROLE } from '../../common/names';
+import { LABEL_DEPLOYMENT, LABEL_HOST, LABEL_KEPT, LABEL_ROLE } from '../../common/names';
 import type { VolumeRef } from '../runner';
 import { type ContainerPolicy, jobLabels, parseDu, WORKSPACE_PATH } from './convert';
 import { demuxDockerStream } from './demux';
@@ -105,7 +105,9 @@ export class WarmVolumes {
   }
 
   async listKept(): Promise<{ id: string; createdAt: Date }[]> {
-    const filters = JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${this.policy().deployment}`, `${LABEL_ROLE}=kept`] });
+    const policy = this.policy();
+    // This host's own (two hosts' workers may share an engine in a test, never their records).
+    const filters = JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${policy.deployment}`, `${LABEL_ROLE}=kept`, ...(policy.host ? [`${LABEL_HOST}=${policy.host}`] : [])] });
     try {
       const { Volumes } = await this.docker.listVolumes({ filters, ...this.bounded() });
       return (Volumes ?? [])

@@ -15,7 +15,7 @@ import { Metrics } from '../../common/metrics';
 import { JobStore } from '../../db/store';
 import { type EgressService, startEgressService } from '../../egress/service';
 import type { DockerRunner } from '../../runner/docker/docker-runner';
-import { createWorker, dockerRunnerFromConfig, type HostWorker, installRuntime } from '../../worker/worker';
+import { createWorker, dockerRunnerFromConfig, type HostWorker, installRuntime, type WorkerDeps } from '../../worker/worker';
 import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 import { GIT_HOST } from './git-fixture';
 
@@ -57,7 +57,7 @@ export const gitException = () => `${GIT_HOST}:${process.env.DRAFTSMAN_TEST_GIT_
  * Temporal server and PostgreSQL, with a task queue and a socket folder of their own
  * so that files never share work.
  */
-export async function startTestStack(env: Record<string, string> = {}, opts: { docker?: Docker } = {}): Promise<TestStack> {
+export async function startTestStack(env: Record<string, string> = {}, opts: { docker?: Docker; test?: WorkerDeps['test'] } = {}): Promise<TestStack> {
   const taskQueue = `test-${path.basename(expect.getState().testPath ?? 'x').replace(/\W/g, '-')}-${process.pid}`;
   const config = loadConfig({
     TEMPORAL_ADDRESS: process.env.DRAFTSMAN_TEST_TEMPORAL_ADDRESS,
@@ -81,7 +81,7 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
 
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const newWorker = () =>
-    createWorker({ config, store, runner, connection: nativeConnection, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, metrics });
+    createWorker({ config, store, runner, connection: nativeConnection, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, metrics, test: opts.test });
   let worker: HostWorker = await newWorker();
   let workerRun = worker.run();
 
