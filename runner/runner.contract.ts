@@ -138,6 +138,79 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
     });
 
+    describe('warm starts', () => {
+      const kept: string[] = [];
+      afterEach(async () => {
+        for (const id of kept.splice(0)) await s.runner.removeKept(id);
+      });
+      const ran = async (jobId: string, command: string, extra: Partial<StepRequest> = {}, index = 0) => {
+        const step = { ...request(jobId, command, index), ...extra };
+        await s.runner.start(step);
+        return (await s.runner.wait(ref(step))).exitCode;
+      };
+      const files = async (jobId: string) => {
+        const seen: Record<string, string> = {};
+        await s.runner.readWorkspace(jobId, (path, data) => {
+          if (!path.startsWith('.git/')) seen[path] = data.toString();
+        });
+        return seen;
+      };
+      const tracked = 'git init -q; git add -A';
+
+      it('hashFiles hashes the tracked files a glob matches: empty for none, the same for the same files, another after a change', async () => {
+        const jobId = newJob();
+        await s.runner.prepareWorkspace(jobId);
+        expect(await ran(jobId, `printf one > a.lock; mkdir -p sub; printf two > sub/b.lock; printf x > other; ${tracked}`)).toBe(0);
+        expect(await s.runner.hashFiles(jobId, [':(glob)*.none'])).toBe('');
+        const all = await s.runner.hashFiles(jobId, [':(glob)**/*.lock']);
+        expect(all).toMatch(/^[0-9a-f]{64}$/);
+        expect(await s.runner.hashFiles(jobId, [':(glob)**/*.lock'])).toBe(all);
+        const top = await s.runner.hashFiles(jobId, [':(glob)*.lock']);
+        expect(top).not.toBe(all);
+        expect(await s.runner.hashFiles(jobId, [':(glob)**/*.lock', ':(glob,exclude)sub/**'])).toBe(top);
+        expect(await ran(jobId, `printf changed > sub/b.lock; ${tracked}`, {}, 1)).toBe(0);
+        expect(await s.runner.hashFiles(jobId, [':(glob)**/*.lock'])).not.toBe(all);
+      });
+
+      it("a kept copy of a workspace restores into another job's workspace, is no job's resource, and is removed by id", async () => {
+        const a = newJob();
+        await s.runner.prepareWorkspace(a);
+        expect(await ran(a, 'printf hello > greeting; mkdir -p d; printf deep > d/file')).toBe(0);
+        const id = `contract-kept-${process.pid}-${n++}`;
+        kept.push(id);
+        expect(await s.runner.copyVolume({ kept: id }, { workspace: a })).toBeGreaterThan(0);
+        expect((await s.runner.listKept()).map((k) => k.id)).toContain(id);
+        expect((await s.runner.listManaged()).map((r) => r.name).join(' ')).not.toContain(id);
+        const b = newJob();
+        await s.runner.prepareWorkspace(b);
+        await s.runner.copyVolume({ workspace: b }, { kept: id });
+        expect(await files(b)).toEqual({ greeting: 'hello', 'd/file': 'deep' });
+        // The step user owns what was restored: it can change it.
+        expect(await ran(b, 'printf again > greeting')).toBe(0);
+        await s.runner.removeKept(id);
+        await s.runner.removeKept(id);
+        expect((await s.runner.listKept()).map((k) => k.id)).not.toContain(id);
+      });
+
+      it('a step writes the caches it mounts, and no other path outside its workspace', async () => {
+        const jobId = newJob();
+        await s.runner.prepareWorkspace(jobId);
+        await s.runner.copyVolume({ cache: { jobId, name: 'deps' } }, null);
+        expect(await ran(jobId, 'printf cached > /cache/deps/pkg', { caches: ['deps'] })).toBe(0);
+        expect(await ran(jobId, 'printf poison > /cache/deps/pkg', {}, 1)).not.toBe(0);
+        const id = `contract-kept-${process.pid}-${n++}`;
+        kept.push(id);
+        await s.runner.copyVolume({ kept: id }, { cache: { jobId, name: 'deps' } });
+        const other = newJob();
+        await s.runner.prepareWorkspace(other);
+        await s.runner.copyVolume({ workspace: other }, { kept: id });
+        expect(await files(other)).toEqual({ pkg: 'cached' });
+        // The job's caches go with the job.
+        await s.runner.removeJob(jobId);
+        expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
+      });
+    });
+
     it('a step of an image the backend does not have fails with ImageNotFoundError', async () => {
       const jobId = newJob();
       await s.runner.prepareWorkspace(jobId);
