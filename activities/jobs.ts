@@ -153,9 +153,11 @@ export function createJobActivities(sh: Shared) {
      * asks again. Null from a worker that serves no host of its own (activities run alone
      * in tests), which leaves the job on the shared queue.
      */
-    async placeJob(input: { jobId: string; placement: number; lost?: LostHost[] }): Promise<Placement | { wait: string } | null> {
+    async placeJob(input: { jobId: string; placement: number; lost?: LostHost[]; warm?: { scope: string; from?: string } }): Promise<Placement | { wait: string } | null> {
       if (!sh.host) return null;
-      const choice = await sh.hosts.place(input.jobId, input.lost ?? []);
+      // A host that holds the job's caches or the workspace it starts from, when one has room.
+      const prefer = input.warm ? await sh.kept.hostsOf(input.warm.scope, input.warm.from) : [];
+      const choice = await sh.hosts.place(input.jobId, input.lost ?? [], new Date(), prefer);
       if ('wait' in choice) {
         await store.recordWaiting(input.jobId, choice.wait, 'waiting:host');
         return { wait: choice.wait };

@@ -41,7 +41,7 @@ export interface BenchStack {
   stop(): Promise<void>;
 }
 
-export async function startBenchStack(env: Record<string, string> = {}): Promise<BenchStack> {
+export async function startBenchStack(env: Record<string, string> = {}, exceptions: string[] = []): Promise<BenchStack> {
   installRuntime('ERROR');
   const dir = path.resolve('data', `bench-${process.pid}`);
   fs.mkdirSync(dir, { recursive: true });
@@ -67,7 +67,8 @@ export async function startBenchStack(env: Record<string, string> = {}): Promise
       TEMPORAL_ADDRESS: temporal.address,
       DATABASE_URL: pg.url,
       DRAFTSMAN_TASK_QUEUE: 'bench',
-      DRAFTSMAN_EGRESS_EXCEPTIONS: `${GIT_HOST}:${git.port}`,
+      // (And the servers a measure's steps reach, such as the warm-start measure's registry stand-in.)
+      DRAFTSMAN_EGRESS_EXCEPTIONS: [`${GIT_HOST}:${git.port}`, ...exceptions].join(','),
       DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
       DRAFTSMAN_DATA_DIR: dir,
       DRAFTSMAN_PAYLOAD_KEYS: TEST_PAYLOAD_KEYS,

@@ -47,6 +47,16 @@ describe('chooseHost', () => {
   ])('%s', (_name, hosts, lost, expected) => {
     expect(picked(chooseHost(hosts, load({}), now, 1, lost))).toBe(expected);
   });
+
+  it.each([
+    ['a host holding the job\'s caches before one with more room', [host('a', { capacity: 4 }), host('b')], ['q@b'], 'b'],
+    ['the first preferred that has room', [host('a'), host('b'), host('c')], ['q@c', 'q@b'], 'c'],
+    ['a preferred host that is full is passed over', [host('a'), host('b', { capacity: 1 })], ['q@b'], 'a'],
+    ['a preferred host that drains is passed over', [host('a'), host('b', { draining: true })], ['q@b'], 'a'],
+    ['a preference for a host that is gone changes nothing', [host('a'), host('b', { capacity: 3 })], ['q@z'], 'b'],
+  ])('%s', (_name, hosts, prefer, expected) => {
+    expect(picked(chooseHost(hosts, load({ b: hosts.find((h) => h.id === 'b')?.capacity === 1 ? 1 : 0 }), now, 1, [], prefer))).toBe(expected);
+  });
 });
 
 describe('hostView', () => {

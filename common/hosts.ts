@@ -57,12 +57,21 @@ export const currentWait = (stored: string, position: number | null) => (positio
 
 /**
  * The host for a job: among those heard from lately, not draining, above their disk
- * floor and with room, the one with the most room left (then the least busy, then by
- * id, so that a tie is decided the same way everywhere). `position` is the job's place
+ * floor and with room, one that holds the job's caches or kept workspace (`prefer`),
+ * else the one with the most room left (then the least busy, then by id, so that a tie
+ * is decided the same way everywhere). `position` is the job's place
  * among the jobs that wait for a host (1: first): a job waits while the jobs before
  * it take the room there is, so that jobs are placed in the order they came.
  */
-export function chooseHost(hosts: readonly HostRow[], running: ReadonlyMap<string, number>, now: Date, position = 1, lost: readonly LostHost[] = []): HostChoice {
+export function chooseHost(
+  hosts: readonly HostRow[],
+  running: ReadonlyMap<string, number>,
+  now: Date,
+  position = 1,
+  lost: readonly LostHost[] = [],
+  /** Host queues that hold the job's caches or kept workspace, best first: one of them with room is taken before the others. */
+  prefer: readonly string[] = [],
+): HostChoice {
   // A host the job lost takes it again only once its worker has started since (a host that came back).
   const candidates = hosts.filter((h) => !lost.some((l) => l.taskQueue === h.taskQueue && h.startedAt.getTime() <= l.at));
   const fresh = candidates.filter((h) => now.getTime() - h.seenAt.getTime() <= SILENT_AFTER_SECONDS * 1000);
@@ -82,7 +91,8 @@ export function chooseHost(hosts: readonly HostRow[], running: ReadonlyMap<strin
   const free = roomy.filter((h) => room(h) > 0);
   const total = free.reduce((sum, h) => sum + room(h), 0);
   if (total < position) return { wait: roomWait(position) };
-  const [best] = [...free].sort((a, b) => room(b) - room(a) || (running.get(a.id) ?? 0) - (running.get(b.id) ?? 0) || a.id.localeCompare(b.id));
+  const rank = (h: HostRow) => (prefer.includes(h.taskQueue) ? prefer.indexOf(h.taskQueue) : prefer.length);
+  const [best] = [...free].sort((a, b) => rank(a) - rank(b) || room(b) - room(a) || (running.get(a.id) ?? 0) - (running.get(b.id) ?? 0) || a.id.localeCompare(b.id));
   return { host: best! };
 }
 

@@ -84,7 +84,7 @@ export class HostStore {
    * host (a retried activity). One placement at a time: two workers never give away the
    * same room.
    */
-  async place(jobId: string, lost: readonly LostHost[] = [], now: Date = new Date()): Promise<HostChoice> {
+  async place(jobId: string, lost: readonly LostHost[] = [], now: Date = new Date(), prefer: readonly string[] = []): Promise<HostChoice> {
     return inLockedTransaction(this.pool, PLACEMENT_LOCK, async (client) => {
       const job = await client.query<{ host_queue: string | null }>(`SELECT host_queue FROM jobs WHERE id = $1`, [jobId]);
       const hosts = (await client.query<Row>(`SELECT * FROM hosts WHERE shared_queue = $1`, [this.sharedQueue])).rows.map(toHost);
@@ -94,7 +94,7 @@ export class HostStore {
       const running = new Map(load.rows.map((r) => [hosts.find((h) => h.taskQueue === r.host_queue)?.id ?? r.host_queue, r.running]));
       const { order, blocked } = await this.line(client);
       const position = order.indexOf(jobId) + 1;
-      const choice: HostChoice = blocked.has(jobId) ? { wait: blocked.get(jobId)! } : chooseHost(hosts, running, now, position || order.length + 1, lost);
+      const choice: HostChoice = blocked.has(jobId) ? { wait: blocked.get(jobId)! } : chooseHost(hosts, running, now, position || order.length + 1, lost, prefer);
       if ('host' in choice) {
         await client.query(
           `UPDATE jobs SET host_queue = $2, placed_from = $3, placed_at = now(), host_wait_since = NULL, queue_position = NULL, waiting = NULL, updated_at = now() WHERE id = $1`,

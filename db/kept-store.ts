@@ -143,11 +143,16 @@ export class KeptStore {
     return new Set(rows.map((r) => r.id));
   }
 
-  /** The hosts that hold entries of a scope, most recently used first (placement prefers them). */
-  async hostsOf(scope: string): Promise<string[]> {
+  /**
+   * The hosts placement prefers for a job of `scope`: the one holding the workspace `from`
+   * kept (when it starts from one), then those holding entries of the scope, most recently
+   * used first.
+   */
+  async hostsOf(scope: string, from?: string): Promise<string[]> {
     const { rows } = await this.pool.query<{ host_queue: string }>(
-      'SELECT host_queue FROM kept WHERE scope = $1 GROUP BY host_queue ORDER BY max(last_used_at) DESC',
-      [scope],
+      `SELECT host_queue FROM kept WHERE scope = $1 GROUP BY host_queue
+        ORDER BY bool_or(kind = 'snapshot' AND job_id = $2) DESC, max(last_used_at) DESC`,
+      [scope, from ?? null],
     );
     return rows.map((r) => r.host_queue);
   }

@@ -20,19 +20,22 @@ export const bookkeeping = proxyActivities<Activities>(BOOKKEEPING);
 /** The longest wait between two placement attempts of a job that waits for a host (it is woken sooner when a job ends). */
 const PLACEMENT_RECHECK_MAX_SECONDS = 30;
 
+/** What placement prefers for a job with caches or a kept workspace: hosts that hold its scope's (and the workspace it starts from). */
+export const warmPlacement = (spec: ResolvedJobSpec, scope: string | undefined) => (scope ? { scope, ...(spec.from ? { from: spec.from.job } : {}) } : undefined);
+
 /**
  * Places the job on a host with room. While there is none it waits `queued`, saying
  * why and its place in the queue, until woken (a job ended: room may have freed) or
  * its next look, backing off from 1 s to 30 s. A cancel ends the wait: the job then
  * ends with no host (null).
  */
-export async function placeWhenRoom(run: JobRun, placement: number, lost: LostHost[] = []): Promise<Placement | null> {
+export async function placeWhenRoom(run: JobRun, placement: number, lost: LostHost[] = [], warm?: { scope: string; from?: string }): Promise<Placement | null> {
   let woken = false;
   setHandler(wakeSignal, () => void (woken = true));
   for (let wait = 1; ; wait = Math.min(wait * 2, PLACEMENT_RECHECK_MAX_SECONDS)) {
     // Reset before asking: a wake that comes while the answer is on its way counts.
     woken = false;
-    const answer = await bookkeeping.placeJob({ jobId: run.jobId, placement, ...(lost.length ? { lost } : {}) });
+    const answer = await bookkeeping.placeJob({ jobId: run.jobId, placement, ...(lost.length ? { lost } : {}), ...(warm ? { warm } : {}) });
     if (answer === null || !('wait' in answer)) return answer;
     run.view.waiting = answer.wait;
     run.show('queued', answer.wait);
@@ -47,7 +50,7 @@ export async function placeWhenRoom(run: JobRun, placement: number, lost: LostHo
  * moved as often as the operator allows (then it fails, saying so). Waits for a host with
  * room as a new job does; a cancel meanwhile ends it with no host (`to` null).
  */
-export async function moveJob(run: JobRun, spec: ResolvedJobSpec, from: Placement, lost: LostHost[]): Promise<{ to: Placement | null; failure?: Error }> {
+export async function moveJob(run: JobRun, spec: ResolvedJobSpec, from: Placement, lost: LostHost[], warm?: { scope: string; from?: string }): Promise<{ to: Placement | null; failure?: Error }> {
   const moving = from.placement <= (from.moves ?? 0);
   const running = [...run.view.steps].reverse().find((s) => s.status === 'running' || s.status === 'failed');
   const step = running ? `${running.kind}-${running.index}` : null;
@@ -65,5 +68,5 @@ export async function moveJob(run: JobRun, spec: ResolvedJobSpec, from: Placemen
   run.view.loop = spec.loop ? { iterations: 0, converged: false } : null;
   run.view.placement = next;
   run.show('queued', `its host ${from.host} was lost${step ? ` during ${step}` : ''}; placing it again (placement ${next})`);
-  return { to: await placeWhenRoom(run, next, lost) };
+  return { to: await placeWhenRoom(run, next, lost, warm) };
 }

@@ -20,7 +20,7 @@ import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUE
 import { carriedView, errorMessage, failedStepMessage, isScheduleToStartTimeout, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
 import { ApprovalGate, JobClock } from './approval';
 import { JobRun } from './job-run';
-import { BOOKKEEPING, bookkeeping, moveJob, placeWhenRoom } from './job-placement';
+import { BOOKKEEPING, bookkeeping, moveJob, placeWhenRoom, warmPlacement } from './job-placement';
 import { JobSteps, onHost } from './job-steps';
 
 export { wakeSignal } from './job-placement';
@@ -135,7 +135,8 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   run.identify(spec, !resume);
   // The job's host: chosen once, among the hosts with room, carried to later runs; every
   // activity that touches its workspace goes there.
-  let placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await placeWhenRoom(run, 1) : null;
+  const warm = warmPlacement(spec, accepted.warmScope);
+  let placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await placeWhenRoom(run, 1, [], warm) : null;
   let steps = new JobSteps(run, spec, resume?.seq ?? 0, placement, accepted.warmScope);
 
   // The job's time limit is enforced here rather than only as a server-side
@@ -162,7 +163,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
       }
       // The job's host was lost under it: it runs again from the clone on another host, a new placement.
       if (!failover || !placement || run.ending || !isScheduleToStartTimeout(failure)) break;
-      const moved = await moveJob(run, spec, placement, lost);
+      const moved = await moveJob(run, spec, placement, lost, warm);
       // Its end is recorded from the shared queue: the lost host takes nothing.
       placement = moved.to;
       if (!moved.to) {

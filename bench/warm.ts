@@ -1,0 +1,133 @@
+/**
+ * Warm starts: the time from a job's creation to its first loop step, for a Node project
+ * whose setup is `npm ci` against the registry stand-in (bench/registry.ts: a stated
+ * latency per request, a bandwidth all requests share). Three ways: cold (no cache, no
+ * kept workspace), cache warm (the npm cache restored, `npm ci` offline), snapshot warm
+ * (the workspace kept after the same setup: no clone, no setup).
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { JobSpec } from '../common/spec';
+import type { Measure } from './guarantees';
+import { type BenchStack, benchWorker } from './harness';
+import type { Registry } from './registry';
+import { summarize } from './stats';
+
+export const NODE_IMAGE = 'draftsman-bench-node:latest';
+const STANDIN_NODE = 'draftsman-standin/node:22';
+
+/** The fixture's dependencies: a service's usual runtime set and a compiler (about 90 packages, 8 MB packed). */
+const DEPENDENCIES = ['express', 'pino', 'zod', 'yaml', 'commander', 'ws', 'pg', 'prom-client', 'typescript'];
+const SETUP = 'npm ci --ignore-scripts --no-audit --no-fund --prefer-offline';
+
+const has = (image: string) => {
+  try {
+    execFileSync('docker', ['image', 'inspect', image], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** The node step image, built from local images (the stand-in node image first, when it is missing). */
+export function ensureNodeImage(): void {
+  if (has(NODE_IMAGE)) return;
+  if (!has(STANDIN_NODE)) execFileSync('bash', ['infra/standins/build.sh'], { stdio: 'inherit' });
+  execFileSync('docker', ['build', '-q', '-t', NODE_IMAGE, 'infra/bench-node'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** A repository with package.json and a package-lock.json resolved against the stand-in, served by the bench's git server. */
+async function nodeFixture(registry: Registry): Promise<{ url: string; commit: string }> {
+  const root = process.env.DRAFTSMAN_TEST_GIT_ROOT!;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-warm-'));
+  try {
+    // The versions this project has installed (each package's own manifest, whatever its exports allow).
+    const version = (d: string) => (JSON.parse(fs.readFileSync(path.resolve('node_modules', d, 'package.json'), 'utf8')) as { version: string }).version;
+    const versions = Object.fromEntries(DEPENDENCIES.map((d) => [d, `^${version(d)}`]));
+    fs.writeFileSync(path.join(work, 'package.json'), `${JSON.stringify({ name: 'warm-fixture', version: '1.0.0', private: true, dependencies: versions }, null, 2)}\n`);
+    // The lock, resolved against the stand-in: the proxies of the machine are not in the way of a loopback address.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(https?_proxy|npm_config_)/i.test(k)));
+    // Not a synchronous child: the stand-in answers from this process's event loop.
+    await promisify(execFile)('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', `--registry=${registry.url}`, `--cache=${path.join(work, '.npm-cache')}`], {
+      cwd: work,
+      env,
+      timeout: 300_000,
+    });
+    fs.rmSync(path.join(work, '.npm-cache'), { recursive: true, force: true });
+    const git = (...args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8' }).trim();
+    git('init', '-q', '-b', 'main');
+    git('add', 'package.json', 'package-lock.json');
+    git('-c', 'user.name=bench', '-c', 'user.email=bench@localhost', 'commit', '-q', '-m', 'fixture');
+    const commit = git('rev-parse', 'HEAD');
+    const name = `warm-${process.pid}-${Date.now().toString(36)}.git`;
+    execFileSync('git', ['clone', '-q', '--bare', work, path.join(root, name)]);
+    execFileSync('git', ['config', 'uploadpack.allowReachableSHA1InWant', 'true'], { cwd: path.join(root, name) });
+    return { url: `http://127.0.0.2:${process.env.DRAFTSMAN_TEST_GIT_PORT}/${name}`, commit };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export async function warmStarts(stack: BenchStack, registry: Registry, runs: number, link: { latencyMs: number; bytesPerSecond: number }): Promise<Measure[]> {
+  const fixture = await nodeFixture(registry);
+  const base: JobSpec = {
+    repo: fixture.url,
+    commit: fixture.commit,
+    image: NODE_IMAGE,
+    env: { npm_config_registry: registry.url, npm_config_update_notifier: 'false' },
+    egress: { allow: [registry.hostPort] },
+    setup: [SETUP],
+    loop: { command: `node -e "require('express'); require('typescript')"`, maxIterations: 1 },
+    timeouts: { stepSeconds: 600 },
+  };
+  const ways = {
+    cold: base,
+    cache: { ...base, caches: [{ name: 'npm', key: "npm-{{ hashFiles('package-lock.json') }}" }] },
+    snapshot: { ...base, snapshot: { after: 'setup' as const } },
+  };
+  const { worker, close } = await benchWorker(stack, { DRAFTSMAN_ALLOWED_IMAGES: [NODE_IMAGE] });
+  const times: Record<keyof typeof ways, number[]> = { cold: [], cache: [], snapshot: [] };
+  const downloaded: Record<keyof typeof ways, number[]> = { cold: [], cache: [], snapshot: [] };
+  try {
+    await worker.runUntil(async () => {
+      const once = async (spec: JobSpec) => {
+        registry.reset();
+        const { id } = await stack.jobs.start(spec);
+        await stack.client.workflow
+          .getHandle(id)
+          .result()
+          .catch(() => undefined);
+        const job = await stack.store.getJob(id);
+        const loop = job?.steps.find((s) => s.kind === 'loop');
+        if (job?.status !== 'succeeded' || !loop?.startedAt) throw new Error(`warm-start job ${id} ended ${job?.status}: ${job?.error}`);
+        return { ms: Date.parse(loop.startedAt) - Date.parse(job.createdAt), bytes: registry.stats().bytes };
+      };
+      for (const way of ['cold', 'cache', 'snapshot'] as const) {
+        // The cache and the kept workspace are made by a first job, not counted.
+        if (way !== 'cold') await once(ways[way]);
+        for (let i = 0; i < runs; i++) {
+          const r = await once(ways[way]);
+          times[way].push(r.ms);
+          downloaded[way].push(r.bytes);
+        }
+      }
+    });
+  } finally {
+    await close();
+  }
+  const cold = summarize(times.cold);
+  const linkText = `registry stand-in: ${link.latencyMs} ms per request, ${(link.bytesPerSecond / 2 ** 20).toFixed(0)} MiB/s shared`;
+  const mib = (b: number[]) => (summarize(b).median / 2 ** 20).toFixed(1);
+  const how = (way: keyof typeof ways, what: string) => `${what}; job created to its first loop step, ${runs} runs; ${mib(downloaded[way])} MiB downloaded per job (median); ${linkText}`;
+  const ratio = (way: 'cache' | 'snapshot') => summarize(times[way].map((t) => t / cold.median));
+  return [
+    { name: 'warm start: cold', summary: cold, how: how('cold', `npm ci of ${DEPENDENCIES.length} dependencies (and theirs) after a clone`) },
+    { name: 'warm start: dependency cache warm', summary: summarize(times.cache), how: how('cache', 'the npm cache restored before setup, npm ci offline') },
+    { name: 'warm start: setup snapshot warm', summary: summarize(times.snapshot), how: how('snapshot', 'the workspace kept after the same setup: no clone, no setup') },
+    { name: 'warm start: cache warm / cold', unit: 'ratio', target: '<= 0.40x', summary: ratio('cache'), how: 'each cache-warm run over the median cold run' },
+    { name: 'warm start: snapshot warm / cold', unit: 'ratio', target: '<= 0.15x', summary: ratio('snapshot'), how: 'each snapshot-warm run over the median cold run' },
+  ];
+}
