@@ -157,9 +157,12 @@ export function createWarm(sh: Shared) {
      */
     async restoreWorkspace(input: RestoreWorkspaceInput): Promise<RestoredWorkspace> {
       const { jobId, placement } = input;
-      await prepareJobWorkspace(sh, jobId, placement);
+      // The volume and the network holder are made while the kept workspace is looked up.
+      const preparing = prepareJobWorkspace(sh, jobId, placement);
+      preparing.catch(() => undefined);
       const eventKey = `setup-restored:${tag(placement)}workspace`;
       if (input.from) {
+        await preparing;
         const parent = await sh.kept.keptBy(input.from.job, input.scope);
         const refuse = (why: string) => ApplicationFailure.nonRetryable(`from: ${why}`, FailureType.JobFailed);
         if (!parent) throw refuse(`job ${input.from.job} kept no workspace after setup that this job may use (its spec had no snapshot, its setup failed or was refused, the workspace was evicted, or it belongs to another repository or principal)`);
@@ -169,11 +172,15 @@ export function createWarm(sh: Shared) {
         await sh.store.event(jobId, eventKey, 'setup_restored', { from: input.from.job, key: parent.key, bytes, placement: placement ?? 1 });
         return { restored: true };
       }
-      if (!input.snapshot) return { restored: false };
+      if (!input.snapshot) {
+        await preparing;
+        return { restored: false };
+      }
       const s = input.snapshot;
       const imageId = await sh.runner.imageId(s.image);
       const key = snapshotKey({ repo: s.repo, commit: s.commit, imageId, setup: s.setup, env: s.env, secretRefs: s.secretRefs, cloneVersion: CLONE_VERSION });
       const found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'snapshot', scope: input.scope, name: '' }, key, []);
+      await preparing;
       sh.metrics.snapshotLookups.inc({ result: found ? 'hit' : 'miss' });
       if (!found) return { restored: false, snapshotKey: key };
       const bytes = await sh.runner.copyVolume({ workspace: jobId }, { kept: found.id });

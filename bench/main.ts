@@ -18,7 +18,7 @@ import { fanout } from './fanout';
 import { dashboard } from './dashboard';
 import { hostsMeasures } from './hosts';
 import { type Registry, startRegistry } from './registry';
-import { ensureNodeImage, warmStarts } from './warm';
+import { DEPENDENCIES, ensureNodeImage, warmStarts } from './warm';
 
 const quick = process.env.BENCH_QUICK === '1';
 /** BENCH_ONLY=throughput,loops runs those measures only (and leaves docs/benchmarks.md alone). */
@@ -96,7 +96,8 @@ async function main(): Promise<void> {
     if (want('startup')) measures.push(...(await startUp(quick ? 1 : 3)));
     if (want('fanout')) measures.push(...(await fanout(stack, quick ? { followers: 20, lines: 10, settleMs: 1_000 } : { followers: 500, lines: 100, settleMs: 11_000 })));
     if (want('hosts')) measures.push(...(await hostsMeasures(stack, quick ? { jobs: 4, rounds: 1, waiting: 2 } : { jobs: 40, rounds: 3, waiting: 20 })));
-    if (registry) measures.push(...(await warmStarts(stack, registry, quick ? 1 : 10, LINK)));
+    // The quick pass installs one small dependency tree (its figures mean little), the full run the fixture's whole set.
+    if (registry) measures.push(...(await warmStarts(stack, registry, { runs: quick ? 1 : 10, dependencies: quick ? ['express'] : DEPENDENCIES, link: LINK })));
     if (want('dashboard')) measures.push(...(await dashboard(stack, quick ? { jobs: 100, runs: 2 } : { jobs: 1000, runs: 10 })));
   } finally {
     await stack.stop();

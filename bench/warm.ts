@@ -20,7 +20,7 @@ export const NODE_IMAGE = 'draftsman-bench-node:latest';
 const STANDIN_NODE = 'draftsman-standin/node:22';
 
 /** The fixture's dependencies: a service's usual runtime set and a compiler (about 90 packages, 8 MB packed). */
-const DEPENDENCIES = ['express', 'pino', 'zod', 'yaml', 'commander', 'ws', 'pg', 'prom-client', 'typescript'];
+export const DEPENDENCIES = ['express', 'pino', 'zod', 'yaml', 'commander', 'ws', 'pg', 'prom-client', 'typescript'];
 const SETUP = 'npm ci --ignore-scripts --no-audit --no-fund --prefer-offline';
 
 const has = (image: string) => {
@@ -40,13 +40,13 @@ export function ensureNodeImage(): void {
 }
 
 /** A repository with package.json and a package-lock.json resolved against the stand-in, served by the bench's git server. */
-async function nodeFixture(registry: Registry): Promise<{ url: string; commit: string }> {
+async function nodeFixture(registry: Registry, dependencies: readonly string[]): Promise<{ url: string; commit: string }> {
   const root = process.env.DRAFTSMAN_TEST_GIT_ROOT!;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-warm-'));
   try {
     // The versions this project has installed (each package's own manifest, whatever its exports allow).
     const version = (d: string) => (JSON.parse(fs.readFileSync(path.resolve('node_modules', d, 'package.json'), 'utf8')) as { version: string }).version;
-    const versions = Object.fromEntries(DEPENDENCIES.map((d) => [d, `^${version(d)}`]));
+    const versions = Object.fromEntries(dependencies.map((d) => [d, `^${version(d)}`]));
     fs.writeFileSync(path.join(work, 'package.json'), `${JSON.stringify({ name: 'warm-fixture', version: '1.0.0', private: true, dependencies: versions }, null, 2)}\n`);
     // The lock, resolved against the stand-in: the proxies of the machine are not in the way of a loopback address.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(https?_proxy|npm_config_)/i.test(k)));
@@ -71,8 +71,13 @@ async function nodeFixture(registry: Registry): Promise<{ url: string; commit: s
   }
 }
 
-export async function warmStarts(stack: BenchStack, registry: Registry, runs: number, link: { latencyMs: number; bytesPerSecond: number }): Promise<Measure[]> {
-  const fixture = await nodeFixture(registry);
+export async function warmStarts(
+  stack: BenchStack,
+  registry: Registry,
+  opts: { runs: number; dependencies: readonly string[]; link: { latencyMs: number; bytesPerSecond: number } },
+): Promise<Measure[]> {
+  const { runs, link } = opts;
+  const fixture = await nodeFixture(registry, opts.dependencies);
   const base: JobSpec = {
     repo: fixture.url,
     commit: fixture.commit,
@@ -91,6 +96,8 @@ export async function warmStarts(stack: BenchStack, registry: Registry, runs: nu
   const { worker, close } = await benchWorker(stack, { DRAFTSMAN_ALLOWED_IMAGES: [NODE_IMAGE] });
   const times: Record<keyof typeof ways, number[]> = { cold: [], cache: [], snapshot: [] };
   const downloaded: Record<keyof typeof ways, number[]> = { cold: [], cache: [], snapshot: [] };
+  /** Where the time goes: the setup step (npm ci), and Draftsman's own warm-start work (hash and cache copy, workspace copy). */
+  const phases = { setup: { cold: [] as number[], cache: [] as number[] }, restore: { cache: [] as number[], snapshot: [] as number[] } };
   try {
     await worker.runUntil(async () => {
       const once = async (spec: JobSpec) => {
@@ -103,7 +110,21 @@ export async function warmStarts(stack: BenchStack, registry: Registry, runs: nu
         const job = await stack.store.getJob(id);
         const loop = job?.steps.find((s) => s.kind === 'loop');
         if (job?.status !== 'succeeded' || !loop?.startedAt) throw new Error(`warm-start job ${id} ended ${job?.status}: ${job?.error}`);
-        return { ms: Date.parse(loop.startedAt) - Date.parse(job.createdAt), bytes: registry.stats().bytes };
+        const at = (t: string | null | undefined) => (t ? Date.parse(t) : NaN);
+        const clone = job.steps.find((s) => s.kind === 'clone');
+        const setup = job.steps.find((s) => s.kind === 'setup');
+        const events = await stack.store.events(id);
+        const placed = events.find((e) => e.type === 'placed');
+        const restored = events.find((e) => e.type === 'setup_restored');
+        return {
+          ms: at(loop.startedAt) - at(job.createdAt),
+          bytes: registry.stats().bytes,
+          setupMs: setup ? at(setup.finishedAt) - at(setup.startedAt) : NaN,
+          // Between the clone's end and setup's start: the key's hash and the cache's copy.
+          cacheRestoreMs: clone && setup ? at(setup.startedAt) - at(clone.finishedAt) : NaN,
+          // From placement to the workspace restored: the volume, the lookup and the copy.
+          workspaceRestoreMs: placed && restored ? at(restored.at) - at(placed.at) : NaN,
+        };
       };
       for (const way of ['cold', 'cache', 'snapshot'] as const) {
         // The cache and the kept workspace are made by a first job, not counted.
@@ -112,6 +133,9 @@ export async function warmStarts(stack: BenchStack, registry: Registry, runs: nu
           const r = await once(ways[way]);
           times[way].push(r.ms);
           downloaded[way].push(r.bytes);
+          if (way !== 'snapshot') phases.setup[way].push(r.setupMs);
+          if (way === 'cache') phases.restore.cache.push(r.cacheRestoreMs);
+          if (way === 'snapshot') phases.restore.snapshot.push(r.workspaceRestoreMs);
         }
       }
     });
@@ -124,9 +148,13 @@ export async function warmStarts(stack: BenchStack, registry: Registry, runs: nu
   const how = (way: keyof typeof ways, what: string) => `${what}; job created to its first loop step, ${runs} runs; ${mib(downloaded[way])} MiB downloaded per job (median); ${linkText}`;
   const ratio = (way: 'cache' | 'snapshot') => summarize(times[way].map((t) => t / cold.median));
   return [
-    { name: 'warm start: cold', summary: cold, how: how('cold', `npm ci of ${DEPENDENCIES.length} dependencies (and theirs) after a clone`) },
+    { name: 'warm start: cold', summary: cold, how: how('cold', `npm ci of ${opts.dependencies.length} dependencies (and theirs) after a clone`) },
     { name: 'warm start: dependency cache warm', summary: summarize(times.cache), how: how('cache', 'the npm cache restored before setup, npm ci offline') },
     { name: 'warm start: setup snapshot warm', summary: summarize(times.snapshot), how: how('snapshot', 'the workspace kept after the same setup: no clone, no setup') },
+    { name: 'warm start, cold: the setup step (npm ci, downloading)', summary: summarize(phases.setup.cold), how: `the setup step's run time; ${linkText}` },
+    { name: 'warm start, cache warm: the setup step (npm ci offline)', summary: summarize(phases.setup.cache), how: "the setup step's run time with the cache restored" },
+    { name: 'warm start, cache warm: hash and cache restore', summary: summarize(phases.restore.cache), how: "from the clone's end to setup's start: hashFiles and the copy of the cache (a helper container each)" },
+    { name: 'warm start, snapshot warm: workspace restore', summary: summarize(phases.restore.snapshot), how: 'from placement to setup_restored: the volume, the image id, the lookup, the copy (cp -a in a helper container)' },
     { name: 'warm start: cache warm / cold', unit: 'ratio', target: '<= 0.40x', summary: ratio('cache'), how: 'each cache-warm run over the median cold run' },
     { name: 'warm start: snapshot warm / cold', unit: 'ratio', target: '<= 0.15x', summary: ratio('snapshot'), how: 'each snapshot-warm run over the median cold run' },
   ];

@@ -8,8 +8,9 @@ test('the benchmark harness runs every measure and prints its table', async () =
   const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/main.js'], {
     cwd: projectRoot(),
     env: { ...process.env, BENCH_QUICK: '1' },
-    // Every measure once, the two-host one with a private engine of its own: a few minutes on a loaded machine.
-    timeout: 290_000,
+    // Every measure once, the two-host one with a private engine of its own, the warm-start one
+    // with its image, registry stand-in and fixture: a few minutes on a loaded machine.
+    timeout: 400_000,
   });
   expect(stdout).toMatch(/\| overhead ratio \(Draftsman \/ raw\) \| \d+\.\d\dx \|/);
   for (const measure of ['pickup latency', 'cancel latency', 'recovery latency', 'CPU per job, Draftsman round', 'CPU per job, raw dockerode round']) {
@@ -28,7 +29,11 @@ test('the benchmark harness runs every measure and prints its table', async () =
     /\| throughput, 1 host \| \d+\.\d\d \|/,
     /\| throughput, 2 hosts \| \d+\.\d\d \|/,
     /\| pickup from the line for a host \| \d+(\.\d+)? (ms|s) \|/,
+    /\| warm start: cold \| \d+(\.\d+)? (ms|s) \|/,
+    /\| warm start: dependency cache warm \| \d+(\.\d+)? (ms|s) \|/,
+    /\| warm start: setup snapshot warm \| \d+(\.\d+)? (ms|s) \|/,
+    /\| warm start: snapshot warm \/ cold \| \d+\.\d\dx \|/,
   ]) {
     expect(stdout).toMatch(row);
   }
-}, 300_000);
+}, 410_000);
