@@ -243,6 +243,7 @@ async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batc
   delete run.view.waiting;
   run.view.startedAt = new Date().toISOString();
   // A job that starts from a kept workspace skips the clone (and, kept after the same setup, the setup too).
+  if (spec.snapshot || spec.from) run.show('running', spec.from ? `restoring the workspace job ${spec.from.job} kept` : 'looking for a workspace kept after this setup');
   const warm = spec.snapshot || spec.from ? await steps.restoreWorkspace() : null;
   if (warm?.restored && spec.snapshot) return;
   if (batched || patched(BATCHED_STEPS_PATCH)) {
