@@ -19,7 +19,7 @@ import { summarize } from './stats';
 export const NODE_IMAGE = 'draftsman-bench-node:latest';
 const STANDIN_NODE = 'draftsman-standin/node:22';
 
-/** The fixture's dependencies: a service's usual runtime set and a compiler (about 90 packages, 8 MB packed). */
+/** The fixture's dependencies: a service's usual runtime set and a compiler (with theirs, 7.7 MiB packed). */
 export const DEPENDENCIES = ['express', 'pino', 'zod', 'yaml', 'commander', 'ws', 'pg', 'prom-client', 'typescript'];
 const SETUP = 'npm ci --ignore-scripts --no-audit --no-fund --prefer-offline';
 
