@@ -140,6 +140,8 @@ export async function warmStarts(
       }
     });
   } finally {
+    // What the measure kept (its caches and workspaces) goes with it.
+    for (const k of await stack.runner.listKept().catch(() => [])) await stack.runner.removeKept(k.id).catch(() => undefined);
     await close();
   }
   const cold = summarize(times.cold);

@@ -123,7 +123,8 @@ export class JobSteps {
       warm: {
         scope: this.warmScope,
         ...(caches.length ? { caches } : {}),
-        ...(snapshotKey ? { snapshotKey, commit: this.spec.commit, secretRefs: Object.values(this.spec.secrets) } : {}),
+        // The secrets the clone and setup received: a kept workspace holds none of their values.
+        ...(snapshotKey ? { snapshotKey, commit: this.spec.commit, secretRefs: [...Object.values(this.spec.secrets), ...(this.spec.gitTokenSecret ? [this.spec.gitTokenSecret] : [])] } : {}),
       },
     };
   }
