@@ -63,7 +63,7 @@ test('the documented request schemas are the ones the API validates with', async
   const doc = (await stack.api<Doc>('GET', '/openapi.json')).body;
   const spec = doc.components.schemas.JobSpec!;
   expect(Object.keys(spec.properties ?? {}).sort()).toEqual(
-    ['approval', 'commit', 'concurrency', 'egress', 'env', 'gitTokenSecret', 'image', 'labels', 'loop', 'publish', 'publishSecrets', 'repo', 'secrets', 'setup', 'timeouts', 'validate'].sort(),
+    ['approval', 'caches', 'commit', 'concurrency', 'egress', 'env', 'from', 'gitTokenSecret', 'image', 'labels', 'loop', 'publish', 'publishSecrets', 'repo', 'secrets', 'setup', 'snapshot', 'timeouts', 'validate'].sort(),
   );
   // Strict objects: unknown fields are refused by the API and by the document alike.
   expect(spec.additionalProperties).toBe(false);
