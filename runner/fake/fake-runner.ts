@@ -12,8 +12,7 @@
  */
 import { EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { createHash } from 'node:crypto';
-import path from 'node:path';
-import { CACHE_ROOT } from '../../common/warm';
+import { FakeVolumes } from './fake-volumes';
 import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
 
 interface FakeStep {
@@ -62,17 +61,12 @@ export class FakeRunner implements Runner {
 
   constructor(private readonly opts: FakeRunnerOptions = {}) {}
 
-  /** The files of each volume (a job's workspace and caches, kept volumes), by path. */
-  private readonly volumes = new Map<string, Map<string, Buffer>>();
-  private readonly keptAt = new Map<string, Date>();
-
-  private static volumeKey(ref: VolumeRef): string {
-    return 'workspace' in ref ? `w:${ref.workspace}` : 'cache' in ref ? `c:${ref.cache.jobId}:${ref.cache.name}` : `k:${ref.kept}`;
-  }
+  /** The files of each job's workspace and caches and of each kept volume. */
+  private readonly volumes = new FakeVolumes();
 
   /** A volume's files (a test reads what a cache or kept workspace holds). */
   files(ref: VolumeRef): Map<string, Buffer> | undefined {
-    return this.volumes.get(FakeRunner.volumeKey(ref));
+    return this.volumes.files(ref);
   }
 
   async imageId(image: string): Promise<string> {
@@ -83,70 +77,37 @@ export class FakeRunner implements Runner {
 
   async hashFiles(jobId: string, pathspecs: string[]): Promise<string> {
     this.reachable();
-    const include = pathspecs.filter((p) => p.startsWith(':(glob)')).map((p) => p.slice(':(glob)'.length));
-    const exclude = pathspecs.filter((p) => p.startsWith(':(glob,exclude)')).map((p) => p.slice(':(glob,exclude)'.length));
-    const matched = [...(this.files({ workspace: jobId }) ?? new Map<string, Buffer>())]
-      .filter(([p]) => include.some((g) => path.matchesGlob(p, g)) && !exclude.some((g) => path.matchesGlob(p, g)))
-      .sort(([a], [b]) => a.localeCompare(b));
-    if (matched.length === 0) return '';
-    const h = createHash('sha256');
-    for (const [p, data] of matched) h.update(`${p}\0${createHash('sha256').update(data).digest('hex')}\0`);
-    return h.digest('hex');
+    return this.volumes.hashFiles(jobId, pathspecs);
   }
 
   async copyVolume(to: VolumeRef, from: VolumeRef | null): Promise<number> {
     this.reachable();
-    const source = from ? (this.files(from) ?? new Map<string, Buffer>()) : new Map<string, Buffer>();
-    const copy = new Map([...source].map(([p, d]) => [p, Buffer.from(d)]));
-    this.volumes.set(FakeRunner.volumeKey(to), copy);
-    if ('kept' in to) this.keptAt.set(to.kept, new Date());
     if ('workspace' in to) this.workspaces.add(to.workspace);
-    return [...copy.values()].reduce((n, d) => n + d.length, 0);
+    return this.volumes.copy(to, from);
   }
 
   async removeKept(id: string): Promise<void> {
     this.reachable();
-    this.volumes.delete(`k:${id}`);
-    this.keptAt.delete(id);
+    this.volumes.removeKept(id);
   }
 
   async listKept(): Promise<{ id: string; createdAt: Date }[]> {
     this.reachable();
-    return [...this.keptAt].map(([id, createdAt]) => ({ id, createdAt }));
+    return this.volumes.listKept();
   }
 
   async readWorkspace(jobId: string, onFile: (path: string, data: Buffer) => void): Promise<void> {
     this.reachable();
-    for (const [p, data] of this.files({ workspace: jobId }) ?? []) onFile(p, data);
+    for (const [p, data] of this.volumes.files({ workspace: jobId }) ?? []) onFile(p, data);
   }
 
   /** `printf TEXT > PATH` in a step: 0, or 1 where the path is not the step's to write. */
   private write(s: FakeStep, arg: string): number {
     const m = /^(?:'([^']*)'|(\S+))\s*>\s*(\S+)$/.exec(arg);
     if (!m) return 2;
-    const text = m[1] ?? m[2]!;
-    const target = m[3]!;
-    let ref: VolumeRef;
-    let file: string;
-    if (target.startsWith(`${CACHE_ROOT}/`)) {
-      const [name, ...rest] = target.slice(CACHE_ROOT.length + 1).split('/');
-      if (!s.request.caches?.includes(name!)) {
-        this.print(s, 'stderr', `sh: ${target}: Read-only file system`);
-        return 1;
-      }
-      ref = { cache: { jobId: s.ref.jobId, name: name! } };
-      file = rest.join('/');
-    } else if (target.startsWith('/')) {
-      this.print(s, 'stderr', `sh: ${target}: Read-only file system`);
-      return 1;
-    } else {
-      ref = { workspace: s.ref.jobId };
-      file = target;
-    }
-    const key = FakeRunner.volumeKey(ref);
-    if (!this.volumes.has(key)) this.volumes.set(key, new Map());
-    this.volumes.get(key)!.set(file, Buffer.from(text));
-    return 0;
+    if (this.volumes.write(s.request, m[3]!, m[1] ?? m[2]!)) return 0;
+    this.print(s, 'stderr', `sh: ${m[3]}: Read-only file system`);
+    return 1;
   }
 
   /**
@@ -318,7 +279,7 @@ export class FakeRunner implements Runner {
     for (const s of [...this.steps.values()]) if (s.ref.jobId === jobId) this.drop(s.name);
     this.workspaces.delete(jobId);
     this.filled.delete(jobId);
-    for (const key of [...this.volumes.keys()]) if (key === `w:${jobId}` || key.startsWith(`c:${jobId}:`)) this.volumes.delete(key);
+    this.volumes.removeJob(jobId);
   }
 
   async workspaceBytes(jobId: string): Promise<number> {
