@@ -1,4 +1,4 @@
-import { checkJob, INVARIANTS, type ObservedJob } from './invariants';
+import { checkJob, INVARIANTS, ownExit, type ObservedJob } from './invariants';
 
 /** The engine was stopped at STOP, under a step that ran from a second before to two after. */
 const STOP = Date.parse('2026-01-01T00:00:10Z');
@@ -60,6 +60,25 @@ describe('checkJob', () => {
   it('a step started while the engine stopped, and failed of its own, is a violation', () => {
     const during = { ...engineStep('failed', 143), startedAt: new Date(STOP + 10).toISOString() };
     expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', steps: [during] }, {}).map((v) => v.invariant)).toContain(INVARIANTS[8]);
+  });
+
+  it('a step started as the engine stopped that ended with its own exit code is no violation', () => {
+    const during = { ...engineStep('failed', 3), startedAt: new Date(STOP + 38).toISOString(), finishedAt: new Date(STOP + 38).toISOString() };
+    const failing = { 'setup-0': 'echo failing; exit 3' };
+    expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', logs: {}, steps: [during] }, failing)).toEqual([]);
+    // The same end with another code is the engine's.
+    expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', logs: {}, steps: [{ ...during, exitCode: 143 }] }, failing).map((v) => v.invariant)).toContain(INVARIANTS[8]);
+  });
+
+  it.each<[string, number | null]>([
+    ['echo failing; exit 3', 3],
+    ['exit 0', 0],
+    ['trap "exit 42" TERM; sleep 9', null],
+    ['trap "exit 42" TERM; exit 5', null],
+    ['seq 1 3', null],
+    ['echo exit 3 later; sleep 1', null],
+  ])('ownExit(%j) is %p', (command, code) => {
+    expect(ownExit(command)).toBe(code);
   });
 
   it.each([
