@@ -43,14 +43,19 @@ export function createJanitorActivities(sh: Shared, describeJob: (jobId: string)
     for (const e of over) {
       // The row first: no job restores it from then on.
       if (!(await sh.kept.remove(e.id))) continue;
-      await sh.runner.removeKept(e.id).catch((err: unknown) => sh.logger.warn({ kept: e.id, err: String(err) }, 'janitor: a kept volume in use is removed next time'));
+      // The row is gone, so a volume still in use is an orphan a later sweep removes.
+      const gone = await sh.runner.removeKept(e.id).catch((err: unknown) => {
+        sh.logger.warn({ kept: e.id, err: String(err) }, 'janitor: removing a kept volume failed; a later sweep removes it');
+        return false;
+      });
+      if (!gone) sh.logger.info({ kept: e.id }, 'janitor: an evicted kept volume is in use; a later sweep removes it');
       await record(e.id, 'over the cache budget: least recently used', 'budget');
     }
     const named = await sh.kept.idsOn(hostQueue);
     const cutoff = Date.now() - sh.keptOrphanSeconds * 1000;
     for (const v of await sh.runner.listKept()) {
       if (named.has(v.id) || v.createdAt.getTime() > cutoff) continue;
-      await sh.runner.removeKept(v.id);
+      if (!(await sh.runner.removeKept(v.id))) continue;
       await record(v.id, 'no record names it (a save cut short, or an entry deleted)', 'orphan');
     }
     const left = rows.filter((r) => !over.some((e) => e.id === r.id));

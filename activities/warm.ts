@@ -97,13 +97,13 @@ export function createWarm(sh: Shared) {
         for (const patterns of hashedPatterns(parts)) hashes.push(await sh.runner.hashFiles(jobId, pathspecs(patterns)));
         const key = renderKey(parts, hashes);
         const found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'cache', scope: warm.scope, name: cache.name }, key, cache.restoreKeys);
-        const bytes = await sh.runner.copyVolume({ cache: { jobId, name: cache.name } }, found ? { kept: found.id } : null);
+        await sh.runner.copyVolume({ cache: { jobId, name: cache.name } }, found ? { kept: found.id } : null);
         sh.metrics.cacheLookups.inc({ result: found ? (found.exact ? 'hit' : 'partial') : 'miss' });
         await sh.store.event(
           jobId,
           eventKey,
           found ? 'cache_hit' : 'cache_miss',
-          found ? { name: cache.name, key, restored: found.key, exact: found.exact, bytes, placement: placement ?? 1 } : { name: cache.name, key, placement: placement ?? 1 },
+          found ? { name: cache.name, key, restored: found.key, exact: found.exact, bytes: found.bytes, placement: placement ?? 1 } : { name: cache.name, key, placement: placement ?? 1 },
         );
       }
     },
@@ -168,8 +168,8 @@ export function createWarm(sh: Shared) {
         if (!parent) throw refuse(`job ${input.from.job} kept no workspace after setup that this job may use (its spec had no snapshot, its setup failed or was refused, the workspace was evicted, or it belongs to another repository or principal)`);
         if (parent.commit && parent.commit !== input.from.commit) throw refuse(`job ${input.from.job} kept a workspace of commit ${parent.commit}, not of this job's ${input.from.commit}`);
         if (parent.hostQueue !== hostQueue()) throw refuse(`the workspace job ${input.from.job} kept is on another host (${parent.hostQueue}) than the one this job was placed on`);
-        const bytes = await sh.runner.copyVolume({ workspace: jobId }, { kept: parent.id });
-        await sh.store.event(jobId, eventKey, 'setup_restored', { from: input.from.job, key: parent.key, bytes, placement: placement ?? 1 });
+        await sh.runner.copyVolume({ workspace: jobId }, { kept: parent.id });
+        await sh.store.event(jobId, eventKey, 'setup_restored', { from: input.from.job, key: parent.key, bytes: parent.bytes, placement: placement ?? 1 });
         return { restored: true };
       }
       if (!input.snapshot) {
@@ -183,8 +183,8 @@ export function createWarm(sh: Shared) {
       await preparing;
       sh.metrics.snapshotLookups.inc({ result: found ? 'hit' : 'miss' });
       if (!found) return { restored: false, snapshotKey: key };
-      const bytes = await sh.runner.copyVolume({ workspace: jobId }, { kept: found.id });
-      await sh.store.event(jobId, eventKey, 'setup_restored', { from: found.jobId, key, bytes, placement: placement ?? 1 });
+      await sh.runner.copyVolume({ workspace: jobId }, { kept: found.id });
+      await sh.store.event(jobId, eventKey, 'setup_restored', { from: found.jobId, key, bytes: found.bytes, placement: placement ?? 1 });
       return { restored: true, snapshotKey: key };
     },
   };

@@ -141,7 +141,7 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
     describe('warm starts', () => {
       const kept: string[] = [];
       afterEach(async () => {
-        for (const id of kept.splice(0)) await s.runner.removeKept(id);
+        for (const id of kept.splice(0)) expect(await s.runner.removeKept(id)).toBe(true);
       });
       const ran = async (jobId: string, command: string, extra: Partial<StepRequest> = {}, index = 0) => {
         const step = { ...request(jobId, command, index), ...extra };
@@ -185,11 +185,25 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
         await s.runner.prepareWorkspace(b);
         await s.runner.copyVolume({ workspace: b }, { kept: id });
         expect(await files(b)).toEqual({ greeting: 'hello', 'd/file': 'deep' });
-        // The step user owns what was restored: it can change it.
-        expect(await ran(b, 'printf again > greeting')).toBe(0);
-        await s.runner.removeKept(id);
-        await s.runner.removeKept(id);
+        // The step user owns what was restored: it can change it and add to it.
+        expect(await ran(b, 'printf again > greeting; printf new > added; printf other > d/other')).toBe(0);
+        expect(await files(b)).toEqual({ greeting: 'again', added: 'new', 'd/file': 'deep', 'd/other': 'other' });
+        // What b wrote never reaches the kept volume: another restore has the kept files.
+        const c = newJob();
+        await s.runner.prepareWorkspace(c);
+        await s.runner.copyVolume({ workspace: c }, { kept: id });
+        expect(await files(c)).toEqual({ greeting: 'hello', 'd/file': 'deep' });
+        // Removing it while jobs use it never takes their files: it is gone, or left for later.
+        const gone = await s.runner.removeKept(id);
+        expect((await s.runner.listKept()).map((k) => k.id).includes(id)).toBe(!gone);
+        expect(await files(b)).toEqual({ greeting: 'again', added: 'new', 'd/file': 'deep', 'd/other': 'other' });
+        expect(await files(c)).toEqual({ greeting: 'hello', 'd/file': 'deep' });
+        await s.runner.removeJob(b);
+        await s.runner.removeJob(c);
+        expect(await s.runner.removeKept(id)).toBe(true);
+        expect(await s.runner.removeKept(id)).toBe(true);
         expect((await s.runner.listKept()).map((k) => k.id)).not.toContain(id);
+        for (const job of [b, c]) expect(await s.runner.listJobResources(job)).toEqual({ steps: [], holders: [], workspaces: [] });
       });
 
       it('a step writes the caches it mounts, and no other path outside its workspace', async () => {
@@ -208,6 +222,8 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
         // The job's caches go with the job.
         await s.runner.removeJob(jobId);
         expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
+        await s.runner.removeJob(other);
+        expect(await s.runner.removeKept(id)).toBe(true);
       });
     });
 

@@ -161,13 +161,18 @@ export interface Runner {
   /**
    * Makes `to` a copy of `from` (empty when null), replacing what it held, its files
    * owned by the step user when it is a job's workspace or cache; returns the bytes it
-   * then takes. A kept volume is written only as a new id, so a copy cut short leaves
-   * a volume nobody refers to, never a half-written one in use.
+   * copied. A kept volume is written only as a new id, so a copy cut short leaves a
+   * volume nobody refers to, never a half-written one in use. A job's volume restored
+   * from a kept one may instead be layered on it (copy on write: 0 bytes copied); what
+   * the job writes never reaches the kept volume either way.
    */
   copyVolume(to: VolumeRef, from: VolumeRef | null): Promise<number>;
 
-  /** Removes a kept volume. Succeeds if it is gone. */
-  removeKept(id: string): Promise<void>;
+  /**
+   * Removes a kept volume: true once it is gone, false when it is in use (a job's volume
+   * is layered on it, or a copy reads it) and was left for a later sweep.
+   */
+  removeKept(id: string): Promise<boolean>;
 
   /** The kept volumes on this host, with when each was made, for the janitor (ids no record names are removed). */
   listKept(): Promise<{ id: string; createdAt: Date }[]>;

@@ -60,7 +60,7 @@ export class DockerRunner implements Runner {
     return this.warm.copyVolume(to, from);
   }
 
-  removeKept(id: string): Promise<void> {
+  removeKept(id: string): Promise<boolean> {
     return this.warm.removeKept(id);
   }
 

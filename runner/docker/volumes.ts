@@ -112,4 +112,30 @@ export function copyMounts(to: VolumeRef, from: VolumeRef | null, deployment: st
   ];
 }
 
+/**
+ * A restore without a copy: the job's volume is an overlay whose lower layer is the kept
+ * volume (read-only to it, shared by every job restored from it) and whose upper layer,
+ * its own, takes what the job writes. The upper and work directories are two more
+ * volumes of the job, removed with it.
+ */
+export function layerVolumes(toName: string): { upper: string; work: string } {
+  return { upper: `${toName}-upper`, work: `${toName}-work` };
+}
+
+/** The local driver's options of an overlay volume over three directories of the engine's host. */
+export function layerDriverOpts(dirs: { lower: string; upper: string; work: string }): Record<string, string> {
+  // The mount options are a comma list of key=value: a path holding either cannot be named.
+  for (const dir of Object.values(dirs)) if (!/^\/[^,:=]*$/.test(dir)) throw new Error(`cannot layer a volume on ${JSON.stringify(dir)}: not an absolute path without , : or =`);
+  return { type: 'overlay', device: 'overlay', o: `lowerdir=${dirs.lower},upperdir=${dirs.upper},workdir=${dirs.work}` };
+}
+
+/**
+ * A container that is created, never started, with a fresh volume at the tool image's
+ * /workspace: the engine then gives the volume's root that directory's owner and mode
+ * (the step user's, as a job's workspace has them), without running anything.
+ */
+export function ownerOptions(name: string, volume: string, labels: Record<string, string>, policy: Pick<ContainerPolicy, 'toolImage'>): Docker.ContainerCreateOptions {
+  return helperOptions(name, ['true'], [{ Type: 'volume', Source: volume, Target: WORKSPACE_PATH, ReadOnly: false }], labels, policy, { caps: [] });
+}
+
 export const workspaceMount = (jobId: string, deployment: string): Docker.MountSettings => ({ Type: 'volume', Source: volumeName(jobId, deployment), Target: WORKSPACE_PATH, ReadOnly: true });

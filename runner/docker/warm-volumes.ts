@@ -1,18 +1,35 @@
 /**
  * DockerRunner's warm-start operations: copying volumes (a cache restored or saved, a
  * workspace kept or restored), hashing a workspace's files, reading it for a scan, and
- * the kept volumes of the host. Each copy runs in a short-lived helper container.
+ * the kept volumes of the host. Each copy runs in a short-lived helper container; a
+ * restore from a kept volume layers the job's volume on it instead where the engine can
+ * (overlayfs), which copies nothing.
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { extract } from 'tar-stream';
 import { RunnerError } from '../../common/errors';
-import { LABEL_DEPLOYMENT, LABEL_HOST, LABEL_KEPT, LABEL_ROLE } from '../../common/names';
+import { LABEL_DEPLOYMENT, LABEL_HOST, LABEL_KEPT, LABEL_LOWER, LABEL_ROLE } from '../../common/names';
 import type { VolumeRef } from '../runner';
 import { type ContainerPolicy, jobLabels, parseDu, WORKSPACE_PATH } from './convert';
 import { demuxDockerStream } from './demux';
-import { COPY_CAPS, COPY_SCRIPT, copyMounts, HASH_FILES_SCRIPT, helperOptions, keptVolumeName, READ_CAPS, refJob, refLabels, refVolume, workspaceMount } from './volumes';
+import {
+  COPY_CAPS,
+  COPY_SCRIPT,
+  copyMounts,
+  HASH_FILES_SCRIPT,
+  helperOptions,
+  keptVolumeName,
+  layerDriverOpts,
+  layerVolumes,
+  ownerOptions,
+  READ_CAPS,
+  refJob,
+  refLabels,
+  refVolume,
+  workspaceMount,
+} from './volumes';
 
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | null)?.statusCode;
 
@@ -39,6 +56,85 @@ export class WarmVolumes {
     } finally {
       await this.removeContainer(options.name!).catch(() => undefined);
     }
+  }
+
+  /** Asked once: whether the engine mounts an overlay volume over its volumes' directories. */
+  private layering?: Promise<boolean>;
+
+  private async removeVolume(name: string): Promise<void> {
+    try {
+      await this.docker.getVolume(name).remove(this.bounded());
+    } catch (err) {
+      if (statusOf(err) !== 404) throw new RunnerError(`removing volume ${name} failed`, err);
+    }
+  }
+
+  private async mountpoint(name: string): Promise<string> {
+    try {
+      return ((await this.docker.getVolume(name).inspect(this.bounded())) as { Mountpoint: string }).Mountpoint;
+    } catch (err) {
+      throw new RunnerError(`inspecting volume ${name} failed`, err);
+    }
+  }
+
+  /** Gives a fresh volume's root the step user's owner and mode: a container created with it, never started. */
+  private async ownRoot(name: string, labels: Record<string, string>, jobId: string | null): Promise<void> {
+    const options = ownerOptions(this.helperName(jobId, 'own'), name, { ...labels, [LABEL_ROLE]: 'helper' }, this.policy());
+    try {
+      await this.docker.createContainer({ ...options, ...this.bounded() });
+    } catch (err) {
+      throw new RunnerError(`preparing volume ${name} for the step user failed`, err);
+    } finally {
+      await this.removeContainer(options.name!).catch(() => undefined);
+    }
+  }
+
+  /**
+   * `name` made anew as an overlay on the volume `lower`: its upper and work volumes are
+   * made (anew: a retry's may hold writes) with `labels`, the upper one owned like a
+   * workspace. What the job writes lands in its upper volume; `lower` is never written.
+   */
+  private async makeLayered(name: string, lower: { name: string; kept: string }, labels: Record<string, string>, jobId: string | null): Promise<void> {
+    const parts = layerVolumes(name);
+    await this.removeVolume(name);
+    await Promise.all([parts.upper, parts.work].map((n) => this.removeVolume(n)));
+    try {
+      await Promise.all([parts.upper, parts.work].map((n) => this.docker.createVolume({ Name: n, Labels: { ...labels, [LABEL_ROLE]: 'layer' }, ...this.bounded() })));
+    } catch (err) {
+      throw new RunnerError(`creating the layers of volume ${name} failed`, err);
+    }
+    const [lowerDir, upper, work] = await Promise.all([this.mountpoint(lower.name), this.mountpoint(parts.upper), this.mountpoint(parts.work), this.ownRoot(parts.upper, labels, jobId)]);
+    try {
+      await this.docker.createVolume({ Name: name, Driver: 'local', DriverOpts: layerDriverOpts({ lower: lowerDir, upper, work }), Labels: { ...labels, [LABEL_LOWER]: lower.kept }, ...this.bounded() });
+    } catch (err) {
+      throw new RunnerError(`creating volume ${name} layered on ${lower.name} failed`, err);
+    }
+  }
+
+  /**
+   * Whether layering works on this engine: an overlay needs its data root on a file
+   * system overlayfs takes as upper layer (not itself an overlay, as in a nested engine).
+   * A layer over a small kept-like volume is written by a helper, then all is removed.
+   */
+  private layers(): Promise<boolean> {
+    this.layering ??= (async () => {
+      const policy = this.policy();
+      const base = this.helperName(null, 'layer-probe');
+      const labels = { [LABEL_DEPLOYMENT]: policy.deployment, [LABEL_ROLE]: 'helper' };
+      const names = [base, `${base}-lower`, ...Object.values(layerVolumes(base))];
+      try {
+        await this.docker.createVolume({ Name: `${base}-lower`, Labels: labels, ...this.bounded() });
+        await this.makeLayered(base, { name: `${base}-lower`, kept: 'probe' }, labels, null);
+        const mounts = [{ Type: 'volume' as const, Source: base, Target: '/to', ReadOnly: false }];
+        const { code } = await this.runHelper(helperOptions(`${base}-run`, ['sh', '-c', 'touch /to/probe && test -f /to/probe'], mounts, labels, policy, { caps: COPY_CAPS }), 60);
+        return code === 0;
+      } catch {
+        return false;
+      } finally {
+        for (const n of names) await this.removeVolume(n).catch(() => undefined);
+      }
+    })();
+    return this.layering;
   }
 
   private async createVolume(ref: VolumeRef): Promise<void> {
@@ -75,9 +171,23 @@ export class WarmVolumes {
 
   async copyVolume(to: VolumeRef, from: VolumeRef | null): Promise<number> {
     const policy = this.policy();
-    await this.createVolume(to);
     const jobId = refJob(to) ?? (from ? refJob(from) : null);
     if (!jobId) throw new RunnerError('a copy is made for a job: from or to its workspace or caches');
+    if (!('kept' in to)) {
+      // A job's volume starts empty or from a kept one without a copy where it can.
+      const name = refVolume(to, policy.deployment);
+      if (from === null) {
+        await this.removeVolume(name);
+        await this.createVolume(to);
+        await this.ownRoot(name, refLabels(to, policy), jobId);
+        return 0;
+      }
+      if ('kept' in from && (await this.layers())) {
+        await this.makeLayered(name, { name: refVolume(from, policy.deployment), kept: from.kept }, refLabels(to, policy), jobId);
+        return 0;
+      }
+    }
+    await this.createVolume(to);
     // A kept volume keeps the owners of what it copied; a job's workspace and caches are the step user's.
     const owner = 'kept' in to ? '' : policy.user;
     const options = helperOptions(this.helperName(jobId, 'copy'), ['sh', '-c', COPY_SCRIPT], copyMounts(to, from, policy.deployment), { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' }, policy, {
@@ -94,14 +204,27 @@ export class WarmVolumes {
     return bytes;
   }
 
-  async removeKept(id: string): Promise<void> {
-    const name = keptVolumeName(id, this.policy().deployment);
+  async removeKept(id: string): Promise<boolean> {
+    const policy = this.policy();
+    const name = keptVolumeName(id, policy.deployment);
+    // The engine knows nothing of a layer's lower directory: while a job's volume is
+    // layered on this one, removing it would pull the files from under that job.
+    try {
+      const filters = JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${policy.deployment}`, `${LABEL_LOWER}=${id}`] });
+      const { Volumes } = await this.docker.listVolumes({ filters, ...this.bounded() });
+      if ((Volumes ?? []).length > 0) return false;
+    } catch (err) {
+      throw new RunnerError(`listing the volumes layered on kept volume ${name} failed`, err);
+    }
     try {
       await this.docker.getVolume(name).remove(this.bounded());
     } catch (err) {
-      if (statusOf(err) === 404) return;
+      if (statusOf(err) === 404) return true;
+      // In use by a container (a copy from it running): left for later.
+      if (statusOf(err) === 409) return false;
       throw new RunnerError(`removing kept volume ${name} failed`, err);
     }
+    return true;
   }
 
   async listKept(): Promise<{ id: string; createdAt: Date }[]> {

@@ -86,9 +86,11 @@ export class FakeRunner implements Runner {
     return this.volumes.copy(to, from);
   }
 
-  async removeKept(id: string): Promise<void> {
+  /** The fake copies on every restore: a kept volume is never in use. */
+  async removeKept(id: string): Promise<boolean> {
     this.reachable();
     this.volumes.removeKept(id);
+    return true;
   }
 
   async listKept(): Promise<{ id: string; createdAt: Date }[]> {
