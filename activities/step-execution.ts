@@ -10,7 +10,7 @@ import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerE
 import type { StepKind, StepOutcome } from '../common/job';
 import type { Logger } from '../common/logger';
 import { StaleAttemptError } from '../db/store';
-import type { StepExit, StepRef } from '../runner/runner';
+import type { StepExit, StepRef, WorkspaceCache } from '../runner/runner';
 import type { Shared } from './deps';
 import { StepFollower } from './step-follower';
 import { EngineWatch, StallGuard, WorkspaceWatch } from './watches';
@@ -33,6 +33,8 @@ export interface StepInput {
   timeoutSeconds: number;
   /** The job's caches this step mounts writable (setup steps of a job with caches). */
   caches?: string[];
+  /** The job's caches with a path in the workspace (every step after the clone). */
+  workspaceCaches?: WorkspaceCache[];
 }
 
 

@@ -170,6 +170,8 @@ export function createStepActivities(sh: Shared) {
       const results: StepOutcome[] = [];
       const placement = input.clone?.placement ?? input.steps[0]?.placement;
       let cachesRestored = !input.warm?.caches?.length;
+      /** What setup learns of its caches' restores. */
+      let hits: Record<string, string> = {};
       if (ctx.info.attempt > 1) await confirmHeld();
       const pauses = new PauseDetector((ctx.info.heartbeatTimeoutMs || 5_000) / 2);
       try {
@@ -202,8 +204,9 @@ export function createStepActivities(sh: Shared) {
             // After the clone (the key hashes its files), before setup mounts them.
             await warm.restoreCaches(input.jobId, placement, input.warm!);
             cachesRestored = true;
+            hits = await warm.lookups(input.jobId, placement, input.warm!);
           }
-          const outcome = await observedStep(step, onStarted, beats);
+          const outcome = await observedStep(step.kind === 'setup' ? { ...step, env: { ...step.env, ...hits } } : step, onStarted, beats);
           results.push(outcome);
           if (outcome.status === 'timed_out' || outcome.status === 'cancelled') break;
           if (outcome.status !== 'succeeded' && !input.keepGoing) break;

@@ -8,7 +8,7 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { CacheSpec } from '../common/job';
 import { FailureType } from '../common/names';
-import { hashedPatterns, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
+import { cacheHitEnv, hashedPatterns, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
 import { CLONE_SCRIPT } from './clone';
 import type { Shared } from './deps';
 import { secretFinder } from './secrets';
@@ -109,6 +109,19 @@ export function createWarm(sh: Shared) {
     },
 
     /**
+     * What setup's steps learn of the restores (`DRAFTSMAN_CACHE_<NAME>_HIT`), from what
+     * was recorded: the same in a retried attempt as in the one that restored.
+     */
+    async lookups(jobId: string, placement: number | undefined, warm: WarmInput): Promise<Record<string, string>> {
+      const env: Record<string, string> = {};
+      for (const cache of warm.caches ?? []) {
+        const restored = await sh.store.eventData(jobId, `cache-restored:${tag(placement)}${cache.name}`);
+        Object.assign(env, cacheHitEnv(cache.name, restored?.exact === true ? 'exact' : restored?.restored ? 'partial' : 'miss'));
+      }
+      return env;
+    },
+
+    /**
      * Saves each cache the job's setup filled, under its key, after setup succeeded: a
      * cache restored from its own key is not saved again (the key names its contents).
      */
@@ -191,6 +204,7 @@ export function createWarm(sh: Shared) {
   return {
     restoreCaches: (...a: Parameters<typeof api.restoreCaches>) => beating(sh, () => api.restoreCaches(...a)),
     saveCaches: (...a: Parameters<typeof api.saveCaches>) => beating(sh, () => api.saveCaches(...a)),
+    lookups: api.lookups,
     saveSnapshot: (...a: Parameters<typeof api.saveSnapshot>) => beating(sh, () => api.saveSnapshot(...a)),
     restoreWorkspace: (input: RestoreWorkspaceInput) => beating(sh, () => api.restoreWorkspace(input)),
   };

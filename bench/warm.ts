@@ -1,9 +1,11 @@
 /**
  * Warm starts: the time from a job's creation to its first loop step, for a Node project
  * whose setup is `npm ci` against the registry stand-in (bench/registry.ts: a stated
- * latency per request, a bandwidth all requests share). Three ways: cold (no cache, no
- * kept workspace), cache warm (the npm cache restored, `npm ci` offline), snapshot warm
- * (the workspace kept after the same setup: no clone, no setup).
+ * latency per request, a bandwidth all requests share). Four ways: cold (no cache, no
+ * kept workspace); npm cache warm (the npm cache restored, `npm ci` offline); modules cache
+ * warm (node_modules a cache in the workspace keyed by the lock, `npm ci` skipped on an
+ * exact hit, as GitHub Actions users do with `cache-hit`); snapshot warm (the workspace
+ * kept after the same setup: no clone, no setup).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,6 +24,10 @@ const STANDIN_NODE = 'draftsman-standin/node:22';
 /** The fixture's dependencies: a service's usual runtime set and a compiler (with theirs, 7.7 MiB packed). */
 export const DEPENDENCIES = ['express', 'pino', 'zod', 'yaml', 'commander', 'ws', 'pg', 'prom-client', 'typescript'];
 const SETUP = 'npm ci --ignore-scripts --no-audit --no-fund --prefer-offline';
+/** With node_modules a cache: installed only when the lock's own entry was not restored. */
+const MODULES_SETUP = `[ "$DRAFTSMAN_CACHE_MODULES_HIT" = exact ] || ${SETUP}`;
+const WAYS = ['cold', 'cache', 'modules', 'snapshot'] as const;
+type Way = (typeof WAYS)[number];
 
 const has = (image: string) => {
   try {
@@ -91,13 +97,14 @@ export async function warmStarts(
   const ways = {
     cold: base,
     cache: { ...base, caches: [{ name: 'npm', key: "npm-{{ hashFiles('package-lock.json') }}" }] },
+    modules: { ...base, setup: [MODULES_SETUP], caches: [{ name: 'modules', key: "modules-{{ hashFiles('package-lock.json') }}", path: 'node_modules' }] },
     snapshot: { ...base, snapshot: { after: 'setup' as const } },
-  };
+  } satisfies Record<Way, JobSpec>;
   const { worker, close } = await benchWorker(stack, { DRAFTSMAN_ALLOWED_IMAGES: [NODE_IMAGE] });
-  const times: Record<keyof typeof ways, number[]> = { cold: [], cache: [], snapshot: [] };
-  const downloaded: Record<keyof typeof ways, number[]> = { cold: [], cache: [], snapshot: [] };
-  /** Where the time goes: the setup step (npm ci), and Draftsman's own warm-start work (hash and cache copy, workspace copy). */
-  const phases = { setup: { cold: [] as number[], cache: [] as number[] }, restore: { cache: [] as number[], snapshot: [] as number[] } };
+  const times: Record<Way, number[]> = { cold: [], cache: [], modules: [], snapshot: [] };
+  const downloaded: Record<Way, number[]> = { cold: [], cache: [], modules: [], snapshot: [] };
+  /** Where the time goes: the setup step (npm ci), and Draftsman's own warm-start work (hash and cache restore, workspace restore). */
+  const phases = { setup: { cold: [] as number[], cache: [] as number[], modules: [] as number[] }, restore: { cache: [] as number[], modules: [] as number[], snapshot: [] as number[] } };
   try {
     await worker.runUntil(async () => {
       const once = async (spec: JobSpec) => {
@@ -126,7 +133,7 @@ export async function warmStarts(
           workspaceRestoreMs: placed && restored ? at(restored.at) - at(placed.at) : NaN,
         };
       };
-      for (const way of ['cold', 'cache', 'snapshot'] as const) {
+      for (const way of WAYS) {
         // The cache and the kept workspace are made by a first job, not counted.
         if (way !== 'cold') await once(ways[way]);
         for (let i = 0; i < runs; i++) {
@@ -134,7 +141,7 @@ export async function warmStarts(
           times[way].push(r.ms);
           downloaded[way].push(r.bytes);
           if (way !== 'snapshot') phases.setup[way].push(r.setupMs);
-          if (way === 'cache') phases.restore.cache.push(r.cacheRestoreMs);
+          if (way === 'cache' || way === 'modules') phases.restore[way].push(r.cacheRestoreMs);
           if (way === 'snapshot') phases.restore.snapshot.push(r.workspaceRestoreMs);
         }
       }
@@ -147,17 +154,20 @@ export async function warmStarts(
   const cold = summarize(times.cold);
   const linkText = `registry stand-in: ${link.latencyMs} ms per request, ${(link.bytesPerSecond / 2 ** 20).toFixed(0)} MiB/s shared`;
   const mib = (b: number[]) => (summarize(b).median / 2 ** 20).toFixed(1);
-  const how = (way: keyof typeof ways, what: string) => `${what}; job created to its first loop step, ${runs} runs; ${mib(downloaded[way])} MiB downloaded per job (median); ${linkText}`;
-  const ratio = (way: 'cache' | 'snapshot') => summarize(times[way].map((t) => t / cold.median));
+  const how = (way: Way, what: string) => `${what}; job created to its first loop step, ${runs} runs; ${mib(downloaded[way])} MiB downloaded per job (median); ${linkText}`;
+  const ratio = (way: Exclude<Way, 'cold'>) => summarize(times[way].map((t) => t / cold.median));
   return [
     { name: 'warm start: cold', summary: cold, how: how('cold', `npm ci of ${opts.dependencies.length} dependencies (and theirs) after a clone`) },
     { name: 'warm start: dependency cache warm', summary: summarize(times.cache), how: how('cache', 'the npm cache restored before setup, npm ci offline') },
+    { name: 'warm start: node_modules cache warm', summary: summarize(times.modules), how: how('modules', 'node_modules a cache keyed by the lock, restored into the workspace; npm ci skipped on the exact hit') },
     { name: 'warm start: setup snapshot warm', summary: summarize(times.snapshot), how: how('snapshot', 'the workspace kept after the same setup: no clone, no setup') },
     { name: 'warm start, cold: the setup step (npm ci, downloading)', summary: summarize(phases.setup.cold), how: `the setup step's run time; ${linkText}` },
     { name: 'warm start, cache warm: the setup step (npm ci offline)', summary: summarize(phases.setup.cache), how: "the setup step's run time with the cache restored" },
-    { name: 'warm start, cache warm: hash and cache restore', summary: summarize(phases.restore.cache), how: "from the clone's end to setup's start: hashFiles and the copy of the cache (a helper container each)" },
-    { name: 'warm start, snapshot warm: workspace restore', summary: summarize(phases.restore.snapshot), how: 'from placement to setup_restored: the volume, the image id, the lookup, the copy (cp -a in a helper container)' },
-    { name: 'warm start: cache warm / cold', unit: 'ratio', target: '<= 0.40x', summary: ratio('cache'), how: 'each cache-warm run over the median cold run' },
+    { name: 'warm start, cache warm: hash and cache restore', summary: summarize(phases.restore.cache), how: "from the clone's end to setup's start: hashFiles (a helper container) and the cache layered on the kept one" },
+    { name: 'warm start, node_modules warm: the setup step (install skipped)', summary: summarize(phases.setup.modules), how: "the setup step's run time on the exact hit" },
+    { name: 'warm start, snapshot warm: workspace restore', summary: summarize(phases.restore.snapshot), how: 'from placement to setup_restored: the volume, the image id, the lookup, the workspace layered on the kept one' },
+    { name: 'warm start: cache warm / cold', unit: 'ratio', target: '<= 0.40x', summary: ratio('cache'), how: 'each npm-cache-warm run over the median cold run' },
+    { name: 'warm start: node_modules cache warm / cold', unit: 'ratio', target: '<= 0.40x', summary: ratio('modules'), how: 'each node_modules-cache-warm run over the median cold run' },
     { name: 'warm start: snapshot warm / cold', unit: 'ratio', target: '<= 0.15x', summary: ratio('snapshot'), how: 'each snapshot-warm run over the median cold run' },
   ];
 }

@@ -639,6 +639,11 @@ export interface components {
                 /** @example npm-{{ hashFiles('package-lock.json') }} */
                 key: string;
                 restoreKeys?: string[];
+                /**
+                 * @description A directory of the workspace the cache is (node_modules, .venv): mounted there in setup, where it is saved from, and in every later step as the job's own copy, which is never saved
+                 * @example node_modules
+                 */
+                path?: string;
             }[];
             snapshot?: {
                 /** @constant */

@@ -52,7 +52,7 @@ export interface ResolvedJobSpec {
   approval?: ApprovalGate;
   /** At most `limit` jobs of this key hold a host at once (`repo`, `principal`, or the spec's own name); absent when unlimited. */
   concurrency?: { key: string; limit: number };
-  /** Dependency caches its setup steps mount; absent when it has none. */
+  /** Dependency caches its setup steps mount (and, those with a path, every later step); absent when it has none. */
   caches?: CacheSpec[];
   /** Keep the workspace after setup, for later jobs with the same setup (a hit skips clone and setup). */
   snapshot?: { after: 'setup' };
@@ -65,6 +65,8 @@ export interface CacheSpec {
   name: string;
   key: string;
   restoreKeys: string[];
+  /** Where in the workspace it lives (every step after the clone sees the job's copy there); absent: /cache/<name>, setup only. */
+  path?: string;
 }
 
 export const GATED_PHASES = ['loop', 'validate', 'publish'] as const;

@@ -266,6 +266,13 @@ describe('warm starts', () => {
     });
     expect(resolveJobSpec({ ...valid, from: { job: 'job-1', after: 'setup' } }, defaults).from).toEqual({ job: 'job-1', after: 'setup' });
   });
+  it('a cache with a path in the workspace keeps it', () => {
+    const modules = { name: 'modules', key: 'm', path: 'web/node_modules' };
+    expect(resolveJobSpec({ ...valid, setup: ['npm ci'], caches: [npm, modules] }, defaults).caches).toEqual([
+      { ...npm, restoreKeys: [] },
+      { ...modules, restoreKeys: [] },
+    ]);
+  });
   it('a spec without them resolves without the fields (and replays as before)', () => {
     const resolved = resolveJobSpec(valid, defaults);
     expect(Object.keys(resolved)).not.toEqual(expect.arrayContaining(['caches']));
@@ -279,6 +286,11 @@ describe('warm starts', () => {
     ['a key with another expression', { setup: ['x'], caches: [{ ...npm, key: 'npm-{{ github.sha }}' }] }, 'caches.0.key', 'caches.0.key: {{ github.sha }} is not an expression a key may hold (only hashFiles(\'pattern\', ...))'],
     ['a pattern outside the workspace', { setup: ['x'], caches: [{ ...npm, key: "{{ hashFiles('../x') }}" }] }, 'caches.0.key', "caches.0.key: hashFiles: pattern '../x' must be a relative path or glob inside the workspace"],
     ['a restore key with a space', { setup: ['x'], caches: [{ ...npm, restoreKeys: ['npm '] }] }, 'caches.0.restoreKeys.0', 'caches.0.restoreKeys.0: printable ASCII without spaces'],
+    ['a path out of the workspace', { setup: ['x'], caches: [{ ...npm, path: '../x' }] }, 'caches.0.path', 'caches.0.path: must not have . or .. segments'],
+    ['an absolute path', { setup: ['x'], caches: [{ ...npm, path: '/cache' }] }, 'caches.0.path', 'caches.0.path: must be a relative path of letters, digits and ._@+- separated by single slashes'],
+    ['a path in .git', { setup: ['x'], caches: [{ ...npm, path: '.git/hooks' }] }, 'caches.0.path', 'caches.0.path: must be outside .git'],
+    ['two paths, one inside the other', { setup: ['x'], caches: [{ ...npm, path: 'a' }, { ...npm, name: 'b', path: 'a/b' }] }, 'caches', 'caches: cache paths must not hold one another'],
+    ['a path cache with a snapshot', { setup: ['x'], caches: [{ ...npm, path: 'node_modules' }], snapshot: { after: 'setup' } }, 'caches', 'caches: npm has a path in the workspace, which a kept workspace would not hold; a job with snapshot or from keeps what setup installed with the workspace instead'],
     ['nine caches', { setup: ['x'], caches: Array.from({ length: 9 }, (_, i) => ({ ...npm, name: `c${i}` })) }, 'caches', 'caches: at most 8 caches'],
     ['a snapshot after the loop', { snapshot: { after: 'loop' } }, 'snapshot.after', 'snapshot.after: Invalid input: expected "setup"'],
     ['from with a bad job id', { from: { job: '../x', after: 'setup' } }, 'from.job', 'from.job: must be a job id'],

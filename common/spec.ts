@@ -9,7 +9,7 @@ const MAX_LABEL_VALUE = 128;
 import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
 import { InvalidJobSpecError } from './errors';
 import { GATED_PHASES, JOB_ID_PATTERN, type ResolvedJobSpec } from './job';
-import { CACHE_NAME, KEY_TEXT, KeyTemplateError, MAX_CACHES, MAX_KEY_LENGTH, parseKeyTemplate } from './warm';
+import { CACHE_NAME, cachePathProblem, KEY_TEXT, KeyTemplateError, MAX_CACHES, MAX_KEY_LENGTH, parseKeyTemplate, pathsOverlap } from './warm';
 
 const COMMIT = /^[0-9a-fA-F]{40}$/;
 // git@host:path (scp-like ssh). The host may not start with '-' so it can never
@@ -175,10 +175,23 @@ export const jobSpecSchema = z.strictObject({
           .array(z.string().min(1, 'must not be empty').max(MAX_KEY_LENGTH, `must be at most ${MAX_KEY_LENGTH} characters`).regex(KEY_TEXT, 'printable ASCII without spaces'))
           .max(8, 'at most 8 restore keys')
           .optional(),
+        path: z
+          .string()
+          .superRefine((path, ctx) => {
+            const problem = cachePathProblem(path);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem });
+          })
+          .optional()
+          .meta({
+            description:
+              "A directory of the workspace the cache is (node_modules, .venv): mounted there in setup, where it is saved from, and in every later step as the job's own copy, which is never saved",
+            examples: ['node_modules'],
+          }),
       }),
     )
     .max(MAX_CACHES, `at most ${MAX_CACHES} caches`)
     .refine((c) => new Set(c.map((x) => x.name)).size === c.length, 'cache names must be unique')
+    .refine((c) => !c.some((x, i) => c.some((y, j) => j !== i && x.path !== undefined && y.path !== undefined && pathsOverlap(x.path, y.path))), 'cache paths must not hold one another')
     .optional(),
   /** Keep the workspace after setup: a later job with the same repository, commit, image, setup, env and secret references starts from it. */
   snapshot: z.strictObject({ after: z.literal('setup') }).optional(),
@@ -314,6 +327,11 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     throw new InvalidJobSpecError(`approval.before: the spec has no ${gated} ${gated === 'loop' ? '' : 'steps '}to hold back`, 'approval.before');
   }
   if (spec.caches?.length && !spec.setup?.length) throw new InvalidJobSpecError('caches: only setup steps mount caches, and the spec has none', 'caches');
+  // A kept workspace is copied from the workspace volume alone, without the caches mounted in it.
+  const inWorkspace = spec.caches?.find((c) => c.path);
+  if (inWorkspace && (spec.snapshot || spec.from)) {
+    throw new InvalidJobSpecError(`caches: ${inWorkspace.name} has a path in the workspace, which a kept workspace would not hold; a job with snapshot or from keeps what setup installed with the workspace instead`, 'caches');
+  }
   if (spec.from && spec.snapshot) throw new InvalidJobSpecError('snapshot: a job started from another\'s workspace keeps none of its own', 'snapshot');
   if (spec.image !== undefined && !defaults.allowedImages.includes(spec.image)) {
     throw new InvalidJobSpecError(`image: ${spec.image} is not in this server's image allowlist`, 'image');
@@ -357,7 +375,7 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     ...(spec.publish?.length ? { publish: spec.publish } : {}),
     ...(spec.publishSecrets && Object.keys(spec.publishSecrets).length ? { publishSecrets: spec.publishSecrets } : {}),
     ...(spec.concurrency ? { concurrency: { key: spec.concurrency.key, limit: spec.concurrency.limit } } : {}),
-    ...(spec.caches?.length ? { caches: spec.caches.map((c) => ({ name: c.name, key: c.key, restoreKeys: c.restoreKeys ?? [] })) } : {}),
+    ...(spec.caches?.length ? { caches: spec.caches.map((c) => ({ name: c.name, key: c.key, restoreKeys: c.restoreKeys ?? [], ...(c.path ? { path: c.path } : {}) })) } : {}),
     ...(spec.snapshot ? { snapshot: { after: spec.snapshot.after } } : {}),
     ...(spec.from ? { from: { job: spec.from.job, after: spec.from.after } } : {}),
     ...(spec.approval

@@ -1,4 +1,4 @@
-import { cacheEnv, evictions, hashedPatterns, type KeptUse, parseKeyTemplate, pathspecs, renderKey, snapshotKey, warmScope } from './warm';
+import { cacheEnv, cacheHitEnv, cachePathProblem, evictions, pathsOverlap, hashedPatterns, type KeptUse, parseKeyTemplate, pathspecs, renderKey, snapshotKey, warmScope } from './warm';
 
 describe('cache key templates', () => {
   it.each([
@@ -47,6 +47,49 @@ describe('where a cache lives in a step', () => {
     ['my-tool', { DRAFTSMAN_CACHE_MY_TOOL: '/cache/my-tool' }],
   ])('%s', (name, env) => {
     expect(cacheEnv([name])).toEqual(env);
+  });
+
+  it('a cache with a path is found there, without the tool variables of its name', () => {
+    expect(cacheEnv(['pip'], [{ name: 'npm', path: 'node_modules' }])).toEqual({ DRAFTSMAN_CACHE_PIP: '/cache/pip', PIP_CACHE_DIR: '/cache/pip', DRAFTSMAN_CACHE_NPM: '/workspace/node_modules' });
+  });
+
+  it.each([
+    ['npm', 'exact', { DRAFTSMAN_CACHE_NPM_HIT: 'exact' }],
+    ['my-tool', 'miss', { DRAFTSMAN_CACHE_MY_TOOL_HIT: 'miss' }],
+  ] as const)('setup learns how %s was restored', (name, lookup, env) => {
+    expect(cacheHitEnv(name, lookup)).toEqual(env);
+  });
+});
+
+describe('a cache path in the workspace', () => {
+  it.each([
+    ['node_modules', null],
+    ['web/node_modules', null],
+    ['.venv', null],
+    ['@scope/pkg+1', null],
+    ['', 'must be a relative path of letters, digits and ._@+- separated by single slashes'],
+    ['/abs', 'must be a relative path of letters, digits and ._@+- separated by single slashes'],
+    ['a//b', 'must be a relative path of letters, digits and ._@+- separated by single slashes'],
+    ['a/', 'must be a relative path of letters, digits and ._@+- separated by single slashes'],
+    ['a b', 'must be a relative path of letters, digits and ._@+- separated by single slashes'],
+    ['.', 'must not have . or .. segments'],
+    ['a/../b', 'must not have . or .. segments'],
+    ['.git', 'must be outside .git'],
+    ['.git/x', 'must be outside .git'],
+    ['.github', null],
+    ['x'.repeat(201), 'must be at most 200 characters'],
+  ])('%j: %p', (path, problem) => {
+    expect(cachePathProblem(path)).toBe(problem);
+  });
+
+  it.each([
+    ['a', 'a', true],
+    ['a', 'a/b', true],
+    ['a/b', 'a', true],
+    ['a', 'ab', false],
+    ['a/b', 'a/c', false],
+  ])('%s and %s overlap: %p', (a, b, overlap) => {
+    expect(pathsOverlap(a, b)).toBe(overlap);
   });
 });
 

@@ -27,14 +27,44 @@ const TOOL_ENV: Record<string, (dir: string) => Record<string, string>> = {
 
 export const cacheDir = (name: string) => `${CACHE_ROOT}/${name}`;
 
-/** The environment of a setup step that mounts these caches. */
-export function cacheEnv(names: readonly string[]): Record<string, string> {
+const envName = (name: string) => `DRAFTSMAN_CACHE_${name.toUpperCase().replace(/-/g, '_')}`;
+
+/**
+ * The environment of a step that mounts these caches: a cache outside the workspace at
+ * /cache/<name> (with the tool variables of its name), one with a path at that path in
+ * the workspace (a tool finds it there by itself: node_modules, .venv, vendor).
+ */
+export function cacheEnv(names: readonly string[], inWorkspace: readonly { name: string; path: string }[] = []): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const name of names) {
-    Object.assign(env, { [`DRAFTSMAN_CACHE_${name.toUpperCase().replace(/-/g, '_')}`]: cacheDir(name) }, TOOL_ENV[name]?.(cacheDir(name)));
-  }
+  for (const name of names) Object.assign(env, { [envName(name)]: cacheDir(name) }, TOOL_ENV[name]?.(cacheDir(name)));
+  for (const c of inWorkspace) env[envName(c.name)] = `/workspace/${c.path}`;
   return env;
 }
+
+export type CacheLookup = 'exact' | 'partial' | 'miss';
+
+/**
+ * What setup learns of each cache's restore: `exact` when the entry of its own key was
+ * restored (its contents are what setup would make, so setup may skip the install),
+ * `partial` for a restore key's entry, `miss` for none.
+ */
+export const cacheHitEnv = (name: string, lookup: CacheLookup) => ({ [`${envName(name)}_HIT`]: lookup });
+
+/**
+ * Why a cache's `path` is refused, or null: a directory of the workspace, relative,
+ * without . or .. segments, outside .git.
+ */
+export function cachePathProblem(path: string): string | null {
+  if (!/^[A-Za-z0-9._@+-]+(\/[A-Za-z0-9._@+-]+)*$/.test(path)) return 'must be a relative path of letters, digits and ._@+- separated by single slashes';
+  const segments = path.split('/');
+  if (segments.some((s) => s === '.' || s === '..')) return 'must not have . or .. segments';
+  if (segments[0] === '.git') return 'must be outside .git';
+  if (path.length > 200) return 'must be at most 200 characters';
+  return null;
+}
+
+/** Whether one cache's path holds another's (two mounts, one inside the other, would hide files). */
+export const pathsOverlap = (a: string, b: string) => a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
 
 /** One piece of a key template: literal text, or the hash of the files the patterns match. */
 export type KeyPart = { text: string } | { hashFiles: string[] };

@@ -225,6 +225,24 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
         await s.runner.removeJob(other);
         expect(await s.runner.removeKept(id)).toBe(true);
       });
+
+      it("a cache with a path is mounted there in the workspace: writes under it land in the cache, the workspace's own files stay apart", async () => {
+        const jobId = newJob();
+        await s.runner.prepareWorkspace(jobId);
+        await s.runner.copyVolume({ cache: { jobId, name: 'mods' } }, null);
+        const workspaceCaches = [{ name: 'mods', path: 'node_modules' }];
+        expect(await ran(jobId, 'printf dep > node_modules/dep; printf own > own', { workspaceCaches })).toBe(0);
+        const id = `contract-kept-${process.pid}-${n++}`;
+        kept.push(id);
+        await s.runner.copyVolume({ kept: id }, { cache: { jobId, name: 'mods' } });
+        const other = newJob();
+        await s.runner.prepareWorkspace(other);
+        await s.runner.copyVolume({ workspace: other }, { kept: id });
+        expect(await files(other)).toEqual({ dep: 'dep' });
+        expect(await files(jobId)).toEqual({ own: 'own' });
+        await s.runner.removeJob(other);
+        await s.runner.removeJob(jobId);
+      });
     });
 
     it('a step of an image the backend does not have fails with ImageNotFoundError', async () => {

@@ -18,6 +18,14 @@ export interface StepRequest {
   timeoutSeconds: number;
   /** The job's dependency caches this step mounts writable at /cache/<name> (setup steps only). */
   caches?: string[];
+  /** The job's caches with a path, mounted writable at /workspace/<path> (every step after the clone). */
+  workspaceCaches?: WorkspaceCache[];
+}
+
+/** A cache that lives in the workspace (node_modules): the job's private copy is mounted at its path. */
+export interface WorkspaceCache {
+  name: string;
+  path: string;
 }
 
 /**

@@ -148,6 +148,8 @@ export class JobSteps {
 
   /** A command step's input: the job's image, environment and secret references. */
   private commandInput(kind: StepKind, index: number, command: string, n: number) {
+    const outside = (this.spec.caches ?? []).filter((c) => !c.path);
+    const inWorkspace = (this.spec.caches ?? []).filter((c) => c.path);
     return {
       jobId: this.run.jobId,
       ...this.placementField(),
@@ -161,8 +163,10 @@ export class JobSteps {
       secretEnv: kind === 'publish' ? { ...this.spec.secrets, ...this.spec.publishSecrets } : this.spec.secrets,
       maskRefs: this.maskRefs,
       timeoutSeconds: this.spec.timeouts.stepSeconds,
-      // Setup steps alone mount the job's caches: loop, validation and publish never see them.
-      ...(kind === 'setup' && this.spec.caches?.length ? { caches: this.spec.caches.map((c) => c.name) } : {}),
+      // Setup steps alone mount the job's caches outside the workspace: loop, validation and publish never see them.
+      ...(kind === 'setup' && outside.length ? { caches: outside.map((c) => c.name) } : {}),
+      // A cache with a path is part of the workspace: every step sees the job's own copy there (saved after setup, never after).
+      ...(inWorkspace.length ? { workspaceCaches: inWorkspace.map((c) => ({ name: c.name, path: c.path! })) } : {}),
     };
   }
 

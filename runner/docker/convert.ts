@@ -107,7 +107,7 @@ export function stepEnv(step: StepRequest, network: StepNetwork = { mode: 'none'
   const env: Record<string, string> = {
     ...step.env,
     ...(network.mode === 'proxy' ? proxyEnv() : {}),
-    ...cacheEnv(step.caches ?? []),
+    ...cacheEnv(step.caches ?? [], step.workspaceCaches ?? []),
     // Root filesystem is read-only; tools that write to $HOME get the tmpfs.
     HOME: '/tmp',
     DRAFTSMAN_JOB_ID: step.jobId,
@@ -169,6 +169,8 @@ export function containerOptions(
         { Type: 'volume', Source: volumeName(step.jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: false },
         // The job's private copies of its caches (setup steps only): they see nothing of the saved ones.
         ...(step.caches ?? []).map((name): Docker.MountSettings => ({ Type: 'volume', Source: cacheVolumeName(step.jobId, name, policy.deployment), Target: cacheDir(name), ReadOnly: false })),
+        // Those with a path, inside the workspace (the engine mounts a deeper path after the workspace).
+        ...(step.workspaceCaches ?? []).map((c): Docker.MountSettings => ({ Type: 'volume', Source: cacheVolumeName(step.jobId, c.name, policy.deployment), Target: `${WORKSPACE_PATH}/${c.path}`, ReadOnly: false })),
       ],
       ...(inStepForwarder(policy.network) ? { Binds: [socketBind(step.jobId, policy.network, policy.deployment)] } : {}),
       NetworkMode: networkMode(step.jobId, policy),

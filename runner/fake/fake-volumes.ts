@@ -55,8 +55,9 @@ export class FakeVolumes {
   }
 
   /**
-   * A step writes `text` to `target`: in its workspace (a relative path) or in a cache it
-   * mounts (/cache/NAME/...); false anywhere else (the root file system is read-only).
+   * A step writes `text` to `target`: in its workspace (a relative path), or in a cache it
+   * mounts (/cache/NAME/..., or under a cache's path in the workspace); false anywhere else
+   * (the root file system is read-only).
    */
   write(step: StepRequest, target: string, text: string): boolean {
     let ref: VolumeRef;
@@ -69,8 +70,10 @@ export class FakeVolumes {
     } else if (target.startsWith('/')) {
       return false;
     } else {
-      ref = { workspace: step.jobId };
-      file = target;
+      // Under a cache's path, the write lands in the job's copy of that cache (mounted there).
+      const mounted = step.workspaceCaches?.find((c) => target.startsWith(`${c.path}/`));
+      ref = mounted ? { cache: { jobId: step.jobId, name: mounted.name } } : { workspace: step.jobId };
+      file = mounted ? target.slice(mounted.path.length + 1) : target;
     }
     const key = keyOf(ref);
     if (!this.volumes.has(key)) this.volumes.set(key, new Map());

@@ -124,6 +124,41 @@ test("principal B with A's key misses (no file) while A's second job hits; a loo
   expect((await entries('admin', 'deps')).map((k) => k.jobId)).toEqual([a1]);
 });
 
+test("a cache with a path is the workspace's directory in every step; setup skips its install on an exact hit; what a loop writes there stays in the job", async () => {
+  // Setup installs only when the lock's own entry was not restored (GitHub Actions' cache-hit).
+  const setup = 'echo "hit=$DRAFTSMAN_CACHE_MODS_HIT at $DRAFTSMAN_CACHE_MODS"; [ "$DRAFTSMAN_CACHE_MODS_HIT" = exact ] || { mkdir -p mods/pkg && echo "installed by $DRAFTSMAN_JOB_ID" > mods/pkg/index; }';
+  const loop = 'echo "loop sees $(cat mods/pkg/index)"; echo poison > mods/pkg/index; echo "loop wrote $(cat mods/pkg/index)"; echo change > loop-notes';
+  const spec = {
+    repo: repo.url,
+    commit: repo.head,
+    setup: [setup],
+    caches: [{ name: 'mods', key: "mods-{{ hashFiles('marker') }}", path: 'mods' }],
+    loop: { command: loop, maxIterations: 1 },
+    validate: ['echo "validate sees $(cat mods/pkg/index)"'],
+  };
+  const first = await stack.submit(spec);
+  expect((await stack.waitForEnd(first)).status).toBe('succeeded');
+  const firstLogs = await logsOf(first);
+  expect(firstLogs).toContain('hit=miss at /workspace/mods');
+  expect(firstLogs).toContain(`loop sees installed by ${first}`);
+  expect(firstLogs).toContain('validate sees poison');
+  expect(await eventOf(first, 'cache_saved')).toMatchObject({ name: 'mods' });
+  // The cache's directory is no change of the job's: its patch leaves it out.
+  const patch = await fetch(`${stack.apiUrl}/v1/jobs/${first}/patch`, { headers: stack.authHeader });
+  const diff = await patch.text();
+  expect(diff).toContain('loop-notes');
+  expect(diff).not.toContain('mods/pkg');
+
+  // The second job: an exact hit, no install; its loop sees what setup left, not the first loop's write.
+  const second = await stack.submit(spec);
+  expect((await stack.waitForEnd(second)).status).toBe('succeeded');
+  expect(await eventOf(second, 'cache_hit')).toMatchObject({ name: 'mods', exact: true });
+  const secondLogs = await logsOf(second);
+  expect(secondLogs).toContain('hit=exact at /workspace/mods');
+  expect(secondLogs).toContain(`loop sees installed by ${first}`);
+  expect(secondLogs).not.toContain(`installed by ${second}`);
+});
+
 test('a failed setup leaves the previous cache byte for byte and saves nothing; the same job succeeding saves', async () => {
   const first = await stack.submit({ ...cacheSpec('fail'), commit: repo.commits[0] });
   expect((await stack.waitForEnd(first)).status).toBe('succeeded');

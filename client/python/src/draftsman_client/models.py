@@ -210,6 +210,10 @@ class Cache(BaseModel):
         ),
     ]
     restoreKeys: Annotated[list[RestoreKey] | None, Field(max_length=8)] = None
+    path: Annotated[str | None, Field(examples=["node_modules"])] = None
+    """
+    A directory of the workspace the cache is (node_modules, .venv): mounted there in setup, where it is saved from, and in every later step as the job's own copy, which is never saved
+    """
 
 
 class Snapshot(BaseModel):
