@@ -31,7 +31,9 @@ test('the benchmark harness runs every measure and prints its table', async () =
     /\| pickup from the line for a host \| \d+(\.\d+)? (ms|s) \|/,
     /\| warm start: cold \| \d+(\.\d+)? (ms|s) \|/,
     /\| warm start: dependency cache warm \| \d+(\.\d+)? (ms|s) \|/,
+    /\| warm start: node_modules cache warm \| \d+(\.\d+)? (ms|s) \|/,
     /\| warm start: setup snapshot warm \| \d+(\.\d+)? (ms|s) \|/,
+    /\| warm start: node_modules cache warm \/ cold \| \d+\.\d\dx \|/,
     /\| warm start: snapshot warm \/ cold \| \d+\.\d\dx \|/,
   ]) {
     expect(stdout).toMatch(row);
