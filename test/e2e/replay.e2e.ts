@@ -25,6 +25,9 @@ test('there are histories of every shape to replay', () => {
     'loop-continue-as-new',
     'step-timeout',
     'succeeded',
+    'warm-cache',
+    'warm-snapshot-restored',
+    'warm-snapshot-saved',
   ]);
 });
 

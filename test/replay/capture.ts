@@ -62,6 +62,10 @@ async function main(): Promise<void> {
     'loop-continue-as-new': { spec: { ...base, loop: { command: 'echo it >> iterations', until: 'test $(wc -l < iterations) -ge 3', maxIterations: 5 }, validate: ['true'] } },
     'loop-cancelled': { spec: { ...base, loop: { command: 'sleep 30', maxIterations: 3 } }, cancelAfterMs: 4_000 },
     'approval-approved': { spec: { ...base, validate: ['true'], publish: ['echo published'], approval: { before: 'publish' } }, decide: 'approve' },
+    // Warm starts: a cache in the workspace saved, then a workspace kept and a job restored from it (no clone, no setup).
+    'warm-cache': { spec: { ...base, setup: ['mkdir -p mods && echo x > mods/f'], caches: [{ name: 'mods', key: "mods-{{ hashFiles('marker') }}", restoreKeys: [], path: 'mods' }], validate: ['test -f mods/f'] } },
+    'warm-snapshot-saved': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
+    'warm-snapshot-restored': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
     'approval-timeout': { spec: { ...base, validate: ['true'], approval: { before: 'validate', timeoutSeconds: 2, onTimeout: 'reject' } } },
   };
   const only = arg('only', true).split(',').filter(Boolean);
@@ -106,6 +110,8 @@ async function main(): Promise<void> {
   } finally {
     worker.child.kill('SIGTERM');
     await worker.exited;
+    // What the warm-start shapes kept goes with the capture (the jobs' own volumes went with them).
+    for (const k of await stack.runner.listKept().catch(() => [])) await stack.runner.removeKept(k.id).catch(() => undefined);
     await Promise.allSettled([stack.stop(), repo.stop()]);
   }
 }
