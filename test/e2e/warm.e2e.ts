@@ -159,6 +159,32 @@ test("a cache with a path is the workspace's directory in every step; setup skip
   expect(secondLogs).not.toContain(`installed by ${second}`);
 });
 
+test('two jobs with one key at once each fill their own copy; one save wins whole, the other copy is removed', async () => {
+  // Both restore before either saves (setup waits), so both miss and both save; each writes several files.
+  const setup = 'for f in a b c; do echo "$f by $DRAFTSMAN_JOB_ID" > /cache/conc/$f; done; sleep 3';
+  const spec = { ...cacheSpec('conc'), setup: [setup] };
+  const before = new Set((await stack.runner.listKept()).map((k) => k.id));
+  const [one, two] = await Promise.all([stack.submit(spec), stack.submit(spec)]);
+  const ends = await Promise.all([stack.waitForEnd(one), stack.waitForEnd(two)]);
+  expect(ends.map((e) => e.status)).toEqual(['succeeded', 'succeeded']);
+  for (const id of [one, two]) expect(await eventOf(id, 'cache_miss')).toMatchObject({ name: 'conc' });
+  const saves = await Promise.all([one, two].map((id) => eventOf(id, 'cache_saved')));
+  expect(saves.filter((d) => d?.saved === false)).toEqual([expect.objectContaining({ why: 'another job saved this key first' })]);
+
+  // One entry, every file from one job: the winner's.
+  const [entry, ...more] = await entries('admin', 'conc');
+  expect(more).toEqual([]);
+  const files = await digest(entry!.id);
+  expect(files.match(/\.\/[abc]/g)).toEqual(['./a', './b', './c']);
+  const restored = await stack.submit({ ...cacheSpec('conc'), setup: ['cat /cache/conc/a /cache/conc/b /cache/conc/c'] });
+  expect((await stack.waitForEnd(restored)).status).toBe('succeeded');
+  const logs = await logsOf(restored);
+  for (const f of ['a', 'b', 'c']) expect(logs).toContain(`${f} by ${entry!.jobId}`);
+  // The loser's copy is gone: the only kept volume the two jobs made is the entry's.
+  const made = (await stack.runner.listKept()).map((k) => k.id).filter((id) => !before.has(id));
+  expect(made).toEqual([entry!.id]);
+});
+
 test('a failed setup leaves the previous cache byte for byte and saves nothing; the same job succeeding saves', async () => {
   const first = await stack.submit({ ...cacheSpec('fail'), commit: repo.commits[0] });
   expect((await stack.waitForEnd(first)).status).toBe('succeeded');
