@@ -6,7 +6,7 @@ import { StaleAttemptError } from '../db/store';
 import { CLONE_SCRIPT, cloneEnv } from './clone';
 import type { Shared } from './deps';
 import { PauseDetector } from './pause-detector';
-import { createWarm, prepareJobWorkspace, type RestoreWorkspaceInput, type WarmInput } from './warm';
+import { createWarm, type KeepWorkspaceInput, prepareJobWorkspace, type RestoreWorkspaceInput, type WarmInput } from './warm';
 import { executeStep, type StepInput } from './step-execution';
 
 export type { StepInput } from './step-execution';
@@ -149,6 +149,9 @@ export function createStepActivities(sh: Shared) {
 
     /** Before the clone: the workspace from one kept after setup, or another job's (warm.ts). */
     restoreWorkspace: (input: RestoreWorkspaceInput) => warm.restoreWorkspace(input),
+
+    /** After a loop step the spec names: the workspace kept for forks (warm.ts). */
+    keepWorkspace: (input: KeepWorkspaceInput) => warm.keepAfterStep(input),
 
     /**
      * Runs steps in order, each exactly as runStep does (claimed, re-attached on a

@@ -6,9 +6,9 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { CacheSpec } from '../common/job';
+import type { CacheSpec, KeepPoint } from '../common/job';
 import { FailureType } from '../common/names';
-import { cacheHitEnv, hashedPatterns, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
+import { cacheHitEnv, hashedPatterns, keptName, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
 import { CLONE_SCRIPT } from './clone';
 import type { Shared } from './deps';
 import { secretFinder } from './secrets';
@@ -31,8 +31,19 @@ export interface RestoreWorkspaceInput {
   scope: string;
   /** Look for a workspace kept after the same setup. */
   snapshot?: { repo: string; commit: string; image: string; setup: string[]; env: Record<string, string>; secretRefs: Record<string, string> };
-  /** Start from the workspace this job kept. */
-  from?: { job: string; commit: string };
+  /** Start from the workspace this job kept (after setup when `after` is absent). */
+  from?: { job: string; commit: string; after?: KeepPoint };
+}
+
+/** Keep the workspace after a loop step, for forks. */
+export interface KeepWorkspaceInput {
+  jobId: string;
+  placement?: number;
+  scope: string;
+  after: KeepPoint;
+  commit: string;
+  /** The secrets the job's steps received: a workspace that holds one of their values is not kept. */
+  secretRefs: string[];
 }
 
 /** Whether the workspace came from a kept one (clone and setup are then skipped), and the key to keep it under. */
@@ -80,6 +91,31 @@ export function createWarm(sh: Shared) {
     const committed = await sh.kept.commit({ id, hostQueue: hostQueue(), jobId, bytes, ...what });
     if (!committed) await sh.runner.removeKept(id);
     return { id, bytes, committed };
+  }
+
+  /**
+   * Keeps the workspace under its key, unless a file in it holds the value of a secret
+   * the job's steps received (in any of the encodings the patch is scanned for): then
+   * nothing is kept, and the event names the files. Once per placement and point.
+   */
+  async function keepWorkspace(jobId: string, placement: number | undefined, k: { after: KeepPoint; scope: string; key: string; commit: string; secretRefs: string[] }) {
+    const eventKey = `snapshot:${tag(placement)}${k.after}`;
+    if (await sh.store.eventData(jobId, eventKey)) return;
+    const at = k.after === 'setup' ? {} : { after: k.after };
+    const values = k.secretRefs.map((ref) => sh.resolveSecret(ref));
+    if (values.length > 0) {
+      const holds = secretFinder(values);
+      const files: string[] = [];
+      await sh.runner.readWorkspace(jobId, (path, data) => {
+        if (files.length < 20 && holds(data.toString('utf8'))) files.push(path);
+      });
+      if (files.length > 0) {
+        await sh.store.event(jobId, eventKey, 'snapshot_refused', { key: k.key, ...at, why: "a file in the workspace holds the value of one of the job's secrets", files });
+        return;
+      }
+    }
+    const saved = await keep(jobId, { kind: 'snapshot', scope: k.scope, name: keptName(k.after), key: k.key, commit: k.commit }, { workspace: jobId });
+    await sh.store.event(jobId, eventKey, 'snapshot_saved', saved.committed ? { key: k.key, ...at, bytes: saved.bytes } : { key: k.key, ...at, saved: false, why: 'another job kept this setup first' });
   }
 
   const api = {
@@ -138,29 +174,15 @@ export function createWarm(sh: Shared) {
       }
     },
 
-    /**
-     * Keeps the workspace after setup under its key, unless a file in it holds the value
-     * of a secret setup received (in any of the encodings the patch is scanned for): then
-     * nothing is kept, and the event names the files.
-     */
+    /** Keeps the workspace after setup under the key of its setup (restoreWorkspace computed it). */
     async saveSnapshot(jobId: string, placement: number | undefined, warm: WarmInput): Promise<void> {
       if (!warm.snapshotKey) return;
-      const eventKey = `snapshot:${tag(placement)}setup`;
-      if (await sh.store.eventData(jobId, eventKey)) return;
-      const values = (warm.secretRefs ?? []).map((ref) => sh.resolveSecret(ref));
-      if (values.length > 0) {
-        const holds = secretFinder(values);
-        const files: string[] = [];
-        await sh.runner.readWorkspace(jobId, (path, data) => {
-          if (files.length < 20 && holds(data.toString('utf8'))) files.push(path);
-        });
-        if (files.length > 0) {
-          await sh.store.event(jobId, eventKey, 'snapshot_refused', { key: warm.snapshotKey, why: "a file in the workspace holds the value of one of the job's secrets", files });
-          return;
-        }
-      }
-      const saved = await keep(jobId, { kind: 'snapshot', scope: warm.scope, name: '', key: warm.snapshotKey, commit: warm.commit ?? '' }, { workspace: jobId });
-      await sh.store.event(jobId, eventKey, 'snapshot_saved', saved.committed ? { key: warm.snapshotKey, bytes: saved.bytes } : { key: warm.snapshotKey, saved: false, why: 'another job kept this setup first' });
+      await keepWorkspace(jobId, placement, { after: 'setup', scope: warm.scope, key: warm.snapshotKey, commit: warm.commit ?? '', secretRefs: warm.secretRefs ?? [] });
+    },
+
+    /** Keeps the workspace after a loop step (under the job's id: for its forks alone), on the terms a setup's is kept. */
+    async keepAfterStep(input: KeepWorkspaceInput): Promise<void> {
+      await keepWorkspace(input.jobId, input.placement, { after: input.after, scope: input.scope, key: input.jobId, commit: input.commit, secretRefs: input.secretRefs });
     },
 
     /**
@@ -176,9 +198,14 @@ export function createWarm(sh: Shared) {
       const eventKey = `setup-restored:${tag(placement)}workspace`;
       if (input.from) {
         await preparing;
-        const parent = await sh.kept.keptBy(input.from.job, input.scope);
+        const after = input.from.after ?? 'setup';
+        const parent = await sh.kept.keptBy(input.from.job, input.scope, keptName(after));
         const refuse = (why: string) => ApplicationFailure.nonRetryable(`from: ${why}`, FailureType.JobFailed);
-        if (!parent) throw refuse(`job ${input.from.job} kept no workspace after setup that this job may use (its spec had no snapshot, its setup failed or was refused, the workspace was evicted, or it belongs to another repository or principal)`);
+        if (!parent) {
+          throw refuse(
+            `job ${input.from.job} kept no workspace after ${after} that this job may use (its spec kept none there, that step failed or was not reached, the workspace held a secret, it was evicted, or it belongs to another repository or principal)`,
+          );
+        }
         if (parent.commit && parent.commit !== input.from.commit) throw refuse(`job ${input.from.job} kept a workspace of commit ${parent.commit}, not of this job's ${input.from.commit}`);
         if (parent.hostQueue !== hostQueue()) throw refuse(`the workspace job ${input.from.job} kept is on another host (${parent.hostQueue}) than the one this job was placed on`);
         await sh.runner.copyVolume({ workspace: jobId }, { kept: parent.id });
@@ -206,6 +233,7 @@ export function createWarm(sh: Shared) {
     saveCaches: (...a: Parameters<typeof api.saveCaches>) => beating(sh, () => api.saveCaches(...a)),
     lookups: api.lookups,
     saveSnapshot: (...a: Parameters<typeof api.saveSnapshot>) => beating(sh, () => api.saveSnapshot(...a)),
+    keepAfterStep: (input: KeepWorkspaceInput) => beating(sh, () => api.keepAfterStep(input)),
     restoreWorkspace: (input: RestoreWorkspaceInput) => beating(sh, () => api.restoreWorkspace(input)),
   };
 }

@@ -288,12 +288,12 @@ export const hostListSchema = z
 export const keptSchema = z
   .object({
     id: z.string(),
-    kind: z.enum(['cache', 'snapshot']).meta({ description: 'cache: a saved dependency cache; snapshot: a workspace kept after setup' }),
+    kind: z.enum(['cache', 'snapshot']).meta({ description: 'cache: a saved dependency cache; snapshot: a workspace kept after setup or a loop step' }),
     hostQueue: z.string().meta({ description: 'the task queue of the host whose engine holds it' }),
     host: z.string().nullable().optional().meta({ description: 'that host\'s id, when it is known' }),
     scope: z.string().meta({ description: 'whose it is: repo=<url> principal=<name> (or repo=<url> alone, by DRAFTSMAN_CACHE_SCOPE)' }),
-    name: z.string().meta({ description: "the cache's name; empty for a kept workspace" }),
-    key: z.string(),
+    name: z.string().meta({ description: "the cache's name; for a kept workspace empty (kept after setup) or the loop step it was kept after (loop-2)" }),
+    key: z.string().meta({ description: "the cache's key; a workspace's: the hash of its setup, or the id of the job that kept it after a loop step" }),
     jobId: z.string().meta({ description: 'the job that saved it' }),
     commit: z.string().meta({ description: 'the commit of a kept workspace; empty for a cache' }),
     bytes: z.number().int(),

@@ -646,13 +646,11 @@ export interface components {
                 path?: string;
             }[];
             snapshot?: {
-                /** @constant */
-                after: "setup";
+                after: string;
             };
             from?: {
                 job: string;
-                /** @constant */
-                after: "setup";
+                after: string;
             };
             gitTokenSecret?: string;
             egress?: {
@@ -712,7 +710,7 @@ export interface components {
         Kept: {
             id: string;
             /**
-             * @description cache: a saved dependency cache; snapshot: a workspace kept after setup
+             * @description cache: a saved dependency cache; snapshot: a workspace kept after setup or a loop step
              * @enum {string}
              */
             kind: "cache" | "snapshot";
@@ -722,8 +720,9 @@ export interface components {
             host?: string | null;
             /** @description whose it is: repo=<url> principal=<name> (or repo=<url> alone, by DRAFTSMAN_CACHE_SCOPE) */
             scope: string;
-            /** @description the cache's name; empty for a kept workspace */
+            /** @description the cache's name; for a kept workspace empty (kept after setup) or the loop step it was kept after (loop-2) */
             name: string;
+            /** @description the cache's key; a workspace's: the hash of its setup, or the id of the job that kept it after a loop step */
             key: string;
             /** @description the job that saved it */
             jobId: string;

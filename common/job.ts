@@ -7,6 +7,12 @@ export const JOB_STATUSES = ['queued', 'running', 'awaiting_approval', 'succeede
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out', 'rejected'];
 
+/**
+ * Where a job keeps its workspace, and a fork starts: after setup, or after the loop's
+ * step of iteration k (`loop-3`).
+ */
+export type KeepPoint = 'setup' | `loop-${number}`;
+
 export const STEP_KINDS = ['clone', 'setup', 'loop', 'until', 'validate', 'publish'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 
@@ -55,9 +61,9 @@ export interface ResolvedJobSpec {
   /** Dependency caches its setup steps mount (and, those with a path, every later step); absent when it has none. */
   caches?: CacheSpec[];
   /** Keep the workspace after setup, for later jobs with the same setup (a hit skips clone and setup). */
-  snapshot?: { after: 'setup' };
-  /** Start from the workspace another job kept after its setup, instead of a clone. */
-  from?: { job: string; after: 'setup' };
+  snapshot?: { after: KeepPoint };
+  /** Start from the workspace another job kept (after its setup or a loop step), instead of a clone. */
+  from?: { job: string; after: KeepPoint };
 }
 
 /** A dependency cache: its key template (`npm-{{ hashFiles('package-lock.json') }}`) and the prefixes restored when the key has no entry. */

@@ -37,7 +37,7 @@ export const LABEL_PLACEMENT = 'org.draftsman.placement';
 export const LABEL_HOST = 'org.draftsman.host';
 /** Unix seconds after which the step has outlived its budget (read by sweepers). */
 export const LABEL_DEADLINE = 'org.draftsman.deadline';
-/** A kept volume's id (a saved cache, a workspace kept after setup), on volumes of role `kept`. */
+/** A kept volume's id (a saved cache, a workspace kept after setup or a loop step), on volumes of role `kept`. */
 export const LABEL_KEPT = 'org.draftsman.kept';
 /** On a job's volume layered on a kept one (copy on write): the kept volume's id, which is not removed while it is there. */
 export const LABEL_LOWER = 'org.draftsman.kept.lower';

@@ -266,6 +266,11 @@ describe('warm starts', () => {
     });
     expect(resolveJobSpec({ ...valid, from: { job: 'job-1', after: 'setup' } }, defaults).from).toEqual({ job: 'job-1', after: 'setup' });
   });
+  it('a fork keeps its workspace after a loop step of its own; from names a loop step', () => {
+    const fork = resolveJobSpec({ ...valid, from: { job: 'job-1', after: 'loop-2' }, loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-3' } }, defaults);
+    expect(fork.from).toEqual({ job: 'job-1', after: 'loop-2' });
+    expect(fork.snapshot).toEqual({ after: 'loop-3' });
+  });
   it('a cache with a path in the workspace keeps it', () => {
     const modules = { name: 'modules', key: 'm', path: 'web/node_modules' };
     expect(resolveJobSpec({ ...valid, setup: ['npm ci'], caches: [npm, modules] }, defaults).caches).toEqual([
@@ -292,9 +297,14 @@ describe('warm starts', () => {
     ['two paths, one inside the other', { setup: ['x'], caches: [{ ...npm, path: 'a' }, { ...npm, name: 'b', path: 'a/b' }] }, 'caches', 'caches: cache paths must not hold one another'],
     ['a path cache with a snapshot', { setup: ['x'], caches: [{ ...npm, path: 'node_modules' }], snapshot: { after: 'setup' } }, 'caches', 'caches: npm has a path in the workspace, which a kept workspace would not hold; a job with snapshot or from keeps what setup installed with the workspace instead'],
     ['nine caches', { setup: ['x'], caches: Array.from({ length: 9 }, (_, i) => ({ ...npm, name: `c${i}` })) }, 'caches', 'caches: at most 8 caches'],
-    ['a snapshot after the loop', { snapshot: { after: 'loop' } }, 'snapshot.after', 'snapshot.after: Invalid input: expected "setup"'],
+    ['a snapshot after the loop as a whole', { snapshot: { after: 'loop' } }, 'snapshot.after', 'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)'],
+    ['a snapshot after iteration 0', { loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-0' } }, 'snapshot.after', 'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)'],
+    ['a snapshot after a validate step', { snapshot: { after: 'validate-0' } }, 'snapshot.after', 'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)'],
+    ['a snapshot after an iteration past the last', { loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-4' } }, 'snapshot.after', "snapshot.after: the spec's loop has no iteration 4"],
+    ['a snapshot after a loop step without a loop', { snapshot: { after: 'loop-1' } }, 'snapshot.after', "snapshot.after: the spec's loop has no iteration 1"],
+    ['from a bad point', { from: { job: 'j', after: 'clone-0' } }, 'from.after', 'from.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)'],
     ['from with a bad job id', { from: { job: '../x', after: 'setup' } }, 'from.job', 'from.job: must be a job id'],
-    ['from and snapshot together', { from: { job: 'j', after: 'setup' }, snapshot: { after: 'setup' } }, 'snapshot', "snapshot: a job started from another's workspace keeps none of its own"],
+    ['from and a snapshot after setup together', { from: { job: 'j', after: 'setup' }, snapshot: { after: 'setup' } }, 'snapshot.after', "snapshot.after: a job started from another's workspace keeps none after its own setup (after a loop step it may)"],
   ])('%s is refused, naming the field', (_name, extra, field, message) => {
     expect(refusal({ ...valid, ...extra })).toEqual({ field, message });
   });

@@ -8,8 +8,15 @@ const MAX_LABELS = 16;
 const MAX_LABEL_VALUE = 128;
 import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
 import { InvalidJobSpecError } from './errors';
-import { GATED_PHASES, JOB_ID_PATTERN, type ResolvedJobSpec } from './job';
-import { CACHE_NAME, cachePathProblem, KEY_TEXT, KeyTemplateError, MAX_CACHES, MAX_KEY_LENGTH, parseKeyTemplate, pathsOverlap } from './warm';
+import { GATED_PHASES, JOB_ID_PATTERN, type KeepPoint, type ResolvedJobSpec } from './job';
+import { CACHE_NAME, cachePathProblem, KEEP_POINT_PATTERN, KEY_TEXT, KeyTemplateError, loopIteration, MAX_CACHES, MAX_KEY_LENGTH, parseKeyTemplate, pathsOverlap } from './warm';
+
+/** `setup`, or `loop-<k>`: after the loop's step of iteration k. */
+const KEEP_POINT = z
+  .string()
+  .regex(KEEP_POINT_PATTERN, 'must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)')
+  .transform((p) => p as KeepPoint)
+  .meta({ examples: ['setup', 'loop-2'] });
 
 const COMMIT = /^[0-9a-fA-F]{40}$/;
 // git@host:path (scp-like ssh). The host may not start with '-' so it can never
@@ -193,13 +200,17 @@ export const jobSpecSchema = z.strictObject({
     .refine((c) => new Set(c.map((x) => x.name)).size === c.length, 'cache names must be unique')
     .refine((c) => !c.some((x, i) => c.some((y, j) => j !== i && x.path !== undefined && y.path !== undefined && pathsOverlap(x.path, y.path))), 'cache paths must not hold one another')
     .optional(),
-  /** Keep the workspace after setup: a later job with the same repository, commit, image, setup, env and secret references starts from it. */
-  snapshot: z.strictObject({ after: z.literal('setup') }).optional(),
-  /** Start from the workspace another job kept after its setup (best-of-N: one setup, many loops), instead of a clone. */
+  /**
+   * Keep the workspace after setup (a later job with the same repository, commit, image,
+   * setup, env and secret references starts from it, and forks may) or after a loop
+   * iteration's step `loop-<k>` (for forks only: what a loop made is no setup's).
+   */
+  snapshot: z.strictObject({ after: KEEP_POINT }).optional(),
+  /** Start from the workspace another job kept (best-of-N: one setup, many loops), instead of a clone. */
   from: z
     .strictObject({
       job: z.string().regex(JOB_ID_PATTERN, 'must be a job id'),
-      after: z.literal('setup'),
+      after: KEEP_POINT,
     })
     .optional(),
   /** A secret holding a token for cloning over https; it reaches git through a credential helper. */
@@ -332,7 +343,13 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   if (inWorkspace && (spec.snapshot || spec.from)) {
     throw new InvalidJobSpecError(`caches: ${inWorkspace.name} has a path in the workspace, which a kept workspace would not hold; a job with snapshot or from keeps what setup installed with the workspace instead`, 'caches');
   }
-  if (spec.from && spec.snapshot) throw new InvalidJobSpecError('snapshot: a job started from another\'s workspace keeps none of its own', 'snapshot');
+  if (spec.from && spec.snapshot?.after === 'setup') {
+    throw new InvalidJobSpecError("snapshot.after: a job started from another's workspace keeps none after its own setup (after a loop step it may)", 'snapshot.after');
+  }
+  const iteration = loopIteration(spec.snapshot?.after ?? 'setup');
+  if (iteration !== null && !(spec.loop && iteration <= spec.loop.maxIterations)) {
+    throw new InvalidJobSpecError(`snapshot.after: the spec's loop has no iteration ${iteration}`, 'snapshot.after');
+  }
   if (spec.image !== undefined && !defaults.allowedImages.includes(spec.image)) {
     throw new InvalidJobSpecError(`image: ${spec.image} is not in this server's image allowlist`, 'image');
   }

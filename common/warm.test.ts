@@ -1,4 +1,4 @@
-import { cacheEnv, cacheHitEnv, cachePathProblem, evictions, pathsOverlap, hashedPatterns, type KeptUse, parseKeyTemplate, pathspecs, renderKey, snapshotKey, warmScope } from './warm';
+import { cacheEnv, cacheHitEnv, cachePathProblem, evictions, KEEP_POINT_PATTERN, keptName, loopIteration, pathsOverlap, hashedPatterns, type KeptUse, parseKeyTemplate, pathspecs, renderKey, snapshotKey, warmScope } from './warm';
 
 describe('cache key templates', () => {
   it.each([
@@ -58,6 +58,21 @@ describe('where a cache lives in a step', () => {
     ['my-tool', 'miss', { DRAFTSMAN_CACHE_MY_TOOL_HIT: 'miss' }],
   ] as const)('setup learns how %s was restored', (name, lookup, env) => {
     expect(cacheHitEnv(name, lookup)).toEqual(env);
+  });
+});
+
+describe('keep points', () => {
+  it.each([
+    ['setup', null, ''],
+    ['loop-1', 1, 'loop-1'],
+    ['loop-250', 250, 'loop-250'],
+  ])('%s: iteration %p, recorded as %j', (point, iteration, name) => {
+    expect(KEEP_POINT_PATTERN.test(point)).toBe(true);
+    expect(loopIteration(point)).toBe(iteration);
+    expect(keptName(point)).toBe(name);
+  });
+  it.each(['loop', 'loop-0', 'loop-01', 'until-1', 'validate-0', 'setup-0', 'loop-10000'])('%s is no keep point', (point) => {
+    expect(KEEP_POINT_PATTERN.test(point)).toBe(false);
   });
 });
 

@@ -86,11 +86,11 @@ export class KeptStore {
     return null;
   }
 
-  /** The workspace a job kept after its setup, in `scope` (on any host), marked used. */
-  async keptBy(jobId: string, scope: string): Promise<Kept | null> {
+  /** The workspace a job kept after its setup (name '') or a loop step (`loop-2`), in `scope` (on any host), marked used. */
+  async keptBy(jobId: string, scope: string, name = ''): Promise<Kept | null> {
     const { rows } = await this.pool.query<Row>(
-      `UPDATE kept SET last_used_at = now() WHERE id = (SELECT id FROM kept WHERE kind = 'snapshot' AND job_id = $1 AND scope = $2 ORDER BY created_at DESC LIMIT 1) RETURNING *`,
-      [jobId, scope],
+      `UPDATE kept SET last_used_at = now() WHERE id = (SELECT id FROM kept WHERE kind = 'snapshot' AND job_id = $1 AND scope = $2 AND name = $3 ORDER BY created_at DESC LIMIT 1) RETURNING *`,
+      [jobId, scope, name],
     );
     return rows[0] ? toKept(rows[0]) : null;
   }

@@ -5,7 +5,7 @@
  */
 import { type ActivityOptions, ActivityCancellationType, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { Placement, ResolvedJobSpec, StepKind, StepView } from '../common/job';
+import type { KeepPoint, Placement, ResolvedJobSpec, StepKind, StepView } from '../common/job';
 import { batchStepView, batchStop, clip, isStepTimeout, oneLine, phaseOf, type Recorded, ranFor, statusOf } from './job-outcome';
 import type { JobRun } from './job-run';
 
@@ -140,8 +140,23 @@ export class JobSteps {
         jobId: this.run.jobId,
         ...this.placementField(),
         scope: this.warmScope ?? '',
-        ...(spec.from ? { from: { job: spec.from.job, commit: spec.commit } } : {}),
-        ...(spec.snapshot ? { snapshot: { repo: spec.repo, commit: spec.commit, image: spec.image, setup: spec.setup, env: spec.env, secretRefs: spec.secrets } } : {}),
+        ...(spec.from ? { from: { job: spec.from.job, commit: spec.commit, ...(spec.from.after === 'setup' ? {} : { after: spec.from.after }) } } : {}),
+        ...(spec.snapshot?.after === 'setup' ? { snapshot: { repo: spec.repo, commit: spec.commit, image: spec.image, setup: spec.setup, env: spec.env, secretRefs: spec.secrets } } : {}),
+      },
+    ]);
+  }
+
+  /** After a loop step the spec names: the workspace kept for forks (`from: { job, after: "loop-<k>" }`). */
+  keepWorkspace(after: KeepPoint) {
+    this.run.show('running', `keeping the workspace after ${after}`);
+    return this.activities.keepWorkspace.executeWithOptions({ summary: `keep the workspace after ${after}` }, [
+      {
+        jobId: this.run.jobId,
+        ...this.placementField(),
+        scope: this.warmScope ?? '',
+        after,
+        commit: this.spec.commit,
+        secretRefs: this.maskRefs,
       },
     ]);
   }

@@ -243,9 +243,11 @@ async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batc
   delete run.view.waiting;
   run.view.startedAt = new Date().toISOString();
   // A job that starts from a kept workspace skips the clone (and, kept after the same setup, the setup too).
-  if (spec.snapshot || spec.from) run.show('running', spec.from ? `restoring the workspace job ${spec.from.job} kept` : 'looking for a workspace kept after this setup');
-  const warm = spec.snapshot || spec.from ? await steps.restoreWorkspace() : null;
-  if (warm?.restored && spec.snapshot) return;
+  // (A workspace kept after a loop step is for forks: no later job looks for it by its setup.)
+  const lookup = spec.snapshot?.after === 'setup';
+  if (lookup || spec.from) run.show('running', spec.from ? `restoring the workspace job ${spec.from.job} kept` : 'looking for a workspace kept after this setup');
+  const warm = lookup || spec.from ? await steps.restoreWorkspace() : null;
+  if (warm?.restored && lookup) return;
   if (batched || patched(BATCHED_STEPS_PATCH)) {
     const failed = (await steps.batch('setup', spec.setup, !warm?.restored, warm?.snapshotKey)).find((r) => r.status === 'failed');
     if (failed) throw new StepFailedError(failedStepMessage(failed));
@@ -275,6 +277,7 @@ async function phases(run: JobRun, steps: JobSteps, gate: ApprovalGate, spec: Re
     for (let k = first; k <= spec.loop.maxIterations; k++) {
       loop.iterations = k;
       const ran = await steps.command('loop', k, spec.loop.command);
+      if (ran.status === 'succeeded' && spec.snapshot?.after === `loop-${k}`) await steps.keepWorkspace(spec.snapshot.after);
       // A full workspace stays full: the job fails there rather than spend its iterations.
       if (ran.reason === 'workspace_full' && patched(WORKSPACE_FULL_PATCH)) throw new StepFailedError(failedStepMessage(ran));
       const converged = (spec.loop.until ? await steps.command('until', k, spec.loop.until) : ran).status === 'succeeded';

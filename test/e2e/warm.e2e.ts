@@ -313,6 +313,40 @@ test('a workspace kept after setup: the same setup skips clone and setup, a fork
   expect(await eventOf(clean, 'snapshot_saved')).toMatchObject({ key: expect.any(String) });
 });
 
+test('a workspace kept after a loop step: a fork from it sees that iteration, not a later one; a point the parent did not keep is refused', async () => {
+  const parent = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    loop: { command: 'echo "iteration by $DRAFTSMAN_JOB_ID" >> progress', until: 'test $(wc -l < progress) -ge 3', maxIterations: 3 },
+    snapshot: { after: 'loop-2' },
+  });
+  const parentEnd = await stack.waitForEnd(parent);
+  expect(parentEnd.status).toBe('succeeded');
+  expect(parentEnd.steps.filter((s) => s.kind === 'loop')).toHaveLength(3);
+  expect(await eventOf(parent, 'snapshot_saved')).toMatchObject({ key: parent, after: 'loop-2' });
+  // A fork from it runs its own loop on the workspace as it was after iteration 2 (and may keep its own).
+  const fork = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    from: { job: parent, after: 'loop-2' },
+    loop: { command: 'echo "lines $(wc -l < progress)"', maxIterations: 1 },
+    snapshot: { after: 'loop-1' },
+  });
+  const forkEnd = await stack.waitForEnd(fork);
+  expect(forkEnd.status).toBe('succeeded');
+  expect(forkEnd.steps.map((s) => s.kind)).toEqual(['loop']);
+  expect(await eventOf(fork, 'setup_restored')).toMatchObject({ from: parent });
+  expect(await logsOf(fork)).toContain('lines 2');
+  expect(await eventOf(fork, 'snapshot_saved')).toMatchObject({ key: fork, after: 'loop-1' });
+  // After setup (the parent kept none there) and after iteration 3 (not kept): refused, saying where.
+  for (const after of ['setup', 'loop-3']) {
+    const refused = await stack.submit({ repo: repo.url, commit: repo.head, from: { job: parent, after } });
+    const end = await stack.waitForEnd(refused);
+    expect(end.status).toBe('failed');
+    expect(end.error).toContain(`from: job ${parent} kept no workspace after ${after}`);
+  }
+});
+
 test('the caches API lists the entries and forgets one (admin scope); a reader is refused', async () => {
   const list = await stack.api<{ caches: Kept[]; bytes: number }>('GET', '/v1/caches?kind=cache');
   expect(list.status).toBe(200);

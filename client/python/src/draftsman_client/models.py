@@ -220,7 +220,7 @@ class Snapshot(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
-    after: Literal["setup"]
+    after: Annotated[str, Field(pattern="^(setup|loop-[1-9][0-9]{0,3})$")]
 
 
 class From(BaseModel):
@@ -228,7 +228,7 @@ class From(BaseModel):
         extra="allow",
     )
     job: Annotated[str, Field(pattern="^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$")]
-    after: Literal["setup"]
+    after: Annotated[str, Field(pattern="^(setup|loop-[1-9][0-9]{0,3})$")]
 
 
 AllowItem = TypeAliasType("AllowItem", Annotated[str, Field(max_length=260)])
@@ -365,7 +365,7 @@ class Kept(BaseModel):
     id: str
     kind: str
     """
-    cache: a saved dependency cache; snapshot: a workspace kept after setup
+    cache: a saved dependency cache; snapshot: a workspace kept after setup or a loop step
     """
     hostQueue: str
     """
@@ -381,9 +381,12 @@ class Kept(BaseModel):
     """
     name: str
     """
-    the cache's name; empty for a kept workspace
+    the cache's name; for a kept workspace empty (kept after setup) or the loop step it was kept after (loop-2)
     """
     key: str
+    """
+    the cache's key; a workspace's: the hash of its setup, or the id of the job that kept it after a loop step
+    """
     jobId: str
     """
     the job that saved it
