@@ -58,7 +58,7 @@ export class WarmVolumes {
     }
   }
 
-  /** Asked once: whether the engine mounts an overlay volume over its volumes' directories. */
+  /** Asked once: whether the engine mounts an overlay volume over its volumes' directories, owned by the step user. */
   private layering?: Promise<boolean>;
 
   private async removeVolume(name: string): Promise<void> {
@@ -113,8 +113,11 @@ export class WarmVolumes {
 
   /**
    * Whether layering works on this engine: an overlay needs its data root on a file
-   * system overlayfs takes as upper layer (not itself an overlay, as in a nested engine).
-   * A layer over a small kept-like volume is written by a helper, then all is removed.
+   * system overlayfs takes as upper layer (not itself an overlay, as in a nested engine),
+   * and the tool image's /workspace must belong to the step user (its owner is what a
+   * fresh volume's root gets). A layer over a small kept-like volume is written and its
+   * root's owner read by a helper, then all is removed. Where either fails, a job's
+   * volume is made by a copy that owns it to the step user.
    */
   private layers(): Promise<boolean> {
     this.layering ??= (async () => {
@@ -126,7 +129,8 @@ export class WarmVolumes {
         await this.docker.createVolume({ Name: `${base}-lower`, Labels: labels, ...this.bounded() });
         await this.makeLayered(base, { name: `${base}-lower`, kept: 'probe' }, labels, null);
         const mounts = [{ Type: 'volume' as const, Source: base, Target: '/to', ReadOnly: false }];
-        const { code } = await this.runHelper(helperOptions(`${base}-run`, ['sh', '-c', 'touch /to/probe && test -f /to/probe'], mounts, labels, policy, { caps: COPY_CAPS }), 60);
+        const probe = 'touch /to/probe && test -f /to/probe && [ "$(stat -c %u:%g /to)" = "$DRAFTSMAN_OWNER" ]';
+        const { code } = await this.runHelper(helperOptions(`${base}-run`, ['sh', '-c', probe], mounts, labels, policy, { caps: COPY_CAPS, env: { DRAFTSMAN_OWNER: policy.user } }), 60);
         return code === 0;
       } catch {
         return false;
@@ -173,8 +177,8 @@ export class WarmVolumes {
     const policy = this.policy();
     const jobId = refJob(to) ?? (from ? refJob(from) : null);
     if (!jobId) throw new RunnerError('a copy is made for a job: from or to its workspace or caches');
-    if (!('kept' in to)) {
-      // A job's volume starts empty or from a kept one without a copy where it can.
+    // A job's volume starts empty or from a kept one without a copy where the engine can.
+    if (!('kept' in to) && (from === null || 'kept' in from) && (await this.layers())) {
       const name = refVolume(to, policy.deployment);
       if (from === null) {
         await this.removeVolume(name);
@@ -182,7 +186,7 @@ export class WarmVolumes {
         await this.ownRoot(name, refLabels(to, policy), jobId);
         return 0;
       }
-      if ('kept' in from && (await this.layers())) {
+      if ('kept' in from) {
         await this.makeLayered(name, { name: refVolume(from, policy.deployment), kept: from.kept }, refLabels(to, policy), jobId);
         return 0;
       }
