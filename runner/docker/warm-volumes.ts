@@ -178,18 +178,17 @@ export class WarmVolumes {
     const jobId = refJob(to) ?? (from ? refJob(from) : null);
     if (!jobId) throw new RunnerError('a copy is made for a job: from or to its workspace or caches');
     // A job's volume starts empty or from a kept one without a copy where the engine can.
-    if (!('kept' in to) && (from === null || 'kept' in from) && (await this.layers())) {
+    const lower = from && 'kept' in from ? from.kept : null;
+    if (!('kept' in to) && (from === null || lower !== null) && (await this.layers())) {
       const name = refVolume(to, policy.deployment);
-      if (from === null) {
+      if (lower === null) {
         await this.removeVolume(name);
         await this.createVolume(to);
         await this.ownRoot(name, refLabels(to, policy), jobId);
         return 0;
       }
-      if ('kept' in from) {
-        await this.makeLayered(name, { name: refVolume(from, policy.deployment), kept: from.kept }, refLabels(to, policy), jobId);
-        return 0;
-      }
+      await this.makeLayered(name, { name: keptVolumeName(lower, policy.deployment), kept: lower }, refLabels(to, policy), jobId);
+      return 0;
     }
     await this.createVolume(to);
     // A kept volume keeps the owners of what it copied; a job's workspace and caches are the step user's.
