@@ -8,7 +8,10 @@ module.exports = {
       displayName: 'unit',
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
-      testMatch: ['<rootDir>/{common,runner,activities,workflows,worker,db,api,cli,client,stack,bench,chaos,egress,webhooks,web}/**/*.test.ts'],
+      testMatch: [
+        '<rootDir>/{common,runner,activities,workflows,worker,db,api,cli,client,stack,bench,chaos,egress,webhooks,web}/**/*.test.ts',
+        '<rootDir>/test/replay/**/*.test.ts',
+      ],
     },
     {
       displayName: 'e2e',

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { dataConverterFor } from '../../common/codec';
 import { loadConfig } from '../../common/config';
+import { firstTaskSplit } from '../replay/windows';
 import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 
 const DIR = path.join(__dirname, '..', 'replay', 'histories');
@@ -23,12 +24,19 @@ test('there are histories of every shape to replay', () => {
     'job-timeout',
     'loop-cancelled',
     'loop-continue-as-new',
+    'query-split',
     'step-timeout',
     'succeeded',
     'warm-cache',
     'warm-snapshot-restored',
     'warm-snapshot-saved',
   ]);
+});
+
+test('the query-split history has its window: its first workflow task ended before the workflow waited on anything', () => {
+  const split = files.filter((f) => f.endsWith('-query-split.json'));
+  expect(split.length).toBeGreaterThan(0);
+  for (const file of split) expect(firstTaskSplit(JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as { events: [] })).toBe(true);
 });
 
 test.each(files)('%s replays without a nondeterminism error', async (file) => {

@@ -11,6 +11,7 @@ import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
 import type { AcceptedJob, Placement, StepOutcome } from '../../common/job';
 import { CANCEL_SIGNAL, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../../common/names';
+import { firstTaskSplit } from '../replay/windows';
 import { TEST_DATA_DIR } from './env';
 import { fakeSpec } from './fake-spec';
 
@@ -252,29 +253,29 @@ test('a job whose host is lost as often as its moves allow fails saying so, its 
   expect(queues.filter((q) => q.startsWith('endJob@'))).toEqual([`endJob@${taskQueue}`]);
 });
 
-test('a job queried before its first workflow task replays: the query splits that task after a local activity, and no patch is decided there', async () => {
-  const taskQueue = `wf-${process.pid}-query-first`;
-  const jobId = `wf-query-first-${process.pid}`;
-  const { activities } = scripted(async (index) => (index === 1 ? outcome('loop', 1, 0) : undefined));
-  const handle = await env.client.workflow.start(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
-  // No worker yet: the server holds the query and hands it over with the first task, where
-  // Core answers it while acceptJob (a local activity) is done and completes that task
-  // with the activity's marker before the workflow has seen its result.
-  const answered = handle.query(STATUS_QUERY).catch((e: unknown) => e);
-  await new Promise((r) => setTimeout(r, 1_000));
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
-    activities,
-  });
-  await worker.runUntil(handle.result());
-  expect(await answered).toMatchObject({ status: expect.any(String) });
-
-  const history = await handle.fetchHistory();
-  const events = history.events ?? [];
-  const marker = events.findIndex((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity');
-  // The window this test is about: a workflow task ended right after acceptJob's marker.
-  expect(events[marker + 1]?.workflowTaskScheduledEventAttributes).toBeTruthy();
-  await Worker.runReplayHistory({ workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') } }, history, jobId);
+test('a job queried before its first workflow task answers the query and replays, whether or not the query split that task', async () => {
+  // No worker yet: the server holds the query and hands it over with the first task, and
+  // Core answers it by completing that task early: after the first activation, or after
+  // acceptJob's (a local activity's) marker before the workflow saw its result. Which one,
+  // and whether at all, depends on timing, so a stored history holds a split for certain
+  // (replay.e2e, query-split); here a few attempts try for one on today's code.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const taskQueue = `wf-${process.pid}-query-first-${attempt}`;
+    const jobId = `wf-query-first-${process.pid}-${attempt}`;
+    const { activities } = scripted(async (index) => (index === 1 ? outcome('loop', 1, 0) : undefined));
+    const handle = await env.client.workflow.start(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
+    const answered = handle.query(STATUS_QUERY).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const worker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue,
+      workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+      activities,
+    });
+    await worker.runUntil(handle.result());
+    expect(await answered).toMatchObject({ status: expect.any(String) });
+    const history = await handle.fetchHistory();
+    await Worker.runReplayHistory({ workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') } }, history, jobId);
+    if (firstTaskSplit(history)) break;
+  }
 });

@@ -20,7 +20,8 @@ import type { JobSpec } from '../../common/spec';
 import { projectRoot } from '../../stack/paths';
 import { temporalCliPath } from '../../stack/temporal';
 import { startGitFixture } from '../e2e/git-fixture';
-import { startWorkerProcess } from '../e2e/worker-process';
+import { startWorkerProcess, type WorkerProcess } from '../e2e/worker-process';
+import { firstTaskSplit } from './windows';
 
 const OUT = path.join(projectRoot(), 'test', 'replay', 'histories');
 
@@ -41,19 +42,24 @@ async function main(): Promise<void> {
   // The stack first: its git server, which the egress proxy lets steps reach, is the one the fixture uses.
   const stack = await startBenchStack({ DRAFTSMAN_TASK_QUEUE: 'replay-capture' });
   const repo = await startGitFixture(1);
-  const worker = await startWorkerProcess({
-    TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
-    DATABASE_URL: stack.config.DATABASE_URL!,
-    DRAFTSMAN_TASK_QUEUE: 'replay-capture',
-    DRAFTSMAN_WORKFLOW_BUNDLE: path.join(root, 'dist', 'workflow-bundle.js'),
-    DRAFTSMAN_EGRESS_SOCKET_DIR: stack.config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
-    DRAFTSMAN_DEPLOYMENT_ID: stack.config.DRAFTSMAN_DEPLOYMENT_ID!,
-    DRAFTSMAN_STOP_GRACE_SECONDS: '2',
-    DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
-    DRAFTSMAN_DATA_DIR: stack.dir,
-  }, path.join(root, 'dist', 'worker', 'main.js'));
+  const startWorker = () =>
+    startWorkerProcess({
+      TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
+      DATABASE_URL: stack.config.DATABASE_URL!,
+      DRAFTSMAN_TASK_QUEUE: 'replay-capture',
+      DRAFTSMAN_WORKFLOW_BUNDLE: path.join(root, 'dist', 'workflow-bundle.js'),
+      DRAFTSMAN_EGRESS_SOCKET_DIR: stack.config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
+      DRAFTSMAN_DEPLOYMENT_ID: stack.config.DRAFTSMAN_DEPLOYMENT_ID!,
+      DRAFTSMAN_STOP_GRACE_SECONDS: '2',
+      DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
+      DRAFTSMAN_DATA_DIR: stack.dir,
+    }, path.join(root, 'dist', 'worker', 'main.js'));
+  const stopWorker = async (w: WorkerProcess) => {
+    w.child.kill('SIGTERM');
+    await w.exited;
+  };
   const base = { repo: repo.url, commit: repo.head };
-  const shapes: Record<string, { spec: JobSpec; cancelAfterMs?: number; decide?: ApprovalDecision }> = {
+  const shapes: Record<string, { spec: JobSpec; cancelAfterMs?: number; decide?: ApprovalDecision; queryFirst?: boolean }> = {
     succeeded: { spec: { ...base, setup: ['echo one', 'echo two'], validate: ['true', 'test -f marker'] } },
     failed: { spec: { ...base, setup: ['exit 3'], validate: ['true'] } },
     cancelled: { spec: { ...base, setup: ['trap "exit 42" TERM; sleep 30 & wait'], validate: ['true'] }, cancelAfterMs: 3_000 },
@@ -67,12 +73,54 @@ async function main(): Promise<void> {
     'warm-snapshot-saved': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
     'warm-snapshot-restored': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
     'approval-timeout': { spec: { ...base, validate: ['true'], approval: { before: 'validate', timeoutSeconds: 2, onTimeout: 'reject' } } },
+    // Queried before any worker polls: the first workflow task ends right after acceptJob's marker.
+    'query-split': { spec: { ...base, validate: ['true'] }, queryFirst: true },
   };
   const only = arg('only', true).split(',').filter(Boolean);
   fs.mkdirSync(OUT, { recursive: true });
+  // Writes each run of a job's history, oldest first; returns the first run's.
+  const writeHistories = async (id: string, shape: string): Promise<{ events: Record<string, unknown>[] }> => {
+    const runs: string[] = [];
+    for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${id}'` })) runs.push(execution.runId);
+    const written: { events: Record<string, unknown>[] }[] = [];
+    // Oldest run first: the list gives the newest first.
+    for (const [k, runId] of runs.reverse().entries()) {
+      // The CLI writes the canonical JSON form that historyFromJSON (and the replayer) reads.
+      const json = execFileSync(
+        temporalCliPath(path.resolve('data')),
+        ['workflow', 'show', '--address', stack.config.TEMPORAL_ADDRESS, '-w', id, '-r', runId, '-o', 'json'],
+        { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 },
+      );
+      const file = path.join(OUT, `${label}-${shape}${runs.length > 1 ? `-run${k + 1}` : ''}.json`);
+      fs.writeFileSync(file, json);
+      const history = JSON.parse(json) as { events: Record<string, unknown>[] };
+      written.push(history);
+      console.log(`wrote ${path.relative(projectRoot(), file)} (${history.events.length} events)`);
+    }
+    return written[0]!;
+  };
+  const selected = Object.entries(shapes).filter(([shape]) => !only.length || only.includes(shape));
+  let worker: WorkerProcess | undefined;
   try {
-    for (const [shape, { spec, cancelAfterMs, decide }] of Object.entries(shapes)) {
-      if (only.length && !only.includes(shape)) continue;
+    // Shapes queried before any worker: each attempt brings a worker up a second after the query.
+    for (const [shape, { spec }] of selected.filter(([, s]) => s.queryFirst)) {
+      for (let attempt = 1; ; attempt++) {
+        const { id } = await stack.jobs.start(spec, `replay-${label}-${shape}-${attempt}`);
+        const handle = stack.client.workflow.getHandle(id);
+        const answered = handle.query<JobView>(STATUS_QUERY).catch((e: unknown) => e);
+        await new Promise((r) => setTimeout(r, 1_000));
+        worker = await startWorker();
+        await handle.result().catch(() => undefined);
+        console.log(`${shape} attempt ${attempt}: the query answered ${JSON.stringify((await answered as JobView).status)}`);
+        await stopWorker(worker);
+        worker = undefined;
+        if (firstTaskSplit(await writeHistories(id, shape))) break;
+        // A timing window: the written history lacks it, so the next attempt overwrites it.
+        if (attempt === 5) throw new Error(`${shape}: no attempt of 5 split the first workflow task`);
+      }
+    }
+    worker = await startWorker();
+    for (const [shape, { spec, cancelAfterMs, decide }] of selected.filter(([, s]) => !s.queryFirst)) {
       const { id } = await stack.jobs.start(spec, `replay-${label}-${shape}`);
       console.log(`started ${shape} as ${id}`);
       if (decide) {
@@ -92,24 +140,10 @@ async function main(): Promise<void> {
         .getHandle(id)
         .result()
         .catch(() => undefined);
-      const runs: string[] = [];
-      for await (const execution of stack.client.workflow.list({ query: `WorkflowId = '${id}'` })) runs.push(execution.runId);
-      // Oldest run first: the list gives the newest first.
-      for (const [k, runId] of runs.reverse().entries()) {
-        // The CLI writes the canonical JSON form that historyFromJSON (and the replayer) reads.
-        const json = execFileSync(
-          temporalCliPath(path.resolve('data')),
-          ['workflow', 'show', '--address', stack.config.TEMPORAL_ADDRESS, '-w', id, '-r', runId, '-o', 'json'],
-          { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 },
-        );
-        const file = path.join(OUT, `${label}-${shape}${runs.length > 1 ? `-run${k + 1}` : ''}.json`);
-        fs.writeFileSync(file, json);
-        console.log(`wrote ${path.relative(projectRoot(), file)} (${(JSON.parse(json) as { events: unknown[] }).events.length} events)`);
-      }
+      await writeHistories(id, shape);
     }
   } finally {
-    worker.child.kill('SIGTERM');
-    await worker.exited;
+    if (worker) await stopWorker(worker);
     // What the warm-start shapes kept goes with the capture (the jobs' own volumes went with them).
     for (const k of await stack.runner.listKept().catch(() => [])) await stack.runner.removeKept(k.id).catch(() => undefined);
     await Promise.allSettled([stack.stop(), repo.stop()]);
