@@ -10,6 +10,7 @@ import type { CacheSpec, KeepPoint } from '../common/job';
 import { FailureType } from '../common/names';
 import { cacheHitEnv, hashedPatterns, keptName, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
 import { CLONE_SCRIPT } from './clone';
+import type { JobVolumeRef } from '../runner/runner';
 import type { Shared } from './deps';
 import { secretFinder } from './secrets';
 
@@ -21,7 +22,7 @@ export interface WarmInput {
   /** Keep the workspace under this key once setup succeeded (restoreWorkspace computed it). */
   snapshotKey?: string;
   commit?: string;
-  /** The secrets setup received: a workspace that holds one of their values is not kept. */
+  /** The secrets the clone and setup received: a cache or workspace that holds one of their values is not kept. */
   secretRefs?: string[];
 }
 
@@ -94,6 +95,20 @@ export function createWarm(sh: Shared) {
   }
 
   /**
+   * The files of a job's volume (at most 20) that hold the value of a secret its steps
+   * received, in any of the encodings the patch is scanned for. None read without secrets.
+   */
+  async function secretFiles(ref: JobVolumeRef, secretRefs: string[]): Promise<string[]> {
+    if (secretRefs.length === 0) return [];
+    const holds = secretFinder(secretRefs.map((ref) => sh.resolveSecret(ref)));
+    const files: string[] = [];
+    await sh.runner.readVolume(ref, (path, data) => {
+      if (files.length < 20 && holds(data.toString('utf8'))) files.push(path);
+    });
+    return files;
+  }
+
+  /**
    * Keeps the workspace under its key, unless a file in it holds the value of a secret
    * the job's steps received (in any of the encodings the patch is scanned for): then
    * nothing is kept, and the event names the files. Once per placement and point.
@@ -102,17 +117,10 @@ export function createWarm(sh: Shared) {
     const eventKey = `snapshot:${tag(placement)}${k.after}`;
     if (await sh.store.eventData(jobId, eventKey)) return;
     const at = k.after === 'setup' ? {} : { after: k.after };
-    const values = k.secretRefs.map((ref) => sh.resolveSecret(ref));
-    if (values.length > 0) {
-      const holds = secretFinder(values);
-      const files: string[] = [];
-      await sh.runner.readWorkspace(jobId, (path, data) => {
-        if (files.length < 20 && holds(data.toString('utf8'))) files.push(path);
-      });
-      if (files.length > 0) {
-        await sh.store.event(jobId, eventKey, 'snapshot_refused', { key: k.key, ...at, why: "a file in the workspace holds the value of one of the job's secrets", files });
-        return;
-      }
+    const files = await secretFiles({ workspace: jobId }, k.secretRefs);
+    if (files.length > 0) {
+      await sh.store.event(jobId, eventKey, 'snapshot_refused', { key: k.key, ...at, why: "a file in the workspace holds the value of one of the job's secrets", files });
+      return;
     }
     const saved = await keep(jobId, { kind: 'snapshot', scope: k.scope, name: keptName(k.after), key: k.key, commit: k.commit }, { workspace: jobId });
     await sh.store.event(jobId, eventKey, 'snapshot_saved', saved.committed ? { key: k.key, ...at, bytes: saved.bytes } : { key: k.key, ...at, saved: false, why: 'another job kept this setup first' });
@@ -168,6 +176,12 @@ export function createWarm(sh: Shared) {
         const savedKey = `cache-saved:${tag(placement)}${cache.name}`;
         if (await sh.store.eventData(jobId, savedKey)) continue;
         const key = String(restored.key);
+        // A cache that holds a secret setup received would hand it to the scope's later jobs.
+        const files = await secretFiles({ cache: { jobId, name: cache.name } }, warm.secretRefs ?? []);
+        if (files.length > 0) {
+          await sh.store.event(jobId, savedKey, 'cache_refused', { name: cache.name, key, why: "a file in the cache holds the value of one of the job's secrets", files });
+          continue;
+        }
         const saved = await keep(jobId, { kind: 'cache', scope: warm.scope, name: cache.name, key, commit: '' }, { cache: { jobId, name: cache.name } });
         if (saved.committed) sh.metrics.cacheSavedBytes.inc(saved.bytes);
         await sh.store.event(jobId, savedKey, 'cache_saved', saved.committed ? { name: cache.name, key, bytes: saved.bytes } : { name: cache.name, key, saved: false, why: 'another job saved this key first' });

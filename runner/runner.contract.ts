@@ -150,7 +150,7 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       };
       const files = async (jobId: string) => {
         const seen: Record<string, string> = {};
-        await s.runner.readWorkspace(jobId, (path, data) => {
+        await s.runner.readVolume({ workspace: jobId }, (path, data) => {
           if (!path.startsWith('.git/')) seen[path] = data.toString();
         });
         return seen;
@@ -212,6 +212,11 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
         await s.runner.copyVolume({ cache: { jobId, name: 'deps' } }, null);
         expect(await ran(jobId, 'printf cached > /cache/deps/pkg', { caches: ['deps'] })).toBe(0);
         expect(await ran(jobId, 'printf poison > /cache/deps/pkg', {}, 1)).not.toBe(0);
+        // Read for a scan: the cache's files, apart from the workspace's.
+        const cached: Record<string, string> = {};
+        await s.runner.readVolume({ cache: { jobId, name: 'deps' } }, (path, data) => (cached[path] = data.toString()));
+        expect(cached).toEqual({ pkg: 'cached' });
+        expect(await files(jobId)).not.toHaveProperty('pkg');
         const id = `contract-kept-${process.pid}-${n++}`;
         kept.push(id);
         await s.runner.copyVolume({ kept: id }, { cache: { jobId, name: 'deps' } });

@@ -33,7 +33,10 @@ export interface WorkspaceCache {
  * private copy its setup mounts), or a kept volume of the host (a saved cache, a
  * workspace kept after setup), by its id.
  */
-export type VolumeRef = { workspace: string } | { cache: { jobId: string; name: string } } | { kept: string };
+export type VolumeRef = JobVolumeRef | { kept: string };
+
+/** A volume of one job: its workspace, or the private copy of one of its caches. */
+export type JobVolumeRef = { workspace: string } | { cache: { jobId: string; name: string } };
 
 /** Identifies a step's execution unit (a container for DockerRunner); deterministic from job, placement, kind and index. */
 export interface StepRef {
@@ -185,8 +188,8 @@ export interface Runner {
   /** The kept volumes on this host, with when each was made, for the janitor (ids no record names are removed). */
   listKept(): Promise<{ id: string; createdAt: Date }[]>;
 
-  /** Every file of the job's workspace (path, contents), one at a time, for a scan before it is kept. */
-  readWorkspace(jobId: string, onFile: (path: string, data: Buffer) => void): Promise<void>;
+  /** Every file of a job's workspace or cache copy (path, contents), one at a time, for a scan before it is kept. */
+  readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void): Promise<void>;
 
   /** Everything of the job that still exists (names), for tests and sweepers. */
   listJobResources(jobId: string): Promise<JobResources>;

@@ -123,8 +123,9 @@ export class JobSteps {
       warm: {
         scope: this.warmScope,
         ...(caches.length ? { caches } : {}),
-        // The secrets the clone and setup received: a kept workspace holds none of their values.
-        ...(snapshotKey ? { snapshotKey, commit: this.spec.commit, secretRefs: [...Object.values(this.spec.secrets), ...(this.spec.gitTokenSecret ? [this.spec.gitTokenSecret] : [])] } : {}),
+        ...(snapshotKey ? { snapshotKey, commit: this.spec.commit } : {}),
+        // The secrets the clone and setup received: a saved cache or kept workspace holds none of their values.
+        secretRefs: [...Object.values(this.spec.secrets), ...(this.spec.gitTokenSecret ? [this.spec.gitTokenSecret] : [])],
       },
     };
   }

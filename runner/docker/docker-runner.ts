@@ -2,7 +2,7 @@ import Docker from 'dockerode';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_PLACEMENT, LABEL_ROLE } from '../../common/names';
 import { makeJobFolder, removeJobFolder, waitForListener } from '../../egress/job-folder';
-import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
+import type { JobResources, JobVolumeRef, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
 import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, measureOptions, parseDu, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
@@ -68,8 +68,8 @@ export class DockerRunner implements Runner {
     return this.warm.listKept();
   }
 
-  readWorkspace(jobId: string, onFile: (path: string, data: Buffer) => void): Promise<void> {
-    return this.warm.readWorkspace(jobId, onFile);
+  readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void): Promise<void> {
+    return this.warm.readVolume(ref, onFile);
   }
 
   private name(step: StepRef): string {

@@ -11,7 +11,7 @@ import Docker from 'dockerode';
 import { extract } from 'tar-stream';
 import { RunnerError } from '../../common/errors';
 import { LABEL_DEPLOYMENT, LABEL_HOST, LABEL_KEPT, LABEL_LOWER, LABEL_ROLE } from '../../common/names';
-import type { VolumeRef } from '../runner';
+import type { JobVolumeRef, VolumeRef } from '../runner';
 import { type ContainerPolicy, jobLabels, parseDu, WORKSPACE_PATH } from './convert';
 import { demuxDockerStream } from './demux';
 import {
@@ -245,12 +245,14 @@ export class WarmVolumes {
   }
 
   /**
-   * The workspace's files through the engine's archive of a container that mounts it
-   * (created, never started: nothing of the job's runs while it is read).
+   * The files of a job's workspace or cache copy, through the engine's archive of a
+   * container that mounts it read-only (created, never started: nothing runs while it is read).
    */
-  async readWorkspace(jobId: string, onFile: (path: string, data: Buffer) => void): Promise<void> {
+  async readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void): Promise<void> {
     const policy = this.policy();
-    const options = helperOptions(this.helperName(jobId, 'read'), ['true'], [workspaceMount(jobId, policy.deployment)], { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' }, policy, { caps: [] });
+    const jobId = refJob(ref)!;
+    const mount = { Type: 'volume' as const, Source: refVolume(ref, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: true };
+    const options = helperOptions(this.helperName(jobId, 'read'), ['true'], [mount], { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' }, policy, { caps: [] });
     try {
       const container = await this.docker.createContainer({ ...options, ...this.bounded() });
       const archive = (await container.getArchive({ path: WORKSPACE_PATH })) as unknown as Readable;
@@ -276,7 +278,7 @@ export class WarmVolumes {
         archive.pipe(tar);
       });
     } catch (err) {
-      throw new RunnerError(`reading the workspace of job ${jobId} failed`, err);
+      throw new RunnerError(`reading ${'cache' in ref ? `the cache ${ref.cache.name}` : 'the workspace'} of job ${jobId} failed`, err);
     } finally {
       await this.removeContainer(options.name!).catch(() => undefined);
     }

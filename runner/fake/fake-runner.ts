@@ -13,7 +13,7 @@
 import { EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { createHash } from 'node:crypto';
 import { FakeVolumes } from './fake-volumes';
-import type { JobResources, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
+import type { JobResources, JobVolumeRef, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
 
 interface FakeStep {
   ref: StepRef;
@@ -98,9 +98,9 @@ export class FakeRunner implements Runner {
     return this.volumes.listKept();
   }
 
-  async readWorkspace(jobId: string, onFile: (path: string, data: Buffer) => void): Promise<void> {
+  async readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void): Promise<void> {
     this.reachable();
-    for (const [p, data] of this.volumes.files({ workspace: jobId }) ?? []) onFile(p, data);
+    for (const [p, data] of this.volumes.files(ref) ?? []) onFile(p, data);
   }
 
   /** `printf TEXT > PATH` in a step: 0, or 1 where the path is not the step's to write. */

@@ -2,8 +2,8 @@
  * Warm starts on the real stack: dependency caches scoped by repository and principal,
  * saved only after setup succeeded and only from a private copy, never writable by the
  * loop; a save cut short leaves the last good cache; the budget evicts the least recently
- * used; workspaces kept after setup, restored for the same setup and for forks, and
- * refused when setup wrote a secret into a file.
+ * used; workspaces kept after setup, restored for the same setup and for forks; a cache
+ * or a workspace that setup wrote a secret into is not kept.
  */
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createActivities } from '../../activities';
@@ -271,6 +271,21 @@ test('over the budget, the janitor brings the scope back within it by evicting t
   expect((await entries('admin', 'big')).map((k) => k.key).sort()).toEqual(['big-1', 'big-3']);
   expect(await scopeTotal()).toBeLessThanOrEqual(budgetMb * 2 ** 20);
   expect((await stack.runner.listKept()).map((v) => v.id)).not.toContain(big2.id);
+});
+
+test('a cache setup wrote a secret into is not saved: cache_refused names the file, the scope keeps no entry, and a clean setup with the same secret saves', async () => {
+  const name = `secret${process.pid}`;
+  // The secret in its hex encoding, in a file of the cache.
+  const leaky = await stack.submit(cacheSpec(name, { secrets: { TOKEN: 'warm-token' }, setup: [`printf %s "$TOKEN" | od -An -tx1 | tr -d ' \\n' > /cache/${name}/token.hex`] }));
+  expect((await stack.waitForEnd(leaky)).status).toBe('succeeded');
+  expect(await eventOf(leaky, 'cache_refused')).toMatchObject({ name, files: ['token.hex'], why: expect.stringContaining('secrets') });
+  expect(await eventOf(leaky, 'cache_saved')).toBeUndefined();
+  expect(await entries('admin', name)).toEqual([]);
+  // The control: setup received the secret and kept it out of the cache.
+  const clean = await stack.submit(cacheSpec(name, { secrets: { TOKEN: 'warm-token' } }));
+  expect((await stack.waitForEnd(clean)).status).toBe('succeeded');
+  expect(await eventOf(clean, 'cache_saved')).toMatchObject({ name, bytes: expect.any(Number) });
+  expect(await entries('admin', name)).toHaveLength(1);
 });
 
 test('a workspace kept after setup: the same setup skips clone and setup, a fork sees its parent files, and a setup that wrote a secret is not kept', async () => {
