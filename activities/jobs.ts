@@ -38,12 +38,12 @@ export function createJobActivities(sh: Shared) {
   async function stopUnfinished(jobId: string, jobStatus: JobStatus): Promise<void> {
     const status: StepOutcome['status'] = jobStatus === 'cancelled' || jobStatus === 'timed_out' ? jobStatus : 'failed';
     await Promise.all(
-      (await store.runningSteps(jobId)).map(async (step) => {
+      (await store.steps.running(jobId)).map(async (step) => {
         const ref = { jobId, kind: step.kind, index: step.index, ...(step.placement > 1 ? { placement: step.placement } : {}) };
         await runner.cancel(ref, sh.grace);
         const state = await runner.status(ref);
         const exit = state.state === 'exited' ? state.exit : null;
-        await store.stepFinished(jobId, {
+        await store.steps.record(jobId, {
           ...step,
           status,
           exitCode: exit?.exitCode ?? null,

@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../common/errors';
 import type { StepKind, StepOutcome } from '../common/job';
 import type { Logger } from '../common/logger';
-import { StaleAttemptError } from '../db/store';
+import { StaleAttemptError } from '../db/step-store';
 import type { StepExit, StepRef, WorkspaceCache } from '../runner/runner';
 import type { Shared } from './deps';
 import { StepFollower } from './step-follower';
@@ -68,14 +68,14 @@ export async function executeStep(
   const stored = { ...record, placement };
   const finish = async (outcome: StepOutcome): Promise<StepOutcome> => {
     // A newer attempt that took the step over records it (and removes its container).
-    if ((await sh.store.stepFinished(input.jobId, { ...outcome, seq: input.seq, placement }, attempt)) === 'stale') {
+    if ((await sh.store.steps.record(input.jobId, { ...outcome, seq: input.seq, placement }, attempt)) === 'stale') {
       throw new StaleAttemptError(input.jobId, `${input.kind}-${input.index}`, attempt);
     }
     return outcome;
   };
 
   // Phase: claim. A recorded end is returned as it is; a newer attempt's step is left to it.
-  const claim = await sh.store.claimStep(input.jobId, stored, attempt);
+  const claim = await sh.store.steps.claim(input.jobId, stored, attempt);
   if (claim.state === 'finished') {
     sh.removals.later(ref);
     return claim.outcome;
@@ -121,7 +121,7 @@ export async function executeStep(
       // restore) is followed again.
       stoppedWithEngine = claim.engineInterrupted && found.state === 'exited';
       if (claim.engineInterrupted && found.state === 'running') {
-        await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, false, placement);
+        await sh.store.steps.engineInterrupted(input.jobId, input.kind, input.index, attempt, false, placement);
       }
     }
     const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, sh.resolveSecret(r)]));
@@ -151,7 +151,7 @@ export async function executeStep(
     }
     await sh.probe('after-create', at);
     if (!listenEarly) ctx.cancellationSignal.addEventListener('abort', onCancel);
-    const launched = sh.store.stepLaunched(input.jobId, input.kind, input.index, placement);
+    const launched = sh.store.steps.launched(input.jobId, input.kind, input.index, placement);
     launched.catch(() => undefined);
     await onStarted?.();
 
@@ -217,7 +217,7 @@ export async function executeStep(
               // Noted before anything else that may wait: whichever attempt comes next must
               // know the engine went away under the step.
               if (err instanceof EngineUnreachableError && !sh.faults.engineStopAsOwnExit) {
-                await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true, placement);
+                await sh.store.steps.engineInterrupted(input.jobId, input.kind, input.index, attempt, true, placement);
               }
               await follower.abandon();
               // The container vanished while the step ran: lost, not to be started again.
@@ -297,7 +297,7 @@ export async function executeStep(
     // The engine went away under the step (while it was waited for, stopped or read):
     // noted for the attempt that finds what is left.
     if (err instanceof EngineUnreachableError && !sh.faults.engineStopAsOwnExit) {
-      await sh.store.stepEngineInterrupted(input.jobId, input.kind, input.index, attempt, true, placement);
+      await sh.store.steps.engineInterrupted(input.jobId, input.kind, input.index, attempt, true, placement);
     }
     throw err;
   } finally {

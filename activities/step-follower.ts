@@ -42,12 +42,12 @@ export class StepFollower {
     const mask = secretMasker((input.maskRefs ?? []).map((r) => sh.resolveSecret(r)));
     const step = { kind: input.kind, index: input.index, placement: input.placement ?? 1 };
     const [progress, others] = await Promise.all([
-      fresh ? NO_LOG_YET : sh.store.logProgress(input.jobId, step.kind, step.index, step.placement),
-      sh.store.jobLogBytes(input.jobId, step),
+      fresh ? NO_LOG_YET : sh.store.logs.progress(input.jobId, step.kind, step.index, step.placement),
+      sh.store.logs.otherStepsBytes(input.jobId, step),
     ]);
     // Steps of a job run one at a time: what the others stored is all the job has used.
     const cap = stepLogCap(sh.config.DRAFTSMAN_STEP_LOG_MAX_BYTES, sh.config.DRAFTSMAN_JOB_LOG_MAX_BYTES, others);
-    const writer = new StepLogWriter(sh.store, input.jobId, step, cap, progress, mask, attempt);
+    const writer = new StepLogWriter(sh.store.logs, input.jobId, step, cap, progress, mask, attempt);
     const stop = new AbortController();
     const following = writer.stored.truncated
       ? Promise.resolve()

@@ -1,4 +1,4 @@
-import type { JobStore } from '../db/store';
+import type { LogStore } from '../db/log-store';
 import { gapMarker, StepLogWriter, stepLogCap, truncationMarker } from './step-log';
 
 /** A store whose chunk writes wait until the test lets them finish. */
@@ -6,14 +6,14 @@ function slowStore() {
   const written: { chunk: number; lines: number }[] = [];
   const waiting: (() => void)[] = [];
   const store = {
-    appendLogChunk: (_job: string, c: { chunk: number; lines: unknown[] }) =>
+    append: (_job: string, c: { chunk: number; lines: unknown[] }) =>
       new Promise<void>((resolve) => {
         waiting.push(() => {
           written.push({ chunk: c.chunk, lines: c.lines.length });
           resolve();
         });
       }),
-  } as unknown as JobStore;
+  } as unknown as LogStore;
   return { store, written, release: () => waiting.splice(0).forEach((w) => w()) };
 }
 
@@ -55,7 +55,7 @@ describe('StepLogWriter backpressure', () => {
 /** A store that keeps the stored lines' text in memory. */
 function memoryStore() {
   const lines: string[] = [];
-  const store = { appendLogChunk: async (_job: string, c: { lines: { x: string }[] }) => void lines.push(...c.lines.map((l) => l.x)) } as unknown as JobStore;
+  const store = { append: async (_job: string, c: { lines: { x: string }[] }) => void lines.push(...c.lines.map((l) => l.x)) } as unknown as LogStore;
   return { store, lines };
 }
 const fresh = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };

@@ -1,5 +1,5 @@
 import type { StepKind } from '../common/job';
-import type { JobStore, LogProgress, StoredLogLine } from '../db/store';
+import type { LogProgress, LogStore, StoredLogLine } from '../db/log-store';
 import type { LogLine } from '../runner/runner';
 
 const CHUNK_BYTES = 64 * 1024;
@@ -45,7 +45,7 @@ export class StepLogWriter {
   private failure: unknown = null;
 
   constructor(
-    private readonly store: JobStore,
+    private readonly logs: Pick<LogStore, 'append'>,
     private readonly jobId: string,
     private readonly step: { kind: StepKind; index: number; placement?: number },
     readonly cap: LogCap,
@@ -119,7 +119,7 @@ export class StepLogWriter {
     // the output, which is what a retried attempt resumes from.
     this.inFlight++;
     this.writing = this.writing
-      .then(() => (this.failure ? undefined : this.store.appendLogChunk(this.jobId, chunk, this.attempt)))
+      .then(() => (this.failure ? undefined : this.logs.append(this.jobId, chunk, this.attempt)))
       .catch((err: unknown) => {
         this.failure ??= err;
       })

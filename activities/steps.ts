@@ -2,7 +2,7 @@ import { CancelledFailure, Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { StepOutcome } from '../common/job';
 import { FailureType, stepTimeoutMessage } from '../common/names';
-import { StaleAttemptError } from '../db/store';
+import { StaleAttemptError } from '../db/step-store';
 import { CLONE_SCRIPT, cloneEnv } from './clone';
 import type { Shared } from './deps';
 import { PauseDetector } from './pause-detector';

@@ -63,7 +63,7 @@ const tag = (placement: number | undefined) => (placement && placement > 1 ? `p$
  * what an earlier placement of it left on this host (it may be one that came back).
  */
 export async function prepareJobWorkspace(sh: Shared, jobId: string, placement: number | undefined): Promise<void> {
-  if ((placement ?? 1) > 1 && Context.current().info.attempt === 1 && !(await sh.store.finishedStep(jobId, 'clone', 0, placement))) {
+  if ((placement ?? 1) > 1 && Context.current().info.attempt === 1 && !(await sh.store.steps.finished(jobId, 'clone', 0, placement))) {
     await sh.runner.removeJob(jobId);
   }
   await sh.runner.prepareWorkspace(jobId);

@@ -8,7 +8,8 @@
 import { Client, type Pool } from 'pg';
 import type { JobStatus } from '../common/job';
 import { FeedStore, JOB_CHANGES_CHANNEL, type StreamedEvent } from '../db/feed-store';
-import type { JobStore, StoredLogLine } from '../db/store';
+import type { StoredLogLine } from '../db/log-store';
+import type { JobStore } from '../db/store';
 
 /** Chunks read per query (up to 64 KiB each). */
 export const PAGE = 16;
@@ -107,7 +108,7 @@ export class JobFeed {
     const state = await this.store.jobState(this.jobId);
     const events = await this.feedStore.stepEvents(this.jobId, this.eventHead);
     for (;;) {
-      const page = await this.store.readLogs(this.jobId, { afterId: this.head, limit: PAGE });
+      const page = await this.store.logs.read(this.jobId, { afterId: this.head, limit: PAGE });
       for (const c of page) this.chunks.push(c);
       if (page.length) this.head = page[page.length - 1]!.id;
       if (page.length < PAGE) break;
@@ -307,7 +308,7 @@ export async function* followJob(
       // Behind the reader's recent chunks: read the backlog directly, a page at a time.
       if (cursor < feed.floor) {
         const floor = feed.floor;
-        const page = await store.readLogs(jobId, { afterId: cursor, step, limit: PAGE });
+        const page = await store.logs.read(jobId, { afterId: cursor, step, limit: PAGE });
         for (const c of page) linesOf(c, out);
         cursor = page.length === PAGE ? page[page.length - 1]!.id : Math.max(floor, page[page.length - 1]?.id ?? 0);
         if (out.length) yield out;

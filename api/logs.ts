@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
-import type { JobStore, StoredLogLine } from '../db/store';
+import type { StoredLogLine } from '../db/log-store';
+import type { JobStore } from '../db/store';
 import { HttpError } from './errors';
 import { type FollowEvent, followJob, type JobFeeds, PAGE, resumePoint } from './job-feed';
 
@@ -110,7 +111,7 @@ export async function serveLogs(
     res.status(200).type('application/x-ndjson');
     let after = 0;
     for (;;) {
-      const chunks = await store.readLogs(jobId, { afterId: after, step, limit: PAGE });
+      const chunks = await store.logs.read(jobId, { afterId: after, step, limit: PAGE });
       for (const c of chunks) {
         await send(res, c.lines.map((l) => `${JSON.stringify(view(c.step, l))}\n`).join(''));
         after = c.id;

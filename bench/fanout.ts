@@ -72,7 +72,7 @@ async function round(stack: BenchStack, apiUrl: string, apiPid: number, follower
   const before = await transactions(stack);
   const started = Date.now();
   for (let i = 0; i < opts.lines; i++) {
-    await stack.store.appendLogChunk(jobId, { kind: 'setup', index: 0, chunk: i, firstLine: i, lines: [{ t: new Date().toISOString(), s: 'o', x: `L${i}` }], bytes: 8, truncated: false });
+    await stack.store.logs.append(jobId, { kind: 'setup', index: 0, chunk: i, firstLine: i, lines: [{ t: new Date().toISOString(), s: 'o', x: `L${i}` }], bytes: 8, truncated: false });
     storedAt[i] = Date.now();
     await new Promise((r) => setTimeout(r, opts.everyMs));
   }

@@ -219,7 +219,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         // The engine restarted under this job's running step, gracefully and by SIGKILL in turn.
         const how = engineRestarts++ % 2 === 0 ? 'SIGTERM' : 'SIGKILL';
         // Once its setup step says it runs (it then waits 6 s for a TERM).
-        const ready = async () => (await stack.store.readLogs(id, { afterId: 0, limit: 100 })).some((c) => c.step === 'setup-0' && c.lines.some((l) => l.x === 'ready'));
+        const ready = async () => (await stack.store.logs.read(id, { afterId: 0, limit: 100 })).some((c) => c.step === 'setup-0' && c.lines.some((l) => l.x === 'ready'));
         const running = await waitUntil(ready, 20_000);
         if (running) {
           count(boundaries, `engine restart (${how}) under a running step`);
@@ -360,7 +360,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
     const logs: Record<string, string[]> = {};
-    for (const c of await stack.store.readLogs(j.id, { afterId: 0, limit: 100_000 })) (logs[c.step] ??= []).push(...c.lines.map((l) => l.x));
+    for (const c of await stack.store.logs.read(j.id, { afterId: 0, limit: 100_000 })) (logs[c.step] ??= []).push(...c.lines.map((l) => l.x));
     const events = (await stack.store.events(j.id)).map((e) => {
       const d = e.data as { kind?: string; index?: number };
       return d.kind !== undefined ? `${e.type}:${d.kind}-${d.index}` : e.type;

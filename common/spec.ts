@@ -1,15 +1,15 @@
 import { z } from 'zod';
 import { type Config, operatorEgress } from './config';
 import { SECRET_REF } from './grants';
+import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
+import { InvalidJobSpecError } from './errors';
+import { GATED_PHASES, type ResolvedJobSpec } from './job';
+import { cachesSchema, checkWarmFields, fromSchema, snapshotSchema } from './warm-spec';
 
 const LABEL_KEY = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const LABEL_VALUE = /^[\x21-\x7e]*$/;
 const MAX_LABELS = 16;
 const MAX_LABEL_VALUE = 128;
-import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
-import { InvalidJobSpecError } from './errors';
-import { GATED_PHASES, JOB_ID_PATTERN, type ResolvedJobSpec } from './job';
-import { cachesSchema, checkWarmFields, fromSchema, snapshotSchema } from './warm-spec';
 
 const COMMIT = /^[0-9a-fA-F]{40}$/;
 // git@host:path (scp-like ssh). The host may not start with '-' so it can never

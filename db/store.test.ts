@@ -1,4 +1,4 @@
-import { stepEventKey } from './store';
+import { stepEventKey } from './step-store';
 
 describe('stepEventKey', () => {
   it.each([

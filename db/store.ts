@@ -1,56 +1,16 @@
 import { Pool } from 'pg';
-import type { Approval, ApprovalGate, JobStatus, JobView, ResolvedJobSpec, StepKind, StepOutcome } from '../common/job';
+import type { Approval, ApprovalGate, JobStatus, JobView, ResolvedJobSpec } from '../common/job';
 import { FINAL_STATUSES } from '../common/job';
 import type { ListPosition } from './list-cursor';
 import { migrate } from './migrations';
-import { type JobRow, type StepRow, jobView, stepOutcome } from './view';
-
-export interface StepRecord {
-  kind: StepKind;
-  index: number;
-  seq: number;
-  /** The job's placement the step ran in (1 when absent): a moved job's steps run again as new steps. */
-  placement?: number;
-}
-
-/**
- * A step's keys in the audit trail: the placement appears from the second on, so that
- * a moved job's steps are recorded again, and the first placement's keys stay as they were.
- */
-export function stepEventKey(what: 'started' | 'finished', kind: StepKind, index: number, placement = 1): string {
-  return `step-${what}:${placement > 1 ? `p${placement}:` : ''}${kind}-${index}`;
-}
+import { LogStore } from './log-store';
+import { placementField, StepStore } from './step-store';
+import { type JobRow, type StepRow, jobView } from './view';
 
 export interface JobOutcome {
   status: JobStatus;
   loop: { iterations: number; converged: boolean } | null;
   error?: string;
-}
-
-export interface LogProgress {
-  nextChunk: number;
-  lines: number;
-  bytes: number;
-  truncated: boolean;
-}
-
-/** A stored line: time, stream (o: stdout, e: stderr) and text. Short keys, since logs are the bulk of the data. */
-export interface StoredLogLine {
-  t: string;
-  s: 'o' | 'e';
-  x: string;
-}
-
-export interface LogChunkWrite {
-  kind: StepKind;
-  index: number;
-  /** 1 when absent. */
-  placement?: number;
-  chunk: number;
-  firstLine: number;
-  lines: StoredLogLine[];
-  bytes: number;
-  truncated: boolean;
 }
 
 export interface AuditEvent {
@@ -60,22 +20,8 @@ export interface AuditEvent {
   at: string;
 }
 
-/** The placement in an event's data: from the second placement on. */
-const placementField = (placement?: number) => (placement && placement > 1 ? { placement } : {});
 /** The placement in an event's key, from the second on: the first placement's keys are those of versions before moves. */
 const placementKey = (placement?: number) => (placement && placement > 1 ? `:p${placement}` : '');
-
-/** An activity attempt that a newer attempt of the same activity has taken a step from. */
-export class StaleAttemptError extends Error {
-  override readonly name = 'StaleAttemptError';
-  constructor(
-    readonly jobId: string,
-    readonly step: string,
-    readonly attempt: number,
-  ) {
-    super(`attempt ${attempt} no longer holds step ${step} of job ${jobId}: a newer attempt took it over`);
-  }
-}
 
 /** What a job list may be narrowed to; `after` is where the previous page ended. */
 export interface JobListFilter {
@@ -113,17 +59,26 @@ const JOB_COLUMNS = `id, status, repo, commit, principal, created_at, started_at
   CASE WHEN host_wait_since IS NOT NULL AND finished_at IS NULL THEN queue_position END AS queue_position, placement`;
 const FINAL = FINAL_STATUSES as readonly string[];
 
-/**
- * The audit trail in PostgreSQL. Every write is idempotent (keyed upserts, events
- * deduplicated by key) because the activities that call it may be retried.
- */
 /** How long a connection (or a free client of the pool) may take to come. */
 const CONNECT_TIMEOUT_MS = 15_000;
 /** How long one query may take, as its caller sees it (the longest are migrations and the patch's write). */
 const QUERY_TIMEOUT_MS = 120_000;
 
+/**
+ * Jobs and their audit trail in PostgreSQL, with their steps and the steps' output in
+ * stores of their own. Every write is idempotent (keyed upserts, events deduplicated by
+ * key) because the activities that call it may be retried.
+ */
 export class JobStore {
-  constructor(readonly pool: Pool) {}
+  /** Steps' output. */
+  readonly logs: LogStore;
+  /** Steps: their claims by activity attempts and their outcomes. */
+  readonly steps: StepStore;
+
+  constructor(readonly pool: Pool) {
+    this.logs = new LogStore(pool);
+    this.steps = new StepStore(pool);
+  }
 
   static connect(databaseUrl: string, max = 10): JobStore {
     const pool = new Pool({
@@ -213,82 +168,6 @@ export class JobStore {
     await this.event(jobId, `approval${placementKey(placement)}`, approval.decision === 'approve' ? 'approved' : 'rejected', { ...approval, ...placementField(placement) });
   }
 
-  /** How much of a step's output is stored: where a re-attached follower resumes. */
-  async logProgress(jobId: string, kind: StepKind, index: number, placement = 1): Promise<LogProgress> {
-    const { rows } = await this.pool.query<{ next_chunk: number; lines: number; bytes: number; truncated: boolean }>(
-      `SELECT COALESCE(max(chunk) + 1, 0)::int AS next_chunk, COALESCE(sum(lines), 0)::int AS lines,
-              COALESCE(sum(bytes), 0)::int AS bytes, COALESCE(bool_or(truncated), false) AS truncated
-       FROM step_log_chunks WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4`,
-      [jobId, kind, index, placement],
-    );
-    const r = rows[0]!;
-    return { nextChunk: r.next_chunk, lines: r.lines, bytes: r.bytes, truncated: r.truncated };
-  }
-
-  /** Output stored for a job's steps other than `except`: what they used of the job's log cap. */
-  async jobLogBytes(jobId: string, except: { kind: StepKind; index: number; placement?: number }): Promise<number> {
-    const { rows } = await this.pool.query<{ bytes: string }>(
-      `SELECT COALESCE(sum(bytes), 0)::bigint AS bytes FROM step_log_chunks WHERE job_id = $1 AND NOT (kind = $2 AND index = $3 AND placement = $4)`,
-      [jobId, except.kind, except.index, except.placement ?? 1],
-    );
-    return Number(rows[0]!.bytes);
-  }
-
-  /**
-   * Stores one chunk of a step's output once (a retried write of the same chunk is
-   * ignored). With `attempt`, only while that activity attempt holds the step: a
-   * stale attempt's write is refused with StaleAttemptError.
-   */
-  async appendLogChunk(jobId: string, chunk: LogChunkWrite, attempt?: number): Promise<void> {
-    const { rowCount } = await this.pool.query(
-      `INSERT INTO step_log_chunks (job_id, kind, index, chunk, first_line, lines, bytes, truncated, data, placement)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $11
-       WHERE $10::int IS NULL OR EXISTS (
-         SELECT 1 FROM steps WHERE job_id = $1 AND placement = $11 AND kind = $2 AND index = $3 AND attempt = $10)
-       ON CONFLICT (job_id, placement, kind, index, chunk) DO NOTHING`,
-      [
-        jobId,
-        chunk.kind,
-        chunk.index,
-        chunk.chunk,
-        chunk.firstLine,
-        chunk.lines.length,
-        chunk.bytes,
-        chunk.truncated,
-        chunk.lines.map((l) => JSON.stringify(l)).join('\n'),
-        attempt ?? null,
-        chunk.placement ?? 1,
-      ],
-    );
-    if (rowCount === 0 && attempt !== undefined) {
-      const { rows } = await this.pool.query<{ attempt: number }>(
-        'SELECT attempt FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4',
-        [jobId, chunk.kind, chunk.index, chunk.placement ?? 1],
-      );
-      if ((rows[0]?.attempt ?? attempt) !== attempt) throw new StaleAttemptError(jobId, `${chunk.kind}-${chunk.index}`, attempt);
-    }
-  }
-
-  /** Stored output of a job after chunk id `afterId`, in the order it was written. */
-  async readLogs(jobId: string, opts: { afterId: number; step?: { kind: string; index: number }; limit: number }) {
-    const params: unknown[] = [jobId, opts.afterId, opts.limit];
-    let stepFilter = '';
-    if (opts.step) {
-      params.push(opts.step.kind, opts.step.index);
-      stepFilter = 'AND kind = $4 AND index = $5';
-    }
-    const { rows } = await this.pool.query<{ id: string; kind: string; index: number; truncated: boolean; data: string }>(
-      `SELECT id, kind, index, truncated, data FROM step_log_chunks
-       WHERE job_id = $1 AND id > $2 ${stepFilter} ORDER BY id LIMIT $3`,
-      params,
-    );
-    return rows.map((r) => ({
-      id: Number(r.id),
-      step: `${r.kind}-${r.index}`,
-      lines: r.data ? r.data.split('\n').map((l) => JSON.parse(l) as StoredLogLine) : [],
-    }));
-  }
-
   async savePatch(jobId: string, data: Buffer, truncated: boolean): Promise<void> {
     await this.pool.query(
       `INSERT INTO job_patches (job_id, data, bytes, truncated) VALUES ($1, $2, $3, $4)
@@ -371,144 +250,6 @@ export class JobStore {
     );
     await this.event(jobId, 'created', 'created', { ...by });
     await this.event(jobId, 'finished', 'finished', { status: 'failed', error });
-  }
-
-  /**
-   * Claims a step for an activity attempt, with its audit event, in one round trip
-   * (it is on every step's path). The row is created, or taken over from an older
-   * attempt while it runs. Answers what the attempt must do: run it (`claimed`, with
-   * whether an earlier attempt had launched its command), return its recorded end
-   * (`finished`), or stop, because a newer attempt holds it (`stale`).
-   */
-  async claimStep(
-    jobId: string,
-    step: StepRecord,
-    attempt: number,
-  ): Promise<
-    { state: 'claimed'; launched: boolean; engineInterrupted: boolean } | { state: 'finished'; outcome: StepOutcome } | { state: 'stale'; attempt: number }
-  > {
-    const { rows } = await this.pool.query<StepRow & { attempt: number; launched: boolean; engine_interrupted: boolean; claimed: boolean }>(
-      `WITH claim AS (
-         INSERT INTO steps (job_id, kind, index, seq, status, started_at, attempt, placement) VALUES ($1, $2, $3, $4, 'running', now(), $7, $8)
-         ON CONFLICT (job_id, placement, kind, index) DO UPDATE SET attempt = EXCLUDED.attempt
-         WHERE steps.status = 'running' AND steps.attempt <= EXCLUDED.attempt
-         RETURNING *
-       ), event AS (
-         INSERT INTO events (job_id, key, type, data) VALUES ($1, $5, 'step_started', $6)
-         ON CONFLICT (job_id, key) DO NOTHING
-       )
-       SELECT *, true AS claimed FROM claim
-       UNION ALL
-       SELECT *, false AS claimed FROM steps
-       WHERE job_id = $1 AND placement = $8 AND kind = $2 AND index = $3 AND NOT EXISTS (SELECT 1 FROM claim)`,
-      [
-        jobId,
-        step.kind,
-        step.index,
-        step.seq,
-        stepEventKey('started', step.kind, step.index, step.placement),
-        JSON.stringify({ kind: step.kind, index: step.index, ...placementField(step.placement) }),
-        attempt,
-        step.placement ?? 1,
-      ],
-    );
-    const r = rows[0]!;
-    if (r.claimed) return { state: 'claimed', launched: r.launched, engineInterrupted: r.engine_interrupted };
-    if (r.status !== 'running') return { state: 'finished', outcome: stepOutcome(r) };
-    return { state: 'stale', attempt: r.attempt };
-  }
-
-  /** The engine has started the step's command (see claimStep). */
-  async stepLaunched(jobId: string, kind: StepKind, index: number, placement = 1): Promise<void> {
-    await this.pool.query(`UPDATE steps SET launched = true WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4`, [jobId, kind, index, placement]);
-  }
-
-  /**
-   * The attempt that owns the running step lost the engine while waiting for it (set),
-   * or found its container still running afterwards (cleared).
-   */
-  async stepEngineInterrupted(jobId: string, kind: StepKind, index: number, attempt: number, interrupted: boolean, placement = 1): Promise<void> {
-    await this.pool.query(
-      `UPDATE steps SET engine_interrupted = $5 WHERE job_id = $1 AND kind = $2 AND index = $3 AND attempt = $4 AND status = 'running' AND placement = $6`,
-      [jobId, kind, index, attempt, interrupted, placement],
-    );
-  }
-
-  /**
-   * The step's outcome and its audit event, in one round trip; a step already finished
-   * keeps its outcome. Given the attempt that ran it, a step a newer attempt has taken
-   * over is not recorded (`stale`): that attempt records it, and the older one must
-   * leave its container alone.
-   */
-  async stepFinished(jobId: string, o: StepOutcome & { seq: number; placement?: number }, attempt?: number): Promise<'recorded' | 'finished' | 'stale'> {
-    const event = {
-      kind: o.kind,
-      index: o.index,
-      ...placementField(o.placement),
-      status: o.status,
-      exitCode: o.exitCode,
-      oomKilled: o.oomKilled ?? false,
-      durationMs: o.startedAt && o.finishedAt ? Date.parse(o.finishedAt) - Date.parse(o.startedAt) : null,
-      ...(o.reason ? { reason: o.reason } : {}),
-    };
-    const { rows } = await this.pool.query<{ recorded: boolean; before: string | null }>(
-      `WITH step AS (
-         INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at,
-                            log_bytes, log_truncated, reason, placement)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11, $14, $16)
-         ON CONFLICT (job_id, placement, kind, index) DO UPDATE SET
-           status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
-           started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at,
-           log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated, reason = EXCLUDED.reason
-         WHERE steps.status = 'running' AND ($15::integer IS NULL OR steps.attempt <= $15)
-         RETURNING 1
-       ), event AS (
-         INSERT INTO events (job_id, key, type, data) SELECT $1, $12, 'step_finished', $13 WHERE EXISTS (SELECT 1 FROM step)
-         ON CONFLICT (job_id, key) DO NOTHING
-       )
-       SELECT EXISTS (SELECT 1 FROM step) AS recorded,
-              (SELECT status FROM steps WHERE job_id = $1 AND placement = $16 AND kind = $2 AND index = $3) AS before`,
-      [
-        jobId,
-        o.kind,
-        o.index,
-        o.seq,
-        o.status,
-        o.exitCode,
-        o.oomKilled ?? false,
-        o.startedAt,
-        o.finishedAt,
-        o.logBytes ?? 0,
-        o.logTruncated ?? false,
-        stepEventKey('finished', o.kind, o.index, o.placement),
-        JSON.stringify(event),
-        o.reason ?? null,
-        attempt ?? null,
-        o.placement ?? 1,
-      ],
-    );
-    // `before` is the row as the statement found it (a CTE's changes are not visible to it).
-    const r = rows[0]!;
-    if (r.recorded) return 'recorded';
-    return r.before === 'running' ? 'stale' : 'finished';
-  }
-
-  /** A step's recorded outcome, if it has finished: lets a retried activity return it instead of running again. */
-  async finishedStep(jobId: string, kind: StepKind, index: number, placement = 1): Promise<StepOutcome | null> {
-    const { rows } = await this.pool.query<StepRow>(
-      `SELECT * FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4 AND status <> 'running'`,
-      [jobId, kind, index, placement],
-    );
-    return rows[0] ? stepOutcome(rows[0]) : null;
-  }
-
-  /** Steps of the job still recorded as running: what a job's end must stop and record. */
-  async runningSteps(jobId: string): Promise<{ kind: StepKind; index: number; seq: number; placement: number }[]> {
-    const { rows } = await this.pool.query<{ kind: StepKind; index: number; seq: number; placement: number }>(
-      `SELECT kind, index, seq, placement FROM steps WHERE job_id = $1 AND status = 'running' ORDER BY seq`,
-      [jobId],
-    );
-    return rows;
   }
 
   async jobFinished(jobId: string, o: JobOutcome): Promise<void> {

@@ -11,6 +11,8 @@ import type { StepsInput } from '../../activities/steps';
 import { truncationMarker } from '../../activities/step-log';
 import { loadConfig } from '../../common/config';
 import type { ResolvedJobSpec, StepOutcome } from '../../common/job';
+import type { LogChunkWrite, LogStore } from '../../db/log-store';
+import type { StepStore } from '../../db/step-store';
 import { JobStore } from '../../db/store';
 import { FakeRunner, type FakeRunnerOptions } from '../../runner/fake/fake-runner';
 import { fakeSpec } from './fake-spec';
@@ -82,6 +84,25 @@ const cancelRequested = () => new ActivityCancellationDetails({ cancelRequested:
 const workerShutdown = () => new ActivityCancellationDetails({ workerShutdown: true });
 const statuses = (r: StepOutcome[]) => r.map((o) => `${o.kind}-${o.index}:${o.status}`);
 
+/** The store with some of its steps' or logs' methods replaced: what a boundary test holds or drops. */
+function withOverrides(store: JobStore, over: { steps?: Partial<StepStore>; logs?: Partial<LogStore> }): JobStore {
+  const part = <T extends object>(real: T, replaced: Partial<T> = {}): T =>
+    new Proxy(real, {
+      get(target, prop, receiver) {
+        const value = (prop in replaced ? replaced[prop as keyof T] : Reflect.get(target, prop, receiver)) as unknown;
+        return typeof value === 'function' && !(prop in replaced) ? value.bind(target) : value;
+      },
+    });
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'steps') return part(target.steps, over.steps);
+      if (prop === 'logs') return part(target.logs, over.logs);
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 function gate() {
   let open!: () => void;
   const opened = new Promise<void>((r) => (open = r));
@@ -127,19 +148,16 @@ test('a worker shutting down between two batch steps fails the attempt, and the 
   const g = gate();
   const { jobId, runner, activities } = await setUp({
     storeProxy: (s) =>
-      new Proxy(s, {
-        get(target, prop, receiver) {
-          if (prop === 'stepFinished') {
-            return async (...args: Parameters<JobStore['stepFinished']>) => {
-              await target.stepFinished(...args);
-              if (args[1].index === 0) {
-                g.reached();
-                await g.opened;
-              }
-            };
-          }
-          const value = Reflect.get(target, prop, receiver) as unknown;
-          return typeof value === 'function' ? value.bind(target) : value;
+      withOverrides(s, {
+        steps: {
+          record: async (...args: Parameters<StepStore['record']>) => {
+            const recorded = await s.steps.record(...args);
+            if (args[1].index === 0) {
+              g.reached();
+              await g.opened;
+            }
+            return recorded;
+          },
         },
       }),
   });
@@ -195,9 +213,9 @@ test('a retried attempt asks the server: a cancel is pending, so it waits for it
 test('a retry cancelled before it starts still stops, with the grace period, the container an earlier attempt started', async () => {
   const { jobId, runner, activities } = await setUp();
   const ref = { jobId, kind: 'loop' as const, index: 1 };
-  await store.claimStep(jobId, { kind: 'loop', index: 1, seq: 0 }, 1);
+  await store.steps.claim(jobId, { kind: 'loop', index: 1, seq: 0 }, 1);
   await runner.start({ ...ref, image: 'fake:1', command: 'trap "exit 42" TERM; sleep 100', env: {}, timeoutSeconds: 60 });
-  await store.stepLaunched(jobId, 'loop', 1);
+  await store.steps.launched(jobId, 'loop', 1);
   const env = new MockActivityEnvironment({ attempt: 2 });
   env.cancel('CANCELLED', cancelRequested());
   const input = { jobId, seq: 0, kind: 'loop' as const, index: 1, image: 'fake:1', command: 'trap "exit 42" TERM; sleep 100', env: {}, timeoutSeconds: 60 };
@@ -210,10 +228,10 @@ test('a retry cancelled before it starts still stops, with the grace period, the
 test('a retry that finds its step stopped past its deadline while no worker watched records it timed_out', async () => {
   const { jobId, runner, activities } = await setUp();
   const ref = { jobId, kind: 'setup' as const, index: 0 };
-  await store.claimStep(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
+  await store.steps.claim(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
   // 30 fake seconds last 1.5 s: past the 1 s budget, then stopped (as by the janitor).
   await runner.start({ ...ref, image: 'fake:1', command: 'sleep 30; exit 143', env: {}, timeoutSeconds: 1 });
-  await store.stepLaunched(jobId, 'setup', 0);
+  await store.steps.launched(jobId, 'setup', 0);
   await runner.wait(ref);
   const input = batch(jobId, ['sleep 30; exit 143']);
   input.steps[0]!.timeoutSeconds = 1;
@@ -261,7 +279,7 @@ test('two attempts on one running step: the older one is fenced off, the log has
   expect(statuses(newer)).toEqual(['setup-0:succeeded']);
   expect(String(await older)).toMatch(/newer attempt/);
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
-  const lines = (await store.readLogs(jobId, { afterId: 0, limit: 100 })).flatMap((c) => c.lines.map((l) => l.x));
+  const lines = (await store.logs.read(jobId, { afterId: 0, limit: 100 })).flatMap((c) => c.lines.map((l) => l.x));
   expect(lines).toEqual(['one', 'two', 'three']);
 });
 
@@ -274,27 +292,21 @@ test('an older attempt that wakes after a newer one took its step over neither r
   let older: Promise<unknown> = Promise.resolve();
   const { jobId, runner, activities } = await setUp({
     storeProxy: (s) =>
-      new Proxy(s, {
-        get(target, prop, receiver) {
-          if (prop === 'stepLaunched') {
-            return async (...args: Parameters<JobStore['stepLaunched']>) => {
-              await launchedHeld.opened;
-              return target.stepLaunched(...args);
-            };
-          }
-          if (prop === 'claimStep') {
-            return async (...args: Parameters<JobStore['claimStep']>) => {
-              const claim = await target.claimStep(...args);
-              if (args[2] === 2) {
-                // The older attempt wakes now, between the newer one's claim and its launch.
-                launchedHeld.open();
-                await older;
-              }
-              return claim;
-            };
-          }
-          const value = Reflect.get(target, prop, receiver) as unknown;
-          return typeof value === 'function' ? value.bind(target) : value;
+      withOverrides(s, {
+        steps: {
+          launched: async (...args: Parameters<StepStore['launched']>) => {
+            await launchedHeld.opened;
+            return s.steps.launched(...args);
+          },
+          claim: async (...args: Parameters<StepStore['claim']>) => {
+            const claim = await s.steps.claim(...args);
+            if (args[2] === 2) {
+              // The older attempt wakes now, between the newer one's claim and its launch.
+              launchedHeld.open();
+              await older;
+            }
+            return claim;
+          },
         },
       }),
   });
@@ -314,8 +326,8 @@ test('an older attempt that wakes after a newer one took its step over neither r
 
 test('a retried step keeps its recorded timed_out status', async () => {
   const { jobId, activities } = await setUp();
-  await store.claimStep(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
-  await store.stepFinished(jobId, { kind: 'setup', index: 0, seq: 0, status: 'timed_out', exitCode: 143, oomKilled: false, startedAt: null, finishedAt: null });
+  await store.steps.claim(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
+  await store.steps.record(jobId, { kind: 'setup', index: 0, seq: 0, status: 'timed_out', exitCode: 143, oomKilled: false, startedAt: null, finishedAt: null });
   const results = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, batch(jobId, ['true', 'true']));
   expect(statuses(results)).toEqual(['setup-0:timed_out']);
 });
@@ -334,9 +346,9 @@ test('a container lost while its step runs ends the step failed with reason cont
   // The same loss seen only by a retry (the worker died with the container).
   const other = await setUp();
   const otherRef = { ...ref, jobId: other.jobId };
-  await store.claimStep(other.jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
+  await store.steps.claim(other.jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
   await other.runner.start({ ...otherRef, image: 'fake:1', command: 'sleep 100', env: {}, timeoutSeconds: 60 });
-  await store.stepLaunched(other.jobId, 'setup', 0);
+  await store.steps.launched(other.jobId, 'setup', 0);
   other.runner.lose(otherRef);
   const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), other.activities.runSteps, batch(other.jobId, ['sleep 100', 'true']));
   expect(retried.map((r) => [r.status, r.reason])).toEqual([['failed', 'container_lost']]);
@@ -349,7 +361,7 @@ async function engineRestartUnder(command: string, opts: { keepContainers?: bool
   const input = batch(jobId, [command]);
   const first = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input);
   await waitFor(async () => (await runner.status({ jobId, kind: 'setup', index: 0 })).state === 'running', 'the step to run', { timeoutMs: 5_000 });
-  await waitFor(async () => (await store.readLogs(jobId, { afterId: 0, limit: 10 })).length > 0, 'its first line', { timeoutMs: 5_000 });
+  await waitFor(async () => (await store.logs.read(jobId, { afterId: 0, limit: 10 })).length > 0, 'its first line', { timeoutMs: 5_000 });
   runner.stopEngine(opts);
   const err = await first.catch((e: unknown) => e);
   await new Promise((r) => setTimeout(r, 200));
@@ -363,7 +375,7 @@ test('an engine restart under a running step ends it failed with reason containe
   expect((err as Error).name).toBe('EngineUnreachableError');
   expect(retried.map((r) => [r.status, r.reason, r.exitCode])).toEqual([['failed', 'container_lost', 42]]);
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
-  const lines = (await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
+  const lines = (await store.logs.read(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
   // What it printed after the engine stopped reading its output cannot be known: the log says so.
   expect(lines).toEqual(['one', expect.stringMatching(/^\[draftsman\] output missing from here: the engine went away/)]);
   expect((await store.getJob(jobId))?.steps[0]).toMatchObject({ status: 'failed', reason: 'container_lost', exitCode: 42 });
@@ -374,7 +386,7 @@ test('an engine that hangs under a running step gives the attempt up (not heartb
   const { jobId, runner, activities } = await setUp();
   const input = batch(jobId, ['echo one; sleep 40; echo two']);
   const first = runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, input);
-  await waitFor(async () => (await store.readLogs(jobId, { afterId: 0, limit: 10 })).length > 0, 'its first line', { timeoutMs: 5_000 });
+  await waitFor(async () => (await store.logs.read(jobId, { afterId: 0, limit: 10 })).length > 0, 'its first line', { timeoutMs: 5_000 });
   runner.hangEngine();
   const err = await first.catch((e: unknown) => e);
   expect((err as Error).name).toBe('EngineUnreachableError');
@@ -382,7 +394,7 @@ test('an engine that hangs under a running step gives the attempt up (not heartb
   const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
   expect(retried.map((r) => [r.status, r.reason, r.exitCode])).toEqual([['succeeded', undefined, 0]]);
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
-  const lines = (await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
+  const lines = (await store.logs.read(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
   expect(lines).toEqual(['one', 'two']);
 });
 
@@ -405,7 +417,7 @@ test('a step that survives an engine restart (live restore) is followed to its o
   const { jobId, runner, retried } = await engineRestartUnder('echo one; sleep 40; echo two', { keepContainers: true });
   expect(retried.map((r) => [r.status, r.reason, r.exitCode])).toEqual([['succeeded', undefined, 0]]);
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
-  const lines = (await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
+  const lines = (await store.logs.read(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x));
   expect(lines).toEqual(['one', 'two']);
 });
 
@@ -448,7 +460,7 @@ test('a step that ended by itself before the cancel keeps its own end', async ()
 test('a job that ends while no attempt runs its step: SIGTERM with the grace period, and the step row recorded', async () => {
   const { jobId, runner, activities } = await setUp();
   const ref = { jobId, kind: 'setup' as const, index: 0 };
-  await store.claimStep(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
+  await store.steps.claim(jobId, { kind: 'setup', index: 0, seq: 0 }, 1);
   await runner.start({ ...ref, image: 'fake:1', command: 'trap "exit 42" TERM; sleep 100', env: {}, timeoutSeconds: 60 });
   await runIn(new MockActivityEnvironment(), activities.endJob, { jobId, status: 'cancelled', loop: null, error: 'cancelled by request' });
   const job = await store.getJob(jobId);
@@ -486,7 +498,7 @@ test('the job\'s log cap is shared by its steps: a step stores what is left of i
   const results = await runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, batch(jobId, [`echo ${line}`, `echo ${line}`, `echo short; echo ${line}`]));
   expect(statuses(results)).toEqual(['setup-0:succeeded', 'setup-1:succeeded', 'setup-2:succeeded']);
   expect(results.map((r) => r.logTruncated)).toEqual([false, true, true]);
-  const byStep = async (step: string) => (await store.readLogs(jobId, { afterId: 0, limit: 100 })).flatMap((c) => (c.step === step ? c.lines.map((l) => l.x) : []));
+  const byStep = async (step: string) => (await store.logs.read(jobId, { afterId: 0, limit: 100 })).flatMap((c) => (c.step === step ? c.lines.map((l) => l.x) : []));
   expect(await byStep('setup-0')).toEqual([line]);
   expect(await byStep('setup-1')).toEqual([truncationMarker({ bytes: 1024 - 601, of: 'job' })]);
   expect(await byStep('setup-2')).toEqual(['short', truncationMarker({ bytes: 1024 - 601, of: 'job' })]);
@@ -510,15 +522,10 @@ test('an attempt stuck where nothing else bounds it (a database write that never
   const { jobId, runner, activities } = await setUp({
     stallMs: 500,
     storeProxy: (s) =>
-      new Proxy(s, {
-        get(target, prop, receiver) {
+      withOverrides(s, {
+        logs: {
           // The first attempt's output never reaches the database.
-          if (prop === 'appendLogChunk') {
-            return (job: string, chunk: Parameters<JobStore['appendLogChunk']>[1], attempt?: number) =>
-              attempt === 1 ? new Promise<void>(() => undefined) : target.appendLogChunk(job, chunk, attempt);
-          }
-          const value = Reflect.get(target, prop, receiver) as unknown;
-          return typeof value === 'function' ? value.bind(target) : value;
+          append: (job: string, chunk: LogChunkWrite, attempt?: number) => (attempt === 1 ? new Promise<void>(() => undefined) : s.logs.append(job, chunk, attempt)),
         },
       }),
   });
@@ -538,7 +545,7 @@ test('an attempt stuck where nothing else bounds it (a database write that never
   const retried = await runIn(new MockActivityEnvironment({ attempt: 2 }), activities.runSteps, input);
   expect(statuses(retried)).toEqual(['setup-0:succeeded']);
   expect(runner.starts.get(`fake-${jobId}-setup-0`)).toBe(1);
-  expect((await store.readLogs(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x))).toEqual(['one']);
+  expect((await store.logs.read(jobId, { afterId: 0, limit: 10 })).flatMap((c) => c.lines.map((l) => l.x))).toEqual(['one']);
 });
 
 test.each([

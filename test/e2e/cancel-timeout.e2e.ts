@@ -64,7 +64,7 @@ test('cancel through the API during setup: SIGTERM reaches the step, the job end
 
 /** The lines of a job's first setup step, as stored. */
 const setupLog = async (id: string) =>
-  (await stack.store.readLogs(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 1000 })).flatMap((c) => c.lines.map((l) => l.x));
+  (await stack.store.logs.read(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 1000 })).flatMap((c) => c.lines.map((l) => l.x));
 
 test('a cancelled compound command: the whole process group gets SIGTERM, the handler runs within the grace period, nothing after it', async () => {
   const perl = `perl -e '$|=1; $SIG{TERM}=sub{print "got-term\\n"; exit 0}; print "ready\\n"; sleep 60'; echo after`;

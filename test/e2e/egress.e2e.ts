@@ -44,13 +44,12 @@ afterAll(async () => {
 });
 
 const logOf = async (id: string, step: string) =>
-  (await stack.store.readLogs(id, { afterId: 0, limit: 1000 })).flatMap((c) => (c.step === step ? c.lines : []).map((l) => l.x));
+  (await stack.store.logs.read(id, { afterId: 0, limit: 1000 })).flatMap((c) => (c.step === step ? c.lines : []).map((l) => l.x));
 
 test('a step reaches no port of the control plane on 127.0.0.1 or ::1, its own listener yes, and the allowed fixture only through the proxy, which refuses the rest and records it', async () => {
   const api = new URL(stack.apiUrl).port;
   const temporal = stack.config.TEMPORAL_ADDRESS.split(':').pop()!;
   const pg = new URL(stack.config.DATABASE_URL!).port;
-  const git = gitException().split(':')[1]!;
   // The fixture too: on the host's loopback (127.0.0.2), reachable only through the proxy.
   const targets = [...[api, temporal, pg].flatMap((p) => [`127.0.0.1:${p}`, `::1:${p}`]), gitException()];
   const { id } = await stack.jobs.start({

@@ -44,7 +44,7 @@ afterAll(async () => {
 }, 60_000);
 
 const logOf = async (id: string, step: string) =>
-  (await stack.store.readLogs(id, { afterId: 0, limit: 1000 })).flatMap((c) => (c.step === step ? c.lines : []).map((l) => l.x));
+  (await stack.store.logs.read(id, { afterId: 0, limit: 1000 })).flatMap((c) => (c.step === step ? c.lines : []).map((l) => l.x));
 
 /** Prints `host:port:open` or `:refused` for each target (the runner image has perl, no nc or curl). */
 const PROBE = `perl -MIO::Socket::IP -e '

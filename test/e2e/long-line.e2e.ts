@@ -41,7 +41,7 @@ test(`300 MB on one line: the worker's peak memory stays under ${PEAK_BOUND_MIB}
   const job = await stack.waitForEnd(id, 300_000);
   expect(job.status).toBe('succeeded');
   expect(job.steps.find((s) => s.kind === 'setup')).toMatchObject({ logTruncated: true });
-  const lines = (await stack.store.readLogs(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 10_000 })).flatMap((c) => c.lines.map((l) => l.x));
+  const lines = (await stack.store.logs.read(id, { afterId: 0, step: { kind: 'setup', index: 0 }, limit: 10_000 })).flatMap((c) => c.lines.map((l) => l.x));
   expect(lines.at(-1)).toBe(truncationMarker({ bytes: LOG_CAP, of: 'step' }));
   expect(lines.slice(0, -1).every((l) => /^a+$/.test(l) && l.length <= 64 * 1024)).toBe(true);
 

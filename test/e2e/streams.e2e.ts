@@ -237,7 +237,7 @@ test('one reader per followed job: 50 followers cost the database what one does,
       const written: number[] = [];
       for (let i = 0; i < 5; i++) {
         chunk++;
-        await stack.store.appendLogChunk(jobId, { kind: 'setup', index: 0, chunk, firstLine: chunk, lines: [{ t: new Date().toISOString(), s: 'o', x: `c${chunk}` }], bytes: 3, truncated: false });
+        await stack.store.logs.append(jobId, { kind: 'setup', index: 0, chunk, firstLine: chunk, lines: [{ t: new Date().toISOString(), s: 'o', x: `c${chunk}` }], bytes: 3, truncated: false });
         written.push(Date.now());
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -278,7 +278,7 @@ test('a reader keeps its followers going when its notification connection dies, 
     }
   })();
   const write = (chunk: number) =>
-    stack.store.appendLogChunk(jobId, { kind: 'setup', index: 0, chunk, firstLine: chunk, lines: [{ t: new Date().toISOString(), s: 'o', x: `d${chunk}` }], bytes: 3, truncated: false });
+    stack.store.logs.append(jobId, { kind: 'setup', index: 0, chunk, firstLine: chunk, lines: [{ t: new Date().toISOString(), s: 'o', x: `d${chunk}` }], bytes: 3, truncated: false });
   const until = async (n: number) => {
     const deadline = Date.now() + 10_000;
     while (got.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
