@@ -88,7 +88,7 @@ export interface ActivityDeps {
 }
 
 /** The named boundaries a probe is called at. */
-export const BOUNDARIES = ['before-create', 'after-create', 'at-step-end', 'between-steps', 'during-cleanup', 'at-cache-save'] as const;
+export const BOUNDARIES = ['before-create', 'after-create', 'at-step-end', 'between-steps', 'during-cleanup', 'at-cache-save', 'at-restore'] as const;
 export type Boundary = (typeof BOUNDARIES)[number];
 export type Probe = (boundary: Boundary, at: { jobId: string; step: string | null }) => Promise<void>;
 

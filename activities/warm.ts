@@ -95,6 +95,21 @@ export function createWarm(sh: Shared) {
   }
 
   /**
+   * A job's volume from the kept volume `id`; false, with the volume made empty again, when
+   * the entry was forgotten meanwhile (evicted, or deleted through the API). The janitor
+   * forgets an entry (its row) before it looks for job volumes layered on it and removes
+   * it; a restore layers first and reads the row after, so one of the two sees the other:
+   * a kept volume is never removed from under a job that goes on with it.
+   */
+  async function restoreKept(jobId: string, to: JobVolumeRef, id: string): Promise<boolean> {
+    await sh.runner.copyVolume(to, { kept: id });
+    await sh.probe('at-restore', { jobId, step: 'cache' in to ? to.cache.name : 'workspace' });
+    if (await sh.kept.exists(id)) return true;
+    await sh.runner.copyVolume(to, null);
+    return false;
+  }
+
+  /**
    * The files of a job's volume (at most 20) that hold the value of a secret its steps
    * received, in any of the encodings the patch is scanned for. None read without secrets.
    */
@@ -140,8 +155,10 @@ export function createWarm(sh: Shared) {
         const hashes: string[] = [];
         for (const patterns of hashedPatterns(parts)) hashes.push(await sh.runner.hashFiles(jobId, pathspecs(patterns)));
         const key = renderKey(parts, hashes);
-        const found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'cache', scope: warm.scope, name: cache.name }, key, cache.restoreKeys);
-        await sh.runner.copyVolume({ cache: { jobId, name: cache.name } }, found ? { kept: found.id } : null);
+        const to = { cache: { jobId, name: cache.name } };
+        let found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'cache', scope: warm.scope, name: cache.name }, key, cache.restoreKeys);
+        if (!found) await sh.runner.copyVolume(to, null);
+        else if (!(await restoreKept(jobId, to, found.id))) found = null;
         sh.metrics.cacheLookups.inc({ result: found ? (found.exact ? 'hit' : 'partial') : 'miss' });
         await sh.store.event(
           jobId,
@@ -222,7 +239,7 @@ export function createWarm(sh: Shared) {
         }
         if (parent.commit && parent.commit !== input.from.commit) throw refuse(`job ${input.from.job} kept a workspace of commit ${parent.commit}, not of this job's ${input.from.commit}`);
         if (parent.hostQueue !== hostQueue()) throw refuse(`the workspace job ${input.from.job} kept is on another host (${parent.hostQueue}) than the one this job was placed on`);
-        await sh.runner.copyVolume({ workspace: jobId }, { kept: parent.id });
+        if (!(await restoreKept(jobId, { workspace: jobId }, parent.id))) throw refuse(`the workspace job ${input.from.job} kept after ${after} was evicted or deleted while this job restored it`);
         await sh.store.event(jobId, eventKey, 'setup_restored', { from: input.from.job, key: parent.key, bytes: parent.bytes, placement: placement ?? 1 });
         return { restored: true };
       }
@@ -235,9 +252,9 @@ export function createWarm(sh: Shared) {
       const key = snapshotKey({ repo: s.repo, commit: s.commit, imageId, setup: s.setup, env: s.env, secretRefs: s.secretRefs, cloneVersion: CLONE_VERSION });
       const found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'snapshot', scope: input.scope, name: '' }, key, []);
       await preparing;
-      sh.metrics.snapshotLookups.inc({ result: found ? 'hit' : 'miss' });
-      if (!found) return { restored: false, snapshotKey: key };
-      await sh.runner.copyVolume({ workspace: jobId }, { kept: found.id });
+      const restored = found !== null && (await restoreKept(jobId, { workspace: jobId }, found.id));
+      sh.metrics.snapshotLookups.inc({ result: restored ? 'hit' : 'miss' });
+      if (!found || !restored) return { restored: false, snapshotKey: key };
       await sh.store.event(jobId, eventKey, 'setup_restored', { from: found.jobId, key, bytes: found.bytes, placement: placement ?? 1 });
       return { restored: true, snapshotKey: key };
     },

@@ -19,6 +19,8 @@ let repo: GitFixture;
 let kept: KeptStore;
 /** Jobs whose saving the probe cuts short, and what the test saw at that moment. */
 const cutAtSaving = new Map<string, (at: { jobId: string; step: string | null }) => Promise<void>>();
+/** By cache name: what happens right after a job's volume was made from a kept one, before the restore checks its entry. */
+const atRestore = new Map<string, () => Promise<void>>();
 
 beforeAll(async () => {
   process.env.DRAFTSMAN_SECRET_WARM_TOKEN = SECRET;
@@ -28,6 +30,12 @@ beforeAll(async () => {
       {
         test: {
           probe: async (boundary, at) => {
+            const restoring = boundary === 'at-restore' && at.step ? atRestore.get(at.step) : undefined;
+            if (restoring) {
+              atRestore.delete(at.step!);
+              await restoring();
+              return;
+            }
             const cut = boundary === 'at-cache-save' ? cutAtSaving.get(at.jobId) : undefined;
             if (!cut) return;
             cutAtSaving.delete(at.jobId);
@@ -286,6 +294,32 @@ test('a cache setup wrote a secret into is not saved: cache_refused names the fi
   expect((await stack.waitForEnd(clean)).status).toBe('succeeded');
   expect(await eventOf(clean, 'cache_saved')).toMatchObject({ name, bytes: expect.any(Number) });
   expect(await entries('admin', name)).toHaveLength(1);
+});
+
+test('an entry evicted while a job restores it: the job goes on from an empty cache, and the kept volume goes only once no job is layered on it', async () => {
+  const name = `evicted${process.pid}`;
+  const first = await stack.submit(cacheSpec(name));
+  expect((await stack.waitForEnd(first)).status).toBe('succeeded');
+  const [entry] = await entries('admin', name);
+  expect(entry).toBeDefined();
+  // Between the second job's restore and its look at the entry: evicted as the janitor does it, the row first.
+  let removedAtOnce: boolean | undefined;
+  atRestore.set(name, async () => {
+    await kept.remove(entry!.id);
+    removedAtOnce = await stack.runner.removeKept(entry!.id);
+  });
+  const second = await stack.submit(cacheSpec(name));
+  expect((await stack.waitForEnd(second)).status).toBe('succeeded');
+  expect(removedAtOnce).toBeDefined();
+  expect(await eventOf(second, 'cache_hit')).toBeUndefined();
+  expect(await eventOf(second, 'cache_miss')).toMatchObject({ name });
+  expect(await logsOf(second)).toContain('found nothing');
+  // Its own save takes the key again.
+  expect(await eventOf(second, 'cache_saved')).toMatchObject({ name });
+  expect((await entries('admin', name)).map((k) => k.jobId)).toEqual([second]);
+  // The job's volumes went with it: nothing holds the evicted volume now.
+  expect(await stack.runner.removeKept(entry!.id)).toBe(true);
+  expect((await stack.runner.listKept()).map((v) => v.id)).not.toContain(entry!.id);
 });
 
 test('a workspace kept after setup: the same setup skips clone and setup, a fork sees its parent files, and a setup that wrote a secret is not kept', async () => {
