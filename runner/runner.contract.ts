@@ -206,6 +206,20 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
         for (const job of [b, c]) expect(await s.runner.listJobResources(job)).toEqual({ steps: [], holders: [], workspaces: [] });
       });
 
+      it('a copy from a kept volume that is gone fails, and leaves no volume of that name', async () => {
+        const jobId = newJob();
+        await s.runner.prepareWorkspace(jobId);
+        const gone = `contract-gone-${process.pid}-${n++}`;
+        await expect(s.runner.copyVolume({ workspace: jobId }, { kept: gone })).rejects.toThrow(/gone/);
+        await expect(s.runner.copyVolume({ cache: { jobId, name: 'deps' } }, { kept: gone })).rejects.toThrow(/gone/);
+        expect((await s.runner.listKept()).map((k) => k.id)).not.toContain(gone);
+        // A job's volume can still be made after it.
+        expect(await s.runner.copyVolume({ workspace: jobId }, null)).toBeGreaterThanOrEqual(0);
+        expect(await ran(jobId, 'printf ok > after')).toBe(0);
+        await s.runner.removeJob(jobId);
+        expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
+      });
+
       it('a step writes the caches it mounts, and no other path outside its workspace', async () => {
         const jobId = newJob();
         await s.runner.prepareWorkspace(jobId);

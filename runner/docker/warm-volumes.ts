@@ -179,6 +179,7 @@ export class WarmVolumes {
     if (!jobId) throw new RunnerError('a copy is made for a job: from or to its workspace or caches');
     // A job's volume starts empty or from a kept one without a copy where the engine can.
     const lower = from && 'kept' in from ? from.kept : null;
+    if (lower !== null) await this.keptPresent(lower);
     if (!('kept' in to) && (from === null || lower !== null) && (await this.layers())) {
       const name = refVolume(to, policy.deployment);
       if (lower === null) {
@@ -204,7 +205,27 @@ export class WarmVolumes {
     });
     const bytes = parseDu(output);
     if (code !== 0 || bytes === null) throw new RunnerError(`${what} failed (exit ${code}): ${output.slice(0, 300)}`);
+    // Removed between the look above and the helper's mount, the engine made an empty one to mount.
+    if (lower !== null) await this.keptPresent(lower);
     return bytes;
+  }
+
+  /**
+   * Fails unless the kept volume is there as Draftsman made it. A mount names a volume
+   * that the engine creates, empty and unlabelled, when it is missing: such a stand-in is
+   * removed (no sweep would find it) and the copy fails rather than restore nothing.
+   */
+  private async keptPresent(id: string): Promise<void> {
+    const name = keptVolumeName(id, this.policy().deployment);
+    let labels: Record<string, string> | null;
+    try {
+      labels = ((await this.docker.getVolume(name).inspect(this.bounded())) as { Labels: Record<string, string> | null }).Labels;
+    } catch (err) {
+      throw new RunnerError(statusOf(err) === 404 ? `kept volume ${name} is gone` : `inspecting kept volume ${name} failed`, err);
+    }
+    if (labels?.[LABEL_KEPT] === id) return;
+    await this.removeVolume(name).catch(() => undefined);
+    throw new RunnerError(`kept volume ${name} is gone (removed while it was being copied)`);
   }
 
   async removeKept(id: string): Promise<boolean> {

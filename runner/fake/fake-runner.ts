@@ -82,6 +82,7 @@ export class FakeRunner implements Runner {
 
   async copyVolume(to: VolumeRef, from: VolumeRef | null): Promise<number> {
     this.reachable();
+    if (from && 'kept' in from && !this.volumes.files(from)) throw new RunnerError(`kept volume ${from.kept} is gone`);
     if ('workspace' in to) this.workspaces.add(to.workspace);
     return this.volumes.copy(to, from);
   }
