@@ -9,8 +9,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { CacheSpec, KeepPoint } from '../common/job';
 import { FailureType } from '../common/names';
 import { cacheHitEnv, hashedPatterns, keptName, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
-import { CLONE_SCRIPT } from './clone';
 import type { JobVolumeRef } from '../runner/runner';
+import { CLONE_SCRIPT } from './clone';
 import type { Shared } from './deps';
 import { secretFinder } from './secrets';
 

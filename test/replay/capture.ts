@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     'warm-snapshot-saved': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
     'warm-snapshot-restored': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
     'approval-timeout': { spec: { ...base, validate: ['true'], approval: { before: 'validate', timeoutSeconds: 2, onTimeout: 'reject' } } },
-    // Queried before any worker polls: the first workflow task ends right after acceptJob's marker.
+    // Queried before any worker polls: the query ends the first workflow task early (windows.ts, firstTaskSplit).
     'query-split': { spec: { ...base, validate: ['true'] }, queryFirst: true },
   };
   const only = arg('only', true).split(',').filter(Boolean);
