@@ -44,18 +44,3 @@ export function cloneEnv(repo: string, commit: string, gitToken?: string): Recor
     ...(gitToken ? { DRAFTSMAN_GIT_TOKEN: gitToken, DRAFTSMAN_GIT_HOST: host } : {}),
   };
 }
-
-/**
- * Prints the workspace's changes against HEAD (tracked and untracked files,
- * binary-safe) without touching the workspace: the index and the new objects
- * live in /tmp, with the repository's objects as alternates.
- */
-export const PATCH_SCRIPT = [
-  'set -eu',
-  'export GIT_INDEX_FILE=/tmp/draftsman-patch/index GIT_OBJECT_DIRECTORY=/tmp/draftsman-patch/objects',
-  'export GIT_ALTERNATE_OBJECT_DIRECTORIES="$PWD/.git/objects"',
-  'mkdir -p "$GIT_OBJECT_DIRECTORY"',
-  'git read-tree HEAD',
-  'git add -A .',
-  'git diff --cached --binary HEAD',
-].join('\n');

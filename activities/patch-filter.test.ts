@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { splitPatch, withholdFiles } from './patch-filter';
+import { OUTSIDE_FILES, splitPatch, withholdFiles } from './patch-filter';
 import { secretFinder } from './secrets';
 
 const SECRET = 'ghp_S3cr3tT0kenValue1234';
@@ -80,4 +80,25 @@ test('a patch without secrets is kept byte for byte', () => {
   expect(withheld.map((w) => w.file).sort()).toEqual(['.env', 'keys/id_ed25519']);
   expect(withholdFiles(Buffer.from(''), secretFinder([SECRET]))).toEqual({ kept: Buffer.from(''), withheld: [] });
   expect(kept.length).toBeLessThan(patch.length);
+});
+
+test.each([
+  ['before the first file header', (p: Buffer) => Buffer.concat([Buffer.from(`note: ${SECRET.slice(0, 6)} anything at all\n`), p])],
+  ['in a patch with no file header at all', () => Buffer.from('free text the agent printed, no diff header\n')],
+])('text %s is withheld, never kept', (_where, make) => {
+  const { kept, withheld } = withholdFiles(make(patch), secretFinder(['some-other-secret-value']));
+  expect(withheld).toContainEqual({ file: OUTSIDE_FILES, reason: 'not a file diff' });
+  expect(kept.toString('latin1')).not.toMatch(/anything at all|free text/);
+  // Positive control: the same patch without the text keeps everything it kept before.
+  expect(withholdFiles(patch, secretFinder(['some-other-secret-value'])).withheld.map((w) => w.reason)).not.toContain('not a file diff');
+});
+
+test('a binary block cut at the cap is withheld when the patch was truncated, and kept when it was whole', () => {
+  const files = splitPatch(patch);
+  const bin = files.find((f) => f.file === 'other.bin')!;
+  // The patch cut inside the binary block of its last file.
+  const cut = Buffer.concat([...files.filter((f) => f !== bin).map((f) => f.section), bin.section.subarray(0, bin.section.length - 5)]);
+  const finder = secretFinder(['some-other-secret-value']);
+  expect(withholdFiles(cut, finder, true).withheld).toContainEqual({ file: 'other.bin', reason: 'binary cut at the cap' });
+  expect(withholdFiles(cut, finder, false).withheld.map((w) => w.file)).not.toContain('other.bin');
 });

@@ -19,8 +19,11 @@ export interface PatchFile {
 
 export interface Withheld {
   file: string;
-  reason: 'holds a secret' | 'secret file name';
+  reason: 'holds a secret' | 'secret file name' | 'not a file diff' | 'binary cut at the cap';
 }
+
+/** The name a withheld piece of text that belongs to no file is listed under. */
+export const OUTSIDE_FILES = '(text outside any file diff)';
 
 /** Splits `git diff --binary` output into one section per file. */
 export function splitPatch(data: Buffer): PatchFile[] {
@@ -71,17 +74,26 @@ export function binaryPayloads(section: string): Buffer[] {
   return out;
 }
 
-/** The patch without the files it must not keep, and which those were. */
-export function withholdFiles(data: Buffer, holdsSecret: (text: string) => boolean): { kept: Buffer; withheld: Withheld[] } {
+/**
+ * The patch without the files it must not keep, and which those were. Text that is no
+ * file's diff (before the first header, or a patch with none) is never kept: nothing
+ * git prints there, so it could only be put there. When the patch was cut at its cap, a
+ * binary block cut short is withheld: its end cannot be read, so it cannot be judged.
+ */
+export function withholdFiles(data: Buffer, holdsSecret: (text: string) => boolean, truncated = false): { kept: Buffer; withheld: Withheld[] } {
   const files = splitPatch(data);
-  if (files.length === 0) return { kept: data, withheld: [] };
-  const kept: Buffer[] = [data.subarray(0, files[0]!.section.byteOffset - data.byteOffset)];
   const withheld: Withheld[] = [];
-  for (const f of files) {
+  const before = files.length === 0 ? data : data.subarray(0, files[0]!.section.byteOffset - data.byteOffset);
+  if (before.length > 0) withheld.push({ file: OUTSIDE_FILES, reason: 'not a file diff' });
+  const kept: Buffer[] = [];
+  for (const [i, f] of files.entries()) {
     const text = f.section.toString('utf8');
-    const payloads = text.includes('GIT binary patch') ? binaryPayloads(f.section.toString('latin1')) : [];
+    const binary = text.includes('GIT binary patch');
+    const payloads = binary ? binaryPayloads(f.section.toString('latin1')) : [];
     if (holdsSecret(text) || payloads.some((p) => holdsSecret(p.toString('latin1')) || holdsSecret(p.toString('utf8')))) {
       withheld.push({ file: f.file, reason: 'holds a secret' });
+    } else if (truncated && binary && i === files.length - 1) {
+      withheld.push({ file: f.file, reason: 'binary cut at the cap' });
     } else if (f.isNew && SECRET_FILE_NAMES.some((re) => re.test(path.posix.basename(f.file)))) {
       withheld.push({ file: f.file, reason: 'secret file name' });
     } else {

@@ -7,6 +7,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { CacheSpec, KeepPoint } from '../common/job';
+import { WorkspaceGitError } from '../common/errors';
 import { FailureType } from '../common/names';
 import { cacheHitEnv, hashedPatterns, keptName, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
 import type { JobVolumeRef } from '../runner/runner';
@@ -21,6 +22,7 @@ export interface WarmInput {
   caches?: CacheSpec[];
   /** Keep the workspace under this key once setup succeeded (restoreWorkspace computed it). */
   snapshotKey?: string;
+  /** The job's commit (read from the job's spec when absent: inputs of jobs started before it was always sent). */
   commit?: string;
   /** The secrets the clone and setup received: a cache or workspace that holds one of their values is not kept. */
   secretRefs?: string[];
@@ -141,6 +143,18 @@ export function createWarm(sh: Shared) {
     await sh.store.event(jobId, eventKey, 'snapshot_saved', saved.committed ? { key: k.key, ...at, bytes: saved.bytes } : { key: k.key, ...at, saved: false, why: 'another job kept this setup first' });
   }
 
+  /** The hash of the commit's files a key names; a workspace whose objects no longer hold the commit fails the job, not a retry. */
+  async function hashFiles(jobId: string, commit: string | undefined, specs: string[]): Promise<string> {
+    const c = commit ?? (await sh.store.getSpec(jobId))?.commit;
+    if (!c) throw new Error(`job ${jobId} has no accepted spec to read its commit from`);
+    try {
+      return await sh.runner.hashFiles(jobId, c, specs);
+    } catch (err) {
+      if (err instanceof WorkspaceGitError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+      throw err;
+    }
+  }
+
   const api = {
     /**
      * Restores each cache into the job's private copy (empty on a miss) before its first
@@ -153,7 +167,7 @@ export function createWarm(sh: Shared) {
         if (await sh.store.eventData(jobId, eventKey)) continue;
         const parts = parseKeyTemplate(cache.key);
         const hashes: string[] = [];
-        for (const patterns of hashedPatterns(parts)) hashes.push(await sh.runner.hashFiles(jobId, pathspecs(patterns)));
+        for (const patterns of hashedPatterns(parts)) hashes.push(await hashFiles(jobId, warm.commit, pathspecs(patterns)));
         const key = renderKey(parts, hashes);
         const to = { cache: { jobId, name: cache.name } };
         let found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'cache', scope: warm.scope, name: cache.name }, key, cache.restoreKeys);

@@ -47,6 +47,15 @@ abstract class EngineError extends Error {
   }
 }
 
+/**
+ * The workspace's object store does not hold the job's commit as its id says (the
+ * job's own steps removed or altered `.git/objects`): Draftsman's git cannot read the
+ * commit from it, and will not on any retry.
+ */
+export class WorkspaceGitError extends Error {
+  override readonly name = 'WorkspaceGitError';
+}
+
 /** The container engine refused or failed an operation (retried by Temporal). */
 export class RunnerError extends EngineError {
   override readonly name = 'RunnerError';

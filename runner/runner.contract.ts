@@ -157,19 +157,34 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       };
       const tracked = 'git init -q; git add -A';
 
-      it('hashFiles hashes the tracked files a glob matches: empty for none, the same for the same files, another after a change', async () => {
+      /** Commits the workspace's files; the commit's id (the fake's git keeps none: it hashes the files it has). */
+      const committed = async (jobId: string, command: string, index: number) => {
+        const step = request(jobId, `${command}; git init -q; git add -A; git -c user.name=t -c user.email=t@t commit -qm c; git rev-parse HEAD`, index);
+        await s.runner.start(step);
+        expect((await s.runner.wait(ref(step))).exitCode).toBe(0);
+        return (await s.runner.stdout(ref(step), 1000)).data.toString().trim() || '0'.repeat(40);
+      };
+
+      it("hashFiles hashes the commit's files a glob matches: empty for none, the same for the same files, another for another commit", async () => {
         const jobId = newJob();
         await s.runner.prepareWorkspace(jobId);
-        expect(await ran(jobId, `printf one > a.lock; mkdir -p sub; printf two > sub/b.lock; printf x > other; ${tracked}`)).toBe(0);
-        expect(await s.runner.hashFiles(jobId, [':(glob)*.none'])).toBe('');
-        const all = await s.runner.hashFiles(jobId, [':(glob)**/*.lock']);
+        const first = await committed(jobId, 'printf one > a.lock; mkdir -p sub; printf two > sub/b.lock; printf x > other', 0);
+        expect(await s.runner.hashFiles(jobId, first, [':(glob)*.none'])).toBe('');
+        const all = await s.runner.hashFiles(jobId, first, [':(glob)**/*.lock']);
         expect(all).toMatch(/^[0-9a-f]{64}$/);
-        expect(await s.runner.hashFiles(jobId, [':(glob)**/*.lock'])).toBe(all);
-        const top = await s.runner.hashFiles(jobId, [':(glob)*.lock']);
+        expect(await s.runner.hashFiles(jobId, first, [':(glob)**/*.lock'])).toBe(all);
+        const top = await s.runner.hashFiles(jobId, first, [':(glob)*.lock']);
         expect(top).not.toBe(all);
-        expect(await s.runner.hashFiles(jobId, [':(glob)**/*.lock', ':(glob,exclude)sub/**'])).toBe(top);
-        expect(await ran(jobId, `printf changed > sub/b.lock; ${tracked}`, {}, 1)).toBe(0);
-        expect(await s.runner.hashFiles(jobId, [':(glob)**/*.lock'])).not.toBe(all);
+        expect(await s.runner.hashFiles(jobId, first, [':(glob)**/*.lock', ':(glob,exclude)sub/**'])).toBe(top);
+        const second = await committed(jobId, 'printf changed > sub/b.lock', 1);
+        expect(await s.runner.hashFiles(jobId, second, [':(glob)**/*.lock'])).not.toBe(all);
+      });
+
+      it('files given with a step are in its workspace when its command starts', async () => {
+        const jobId = newJob();
+        await s.runner.prepareWorkspace(jobId);
+        expect(await ran(jobId, 'git hash-object handed.txt', { files: [{ name: 'handed.txt', data: Buffer.from('handed over') }] })).toBe(0);
+        expect((await files(jobId))['handed.txt']).toBe('handed over');
       });
 
       it("a kept copy of a workspace restores into another job's workspace, is no job's resource, and is removed by id", async () => {

@@ -1,7 +1,10 @@
 import type { StepKind } from '../common/job';
 
-/** The user's step kinds, and `patch`: Draftsman's own step that reads the workspace's diff. */
-export type ContainerKind = StepKind | 'patch';
+/**
+ * The user's step kinds, and Draftsman's own steps: `patch` reads the workspace's diff,
+ * `checkout` makes the workspace the commit with the stored patch for publish.
+ */
+export type ContainerKind = StepKind | 'patch' | 'checkout';
 
 /** What a backend needs to run one step of a job. */
 export interface StepRequest {
@@ -20,6 +23,12 @@ export interface StepRequest {
   caches?: string[];
   /** The job's caches with a path, mounted writable at /workspace/<path> (every step after the clone). */
   workspaceCaches?: WorkspaceCache[];
+  /**
+   * Files put into /workspace before the command starts (Draftsman's own steps: the
+   * stored patch for the publish checkout). Names are plain file names; put again when
+   * a retry re-attaches to a step that was only created.
+   */
+  files?: { name: string; data: Buffer }[];
 }
 
 /** A cache that lives in the workspace (node_modules): the job's private copy is mounted at its path. */
@@ -164,10 +173,12 @@ export interface Runner {
   imageId(image: string): Promise<string>;
 
   /**
-   * The hash of the files of the job's workspace that git tracks and the pathspecs
-   * match (paths and contents), hex; empty when none does.
+   * The hash of the files of `commit` that the pathspecs match (paths, modes and
+   * contents), hex; empty when none does. The commit is read from the workspace's object
+   * store as data and verified against its id: nothing in the workspace's `.git` (its
+   * config, index, refs) is used or run, and the helper has no more privilege than a step.
    */
-  hashFiles(jobId: string, pathspecs: string[]): Promise<string>;
+  hashFiles(jobId: string, commit: string, pathspecs: string[]): Promise<string>;
 
   /**
    * Makes `to` a copy of `from` (empty when null), replacing what it held, its files

@@ -123,7 +123,8 @@ export class JobSteps {
       warm: {
         scope: this.warmScope,
         ...(caches.length ? { caches } : {}),
-        ...(snapshotKey ? { snapshotKey, commit: this.spec.commit } : {}),
+        ...(snapshotKey ? { snapshotKey } : {}),
+        commit: this.spec.commit,
         // The secrets the clone and setup received: a saved cache or kept workspace holds none of their values.
         secretRefs: [...Object.values(this.spec.secrets), ...(this.spec.gitTokenSecret ? [this.spec.gitTokenSecret] : [])],
       },
@@ -162,6 +163,14 @@ export class JobSteps {
     ]);
   }
 
+  /** The workspace made the commit with the stored patch (a patch only when the job had a loop), for publish. */
+  preparePublish(withPatch: boolean) {
+    this.run.show('running', 'preparing a clean checkout with the approved patch for publish');
+    return this.activities.preparePublish.executeWithOptions({ summary: 'publish checkout: the commit and the stored patch' }, [
+      { jobId: this.run.jobId, ...this.placementField(), image: this.spec.image, timeoutSeconds: this.spec.timeouts.stepSeconds, commit: this.spec.commit, withPatch },
+    ]);
+  }
+
   /** A command step's input: the job's image, environment and secret references. */
   private commandInput(kind: StepKind, index: number, command: string, n: number) {
     const outside = (this.spec.caches ?? []).filter((c) => !c.path);
@@ -182,7 +191,8 @@ export class JobSteps {
       // Setup steps alone mount the job's caches outside the workspace: loop, validation and publish never see them.
       ...(kind === 'setup' && outside.length ? { caches: outside.map((c) => c.name) } : {}),
       // A cache with a path is part of the workspace: every step sees the job's own copy there (saved after setup, never after).
-      ...(inWorkspace.length ? { workspaceCaches: inWorkspace.map((c) => ({ name: c.name, path: c.path! })) } : {}),
+      // Publish sees none: it runs on the commit and the approved patch alone.
+      ...(inWorkspace.length && kind !== 'publish' ? { workspaceCaches: inWorkspace.map((c) => ({ name: c.name, path: c.path! })) } : {}),
     };
   }
 

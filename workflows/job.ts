@@ -77,6 +77,11 @@ const PATCHES_FIRST = 'patches-decided-first';
  * saying the host is lost, as they did.
  */
 const HOST_FAILOVER_PATCH = 'host-failover';
+/**
+ * Runs from before publish steps ran on a clean checkout of the commit with the stored
+ * patch ran them on the loop's workspace; they replay as they ran.
+ */
+const PUBLISH_ON_APPROVED_PATCH = 'publish-on-approved';
 
 class StepFailedError extends Error {}
 
@@ -109,6 +114,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   const run = new JobRun(workflowInfo(), resume);
   const patchesFirst = patched(PATCHES_FIRST);
   const failover = patchesFirst && patched(HOST_FAILOVER_PATCH);
+  const onApproved = patchesFirst && patched(PUBLISH_ON_APPROVED_PATCH);
   const { view, jobId } = run;
   setHandler(statusQuery, () => view);
   setHandler(cancelSignal, (arg) => run.stop({ status: 'cancelled', reason: arg?.reason || 'cancelled by request' }));
@@ -157,7 +163,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     for (;;) {
       try {
         failure = null;
-        continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, patchesFirst, from));
+        continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, { batched: patchesFirst, onApproved }, from));
       } catch (err) {
         failure = err;
       }
@@ -267,7 +273,15 @@ async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batc
  * validation, publish; the approval gate before the phase the spec names. Returns the
  * iteration the next run continues at, or null at the end.
  */
-async function phases(run: JobRun, steps: JobSteps, gate: ApprovalGate, spec: ResolvedJobSpec, accepted: AcceptedJob, batched: boolean, resume?: LoopResume): Promise<number | null> {
+async function phases(
+  run: JobRun,
+  steps: JobSteps,
+  gate: ApprovalGate,
+  spec: ResolvedJobSpec,
+  accepted: AcceptedJob,
+  { batched, onApproved }: { batched: boolean; onApproved: boolean },
+  resume?: LoopResume,
+): Promise<number | null> {
   if (!resume) await prepare(run, steps, spec, batched);
   // A continued run is past the loop's gate.
   if (spec.approval?.before === 'loop' && !resume) await gate.pass(spec.approval);
@@ -291,7 +305,7 @@ async function phases(run: JobRun, steps: JobSteps, gate: ApprovalGate, spec: Re
   }
 
   if (spec.loop) {
-    run.view.patch = await steps.activities.capturePatch({ jobId: run.jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds, maskRefs: steps.maskRefs });
+    run.view.patch = await steps.activities.capturePatch({ jobId: run.jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds, maskRefs: steps.maskRefs, commit: spec.commit });
   }
 
   if (spec.approval?.before === 'validate') await gate.pass(spec.approval);
@@ -306,6 +320,8 @@ async function phases(run: JobRun, steps: JobSteps, gate: ApprovalGate, spec: Re
   if (failed) throw new StepFailedError(failed);
 
   if (spec.approval?.before === 'publish') await gate.pass(spec.approval);
+  // Publish runs on what validation and the gate saw (the commit and the stored patch), never on the loop's workspace.
+  if (onApproved && (spec.publish ?? []).length > 0) await steps.preparePublish(!!spec.loop);
   for (const [i, command] of (spec.publish ?? []).entries()) {
     const ran = await steps.command('publish', i, command);
     if (ran.status !== 'succeeded') throw new StepFailedError(failedStepMessage(ran));

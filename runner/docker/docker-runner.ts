@@ -1,9 +1,10 @@
 import Docker from 'dockerode';
+import { pack } from 'tar-stream';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_PLACEMENT, LABEL_ROLE } from '../../common/names';
 import { makeJobFolder, removeJobFolder, waitForListener } from '../../egress/job-folder';
 import type { JobResources, JobVolumeRef, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
-import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, measureOptions, parseDu, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName } from './convert';
+import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, measureOptions, parseDu, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName, WORKSPACE_PATH } from './convert';
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
@@ -53,8 +54,8 @@ export class DockerRunner implements Runner {
     return this.warm.imageId(image);
   }
 
-  hashFiles(jobId: string, pathspecs: string[]): Promise<string> {
-    return this.warm.hashFiles(jobId, pathspecs);
+  hashFiles(jobId: string, commit: string, pathspecs: string[]): Promise<string> {
+    return this.warm.hashFiles(jobId, commit, pathspecs);
   }
 
   copyVolume(to: VolumeRef, from: VolumeRef | null): Promise<number> {
@@ -203,12 +204,29 @@ export class DockerRunner implements Runner {
         throw new RunnerError(`creating container ${name} failed`, err);
       }
     }
+    if (step.files?.length) await this.putFiles(container, name, step.files);
     try {
       await this.startContainer(container, step.jobId);
     } catch (err) {
       if (statusOf(err) === 304) return; // already started
       if (isWedged(err)) throw new ContainerLostError(`the engine lost container ${name} in a crash: ${(err as Error).message}`, err);
       throw new RunnerError(`starting container ${name} failed`, err);
+    }
+  }
+
+  /** Files into the created container's workspace volume (the engine writes to a volume even under a read-only root). */
+  private async putFiles(container: Docker.Container, name: string, files: { name: string; data: Buffer }[]): Promise<void> {
+    const tar = pack();
+    const [uid, gid] = this.policy.user.split(':').map(Number);
+    for (const f of files) {
+      if (!/^[A-Za-z0-9._-]+$/.test(f.name) || f.name === '.' || f.name === '..') throw new RunnerError(`a step's file must be a plain name, not ${JSON.stringify(f.name)}`);
+      tar.entry({ name: f.name, mode: 0o600, uid, gid }, f.data);
+    }
+    tar.finalize();
+    try {
+      await container.putArchive(tar as unknown as NodeJS.ReadableStream, { path: WORKSPACE_PATH, ...this.bounded(60) });
+    } catch (err) {
+      throw new RunnerError(`putting files into ${name} failed`, err);
     }
   }
 

@@ -49,22 +49,11 @@ export const COPY_SCRIPT = [
 ].join('\n');
 
 /**
- * hashFiles: the files git tracks that the pathspecs match, by path, mode and blob id
- * (the blob id is the hash of the contents), sorted, hashed; nothing printed when none
- * matches. Right after the clone the index is the commit's.
- */
-export const HASH_FILES_SCRIPT = [
-  'set -eu',
-  'cd /workspace',
-  `git -c safe.directory='*' ls-files -s -z -- "$@" > /tmp/files`,
-  '[ -s /tmp/files ] || exit 0',
-  "sort -z /tmp/files | sha256sum | cut -d' ' -f1",
-].join('\n');
-
-/**
  * A helper container: the tool image as root with only the capabilities its work needs
  * (reading everything, and for a copy keeping owners and modes), no network, a
- * read-only root, bounded memory and processes.
+ * read-only root, bounded memory and processes. Root helpers only read, copy and
+ * measure files (cp, chown, du, tar: none follows a symlink or runs what it reads); a
+ * helper that runs git on a workspace runs as the step user with no capability at all.
  */
 export function helperOptions(
   name: string,
@@ -72,14 +61,14 @@ export function helperOptions(
   mounts: Docker.MountSettings[],
   labels: Record<string, string>,
   policy: Pick<ContainerPolicy, 'toolImage'>,
-  opts: { caps: string[]; env?: Record<string, string> },
+  opts: { caps: string[]; env?: Record<string, string>; user?: string; tmpMb?: number },
 ): Docker.ContainerCreateOptions {
   const memory = 256 * 1024 * 1024;
   return {
     name,
     Image: policy.toolImage,
     Cmd: cmd,
-    User: '0:0',
+    User: opts.user ?? '0:0',
     WorkingDir: '/',
     Env: Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
     Labels: labels,
@@ -91,7 +80,7 @@ export function helperOptions(
       SecurityOpt: ['no-new-privileges'],
       Privileged: false,
       ReadonlyRootfs: true,
-      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=16m' },
+      Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${opts.tmpMb ?? 16}m` },
       Memory: memory,
       MemorySwap: memory,
       PidsLimit: 64,

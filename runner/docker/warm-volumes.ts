@@ -9,7 +9,8 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { extract } from 'tar-stream';
-import { RunnerError } from '../../common/errors';
+import { RunnerError, WorkspaceGitError } from '../../common/errors';
+import { HASH_FILES_SCRIPT } from '../../common/trusted-git';
 import { LABEL_DEPLOYMENT, LABEL_HOST, LABEL_KEPT, LABEL_LOWER, LABEL_ROLE } from '../../common/names';
 import type { JobVolumeRef, VolumeRef } from '../runner';
 import { type ContainerPolicy, jobLabels, parseDu, WORKSPACE_PATH } from './convert';
@@ -18,7 +19,6 @@ import {
   COPY_CAPS,
   COPY_SCRIPT,
   copyMounts,
-  HASH_FILES_SCRIPT,
   helperOptions,
   keptVolumeName,
   layerDriverOpts,
@@ -159,16 +159,21 @@ export class WarmVolumes {
     }
   }
 
-  async hashFiles(jobId: string, pathspecs: string[]): Promise<string> {
+  async hashFiles(jobId: string, commit: string, pathspecs: string[]): Promise<string> {
     const policy = this.policy();
     const name = this.helperName(jobId, 'hash');
+    // It runs git on what a step wrote (a fork's workspace): as the step user, with no capability.
     const options = helperOptions(name, ['sh', '-c', HASH_FILES_SCRIPT, 'hash-files', ...pathspecs], [workspaceMount(jobId, policy.deployment)], { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' }, policy, {
-      caps: READ_CAPS,
+      caps: [],
+      user: policy.user,
+      env: { DRAFTSMAN_COMMIT: commit },
+      tmpMb: 64,
     });
     const { code, output } = await this.runHelper(options, 60).catch((err: unknown) => {
       throw new RunnerError(`hashing files of job ${jobId} failed`, err);
     });
     const hash = output.trim();
+    if (code === 3) throw new WorkspaceGitError(`hashing files of job ${jobId}: ${output.trim().slice(0, 300)}`);
     if (code !== 0 || !/^([0-9a-f]{64})?$/.test(hash)) throw new RunnerError(`hashing files of job ${jobId} failed (exit ${code}): ${output.slice(0, 300)}`);
     return hash;
   }

@@ -75,7 +75,7 @@ export class FakeRunner implements Runner {
     return `sha256:${createHash('sha256').update(image).digest('hex')}`;
   }
 
-  async hashFiles(jobId: string, pathspecs: string[]): Promise<string> {
+  async hashFiles(jobId: string, _commit: string, pathspecs: string[]): Promise<string> {
     this.reachable();
     return this.volumes.hashFiles(jobId, pathspecs);
   }
@@ -184,6 +184,7 @@ export class FakeRunner implements Runner {
       s = this.steps.get(name) ?? this.create(step, name);
     }
     if (s.state !== 'created') return;
+    for (const f of step.files ?? []) this.volumes.write(step, f.name, f.data.toString('latin1'));
     s.state = 'running';
     s.startedAt = new Date();
     this.starts.set(name, (this.starts.get(name) ?? 0) + 1);
