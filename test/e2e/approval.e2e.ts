@@ -60,6 +60,10 @@ function scripted(spec: ResolvedJobSpec, beforeValidate: () => Promise<void> = a
       return ok(input.kind, input.index);
     },
     capturePatch: async () => ({ bytes: 0, truncated: false }),
+    preparePublish: async (input) => {
+      record.steps.push(`checkout:${input.commit.slice(0, 7)}:${input.withPatch ? 'patch' : 'commit'}`);
+      return { patchBytes: 0 };
+    },
     awaitApproval: async (input) => {
       record.gates.push(input.gate);
     },
@@ -122,7 +126,8 @@ test('approved before publish: the decision is answered, repeated, refused when 
   });
   expect(record.gates).toEqual([{ before: 'publish', timeoutSeconds: 600, onTimeout: 'reject' }]);
   expect(record.approvals).toEqual([expect.objectContaining({ decision: 'approve', by: 'alice' })]);
-  expect(record.steps).toEqual(['validate-0', 'publish-0']);
+  // Publish runs on a clean checkout of the commit (no loop: no patch), made after the gate.
+  expect(record.steps).toEqual(['validate-0', `checkout:${spec.commit.slice(0, 7)}:commit`, 'publish-0']);
   // The write-scoped secret reaches the publish step only.
   expect(record.secrets['publish-0']).toEqual({ READ: 'read-token', PUSH: 'push-token' });
   expect(record.ended).toEqual([expect.objectContaining({ status: 'succeeded' })]);
@@ -155,7 +160,7 @@ test.each([
     await failureOf(jobId);
   });
   expect(record.approvals).toEqual([{ decision: onTimeout, by: 'timeout', at: expect.any(String), comment: 'no decision within 4 s' }]);
-  expect(record.steps).toEqual(published);
+  expect(record.steps.filter((s) => !s.startsWith('checkout:'))).toEqual(published);
   expect(record.ended).toEqual([expect.objectContaining({ status: end })]);
 });
 
