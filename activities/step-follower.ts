@@ -6,7 +6,7 @@
 import type { Logger } from '../common/logger';
 import type { StepRef } from '../runner/runner';
 import type { Shared } from './deps';
-import { secretMasker } from './secrets';
+import { secretScanner } from '../common/secret-scan';
 import type { StepInput } from './step-execution';
 import { StepLogWriter, stepLogCap } from './step-log';
 
@@ -39,7 +39,7 @@ export class StepFollower {
   private readonly following: Promise<void>;
 
   static async start(sh: Shared, input: StepInput, ref: StepRef, fresh: boolean, attempt: number): Promise<StepFollower> {
-    const mask = secretMasker((input.maskRefs ?? []).map((r) => sh.resolveSecret(r)));
+    const masker = secretScanner((input.maskRefs ?? []).map((r) => sh.resolveSecret(r)));
     const step = { kind: input.kind, index: input.index, placement: input.placement ?? 1 };
     const [progress, others] = await Promise.all([
       fresh ? NO_LOG_YET : sh.store.logs.progress(input.jobId, step.kind, step.index, step.placement),
@@ -47,7 +47,7 @@ export class StepFollower {
     ]);
     // Steps of a job run one at a time: what the others stored is all the job has used.
     const cap = stepLogCap(sh.config.DRAFTSMAN_STEP_LOG_MAX_BYTES, sh.config.DRAFTSMAN_JOB_LOG_MAX_BYTES, others);
-    const writer = new StepLogWriter(sh.store.logs, input.jobId, step, cap, progress, mask, attempt);
+    const writer = new StepLogWriter(sh.store.logs, input.jobId, step, cap, progress, masker, attempt);
     const stop = new AbortController();
     const following = writer.stored.truncated
       ? Promise.resolve()

@@ -1,4 +1,5 @@
 import type { LogStore } from '../db/log-store';
+import { secretScanner } from '../common/secret-scan';
 import { gapMarker, StepLogWriter, stepLogCap, truncationMarker } from './step-log';
 
 /** A store whose chunk writes wait until the test lets them finish. */
@@ -112,5 +113,43 @@ describe('StepLogWriter at its cap', () => {
   it('says which cap it was: the job\'s names the setting', () => {
     expect(truncationMarker({ bytes: 5, of: 'job' })).toMatch(/job's cap \(DRAFTSMAN_JOB_LOG_MAX_BYTES\)/);
     expect(truncationMarker({ bytes: 5, of: 'step' })).toMatch(/this step printed more than the 5-byte cap/);
+  });
+});
+
+describe('StepLogWriter masks a secret across lines', () => {
+  const SECRET = 'log-Secret/Value+0123456789';
+  const at = (text: string) => ({ time: new Date(0).toISOString(), stream: 'stdout' as const, text });
+  const b64 = Buffer.from(`${'p'.repeat(40)}${SECRET} and the rest of the text`).toString('base64');
+  const cases: [string, string[][]][] = [
+    ['cut by the 64 KiB line cut, in one batch', [['x'.repeat(65_530) + SECRET.slice(0, 10), `${SECRET.slice(10)} after`]]],
+    ['cut by the line cut, the pieces in two batches (two chunks of the stream)', [['x'.repeat(65_530) + SECRET.slice(0, 10)], [`${SECRET.slice(10)} after`]]],
+    ['base64 wrapped at 76 columns', [b64.match(/.{1,76}/g)!]],
+    ['base64 wrapped at 76 columns, a line a batch', b64.match(/.{1,76}/g)!.map((l) => [l])],
+    ['hex with spaces, wrapped (od -An -tx1)', [Buffer.from(SECRET).toString('hex').match(/.{1,32}/g)!.map((h) => h.replace(/(..)/g, ' $1'))]],
+  ];
+  it.each(cases)('%s', async (_how, batches) => {
+    const { store, lines } = memoryStore();
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 2 ** 20, of: 'step' }, fresh, secretScanner([SECRET]));
+    for (const b of batches) log.add(b.map(at));
+    log.add([at('done')]);
+    await log.close();
+    expect(lines).toHaveLength(batches.flat().length + 1);
+    expect(lines.at(-1)).toBe('done');
+    expect(secretScanner([SECRET]).holds(lines.join('\n'))).toBe(false);
+    expect(lines.join('\n')).not.toContain(SECRET.slice(10));
+    // Positive control: masked a line at a time, the same output keeps the secret.
+    const alone = secretScanner([SECRET]);
+    expect(alone.holds(batches.flat().map((l) => alone.mask(l)).join('\n'))).toBe(true);
+  });
+
+  it('holds a line back only until the output after it is longer than any form, or the flush', async () => {
+    const { store, lines } = memoryStore();
+    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 2 ** 20, of: 'step' }, fresh, secretScanner([SECRET]));
+    log.add([at('first')]);
+    expect(log.storedLines).toBe(1);
+    await new Promise((r) => setTimeout(r, 400));
+    // The flush timer stored it, alone.
+    expect(lines).toEqual(['first']);
+    await log.close();
   });
 });

@@ -2,6 +2,18 @@ import type { StepKind } from '../common/job';
 import type { LogProgress, LogStore, StoredLogLine } from '../db/log-store';
 import type { LogLine } from '../runner/runner';
 
+/**
+ * What masks a step's lines: read together, so that a secret cut by a line break (the
+ * 64 KiB line cut, base64 wrapped at 76 columns, a hex dump) is masked in every line
+ * it spans (common/secret-scan.ts).
+ */
+export interface LineMasker {
+  readonly empty: boolean;
+  /** The longest form looked for: a line is final once this much output follows it. */
+  readonly longest: number;
+  maskLines(lines: readonly string[]): string[];
+}
+
 const CHUNK_BYTES = 64 * 1024;
 const FLUSH_MS = 200;
 /** Chunks written ahead of the database; past this, add() asks the follower to wait. */
@@ -31,9 +43,16 @@ export const gapMarker = (reason: string) => `[draftsman] output missing from he
  * or 64 KiB, so that followers see lines while the step runs. Resumes where an
  * earlier attempt stopped (`progress`), and stops storing at the cap with an
  * explicit marker line.
+ *
+ * With secrets to mask, the last lines are held back (unstored, and unmasked) until the
+ * output after them is longer than any form a secret can take, or the next flush: a
+ * secret that runs on into the next line is masked in both, as they are read together.
  */
 export class StepLogWriter {
   private buffer: StoredLogLine[] = [];
+  /** Lines read and not yet masked: the window a secret across lines is looked for in. */
+  private held: LogLine[] = [];
+  private heldChars = 0;
   private bufferBytes = 0;
   private nextChunk: number;
   private lineCount: number;
@@ -50,8 +69,8 @@ export class StepLogWriter {
     private readonly step: { kind: StepKind; index: number; placement?: number },
     readonly cap: LogCap,
     progress: LogProgress,
-    /** Applied to every line before it is stored: masks the job's secret values. */
-    private readonly mask: (text: string) => string = (t) => t,
+    /** Masks the job's secret values in the lines before they are stored. */
+    private readonly masker?: LineMasker,
     /** The activity attempt that holds the step: a write after a newer attempt took it over is refused. */
     private readonly attempt?: number,
   ) {
@@ -63,7 +82,7 @@ export class StepLogWriter {
 
   /** Lines already stored: a re-attached follower skips this many. */
   get storedLines(): number {
-    return this.lineCount + this.buffer.length;
+    return this.lineCount + this.buffer.length + this.held.length;
   }
 
   get stored(): { bytes: number; truncated: boolean } {
@@ -76,33 +95,75 @@ export class StepLogWriter {
    * stays bounded whatever the step prints.
    */
   add(lines: LogLine[]): Promise<void> | undefined {
-    this.push(lines);
+    if (!this.masker || this.masker.empty) this.push(lines);
+    else this.hold(lines);
     return this.inFlight > MAX_CHUNKS_IN_FLIGHT ? this.writing : undefined;
+  }
+
+  /**
+   * Adds lines to the window and stores, masked, those that enough output follows: the
+   * whole window is masked as one text, and a line's mask is final when it leaves.
+   */
+  private hold(lines: LogLine[]): void {
+    for (const l of lines) {
+      this.held.push(l);
+      this.heldChars += l.text.length + 1;
+    }
+    const masker = this.masker!;
+    let release = 0;
+    let after = this.heldChars;
+    while (release < this.held.length && after - (this.held[release]!.text.length + 1) >= masker.longest) {
+      after -= this.held[release]!.text.length + 1;
+      release++;
+    }
+    this.release(release);
+    if (this.held.length > 0) this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  /**
+   * Stores the first `count` held lines, masked as the window reads them. Lines kept
+   * back keep what this window masked in them (a secret that began in a line stored
+   * now), and are read again with the lines that come next.
+   */
+  private release(count: number): void {
+    if (count === 0) return;
+    const masked = this.masker!.maskLines(this.held.map((l) => l.text));
+    this.held = this.held.map((l, i) => ({ ...l, text: masked[i]! }));
+    const out = this.held.splice(0, count);
+    this.heldChars = this.held.reduce((n, l) => n + l.text.length + 1, 0);
+    this.push(out);
   }
 
   private push(lines: LogLine[]): void {
     for (const raw of lines) {
       if (this.truncated) return;
-      const text = this.mask(raw.text);
+      const text = raw.text;
       const size = Buffer.byteLength(text) + 1;
       if (this.bytes + size > this.cap.bytes) {
         this.truncated = true;
         this.buffer.push({ t: raw.time, s: 'e', x: truncationMarker(this.cap) });
-        this.flush();
+        this.held = [];
+        this.writeChunk();
         return;
       }
       this.bytes += size;
       this.bufferBytes += size;
       this.buffer.push({ t: raw.time, s: raw.stream === 'stderr' ? 'e' : 'o', x: text });
-      if (this.bufferBytes >= CHUNK_BYTES) this.flush();
+      if (this.bufferBytes >= CHUNK_BYTES) this.writeChunk();
       else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
     }
   }
 
-  /** Writes what is buffered; writes happen one after another, in order. */
+  /** Writes what is buffered, the held lines too (the timer, a gap, the end). */
   private flush(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.held.length > 0) this.release(this.held.length);
+    this.writeChunk();
+  }
+
+  /** Writes the buffered lines as one chunk; writes happen one after another, in order. */
+  private writeChunk(): void {
     if (this.buffer.length === 0) return;
     const chunk = {
       ...this.step,
@@ -134,6 +195,7 @@ export class StepLogWriter {
    */
   gap(reason: string): void {
     if (this.truncated) return;
+    this.flush();
     this.push([{ stream: 'stderr', time: new Date().toISOString(), text: gapMarker(reason) }]);
   }
 
