@@ -5,11 +5,13 @@ import { ContainerLostError } from '../common/errors';
 import { CHECKOUT_SCRIPT, PATCH_SCRIPT } from '../common/trusted-git';
 import type { StepRef, StepRequest } from '../runner/runner';
 import { withholdFiles } from './patch-filter';
-import { secretFinder } from './secrets';
+import { secretScanner } from '../common/secret-scan';
 import type { Shared } from './deps';
 
 /** Runs of one of Draftsman's own steps before a non-zero exit is the job's failure. */
 const PATCH_ATTEMPTS = 3;
+/** Files withheld from a patch that are named in an event each (the patch_stored event counts them all): a step cannot flood the trail. */
+const MAX_WITHHELD_EVENTS = 50;
 /** The exit code of Draftsman's git when the workspace's objects do not hold the commit: the same on every run. */
 const WORKSPACE_GIT_EXIT = 3;
 
@@ -28,7 +30,7 @@ export function createPatchActivities(sh: Shared) {
    * few times (an engine restarted under it stops it too) before it is the job's
    * failure; Draftsman's git saying the workspace's objects are spoiled is at once.
    */
-  async function ownStep<T>(request: StepRequest, what: string, done: (ref: StepRef) => Promise<T>): Promise<T> {
+  async function ownStep<T>(request: StepRequest, what: string, maskRefs: string[], done: (ref: StepRef) => Promise<T>): Promise<T> {
     const ref: StepRef = { jobId: request.jobId, kind: request.kind, index: request.index };
     try {
       await sh.runner.start(request);
@@ -42,7 +44,8 @@ export function createPatchActivities(sh: Shared) {
     try {
       const exit = await sh.runner.wait(ref, ctx.cancellationSignal);
       if (exit.exitCode !== 0) {
-        const said = await lastError(ref).catch(() => '');
+        // Git's own words may quote what it read: masked like every string that came from a step.
+        const said = secretScanner(maskRefs.map((r) => sh.resolveSecret(r))).mask(await lastError(ref).catch(() => ''));
         await sh.runner.remove(ref);
         const message = `${what} failed with exit code ${exit.exitCode}${said ? `: ${said}` : ''}`;
         if (exit.exitCode !== WORKSPACE_GIT_EXIT && ctx.info.attempt < PATCH_ATTEMPTS) throw ApplicationFailure.retryable(message, 'PatchError');
@@ -77,11 +80,16 @@ export function createPatchActivities(sh: Shared) {
       if (stored) return { bytes: stored.data.length, truncated: stored.truncated };
       const commit = await commitOf(input.jobId, input.commit);
       const request: StepRequest = { jobId: input.jobId, kind: 'patch', index: 0, image: input.image, command: PATCH_SCRIPT, env: { DRAFTSMAN_COMMIT: commit }, timeoutSeconds: input.timeoutSeconds };
-      return ownStep(request, 'reading the patch', async (ref) => {
+      return ownStep(request, 'reading the patch', input.maskRefs ?? [], async (ref) => {
         const out = await sh.runner.stdout(ref, sh.config.DRAFTSMAN_PATCH_MAX_BYTES);
         const { truncated } = out;
-        const { kept: data, withheld } = withholdFiles(out.data, secretFinder((input.maskRefs ?? []).map((r) => sh.resolveSecret(r))), truncated);
-        for (const w of withheld) await sh.store.event(input.jobId, `patch_withheld:${w.file}`, 'patch_file_withheld', { ...w });
+        const scanner = secretScanner((input.maskRefs ?? []).map((r) => sh.resolveSecret(r)));
+        const { kept: data, withheld } = withholdFiles(out.data, (text) => scanner.holds(text), truncated);
+        // A file's name is the step's to choose: it can carry a secret too.
+        for (const w of withheld.slice(0, MAX_WITHHELD_EVENTS)) {
+          const file = scanner.mask(w.file).slice(0, 1024);
+          await sh.store.event(input.jobId, `patch_withheld:${file}`, 'patch_file_withheld', { ...w, file });
+        }
         await sh.store.savePatch(input.jobId, data, truncated);
         await sh.store.event(input.jobId, 'patch', 'patch_stored', { bytes: data.length, truncated, withheld: withheld.length });
         return { bytes: data.length, truncated };
@@ -94,7 +102,7 @@ export function createPatchActivities(sh: Shared) {
      * so that nothing the loop wrote meets the publish secrets. A patch that was cut at
      * the cap is not published: what was approved would not be what is pushed.
      */
-    async preparePublish(input: { jobId: string; image: string; timeoutSeconds: number; commit: string; placement?: number; withPatch: boolean }): Promise<{ patchBytes: number }> {
+    async preparePublish(input: { jobId: string; image: string; timeoutSeconds: number; commit: string; placement?: number; withPatch: boolean; maskRefs?: string[] }): Promise<{ patchBytes: number }> {
       const done = await sh.store.eventData(input.jobId, `publish-checkout:${input.placement ?? 1}`);
       if (done) return { patchBytes: Number(done.patchBytes ?? 0) };
       const stored = input.withPatch ? await sh.store.getPatch(input.jobId) : null;
@@ -116,7 +124,7 @@ export function createPatchActivities(sh: Shared) {
         files,
       };
       // A retry that finds the container made by an earlier attempt re-attaches to it; one removed starts over (the checkout empties the workspace first).
-      return ownStep(request, 'preparing the workspace for publish', async () => {
+      return ownStep(request, 'preparing the workspace for publish', input.maskRefs ?? [], async () => {
         const patchBytes = stored?.data.length ?? 0;
         await sh.store.event(input.jobId, `publish-checkout:${input.placement ?? 1}`, 'publish_checkout', { commit: input.commit, patchBytes });
         return { patchBytes };

@@ -8,12 +8,12 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { CacheSpec, KeepPoint } from '../common/job';
 import { WorkspaceGitError } from '../common/errors';
+import { secretScanner } from '../common/secret-scan';
 import { FailureType } from '../common/names';
 import { cacheHitEnv, hashedPatterns, keptName, parseKeyTemplate, pathspecs, renderKey, snapshotKey } from '../common/warm';
 import type { JobVolumeRef } from '../runner/runner';
 import { CLONE_SCRIPT } from './clone';
 import type { Shared } from './deps';
-import { secretFinder } from './secrets';
 
 /** What a batch of setup steps does for warm starts. */
 export interface WarmInput {
@@ -113,15 +113,25 @@ export function createWarm(sh: Shared) {
 
   /**
    * The files of a job's volume (at most 20) that hold the value of a secret its steps
-   * received, in any of the encodings the patch is scanned for. None read without secrets.
+   * received, in its contents, its name or (a symlink) its target, in any form the
+   * scanner knows; their names as they may be shown (masked). None read without secrets.
    */
   async function secretFiles(ref: JobVolumeRef, secretRefs: string[]): Promise<string[]> {
     if (secretRefs.length === 0) return [];
-    const holds = secretFinder(secretRefs.map((ref) => sh.resolveSecret(ref)));
+    const scanner = secretScanner(secretRefs.map((ref) => sh.resolveSecret(ref)));
     const files: string[] = [];
-    await sh.runner.readVolume(ref, (path, data) => {
-      if (files.length < 20 && holds(data.toString('utf8'))) files.push(path);
-    });
+    const found = (path: string) => {
+      if (files.length < 20) files.push(scanner.mask(path));
+    };
+    await sh.runner.readVolume(
+      ref,
+      (path, data) => {
+        if (scanner.holds(path) || scanner.holds(data.toString('utf8'))) found(path);
+      },
+      (path, link) => {
+        if (scanner.holds(path) || (link !== undefined && scanner.holds(link))) found(path);
+      },
+    );
     return files;
   }
 

@@ -77,8 +77,6 @@ export const CHECKOUT_SCRIPT = [
   'git config core.bare false',
   `git ${SAFE} -c advice.detachedHead=false checkout -q -f --detach "$DRAFTSMAN_COMMIT" --`,
   `if [ -s "$p" ]; then git ${SAFE} apply --index --binary --whitespace=nowarn "$p" || fail "the stored patch does not apply to commit $DRAFTSMAN_COMMIT"; fi`,
-  'unset GIT_DIR GIT_WORK_TREE',
-  'git status --short | head -c 2000 >&2 || true',
 ].join('\n');
 
 /**

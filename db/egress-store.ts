@@ -39,13 +39,24 @@ export class EgressStore {
 
   /**
    * A refused connection, as an audit event: one per step and target (a step that
-   * retries a refused host in a loop adds one event, and the counter counts them all).
+   * retries a refused host in a loop adds one event, and the counter counts them all),
+   * at most `cap` per job; past it, one `egress_denied_capped` event says so.
    */
-  async denied(jobId: string, d: { step: string | null; host: string; port: number; reason: string }): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO events (job_id, key, type, data) VALUES ($1, $2, 'egress_denied', $3) ON CONFLICT (job_id, key) DO NOTHING`,
-      [jobId, `egress_denied:${d.step ?? '-'}:${d.host}:${d.port}`, JSON.stringify(d)],
-    );
+  async denied(jobId: string, d: { step: string | null; host: string; port: number; reason: string }, cap = Infinity): Promise<void> {
+    const { rows } = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM events WHERE job_id = $1 AND type = 'egress_denied'`, [jobId]);
+    if (Number(rows[0]?.n ?? 0) < cap) {
+      await this.pool.query(`INSERT INTO events (job_id, key, type, data) VALUES ($1, $2, 'egress_denied', $3) ON CONFLICT (job_id, key) DO NOTHING`, [
+        jobId,
+        `egress_denied:${d.step ?? '-'}:${d.host}:${d.port}`,
+        JSON.stringify(d),
+      ]);
+    } else {
+      // Past the cap, one event says the rest were counted and not listed.
+      await this.pool.query(`INSERT INTO events (job_id, key, type, data) VALUES ($1, 'egress_denied:capped', 'egress_denied_capped', $2) ON CONFLICT (job_id, key) DO NOTHING`, [
+        jobId,
+        JSON.stringify({ listed: cap, why: `more than ${cap} refused targets: the rest are counted (job_egress.denied), not listed` }),
+      ]);
+    }
     await this.add(jobId, { connections: 0, denied: 1, bytesIn: 0, bytesOut: 0 });
   }
 

@@ -17,6 +17,8 @@ import { deploymentId } from '../common/deployment';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
 import { FINAL_STATUSES } from '../common/job';
+import { secretScanner } from '../common/secret-scan';
+import { SecretStore } from '../common/secret-store';
 import { type EgressJobView, EgressStore } from '../db/egress-store';
 import { JOB_FILE, SOCKET_NAME } from './layout';
 import { jobPolicy, parseAllowEntry, type EgressPolicy, type OperatorEgress, type Resolver } from './policy';
@@ -35,7 +37,16 @@ export interface EgressServiceOptions {
   dial?: Dialer;
   /** How often the directory is listed again, in case a change was not signalled. */
   rescanMs?: number;
+  /**
+   * The value of a secret reference (the workers' secret store): a refused host is a
+   * string a step chose, and is masked before it is recorded. Without it, or when a
+   * reference cannot be read, refused hosts of jobs with secrets are not recorded by name.
+   */
+  resolveSecret?: (ref: string) => string;
 }
+
+/** The most refusals of one job recorded as events, each target once per step (the counter counts them all). */
+export const MAX_DENIED_EVENTS = 100;
 
 /** The system resolver, every address, in the order it gives them. */
 export const systemResolver: Resolver = async (host) => (await dns.lookup(host, { all: true, verbatim: true })).map((a) => a.address);
@@ -165,13 +176,29 @@ export class EgressService {
       if (e.type === 'denied') {
         const view = await this.opts.store.view(jobId);
         const step = view?.running ? `${view.running.kind}-${view.running.index}` : null;
-        log.warn({ host: e.host, port: e.port, step, reason: e.reason }, 'egress refused');
-        await this.opts.store.denied(jobId, { step, host: e.host, port: e.port, reason: e.reason });
+        const host = this.shownHost(view, e.host);
+        log.warn({ host, port: e.port, step, reason: e.reason }, 'egress refused');
+        await this.opts.store.denied(jobId, { step, host, port: e.port, reason: e.reason }, MAX_DENIED_EVENTS);
       } else {
         await this.opts.store.add(jobId, { connections: 1, denied: 0, bytesIn: e.bytesIn, bytesOut: e.bytesOut });
       }
     } catch (err) {
       log.error({ err: (err as Error).message }, 'egress: recording a connection failed');
+    }
+  }
+
+  /** A refused host as it may be recorded: bounded, with any of the job's secret values in it masked. */
+  private shownHost(view: EgressJobView | null, host: string): string {
+    const spec = view?.spec;
+    const refs = [...Object.values(spec?.secrets ?? {}), ...(spec?.gitTokenSecret ? [spec.gitTokenSecret] : []), ...Object.values(spec?.publishSecrets ?? {})];
+    const bounded = host.slice(0, 253);
+    if (refs.length === 0) return bounded;
+    try {
+      if (!this.opts.resolveSecret) throw new Error('no secret store');
+      return secretScanner(refs.map((r) => this.opts.resolveSecret!(r))).mask(bounded);
+    } catch {
+      // Not checked, not shown.
+      return '[not recorded: the egress service cannot read the job\'s secrets to check it]';
     }
   }
 
@@ -186,6 +213,7 @@ export class EgressService {
 
 /** The egress service of a configuration (the process's own, a test's, the chaos stack's), started. */
 export async function startEgressService(config: Config, pool: Pool, logger: Logger, metrics?: Metrics): Promise<EgressService> {
+  const secrets = new SecretStore(config.DRAFTSMAN_SECRETS_DIR);
   const service = new EgressService({
     metrics,
     socketDir: config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
@@ -193,6 +221,7 @@ export async function startEgressService(config: Config, pool: Pool, logger: Log
     store: new EgressStore(pool),
     operator: operatorEgress(config),
     logger,
+    resolveSecret: (ref) => secrets.resolve(ref),
   });
   await service.start();
   return service;

@@ -199,8 +199,12 @@ export interface Runner {
   /** The kept volumes on this host, with when each was made, for the janitor (ids no record names are removed). */
   listKept(): Promise<{ id: string; createdAt: Date }[]>;
 
-  /** Every file of a job's workspace or cache copy (path, contents), one at a time, for a scan before it is kept. */
-  readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void): Promise<void>;
+  /**
+   * Every file of a job's workspace or cache copy (path, contents), one at a time, for a
+   * scan before it is kept; and, to `onName`, every other entry (folders, symlinks with
+   * their targets, which are never followed): a name can carry a secret as well as a file.
+   */
+  readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void, onName?: (path: string, link?: string) => void): Promise<void>;
 
   /** Everything of the job that still exists (names), for tests and sweepers. */
   listJobResources(jobId: string): Promise<JobResources>;

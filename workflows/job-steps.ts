@@ -167,7 +167,7 @@ export class JobSteps {
   preparePublish(withPatch: boolean) {
     this.run.show('running', 'preparing a clean checkout with the approved patch for publish');
     return this.activities.preparePublish.executeWithOptions({ summary: 'publish checkout: the commit and the stored patch' }, [
-      { jobId: this.run.jobId, ...this.placementField(), image: this.spec.image, timeoutSeconds: this.spec.timeouts.stepSeconds, commit: this.spec.commit, withPatch },
+      { jobId: this.run.jobId, ...this.placementField(), image: this.spec.image, timeoutSeconds: this.spec.timeouts.stepSeconds, commit: this.spec.commit, withPatch, maskRefs: this.maskRefs },
     ]);
   }
 

@@ -70,8 +70,8 @@ export class DockerRunner implements Runner {
     return this.warm.listKept();
   }
 
-  readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void): Promise<void> {
-    return this.warm.readVolume(ref, onFile);
+  readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void, onName?: (path: string, link?: string) => void): Promise<void> {
+    return this.warm.readVolume(ref, onFile, onName);
   }
 
   private name(step: StepRef): string {

@@ -274,7 +274,7 @@ export class WarmVolumes {
    * The files of a job's workspace or cache copy, through the engine's archive of a
    * container that mounts it read-only (created, never started: nothing runs while it is read).
    */
-  async readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void): Promise<void> {
+  async readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void, onName?: (path: string, link?: string) => void): Promise<void> {
     const policy = this.policy();
     const jobId = refJob(ref)!;
     const mount = { Type: 'volume' as const, Source: refVolume(ref, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: true };
@@ -286,6 +286,7 @@ export class WarmVolumes {
         const tar = extract();
         tar.on('entry', (header, stream, next) => {
           if (header.type !== 'file') {
+            onName?.(header.name.replace(/^workspace\/?/, ''), header.type === 'symlink' || header.type === 'link' ? (header.linkname ?? '') : undefined);
             stream.resume();
             stream.on('end', next);
             return;

