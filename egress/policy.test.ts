@@ -42,6 +42,13 @@ describe('forbiddenRange', () => {
     ['fd00:ec2::254', 'uniqueLocal'],
     ['fc00::1', 'uniqueLocal'],
     ['64:ff9b::a00:1', 'nat64'],
+    ['64:ff9b::7f00:1', 'nat64'],
+    ['64:ff9b:1::a00:1', 'nat64'],
+    // IPv4-compatible (::/96, deprecated): no range of the library's, refused all the same.
+    ['::7f00:1', 'ipv4Compatible'],
+    ['::a00:1', 'ipv4Compatible'],
+    ['::5db8:d70e', 'ipv4Compatible'],
+    ['0:0:0:0:0:1:7f00:1', null],
     ['0.0.0.0', 'unspecified'],
     ['::', 'unspecified'],
     ['224.0.0.1', 'multicast'],

@@ -84,7 +84,9 @@ export function forbiddenRange(address: string): string | null {
   if (!ipaddr.isValid(h)) return 'not an IP address';
   let ip = ipaddr.parse(h);
   if (ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).isIPv4MappedAddress()) ip = (ip as ipaddr.IPv6).toIPv4Address();
+  // ::/96 (IPv4-compatible, deprecated): the library calls it unicast; a stack may still route it to IPv4.
   const range = ip.range();
+  if (range === 'unicast' && ip.kind() === 'ipv6' && (ip as ipaddr.IPv6).parts.slice(0, 6).every((p) => p === 0)) return 'ipv4Compatible';
   if (range === 'unicast') return null;
   return range === 'rfc6052' ? 'nat64' : range === 'carrierGradeNat' ? 'shared address space' : range;
 }

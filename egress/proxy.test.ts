@@ -187,3 +187,57 @@ test('plain HTTP is forwarded to an allowed fixture without the proxy credential
     await p.close();
   }
 });
+
+/** Writes raw bytes to the proxy's socket; the status of its answer (0 when it closed without one). */
+function rawVia(socket: string, request: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(socket);
+    let buf = '';
+    s.on('error', reject);
+    s.once('connect', () => s.write(request));
+    s.on('data', (c: Buffer) => {
+      buf += c.toString('latin1');
+      // One answer is all a test needs.
+      if (/\r\n\r\n/.test(buf)) s.end();
+    });
+    s.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(buf)?.[1] ?? 0), text: buf }));
+  });
+}
+
+describe('request framing two hops could read apart is refused before any dial', () => {
+  const host = () => `fixture.test:${webPort}`;
+  it.each([
+    ['both Content-Length and Transfer-Encoding', (h: string) => `POST http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
+    ['two Content-Length headers', (h: string) => `POST http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nbody`],
+    ['a GET with a body', (h: string) => `GET http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\n\r\nbody`],
+    ['a GET with a chunked body', (h: string) => `GET http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n`],
+    ['a HEAD with a body', (h: string) => `HEAD http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\n\r\nbody`],
+  ])('%s', async (_what, request) => {
+    const p = await startProxy(policyOf([host()], [host()]));
+    try {
+      const r = await rawVia(p.socket, request(host()));
+      expect(r.status).toBe(400);
+      expect(p.dials).toEqual([]);
+      // Positive control: a POST with one Content-Length and a GET without a body pass.
+      expect((await rawVia(p.socket, `POST http://${host()}/ok HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody`)).status).toBe(200);
+      expect((await rawVia(p.socket, `GET http://${host()}/ok HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)).status).toBe(200);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
+test("an operator exception lifts the address rules for its own port only: a CONNECT to the same host on another allowed port is refused", async () => {
+  const p = await startProxy(policyOf([`127.0.0.1:${echoPort}`, `127.0.0.1:${webPort}`], [`127.0.0.1:${echoPort}`]));
+  try {
+    const other = await connectVia(p.socket, `127.0.0.1:${webPort}`);
+    expect(other.status).toBe(403);
+    expect(other.body).toMatch(/loopback/);
+    const own = await connectVia(p.socket, `127.0.0.1:${echoPort}`);
+    expect(own.status).toBe(200);
+    own.tunnel.end();
+    expect(p.dials).toEqual([`127.0.0.1:${echoPort}`]);
+  } finally {
+    await p.close();
+  }
+});

@@ -41,6 +41,25 @@ export function parseAuthority(authority: string): { host: string; port: number 
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/** Methods whose requests carry no body: one that comes with one is refused. */
+const NO_BODY = new Set(['GET', 'HEAD', 'TRACE']);
+
+/**
+ * Why a plain request's framing is refused, or null: both Content-Length and
+ * Transfer-Encoding (the parser may take one and the next hop the other), more than one
+ * Content-Length, or a body on a method that has none.
+ */
+export function framingProblem(req: Pick<http.IncomingMessage, 'method' | 'headers' | 'rawHeaders'>): string | null {
+  const names = req.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+  const lengths = names.filter((n) => n === 'content-length').length;
+  const encodings = names.filter((n) => n === 'transfer-encoding').length;
+  if (lengths > 0 && encodings > 0) return 'a request with both Content-Length and Transfer-Encoding is refused';
+  if (lengths > 1) return 'a request with more than one Content-Length is refused';
+  const hasBody = encodings > 0 || (lengths === 1 && req.headers['content-length'] !== '0');
+  if (hasBody && NO_BODY.has(String(req.method).toUpperCase())) return `a ${req.method} request with a body is refused`;
+  return null;
+}
+
 export function createEgressProxy(opts: EgressProxyOptions): http.Server {
   const dial = opts.dial ?? tcpDialer;
   const emit = (e: EgressEvent) => opts.onEvent?.(e);
@@ -89,6 +108,9 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
         return refuse(400, 'this is an egress proxy: a request needs an absolute http:// URI\n');
       }
       if (target.protocol !== 'http:') return refuse(400, `only http:// is forwarded as a plain request; use CONNECT for ${target.protocol}\n`);
+      // Framing two hops could read apart (request smuggling) is refused, not forwarded.
+      const framing = framingProblem(req);
+      if (framing) return refuse(400, `${framing}\n`);
       const port = target.port === '' ? 80 : Number(target.port);
       // The Host header must name what the URI names: a server behind one allowed name is not reached through another.
       if (req.headers.host !== undefined && req.headers.host.toLowerCase() !== target.host.toLowerCase() && req.headers.host.toLowerCase() !== `${target.hostname}:${port}`) {
