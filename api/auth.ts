@@ -6,6 +6,7 @@ import { HttpError } from './errors';
 
 /** Constant-time equality of two strings (their digests, so lengths may differ). */
 const sameText = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
+const sameBytes = (a: Buffer, b: Buffer) => a.length === b.length && timingSafeEqual(a, b);
 
 /**
  * `read`: every GET of jobs; `write`: submitting, cancelling and rerunning jobs;
@@ -22,6 +23,9 @@ export interface ApiToken {
 }
 
 const digest = (token: string) => createHash('sha256').update(token).digest();
+
+/** What a session keeps of the token it was opened with: enough to tell which token it is, nothing to sign in with. */
+export const sessionBinding = (token: ApiToken) => createHash('sha256').update('draftsman session binding\0').update(token.digest).digest();
 
 /**
  * Parses `name:scopes:token` entries, separated by commas or newlines, where
@@ -77,12 +81,15 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  */
 export class Authenticator {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  private readonly signIns = new Map<string, { tokens: number; at: number }>();
 
   private sessions: SessionStore | null = null;
 
   constructor(
     private readonly tokens: readonly ApiToken[],
     private readonly perMinute: number,
+    /** Sign-in attempts a minute per client address (a token guessed by trying is slowed to this). */
+    private readonly signInsPerMinute = 10,
   ) {}
 
   /** Sessions are kept in the API's database: the app that has it hands the store over. */
@@ -103,25 +110,49 @@ export class Authenticator {
     return found;
   }
 
-  /** The session a request's cookie names, with the token it answers for; null for none or an ended one. */
+  /**
+   * The session a request's cookie names, with the token it answers for; null for none or
+   * an ended one. A session answers for the token it was opened with, not its name: it
+   * ends when that token is taken out of the configuration, or when the token's scopes no
+   * longer include every scope it had then; it never gets the scopes of another token of
+   * the same name.
+   */
   async session(req: Request): Promise<(Session & { token: ApiToken }) | null> {
     const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
     if (!id || !this.sessions) return null;
     const session = await this.sessions.find(id);
-    const token = session && this.tokens.find((t) => t.name === session.principal);
-    return session && token ? { ...session, token } : null;
+    if (!session) return null;
+    const token = this.tokens.find((t) => sameBytes(sessionBinding(t), session.binding));
+    if (!token || !session.scopes.every((s) => (token.scopes as readonly string[]).includes(s))) return null;
+    return { ...session, token: { ...token, scopes: session.scopes as Scope[] } };
   }
 
-  /** Token bucket per token: `perMinute` requests a minute, in bursts of up to as many. */
-  private admit(name: string): number {
+  /** Opens a session for a token (the sign-in routes). */
+  openSession(token: ApiToken, hours: number) {
+    if (!this.sessions) throw new Error('sessions need the API\'s database');
+    return this.sessions.open({ principal: token.name, binding: sessionBinding(token), scopes: token.scopes }, hours);
+  }
+
+  /** Token bucket per key: `perMinute` a minute, in bursts of up to as many; the seconds to wait, or 0. */
+  private take(buckets: Map<string, { tokens: number; at: number }>, key: string, perMinute: number): number {
     const now = Date.now();
-    const b = this.buckets.get(name) ?? { tokens: this.perMinute, at: now };
-    b.tokens = Math.min(this.perMinute, b.tokens + ((now - b.at) / 60_000) * this.perMinute);
+    const b = buckets.get(key) ?? { tokens: perMinute, at: now };
+    b.tokens = Math.min(perMinute, b.tokens + ((now - b.at) / 60_000) * perMinute);
     b.at = now;
-    this.buckets.set(name, b);
-    if (b.tokens < 1) return Math.ceil(((1 - b.tokens) * 60) / this.perMinute);
+    buckets.set(key, b);
+    if (b.tokens < 1) return Math.ceil(((1 - b.tokens) * 60) / perMinute);
     b.tokens -= 1;
     return 0;
+  }
+
+  private admit(name: string): number {
+    return this.take(this.buckets, name, this.perMinute);
+  }
+
+  /** A sign-in attempt from a client address: 0, or the seconds it must wait (a 429). */
+  admitSignIn(address: string): number {
+    if (this.signIns.size > 10_000) this.signIns.clear();
+    return this.take(this.signIns, address, this.signInsPerMinute);
   }
 
   /**

@@ -402,6 +402,7 @@ export function openApiDocument(version: string): Json {
             303: { description: 'signed in (Set-Cookie draftsman_session); Location is `next`, a path of this server' },
             401: { description: 'not a valid API token: the page again, with the error', content: { 'text/html': { schema: { type: 'string' } } } },
             413: error('a form larger than 4 KiB'),
+            429: { description: 'too many sign-in attempts from this address (DRAFTSMAN_SIGNIN_PER_MINUTE): the page again, with the error; Retry-After says when', content: { 'text/html': { schema: { type: 'string' } } } },
           },
         },
       },
@@ -414,6 +415,7 @@ export function openApiDocument(version: string): Json {
             400: error('invalid body'),
             401: error('not a valid API token'),
             415: error('a body that is not application/json'),
+            429: error('too many sign-in attempts from this address (DRAFTSMAN_SIGNIN_PER_MINUTE): Retry-After says when to try again'),
           },
         },
         get: {

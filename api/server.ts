@@ -27,7 +27,7 @@ export async function listenApi(
   }
   const app = createApp({
     store,
-    auth: new Authenticator(tokens, config.DRAFTSMAN_API_RATE_PER_MINUTE),
+    auth: new Authenticator(tokens, config.DRAFTSMAN_API_RATE_PER_MINUTE, config.DRAFTSMAN_SIGNIN_PER_MINUTE),
     codec: dataConverter?.payloadCodecs[0],
     jobs: new JobsClient(client, { taskQueue: config.DRAFTSMAN_TASK_QUEUE }),
     config,

@@ -39,15 +39,22 @@ export function signInFirst(requireScope: RequestHandler): RequestHandler {
 }
 
 export function mountSessions(app: Express, { auth, sessions, hours, json }: SessionDeps): void {
+  /** Each client address may try a few tokens a minute: guessing one by trying is slowed to that. */
+  const limited = (req: Request, res: Response): boolean => {
+    const wait = auth.admitSignIn(req.ip ?? req.socket.remoteAddress ?? '-');
+    if (wait > 0) res.set('retry-after', String(wait));
+    return wait > 0;
+  };
   const open = async (req: Request, res: Response, secret: string) => {
     const token = auth.verify(secret);
     if (!token) return null;
-    const session = await sessions.open(token.name, hours);
+    const session = await auth.openSession(token, hours);
     res.cookie(SESSION_COOKIE, session.id, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: '/', maxAge: hours * 3_600_000 });
     return { principal: token.name, scopes: token.scopes, csrfToken: session.csrf, expiresAt: session.expiresAt.toISOString() };
   };
 
   app.post('/v1/session', ...json, async (req, res) => {
+    if (limited(req, res)) throw new HttpError('rate_limited', `too many sign-in attempts from this address; retry in ${res.get('retry-after')} s`);
     const { token } = parseInput(sessionBody, req.body, 'invalid_body');
     const opened = await open(req, res, token);
     if (!opened) throw new HttpError('unauthorized', 'not a valid API token');
@@ -79,6 +86,9 @@ export function mountSessions(app: Express, { auth, sessions, hours, json }: Ses
   app.post('/login', form, async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeNext(body.next);
+    if (limited(req, res)) {
+      return void res.status(429).type('html').set('content-security-policy', LOGIN_CSP).send(loginPage({ next, error: `Too many sign-in attempts; try again in ${res.get('retry-after')} s.` }));
+    }
     const opened = typeof body.token === 'string' && body.token ? await open(req, res, body.token) : null;
     if (!opened) return void res.status(401).type('html').set('content-security-policy', LOGIN_CSP).send(loginPage({ next, error: 'That is not a valid API token.' }));
     res.redirect(303, next);

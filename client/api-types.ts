@@ -2793,6 +2793,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description too many sign-in attempts from this address (DRAFTSMAN_SIGNIN_PER_MINUTE): the page again, with the error; Retry-After says when */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
             /** @description the request line or its headers are too large (answered without a body) */
             431: {
                 headers: {
@@ -2883,6 +2892,15 @@ export interface operations {
             };
             /** @description a body that is not application/json */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description too many sign-in attempts from this address (DRAFTSMAN_SIGNIN_PER_MINUTE): Retry-After says when to try again */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -105,6 +105,8 @@ export const configSchema = z.object({
    * server started with --ui-public-path /temporal); `npm start` sets it to its own.
    */
   DRAFTSMAN_TEMPORAL_UI_PROXY: z.url().optional(),
+  /** Sign-in attempts (POST /v1/session, /login) a minute per client address; past it 429 with Retry-After. */
+  DRAFTSMAN_SIGNIN_PER_MINUTE: int(1, 100_000).default(10),
   /** How long a browser session opened with a token lasts. */
   DRAFTSMAN_SESSION_HOURS: int(1, 24 * 30).default(12),
   /** Folder of the operator's secrets, one file per reference (else DRAFTSMAN_SECRET_<REF> in the worker's env). */

@@ -360,6 +360,15 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX kept_scope_idx ON kept (scope);
     `,
   },
+  {
+    version: 17,
+    name: 'sessions bound to their token',
+    sql: `
+      ALTER TABLE sessions ADD COLUMN token_binding bytea, ADD COLUMN scopes text[];
+      -- Sessions that named their token only by its name end: the name may be another token's now.
+      DELETE FROM sessions;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -221,6 +221,24 @@ test('requests past a token\'s rate get 429 with Retry-After, other tokens are n
   }
 });
 
+test('sign-in attempts past the per-address rate get 429 with Retry-After, right token or wrong, on both sign-in routes', async () => {
+  const app = createApp({ store: stack.store, jobs: stack.jobs, config: stack.config, auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 1000, 3) });
+  const server = await listen(app);
+  try {
+    const json = (token: string) => fetch(`${server.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+    const statuses = [(await json('wrong-token-0123456789')).status, (await json('wrong-token-0123456789')).status, (await json(TEST_TOKENS.admin)).status];
+    // Positive control: the right token signs in while attempts are left.
+    expect(statuses).toEqual([401, 401, 201]);
+    const limited = await json(TEST_TOKENS.admin);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    const form = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${TEST_TOKENS.admin}`, redirect: 'manual' });
+    expect(form.status).toBe(429);
+  } finally {
+    await server.close();
+  }
+});
+
 test('no refused request started a workflow or wrote a row', async () => {
   const started: string[] = [];
   for await (const wf of stack.client.workflow.list({ query: `TaskQueue = "${stack.config.DRAFTSMAN_TASK_QUEUE}"` })) {
