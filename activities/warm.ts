@@ -154,13 +154,14 @@ export function createWarm(sh: Shared) {
   }
 
   /** The hash of the commit's files a key names; a workspace whose objects no longer hold the commit fails the job, not a retry. */
-  async function hashFiles(jobId: string, commit: string | undefined, specs: string[]): Promise<string> {
+  async function hashFiles(jobId: string, commit: string | undefined, specs: string[], secretRefs: string[]): Promise<string> {
     const c = commit ?? (await sh.store.getSpec(jobId))?.commit;
     if (!c) throw new Error(`job ${jobId} has no accepted spec to read its commit from`);
     try {
       return await sh.runner.hashFiles(jobId, c, specs);
     } catch (err) {
-      if (err instanceof WorkspaceGitError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+      // Git's words about the workspace go into the job's error: masked like every string that came from a step.
+      if (err instanceof WorkspaceGitError) throw ApplicationFailure.nonRetryable(secretScanner(secretRefs.map((r) => sh.resolveSecret(r))).mask(err.message), err.name);
       throw err;
     }
   }
@@ -177,7 +178,7 @@ export function createWarm(sh: Shared) {
         if (await sh.store.eventData(jobId, eventKey)) continue;
         const parts = parseKeyTemplate(cache.key);
         const hashes: string[] = [];
-        for (const patterns of hashedPatterns(parts)) hashes.push(await hashFiles(jobId, warm.commit, pathspecs(patterns)));
+        for (const patterns of hashedPatterns(parts)) hashes.push(await hashFiles(jobId, warm.commit, pathspecs(patterns), warm.secretRefs ?? []));
         const key = renderKey(parts, hashes);
         const to = { cache: { jobId, name: cache.name } };
         let found = await sh.kept.restore({ hostQueue: hostQueue(), kind: 'cache', scope: warm.scope, name: cache.name }, key, cache.restoreKeys);

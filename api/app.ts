@@ -263,6 +263,11 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   app.get('/v1/jobs/:id', read, async (req, res) => {
     const id = jobIdParam(req);
     const job = await store.getJob(id);
+    if (job && !FINAL_STATUSES.includes(job.status)) {
+      // What only the server knows: an activity failing and being tried again (a view without it is still served).
+      const retrying = await jobs.retrying(id).catch(() => null);
+      if (retrying) job.retrying = retrying;
+    }
     if (job) return void res.json(job);
     // Started through the client SDK and not yet picked up by a worker.
     const workflow = await jobs.describe(id);

@@ -135,6 +135,10 @@ export const jobViewSchema = z
       .optional()
       .meta({ description: 'what the steps did through the egress proxy (the single-job view only)' }),
     stepsOmitted: z.number().int().optional(),
+    retrying: z
+      .object({ activity: z.string(), attempt: z.number().int(), lastError: z.string().nullable(), nextAttemptAt: time.nullable() })
+      .optional()
+      .meta({ description: 'an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only)' }),
   })
   .meta({ id: 'JobView' });
 

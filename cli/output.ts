@@ -13,6 +13,11 @@ function stepLabel(job: JobView): string {
   return `${running.kind}-${running.index}${loop}`;
 }
 
+/** One line for an activity being retried: which, its attempt, the last error, the next try. */
+export function retryingText(r: NonNullable<JobView['retrying']>): string {
+  return `${r.activity}, attempt ${r.attempt}${r.nextAttemptAt ? `, next try at ${r.nextAttemptAt}` : ' (running)'}${r.lastError ? `; last error: ${r.lastError}` : ''}`;
+}
+
 export function summary(job: JobView): string {
   const lines = [
     `${job.id}  ${job.status}`,
@@ -25,6 +30,7 @@ export function summary(job: JobView): string {
     lines.push(`  ${`${s.kind}-${s.index}`.padEnd(12)} ${s.status.padEnd(10)} exit ${s.exitCode ?? '-'}${secs}${s.logTruncated ? ' (log truncated)' : ''}${s.oomKilled ? ' (OOM-killed)' : ''}`);
   }
   if (job.waiting) lines.push(`  waiting ${job.waiting}`);
+  if (job.retrying) lines.push(`  retrying ${retryingText(job.retrying)}`);
   if (job.error) lines.push(`  error   ${job.error}`);
   return lines.join('\n');
 }

@@ -706,6 +706,13 @@ export interface components {
                 bytesOut: number;
             };
             stepsOmitted?: number;
+            /** @description an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only) */
+            retrying?: {
+                activity: string;
+                attempt: number;
+                lastError: string | null;
+                nextAttemptAt: string | null;
+            };
         };
         Kept: {
             id: string;

@@ -3,7 +3,7 @@ import { Client, WorkflowIdReusePolicy, WorkflowNotFoundError, WorkflowUpdateFai
 import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { ApprovalRefusedError, DecisionPendingError } from '../common/errors';
-import type { Approval, ApprovalDecision, JobView } from '../common/job';
+import type { Approval, ApprovalDecision, JobView, Retrying } from '../common/job';
 import { APPROVAL_UPDATE, CANCEL_SIGNAL, WAKE_SIGNAL, DEFAULT_TASK_QUEUE, FailureType, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
 import type { JobSpec } from '../common/spec';
 
@@ -161,6 +161,30 @@ export class JobsClient {
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
+  }
+
+  /**
+   * The job's activity that is being retried, if one is (the one furthest into its
+   * attempts): what the server knows of it, for the job's view. Null for none, or for a
+   * job whose workflow is gone.
+   */
+  async retrying(jobId: string): Promise<Retrying | null> {
+    let pending;
+    try {
+      pending = (await this.client.workflow.getHandle(jobId).describe()).raw.pendingActivities ?? [];
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+    const p = pending.filter((a) => (a.attempt ?? 1) > 1).sort((a, b) => (b.attempt ?? 1) - (a.attempt ?? 1))[0];
+    if (!p) return null;
+    const next = p.nextAttemptScheduleTime?.seconds;
+    return {
+      activity: p.activityType?.name ?? 'activity',
+      attempt: p.attempt ?? 2,
+      lastError: p.lastFailure?.message ?? null,
+      nextAttemptAt: next != null && Number(next) > 0 ? new Date(Number(next) * 1000 + Math.floor((p.nextAttemptScheduleTime?.nanos ?? 0) / 1e6)).toISOString() : null,
+    };
   }
 
   /** Whether a workflow for this job exists, and whether it is still running. */

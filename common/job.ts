@@ -151,6 +151,18 @@ export interface JobView {
    * out of `steps` (the audit trail in PostgreSQL keeps every step).
    */
   stepsOmitted?: number;
+  /** An activity of the running job being retried, when there is one (the single-job view only). */
+  retrying?: Retrying;
+}
+
+/** An activity of a job that failed and is being tried again: which, its attempt, why the last one failed, and when the next starts. */
+export interface Retrying {
+  activity: string;
+  /** The attempt running or waiting to run (2: the first retry). */
+  attempt: number;
+  lastError: string | null;
+  /** When the next attempt starts; null while one runs. */
+  nextAttemptAt: string | null;
 }
 
 /** What acceptJob hands the workflow: the resolved spec and the worker's limits for it. */

@@ -35,10 +35,31 @@ export function stepActivities(stepSeconds: number, steps = 1, placement?: Place
   });
 }
 
+/**
+ * Tries of one of Draftsman's own activities (the patch, the publish checkout, keeping
+ * and restoring workspaces) before its failure is the job's: they fail alike on every
+ * try when the workspace is spoiled, and a job must not show `running` for its whole
+ * time limit meanwhile. About a minute of tries with the backoff below.
+ */
+const OWN_ACTIVITY_ATTEMPTS = 10;
+
+/** Draftsman's own activities on the job's host: as a step's, with bounded tries. */
+export function ownActivities(stepSeconds: number, placement?: Placement | null) {
+  return proxyActivities<Activities>({
+    ...onHost(placement),
+    startToCloseTimeout: `${stepSeconds + STEP_SLACK_SECONDS}s`,
+    heartbeatTimeout: STEP_HEARTBEAT_TIMEOUT,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '500ms', maximumInterval: '10s', maximumAttempts: OWN_ACTIVITY_ATTEMPTS },
+  });
+}
+
 export class JobSteps {
   /** The next step's position in the job, for ordering the audit trail; carried across runs. */
   seq: number;
   readonly activities: ReturnType<typeof stepActivities>;
+  /** Draftsman's own activities (bounded tries). */
+  readonly own: ReturnType<typeof ownActivities>;
   // References only: the values are resolved and masked inside the activities.
   /** Every secret reference of the job: their values are masked in output and keep files out of the patch. */
   readonly maskRefs: string[];
@@ -54,6 +75,7 @@ export class JobSteps {
   ) {
     this.seq = seq;
     this.activities = stepActivities(spec.timeouts.stepSeconds, 1, placement);
+    this.own = ownActivities(spec.timeouts.stepSeconds, placement);
     this.maskRefs = [...Object.values(spec.secrets ?? {}), ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : []), ...Object.values(spec.publishSecrets ?? {})];
     this.cloneSummary = `clone ${spec.commit.slice(0, 12)} of ${spec.repo}`;
   }
@@ -137,7 +159,7 @@ export class JobSteps {
    */
   restoreWorkspace() {
     const { spec } = this;
-    return this.activities.restoreWorkspace.executeWithOptions({ summary: spec.from ? `restore the workspace job ${spec.from.job} kept` : 'look for a workspace kept after this setup' }, [
+    return this.own.restoreWorkspace.executeWithOptions({ summary: spec.from ? `restore the workspace job ${spec.from.job} kept` : 'look for a workspace kept after this setup' }, [
       {
         jobId: this.run.jobId,
         ...this.placementField(),
@@ -151,7 +173,7 @@ export class JobSteps {
   /** After a loop step the spec names: the workspace kept for forks (`from: { job, after: "loop-<k>" }`). */
   keepWorkspace(after: KeepPoint) {
     this.run.show('running', `keeping the workspace after ${after}`);
-    return this.activities.keepWorkspace.executeWithOptions({ summary: `keep the workspace after ${after}` }, [
+    return this.own.keepWorkspace.executeWithOptions({ summary: `keep the workspace after ${after}` }, [
       {
         jobId: this.run.jobId,
         ...this.placementField(),
@@ -166,7 +188,7 @@ export class JobSteps {
   /** The workspace made the commit with the stored patch (a patch only when the job had a loop), for publish. */
   preparePublish(withPatch: boolean) {
     this.run.show('running', 'preparing a clean checkout with the approved patch for publish');
-    return this.activities.preparePublish.executeWithOptions({ summary: 'publish checkout: the commit and the stored patch' }, [
+    return this.own.preparePublish.executeWithOptions({ summary: 'publish checkout: the commit and the stored patch' }, [
       { jobId: this.run.jobId, ...this.placementField(), image: this.spec.image, timeoutSeconds: this.spec.timeouts.stepSeconds, commit: this.spec.commit, withPatch, maskRefs: this.maskRefs },
     ]);
   }

@@ -305,7 +305,7 @@ async function phases(
   }
 
   if (spec.loop) {
-    run.view.patch = await steps.activities.capturePatch({ jobId: run.jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds, maskRefs: steps.maskRefs, commit: spec.commit });
+    run.view.patch = await steps.own.capturePatch({ jobId: run.jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds, maskRefs: steps.maskRefs, commit: spec.commit });
   }
 
   if (spec.approval?.before === 'validate') await gate.pass(spec.approval);

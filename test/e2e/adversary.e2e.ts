@@ -278,3 +278,30 @@ test("a cache whose file names or symlink targets carry a secret is not saved, n
   expect(events.filter((e) => e.type === 'cache_saved').map((e) => e.data.name)).toEqual(['advdecoy']);
   expect(probe(JSON.stringify(events), READ)).toBe(false);
 });
+
+test.each([
+  ['removes its .git', 'rm -rf .git', /no \.git\/objects to read commit/],
+  ['alters the objects of the commit', 'chmod -R u+w .git/objects; for f in $(find .git/objects -type f); do printf garbage > "$f"; done', /not valid|do not match|no longer holds/],
+])('an agent that %s: the patch fails the job at once, saying why (no retries for the job time limit)', async (_what, command, reason) => {
+  const started = Date.now();
+  const id = await stack.submit({ repo: repo.url, commit: repo.head, loop: { command: `echo change > feature.txt; ${command}`, maxIterations: 1 }, timeouts: { jobSeconds: 600 } });
+  const job = await stack.waitForEnd(id, 60_000);
+  expect(job.status).toBe('failed');
+  expect(job.error).toMatch(/reading the patch failed with exit code 3: draftsman: /);
+  expect(job.error).toMatch(reason);
+  expect(Date.now() - started).toBeLessThan(60_000);
+  // The agent's own step succeeded: its result is kept.
+  expect(job.steps.find((s) => s.kind === 'loop')?.status).toBe('succeeded');
+});
+
+test('a fork of a workspace whose .git the agent removed fails at its cache key, at once, saying why', async () => {
+  const parent = await stack.submit({ repo: repo.url, commit: repo.head, loop: { command: 'rm -rf .git', maxIterations: 1 }, snapshot: { after: 'loop-1' } });
+  // Its own patch fails too, after the workspace was kept.
+  expect((await stack.waitForEnd(parent)).status).toBe('failed');
+  const started = Date.now();
+  const fork = await stack.submit({ repo: repo.url, commit: repo.head, from: { job: parent, after: 'loop-1' }, caches: [{ name: 'advgone', key: "advgone-{{ hashFiles('marker') }}" }], setup: ['true'] });
+  const job = await stack.waitForEnd(fork, 60_000);
+  expect(job.status).toBe('failed');
+  expect(job.error).toMatch(/hashing files of job .* failed \(exit 3\): draftsman: the workspace has no \.git\/objects/);
+  expect(Date.now() - started).toBeLessThan(60_000);
+});

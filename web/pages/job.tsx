@@ -87,6 +87,16 @@ export function JobPage({ id, session }: { id: string; session: Session }) {
             <dd>{job.waiting}</dd>
           </>
         ) : null}
+        {job.retrying ? (
+          <>
+            <dt>Retrying</dt>
+            <dd class="retrying">
+              {job.retrying.activity}, attempt {job.retrying.attempt}
+              {job.retrying.nextAttemptAt ? `, next try at ${new Date(job.retrying.nextAttemptAt).toLocaleTimeString()}` : ' (running)'}
+              {job.retrying.lastError ? `: ${job.retrying.lastError}` : ''}
+            </dd>
+          </>
+        ) : null}
         {temporal ? (
           <>
             <dt>Temporal</dt>

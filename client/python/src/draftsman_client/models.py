@@ -358,6 +358,20 @@ class Egress1(BaseModel):
     bytesOut: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
 
 
+class Retrying(BaseModel):
+    """
+    an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only)
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    activity: str
+    attempt: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    lastError: str | None
+    nextAttemptAt: AwareDatetime | None
+
+
 class Kept(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -655,6 +669,10 @@ class JobView(BaseModel):
     stepsOmitted: Annotated[
         int | None, Field(ge=-9007199254740991, le=9007199254740991)
     ] = None
+    retrying: Retrying | None = None
+    """
+    an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only)
+    """
 
 
 class JobPage(BaseModel):
