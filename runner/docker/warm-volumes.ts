@@ -175,7 +175,8 @@ export class WarmVolumes {
     const hash = output.trim();
     // The helper ran to its end and git said no: it will say so on every try (a kill by the engine is not that).
     if (code !== 0 && code !== 137 && code !== 143) throw new WorkspaceGitError(`hashing files of job ${jobId} failed (exit ${code}): ${output.trim().slice(0, 300)}`);
-    if (code !== 0 || !/^([0-9a-f]{64})?$/.test(hash)) throw new RunnerError(`hashing files of job ${jobId} failed (exit ${code}): ${output.slice(0, 300)}`);
+    // Stopped by the engine, its output is no answer; not quoted (what git printed there is not masked here).
+    if (code !== 0 || !/^([0-9a-f]{64})?$/.test(hash)) throw new RunnerError(`hashing files of job ${jobId} failed (exit ${code}, ${output.length} bytes of output)`);
     return hash;
   }
 
