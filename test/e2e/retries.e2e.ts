@@ -4,10 +4,12 @@
  * try); once it heals the job goes on and the note is gone.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { JobView } from '../../common/job';
 import { projectRoot } from '../../stack/paths';
+import { launchChromium } from './browser';
 import { TEST_DATA_DIR } from './env';
 import { type GitFixture, startGitFixture } from './git-fixture';
 import { waitFor } from './helpers';
@@ -58,6 +60,24 @@ test('an activity being retried shows in the job view and the CLI with its attem
     env: { ...process.env, DRAFTSMAN_URL: stack.apiUrl, DRAFTSMAN_TOKEN: TEST_TOKENS.admin },
   });
   expect(stdout).toMatch(/retrying runStep, attempt \d+(, next try at \S+| \(running\)); last error: the engine refused the create \(test probe\)/);
+
+  // The dashboard's job page says it too, as a person signed in sees it.
+  const browser = await launchChromium();
+  try {
+    const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    await page.goto(`${stack.apiUrl}/login?next=${encodeURIComponent(`/ui/jobs/${id}`)}`);
+    await page.getByLabel('API token').fill(TEST_TOKENS.admin);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${stack.apiUrl}/ui/jobs/${id}`);
+    const note = page.locator('dd.retrying');
+    await note.waitFor({ timeout: 20_000 });
+    expect(await note.innerText()).toMatch(/^runStep, attempt \d+.*: the engine refused the create \(test probe\)$/);
+    const artifacts = path.join(projectRoot(), 'test-artifacts');
+    fs.mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'dashboard-job-retrying.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
 
   failing.delete(id);
   const ended = await stack.waitForEnd(id);
