@@ -104,14 +104,21 @@ describe('the patch script', () => {
   });
 
   it.each([
-    ['an altered object of the commit', () => {
+    ['an altered object the diff reads (the base of a changed file)', () => {
+      fs.writeFileSync(path.join(ws, 'a.txt'), 'changed\n');
       const blob = git('rev-parse', `${commit}:a.txt`);
       const file = path.join(ws, '.git', 'objects', blob.slice(0, 2), blob.slice(2));
       fs.chmodSync(file, 0o644);
       // The contents of another blob under this one's name.
-      const other = git('hash-object', '-w', '--stdin');
+      const other = execFileSync('git', ['hash-object', '-w', '--stdin'], { cwd: ws, input: 'other contents\n', encoding: 'utf8' }).trim();
       fs.copyFileSync(path.join(ws, '.git', 'objects', other.slice(0, 2), other.slice(2)), file);
-    }, /not valid|do not match/],
+    }, /do not match their ids|failed/],
+    ['an altered tree of the commit', () => {
+      const tree = git('rev-parse', `${commit}^{tree}`);
+      const file = path.join(ws, '.git', 'objects', tree.slice(0, 2), tree.slice(2));
+      fs.chmodSync(file, 0o644);
+      fs.writeFileSync(file, 'not even zlib');
+    }, /failed|no longer holds/],
     ['a .git removed', () => fs.rmSync(path.join(ws, '.git'), { recursive: true }), /no \.git\/objects/],
     ['a .git that is a file pointing elsewhere', () => {
       fs.rmSync(path.join(ws, '.git'), { recursive: true });
