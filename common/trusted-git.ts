@@ -54,6 +54,21 @@ const COMMIT_AND_TREES = [
   'echo "$DRAFTSMAN_COMMIT" > "$GIT_DIR/shallow"',
 ];
 
+/**
+ * The start of a script that reads the work tree against the commit: Draftsman's git
+ * directory in scratch space with the commit and its trees, and an index in scratch
+ * space holding the commit, the workspace as its work tree.
+ */
+const COMMIT_IN_SCRATCH_INDEX = [
+  ...ENVIRONMENT,
+  'export GIT_DIR="$S/draftsman-git"',
+  'src="$W/.git/objects"',
+  ...COMMIT_AND_TREES,
+  'export GIT_WORK_TREE="$W" GIT_INDEX_FILE="$S/index"',
+  'cd "$W"',
+  'git read-tree "$DRAFTSMAN_COMMIT"',
+];
+
 /** Options on every git command of a script: no program a work tree's attributes or submodules could name. */
 const SAFE = '-c core.fsmonitor=false -c core.untrackedCache=false -c core.hooksPath=/dev/null -c submodule.recurse=false -c diff.external= -c core.pager=cat';
 
@@ -67,13 +82,7 @@ const SAFE = '-c core.fsmonitor=false -c core.untrackedCache=false -c core.hooks
  * imported verified, and the diff runs on Draftsman's objects alone.
  */
 export const PATCH_SCRIPT = [
-  ...ENVIRONMENT,
-  'export GIT_DIR="$S/draftsman-git"',
-  'src="$W/.git/objects"',
-  ...COMMIT_AND_TREES,
-  'export GIT_WORK_TREE="$W" GIT_INDEX_FILE="$S/index"',
-  'cd "$W"',
-  'git read-tree "$DRAFTSMAN_COMMIT"',
+  ...COMMIT_IN_SCRATCH_INDEX,
   `GIT_ALTERNATE_OBJECT_DIRECTORIES="$src" git ${SAFE} add -A -- .`,
   // Both sides of each change (not of a gitlink, whose id is a commit of another repository).
   // One line a change (a path with a line break in it is quoted): ":oldmode newmode oldid newid status<TAB>path".
@@ -121,13 +130,7 @@ export const CHECKOUT_SCRIPT = [
  * printed when none matches. Reads only the commit's trees.
  */
 export const HASH_FILES_SCRIPT = [
-  ...ENVIRONMENT,
-  'export GIT_DIR="$S/draftsman-git"',
-  'src="$W/.git/objects"',
-  ...COMMIT_AND_TREES,
-  'export GIT_WORK_TREE="$W" GIT_INDEX_FILE="$S/index"',
-  'cd "$W"',
-  'git read-tree "$DRAFTSMAN_COMMIT"',
+  ...COMMIT_IN_SCRATCH_INDEX,
   `git ${SAFE} ls-files -s -z -- "$@" > "$S/files"`,
   '[ -s "$S/files" ] || exit 0',
   'sort -z "$S/files" | sha256sum | cut -d" " -f1',
