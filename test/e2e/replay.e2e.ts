@@ -24,6 +24,7 @@ test('there are histories of every shape to replay', () => {
     'job-timeout',
     'loop-cancelled',
     'loop-continue-as-new',
+    'publish-on-approved',
     'query-split',
     'step-timeout',
     'succeeded',
@@ -31,6 +32,16 @@ test('there are histories of every shape to replay', () => {
     'warm-snapshot-restored',
     'warm-snapshot-saved',
   ]);
+});
+
+test('the publish-on-approved history holds the publish checkout between the patch and the publish step', () => {
+  const stored = files.filter((f) => f.endsWith('-publish-on-approved.json'));
+  expect(stored.length).toBeGreaterThan(0);
+  for (const file of stored) {
+    const { events } = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as { events: { activityTaskScheduledEventAttributes?: { activityType: { name: string } } }[] };
+    const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
+    expect(scheduled.slice(scheduled.indexOf('capturePatch'))).toEqual(['capturePatch', 'runSteps', 'preparePublish', 'runStep', 'endJob']);
+  }
 });
 
 test('the query-split history has its window: its first workflow task ended before the workflow waited on anything', () => {

@@ -72,6 +72,8 @@ async function main(): Promise<void> {
     'warm-cache': { spec: { ...base, setup: ['mkdir -p mods && echo x > mods/f'], caches: [{ name: 'mods', key: "mods-{{ hashFiles('marker') }}", restoreKeys: [], path: 'mods' }], validate: ['test -f mods/f'] } },
     'warm-snapshot-saved': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
     'warm-snapshot-restored': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
+    // Publish on a clean checkout of the commit with the stored patch (the publish-on-approved patch).
+    'publish-on-approved': { spec: { ...base, loop: { command: 'echo change > changed', maxIterations: 1 }, validate: ['true'], publish: ['git diff --cached --stat'] } },
     'approval-timeout': { spec: { ...base, validate: ['true'], approval: { before: 'validate', timeoutSeconds: 2, onTimeout: 'reject' } } },
     // Queried before any worker polls: the query ends the first workflow task early (windows.ts, firstTaskSplit).
     'query-split': { spec: { ...base, validate: ['true'] }, queryFirst: true },
