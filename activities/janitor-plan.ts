@@ -34,12 +34,7 @@ export function planSweep(
     if (state === 'ended') actions.push({ action: 'remove', resource, reason: 'job ended' });
     else if (state === 'unknown') actions.push({ action: 'remove', resource, reason: 'job unknown to Temporal' });
     else if (state === 'moved') actions.push({ action: 'remove', resource, reason: 'job moved to another host' });
-    else if (
-      resource.type === 'step' &&
-      resource.running &&
-      resource.deadline !== undefined &&
-      nowSeconds > resource.deadline + slackSeconds
-    ) {
+    else if (resource.type === 'step' && resource.running && resource.deadline !== undefined && nowSeconds > resource.deadline + slackSeconds) {
       actions.push({ action: 'stop', resource, reason: 'step past its deadline' });
     }
   }

@@ -14,7 +14,11 @@ export function createJanitorActivities(sh: Shared, describeJob: (jobId: string)
     for (const id of await sh.hosts.holders()) {
       const wf = await describeJob(id);
       if (wf?.running) continue;
-      await sh.store.jobFinished(id, { status: 'failed', loop: null, error: 'its workflow ended without recording an end (terminated or reset); its host is freed' });
+      await sh.store.jobFinished(id, {
+        status: 'failed',
+        loop: null,
+        error: 'its workflow ended without recording an end (terminated or reset); its host is freed',
+      });
       sh.logger.info({ jobId: id }, 'janitor: a job whose workflow ended without its end frees its host');
     }
   }
@@ -59,7 +63,11 @@ export function createJanitorActivities(sh: Shared, describeJob: (jobId: string)
       await record(v.id, 'no record names it (a save cut short, or an entry deleted)', 'orphan');
     }
     const left = rows.filter((r) => !over.some((e) => e.id === r.id));
-    for (const kind of ['cache', 'snapshot'] as const) sh.metrics.keptBytes.set({ kind }, left.filter((r) => r.kind === kind).reduce((n, r) => n + r.bytes, 0));
+    for (const kind of ['cache', 'snapshot'] as const)
+      sh.metrics.keptBytes.set(
+        { kind },
+        left.filter((r) => r.kind === kind).reduce((n, r) => n + r.bytes, 0),
+      );
     return removed;
   }
 

@@ -4,7 +4,16 @@ import { isInvalidJobSpecError } from '../common/errors';
 import { warmScope } from '../common/warm';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
 import type { LostHost } from '../common/hosts';
-import { type AcceptedJob, type Approval, type ApprovalGate, JOB_ID_PATTERN, type JobStatus, type Placement, type ResolvedJobSpec, type StepOutcome } from '../common/job';
+import {
+  type AcceptedJob,
+  type Approval,
+  type ApprovalGate,
+  JOB_ID_PATTERN,
+  type JobStatus,
+  type Placement,
+  type ResolvedJobSpec,
+  type StepOutcome,
+} from '../common/job';
 import { FailureType } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
 import { DuplicateJobIdError, type Submitter } from '../db/store';
@@ -143,7 +152,10 @@ export function createJobActivities(sh: Shared) {
     /** The gate's decision, in the audit trail with who made it and when. */
     async recordApproval(input: { jobId: string; approval: Approval; placement?: number }): Promise<void> {
       await store.recordApproval(input.jobId, input.approval, input.placement);
-      sh.metrics.approvals.inc({ event: input.approval.decision === 'approve' ? 'approved' : 'rejected', by: input.approval.by === 'timeout' ? 'timeout' : 'person' });
+      sh.metrics.approvals.inc({
+        event: input.approval.decision === 'approve' ? 'approved' : 'rejected',
+        by: input.approval.by === 'timeout' ? 'timeout' : 'person',
+      });
     },
 
     /**
@@ -153,7 +165,12 @@ export function createJobActivities(sh: Shared) {
      * asks again. Null from a worker that serves no host of its own (activities run alone
      * in tests), which leaves the job on the shared queue.
      */
-    async placeJob(input: { jobId: string; placement: number; lost?: LostHost[]; warm?: { scope: string; from?: string } }): Promise<Placement | { wait: string } | null> {
+    async placeJob(input: {
+      jobId: string;
+      placement: number;
+      lost?: LostHost[];
+      warm?: { scope: string; from?: string };
+    }): Promise<Placement | { wait: string } | null> {
       if (!sh.host) return null;
       // A host that holds the job's caches or the workspace it starts from, when one has room.
       const prefer = input.warm ? await sh.kept.hostsOf(input.warm.scope, input.warm.from) : [];
@@ -182,7 +199,7 @@ export function createJobActivities(sh: Shared) {
     async recordHostLost(input: { jobId: string; placement: number; host: string; step: string | null; moving: boolean }): Promise<void> {
       await store.hostLost(input.jobId, input.placement, { host: input.host, step: input.step, moving: input.moving });
       sh.metrics.hostsLost.inc({ moved: String(input.moving) });
-      sh.logger.warn({ jobId: input.jobId, host: input.host, placement: input.placement, moving: input.moving }, 'the job\'s host was lost');
+      sh.logger.warn({ jobId: input.jobId, host: input.host, placement: input.placement, moving: input.moving }, "the job's host was lost");
       // The room it held there frees nothing real (the host is gone), but its leaving may unblock its key.
       if (input.moving) await wakeWaiting();
     },

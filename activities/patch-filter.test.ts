@@ -37,7 +37,11 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test('splitPatch names every file and which are new', () => {
-  expect(splitPatch(patch).map((f) => `${f.file}${f.isNew ? ' (new)' : ''}`).sort()).toEqual([
+  expect(
+    splitPatch(patch)
+      .map((f) => `${f.file}${f.isNew ? ' (new)' : ''}`)
+      .sort(),
+  ).toEqual([
     '.env (new)',
     'blob.bin (new)',
     'config.pem',
@@ -62,7 +66,11 @@ test('files that hold the secret in any form, binary ones included, and new secr
     { file: 'plain.txt', reason: 'holds a secret' },
   ]);
   expect(kept.toString('latin1')).not.toContain(SECRET);
-  expect(splitPatch(kept).map((f) => f.file).sort()).toEqual(['config.pem', 'ok.txt', 'other.bin', 'tracked.txt']);
+  expect(
+    splitPatch(kept)
+      .map((f) => f.file)
+      .sort(),
+  ).toEqual(['config.pem', 'ok.txt', 'other.bin', 'tracked.txt']);
 
   // The kept patch applies to a clean checkout of the commit.
   const clean = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-patch-clean-'));

@@ -8,7 +8,15 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 
 /** Untracked files with these names hold credentials far more often than not. */
-const SECRET_FILE_NAMES = [/^\.env(\..+)?$/, /\.pem$/, /\.key$/, /^id_(rsa|dsa|ecdsa|ed25519)$/, /\.(p12|pfx|keystore|jks)$/, /^\.(netrc|npmrc|pypirc)$/, /^credentials(\.json)?$/];
+const SECRET_FILE_NAMES = [
+  /^\.env(\..+)?$/,
+  /\.pem$/,
+  /\.key$/,
+  /^id_(rsa|dsa|ecdsa|ed25519)$/,
+  /\.(p12|pfx|keystore|jks)$/,
+  /^\.(netrc|npmrc|pypirc)$/,
+  /^credentials(\.json)?$/,
+];
 
 export interface PatchFile {
   /** The path in the repository (the `b/` side). */

@@ -64,7 +64,11 @@ export function createPatchActivities(sh: Shared) {
   /** What Draftsman's git said on stderr (its own `draftsman:` lines only: they name no file content). */
   async function lastError(ref: StepRef): Promise<string> {
     const lines: string[] = [];
-    await sh.runner.followLogs(ref, (batch) => void lines.push(...batch.filter((l) => l.stream === 'stderr' && l.text.startsWith('draftsman: ')).map((l) => l.text)), { skipLines: 0 });
+    await sh.runner.followLogs(
+      ref,
+      (batch) => void lines.push(...batch.filter((l) => l.stream === 'stderr' && l.text.startsWith('draftsman: ')).map((l) => l.text)),
+      { skipLines: 0 },
+    );
     return (lines.at(-1) ?? '').slice(0, 300);
   }
 
@@ -74,12 +78,26 @@ export function createPatchActivities(sh: Shared) {
      * Draftsman's git (common/trusted-git.ts), capped in size, before the workspace is
      * removed. Files that hold a secret, or text that is no file's diff, are left out.
      */
-    async capturePatch(input: { jobId: string; image: string; timeoutSeconds: number; maskRefs?: string[]; commit?: string }): Promise<{ bytes: number; truncated: boolean }> {
+    async capturePatch(input: {
+      jobId: string;
+      image: string;
+      timeoutSeconds: number;
+      maskRefs?: string[];
+      commit?: string;
+    }): Promise<{ bytes: number; truncated: boolean }> {
       // Stored by an attempt that was lost before it reported: not read again.
       const stored = await sh.store.getPatch(input.jobId);
       if (stored) return { bytes: stored.data.length, truncated: stored.truncated };
       const commit = await commitOf(input.jobId, input.commit);
-      const request: StepRequest = { jobId: input.jobId, kind: 'patch', index: 0, image: input.image, command: PATCH_SCRIPT, env: { DRAFTSMAN_COMMIT: commit }, timeoutSeconds: input.timeoutSeconds };
+      const request: StepRequest = {
+        jobId: input.jobId,
+        kind: 'patch',
+        index: 0,
+        image: input.image,
+        command: PATCH_SCRIPT,
+        env: { DRAFTSMAN_COMMIT: commit },
+        timeoutSeconds: input.timeoutSeconds,
+      };
       return ownStep(request, 'reading the patch', input.maskRefs ?? [], async (ref) => {
         const out = await sh.runner.stdout(ref, sh.config.DRAFTSMAN_PATCH_MAX_BYTES);
         const { truncated } = out;
@@ -102,12 +120,23 @@ export function createPatchActivities(sh: Shared) {
      * so that nothing the loop wrote meets the publish secrets. A patch that was cut at
      * the cap is not published: what was approved would not be what is pushed.
      */
-    async preparePublish(input: { jobId: string; image: string; timeoutSeconds: number; commit: string; placement?: number; withPatch: boolean; maskRefs?: string[] }): Promise<{ patchBytes: number }> {
+    async preparePublish(input: {
+      jobId: string;
+      image: string;
+      timeoutSeconds: number;
+      commit: string;
+      placement?: number;
+      withPatch: boolean;
+      maskRefs?: string[];
+    }): Promise<{ patchBytes: number }> {
       const done = await sh.store.eventData(input.jobId, `publish-checkout:${input.placement ?? 1}`);
       if (done) return { patchBytes: Number(done.patchBytes ?? 0) };
       const stored = input.withPatch ? await sh.store.getPatch(input.jobId) : null;
       if (stored?.truncated) {
-        throw ApplicationFailure.nonRetryable(`the stored patch was cut at DRAFTSMAN_PATCH_MAX_BYTES (${sh.config.DRAFTSMAN_PATCH_MAX_BYTES} bytes): publish runs on the approved patch only, whole`, 'PublishRefused');
+        throw ApplicationFailure.nonRetryable(
+          `the stored patch was cut at DRAFTSMAN_PATCH_MAX_BYTES (${sh.config.DRAFTSMAN_PATCH_MAX_BYTES} bytes): publish runs on the approved patch only, whole`,
+          'PublishRefused',
+        );
       }
       // A name no step can have guessed: the file is the patch Draftsman stored, not one the loop left.
       const name = `.draftsman-approved-${randomBytes(12).toString('hex')}.patch`;

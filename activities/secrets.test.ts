@@ -15,7 +15,11 @@ describe('secretMasker', () => {
     ['its base64 inside a longer string, at offset 1', `x ${b64In('a', 'S3cr3t/Value+xyz&', ' and more')} y`, /^x \S*\*\*\*\S* y$/],
     ['its base64 inside a longer string, at offset 2', `x ${b64In('ab', 'S3cr3t/Value+xyz&', '')} y`, /^x \S*\*\*\*\S* y$/],
     ['its base64url inside a longer string', `x ${Buffer.from('{"t":"S3cr3t/Value+xyz&"}').toString('base64url')} y`, /^x \S*\*\*\*\S* y$/],
-    ['its hex, either case', `h ${Buffer.from('S3cr3t/Value+xyz&').toString('hex')} ${Buffer.from('S3cr3t/Value+xyz&').toString('hex').toUpperCase()}`, 'h *** ***'],
+    [
+      'its hex, either case',
+      `h ${Buffer.from('S3cr3t/Value+xyz&').toString('hex')} ${Buffer.from('S3cr3t/Value+xyz&').toString('hex').toUpperCase()}`,
+      'h *** ***',
+    ],
     ['its URL encoding with lower-case escapes', `q=${encodeURIComponent('S3cr3t/Value+xyz&').replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase())}`, 'q=***'],
     ['nothing in ordinary text', 'build passed', 'build passed'],
     ['not a value shorter than 4 characters', 'abc', 'abc'],

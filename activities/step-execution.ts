@@ -7,36 +7,14 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../common/errors';
-import type { StepKind, StepOutcome } from '../common/job';
+import type { StepOutcome } from '../common/job';
 import type { Logger } from '../common/logger';
 import { StaleAttemptError } from '../db/step-store';
-import type { StepExit, StepRef, WorkspaceCache } from '../runner/runner';
+import type { StepExit, StepRef } from '../runner/runner';
+import type { StepInput } from './step-input';
 import type { Shared } from './deps';
 import { StepFollower } from './step-follower';
 import { EngineWatch, StallGuard, WorkspaceWatch } from './watches';
-
-export interface StepInput {
-  jobId: string;
-  /** Env name -> secret reference: values are resolved here, in the activity, and masked in the output. */
-  secretEnv?: Record<string, string>;
-  /** Every secret reference of the job, whose values are masked in this step's output. */
-  maskRefs?: string[];
-  /** Position of the step in the job, for ordering the audit trail. */
-  seq: number;
-  kind: StepKind;
-  index: number;
-  /** The job's placement (1 when absent: jobs placed before placements counted): part of the step's identity. */
-  placement?: number;
-  image: string;
-  command: string;
-  env: Record<string, string>;
-  timeoutSeconds: number;
-  /** The job's caches this step mounts writable (setup steps of a job with caches). */
-  caches?: string[];
-  /** The job's caches with a path in the workspace (every step after the clone). */
-  workspaceCaches?: WorkspaceCache[];
-}
-
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 
@@ -133,7 +111,7 @@ export async function executeStep(
     if (sh.config.DRAFTSMAN_INSECURE_STEP_NETWORK) {
       log.warn(
         { network: sh.config.DRAFTSMAN_INSECURE_STEP_NETWORK },
-        'DRAFTSMAN_INSECURE_STEP_NETWORK: this step runs on a network of the operator\'s choice, not behind the egress proxy, and may reach the control plane',
+        "DRAFTSMAN_INSECURE_STEP_NETWORK: this step runs on a network of the operator's choice, not behind the egress proxy, and may reach the control plane",
       );
     }
     try {
@@ -157,8 +135,7 @@ export async function executeStep(
 
     // The budget counts from the container's own start, so a re-attached step gets no extra time.
     const state = attempt === 1 ? null : await sh.runner.status(ref);
-    const startedAt =
-      (state?.state === 'running' ? state.startedAt : state?.state === 'exited' ? state.exit.startedAt : null)?.getTime() ?? startCalledAt;
+    const startedAt = (state?.state === 'running' ? state.startedAt : state?.state === 'exited' ? state.exit.startedAt : null)?.getTime() ?? startCalledAt;
     const deadlineAt = startedAt + input.timeoutSeconds * 1000;
     /**
      * How a step that exited by itself ended. Stopped while no worker watched it (by the

@@ -7,7 +7,7 @@ import type { Logger } from '../common/logger';
 import type { StepRef } from '../runner/runner';
 import type { Shared } from './deps';
 import { secretScanner } from '../common/secret-scan';
-import type { StepInput } from './step-execution';
+import type { StepInput } from './step-input';
 import { StepLogWriter, stepLogCap } from './step-log';
 
 const NO_LOG_YET = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
@@ -80,10 +80,7 @@ export class StepFollower {
   async abandon(): Promise<void> {
     this.stop.abort();
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      this.writer.close().catch(() => undefined),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, ABANDON_WAIT_MS))),
-    ]);
+    await Promise.race([this.writer.close().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ABANDON_WAIT_MS)))]);
     clearTimeout(timer);
   }
 

@@ -23,7 +23,13 @@ const line = (i: number) => ({ time: new Date(0).toISOString(), stream: 'stdout'
 describe('StepLogWriter backpressure', () => {
   it('asks the follower to wait once more than four chunks are ahead of the database, and keeps every line', async () => {
     const { store, written, release } = slowStore();
-    const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 2 ** 30, of: 'step' }, { nextChunk: 0, lines: 0, bytes: 0, truncated: false });
+    const log = new StepLogWriter(
+      store,
+      'job',
+      { kind: 'setup', index: 0 },
+      { bytes: 2 ** 30, of: 'step' },
+      { nextChunk: 0, lines: 0, bytes: 0, truncated: false },
+    );
     // 66 lines of 1001 bytes fill one 64 KiB chunk.
     const batch = (from: number) => Array.from({ length: 66 }, (_, i) => line(from + i));
     const answers = [0, 1, 2, 3, 4, 5].map((b) => log.add(batch(b * 66)));
@@ -62,12 +68,11 @@ function memoryStore() {
 const fresh = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
 
 describe('StepLogWriter gaps', () => {
-
   it('marks where output is missing, after what was stored', async () => {
     const { store, lines } = memoryStore();
     const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 2 ** 20, of: 'step' }, fresh);
-    log.add([line(1)]);
-    log.gap('the stream went silent');
+    void log.add([line(1)]);
+    void log.gap('the stream went silent');
     await log.close();
     expect(lines).toEqual([line(1).text, gapMarker('the stream went silent')]);
   });
@@ -75,8 +80,8 @@ describe('StepLogWriter gaps', () => {
   it('adds no gap marker after the truncation marker', async () => {
     const { store, lines } = memoryStore();
     const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 1500, of: 'step' }, fresh);
-    log.add([line(1), line(2)]);
-    log.gap('the stream went silent');
+    void log.add([line(1), line(2)]);
+    void log.gap('the stream went silent');
     await log.close();
     expect(lines).toEqual([line(1).text, truncationMarker({ bytes: 1500, of: 'step' })]);
   });
@@ -88,7 +93,7 @@ describe('stepLogCap', () => {
     ['a first step: its own cap', 10 * MiB, 100 * MiB, 0, { bytes: 10 * MiB, of: 'step' }],
     ['the job has room for a whole step cap exactly', 10 * MiB, 100 * MiB, 90 * MiB, { bytes: 10 * MiB, of: 'step' }],
     ['one byte less: what the job has left', 10 * MiB, 100 * MiB, 90 * MiB + 1, { bytes: 10 * MiB - 1, of: 'job' }],
-    ['the job\'s cap used up', 10 * MiB, 100 * MiB, 100 * MiB, { bytes: 0, of: 'job' }],
+    ["the job's cap used up", 10 * MiB, 100 * MiB, 100 * MiB, { bytes: 0, of: 'job' }],
     ['past it (an earlier cap was larger)', 10 * MiB, 100 * MiB, 120 * MiB, { bytes: 0, of: 'job' }],
   ])('%s', (_name, stepMax, jobMax, others, expected) => {
     expect(stepLogCap(stepMax, jobMax, others)).toEqual(expected);
@@ -104,13 +109,13 @@ describe('StepLogWriter at its cap', () => {
     const { store, lines } = memoryStore();
     const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: cap, of: 'job' }, fresh);
     // A stored line costs its bytes and its newline.
-    log.add([at('x'.repeat(length))]);
+    void log.add([at('x'.repeat(length))]);
     await log.close();
     expect(lines).toEqual(cut ? [truncationMarker({ bytes: cap, of: 'job' })] : ['x'.repeat(length)]);
     expect(log.stored.truncated).toBe(cut);
   });
 
-  it('says which cap it was: the job\'s names the setting', () => {
+  it("says which cap it was: the job's names the setting", () => {
     expect(truncationMarker({ bytes: 5, of: 'job' })).toMatch(/job's cap \(DRAFTSMAN_JOB_LOG_MAX_BYTES\)/);
     expect(truncationMarker({ bytes: 5, of: 'step' })).toMatch(/this step printed more than the 5-byte cap/);
   });
@@ -125,13 +130,21 @@ describe('StepLogWriter masks a secret across lines', () => {
     ['cut by the line cut, the pieces in two batches (two chunks of the stream)', [['x'.repeat(65_530) + SECRET.slice(0, 10)], [`${SECRET.slice(10)} after`]]],
     ['base64 wrapped at 76 columns', [b64.match(/.{1,76}/g)!]],
     ['base64 wrapped at 76 columns, a line a batch', b64.match(/.{1,76}/g)!.map((l) => [l])],
-    ['hex with spaces, wrapped (od -An -tx1)', [Buffer.from(SECRET).toString('hex').match(/.{1,32}/g)!.map((h) => h.replace(/(..)/g, ' $1'))]],
+    [
+      'hex with spaces, wrapped (od -An -tx1)',
+      [
+        Buffer.from(SECRET)
+          .toString('hex')
+          .match(/.{1,32}/g)!
+          .map((h) => h.replace(/(..)/g, ' $1')),
+      ],
+    ],
   ];
   it.each(cases)('%s', async (_how, batches) => {
     const { store, lines } = memoryStore();
     const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 2 ** 20, of: 'step' }, fresh, secretScanner([SECRET]));
-    for (const b of batches) log.add(b.map(at));
-    log.add([at('done')]);
+    for (const b of batches) void log.add(b.map(at));
+    void log.add([at('done')]);
     await log.close();
     expect(lines).toHaveLength(batches.flat().length + 1);
     expect(lines.at(-1)).toBe('done');
@@ -139,13 +152,20 @@ describe('StepLogWriter masks a secret across lines', () => {
     expect(lines.join('\n')).not.toContain(SECRET.slice(10));
     // Positive control: masked a line at a time, the same output keeps the secret.
     const alone = secretScanner([SECRET]);
-    expect(alone.holds(batches.flat().map((l) => alone.mask(l)).join('\n'))).toBe(true);
+    expect(
+      alone.holds(
+        batches
+          .flat()
+          .map((l) => alone.mask(l))
+          .join('\n'),
+      ),
+    ).toBe(true);
   });
 
   it('holds a line back only until the output after it is longer than any form, or the flush', async () => {
     const { store, lines } = memoryStore();
     const log = new StepLogWriter(store, 'job', { kind: 'setup', index: 0 }, { bytes: 2 ** 20, of: 'step' }, fresh, secretScanner([SECRET]));
-    log.add([at('first')]);
+    void log.add([at('first')]);
     expect(log.storedLines).toBe(1);
     await new Promise((r) => setTimeout(r, 400));
     // The flush timer stored it, alone.

@@ -7,9 +7,10 @@ import { CLONE_SCRIPT, cloneEnv } from './clone';
 import type { Shared } from './deps';
 import { PauseDetector } from './pause-detector';
 import { createWarm, type KeepWorkspaceInput, prepareJobWorkspace, type RestoreWorkspaceInput, type WarmInput } from './warm';
-import { executeStep, type StepInput } from './step-execution';
+import { executeStep } from './step-execution';
+import type { StepInput } from './step-input';
 
-export type { StepInput } from './step-execution';
+export type { StepInput } from './step-input';
 
 export interface CloneInput {
   jobId: string;

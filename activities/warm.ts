@@ -86,7 +86,11 @@ export function createWarm(sh: Shared) {
   const hostQueue = () => sh.host?.taskQueue ?? sh.config.DRAFTSMAN_TASK_QUEUE;
 
   /** Saves a volume as a new kept one and commits it; false if an entry of the key came first (its copy is removed). */
-  async function keep(jobId: string, what: { kind: 'cache' | 'snapshot'; scope: string; name: string; key: string; commit: string }, from: Parameters<Shared['runner']['copyVolume']>[1]) {
+  async function keep(
+    jobId: string,
+    what: { kind: 'cache' | 'snapshot'; scope: string; name: string; key: string; commit: string },
+    from: Parameters<Shared['runner']['copyVolume']>[1],
+  ) {
     // A new id per attempt: a copy cut short is a volume no row names, which the janitor removes.
     const id = randomUUID();
     const bytes = await sh.runner.copyVolume({ kept: id }, from);
@@ -140,17 +144,31 @@ export function createWarm(sh: Shared) {
    * the job's steps received (in any of the encodings the patch is scanned for): then
    * nothing is kept, and the event names the files. Once per placement and point.
    */
-  async function keepWorkspace(jobId: string, placement: number | undefined, k: { after: KeepPoint; scope: string; key: string; commit: string; secretRefs: string[] }) {
+  async function keepWorkspace(
+    jobId: string,
+    placement: number | undefined,
+    k: { after: KeepPoint; scope: string; key: string; commit: string; secretRefs: string[] },
+  ) {
     const eventKey = `snapshot:${tag(placement)}${k.after}`;
     if (await sh.store.eventData(jobId, eventKey)) return;
     const at = k.after === 'setup' ? {} : { after: k.after };
     const files = await secretFiles({ workspace: jobId }, k.secretRefs);
     if (files.length > 0) {
-      await sh.store.event(jobId, eventKey, 'snapshot_refused', { key: k.key, ...at, why: "a file in the workspace holds the value of one of the job's secrets", files });
+      await sh.store.event(jobId, eventKey, 'snapshot_refused', {
+        key: k.key,
+        ...at,
+        why: "a file in the workspace holds the value of one of the job's secrets",
+        files,
+      });
       return;
     }
     const saved = await keep(jobId, { kind: 'snapshot', scope: k.scope, name: keptName(k.after), key: k.key, commit: k.commit }, { workspace: jobId });
-    await sh.store.event(jobId, eventKey, 'snapshot_saved', saved.committed ? { key: k.key, ...at, bytes: saved.bytes } : { key: k.key, ...at, saved: false, why: 'another job kept this setup first' });
+    await sh.store.event(
+      jobId,
+      eventKey,
+      'snapshot_saved',
+      saved.committed ? { key: k.key, ...at, bytes: saved.bytes } : { key: k.key, ...at, saved: false, why: 'another job kept this setup first' },
+    );
   }
 
   /** The hash of the commit's files a key names; a workspace whose objects no longer hold the commit fails the job, not a retry. */
@@ -161,7 +179,8 @@ export function createWarm(sh: Shared) {
       return await sh.runner.hashFiles(jobId, c, specs);
     } catch (err) {
       // Git's words about the workspace go into the job's error: masked like every string that came from a step.
-      if (err instanceof WorkspaceGitError) throw ApplicationFailure.nonRetryable(secretScanner(secretRefs.map((r) => sh.resolveSecret(r))).mask(err.message), err.name);
+      if (err instanceof WorkspaceGitError)
+        throw ApplicationFailure.nonRetryable(secretScanner(secretRefs.map((r) => sh.resolveSecret(r))).mask(err.message), err.name);
       throw err;
     }
   }
@@ -189,7 +208,9 @@ export function createWarm(sh: Shared) {
           jobId,
           eventKey,
           found ? 'cache_hit' : 'cache_miss',
-          found ? { name: cache.name, key, restored: found.key, exact: found.exact, bytes: found.bytes, placement: placement ?? 1 } : { name: cache.name, key, placement: placement ?? 1 },
+          found
+            ? { name: cache.name, key, restored: found.key, exact: found.exact, bytes: found.bytes, placement: placement ?? 1 }
+            : { name: cache.name, key, placement: placement ?? 1 },
         );
       }
     },
@@ -221,24 +242,46 @@ export function createWarm(sh: Shared) {
         // A cache that holds a secret setup received would hand it to the scope's later jobs.
         const files = await secretFiles({ cache: { jobId, name: cache.name } }, warm.secretRefs ?? []);
         if (files.length > 0) {
-          await sh.store.event(jobId, savedKey, 'cache_refused', { name: cache.name, key, why: "a file in the cache holds the value of one of the job's secrets", files });
+          await sh.store.event(jobId, savedKey, 'cache_refused', {
+            name: cache.name,
+            key,
+            why: "a file in the cache holds the value of one of the job's secrets",
+            files,
+          });
           continue;
         }
         const saved = await keep(jobId, { kind: 'cache', scope: warm.scope, name: cache.name, key, commit: '' }, { cache: { jobId, name: cache.name } });
         if (saved.committed) sh.metrics.cacheSavedBytes.inc(saved.bytes);
-        await sh.store.event(jobId, savedKey, 'cache_saved', saved.committed ? { name: cache.name, key, bytes: saved.bytes } : { name: cache.name, key, saved: false, why: 'another job saved this key first' });
+        await sh.store.event(
+          jobId,
+          savedKey,
+          'cache_saved',
+          saved.committed ? { name: cache.name, key, bytes: saved.bytes } : { name: cache.name, key, saved: false, why: 'another job saved this key first' },
+        );
       }
     },
 
     /** Keeps the workspace after setup under the key of its setup (restoreWorkspace computed it). */
     async saveSnapshot(jobId: string, placement: number | undefined, warm: WarmInput): Promise<void> {
       if (!warm.snapshotKey) return;
-      await keepWorkspace(jobId, placement, { after: 'setup', scope: warm.scope, key: warm.snapshotKey, commit: warm.commit ?? '', secretRefs: warm.secretRefs ?? [] });
+      await keepWorkspace(jobId, placement, {
+        after: 'setup',
+        scope: warm.scope,
+        key: warm.snapshotKey,
+        commit: warm.commit ?? '',
+        secretRefs: warm.secretRefs ?? [],
+      });
     },
 
     /** Keeps the workspace after a loop step (under the job's id: for its forks alone), on the terms a setup's is kept. */
     async keepAfterStep(input: KeepWorkspaceInput): Promise<void> {
-      await keepWorkspace(input.jobId, input.placement, { after: input.after, scope: input.scope, key: input.jobId, commit: input.commit, secretRefs: input.secretRefs });
+      await keepWorkspace(input.jobId, input.placement, {
+        after: input.after,
+        scope: input.scope,
+        key: input.jobId,
+        commit: input.commit,
+        secretRefs: input.secretRefs,
+      });
     },
 
     /**
@@ -262,9 +305,12 @@ export function createWarm(sh: Shared) {
             `job ${input.from.job} kept no workspace after ${after} that this job may use (its spec kept none there, that step failed or was not reached, the workspace held a secret, it was evicted, or it belongs to another repository or principal)`,
           );
         }
-        if (parent.commit && parent.commit !== input.from.commit) throw refuse(`job ${input.from.job} kept a workspace of commit ${parent.commit}, not of this job's ${input.from.commit}`);
-        if (parent.hostQueue !== hostQueue()) throw refuse(`the workspace job ${input.from.job} kept is on another host (${parent.hostQueue}) than the one this job was placed on`);
-        if (!(await restoreKept(jobId, { workspace: jobId }, parent.id))) throw refuse(`the workspace job ${input.from.job} kept after ${after} was evicted or deleted while this job restored it`);
+        if (parent.commit && parent.commit !== input.from.commit)
+          throw refuse(`job ${input.from.job} kept a workspace of commit ${parent.commit}, not of this job's ${input.from.commit}`);
+        if (parent.hostQueue !== hostQueue())
+          throw refuse(`the workspace job ${input.from.job} kept is on another host (${parent.hostQueue}) than the one this job was placed on`);
+        if (!(await restoreKept(jobId, { workspace: jobId }, parent.id)))
+          throw refuse(`the workspace job ${input.from.job} kept after ${after} was evicted or deleted while this job restored it`);
         await sh.store.event(jobId, eventKey, 'setup_restored', { from: input.from.job, key: parent.key, bytes: parent.bytes, placement: placement ?? 1 });
         return { restored: true };
       }

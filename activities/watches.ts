@@ -82,7 +82,11 @@ export class EngineWatch {
       this.exitSeenAt ??= now;
       if (now - this.exitSeenAt >= this.timing.missedExitMs) {
         // The engine answers: what it reports is read by the next attempt as it is.
-        this.lost(new RunnerError(`the engine reports the step ${state.state === 'exited' ? 'exited' : 'gone'}, and the wait for it has not ended in ${this.timing.missedExitMs / 1000} s`));
+        this.lost(
+          new RunnerError(
+            `the engine reports the step ${state.state === 'exited' ? 'exited' : 'gone'}, and the wait for it has not ended in ${this.timing.missedExitMs / 1000} s`,
+          ),
+        );
       }
     } catch (err) {
       if (err instanceof EngineUnreachableError && !this.ticker.stopped) this.lost(err);
@@ -162,7 +166,11 @@ export class StallGuard {
       this.progressed();
     }
     if (Date.now() - this.at < this.ms) return false;
-    this.reject(new AttemptStalledError(`the attempt made no progress for ${Math.round(this.ms / 1000)} s (no output, no answer from the engine); it is given up, for a retry to take the step over`));
+    this.reject(
+      new AttemptStalledError(
+        `the attempt made no progress for ${Math.round(this.ms / 1000)} s (no output, no answer from the engine); it is given up, for a retry to take the step over`,
+      ),
+    );
     return true;
   }
 }

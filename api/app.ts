@@ -15,7 +15,7 @@ import { type JobSpec, resolveJobSpec, specInput, specPolicy } from '../common/s
 import { IdempotencyStore } from '../db/idempotency-store';
 import { decodeCursor, encodeCursor } from '../db/list-cursor';
 import type { JobStore } from '../db/store';
-import { projectRoot } from '../stack/paths';
+import { projectRoot } from '../common/paths';
 import type { Authenticator } from './auth';
 import { mountApproval } from './approval';
 import { mountCodec } from './codec';
@@ -33,7 +33,7 @@ import { KeptStore } from '../db/kept-store';
 import { mountCaches } from './caches';
 import { mountHosts } from './hosts';
 import { DEFAULT_TASK_QUEUE } from '../common/names';
-import { parseExceptions } from '../egress/policy';
+import { parseExceptions } from '../common/egress-policy';
 import { derivedJobId, IDEMPOTENCY_TTL_HOURS } from './idempotency';
 import { IdempotentRequests } from './idempotent-requests';
 import { allowedMethods, openApiDocument, packageVersion } from './openapi';
@@ -51,7 +51,9 @@ export interface ApiDeps {
   config: Parameters<typeof specPolicy>[0] &
     Parameters<typeof diskRoom>[0] &
     Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS' | 'DRAFTSMAN_WEBHOOK_EXCEPTIONS'> &
-    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE' | 'DRAFTSMAN_TASK_QUEUE'>> & { DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[] };
+    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE' | 'DRAFTSMAN_TASK_QUEUE'>> & {
+      DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[];
+    };
   log?: (line: string) => void;
 }
 
@@ -235,7 +237,10 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     parseInput(rerunBody, req.body ?? {}, 'invalid_body');
     const stored = await store.getSpec(id);
     if (!stored) {
-      throw new HttpError('not_found', (await jobs.describe(id)) ? `job ${id} was started through the SDK and no worker has recorded it yet: rerun it once one has` : `no job ${id}`);
+      throw new HttpError(
+        'not_found',
+        (await jobs.describe(id)) ? `job ${id} was started through the SDK and no worker has recorded it yet: rerun it once one has` : `no job ${id}`,
+      );
     }
     await startJob(req, res, specInput(stored, specPolicy(config)), `POST /v1/jobs/${id}/rerun`, id);
   });
@@ -313,11 +318,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
       const job = await store.getJob(id);
       throw new HttpError('not_found', job ? `job ${id} has no patch (it has no loop, or has not finished it)` : `no job ${id}`);
     }
-    res
-      .status(200)
-      .type('text/x-diff')
-      .set('x-draftsman-patch-truncated', String(patch.truncated))
-      .send(patch.data);
+    res.status(200).type('text/x-diff').set('x-draftsman-patch-truncated', String(patch.truncated)).send(patch.data);
   });
 
   app.post('/v1/jobs/:id/cancel', write, optionalJson, json, async (req, res) => {
@@ -333,7 +334,12 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     }
     const requestId = String(res.locals.requestId);
     // Who asked, and in which request (the job's own `cancelled` event follows when it stops).
-    if (job) await store.event(id, `cancel_requested:${requestId}`, 'cancel_requested', { requestId, principal: String(res.locals.token), ...(reason ? { reason } : {}) });
+    if (job)
+      await store.event(id, `cancel_requested:${requestId}`, 'cancel_requested', {
+        requestId,
+        principal: String(res.locals.token),
+        ...(reason ? { reason } : {}),
+      });
     await jobs.cancel(id, reason);
     await claim?.save(202, { id, status: 'cancelling' });
     res.status(202).json({ id, status: 'cancelling' });
@@ -378,7 +384,10 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
 
   const sendProblem = (res: Response, code: ProblemCode, detail: string, field?: string, status?: number) => {
     const body = problem(code, detail, String(res.locals.requestId), field);
-    res.status(status ?? body.status).type(PROBLEM_CONTENT_TYPE).send(JSON.stringify(status ? { ...body, status } : body));
+    res
+      .status(status ?? body.status)
+      .type(PROBLEM_CONTENT_TYPE)
+      .send(JSON.stringify(status ? { ...body, status } : body));
   };
 
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {

@@ -129,7 +129,7 @@ export class Authenticator {
 
   /** Opens a session for a token (the sign-in routes). */
   openSession(token: ApiToken, hours: number) {
-    if (!this.sessions) throw new Error('sessions need the API\'s database');
+    if (!this.sessions) throw new Error("sessions need the API's database");
     return this.sessions.open({ principal: token.name, binding: sessionBinding(token), scopes: token.scopes }, hours);
   }
 
@@ -188,13 +188,15 @@ export class Authenticator {
       }
       this.session(req).then((session) => {
         if (!session) return fail({ error: new HttpError('unauthorized', 'the session has ended: sign in again') });
-        if (!session.token.scopes.includes(scope)) return fail({ error: new HttpError('forbidden', `the token ${session.principal} lacks the ${scope} scope`) });
+        if (!session.token.scopes.includes(scope))
+          return fail({ error: new HttpError('forbidden', `the token ${session.principal} lacks the ${scope} scope`) });
         const csrf = req.headers['x-csrf-token'];
         if (opts.csrf !== false && !SAFE_METHODS.has(req.method) && (typeof csrf !== 'string' || !sameText(csrf, session.csrf))) {
           return fail({ error: new HttpError('forbidden', 'a request of a session that changes something needs its X-CSRF-Token') });
         }
         const wait = this.admit(session.principal);
-        if (wait > 0) return fail({ error: new HttpError('rate_limited', `too many requests for token ${session.principal}; retry in ${wait} s`), retryAfter: wait });
+        if (wait > 0)
+          return fail({ error: new HttpError('rate_limited', `too many requests for token ${session.principal}; retry in ${wait} s`), retryAfter: wait });
         res.locals.token = session.principal;
         res.locals.session = true;
         next();

@@ -20,11 +20,7 @@ describe('the dashboard shell', () => {
     expect(DASHBOARD_CSP).not.toContain(source);
   });
 
-  it.each([
-    ["default-src 'none'"],
-    ["script-src 'self'"],
-    ["frame-ancestors 'none'"],
-  ])('its policy says %s', (directive) => {
+  it.each([["default-src 'none'"], ["script-src 'self'"], ["frame-ancestors 'none'"]])('its policy says %s', (directive) => {
     expect(DASHBOARD_CSP.split('; ')).toContain(directive);
   });
 });

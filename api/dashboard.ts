@@ -75,7 +75,8 @@ export function mountDashboard(app: Express, opts: { assets: string; read: Reque
       maxAge: '365d',
       setHeaders: (res) => res.set(headers),
     }),
-    (_req: Request, _res: Response, next: NextFunction) => next(new HttpError('not_found', 'no such dashboard asset (the page may be older than the build: reload it)')),
+    (_req: Request, _res: Response, next: NextFunction) =>
+      next(new HttpError('not_found', 'no such dashboard asset (the page may be older than the build: reload it)')),
   );
   // Read once: the build does not change under a running API.
   const manifest = readManifest(opts.assets);
@@ -86,6 +87,9 @@ export function mountDashboard(app: Express, opts: { assets: string; read: Reque
       res.status(503).type('text').send('the dashboard is not built: run `npm run build`');
       return;
     }
-    res.type('html').set({ ...headers, 'cache-control': 'no-store' }).send(dashboardShell(manifest, { temporalUi: opts.temporalUi }));
+    res
+      .type('html')
+      .set({ ...headers, 'cache-control': 'no-store' })
+      .send(dashboardShell(manifest, { temporalUi: opts.temporalUi }));
   });
 }

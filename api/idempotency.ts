@@ -34,10 +34,15 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value) ?? 'null';
 }
 
-export const bodyHash = (body: unknown) => createHash('sha256').update(canonicalJson(body ?? null)).digest('hex');
+export const bodyHash = (body: unknown) =>
+  createHash('sha256')
+    .update(canonicalJson(body ?? null))
+    .digest('hex');
 
 /** The job id of a key's first use: `job-` and 32 hex digits (matches JOB_ID_PATTERN). */
 export function derivedJobId(principal: string, key: string, firstSeen: Date): string {
-  const h = createHash('sha256').update(JSON.stringify([principal, key, firstSeen.toISOString()])).digest('hex');
+  const h = createHash('sha256')
+    .update(JSON.stringify([principal, key, firstSeen.toISOString()]))
+    .digest('hex');
   return `job-${h.slice(0, 32)}`;
 }

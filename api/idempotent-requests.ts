@@ -30,7 +30,10 @@ export class IdempotentRequests {
     const hash = bodyHash(req.body);
     let record = await this.store.claim(principal, route, key, hash);
     if (record.bodyHash !== hash) {
-      throw new HttpError('idempotency_key_reused', `the Idempotency-Key ${JSON.stringify(key)} was used with another body in the last ${IDEMPOTENCY_TTL_HOURS} h`);
+      throw new HttpError(
+        'idempotency_key_reused',
+        `the Idempotency-Key ${JSON.stringify(key)} was used with another body in the last ${IDEMPOTENCY_TTL_HOURS} h`,
+      );
     }
     if (record.fresh) {
       // A refusal (4xx) did nothing and keeps no answer: the key is freed at once, so a

@@ -15,8 +15,14 @@ it.each([
     { type: 'step' as const, event: { id: 9, type: 'step_finished' as const, data: { kind: 'validate', index: 0, exitCode: 1 } } },
     { event: 'step', data: { type: 'step_finished', kind: 'validate', index: 0, exitCode: 1 } },
   ],
-  [{ type: 'status' as const, status: 'running' as const }, { event: 'status', data: { status: 'running' } }],
-  [{ type: 'end' as const, status: 'cancelled' as const }, { event: 'end', data: { status: 'cancelled' } }],
+  [
+    { type: 'status' as const, status: 'running' as const },
+    { event: 'status', data: { status: 'running' } },
+  ],
+  [
+    { type: 'end' as const, status: 'cancelled' as const },
+    { event: 'end', data: { status: 'cancelled' } },
+  ],
 ])('follow event %j is sent as %j (only lines carry an id)', (event, wire) => {
   expect(wireEvent(event)).toEqual(wire);
 });

@@ -103,7 +103,7 @@ export async function serveLogs(
   const follow = query.follow === 'true' || query.follow === '1';
   const lastEventId = req.headers['last-event-id'] ?? query.lastEventId;
   if (lastEventId !== undefined && (typeof lastEventId !== 'string' || !resumePoint(lastEventId))) {
-    throw new HttpError('invalid_query', 'Last-Event-ID: must be an id of this stream\'s line events (<chunk>.<line>)', 'lastEventId');
+    throw new HttpError('invalid_query', "Last-Event-ID: must be an id of this stream's line events (<chunk>.<line>)", 'lastEventId');
   }
   if (!(await store.jobState(jobId))) throw new HttpError('not_found', `no job ${jobId}`);
 

@@ -1,7 +1,7 @@
 /** Writes the OpenAPI document to docs/openapi.json (`npm run openapi`); a test fails while the committed one is stale. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectRoot } from '../stack/paths';
+import { projectRoot } from '../common/paths';
 import { committedOpenApiPath, openApiDocument, packageVersion } from './openapi';
 
 const file = committedOpenApiPath(projectRoot());

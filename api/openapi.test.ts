@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { projectRoot } from '../stack/paths';
+import { projectRoot } from '../common/paths';
 import { committedOpenApiPath, openApiDocument, packageVersion } from './openapi';
 
 type Op = { operationId?: string; tags?: string[]; security?: unknown[]; responses: Record<string, unknown> };
@@ -39,7 +39,12 @@ test('the committed document passes Redocly lint (recommended rules, the excepti
   });
   const out = `${run.stdout}${run.stderr}`;
   // The counts, for the test log.
-  console.log(out.split('\n').filter((l) => /valid|ignored|error|warning/i.test(l) && !l.includes('║')).join('\n'));
+  console.log(
+    out
+      .split('\n')
+      .filter((l) => /valid|ignored|error|warning/i.test(l) && !l.includes('║'))
+      .join('\n'),
+  );
   expect(out).not.toMatch(/\b(error|warning)\b\s+[a-z0-9-]+\s/);
   expect(run.status).toBe(0);
 });

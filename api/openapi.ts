@@ -55,7 +55,9 @@ function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'input'): Json {
     Array.isArray(v)
       ? v.map(relink)
       : v && typeof v === 'object'
-        ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : relink(x)]))
+        ? Object.fromEntries(
+            Object.entries(v).map(([k, x]) => [k, k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : relink(x)]),
+          )
         : v;
   for (const [name, def] of Object.entries($defs ?? {})) components[name] = relink(def) as Json;
   if (!id) return relink(rest) as Json;
@@ -226,7 +228,9 @@ export function openApiDocument(version: string): Json {
       },
       '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: { description: 'text exposition format' } } } },
       '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1', content: json({ type: 'object' }) } } } },
-      '/problems': { get: { summary: 'Every problem type the API answers with (no token needed)', responses: { 200: answer('every problem type', problemTypesSchema) } } },
+      '/problems': {
+        get: { summary: 'Every problem type the API answers with (no token needed)', responses: { 200: answer('every problem type', problemTypesSchema) } },
+      },
       '/problems/{code}': {
         get: {
           summary: 'One problem type: the `type` of an error answer (no token needed)',
@@ -243,7 +247,13 @@ export function openApiDocument(version: string): Json {
             content: {
               'application/json': {
                 schema: jobSpec,
-                example: { repo: 'https://example.com/org/repo.git', commit: '0123456789abcdef0123456789abcdef01234567', setup: ['npm ci'], validate: ['npm test'], labels: { pr: '123' } },
+                example: {
+                  repo: 'https://example.com/org/repo.git',
+                  commit: '0123456789abcdef0123456789abcdef01234567',
+                  setup: ['npm ci'],
+                  validate: ['npm test'],
+                  labels: { pr: '123' },
+                },
               },
             },
           },
@@ -269,7 +279,11 @@ export function openApiDocument(version: string): Json {
         get: { summary: 'A job', parameters: [idParam], responses: { 200: answer('the job', jobViewSchema), 404: error('no such job') } },
       },
       '/v1/jobs/{id}/events': {
-        get: { summary: 'The audit trail', parameters: [idParam], responses: { 200: answer('the audit trail, in order', eventsSchema), 404: error('no such job') } },
+        get: {
+          summary: 'The audit trail',
+          parameters: [idParam],
+          responses: { 200: answer('the audit trail, in order', eventsSchema), 404: error('no such job') },
+        },
       },
       '/v1/jobs/{id}/logs': {
         get: {
@@ -305,7 +319,11 @@ export function openApiDocument(version: string): Json {
         },
       },
       '/v1/hosts/{hostId}/undrain': {
-        post: { summary: 'The host takes jobs again', parameters: [hostIdParam], responses: { 200: answer('the host', hostSchema), 404: error('no such host') } },
+        post: {
+          summary: 'The host takes jobs again',
+          parameters: [hostIdParam],
+          responses: { 200: answer('the host', hostSchema), 404: error('no such host') },
+        },
       },
       '/v1/caches': {
         get: {
@@ -338,8 +356,16 @@ export function openApiDocument(version: string): Json {
         get: { summary: 'The endpoints', responses: { 200: answer('every endpoint, newest first (no secrets)', webhookListSchema) } },
       },
       '/v1/webhooks/{webhookId}': {
-        get: { summary: 'An endpoint', parameters: [webhookIdParam], responses: { 200: answer('the endpoint (no secret)', webhookEndpointSchema), 404: error('no such endpoint') } },
-        delete: { summary: 'Remove an endpoint and the deliveries it is still owed', parameters: [webhookIdParam], responses: { 204: { description: 'removed' }, 404: error('no such endpoint') } },
+        get: {
+          summary: 'An endpoint',
+          parameters: [webhookIdParam],
+          responses: { 200: answer('the endpoint (no secret)', webhookEndpointSchema), 404: error('no such endpoint') },
+        },
+        delete: {
+          summary: 'Remove an endpoint and the deliveries it is still owed',
+          parameters: [webhookIdParam],
+          responses: { 204: { description: 'removed' }, 404: error('no such endpoint') },
+        },
       },
       '/v1/webhooks/{webhookId}/rotate': {
         post: {
@@ -385,7 +411,15 @@ export function openApiDocument(version: string): Json {
       '/login': {
         get: {
           summary: 'The sign-in page for browsers (a form, no script)',
-          parameters: [{ name: 'next', in: 'query', required: false, schema: { type: 'string' }, description: 'a path of this server to go to after signing in (anything else goes to /)' }],
+          parameters: [
+            {
+              name: 'next',
+              in: 'query',
+              required: false,
+              schema: { type: 'string' },
+              description: 'a path of this server to go to after signing in (anything else goes to /)',
+            },
+          ],
           responses: { 200: { description: 'the page', content: { 'text/html': { schema: { type: 'string' } } } } },
         },
         post: {
@@ -402,13 +436,17 @@ export function openApiDocument(version: string): Json {
             303: { description: 'signed in (Set-Cookie draftsman_session); Location is `next`, a path of this server' },
             401: { description: 'not a valid API token: the page again, with the error', content: { 'text/html': { schema: { type: 'string' } } } },
             413: error('a form larger than 4 KiB'),
-            429: { description: 'too many sign-in attempts from this address (DRAFTSMAN_SIGNIN_PER_MINUTE): the page again, with the error; Retry-After says when', content: { 'text/html': { schema: { type: 'string' } } } },
+            429: {
+              description: 'too many sign-in attempts from this address (DRAFTSMAN_SIGNIN_PER_MINUTE): the page again, with the error; Retry-After says when',
+              content: { 'text/html': { schema: { type: 'string' } } },
+            },
           },
         },
       },
       '/v1/session': {
         post: {
-          summary: 'Sign a browser in with an API token: the session id goes to an HttpOnly, SameSite=Strict cookie; its requests that change something send the answer\'s csrfToken as X-CSRF-Token',
+          summary:
+            "Sign a browser in with an API token: the session id goes to an HttpOnly, SameSite=Strict cookie; its requests that change something send the answer's csrfToken as X-CSRF-Token",
           requestBody: { required: true, content: json(jsonSchema(sessionBody)) },
           responses: {
             201: answer('signed in (Set-Cookie draftsman_session)', sessionSchema),
@@ -423,13 +461,13 @@ export function openApiDocument(version: string): Json {
           responses: { 200: answer('the session', sessionSchema), 401: error('no session, or it has ended') },
         },
         delete: {
-          summary: 'Sign out (with the session\'s X-CSRF-Token)',
-          responses: { 204: { description: 'signed out; the cookie is cleared' }, 403: error('no X-CSRF-Token, or not the session\'s') },
+          summary: "Sign out (with the session's X-CSRF-Token)",
+          responses: { 204: { description: 'signed out; the cookie is cleared' }, 403: error("no X-CSRF-Token, or not the session's") },
         },
       },
       '/v1/jobs/{id}/approval': {
         post: {
-          summary: "Approve or reject a job waiting at its approval gate (status awaiting_approval); the caller is recorded as who decided",
+          summary: 'Approve or reject a job waiting at its approval gate (status awaiting_approval); the caller is recorded as who decided',
           parameters: [idParam, idempotencyKeyParam],
           requestBody: { required: true, content: json(jsonSchema(approvalBody)) },
           responses: {
@@ -439,7 +477,9 @@ export function openApiDocument(version: string): Json {
             409: error('the job is not awaiting approval, another decision was made, or it has ended'),
             415: error('a body that is not application/json'),
             422: error('the Idempotency-Key was used with another body'),
-            503: error('the job has not taken the decision within 20 s (no worker serves it now); send it again with the same Idempotency-Key, and it is taken once'),
+            503: error(
+              'the job has not taken the decision within 20 s (no worker serves it now); send it again with the same Idempotency-Key, and it is taken once',
+            ),
           },
         },
       },

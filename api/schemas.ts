@@ -34,12 +34,15 @@ const instant = z.iso
 export const listJobsQuery = z.strictObject({
   status: z.enum(JOB_STATUSES).optional(),
   repo: text(2048).optional(),
-  commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit SHA').optional(),
+  commit: z
+    .string()
+    .regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit SHA')
+    .optional(),
   principal: text(200).optional(),
   /** One label, `key=value`. */
   label: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9_.-]{0,62}=[\x21-\x7e]{0,128}$/, 'must be key=value, as a job\'s labels are')
+    .regex(/^[a-z0-9][a-z0-9_.-]{0,62}=[\x21-\x7e]{0,128}$/, "must be key=value, as a job's labels are")
     .transform((l) => ({ key: l.slice(0, l.indexOf('=')), value: l.slice(l.indexOf('=') + 1) }))
     .optional(),
   /** Free text: a job id or commit starting with it, or a repository or principal containing it (any case). */
@@ -91,22 +94,24 @@ export const waitQuery = z.strictObject({
  */
 const time = z.iso.datetime({ offset: true });
 
-export const stepViewSchema = z.object({
-  kind: z.enum(STEP_KINDS),
-  index: z.number().int().meta({ description: '0-based for setup and validate; the iteration (1-based) for loop and until' }),
-  status: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'timed_out']),
-  exitCode: z.number().int().nullable(),
-  startedAt: time.nullable(),
-  finishedAt: time.nullable(),
-  durationMs: z.number().int().nullable().optional(),
-  oomKilled: z.boolean().optional().meta({ description: 'killed for exceeding its memory limit' }),
-  logBytes: z.number().int().optional(),
-  logTruncated: z.boolean().optional(),
-  reason: z
-    .enum(['container_lost', 'workspace_full', 'host_lost'])
-    .optional()
-    .meta({ description: 'why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there)' }),
-}).meta({ id: 'StepView' });
+export const stepViewSchema = z
+  .object({
+    kind: z.enum(STEP_KINDS),
+    index: z.number().int().meta({ description: '0-based for setup and validate; the iteration (1-based) for loop and until' }),
+    status: z.enum(['running', 'succeeded', 'failed', 'cancelled', 'timed_out']),
+    exitCode: z.number().int().nullable(),
+    startedAt: time.nullable(),
+    finishedAt: time.nullable(),
+    durationMs: z.number().int().nullable().optional(),
+    oomKilled: z.boolean().optional().meta({ description: 'killed for exceeding its memory limit' }),
+    logBytes: z.number().int().optional(),
+    logTruncated: z.boolean().optional(),
+    reason: z
+      .enum(['container_lost', 'workspace_full', 'host_lost'])
+      .optional()
+      .meta({ description: 'why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there)' }),
+  })
+  .meta({ id: 'StepView' });
 
 export const jobViewSchema = z
   .object({
@@ -124,28 +129,29 @@ export const jobViewSchema = z
     error: z.string().optional(),
     patch: z.object({ bytes: z.number().int(), truncated: z.boolean() }).optional(),
     waiting: z.string().optional().meta({ description: 'why a queued job has not started yet' }),
-    queuePosition: z.number().int().optional().meta({ description: "a job waiting for a host with room: its place in the line (1: next), counted when asked" }),
-    placement: z
-      .number()
-      .int()
-      .optional()
-      .meta({ description: 'how many hosts the job was placed on, from 2: its host was lost and it runs again from the clone on another; steps are those of this placement' }),
+    queuePosition: z.number().int().optional().meta({ description: 'a job waiting for a host with room: its place in the line (1: next), counted when asked' }),
+    placement: z.number().int().optional().meta({
+      description:
+        'how many hosts the job was placed on, from 2: its host was lost and it runs again from the clone on another; steps are those of this placement',
+    }),
     egress: z
       .object({ connections: z.number().int(), denied: z.number().int(), bytesIn: z.number().int(), bytesOut: z.number().int() })
       .optional()
       .meta({ description: 'what the steps did through the egress proxy (the single-job view only)' }),
     stepsOmitted: z.number().int().optional(),
-    retrying: z
-      .object({ activity: z.string(), attempt: z.number().int(), lastError: z.string().nullable(), nextAttemptAt: time.nullable() })
-      .optional()
-      .meta({ description: 'an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only)' }),
+    retrying: z.object({ activity: z.string(), attempt: z.number().int(), lastError: z.string().nullable(), nextAttemptAt: time.nullable() }).optional().meta({
+      description:
+        'an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only)',
+    }),
   })
   .meta({ id: 'JobView' });
 
-export const jobPageSchema = z.object({
-  jobs: z.array(jobViewSchema),
-  nextCursor: z.string().nullable().meta({ description: 'null on the last page; pass it as `cursor` for the next' }),
-}).meta({ id: 'JobPage' });
+export const jobPageSchema = z
+  .object({
+    jobs: z.array(jobViewSchema),
+    nextCursor: z.string().nullable().meta({ description: 'null on the last page; pass it as `cursor` for the next' }),
+  })
+  .meta({ id: 'JobPage' });
 
 export const startedSchema = z.object({ id: z.string() }).meta({ id: 'JobStarted' });
 export const rerunStartedSchema = z.object({ id: z.string(), rerunOf: z.string() }).meta({ id: 'JobRerun' });
@@ -156,7 +162,7 @@ export const sessionSchema = z
   .object({
     principal: z.string(),
     scopes: z.array(z.string()),
-    csrfToken: z.string().meta({ description: "send it as X-CSRF-Token with every request of the session that changes something" }),
+    csrfToken: z.string().meta({ description: 'send it as X-CSRF-Token with every request of the session that changes something' }),
     expiresAt: time,
   })
   .meta({ id: 'Session' });
@@ -170,12 +176,14 @@ export const approvalSchema = z
   })
   .meta({ id: 'Approval' });
 
-export const auditEventSchema = z.object({
-  id: z.number().int(),
-  type: z.string(),
-  data: z.record(z.string(), z.unknown()),
-  at: time,
-}).meta({ id: 'AuditEvent' });
+export const auditEventSchema = z
+  .object({
+    id: z.number().int(),
+    type: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    at: time,
+  })
+  .meta({ id: 'AuditEvent' });
 export const eventsSchema = z.object({ events: z.array(auditEventSchema) }).meta({ id: 'AuditTrail' });
 
 /*
@@ -190,9 +198,10 @@ export const logStepEventSchema = z
   .object({ type: z.enum(STREAMED_EVENT_TYPES), kind: z.enum(STEP_KINDS), index: z.number().int() })
   .catchall(z.unknown())
   .meta({ id: 'LogStepEvent', description: 'the data of a `step` event: a step started or finished (then with its status and exit code)' });
-export const logStatusEventSchema = z
-  .object({ status: z.enum(JOB_STATUSES) })
-  .meta({ id: 'LogStatusEvent', description: 'the data of a `status` event (on connecting and on every change) and of the `end` event (the last: the job has ended)' });
+export const logStatusEventSchema = z.object({ status: z.enum(JOB_STATUSES) }).meta({
+  id: 'LogStatusEvent',
+  description: 'the data of a `status` event (on connecting and on every change) and of the `end` event (the last: the job has ended)',
+});
 export const LOG_EVENT_SCHEMAS = [logLineSchema, logStepEventSchema, logStatusEventSchema];
 
 export const problemSchema = z
@@ -210,11 +219,13 @@ export const problemSchema = z
 export const problemTypeSchema = z.object({ type: z.string(), code: z.string(), status: z.number().int(), title: z.string() });
 export const problemTypesSchema = z.object({ problems: z.array(problemTypeSchema) });
 
-export const healthSchema = z.object({
-  status: z.enum(['ok', 'degraded', 'unavailable']),
-  database: z.string(),
-  disk: z.record(z.string(), z.unknown()).optional(),
-}).meta({ id: 'Health' });
+export const healthSchema = z
+  .object({
+    status: z.enum(['ok', 'degraded', 'unavailable']),
+    database: z.string(),
+    disk: z.record(z.string(), z.unknown()).optional(),
+  })
+  .meta({ id: 'Health' });
 
 // Exact type identity (optional and nullable properties included), not mere assignability.
 type Same<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -239,33 +250,41 @@ export const webhookBody = z.strictObject({
   description: z.string().max(200).refine(noNul, NUL).meta(NO_NUL_PATTERN).optional(),
 });
 
-export const webhookEndpointSchema = z.object({
-  id: z.string(),
-  url: z.string(),
-  description: z.string().nullable(),
-  events: z.array(z.string()).nullable(),
-  createdBy: z.string(),
-  createdAt: time,
-}).meta({ id: 'WebhookEndpoint' });
-export const webhookCreatedSchema = webhookEndpointSchema.extend({
-  secret: z.string().meta({ description: 'whsec_...: signs every delivery (Standard Webhooks); shown only now' }),
-}).meta({ id: 'WebhookCreated' });
+export const webhookEndpointSchema = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    description: z.string().nullable(),
+    events: z.array(z.string()).nullable(),
+    createdBy: z.string(),
+    createdAt: time,
+  })
+  .meta({ id: 'WebhookEndpoint' });
+export const webhookCreatedSchema = webhookEndpointSchema
+  .extend({
+    secret: z.string().meta({ description: 'whsec_...: signs every delivery (Standard Webhooks); shown only now' }),
+  })
+  .meta({ id: 'WebhookCreated' });
 export const webhookListSchema = z.object({ webhooks: z.array(webhookEndpointSchema) }).meta({ id: 'WebhookList' });
-export const webhookSecretSchema = z.object({ secret: z.string().meta({ description: 'the new secret; the previous one keeps signing for 24 h' }) }).meta({ id: 'WebhookSecret' });
+export const webhookSecretSchema = z
+  .object({ secret: z.string().meta({ description: 'the new secret; the previous one keeps signing for 24 h' }) })
+  .meta({ id: 'WebhookSecret' });
 
-export const webhookDeliverySchema = z.object({
-  id: z.string().meta({ description: 'the webhook-id header: the same on every attempt' }),
-  endpointId: z.string(),
-  eventType: z.string(),
-  jobId: z.string(),
-  status: z.enum(['pending', 'delivered', 'failed']),
-  attempts: z.number().int(),
-  nextAttemptAt: time.nullable(),
-  lastStatus: z.number().int().nullable(),
-  lastError: z.string().nullable(),
-  createdAt: time,
-  deliveredAt: time.nullable(),
-}).meta({ id: 'WebhookDelivery' });
+export const webhookDeliverySchema = z
+  .object({
+    id: z.string().meta({ description: 'the webhook-id header: the same on every attempt' }),
+    endpointId: z.string(),
+    eventType: z.string(),
+    jobId: z.string(),
+    status: z.enum(['pending', 'delivered', 'failed']),
+    attempts: z.number().int(),
+    nextAttemptAt: time.nullable(),
+    lastStatus: z.number().int().nullable(),
+    lastError: z.string().nullable(),
+    createdAt: time,
+    deliveredAt: time.nullable(),
+  })
+  .meta({ id: 'WebhookDelivery' });
 export const webhookDeliveriesSchema = z.object({ deliveries: z.array(webhookDeliverySchema) }).meta({ id: 'WebhookDeliveryList' });
 export const deliveriesQuery = z.strictObject({ limit: intBetween(1, 100).optional() });
 assertSame<Same<z.output<typeof webhookEndpointSchema>, WebhookEndpoint>>(true);
@@ -275,7 +294,8 @@ export const hostSchema = z
   .object({
     id: z.string().meta({ description: 'DRAFTSMAN_HOST_ID of its workers' }),
     state: z.enum(['up', 'draining', 'drained', 'silent']).meta({
-      description: 'up: takes jobs; draining: takes none, its jobs still run; drained: takes none and holds none (its workers stop); silent: not heard from lately',
+      description:
+        'up: takes jobs; draining: takes none, its jobs still run; drained: takes none and holds none (its workers stop); silent: not heard from lately',
     }),
     capacity: z.number().int().meta({ description: 'jobs it runs at once' }),
     running: z.number().int().meta({ description: 'its jobs that run steps now' }),
@@ -294,7 +314,7 @@ export const keptSchema = z
     id: z.string(),
     kind: z.enum(['cache', 'snapshot']).meta({ description: 'cache: a saved dependency cache; snapshot: a workspace kept after setup or a loop step' }),
     hostQueue: z.string().meta({ description: 'the task queue of the host whose engine holds it' }),
-    host: z.string().nullable().optional().meta({ description: 'that host\'s id, when it is known' }),
+    host: z.string().nullable().optional().meta({ description: "that host's id, when it is known" }),
     scope: z.string().meta({ description: 'whose it is: repo=<url> principal=<name> (or repo=<url> alone, by DRAFTSMAN_CACHE_SCOPE)' }),
     name: z.string().meta({ description: "the cache's name; for a kept workspace empty (kept after setup) or the loop step it was kept after (loop-2)" }),
     key: z.string().meta({ description: "the cache's key; a workspace's: the hash of its setup, or the id of the job that kept it after a loop step" }),

@@ -9,7 +9,7 @@ import type { Metrics } from '../common/metrics';
 import type { JobStore } from '../db/store';
 import { createApp } from './app';
 import { WebhookStore } from '../db/webhook-store';
-import { parseExceptions } from '../egress/policy';
+import { parseExceptions } from '../common/egress-policy';
 import { WebhookDispatcher } from '../webhooks/dispatcher';
 
 /** Builds the API on its dependencies and listens; resolves once it accepts connections. */

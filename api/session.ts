@@ -72,7 +72,7 @@ export function mountSessions(app: Express, { auth, sessions, hours, json }: Ses
     const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
     if (session && id) {
       const csrf = req.headers['x-csrf-token'];
-      if (csrf !== session.csrf) throw new HttpError('forbidden', 'signing out needs the session\'s X-CSRF-Token');
+      if (csrf !== session.csrf) throw new HttpError('forbidden', "signing out needs the session's X-CSRF-Token");
       await sessions.close(id);
     }
     res.clearCookie(SESSION_COOKIE, { path: '/' }).status(204).end();
@@ -81,16 +81,28 @@ export function mountSessions(app: Express, { auth, sessions, hours, json }: Ses
   // The form: no script, so it is also how a browser without the dashboard signs in.
   const form = express.urlencoded({ extended: false, limit: '4kb' });
   app.get('/login', (req, res) => {
-    res.type('html').set({ 'cache-control': 'no-store', 'content-security-policy': LOGIN_CSP }).send(loginPage({ next: safeNext(req.query.next) }));
+    res
+      .type('html')
+      .set({ 'cache-control': 'no-store', 'content-security-policy': LOGIN_CSP })
+      .send(loginPage({ next: safeNext(req.query.next) }));
   });
   app.post('/login', form, async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeNext(body.next);
     if (limited(req, res)) {
-      return void res.status(429).type('html').set('content-security-policy', LOGIN_CSP).send(loginPage({ next, error: `Too many sign-in attempts; try again in ${res.get('retry-after')} s.` }));
+      return void res
+        .status(429)
+        .type('html')
+        .set('content-security-policy', LOGIN_CSP)
+        .send(loginPage({ next, error: `Too many sign-in attempts; try again in ${res.get('retry-after')} s.` }));
     }
     const opened = typeof body.token === 'string' && body.token ? await open(req, res, body.token) : null;
-    if (!opened) return void res.status(401).type('html').set('content-security-policy', LOGIN_CSP).send(loginPage({ next, error: 'That is not a valid API token.' }));
+    if (!opened)
+      return void res
+        .status(401)
+        .type('html')
+        .set('content-security-policy', LOGIN_CSP)
+        .send(loginPage({ next, error: 'That is not a valid API token.' }));
     res.redirect(303, next);
   });
 }

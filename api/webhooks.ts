@@ -4,7 +4,7 @@
  * is shown when the endpoint is made and when it is rotated, never again.
  */
 import type { Express, RequestHandler } from 'express';
-import type { OperatorException } from '../egress/policy';
+import type { OperatorException } from '../common/egress-policy';
 import type { WebhookStore } from '../db/webhook-store';
 import { newSecret } from '../webhooks/signing';
 import { parseTarget } from '../webhooks/target';
@@ -13,7 +13,10 @@ import { deliveriesQuery, webhookBody } from './schemas';
 
 const ID = /^wh_[0-9a-f]{32}$/;
 
-export function mountWebhooks(app: Express, deps: { store: WebhookStore; admin: RequestHandler; json: RequestHandler[]; exceptions: readonly OperatorException[] }): void {
+export function mountWebhooks(
+  app: Express,
+  deps: { store: WebhookStore; admin: RequestHandler; json: RequestHandler[]; exceptions: readonly OperatorException[] },
+): void {
   const { store, admin } = deps;
   const endpointId = (raw: unknown) => {
     const id = String(raw);
@@ -32,8 +35,17 @@ export function mountWebhooks(app: Express, deps: { store: WebhookStore; admin: 
     const target = parseTarget(body.url, deps.exceptions);
     if ('problem' in target) throw new HttpError('invalid_body', `url: ${target.problem}`, 'url');
     const secret = newSecret();
-    const endpoint = await store.create({ url: target.url.toString(), description: body.description, events: body.events, secret, createdBy: String(res.locals.token) });
-    res.status(201).location(`/v1/webhooks/${endpoint.id}`).json({ ...endpoint, secret });
+    const endpoint = await store.create({
+      url: target.url.toString(),
+      description: body.description,
+      events: body.events,
+      secret,
+      createdBy: String(res.locals.token),
+    });
+    res
+      .status(201)
+      .location(`/v1/webhooks/${endpoint.id}`)
+      .json({ ...endpoint, secret });
   });
 
   app.get('/v1/webhooks', admin, async (_req, res) => {

@@ -59,7 +59,14 @@ async function stream(ws: WebSocket, feeds: JobFeeds, store: JobStore, jobId: st
 }
 
 /** The server's `upgrade` listener for the WebSocket endpoint; other upgrades get a 404. */
-export function webSocketUpgrade(deps: { auth: Authenticator; store: JobStore; feeds: JobFeeds; streams: FollowStreams; metrics: Metrics; log: (line: string) => void }) {
+export function webSocketUpgrade(deps: {
+  auth: Authenticator;
+  store: JobStore;
+  feeds: JobFeeds;
+  streams: FollowStreams;
+  metrics: Metrics;
+  log: (line: string) => void;
+}) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 4096 });
   return (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const requestId = requestIdFrom(req.headers['x-request-id'], randomUUID);

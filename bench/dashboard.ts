@@ -6,7 +6,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import { newJobId } from '../client/jobs';
-import { launchChromium } from '../test/e2e/browser';
+import { launchChromium } from '../testing/browser';
 import type { Measure } from './guarantees';
 import type { BenchStack } from './harness';
 import { summarize } from './stats';
@@ -50,7 +50,7 @@ export async function dashboard(stack: BenchStack, opts: { jobs: number; runs: n
     }
   } finally {
     await browser.close();
-    await stack.store.pool.query("DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE repo = $1)", [repo]);
+    await stack.store.pool.query('DELETE FROM events WHERE job_id IN (SELECT id FROM jobs WHERE repo = $1)', [repo]);
     await stack.store.pool.query('DELETE FROM jobs WHERE repo = $1', [repo]);
   }
   const kib = (b: number) => `${(b / 1024).toFixed(1)} KiB`;

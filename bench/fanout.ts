@@ -5,12 +5,12 @@
  * follower, and the API's memory meanwhile. The job has no worker: its chunks are written
  * here, as a worker's activity writes them, so that only the fanout is measured.
  */
-import { fakeSpec } from '../test/e2e/fake-spec';
+import { fakeSpec } from '../testing/fake-spec';
 import type { Measure } from './guarantees';
 import type { BenchStack } from './harness';
 import { BENCH_TOKEN, rssMiB, sampler, startService } from './processes';
 import { summarize } from './stats';
-import { freePort } from '../test/e2e/env';
+import { freePort } from '../testing/env';
 
 /** Committed transactions of the benchmark's database: each statement outside a transaction is one. */
 async function transactions(stack: BenchStack): Promise<number> {
@@ -28,7 +28,13 @@ interface Round {
   expected: number;
 }
 
-async function round(stack: BenchStack, apiUrl: string, apiPid: number, followers: number, opts: { lines: number; everyMs: number; settleMs: number }): Promise<Round> {
+async function round(
+  stack: BenchStack,
+  apiUrl: string,
+  apiPid: number,
+  followers: number,
+  opts: { lines: number; everyMs: number; settleMs: number },
+): Promise<Round> {
   const jobId = `bench-fanout-${followers}-${Date.now()}`;
   await stack.store.recordAccepted(jobId, `run-${jobId}`, fakeSpec());
   const storedAt: number[] = [];
@@ -72,7 +78,15 @@ async function round(stack: BenchStack, apiUrl: string, apiPid: number, follower
   const before = await transactions(stack);
   const started = Date.now();
   for (let i = 0; i < opts.lines; i++) {
-    await stack.store.logs.append(jobId, { kind: 'setup', index: 0, chunk: i, firstLine: i, lines: [{ t: new Date().toISOString(), s: 'o', x: `L${i}` }], bytes: 8, truncated: false });
+    await stack.store.logs.append(jobId, {
+      kind: 'setup',
+      index: 0,
+      chunk: i,
+      firstLine: i,
+      lines: [{ t: new Date().toISOString(), s: 'o', x: `L${i}` }],
+      bytes: 8,
+      truncated: false,
+    });
     storedAt[i] = Date.now();
     await new Promise((r) => setTimeout(r, opts.everyMs));
   }
@@ -117,8 +131,18 @@ export async function fanout(stack: BenchStack, { followers, lines, settleMs }: 
     const ratio = many.queriesPerSecond / Math.max(one.queriesPerSecond, 0.001);
     const how = (r: Round) => `${r.lagMs.length} deliveries; database ${r.queriesPerSecond.toFixed(1)} statements/s; API RSS peak ${r.rssMiB.toFixed(0)} MiB`;
     return [
-      { name: 'log fanout, 1 follower: storage to delivery', how: `${lines} lines stored ${everyMs} ms apart, one SSE follower; ${how(one)}`, target: '< 250 ms p95', summary: summarize(one.lagMs) },
-      { name: `log fanout, ${followers} followers: storage to delivery`, how: `the same lines, ${followers} SSE followers of the job; ${how(many)}`, target: '< 250 ms p95', summary: summarize(many.lagMs) },
+      {
+        name: 'log fanout, 1 follower: storage to delivery',
+        how: `${lines} lines stored ${everyMs} ms apart, one SSE follower; ${how(one)}`,
+        target: '< 250 ms p95',
+        summary: summarize(one.lagMs),
+      },
+      {
+        name: `log fanout, ${followers} followers: storage to delivery`,
+        how: `the same lines, ${followers} SSE followers of the job; ${how(many)}`,
+        target: '< 250 ms p95',
+        summary: summarize(many.lagMs),
+      },
       {
         name: `log fanout: database statements/s, ${followers} followers vs 1`,
         how: `pg_stat_database transactions from the first write to ${(settleMs / 1000).toFixed(0)} s after the last delivery (backends report within 10 s), the benchmark's writes taken out: ${many.queriesPerSecond.toFixed(1)}/s vs ${one.queriesPerSecond.toFixed(1)}/s`,
@@ -126,7 +150,12 @@ export async function fanout(stack: BenchStack, { followers, lines, settleMs }: 
         summary: summarize([ratio]),
         unit: 'ratio',
       },
-      { name: `log fanout: API RSS with ${followers} followers`, how: `peak resident memory of the API process during the round (1 follower: ${one.rssMiB.toFixed(0)} MiB)`, summary: summarize([many.rssMiB]), unit: 'MiB' },
+      {
+        name: `log fanout: API RSS with ${followers} followers`,
+        how: `peak resident memory of the API process during the round (1 follower: ${one.rssMiB.toFixed(0)} MiB)`,
+        summary: summarize([many.rssMiB]),
+        unit: 'MiB',
+      },
     ];
   } finally {
     await api.stop();

@@ -9,9 +9,9 @@ import { JobsClient } from '../client/jobs';
 import type { BenchStack } from './harness';
 import { benchWorker } from './harness';
 import { summarize, type Summary } from './stats';
-import { startGitFixture } from '../test/e2e/git-fixture';
-import { sleep, waitFor, waitForContainer } from '../test/e2e/helpers';
-import { startWorkerProcess, type WorkerProcess } from '../test/e2e/worker-process';
+import { startGitFixture } from '../testing/git-fixture';
+import { sleep, waitFor, waitForContainer } from '../testing/helpers';
+import { startWorkerProcess, type WorkerProcess } from '../testing/worker-process';
 
 export interface Measure {
   name: string;
@@ -38,8 +38,7 @@ async function trapTime(stack: BenchStack, jobId: string): Promise<number | null
 }
 
 // Benchmarks poll tightly: the poll interval is part of what they would measure.
-const until = (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) =>
-  waitFor(check, what, { timeoutMs, everyMs: 5 });
+const until = (check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) => waitFor(check, what, { timeoutMs, everyMs: 5 });
 
 export async function cancelLatency(stack: BenchStack, runs: number): Promise<Measure> {
   const repo = await startGitFixture(1);
@@ -76,7 +75,7 @@ export async function cancelLatency(stack: BenchStack, runs: number): Promise<Me
   }
   return {
     name: 'cancel latency',
-    how: 'POST /v1/jobs/:id/cancel to the step\'s SIGTERM trap writing the time into its workspace (host clock; includes starting date in the trap)',
+    how: "POST /v1/jobs/:id/cancel to the step's SIGTERM trap writing the time into its workspace (host clock; includes starting date in the trap)",
     target: 'p95 < 1 s',
     summary: summarize(samples),
   };
@@ -131,7 +130,7 @@ export async function recoveryLatency(stack: BenchStack, runs: number): Promise<
   }
   return {
     name: 'recovery latency',
-    how: 'SIGKILL of the worker running a step to the step\'s next attempt started (and re-attached) on the other worker',
+    how: "SIGKILL of the worker running a step to the step's next attempt started (and re-attached) on the other worker",
     target: 'within seconds (heartbeat timeout 5 s)',
     summary: summarize(samples),
   };

@@ -17,11 +17,11 @@ import { type Config, loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
 import { JobStore } from '../db/store';
 import { startEgressService } from '../egress/service';
-import { GIT_HOST, startGitServer } from '../test/e2e/git-fixture';
+import { GIT_HOST, startGitServer } from '../testing/git-fixture';
 import type { DockerRunner } from '../runner/docker/docker-runner';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
-import { freePort, TEST_PAYLOAD_KEYS } from '../test/e2e/env';
+import { freePort, TEST_PAYLOAD_KEYS } from '../testing/env';
 import { dataConverterFor } from '../common/codec';
 import { createWorker, dockerRunnerFromConfig, type HostWorker, installRuntime } from '../worker/worker';
 

@@ -9,9 +9,9 @@ import { NativeConnection } from '@temporalio/worker';
 import { JobsClient } from '../client/jobs';
 import type { JobSpec } from '../common/spec';
 import { DockerRunner } from '../runner/docker/docker-runner';
-import { type GitFixture, startGitFixture } from '../test/e2e/git-fixture';
-import { waitFor } from '../test/e2e/helpers';
-import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from '../test/e2e/private-engine';
+import { type GitFixture, startGitFixture } from '../testing/git-fixture';
+import { waitFor } from '../testing/helpers';
+import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from '../testing/private-engine';
 import { createWorker, type HostWorker, stepPolicy } from '../worker/worker';
 import type { Measure } from './guarantees';
 import type { BenchStack } from './harness';
@@ -59,7 +59,11 @@ async function hostsOn(stack: BenchStack, engines: (PrivateEngine | null)[], cap
 }
 
 async function allEnded(stack: BenchStack, ids: string[]): Promise<void> {
-  await waitFor(async () => (await stack.store.endedJobs(ids)).size === ids.length, () => `${ids.length} jobs to end`, { timeoutMs: 20 * 60_000, everyMs: 100 });
+  await waitFor(
+    async () => (await stack.store.endedJobs(ids)).size === ids.length,
+    () => `${ids.length} jobs to end`,
+    { timeoutMs: 20 * 60_000, everyMs: 100 },
+  );
   for (const id of ids) {
     const job = (await stack.store.getJob(id))!;
     if (job.status !== 'succeeded') throw new Error(`job ${id} ${job.status}: ${job.error}`);
@@ -110,7 +114,8 @@ export async function hostsMeasures(stack: BenchStack, opts: { jobs: number; rou
     const one = await jobsPerMinute(stack, repo, [null], opts.jobs, opts.rounds);
     const two = await jobsPerMinute(stack, repo, [null, engine], opts.jobs, opts.rounds);
     const pickup = await pickupFromLine(stack, repo, opts.waiting);
-    const how = (n: number) => `${opts.jobs} jobs (clone and 2 trivial steps) at once, ${n} host${n > 1 ? 's' : ''} with room for 2 each${n > 1 ? ' (the second a private engine on the same 2 cores)' : ''}; jobs per minute`;
+    const how = (n: number) =>
+      `${opts.jobs} jobs (clone and 2 trivial steps) at once, ${n} host${n > 1 ? 's' : ''} with room for 2 each${n > 1 ? ' (the second a private engine on the same 2 cores)' : ''}; jobs per minute`;
     return [
       { name: 'throughput, 1 host', how: how(1), summary: summarize(one), unit: 'count' },
       { name: 'throughput, 2 hosts', how: how(2), summary: summarize(two), unit: 'count' },

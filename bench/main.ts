@@ -22,12 +22,14 @@ import { DEPENDENCIES, ensureNodeImage, warmStarts } from './warm';
 
 const quick = process.env.BENCH_QUICK === '1';
 /** BENCH_ONLY=throughput,loops runs those measures only (and leaves docs/benchmarks.md alone). */
-const only = (process.env.BENCH_ONLY ?? '').split(',').map((m) => m.trim()).filter(Boolean);
+const only = (process.env.BENCH_ONLY ?? '')
+  .split(',')
+  .map((m) => m.trim())
+  .filter(Boolean);
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
 
 function versions(): Record<string, string> {
-  const pkg = (name: string) =>
-    (JSON.parse(fs.readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version: string }).version;
+  const pkg = (name: string) => (JSON.parse(fs.readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version: string }).version;
   const cmd = (file: string, args: string[]) => {
     try {
       return execFileSync(file, args, { encoding: 'utf8' }).trim().split('\n')[0]!;
@@ -49,8 +51,7 @@ function render(measures: Measure[]): string {
   const show = (m: Measure, x: number) =>
     m.unit === 'ratio' ? `${x.toFixed(2)}x` : m.unit === 'MiB' ? `${x.toFixed(0)} MiB` : m.unit === 'count' ? x.toFixed(2) : fmt(x);
   const rows = measures.map(
-    (m) =>
-      `| ${m.name} | ${show(m, m.summary.median)} | ${show(m, m.summary.p95)} | ${m.summary.runs} | ${m.target ?? ''} | ${m.how} |`,
+    (m) => `| ${m.name} | ${show(m, m.summary.median)} | ${show(m, m.summary.p95)} | ${m.summary.runs} | ${m.target ?? ''} | ${m.how} |`,
   );
   return [
     '# Benchmarks',
@@ -61,7 +62,9 @@ function render(measures: Measure[]): string {
     '',
     `- date: ${new Date().toISOString()}`,
     `- machine: ${machine}, ${os.platform()} ${os.release()}`,
-    `- versions: ${Object.entries(v).map(([k, x]) => `${k} ${x}`).join(', ')}`,
+    `- versions: ${Object.entries(v)
+      .map(([k, x]) => `${k} ${x}`)
+      .join(', ')}`,
     '',
     '| measure | median | p95 | runs | target | how |',
     '|---|---|---|---|---|---|',
@@ -94,7 +97,8 @@ async function main(): Promise<void> {
     if (want('loops')) measures.push(...(await longLoops(stack, quick ? [3] : [10, 100, 1000])));
     if (want('logs')) measures.push(...(await logVolume(stack, quick ? 1 : Number(process.env.BENCH_LOG_MIB ?? 50))));
     if (want('startup')) measures.push(...(await startUp(quick ? 1 : 3)));
-    if (want('fanout')) measures.push(...(await fanout(stack, quick ? { followers: 20, lines: 10, settleMs: 1_000 } : { followers: 500, lines: 100, settleMs: 11_000 })));
+    if (want('fanout'))
+      measures.push(...(await fanout(stack, quick ? { followers: 20, lines: 10, settleMs: 1_000 } : { followers: 500, lines: 100, settleMs: 11_000 })));
     if (want('hosts')) measures.push(...(await hostsMeasures(stack, quick ? { jobs: 4, rounds: 1, waiting: 2 } : { jobs: 40, rounds: 3, waiting: 20 })));
     // The quick pass installs one small dependency tree (its figures mean little), the full run the fixture's whole set.
     if (registry) measures.push(...(await warmStarts(stack, registry, { runs: quick ? 1 : 10, dependencies: quick ? ['express'] : DEPENDENCIES, link: LINK })));

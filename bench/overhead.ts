@@ -3,8 +3,8 @@
  * containers run directly with dockerode, alternating, and the time from
  * POST /v1/jobs to the job's first container started.
  */
-import { startGitFixture } from '../test/e2e/git-fixture';
-import { sleep } from '../test/e2e/helpers';
+import { startGitFixture } from '../testing/git-fixture';
+import { sleep } from '../testing/helpers';
 import type { Measure } from './guarantees';
 import { type BenchStack, benchWorker } from './harness';
 import { rawJob } from './raw';
@@ -43,7 +43,14 @@ export async function stepOverhead(stack: BenchStack, rounds: number, steps = 20
   async function rawRound(round: number): Promise<number> {
     const jobId = `bench-raw-${process.pid}-${round}`;
     const t0 = performance.now();
-    await rawJob(stack.docker, stack.config, stack.store, jobId, repo, Array.from({ length: steps }, () => 'true'));
+    await rawJob(
+      stack.docker,
+      stack.config,
+      stack.store,
+      jobId,
+      repo,
+      Array.from({ length: steps }, () => 'true'),
+    );
     return performance.now() - t0;
   }
 
@@ -64,7 +71,11 @@ export async function stepOverhead(stack: BenchStack, rounds: number, steps = 20
   const ratio = draftsman.map((d, i) => d / raw[i]!);
   const ratioSummary = summarize(ratio);
   return [
-    { name: `job of ${steps} trivial steps (Draftsman)`, how: 'POST /v1/jobs to the job recorded finished: clone + steps + cleanup', summary: summarize(draftsman) },
+    {
+      name: `job of ${steps} trivial steps (Draftsman)`,
+      how: 'POST /v1/jobs to the job recorded finished: clone + steps + cleanup',
+      summary: summarize(draftsman),
+    },
     { name: `same ${steps + 1} containers (raw dockerode)`, how: 'create, start, wait, remove each, plus the workspace volume', summary: summarize(raw) },
     {
       name: 'overhead ratio (Draftsman / raw)',
@@ -94,5 +105,10 @@ export async function pickupLatency(stack: BenchStack, runs: number): Promise<Me
   } finally {
     await Promise.allSettled([close(), repo.stop()]);
   }
-  return { name: 'pickup latency', how: 'POST /v1/jobs to the first container started (engine StartedAt), free capacity', target: 'p95 < 500 ms', summary: summarize(samples) };
+  return {
+    name: 'pickup latency',
+    how: 'POST /v1/jobs to the first container started (engine StartedAt), free capacity',
+    target: 'p95 < 500 ms',
+    summary: summarize(samples),
+  };
 }

@@ -4,10 +4,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { projectRoot } from '../stack/paths';
+import { projectRoot } from '../common/paths';
 import { killOnExit } from '../stack/temporal';
-import { freePort, TEST_PAYLOAD_KEYS } from '../test/e2e/env';
-import { waitFor } from '../test/e2e/helpers';
+import { freePort, TEST_PAYLOAD_KEYS } from '../testing/env';
+import { waitFor } from '../testing/helpers';
 import type { BenchStack } from './harness';
 
 export const BENCH_TOKEN = 'bench-process-token-0123456789';
@@ -114,13 +114,17 @@ export function cpuMs(roots: readonly number[]): number {
 
 /** The Docker engine's long-lived processes (dockerd, containerd); per-container shims come and go and are not counted. */
 export function enginePids(): number[] {
-  return fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e)).filter((pid) => {
-    try {
-      return ['dockerd', 'containerd'].includes(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim());
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((pid) => {
+      try {
+        return ['dockerd', 'containerd'].includes(fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim());
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** Samples `read` every `everyMs` until stopped; returns the peak. */
@@ -162,14 +166,26 @@ export async function startDraftsmanProcesses(
   const port = await freePort();
   const worker = await startService(
     'dist/worker/main.js',
-    { ...env, DRAFTSMAN_WORKFLOW_BUNDLE: stack.bundlePath, DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0', DRAFTSMAN_WORKER_METRICS_PORT: '0', DRAFTSMAN_LOG_LEVEL: 'INFO' },
+    {
+      ...env,
+      DRAFTSMAN_WORKFLOW_BUNDLE: stack.bundlePath,
+      DRAFTSMAN_JANITOR_INTERVAL_SECONDS: '0',
+      DRAFTSMAN_WORKER_METRICS_PORT: '0',
+      DRAFTSMAN_LOG_LEVEL: 'INFO',
+    },
     'polling task queue',
   );
   let api: Service;
   try {
     api = await startService(
       'dist/api/main.js',
-      { ...env, PORT: String(port), DRAFTSMAN_API_TOKENS: `bench:read+write:${BENCH_TOKEN}`, DRAFTSMAN_API_RATE_PER_MINUTE: '1000000', DRAFTSMAN_LOG_LEVEL: 'INFO' },
+      {
+        ...env,
+        PORT: String(port),
+        DRAFTSMAN_API_TOKENS: `bench:read+write:${BENCH_TOKEN}`,
+        DRAFTSMAN_API_RATE_PER_MINUTE: '1000000',
+        DRAFTSMAN_LOG_LEVEL: 'INFO',
+      },
       'draftsman API listening',
     );
   } catch (err) {

@@ -10,7 +10,7 @@ import http from 'node:http';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { pack } from 'tar-stream';
-import { GIT_HOST } from '../test/e2e/git-fixture';
+import { GIT_HOST } from '../testing/git-fixture';
 
 export interface RegistryOptions {
   /** Where the packages are found (every node_modules below it, nested ones included). */
@@ -135,7 +135,19 @@ export async function startRegistry(opts: RegistryOptions): Promise<Registry> {
       for (const [version, dir] of versions) {
         const m = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
         const t = await tarball(url, version);
-        const keep = ['name', 'version', 'dependencies', 'optionalDependencies', 'peerDependencies', 'peerDependenciesMeta', 'bin', 'engines', 'os', 'cpu', 'license'];
+        const keep = [
+          'name',
+          'version',
+          'dependencies',
+          'optionalDependencies',
+          'peerDependencies',
+          'peerDependenciesMeta',
+          'bin',
+          'engines',
+          'os',
+          'cpu',
+          'license',
+        ];
         (doc.versions as Record<string, unknown>)[version] = {
           ...Object.fromEntries(keep.filter((k) => m[k] !== undefined).map((k) => [k, m[k]])),
           dist: { tarball: `${base}${url}/-/${tarballName(url, version)}`, integrity: t.integrity, shasum: t.shasum },

@@ -6,9 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { freePort } from '../test/e2e/env';
-import { startGitFixture } from '../test/e2e/git-fixture';
-import { waitFor } from '../test/e2e/helpers';
+import { freePort } from '../testing/env';
+import { startGitFixture } from '../testing/git-fixture';
+import { waitFor } from '../testing/helpers';
 import type { Measure } from './guarantees';
 import type { BenchStack } from './harness';
 import { processTree, rssMiB, sampler, startDraftsmanProcesses, startService } from './processes';
@@ -87,8 +87,9 @@ export async function logVolume(stack: BenchStack, megabytes: number): Promise<M
     const step = job.steps.find((s) => s.kind === 'setup')!;
     // Where the job's time went: before the step started (pickup, holder, clone), the step, and after it (patch, clean-up).
     const at = (iso: string | null) => Date.parse(iso ?? '');
-    const phases = [at(step.startedAt) - at(job.createdAt), at(step.finishedAt) - at(step.startedAt), at(job.finishedAt) - at(step.finishedAt)]
-      .map((ms) => (ms / 1000).toFixed(2));
+    const phases = [at(step.startedAt) - at(job.createdAt), at(step.finishedAt) - at(step.startedAt), at(job.finishedAt) - at(step.finishedAt)].map((ms) =>
+      (ms / 1000).toFixed(2),
+    );
     // The last line, cut by head -c, is stored with a newline of its own.
     if ((step.logBytes ?? 0) < bytes || step.logTruncated) throw new Error(`stored ${step.logBytes} bytes of ${bytes} (truncated: ${step.logTruncated})`);
 
@@ -101,9 +102,23 @@ export async function logVolume(stack: BenchStack, megabytes: number): Promise<M
     const apiMax = apiPeak.stop();
     if (received < bytes) throw new Error(`streamed ${received} bytes, fewer than the ${bytes} stored`);
     return [
-      { name: `one step printing ${megabytes} MiB: job time`, how: `POST to the job recorded finished; every byte stored; ${phases[0]} s before the step, ${phases[1]} s in it, ${phases[2]} s after`, summary: summarize([jobMs]) },
-      { name: `${megabytes} MiB log streamed from the API`, how: `GET /v1/jobs/:id/logs (NDJSON, ${(received / 2 ** 20).toFixed(0)} MiB on the wire)`, summary: summarize([streamMs]) },
-      { name: 'worker RSS while the step prints', how: `idle ${idle.toFixed(0)} MiB, peak sampled every 100 ms`, target: 'flat', summary: summarize([peak]), unit: 'MiB' },
+      {
+        name: `one step printing ${megabytes} MiB: job time`,
+        how: `POST to the job recorded finished; every byte stored; ${phases[0]} s before the step, ${phases[1]} s in it, ${phases[2]} s after`,
+        summary: summarize([jobMs]),
+      },
+      {
+        name: `${megabytes} MiB log streamed from the API`,
+        how: `GET /v1/jobs/:id/logs (NDJSON, ${(received / 2 ** 20).toFixed(0)} MiB on the wire)`,
+        summary: summarize([streamMs]),
+      },
+      {
+        name: 'worker RSS while the step prints',
+        how: `idle ${idle.toFixed(0)} MiB, peak sampled every 100 ms`,
+        target: 'flat',
+        summary: summarize([peak]),
+        unit: 'MiB',
+      },
       { name: 'API RSS while it streams the log', how: 'peak sampled every 100 ms', summary: summarize([apiMax]), unit: 'MiB' },
     ];
   } finally {
@@ -120,7 +135,10 @@ export async function startUp(runs: number): Promise<Measure[]> {
   try {
     for (let i = 0; i < runs; i++) {
       fs.rmSync(dir, { recursive: true, force: true });
-      for (const [samples, label] of [[fresh, 'fresh'], [again, 'again']] as const) {
+      for (const [samples, label] of [
+        [fresh, 'fresh'],
+        [again, 'again'],
+      ] as const) {
         const [temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort()];
         const t0 = performance.now();
         const svc = await startService(
@@ -140,7 +158,18 @@ export async function startUp(runs: number): Promise<Measure[]> {
         if (label === 'again' && i === runs - 1) {
           // Idle, a few seconds after start-up: the stack process, the Temporal dev server and PostgreSQL's processes.
           await new Promise((r) => setTimeout(r, 3000));
-          stackRss = processTree(svc.pid).reduce((sum, pid) => sum + (() => { try { return rssMiB(pid); } catch { return 0; } })(), 0);
+          stackRss = processTree(svc.pid).reduce(
+            (sum, pid) =>
+              sum +
+              (() => {
+                try {
+                  return rssMiB(pid);
+                } catch {
+                  return 0;
+                }
+              })(),
+            0,
+          );
         }
         await svc.stop();
       }
@@ -149,7 +178,12 @@ export async function startUp(runs: number): Promise<Measure[]> {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   return [
-    { name: 'start-up, new data folder', how: 'dist/stack/main.js to its ready line (PostgreSQL initdb, dev server, worker, API)', target: '< 15 s', summary: summarize(fresh) },
+    {
+      name: 'start-up, new data folder',
+      how: 'dist/stack/main.js to its ready line (PostgreSQL initdb, dev server, worker, API)',
+      target: '< 15 s',
+      summary: summarize(fresh),
+    },
     { name: 'start-up, existing data folder', how: 'the same, restarted on the data of the previous start', target: '< 15 s', summary: summarize(again) },
     {
       name: 'whole embedded stack RSS, idle',

@@ -3,8 +3,8 @@
  * and a worker process running K steps at a time, against the same containers run
  * by K raw dockerode loops; the processes' resident memory idle and under that load.
  */
-import { startGitFixture } from '../test/e2e/git-fixture';
-import { waitFor } from '../test/e2e/helpers';
+import { startGitFixture } from '../testing/git-fixture';
+import { waitFor } from '../testing/helpers';
 import type { Measure } from './guarantees';
 import type { BenchStack } from './harness';
 import { cpuMs, enginePids, rssMiB, sampler, startDraftsmanProcesses } from './processes';
@@ -106,7 +106,9 @@ export async function throughput(stack: BenchStack, { jobs, concurrency, rounds 
   const cpuMeasure = (side: 'Draftsman' | 'raw dockerode', rows: Record<string, number>[]): Measure => {
     const totals = rows.map((row) => Object.values(row).reduce((a, b) => a + b, 0));
     const mid = rows[totals.indexOf(summarize(totals).median)]!;
-    const parts = Object.entries(mid).filter(([, ms]) => ms >= 0.5).map(([k, ms]) => `${k} ${ms.toFixed(0)}`);
+    const parts = Object.entries(mid)
+      .filter(([, ms]) => ms >= 0.5)
+      .map(([k, ms]) => `${k} ${ms.toFixed(0)}`);
     return {
       name: `CPU per job, ${side} round`,
       how: `user + system time of the processes over the round, per job (ms): ${parts.join(', ')}; the per-container shims are not counted`,

@@ -53,15 +53,30 @@ async function nodeFixture(registry: Registry, dependencies: readonly string[]):
     // The versions this project has installed (each package's own manifest, whatever its exports allow).
     const version = (d: string) => (JSON.parse(fs.readFileSync(path.resolve('node_modules', d, 'package.json'), 'utf8')) as { version: string }).version;
     const versions = Object.fromEntries(dependencies.map((d) => [d, `^${version(d)}`]));
-    fs.writeFileSync(path.join(work, 'package.json'), `${JSON.stringify({ name: 'warm-fixture', version: '1.0.0', private: true, dependencies: versions }, null, 2)}\n`);
+    fs.writeFileSync(
+      path.join(work, 'package.json'),
+      `${JSON.stringify({ name: 'warm-fixture', version: '1.0.0', private: true, dependencies: versions }, null, 2)}\n`,
+    );
     // The lock, resolved against the stand-in: the proxies of the machine are not in the way of a loopback address.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(https?_proxy|npm_config_)/i.test(k)));
     // Not a synchronous child: the stand-in answers from this process's event loop.
-    await promisify(execFile)('npm', ['install', '--package-lock-only', '--ignore-scripts', '--no-audit', '--no-fund', `--registry=${registry.url}`, `--cache=${path.join(work, '.npm-cache')}`], {
-      cwd: work,
-      env,
-      timeout: 300_000,
-    });
+    await promisify(execFile)(
+      'npm',
+      [
+        'install',
+        '--package-lock-only',
+        '--ignore-scripts',
+        '--no-audit',
+        '--no-fund',
+        `--registry=${registry.url}`,
+        `--cache=${path.join(work, '.npm-cache')}`,
+      ],
+      {
+        cwd: work,
+        env,
+        timeout: 300_000,
+      },
+    );
     fs.rmSync(path.join(work, '.npm-cache'), { recursive: true, force: true });
     const git = (...args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8' }).trim();
     git('init', '-q', '-b', 'main');
@@ -104,7 +119,10 @@ export async function warmStarts(
   const times: Record<Way, number[]> = { cold: [], cache: [], modules: [], snapshot: [] };
   const downloaded: Record<Way, number[]> = { cold: [], cache: [], modules: [], snapshot: [] };
   /** Where the time goes: the setup step (npm ci), and Draftsman's own warm-start work (hash and cache restore, workspace restore). */
-  const phases = { setup: { cold: [] as number[], cache: [] as number[], modules: [] as number[] }, restore: { cache: [] as number[], modules: [] as number[], snapshot: [] as number[] } };
+  const phases = {
+    setup: { cold: [] as number[], cache: [] as number[], modules: [] as number[] },
+    restore: { cache: [] as number[], modules: [] as number[], snapshot: [] as number[] },
+  };
   try {
     await worker.runUntil(async () => {
       const once = async (spec: JobSpec) => {
@@ -154,20 +172,63 @@ export async function warmStarts(
   const cold = summarize(times.cold);
   const linkText = `registry stand-in: ${link.latencyMs} ms per request, ${(link.bytesPerSecond / 2 ** 20).toFixed(0)} MiB/s shared`;
   const mib = (b: number[]) => (summarize(b).median / 2 ** 20).toFixed(1);
-  const how = (way: Way, what: string) => `${what}; job created to its first loop step, ${runs} runs; ${mib(downloaded[way])} MiB downloaded per job (median); ${linkText}`;
+  const how = (way: Way, what: string) =>
+    `${what}; job created to its first loop step, ${runs} runs; ${mib(downloaded[way])} MiB downloaded per job (median); ${linkText}`;
   const ratio = (way: Exclude<Way, 'cold'>) => summarize(times[way].map((t) => t / cold.median));
   return [
     { name: 'warm start: cold', summary: cold, how: how('cold', `npm ci of ${opts.dependencies.length} dependencies (and theirs) after a clone`) },
     { name: 'warm start: dependency cache warm', summary: summarize(times.cache), how: how('cache', 'the npm cache restored before setup, npm ci offline') },
-    { name: 'warm start: node_modules cache warm', summary: summarize(times.modules), how: how('modules', 'node_modules a cache keyed by the lock, restored into the workspace; npm ci skipped on the exact hit') },
-    { name: 'warm start: setup snapshot warm', summary: summarize(times.snapshot), how: how('snapshot', 'the workspace kept after the same setup: no clone, no setup') },
+    {
+      name: 'warm start: node_modules cache warm',
+      summary: summarize(times.modules),
+      how: how('modules', 'node_modules a cache keyed by the lock, restored into the workspace; npm ci skipped on the exact hit'),
+    },
+    {
+      name: 'warm start: setup snapshot warm',
+      summary: summarize(times.snapshot),
+      how: how('snapshot', 'the workspace kept after the same setup: no clone, no setup'),
+    },
     { name: 'warm start, cold: the setup step (npm ci, downloading)', summary: summarize(phases.setup.cold), how: `the setup step's run time; ${linkText}` },
-    { name: 'warm start, cache warm: the setup step (npm ci offline)', summary: summarize(phases.setup.cache), how: "the setup step's run time with the cache restored" },
-    { name: 'warm start, cache warm: hash and cache restore', summary: summarize(phases.restore.cache), how: "from the clone's end to setup's start: hashFiles (a helper container) and the cache layered on the kept one" },
-    { name: 'warm start, node_modules warm: the setup step (install skipped)', summary: summarize(phases.setup.modules), how: "the setup step's run time on the exact hit" },
-    { name: 'warm start, snapshot warm: workspace restore', summary: summarize(phases.restore.snapshot), how: 'from placement to setup_restored: the volume, the image id, the lookup, the workspace layered on the kept one' },
-    { name: 'warm start: cache warm / cold', unit: 'ratio', target: '<= 0.40x', summary: ratio('cache'), how: 'each npm-cache-warm run over the median cold run' },
-    { name: 'warm start: node_modules cache warm / cold', unit: 'ratio', target: '<= 0.40x', summary: ratio('modules'), how: 'each node_modules-cache-warm run over the median cold run' },
-    { name: 'warm start: snapshot warm / cold', unit: 'ratio', target: '<= 0.15x', summary: ratio('snapshot'), how: 'each snapshot-warm run over the median cold run' },
+    {
+      name: 'warm start, cache warm: the setup step (npm ci offline)',
+      summary: summarize(phases.setup.cache),
+      how: "the setup step's run time with the cache restored",
+    },
+    {
+      name: 'warm start, cache warm: hash and cache restore',
+      summary: summarize(phases.restore.cache),
+      how: "from the clone's end to setup's start: hashFiles (a helper container) and the cache layered on the kept one",
+    },
+    {
+      name: 'warm start, node_modules warm: the setup step (install skipped)',
+      summary: summarize(phases.setup.modules),
+      how: "the setup step's run time on the exact hit",
+    },
+    {
+      name: 'warm start, snapshot warm: workspace restore',
+      summary: summarize(phases.restore.snapshot),
+      how: 'from placement to setup_restored: the volume, the image id, the lookup, the workspace layered on the kept one',
+    },
+    {
+      name: 'warm start: cache warm / cold',
+      unit: 'ratio',
+      target: '<= 0.40x',
+      summary: ratio('cache'),
+      how: 'each npm-cache-warm run over the median cold run',
+    },
+    {
+      name: 'warm start: node_modules cache warm / cold',
+      unit: 'ratio',
+      target: '<= 0.40x',
+      summary: ratio('modules'),
+      how: 'each node_modules-cache-warm run over the median cold run',
+    },
+    {
+      name: 'warm start: snapshot warm / cold',
+      unit: 'ratio',
+      target: '<= 0.15x',
+      summary: ratio('snapshot'),
+      how: 'each snapshot-warm run over the median cold run',
+    },
   ];
 }

@@ -12,7 +12,7 @@ import type { Boundary } from '../activities/deps';
 import { loadConfig } from '../common/config';
 import type { JobSpec } from '../common/spec';
 import { LABEL_DEPLOYMENT, LABEL_JOB } from '../common/names';
-import { startGitFixture } from '../test/e2e/git-fixture';
+import { startGitFixture } from '../testing/git-fixture';
 import { checkJob, INVARIANTS, type ObservedJob, type Violation } from './invariants';
 import { Prng } from './prng';
 import { startChaosStack } from './stack';
@@ -159,7 +159,10 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       }
       const answers = await (stack.docker.ping as (o: { abortSignal: AbortSignal }) => Promise<unknown>)
         .call(stack.docker, { abortSignal: AbortSignal.timeout(5_000) })
-        .then(() => true, () => false);
+        .then(
+          () => true,
+          () => false,
+        );
       if (answers || engineBusy) {
         silentSince = null;
         continue;
@@ -167,7 +170,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       silentSince ??= Date.now();
       if (Date.now() - silentSince >= ENGINE_HANG_MS && supervising) {
         log('the engine answers no ping: killed and started again, as a supervisor would');
-        await restartEngine('SIGKILL', 'Docker engine hung (killed and restarted, as a supervisor would)', 500).catch((err: unknown) => log(`engine restart failed: ${String(err)}`));
+        await restartEngine('SIGKILL', 'Docker engine hung (killed and restarted, as a supervisor would)', 500).catch((err: unknown) =>
+          log(`engine restart failed: ${String(err)}`),
+        );
         silentSince = null;
       }
     }
@@ -219,7 +224,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         // The engine restarted under this job's running step, gracefully and by SIGKILL in turn.
         const how = engineRestarts++ % 2 === 0 ? 'SIGTERM' : 'SIGKILL';
         // Once its setup step says it runs (it then waits 6 s for a TERM).
-        const ready = async () => (await stack.store.logs.read(id, { afterId: 0, limit: 100 })).some((c) => c.step === 'setup-0' && c.lines.some((l) => l.x === 'ready'));
+        const ready = async () =>
+          (await stack.store.logs.read(id, { afterId: 0, limit: 100 })).some((c) => c.step === 'setup-0' && c.lines.some((l) => l.x === 'ready'));
         const running = await waitUntil(ready, 20_000);
         if (running) {
           count(boundaries, `engine restart (${how}) under a running step`);
@@ -238,7 +244,13 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
         // Ended in PostgreSQL (endJob) and in Temporal (the workflow's last task comes just after).
         const ended = async () =>
           Boolean((await stack.store.getJob(j.id).catch(() => null))?.finishedAt) &&
-          (await stack.client.workflow.getHandle(j.id).describe().then((d) => d.status.name !== 'RUNNING', () => false));
+          (await stack.client.workflow
+            .getHandle(j.id)
+            .describe()
+            .then(
+              (d) => d.status.name !== 'RUNNING',
+              () => false,
+            ));
         while (Date.now() < deadline && !(await ended())) {
           opts.signal?.throwIfAborted();
           await sleep(250);
@@ -271,8 +283,14 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       violations.push(...found);
       if (found.length && opts.verbose) {
         log(`${j.id}: ${JSON.stringify({ status: observed.status, temporal: observed.temporal, steps: observed.steps, events: observed.events })}`);
-        const history = await stack.client.workflow.getHandle(j.id).fetchHistory().catch(() => null);
-        const at = (t: unknown) => (t && typeof t === 'object' && 'seconds' in t ? new Date(Number((t as { seconds: unknown }).seconds) * 1000 + Math.round(Number((t as { nanos?: number }).nanos ?? 0) / 1e6)).toISOString() : '?');
+        const history = await stack.client.workflow
+          .getHandle(j.id)
+          .fetchHistory()
+          .catch(() => null);
+        const at = (t: unknown) =>
+          t && typeof t === 'object' && 'seconds' in t
+            ? new Date(Number((t as { seconds: unknown }).seconds) * 1000 + Math.round(Number((t as { nanos?: number }).nanos ?? 0) / 1e6)).toISOString()
+            : '?';
         log(`${j.id} history (last run):\n${(history?.events ?? []).map((e) => `  ${at(e.eventTime)} ${e.eventId} ${e.eventType}`).join('\n')}`);
       }
     }
@@ -307,7 +325,13 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       try {
         return await stack.jobs.cancel(id, reason);
       } catch (err) {
-        const ended = await stack.client.workflow.getHandle(id).describe().then((d) => d.status.name !== 'RUNNING', () => false);
+        const ended = await stack.client.workflow
+          .getHandle(id)
+          .describe()
+          .then(
+            (d) => d.status.name !== 'RUNNING',
+            () => false,
+          );
         if (ended || Date.now() > deadline) return;
         await sleep(250);
       }
@@ -334,7 +358,12 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       const how = rng.next() < 0.5 ? 'SIGINT' : 'SIGKILL';
       await disturb(outage ? 'PostgreSQL outage of 3 s' : 'PostgreSQL restart', () => stack.restartPostgres(how, outage ? 3_000 : 0));
     } else if (roll < 0.27) {
-      await disturb('control plane SIGKILL (worker, Temporal, PostgreSQL), restarted', () => stack.killControlPlane(), WORKER_LOSS_AFTERMATH_MS, HEARTBEAT_TAKEOVER_MS);
+      await disturb(
+        'control plane SIGKILL (worker, Temporal, PostgreSQL), restarted',
+        () => stack.killControlPlane(),
+        WORKER_LOSS_AFTERMATH_MS,
+        HEARTBEAT_TAKEOVER_MS,
+      );
     } else if (roll < 0.31) {
       // The engine stops its containers (graceful) or leaves them running until it is back (SIGKILL).
       const how = rng.next() < 0.5 ? 'SIGTERM' : 'SIGKILL';
@@ -342,7 +371,14 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
     } else if (roll < 0.45) {
       const target = rng.pick(jobs);
       const view = await stack.store.getJob(target.id).catch(() => null);
-      const phase = !view || view.status === 'queued' ? 'queued' : view.finishedAt ? 'after its end' : view.steps.some((s) => s.status === 'running') ? 'during a step' : 'between steps';
+      const phase =
+        !view || view.status === 'queued'
+          ? 'queued'
+          : view.finishedAt
+            ? 'after its end'
+            : view.steps.some((s) => s.status === 'running')
+              ? 'during a step'
+              : 'between steps';
       count(boundaries, `random cancel: ${phase}`);
       const repeated = rng.next() < 0.3;
       count(faults, repeated ? 'repeated cancel' : 'cancel');
@@ -401,8 +437,12 @@ export function report(results: CampaignResult[]): string {
     `| seeds | ${results.map((r) => r.seed).join(', ')} |`,
     `| jobs | ${results.reduce((a, r) => a + r.jobs, 0)} |`,
     `| faults injected | ${Object.values(faults).reduce((a, n) => a + n, 0)} |`,
-    ...Object.entries(faults).sort().map(([k, n]) => `| fault: ${k} | ${n} |`),
-    ...Object.entries(boundaries).sort().map(([k, n]) => `| boundary hit: ${k} | ${n} |`),
+    ...Object.entries(faults)
+      .sort()
+      .map(([k, n]) => `| fault: ${k} | ${n} |`),
+    ...Object.entries(boundaries)
+      .sort()
+      .map(([k, n]) => `| boundary hit: ${k} | ${n} |`),
     ...INVARIANTS.map((inv) => `| violations: ${inv} | ${results.reduce((a, r) => a + r.violations.filter((v) => v.invariant === inv).length, 0)} |`),
     `| seconds | ${results.reduce((a, r) => a + r.seconds, 0)} |`,
   ];

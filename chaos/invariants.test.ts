@@ -36,7 +36,12 @@ describe('checkJob', () => {
     ['started twice', { starts: { 'setup-0': 2 } }, commands, INVARIANTS[1]],
     ['a volume left', { leftovers: ['draftsman-x-workspace'] }, commands, INVARIANTS[2]],
     ['a step still running', { steps: [{ ...ok.steps[0]!, status: 'running' }] }, commands, INVARIANTS[3]],
-    ['killed without TERM', { status: 'cancelled', temporal: 'CANCELLED', steps: [{ ...ok.steps[0]!, status: 'cancelled', exitCode: 137 }] }, { 'setup-0': 'trap "exit 42" TERM; sleep 9' }, INVARIANTS[4]],
+    [
+      'killed without TERM',
+      { status: 'cancelled', temporal: 'CANCELLED', steps: [{ ...ok.steps[0]!, status: 'cancelled', exitCode: 137 }] },
+      { 'setup-0': 'trap "exit 42" TERM; sleep 9' },
+      INVARIANTS[4],
+    ],
     ['a line lost, unmarked', { logs: { 'setup-0': ['1', '3'] } }, commands, INVARIANTS[5]],
     ['a duplicate event', { events: ['step_started:setup-0', 'step_started:setup-0', 'step_finished:setup-0'] }, commands, INVARIANTS[6]],
     ['failed of its own across an engine stop', { status: 'failed', temporal: 'FAILED', steps: [engineStep('failed', 143)] }, commands, INVARIANTS[8]],
@@ -54,7 +59,9 @@ describe('checkJob', () => {
 
   it('an engine stop while no worker watched (a worker lost) is not held against the step', () => {
     const away: [number, number][] = [[STOP - 1_000, STOP + 9_000]];
-    expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', workerAway: away, steps: [engineStep('failed', 42)] }, {}).map((v) => v.invariant)).not.toContain(INVARIANTS[8]);
+    expect(
+      checkJob({ ...ok, status: 'failed', temporal: 'FAILED', workerAway: away, steps: [engineStep('failed', 42)] }, {}).map((v) => v.invariant),
+    ).not.toContain(INVARIANTS[8]);
   });
 
   it('a step started while the engine stopped, and failed of its own, is a violation', () => {
@@ -67,7 +74,9 @@ describe('checkJob', () => {
     const failing = { 'setup-0': 'echo failing; exit 3' };
     expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', logs: {}, steps: [during] }, failing)).toEqual([]);
     // The same end with another code is the engine's.
-    expect(checkJob({ ...ok, status: 'failed', temporal: 'FAILED', logs: {}, steps: [{ ...during, exitCode: 143 }] }, failing).map((v) => v.invariant)).toContain(INVARIANTS[8]);
+    expect(
+      checkJob({ ...ok, status: 'failed', temporal: 'FAILED', logs: {}, steps: [{ ...during, exitCode: 143 }] }, failing).map((v) => v.invariant),
+    ).toContain(INVARIANTS[8]);
   });
 
   it.each<[string, number | null]>([
@@ -95,13 +104,33 @@ describe('checkJob', () => {
     return { kind: kind as 'setup', index: Number(index), status, exitCode: 0, startedAt: null, finishedAt: null };
   };
   it.each([
-    ['a step cancelled before create that ran to its end', { ...cancelled, steps: [step('setup-0', 'succeeded')] }, { boundary: 'before-create', step: 'setup-0' }, true],
+    [
+      'a step cancelled before create that ran to its end',
+      { ...cancelled, steps: [step('setup-0', 'succeeded')] },
+      { boundary: 'before-create', step: 'setup-0' },
+      true,
+    ],
     ['a step cancelled before create, stopped', { ...cancelled, steps: [step('setup-0', 'cancelled')] }, { boundary: 'before-create', step: 'setup-0' }, false],
-    ['a step that started after a cancel between steps', { ...cancelled, steps: [step('setup-0', 'succeeded'), step('setup-1', 'succeeded')] }, { boundary: 'between-steps', step: 'setup-1' }, true],
-    ['a loop going on after a cancel at continue-as-new', { ...cancelled, steps: [step('until-2', 'succeeded'), step('loop-3', 'succeeded')] }, { boundary: 'at-step-end', step: 'until-2' }, true],
+    [
+      'a step that started after a cancel between steps',
+      { ...cancelled, steps: [step('setup-0', 'succeeded'), step('setup-1', 'succeeded')] },
+      { boundary: 'between-steps', step: 'setup-1' },
+      true,
+    ],
+    [
+      'a loop going on after a cancel at continue-as-new',
+      { ...cancelled, steps: [step('until-2', 'succeeded'), step('loop-3', 'succeeded')] },
+      { boundary: 'at-step-end', step: 'until-2' },
+      true,
+    ],
     ['a loop stopped at continue-as-new', { ...cancelled, steps: [step('until-2', 'succeeded')] }, { boundary: 'at-step-end', step: 'until-2' }, false],
     ['a job that went on to succeed after a cancel', { ...ok, steps: [step('setup-0', 'succeeded')] }, { boundary: 'at-step-end', step: 'setup-0' }, true],
-    ['a job cancelled while queued that ran a step', { ...cancelled, steps: [step('clone-0', 'succeeded'), { ...step('setup-0', 'succeeded'), startedAt: new Date(9_000).toISOString() }] }, { boundary: 'queued', step: '-' }, true],
+    [
+      'a job cancelled while queued that ran a step',
+      { ...cancelled, steps: [step('clone-0', 'succeeded'), { ...step('setup-0', 'succeeded'), startedAt: new Date(9_000).toISOString() }] },
+      { boundary: 'queued', step: '-' },
+      true,
+    ],
     [
       'a job cancelled while queued whose clone, scheduled before the cancel, started late and ran to its end',
       { ...cancelled, steps: [{ ...step('clone-0', 'succeeded'), startedAt: new Date(5_000).toISOString() }] },
@@ -127,9 +156,18 @@ describe('checkJob', () => {
       false,
     ],
     ['a job cancelled while queued that ran nothing', { ...cancelled, steps: [] }, { boundary: 'queued', step: '-' }, false],
-    ['a failing job cancelled during its cleanup keeps its end', { ...ok, status: 'failed' as const, temporal: 'FAILED', steps: [] }, { boundary: 'during-cleanup', step: '-' }, false],
+    [
+      'a failing job cancelled during its cleanup keeps its end',
+      { ...ok, status: 'failed' as const, temporal: 'FAILED', steps: [] },
+      { boundary: 'during-cleanup', step: '-' },
+      false,
+    ],
   ])('boundary cancel: %s', (_name, job, probed, violated) => {
-    const found = checkJob({ ...job, logs: {}, events: job.steps.flatMap((s) => [`step_started:${s.kind}-${s.index}`, `step_finished:${s.kind}-${s.index}`]), starts: {} }, {}, probed).map((v) => v.invariant);
+    const found = checkJob(
+      { ...job, logs: {}, events: job.steps.flatMap((s) => [`step_started:${s.kind}-${s.index}`, `step_finished:${s.kind}-${s.index}`]), starts: {} },
+      {},
+      probed,
+    ).map((v) => v.invariant);
     expect(found.includes(INVARIANTS[7])).toBe(violated);
   });
 
@@ -147,9 +185,20 @@ describe('checkJob', () => {
   });
 
   it('a step that started after a boundary cancel while the worker was stopped is excused, and only then', () => {
-    const job = { ...cancelled, steps: [step('setup-0', 'succeeded'), step('setup-1', 'succeeded')].map((s, i) => ({ ...s, startedAt: new Date(1_000 + i * 10_000).toISOString() })), logs: {}, events: [], starts: {} };
+    const job = {
+      ...cancelled,
+      steps: [step('setup-0', 'succeeded'), step('setup-1', 'succeeded')].map((s, i) => ({ ...s, startedAt: new Date(1_000 + i * 10_000).toISOString() })),
+      logs: {},
+      events: [],
+      starts: {},
+    };
     job.events = job.steps.flatMap((s) => [`step_started:${s.kind}-${s.index}`, `step_finished:${s.kind}-${s.index}`]) as never;
-    const probed = (faultAt: number) => ({ boundary: 'at-step-end', step: 'setup-0', at: 2_000, faultBetween: (from: number, to: number) => faultAt >= from && faultAt <= to });
+    const probed = (faultAt: number) => ({
+      boundary: 'at-step-end',
+      step: 'setup-0',
+      at: 2_000,
+      faultBetween: (from: number, to: number) => faultAt >= from && faultAt <= to,
+    });
     expect(checkJob(job, {}, probed(5_000)).map((v) => v.invariant)).not.toContain(INVARIANTS[7]);
     expect(checkJob(job, {}, probed(50_000)).map((v) => v.invariant)).toContain(INVARIANTS[7]);
   });

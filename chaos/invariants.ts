@@ -160,7 +160,8 @@ function checkProbed(job: ObservedJob, probed: ProbedCancel, add: (detail: strin
     // Stopped, or ended by itself before the cancel could reach it (a re-attached step may be near its end).
     const step = job.steps[at];
     const endedFirst = step?.finishedAt && probed.at !== undefined && Date.parse(step.finishedAt) <= probed.at + CANCEL_DELIVERY_MS;
-    if (step && step.status !== 'cancelled' && !endedFirst && unexcused(step.finishedAt)) add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
+    if (step && step.status !== 'cancelled' && !endedFirst && unexcused(step.finishedAt))
+      add(`${probed.step} cancelled ${probed.boundary} ended ${step.status}`);
   } else if (probed.boundary === 'queued') {
     // Sent with the start, the cancel may reach the workflow only after its first task
     // scheduled the clone; no later step may start after the delivery time. The clone

@@ -32,12 +32,21 @@ async function main(): Promise<void> {
   for (const seed of seeds) {
     if (stop.signal.aborted) break;
     const faultSwitches = arg('fault-switches')?.split(',').filter(Boolean);
-    const r = await runCampaign({ seed, jobs, faultSwitches, signal: stop.signal, verbose: process.argv.includes('--verbose'), log: (l) => console.log(`[chaos] ${l}`) }).catch((err: unknown) => {
+    const r = await runCampaign({
+      seed,
+      jobs,
+      faultSwitches,
+      signal: stop.signal,
+      verbose: process.argv.includes('--verbose'),
+      log: (l) => console.log(`[chaos] ${l}`),
+    }).catch((err: unknown) => {
       if (stop.signal.aborted) return null;
       throw err;
     });
     if (!r) break;
-    console.log(`[chaos] seed ${seed}: ${r.jobs} jobs, ${Object.values(r.faults).reduce((a, n) => a + n, 0)} faults, ${r.violations.length} violations, ${r.seconds} s`);
+    console.log(
+      `[chaos] seed ${seed}: ${r.jobs} jobs, ${Object.values(r.faults).reduce((a, n) => a + n, 0)} faults, ${r.violations.length} violations, ${r.seconds} s`,
+    );
     for (const v of r.violations) console.log(`[chaos]   ${v.job}: ${v.invariant}: ${v.detail}`);
     results.push(r);
   }
@@ -45,7 +54,14 @@ async function main(): Promise<void> {
   const violating = results.filter((r) => r.violations.length > 0);
   const file = path.resolve('data', 'chaos-violations.json');
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(violating.map((r) => ({ seed: r.seed, jobs, violations: r.violations })), null, 2));
+  fs.writeFileSync(
+    file,
+    JSON.stringify(
+      violating.map((r) => ({ seed: r.seed, jobs, violations: r.violations })),
+      null,
+      2,
+    ),
+  );
   process.exit(violating.length ? 1 : 0);
 }
 

@@ -16,11 +16,11 @@ import { loadConfig } from '../common/config';
 import { createLogger } from '../common/logger';
 import { JobStore } from '../db/store';
 import { startEgressService } from '../egress/service';
-import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from '../test/e2e/private-engine';
+import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from '../testing/private-engine';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../stack/temporal';
-import { freePort, TEST_PAYLOAD_KEYS } from '../test/e2e/env';
-import { startWorkerProcess, type WorkerProcess } from '../test/e2e/worker-process';
+import { freePort, TEST_PAYLOAD_KEYS } from '../testing/env';
+import { startWorkerProcess, type WorkerProcess } from '../testing/worker-process';
 
 export interface ChaosStack {
   dir: string;

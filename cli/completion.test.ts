@@ -15,10 +15,16 @@ _draftsman_complete; printf '%s\\n' "\${COMPREPLY[@]}"`;
 }
 
 it.each([
-  [['draftsman', ''], ['run', 'cancel']],
+  [
+    ['draftsman', ''],
+    ['run', 'cancel'],
+  ],
   [['draftsman', 'r'], ['run']],
   [['draftsman', 'run', '--f'], ['--follow']],
-  [['draftsman', 'run', '--'], ['--follow', '--json']],
+  [
+    ['draftsman', 'run', '--'],
+    ['--follow', '--json'],
+  ],
   [['draftsman', 'cancel', '--'], ['--reason']],
   [['draftsman', 'bogus', '--'], []],
 ])('completing %j offers %j', (words, offered) => {

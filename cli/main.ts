@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ApiError, DraftsmanApi, type ListFilter } from '../client/http';
 import { JOB_STATUSES } from '../common/job';
-import { projectRoot } from '../stack/paths';
+import { projectRoot } from '../common/paths';
 import { bashCompletion } from './completion';
 import { EXIT, exitForApiError, exitForJob } from './exit-codes';
 import { follow, isFinal, json, out, printLine, summary, waitForEnd } from './output';
@@ -47,9 +47,9 @@ function withCommon(cmd: Command): Command {
     .option('--url <url>', 'API address (env DRAFTSMAN_URL, default http://127.0.0.1:3000)')
     .option(
       '--token <token>',
-      'API token (env DRAFTSMAN_TOKEN, or the file DRAFTSMAN_TOKEN_FILE, or the token `npm start` wrote: DRAFTSMAN_DATA_DIR/api-token, ./data/api-token, the checkout\'s data/api-token)',
+      "API token (env DRAFTSMAN_TOKEN, or the file DRAFTSMAN_TOKEN_FILE, or the token `npm start` wrote: DRAFTSMAN_DATA_DIR/api-token, ./data/api-token, the checkout's data/api-token)",
     )
-    .option('--json', 'machine-readable output: the API\'s answer as JSON');
+    .option('--json', "machine-readable output: the API's answer as JSON");
 }
 
 const apiOf = (o: Common) => new DraftsmanApi((o.url ?? process.env.DRAFTSMAN_URL ?? 'http://127.0.0.1:3000').replace(/\/$/, ''), findToken(o.token));
@@ -179,7 +179,7 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
   command('cancel')
     .description('cancel a job')
     .argument('<id>')
-    .option('--reason <reason>', 'why (kept in the job\'s error and audit trail)')
+    .option('--reason <reason>', "why (kept in the job's error and audit trail)")
     .option('--idempotency-key <key>', 'a retry with the same key does nothing new')
     .action(async (id: string, o: Common & { reason?: string; idempotencyKey?: string }) => {
       const answer = await apiOf(o).cancel(id, o.reason, o.idempotencyKey);
@@ -204,7 +204,7 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
   }
 
   command('ls')
-    .description('list jobs, newest first (a next page\'s cursor is printed last)')
+    .description("list jobs, newest first (a next page's cursor is printed last)")
     .addOption(new Option('--status <status>', 'only jobs in this status').choices([...JOB_STATUSES]))
     .option('--repo <url>', 'only jobs of this repository')
     .option('--commit <sha>', 'only jobs of this commit (40 hex digits)')
@@ -217,7 +217,9 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
     .option('--cursor <cursor>', 'the page after this nextCursor')
     .action(async (o: Common & Record<string, string | undefined>) => {
       const filter = Object.fromEntries(
-        (['status', 'repo', 'commit', 'principal', 'label', 'q', 'createdAfter', 'createdBefore', 'limit', 'cursor'] as const).flatMap((k) => (o[k] === undefined ? [] : [[k, o[k]]])),
+        (['status', 'repo', 'commit', 'principal', 'label', 'q', 'createdAfter', 'createdBefore', 'limit', 'cursor'] as const).flatMap((k) =>
+          o[k] === undefined ? [] : [[k, o[k]]],
+        ),
       ) as ListFilter;
       const page = await apiOf(o).list(filter);
       if (o.json) {
@@ -237,7 +239,9 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
         return;
       }
       for (const h of answer.hosts) {
-        out(`${h.id.padEnd(20)}  ${h.state.padEnd(8)}  ${h.running}/${h.capacity} running  ${h.holding} held  ${h.freeDiskMb === null ? '-' : `${h.freeDiskMb} MiB free`}  seen ${h.seenAt}`);
+        out(
+          `${h.id.padEnd(20)}  ${h.state.padEnd(8)}  ${h.running}/${h.capacity} running  ${h.holding} held  ${h.freeDiskMb === null ? '-' : `${h.freeDiskMb} MiB free`}  seen ${h.seenAt}`,
+        );
       }
       out(`${answer.waiting} job(s) waiting for a host`);
     });
@@ -266,7 +270,9 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
         return;
       }
       for (const k of answer.caches) {
-        out(`${k.id}  ${k.kind.padEnd(8)}  ${String(Math.ceil(k.bytes / 1024)).padStart(9)} KiB  used ${k.lastUsedAt}  ${k.name ? `${k.name}:` : ''}${k.key}  ${k.scope}`);
+        out(
+          `${k.id}  ${k.kind.padEnd(8)}  ${String(Math.ceil(k.bytes / 1024)).padStart(9)} KiB  used ${k.lastUsedAt}  ${k.name ? `${k.name}:` : ''}${k.key}  ${k.scope}`,
+        );
       }
       out(`${answer.caches.length} entr${answer.caches.length === 1 ? 'y' : 'ies'}, ${Math.ceil(answer.bytes / 2 ** 20)} MiB`);
     });

@@ -27,7 +27,9 @@ export function summary(job: JobView): string {
   if (job.loop) lines.push(`  loop    ${job.loop.iterations} iteration(s), ${job.loop.converged ? 'converged' : 'not converged'}`);
   for (const s of job.steps) {
     const secs = s.durationMs != null ? ` ${(s.durationMs / 1000).toFixed(1)}s` : '';
-    lines.push(`  ${`${s.kind}-${s.index}`.padEnd(12)} ${s.status.padEnd(10)} exit ${s.exitCode ?? '-'}${secs}${s.logTruncated ? ' (log truncated)' : ''}${s.oomKilled ? ' (OOM-killed)' : ''}`);
+    lines.push(
+      `  ${`${s.kind}-${s.index}`.padEnd(12)} ${s.status.padEnd(10)} exit ${s.exitCode ?? '-'}${secs}${s.logTruncated ? ' (log truncated)' : ''}${s.oomKilled ? ' (OOM-killed)' : ''}`,
+    );
   }
   if (job.waiting) lines.push(`  waiting ${job.waiting}`);
   if (job.retrying) lines.push(`  retrying ${retryingText(job.retrying)}`);
@@ -47,18 +49,21 @@ export async function follow(api: DraftsmanApi, id: string): Promise<JobView> {
   const clear = () => tty && statusLine && process.stdout.write('\r\x1b[2K');
   const draw = () => tty && statusLine && process.stdout.write(statusLine);
   const poll = setInterval(() => {
-    void api.job(id).then((job) => {
-      const elapsed = `${((Date.now() - started) / 1000).toFixed(1)}s`;
-      const label = `${job.status}${stepLabel(job) ? ` ${stepLabel(job)}` : ''}`;
-      if (tty) {
-        clear();
-        statusLine = `[${elapsed}] ${label}`;
-        draw();
-      } else if (label !== last) {
-        out(`[${elapsed}] ${label}`);
-      }
-      last = label;
-    }, () => undefined);
+    void api.job(id).then(
+      (job) => {
+        const elapsed = `${((Date.now() - started) / 1000).toFixed(1)}s`;
+        const label = `${job.status}${stepLabel(job) ? ` ${stepLabel(job)}` : ''}`;
+        if (tty) {
+          clear();
+          statusLine = `[${elapsed}] ${label}`;
+          draw();
+        } else if (label !== last) {
+          out(`[${elapsed}] ${label}`);
+        }
+        last = label;
+      },
+      () => undefined,
+    );
   }, 500);
   try {
     await api.logs(id, { follow: true }, (l) => {

@@ -103,7 +103,9 @@ export class DraftsmanApi {
   /** Starts (or, with `draining` false, ends) a host's drain (admin scope). */
   drain(hostId: string, draining = true): Promise<HostView> {
     const path = { hostId };
-    return this.call(() => (draining ? this.http.POST('/v1/hosts/{hostId}/drain', { params: { path } }) : this.http.POST('/v1/hosts/{hostId}/undrain', { params: { path } })));
+    return this.call(() =>
+      draining ? this.http.POST('/v1/hosts/{hostId}/drain', { params: { path } }) : this.http.POST('/v1/hosts/{hostId}/undrain', { params: { path } }),
+    );
   }
 
   /** The saved caches and kept workspaces (admin scope), most recently used first. */
@@ -139,12 +141,13 @@ export class DraftsmanApi {
     if (opts.step) q.set('step', opts.step);
     const headers = (extra: Record<string, string>) => ({ ...(this.token ? { authorization: `Bearer ${this.token}` } : {}), ...extra });
     let lastEventId: string | undefined;
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       let res: Response;
       try {
         res = await fetch(`${this.url}/v1/jobs/${encodeURIComponent(id)}/logs?${q}`, { headers: headers(lastEventId ? { 'last-event-id': lastEventId } : {}) });
       } catch (err) {
-        if (!opts.follow || lastEventId === undefined || ++failures > RECONNECTS) throw new ApiError(0, `cannot reach the Draftsman API at ${this.url}: ${(err as Error).message}`);
+        if (!opts.follow || lastEventId === undefined || ++failures > RECONNECTS)
+          throw new ApiError(0, `cannot reach the Draftsman API at ${this.url}: ${(err as Error).message}`);
         await new Promise((r) => setTimeout(r, RECONNECT_MS));
         continue;
       }

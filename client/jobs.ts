@@ -4,7 +4,17 @@ import { ApplicationFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { ApprovalRefusedError, DecisionPendingError } from '../common/errors';
 import type { Approval, ApprovalDecision, JobView, Retrying } from '../common/job';
-import { APPROVAL_UPDATE, CANCEL_SIGNAL, WAKE_SIGNAL, DEFAULT_TASK_QUEUE, FailureType, JOB_WORKFLOW_TYPE, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
+import {
+  APPROVAL_UPDATE,
+  CANCEL_SIGNAL,
+  WAKE_SIGNAL,
+  DEFAULT_TASK_QUEUE,
+  FailureType,
+  JOB_WORKFLOW_TYPE,
+  PRINCIPAL_MEMO,
+  REQUEST_ID_MEMO,
+  STATUS_QUERY,
+} from '../common/names';
 import type { JobSpec } from '../common/spec';
 
 export interface JobsClientOptions {
@@ -128,7 +138,9 @@ export class JobsClient {
       return await (deadline === null ? update() : this.client.connection.withDeadline(deadline, update));
     } catch (err) {
       if (deadline !== null && Date.now() >= deadline) {
-        throw new DecisionPendingError(`job ${jobId} has not taken the decision within ${opts.timeoutMs} ms (no worker has served it); send it again to wait once more`);
+        throw new DecisionPendingError(
+          `job ${jobId} has not taken the decision within ${opts.timeoutMs} ms (no worker has served it); send it again to wait once more`,
+        );
       }
       const cause = err instanceof WorkflowUpdateFailedError ? err.cause : undefined;
       if (cause instanceof ApplicationFailure && cause.type === FailureType.ApprovalConflict) throw new ApprovalRefusedError(cause.message, 'conflict');
@@ -183,7 +195,8 @@ export class JobsClient {
       activity: p.activityType?.name ?? 'activity',
       attempt: p.attempt ?? 2,
       lastError: p.lastFailure?.message ?? null,
-      nextAttemptAt: next != null && Number(next) > 0 ? new Date(Number(next) * 1000 + Math.floor((p.nextAttemptScheduleTime?.nanos ?? 0) / 1e6)).toISOString() : null,
+      nextAttemptAt:
+        next != null && Number(next) > 0 ? new Date(Number(next) * 1000 + Math.floor((p.nextAttemptScheduleTime?.nanos ?? 0) / 1e6)).toISOString() : null,
     };
   }
 

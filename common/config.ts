@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { socketDirProblem } from '../egress/layout';
-import { parseAllowEntry, parseExceptions, type OperatorEgress } from '../egress/policy';
+import { socketDirProblem } from './egress-layout';
+import { parseAllowEntry, parseExceptions, type OperatorEgress } from './egress-policy';
 import { parseGrants } from './grants';
 import { DEFAULT_TASK_QUEUE } from './names';
 
@@ -11,7 +11,12 @@ const int = (min: number, max: number) => z.coerce.number().int().min(min).max(m
 const list = z
   .string()
   .default('')
-  .transform((v) => v.split(',').map((i) => i.trim()).filter(Boolean));
+  .transform((v) =>
+    v
+      .split(',')
+      .map((i) => i.trim())
+      .filter(Boolean),
+  );
 
 /**
  * Every setting of the API and the worker, read once from the environment at
@@ -99,7 +104,12 @@ export const configSchema = z.object({
   DRAFTSMAN_CODEC_CORS_ORIGINS: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((o) => o.trim()).filter(Boolean)),
+    .transform((v) =>
+      v
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean),
+    ),
   /**
    * The Temporal Web UI server to serve under /temporal, behind Draftsman's sign-in (its
    * server started with --ui-public-path /temporal); `npm start` sets it to its own.
@@ -133,9 +143,17 @@ export const configSchema = z.object({
   DRAFTSMAN_ALLOWED_IMAGES: z
     .string()
     .default('')
-    .transform((v) => v.split(',').map((i) => i.trim()).filter(Boolean)),
+    .transform((v) =>
+      v
+        .split(',')
+        .map((i) => i.trim())
+        .filter(Boolean),
+    ),
   /** Whether specs may name file:// repositories (paths on the worker's host). */
-  DRAFTSMAN_ALLOW_FILE_REPOS: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  DRAFTSMAN_ALLOW_FILE_REPOS: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   /** Removed: steps have no network but loopback and reach out through the egress proxy. Set, it stops start-up with a message. */
   DRAFTSMAN_STEP_NETWORK: z.string().min(1).optional(),
   /**
@@ -168,7 +186,12 @@ export const configSchema = z.object({
     .transform((v, ctx) => {
       try {
         const parsed: unknown = JSON.parse(v);
-        if (parsed && typeof parsed === 'object' && !Array.isArray(parsed) && Object.values(parsed).every((l) => Array.isArray(l) && l.every((e) => typeof e === 'string'))) {
+        if (
+          parsed &&
+          typeof parsed === 'object' &&
+          !Array.isArray(parsed) &&
+          Object.values(parsed).every((l) => Array.isArray(l) && l.every((e) => typeof e === 'string'))
+        ) {
           return parsed as Record<string, string[]>;
         }
       } catch {
@@ -383,7 +406,13 @@ export function operatorEgress(
 ): OperatorEgress {
   const presets = config.DRAFTSMAN_EGRESS_PRESETS;
   const ceilingText = config.DRAFTSMAN_EGRESS_CEILING.trim();
-  const ceiling = ceilingText === '*' ? ('any' as const) : ceilingText.split(',').map((e) => e.trim()).filter(Boolean);
+  const ceiling =
+    ceilingText === '*'
+      ? ('any' as const)
+      : ceilingText
+          .split(',')
+          .map((e) => e.trim())
+          .filter(Boolean);
   if (ceiling !== 'any') for (const e of ceiling) parseAllowEntry(e, presets);
   for (const e of config.DRAFTSMAN_EGRESS_ALLOW) parseAllowEntry(e, presets);
   for (const entries of Object.values(presets)) for (const e of entries) parseAllowEntry(e, {});

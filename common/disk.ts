@@ -18,7 +18,9 @@ export const diskGuardPath = (config: Pick<Config, 'DRAFTSMAN_DISK_GUARD_PATH' |
   config.DRAFTSMAN_DISK_GUARD_PATH ?? config.DRAFTSMAN_DATA_DIR;
 
 /** Null when the guard is off (a floor of 0). */
-export async function diskRoom(config: Pick<Config, 'DRAFTSMAN_DISK_GUARD_PATH' | 'DRAFTSMAN_DATA_DIR' | 'DRAFTSMAN_MIN_FREE_DISK_MB'>): Promise<DiskRoom | null> {
+export async function diskRoom(
+  config: Pick<Config, 'DRAFTSMAN_DISK_GUARD_PATH' | 'DRAFTSMAN_DATA_DIR' | 'DRAFTSMAN_MIN_FREE_DISK_MB'>,
+): Promise<DiskRoom | null> {
   const floorMb = config.DRAFTSMAN_MIN_FREE_DISK_MB;
   if (floorMb <= 0) return null;
   const path = diskGuardPath(config);

@@ -6,7 +6,13 @@ describe('parseGrants', () => {
     ['', null],
     ['  \n', null],
     ['ci=npm-token', [{ principal: 'ci', prefix: false, refs: ['npm-token'] }]],
-    ['ci=a+b, bot=*', [{ principal: 'ci', prefix: false, refs: ['a', 'b'] }, { principal: 'bot', prefix: false, refs: ['*'] }]],
+    [
+      'ci=a+b, bot=*',
+      [
+        { principal: 'ci', prefix: false, refs: ['a', 'b'] },
+        { principal: 'bot', prefix: false, refs: ['*'] },
+      ],
+    ],
     ['# comment\nsdk:*=gh.token', [{ principal: 'sdk:', prefix: true, refs: ['gh.token'] }]],
     ['*=shared', [{ principal: '', prefix: true, refs: ['shared'] }]],
     ['sdk:worker@host=x', [{ principal: 'sdk:worker@host', prefix: false, refs: ['x'] }]],
@@ -56,8 +62,14 @@ describe('firstUngranted over a spec', () => {
   it.each([
     [{ secrets: {}, gitTokenSecret: null }, null],
     [{ secrets: { NPM_TOKEN: 'npm-token' }, gitTokenSecret: null }, null],
-    [{ secrets: { NPM_TOKEN: 'npm-token', DB: 'prod-db' }, gitTokenSecret: null }, { field: 'secrets.DB', ref: 'prod-db' }],
-    [{ secrets: { NPM_TOKEN: 'npm-token' }, gitTokenSecret: 'gh-token' }, { field: 'gitTokenSecret', ref: 'gh-token' }],
+    [
+      { secrets: { NPM_TOKEN: 'npm-token', DB: 'prod-db' }, gitTokenSecret: null },
+      { field: 'secrets.DB', ref: 'prod-db' },
+    ],
+    [
+      { secrets: { NPM_TOKEN: 'npm-token' }, gitTokenSecret: 'gh-token' },
+      { field: 'gitTokenSecret', ref: 'gh-token' },
+    ],
   ])('%j -> %j', (spec, ungranted) => {
     expect(firstUngranted(grants, 'ci', specSecretRefs(spec))).toEqual(ungranted);
   });

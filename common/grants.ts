@@ -34,7 +34,13 @@ export function parseGrants(text: string | undefined, source = 'DRAFTSMAN_SECRET
     .map((entry, i) => {
       const eq = entry.lastIndexOf('=');
       const principal = eq > 0 ? entry.slice(0, eq).trim() : '';
-      const refs = eq > 0 ? entry.slice(eq + 1).split('+').map((r) => r.trim()) : [];
+      const refs =
+        eq > 0
+          ? entry
+              .slice(eq + 1)
+              .split('+')
+              .map((r) => r.trim())
+          : [];
       if (!principal || !PRINCIPAL.test(principal)) {
         throw new Error(`${source}: entry ${i + 1} must be PRINCIPAL=REF+REF (a principal is a token name or sdk:IDENTITY, * only at its end)`);
       }
@@ -50,16 +56,18 @@ export function parseGrants(text: string | undefined, source = 'DRAFTSMAN_SECRET
 /** Whether `principal` may name `ref`. */
 export function isGranted(grants: SecretGrants, principal: string, ref: string): boolean {
   if (grants === null) return true;
-  return grants.some(
-    (g) => (g.prefix ? principal.startsWith(g.principal) : principal === g.principal) && (g.refs.includes('*') || g.refs.includes(ref)),
-  );
+  return grants.some((g) => (g.prefix ? principal.startsWith(g.principal) : principal === g.principal) && (g.refs.includes('*') || g.refs.includes(ref)));
 }
 
 /**
  * The first of a spec's references (`[field, ref]` pairs, the field being the spec's
  * JSON path) that `principal` may not name, or null when every one is granted.
  */
-export function firstUngranted(grants: SecretGrants, principal: string, refs: readonly (readonly [field: string, ref: string])[]): { field: string; ref: string } | null {
+export function firstUngranted(
+  grants: SecretGrants,
+  principal: string,
+  refs: readonly (readonly [field: string, ref: string])[],
+): { field: string; ref: string } | null {
   for (const [field, ref] of refs) if (!isGranted(grants, principal, ref)) return { field, ref };
   return null;
 }

@@ -31,7 +31,13 @@ describe('chooseHost', () => {
     ['only silent hosts', [host('a', { seenAt: ago(SILENT_AFTER_SECONDS + 1) })], {}, 1, 'waiting for a host: none has been heard from lately'],
     ['no host at all', [], {}, 1, 'waiting for a host: none has started'],
     ['below its disk floor', [host('a', { freeDiskMb: 10 }), host('b', { capacity: 1 })], {}, 1, 'b'],
-    ['every host below its disk floor: the closest named', [host('a', { freeDiskMb: 10 }), host('b', { freeDiskMb: 900 })], {}, 1, 'waiting for disk space: 900 MiB free on host b, below the floor of 1000 MiB'],
+    [
+      'every host below its disk floor: the closest named',
+      [host('a', { freeDiskMb: 10 }), host('b', { freeDiskMb: 900 })],
+      {},
+      1,
+      'waiting for disk space: 900 MiB free on host b, below the floor of 1000 MiB',
+    ],
     ['no floor, or disk not measured', [host('a', { freeDiskMb: 10, minFreeDiskMb: 0 }), host('b', { freeDiskMb: null, capacity: 1 })], {}, 1, 'a'],
   ])('%s', (_name, hosts, running, position, expected) => {
     expect(picked(chooseHost(hosts, load(running), now, position))).toBe(expected);
@@ -40,16 +46,34 @@ describe('chooseHost', () => {
   const lostAt = ago(30).getTime();
   it.each([
     ['a host the job lost takes it no more', [host('a'), host('b', { capacity: 1 })], [{ taskQueue: 'q@a', at: lostAt }], 'b'],
-    ['unless its worker started since (it came back)', [host('a', { startedAt: ago(10) }), host('b', { capacity: 1 })], [{ taskQueue: 'q@a', at: lostAt }], 'a'],
+    [
+      'unless its worker started since (it came back)',
+      [host('a', { startedAt: ago(10) }), host('b', { capacity: 1 })],
+      [{ taskQueue: 'q@a', at: lostAt }],
+      'a',
+    ],
     ['a loss elsewhere changes nothing', [host('a'), host('b', { capacity: 1 })], [{ taskQueue: 'q@c', at: lostAt }], 'a'],
-    ['only the lost host: the job waits, saying so', [host('a')], [{ taskQueue: 'q@a', at: lostAt }], 'waiting for a host: its own was lost, and no other has been heard from lately'],
-    ['two hosts lost', [host('a'), host('b'), host('c', { capacity: 1 })], [{ taskQueue: 'q@a', at: lostAt }, { taskQueue: 'q@b', at: lostAt }], 'c'],
+    [
+      'only the lost host: the job waits, saying so',
+      [host('a')],
+      [{ taskQueue: 'q@a', at: lostAt }],
+      'waiting for a host: its own was lost, and no other has been heard from lately',
+    ],
+    [
+      'two hosts lost',
+      [host('a'), host('b'), host('c', { capacity: 1 })],
+      [
+        { taskQueue: 'q@a', at: lostAt },
+        { taskQueue: 'q@b', at: lostAt },
+      ],
+      'c',
+    ],
   ])('%s', (_name, hosts, lost, expected) => {
     expect(picked(chooseHost(hosts, load({}), now, 1, lost))).toBe(expected);
   });
 
   it.each([
-    ['a host holding the job\'s caches before one with more room', [host('a', { capacity: 4 }), host('b')], ['q@b'], 'b'],
+    ["a host holding the job's caches before one with more room", [host('a', { capacity: 4 }), host('b')], ['q@b'], 'b'],
     ['the first preferred that has room', [host('a'), host('b'), host('c')], ['q@c', 'q@b'], 'c'],
     ['a preferred host that is full is passed over', [host('a'), host('b', { capacity: 1 })], ['q@b'], 'a'],
     ['a preferred host that drains is passed over', [host('a'), host('b', { draining: true })], ['q@b'], 'a'],
@@ -81,7 +105,12 @@ describe('hostView', () => {
 
 describe('currentWait', () => {
   it.each([
-    ['a room wait written at another place: today’s place', 'waiting for a host with room (position 4 in the queue)', 2, 'waiting for a host with room (position 2 in the queue)'],
+    [
+      'a room wait written at another place: today’s place',
+      'waiting for a host with room (position 4 in the queue)',
+      2,
+      'waiting for a host with room (position 2 in the queue)',
+    ],
     ['a room wait, no place known', 'waiting for a host with room (position 4 in the queue)', null, 'waiting for a host with room (position 4 in the queue)'],
     ['another reason stays', 'waiting for a host: every host drains', 1, 'waiting for a host: every host drains'],
     ['the disk guard stays', 'waiting for disk space: 10 MiB free', 3, 'waiting for disk space: 10 MiB free'],
@@ -113,13 +142,18 @@ describe('lineOrder', () => {
       const [next] = lineOrder(line, new Map(), last).order;
       started.push(next!);
       last.set(next![0]!.toUpperCase(), t);
-      line.splice(line.findIndex((x) => x.id === next), 1);
+      line.splice(
+        line.findIndex((x) => x.id === next),
+        1,
+      );
     }
     expect(started).toEqual(['a1', 'b1', 'a2', 'b2', 'a3', 'b3']);
   });
 
   it('says why a held-back job waits', () => {
-    expect(lineOrder([j('a2', 'repo:r', 1)], new Map([['repo:r', 1]]), new Map()).blocked.get('a2')).toBe('waiting for its concurrency key repo:r: 1 of its jobs hold a host (limit 1)');
+    expect(lineOrder([j('a2', 'repo:r', 1)], new Map([['repo:r', 1]]), new Map()).blocked.get('a2')).toBe(
+      'waiting for its concurrency key repo:r: 1 of its jobs hold a host (limit 1)',
+    );
   });
 });
 

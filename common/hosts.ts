@@ -77,7 +77,12 @@ export function chooseHost(
   const fresh = candidates.filter((h) => now.getTime() - h.seenAt.getTime() <= SILENT_AFTER_SECONDS * 1000);
   if (fresh.length === 0) {
     if (hosts.length === 0) return { wait: 'waiting for a host: none has started' };
-    return { wait: candidates.length < hosts.length ? 'waiting for a host: its own was lost, and no other has been heard from lately' : 'waiting for a host: none has been heard from lately' };
+    return {
+      wait:
+        candidates.length < hosts.length
+          ? 'waiting for a host: its own was lost, and no other has been heard from lately'
+          : 'waiting for a host: none has been heard from lately',
+    };
   }
   const open = fresh.filter((h) => !h.draining);
   if (open.length === 0) return { wait: 'waiting for a host: every host drains' };
@@ -92,7 +97,9 @@ export function chooseHost(
   const total = free.reduce((sum, h) => sum + room(h), 0);
   if (total < position) return { wait: roomWait(position) };
   const rank = (h: HostRow) => (prefer.includes(h.taskQueue) ? prefer.indexOf(h.taskQueue) : prefer.length);
-  const [best] = [...free].sort((a, b) => rank(a) - rank(b) || room(b) - room(a) || (running.get(a.id) ?? 0) - (running.get(b.id) ?? 0) || a.id.localeCompare(b.id));
+  const [best] = [...free].sort(
+    (a, b) => rank(a) - rank(b) || room(b) - room(a) || (running.get(a.id) ?? 0) - (running.get(b.id) ?? 0) || a.id.localeCompare(b.id),
+  );
   return { host: best! };
 }
 
@@ -111,7 +118,11 @@ export interface InLine {
  * held). The others take turns by key: the key placed longest ago (or never) first,
  * then submission order; jobs without a key take turns as one key.
  */
-export function lineOrder(line: readonly InLine[], held: ReadonlyMap<string, number>, lastPlaced: ReadonlyMap<string, number>): { order: string[]; blocked: Map<string, string> } {
+export function lineOrder(
+  line: readonly InLine[],
+  held: ReadonlyMap<string, number>,
+  lastPlaced: ReadonlyMap<string, number>,
+): { order: string[]; blocked: Map<string, string> } {
   const seen = new Map<string, number>();
   const blocked = new Map<string, string>();
   const eligible: { id: string; turn: number; i: number }[] = [];

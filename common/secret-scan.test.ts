@@ -36,7 +36,7 @@ describe('secretScanner finds a secret', () => {
     ['as it is', `token=${SECRET} done`],
     ['base64', Buffer.from(SECRET).toString('base64')],
     ['base64 inside a longer string', inside.toString('base64')],
-    ['base64 wrapped at 76 columns (base64\'s default)', wrapped(inside.toString('base64'), 76)],
+    ["base64 wrapped at 76 columns (base64's default)", wrapped(inside.toString('base64'), 76)],
     ['base64 wrapped at 20 columns', wrapped(inside.toString('base64'), 20)],
     ['base64 wrapped with CR LF', wrapped(inside.toString('base64'), 30).replace(/\n/g, '\r\n')],
     ['base64url inside a longer string', inside.toString('base64url')],

@@ -144,7 +144,15 @@ function formsOf(value: string): { raw: string[]; unspaced: string[]; hex: strin
   const bytes = Buffer.from(value);
   const b64 = bytes.toString('base64');
   const url = encodeURIComponent(value);
-  const raw = [value, b64, b64.replace(/=+$/, ''), bytes.toString('base64url'), url, url.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()), url.replace(/%20/g, '+')];
+  const raw = [
+    value,
+    b64,
+    b64.replace(/=+$/, ''),
+    bytes.toString('base64url'),
+    url,
+    url.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
+    url.replace(/%20/g, '+'),
+  ];
   if (value.length < MIN_ENCODED) return { raw, unspaced: [], hex: [], decoded: [] };
   const hex = bytes.toString('hex');
   const cores = base64Cores(bytes);
@@ -270,7 +278,11 @@ export function secretScanner(values: readonly string[]): SecretScanner {
     if (forms.hex.length) {
       const digits = text
         .split('\n')
-        .map((l) => dumpBody(l).body.replace(/(0|\\)[xX]/g, '').replace(/[^0-9a-fA-F]+/g, ''))
+        .map((l) =>
+          dumpBody(l)
+            .body.replace(/(0|\\)[xX]/g, '')
+            .replace(/[^0-9a-fA-F]+/g, ''),
+        )
         .join('')
         .toLowerCase();
       if (has(digits, forms.hex)) return true;
@@ -282,7 +294,9 @@ export function secretScanner(values: readonly string[]): SecretScanner {
       if (has(plus, forms.decoded)) return true;
     }
     if (forms.decoded.length && text.includes('\\')) {
-      const unescaped = text.replace(/\\u([0-9a-fA-F]{4})|\\(["\\/bfnrt])/g, (_, u?: string, c?: string) => (u ? String.fromCharCode(parseInt(u, 16)) : JSON_ESCAPES[c!]!));
+      const unescaped = text.replace(/\\u([0-9a-fA-F]{4})|\\(["\\/bfnrt])/g, (_, u?: string, c?: string) =>
+        u ? String.fromCharCode(parseInt(u, 16)) : JSON_ESCAPES[c!]!,
+      );
       if (has(unescaped, forms.decoded)) return true;
     }
     return false;

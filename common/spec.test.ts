@@ -60,7 +60,7 @@ describe('resolveJobSpec', () => {
     expect(spec.env).toEqual({ NODE_ENV: 'test', _X: '' });
   });
 
-  it('takes the spec\'s egress entries (presets kept as written) over the operator default', () => {
+  it("takes the spec's egress entries (presets kept as written) over the operator default", () => {
     expect(resolveJobSpec({ ...valid, egress: { allow: ['a.example.org', 'docs'] } }, defaults).egress).toEqual({ allow: ['a.example.org', 'docs'] });
     expect(resolveJobSpec({ ...valid, egress: { allow: [] } }, defaults).egress).toEqual({ allow: [] });
   });
@@ -69,9 +69,24 @@ describe('resolveJobSpec', () => {
   it.each([
     ['timeouts.stepSeconds', { timeouts: { stepSeconds: 3600 } }, { timeouts: { stepSeconds: 3601 } }, /3601 is over this server's ceiling of 3600/],
     ['timeouts.jobSeconds', { timeouts: { jobSeconds: 7200 } }, { timeouts: { jobSeconds: 7201 } }, /7201 is over this server's ceiling of 7200/],
-    ['loop.maxIterations', { loop: { command: 'x', maxIterations: 50 } }, { loop: { command: 'x', maxIterations: 51 } }, /51 is over this server's ceiling of 50/],
-    ['steps (setup, validate and publish together)', { setup: steps(2), validate: steps(2) }, { setup: steps(2), validate: steps(3) }, /5 is over this server's ceiling of 4/],
-    ['steps (setup, validate and publish together)', { setup: steps(1), validate: steps(1), publish: steps(2) }, { setup: steps(1), validate: steps(2), publish: steps(2) }, /5 is over this server's ceiling of 4/],
+    [
+      'loop.maxIterations',
+      { loop: { command: 'x', maxIterations: 50 } },
+      { loop: { command: 'x', maxIterations: 51 } },
+      /51 is over this server's ceiling of 50/,
+    ],
+    [
+      'steps (setup, validate and publish together)',
+      { setup: steps(2), validate: steps(2) },
+      { setup: steps(2), validate: steps(3) },
+      /5 is over this server's ceiling of 4/,
+    ],
+    [
+      'steps (setup, validate and publish together)',
+      { setup: steps(1), validate: steps(1), publish: steps(2) },
+      { setup: steps(1), validate: steps(2), publish: steps(2) },
+      /5 is over this server's ceiling of 4/,
+    ],
   ])('the ceiling on %s: exactly at it passes, just over it is refused naming the field', (field, at, over, message) => {
     const tight = { ...defaults, max: { ...defaults.max, iterations: 50 } };
     expect(() => resolveJobSpec({ ...valid, ...at }, tight)).not.toThrow();
@@ -79,9 +94,21 @@ describe('resolveJobSpec', () => {
   });
 
   it.each([
-    ['a gate before validation, with the defaults', { validate: ['true'], approval: { before: 'validate' } }, { before: 'validate', timeoutSeconds: 86_400, onTimeout: 'reject' }],
-    ['a gate before the loop', { loop: { command: 'x', maxIterations: 1 }, approval: { before: 'loop', timeoutSeconds: 60, onTimeout: 'approve' } }, { before: 'loop', timeoutSeconds: 60, onTimeout: 'approve' }],
-    ['a gate before publish', { publish: ['git push'], approval: { before: 'publish', timeoutSeconds: 604_800 } }, { before: 'publish', timeoutSeconds: 604_800, onTimeout: 'reject' }],
+    [
+      'a gate before validation, with the defaults',
+      { validate: ['true'], approval: { before: 'validate' } },
+      { before: 'validate', timeoutSeconds: 86_400, onTimeout: 'reject' },
+    ],
+    [
+      'a gate before the loop',
+      { loop: { command: 'x', maxIterations: 1 }, approval: { before: 'loop', timeoutSeconds: 60, onTimeout: 'approve' } },
+      { before: 'loop', timeoutSeconds: 60, onTimeout: 'approve' },
+    ],
+    [
+      'a gate before publish',
+      { publish: ['git push'], approval: { before: 'publish', timeoutSeconds: 604_800 } },
+      { before: 'publish', timeoutSeconds: 604_800, onTimeout: 'reject' },
+    ],
   ])('resolves %s', (_name, extra, approval) => {
     expect(resolveJobSpec({ ...valid, ...extra }, defaults).approval).toEqual(approval);
   });
@@ -90,7 +117,12 @@ describe('resolveJobSpec', () => {
     ['a gate before a phase the spec lacks', { approval: { before: 'publish' } }, 'approval.before', /no publish steps to hold back/],
     ['a gate before a missing loop', { validate: ['true'], approval: { before: 'loop' } }, 'approval.before', /no loop to hold back/],
     ['an unknown phase', { validate: ['true'], approval: { before: 'setup' } }, 'approval.before', /loop.*validate.*publish/],
-    ['a wait past a week', { validate: ['true'], approval: { before: 'validate', timeoutSeconds: 604_801 } }, 'approval.timeoutSeconds', /between 1 and 604800/],
+    [
+      'a wait past a week',
+      { validate: ['true'], approval: { before: 'validate', timeoutSeconds: 604_801 } },
+      'approval.timeoutSeconds',
+      /between 1 and 604800/,
+    ],
     ['an unknown timeout decision', { validate: ['true'], approval: { before: 'validate', onTimeout: 'retry' } }, 'approval.onTimeout', /reject.*approve/],
     ['publish secrets without publish steps', { publishSecrets: { T: 'tok' } }, 'publishSecrets', /only publish steps receive them/],
     ['a publish secret also in env', { publish: ['x'], env: { T: '1' }, publishSecrets: { T: 'tok' } }, 'publishSecrets.T', /also set in env/],
@@ -104,14 +136,15 @@ describe('resolveJobSpec', () => {
   });
 
   it('accepts file:// repositories only when the operator allows them', () => {
-    expect(resolveJobSpec({ ...valid, repo: 'file:///srv/git/r.git' }, { ...defaults, allowFileRepos: true }).repo).toBe(
-      'file:///srv/git/r.git',
-    );
+    expect(resolveJobSpec({ ...valid, repo: 'file:///srv/git/r.git' }, { ...defaults, allowFileRepos: true }).repo).toBe('file:///srv/git/r.git');
   });
 
-  it.each(['https://example.com/org/repo.git', 'https://example.com:8443/org/repo.git', 'http://127.0.0.1:8080/repo.git'])('accepts the repo URL %s', (repo) => {
-    expect(resolveJobSpec({ ...valid, repo }, defaults).repo).toBe(repo);
-  });
+  it.each(['https://example.com/org/repo.git', 'https://example.com:8443/org/repo.git', 'http://127.0.0.1:8080/repo.git'])(
+    'accepts the repo URL %s',
+    (repo) => {
+      expect(resolveJobSpec({ ...valid, repo }, defaults).repo).toBe(repo);
+    },
+  );
 
   it.each([
     ['branch name as commit', { ...valid, commit: 'main' }, 'commit', /40-hex/],
@@ -125,7 +158,12 @@ describe('resolveJobSpec', () => {
     ['scp-like ssh', { ...valid, repo: 'git@example.com:org/repo.git' }, 'repo', /git@host:path \(ssh\) is not supported/],
     ['git:// URL', { ...valid, repo: 'git://127.0.0.1:9418/repo.git' }, 'repo', /"git" is not supported/],
     ['a token with an http:// repository', { ...valid, repo: 'http://example.com/r.git', gitTokenSecret: 'tok' }, 'gitTokenSecret', /only over https/],
-    ['an egress entry outside the ceiling', { ...valid, egress: { allow: ['a.example.org', 'evil.test'] } }, 'egress.allow.1', /"evil.test" is outside the operator's egress ceiling/],
+    [
+      'an egress entry outside the ceiling',
+      { ...valid, egress: { allow: ['a.example.org', 'evil.test'] } },
+      'egress.allow.1',
+      /"evil.test" is outside the operator's egress ceiling/,
+    ],
     ['an egress entry that is no host', { ...valid, egress: { allow: ['http://a.example.org'] } }, 'egress.allow.0', /is not host, host:port/],
     ['an unknown egress field', { ...valid, egress: { allow: [], deny: [] } }, 'egress.deny', /unknown field/],
     ['file scheme (not allowed by this policy)', { ...valid, repo: 'file:///etc/passwd' }, 'repo', /file:\/\/ repositories are not allowed/],
@@ -267,7 +305,10 @@ describe('warm starts', () => {
     expect(resolveJobSpec({ ...valid, from: { job: 'job-1', after: 'setup' } }, defaults).from).toEqual({ job: 'job-1', after: 'setup' });
   });
   it('a fork keeps its workspace after a loop step of its own; from names a loop step', () => {
-    const fork = resolveJobSpec({ ...valid, from: { job: 'job-1', after: 'loop-2' }, loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-3' } }, defaults);
+    const fork = resolveJobSpec(
+      { ...valid, from: { job: 'job-1', after: 'loop-2' }, loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-3' } },
+      defaults,
+    );
     expect(fork.from).toEqual({ job: 'job-1', after: 'loop-2' });
     expect(fork.snapshot).toEqual({ after: 'loop-3' });
   });
@@ -287,24 +328,90 @@ describe('warm starts', () => {
   it.each([
     ['caches without setup steps', { caches: [npm] }, 'caches', 'caches: only setup steps mount caches, and the spec has none'],
     ['two caches of one name', { setup: ['x'], caches: [npm, npm] }, 'caches', 'caches: cache names must be unique'],
-    ['a cache name with capitals', { setup: ['x'], caches: [{ ...npm, name: 'NPM' }] }, 'caches.0.name', 'caches.0.name: cache names must match [a-z0-9][a-z0-9_-]{0,31}'],
-    ['a key with another expression', { setup: ['x'], caches: [{ ...npm, key: 'npm-{{ github.sha }}' }] }, 'caches.0.key', 'caches.0.key: {{ github.sha }} is not an expression a key may hold (only hashFiles(\'pattern\', ...))'],
-    ['a pattern outside the workspace', { setup: ['x'], caches: [{ ...npm, key: "{{ hashFiles('../x') }}" }] }, 'caches.0.key', "caches.0.key: hashFiles: pattern '../x' must be a relative path or glob inside the workspace"],
-    ['a restore key with a space', { setup: ['x'], caches: [{ ...npm, restoreKeys: ['npm '] }] }, 'caches.0.restoreKeys.0', 'caches.0.restoreKeys.0: printable ASCII without spaces'],
+    [
+      'a cache name with capitals',
+      { setup: ['x'], caches: [{ ...npm, name: 'NPM' }] },
+      'caches.0.name',
+      'caches.0.name: cache names must match [a-z0-9][a-z0-9_-]{0,31}',
+    ],
+    [
+      'a key with another expression',
+      { setup: ['x'], caches: [{ ...npm, key: 'npm-{{ github.sha }}' }] },
+      'caches.0.key',
+      "caches.0.key: {{ github.sha }} is not an expression a key may hold (only hashFiles('pattern', ...))",
+    ],
+    [
+      'a pattern outside the workspace',
+      { setup: ['x'], caches: [{ ...npm, key: "{{ hashFiles('../x') }}" }] },
+      'caches.0.key',
+      "caches.0.key: hashFiles: pattern '../x' must be a relative path or glob inside the workspace",
+    ],
+    [
+      'a restore key with a space',
+      { setup: ['x'], caches: [{ ...npm, restoreKeys: ['npm '] }] },
+      'caches.0.restoreKeys.0',
+      'caches.0.restoreKeys.0: printable ASCII without spaces',
+    ],
     ['a path out of the workspace', { setup: ['x'], caches: [{ ...npm, path: '../x' }] }, 'caches.0.path', 'caches.0.path: must not have . or .. segments'],
-    ['an absolute path', { setup: ['x'], caches: [{ ...npm, path: '/cache' }] }, 'caches.0.path', 'caches.0.path: must be a relative path of letters, digits and ._@+- separated by single slashes'],
+    [
+      'an absolute path',
+      { setup: ['x'], caches: [{ ...npm, path: '/cache' }] },
+      'caches.0.path',
+      'caches.0.path: must be a relative path of letters, digits and ._@+- separated by single slashes',
+    ],
     ['a path in .git', { setup: ['x'], caches: [{ ...npm, path: '.git/hooks' }] }, 'caches.0.path', 'caches.0.path: must be outside .git'],
-    ['two paths, one inside the other', { setup: ['x'], caches: [{ ...npm, path: 'a' }, { ...npm, name: 'b', path: 'a/b' }] }, 'caches', 'caches: cache paths must not hold one another'],
-    ['a path cache with a snapshot', { setup: ['x'], caches: [{ ...npm, path: 'node_modules' }], snapshot: { after: 'setup' } }, 'caches', 'caches: npm has a path in the workspace, which a kept workspace would not hold; a job with snapshot or from keeps what setup installed with the workspace instead'],
+    [
+      'two paths, one inside the other',
+      {
+        setup: ['x'],
+        caches: [
+          { ...npm, path: 'a' },
+          { ...npm, name: 'b', path: 'a/b' },
+        ],
+      },
+      'caches',
+      'caches: cache paths must not hold one another',
+    ],
+    [
+      'a path cache with a snapshot',
+      { setup: ['x'], caches: [{ ...npm, path: 'node_modules' }], snapshot: { after: 'setup' } },
+      'caches',
+      'caches: npm has a path in the workspace, which a kept workspace would not hold; a job with snapshot or from keeps what setup installed with the workspace instead',
+    ],
     ['nine caches', { setup: ['x'], caches: Array.from({ length: 9 }, (_, i) => ({ ...npm, name: `c${i}` })) }, 'caches', 'caches: at most 8 caches'],
-    ['a snapshot after the loop as a whole', { snapshot: { after: 'loop' } }, 'snapshot.after', 'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)'],
-    ['a snapshot after iteration 0', { loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-0' } }, 'snapshot.after', 'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)'],
-    ['a snapshot after a validate step', { snapshot: { after: 'validate-0' } }, 'snapshot.after', 'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)'],
-    ['a snapshot after an iteration past the last', { loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-4' } }, 'snapshot.after', "snapshot.after: the spec's loop has no iteration 4"],
+    [
+      'a snapshot after the loop as a whole',
+      { snapshot: { after: 'loop' } },
+      'snapshot.after',
+      'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)',
+    ],
+    [
+      'a snapshot after iteration 0',
+      { loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-0' } },
+      'snapshot.after',
+      'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)',
+    ],
+    [
+      'a snapshot after a validate step',
+      { snapshot: { after: 'validate-0' } },
+      'snapshot.after',
+      'snapshot.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)',
+    ],
+    [
+      'a snapshot after an iteration past the last',
+      { loop: { command: 'x', maxIterations: 3 }, snapshot: { after: 'loop-4' } },
+      'snapshot.after',
+      "snapshot.after: the spec's loop has no iteration 4",
+    ],
     ['a snapshot after a loop step without a loop', { snapshot: { after: 'loop-1' } }, 'snapshot.after', "snapshot.after: the spec's loop has no iteration 1"],
     ['from a bad point', { from: { job: 'j', after: 'clone-0' } }, 'from.after', 'from.after: must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)'],
     ['from with a bad job id', { from: { job: '../x', after: 'setup' } }, 'from.job', 'from.job: must be a job id'],
-    ['from and a snapshot after setup together', { from: { job: 'j', after: 'setup' }, snapshot: { after: 'setup' } }, 'snapshot.after', "snapshot.after: a job started from another's workspace keeps none after its own setup (after a loop step it may)"],
+    [
+      'from and a snapshot after setup together',
+      { from: { job: 'j', after: 'setup' }, snapshot: { after: 'setup' } },
+      'snapshot.after',
+      "snapshot.after: a job started from another's workspace keeps none after its own setup (after a loop step it may)",
+    ],
   ])('%s is refused, naming the field', (_name, extra, field, message) => {
     expect(refusal({ ...valid, ...extra })).toEqual({ field, message });
   });

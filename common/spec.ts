@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { type Config, operatorEgress } from './config';
 import { SECRET_REF } from './grants';
-import { EgressPolicyError, jobPolicy, type OperatorEgress } from '../egress/policy';
+import { EgressPolicyError, jobPolicy, type OperatorEgress } from './egress-policy';
 import { InvalidJobSpecError } from './errors';
 import { GATED_PHASES, type ResolvedJobSpec } from './job';
 import { cachesSchema, checkWarmFields, fromSchema, snapshotSchema } from './warm-spec';
@@ -20,11 +20,13 @@ const SCP_LIKE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9.[\]:-]+:[^\s]+$/;
 const ALLOWED_PROTOCOLS = new Set(['https:', 'http:', 'file:']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // A Docker image reference: [registry[:port]/]path[:tag][@digest].
-const IMAGE_REF = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const IMAGE_REF =
+  /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 function repoProblem(url: string): string | null {
-  // eslint-disable-next-line no-control-regex
   if (url.startsWith('-')) return 'must not start with "-"';
+  // Control characters are what this refuses.
+  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f\s]/.test(url)) return 'must not contain whitespace or control characters';
   // Bidi overrides, zero-width and look-alike characters hide what a URL points at.
   if (/[^\x21-\x7e]/.test(url)) return 'must be ASCII (write international host names in punycode)';
@@ -63,11 +65,7 @@ const secretEnv = z
 export const MAX_APPROVAL_SECONDS = 7 * 86_400;
 const DEFAULT_APPROVAL_SECONDS = 86_400;
 
-const command = z
-  .string()
-  .min(1, 'must not be empty')
-  .max(16_384, 'must be at most 16384 characters')
-  .refine(noNul, NUL_MESSAGE);
+const command = z.string().min(1, 'must not be empty').max(16_384, 'must be at most 16384 characters').refine(noNul, NUL_MESSAGE);
 
 export const jobSpecSchema = z.strictObject({
   repo: z
@@ -80,7 +78,10 @@ export const jobSpecSchema = z.strictObject({
     // For the OpenAPI document only (the check above decides, with its own messages):
     // the URLs a server accepts by default (any port from 1 to 65535); file:/// when its
     // operator allows it.
-    .meta({ pattern: '^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\s]*)?$', examples: ['https://example.com/org/repo.git'] }),
+    .meta({
+      pattern: '^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\\s]*)?$',
+      examples: ['https://example.com/org/repo.git'],
+    }),
   commit: z
     .string()
     .regex(COMMIT, 'must be a full 40-hex commit id; branch and tag names are not accepted')
@@ -91,11 +92,7 @@ export const jobSpecSchema = z.strictObject({
     .strictObject({
       command,
       until: command.optional(),
-      maxIterations: z
-        .number()
-        .int('must be an integer')
-        .min(1, 'must be between 1 and 1000')
-        .max(1000, 'must be between 1 and 1000'),
+      maxIterations: z.number().int('must be an integer').min(1, 'must be between 1 and 1000').max(1000, 'must be between 1 and 1000'),
     })
     .optional(),
   validate: z.array(command).max(100, 'at most 100 steps').optional(),
@@ -169,14 +166,22 @@ export const jobSpecSchema = z.strictObject({
   labels: z
     .record(
       z.string().regex(LABEL_KEY, 'label keys must match [a-z0-9][a-z0-9_.-]{0,62}'),
-      z.string().max(MAX_LABEL_VALUE, `label values must be at most ${MAX_LABEL_VALUE} characters`).regex(LABEL_VALUE, 'label values are printable ASCII without spaces'),
+      z
+        .string()
+        .max(MAX_LABEL_VALUE, `label values must be at most ${MAX_LABEL_VALUE} characters`)
+        .regex(LABEL_VALUE, 'label values are printable ASCII without spaces'),
     )
     .refine((l) => Object.keys(l).length <= MAX_LABELS, `at most ${MAX_LABELS} labels`)
     .optional(),
   timeouts: z
     .strictObject({
       stepSeconds: z.number().int('must be an integer').min(1).max(86_400).optional(),
-      jobSeconds: z.number().int('must be an integer').min(1).max(7 * 86_400).optional(),
+      jobSeconds: z
+        .number()
+        .int('must be an integer')
+        .min(1)
+        .max(7 * 86_400)
+        .optional(),
     })
     .optional(),
 });
@@ -288,7 +293,11 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
   over('timeouts.jobSeconds', spec.timeouts?.jobSeconds ?? 0, defaults.max.jobSeconds);
   over('loop.maxIterations', spec.loop?.maxIterations ?? 0, defaults.max.iterations);
   if (defaults.max.concurrency !== undefined) over('concurrency.limit', spec.concurrency?.limit ?? 0, defaults.max.concurrency);
-  over('steps (setup, validate and publish together)', (spec.setup?.length ?? 0) + (spec.validate?.length ?? 0) + (spec.publish?.length ?? 0), defaults.max.steps);
+  over(
+    'steps (setup, validate and publish together)',
+    (spec.setup?.length ?? 0) + (spec.validate?.length ?? 0) + (spec.publish?.length ?? 0),
+    defaults.max.steps,
+  );
   if (spec.repo.startsWith('http:') && spec.gitTokenSecret) {
     throw new InvalidJobSpecError('gitTokenSecret: a token is sent only over https; the repository is http://', 'gitTokenSecret');
   }
@@ -320,7 +329,9 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     ...(spec.publish?.length ? { publish: spec.publish } : {}),
     ...(spec.publishSecrets && Object.keys(spec.publishSecrets).length ? { publishSecrets: spec.publishSecrets } : {}),
     ...(spec.concurrency ? { concurrency: { key: spec.concurrency.key, limit: spec.concurrency.limit } } : {}),
-    ...(spec.caches?.length ? { caches: spec.caches.map((c) => ({ name: c.name, key: c.key, restoreKeys: c.restoreKeys ?? [], ...(c.path ? { path: c.path } : {}) })) } : {}),
+    ...(spec.caches?.length
+      ? { caches: spec.caches.map((c) => ({ name: c.name, key: c.key, restoreKeys: c.restoreKeys ?? [], ...(c.path ? { path: c.path } : {}) })) }
+      : {}),
     ...(spec.snapshot ? { snapshot: { after: spec.snapshot.after } } : {}),
     ...(spec.from ? { from: { job: spec.from.job, after: spec.from.after } } : {}),
     ...(spec.approval

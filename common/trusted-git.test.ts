@@ -60,7 +60,8 @@ function hostileGit() {
     ['credential.helper', `!${prog}`],
     ['include.path', path.join(root, 'included')],
     ['core.attributesFile', path.join(root, 'attrs')],
-  ]) git('config', k!, v!);
+  ])
+    git('config', k!, v!);
   fs.writeFileSync(path.join(root, 'included'), `[core]\n\tfsmonitor = ${hook}\n`);
   fs.writeFileSync(path.join(root, 'attrs'), '* filter=evil diff=evil\n');
   for (const h of ['pre-commit', 'post-checkout', 'post-index-change', 'reference-transaction']) fs.copyFileSync(hook, path.join(ws, '.git', 'hooks', h));
@@ -95,7 +96,7 @@ describe('the patch script', () => {
     expect(r.stdout).toContain('-one\n+two');
   });
 
-  it('ignores an index, HEAD and refs the agent rewrote: the diff is against the spec\'s commit', () => {
+  it("ignores an index, HEAD and refs the agent rewrote: the diff is against the spec's commit", () => {
     fs.writeFileSync(path.join(ws, 'a.txt'), 'two\n');
     git('commit', '-qam', 'the agent commits its change');
     const r = run(PATCH_SCRIPT);
@@ -104,26 +105,38 @@ describe('the patch script', () => {
   });
 
   it.each([
-    ['an altered object the diff reads (the base of a changed file)', () => {
-      fs.writeFileSync(path.join(ws, 'a.txt'), 'changed\n');
-      const blob = git('rev-parse', `${commit}:a.txt`);
-      const file = path.join(ws, '.git', 'objects', blob.slice(0, 2), blob.slice(2));
-      fs.chmodSync(file, 0o644);
-      // The contents of another blob under this one's name.
-      const other = execFileSync('git', ['hash-object', '-w', '--stdin'], { cwd: ws, input: 'other contents\n', encoding: 'utf8' }).trim();
-      fs.copyFileSync(path.join(ws, '.git', 'objects', other.slice(0, 2), other.slice(2)), file);
-    }, /do not match their ids|failed/],
-    ['an altered tree of the commit', () => {
-      const tree = git('rev-parse', `${commit}^{tree}`);
-      const file = path.join(ws, '.git', 'objects', tree.slice(0, 2), tree.slice(2));
-      fs.chmodSync(file, 0o644);
-      fs.writeFileSync(file, 'not even zlib');
-    }, /failed|no longer holds/],
+    [
+      'an altered object the diff reads (the base of a changed file)',
+      () => {
+        fs.writeFileSync(path.join(ws, 'a.txt'), 'changed\n');
+        const blob = git('rev-parse', `${commit}:a.txt`);
+        const file = path.join(ws, '.git', 'objects', blob.slice(0, 2), blob.slice(2));
+        fs.chmodSync(file, 0o644);
+        // The contents of another blob under this one's name.
+        const other = execFileSync('git', ['hash-object', '-w', '--stdin'], { cwd: ws, input: 'other contents\n', encoding: 'utf8' }).trim();
+        fs.copyFileSync(path.join(ws, '.git', 'objects', other.slice(0, 2), other.slice(2)), file);
+      },
+      /do not match their ids|failed/,
+    ],
+    [
+      'an altered tree of the commit',
+      () => {
+        const tree = git('rev-parse', `${commit}^{tree}`);
+        const file = path.join(ws, '.git', 'objects', tree.slice(0, 2), tree.slice(2));
+        fs.chmodSync(file, 0o644);
+        fs.writeFileSync(file, 'not even zlib');
+      },
+      /failed|no longer holds/,
+    ],
     ['a .git removed', () => fs.rmSync(path.join(ws, '.git'), { recursive: true }), /no \.git\/objects/],
-    ['a .git that is a file pointing elsewhere', () => {
-      fs.rmSync(path.join(ws, '.git'), { recursive: true });
-      fs.writeFileSync(path.join(ws, '.git'), `gitdir: ${root}\n`);
-    }, /no \.git\/objects/],
+    [
+      'a .git that is a file pointing elsewhere',
+      () => {
+        fs.rmSync(path.join(ws, '.git'), { recursive: true });
+        fs.writeFileSync(path.join(ws, '.git'), `gitdir: ${root}\n`);
+      },
+      /no \.git\/objects/,
+    ],
   ])('fails, saying why, on %s', (_what, spoil, message) => {
     spoil();
     const r = run(PATCH_SCRIPT);

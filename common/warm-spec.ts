@@ -6,7 +6,18 @@
 import { z } from 'zod';
 import { InvalidJobSpecError } from './errors';
 import { JOB_ID_PATTERN, type KeepPoint } from './job';
-import { CACHE_NAME, cachePathProblem, KEEP_POINT_PATTERN, KEY_TEXT, KeyTemplateError, loopIteration, MAX_CACHES, MAX_KEY_LENGTH, parseKeyTemplate, pathsOverlap } from './warm';
+import {
+  CACHE_NAME,
+  cachePathProblem,
+  KEEP_POINT_PATTERN,
+  KEY_TEXT,
+  KeyTemplateError,
+  loopIteration,
+  MAX_CACHES,
+  MAX_KEY_LENGTH,
+  parseKeyTemplate,
+  pathsOverlap,
+} from './warm';
 
 /** `setup`, or `loop-<k>`: after the loop's step of iteration k. */
 const KEEP_POINT = z
@@ -23,7 +34,10 @@ const KEEP_POINT = z
 export const cachesSchema = z
   .array(
     z.strictObject({
-      name: z.string().regex(CACHE_NAME, 'cache names must match [a-z0-9][a-z0-9_-]{0,31}').meta({ description: 'npm, yarn, pip, go and xdg point those tools at the cache' }),
+      name: z
+        .string()
+        .regex(CACHE_NAME, 'cache names must match [a-z0-9][a-z0-9_-]{0,31}')
+        .meta({ description: 'npm, yarn, pip, go and xdg point those tools at the cache' }),
       key: z
         .string()
         .min(1, 'must not be empty')
@@ -38,7 +52,13 @@ export const cachesSchema = z
         })
         .meta({ examples: ["npm-{{ hashFiles('package-lock.json') }}"] }),
       restoreKeys: z
-        .array(z.string().min(1, 'must not be empty').max(MAX_KEY_LENGTH, `must be at most ${MAX_KEY_LENGTH} characters`).regex(KEY_TEXT, 'printable ASCII without spaces'))
+        .array(
+          z
+            .string()
+            .min(1, 'must not be empty')
+            .max(MAX_KEY_LENGTH, `must be at most ${MAX_KEY_LENGTH} characters`)
+            .regex(KEY_TEXT, 'printable ASCII without spaces'),
+        )
         .max(8, 'at most 8 restore keys')
         .optional(),
       path: z
@@ -57,7 +77,10 @@ export const cachesSchema = z
   )
   .max(MAX_CACHES, `at most ${MAX_CACHES} caches`)
   .refine((c) => new Set(c.map((x) => x.name)).size === c.length, 'cache names must be unique')
-  .refine((c) => !c.some((x, i) => c.some((y, j) => j !== i && x.path !== undefined && y.path !== undefined && pathsOverlap(x.path, y.path))), 'cache paths must not hold one another')
+  .refine(
+    (c) => !c.some((x, i) => c.some((y, j) => j !== i && x.path !== undefined && y.path !== undefined && pathsOverlap(x.path, y.path))),
+    'cache paths must not hold one another',
+  )
   .optional();
 
 /**
@@ -89,10 +112,16 @@ export function checkWarmFields(spec: WarmFields): void {
   // A kept workspace is copied from the workspace volume alone, without the caches mounted in it.
   const inWorkspace = spec.caches?.find((c) => c.path);
   if (inWorkspace && (spec.snapshot || spec.from)) {
-    throw new InvalidJobSpecError(`caches: ${inWorkspace.name} has a path in the workspace, which a kept workspace would not hold; a job with snapshot or from keeps what setup installed with the workspace instead`, 'caches');
+    throw new InvalidJobSpecError(
+      `caches: ${inWorkspace.name} has a path in the workspace, which a kept workspace would not hold; a job with snapshot or from keeps what setup installed with the workspace instead`,
+      'caches',
+    );
   }
   if (spec.from && spec.snapshot?.after === 'setup') {
-    throw new InvalidJobSpecError("snapshot.after: a job started from another's workspace keeps none after its own setup (after a loop step it may)", 'snapshot.after');
+    throw new InvalidJobSpecError(
+      "snapshot.after: a job started from another's workspace keeps none after its own setup (after a loop step it may)",
+      'snapshot.after',
+    );
   }
   const iteration = loopIteration(spec.snapshot?.after ?? 'setup');
   if (iteration !== null && !(spec.loop && iteration <= spec.loop.maxIterations)) {

@@ -1,4 +1,20 @@
-import { cacheEnv, cacheHitEnv, cachePathProblem, evictions, KEEP_POINT_PATTERN, keptName, loopIteration, pathsOverlap, hashedPatterns, type KeptUse, parseKeyTemplate, pathspecs, renderKey, snapshotKey, warmScope } from './warm';
+import {
+  cacheEnv,
+  cacheHitEnv,
+  cachePathProblem,
+  evictions,
+  KEEP_POINT_PATTERN,
+  keptName,
+  loopIteration,
+  pathsOverlap,
+  hashedPatterns,
+  type KeptUse,
+  parseKeyTemplate,
+  pathspecs,
+  renderKey,
+  snapshotKey,
+  warmScope,
+} from './warm';
 
 describe('cache key templates', () => {
   it.each([
@@ -15,7 +31,7 @@ describe('cache key templates', () => {
     ["npm-{{ hashFiles('/etc/passwd') }}", "pattern '/etc/passwd' must be a relative path"],
     ["npm-{{ hashFiles('../other/lock') }}", "pattern '../other/lock' must be a relative path"],
     ["npm-{{ hashFiles('!a') }}", 'at least one pattern must include files'],
-    ["npm-{{ hashFiles() }}", 'is not an expression'],
+    ['npm-{{ hashFiles() }}', 'is not an expression'],
     ['npm-{{ hashFiles(', 'an unclosed {{'],
     ['npm key', 'printable ASCII without spaces'],
   ])('%s is refused: %s', (template, message) => {
@@ -50,7 +66,11 @@ describe('where a cache lives in a step', () => {
   });
 
   it('a cache with a path is found there, without the tool variables of its name', () => {
-    expect(cacheEnv(['pip'], [{ name: 'npm', path: 'node_modules' }])).toEqual({ DRAFTSMAN_CACHE_PIP: '/cache/pip', PIP_CACHE_DIR: '/cache/pip', DRAFTSMAN_CACHE_NPM: '/workspace/node_modules' });
+    expect(cacheEnv(['pip'], [{ name: 'npm', path: 'node_modules' }])).toEqual({
+      DRAFTSMAN_CACHE_PIP: '/cache/pip',
+      PIP_CACHE_DIR: '/cache/pip',
+      DRAFTSMAN_CACHE_NPM: '/workspace/node_modules',
+    });
   });
 
   it.each([
@@ -144,10 +164,25 @@ describe('evictions', () => {
   const e = (id: string, scope: string, bytes: number, minute: number): KeptUse => ({ id, scope, bytes, lastUsedAt: at(minute) });
   it.each([
     ['within both budgets: nothing', [e('a', 's', 10, 1), e('b', 's', 10, 2)], { scopeBytes: 30, totalBytes: 30 }, []],
-    ['a scope over its budget: its least recently used first', [e('a', 's', 10, 3), e('b', 's', 10, 1), e('c', 's', 10, 2)], { scopeBytes: 20, totalBytes: 0 }, ['b']],
+    [
+      'a scope over its budget: its least recently used first',
+      [e('a', 's', 10, 3), e('b', 's', 10, 1), e('c', 's', 10, 2)],
+      { scopeBytes: 20, totalBytes: 0 },
+      ['b'],
+    ],
     ['only the scope over its budget loses entries', [e('a', 's', 30, 1), e('b', 't', 5, 0)], { scopeBytes: 20, totalBytes: 0 }, ['a']],
-    ['the host over its total: least recently used across scopes', [e('a', 's', 10, 2), e('b', 't', 10, 1), e('c', 'u', 10, 3)], { scopeBytes: 0, totalBytes: 20 }, ['b']],
-    ['both: each scope within its own, then the host within its total', [e('a', 's', 10, 1), e('b', 's', 10, 2), e('c', 't', 10, 3), e('d', 't', 10, 4)], { scopeBytes: 15, totalBytes: 15 }, ['a', 'b', 'c']],
+    [
+      'the host over its total: least recently used across scopes',
+      [e('a', 's', 10, 2), e('b', 't', 10, 1), e('c', 'u', 10, 3)],
+      { scopeBytes: 0, totalBytes: 20 },
+      ['b'],
+    ],
+    [
+      'both: each scope within its own, then the host within its total',
+      [e('a', 's', 10, 1), e('b', 's', 10, 2), e('c', 't', 10, 3), e('d', 't', 10, 4)],
+      { scopeBytes: 15, totalBytes: 15 },
+      ['a', 'b', 'c'],
+    ],
     ['no limits', [e('a', 's', 1e12, 1)], { scopeBytes: 0, totalBytes: 0 }, []],
   ])('%s', (_what, entries, budget, evicted) => {
     expect(evictions(entries, budget).map((x) => x.id)).toEqual(evicted);

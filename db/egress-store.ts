@@ -52,10 +52,10 @@ export class EgressStore {
       ]);
     } else {
       // Past the cap, one event says the rest were counted and not listed.
-      await this.pool.query(`INSERT INTO events (job_id, key, type, data) VALUES ($1, 'egress_denied:capped', 'egress_denied_capped', $2) ON CONFLICT (job_id, key) DO NOTHING`, [
-        jobId,
-        JSON.stringify({ listed: cap, why: `more than ${cap} refused targets: the rest are counted (job_egress.denied), not listed` }),
-      ]);
+      await this.pool.query(
+        `INSERT INTO events (job_id, key, type, data) VALUES ($1, 'egress_denied:capped', 'egress_denied_capped', $2) ON CONFLICT (job_id, key) DO NOTHING`,
+        [jobId, JSON.stringify({ listed: cap, why: `more than ${cap} refused targets: the rest are counted (job_egress.denied), not listed` })],
+      );
     }
     await this.add(jobId, { connections: 0, denied: 1, bytesIn: 0, bytesOut: 0 });
   }

@@ -1,6 +1,17 @@
 import type { Pool, PoolClient } from 'pg';
 import { inLockedTransaction } from './transaction';
-import { chooseHost, concurrencyKey, type HostAdvert, type HostChoice, type HostRow, type HostView, hostView, lineOrder, type LostHost, SILENT_AFTER_SECONDS } from '../common/hosts';
+import {
+  chooseHost,
+  concurrencyKey,
+  type HostAdvert,
+  type HostChoice,
+  type HostRow,
+  type HostView,
+  hostView,
+  lineOrder,
+  type LostHost,
+  SILENT_AFTER_SECONDS,
+} from '../common/hosts';
 
 // Arbitrary constant: one placement at a time across workers, so that two never take the last room.
 const PLACEMENT_LOCK = 7_142_002;
@@ -94,14 +105,19 @@ export class HostStore {
       const running = new Map(load.rows.map((r) => [hosts.find((h) => h.taskQueue === r.host_queue)?.id ?? r.host_queue, r.running]));
       const { order, blocked } = await this.line(client);
       const position = order.indexOf(jobId) + 1;
-      const choice: HostChoice = blocked.has(jobId) ? { wait: blocked.get(jobId)! } : chooseHost(hosts, running, now, position || order.length + 1, lost, prefer);
+      const choice: HostChoice = blocked.has(jobId)
+        ? { wait: blocked.get(jobId)! }
+        : chooseHost(hosts, running, now, position || order.length + 1, lost, prefer);
       if ('host' in choice) {
         await client.query(
           `UPDATE jobs SET host_queue = $2, placed_from = $3, placed_at = now(), host_wait_since = NULL, queue_position = NULL, waiting = NULL, updated_at = now() WHERE id = $1`,
           [jobId, choice.host.taskQueue, this.sharedQueue],
         );
       } else {
-        await client.query(`UPDATE jobs SET placed_from = $2, host_wait_since = coalesce(host_wait_since, now()), updated_at = now() WHERE id = $1`, [jobId, this.sharedQueue]);
+        await client.query(`UPDATE jobs SET placed_from = $2, host_wait_since = coalesce(host_wait_since, now()), updated_at = now() WHERE id = $1`, [
+          jobId,
+          this.sharedQueue,
+        ]);
       }
       // Every waiting job's place as of now (the job placed leaves the line).
       const places = order.filter((id) => !('host' in choice && id === jobId));
@@ -109,7 +125,8 @@ export class HostStore {
         `UPDATE jobs SET queue_position = x.pos FROM unnest($1::text[], $2::int[]) AS x(id, pos) WHERE jobs.id = x.id AND jobs.queue_position IS DISTINCT FROM x.pos`,
         [places, places.map((_, k) => k + 1)],
       );
-      if (blocked.size) await client.query(`UPDATE jobs SET queue_position = NULL WHERE id = ANY($1::text[]) AND queue_position IS NOT NULL`, [[...blocked.keys()]]);
+      if (blocked.size)
+        await client.query(`UPDATE jobs SET queue_position = NULL WHERE id = ANY($1::text[]) AND queue_position IS NOT NULL`, [[...blocked.keys()]]);
       return choice;
     });
   }
@@ -181,10 +198,10 @@ export class HostStore {
 
   /** Jobs that hold a host or a place in the line for one: accepted, not ended. */
   async holders(limit = 1_000): Promise<string[]> {
-    const { rows } = await this.pool.query<{ id: string }>(
-      `SELECT id FROM jobs WHERE placed_from = $1 AND finished_at IS NULL ORDER BY created_at LIMIT $2`,
-      [this.sharedQueue, limit],
-    );
+    const { rows } = await this.pool.query<{ id: string }>(`SELECT id FROM jobs WHERE placed_from = $1 AND finished_at IS NULL ORDER BY created_at LIMIT $2`, [
+      this.sharedQueue,
+      limit,
+    ]);
     return rows.map((r) => r.id);
   }
 

@@ -51,9 +51,12 @@ export class IdempotencyStore {
 
   /** Keeps the first answer; a later one (a duplicate that ran at the same time) changes nothing. */
   async answer(principal: string, route: string, key: string, status: number, body: unknown): Promise<void> {
-    await this.pool.query(
-      `UPDATE idempotency_keys SET status = $4, response = $5 WHERE principal = $1 AND route = $2 AND key = $3 AND status IS NULL`,
-      [principal, route, key, status, JSON.stringify(body)],
-    );
+    await this.pool.query(`UPDATE idempotency_keys SET status = $4, response = $5 WHERE principal = $1 AND route = $2 AND key = $3 AND status IS NULL`, [
+      principal,
+      route,
+      key,
+      status,
+      JSON.stringify(body),
+    ]);
   }
 }

@@ -67,7 +67,11 @@ export class KeptStore {
    * The entry a job restores, marked used: `key` itself, else the newest entry whose key
    * starts with the first of `prefixes` that has one (in the job's scope, on its host).
    */
-  async restore(where: { hostQueue: string; kind: Kept['kind']; scope: string; name: string }, key: string, prefixes: readonly string[]): Promise<(Kept & { exact: boolean }) | null> {
+  async restore(
+    where: { hostQueue: string; kind: Kept['kind']; scope: string; name: string },
+    key: string,
+    prefixes: readonly string[],
+  ): Promise<(Kept & { exact: boolean }) | null> {
     const base = [where.hostQueue, where.kind, where.scope, where.name];
     const exact = await this.pool.query<Row>(
       `UPDATE kept SET last_used_at = now() WHERE host_queue = $1 AND kind = $2 AND scope = $3 AND name = $4 AND key = $5 RETURNING *`,

@@ -323,7 +323,7 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
   },
   {
     version: 15,
-    name: 'placement in a step\'s identity',
+    name: "placement in a step's identity",
     sql: `
       -- A job moved to another host after its host was lost runs its steps again there, as
       -- a new placement: a step is (job, placement, kind, index), and so is its output.

@@ -88,7 +88,12 @@ export class StepStore {
 
   /** The engine has started the step's command (see claim). */
   async launched(jobId: string, kind: StepKind, index: number, placement = 1): Promise<void> {
-    await this.pool.query(`UPDATE steps SET launched = true WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4`, [jobId, kind, index, placement]);
+    await this.pool.query(`UPDATE steps SET launched = true WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4`, [
+      jobId,
+      kind,
+      index,
+      placement,
+    ]);
   }
 
   /**

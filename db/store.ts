@@ -147,10 +147,7 @@ export class JobStore {
 
   /** Why a queued job cannot start yet; recorded once per distinct reason in the audit trail. */
   async recordWaiting(jobId: string, reason: string, eventKey: string): Promise<void> {
-    await this.pool.query(`UPDATE jobs SET waiting = $2, updated_at = now() WHERE id = $1 AND status = 'queued'`, [
-      jobId,
-      reason,
-    ]);
+    await this.pool.query(`UPDATE jobs SET waiting = $2, updated_at = now() WHERE id = $1 AND status = 'queued'`, [jobId, reason]);
     await this.event(jobId, eventKey, 'waiting', { reason });
   }
 
@@ -165,7 +162,10 @@ export class JobStore {
     if (approval.decision === 'approve') {
       await this.pool.query(`UPDATE jobs SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'awaiting_approval'`, [jobId]);
     }
-    await this.event(jobId, `approval${placementKey(placement)}`, approval.decision === 'approve' ? 'approved' : 'rejected', { ...approval, ...placementField(placement) });
+    await this.event(jobId, `approval${placementKey(placement)}`, approval.decision === 'approve' ? 'approved' : 'rejected', {
+      ...approval,
+      ...placementField(placement),
+    });
   }
 
   async savePatch(jobId: string, data: Buffer, truncated: boolean): Promise<void> {
@@ -178,18 +178,12 @@ export class JobStore {
 
   /** The job's spec: as a worker accepted it (defaults filled in), or before that as submitted. */
   async getSpec(jobId: string): Promise<ResolvedJobSpec | null> {
-    const { rows } = await this.pool.query<{ spec: ResolvedJobSpec | null }>(
-      `SELECT spec FROM jobs WHERE id = $1`,
-      [jobId],
-    );
+    const { rows } = await this.pool.query<{ spec: ResolvedJobSpec | null }>(`SELECT spec FROM jobs WHERE id = $1`, [jobId]);
     return rows[0]?.spec ?? null;
   }
 
   async getPatch(jobId: string): Promise<{ data: Buffer; truncated: boolean } | null> {
-    const { rows } = await this.pool.query<{ data: Buffer; truncated: boolean }>(
-      'SELECT data, truncated FROM job_patches WHERE job_id = $1',
-      [jobId],
-    );
+    const { rows } = await this.pool.query<{ data: Buffer; truncated: boolean }>('SELECT data, truncated FROM job_patches WHERE job_id = $1', [jobId]);
     return rows[0] ?? null;
   }
 
@@ -209,10 +203,7 @@ export class JobStore {
 
   /** Jobs among `ids` whose status is final. */
   async endedJobs(ids: readonly string[]): Promise<Set<string>> {
-    const { rows } = await this.pool.query<{ id: string }>(
-      'SELECT id FROM jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[])',
-      [ids, FINAL],
-    );
+    const { rows } = await this.pool.query<{ id: string }>('SELECT id FROM jobs WHERE id = ANY($1::text[]) AND status = ANY($2::text[])', [ids, FINAL]);
     return new Set(rows.map((r) => r.id));
   }
 
@@ -289,10 +280,12 @@ export class JobStore {
 
   /** Appends an audit event once: a second call with the same key is ignored. */
   async event(jobId: string, key: string, type: string, data: Record<string, unknown>): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO events (job_id, key, type, data) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, key) DO NOTHING`,
-      [jobId, key, type, JSON.stringify(data)],
-    );
+    await this.pool.query(`INSERT INTO events (job_id, key, type, data) VALUES ($1, $2, $3, $4) ON CONFLICT (job_id, key) DO NOTHING`, [
+      jobId,
+      key,
+      type,
+      JSON.stringify(data),
+    ]);
   }
 
   /** An audit event's data, or null when the job has no event of that key. */

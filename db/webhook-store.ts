@@ -124,10 +124,10 @@ export class WebhookStore {
   }
 
   async deliveries(endpointId: string, limit: number): Promise<WebhookDelivery[]> {
-    const { rows } = await this.pool.query<DeliveryRow>(
-      'SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2',
-      [endpointId, limit],
-    );
+    const { rows } = await this.pool.query<DeliveryRow>('SELECT * FROM webhook_deliveries WHERE endpoint_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2', [
+      endpointId,
+      limit,
+    ]);
     return rows.map(deliveryView);
   }
 
@@ -146,7 +146,15 @@ export class WebhookStore {
    * which endpoints' deliveries to take.
    */
   async lease(limit: number, endpoints?: readonly string[]): Promise<LeasedDelivery[]> {
-    const { rows } = await this.pool.query<{ id: string; endpoint_id: string; url: string; secret: string; previous: string | null; payload: unknown; attempts: number }>(
+    const { rows } = await this.pool.query<{
+      id: string;
+      endpoint_id: string;
+      url: string;
+      secret: string;
+      previous: string | null;
+      payload: unknown;
+      attempts: number;
+    }>(
       `WITH due AS (
          SELECT id FROM webhook_deliveries
           WHERE status = 'pending' AND next_attempt_at <= now() AND (leased_until IS NULL OR leased_until < now())
@@ -160,7 +168,14 @@ export class WebhookStore {
                  CASE WHEN e.previous_valid_until > now() THEN e.previous_secret END AS previous, d.payload, d.attempts`,
       [limit, LEASE_SECONDS, endpoints ?? null],
     );
-    return rows.map((r) => ({ id: r.id, endpointId: r.endpoint_id, url: r.url, secrets: [r.secret, ...(r.previous ? [r.previous] : [])], payload: r.payload, attempts: r.attempts }));
+    return rows.map((r) => ({
+      id: r.id,
+      endpointId: r.endpoint_id,
+      url: r.url,
+      secrets: [r.secret, ...(r.previous ? [r.previous] : [])],
+      payload: r.payload,
+      attempts: r.attempts,
+    }));
   }
 
   /** The outcome of an attempt: delivered, to be tried again at `retryAt`, or given up (retryAt null). */

@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { parseAllowEntry, parseExceptions, type EgressPolicy, type Resolver } from './policy';
+import { parseAllowEntry, parseExceptions, type EgressPolicy, type Resolver } from '../common/egress-policy';
 import { createEgressProxy, parseAuthority, tcpDialer, type EgressEvent } from './proxy';
 
 let dir: string;
@@ -207,7 +207,10 @@ function rawVia(socket: string, request: string): Promise<{ status: number; text
 describe('request framing two hops could read apart is refused before any dial', () => {
   const host = () => `fixture.test:${webPort}`;
   it.each([
-    ['both Content-Length and Transfer-Encoding', (h: string) => `POST http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
+    [
+      'both Content-Length and Transfer-Encoding',
+      (h: string) => `POST http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`,
+    ],
     ['two Content-Length headers', (h: string) => `POST http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nbody`],
     ['a GET with a body', (h: string) => `GET http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nContent-Length: 4\r\n\r\nbody`],
     ['a GET with a chunked body', (h: string) => `GET http://${h}/ HTTP/1.1\r\nHost: ${h}\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n`],
@@ -219,15 +222,19 @@ describe('request framing two hops could read apart is refused before any dial',
       expect(r.status).toBe(400);
       expect(p.dials).toEqual([]);
       // Positive control: a POST with one Content-Length and a GET without a body pass.
-      expect((await rawVia(p.socket, `POST http://${host()}/ok HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody`)).status).toBe(200);
-      expect((await rawVia(p.socket, `GET http://${host()}/ok HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)).status).toBe(200);
+      expect(
+        (await rawVia(p.socket, `POST http://${host()}/ok HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody`)).status,
+      ).toBe(200);
+      expect((await rawVia(p.socket, `GET http://${host()}/ok HTTP/1.1\r\nHost: ${host()}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`)).status).toBe(
+        200,
+      );
     } finally {
       await p.close();
     }
   });
 });
 
-test("an operator exception lifts the address rules for its own port only: a CONNECT to the same host on another allowed port is refused", async () => {
+test('an operator exception lifts the address rules for its own port only: a CONNECT to the same host on another allowed port is refused', async () => {
   const p = await startProxy(policyOf([`127.0.0.1:${echoPort}`, `127.0.0.1:${webPort}`], [`127.0.0.1:${echoPort}`]));
   try {
     const other = await connectVia(p.socket, `127.0.0.1:${webPort}`);

@@ -8,7 +8,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { decide, type EgressPolicy, type Resolver } from './policy';
+import { decide, type EgressPolicy, type Resolver } from '../common/egress-policy';
 
 /** Opens a TCP connection to an IP address (no name lookup). */
 export type Dialer = (address: string, port: number) => net.Socket;
@@ -30,7 +30,17 @@ export interface EgressProxyOptions {
 export const tcpDialer: Dialer = (address, port) => net.connect({ host: address, port });
 
 /** Headers that belong to one hop and are not forwarded (RFC 9110 7.6.1, and the proxy's own). */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
 
 /** `host:port` of a CONNECT request, the host possibly a bracketed IPv6 literal. */
 export function parseAuthority(authority: string): { host: string; port: number } | null {
@@ -113,14 +123,23 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
       if (framing) return refuse(400, `${framing}\n`);
       const port = target.port === '' ? 80 : Number(target.port);
       // The Host header must name what the URI names: a server behind one allowed name is not reached through another.
-      if (req.headers.host !== undefined && req.headers.host.toLowerCase() !== target.host.toLowerCase() && req.headers.host.toLowerCase() !== `${target.hostname}:${port}`) {
+      if (
+        req.headers.host !== undefined &&
+        req.headers.host.toLowerCase() !== target.host.toLowerCase() &&
+        req.headers.host.toLowerCase() !== `${target.hostname}:${port}`
+      ) {
         return refuse(400, `Host header "${req.headers.host}" does not match the request URI's host "${target.host}"\n`);
       }
       const opened = await open(target.hostname, port, 'HTTP', refuse);
       if (!opened) return;
       const { upstream, decision } = opened;
       const headers: http.OutgoingHttpHeaders = {};
-      const connectionListed = new Set(String(req.headers.connection ?? '').toLowerCase().split(',').map((s) => s.trim()));
+      const connectionListed = new Set(
+        String(req.headers.connection ?? '')
+          .toLowerCase()
+          .split(',')
+          .map((s) => s.trim()),
+      );
       for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && !connectionListed.has(k)) headers[k] = v;
       headers.host = target.host;
       let bytesOut = 0;
@@ -146,7 +165,9 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
   server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
     const refuse = (status: number, text: string) => {
       const reason = http.STATUS_CODES[status] ?? 'Error';
-      client.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`);
+      client.end(
+        `HTTP/1.1 ${status} ${reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(text)}\r\nconnection: close\r\n\r\n${text}`,
+      );
     };
     client.on('error', () => undefined);
     void (async () => {

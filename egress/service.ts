@@ -20,8 +20,8 @@ import { FINAL_STATUSES } from '../common/job';
 import { secretScanner } from '../common/secret-scan';
 import { SecretStore } from '../common/secret-store';
 import { type EgressJobView, EgressStore } from '../db/egress-store';
-import { JOB_FILE, SOCKET_NAME } from './layout';
-import { jobPolicy, parseAllowEntry, type EgressPolicy, type OperatorEgress, type Resolver } from './policy';
+import { JOB_FILE, SOCKET_NAME } from '../common/egress-layout';
+import { jobPolicy, parseAllowEntry, type EgressPolicy, type OperatorEgress, type Resolver } from '../common/egress-policy';
 import { createEgressProxy, type Dialer, type EgressEvent } from './proxy';
 
 export interface EgressServiceOptions {
@@ -92,7 +92,7 @@ export class EgressService {
     this.watcher = fs.watch(this.opts.socketDir, () => this.rescan());
     this.watcher.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'watching the egress socket folder failed; rescans continue'));
     this.rescanTimer = setInterval(() => this.rescan(), this.opts.rescanMs ?? 2_000);
-    this.rescan();
+    void this.rescan();
     await this.scanning;
   }
 
@@ -103,7 +103,9 @@ export class EgressService {
 
   /** Serialised, so that two signals for one change do not open two listeners. */
   rescan(): Promise<void> {
-    this.scanning = this.scanning.then(() => this.scan()).catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'egress rescan failed'));
+    this.scanning = this.scanning
+      .then(() => this.scan())
+      .catch((err: unknown) => this.opts.logger.error({ err: (err as Error).message }, 'egress rescan failed'));
     return this.scanning;
   }
 
@@ -198,7 +200,7 @@ export class EgressService {
       return secretScanner(refs.map((r) => this.opts.resolveSecret!(r))).mask(bounded);
     } catch {
       // Not checked, not shown.
-      return '[not recorded: the egress service cannot read the job\'s secrets to check it]';
+      return "[not recorded: the egress service cannot read the job's secrets to check it]";
     }
   }
 

@@ -132,7 +132,12 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       const { jobId } = await run('sleep 30');
       await s.runner.start(request(jobId, 'true', 1));
       expect((await s.runner.listJobResources(jobId)).steps).toHaveLength(2);
-      expect((await s.runner.listManaged()).filter((m) => m.jobId === jobId).map((m) => m.type).sort()).toEqual(['step', 'step', 'workspace']);
+      expect(
+        (await s.runner.listManaged())
+          .filter((m) => m.jobId === jobId)
+          .map((m) => m.type)
+          .sort(),
+      ).toEqual(['step', 'step', 'workspace']);
       await s.runner.removeJob(jobId);
       await s.runner.removeJob(jobId);
       expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
@@ -155,7 +160,6 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
         });
         return seen;
       };
-      const tracked = 'git init -q; git add -A';
 
       /** Commits the workspace's files; the commit's id (the fake's git keeps none: it hashes the files it has). */
       const committed = async (jobId: string, command: string, index: number) => {

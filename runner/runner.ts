@@ -56,11 +56,7 @@ export interface StepRef {
   placement?: number;
 }
 
-export type StepState =
-  | { state: 'missing' }
-  | { state: 'created' }
-  | { state: 'running'; startedAt: Date }
-  | { state: 'exited'; exit: StepExit };
+export type StepState = { state: 'missing' } | { state: 'created' } | { state: 'running'; startedAt: Date } | { state: 'exited'; exit: StepExit };
 
 /** One line a step printed. */
 export interface LogLine {
@@ -137,11 +133,7 @@ export interface Runner {
    * a promise, no more output is read until it settles (backpressure: a step that
    * prints faster than it is stored does not fill the worker's memory).
    */
-  followLogs(
-    step: StepRef,
-    onLines: (lines: LogLine[]) => void | Promise<void>,
-    opts: { skipLines: number; signal?: AbortSignal },
-  ): Promise<void>;
+  followLogs(step: StepRef, onLines: (lines: LogLine[]) => void | Promise<void>, opts: { skipLines: number; signal?: AbortSignal }): Promise<void>;
 
   /** The stdout of an exited step as bytes (binary-safe), cut at `maxBytes`. Empty if the step is missing. */
   stdout(step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }>;

@@ -6,7 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectRoot } from './paths';
+import { projectRoot } from '../common/paths';
 import { killOnExit } from './temporal';
 
 export interface EgressProcess {

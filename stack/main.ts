@@ -58,7 +58,10 @@ async function main(): Promise<void> {
   const temporalPort = Number(portText ?? 7233);
   let uiUrl = '(external server)';
   const local = host === 'localhost' || host === '127.0.0.1';
-  const running = await waitForPort(temporalPort, '127.0.0.1', 0).then(() => true, () => false);
+  const running = await waitForPort(temporalPort, '127.0.0.1', 0).then(
+    () => true,
+    () => false,
+  );
   if (local && !running) {
     say(`starting the Temporal dev server on ${config.TEMPORAL_ADDRESS} (state: ${dataDir}/temporal.db)`);
     const server = await startTemporalDevServer({

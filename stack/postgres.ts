@@ -84,11 +84,10 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
       fs.chownSync(pwfile, who.uid, who.gid);
     }
     try {
-      const r = spawnSync(
-        path.join(bin, 'initdb'),
-        ['-D', dir, '-U', ADMIN, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C'],
-        { ...who, encoding: 'utf8' },
-      );
+      const r = spawnSync(path.join(bin, 'initdb'), ['-D', dir, '-U', ADMIN, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--locale=C'], {
+        ...who,
+        encoding: 'utf8',
+      });
       if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr || r.error?.message}`);
     } finally {
       fs.rmSync(path.dirname(pwfile), { recursive: true, force: true });
@@ -96,11 +95,10 @@ export async function startEmbeddedPostgres(opts: { dir: string; port: number; l
   }
 
   await clearDeadLock(dir);
-  const child = spawn(
-    path.join(bin, 'postgres'),
-    ['-D', dir, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    { ...who, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const child = spawn(path.join(bin, 'postgres'), ['-D', dir, '-p', String(opts.port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='], {
+    ...who,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   killOnExit(child, 'SIGINT');
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {

@@ -4,7 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../common/names';
-import { projectRoot } from './paths';
+import { projectRoot } from '../common/paths';
 
 export interface DevServer {
   address: string;
@@ -155,7 +155,8 @@ async function waitForNamespace(address: string, namespace: string, timeoutMs: n
         await connection.withDeadline(Date.now() + 2_000, () => connection.workflowService.describeNamespace({ namespace }));
         return;
       } catch (err) {
-        if (Date.now() > deadline) throw new Error(`the Temporal frontend at ${address} did not describe namespace ${namespace} within ${timeoutMs} ms: ${String(err)}`);
+        if (Date.now() > deadline)
+          throw new Error(`the Temporal frontend at ${address} did not describe namespace ${namespace} within ${timeoutMs} ms: ${String(err)}`, { cause: err });
         await new Promise((r) => setTimeout(r, 200));
       }
     }

@@ -8,7 +8,7 @@
 import { lookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
-import type { OperatorException, Resolver } from '../egress/policy';
+import type { OperatorException, Resolver } from '../common/egress-policy';
 import type { LeasedDelivery, WebhookStore } from '../db/webhook-store';
 import { signedHeaders } from './signing';
 import { decideTarget, parseTarget } from './target';
@@ -78,7 +78,10 @@ export class WebhookDispatcher {
     const { status, error } = await this.send(d).catch((err: Error) => ({ status: null, error: err.message }));
     const delivered = status !== null && status >= 200 && status < 300;
     const retryAt = delivered ? null : nextAttemptAt(d.attempts, this.o.retrySeconds, Date.now());
-    if (!delivered) this.o.log(`webhook ${d.id} to ${d.endpointId}: attempt ${d.attempts} failed (${error ?? `HTTP ${status}`})${retryAt ? `; next at ${retryAt.toISOString()}` : '; given up'}`);
+    if (!delivered)
+      this.o.log(
+        `webhook ${d.id} to ${d.endpointId}: attempt ${d.attempts} failed (${error ?? `HTTP ${status}`})${retryAt ? `; next at ${retryAt.toISOString()}` : '; given up'}`,
+      );
     await this.o.store.settle(d.id, { delivered, status, error: delivered ? null : (error ?? `HTTP ${status}`), retryAt });
   }
 

@@ -5,7 +5,7 @@
  * Registration checks the URL's form (and a literal address) without resolving it; each
  * delivery resolves the name once, checks every answer and connects to the checked one.
  */
-import { decide, type EgressDecision, ipLiteral, forbiddenRange, normalizeHost, type OperatorException, type Resolver } from '../egress/policy';
+import { decide, type EgressDecision, ipLiteral, forbiddenRange, normalizeHost, type OperatorException, type Resolver } from '../common/egress-policy';
 
 export interface Target {
   url: URL;

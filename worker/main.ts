@@ -29,12 +29,17 @@ async function main(): Promise<void> {
    * step of this host (each attempt gives up and is retried), so it shows here.
    */
   const health = async () => {
-    const engine = await (docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>).call(docker, { abortSignal: AbortSignal.timeout(5_000) }).then(
-      () => 'ok',
-      (err: Error) => `error: ${err.name === 'AbortError' ? 'no answer in 5 s' : err.message}`,
-    );
+    const engine = await (docker.ping as (opts: { abortSignal: AbortSignal }) => Promise<unknown>)
+      .call(docker, { abortSignal: AbortSignal.timeout(5_000) })
+      .then(
+        () => 'ok',
+        (err: Error) => `error: ${err.name === 'AbortError' ? 'no answer in 5 s' : err.message}`,
+      );
     const state = worker.getState();
-    return { healthy: state === 'RUNNING' && engine === 'ok', body: { status: state === 'RUNNING' && engine === 'ok' ? 'ok' : 'unavailable', worker: state, engine } };
+    return {
+      healthy: state === 'RUNNING' && engine === 'ok',
+      body: { status: state === 'RUNNING' && engine === 'ok' ? 'ok' : 'unavailable', worker: state, engine },
+    };
   };
 
   const metricsServer =
@@ -45,9 +50,7 @@ async function main(): Promise<void> {
             if (req.url === '/metrics') {
               void metrics.render().then(({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body));
             } else if (req.url === '/health') {
-              void health().then(({ healthy, body }) =>
-                res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body)),
-              );
+              void health().then(({ healthy, body }) => res.writeHead(healthy ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(body)));
             } else {
               res.writeHead(404).end();
             }

@@ -1,12 +1,5 @@
 import { Client } from '@temporalio/client';
-import {
-  DefaultLogger,
-  type LogLevel,
-  NativeConnection,
-  Runtime,
-  Worker,
-  type WorkflowBundleOption,
-} from '@temporalio/worker';
+import { DefaultLogger, type LogLevel, NativeConnection, Runtime, Worker, type WorkflowBundleOption } from '@temporalio/worker';
 import Docker from 'dockerode';
 import { type ActivityDeps, createActivities } from '../activities';
 import { JobsClient } from '../client/jobs';
@@ -185,7 +178,12 @@ export async function createWorker({ config, store, runner, connection, workflow
   });
   const id = hostId(config.DRAFTSMAN_HOST_ID, await runner.hostKey());
   runner.identifyHost?.(id);
-  const host = { id, taskQueue: hostTaskQueue(config.DRAFTSMAN_TASK_QUEUE, id), lostAfterSeconds: config.DRAFTSMAN_HOST_LOST_SECONDS, moves: config.DRAFTSMAN_HOST_LOST_MOVES };
+  const host = {
+    id,
+    taskQueue: hostTaskQueue(config.DRAFTSMAN_TASK_QUEUE, id),
+    lostAfterSeconds: config.DRAFTSMAN_HOST_LOST_SECONDS,
+    moves: config.DRAFTSMAN_HOST_LOST_MOVES,
+  };
   const activities = createActivities({
     runner,
     store,
@@ -258,7 +256,9 @@ export async function ensureSearchAttributes(connection: NativeConnection, names
   // A type cannot be changed in place: a namespace that has one under another type needs the operator.
   const clash = Object.values(SEARCH_ATTRIBUTES).find((k) => k.name in (customAttributes ?? {}) && customAttributes![k.name] !== wanted(k));
   if (clash) {
-    throw new Error(`the search attribute ${clash.name} exists in namespace ${namespace} with another type; remove it (temporal operator search-attribute remove) and start the worker again`);
+    throw new Error(
+      `the search attribute ${clash.name} exists in namespace ${namespace} with another type; remove it (temporal operator search-attribute remove) and start the worker again`,
+    );
   }
   const missing = Object.values(SEARCH_ATTRIBUTES).filter((k) => !(k.name in (customAttributes ?? {})));
   if (missing.length === 0) return;

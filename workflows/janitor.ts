@@ -25,7 +25,9 @@ export async function janitorWorkflow(input?: { hosts?: string[] }): Promise<Swe
   if (!patched(PER_HOST_PATCH)) return sweep();
   const queues = input?.hosts ?? (await liveHostQueues());
   if (queues.length === 0) return sweep();
-  const passes = await Promise.allSettled(queues.map((taskQueue) => proxyActivities<Activities>({ ...SWEEP, taskQueue, scheduleToStartTimeout: '1 minute' }).sweep()));
+  const passes = await Promise.allSettled(
+    queues.map((taskQueue) => proxyActivities<Activities>({ ...SWEEP, taskQueue, scheduleToStartTimeout: '1 minute' }).sweep()),
+  );
   const done = passes.flatMap((p) => (p.status === 'fulfilled' ? [p.value] : []));
   if (done.length === 0 && passes[0]?.status === 'rejected') throw passes[0].reason;
   return { removed: done.flatMap((d) => d.removed), stopped: done.flatMap((d) => d.stopped) };

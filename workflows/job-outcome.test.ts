@@ -1,7 +1,20 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { JobView, StepView } from '../common/job';
 import { FailureType } from '../common/names';
-import { batchStepView, batchStop, carriedView, clip, type Ending, failedStepMessage, jobEnd, jobError, oneLine, type Recorded, statusOf, validationFailure } from './job-outcome';
+import {
+  batchStepView,
+  batchStop,
+  carriedView,
+  clip,
+  type Ending,
+  failedStepMessage,
+  jobEnd,
+  jobError,
+  oneLine,
+  type Recorded,
+  statusOf,
+  validationFailure,
+} from './job-outcome';
 
 const rec = (over: Partial<Recorded> = {}): Recorded => ({
   kind: 'setup',
@@ -53,7 +66,11 @@ describe('messages', () => {
     ['a failed setup step', rec({ status: 'failed', exitCode: 2 }), 'setup-0 failed with exit code 2'],
     ['an OOM kill', rec({ status: 'failed', exitCode: 137, oomKilled: true }), 'setup-0 failed with exit code 137 (OOM-killed: it exceeded its memory limit)'],
     ['a failed clone', rec({ kind: 'clone', status: 'failed', exitCode: 128 }), 'clone failed with exit code 128'],
-    ['a lost container', rec({ status: 'failed', exitCode: null, reason: 'container_lost' }), 'setup-0 failed: its container was lost while it ran (it is not run again)'],
+    [
+      'a lost container',
+      rec({ status: 'failed', exitCode: null, reason: 'container_lost' }),
+      'setup-0 failed: its container was lost while it ran (it is not run again)',
+    ],
   ])('%s', (_name, r, message) => {
     expect(failedStepMessage(r)).toBe(message);
   });
@@ -62,7 +79,10 @@ describe('messages', () => {
     ['every validation passed', [rec({ kind: 'validate' })], null],
     [
       'two failed, one of them lost',
-      [rec({ kind: 'validate', status: 'failed', exitCode: 1 }), rec({ kind: 'validate', index: 1, status: 'failed', exitCode: null, reason: 'container_lost' })],
+      [
+        rec({ kind: 'validate', status: 'failed', exitCode: 1 }),
+        rec({ kind: 'validate', index: 1, status: 'failed', exitCode: null, reason: 'container_lost' }),
+      ],
       'failed: validate-0 (exit 1), validate-1 (container_lost)',
     ],
   ])('validation: %s', (_name, validated, message) => {
@@ -89,12 +109,30 @@ describe('jobEnd and jobError', () => {
     ['ran to its end', null, null, 'succeeded', undefined],
     ['ran to its end although a cancel came at the last moment', null, cancelled, 'succeeded', undefined],
     ['cancelled by request', new CancelledFailure('x'), cancelled, 'cancelled', 'cancelled by request (during setup-1)'],
-    ['out of time', new CancelledFailure('x'), { status: 'timed_out', reason: 'job exceeded its 60 s time limit' }, 'timed_out', 'job exceeded its 60 s time limit (during setup-1)'],
+    [
+      'out of time',
+      new CancelledFailure('x'),
+      { status: 'timed_out', reason: 'job exceeded its 60 s time limit' },
+      'timed_out',
+      'job exceeded its 60 s time limit (during setup-1)',
+    ],
     ['cancelled by Temporal itself', new CancelledFailure('x'), null, 'cancelled', 'workflow cancellation requested (during setup-1)'],
     ['a step out of time', timedOutStep, null, 'timed_out', 'setup-0 exceeded'],
     ['a step failed', new Error('setup-0 failed with exit code 1'), null, 'failed', 'setup-0 failed with exit code 1'],
-    ['rejected at its approval gate', ApplicationFailure.nonRetryable('rejected by alice: not this one', FailureType.JobRejected), null, 'rejected', 'rejected by alice: not this one'],
-    ['cancelled while its rejection was recorded', ApplicationFailure.nonRetryable('rejected by timeout', FailureType.JobRejected), cancelled, 'cancelled', 'cancelled by request (during setup-1)'],
+    [
+      'rejected at its approval gate',
+      ApplicationFailure.nonRetryable('rejected by alice: not this one', FailureType.JobRejected),
+      null,
+      'rejected',
+      'rejected by alice: not this one',
+    ],
+    [
+      'cancelled while its rejection was recorded',
+      ApplicationFailure.nonRetryable('rejected by timeout', FailureType.JobRejected),
+      cancelled,
+      'cancelled',
+      'cancelled by request (during setup-1)',
+    ],
   ])('%s', (_name, failure, ending, status, error) => {
     const end = jobEnd(failure, ending, isCancellation);
     expect(end.status).toBe(status);

@@ -94,7 +94,8 @@ export function isScheduleToStartTimeout(err: unknown): boolean {
 }
 
 export function errorMessage(err: unknown): string {
-  if (isScheduleToStartTimeout(err)) return `${(err as ActivityFailure).activityType ?? 'an activity'} was not taken by the job's host in time: the host is lost`;
+  if (isScheduleToStartTimeout(err))
+    return `${(err as ActivityFailure).activityType ?? 'an activity'} was not taken by the job's host in time: the host is lost`;
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
   if (err instanceof Error) return err.message;
   return String(err);

@@ -21,7 +21,8 @@ export const bookkeeping = proxyActivities<Activities>(BOOKKEEPING);
 const PLACEMENT_RECHECK_MAX_SECONDS = 30;
 
 /** What placement prefers for a job with caches or a kept workspace: hosts that hold its scope's (and the workspace it starts from). */
-export const warmPlacement = (spec: ResolvedJobSpec, scope: string | undefined) => (scope ? { scope, ...(spec.from ? { from: spec.from.job } : {}) } : undefined);
+export const warmPlacement = (spec: ResolvedJobSpec, scope: string | undefined) =>
+  scope ? { scope, ...(spec.from ? { from: spec.from.job } : {}) } : undefined;
 
 /**
  * Places the job on a host with room. While there is none it waits `queued`, saying
@@ -50,14 +51,26 @@ export async function placeWhenRoom(run: JobRun, placement: number, lost: LostHo
  * moved as often as the operator allows (then it fails, saying so). Waits for a host with
  * room as a new job does; a cancel meanwhile ends it with no host (`to` null).
  */
-export async function moveJob(run: JobRun, spec: ResolvedJobSpec, from: Placement, lost: LostHost[], warm?: { scope: string; from?: string }): Promise<{ to: Placement | null; failure?: Error }> {
+export async function moveJob(
+  run: JobRun,
+  spec: ResolvedJobSpec,
+  from: Placement,
+  lost: LostHost[],
+  warm?: { scope: string; from?: string },
+): Promise<{ to: Placement | null; failure?: Error }> {
   const moving = from.placement <= (from.moves ?? 0);
   const running = [...run.view.steps].reverse().find((s) => s.status === 'running' || s.status === 'failed');
   const step = running ? `${running.kind}-${running.index}` : null;
   await bookkeeping.recordHostLost({ jobId: run.jobId, placement: from.placement, host: from.host, step, moving });
   if (!moving) {
-    const why = from.placement === 1 ? 'jobs do not move to another host (DRAFTSMAN_HOST_LOST_MOVES is 0)' : `it was placed ${from.placement} times, as often as DRAFTSMAN_HOST_LOST_MOVES allows`;
-    return { to: null, failure: ApplicationFailure.nonRetryable(`its host ${from.host} was lost${step ? ` during ${step}` : ''}, and ${why}`, FailureType.JobFailed) };
+    const why =
+      from.placement === 1
+        ? 'jobs do not move to another host (DRAFTSMAN_HOST_LOST_MOVES is 0)'
+        : `it was placed ${from.placement} times, as often as DRAFTSMAN_HOST_LOST_MOVES allows`;
+    return {
+      to: null,
+      failure: ApplicationFailure.nonRetryable(`its host ${from.host} was lost${step ? ` during ${step}` : ''}, and ${why}`, FailureType.JobFailed),
+    };
   }
   lost.push({ taskQueue: from.taskQueue, at: Date.now() });
   // The view starts over with the new placement: its steps run again from the clone.

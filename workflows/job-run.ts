@@ -5,10 +5,24 @@
  */
 import { CancellationScope, setCurrentDetails, upsertSearchAttributes, type WorkflowInfo } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { type JobStatus, type JobView, labelPair, type ResolvedJobSpec } from '../common/job';
+import { type AcceptedJob, type JobStatus, type JobView, labelPair, type Placement, type ResolvedJobSpec } from '../common/job';
 import { SEARCH_ATTRIBUTES } from '../common/names';
 import type { Ending } from './job-outcome';
-import type { LoopResume } from './job';
+
+/**
+ * What a long loop hands to its next run when it continues as new: the accepted
+ * job, the live view so far (its loop steps trimmed), the step sequence, the next
+ * iteration and the job's deadline, which stays absolute across runs.
+ */
+export interface LoopResume {
+  accepted: AcceptedJob;
+  view: JobView;
+  seq: number;
+  nextIteration: number;
+  deadline: number;
+  /** Where the job runs (absent for jobs placed before placement existed). */
+  placement?: Placement | null;
+}
 
 export class JobRun {
   readonly jobId: string;

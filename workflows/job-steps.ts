@@ -159,15 +159,20 @@ export class JobSteps {
    */
   restoreWorkspace() {
     const { spec } = this;
-    return this.own.restoreWorkspace.executeWithOptions({ summary: spec.from ? `restore the workspace job ${spec.from.job} kept` : 'look for a workspace kept after this setup' }, [
-      {
-        jobId: this.run.jobId,
-        ...this.placementField(),
-        scope: this.warmScope ?? '',
-        ...(spec.from ? { from: { job: spec.from.job, commit: spec.commit, ...(spec.from.after === 'setup' ? {} : { after: spec.from.after }) } } : {}),
-        ...(spec.snapshot?.after === 'setup' ? { snapshot: { repo: spec.repo, commit: spec.commit, image: spec.image, setup: spec.setup, env: spec.env, secretRefs: spec.secrets } } : {}),
-      },
-    ]);
+    return this.own.restoreWorkspace.executeWithOptions(
+      { summary: spec.from ? `restore the workspace job ${spec.from.job} kept` : 'look for a workspace kept after this setup' },
+      [
+        {
+          jobId: this.run.jobId,
+          ...this.placementField(),
+          scope: this.warmScope ?? '',
+          ...(spec.from ? { from: { job: spec.from.job, commit: spec.commit, ...(spec.from.after === 'setup' ? {} : { after: spec.from.after }) } } : {}),
+          ...(spec.snapshot?.after === 'setup'
+            ? { snapshot: { repo: spec.repo, commit: spec.commit, image: spec.image, setup: spec.setup, env: spec.env, secretRefs: spec.secrets } }
+            : {}),
+        },
+      ],
+    );
   }
 
   /** After a loop step the spec names: the workspace kept for forks (`from: { job, after: "loop-<k>" }`). */
@@ -189,7 +194,15 @@ export class JobSteps {
   preparePublish(withPatch: boolean) {
     this.run.show('running', 'preparing a clean checkout with the approved patch for publish');
     return this.own.preparePublish.executeWithOptions({ summary: 'publish checkout: the commit and the stored patch' }, [
-      { jobId: this.run.jobId, ...this.placementField(), image: this.spec.image, timeoutSeconds: this.spec.timeouts.stepSeconds, commit: this.spec.commit, withPatch, maskRefs: this.maskRefs },
+      {
+        jobId: this.run.jobId,
+        ...this.placementField(),
+        image: this.spec.image,
+        timeoutSeconds: this.spec.timeouts.stepSeconds,
+        commit: this.spec.commit,
+        withPatch,
+        maskRefs: this.maskRefs,
+      },
     ]);
   }
 

@@ -15,11 +15,21 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { LostHost } from '../common/hosts';
-import type { AcceptedJob, JobView, Placement, ResolvedJobSpec } from '../common/job';
+import type { AcceptedJob, JobView, ResolvedJobSpec } from '../common/job';
 import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
-import { carriedView, errorMessage, failedStepMessage, isScheduleToStartTimeout, isStepTimeout, jobEnd, jobError, type Recorded, validationFailure } from './job-outcome';
+import {
+  carriedView,
+  errorMessage,
+  failedStepMessage,
+  isScheduleToStartTimeout,
+  isStepTimeout,
+  jobEnd,
+  jobError,
+  type Recorded,
+  validationFailure,
+} from './job-outcome';
 import { ApprovalGate, JobClock } from './approval';
-import { JobRun } from './job-run';
+import { JobRun, type LoopResume } from './job-run';
 import { BOOKKEEPING, bookkeeping, moveJob, placeWhenRoom, warmPlacement } from './job-placement';
 import { JobSteps, onHost } from './job-steps';
 
@@ -86,21 +96,6 @@ const PUBLISH_ON_APPROVED_PATCH = 'publish-on-approved';
 class StepFailedError extends Error {}
 
 /**
- * What a long loop hands to its next run when it continues as new: the accepted
- * job, the live view so far (its loop steps trimmed), the step sequence, the next
- * iteration and the job's deadline, which stays absolute across runs.
- */
-export interface LoopResume {
-  accepted: AcceptedJob;
-  view: JobView;
-  seq: number;
-  nextIteration: number;
-  deadline: number;
-  /** Where the job runs (absent for jobs placed before placement existed). */
-  placement?: Placement | null;
-}
-
-/**
  * One job: accept the spec, clone the commit, run setup steps, the bounded loop
  * and validation, each step in its own container, then clean up whatever happened.
  * The workflow id is the job id. A loop longer than the worker's iterations per run
@@ -152,7 +147,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   );
   const gate = new ApprovalGate(run, clock);
 
-  let failure: unknown = null;
+  let failure: unknown;
   /** Set when this run ends its share of the loop and the next run takes over. */
   let continueAt: number | null = null;
   /** Where this run's phases start: a continued loop, or (a first run, or a job moved to another host) the clone. */
@@ -193,7 +188,14 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   }
   if (continueAt !== null && status === 'succeeded') {
     // Signals that arrive meanwhile are delivered to the next run by the server.
-    return continueAs(input, { accepted, view: carriedView(view, accepted.iterationsPerRun), seq: steps.seq, nextIteration: continueAt, deadline: clock.deadline, placement });
+    return continueAs(input, {
+      accepted,
+      view: carriedView(view, accepted.iterationsPerRun),
+      seq: steps.seq,
+      nextIteration: continueAt,
+      deadline: clock.deadline,
+      placement,
+    });
   }
 
   // The step that was running when the job was cancelled or timed out, if any.
@@ -251,7 +253,8 @@ async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batc
   // A job that starts from a kept workspace skips the clone (and, kept after the same setup, the setup too).
   // (A workspace kept after a loop step is for forks: no later job looks for it by its setup.)
   const lookup = spec.snapshot?.after === 'setup';
-  if (lookup || spec.from) run.show('running', spec.from ? `restoring the workspace job ${spec.from.job} kept` : 'looking for a workspace kept after this setup');
+  if (lookup || spec.from)
+    run.show('running', spec.from ? `restoring the workspace job ${spec.from.job} kept` : 'looking for a workspace kept after this setup');
   const warm = lookup || spec.from ? await steps.restoreWorkspace() : null;
   if (warm?.restored && lookup) return;
   if (batched || patched(BATCHED_STEPS_PATCH)) {
@@ -305,7 +308,13 @@ async function phases(
   }
 
   if (spec.loop) {
-    run.view.patch = await steps.own.capturePatch({ jobId: run.jobId, image: spec.image, timeoutSeconds: spec.timeouts.stepSeconds, maskRefs: steps.maskRefs, commit: spec.commit });
+    run.view.patch = await steps.own.capturePatch({
+      jobId: run.jobId,
+      image: spec.image,
+      timeoutSeconds: spec.timeouts.stepSeconds,
+      maskRefs: steps.maskRefs,
+      commit: spec.commit,
+    });
   }
 
   if (spec.approval?.before === 'validate') await gate.pass(spec.approval);

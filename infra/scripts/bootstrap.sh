@@ -6,10 +6,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm packages"
-  npm ci --no-audit --no-fund
-fi
+bash infra/scripts/ensure-packages.sh
 say "compiling TypeScript and the dashboard"
 npx tsc -p tsconfig.build.json
 node web/build.mjs

@@ -1,5 +1,18 @@
 import type { StepRequest } from '../runner';
-import { containerName, containerOptions, exitTimes, gvisorEgressProblem, holderName, holderOptions, measureOptions, parseDu, stepEnv, stepScript, volumeName, type ContainerPolicy } from './convert';
+import {
+  containerName,
+  containerOptions,
+  exitTimes,
+  gvisorEgressProblem,
+  holderName,
+  holderOptions,
+  measureOptions,
+  parseDu,
+  stepEnv,
+  stepScript,
+  volumeName,
+  type ContainerPolicy,
+} from './convert';
 
 const step: StepRequest = {
   jobId: 'job-1',
@@ -53,7 +66,7 @@ describe('containerOptions', () => {
   const host = opts.HostConfig!;
 
   it.each([
-    ['runs the command with sh -c, after the shell\'s TERM trap', opts.Cmd, ['sh', '-c', stepScript('echo hi')]],
+    ["runs the command with sh -c, after the shell's TERM trap", opts.Cmd, ['sh', '-c', stepScript('echo hi')]],
     ['in /workspace', opts.WorkingDir, '/workspace'],
     ['as the configured non-root user', opts.User, '1000:1000'],
     ['drops every capability', host.CapDrop, ['ALL']],
@@ -93,14 +106,14 @@ describe('containerOptions', () => {
   it.each([
     ['the first placement keeps the names of versions before placements', undefined, 'draftsman-d1-job-1-loop-3'],
     ['placement 1', 1, 'draftsman-d1-job-1-loop-3'],
-    ['a moved job\'s steps are new units', 2, 'draftsman-d1-job-1-p2-loop-3'],
+    ["a moved job's steps are new units", 2, 'draftsman-d1-job-1-p2-loop-3'],
     ['and again', 3, 'draftsman-d1-job-1-p3-loop-3'],
   ])('container name: %s', (_name, placement, name) => {
     expect(containerName({ jobId: 'job-1', kind: 'loop', index: 3, ...(placement ? { placement } : {}) }, 'd1')).toBe(name);
   });
 
   it.each([
-    ['proxy: the job holder\'s namespace', proxied, 'container:draftsman-d1-job-1-holder'],
+    ["proxy: the job holder's namespace", proxied, 'container:draftsman-d1-job-1-holder'],
     ['none', { mode: 'none' } as const, 'none'],
     ['insecure: what the operator forced', { mode: 'insecure', network: 'host' } as const, 'host'],
   ])('network %s', (_name, network, mode) => {
@@ -115,7 +128,7 @@ describe('containerOptions', () => {
   });
 
   it.each([
-    ['the engine\'s default when none is set', undefined, undefined],
+    ["the engine's default when none is set", undefined, undefined],
     ['gVisor when the operator asks for it', 'runsc', 'runsc'],
   ])('runtime: %s', (_name, runtime, expected) => {
     expect(containerOptions(step, { ...policy, runtime }, now).HostConfig!.Runtime).toBe(expected);
@@ -129,9 +142,7 @@ describe('containerOptions', () => {
 describe('stepEnv', () => {
   it('passes the spec env and identifies the step; Draftsman names win', () => {
     const env = stepEnv({ ...step, env: { FOO: 'bar', HOME: '/root' } });
-    expect(env).toEqual(
-      expect.arrayContaining(['FOO=bar', 'HOME=/tmp', 'DRAFTSMAN_JOB_ID=job-1', 'DRAFTSMAN_STEP_KIND=loop', 'DRAFTSMAN_STEP_INDEX=3']),
-    );
+    expect(env).toEqual(expect.arrayContaining(['FOO=bar', 'HOME=/tmp', 'DRAFTSMAN_JOB_ID=job-1', 'DRAFTSMAN_STEP_KIND=loop', 'DRAFTSMAN_STEP_INDEX=3']));
     expect(env).not.toContain('HOME=/root');
   });
 
@@ -166,14 +177,18 @@ describe('holderOptions', () => {
     ['runs as the step user', opts.User, '1000:1000'],
     ['is small', [host.Memory, host.PidsLimit], [64 * 2 ** 20, 256]],
     ['is restarted by the engine, so that later steps can join it', host.RestartPolicy, { Name: 'unless-stopped' }],
-    ['mounts only its job\'s directory, read-only', host.Binds, [expect.stringMatching(/^\/run\/draftsman-egress\/[0-9a-f]{20}:\/egress:ro$/)]],
-    ['forwards loopback 3128 to the socket', opts.Cmd, ['socat', expect.stringMatching(/^TCP-LISTEN:3128,bind=127\.0\.0\.1,fork/), 'UNIX-CONNECT:/egress/proxy.sock']],
+    ["mounts only its job's directory, read-only", host.Binds, [expect.stringMatching(/^\/run\/draftsman-egress\/[0-9a-f]{20}:\/egress:ro$/)]],
+    [
+      'forwards loopback 3128 to the socket',
+      opts.Cmd,
+      ['socat', expect.stringMatching(/^TCP-LISTEN:3128,bind=127\.0\.0\.1,fork/), 'UNIX-CONNECT:/egress/proxy.sock'],
+    ],
     ['is labelled a holder', opts.Labels!['org.draftsman.role'], 'holder'],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toEqual(expected);
   });
 
-  it('mounts the sockets volume read-only when the worker runs in a container, and connects to its own job\'s socket in it', () => {
+  it("mounts the sockets volume read-only when the worker runs in a container, and connects to its own job's socket in it", () => {
     const v = holderOptions('job-1', { ...policy, network: { ...proxied, socketVolume: 'draftsman-egress' } });
     expect(v.HostConfig!.Binds).toBeUndefined();
     expect(v.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'draftsman-egress', Target: '/egress', ReadOnly: true }]);
@@ -186,21 +201,29 @@ describe('steps under gVisor (a forwarder in each step)', () => {
   it.each([
     ['runs under the runtime', inStep.HostConfig!.Runtime, 'runsc'],
     ['has no network but its own loopback (no holder to join)', inStep.HostConfig!.NetworkMode, 'none'],
-    ['mounts only its job\'s socket folder, read-only', inStep.HostConfig!.Binds, [expect.stringMatching(/^\/run\/draftsman-egress\/[0-9a-f]{20}:\/egress:ro$/)]],
+    [
+      "mounts only its job's socket folder, read-only",
+      inStep.HostConfig!.Binds,
+      [expect.stringMatching(/^\/run\/draftsman-egress\/[0-9a-f]{20}:\/egress:ro$/)],
+    ],
     ['keeps the workspace mount', inStep.HostConfig!.Mounts!.map((m) => m.Target), ['/workspace']],
-    ['passes the step\'s script as the wrapper\'s $0, the command unchanged in it', inStep.Cmd!.slice(0, 2).concat(inStep.Cmd!.slice(3)), ['sh', '-c', stepScript('echo hi')]],
+    [
+      "passes the step's script as the wrapper's $0, the command unchanged in it",
+      inStep.Cmd!.slice(0, 2).concat(inStep.Cmd!.slice(3)),
+      ['sh', '-c', stepScript('echo hi')],
+    ],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toEqual(expected);
   });
 
-  it('starts the forwarder to the job\'s socket and runs the command once it listens', () => {
+  it("starts the forwarder to the job's socket and runs the command once it listens", () => {
     const wrapper = inStep.Cmd![2]!;
     expect(wrapper).toContain('socat TCP-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr,backlog=128 UNIX-CONNECT:/egress/proxy.sock &');
     expect(wrapper).toContain("grep -q ':0C38 00000000:0000 0A' /proc/net/tcp");
     expect(wrapper.endsWith('exec sh -c "$0"')).toBe(true);
   });
 
-  it('leaves steps under runc in the holder\'s namespace, with their command as it is', () => {
+  it("leaves steps under runc in the holder's namespace, with their command as it is", () => {
     const runc = containerOptions(step, policy, now);
     expect(runc.HostConfig!.NetworkMode).toBe('container:draftsman-d1-job-1-holder');
     expect(runc.HostConfig!.Binds).toBeUndefined();
@@ -213,7 +236,7 @@ describe('steps under gVisor (a forwarder in each step)', () => {
     ['the older spelling', ['--fsgofer-host-uds'], undefined, null],
     ['no host socket access', ['--network=none'], undefined, /--host-uds=open/],
     ['host sockets it may only create', ['--host-uds=create'], undefined, /--host-uds=open/],
-    ['a sockets volume, which would show every job\'s socket', ['--host-uds=open'], 'draftsman-egress', /DRAFTSMAN_EGRESS_SOCKET_DIR/],
+    ["a sockets volume, which would show every job's socket", ['--host-uds=open'], 'draftsman-egress', /DRAFTSMAN_EGRESS_SOCKET_DIR/],
   ])('gVisor registered with %s', (_name, args, volume, problem) => {
     const found = gvisorEgressProblem(args, volume);
     if (problem === null) expect(found).toBeNull();
@@ -227,25 +250,29 @@ describe('the workspace measurement', () => {
     ['runs du over the workspace, on one file system', m.Cmd, ['du', '-skx', '/workspace']],
     ['mounts the workspace read-only', m.HostConfig!.Mounts, [{ Type: 'volume', Source: volumeName('job-1', 'd1'), Target: '/workspace', ReadOnly: true }]],
     ['has no network', m.HostConfig!.NetworkMode, 'none'],
-    ['may read anything and nothing more (a step can hide files from itself)', [m.User, m.HostConfig!.CapDrop, m.HostConfig!.CapAdd], ['0:0', ['ALL'], ['DAC_READ_SEARCH']]],
-    ['is Draftsman\'s own image', m.Image, 'draftsman-runner:latest'],
-    ['is labelled with the job, so that the job\'s end removes a leftover', m.Labels!['org.draftsman.job'], 'job-1'],
+    [
+      'may read anything and nothing more (a step can hide files from itself)',
+      [m.User, m.HostConfig!.CapDrop, m.HostConfig!.CapAdd],
+      ['0:0', ['ALL'], ['DAC_READ_SEARCH']],
+    ],
+    ["is Draftsman's own image", m.Image, 'draftsman-runner:latest'],
+    ["is labelled with the job, so that the job's end removes a leftover", m.Labels!['org.draftsman.job'], 'job-1'],
   ])('%s', (_name, actual, expected) => {
     expect(actual).toEqual(expected);
   });
 
   it.each([
-    ['du\'s answer', '2048\t/workspace\n', 2048 * 1024],
-    ['after what it could not read', 'du: cannot read directory \'/workspace/x\': Permission denied\n12\t/workspace\n', 12 * 1024],
+    ["du's answer", '2048\t/workspace\n', 2048 * 1024],
+    ['after what it could not read', "du: cannot read directory '/workspace/x': Permission denied\n12\t/workspace\n", 12 * 1024],
     ['an empty answer', '', null],
-    ['an error alone', 'du: cannot access \'/workspace\'\n', null],
+    ['an error alone', "du: cannot access '/workspace'\n", null],
   ])('parses %s', (_name, output, bytes) => {
     expect(parseDu(output)).toBe(bytes);
   });
 });
 
 describe('stepScript', () => {
-  it('keeps the command as it is, on a line of its own after the shell\'s TERM trap', () => {
+  it("keeps the command as it is, on a line of its own after the shell's TERM trap", () => {
     expect(stepScript('echo a; echo b')).toBe("trap 'exit 143' TERM\necho a; echo b");
     // A here-document or a comment on the first line still parses as the user wrote it.
     expect(stepScript('# note\ncat <<EOF\nx\nEOF').split('\n').slice(1).join('\n')).toBe('# note\ncat <<EOF\nx\nEOF');

@@ -14,7 +14,7 @@ import {
   LABEL_STEP_INDEX,
   LABEL_STEP_KIND,
 } from '../../common/names';
-import { HOLDER_MOUNT, jobDir, jobKey, PROXY_PORT, PROXY_URL, proxyEnv, SOCKET_NAME } from '../../egress/layout';
+import { HOLDER_MOUNT, jobDir, jobKey, PROXY_PORT, PROXY_URL, proxyEnv, SOCKET_NAME } from '../../common/egress-layout';
 import { cacheDir, cacheEnv } from '../../common/warm';
 import type { StepRef, StepRequest } from '../runner';
 
@@ -134,11 +134,7 @@ export function stepScript(command: string): string {
   return `trap 'exit 143' TERM\n${command}`;
 }
 
-export function containerOptions(
-  step: StepRequest,
-  policy: ContainerPolicy,
-  now: Date,
-): Docker.ContainerCreateOptions {
+export function containerOptions(step: StepRequest, policy: ContainerPolicy, now: Date): Docker.ContainerCreateOptions {
   const memory = policy.memoryMb * 1024 * 1024;
   const deadline = Math.floor(now.getTime() / 1000) + step.timeoutSeconds;
   return {
@@ -168,9 +164,19 @@ export function containerOptions(
       Mounts: [
         { Type: 'volume', Source: volumeName(step.jobId, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: false },
         // The job's private copies of its caches (setup steps only): they see nothing of the saved ones.
-        ...(step.caches ?? []).map((name): Docker.MountSettings => ({ Type: 'volume', Source: cacheVolumeName(step.jobId, name, policy.deployment), Target: cacheDir(name), ReadOnly: false })),
+        ...(step.caches ?? []).map((name): Docker.MountSettings => ({
+          Type: 'volume',
+          Source: cacheVolumeName(step.jobId, name, policy.deployment),
+          Target: cacheDir(name),
+          ReadOnly: false,
+        })),
         // Those with a path, inside the workspace (the engine mounts a deeper path after the workspace).
-        ...(step.workspaceCaches ?? []).map((c): Docker.MountSettings => ({ Type: 'volume', Source: cacheVolumeName(step.jobId, c.name, policy.deployment), Target: `${WORKSPACE_PATH}/${c.path}`, ReadOnly: false })),
+        ...(step.workspaceCaches ?? []).map((c): Docker.MountSettings => ({
+          Type: 'volume',
+          Source: cacheVolumeName(step.jobId, c.name, policy.deployment),
+          Target: `${WORKSPACE_PATH}/${c.path}`,
+          ReadOnly: false,
+        })),
       ],
       ...(inStepForwarder(policy.network) ? { Binds: [socketBind(step.jobId, policy.network, policy.deployment)] } : {}),
       NetworkMode: networkMode(step.jobId, policy),
@@ -335,7 +341,7 @@ export function gvisorEgressProblem(runtimeArgs: string[], socketVolume: string 
     return 'gVisor must be registered with "--host-uds=open" in its runtimeArgs, for steps to reach the egress proxy\'s socket (docs/deployment.md, "gVisor")';
   }
   if (socketVolume) {
-    return 'under gVisor each step mounts its job\'s socket folder, which DRAFTSMAN_EGRESS_SOCKET_VOLUME cannot give alone; set DRAFTSMAN_EGRESS_SOCKET_DIR to a path on the engine\'s host instead';
+    return "under gVisor each step mounts its job's socket folder, which DRAFTSMAN_EGRESS_SOCKET_VOLUME cannot give alone; set DRAFTSMAN_EGRESS_SOCKET_DIR to a path on the engine's host instead";
   }
   return null;
 }

@@ -1,7 +1,6 @@
 import { demuxDockerStream } from './demux';
 import { frame } from './frames.fixture';
 
-
 describe('demuxDockerStream', () => {
   it('splits frames in order and tags their stream', () => {
     const chunks = demuxDockerStream(Buffer.concat([frame(1, 'out\n'), frame(2, 'err\n'), frame(1, 'more')]));

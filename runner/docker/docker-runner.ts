@@ -2,9 +2,23 @@ import Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEADLINE, LABEL_DEPLOYMENT, LABEL_JOB, LABEL_MANAGED, LABEL_PLACEMENT, LABEL_ROLE } from '../../common/names';
-import { makeJobFolder, removeJobFolder, waitForListener } from '../../egress/job-folder';
+import { makeJobFolder, removeJobFolder, waitForListener } from './job-folder';
 import type { JobResources, JobVolumeRef, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
-import { type ContainerPolicy, containerName, gvisorEgressProblem, measureName, measureOptions, parseDu, containerOptions, exitTimes, holderName, holderOptions, jobLabels, volumeName, WORKSPACE_PATH } from './convert';
+import {
+  type ContainerPolicy,
+  containerName,
+  gvisorEgressProblem,
+  measureName,
+  measureOptions,
+  parseDu,
+  containerOptions,
+  exitTimes,
+  holderName,
+  holderOptions,
+  jobLabels,
+  volumeName,
+  WORKSPACE_PATH,
+} from './convert';
 import { demuxDockerStream } from './demux';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
@@ -27,8 +41,7 @@ function parseTime(value: string | undefined): Date | null {
 }
 
 /** The engine's filter for everything of one job of one deployment. */
-const jobFilter = (jobId: string, deployment: string) =>
-  JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${deployment}`, `${LABEL_JOB}=${jobId}`] });
+const jobFilter = (jobId: string, deployment: string) => JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${deployment}`, `${LABEL_JOB}=${jobId}`] });
 /** A listed container's name, without the engine's leading slash. */
 const nameOf = (c: Docker.ContainerInfo) => (c.Names[0] ?? c.Id).replace(/^\//, '');
 const isHolder = (c: Docker.ContainerInfo) => c.Labels[LABEL_ROLE] === 'holder';
@@ -43,7 +56,12 @@ export class DockerRunner implements Runner {
     /** Settled by ready(): where the steps' forwarder runs depends on the runtime the engine has. */
     private policy: ContainerPolicy,
   ) {
-    this.warm = new WarmVolumes(docker, () => this.policy, (s) => this.bounded(s), (name) => this.removeContainer(name));
+    this.warm = new WarmVolumes(
+      docker,
+      () => this.policy,
+      (s) => this.bounded(s),
+      (name) => this.removeContainer(name),
+    );
     this.output = new StepOutput(docker, () => this.bounded());
   }
 
@@ -139,7 +157,11 @@ export class DockerRunner implements Runner {
   private async createVolume(jobId: string): Promise<void> {
     try {
       // Creating an existing volume with the same name is a no-op on the engine.
-      await this.docker.createVolume({ Name: volumeName(jobId, this.policy.deployment), Labels: jobLabels(jobId, this.policy.deployment, this.policy.host), ...this.bounded() });
+      await this.docker.createVolume({
+        Name: volumeName(jobId, this.policy.deployment),
+        Labels: jobLabels(jobId, this.policy.deployment, this.policy.host),
+        ...this.bounded(),
+      });
     } catch (err) {
       throw new RunnerError(`creating workspace volume for job ${jobId} failed`, err);
     }
@@ -219,7 +241,8 @@ export class DockerRunner implements Runner {
     const tar = pack();
     const [uid, gid] = this.policy.user.split(':').map(Number);
     for (const f of files) {
-      if (!/^[A-Za-z0-9._-]+$/.test(f.name) || f.name === '.' || f.name === '..') throw new RunnerError(`a step's file must be a plain name, not ${JSON.stringify(f.name)}`);
+      if (!/^[A-Za-z0-9._-]+$/.test(f.name) || f.name === '.' || f.name === '..')
+        throw new RunnerError(`a step's file must be a plain name, not ${JSON.stringify(f.name)}`);
       tar.entry({ name: f.name, mode: 0o600, uid, gid }, f.data);
     }
     tar.finalize();
@@ -413,9 +436,9 @@ export class DockerRunner implements Runner {
           deadline: Number(c.Labels[LABEL_DEADLINE]) || undefined,
         })),
         // Kept volumes (saved caches, kept workspaces) are no job's: the budget and listKept decide about them.
-        ...(volumes.Volumes ?? []).filter((v) => v.Labels?.[LABEL_ROLE] !== 'kept').map(
-          (v): ManagedResource => ({ type: 'workspace', name: v.Name, jobId: v.Labels?.[LABEL_JOB] ?? '' }),
-        ),
+        ...(volumes.Volumes ?? [])
+          .filter((v) => v.Labels?.[LABEL_ROLE] !== 'kept')
+          .map((v): ManagedResource => ({ type: 'workspace', name: v.Name, jobId: v.Labels?.[LABEL_JOB] ?? '' })),
       ];
     } catch (err) {
       throw new RunnerError('listing Draftsman containers and volumes failed', err);

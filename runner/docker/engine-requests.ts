@@ -13,13 +13,10 @@ export async function acceptsConnections(docker: Docker): Promise<boolean> {
   // The default socket is found lazily (a function that resolves the path).
   const socketPath = typeof m.socketPath === 'function' ? await m.socketPath() : m.socketPath;
   return new Promise((resolve) => {
-    const req = http.request(
-      { ...(socketPath ? { socketPath } : { host: m.host, port: m.port }), path: '/_ping', agent: false, timeout: 5_000 },
-      (res) => {
-        res.resume();
-        resolve(true);
-      },
-    );
+    const req = http.request({ ...(socketPath ? { socketPath } : { host: m.host, port: m.port }), path: '/_ping', agent: false, timeout: 5_000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
     req.once('error', () => resolve(false));
     req.once('timeout', () => req.destroy(new Error('the engine did not answer a ping')));
     req.end();
@@ -67,4 +64,3 @@ export async function waitNotRunning(docker: Docker, name: string, signal?: Abor
   const parsed = JSON.parse(body || '{}') as { Error?: { Message?: string } | null };
   if (parsed.Error?.Message) throw new Error(`the engine's wait for ${name} failed: ${parsed.Error.Message}`);
 }
-

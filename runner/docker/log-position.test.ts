@@ -51,7 +51,10 @@ describe('advance', () => {
     ['from nothing', null, [4, 5, 5, 5], [5, 3]],
     ['from nothing, an empty batch', null, [], null],
   ])('%s', (_name, from, times, expected) => {
-    const pos = advance(from && { time: t(from[0]), atLast: from[1] }, times.map((n) => line(t(n), 'x')));
+    const pos = advance(
+      from && { time: t(from[0]), atLast: from[1] },
+      times.map((n) => line(t(n), 'x')),
+    );
     expect(pos).toEqual(expected && { time: t(expected[0]), atLast: expected[1] });
   });
 });
@@ -77,7 +80,7 @@ describe('positions per stream (stdout and stderr are separate pipes)', () => {
     expect(streamLinesAfterTail(tail, p, window)?.map((l) => l.text) ?? null).toEqual(expected);
   });
 
-  it('a stream with no line seen gets all of its lines, from a tail that reaches back before the other stream\'s position', () => {
+  it("a stream with no line seen gets all of its lines, from a tail that reaches back before the other stream's position", () => {
     const onlyOut = advanceStreams(noPositions(), [at(1, 'stdout', 'one')]);
     expect(streamLinesAfterTail(log, onlyOut, 1000)?.map((l) => l.text)).toEqual(['two', 'three', 'four', 'five']);
     // The tail starts at the stdout position: a line of that time may be missing from it.

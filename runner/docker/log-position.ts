@@ -66,7 +66,6 @@ export function linesAfter(lines: readonly LogLine[], pos: LogPosition | null): 
 /** How many of the log's last lines a re-read asks for first: the engine reads a tail from the end of its file. */
 export const TAIL_WINDOW = 1000;
 
-
 /**
  * A follow's position in each stream. Each stream is one pipe, its lines in time order;
  * the two together are not (a stderr line may come after a later stdout line), so one
@@ -78,14 +77,29 @@ export const noPositions = (): StreamPositions => ({ stdout: null, stderr: null 
 
 export function advanceStreams(p: StreamPositions, lines: readonly LogLine[]): StreamPositions {
   return {
-    stdout: advance(p.stdout, lines.filter((l) => l.stream === 'stdout')),
-    stderr: advance(p.stderr, lines.filter((l) => l.stream === 'stderr')),
+    stdout: advance(
+      p.stdout,
+      lines.filter((l) => l.stream === 'stdout'),
+    ),
+    stderr: advance(
+      p.stderr,
+      lines.filter((l) => l.stream === 'stderr'),
+    ),
   };
 }
 
 /** Of a re-read's lines (in the engine's order), those after each stream's position. */
 export function streamLinesAfter(lines: readonly LogLine[], p: StreamPositions): LogLine[] {
-  const fresh = new Set([...linesAfter(lines.filter((l) => l.stream === 'stdout'), p.stdout), ...linesAfter(lines.filter((l) => l.stream === 'stderr'), p.stderr)]);
+  const fresh = new Set([
+    ...linesAfter(
+      lines.filter((l) => l.stream === 'stdout'),
+      p.stdout,
+    ),
+    ...linesAfter(
+      lines.filter((l) => l.stream === 'stderr'),
+      p.stderr,
+    ),
+  ]);
   return lines.filter((l) => fresh.has(l));
 }
 

@@ -89,7 +89,8 @@ export class StepOutput {
     // The tail first: it is read from the end of the engine's log file, while a read
     // from a time decodes the whole file.
     const from = earliest(positions);
-    const rest = streamLinesAfterTail(await this.readLog(name, { tail: TAIL_WINDOW }), positions, TAIL_WINDOW) ??
+    const rest =
+      streamLinesAfterTail(await this.readLog(name, { tail: TAIL_WINDOW }), positions, TAIL_WINDOW) ??
       streamLinesAfter(await this.readLog(name, from ? { since: sinceOf(from) as unknown as number } : {}), positions);
     if (rest.length) await consumed.then(() => deliver(rest));
   }
@@ -118,9 +119,7 @@ export class StepOutput {
   async stdout(name: string, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> {
     let raw: Buffer;
     try {
-      raw = (await this.docker
-        .getContainer(name)
-        .logs({ stdout: true, stderr: false, follow: false, ...this.bounded() })) as unknown as Buffer;
+      raw = (await this.docker.getContainer(name).logs({ stdout: true, stderr: false, follow: false, ...this.bounded() })) as unknown as Buffer;
     } catch (err) {
       if (isGone(err)) return { data: Buffer.alloc(0), truncated: false };
       throw new RunnerError(`reading output of ${name} failed`, err);

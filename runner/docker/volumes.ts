@@ -8,7 +8,6 @@ import { LABEL_DEPLOYMENT, LABEL_HOST, LABEL_KEPT, LABEL_MANAGED, LABEL_ROLE } f
 import type { VolumeRef } from '../runner';
 import { cacheVolumeName, type ContainerPolicy, jobLabels, volumeName, WORKSPACE_PATH } from './convert';
 
-
 export function keptVolumeName(id: string, deployment: string): string {
   return `draftsman-${deployment}-kept-${id}`;
 }
@@ -26,7 +25,13 @@ export function refVolume(ref: VolumeRef, deployment: string): string {
  */
 export function refLabels(ref: VolumeRef, policy: Pick<ContainerPolicy, 'deployment' | 'host'>): Record<string, string> {
   if ('kept' in ref) {
-    return { [LABEL_MANAGED]: 'true', [LABEL_DEPLOYMENT]: policy.deployment, ...(policy.host ? { [LABEL_HOST]: policy.host } : {}), [LABEL_ROLE]: 'kept', [LABEL_KEPT]: ref.kept };
+    return {
+      [LABEL_MANAGED]: 'true',
+      [LABEL_DEPLOYMENT]: policy.deployment,
+      ...(policy.host ? { [LABEL_HOST]: policy.host } : {}),
+      [LABEL_ROLE]: 'kept',
+      [LABEL_KEPT]: ref.kept,
+    };
   }
   const jobId = 'workspace' in ref ? ref.workspace : ref.cache.jobId;
   return { ...jobLabels(jobId, policy.deployment, policy.host), ...('cache' in ref ? { [LABEL_ROLE]: 'cache' } : {}) };
@@ -114,7 +119,8 @@ export function layerVolumes(toName: string): { upper: string; work: string } {
 /** The local driver's options of an overlay volume over three directories of the engine's host. */
 export function layerDriverOpts(dirs: { lower: string; upper: string; work: string }): Record<string, string> {
   // The mount options are a comma list of key=value: a path holding either cannot be named.
-  for (const dir of Object.values(dirs)) if (!/^\/[^,:=]*$/.test(dir)) throw new Error(`cannot layer a volume on ${JSON.stringify(dir)}: not an absolute path without , : or =`);
+  for (const dir of Object.values(dirs))
+    if (!/^\/[^,:=]*$/.test(dir)) throw new Error(`cannot layer a volume on ${JSON.stringify(dir)}: not an absolute path without , : or =`);
   return { type: 'overlay', device: 'overlay', o: `lowerdir=${dirs.lower},upperdir=${dirs.upper},workdir=${dirs.work}` };
 }
 
@@ -123,8 +129,18 @@ export function layerDriverOpts(dirs: { lower: string; upper: string; work: stri
  * /workspace: the engine then gives the volume's root that directory's owner and mode
  * (the step user's, as a job's workspace has them), without running anything.
  */
-export function ownerOptions(name: string, volume: string, labels: Record<string, string>, policy: Pick<ContainerPolicy, 'toolImage'>): Docker.ContainerCreateOptions {
+export function ownerOptions(
+  name: string,
+  volume: string,
+  labels: Record<string, string>,
+  policy: Pick<ContainerPolicy, 'toolImage'>,
+): Docker.ContainerCreateOptions {
   return helperOptions(name, ['true'], [{ Type: 'volume', Source: volume, Target: WORKSPACE_PATH, ReadOnly: false }], labels, policy, { caps: [] });
 }
 
-export const workspaceMount = (jobId: string, deployment: string): Docker.MountSettings => ({ Type: 'volume', Source: volumeName(jobId, deployment), Target: WORKSPACE_PATH, ReadOnly: true });
+export const workspaceMount = (jobId: string, deployment: string): Docker.MountSettings => ({
+  Type: 'volume',
+  Source: volumeName(jobId, deployment),
+  Target: WORKSPACE_PATH,
+  ReadOnly: true,
+});

@@ -24,7 +24,6 @@ import {
   layerDriverOpts,
   layerVolumes,
   ownerOptions,
-  READ_CAPS,
   refJob,
   refLabels,
   refVolume,
@@ -99,13 +98,26 @@ export class WarmVolumes {
     await this.removeVolume(name);
     await Promise.all([parts.upper, parts.work].map((n) => this.removeVolume(n)));
     try {
-      await Promise.all([parts.upper, parts.work].map((n) => this.docker.createVolume({ Name: n, Labels: { ...labels, [LABEL_ROLE]: 'layer' }, ...this.bounded() })));
+      await Promise.all(
+        [parts.upper, parts.work].map((n) => this.docker.createVolume({ Name: n, Labels: { ...labels, [LABEL_ROLE]: 'layer' }, ...this.bounded() })),
+      );
     } catch (err) {
       throw new RunnerError(`creating the layers of volume ${name} failed`, err);
     }
-    const [lowerDir, upper, work] = await Promise.all([this.mountpoint(lower.name), this.mountpoint(parts.upper), this.mountpoint(parts.work), this.ownRoot(parts.upper, labels, jobId)]);
+    const [lowerDir, upper, work] = await Promise.all([
+      this.mountpoint(lower.name),
+      this.mountpoint(parts.upper),
+      this.mountpoint(parts.work),
+      this.ownRoot(parts.upper, labels, jobId),
+    ]);
     try {
-      await this.docker.createVolume({ Name: name, Driver: 'local', DriverOpts: layerDriverOpts({ lower: lowerDir, upper, work }), Labels: { ...labels, [LABEL_LOWER]: lower.kept }, ...this.bounded() });
+      await this.docker.createVolume({
+        Name: name,
+        Driver: 'local',
+        DriverOpts: layerDriverOpts({ lower: lowerDir, upper, work }),
+        Labels: { ...labels, [LABEL_LOWER]: lower.kept },
+        ...this.bounded(),
+      });
     } catch (err) {
       throw new RunnerError(`creating volume ${name} layered on ${lower.name} failed`, err);
     }
@@ -130,7 +142,10 @@ export class WarmVolumes {
         await this.makeLayered(base, { name: `${base}-lower`, kept: 'probe' }, labels, null);
         const mounts = [{ Type: 'volume' as const, Source: base, Target: '/to', ReadOnly: false }];
         const probe = 'touch /to/probe && test -f /to/probe && [ "$(stat -c %u:%g /to)" = "$DRAFTSMAN_OWNER" ]';
-        const { code } = await this.runHelper(helperOptions(`${base}-run`, ['sh', '-c', probe], mounts, labels, policy, { caps: COPY_CAPS, env: { DRAFTSMAN_OWNER: policy.user } }), 60);
+        const { code } = await this.runHelper(
+          helperOptions(`${base}-run`, ['sh', '-c', probe], mounts, labels, policy, { caps: COPY_CAPS, env: { DRAFTSMAN_OWNER: policy.user } }),
+          60,
+        );
         return code === 0;
       } catch {
         return false;
@@ -163,20 +178,29 @@ export class WarmVolumes {
     const policy = this.policy();
     const name = this.helperName(jobId, 'hash');
     // It runs git on what a step wrote (a fork's workspace): as the step user, with no capability.
-    const options = helperOptions(name, ['sh', '-c', HASH_FILES_SCRIPT, 'hash-files', ...pathspecs], [workspaceMount(jobId, policy.deployment)], { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' }, policy, {
-      caps: [],
-      user: policy.user,
-      env: { DRAFTSMAN_COMMIT: commit },
-      tmpMb: 64,
-    });
+    const options = helperOptions(
+      name,
+      ['sh', '-c', HASH_FILES_SCRIPT, 'hash-files', ...pathspecs],
+      [workspaceMount(jobId, policy.deployment)],
+      { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' },
+      policy,
+      {
+        caps: [],
+        user: policy.user,
+        env: { DRAFTSMAN_COMMIT: commit },
+        tmpMb: 64,
+      },
+    );
     const { code, output } = await this.runHelper(options, 60).catch((err: unknown) => {
       throw new RunnerError(`hashing files of job ${jobId} failed`, err);
     });
     const hash = output.trim();
     // The helper ran to its end and git said no: it will say so on every try (a kill by the engine is not that).
-    if (code !== 0 && code !== 137 && code !== 143) throw new WorkspaceGitError(`hashing files of job ${jobId} failed (exit ${code}): ${output.trim().slice(0, 300)}`);
+    if (code !== 0 && code !== 137 && code !== 143)
+      throw new WorkspaceGitError(`hashing files of job ${jobId} failed (exit ${code}): ${output.trim().slice(0, 300)}`);
     // Stopped by the engine, its output is no answer; not quoted (what git printed there is not masked here).
-    if (code !== 0 || !/^([0-9a-f]{64})?$/.test(hash)) throw new RunnerError(`hashing files of job ${jobId} failed (exit ${code}, ${output.length} bytes of output)`);
+    if (code !== 0 || !/^([0-9a-f]{64})?$/.test(hash))
+      throw new RunnerError(`hashing files of job ${jobId} failed (exit ${code}, ${output.length} bytes of output)`);
     return hash;
   }
 
@@ -201,10 +225,17 @@ export class WarmVolumes {
     await this.createVolume(to);
     // A kept volume keeps the owners of what it copied; a job's workspace and caches are the step user's.
     const owner = 'kept' in to ? '' : policy.user;
-    const options = helperOptions(this.helperName(jobId, 'copy'), ['sh', '-c', COPY_SCRIPT], copyMounts(to, from, policy.deployment), { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' }, policy, {
-      caps: COPY_CAPS,
-      env: { DRAFTSMAN_OWNER: owner },
-    });
+    const options = helperOptions(
+      this.helperName(jobId, 'copy'),
+      ['sh', '-c', COPY_SCRIPT],
+      copyMounts(to, from, policy.deployment),
+      { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' },
+      policy,
+      {
+        caps: COPY_CAPS,
+        env: { DRAFTSMAN_OWNER: owner },
+      },
+    );
     const what = `copying ${from ? refVolume(from, policy.deployment) : 'nothing'} to ${refVolume(to, policy.deployment)}`;
     // A large tree takes a while: bounded like a long stop.
     const { code, output } = await this.runHelper(options, 600).catch((err: unknown) => {
@@ -261,7 +292,9 @@ export class WarmVolumes {
   async listKept(): Promise<{ id: string; createdAt: Date }[]> {
     const policy = this.policy();
     // This host's own (two hosts' workers may share an engine in a test, never their records).
-    const filters = JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${policy.deployment}`, `${LABEL_ROLE}=kept`, ...(policy.host ? [`${LABEL_HOST}=${policy.host}`] : [])] });
+    const filters = JSON.stringify({
+      label: [`${LABEL_DEPLOYMENT}=${policy.deployment}`, `${LABEL_ROLE}=kept`, ...(policy.host ? [`${LABEL_HOST}=${policy.host}`] : [])],
+    });
     try {
       const { Volumes } = await this.docker.listVolumes({ filters, ...this.bounded() });
       return (Volumes ?? [])
@@ -280,7 +313,14 @@ export class WarmVolumes {
     const policy = this.policy();
     const jobId = refJob(ref)!;
     const mount = { Type: 'volume' as const, Source: refVolume(ref, policy.deployment), Target: WORKSPACE_PATH, ReadOnly: true };
-    const options = helperOptions(this.helperName(jobId, 'read'), ['true'], [mount], { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' }, policy, { caps: [] });
+    const options = helperOptions(
+      this.helperName(jobId, 'read'),
+      ['true'],
+      [mount],
+      { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'helper' },
+      policy,
+      { caps: [] },
+    );
     try {
       const container = await this.docker.createContainer({ ...options, ...this.bounded() });
       const archive = (await container.getArchive({ path: WORKSPACE_PATH })) as unknown as Readable;

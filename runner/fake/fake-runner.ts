@@ -224,11 +224,7 @@ export class FakeRunner implements Runner {
     return s.exit;
   }
 
-  async followLogs(
-    ref: StepRef,
-    onLines: (lines: LogLine[]) => void | Promise<void>,
-    opts: { skipLines: number; signal?: AbortSignal },
-  ): Promise<void> {
+  async followLogs(ref: StepRef, onLines: (lines: LogLine[]) => void | Promise<void>, opts: { skipLines: number; signal?: AbortSignal }): Promise<void> {
     const s = this.steps.get(nameOf(ref));
     if (!s) return;
     let next = opts.skipLines;
@@ -256,7 +252,12 @@ export class FakeRunner implements Runner {
 
   async stdout(ref: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> {
     const s = this.steps.get(nameOf(ref));
-    const data = Buffer.from((s?.lines ?? []).filter((l) => l.stream === 'stdout').map((l) => `${l.text}\n`).join(''));
+    const data = Buffer.from(
+      (s?.lines ?? [])
+        .filter((l) => l.stream === 'stdout')
+        .map((l) => `${l.text}\n`)
+        .join(''),
+    );
     return data.length > maxBytes ? { data: data.subarray(0, maxBytes), truncated: true } : { data, truncated: false };
   }
 
@@ -266,10 +267,13 @@ export class FakeRunner implements Runner {
     if (!s || s.state !== 'running') return 'not-running';
     s.signalled = 'TERM';
     s.wake();
-    const killAfter = setTimeout(() => {
-      s.signalled = 'KILL';
-      s.wake();
-    }, graceSeconds * (this.opts.secondMs ?? 1000));
+    const killAfter = setTimeout(
+      () => {
+        s.signalled = 'KILL';
+        s.wake();
+      },
+      graceSeconds * (this.opts.secondMs ?? 1000),
+    );
     await s.exited;
     clearTimeout(killAfter);
     return 'stopped';
@@ -301,16 +305,14 @@ export class FakeRunner implements Runner {
 
   async listManaged(): Promise<ManagedResource[]> {
     return [
-      ...[...this.steps.values()].map(
-        (s): ManagedResource => ({
-          type: 'step',
-          name: s.name,
-          jobId: s.ref.jobId,
-          placement: s.ref.placement ?? 1,
-          running: s.state === 'running',
-          deadline: s.deadline,
-        }),
-      ),
+      ...[...this.steps.values()].map((s): ManagedResource => ({
+        type: 'step',
+        name: s.name,
+        jobId: s.ref.jobId,
+        placement: s.ref.placement ?? 1,
+        running: s.state === 'running',
+        deadline: s.deadline,
+      })),
       ...[...this.workspaces].map((jobId): ManagedResource => ({ type: 'workspace', name: `fake-${jobId}-workspace`, jobId })),
     ];
   }
@@ -380,7 +382,10 @@ export class FakeRunner implements Runner {
       if (s.signalled === 'TERM') return s.termExit ?? 143;
       return null;
     };
-    for (const raw of s.request.command.split(';').map((c) => c.trim()).filter(Boolean)) {
+    for (const raw of s.request.command
+      .split(';')
+      .map((c) => c.trim())
+      .filter(Boolean)) {
       if (!this.steps.has(s.name)) return;
       const [word, ...rest] = raw.split(/\s+/);
       const arg = rest.join(' ');

@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import type { JobView } from '../../common/job';
 import { KeptStore } from '../../db/kept-store';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 const READ = 'adv-Read/Token+0123456789';
 const PUSH = 'adv-Push/Token+9876543210';
@@ -41,9 +41,18 @@ interface Line {
 
 async function logsOf(id: string): Promise<Line[]> {
   const text = await (await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs`, { headers: stack.authHeader })).text();
-  return text ? text.trimEnd().split('\n').map((l) => JSON.parse(l) as Line) : [];
+  return text
+    ? text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Line)
+    : [];
 }
-const stepText = (lines: Line[], step: string) => lines.filter((l) => l.step === step).map((l) => l.text).join('\n');
+const stepText = (lines: Line[], step: string) =>
+  lines
+    .filter((l) => l.step === step)
+    .map((l) => l.text)
+    .join('\n');
 const patchOf = async (id: string) => Buffer.from(await (await fetch(`${stack.apiUrl}/v1/jobs/${id}/patch`, { headers: stack.authHeader })).arrayBuffer());
 
 /**
@@ -54,7 +63,7 @@ const patchOf = async (id: string) => Buffer.from(await (await fetch(`${stack.ap
 const EVIL = [
   '#!/bin/sh',
   'echo "ran in ${DRAFTSMAN_STEP_KIND:-?}" >> /workspace/.git/witness 2>/dev/null',
-  "env | grep _TOKEN= | awk '{s=\"\"; for (i = length($0); i > 0; i--) s = s substr($0, i, 1); print \"leak:\" s}'",
+  'env | grep _TOKEN= | awk \'{s=""; for (i = length($0); i > 0; i--) s = s substr($0, i, 1); print "leak:" s}\'',
   // A filter's clean must hand the contents on.
   'case "$(basename "$0")" in clean) cat;; esac',
   'exit 0',
@@ -160,7 +169,11 @@ test("a fork of a workspace whose .git the agent configured: the cache key's has
   // Before setup only the parent's loop had run the programs; positive control: the fork's own loop runs them again.
   const before = stepText(lines, 'setup-0').split('\n');
   expect(new Set(before)).toEqual(new Set(['ran in loop']));
-  expect(stepText(lines, 'loop-1').split('\n').filter((l) => l === 'ran in loop').length).toBeGreaterThan(before.length);
+  expect(
+    stepText(lines, 'loop-1')
+      .split('\n')
+      .filter((l) => l === 'ran in loop').length,
+  ).toBeGreaterThan(before.length);
 });
 
 /** A value printed beside the secret in the same forms, not a secret: the positive control of every leak probe below. */
@@ -174,7 +187,15 @@ const DECOY = 'adv-Decoy/Value+5555555555';
 function probe(text: string, value: string): boolean {
   const flat = text.replace(/\s+/g, '');
   const hex = Buffer.from(value).toString('hex');
-  if (flat.includes(value.replace(/\s+/g, '')) || text.replace(/^[0-9a-f]{6,}:? /gm, '').replace(/[^0-9a-fA-F]/g, '').toLowerCase().includes(hex)) return true;
+  if (
+    flat.includes(value.replace(/\s+/g, '')) ||
+    text
+      .replace(/^[0-9a-f]{6,}:? /gm, '')
+      .replace(/[^0-9a-fA-F]/g, '')
+      .toLowerCase()
+      .includes(hex)
+  )
+    return true;
   if (decodeURIComponent(text.replace(/%(?![0-9a-fA-F]{2})/g, '%25')).includes(value) || text.replace(/\\\//g, '/').includes(value)) return true;
   for (const run of flat.match(/[A-Za-z0-9+/=]{16,}/g) ?? []) {
     for (let skip = 0; skip < 4; skip++) if (Buffer.from(run.slice(skip), 'base64').toString('latin1').includes(value)) return true;
@@ -194,7 +215,7 @@ const PRINT_EVERY_FORM = [
   // URL-encoded, every byte.
   "printf %s \"$V\" | od -An -tx1 -v | tr -s ' \\n' ' ' | sed 's/ $//; s/ /%/g'; echo",
   // JSON with its slashes escaped.
-  "printf '{\"token\":\"%s\"}\\n' \"$V\" | sed 's#/#\\\\/#g'",
+  'printf \'{"token":"%s"}\\n\' "$V" | sed \'s#/#\\\\/#g\'',
 ].join('\n');
 
 test('a secret printed in the forms an agent reaches for, and cut across lines, is in no stored log line; the same forms of a decoy are', async () => {
@@ -281,10 +302,19 @@ test("a cache whose file names or symlink targets carry a secret is not saved, n
 
 test.each([
   ['removes its .git', 'rm -rf .git', /no \.git\/objects to read commit/],
-  ['alters the objects of the commit', 'chmod -R u+w .git/objects; for f in $(find .git/objects -type f); do printf garbage > "$f"; done', /not valid|do not match|no longer holds/],
+  [
+    'alters the objects of the commit',
+    'chmod -R u+w .git/objects; for f in $(find .git/objects -type f); do printf garbage > "$f"; done',
+    /not valid|do not match|no longer holds/,
+  ],
 ])('an agent that %s: the patch fails the job at once, saying why (no retries for the job time limit)', async (_what, command, reason) => {
   const started = Date.now();
-  const id = await stack.submit({ repo: repo.url, commit: repo.head, loop: { command: `echo change > feature.txt; ${command}`, maxIterations: 1 }, timeouts: { jobSeconds: 600 } });
+  const id = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    loop: { command: `echo change > feature.txt; ${command}`, maxIterations: 1 },
+    timeouts: { jobSeconds: 600 },
+  });
   const job = await stack.waitForEnd(id, 60_000);
   expect(job.status).toBe('failed');
   expect(job.error).toMatch(/reading the patch failed with exit code 3: draftsman: /);
@@ -299,7 +329,13 @@ test('a fork of a workspace whose .git the agent removed fails at its cache key,
   // Its own patch fails too, after the workspace was kept.
   expect((await stack.waitForEnd(parent)).status).toBe('failed');
   const started = Date.now();
-  const fork = await stack.submit({ repo: repo.url, commit: repo.head, from: { job: parent, after: 'loop-1' }, caches: [{ name: 'advgone', key: "advgone-{{ hashFiles('marker') }}" }], setup: ['true'] });
+  const fork = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    from: { job: parent, after: 'loop-1' },
+    caches: [{ name: 'advgone', key: "advgone-{{ hashFiles('marker') }}" }],
+    setup: ['true'],
+  });
   const job = await stack.waitForEnd(fork, 60_000);
   expect(job.status).toBe('failed');
   expect(job.error).toMatch(/hashing files of job .* failed \(exit 3\): draftsman: the workspace has no \.git\/objects/);

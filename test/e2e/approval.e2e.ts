@@ -14,9 +14,9 @@ import { JobsClient } from '../../client/jobs';
 import { ApprovalRefusedError, DecisionPendingError } from '../../common/errors';
 import type { AcceptedJob, Approval, ApprovalGate, JobView, ResolvedJobSpec, StepOutcome } from '../../common/job';
 import { CANCEL_SIGNAL, FailureType, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../../common/names';
-import { TEST_DATA_DIR } from './env';
-import { fakeSpec } from './fake-spec';
-import { waitFor } from './helpers';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { fakeSpec } from '../../testing/fake-spec';
+import { waitFor } from '../../testing/helpers';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -91,7 +91,14 @@ async function withWorker<T>(name: string, activities: Partial<Activities>, body
 const start = (jobId: string, taskQueue: string) => env.client.workflow.start(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] });
 const status = async (jobId: string) => (await env.client.workflow.getHandle(jobId).query<JobView>(STATUS_QUERY)).status;
 const atGate = (jobId: string) => waitFor(async () => (await status(jobId)) === 'awaiting_approval', 'the approval gate', { timeoutMs: 20_000 });
-const failureOf = (jobId: string) => env.client.workflow.getHandle(jobId).result().then(() => null, (e: unknown) => (e as WorkflowFailedError).cause);
+const failureOf = (jobId: string) =>
+  env.client.workflow
+    .getHandle(jobId)
+    .result()
+    .then(
+      () => null,
+      (e: unknown) => (e as WorkflowFailedError).cause,
+    );
 
 test('approved before publish: the decision is answered, repeated, refused when different or early; publish runs with its secrets', async () => {
   let release!: () => void;

@@ -1,7 +1,7 @@
 import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
-import { listen } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { listen } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -199,7 +199,7 @@ test('/health below the disk floor says degraded (jobs wait queued), still 200',
   }
 });
 
-test('requests past a token\'s rate get 429 with Retry-After, other tokens are not affected', async () => {
+test("requests past a token's rate get 429 with Retry-After, other tokens are not affected", async () => {
   const app = createApp({
     store: stack.store,
     jobs: stack.jobs,
@@ -222,17 +222,28 @@ test('requests past a token\'s rate get 429 with Retry-After, other tokens are n
 });
 
 test('sign-in attempts past the per-address rate get 429 with Retry-After, right token or wrong, on both sign-in routes', async () => {
-  const app = createApp({ store: stack.store, jobs: stack.jobs, config: stack.config, auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 1000, 3) });
+  const app = createApp({
+    store: stack.store,
+    jobs: stack.jobs,
+    config: stack.config,
+    auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 1000, 3),
+  });
   const server = await listen(app);
   try {
-    const json = (token: string) => fetch(`${server.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
+    const json = (token: string) =>
+      fetch(`${server.url}/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token }) });
     const statuses = [(await json('wrong-token-0123456789')).status, (await json('wrong-token-0123456789')).status, (await json(TEST_TOKENS.admin)).status];
     // Positive control: the right token signs in while attempts are left.
     expect(statuses).toEqual([401, 401, 201]);
     const limited = await json(TEST_TOKENS.admin);
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
-    const form = await fetch(`${server.url}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `token=${TEST_TOKENS.admin}`, redirect: 'manual' });
+    const form = await fetch(`${server.url}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: `token=${TEST_TOKENS.admin}`,
+      redirect: 'manual',
+    });
     expect(form.status).toBe(429);
   } finally {
     await server.close();
@@ -245,9 +256,7 @@ test('no refused request started a workflow or wrote a row', async () => {
     started.push(wf.workflowId);
   }
   expect(started).toEqual([]);
-  const { rows } = await stack.store.pool.query<{ n: number }>(
-    "SELECT count(*)::int AS n FROM jobs WHERE repo LIKE '%bad-input%' OR repo LIKE '%bad%input%'",
-  );
+  const { rows } = await stack.store.pool.query<{ n: number }>("SELECT count(*)::int AS n FROM jobs WHERE repo LIKE '%bad-input%' OR repo LIKE '%bad%input%'");
   expect(rows[0]!.n).toBe(0);
   expect(specCases.length + rawCases.length + routes.length * 5).toBeGreaterThanOrEqual(50);
 });

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { projectRoot } from '../../stack/paths';
+import { projectRoot } from '../../common/paths';
 
 // Keeps the benchmark harness from rotting: one quick pass of every measure.
 // No time is asserted; the figures of a smoke run mean little.

@@ -15,8 +15,8 @@ import type { LogChunkWrite, LogStore } from '../../db/log-store';
 import type { StepStore } from '../../db/step-store';
 import { JobStore } from '../../db/store';
 import { FakeRunner, type FakeRunnerOptions } from '../../runner/fake/fake-runner';
-import { fakeSpec } from './fake-spec';
-import { waitFor } from './helpers';
+import { fakeSpec } from '../../testing/fake-spec';
+import { waitFor } from '../../testing/helpers';
 
 const config = loadConfig({ DRAFTSMAN_STOP_GRACE_SECONDS: '1', DRAFTSMAN_DEPLOYMENT_ID: 'test' });
 let store: JobStore;
@@ -424,8 +424,7 @@ test('a step that survives an engine restart (live restore) is followed to its o
 test('a cancel whose stop finds the step already stopped by an engine restart records it cancelled, not as an exit of its own', async () => {
   // Chaos seed 33: cancelled at its start, then the engine restarted (its SIGTERM ran the
   // step's handler, exit 42) before the stop was sent; the stop found it exited.
-  let runner!: FakeRunner;
-  const { jobId, activities, ...rest } = await setUp({
+  const { jobId, activities, runner } = await setUp({
     probe: async (boundary) => {
       if (boundary !== 'after-create') return;
       env.cancel('CANCELLED', cancelRequested());
@@ -434,7 +433,6 @@ test('a cancel whose stop finds the step already stopped by an engine restart re
       runner.startEngine();
     },
   });
-  runner = rest.runner;
   const env = new MockActivityEnvironment({ attempt: 1 });
   const results = await runIn(env, activities.runSteps, batch(jobId, ['trap "exit 42" TERM; sleep 100']));
   expect(results.map((r) => [r.status, r.exitCode])).toEqual([['cancelled', 42]]);
@@ -442,8 +440,7 @@ test('a cancel whose stop finds the step already stopped by an engine restart re
 });
 
 test('a step that ended by itself before the cancel keeps its own end', async () => {
-  let runner!: FakeRunner;
-  const { jobId, activities, ...rest } = await setUp({
+  const { jobId, activities, runner } = await setUp({
     probe: async (boundary, at) => {
       if (boundary !== 'after-create') return;
       await waitFor(async () => (await runner.status({ jobId: at.jobId, kind: 'setup', index: 0 })).state === 'exited', 'its exit', { timeoutMs: 5_000 });
@@ -451,7 +448,6 @@ test('a step that ended by itself before the cancel keeps its own end', async ()
       env.cancel('CANCELLED', cancelRequested());
     },
   });
-  runner = rest.runner;
   const env = new MockActivityEnvironment({ attempt: 1 });
   const results = await runIn(env, activities.runSteps, batch(jobId, ['exit 3']));
   expect(results.map((r) => [r.status, r.exitCode])).toEqual([['failed', 3]]);
@@ -471,9 +467,11 @@ test('a job that ends while no attempt runs its step: SIGTERM with the grace per
 
 test('a job id that cannot name an engine resource is refused before anything starts', async () => {
   const { activities } = await setUp();
-  const err = await runIn(new MockActivityEnvironment(),
-    activities.acceptJob, { jobId: 'bad id/../x', runId: 'r1', spec: { repo: spec.repo, commit: spec.commit } })
-    .catch((e: unknown) => e);
+  const err = await runIn(new MockActivityEnvironment(), activities.acceptJob, {
+    jobId: 'bad id/../x',
+    runId: 'r1',
+    spec: { repo: spec.repo, commit: spec.commit },
+  }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ApplicationFailure);
   expect((err as ApplicationFailure).type).toBe('InvalidJobSpecError');
   expect((err as ApplicationFailure).message).toMatch(/job id/);
@@ -481,24 +479,30 @@ test('a job id that cannot name an engine resource is refused before anything st
 
 test('a duplicate job id is refused and leaves the stored spec as it was', async () => {
   const { jobId, activities } = await setUp();
-  const err = await runIn(new MockActivityEnvironment(),
-    activities.acceptJob, { jobId, runId: 'another-run', spec: { repo: 'https://example.com/other.git', commit: 'b'.repeat(40) } })
-    .catch((e: unknown) => e);
+  const err = await runIn(new MockActivityEnvironment(), activities.acceptJob, {
+    jobId,
+    runId: 'another-run',
+    spec: { repo: 'https://example.com/other.git', commit: 'b'.repeat(40) },
+  }).catch((e: unknown) => e);
   expect((err as ApplicationFailure).type).toBe('DuplicateJobIdError');
   const { rows } = await store.pool.query<{ spec: ResolvedJobSpec }>('SELECT spec FROM jobs WHERE id = $1', [jobId]);
   expect(rows[0]?.spec.repo).toBe(spec.repo);
 });
 
-
-test('the job\'s log cap is shared by its steps: a step stores what is left of it, then a marker naming the job\'s cap; the steps run on', async () => {
+test("the job's log cap is shared by its steps: a step stores what is left of it, then a marker naming the job's cap; the steps run on", async () => {
   const { jobId, activities } = await setUp({ config: { DRAFTSMAN_JOB_LOG_MAX_BYTES: 1024 } });
   // 601 bytes a line (with its newline): the first fits; the second finds 423 bytes left
   // and is cut; the third stores a short line in what is still left, then is cut too.
   const line = 'x'.repeat(600);
-  const results = await runIn(new MockActivityEnvironment({ attempt: 1 }), activities.runSteps, batch(jobId, [`echo ${line}`, `echo ${line}`, `echo short; echo ${line}`]));
+  const results = await runIn(
+    new MockActivityEnvironment({ attempt: 1 }),
+    activities.runSteps,
+    batch(jobId, [`echo ${line}`, `echo ${line}`, `echo short; echo ${line}`]),
+  );
   expect(statuses(results)).toEqual(['setup-0:succeeded', 'setup-1:succeeded', 'setup-2:succeeded']);
   expect(results.map((r) => r.logTruncated)).toEqual([false, true, true]);
-  const byStep = async (step: string) => (await store.logs.read(jobId, { afterId: 0, limit: 100 })).flatMap((c) => (c.step === step ? c.lines.map((l) => l.x) : []));
+  const byStep = async (step: string) =>
+    (await store.logs.read(jobId, { afterId: 0, limit: 100 })).flatMap((c) => (c.step === step ? c.lines.map((l) => l.x) : []));
   expect(await byStep('setup-0')).toEqual([line]);
   expect(await byStep('setup-1')).toEqual([truncationMarker({ bytes: 1024 - 601, of: 'job' })]);
   expect(await byStep('setup-2')).toEqual(['short', truncationMarker({ bytes: 1024 - 601, of: 'job' })]);
@@ -525,7 +529,8 @@ test('an attempt stuck where nothing else bounds it (a database write that never
       withOverrides(s, {
         logs: {
           // The first attempt's output never reaches the database.
-          append: (job: string, chunk: LogChunkWrite, attempt?: number) => (attempt === 1 ? new Promise<void>(() => undefined) : s.logs.append(job, chunk, attempt)),
+          append: (job: string, chunk: LogChunkWrite, attempt?: number) =>
+            attempt === 1 ? new Promise<void>(() => undefined) : s.logs.append(job, chunk, attempt),
         },
       }),
   });

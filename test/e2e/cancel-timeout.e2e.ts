@@ -1,12 +1,12 @@
 import type { JobView } from '../../common/job';
 import { createWorker } from '../../worker/worker';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { hangingRepoUrl, sleep, waitFor, waitForContainer, waitForStep } from './helpers';
-import { leftovers, startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { hangingRepoUrl, sleep, waitFor, waitForContainer, waitForStep } from '../../testing/helpers';
+import { leftovers, startTestStack, type TestStack } from '../../testing/stack';
 import { NativeConnection } from '@temporalio/worker';
 import { JobsClient } from '../../client/jobs';
 import path from 'node:path';
-import { TEST_DATA_DIR } from './env';
+import { TEST_DATA_DIR } from '../../testing/env';
 
 // Stop grace is 2 s in these tests (DRAFTSMAN_STOP_GRACE_SECONDS).
 let stack: TestStack;
@@ -155,11 +155,7 @@ test('cancel during validate', async () => {
   await stack.jobs.cancel(id);
   const { job } = await ended(id);
   expect(job.status).toBe('cancelled');
-  expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual([
-    'clone-0:succeeded',
-    'validate-0:succeeded',
-    'validate-1:cancelled',
-  ]);
+  expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual(['clone-0:succeeded', 'validate-0:succeeded', 'validate-1:cancelled']);
 });
 
 test('cancel during a clone that hangs', async () => {

@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { projectRoot } from '../../stack/paths';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { projectRoot } from '../../common/paths';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 let repo: GitFixture;
@@ -125,13 +125,16 @@ test('the token npm start wrote is found; a wrong one exits 7; wait, events, pat
   expect(rerun.id).not.toBe(first.id);
   const rerunEnd = await draftsmanWith(found, 'wait', rerun.id);
   expect([rerunEnd.code, rerunEnd.stdout]).toEqual([0, expect.stringContaining(`${rerun.id}  succeeded`)]);
-  const ls = JSON.parse((await draftsmanWith(found, 'ls', '--json', '--limit', '1', '--principal', 'admin')).stdout) as { jobs: unknown[]; nextCursor: string | null };
+  const ls = JSON.parse((await draftsmanWith(found, 'ls', '--json', '--limit', '1', '--principal', 'admin')).stdout) as {
+    jobs: unknown[];
+    nextCursor: string | null;
+  };
   expect(ls.jobs).toHaveLength(1);
   expect(typeof ls.nextCursor).toBe('string');
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-test('wait exits with the job\'s end: 3 for a cancelled one, 8 (still running) past --timeout', async () => {
+test("wait exits with the job's end: 3 for a cancelled one, 8 (still running) past --timeout", async () => {
   const id = (await draftsman('run', specFile('wait', { setup: ['sleep 60'] }))).stdout.trim();
   const early = await draftsman('wait', id, '--timeout', '1');
   expect([early.code, early.stderr]).toEqual([8, expect.stringMatching(/still (queued|running) after 1 s/)]);
@@ -151,7 +154,9 @@ test('approve and reject decide a waiting job: 0 for the decision, 8 for a secon
   const gated = (name: string) => specFile(name, { validate: ['sleep 3'], approval: { before: 'validate', timeoutSeconds: 300 } });
   const waitingJob = async (name: string) => {
     const id = (await draftsman('run', gated(name))).stdout.trim();
-    await waitFor(async () => JSON.parse((await draftsman('status', id, '--json')).stdout).status === 'awaiting_approval', 'the approval gate', { timeoutMs: 60_000 });
+    await waitFor(async () => JSON.parse((await draftsman('status', id, '--json')).stdout).status === 'awaiting_approval', 'the approval gate', {
+      timeoutMs: 60_000,
+    });
     return id;
   };
   const [approved, rejected] = await Promise.all([waitingJob('approve'), waitingJob('reject')]);
@@ -179,12 +184,17 @@ test('a YAML spec runs; --wait exits with the end; help per command; bash comple
   const file = path.join(TEST_DATA_DIR, `cli-${process.pid}-spec.yaml`);
   fs.writeFileSync(file, `repo: ${repo.url}\ncommit: "${repo.head}"\nvalidate:\n  - echo from yaml\nlabels:\n  source: yaml\n`);
   const ran = await draftsman('run', file, '--wait');
-  expect([ran.code, ran.stdout]).toEqual([0, expect.stringMatching(/^job-[\w-]+  succeeded$/m)]);
-  const id = /^(job-[\w-]+)  succeeded$/m.exec(ran.stdout)![1]!;
+  expect([ran.code, ran.stdout]).toEqual([0, expect.stringMatching(/^job-[\w-]+ {2}succeeded$/m)]);
+  const id = /^(job-[\w-]+) {2}succeeded$/m.exec(ran.stdout)![1]!;
   const listed = JSON.parse((await draftsman('ls', '--label', 'source=yaml', '--json')).stdout) as { jobs: { id: string }[] };
   expect(listed.jobs.map((j) => j.id)).toContain(id);
   const logs = await draftsman('logs', id, '--json');
-  expect(logs.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { text: string }).text)).toEqual(['from yaml']);
+  expect(
+    logs.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { text: string }).text),
+  ).toEqual(['from yaml']);
 
   const help = await draftsman('cancel', '--help');
   expect([help.code, help.stdout]).toEqual([0, expect.stringContaining('--idempotency-key <key>')]);

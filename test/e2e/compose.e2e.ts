@@ -6,11 +6,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import type { JobView } from '../../common/job';
-import { projectRoot } from '../../stack/paths';
-import { freePort } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { ASK_PROXY, PROBE } from './probes';
+import { projectRoot } from '../../common/paths';
+import { freePort } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { ASK_PROXY, PROBE } from '../../testing/probes';
 
 // The deployment of infra/compose, brought up with its own wrapper and the real
 // compose file on this machine's engine. No image can be pulled here, so the
@@ -43,7 +43,7 @@ async function dc(...args: string[]): Promise<string> {
     return stdout;
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string; message: string };
-    throw new Error(`dc ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`);
+    throw new Error(`dc ${args.join(' ')} failed: ${e.message}\n${e.stdout ?? ''}\n${e.stderr ?? ''}`, { cause: err });
   }
 }
 
@@ -67,10 +67,14 @@ async function health(): Promise<Record<string, string>> {
 }
 
 async function allHealthy(timeoutMs: number): Promise<void> {
-  await waitFor(async () => Object.values(await health()).every((s) => s === 'healthy'), async () => `every service healthy: ${JSON.stringify(await health())}`, {
-    timeoutMs,
-    everyMs: 500,
-  });
+  await waitFor(
+    async () => Object.values(await health()).every((s) => s === 'healthy'),
+    async () => `every service healthy: ${JSON.stringify(await health())}`,
+    {
+      timeoutMs,
+      everyMs: 500,
+    },
+  );
 }
 
 let bearer = token;
@@ -183,7 +187,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await dc('down', '-v', '--remove-orphans', '--timeout', '5').catch((err) => console.error(err));
-  await docker.getVolume(`${project}-pgdata`).remove().catch(() => undefined);
+  await docker
+    .getVolume(`${project}-pgdata`)
+    .remove()
+    .catch(() => undefined);
   await repo?.stop();
   fs.rmSync(backups, { recursive: true, force: true });
   fs.rmSync(secrets, { recursive: true, force: true });
@@ -195,7 +202,7 @@ test('the overrides validate, and the wrapper refuses what is missing', async ()
   expect(await dc('config', '-q')).toBe('');
   // The compose file alone (without the test's address override) keeps the backend internal.
   const base = await run(DC, ['config'], { env: { ...env, DRAFTSMAN_COMPOSE_EXTRA_FILES: '' } }).then((r) => r.stdout);
-  expect(base).toMatch(/networks:\n  backend:\n    internal: true\n/);
+  expect(base).toMatch(/networks:\n {2}backend:\n {4}internal: true\n/);
   for (const extra of ['--dev', '--prod']) {
     // config needs the prod secrets' files to exist only at `up`; config itself validates the merge.
     await expect(run(DC, [extra, 'config', '-q'], { env })).resolves.toMatchObject({ stdout: '' });
@@ -210,7 +217,9 @@ test('the overrides validate, and the wrapper refuses what is missing', async ()
   // Without a database password (and with --prod, without the secret files) nothing starts.
   const noPassword = { ...env, POSTGRES_PASSWORD: '' };
   await expect(run(DC, ['up', '-d'], { env: noPassword })).rejects.toMatchObject({ stderr: expect.stringMatching(/POSTGRES_PASSWORD is not set/) });
-  await expect(run(DC, ['--prod', 'up', '-d'], { env })).rejects.toMatchObject({ stderr: expect.stringMatching(/--prod needs the file .*\/postgres_password/) });
+  await expect(run(DC, ['--prod', 'up', '-d'], { env })).rejects.toMatchObject({
+    stderr: expect.stringMatching(/--prod needs the file .*\/postgres_password/),
+  });
   expect(await docker.listContainers({ all: true, filters: JSON.stringify({ label: [`com.docker.compose.project=${project}`] }) })).toEqual([]);
 });
 
@@ -283,7 +292,8 @@ test('a step reaches none of the deployment: on its loopback only its own listen
   expect(await stepLog(job.id, 'setup-0')).toEqual(['own:open', ...local.map((t) => `${t}:refused`)]);
   // The positive control: the deployment's git server, an operator exception, through the same proxy.
   expect(await stepLog(job.id, 'setup-1')).toEqual([...named.map((s) => `proxy ${s}:403`), 'proxy git-fixture:8080:200']);
-  const trail = (await api<{ events: { type: string; data: { host: string; port: number; reason: string } }[] }>('GET', `/v1/jobs/${job.id}/events`)).body.events;
+  const trail = (await api<{ events: { type: string; data: { host: string; port: number; reason: string } }[] }>('GET', `/v1/jobs/${job.id}/events`)).body
+    .events;
   const denied = trail.filter((e) => e.type === 'egress_denied').map((e) => `${e.data.host}:${e.data.port}`);
   expect(denied.sort()).toEqual([...named].sort());
   // Refused for their addresses (the backend network), not for the allow list.
@@ -348,7 +358,10 @@ test('the worker container killed: its restart policy brings it back and a new j
   // SIGKILL of the container's main process from the host, as a crash would end it
   // (`docker kill` would count as a deliberate stop).
   process.kill(before.State.Pid, 'SIGKILL');
-  await waitFor(async () => (await containerOf('worker')).RestartCount > before.RestartCount, 'the worker to be restarted', { timeoutMs: 60_000, everyMs: 200 });
+  await waitFor(async () => (await containerOf('worker')).RestartCount > before.RestartCount, 'the worker to be restarted', {
+    timeoutMs: 60_000,
+    everyMs: 200,
+  });
   await allHealthy(120_000);
   const job = await runJob('after-crash');
   expect(job.status).toBe('succeeded');

@@ -3,9 +3,9 @@
  * key's limit wait queued (never refused), keys take turns, a waiting job says why, and
  * a cancel of a waiting job ends it at once.
  */
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 let repoA: GitFixture;
@@ -36,7 +36,9 @@ test("3 jobs of repository A then 3 of B, key repo limit 1, room for one job: B'
   const ended = await Promise.all([...a, ...b].map((id) => stack.waitForEnd(id, 120_000)));
   expect(ended.map((j) => j.status)).toEqual([...a, ...b].map(() => 'succeeded'));
   const at = new Map(await Promise.all([...a, ...b].map(async (id) => [id, await placedAt(id)] as const)));
-  const order = [...at.entries()].sort((x, y) => x[1]!.localeCompare(y[1]!)).map(([id]) => (a.includes(id) ? `A${a.indexOf(id) + 1}` : `B${b.indexOf(id) + 1}`));
+  const order = [...at.entries()]
+    .sort((x, y) => x[1]!.localeCompare(y[1]!))
+    .map(([id]) => (a.includes(id) ? `A${a.indexOf(id) + 1}` : `B${b.indexOf(id) + 1}`));
   expect(order).toEqual(['A1', 'B1', 'A2', 'B2', 'A3', 'B3']);
 });
 
@@ -45,7 +47,9 @@ test('a cancel of a job waiting for its key ends it at once, with no step run', 
   const running = await stack.submit(spec);
   const waiting = await stack.submit(spec);
   await waitFor(
-    async () => (await stack.api<{ waiting?: string }>('GET', `/v1/jobs/${waiting}`)).body.waiting === 'waiting for its concurrency key key:one-at-a-time: 1 of its jobs hold a host (limit 1)',
+    async () =>
+      (await stack.api<{ waiting?: string }>('GET', `/v1/jobs/${waiting}`)).body.waiting ===
+      'waiting for its concurrency key key:one-at-a-time: 1 of its jobs hold a host (limit 1)',
     'the second job waiting for its key',
     { timeoutMs: 30_000 },
   );

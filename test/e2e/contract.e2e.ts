@@ -12,9 +12,9 @@ import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
 import { JobsClient } from '../../client/jobs';
 import { dataConverterFor } from '../../common/codec';
-import { TEST_DATA_DIR } from './env';
-import { listen, runTool } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { listen, runTool } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 const SCHEMATHESIS = path.join(TEST_DATA_DIR, '..', 'tools', 'schemathesis', 'bin', 'schemathesis');
 
@@ -84,7 +84,14 @@ test('schemathesis finds no difference between the API and its OpenAPI document'
     // The jobs it started never ran: their workflows and rows go.
     const ids: string[] = [];
     for await (const w of stack.client.workflow.list({ query: `TaskQueue = "${taskQueue}"` })) ids.push(w.workflowId);
-    await Promise.all(ids.map((id) => stack.client.workflow.getHandle(id).terminate('contract test over').catch(() => undefined)));
+    await Promise.all(
+      ids.map((id) =>
+        stack.client.workflow
+          .getHandle(id)
+          .terminate('contract test over')
+          .catch(() => undefined),
+      ),
+    );
     await stack.store.pool.query('DELETE FROM jobs WHERE id = ANY($1::text[])', [ids]);
     // And the webhook endpoints it registered (this API sends no deliveries).
     await stack.store.pool.query("DELETE FROM webhook_endpoints WHERE created_by = 'contract'");

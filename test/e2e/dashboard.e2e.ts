@@ -10,12 +10,12 @@ import AxeBuilder from '@axe-core/playwright';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { newJobId } from '../../client/jobs';
 import type { JobView } from '../../common/job';
-import { projectRoot } from '../../stack/paths';
-import { launchChromium } from './browser';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { runTool, waitFor } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { projectRoot } from '../../common/paths';
+import { launchChromium } from '../../testing/browser';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { runTool, waitFor } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 const ARTIFACTS = path.join(projectRoot(), 'test-artifacts');
 let stack: TestStack;
@@ -84,10 +84,17 @@ test('a new job appears in the list by itself; its log grows while its step runs
     await page.waitForURL(`${stack.apiUrl}/ui/jobs/${id}`);
 
     const log = page.getByRole('log');
-    await log.getByText(/^setup-0tick \d+$/).first().waitFor({ timeout: 60_000 });
+    await log
+      .getByText(/^setup-0tick \d+$/)
+      .first()
+      .waitFor({ timeout: 60_000 });
     const ticks = async () => Math.max(...(await log.locator('.line').allInnerTexts()).map((t) => Number(/tick (\d+)/.exec(t)?.[1] ?? 0)));
     const first = await ticks();
-    await waitFor(async () => (await ticks()) >= first + 2, () => `a tick after ${first} on the page`, { timeoutMs: 20_000 });
+    await waitFor(
+      async () => (await ticks()) >= first + 2,
+      () => `a tick after ${first} on the page`,
+      { timeoutMs: 20_000 },
+    );
     // The same document all along: the links and the stream changed nothing but the address.
     expect(await page.evaluate('window.stillThisPage')).toBe(true);
     // The colour is a class, and the text is text.
@@ -138,7 +145,10 @@ test('hostile log lines and file names are shown as text and nothing runs; the p
     const files = page.getByRole('list', { name: 'Changed files' });
     await files.waitFor({ timeout: 15_000 });
     expect(await files.getByRole('listitem').allInnerTexts()).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^<img src=x onerror=alert\("name"\)>\.html added \+1 −0$/), expect.stringMatching(/^notes\.txt added \+1 −0$/)]),
+      expect.arrayContaining([
+        expect.stringMatching(/^<img src=x onerror=alert\("name"\)>\.html added \+1 −0$/),
+        expect.stringMatching(/^notes\.txt added \+1 −0$/),
+      ]),
     );
     await page.getByRole('region', { name: 'Changes to <img src=x onerror=alert("name")>.html' }).getByText('<script>alert("content")</script>').waitFor();
     const log = page.getByRole('log');
@@ -176,7 +186,11 @@ test('filters and cursor pages over 200 jobs: repository, status with a label, f
     const seen = new Set<string>();
     for (let p = 1; p <= 4; p++) {
       const rows = page.locator('tr[data-job]');
-      await waitFor(async () => (await rows.count()) === 50 && !seen.has((await rows.first().getAttribute('data-job'))!), () => `page ${p} of 50 new rows`, { timeoutMs: 10_000 });
+      await waitFor(
+        async () => (await rows.count()) === 50 && !seen.has((await rows.first().getAttribute('data-job'))!),
+        () => `page ${p} of 50 new rows`,
+        { timeoutMs: 10_000 },
+      );
       for (const id of await rows.evaluateAll((rs) => rs.map((r) => r.getAttribute('data-job')!))) seen.add(id);
       if (p === 1) await shot(page, 'dashboard-jobs');
       if (p < 4) await page.getByRole('link', { name: 'Next page' }).click();
@@ -194,7 +208,10 @@ test('filters and cursor pages over 200 jobs: repository, status with a label, f
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(/status=failed/);
     const rows = page.locator('tr[data-job]');
-    await waitFor(async () => (await rows.count()) === 50 && (await page.locator('tr[data-job] .status-failed').count()) === 50, 'the 50 failed jobs of group a');
+    await waitFor(
+      async () => (await rows.count()) === 50 && (await page.locator('tr[data-job] .status-failed').count()) === 50,
+      'the 50 failed jobs of group a',
+    );
     expect((await rows.evaluateAll((rs) => rs.map((r) => r.getAttribute('data-job')!))).sort()).toEqual(ids.filter((_, i) => i % 4 === 1).sort());
     expect(await page.getByRole('link', { name: 'Next page' }).count()).toBe(0);
 
@@ -205,7 +222,8 @@ test('filters and cursor pages over 200 jobs: repository, status with a label, f
     await waitFor(async () => (await rows.count()) === 1 && (await rows.first().getAttribute('data-job')) === ids[137], 'the one job');
     expect(problems).toEqual([]);
     // The same text through the API: part of the repository (any case), the principal, and LIKE's characters as themselves.
-    const count = async (q: string) => (await stack.api<{ jobs: unknown[] }>('GET', `/v1/jobs?limit=200&repo=${encodeURIComponent(seedRepo)}&q=${encodeURIComponent(q)}`)).body.jobs.length;
+    const count = async (q: string) =>
+      (await stack.api<{ jobs: unknown[] }>('GET', `/v1/jobs?limit=200&repo=${encodeURIComponent(seedRepo)}&q=${encodeURIComponent(q)}`)).body.jobs.length;
     expect(await Promise.all(['SEEDED-', 'seeder', ids[5]!.slice(0, 16), '%', '_', 'seeded\\'].map(count))).toEqual([200, 200, 1, 0, 0, 0]);
   } finally {
     await page.close();
@@ -220,7 +238,9 @@ test('an approval approved from the page, another rejected from the CLI', async 
   const page = await context.newPage();
   const problems = watch(page);
   try {
-    await waitFor(async () => (await status(approved)) === 'awaiting_approval' && (await status(rejected)) === 'awaiting_approval', 'both jobs at the gate', { timeoutMs: 60_000 });
+    await waitFor(async () => (await status(approved)) === 'awaiting_approval' && (await status(rejected)) === 'awaiting_approval', 'both jobs at the gate', {
+      timeoutMs: 60_000,
+    });
     await page.goto(`${stack.apiUrl}/ui/jobs/${approved}`);
     const form = page.getByRole('form', { name: 'Approval' });
     await form.getByLabel('Comment (optional)').fill('looks right');
@@ -268,7 +288,13 @@ test('axe-core finds no serious violation on the list, a job and the health page
   } finally {
     await page.close();
   }
-  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, storageState: await context.storageState() });
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    deviceScaleFactor: 2,
+    isMobile: true,
+    hasTouch: true,
+    storageState: await context.storageState(),
+  });
   try {
     const page = await phone.newPage();
     await page.goto(`${stack.apiUrl}/ui/jobs/${hostileJob}`);

@@ -5,7 +5,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { projectRoot } from '../../stack/paths';
+import { projectRoot } from '../../common/paths';
 import { DevServerExitedError, freePort, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
 
 const cli = temporalCliPath(path.join(projectRoot(), 'data'));

@@ -3,10 +3,10 @@ import { NativeConnection } from '@temporalio/worker';
 import { JobsClient } from '../../client/jobs';
 import type { JobView } from '../../common/job';
 import { createWorker, type HostWorker } from '../../worker/worker';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { leftovers, startTestStack, type TestStack } from './stack';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { leftovers, startTestStack, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 let repo: GitFixture;

@@ -25,7 +25,15 @@ runnerContract('DockerRunner', () => ({
 }));
 
 describe('DockerRunner on a shared engine', () => {
-  const step = (jobId: string) => ({ jobId, kind: 'setup' as const, index: 0, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: 'sleep 30', env: {}, timeoutSeconds: 60 });
+  const step = (jobId: string) => ({
+    jobId,
+    kind: 'setup' as const,
+    index: 0,
+    image: config.DRAFTSMAN_DEFAULT_IMAGE,
+    command: 'sleep 30',
+    env: {},
+    timeoutSeconds: 60,
+  });
 
   it('lists and touches only its own deployment: a job id shared with another deployment stays apart', async () => {
     const other = new DockerRunner(docker, stepPolicy(loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'other', DRAFTSMAN_STEP_EGRESS: 'none' })));
@@ -46,7 +54,7 @@ describe('DockerRunner on a shared engine', () => {
   });
 
   it.each([
-    ['the engine\'s default runtime', undefined],
+    ["the engine's default runtime", undefined],
     ['a runtime the engine has', 'runc'],
   ])('is ready with %s', async (_name, runtime) => {
     await expect(new DockerRunner(docker, { ...stepPolicy(config), runtime }).ready()).resolves.toBeUndefined();
@@ -65,7 +73,13 @@ describe('DockerRunner on a shared engine', () => {
       const empty = await runner.workspaceBytes(jobId);
       const ref = { jobId, kind: 'setup' as const, index: 0 };
       // 3 MiB, 1 MiB of it in a folder the step then makes unreadable to itself.
-      await runner.start({ ...ref, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: 'head -c 2097152 /dev/urandom > a && mkdir hid && head -c 1048576 /dev/urandom > hid/b && chmod 000 hid', env: {}, timeoutSeconds: 60 });
+      await runner.start({
+        ...ref,
+        image: config.DRAFTSMAN_DEFAULT_IMAGE,
+        command: 'head -c 2097152 /dev/urandom > a && mkdir hid && head -c 1048576 /dev/urandom > hid/b && chmod 000 hid',
+        env: {},
+        timeoutSeconds: 60,
+      });
       expect((await runner.wait(ref)).exitCode).toBe(0);
       const full = await runner.workspaceBytes(jobId);
       expect(full - empty).toBeGreaterThanOrEqual(3 * 2 ** 20);
@@ -155,14 +169,20 @@ describe('DockerRunner behind an engine that ends a follow early', () => {
   const cutting = new DockerRunner(new Docker({ socketPath }), stepPolicy(config));
 
   it.each([
-    ['a few lines after the cut: read from the log\'s tail', 10],
+    ["a few lines after the cut: read from the log's tail", 10],
     ['more lines after the cut than the tail holds: read from the cut', 2500],
   ])('%s, each line once and in order', async (_name, after) => {
     const jobId = `cut-${after}-${process.pid}`;
     const ref = { jobId, kind: 'setup' as const, index: 0 };
     try {
       await runner.prepareWorkspace(jobId);
-      await runner.start({ ...ref, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: `echo a0; sleep 0.1; seq 1 5 | sed s/^/a/; sleep 2; seq 1 ${after} | sed s/^/b/`, env: {}, timeoutSeconds: 60 });
+      await runner.start({
+        ...ref,
+        image: config.DRAFTSMAN_DEFAULT_IMAGE,
+        command: `echo a0; sleep 0.1; seq 1 5 | sed s/^/a/; sleep 2; seq 1 ${after} | sed s/^/b/`,
+        env: {},
+        timeoutSeconds: 60,
+      });
       expect((await runner.wait(ref)).exitCode).toBe(0);
       // The cut: a second after the first burst's last line, a second before the next.
       const stamped = (await docker.getContainer(containerName(ref, 'contract')).logs({ stdout: true, timestamps: true, follow: false })).toString();

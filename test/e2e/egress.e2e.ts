@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { JobView } from '../../common/job';
-import { GIT_HOST, type GitFixture, startGitFixture } from './git-fixture';
-import { gitException, leftovers, startTestStack, type TestStack } from './stack';
-import { ASK_PROXY, PROBE } from './probes';
+import { GIT_HOST, type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { gitException, leftovers, startTestStack, type TestStack } from '../../testing/stack';
+import { ASK_PROXY, PROBE } from '../../testing/probes';
 
 let stack: TestStack;
 let repo: GitFixture;
@@ -21,8 +21,29 @@ let https: { port: number; ca: string; handshakes: number; server: tls.Server; d
 
 beforeAll(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-tls-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${GIT_HOST}`,
-    '-addext', `subjectAltName=IP:${GIT_HOST}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${GIT_HOST}`,
+      '-addext',
+      `subjectAltName=IP:${GIT_HOST}`,
+      '-keyout',
+      path.join(dir, 'key.pem'),
+      '-out',
+      path.join(dir, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
   const ca = fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8');
   const server = tls.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: ca }, (socket) => {
     https.handshakes++;
@@ -33,10 +54,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, GIT_HOST, resolve));
   https = { port: (server.address() as net.AddressInfo).port, ca, handshakes: 0, server, dir };
-  [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_EGRESS_EXCEPTIONS: `${gitException()},${GIT_HOST}:${https.port}` }),
-    startGitFixture(1),
-  ]);
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_EGRESS_EXCEPTIONS: `${gitException()},${GIT_HOST}:${https.port}` }), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.all([stack?.stop(), repo?.stop(), new Promise((r) => (https ? https.server.close(r) : r(undefined)))]);
@@ -71,12 +89,24 @@ test('a step reaches no port of the control plane on 127.0.0.1 or ::1, its own l
   expect(direct[0]).toBe('own:open');
   expect(direct.slice(1)).toEqual(targets.map((t) => `${t}:refused`));
   expect(await logOf(id, 'setup-1')).toEqual(['1']);
-  expect(await logOf(id, 'setup-2')).toEqual([`proxy 127.0.0.1:${pg}:403`, `proxy 127.0.0.1:${temporal}:403`, `proxy 127.0.0.1:${api}:403`, `proxy ${gitException()}:200`]);
-  expect(await logOf(id, 'setup-3')).toEqual(['HTTPS_PROXY=http://127.0.0.1:3128', 'HTTP_PROXY=http://127.0.0.1:3128', 'http_proxy=http://127.0.0.1:3128', 'https_proxy=http://127.0.0.1:3128']);
+  expect(await logOf(id, 'setup-2')).toEqual([
+    `proxy 127.0.0.1:${pg}:403`,
+    `proxy 127.0.0.1:${temporal}:403`,
+    `proxy 127.0.0.1:${api}:403`,
+    `proxy ${gitException()}:200`,
+  ]);
+  expect(await logOf(id, 'setup-3')).toEqual([
+    'HTTPS_PROXY=http://127.0.0.1:3128',
+    'HTTP_PROXY=http://127.0.0.1:3128',
+    'http_proxy=http://127.0.0.1:3128',
+    'https_proxy=http://127.0.0.1:3128',
+  ]);
 
   const denied = (await stack.store.events(id)).filter((e) => e.type === 'egress_denied');
   expect(denied.map((e) => e.data).sort((a, b) => Number(a.port) - Number(b.port))).toEqual(
-    [api, temporal, pg].map((p) => ({ step: 'setup-2', host: '127.0.0.1', port: Number(p), reason: 'not in the egress allow list' })).sort((a, b) => a.port - b.port),
+    [api, temporal, pg]
+      .map((p) => ({ step: 'setup-2', host: '127.0.0.1', port: Number(p), reason: 'not in the egress allow list' }))
+      .sort((a, b) => a.port - b.port),
   );
   // Counted for the job (the clone, git's fetch and the fixture's tunnel went through; three refused)...
   const view = (await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body;
@@ -97,7 +127,9 @@ test('a job without egress entries gets the operator default (none here): the cl
   expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual(['clone-0:succeeded', 'setup-0:failed']);
   expect((await logOf(id, 'setup-0')).join('\n')).toMatch(/403/);
   const denied = (await stack.store.events(id)).filter((e) => e.type === 'egress_denied');
-  expect(denied.map((e) => e.data)).toEqual([{ step: 'setup-0', host: '127.0.0.2', port: Number(gitException().split(':')[1]), reason: 'not in the egress allow list' }]);
+  expect(denied.map((e) => e.data)).toEqual([
+    { step: 'setup-0', host: '127.0.0.2', port: Number(gitException().split(':')[1]), reason: 'not in the egress allow list' },
+  ]);
 }, 120_000);
 
 test('git:// and ssh repositories are refused at submission: they cannot pass the proxy', async () => {

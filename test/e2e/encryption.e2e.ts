@@ -1,13 +1,10 @@
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_CODEC_CORS_ORIGINS: 'http://127.0.0.1:8233' }),
-    startGitFixture(1),
-  ]);
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_CODEC_CORS_ORIGINS: 'http://127.0.0.1:8233' }), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
@@ -38,12 +35,14 @@ test("the server's raw history holds no plaintext spec, and the codec endpoint d
   expect(events.length).toBeGreaterThan(10);
   const raw = Buffer.from(JSON.stringify(events)).toString('latin1');
   const allPayloadBytes = Buffer.concat(
-    events.flatMap((e) => [
-      ...(e.workflowExecutionStartedEventAttributes?.input?.payloads ?? []),
-      ...(e.activityTaskScheduledEventAttributes?.input?.payloads ?? []),
-      ...(e.activityTaskCompletedEventAttributes?.result?.payloads ?? []),
-      ...(e.workflowExecutionCompletedEventAttributes?.result?.payloads ?? []),
-    ]).map((p) => Buffer.from(p.data ?? [])),
+    events
+      .flatMap((e) => [
+        ...(e.workflowExecutionStartedEventAttributes?.input?.payloads ?? []),
+        ...(e.activityTaskScheduledEventAttributes?.input?.payloads ?? []),
+        ...(e.activityTaskCompletedEventAttributes?.result?.payloads ?? []),
+        ...(e.workflowExecutionCompletedEventAttributes?.result?.payloads ?? []),
+      ])
+      .map((p) => Buffer.from(p.data ?? [])),
   ).toString('latin1');
   expect(allPayloadBytes.length).toBeGreaterThan(100);
   for (const text of [marker, 'echo ', '"setup"', repo.head.slice(0, 20)]) {

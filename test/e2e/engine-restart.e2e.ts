@@ -12,9 +12,9 @@ import { EngineUnreachableError } from '../../common/errors';
 import type { LogLine, StepRef } from '../../runner/runner';
 import { DockerRunner } from '../../runner/docker/docker-runner';
 import { stepPolicy } from '../../worker/worker';
-import { TEST_DATA_DIR } from './env';
-import { waitFor } from './helpers';
-import { type PrivateEngine, startPrivateEngine } from './private-engine';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { waitFor } from '../../testing/helpers';
+import { type PrivateEngine, startPrivateEngine } from '../../testing/private-engine';
 
 const config = loadConfig({ DRAFTSMAN_DEPLOYMENT_ID: 'test', DRAFTSMAN_STEP_EGRESS: 'none', DRAFTSMAN_STOP_GRACE_SECONDS: '2' });
 const dir = path.join(TEST_DATA_DIR, `private-engine-${process.pid}`);
@@ -37,8 +37,16 @@ async function underRestart(how: 'SIGTERM' | 'SIGKILL') {
   await runner.prepareWorkspace(ref.jobId);
   await runner.start({ ...ref, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: trapped, env: {}, timeoutSeconds: 60 });
   const lines: LogLine[] = [];
-  const following = runner.followLogs(ref, (l) => void lines.push(...l), { skipLines: 0 }).then(() => 'ended', (e: unknown) => e);
-  const waiting = runner.wait(ref).then((exit) => exit, (e: unknown) => e);
+  const following = runner
+    .followLogs(ref, (l) => void lines.push(...l), { skipLines: 0 })
+    .then(
+      () => 'ended',
+      (e: unknown) => e,
+    );
+  const waiting = runner.wait(ref).then(
+    (exit) => exit,
+    (e: unknown) => e,
+  );
   await waitFor(() => lines.some((l) => l.text === 'ready'), 'the step to say ready', { timeoutMs: 10_000 });
   const stoppedAt = Date.now();
   const restarted = engine.restart(how, 500);

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
-import { freePort, TEST_DATA_DIR } from './env';
-import { type GitServer, startGitServer } from './git-fixture';
-import { buildDist } from './worker-process';
+import { freePort, TEST_DATA_DIR } from '../../testing/env';
+import { type GitServer, startGitServer } from '../../testing/git-fixture';
+import { buildDist } from '../../testing/worker-process';
 
 /**
  * Starts what every end-to-end test shares: PostgreSQL, a Temporal dev server

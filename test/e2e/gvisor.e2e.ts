@@ -11,11 +11,11 @@ import { loadConfig } from '../../common/config';
 import { RunnerError } from '../../common/errors';
 import { DockerRunner } from '../../runner/docker/docker-runner';
 import { stepPolicy } from '../../worker/worker';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { type PrivateEngine, startPrivateEngine } from './private-engine';
-import { gitException, leftovers, startTestStack, type TestStack } from './stack';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { type PrivateEngine, startPrivateEngine } from '../../testing/private-engine';
+import { gitException, leftovers, startTestStack, type TestStack } from '../../testing/stack';
 
 const RUNSC = '/usr/bin/runsc';
 const dir = path.join(TEST_DATA_DIR, `gvisor-${process.pid}`);
@@ -54,7 +54,7 @@ const PROBE = `perl -MIO::Socket::IP -e '
     print "$t:", ($s ? "open" : "refused"), "\\n";
   }'`;
 
-test('a job under gVisor: cloned and fetched through the proxy, on a kernel that is not the host\'s, with no way to the control plane', async () => {
+test("a job under gVisor: cloned and fetched through the proxy, on a kernel that is not the host's, with no way to the control plane", async () => {
   const api = new URL(stack.apiUrl).port;
   const temporal = stack.config.TEMPORAL_ADDRESS.split(':').pop()!;
   const pg = new URL(stack.config.DATABASE_URL!).port;
@@ -76,7 +76,7 @@ test('a job under gVisor: cloned and fetched through the proxy, on a kernel that
   expect(await leftovers(engine.docker, id)).toEqual([]);
 }, 180_000);
 
-test('a cancel under gVisor still reaches the user\'s whole process group with the grace period', async () => {
+test("a cancel under gVisor still reaches the user's whole process group with the grace period", async () => {
   const { id } = await stack.jobs.start({
     repo: repo.url,
     commit: repo.head,

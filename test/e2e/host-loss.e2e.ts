@@ -13,12 +13,12 @@ import path from 'node:path';
 import type Docker from 'dockerode';
 import { LABEL_JOB, LABEL_PLACEMENT, LABEL_ROLE, LABEL_STEP_INDEX, LABEL_STEP_KIND } from '../../common/names';
 import { janitorScheduleId } from '../../worker/janitor-schedule';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from './private-engine';
-import { leftovers, startTestStack, type TestStack } from './stack';
-import { startWorkerProcess, type WorkerProcess } from './worker-process';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from '../../testing/private-engine';
+import { leftovers, startTestStack, type TestStack } from '../../testing/stack';
+import { startWorkerProcess, type WorkerProcess } from '../../testing/worker-process';
 
 const dir = path.join(TEST_DATA_DIR, `host-loss-${process.pid}`);
 /** Both workers place jobs, so both say how long a host may be silent and how often a job moves. */
@@ -37,7 +37,9 @@ interface Start {
 
 /** Step containers started on an engine, as its event stream tells them, from `since` (Unix seconds) on. */
 async function watchStarts(docker: Docker, name: 'a' | 'b', into: Start[], since?: number): Promise<() => void> {
-  const stream = (await docker.getEvents({ ...(since ? { since } : {}), filters: { type: ['container'], event: ['start'] } })) as NodeJS.ReadableStream & { destroy(): void };
+  const stream = (await docker.getEvents({ ...(since ? { since } : {}), filters: { type: ['container'], event: ['start'] } })) as NodeJS.ReadableStream & {
+    destroy(): void;
+  };
   let buffer = '';
   stream.on('data', (chunk: Buffer) => {
     buffer += chunk.toString();
@@ -82,7 +84,10 @@ afterAll(async () => {
   hostB?.child.kill('SIGTERM');
   await hostB?.exited;
   // The restarted host-b's worker created the janitor's schedule for the test's queue.
-  await stack?.client.schedule.getHandle(janitorScheduleId(stack.config)).delete().catch(() => undefined);
+  await stack?.client.schedule
+    .getHandle(janitorScheduleId(stack.config))
+    .delete()
+    .catch(() => undefined);
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
   await engine?.stop();
   await removeEngineFolder(dir);
@@ -101,7 +106,8 @@ test('three jobs on a host whose worker and engine are killed: each records host
     for (let i = 0; i < 3; i++) ids.push(await stack.submit(spec));
     // Host-b has the most room: all three run there, each in its setup's sleep.
     await waitFor(
-      async () => (await engine.docker.listContainers({ filters: JSON.stringify({ label: [`${LABEL_STEP_KIND}=setup`, `${LABEL_STEP_INDEX}=1`] }) })).length === 3,
+      async () =>
+        (await engine.docker.listContainers({ filters: JSON.stringify({ label: [`${LABEL_STEP_KIND}=setup`, `${LABEL_STEP_INDEX}=1`] }) })).length === 3,
       'three jobs in their sleep on host-b',
       { timeoutMs: 60_000 },
     );
@@ -151,7 +157,12 @@ test('three jobs on a host whose worker and engine are killed: each records host
   expect(new Set(keys).size).toBe(keys.length);
   for (const id of ids) {
     expect(new Set(mine.filter((s) => s.job === id && s.placement === '1').map((s) => s.engine))).toEqual(new Set(['b']));
-    expect(mine.filter((s) => s.job === id && s.placement === '2').map((s) => `${s.engine}:${s.step}`)).toEqual(['a:clone-0', 'a:setup-0', 'a:setup-1', 'a:validate-0']);
+    expect(mine.filter((s) => s.job === id && s.placement === '2').map((s) => `${s.engine}:${s.step}`)).toEqual([
+      'a:clone-0',
+      'a:setup-0',
+      'a:setup-1',
+      'a:validate-0',
+    ]);
   }
 
   // Host-b comes back: the engine stopped the containers of placement 1 when it started, and
@@ -218,7 +229,7 @@ test('a rolling restart of both hosts under load (drain, the worker stops, a new
   expect(new Set(starts.filter((s) => ids.includes(s.job)).map((s) => s.engine))).toEqual(new Set(['a', 'b']));
 });
 
-test('a drain that outlasts DRAFTSMAN_DRAIN_TIMEOUT_SECONDS: the host\'s worker exits anyway, and its job moves to the other host and succeeds there', async () => {
+test("a drain that outlasts DRAFTSMAN_DRAIN_TIMEOUT_SECONDS: the host's worker exits anyway, and its job moves to the other host and succeeds there", async () => {
   // host-b again, with a drain timeout of 2 s.
   hostB!.child.kill('SIGTERM');
   await hostB!.exited;

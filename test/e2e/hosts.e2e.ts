@@ -14,11 +14,11 @@ import { LABEL_JOB, LABEL_ROLE, LABEL_STEP_KIND } from '../../common/names';
 import { volumeName } from '../../runner/docker/convert';
 import { DockerRunner } from '../../runner/docker/docker-runner';
 import { createWorker, type HostWorker, stepPolicy } from '../../worker/worker';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from './private-engine';
-import { waitFor } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { type PrivateEngine, removeEngineFolder, startPrivateEngine } from '../../testing/private-engine';
+import { waitFor } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 const dir = path.join(TEST_DATA_DIR, `hosts-${process.pid}`);
 let engine: PrivateEngine;
@@ -49,7 +49,12 @@ async function watchEngine(docker: Docker, name: 'a' | 'b', into: EngineEvent[])
     buffer += chunk.toString();
     let nl: number;
     while ((nl = buffer.indexOf('\n')) >= 0) {
-      const e = JSON.parse(buffer.slice(0, nl)) as { Type: string; Action: string; timeNano: number; Actor: { ID: string; Attributes: Record<string, string> } };
+      const e = JSON.parse(buffer.slice(0, nl)) as {
+        Type: string;
+        Action: string;
+        timeNano: number;
+        Actor: { ID: string; Attributes: Record<string, string> };
+      };
       buffer = buffer.slice(nl + 1);
       const a = e.Actor.Attributes ?? {};
       const job = e.Type === 'volume' ? volumeJob.get(e.Actor.ID) : a[LABEL_JOB];
@@ -144,7 +149,8 @@ test('20 jobs on two hosts: every container and the workspace of a job are on th
 });
 
 type Trail = { events: { type: string; at: string; data: Record<string, unknown> }[] };
-const placedOn = async (id: string) => (await stack.api<Trail>('GET', `/v1/jobs/${id}/events`)).body.events.filter((e) => e.type === 'placed').map((e) => e.data.host);
+const placedOn = async (id: string) =>
+  (await stack.api<Trail>('GET', `/v1/jobs/${id}/events`)).body.events.filter((e) => e.type === 'placed').map((e) => e.data.host);
 const hostState = async (id: string) => (await stack.api<{ state: string; holding: number; running: number }>('GET', `/v1/hosts/${id}`)).body;
 
 test('with both hosts full, jobs wait queued with their place in the queue, and are placed in the order they came', async () => {
@@ -181,7 +187,12 @@ test('with both hosts full, jobs wait queued with their place in the queue, and 
   const placedAt = await Promise.all(
     ids.map(async (id) => Date.parse((await stack.api<Trail>('GET', `/v1/jobs/${id}/events`)).body.events.find((e) => e.type === 'placed')!.at)),
   );
-  const jumps = placedAt.flatMap((at, j) => placedAt.slice(0, j).filter((before) => at < before - 3_000).map((before) => [j, before - at]));
+  const jumps = placedAt.flatMap((at, j) =>
+    placedAt
+      .slice(0, j)
+      .filter((before) => at < before - 3_000)
+      .map((before) => [j, before - at]),
+  );
   expect(jumps).toEqual([]);
 });
 

@@ -6,9 +6,9 @@
 import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
 import { bodyHash, derivedJobId } from '../../api/idempotency';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { listen } from './helpers';
-import { startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { listen } from '../../testing/helpers';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 let repo: GitFixture;
@@ -134,7 +134,12 @@ test('a cancel with a key: a retry gets the first answer, though the job has end
   const { body } = await post(spec({ setup: ['sleep 30'] }));
   const id = body.id!;
   const key = `cancel-${process.pid}-${n++}`;
-  const cancel = () => fetch(`${stack.apiUrl}/v1/jobs/${id}/cancel`, { method: 'POST', headers: { ...stack.authHeader, 'content-type': 'application/json', 'idempotency-key': key }, body: '{}' });
+  const cancel = () =>
+    fetch(`${stack.apiUrl}/v1/jobs/${id}/cancel`, {
+      method: 'POST',
+      headers: { ...stack.authHeader, 'content-type': 'application/json', 'idempotency-key': key },
+      body: '{}',
+    });
   const first = await cancel();
   expect(first.status).toBe(202);
   expect((await stack.waitForEnd(id)).status).toBe('cancelled');

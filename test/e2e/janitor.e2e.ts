@@ -27,17 +27,33 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   for (const r of [a, b]) for (const id of ['ended', 'live', 'stranger']) await r.removeJob(`${id}-${tag}`);
-  await docker.getContainer(legacy).remove({ force: true }).catch(() => undefined);
+  await docker
+    .getContainer(legacy)
+    .remove({ force: true })
+    .catch(() => undefined);
   await store.close();
 });
 
-const step = (jobId: string) => ({ jobId, kind: 'setup' as const, index: 0, image: 'draftsman-runner:latest', command: 'sleep 60', env: {}, timeoutSeconds: 600 });
+const step = (jobId: string) => ({
+  jobId,
+  kind: 'setup' as const,
+  index: 0,
+  image: 'draftsman-runner:latest',
+  command: 'sleep 60',
+  env: {},
+  timeoutSeconds: 600,
+});
 
 test("two deployments on one engine: A's janitor removes A's ended job only, never A's running job, B's jobs or unlabelled ones", async () => {
   const ended = `ended-${tag}`;
   const live = `live-${tag}`;
   const stranger = `stranger-${tag}`;
-  for (const [runner, jobId] of [[a, ended], [a, live], [b, ended], [b, stranger]] as const) {
+  for (const [runner, jobId] of [
+    [a, ended],
+    [a, live],
+    [b, ended],
+    [b, stranger],
+  ] as const) {
     await runner.prepareWorkspace(jobId);
     await runner.start(step(jobId));
   }

@@ -1,16 +1,13 @@
 import type { JobView } from '../../common/job';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { leftovers, startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { leftovers, startTestStack, type TestStack } from '../../testing/stack';
 
 // Steps reach the fixture's git daemon on 127.0.0.1 through the host network.
 let stack: TestStack;
 let repo: GitFixture;
 
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_ALLOWED_IMAGES: 'draftsman-no-such-image:1' }),
-    startGitFixture(3),
-  ]);
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_ALLOWED_IMAGES: 'draftsman-no-such-image:1' }), startGitFixture(3)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
@@ -43,11 +40,7 @@ test('a full job checks out the requested commit, converges on iteration 3, vali
       until: 'test "$(cat counter)" -ge 3',
       maxIterations: 5,
     },
-    validate: [
-      'test "$(cat marker)" = commit-2',
-      `test "$(git rev-parse HEAD)" = ${commit}`,
-      'test -f setup.txt && test "$(id -u)" != 0',
-    ],
+    validate: ['test "$(cat marker)" = commit-2', `test "$(git rev-parse HEAD)" = ${commit}`, 'test -f setup.txt && test "$(id -u)" != 0'],
   });
 
   const queued = await stack.api<JobView>('GET', `/v1/jobs/${id}`);
@@ -69,9 +62,19 @@ test('a full job checks out the requested commit, converges on iteration 3, vali
     'validate-1:0',
     'validate-2:0',
   ]);
-  expect(job.steps.map((s) => s.status)).toEqual(
-    ['succeeded', 'succeeded', 'succeeded', 'failed', 'succeeded', 'failed', 'succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded'],
-  );
+  expect(job.steps.map((s) => s.status)).toEqual([
+    'succeeded',
+    'succeeded',
+    'succeeded',
+    'failed',
+    'succeeded',
+    'failed',
+    'succeeded',
+    'succeeded',
+    'succeeded',
+    'succeeded',
+    'succeeded',
+  ]);
   for (const s of job.steps) {
     expect(Date.parse(s.finishedAt!)).toBeGreaterThanOrEqual(Date.parse(s.startedAt!));
   }

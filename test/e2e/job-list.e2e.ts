@@ -2,7 +2,7 @@
  * GET /v1/jobs: cursor pagination and filters, on rows in the real PostgreSQL (the
  * list reads the audit trail only, so the jobs here need no workflow).
  */
-import { startTestStack, type TestStack } from './stack';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 const principal = `lister-${process.pid}`;
@@ -22,10 +22,14 @@ let n = 0;
 /** A job row made at `at` (SQL), for the principal of this file. */
 async function insert(at: string, extra: { status?: string; commit?: string; repo?: string; labels?: Record<string, string> } = {}): Promise<string> {
   const id = `job-list-${process.pid}-${String(n++).padStart(3, '0')}`;
-  await stack.store.pool.query(
-    `INSERT INTO jobs (id, run_id, status, repo, commit, principal, spec, created_at) VALUES ($1, $1, $2, $3, $4, $5, $6, ${at})`,
-    [id, extra.status ?? 'succeeded', extra.repo ?? repo, extra.commit ?? commitA, principal, JSON.stringify({ labels: extra.labels ?? {} })],
-  );
+  await stack.store.pool.query(`INSERT INTO jobs (id, run_id, status, repo, commit, principal, spec, created_at) VALUES ($1, $1, $2, $3, $4, $5, $6, ${at})`, [
+    id,
+    extra.status ?? 'succeeded',
+    extra.repo ?? repo,
+    extra.commit ?? commitA,
+    principal,
+    JSON.stringify({ labels: extra.labels ?? {} }),
+  ]);
   return id;
 }
 

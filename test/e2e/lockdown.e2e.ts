@@ -1,15 +1,12 @@
 import type { JobView } from '../../common/job';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { leftovers, startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { leftovers, startTestStack, type TestStack } from '../../testing/stack';
 
 // Tight limits so that the escape attempts hit them quickly.
 let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_MEMORY_MB: '64', DRAFTSMAN_STEP_PIDS_LIMIT: '64' }),
-    startGitFixture(1),
-  ]);
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_MEMORY_MB: '64', DRAFTSMAN_STEP_PIDS_LIMIT: '64' }), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);

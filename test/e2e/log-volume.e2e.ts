@@ -1,5 +1,5 @@
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 // A step that prints megabytes as fast as it can: the worker stores all of it while the
 // engine rotates its own log file, and the API pages through it to the client.
@@ -7,10 +7,7 @@ const LINES = 125_000; // 100 bytes each: 12.5 MB
 let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: String(16 * 2 ** 20) }),
-    startGitFixture(1),
-  ]);
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: String(16 * 2 ** 20) }), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
@@ -31,7 +28,10 @@ test('12.5 MB printed at full speed is stored whole: every line once, in order, 
   const stream = await fetch(`${stack.apiUrl}/v1/jobs/${job.id}/logs?step=setup-0`, { headers: stack.authHeader });
   expect(stream.status).toBe(200);
   const text = await stream.text();
-  const numbers = text.trimEnd().split('\n').map((l) => Number((JSON.parse(l) as { text: string }).text));
+  const numbers = text
+    .trimEnd()
+    .split('\n')
+    .map((l) => Number((JSON.parse(l) as { text: string }).text));
   expect(numbers.length).toBe(LINES);
   const gaps = numbers.filter((n, i) => n !== i + 1);
   expect(gaps.slice(0, 5)).toEqual([]);

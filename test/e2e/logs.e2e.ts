@@ -5,11 +5,11 @@ import path from 'node:path';
 import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
 import type { JobView } from '../../common/job';
-import { fakeSpec } from './fake-spec';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { listen, waitForContainer } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
-import { startWorkerProcess } from './worker-process';
+import { fakeSpec } from '../../testing/fake-spec';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { listen, waitForContainer } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
+import { startWorkerProcess } from '../../testing/worker-process';
 
 interface Line {
   step: string;
@@ -23,10 +23,7 @@ const CAP = 4096;
 let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: String(CAP) }),
-    startGitFixture(2),
-  ]);
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: String(CAP) }), startGitFixture(2)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
@@ -39,11 +36,20 @@ async function storedLines(id: string, query = ''): Promise<Line[]> {
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('application/x-ndjson');
   const text = await res.text();
-  return text ? text.trimEnd().split('\n').map((l) => JSON.parse(l) as Line) : [];
+  return text
+    ? text
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Line)
+    : [];
 }
 
 /** Reads an SSE follow to its end, noting when each line arrived. */
-async function follow(id: string, headers: Record<string, string> = {}, query = ''): Promise<{ lines: (Line & { at: number; eventId: string })[]; end: { status: string } }> {
+async function follow(
+  id: string,
+  headers: Record<string, string> = {},
+  query = '',
+): Promise<{ lines: (Line & { at: number; eventId: string })[]; end: { status: string } }> {
   const res = await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs?follow=true${query}`, { headers: { ...stack.authHeader, ...headers } });
   expect(res.headers.get('content-type')).toContain('text/event-stream');
   const lines: (Line & { at: number; eventId: string })[] = [];

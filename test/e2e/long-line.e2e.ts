@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import { JobsClient } from '../../client/jobs';
 import { truncationMarker } from '../../activities/step-log';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, type TestStack } from './stack';
-import { startWorkerProcess, type WorkerProcess } from './worker-process';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { startTestStack, type TestStack } from '../../testing/stack';
+import { startWorkerProcess, type WorkerProcess } from '../../testing/worker-process';
 
 // A step printing 300 MB with no newline, run by a worker process of its own so that
 // its peak resident memory (VmHWM) is the step's cost alone.

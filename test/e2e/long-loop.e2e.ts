@@ -1,8 +1,8 @@
 import type { JobView } from '../../common/job';
 import { SEARCH_ATTRIBUTES } from '../../common/names';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { leftovers, startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { leftovers, startTestStack, type TestStack } from '../../testing/stack';
 
 // A loop longer than the worker's iterations per run continues as new runs of the
 // same workflow id. Four iterations a run here, so that a ten-iteration loop takes

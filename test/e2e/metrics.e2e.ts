@@ -1,13 +1,10 @@
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 let repo: GitFixture;
 beforeAll(async () => {
-  [stack, repo] = await Promise.all([
-    startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: '1024' }),
-    startGitFixture(1),
-  ]);
+  [stack, repo] = await Promise.all([startTestStack({ DRAFTSMAN_STEP_LOG_MAX_BYTES: '1024' }), startGitFixture(1)]);
 });
 afterAll(async () => {
   await Promise.allSettled([stack?.stop(), repo?.stop()]);
@@ -47,8 +44,8 @@ test('after a job, /metrics exposes jobs, steps, container start, pickup, logs a
 });
 
 test('the worker process serves /metrics and logs JSON lines that carry the job id and the step', async () => {
-  const { freePort } = await import('./env');
-  const { startWorkerProcess } = await import('./worker-process');
+  const { freePort } = await import('../../testing/env');
+  const { startWorkerProcess } = await import('../../testing/worker-process');
   const { JobsClient } = await import('../../client/jobs');
   const port = await freePort();
   const taskQueue = `${stack.config.DRAFTSMAN_TASK_QUEUE}-process`;

@@ -2,7 +2,7 @@ import type { Express } from 'express';
 import { createApp } from '../../api/app';
 import { Authenticator } from '../../api/auth';
 import { DASHBOARD_PAGES } from '../../api/dashboard';
-import { startTestStack, type TestStack } from './stack';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 beforeAll(async () => {
@@ -23,9 +23,7 @@ function routesOf(app: Express): string[] {
   const router = (app as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router;
   return router.stack
     .filter((layer) => layer.route)
-    .flatMap((layer) =>
-      Object.keys(layer.route!.methods).map((m) => `${m.toUpperCase()} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`),
-    )
+    .flatMap((layer) => Object.keys(layer.route!.methods).map((m) => `${m.toUpperCase()} ${layer.route!.path.replace(/:(\w+)/g, '{$1}')}`))
     .sort();
 }
 
@@ -63,7 +61,27 @@ test('the documented request schemas are the ones the API validates with', async
   const doc = (await stack.api<Doc>('GET', '/openapi.json')).body;
   const spec = doc.components.schemas.JobSpec!;
   expect(Object.keys(spec.properties ?? {}).sort()).toEqual(
-    ['approval', 'caches', 'commit', 'concurrency', 'egress', 'env', 'from', 'gitTokenSecret', 'image', 'labels', 'loop', 'publish', 'publishSecrets', 'repo', 'secrets', 'setup', 'snapshot', 'timeouts', 'validate'].sort(),
+    [
+      'approval',
+      'caches',
+      'commit',
+      'concurrency',
+      'egress',
+      'env',
+      'from',
+      'gitTokenSecret',
+      'image',
+      'labels',
+      'loop',
+      'publish',
+      'publishSecrets',
+      'repo',
+      'secrets',
+      'setup',
+      'snapshot',
+      'timeouts',
+      'validate',
+    ].sort(),
   );
   // Strict objects: unknown fields are refused by the API and by the document alike.
   expect(spec.additionalProperties).toBe(false);

@@ -9,7 +9,7 @@ import { Client } from 'pg';
 import { JobStore } from '../../db/store';
 import { APP_ROLE } from '../../db/admin';
 import { startEmbeddedPostgres } from '../../stack/postgres';
-import { freePort, TEST_DATA_DIR } from './env';
+import { freePort, TEST_DATA_DIR } from '../../testing/env';
 
 const root = path.join(TEST_DATA_DIR, `pg-roles-${process.pid}`);
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -34,7 +34,7 @@ async function query(url: string, sql: string): Promise<{ ok: true } | { ok: fal
  */
 async function expectConfined(url: string, adminUrl: string): Promise<void> {
   await query(adminUrl, 'CREATE SCHEMA IF NOT EXISTS other; CREATE TABLE IF NOT EXISTS other.t (x int)');
-  for (const sql of ["COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'", 'CREATE ROLE intruder', 'SELECT * FROM other.t', 'ALTER ROLE draftsman PASSWORD \'x\'']) {
+  for (const sql of ["COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'", 'CREATE ROLE intruder', 'SELECT * FROM other.t', "ALTER ROLE draftsman PASSWORD 'x'"]) {
     expect([sql, await query(url, sql)]).toEqual([sql, { ok: false, code: '42501' }]);
   }
   expect(await query(adminUrl, "COPY (SELECT 1) TO PROGRAM 'cat > /dev/null'")).toEqual({ ok: true });

@@ -7,11 +7,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { projectRoot } from '../../stack/paths';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { runTool } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { projectRoot } from '../../common/paths';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { runTool } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 const CLIENT = path.join(projectRoot(), 'client', 'python');
 const VENV = path.join(TEST_DATA_DIR, '..', 'tools', 'python-client');

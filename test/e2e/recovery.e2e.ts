@@ -4,11 +4,11 @@ import { JobsClient } from '../../client/jobs';
 import type { JobView } from '../../common/job';
 import type { Runner, StepRef, StepRequest } from '../../runner/runner';
 import { createWorker } from '../../worker/worker';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { sleep, waitFor, waitForContainer } from './helpers';
-import { leftovers, startTestStack, type TestStack } from './stack';
-import { startWorkerProcess } from './worker-process';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { sleep, waitFor, waitForContainer } from '../../testing/helpers';
+import { leftovers, startTestStack, type TestStack } from '../../testing/stack';
+import { startWorkerProcess } from '../../testing/worker-process';
 
 // Each step appends a line to a file in the workspace; validation proves it ran once.
 const APPEND_AND_WAIT = 'echo ran >> runs; sleep 4';
@@ -124,28 +124,25 @@ function dyingOnce(runner: Runner, at: 'after-create' | 'after-exit'): Runner {
   });
 }
 
-test.each(['after-create', 'after-exit'] as const)(
-  'a worker lost %s: the step still completes exactly once',
-  async (at) => {
-    const { taskQueue, jobs } = queue();
-    const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
-    const worker = await createWorker({
-      config: { ...stack.config, DRAFTSMAN_TASK_QUEUE: taskQueue },
-      store: stack.store,
-      runner: dyingOnce(stack.runner, at),
-      connection,
-      workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
-    });
-    try {
-      const { id } = await jobs.start(spec({ setup: ['echo ran >> runs'] }));
-      const job = await worker.runUntil(finished(id));
-      expect(job.status).toBe('succeeded');
-      expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.exitCode}`)).toEqual(['clone-0:0', 'setup-0:0', 'validate-0:0']);
-    } finally {
-      await connection.close();
-    }
-  },
-);
+test.each(['after-create', 'after-exit'] as const)('a worker lost %s: the step still completes exactly once', async (at) => {
+  const { taskQueue, jobs } = queue();
+  const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
+  const worker = await createWorker({
+    config: { ...stack.config, DRAFTSMAN_TASK_QUEUE: taskQueue },
+    store: stack.store,
+    runner: dyingOnce(stack.runner, at),
+    connection,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+  });
+  try {
+    const { id } = await jobs.start(spec({ setup: ['echo ran >> runs'] }));
+    const job = await worker.runUntil(finished(id));
+    expect(job.status).toBe('succeeded');
+    expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.exitCode}`)).toEqual(['clone-0:0', 'setup-0:0', 'validate-0:0']);
+  } finally {
+    await connection.close();
+  }
+});
 
 test('the janitor stops a step past its deadline while no worker is alive, and the job ends timed_out', async () => {
   const { taskQueue, jobs } = queue();

@@ -9,10 +9,13 @@ import { Worker } from '@temporalio/worker';
 import { dataConverterFor } from '../../common/codec';
 import { loadConfig } from '../../common/config';
 import { firstTaskSplit } from '../replay/windows';
-import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
+import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from '../../testing/env';
 
 const DIR = path.join(__dirname, '..', 'replay', 'histories');
-const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json')).sort();
+const files = fs
+  .readdirSync(DIR)
+  .filter((f) => f.endsWith('.json'))
+  .sort();
 
 test('there are histories of every shape to replay', () => {
   const shapes = new Set(files.map((f) => f.replace(/^[^-]+-/, '').replace(/-run\d+\.json$|\.json$/, '')));
@@ -38,7 +41,9 @@ test('the publish-on-approved history holds the publish checkout between the pat
   const stored = files.filter((f) => f.endsWith('-publish-on-approved.json'));
   expect(stored.length).toBeGreaterThan(0);
   for (const file of stored) {
-    const { events } = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as { events: { activityTaskScheduledEventAttributes?: { activityType: { name: string } } }[] };
+    const { events } = JSON.parse(fs.readFileSync(path.join(DIR, file), 'utf8')) as {
+      events: { activityTaskScheduledEventAttributes?: { activityType: { name: string } } }[];
+    };
     const scheduled = events.flatMap((e) => (e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.activityType.name] : []));
     expect(scheduled.slice(scheduled.indexOf('capturePatch'))).toEqual(['capturePatch', 'runSteps', 'preparePublish', 'runStep', 'endJob']);
   }

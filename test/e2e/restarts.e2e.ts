@@ -3,10 +3,10 @@ import path from 'node:path';
 import type { Approval } from '../../common/job';
 import { type EmbeddedPg, startEmbeddedPostgres } from '../../stack/postgres';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
-import { freePort, TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { sleep, waitFor, waitForContainer } from './helpers';
-import { leftovers, startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { freePort, TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { sleep, waitFor, waitForContainer } from '../../testing/helpers';
+import { leftovers, startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 // This file has a Temporal server (with a state file) and a PostgreSQL of its own,
 // so that it can restart them in the middle of a job.
@@ -140,7 +140,7 @@ test('a job waiting for approval through a restart of every service (worker, API
   const logs = await stack.api<string>('GET', `/v1/jobs/${id}/logs?step=publish-0`);
   expect(JSON.stringify(logs.body)).toContain('publishing with');
   expect(JSON.stringify(logs.body)).not.toContain(PUSH_TOKEN);
-  const { rows } = await stack.store.pool.query("SELECT event_type FROM webhook_deliveries WHERE job_id = $1", [id]);
+  const { rows } = await stack.store.pool.query('SELECT event_type FROM webhook_deliveries WHERE job_id = $1', [id]);
   expect(rows).toEqual([{ event_type: 'job.awaiting_approval' }]);
   await stack.store.pool.query('DELETE FROM webhook_endpoints WHERE id = $1', [`wh-restarts-${process.pid}`]);
   expect(await leftovers(stack.docker, id)).toEqual([]);

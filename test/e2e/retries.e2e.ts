@@ -8,12 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { JobView } from '../../common/job';
-import { projectRoot } from '../../stack/paths';
-import { launchChromium } from './browser';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { projectRoot } from '../../common/paths';
+import { launchChromium } from '../../testing/browser';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 let repo: GitFixture;
@@ -52,7 +52,12 @@ test('an activity being retried shows in the job view and the CLI with its attem
     { timeoutMs: 30_000, everyMs: 200 },
   );
   expect(seen.status).toBe('running');
-  expect(seen.retrying).toEqual({ activity: 'runStep', attempt: expect.any(Number), lastError: 'the engine refused the create (test probe)', nextAttemptAt: expect.any(String) });
+  expect(seen.retrying).toEqual({
+    activity: 'runStep',
+    attempt: expect.any(Number),
+    lastError: 'the engine refused the create (test probe)',
+    nextAttemptAt: expect.any(String),
+  });
   expect(Date.parse(seen.retrying!.nextAttemptAt!)).toBeGreaterThan(Date.now() - 60_000);
 
   const { stdout } = await promisify(execFile)(process.execPath, [path.join(projectRoot(), 'dist/cli/main.js'), 'status', id], {

@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { startTestStack, type TestStack } from './stack';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 const SECRET = 'S3cr3t/Value+xyz&';
 const MULTI = 'line-one-of-the-key\nline-two-of-the-key';
@@ -32,12 +32,7 @@ afterAll(async () => {
   fs.rmSync(secretsDir, { recursive: true, force: true });
 });
 
-const forms = (v: string) => [
-  v,
-  Buffer.from(v).toString('base64'),
-  encodeURIComponent(v),
-  ...v.split('\n'),
-];
+const forms = (v: string) => [v, Buffer.from(v).toString('base64'), encodeURIComponent(v), ...v.split('\n')];
 
 test('secrets by reference reach the step, and their values appear nowhere: not in history, audit, API or logs', async () => {
   const res = await stack.api<{ id: string }>('POST', '/v1/jobs', {
@@ -47,7 +42,7 @@ test('secrets by reference reach the step, and their values appear nowhere: not 
     setup: [
       'echo "plain $NPM_TOKEN"',
       'printf %s "$NPM_TOKEN" | base64',
-      "printf %s \"$NPM_TOKEN\" | sed 's#/#%2F#g; s#+#%2B#g; s#&#%26#g'",
+      'printf %s "$NPM_TOKEN" | sed \'s#/#%2F#g; s#+#%2B#g; s#&#%26#g\'',
       'echo "$DEPLOY_KEY"',
     ],
     validate: ['test -n "$NPM_TOKEN"'],
@@ -108,7 +103,7 @@ test('a secret written into new files, and printed inside longer strings, is in 
         'echo kept > notes.txt',
         'printf "prefix-%s-suffix" "$NPM_TOKEN" | base64 -w0; echo',
         'printf %s "$NPM_TOKEN" | od -An -tx1 | tr -d " \\n"; echo',
-        "printf %s \"$NPM_TOKEN\" | sed 's#/#%2f#g; s#+#%2b#g; s#&#%26#g'; echo",
+        'printf %s "$NPM_TOKEN" | sed \'s#/#%2f#g; s#+#%2b#g; s#&#%26#g\'; echo',
       ].join('; '),
       maxIterations: 1,
     },
@@ -179,7 +174,12 @@ test('a job started with the Temporal SDK is sdk:<identity>, and its grants are 
 });
 
 test('the audit trail names who started and who cancelled a job, with the API request of each', async () => {
-  const started = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, setup: ['sleep 30'] }, { 'x-request-id': 'trace-start-1' });
+  const started = await stack.api<{ id: string }>(
+    'POST',
+    '/v1/jobs',
+    { repo: repo.url, commit: repo.head, setup: ['sleep 30'] },
+    { 'x-request-id': 'trace-start-1' },
+  );
   expect(started.status).toBe(202);
   const id = started.body.id;
   await waitFor(async () => (await stack.store.getJob(id))?.status === 'running', 'the job to run');
@@ -188,11 +188,18 @@ test('the audit trail names who started and who cancelled a job, with the API re
   expect((await stack.waitForEnd(id)).status).toBe('cancelled');
   const events = await stack.store.events(id);
   expect(events.find((e) => e.type === 'created')?.data).toEqual({ principal: 'admin', requestId: 'trace-start-1' });
-  expect(events.filter((e) => e.type === 'cancel_requested').map((e) => e.data)).toEqual([{ principal: 'admin', requestId: 'trace-cancel-1', reason: 'audit' }]);
+  expect(events.filter((e) => e.type === 'cancel_requested').map((e) => e.data)).toEqual([
+    { principal: 'admin', requestId: 'trace-cancel-1', reason: 'audit' },
+  ]);
 });
 
-test('labels: in the job view and the DraftsmanLabels search attribute; a label holding a secret\'s value is refused before anything runs', async () => {
-  const labelled = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, labels: { pr: `${process.pid}`, team: 'tools' }, validate: ['true'] });
+test("labels: in the job view and the DraftsmanLabels search attribute; a label holding a secret's value is refused before anything runs", async () => {
+  const labelled = await stack.api<{ id: string }>('POST', '/v1/jobs', {
+    repo: repo.url,
+    commit: repo.head,
+    labels: { pr: `${process.pid}`, team: 'tools' },
+    validate: ['true'],
+  });
   expect(labelled.status).toBe(202);
   const job = await stack.waitForEnd(labelled.body.id);
   expect(job).toMatchObject({ status: 'succeeded', labels: { pr: `${process.pid}`, team: 'tools' } });
@@ -202,7 +209,13 @@ test('labels: in the job view and the DraftsmanLabels search attribute; a label 
   const listed = await stack.api<{ jobs: { id: string }[] }>('GET', `/v1/jobs?label=pr=${process.pid}`);
   expect(listed.body.jobs.map((j) => j.id)).toEqual([labelled.body.id]);
 
-  const leaking = await stack.api<{ id: string }>('POST', '/v1/jobs', { repo: repo.url, commit: repo.head, secrets: { T: 'git-token' }, labels: { note: 'git-token-value-123' }, validate: ['true'] });
+  const leaking = await stack.api<{ id: string }>('POST', '/v1/jobs', {
+    repo: repo.url,
+    commit: repo.head,
+    secrets: { T: 'git-token' },
+    labels: { note: 'git-token-value-123' },
+    validate: ['true'],
+  });
   const refused = await stack.waitForEnd(leaking.body.id);
   expect(refused).toMatchObject({ status: 'failed', error: "labels.note: holds the value of one of the job's secrets", steps: [] });
   const attributes = JSON.stringify((await stack.client.workflow.getHandle(leaking.body.id).describe()).searchAttributes);

@@ -5,9 +5,9 @@ import { Client, Connection } from '@temporalio/client';
 import type { JobView } from '../../common/job';
 import { JANITOR_SCHEDULE_ID, LABEL_JOB } from '../../common/names';
 import Docker from 'dockerode';
-import { projectRoot } from '../../stack/paths';
-import { freePort, TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
+import { projectRoot } from '../../common/paths';
+import { freePort, TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
 
 // The run command's own entry point (`npm start` runs it after the set-up script),
 // started as a user would, with its embedded Temporal dev server and PostgreSQL.
@@ -22,9 +22,16 @@ beforeAll(async () => {
   dataDir = path.join(TEST_DATA_DIR, `start-${process.pid}`);
   const [temporalPort, uiPort, pgPort] = [await freePort(), await freePort(), await freePort()];
   // PORT=0: the API takes a free port and prints it.
-  env = { ...process.env, PORT: '0', TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
-    DRAFTSMAN_TEMPORAL_UI_PORT: String(uiPort), DRAFTSMAN_EMBEDDED_PG_PORT: String(pgPort),
-    DRAFTSMAN_DATA_DIR: dataDir, DRAFTSMAN_EGRESS_EXCEPTIONS: repo.egressException, DRAFTSMAN_LOG_LEVEL: 'WARN' };
+  env = {
+    ...process.env,
+    PORT: '0',
+    TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,
+    DRAFTSMAN_TEMPORAL_UI_PORT: String(uiPort),
+    DRAFTSMAN_EMBEDDED_PG_PORT: String(pgPort),
+    DRAFTSMAN_DATA_DIR: dataDir,
+    DRAFTSMAN_EGRESS_EXCEPTIONS: repo.egressException,
+    DRAFTSMAN_LOG_LEVEL: 'WARN',
+  };
   // What the run command embeds or generates must not come from the caller's environment.
   for (const name of ['DATABASE_URL', 'DRAFTSMAN_API_TOKENS', 'DRAFTSMAN_API_TOKENS_FILE', 'DRAFTSMAN_PAYLOAD_KEYS']) delete env[name];
 });

@@ -9,10 +9,10 @@ import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
 import type { JobView } from '../../common/job';
 import { JobStore } from '../../db/store';
-import { fakeSpec } from './fake-spec';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { listen } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { fakeSpec } from '../../testing/fake-spec';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { listen } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 interface Wire {
   event: string;
@@ -118,22 +118,25 @@ async function followWithCuts(transport: Transport, jobId: string, cuts: number[
 const N = 40;
 const numbered = `for i in $(seq 1 ${N}); do echo "n-$i"; sleep 0.1; done`;
 
-test.each<Transport>(['sse', 'ws'])('a %s follower cut 3 times mid-stream gets exactly 1..N in order, with step and status notices and an end', async (transport) => {
-  const id = await submit({ setup: [numbered], validate: ['echo checked'] });
-  const { lines, events, connections } = await followWithCuts(transport, id, [5, 15, 30]);
-  expect(connections).toBe(4);
-  expect(lines).toEqual([...Array.from({ length: N }, (_, i) => `n-${i + 1}`), 'checked']);
-  // The notices: each connection says the status it finds, steps start and finish around their lines, the end names the outcome.
-  const finished = events.filter((e) => e.event === 'step' && e.data.type === 'step_finished').map((e) => `${String(e.data.kind)}-${String(e.data.index)}`);
-  expect(finished).toContain('validate-0');
-  const validateStart = events.findIndex((e) => e.event === 'step' && e.data.type === 'step_started' && e.data.kind === 'validate');
-  const checked = events.findIndex((e) => e.event === 'line' && e.data.text === 'checked');
-  expect(validateStart).toBeGreaterThanOrEqual(0);
-  expect(validateStart).toBeLessThan(checked);
-  expect(events.filter((e) => e.event === 'status').length).toBeGreaterThanOrEqual(connections);
-  expect(events[events.length - 1]).toEqual({ event: 'end', data: { status: 'succeeded' } });
-  for (const e of events) expect(e.event === 'line' ? typeof e.id : 'none').toBe(e.event === 'line' ? 'string' : 'none');
-});
+test.each<Transport>(['sse', 'ws'])(
+  'a %s follower cut 3 times mid-stream gets exactly 1..N in order, with step and status notices and an end',
+  async (transport) => {
+    const id = await submit({ setup: [numbered], validate: ['echo checked'] });
+    const { lines, events, connections } = await followWithCuts(transport, id, [5, 15, 30]);
+    expect(connections).toBe(4);
+    expect(lines).toEqual([...Array.from({ length: N }, (_, i) => `n-${i + 1}`), 'checked']);
+    // The notices: each connection says the status it finds, steps start and finish around their lines, the end names the outcome.
+    const finished = events.filter((e) => e.event === 'step' && e.data.type === 'step_finished').map((e) => `${String(e.data.kind)}-${String(e.data.index)}`);
+    expect(finished).toContain('validate-0');
+    const validateStart = events.findIndex((e) => e.event === 'step' && e.data.type === 'step_started' && e.data.kind === 'validate');
+    const checked = events.findIndex((e) => e.event === 'line' && e.data.text === 'checked');
+    expect(validateStart).toBeGreaterThanOrEqual(0);
+    expect(validateStart).toBeLessThan(checked);
+    expect(events.filter((e) => e.event === 'status').length).toBeGreaterThanOrEqual(connections);
+    expect(events[events.length - 1]).toEqual({ event: 'end', data: { status: 'succeeded' } });
+    for (const e of events) expect(e.event === 'line' ? typeof e.id : 'none').toBe(e.event === 'line' ? 'string' : 'none');
+  },
+);
 
 test('an SSE stream opens with a retry hint', async () => {
   const id = await submit({ validate: ['echo one'] });
@@ -206,7 +209,12 @@ test('one reader per followed job: 50 followers cost the database what one does,
   const jobId = `fanout-${process.pid}`;
   await stack.store.recordAccepted(jobId, `run-${jobId}`, fakeSpec());
   const { store, queries } = countingStore(stack.store.pool);
-  const app = createApp({ store, jobs: stack.jobs, config: { ...stack.config, DRAFTSMAN_MAX_FOLLOW_STREAMS: 100 }, auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 100_000) });
+  const app = createApp({
+    store,
+    jobs: stack.jobs,
+    config: { ...stack.config, DRAFTSMAN_MAX_FOLLOW_STREAMS: 100 },
+    auth: new Authenticator(parseTokens(`a:read:${TEST_TOKENS.admin}`, 'test'), 100_000),
+  });
   const server = await listen(app);
   let chunk = 0;
   try {
@@ -216,12 +224,16 @@ test('one reader per followed job: 50 followers cost the database what one does,
       const streams = received.map(async (mine) => {
         const stop = new AbortController();
         stops.push(stop);
-        const res = await fetch(`${server.url}/v1/jobs/${jobId}/logs?follow=true`, { headers: { authorization: `Bearer ${TEST_TOKENS.admin}` }, signal: stop.signal });
+        const res = await fetch(`${server.url}/v1/jobs/${jobId}/logs?follow=true`, {
+          headers: { authorization: `Bearer ${TEST_TOKENS.admin}` },
+          signal: stop.signal,
+        });
         let buffer = '';
         try {
           for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
             buffer += Buffer.from(c).toString();
-            for (const m of buffer.matchAll(/event: line\ndata: (.*)\n\n/g)) mine.push({ text: String((JSON.parse(m[1]!) as { text: string }).text), at: Date.now() });
+            for (const m of buffer.matchAll(/event: line\ndata: (.*)\n\n/g))
+              mine.push({ text: String((JSON.parse(m[1]!) as { text: string }).text), at: Date.now() });
             buffer = buffer.slice(buffer.lastIndexOf('\n\n') + 2);
           }
         } catch {
@@ -237,7 +249,15 @@ test('one reader per followed job: 50 followers cost the database what one does,
       const written: number[] = [];
       for (let i = 0; i < 5; i++) {
         chunk++;
-        await stack.store.logs.append(jobId, { kind: 'setup', index: 0, chunk, firstLine: chunk, lines: [{ t: new Date().toISOString(), s: 'o', x: `c${chunk}` }], bytes: 3, truncated: false });
+        await stack.store.logs.append(jobId, {
+          kind: 'setup',
+          index: 0,
+          chunk,
+          firstLine: chunk,
+          lines: [{ t: new Date().toISOString(), s: 'o', x: `c${chunk}` }],
+          bytes: 3,
+          truncated: false,
+        });
         written.push(Date.now());
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -271,14 +291,25 @@ test('a reader keeps its followers going when its notification connection dies, 
   const reading = (async () => {
     try {
       for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
-        for (const m of Buffer.from(c).toString().matchAll(/"text":"([^"]*)"/g)) got.push(m[1]!);
+        for (const m of Buffer.from(c)
+          .toString()
+          .matchAll(/"text":"([^"]*)"/g))
+          got.push(m[1]!);
       }
     } catch {
       // aborted at the end
     }
   })();
   const write = (chunk: number) =>
-    stack.store.logs.append(jobId, { kind: 'setup', index: 0, chunk, firstLine: chunk, lines: [{ t: new Date().toISOString(), s: 'o', x: `d${chunk}` }], bytes: 3, truncated: false });
+    stack.store.logs.append(jobId, {
+      kind: 'setup',
+      index: 0,
+      chunk,
+      firstLine: chunk,
+      lines: [{ t: new Date().toISOString(), s: 'o', x: `d${chunk}` }],
+      bytes: 3,
+      truncated: false,
+    });
   const until = async (n: number) => {
     const deadline = Date.now() + 10_000;
     while (got.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
@@ -334,13 +365,20 @@ test('POST /rerun starts the spec again as a new job of the caller, linked both 
   const second = await stack.waitForEnd(rerun.body.id);
   const original = (await stack.api<JobView>('GET', `/v1/jobs/${first}`)).body;
   expect(second).toMatchObject({ status: 'succeeded', repo: original.repo, commit: original.commit, labels: { pr: '7' } });
-  const created = (await stack.api<{ events: { type: string; data: Record<string, unknown> }[] }>('GET', `/v1/jobs/${rerun.body.id}/events`)).body.events.find((e) => e.type === 'created');
+  const created = (await stack.api<{ events: { type: string; data: Record<string, unknown> }[] }>('GET', `/v1/jobs/${rerun.body.id}/events`)).body.events.find(
+    (e) => e.type === 'created',
+  );
   expect(created?.data).toMatchObject({ rerunOf: first, principal: 'admin' });
-  const linked = (await stack.api<{ events: { type: string; data: Record<string, unknown> }[] }>('GET', `/v1/jobs/${first}/events`)).body.events.filter((e) => e.type === 'rerun');
+  const linked = (await stack.api<{ events: { type: string; data: Record<string, unknown> }[] }>('GET', `/v1/jobs/${first}/events`)).body.events.filter(
+    (e) => e.type === 'rerun',
+  );
   expect(linked.map((e) => e.data.jobId)).toEqual([rerun.body.id]);
 
   const key = { 'idempotency-key': `rerun-${process.pid}` };
-  const [a, b] = await Promise.all([stack.api<{ id: string }>('POST', `/v1/jobs/${first}/rerun`, {}, key), stack.api<{ id: string }>('POST', `/v1/jobs/${first}/rerun`, {}, key)]);
+  const [a, b] = await Promise.all([
+    stack.api<{ id: string }>('POST', `/v1/jobs/${first}/rerun`, {}, key),
+    stack.api<{ id: string }>('POST', `/v1/jobs/${first}/rerun`, {}, key),
+  ]);
   expect([a.status, b.status]).toEqual([202, 202]);
   expect(a.body.id).toBe(b.body.id);
   await stack.waitForEnd(a.body.id);

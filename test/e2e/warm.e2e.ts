@@ -10,8 +10,8 @@ import { createActivities } from '../../activities';
 import type { Kept } from '../../db/kept-store';
 import { KeptStore } from '../../db/kept-store';
 import { keptVolumeName } from '../../runner/docker/volumes';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, type TestStack } from './stack';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 const SECRET = 'warm-Secret/Value+42';
 let stack: TestStack;
@@ -79,16 +79,20 @@ async function digest(id: string): Promise<string> {
     await container.start();
     await container.wait();
     const raw = (await container.logs({ stdout: true, stderr: true })) as unknown as Buffer;
+    // The engine's stream headers are control bytes.
+    // eslint-disable-next-line no-control-regex
     return raw.toString('latin1').replace(/[\x00-\x08]/g, '');
   } finally {
     await container.remove({ force: true });
   }
 }
 
-const entries = async (principal: string, name: string): Promise<Kept[]> => (await kept.list({ kind: 'cache', scope: scopeOf(principal) })).filter((k) => k.name === name);
+const entries = async (principal: string, name: string): Promise<Kept[]> =>
+  (await kept.list({ kind: 'cache', scope: scopeOf(principal) })).filter((k) => k.name === name);
 
 // Setup prints what the cache held, then writes its own mark there.
-const cacheSetup = (name: string) => `if [ -f /cache/${name}/pkg ]; then echo "found $(cat /cache/${name}/pkg)"; else echo "found nothing"; fi; echo "by $DRAFTSMAN_JOB_ID" > /cache/${name}/pkg`;
+const cacheSetup = (name: string) =>
+  `if [ -f /cache/${name}/pkg ]; then echo "found $(cat /cache/${name}/pkg)"; else echo "found nothing"; fi; echo "by $DRAFTSMAN_JOB_ID" > /cache/${name}/pkg`;
 const cacheSpec = (name: string, extra: Record<string, unknown> = {}) => ({
   repo: repo.url,
   commit: repo.head,
@@ -134,7 +138,8 @@ test("principal B with A's key misses (no file) while A's second job hits; a loo
 
 test("a cache with a path is the workspace's directory in every step; setup skips its install on an exact hit; what a loop writes there stays in the job", async () => {
   // Setup installs only when the lock's own entry was not restored (GitHub Actions' cache-hit).
-  const setup = 'echo "hit=$DRAFTSMAN_CACHE_MODS_HIT at $DRAFTSMAN_CACHE_MODS"; [ "$DRAFTSMAN_CACHE_MODS_HIT" = exact ] || { mkdir -p mods/pkg && echo "installed by $DRAFTSMAN_JOB_ID" > mods/pkg/index; }';
+  const setup =
+    'echo "hit=$DRAFTSMAN_CACHE_MODS_HIT at $DRAFTSMAN_CACHE_MODS"; [ "$DRAFTSMAN_CACHE_MODS_HIT" = exact ] || { mkdir -p mods/pkg && echo "installed by $DRAFTSMAN_JOB_ID" > mods/pkg/index; }';
   const loop = 'echo "loop sees $(cat mods/pkg/index)"; echo poison > mods/pkg/index; echo "loop wrote $(cat mods/pkg/index)"; echo change > loop-notes';
   const spec = {
     repo: repo.url,
@@ -242,7 +247,14 @@ test('a worker lost exactly at saving leaves the last good cache; the retry save
   const orphans = (await stack.runner.listKept()).filter((v) => !named.has(v.id)).map((v) => v.id);
   expect(orphans.length).toBeGreaterThanOrEqual(1);
 
-  const janitor = createActivities({ runner: stack.runner, store: stack.store, config: stack.config, describeJob: (j) => stack.jobs.describe(j), host: { id: 'x', taskQueue: good!.hostQueue, lostAfterSeconds: 60, moves: 0 }, keptOrphanSeconds: 0 });
+  const janitor = createActivities({
+    runner: stack.runner,
+    store: stack.store,
+    config: stack.config,
+    describeJob: (j) => stack.jobs.describe(j),
+    host: { id: 'x', taskQueue: good!.hostQueue, lostAfterSeconds: 60, moves: 0 },
+    keptOrphanSeconds: 0,
+  });
   const swept = (await new MockActivityEnvironment().run(janitor.sweep)) as { removed: string[] };
   for (const o of orphans) expect(swept.removed).toContain(`kept:${o}`);
   expect((await stack.runner.listKept()).map((v) => v.id)).toEqual(expect.arrayContaining(after.map((k) => k.id)));
@@ -250,7 +262,12 @@ test('a worker lost exactly at saving leaves the last good cache; the retry save
 
 test('over the budget, the janitor brings the scope back within it by evicting the least recently used entry', async () => {
   // Three entries of about 700 KiB each; the first is then used again.
-  const big = (n: number) => ({ repo: repo.url, commit: repo.head, setup: ['head -c 700000 /dev/urandom > /cache/big/blob'], caches: [{ name: 'big', key: `big-${n}` }] });
+  const big = (n: number) => ({
+    repo: repo.url,
+    commit: repo.head,
+    setup: ['head -c 700000 /dev/urandom > /cache/big/blob'],
+    caches: [{ name: 'big', key: `big-${n}` }],
+  });
   const ids: string[] = [];
   for (const n of [1, 2, 3]) {
     ids.push(await stack.submit(big(n)));
@@ -284,7 +301,9 @@ test('over the budget, the janitor brings the scope back within it by evicting t
 test('a cache setup wrote a secret into is not saved: cache_refused names the file, the scope keeps no entry, and a clean setup with the same secret saves', async () => {
   const name = `secret${process.pid}`;
   // The secret in its hex encoding, in a file of the cache.
-  const leaky = await stack.submit(cacheSpec(name, { secrets: { TOKEN: 'warm-token' }, setup: [`printf %s "$TOKEN" | od -An -tx1 | tr -d ' \\n' > /cache/${name}/token.hex`] }));
+  const leaky = await stack.submit(
+    cacheSpec(name, { secrets: { TOKEN: 'warm-token' }, setup: [`printf %s "$TOKEN" | od -An -tx1 | tr -d ' \\n' > /cache/${name}/token.hex`] }),
+  );
   expect((await stack.waitForEnd(leaky)).status).toBe('succeeded');
   expect(await eventOf(leaky, 'cache_refused')).toMatchObject({ name, files: ['token.hex'], why: expect.stringContaining('secrets') });
   expect(await eventOf(leaky, 'cache_saved')).toBeUndefined();
@@ -323,7 +342,13 @@ test('an entry evicted while a job restores it: the job goes on from an empty ca
 });
 
 test('a workspace kept after setup: the same setup skips clone and setup, a fork sees its parent files, and a setup that wrote a secret is not kept', async () => {
-  const spec = { repo: repo.url, commit: repo.head, setup: ['echo "made by $DRAFTSMAN_JOB_ID" > made-by-setup'], snapshot: { after: 'setup' }, validate: ['cat made-by-setup', 'cat marker'] };
+  const spec = {
+    repo: repo.url,
+    commit: repo.head,
+    setup: ['echo "made by $DRAFTSMAN_JOB_ID" > made-by-setup'],
+    snapshot: { after: 'setup' },
+    validate: ['cat made-by-setup', 'cat marker'],
+  };
   const parent = await stack.submit(spec);
   const parentEnd = await stack.waitForEnd(parent);
   expect(parentEnd.status).toBe('succeeded');
@@ -338,7 +363,13 @@ test('a workspace kept after setup: the same setup skips clone and setup, a fork
   expect(await logsOf(same)).toContain(`made by ${parent}`);
 
   // Forks: the parent's files, without a clone; their own steps run.
-  const fork = await stack.submit({ repo: repo.url, commit: repo.head, from: { job: parent, after: 'setup' }, loop: { command: 'cat made-by-setup; echo fork > fork-file', maxIterations: 1 }, validate: ['test -f fork-file'] });
+  const fork = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    from: { job: parent, after: 'setup' },
+    loop: { command: 'cat made-by-setup; echo fork > fork-file', maxIterations: 1 },
+    validate: ['test -f fork-file'],
+  });
   const forkEnd = await stack.waitForEnd(fork);
   expect(forkEnd.status).toBe('succeeded');
   expect(forkEnd.steps.map((s) => s.kind)).toEqual(['loop', 'validate']);
@@ -351,7 +382,13 @@ test('a workspace kept after setup: the same setup skips clone and setup, a fork
   expect(wrongEnd.error).toContain(`from: job ${parent} kept a workspace of commit ${repo.head}`);
 
   // Setup that received a secret and wrote it (base64) into a file: nothing kept, and the event names the file.
-  const secretSpec = { repo: repo.url, commit: repo.head, secrets: { TOKEN: 'warm-token' }, setup: ['printf %s "$TOKEN" | base64 > token.b64'], snapshot: { after: 'setup' } };
+  const secretSpec = {
+    repo: repo.url,
+    commit: repo.head,
+    secrets: { TOKEN: 'warm-token' },
+    setup: ['printf %s "$TOKEN" | base64 > token.b64'],
+    snapshot: { after: 'setup' },
+  };
   const leaky = await stack.submit(secretSpec);
   expect((await stack.waitForEnd(leaky)).status).toBe('succeeded');
   expect(await eventOf(leaky, 'snapshot_refused')).toMatchObject({ files: ['token.b64'] });

@@ -12,13 +12,13 @@ import { createApp } from '../../api/app';
 import { Authenticator, parseTokens } from '../../api/auth';
 import { TEMPORAL_UI_PATH } from '../../api/temporal-ui';
 import { dataConverterFor } from '../../common/codec';
-import { projectRoot } from '../../stack/paths';
+import { projectRoot } from '../../common/paths';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
-import { launchChromium } from './browser';
-import { freePort, TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { waitFor } from './helpers';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
+import { launchChromium } from '../../testing/browser';
+import { freePort, TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { waitFor } from '../../testing/helpers';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 const ARTIFACTS = path.join(projectRoot(), 'test-artifacts');
 let temporal: DevServer;
@@ -96,14 +96,22 @@ test("a signed-in operator reads a job's decrypted input in the Web UI; without 
     // The job's user metadata names its repository and commit, and its phases.
     expect(await described.staticSummary()).toBe(`${repo.url} @ ${repo.head.slice(0, 12)}`);
     expect(await described.staticDetails()).toBe('- setup: 1 step');
-    await page.getByRole('tab', { name: 'User Metadata' }).or(page.getByText('User Metadata', { exact: true })).first().click();
+    await page
+      .getByRole('tab', { name: 'User Metadata' })
+      .or(page.getByText('User Metadata', { exact: true }))
+      .first()
+      .click();
     // The UI decoded the summary and details (through the codec) and hands them to its
     // markdown frames, whose addresses carry them.
     const summary = `${repo.url} @ ${repo.head.slice(0, 12)}`;
     const framed = () => page.frames().map((f) => (URL.canParse(f.url()) ? new URL(f.url()).searchParams.get('content') : null));
-    await waitFor(() => [summary, '- setup: 1 step'].every((c) => framed().includes(c)), () => `the summary and details in frames (${framed().join(', ')})`, {
-      timeoutMs: 15_000,
-    });
+    await waitFor(
+      () => [summary, '- setup: 1 step'].every((c) => framed().includes(c)),
+      () => `the summary and details in frames (${framed().join(', ')})`,
+      {
+        timeoutMs: 15_000,
+      },
+    );
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-user-metadata.png'), fullPage: true });
     // Every request the UI made through the API was answered (its queries are POSTs of its own origin).
     expect(refused).toEqual([]);
@@ -114,7 +122,11 @@ test("a signed-in operator reads a job's decrypted input in the Web UI; without 
 
 test('a session: opened with a token into an HttpOnly SameSite=Strict cookie, its changes need its CSRF token, and signing out ends it', async () => {
   const call = (method: string, p: string, headers: Record<string, string> = {}, body?: unknown) =>
-    fetch(`${apiUrl}${p}`, { method, headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers }, body: body ? JSON.stringify(body) : undefined });
+    fetch(`${apiUrl}${p}`, {
+      method,
+      headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...headers },
+      body: body ? JSON.stringify(body) : undefined,
+    });
   expect((await call('POST', '/v1/session', {}, { token: 'not-a-token-0123456789' })).status).toBe(401);
   const opened = await call('POST', '/v1/session', {}, { token: TEST_TOKENS.admin });
   expect(opened.status).toBe(201);

@@ -1,12 +1,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
-import { projectRoot } from '../../stack/paths';
+import { projectRoot } from '../../common/paths';
 import { type DevServer, startTemporalDevServer, temporalCliPath } from '../../stack/temporal';
-import { launchChromium } from './browser';
-import { TEST_DATA_DIR } from './env';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, type TestStack } from './stack';
+import { launchChromium } from '../../testing/browser';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { startTestStack, type TestStack } from '../../testing/stack';
 
 // A dev server of this file's own, with its Web UI (the shared one is headless).
 const ARTIFACTS = path.join(projectRoot(), 'test-artifacts');
@@ -66,7 +66,11 @@ test('the Temporal Web UI lists the finished job by its status attribute and sho
     expect(text).toContain('validate-0: true');
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-ui-job.png'), fullPage: true });
 
-    await page.getByRole('tab', { name: 'Search Attributes' }).or(page.getByText('Search Attributes', { exact: true })).first().click();
+    await page
+      .getByRole('tab', { name: 'Search Attributes' })
+      .or(page.getByText('Search Attributes', { exact: true }))
+      .first()
+      .click();
     await page.getByText('DraftsmanStatus').first().waitFor({ timeout: 10_000 });
     const attributes = await page.locator('body').innerText();
     expect(attributes).toMatch(/DraftsmanStatus[\s\S]{0,80}succeeded/);

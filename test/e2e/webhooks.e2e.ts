@@ -9,9 +9,9 @@ import { JobsClient } from '../../client/jobs';
 import { WebhookStore } from '../../db/webhook-store';
 import { WebhookDispatcher } from '../../webhooks/dispatcher';
 import { verify } from '../../webhooks/signing';
-import { type GitFixture, startGitFixture } from './git-fixture';
-import { startTestStack, TEST_TOKENS, type TestStack } from './stack';
-import { startWorkerProcess, type WorkerProcess } from './worker-process';
+import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
+import { startWorkerProcess, type WorkerProcess } from '../../testing/worker-process';
 
 interface Received {
   headers: Record<string, string | undefined>;
@@ -25,7 +25,7 @@ let repo: GitFixture;
 let receiver: http.Server;
 let port: number;
 const received: Received[] = [];
-let failFirst = 3;
+const failFirst = 3;
 
 beforeAll(async () => {
   receiver = http.createServer((req, res) => {
@@ -66,7 +66,10 @@ test('registering needs the admin scope and a target the rules allow', async () 
 });
 
 test('every event reaches a receiver that fails the first 3 deliveries, across an API and a worker restart; retries keep their id; signatures verify', async () => {
-  const created = await stack.api<{ id: string; secret: string }>('POST', '/v1/webhooks', { url: `http://127.0.0.1:${port}/hook`, description: 'test receiver' });
+  const created = await stack.api<{ id: string; secret: string }>('POST', '/v1/webhooks', {
+    url: `http://127.0.0.1:${port}/hook`,
+    description: 'test receiver',
+  });
   expect(created.status).toBe(201);
   const { id: endpoint, secret } = created.body;
   expect(secret).toMatch(/^whsec_/);
@@ -74,15 +77,32 @@ test('every event reaches a receiver that fails the first 3 deliveries, across a
 
   const store = new WebhookStore(stack.store.pool);
   const dispatcher = (log: string[]) =>
-    new WebhookDispatcher({ store, exceptions: [{ host: '127.0.0.1', port }], retrySeconds: [1, 1, 1, 1, 1, 1], endpoints: [endpoint], pollMs: 100, log: (l) => log.push(l) }).start();
+    new WebhookDispatcher({
+      store,
+      exceptions: [{ host: '127.0.0.1', port }],
+      retrySeconds: [1, 1, 1, 1, 1, 1],
+      endpoints: [endpoint],
+      pollMs: 100,
+      log: (l) => log.push(l),
+    }).start();
   const taskQueue = `${stack.config.DRAFTSMAN_TASK_QUEUE}-webhooks`;
-  const env = { TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS, DATABASE_URL: stack.config.DATABASE_URL!, DRAFTSMAN_TASK_QUEUE: taskQueue, ...stack.workerEnv };
+  const env = {
+    TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
+    DATABASE_URL: stack.config.DATABASE_URL!,
+    DRAFTSMAN_TASK_QUEUE: taskQueue,
+    ...stack.workerEnv,
+  };
   const logs: string[] = [];
   let worker: WorkerProcess = await startWorkerProcess(env);
   let first: WebhookDispatcher | null = dispatcher(logs);
   let second: WebhookDispatcher | null = null;
   try {
-    const { id: jobId } = await new JobsClient(stack.client, { taskQueue }).start({ repo: repo.url, commit: repo.head, setup: ['sleep 2'], validate: ['true'] });
+    const { id: jobId } = await new JobsClient(stack.client, { taskQueue }).start({
+      repo: repo.url,
+      commit: repo.head,
+      setup: ['sleep 2'],
+      validate: ['true'],
+    });
     // While the receiver still fails: the API goes (its dispatcher with it), the worker is killed, both come back.
     await until('two failed deliveries', () => received.length >= 2);
     await first.stop();
@@ -94,7 +114,13 @@ test('every event reaches a receiver that fails the first 3 deliveries, across a
 
     const job = await stack.waitForEnd(jobId);
     expect(job.status).toBe('succeeded');
-    const deliveries = async () => (await stack.api<{ deliveries: { id: string; status: string; eventType: string; lastStatus: number; attempts: number }[] }>('GET', `/v1/webhooks/${endpoint}/deliveries?limit=100`)).body.deliveries;
+    const deliveries = async () =>
+      (
+        await stack.api<{ deliveries: { id: string; status: string; eventType: string; lastStatus: number; attempts: number }[] }>(
+          'GET',
+          `/v1/webhooks/${endpoint}/deliveries?limit=100`,
+        )
+      ).body.deliveries;
     await until('every delivery delivered', async () => {
       const all = await deliveries();
       return all.length > 0 && all.every((d) => d.status === 'delivered') && all.some((d) => d.eventType === 'job.ended');

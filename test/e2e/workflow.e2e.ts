@@ -12,8 +12,8 @@ import type { Activities } from '../../activities';
 import type { AcceptedJob, Placement, StepOutcome } from '../../common/job';
 import { CANCEL_SIGNAL, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../../common/names';
 import { firstTaskSplit } from '../replay/windows';
-import { TEST_DATA_DIR } from './env';
-import { fakeSpec } from './fake-spec';
+import { TEST_DATA_DIR } from '../../testing/env';
+import { fakeSpec } from '../../testing/fake-spec';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -73,9 +73,7 @@ test('a cancel that arrives as a loop run hands on to the next (continue-as-new)
     workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
     activities,
   });
-  const err = await worker.runUntil(
-    env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e),
-  );
+  const err = await worker.runUntil(env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e));
   expect(err).toBeInstanceOf(WorkflowFailedError);
   expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
   expect(ended).toEqual([expect.objectContaining({ status: 'cancelled', error: expect.stringContaining('at the boundary') })]);
@@ -111,7 +109,12 @@ test('a cancel that arrives with the start (the job still queued) ends the job c
     workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
     activities,
   });
-  const err = await worker.runUntil(env.client.workflow.getHandle(jobId).result().catch((e: unknown) => e));
+  const err = await worker.runUntil(
+    env.client.workflow
+      .getHandle(jobId)
+      .result()
+      .catch((e: unknown) => e),
+  );
   expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
   expect(calls).toEqual([]);
   expect(ended).toEqual([expect.objectContaining({ status: 'cancelled' })]);
@@ -120,9 +123,7 @@ test('a cancel that arrives with the start (the job still queued) ends the job c
 test('a loop step stopped at the workspace cap fails the job there: no further iteration, no patch, no validation', async () => {
   const taskQueue = `wf-${process.pid}-full`;
   const jobId = `wf-workspace-full-${process.pid}`;
-  const { activities, calls, ended } = scripted(async (index) =>
-    index === 2 ? { ...outcome('loop', 2, 143), reason: 'workspace_full' as const } : undefined,
-  );
+  const { activities, calls, ended } = scripted(async (index) => (index === 2 ? { ...outcome('loop', 2, 143), reason: 'workspace_full' as const } : undefined));
   let patches = 0;
   activities.capturePatch = async () => {
     patches++;
@@ -184,14 +185,21 @@ test("a placed job's engine activities all go to its host's queue, across contin
   expect(ended).toEqual([expect.objectContaining({ status: 'succeeded' })]);
 });
 
-test('a host that never takes its job\'s step, with no moves allowed: the job fails saying its host is lost, and its end is recorded from the shared queue', async () => {
+test("a host that never takes its job's step, with no moves allowed: the job fails saying its host is lost, and its end is recorded from the shared queue", async () => {
   const taskQueue = `wf-${process.pid}-lost`;
   const jobId = `wf-host-lost-${process.pid}`;
   const { activities, ended, queues } = placedOn({ host: 'gone', taskQueue: `${taskQueue}@gone`, placement: 1, lostAfterSeconds: 2 });
-  const shared = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, activities });
+  const shared = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+    activities,
+  });
   const err = await shared.runUntil(env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e));
   expect(err).toBeInstanceOf(WorkflowFailedError);
-  expect(ended).toEqual([expect.objectContaining({ status: 'failed', error: 'its host gone was lost, and jobs do not move to another host (DRAFTSMAN_HOST_LOST_MOVES is 0)' })]);
+  expect(ended).toEqual([
+    expect.objectContaining({ status: 'failed', error: 'its host gone was lost, and jobs do not move to another host (DRAFTSMAN_HOST_LOST_MOVES is 0)' }),
+  ]);
   expect(queues.filter((q) => q.startsWith('endJob@'))).toEqual([`endJob@${taskQueue}`]);
 });
 
@@ -235,12 +243,23 @@ test('a job whose host is lost moves: host_lost is recorded, it is placed again 
 test('a job whose host is lost as often as its moves allow fails saying so, its end recorded from the shared queue', async () => {
   const taskQueue = `wf-${process.pid}-moves`;
   const jobId = `wf-host-moves-${process.pid}`;
-  const gone = (placement: number): Placement => ({ host: `gone-${placement}`, taskQueue: `${taskQueue}@gone-${placement}`, placement, lostAfterSeconds: 2, moves: 1 });
+  const gone = (placement: number): Placement => ({
+    host: `gone-${placement}`,
+    taskQueue: `${taskQueue}@gone-${placement}`,
+    placement,
+    lostAfterSeconds: 2,
+    moves: 1,
+  });
   const { activities, ended, queues } = placedOn(gone(1));
   activities.placeJob = async (input) => gone(input.placement);
   const lost: { placement: number; moving: boolean }[] = [];
   activities.recordHostLost = async (input) => void lost.push(input);
-  const shared = await Worker.create({ connection: env.nativeConnection, taskQueue, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, activities });
+  const shared = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+    activities,
+  });
   const err = await shared.runUntil(env.client.workflow.execute(JOB_WORKFLOW_TYPE, { taskQueue, workflowId: jobId, args: [{}] }).catch((e: unknown) => e));
   expect(err).toBeInstanceOf(WorkflowFailedError);
   expect(lost.map((l) => [l.placement, l.moving])).toEqual([

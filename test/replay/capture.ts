@@ -17,10 +17,10 @@ import { startBenchStack } from '../../bench/harness';
 import { type ApprovalDecision, FINAL_STATUSES, type JobView } from '../../common/job';
 import { STATUS_QUERY } from '../../common/names';
 import type { JobSpec } from '../../common/spec';
-import { projectRoot } from '../../stack/paths';
+import { projectRoot } from '../../common/paths';
 import { temporalCliPath } from '../../stack/temporal';
-import { startGitFixture } from '../e2e/git-fixture';
-import { startWorkerProcess, type WorkerProcess } from '../e2e/worker-process';
+import { startGitFixture } from '../../testing/git-fixture';
+import { startWorkerProcess, type WorkerProcess } from '../../testing/worker-process';
 import { firstTaskSplit } from './windows';
 
 const OUT = path.join(projectRoot(), 'test', 'replay', 'histories');
@@ -43,17 +43,20 @@ async function main(): Promise<void> {
   const stack = await startBenchStack({ DRAFTSMAN_TASK_QUEUE: 'replay-capture' });
   const repo = await startGitFixture(1);
   const startWorker = () =>
-    startWorkerProcess({
-      TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
-      DATABASE_URL: stack.config.DATABASE_URL!,
-      DRAFTSMAN_TASK_QUEUE: 'replay-capture',
-      DRAFTSMAN_WORKFLOW_BUNDLE: path.join(root, 'dist', 'workflow-bundle.js'),
-      DRAFTSMAN_EGRESS_SOCKET_DIR: stack.config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
-      DRAFTSMAN_DEPLOYMENT_ID: stack.config.DRAFTSMAN_DEPLOYMENT_ID!,
-      DRAFTSMAN_STOP_GRACE_SECONDS: '2',
-      DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
-      DRAFTSMAN_DATA_DIR: stack.dir,
-    }, path.join(root, 'dist', 'worker', 'main.js'));
+    startWorkerProcess(
+      {
+        TEMPORAL_ADDRESS: stack.config.TEMPORAL_ADDRESS,
+        DATABASE_URL: stack.config.DATABASE_URL!,
+        DRAFTSMAN_TASK_QUEUE: 'replay-capture',
+        DRAFTSMAN_WORKFLOW_BUNDLE: path.join(root, 'dist', 'workflow-bundle.js'),
+        DRAFTSMAN_EGRESS_SOCKET_DIR: stack.config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
+        DRAFTSMAN_DEPLOYMENT_ID: stack.config.DRAFTSMAN_DEPLOYMENT_ID!,
+        DRAFTSMAN_STOP_GRACE_SECONDS: '2',
+        DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
+        DRAFTSMAN_DATA_DIR: stack.dir,
+      },
+      path.join(root, 'dist', 'worker', 'main.js'),
+    );
   const stopWorker = async (w: WorkerProcess) => {
     w.child.kill('SIGTERM');
     await w.exited;
@@ -65,15 +68,26 @@ async function main(): Promise<void> {
     cancelled: { spec: { ...base, setup: ['trap "exit 42" TERM; sleep 30 & wait'], validate: ['true'] }, cancelAfterMs: 3_000 },
     'step-timeout': { spec: { ...base, setup: ['sleep 30'], timeouts: { stepSeconds: 2 } } },
     'job-timeout': { spec: { ...base, setup: ['sleep 30'], timeouts: { jobSeconds: 4 } } },
-    'loop-continue-as-new': { spec: { ...base, loop: { command: 'echo it >> iterations', until: 'test $(wc -l < iterations) -ge 3', maxIterations: 5 }, validate: ['true'] } },
+    'loop-continue-as-new': {
+      spec: { ...base, loop: { command: 'echo it >> iterations', until: 'test $(wc -l < iterations) -ge 3', maxIterations: 5 }, validate: ['true'] },
+    },
     'loop-cancelled': { spec: { ...base, loop: { command: 'sleep 30', maxIterations: 3 } }, cancelAfterMs: 4_000 },
     'approval-approved': { spec: { ...base, validate: ['true'], publish: ['echo published'], approval: { before: 'publish' } }, decide: 'approve' },
     // Warm starts: a cache in the workspace saved, then a workspace kept and a job restored from it (no clone, no setup).
-    'warm-cache': { spec: { ...base, setup: ['mkdir -p mods && echo x > mods/f'], caches: [{ name: 'mods', key: "mods-{{ hashFiles('marker') }}", restoreKeys: [], path: 'mods' }], validate: ['test -f mods/f'] } },
+    'warm-cache': {
+      spec: {
+        ...base,
+        setup: ['mkdir -p mods && echo x > mods/f'],
+        caches: [{ name: 'mods', key: "mods-{{ hashFiles('marker') }}", restoreKeys: [], path: 'mods' }],
+        validate: ['test -f mods/f'],
+      },
+    },
     'warm-snapshot-saved': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
     'warm-snapshot-restored': { spec: { ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' }, validate: ['test -f kept'] } },
     // Publish on a clean checkout of the commit with the stored patch (the publish-on-approved patch).
-    'publish-on-approved': { spec: { ...base, loop: { command: 'echo change > changed', maxIterations: 1 }, validate: ['true'], publish: ['git diff --cached --stat'] } },
+    'publish-on-approved': {
+      spec: { ...base, loop: { command: 'echo change > changed', maxIterations: 1 }, validate: ['true'], publish: ['git diff --cached --stat'] },
+    },
     'approval-timeout': { spec: { ...base, validate: ['true'], approval: { before: 'validate', timeoutSeconds: 2, onTimeout: 'reject' } } },
     // Queried before any worker polls: the query ends the first workflow task early (windows.ts, firstTaskSplit).
     'query-split': { spec: { ...base, validate: ['true'] }, queryFirst: true },
@@ -113,7 +127,7 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 1_000));
         worker = await startWorker();
         await handle.result().catch(() => undefined);
-        console.log(`${shape} attempt ${attempt}: the query answered ${JSON.stringify((await answered as JobView).status)}`);
+        console.log(`${shape} attempt ${attempt}: the query answered ${JSON.stringify(((await answered) as JobView).status)}`);
         await stopWorker(worker);
         worker = undefined;
         if (firstTaskSplit(await writeHistories(id, shape))) break;

@@ -44,7 +44,9 @@ export function Controls({ job, session, onChange }: { job: JobView; session: Se
     e.preventDefault();
     const form = (e.currentTarget as HTMLButtonElement).form!;
     const comment = String(new FormData(form).get('comment') ?? '').trim();
-    void act(decision === 'approve' ? 'Approved.' : 'Rejected.', () => call(`${base}/approval`, { method: 'POST', body: { decision, ...(comment ? { comment } : {}) } }));
+    void act(decision === 'approve' ? 'Approved.' : 'Rejected.', () =>
+      call(`${base}/approval`, { method: 'POST', body: { decision, ...(comment ? { comment } : {}) } }),
+    );
   };
   const rerun = () =>
     act('Rerun started.', async () => {

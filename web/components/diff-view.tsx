@@ -11,8 +11,8 @@ export function DiffView({ patch, truncated }: { patch: string; truncated: boole
       <ul class="diff-files" aria-label="Changed files">
         {files.map((f, i) => (
           <li key={i}>
-            <a href={`#diff-file-${i}`}>{f.path}</a> <span class={`change change-${f.change}`}>{f.change}</span>{' '}
-            <span class="adds">+{f.additions}</span> <span class="dels">−{f.deletions}</span>
+            <a href={`#diff-file-${i}`}>{f.path}</a> <span class={`change change-${f.change}`}>{f.change}</span> <span class="adds">+{f.additions}</span>{' '}
+            <span class="dels">−{f.deletions}</span>
           </li>
         ))}
       </ul>

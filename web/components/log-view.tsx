@@ -51,7 +51,16 @@ export function LogView({ jobId, step, onActivity }: { jobId: string; step: stri
     source.addEventListener('line', (e) => {
       const data = JSON.parse((e as MessageEvent<string>).data) as { step: string; stream: Line['stream']; text: string };
       const segments = ansiSegments(data.text);
-      pending.push({ id: next++, step: data.step, stream: data.stream, segments, lower: segments.map((s) => s.text).join('').toLowerCase() });
+      pending.push({
+        id: next++,
+        step: data.step,
+        stream: data.stream,
+        segments,
+        lower: segments
+          .map((s) => s.text)
+          .join('')
+          .toLowerCase(),
+      });
       frame ||= requestAnimationFrame(flush);
     });
     const changed = () => activity.current();

@@ -29,6 +29,6 @@ export function usePoll(load: () => Promise<void>, intervalMs: number, deps: unk
       clearInterval(timer);
       document.removeEventListener('visibilitychange', onVisible);
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
+    // The caller's deps decide when the poll restarts, as with any effect.
   }, deps);
 }

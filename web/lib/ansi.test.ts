@@ -3,7 +3,14 @@ import { ansiSegments } from './ansi';
 describe('ansiSegments', () => {
   it.each([
     ['plain text', 'hello', [{ text: 'hello', classes: [] }]],
-    ['a colour and a reset', '\x1b[31mred\x1b[0m plain', [{ text: 'red', classes: ['fg-red'] }, { text: ' plain', classes: [] }]],
+    [
+      'a colour and a reset',
+      '\x1b[31mred\x1b[0m plain',
+      [
+        { text: 'red', classes: ['fg-red'] },
+        { text: ' plain', classes: [] },
+      ],
+    ],
     ['bold bright green on blue', '\x1b[1;92;44mok\x1b[0m', [{ text: 'ok', classes: ['fg-bright-green', 'bg-blue', 'ansi-bold'] }]],
     ['a 256-colour palette entry (no class: the set is closed)', '\x1b[38;5;200mx\x1b[0m', [{ text: 'x', classes: [] }]],
     ['a true colour (no inline style)', '\x1b[38;2;1;2;3mx\x1b[0m', [{ text: 'x', classes: [] }]],

@@ -47,7 +47,13 @@ export function HealthPage() {
           <dt>Database</dt>
           <dd>{health.database}</dd>
           <dt>Disk</dt>
-          <dd>{disk ? (disk.error ? `error: ${disk.error}` : `${gib(disk.freeMb)} free at ${disk.path ?? '—'}, floor ${gib(disk.floorMb)}${disk.enough ? '' : ': new jobs wait'}`) : 'not watched'}</dd>
+          <dd>
+            {disk
+              ? disk.error
+                ? `error: ${disk.error}`
+                : `${gib(disk.freeMb)} free at ${disk.path ?? '—'}, floor ${gib(disk.floorMb)}${disk.enough ? '' : ': new jobs wait'}`
+              : 'not watched'}
+          </dd>
           {COUNTED.map((s) => (
             <>
               <dt>{s.replace('_', ' ')}</dt>

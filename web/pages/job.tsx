@@ -154,7 +154,11 @@ export function JobPage({ id, session }: { id: string; session: Session }) {
               Loop: {job.loop.iterations} iteration{job.loop.iterations === 1 ? '' : 's'}, {job.loop.converged ? 'converged' : 'did not converge'}
             </li>
           ) : null}
-          {job.patch ? <li>Patch: {job.patch.bytes} bytes{job.patch.truncated ? ' (cut at the limit)' : ''}</li> : null}
+          {job.patch ? (
+            <li>
+              Patch: {job.patch.bytes} bytes{job.patch.truncated ? ' (cut at the limit)' : ''}
+            </li>
+          ) : null}
           {job.egress ? (
             <li>
               Egress: {job.egress.connections} connections, {job.egress.denied} refused, {job.egress.bytesOut} bytes out, {job.egress.bytesIn} bytes in
@@ -165,7 +169,11 @@ export function JobPage({ id, session }: { id: string; session: Session }) {
 
       <section aria-labelledby="patch-title">
         <h2 id="patch-title">Changes</h2>
-        {patch !== null ? <DiffView patch={patch} truncated={Boolean(job.patch?.truncated)} /> : <p>{job.patch ? 'Loading…' : 'No patch (the job has no loop, or has not finished it).'}</p>}
+        {patch !== null ? (
+          <DiffView patch={patch} truncated={Boolean(job.patch?.truncated)} />
+        ) : (
+          <p>{job.patch ? 'Loading…' : 'No patch (the job has no loop, or has not finished it).'}</p>
+        )}
       </section>
 
       <section aria-labelledby="events-title">

@@ -92,12 +92,8 @@ export function JobsPage({ search }: { search: string }) {
         </div>
       )}
       <nav class="pager" aria-label="Pages">
-        {filter.cursor ? (
-          <Link href={`${BASE}/${filterSearch({ ...filter, cursor: undefined })}`}>First page</Link>
-        ) : null}
-        {page?.nextCursor ? (
-          <Link href={`${BASE}/${filterSearch({ ...filter, cursor: page.nextCursor })}`}>Next page</Link>
-        ) : null}
+        {filter.cursor ? <Link href={`${BASE}/${filterSearch({ ...filter, cursor: undefined })}`}>First page</Link> : null}
+        {page?.nextCursor ? <Link href={`${BASE}/${filterSearch({ ...filter, cursor: page.nextCursor })}`}>Next page</Link> : null}
       </nav>
     </section>
   );

@@ -1,4 +1,4 @@
-import type { ResolvedJobSpec } from '../../common/job';
+import type { ResolvedJobSpec } from '../common/job';
 
 /** A resolved spec for tests whose steps run on FakeRunner or scripted activities (nothing is cloned). */
 export function fakeSpec(overrides: Partial<ResolvedJobSpec> = {}): ResolvedJobSpec {

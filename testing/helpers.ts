@@ -3,8 +3,8 @@ import type { Server } from 'node:http';
 import { promisify } from 'node:util';
 import type { Express } from 'express';
 import { GIT_HOST, HANGING_REPO } from './git-fixture';
-import type { JobStore } from '../../db/store';
-import type { Runner, StepRef } from '../../runner/runner';
+import type { JobStore } from '../db/store';
+import type { Runner, StepRef } from '../runner/runner';
 
 /**
  * Polls `check` every `everyMs` until it holds; fails naming `what` after
@@ -24,8 +24,7 @@ export async function waitFor(
 
 /** Polls the audit trail until the step has a row with the given status. */
 export async function waitForStep(store: JobStore, jobId: string, step: string, status = 'running'): Promise<void> {
-  const reached = async () =>
-    Boolean((await store.getJob(jobId))?.steps.some((s) => `${s.kind}-${s.index}` === step && s.status === status));
+  const reached = async () => Boolean((await store.getJob(jobId))?.steps.some((s) => `${s.kind}-${s.index}` === step && s.status === status));
   await waitFor(reached, async () => `step ${step} of ${jobId} to reach ${status}: ${JSON.stringify(await store.getJob(jobId))}`);
 }
 
@@ -56,7 +55,11 @@ export async function listen(app: Express): Promise<{ url: string; close(): Prom
 }
 
 /** A program's exit code and its output (stdout, then stderr), whether it succeeded or not; -1 when it could not run or was killed. */
-export function runTool(file: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout: number }): Promise<{ code: number; out: string }> {
+export function runTool(
+  file: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout: number },
+): Promise<{ code: number; out: string }> {
   return promisify(execFile)(file, args, { ...opts, maxBuffer: 64 * 1024 * 1024 }).then(
     (r) => ({ code: 0, out: r.stdout + r.stderr }),
     (err: { code?: number | string; stdout?: string; stderr?: string }) => ({
@@ -65,4 +68,3 @@ export function runTool(file: string, args: string[], opts: { cwd?: string; env?
     }),
   );
 }
-

@@ -3,19 +3,19 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import Docker from 'dockerode';
-import { createApp } from '../../api/app';
-import { Authenticator, parseTokens } from '../../api/auth';
-import { JobsClient } from '../../client/jobs';
-import { dataConverterFor } from '../../common/codec';
-import { type Config, loadConfig } from '../../common/config';
-import type { JobView } from '../../common/job';
-import { LABEL_MANAGED } from '../../common/names';
-import { createLogger } from '../../common/logger';
-import { Metrics } from '../../common/metrics';
-import { JobStore } from '../../db/store';
-import { type EgressService, startEgressService } from '../../egress/service';
-import type { DockerRunner } from '../../runner/docker/docker-runner';
-import { createWorker, dockerRunnerFromConfig, type HostWorker, installRuntime, type WorkerDeps } from '../../worker/worker';
+import { createApp } from '../api/app';
+import { Authenticator, parseTokens } from '../api/auth';
+import { JobsClient } from '../client/jobs';
+import { dataConverterFor } from '../common/codec';
+import { type Config, loadConfig } from '../common/config';
+import type { JobView } from '../common/job';
+import { LABEL_MANAGED } from '../common/names';
+import { createLogger } from '../common/logger';
+import { Metrics } from '../common/metrics';
+import { JobStore } from '../db/store';
+import { type EgressService, startEgressService } from '../egress/service';
+import type { DockerRunner } from '../runner/docker/docker-runner';
+import { createWorker, dockerRunnerFromConfig, type HostWorker, installRuntime, type WorkerDeps } from '../worker/worker';
 import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 import { GIT_HOST } from './git-fixture';
 
@@ -81,7 +81,15 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
 
   const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const newWorker = () =>
-    createWorker({ config, store, runner, connection: nativeConnection, workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') }, metrics, test: opts.test });
+    createWorker({
+      config,
+      store,
+      runner,
+      connection: nativeConnection,
+      workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
+      metrics,
+      test: opts.test,
+    });
   let worker: HostWorker = await newWorker();
   let workerRun = worker.run();
 
@@ -171,9 +179,6 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
 /** Containers and volumes of Draftsman that still exist for the given job. */
 export async function leftovers(docker: Docker, jobId: string): Promise<string[]> {
   const filters = JSON.stringify({ label: [`${LABEL_MANAGED}=true`, `org.draftsman.job=${jobId}`] });
-  const [containers, volumes] = await Promise.all([
-    docker.listContainers({ all: true, filters }),
-    docker.listVolumes({ filters }),
-  ]);
+  const [containers, volumes] = await Promise.all([docker.listContainers({ all: true, filters }), docker.listVolumes({ filters })]);
   return [...containers.map((c) => c.Names[0] ?? c.Id), ...(volumes.Volumes ?? []).map((v) => v.Name)];
 }

@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import path from 'node:path';
-import { projectRoot } from '../../stack/paths';
-import { killOnExit } from '../../stack/temporal';
+import { projectRoot } from '../common/paths';
+import { killOnExit } from '../stack/temporal';
 import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 
 const ROOT = projectRoot();
@@ -40,9 +40,7 @@ export async function startWorkerProcess(env: Record<string, string>, entry = 'd
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | string | null>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal)),
-  );
+  const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       // Never leave a worker behind that did not come up.

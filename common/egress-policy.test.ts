@@ -9,7 +9,7 @@ import {
   ruleMatches,
   type EgressPolicy,
   type Resolver,
-} from './policy';
+} from './egress-policy';
 
 /** A stub resolver: no test here sends a packet or asks a real DNS server. */
 const stubResolver = (table: Record<string, string[] | Error>): Resolver & { calls: string[] } => {
@@ -197,7 +197,14 @@ describe('decide', () => {
     ['a name off the list', ['other.example.org'], 'a.example.org', 443, { 'a.example.org': ['93.184.215.14'] }, /not in the egress allow list/],
     ['the right name on another port', ['a.example.org'], 'a.example.org', 22, { 'a.example.org': ['93.184.215.14'] }, /not in the egress allow list/],
     ['a listed name that resolves to loopback', ['a.example.org'], 'a.example.org', 443, { 'a.example.org': ['127.0.0.1'] }, /127.0.0.1 \(loopback\)/],
-    ['a listed name with one private answer among public ones', ['a.example.org'], 'a.example.org', 443, { 'a.example.org': ['93.184.215.14', '10.0.0.5'] }, /10.0.0.5 \(private\)/],
+    [
+      'a listed name with one private answer among public ones',
+      ['a.example.org'],
+      'a.example.org',
+      443,
+      { 'a.example.org': ['93.184.215.14', '10.0.0.5'] },
+      /10.0.0.5 \(private\)/,
+    ],
     ['a listed name that resolves to the metadata address', ['a.example.org'], 'a.example.org', 443, { 'a.example.org': ['169.254.169.254'] }, /linkLocal/],
     ['a listed name that resolves to an IPv4-mapped loopback', ['a.example.org'], 'a.example.org', 443, { 'a.example.org': ['::ffff:127.0.0.1'] }, /loopback/],
     ['a listed name that resolves to a NAT64 address', ['a.example.org'], 'a.example.org', 443, { 'a.example.org': ['64:ff9b::a00:1'] }, /nat64/],
@@ -216,8 +223,14 @@ describe('decide', () => {
     const r = stubResolver({ 'mirror.example.org': ['10.0.0.7'] });
     const exceptions = ['127.0.0.1:9418', 'mirror.example.org:443'];
     await expect(decide(policy([], exceptions), '127.0.0.1', 9418, r)).resolves.toMatchObject({ allowed: false, reason: 'not in the egress allow list' });
-    await expect(decide(policy(['mirror.example.org'], exceptions), 'mirror.example.org', 443, r)).resolves.toMatchObject({ allowed: true, address: '10.0.0.7' });
-    await expect(decide(policy(['mirror.example.org'], []), 'mirror.example.org', 443, r)).resolves.toMatchObject({ allowed: false, reason: expect.stringMatching(/private/) });
+    await expect(decide(policy(['mirror.example.org'], exceptions), 'mirror.example.org', 443, r)).resolves.toMatchObject({
+      allowed: true,
+      address: '10.0.0.7',
+    });
+    await expect(decide(policy(['mirror.example.org'], []), 'mirror.example.org', 443, r)).resolves.toMatchObject({
+      allowed: false,
+      reason: expect.stringMatching(/private/),
+    });
   });
 
   it('refuses the control plane on loopback in every notation, while an operator exception for one fixture port passes', async () => {

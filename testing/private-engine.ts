@@ -47,13 +47,20 @@ export async function startPrivateEngine(opts: {
     engine = spawn(
       'dockerd',
       [
-        '--host', host,
-        '--data-root', opts.dataRoot,
-        '--exec-root', execRoot,
-        '--pidfile', path.join(execRoot, 'docker.pid'),
-        '--config-file', configFile,
+        '--host',
+        host,
+        '--data-root',
+        opts.dataRoot,
+        '--exec-root',
+        execRoot,
+        '--pidfile',
+        path.join(execRoot, 'docker.pid'),
+        '--config-file',
+        configFile,
         // Like the engine `npm start` brings up: no bridge, steps on network none or host.
-        '--bridge=none', '--iptables=false', '--ip-masq=false',
+        '--bridge=none',
+        '--iptables=false',
+        '--ip-masq=false',
       ],
       { stdio: ['ignore', out, out], detached: true },
     );
@@ -65,7 +72,7 @@ export async function startPrivateEngine(opts: {
         return;
       } catch (err) {
         if (Date.now() > deadline || engine.exitCode !== null) {
-          throw new Error(`the private engine did not come up: ${String(err)}\n${tail(logFile)}`);
+          throw new Error(`the private engine did not come up: ${String(err)}\n${tail(logFile)}`, { cause: err });
         }
         await sleep(200);
       }
@@ -123,7 +130,10 @@ export async function startPrivateEngine(opts: {
 
 /** Mount points the engine left at or under a folder (its own bind mount of the data root, overlay layers, shm, its network namespace), deepest first. */
 function mountsUnder(root: string): string[] {
-  const mounts = fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1] ?? '');
+  const mounts = fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[1] ?? '');
   return mounts.filter((m) => m === root || m.startsWith(`${root}/`)).sort((a, b) => b.length - a.length);
 }
 
@@ -161,7 +171,10 @@ function unmount(mount: string): void {
 
 function childrenOf(pid: number): number[] {
   try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -169,7 +182,10 @@ function childrenOf(pid: number): number[] {
 
 /** The engine's last words, for an error that says why it did not come up. */
 function tail(file: string): string {
-  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => !l.includes('level=debug') && !l.includes('[core]'));
+  const lines = fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => !l.includes('level=debug') && !l.includes('[core]'));
   return lines.slice(-8).join('\n');
 }
 

@@ -5,8 +5,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { RunnerError } from '../common/errors';
-import { JOB_FILE, jobDir, SOCKET_NAME } from './layout';
+import { RunnerError } from '../../common/errors';
+import { JOB_FILE, jobDir, SOCKET_NAME } from '../../common/egress-layout';
 
 /** How long a new job waits for the egress service to listen on its socket before the job fails. */
 export const EGRESS_LISTEN_WAIT_MS = 10_000;
@@ -19,7 +19,13 @@ export const EGRESS_LISTEN_WAIT_MS = 10_000;
 export async function makeJobFolder(socketDir: string, jobId: string, deployment: string): Promise<void> {
   const dir = jobDir(socketDir, jobId, deployment);
   const job = JSON.stringify({ jobId, deployment });
-  if (await fs.stat(path.join(dir, JOB_FILE)).then(() => true, () => false)) return;
+  if (
+    await fs.stat(path.join(dir, JOB_FILE)).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
   await fs.mkdir(socketDir, { recursive: true, mode: 0o755 });
   const tmp = `${socketDir}/.${path.basename(dir)}.${process.pid}.${Date.now()}`;
   await fs.mkdir(tmp, { mode: 0o755 });
@@ -45,7 +51,9 @@ export async function waitForListener(socketDir: string, jobId: string, deployme
     );
     if (found) return;
     if (Date.now() > until) {
-      throw new RunnerError(`the egress service does not listen for job ${jobId} (no socket at ${socket} after ${EGRESS_LISTEN_WAIT_MS / 1000} s): is it running?`);
+      throw new RunnerError(
+        `the egress service does not listen for job ${jobId} (no socket at ${socket} after ${EGRESS_LISTEN_WAIT_MS / 1000} s): is it running?`,
+      );
     }
     await new Promise((r) => setTimeout(r, 20));
   }
