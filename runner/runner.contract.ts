@@ -1,10 +1,11 @@
 /**
- * The Runner contract as one test suite, run against every backend (FakeRunner in
- * the unit tests, DockerRunner against the real engine). The commands keep to the
+ * The Runner contract, one suite per role (StepRunner, VolumeStore, Sweeper, HostFacts),
+ * run against every backend (FakeRunner in the unit tests, DockerRunner against the
+ * real engine). The commands keep to the
  * shell subset FakeRunner interprets, so both run the same steps.
  */
 import { ImageNotFoundError } from '../common/errors';
-import type { LogLine, Runner, StepRef, StepRequest } from './runner';
+import type { LogLine, Runner, StepRef, StepRequest, StepRunner } from './runner';
 
 export interface ContractSubject {
   runner: Runner;
@@ -17,7 +18,18 @@ export interface ContractSubject {
   cleanup(jobIds: string[]): Promise<void>;
 }
 
-export function runnerContract(name: string, subject: () => ContractSubject): void {
+/** The roles of the runner seam (runner.ts), each a suite of its own. */
+export type Role = 'steps' | 'volumes' | 'sweeper' | 'host';
+const ROLES: Role[] = ['steps', 'volumes', 'sweeper', 'host'];
+
+/**
+ * The contract of the roles a backend implements (all four by default). A new backend may
+ * start with `['steps']`: its StepRunner alone, a subject whose runner has no other role.
+ */
+export function runnerContract(name: string, subject: () => ContractSubject, roles: Role[] = ROLES): void {
+  const role = (r: Role, title: string, body: () => void) => {
+    if (roles.includes(r)) describe(title, body);
+  };
   describe(`Runner contract: ${name}`, () => {
     let s: ContractSubject;
     const jobs: string[] = [];
@@ -52,98 +64,102 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       await s.cleanup(jobs.splice(0));
     });
 
-    it.each([
-      ['true', 0],
-      ['exit 3', 3],
-      ['echo a; false', 1],
-    ])('runs `%s` to its exit code %d, with start and finish times', async (command, code) => {
-      const { ref: r } = await run(command);
-      const exit = await s.runner.wait(r);
-      expect(exit.exitCode).toBe(code);
-      expect(exit.oomKilled).toBe(false);
-      expect(exit.startedAt!.getTime()).toBeLessThanOrEqual(exit.finishedAt!.getTime());
-      expect(await s.runner.status(r)).toEqual({ state: 'exited', exit });
+    role('steps', 'StepRunner', () => {
+      it.each([
+        ['true', 0],
+        ['exit 3', 3],
+        ['echo a; false', 1],
+      ])('runs `%s` to its exit code %d, with start and finish times', async (command, code) => {
+        const { ref: r } = await run(command);
+        const exit = await s.runner.wait(r);
+        expect(exit.exitCode).toBe(code);
+        expect(exit.oomKilled).toBe(false);
+        expect(exit.startedAt!.getTime()).toBeLessThanOrEqual(exit.finishedAt!.getTime());
+        expect(await s.runner.status(r)).toEqual({ state: 'exited', exit });
+      });
+
+      it('a second start of the same step re-attaches: the command does not run again', async () => {
+        const { step, ref: r } = await run('echo once');
+        await s.runner.wait(r);
+        await s.runner.start(step);
+        expect(await s.runner.status(r)).toMatchObject({ state: 'exited' });
+        expect((await s.runner.stdout(r, 1000)).data.toString()).toBe('once\n');
+      });
+
+      it.each([
+        [10, false, 'abcdefghi\n'],
+        [9, true, 'abcdefghi'],
+      ])('stdout with a cap of %d bytes on 10 bytes of output: truncated %s', async (max, truncated, data) => {
+        const { ref: r } = await run('echo abcdefghi; echo not-stdout >&2');
+        await s.runner.wait(r);
+        expect(await s.runner.stdout(r, max)).toEqual({ data: Buffer.from(data), truncated });
+      });
+
+      it('an unknown step is missing; cancel and remove of it succeed', async () => {
+        const r: StepRef = { jobId: newJob(), kind: 'setup', index: 9 };
+        expect(await s.runner.status(r)).toEqual({ state: 'missing' });
+        expect(await s.runner.cancel(r, s.graceSeconds)).toBe('not-running');
+        await expect(s.runner.remove(r)).resolves.toBeUndefined();
+        await expect(s.runner.wait(r)).rejects.toThrow();
+      });
+
+      it('follows output in order within each stream, and skips the lines an earlier attempt stored', async () => {
+        const { ref: r } = await run('echo one; echo two >&2; echo three');
+        const all: LogLine[] = [];
+        await s.runner.followLogs(r, (lines) => void all.push(...lines), { skipLines: 0 });
+        // The two streams are separate pipes: their relative order is the engine's.
+        expect(all.filter((l) => l.stream === 'stdout').map((l) => l.text)).toEqual(['one', 'three']);
+        expect(all.filter((l) => l.stream === 'stderr').map((l) => l.text)).toEqual(['two']);
+        const rest: LogLine[] = [];
+        await s.runner.followLogs(r, (lines) => void rest.push(...lines), { skipLines: 2 });
+        expect(rest).toEqual(all.slice(2));
+      });
+
+      it('cancel sends SIGTERM first: a step that traps it exits with its own code', async () => {
+        const { ref: r } = await run('trap "exit 42" TERM; echo ready; sleep 30');
+        await waitForLine(s.runner, r, 'ready');
+        expect(await s.runner.cancel(r, s.graceSeconds)).toBe('stopped');
+        expect(await s.runner.status(r)).toMatchObject({ state: 'exited', exit: { exitCode: 42 } });
+        // Cancelling an exited step succeeds, and says it had ended.
+        expect(await s.runner.cancel(r, s.graceSeconds)).toBe('not-running');
+      });
+
+      it('wait rejects when its signal aborts, and the step keeps running', async () => {
+        const { ref: r } = await run('sleep 30');
+        const abort = new AbortController();
+        const waiting = s.runner.wait(r, abort.signal);
+        abort.abort();
+        await expect(waiting).rejects.toThrow();
+        expect((await s.runner.status(r)).state).toBe('running');
+        await s.runner.remove(r);
+        expect(await s.runner.status(r)).toEqual({ state: 'missing' });
+      });
+
+      it('a step of an image the backend does not have fails with ImageNotFoundError', async () => {
+        const jobId = newJob();
+        await s.runner.prepareWorkspace(jobId);
+        await expect(s.runner.start({ ...request(jobId, 'true'), image: s.missingImage })).rejects.toBeInstanceOf(ImageNotFoundError);
+      });
     });
 
-    it('a second start of the same step re-attaches: the command does not run again', async () => {
-      const { step, ref: r } = await run('echo once');
-      await s.runner.wait(r);
-      await s.runner.start(step);
-      expect(await s.runner.status(r)).toMatchObject({ state: 'exited' });
-      expect((await s.runner.stdout(r, 1000)).data.toString()).toBe('once\n');
+    role('sweeper', 'Sweeper', () => {
+      it('removeJob removes every step and the workspace, running or not, and succeeds again', async () => {
+        const { jobId } = await run('sleep 30');
+        await s.runner.start(request(jobId, 'true', 1));
+        expect((await s.runner.listJobResources(jobId)).steps).toHaveLength(2);
+        expect(
+          (await s.runner.listManaged())
+            .filter((m) => m.jobId === jobId)
+            .map((m) => m.type)
+            .sort(),
+        ).toEqual(['step', 'step', 'workspace']);
+        await s.runner.removeJob(jobId);
+        await s.runner.removeJob(jobId);
+        expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
+      });
     });
 
-    it.each([
-      [10, false, 'abcdefghi\n'],
-      [9, true, 'abcdefghi'],
-    ])('stdout with a cap of %d bytes on 10 bytes of output: truncated %s', async (max, truncated, data) => {
-      const { ref: r } = await run('echo abcdefghi; echo not-stdout >&2');
-      await s.runner.wait(r);
-      expect(await s.runner.stdout(r, max)).toEqual({ data: Buffer.from(data), truncated });
-    });
-
-    it('an unknown step is missing; cancel and remove of it succeed', async () => {
-      const r: StepRef = { jobId: newJob(), kind: 'setup', index: 9 };
-      expect(await s.runner.status(r)).toEqual({ state: 'missing' });
-      expect(await s.runner.cancel(r, s.graceSeconds)).toBe('not-running');
-      await expect(s.runner.remove(r)).resolves.toBeUndefined();
-      await expect(s.runner.wait(r)).rejects.toThrow();
-    });
-
-    it('names its host with a key that stays the same (host ids derive from it)', async () => {
-      const key = await s.runner.hostKey();
-      expect(key).toMatch(/\S/);
-      expect(await s.runner.hostKey()).toBe(key);
-    });
-
-    it('follows output in order within each stream, and skips the lines an earlier attempt stored', async () => {
-      const { ref: r } = await run('echo one; echo two >&2; echo three');
-      const all: LogLine[] = [];
-      await s.runner.followLogs(r, (lines) => void all.push(...lines), { skipLines: 0 });
-      // The two streams are separate pipes: their relative order is the engine's.
-      expect(all.filter((l) => l.stream === 'stdout').map((l) => l.text)).toEqual(['one', 'three']);
-      expect(all.filter((l) => l.stream === 'stderr').map((l) => l.text)).toEqual(['two']);
-      const rest: LogLine[] = [];
-      await s.runner.followLogs(r, (lines) => void rest.push(...lines), { skipLines: 2 });
-      expect(rest).toEqual(all.slice(2));
-    });
-
-    it('cancel sends SIGTERM first: a step that traps it exits with its own code', async () => {
-      const { ref: r } = await run('trap "exit 42" TERM; echo ready; sleep 30');
-      await waitForLine(s.runner, r, 'ready');
-      expect(await s.runner.cancel(r, s.graceSeconds)).toBe('stopped');
-      expect(await s.runner.status(r)).toMatchObject({ state: 'exited', exit: { exitCode: 42 } });
-      // Cancelling an exited step succeeds, and says it had ended.
-      expect(await s.runner.cancel(r, s.graceSeconds)).toBe('not-running');
-    });
-
-    it('wait rejects when its signal aborts, and the step keeps running', async () => {
-      const { ref: r } = await run('sleep 30');
-      const abort = new AbortController();
-      const waiting = s.runner.wait(r, abort.signal);
-      abort.abort();
-      await expect(waiting).rejects.toThrow();
-      expect((await s.runner.status(r)).state).toBe('running');
-      await s.runner.remove(r);
-      expect(await s.runner.status(r)).toEqual({ state: 'missing' });
-    });
-
-    it('removeJob removes every step and the workspace, running or not, and succeeds again', async () => {
-      const { jobId } = await run('sleep 30');
-      await s.runner.start(request(jobId, 'true', 1));
-      expect((await s.runner.listJobResources(jobId)).steps).toHaveLength(2);
-      expect(
-        (await s.runner.listManaged())
-          .filter((m) => m.jobId === jobId)
-          .map((m) => m.type)
-          .sort(),
-      ).toEqual(['step', 'step', 'workspace']);
-      await s.runner.removeJob(jobId);
-      await s.runner.removeJob(jobId);
-      expect(await s.runner.listJobResources(jobId)).toEqual({ steps: [], holders: [], workspaces: [] });
-    });
-
-    describe('warm starts', () => {
+    role('volumes', 'VolumeStore (warm starts)', () => {
       const kept: string[] = [];
       afterEach(async () => {
         for (const id of kept.splice(0)) expect(await s.runner.removeKept(id)).toBe(true);
@@ -283,15 +299,17 @@ export function runnerContract(name: string, subject: () => ContractSubject): vo
       });
     });
 
-    it('a step of an image the backend does not have fails with ImageNotFoundError', async () => {
-      const jobId = newJob();
-      await s.runner.prepareWorkspace(jobId);
-      await expect(s.runner.start({ ...request(jobId, 'true'), image: s.missingImage })).rejects.toBeInstanceOf(ImageNotFoundError);
+    role('host', 'HostFacts', () => {
+      it('names its host with a key that stays the same (host ids derive from it)', async () => {
+        const key = await s.runner.hostKey();
+        expect(key).toMatch(/\S/);
+        expect(await s.runner.hostKey()).toBe(key);
+      });
     });
   });
 }
 
-async function waitForLine(runner: Runner, ref: StepRef, text: string): Promise<void> {
+async function waitForLine(runner: StepRunner, ref: StepRef, text: string): Promise<void> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), 30_000);
   let seen = false;

@@ -73,35 +73,21 @@ export interface StepExit {
   finishedAt: Date | null;
 }
 
-/**
- * The seam between Draftsman and what executes steps. DockerRunner is the first
- * backend; another engine host or Kubernetes would be another.
+/*
+ * The seam between Draftsman and what executes steps, split by role: StepRunner,
+ * VolumeStore, Sweeper and HostFacts. Docker is the first backend; another engine host
+ * or Kubernetes would be another, and may start with StepRunner alone.
  *
  * Every method is idempotent and may be called again after a worker crash, with
  * no memory of earlier calls: state lives in the backend, found by the
  * deterministic identity of the step (StepRef) or job.
  */
-export interface Runner {
-  /**
-   * Called once when a worker starts: rejects, naming what is missing, if the backend
-   * cannot run steps as configured (a runtime it does not have), so that a worker
-   * never takes work it would run weaker than asked.
-   */
-  ready(): Promise<void>;
 
-  /**
-   * What identifies the backend's host (for Docker: the engine's id and the address it
-   * was reached at, since two engines on one machine can share an id): the default host
-   * id derives from it, so that every worker of one engine serves one host queue.
-   */
-  hostKey(): Promise<string>;
-
-  /** The host id the worker serves, once known: what the backend creates carries it (for operators). */
-  identifyHost?(id: string): void;
-
-  /** Called once per job before its first step. Creates the job's workspace; succeeds if it exists. */
-  prepareWorkspace(jobId: string): Promise<void>;
-
+/**
+ * A step's life, and its job's workspace from the first step to the job's end: the calls
+ * a backend needs to run jobs at all (a new backend starts here).
+ */
+export interface StepRunner {
   /**
    * Called for each step. Creates and starts the step's execution unit. If one
    * already exists for this step (a retry after a lost worker) it is re-attached:
@@ -149,20 +135,23 @@ export interface Runner {
   /** Removes a step's execution unit, killing it if it still runs. Succeeds if it is gone. */
   remove(step: StepRef): Promise<void>;
 
+  /** Called once per job before its first step. Creates the job's workspace; succeeds if it exists. */
+  prepareWorkspace(jobId: string): Promise<void>;
+
   /**
    * Called when a job ends, whatever the outcome: removes every execution unit
    * left of the job and then its workspace. Succeeds if nothing is left.
    */
   removeJob(jobId: string): Promise<void>;
+}
 
+/** A workspace's contents and size, caches and kept volumes: what warm starts and the workspace cap need. */
+export interface VolumeStore {
   /**
    * Bytes the job's workspace takes on disk (what du counts), for the workspace cap.
    * Rejects if the workspace cannot be measured (the engine is restarting).
    */
   workspaceBytes(jobId: string): Promise<number>;
-
-  /** The id of an image present on the host (what a kept workspace is keyed by: a tag can move). */
-  imageId(image: string): Promise<string>;
 
   /**
    * The hash of the files of `commit` that the pathspecs match (paths, modes and
@@ -197,7 +186,10 @@ export interface Runner {
    * their targets, which are never followed): a name can carry a secret as well as a file.
    */
   readVolume(ref: JobVolumeRef, onFile: (path: string, data: Buffer) => void, onName?: (path: string, link?: string) => void): Promise<void>;
+}
 
+/** Listing and removing what a deployment owns, whoever made it: the janitor, and tests. */
+export interface Sweeper {
   /** Everything of the job that still exists (names), for tests and sweepers. */
   listJobResources(jobId: string): Promise<JobResources>;
 
@@ -210,6 +202,32 @@ export interface Runner {
   /** Removes a listed step (killing it), holder or workspace. Succeeds if it is gone. */
   removeManaged(resource: ManagedResource): Promise<void>;
 }
+
+/** What the worker learns of its host before it takes work. */
+export interface HostFacts {
+  /**
+   * Called once when a worker starts: rejects, naming what is missing, if the backend
+   * cannot run steps as configured (a runtime it does not have), so that a worker
+   * never takes work it would run weaker than asked.
+   */
+  ready(): Promise<void>;
+
+  /**
+   * What identifies the backend's host (for Docker: the engine's id and the address it
+   * was reached at, since two engines on one machine can share an id): the default host
+   * id derives from it, so that every worker of one engine serves one host queue.
+   */
+  hostKey(): Promise<string>;
+
+  /** The host id the worker serves, once known: what the backend creates carries it (for operators). */
+  identifyHost?(id: string): void;
+
+  /** The id of an image present on the host (what a kept workspace is keyed by: a tag can move). */
+  imageId(image: string): Promise<string>;
+}
+
+/** A whole backend: the four roles over one engine (Docker, and the fake of the tests). */
+export type Runner = StepRunner & VolumeStore & Sweeper & HostFacts;
 
 /** What a job has on the backend: step units, the network holder (if steps reach out through one), the workspace. */
 export interface JobResources {

@@ -327,6 +327,12 @@ export class FakeRunner implements Runner {
     else this.workspaces.delete(resource.jobId);
   }
 
+  /** Only creates the step's container (as a worker that dies before starting it would leave it). */
+  async createOnly(step: StepRequest): Promise<void> {
+    const name = nameOf(step);
+    if (!this.steps.has(name)) this.create(step, name);
+  }
+
   /** The container vanishes under its step, as when the engine restarts. */
   lose(ref: StepRef): void {
     this.drop(nameOf(ref));
