@@ -21,7 +21,8 @@ const upward = LAYERS.flatMap((layer, rank) => {
       name: `layer-${layer.join('-')}`,
       comment: `${layer.join(', ')} may not import from a higher layer (${higher.join(', ')})`,
       severity: 'error',
-      from: { path: `^(${layer.join('|')})/` },
+      // Tests beside the code may use the harness (testing/).
+      from: { path: `^(${layer.join('|')})/`, pathNot: '\\.test\\.ts$' },
       to: { path: `^(${higher.join('|')})/` },
     },
   ];

@@ -9,7 +9,7 @@ module.exports = {
       testEnvironment: 'node',
       transform: { '^.+\\.ts$': tsJest },
       testMatch: [
-        '<rootDir>/{common,runner,activities,workflows,worker,db,api,cli,client,stack,bench,chaos,egress,webhooks,web}/**/*.test.ts',
+        '<rootDir>/{common,runner,activities,workflows,worker,db,api,cli,client,stack,bench,chaos,egress,webhooks,web,testing}/**/*.test.ts',
         '<rootDir>/test/replay/**/*.test.ts',
       ],
     },

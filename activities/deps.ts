@@ -6,10 +6,13 @@ import { Metrics } from '../common/metrics';
 import { FailureType } from '../common/names';
 import { HostStore } from '../db/host-store';
 import { KeptStore } from '../db/kept-store';
+import type { StepLogStore } from '../db/log-store';
+import type { StepStore } from '../db/step-store';
 import type { JobStore } from '../db/store';
 import type { Runner, StepRef } from '../runner/runner';
 import { ENGINE_WATCH, type EngineWatchTiming, WORKSPACE_WATCH_MS } from './watches';
 import { SecretStore, UnknownSecretError } from './secrets';
+import { activityStepContext, type StepContext } from './step/context';
 
 /** What the activities are built from; the worker wires them once. */
 export interface ActivityDeps {
@@ -78,19 +81,15 @@ export interface ActivityDeps {
   stallMs?: number;
   /** How old a kept volume no record names must be before the janitor removes it: longer than a save takes (tests shorten it). */
   keptOrphanSeconds?: number;
+  /** Where steps and their output are kept: the store's own unless given (tests of the phases give memory). */
+  steps?: StepStore;
+  logs?: StepLogStore;
   /**
-   * Test-only switches that turn a boundary fix off, so that a test (and the chaos
-   * campaign) can show it sees the defect the fix closes. Never set in production.
+   * The activity context a step's phases see (Temporal's). A test wraps it to hold or
+   * drop a cancel; faults come from wrapping this, the store or the runner.
    */
-  faults?: { cancelListenerAfterCreate?: boolean; engineStopAsOwnExit?: boolean };
-  /** Test-only: called at each named boundary of a step's life, where a test may pause to inject a fault. */
-  probe?: Probe;
+  stepContext?: () => StepContext;
 }
-
-/** The named boundaries a probe is called at. */
-export const BOUNDARIES = ['before-create', 'after-create', 'at-step-end', 'between-steps', 'during-cleanup', 'at-cache-save', 'at-restore'] as const;
-export type Boundary = (typeof BOUNDARIES)[number];
-export type Probe = (boundary: Boundary, at: { jobId: string; step: string | null }) => Promise<void>;
 
 /** The dependencies every role's activities share, with defaults filled in. */
 export interface Shared {
@@ -104,8 +103,9 @@ export interface Shared {
   engineWatch: EngineWatchTiming;
   workspaceWatchMs: number;
   stallMs: number;
-  faults: NonNullable<ActivityDeps['faults']>;
-  probe: Probe;
+  steps: StepStore;
+  logs: StepLogStore;
+  context: () => StepContext;
   grace: number;
   secrets: SecretStore;
   /** Resolves a job's secret reference; an unknown one is the job's fault, not retried. */
@@ -134,8 +134,9 @@ export function shared(deps: ActivityDeps): Shared {
     workspaceWatchMs: deps.workspaceWatchMs ?? WORKSPACE_WATCH_MS,
     // Longer than any bounded engine request, which fails on its own first.
     stallMs: deps.stallMs ?? Math.max(60_000, (deps.config.DRAFTSMAN_ENGINE_REQUEST_SECONDS + 10) * 1000),
-    faults: deps.faults ?? {},
-    probe: deps.probe ?? (async () => undefined),
+    steps: deps.steps ?? deps.store.steps,
+    logs: deps.logs ?? deps.store.logs,
+    context: deps.stepContext ?? activityStepContext,
     grace: deps.config.DRAFTSMAN_STOP_GRACE_SECONDS,
     secrets,
     resolveSecret(ref: string): string {

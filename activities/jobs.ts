@@ -218,7 +218,6 @@ export function createJobActivities(sh: Shared) {
       /** Why a cancelled or timed-out job stopped, and the step it stopped in. */
       stopped?: { reason: string | null; step: string | null };
     }): Promise<void> {
-      await sh.probe('during-cleanup', { jobId: input.jobId, step: null });
       if (input.stopped) await store.event(input.jobId, input.status, input.status, input.stopped);
       await sh.removals.settled(input.jobId);
       await stopUnfinished(input.jobId, input.status);

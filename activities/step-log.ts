@@ -1,5 +1,5 @@
 import type { StepKind } from '../common/job';
-import type { LogProgress, LogStore, StoredLogLine } from '../db/log-store';
+import type { LogProgress, StepLogStore, StoredLogLine } from '../db/log-store';
 import type { LogLine } from '../runner/runner';
 
 /**
@@ -64,7 +64,7 @@ export class StepLogWriter {
   private failure: unknown = null;
 
   constructor(
-    private readonly logs: Pick<LogStore, 'append'>,
+    private readonly logs: Pick<StepLogStore, 'append'>,
     private readonly jobId: string,
     private readonly step: { kind: StepKind; index: number; placement?: number },
     readonly cap: LogCap,

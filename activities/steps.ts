@@ -7,10 +7,10 @@ import { CLONE_SCRIPT, cloneEnv } from './clone';
 import type { Shared } from './deps';
 import { PauseDetector } from './pause-detector';
 import { createWarm, type KeepWorkspaceInput, prepareJobWorkspace, type RestoreWorkspaceInput, type WarmInput } from './warm';
-import { executeStep } from './step-execution';
-import type { StepInput } from './step-input';
+import { executeStep } from './step/execute';
+import type { StepInput } from './step/input';
 
-export type { StepInput } from './step-input';
+export type { StepInput } from './step/input';
 
 export interface CloneInput {
   jobId: string;
@@ -194,7 +194,6 @@ export function createStepActivities(sh: Shared) {
               // healthy server: a moment for it before the next step starts.
               await new Promise((r) => setTimeout(r, BETWEEN_STEPS_ANSWER_MS));
             }
-            await sh.probe('between-steps', { jobId: input.jobId, step: `${step.kind}-${step.index}` });
           }
           if (pauses.take()) await confirmHeld();
           if (ctx.cancellationSignal.aborted) {

@@ -65,7 +65,7 @@ const tag = (placement: number | undefined) => (placement && placement > 1 ? `p$
  * what an earlier placement of it left on this host (it may be one that came back).
  */
 export async function prepareJobWorkspace(sh: Shared, jobId: string, placement: number | undefined): Promise<void> {
-  if ((placement ?? 1) > 1 && Context.current().info.attempt === 1 && !(await sh.store.steps.finished(jobId, 'clone', 0, placement))) {
+  if ((placement ?? 1) > 1 && Context.current().info.attempt === 1 && !(await sh.steps.finished(jobId, 'clone', 0, placement))) {
     await sh.runner.removeJob(jobId);
   }
   await sh.runner.prepareWorkspace(jobId);
@@ -94,7 +94,6 @@ export function createWarm(sh: Shared) {
     // A new id per attempt: a copy cut short is a volume no row names, which the janitor removes.
     const id = randomUUID();
     const bytes = await sh.runner.copyVolume({ kept: id }, from);
-    await sh.probe('at-cache-save', { jobId, step: what.name || 'workspace' });
     const committed = await sh.kept.commit({ id, hostQueue: hostQueue(), jobId, bytes, ...what });
     if (!committed) await sh.runner.removeKept(id);
     return { id, bytes, committed };
@@ -109,7 +108,6 @@ export function createWarm(sh: Shared) {
    */
   async function restoreKept(jobId: string, to: JobVolumeRef, id: string): Promise<boolean> {
     await sh.runner.copyVolume(to, { kept: id });
-    await sh.probe('at-restore', { jobId, step: 'cache' in to ? to.cache.name : 'workspace' });
     if (await sh.kept.exists(id)) return true;
     await sh.runner.copyVolume(to, null);
     return false;

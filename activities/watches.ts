@@ -13,7 +13,7 @@
  *   (du), and a step whose workspace grows past the operator's cap is stopped.
  */
 import { AttemptStalledError, EngineUnreachableError, RunnerError } from '../common/errors';
-import type { Runner, StepRef } from '../runner/runner';
+import type { StepRef, StepRunner, VolumeStore } from '../runner/runner';
 
 /** Asks `question` every `everyMs`, one at a time, until stopped. */
 class Ticker {
@@ -49,7 +49,7 @@ export class EngineWatch {
   private exitSeenAt: number | null = null;
 
   constructor(
-    private readonly runner: Runner,
+    private readonly runner: Pick<StepRunner, 'status'>,
     private readonly ref: StepRef,
     private readonly timing: EngineWatchTiming,
     /**
@@ -107,7 +107,7 @@ export class WorkspaceWatch {
   private readonly ticker: Ticker | null;
 
   constructor(
-    runner: Runner,
+    runner: Pick<VolumeStore, 'workspaceBytes'>,
     jobId: string,
     /** The cap in bytes; 0: not watched. */
     capBytes: number,

@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { Boundary } from '../activities/deps';
+import type { Boundary } from '../testing/faults';
 import { loadConfig } from '../common/config';
 import type { JobSpec } from '../common/spec';
 import { LABEL_DEPLOYMENT, LABEL_JOB } from '../common/names';

@@ -118,6 +118,12 @@ describe('checkJob', () => {
       true,
     ],
     [
+      'a step claimed after a cancel between steps, recorded cancelled before its command started',
+      { ...cancelled, steps: [step('setup-0', 'succeeded'), { ...step('setup-1', 'cancelled'), exitCode: null, startedAt: new Date(9_000).toISOString() }] },
+      { boundary: 'between-steps', step: 'setup-1' },
+      false,
+    ],
+    [
       'a loop going on after a cancel at continue-as-new',
       { ...cancelled, steps: [step('until-2', 'succeeded'), step('loop-3', 'succeeded')] },
       { boundary: 'at-step-end', step: 'until-2' },

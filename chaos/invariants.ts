@@ -176,7 +176,11 @@ function checkProbed(job: ObservedJob, probed: ProbedCancel, add: (detail: strin
     const ran = job.steps.filter((s) => late(s) && unexcused(s.startedAt));
     if (ran.length) add(`${ran.map((s) => `${s.kind}-${s.index}`).join(', ')} ran after a cancel while queued`);
   } else if (probed.boundary === 'between-steps') {
-    if (at >= 0 && unexcused(job.steps[at]!.startedAt)) add(`${probed.step} ran after a cancel between steps`);
+    // The probe pauses before the step's claim: a step claimed then and recorded cancelled
+    // with no exit code was stopped before its command started (it never ran).
+    const step = at >= 0 ? job.steps[at]! : null;
+    const neverRan = step?.status === 'cancelled' && step.exitCode === null;
+    if (step && !neverRan && unexcused(step.startedAt)) add(`${probed.step} ran after a cancel between steps`);
   } else if (probed.boundary === 'at-step-end') {
     const later = at >= 0 ? job.steps.slice(at + 1).filter((s) => unexcused(s.startedAt)) : [];
     if (later.length) add(`${later.map((s) => `${s.kind}-${s.index}`).join(', ')} ran after a cancel at the end of ${probed.step}`);

@@ -103,7 +103,6 @@ export async function startChaosStack(opts: {
     DRAFTSMAN_ENGINE_REQUEST_SECONDS: '15',
     DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
     DRAFTSMAN_DATA_DIR: dir,
-    DRAFTSMAN_TEST_PROBE: '1',
     DOCKER_HOST: engine.host,
     ...opts.workerEnv,
   };
@@ -113,7 +112,8 @@ export async function startChaosStack(opts: {
   let stopping = false;
   let crashes = 0;
   const launch = async (): Promise<WorkerProcess> => {
-    const w = await startWorkerProcess(workerEnv);
+    // The production worker with the chaos probe wrapped around its runner and store.
+    const w = await startWorkerProcess(workerEnv, 'dist/testing/worker-main.js');
     let seen = 0;
     const collect = () => {
       const out = w.output();

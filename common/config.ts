@@ -300,14 +300,6 @@ export const configSchema = z.object({
   DRAFTSMAN_JANITOR_INTERVAL_SECONDS: int(0, 86_400).default(300),
   /** A workflow bundle built ahead (`npm run build:bundle` writes dist/workflow-bundle.js; the image has one); unset: bundled at start-up. */
   DRAFTSMAN_WORKFLOW_BUNDLE: z.string().min(1).optional(),
-  /**
-   * Test-only (the chaos campaign): a job whose id ends in `-at-<boundary>` pauses at
-   * that boundary of its first step there, announcing it on stdout, so the campaign can
-   * cancel it in that window. Never set in production.
-   */
-  DRAFTSMAN_TEST_PROBE: z.enum(['0', '1']).default('0'),
-  /** Test-only: boundary fixes switched off (`cancel-listener-after-create`, `engine-stop-as-own-exit`), to show a test sees the defect. */
-  DRAFTSMAN_TEST_FAULTS: z.string().default(''),
   /** Port of the worker's own /metrics and /health (separate process only); 0 turns it off. */
   DRAFTSMAN_WORKER_METRICS_PORT: int(0, 65_535).default(9464),
   /** Port of the egress service's own /metrics (refusals, connections, bytes); 0 turns it off. */

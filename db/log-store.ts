@@ -32,7 +32,21 @@ export interface LogChunkWrite {
   truncated: boolean;
 }
 
-export class LogStore {
+/** Where a step's output is written as it runs (the follow phase's side of LogStore). */
+export interface StepLogStore {
+  /** How much of a step's output is stored: where a re-attached follower resumes. */
+  progress(jobId: string, kind: StepKind, index: number, placement?: number): Promise<LogProgress>;
+  /** Output stored for a job's steps other than `except`: what they used of the job's log cap. */
+  otherStepsBytes(jobId: string, except: { kind: StepKind; index: number; placement?: number }): Promise<number>;
+  /**
+   * Stores one chunk of a step's output once (a retried write of the same chunk is
+   * ignored). With `attempt`, only while that activity attempt holds the step: a
+   * stale attempt's write is refused with StaleAttemptError.
+   */
+  append(jobId: string, chunk: LogChunkWrite, attempt?: number): Promise<void>;
+}
+
+export class LogStore implements StepLogStore {
   constructor(private readonly pool: Pool) {}
 
   /** How much of a step's output is stored: where a re-attached follower resumes. */

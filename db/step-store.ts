@@ -38,23 +38,51 @@ export class StaleAttemptError extends Error {
 /** The placement in an event's data: from the second placement on. */
 export const placementField = (placement?: number) => (placement && placement > 1 ? { placement } : {});
 
-export class StepStore {
+/** What a claim answers: run the step, return its recorded end, or leave it to a newer attempt. */
+export type StepClaim =
+  { state: 'claimed'; launched: boolean; engineInterrupted: boolean } | { state: 'finished'; outcome: StepOutcome } | { state: 'stale'; attempt: number };
+
+/** A step's outcome with where it sits in the job. */
+export type RecordedOutcome = StepOutcome & { seq: number; placement?: number };
+
+/**
+ * Where a step's life is kept: who runs it, whether its command was launched, and how
+ * it ended. Every method is safe to repeat, since the activities that call it may be
+ * retried. PostgreSQL in production (PgStepStore); memory in tests of the phases
+ * (MemoryStepStore).
+ */
+export interface StepStore {
+  /**
+   * Claims a step for an activity attempt, with its audit event. The row is created, or
+   * taken over from an older attempt while it runs. Answers what the attempt must do:
+   * run it (`claimed`, with whether an earlier attempt had launched its command), return
+   * its recorded end (`finished`), or stop, because a newer attempt holds it (`stale`).
+   */
+  claim(jobId: string, step: StepRecord, attempt: number): Promise<StepClaim>;
+  /** The engine has started the step's command (see claim). */
+  launched(jobId: string, kind: StepKind, index: number, placement?: number): Promise<void>;
+  /**
+   * The attempt that owns the running step lost the engine while waiting for it (set),
+   * or found its container still running afterwards (cleared).
+   */
+  engineInterrupted(jobId: string, kind: StepKind, index: number, attempt: number, interrupted: boolean, placement?: number): Promise<void>;
+  /**
+   * The step's outcome and its audit event; a step already finished keeps its outcome.
+   * Given the attempt that ran it, a step a newer attempt has taken over is not recorded
+   * (`stale`): that attempt records it, and the older one must leave its container alone.
+   */
+  record(jobId: string, o: RecordedOutcome, attempt?: number): Promise<'recorded' | 'finished' | 'stale'>;
+  /** A step's recorded outcome, if it has finished: lets a retried activity return it instead of running again. */
+  finished(jobId: string, kind: StepKind, index: number, placement?: number): Promise<StepOutcome | null>;
+  /** Steps of the job still recorded as running: what a job's end must stop and record. */
+  running(jobId: string): Promise<{ kind: StepKind; index: number; seq: number; placement: number }[]>;
+}
+
+export class PgStepStore implements StepStore {
   constructor(private readonly pool: Pool) {}
 
-  /**
-   * Claims a step for an activity attempt, with its audit event, in one round trip
-   * (it is on every step's path). The row is created, or taken over from an older
-   * attempt while it runs. Answers what the attempt must do: run it (`claimed`, with
-   * whether an earlier attempt had launched its command), return its recorded end
-   * (`finished`), or stop, because a newer attempt holds it (`stale`).
-   */
-  async claim(
-    jobId: string,
-    step: StepRecord,
-    attempt: number,
-  ): Promise<
-    { state: 'claimed'; launched: boolean; engineInterrupted: boolean } | { state: 'finished'; outcome: StepOutcome } | { state: 'stale'; attempt: number }
-  > {
+  /** One round trip: it is on every step's path. */
+  async claim(jobId: string, step: StepRecord, attempt: number): Promise<StepClaim> {
     const { rows } = await this.pool.query<StepRow & { attempt: number; launched: boolean; engine_interrupted: boolean; claimed: boolean }>(
       `WITH claim AS (
          INSERT INTO steps (job_id, kind, index, seq, status, started_at, attempt, placement) VALUES ($1, $2, $3, $4, 'running', now(), $7, $8)
@@ -86,7 +114,6 @@ export class StepStore {
     return { state: 'stale', attempt: r.attempt };
   }
 
-  /** The engine has started the step's command (see claim). */
   async launched(jobId: string, kind: StepKind, index: number, placement = 1): Promise<void> {
     await this.pool.query(`UPDATE steps SET launched = true WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4`, [
       jobId,
@@ -96,10 +123,6 @@ export class StepStore {
     ]);
   }
 
-  /**
-   * The attempt that owns the running step lost the engine while waiting for it (set),
-   * or found its container still running afterwards (cleared).
-   */
   async engineInterrupted(jobId: string, kind: StepKind, index: number, attempt: number, interrupted: boolean, placement = 1): Promise<void> {
     await this.pool.query(
       `UPDATE steps SET engine_interrupted = $5 WHERE job_id = $1 AND kind = $2 AND index = $3 AND attempt = $4 AND status = 'running' AND placement = $6`,
@@ -107,13 +130,8 @@ export class StepStore {
     );
   }
 
-  /**
-   * The step's outcome and its audit event, in one round trip; a step already finished
-   * keeps its outcome. Given the attempt that ran it, a step a newer attempt has taken
-   * over is not recorded (`stale`): that attempt records it, and the older one must
-   * leave its container alone.
-   */
-  async record(jobId: string, o: StepOutcome & { seq: number; placement?: number }, attempt?: number): Promise<'recorded' | 'finished' | 'stale'> {
+  /** One round trip, with the audit event. */
+  async record(jobId: string, o: RecordedOutcome, attempt?: number): Promise<'recorded' | 'finished' | 'stale'> {
     const event = {
       kind: o.kind,
       index: o.index,
@@ -166,7 +184,6 @@ export class StepStore {
     return r.before === 'running' ? 'stale' : 'finished';
   }
 
-  /** A step's recorded outcome, if it has finished: lets a retried activity return it instead of running again. */
   async finished(jobId: string, kind: StepKind, index: number, placement = 1): Promise<StepOutcome | null> {
     const { rows } = await this.pool.query<StepRow>(
       `SELECT * FROM steps WHERE job_id = $1 AND kind = $2 AND index = $3 AND placement = $4 AND status <> 'running'`,
@@ -175,7 +192,6 @@ export class StepStore {
     return rows[0] ? stepOutcome(rows[0]) : null;
   }
 
-  /** Steps of the job still recorded as running: what a job's end must stop and record. */
   async running(jobId: string): Promise<{ kind: StepKind; index: number; seq: number; placement: number }[]> {
     const { rows } = await this.pool.query<{ kind: StepKind; index: number; seq: number; placement: number }>(
       `SELECT kind, index, seq, placement FROM steps WHERE job_id = $1 AND status = 'running' ORDER BY seq`,

@@ -4,7 +4,7 @@ import { FINAL_STATUSES } from '../common/job';
 import type { ListPosition } from './list-cursor';
 import { migrate } from './migrations';
 import { LogStore } from './log-store';
-import { placementField, StepStore } from './step-store';
+import { PgStepStore, placementField, type StepStore } from './step-store';
 import { type JobRow, type StepRow, jobView } from './view';
 
 export interface JobOutcome {
@@ -77,7 +77,7 @@ export class JobStore {
 
   constructor(readonly pool: Pool) {
     this.logs = new LogStore(pool);
-    this.steps = new StepStore(pool);
+    this.steps = new PgStepStore(pool);
   }
 
   static connect(databaseUrl: string, max = 10): JobStore {

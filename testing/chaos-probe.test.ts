@@ -1,5 +1,5 @@
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { chaosProbe } from './test-probe';
+import { chaosProbe } from './chaos-probe';
 
 describe('chaosProbe', () => {
   it.each([

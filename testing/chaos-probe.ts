@@ -1,12 +1,12 @@
 /**
- * The test-only probe the chaos campaign drives (DRAFTSMAN_TEST_PROBE=1): a job whose
+ * The test-only probe the chaos campaign drives (testing/worker-main.ts): a job whose
  * id ends in `-at-<boundary>` (or `-at-<boundary>-<step>`) pauses the first time it
  * reaches that boundary (of that step), prints
  * `[chaos-probe] <boundary> <job> <step>` so the campaign can inject its fault (a
  * cancel) in that window, and heartbeats meanwhile so that the cancel is delivered.
  */
 import { Context } from '@temporalio/activity';
-import { BOUNDARIES, type Boundary, type Probe } from '../activities/deps';
+import { BOUNDARIES, type Boundary, type Probe } from './faults';
 
 /** Long enough for a cancel sent on the announcement to reach the activity (heartbeats every 500 ms at most). */
 const PAUSE_MS = 2_500;

@@ -15,6 +15,7 @@ import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
 import { type EgressService, startEgressService } from '../egress/service';
 import type { DockerRunner } from '../runner/docker/docker-runner';
+import type { WorkerWrap } from '../worker/main';
 import { createWorker, dockerRunnerFromConfig, type HostWorker, installRuntime, type WorkerDeps } from '../worker/worker';
 import { TEST_DATA_DIR, TEST_PAYLOAD_KEYS } from './env';
 import { GIT_HOST } from './git-fixture';
@@ -57,8 +58,13 @@ export const gitException = () => `${GIT_HOST}:${process.env.DRAFTSMAN_TEST_GIT_
  * Temporal server and PostgreSQL, with a task queue and a socket folder of their own
  * so that files never share work.
  */
-export async function startTestStack(env: Record<string, string> = {}, opts: { docker?: Docker; test?: WorkerDeps['test'] } = {}): Promise<TestStack> {
-  const taskQueue = `test-${path.basename(expect.getState().testPath ?? 'x').replace(/\W/g, '-')}-${process.pid}`;
+export async function startTestStack(
+  env: Record<string, string> = {},
+  opts: { docker?: Docker; test?: WorkerDeps['test']; wrap?: WorkerWrap } = {},
+): Promise<TestStack> {
+  // Named after the test file under jest; the benchmark and the campaign run it outside jest.
+  const testPath = (globalThis as { expect?: { getState(): { testPath?: string } } }).expect?.getState().testPath ?? 'x';
+  const taskQueue = `test-${path.basename(testPath).replace(/\W/g, '-')}-${process.pid}`;
   const config = loadConfig({
     TEMPORAL_ADDRESS: process.env.DRAFTSMAN_TEST_TEMPORAL_ADDRESS,
     DATABASE_URL: process.env.DRAFTSMAN_TEST_DATABASE_URL,
@@ -83,12 +89,13 @@ export async function startTestStack(env: Record<string, string> = {}, opts: { d
   const newWorker = () =>
     createWorker({
       config,
-      store,
-      runner,
+      // Faults come from wrapping what the worker is built on (testing/faults.ts).
+      store: opts.wrap?.store ? opts.wrap.store(store) : store,
+      runner: opts.wrap?.runner ? opts.wrap.runner(runner) : runner,
       connection: nativeConnection,
       workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
       metrics,
-      test: opts.test,
+      test: { ...opts.test, ...(opts.wrap?.stepContext ? { stepContext: opts.wrap.stepContext } : {}) },
     });
   let worker: HostWorker = await newWorker();
   let workerRun = worker.run();

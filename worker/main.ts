@@ -7,21 +7,41 @@ import { loadConfig, requireDatabaseUrl } from '../common/config';
 import { createLogger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
+import type { ActivityDeps } from '../activities/deps';
+import type { Runner } from '../runner/runner';
 import { ensureJanitorSchedule, sweepHostOnStart } from './janitor-schedule';
 import { createWorker, dockerRunnerFromConfig, ensureSearchAttributes, installRuntime } from './worker';
 
-async function main(): Promise<void> {
+/** How a test worker wraps what the worker is built on (testing/faults.ts); production passes none. */
+export interface WorkerWrap {
+  runner?: <R extends Runner>(runner: R) => R;
+  store?: (store: JobStore) => JobStore;
+  stepContext?: ActivityDeps['stepContext'];
+}
+
+/** The worker process: config from the environment, its dependencies, its health server; resolves when it stops. */
+export async function runWorkerProcess(wrap: WorkerWrap = {}): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config.DRAFTSMAN_LOG_LEVEL, 'draftsman-worker');
   installRuntime(config.DRAFTSMAN_LOG_LEVEL, logger);
   const metrics = new Metrics({ processMetrics: true });
-  const store = JobStore.connect(requireDatabaseUrl(config));
-  await store.migrate();
+  const ownStore = JobStore.connect(requireDatabaseUrl(config));
+  await ownStore.migrate();
+  const store = wrap.store ? wrap.store(ownStore) : ownStore;
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
   await ensureJanitorSchedule(connection, config);
   const docker = new Docker();
-  const worker = await createWorker({ config, store, runner: dockerRunnerFromConfig(config, docker), connection, metrics, logger });
+  const runner = dockerRunnerFromConfig(config, docker);
+  const worker = await createWorker({
+    config,
+    store,
+    runner: wrap.runner ? wrap.runner(runner) : runner,
+    connection,
+    metrics,
+    logger,
+    ...(wrap.stepContext ? { test: { stepContext: wrap.stepContext } } : {}),
+  });
   await sweepHostOnStart(connection, config, worker, logger);
 
   /**
@@ -66,10 +86,12 @@ async function main(): Promise<void> {
   await worker.run();
   metricsServer?.close();
   await connection.close();
-  await store.close();
+  await ownStore.close();
 }
 
-main().catch((err) => {
-  console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+if (require.main === module) {
+  runWorkerProcess().catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
+}

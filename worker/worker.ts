@@ -15,7 +15,6 @@ import { HostStore } from '../db/host-store';
 import type { JobStore } from '../db/store';
 import type { ContainerPolicy } from '../runner/docker/convert';
 import { DockerRunner } from '../runner/docker/docker-runner';
-import { chaosProbe } from './test-probe';
 
 export { deploymentId };
 import type { Runner } from '../runner/runner';
@@ -75,8 +74,8 @@ export interface WorkerDeps {
   workflowBundle?: WorkflowBundleOption;
   metrics?: Metrics;
   logger?: Logger;
-  /** Test-only: the activities' probe (a test stops or fails an attempt at a boundary) and the janitor's orphan age. */
-  test?: Pick<ActivityDeps, 'probe' | 'keptOrphanSeconds'>;
+  /** Test-only: the janitor's orphan age. (Faults come from wrapping the runner and the store given here: testing/faults.ts.) */
+  test?: Pick<ActivityDeps, 'keptOrphanSeconds' | 'stepContext'>;
 }
 
 /**
@@ -195,13 +194,7 @@ export async function createWorker({ config, store, runner, connection, workflow
     describeActivity: (id, activityId) => jobs.pendingActivity(id, activityId),
     starterIdentity: (id, runId) => jobs.starterIdentity(id, runId),
     wakeJob: (id) => jobs.wake(id),
-    // Test-only switches, off unless the chaos campaign or a test sets them.
-    ...(config.DRAFTSMAN_TEST_PROBE === '1' ? { probe: chaosProbe() } : {}),
     ...test,
-    faults: {
-      cancelListenerAfterCreate: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('cancel-listener-after-create'),
-      engineStopAsOwnExit: config.DRAFTSMAN_TEST_FAULTS.split(',').includes('engine-stop-as-own-exit'),
-    },
   });
   const common = {
     connection,

@@ -1,14 +1,14 @@
 /**
- * Phase: follow, of a step's execution (step-execution.ts). Output goes from the
+ * Phase: follow, of a step's execution (execute.ts). Output goes from the
  * container to PostgreSQL while the step runs, masked, within the step's and the job's
  * caps; a re-attached attempt resumes after what is stored.
  */
-import type { Logger } from '../common/logger';
-import type { StepRef } from '../runner/runner';
-import type { Shared } from './deps';
-import { secretScanner } from '../common/secret-scan';
-import type { StepInput } from './step-input';
-import { StepLogWriter, stepLogCap } from './step-log';
+import type { Logger } from '../../common/logger';
+import { secretScanner } from '../../common/secret-scan';
+import type { StepRef } from '../../runner/runner';
+import { StepLogWriter, stepLogCap } from '../step-log';
+import type { StepDeps } from './attempt';
+import type { StepInput } from './input';
 
 const NO_LOG_YET = { nextChunk: 0, lines: 0, bytes: 0, truncated: false };
 
@@ -25,7 +25,7 @@ export class StepFollower {
   private readonly bytesBefore: number;
 
   private constructor(
-    private readonly sh: Shared,
+    private readonly sh: Pick<StepDeps, 'metrics'>,
     private readonly writer: StepLogWriter,
     following: Promise<void>,
     private readonly stop: AbortController,
@@ -38,16 +38,16 @@ export class StepFollower {
 
   private readonly following: Promise<void>;
 
-  static async start(sh: Shared, input: StepInput, ref: StepRef, fresh: boolean, attempt: number): Promise<StepFollower> {
+  static async start(sh: StepDeps, input: StepInput, ref: StepRef, fresh: boolean, attempt: number): Promise<StepFollower> {
     const masker = secretScanner((input.maskRefs ?? []).map((r) => sh.resolveSecret(r)));
     const step = { kind: input.kind, index: input.index, placement: input.placement ?? 1 };
     const [progress, others] = await Promise.all([
-      fresh ? NO_LOG_YET : sh.store.logs.progress(input.jobId, step.kind, step.index, step.placement),
-      sh.store.logs.otherStepsBytes(input.jobId, step),
+      fresh ? NO_LOG_YET : sh.logs.progress(input.jobId, step.kind, step.index, step.placement),
+      sh.logs.otherStepsBytes(input.jobId, step),
     ]);
     // Steps of a job run one at a time: what the others stored is all the job has used.
     const cap = stepLogCap(sh.config.DRAFTSMAN_STEP_LOG_MAX_BYTES, sh.config.DRAFTSMAN_JOB_LOG_MAX_BYTES, others);
-    const writer = new StepLogWriter(sh.store.logs, input.jobId, step, cap, progress, masker, attempt);
+    const writer = new StepLogWriter(sh.logs, input.jobId, step, cap, progress, masker, attempt);
     const stop = new AbortController();
     const following = writer.stored.truncated
       ? Promise.resolve()

@@ -1,5 +1,5 @@
-import type { StepKind } from '../common/job';
-import type { WorkspaceCache } from '../runner/runner';
+import type { StepKind } from '../../common/job';
+import type { WorkspaceCache } from '../../runner/runner';
 
 /** What the workflow asks of one step: its identity in the job, its container, its budget. */
 export interface StepInput {

@@ -17,7 +17,7 @@ is_root || die "no Docker engine is running and starting one needs root"
 # Another process may be starting the engine right now (two set-ups in parallel):
 # wait for its socket before deciding to start one, so that two engines never
 # share /var/run/docker.sock.
-if [ -S /var/run/docker.sock ] && pgrep -x dockerd >/dev/null; then
+if [ -S /var/run/docker.sock ] && pgrep -f "^dockerd --host unix:///var/run/docker.sock" >/dev/null; then
   say "waiting for the Docker engine that is starting"
 else
   say "starting the Docker engine (log: $DATA_DIR/logs/dockerd.log)"

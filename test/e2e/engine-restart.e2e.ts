@@ -1,5 +1,5 @@
 /**
- * DockerRunner on a private engine (test/e2e/private-engine.ts) restarted under a
+ * DockerRunner on a private engine (testing/private-engine.ts) restarted under a
  * running step, gracefully and by SIGKILL: the wait and the output stream fail with
  * EngineUnreachableError at once instead of hanging, and what the engine did to the
  * container is there to find when it is back. The job-level outcome (container_lost,

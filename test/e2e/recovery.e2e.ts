@@ -1,10 +1,5 @@
-import path from 'node:path';
-import { NativeConnection } from '@temporalio/worker';
 import { JobsClient } from '../../client/jobs';
 import type { JobView } from '../../common/job';
-import type { Runner, StepRef, StepRequest } from '../../runner/runner';
-import { createWorker } from '../../worker/worker';
-import { TEST_DATA_DIR } from '../../testing/env';
 import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
 import { sleep, waitFor, waitForContainer } from '../../testing/helpers';
 import { leftovers, startTestStack, type TestStack } from '../../testing/stack';
@@ -93,54 +88,6 @@ test('a worker stopped with SIGTERM leaves the running step to the next worker i
   } finally {
     second.child.kill('SIGTERM');
     await second.exited;
-  }
-});
-
-/**
- * A runner whose first call of one method behaves like a worker that dies at that
- * point: it does the part before the crash and then never returns (the attempt is
- * lost to Temporal's heartbeat timeout), so the retry meets what it left behind.
- */
-function dyingOnce(runner: Runner, at: 'after-create' | 'after-exit'): Runner {
-  let died = false;
-  const hang = () => sleep(25_000).then(() => Promise.reject(new Error('simulated dead worker')));
-  return Object.assign(Object.create(runner) as Runner, {
-    async start(step: StepRequest) {
-      if (at === 'after-create' && step.kind === 'setup' && !died) {
-        died = true;
-        await stack.runner.createOnly(step);
-        return hang();
-      }
-      return runner.start(step);
-    },
-    async wait(step: StepRef, signal?: AbortSignal) {
-      const exit = await runner.wait(step, signal);
-      if (at === 'after-exit' && step.kind === 'setup' && !died) {
-        died = true;
-        return hang();
-      }
-      return exit;
-    },
-  });
-}
-
-test.each(['after-create', 'after-exit'] as const)('a worker lost %s: the step still completes exactly once', async (at) => {
-  const { taskQueue, jobs } = queue();
-  const connection = await NativeConnection.connect({ address: stack.config.TEMPORAL_ADDRESS });
-  const worker = await createWorker({
-    config: { ...stack.config, DRAFTSMAN_TASK_QUEUE: taskQueue },
-    store: stack.store,
-    runner: dyingOnce(stack.runner, at),
-    connection,
-    workflowBundle: { codePath: path.join(TEST_DATA_DIR, 'workflow-bundle.js') },
-  });
-  try {
-    const { id } = await jobs.start(spec({ setup: ['echo ran >> runs'] }));
-    const job = await worker.runUntil(finished(id));
-    expect(job.status).toBe('succeeded');
-    expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.exitCode}`)).toEqual(['clone-0:0', 'setup-0:0', 'validate-0:0']);
-  } finally {
-    await connection.close();
   }
 });
 

@@ -13,6 +13,7 @@ import { launchChromium } from '../../testing/browser';
 import { TEST_DATA_DIR } from '../../testing/env';
 import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
 import { waitFor } from '../../testing/helpers';
+import { probed } from '../../testing/faults';
 import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
@@ -25,11 +26,9 @@ beforeAll(async () => {
     startTestStack(
       {},
       {
-        test: {
-          probe: async (boundary, at) => {
-            if (boundary === 'before-create' && at.step === 'loop-1' && failing.has(at.jobId)) throw new Error('the engine refused the create (test probe)');
-          },
-        },
+        wrap: probed(async (boundary, at) => {
+          if (boundary === 'before-create' && at.step === 'loop-1' && failing.has(at.jobId)) throw new Error('the engine refused the create (test probe)');
+        }),
       },
     ),
     startGitFixture(1),

@@ -11,6 +11,7 @@ import type { Kept } from '../../db/kept-store';
 import { KeptStore } from '../../db/kept-store';
 import { keptVolumeName } from '../../runner/docker/volumes';
 import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
+import { probed } from '../../testing/faults';
 import { startTestStack, type TestStack } from '../../testing/stack';
 
 const SECRET = 'warm-Secret/Value+42';
@@ -28,22 +29,20 @@ beforeAll(async () => {
     startTestStack(
       { DRAFTSMAN_SECRET_GRANTS: 'admin=warm-token, sdk:*=warm-token' },
       {
-        test: {
-          probe: async (boundary, at) => {
-            const restoring = boundary === 'at-restore' && at.step ? atRestore.get(at.step) : undefined;
-            if (restoring) {
-              atRestore.delete(at.step!);
-              await restoring();
-              return;
-            }
-            const cut = boundary === 'at-cache-save' ? cutAtSaving.get(at.jobId) : undefined;
-            if (!cut) return;
-            cutAtSaving.delete(at.jobId);
-            await cut(at);
-            // The worker is gone at this instant: nothing after the copy runs (no commit).
-            throw new Error('worker lost while saving (test probe)');
-          },
-        },
+        wrap: probed(async (boundary, at) => {
+          const restoring = boundary === 'at-restore' && at.step ? atRestore.get(at.step) : undefined;
+          if (restoring) {
+            atRestore.delete(at.step!);
+            await restoring();
+            return;
+          }
+          const cut = boundary === 'at-cache-save' ? cutAtSaving.get(at.jobId) : undefined;
+          if (!cut) return;
+          cutAtSaving.delete(at.jobId);
+          await cut(at);
+          // The worker is gone at this instant: nothing after the copy runs (no commit).
+          throw new Error('worker lost while saving (test probe)');
+        }),
       },
     ),
     startGitFixture(2),
