@@ -1,10 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import type { Scope } from './auth';
 import { jobSpecSchema } from '../common/spec';
-import { payloadsBody } from './codec';
-import { PROBLEM_CONTENT_TYPE, PROBLEMS } from './errors';
+import { PROBLEMS } from './errors';
 import {
   approvalBody,
   approvalSchema,
@@ -19,7 +17,6 @@ import {
   listJobsQuery,
   LOG_EVENT_SCHEMAS,
   logsQuery,
-  problemSchema,
   problemTypeSchema,
   problemTypesSchema,
   rerunBody,
@@ -39,134 +36,24 @@ import {
   webhookSecretSchema,
 } from './schemas';
 
-type Json = Record<string, unknown>;
+import {
+  answer,
+  codecPath,
+  components,
+  error,
+  hostIdParam,
+  idempotencyKeyParam,
+  idParam,
+  jobLinks,
+  json,
+  jsonSchema,
+  queryParameters,
+  webhookIdParam,
+  type Json,
+} from './openapi-parts';
+import { OPERATIONS } from './operations';
 
-/**
- * The JSON Schema of a zod schema, as a request (`input`) or an answer (`output`) has it.
- * Schemas with a meta id become components: zod puts them in `$defs`, which an OpenAPI
- * document cannot point into, so they move to `components.schemas` and the refs follow.
- */
-// Filled as the document is built (the same schemas each time, so the same components).
-const components: Record<string, Json> = {};
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output' = 'input'): Json {
-  const { $schema: _drop, $defs, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Json & { $defs?: Record<string, Json> };
-  const id = z.globalRegistry.get(schema)?.id;
-  const relink = (v: unknown): unknown =>
-    Array.isArray(v)
-      ? v.map(relink)
-      : v && typeof v === 'object'
-        ? Object.fromEntries(
-            Object.entries(v).map(([k, x]) => [k, k === '$ref' && typeof x === 'string' ? x.replace('#/$defs/', '#/components/schemas/') : relink(x)]),
-          )
-        : v;
-  for (const [name, def] of Object.entries($defs ?? {})) components[name] = relink(def) as Json;
-  if (!id) return relink(rest) as Json;
-  // zod gives a schema with an id as a ref to its own entry in $defs, moved above.
-  if (!('$ref' in rest)) components[id] = relink(rest) as Json;
-  return ref(id);
-}
-
-function queryParameters(schema: z.ZodObject): Json[] {
-  return Object.entries(schema.shape).map(([name, field]) => ({
-    name,
-    in: 'query',
-    required: !(field as z.ZodType).safeParse(undefined).success,
-    schema: jsonSchema(field as z.ZodType),
-  }));
-}
-
-/**
- * What a started job's id leads to (OpenAPI links: clients and testers follow them). The
- * log stream and the long poll are left out (on a job that never ends they stay open), and
- * the patch, which exists only once the job's loop has ended.
- */
-const jobLinks = Object.fromEntries(
-  ['getJob', 'listJobEvents', 'cancelJob', 'rerunJob'].map((operationId) => [operationId, { operationId, parameters: { id: '$response.body#/id' } }]),
-);
-
-function ref(name: string): Json {
-  return { $ref: `#/components/schemas/${name}` };
-}
-const json = (schema: Json) => ({ 'application/json': { schema } });
-/** An answer with a JSON body of `schema`. */
-const answer = (description: string, schema: z.ZodType) => ({ description, content: json(jsonSchema(schema, 'output')) });
-const error = (description: string) => ({ description, content: { [PROBLEM_CONTENT_TYPE]: { schema: jsonSchema(problemSchema, 'output') } } });
-const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
-const hostIdParam = { name: 'hostId', in: 'path', required: true, schema: { type: 'string' } };
-const webhookIdParam = { name: 'webhookId', in: 'path', required: true, schema: { type: 'string' } };
-const idempotencyKeyParam = {
-  name: 'Idempotency-Key',
-  in: 'header',
-  required: false,
-  description: 'Per principal, kept 24 h: the same key and body get the first answer again (with Idempotent-Replayed: true); another body is a 422',
-  schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
-};
-
-const codecPath = (summary: string) => ({
-  post: {
-    summary,
-    requestBody: { required: true, content: json(jsonSchema(payloadsBody)) },
-    responses: { 200: answer('payloads', payloadsBody), 400: error('invalid payloads'), 404: error('encryption not configured') },
-  },
-  options: { summary: 'CORS preflight for the Web UI', responses: { 204: { description: 'allowed' } } },
-});
-
-/**
- * Each operation's id, tag and scope (`null`: served without a token). One table, so that
- * a route added without its line here fails the document's test.
- */
-const OPERATIONS: Record<string, { id: string; tag: string; scope: Scope | null }> = {
-  'get /health': { id: 'getHealth', tag: 'service', scope: null },
-  'get /metrics': { id: 'getMetrics', tag: 'service', scope: 'read' },
-  'get /openapi.json': { id: 'getOpenApi', tag: 'service', scope: null },
-  'get /problems': { id: 'listProblemTypes', tag: 'service', scope: null },
-  'get /problems/{code}': { id: 'getProblemType', tag: 'service', scope: null },
-  'get /login': { id: 'getLoginPage', tag: 'service', scope: null },
-  'post /login': { id: 'submitLoginForm', tag: 'service', scope: null },
-  'post /v1/session': { id: 'openSession', tag: 'service', scope: null },
-  'get /v1/session': { id: 'getSession', tag: 'service', scope: null },
-  'delete /v1/session': { id: 'closeSession', tag: 'service', scope: null },
-  'post /v1/jobs': { id: 'startJob', tag: 'jobs', scope: 'write' },
-  'get /v1/jobs': { id: 'listJobs', tag: 'jobs', scope: 'read' },
-  'get /v1/jobs/{id}': { id: 'getJob', tag: 'jobs', scope: 'read' },
-  'get /v1/jobs/{id}/events': { id: 'listJobEvents', tag: 'jobs', scope: 'read' },
-  'get /v1/jobs/{id}/logs': { id: 'getJobLogs', tag: 'jobs', scope: 'read' },
-  'get /v1/jobs/{id}/patch': { id: 'getJobPatch', tag: 'jobs', scope: 'read' },
-  'post /v1/jobs/{id}/cancel': { id: 'cancelJob', tag: 'jobs', scope: 'write' },
-  'post /v1/jobs/{id}/rerun': { id: 'rerunJob', tag: 'jobs', scope: 'write' },
-  'post /v1/jobs/{id}/approval': { id: 'decideApproval', tag: 'jobs', scope: 'approve' },
-  'get /v1/jobs/{id}/wait': { id: 'waitForJob', tag: 'jobs', scope: 'read' },
-  'get /v1/jobs/{id}/logs/ws': { id: 'followJobLogsWebSocket', tag: 'jobs', scope: 'read' },
-  'get /v1/hosts': { id: 'listHosts', tag: 'hosts', scope: 'read' },
-  'get /v1/hosts/{hostId}': { id: 'getHost', tag: 'hosts', scope: 'read' },
-  'post /v1/hosts/{hostId}/drain': { id: 'drainHost', tag: 'hosts', scope: 'admin' },
-  'post /v1/hosts/{hostId}/undrain': { id: 'undrainHost', tag: 'hosts', scope: 'admin' },
-  'get /v1/caches': { id: 'listCaches', tag: 'caches', scope: 'admin' },
-  'delete /v1/caches/{cacheId}': { id: 'deleteCache', tag: 'caches', scope: 'admin' },
-  'post /v1/webhooks': { id: 'createWebhook', tag: 'webhooks', scope: 'admin' },
-  'get /v1/webhooks': { id: 'listWebhooks', tag: 'webhooks', scope: 'admin' },
-  'get /v1/webhooks/{webhookId}': { id: 'getWebhook', tag: 'webhooks', scope: 'admin' },
-  'delete /v1/webhooks/{webhookId}': { id: 'deleteWebhook', tag: 'webhooks', scope: 'admin' },
-  'post /v1/webhooks/{webhookId}/rotate': { id: 'rotateWebhookSecret', tag: 'webhooks', scope: 'admin' },
-  'get /v1/webhooks/{webhookId}/deliveries': { id: 'listWebhookDeliveries', tag: 'webhooks', scope: 'admin' },
-  'post /v1/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver': { id: 'redeliverWebhook', tag: 'webhooks', scope: 'admin' },
-  'post /codec/encode': { id: 'encodePayloads', tag: 'codec', scope: 'read' },
-  'options /codec/encode': { id: 'encodePayloadsPreflight', tag: 'codec', scope: null },
-  'post /codec/decode': { id: 'decodePayloads', tag: 'codec', scope: 'read' },
-  'options /codec/decode': { id: 'decodePayloadsPreflight', tag: 'codec', scope: null },
-};
-
-const ROUTES = Object.keys(OPERATIONS).map((key) => {
-  const [method, template] = key.split(' ') as [string, string];
-  return { method: method.toUpperCase(), pattern: new RegExp(`^${template.replace(/[.]/g, '\\.').replace(/\{[^}]+\}/g, '[^/]+')}$`) };
-});
-
-/** The methods a documented path has (HEAD with GET), or none for a path the API does not have. */
-export function allowedMethods(path: string): string[] {
-  const methods = ROUTES.filter((r) => r.pattern.test(path)).map((r) => r.method);
-  if (methods.includes('GET')) methods.push('HEAD');
-  return [...new Set(methods)].sort();
-}
+export { allowedMethods } from './operations';
 
 /** Adds to every operation its id, tag, security and the answers of the token check. */
 function decorate(paths: Record<string, Record<string, Json>>): Record<string, Record<string, Json>> {
