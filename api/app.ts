@@ -22,6 +22,7 @@ import { HttpError, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type Pr
 import { FollowStreams } from './logs';
 import { webSocketUpgrade } from './ws';
 import { jobIdParam, mountJobs } from './jobs';
+import { mounter } from './route';
 import { mountWebhooks } from './webhooks';
 import { WebhookStore } from '../db/webhook-store';
 import { HostStore } from '../db/host-store';
@@ -87,7 +88,10 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     next();
   });
 
-  app.get('/health', async (_req, res) => {
+  // Every documented operation is mounted from the route table (routes.ts), behind its scope's guard.
+  const mount = mounter(app, auth);
+
+  mount('getHealth', async (_req, res) => {
     const database = await store.ping().then(
       () => 'ok',
       (err: Error) => `error: ${err.message}`,
@@ -99,34 +103,34 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     res.status(healthy ? 200 : 503).json({ status, database, ...(disk ? { disk } : {}) });
   });
 
-  // Everything below needs a token; reading needs `read`, submitting and cancelling `write`,
-  // approval decisions `approve`, webhooks `admin`.
+  // The scope each operation needs is in the route table: reading needs `read`, submitting
+  // and cancelling `write`, approval decisions `approve`, webhooks, hosts and caches `admin`.
+  // The dashboard's pages and an unknown route need `read` too.
   const read = auth.require('read');
   const sessions = new SessionStore(store.pool);
   auth.useSessions(sessions);
-  const write = auth.require('write');
 
   // The codec's POSTs change nothing: the Temporal Web UI sends them with the session's cookie only.
-  mountCodec(app, codec, config.DRAFTSMAN_CODEC_CORS_ORIGINS ?? [], auth.require('read', { csrf: false }));
+  mountCodec(mount, codec, config.DRAFTSMAN_CODEC_CORS_ORIGINS ?? []);
   if (config.DRAFTSMAN_TEMPORAL_UI_PROXY) mountTemporalUi(app, new URL(config.DRAFTSMAN_TEMPORAL_UI_PROXY), auth.require('admin', { csrf: false }));
 
   // The problem types, public like the error answers that name them.
-  app.get(`${PROBLEM_TYPE_PREFIX}:code`, (req, res, next) => {
+  mount('getProblemType', (req, res, next) => {
     const code = String(req.params.code);
     if (!Object.hasOwn(PROBLEMS, code)) return next(new HttpError('not_found', `no problem type ${JSON.stringify(code.slice(0, 64))}`));
     res.json({ type: `${PROBLEM_TYPE_PREFIX}${code}`, code, ...PROBLEMS[code as ProblemCode] });
   });
-  app.get(PROBLEM_TYPE_PREFIX.replace(/\/$/, ''), (_req, res) => {
+  mount('listProblemTypes', (_req, res) => {
     res.json({ problems: Object.entries(PROBLEMS).map(([code, p]) => ({ type: `${PROBLEM_TYPE_PREFIX}${code}`, code, ...p })) });
   });
 
   const document = openApiDocument(version);
   // Public: clients are generated from it before anyone has a token.
-  app.get('/openapi.json', (_req, res) => {
+  mount('getOpenApi', (_req, res) => {
     res.json(document);
   });
 
-  app.get('/metrics', read, async (_req, res) => {
+  mount('getMetrics', async (_req, res) => {
     const { contentType, body } = await metrics.render();
     res.type(contentType).send(body);
   });
@@ -158,9 +162,9 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
       .on('close', () => void feeds.close())) as typeof app.listen;
   const idempotent = new IdempotentRequests(new IdempotencyStore(store.pool, IDEMPOTENCY_TTL_HOURS));
 
-  mountJobs(app, { store, jobs, config, metrics, logger, log, feeds, streams, idempotent, read, write, json, requireJson, optionalJson });
+  mountJobs({ mount, store, jobs, config, metrics, logger, log, feeds, streams, idempotent, json, requireJson, optionalJson });
 
-  mountSessions(app, { auth, sessions, hours: config.DRAFTSMAN_SESSION_HOURS ?? 12, json: [requireJson, json] });
+  mountSessions(mount, { auth, sessions, hours: config.DRAFTSMAN_SESSION_HOURS ?? 12, json: [requireJson, json] });
 
   mountDashboard(app, {
     assets: path.join(projectRoot(), 'dist', 'web'),
@@ -168,24 +172,24 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
     temporalUi: config.DRAFTSMAN_TEMPORAL_UI_PROXY ? `${TEMPORAL_UI_PATH}/namespaces/${config.TEMPORAL_NAMESPACE ?? 'default'}/workflows` : undefined,
   });
 
-  mountApproval(app, {
+  mountApproval(mount, {
     jobs,
     store,
     idempotent,
-    approve: auth.require('approve'),
     json: [requireJson, json],
     jobId: jobIdParam,
   });
 
-  mountHosts(app, { hosts: new HostStore(store.pool, config.DRAFTSMAN_TASK_QUEUE ?? DEFAULT_TASK_QUEUE), read, admin: auth.require('admin') });
-  mountCaches(app, { kept: new KeptStore(store.pool), admin: auth.require('admin') });
+  mountHosts(mount, { hosts: new HostStore(store.pool, config.DRAFTSMAN_TASK_QUEUE ?? DEFAULT_TASK_QUEUE) });
+  mountCaches(mount, { kept: new KeptStore(store.pool) });
 
-  mountWebhooks(app, {
+  mountWebhooks(mount, {
     store: new WebhookStore(store.pool),
-    admin: auth.require('admin'),
     json: [requireJson, json],
     exceptions: parseExceptions(config.DRAFTSMAN_WEBHOOK_EXCEPTIONS),
   });
+
+  mount.complete();
 
   // A path the API has, asked with a method it does not have: 405 and the methods it has
   // (the public document lists them anyway, so no token is needed to learn them).

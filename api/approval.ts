@@ -5,13 +5,14 @@
  */
 import { createHash } from 'node:crypto';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { Express, Request, RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { JobsClient } from '../client/jobs';
 import { ApprovalRefusedError, DecisionPendingError } from '../common/errors';
 import type { JobStore } from '../db/store';
 import { HttpError, parseInput } from './errors';
 import type { IdempotentRequests } from './idempotent-requests';
 import { approvalBody } from './schemas';
+import type { Mount } from './route';
 
 /** How long a request waits for the job to take its decision (a worker must run the update). */
 const DECISION_WAIT_MS = 20_000;
@@ -20,14 +21,13 @@ export interface ApprovalDeps {
   jobs: JobsClient;
   store: JobStore;
   idempotent: IdempotentRequests;
-  approve: RequestHandler;
   json: RequestHandler[];
   /** The route's job id, or a 404 for one that cannot be a job's. */
   jobId: (req: Pick<Request, 'params'>) => string;
 }
 
-export function mountApproval(app: Express, { jobs, store, idempotent, approve, json, jobId }: ApprovalDeps): void {
-  app.post('/v1/jobs/:id/approval', approve, ...json, async (req, res) => {
+export function mountApproval(mount: Mount, { jobs, store, idempotent, json, jobId }: ApprovalDeps): void {
+  mount('decideApproval', ...json, async (req, res) => {
     const id = jobId(req);
     const body = parseInput(approvalBody, req.body, 'invalid_body');
     const claim = await idempotent.claim(req, res, `POST /v1/jobs/${id}/approval`);

@@ -3,17 +3,18 @@
  * scope): what they hold, for whom, how big, when last used; a delete forgets one at
  * once (no job restores it from then on) and its host's janitor removes the volume.
  */
-import type { Express, RequestHandler } from 'express';
+
 import type { KeptStore } from '../db/kept-store';
 import { HttpError } from './errors';
+import type { Mount } from './route';
 
 const KEPT_ID = /^[0-9a-f-]{36}$/;
 const KINDS = ['cache', 'snapshot'] as const;
 
-export function mountCaches(app: Express, deps: { kept: KeptStore; admin: RequestHandler }): void {
+export function mountCaches(mount: Mount, deps: { kept: KeptStore }): void {
   const { kept } = deps;
 
-  app.get('/v1/caches', deps.admin, async (req, res) => {
+  mount('listCaches', async (req, res) => {
     const kind = req.query.kind;
     if (kind !== undefined && !KINDS.includes(kind as (typeof KINDS)[number])) {
       throw new HttpError('invalid_query', `kind must be one of ${KINDS.join(', ')}`, 'kind');
@@ -23,7 +24,7 @@ export function mountCaches(app: Express, deps: { kept: KeptStore; admin: Reques
     res.json({ caches: list, bytes: list.reduce((n, k) => n + k.bytes, 0) });
   });
 
-  app.delete('/v1/caches/:cacheId', deps.admin, async (req, res) => {
+  mount('deleteCache', async (req, res) => {
     const id = String(req.params.cacheId);
     const gone = KEPT_ID.test(id) ? await kept.remove(id) : null;
     if (!gone) throw new HttpError('not_found', `no cache or kept workspace ${JSON.stringify(id.slice(0, 64))}`);

@@ -1,7 +1,8 @@
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { HttpError } from './errors';
+import type { Mount } from './route';
 
 /** Temporal's remote codec protocol: payloads with base64 metadata values and data. */
 export const payloadsBody = z.strictObject({
@@ -29,12 +30,7 @@ const toJson = (p: Payload) => ({
  * with this API as its codec server) shows decrypted payloads to an operator with
  * a read token. CORS is open only to the configured origins.
  */
-export function mountCodec(
-  app: Express,
-  codec: PayloadCodec | undefined,
-  origins: readonly string[],
-  read: (req: Request, res: Response, next: NextFunction) => void,
-): void {
+export function mountCodec(mount: Mount, codec: PayloadCodec | undefined, origins: readonly string[]): void {
   const cors = (req: Request, res: Response, next: NextFunction) => {
     const origin = req.headers.origin;
     if (origin && origins.includes(origin)) {
@@ -51,8 +47,9 @@ export function mountCodec(
   };
   const json = express.json({ limit: '4mb' });
   for (const op of ['encode', 'decode'] as const) {
-    app.options(`/codec/${op}`, cors);
-    app.post(`/codec/${op}`, cors, read, json, async (req, res) => {
+    mount(`${op}PayloadsPreflight`, cors);
+    // CORS headers first: a refused request needs them too, for the browser to read the refusal.
+    mount.after([cors], `${op}Payloads`, json, async (req, res) => {
       if (!codec) throw new HttpError('codec_disabled', 'payload encryption is not configured (DRAFTSMAN_PAYLOAD_KEYS)');
       const parsed = payloadsBody.safeParse(req.body);
       if (!parsed.success) throw new HttpError('invalid_body', 'body must be { "payloads": [{ metadata, data }] }', 'payloads');

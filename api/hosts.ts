@@ -3,13 +3,14 @@
  * change). A drained host takes no new job; its jobs finish there (a job's next step can
  * only run where its workspace is), then its workers stop.
  */
-import type { Express, RequestHandler } from 'express';
+
 import type { HostStore } from '../db/host-store';
 import { HttpError } from './errors';
+import type { Mount } from './route';
 
 const HOST_ID = /^[a-z0-9][a-z0-9-]{0,39}$/;
 
-export function mountHosts(app: Express, deps: { hosts: HostStore; read: RequestHandler; admin: RequestHandler }): void {
+export function mountHosts(mount: Mount, deps: { hosts: HostStore }): void {
   const { hosts } = deps;
   const hostId = (raw: unknown) => {
     const id = String(raw);
@@ -17,23 +18,23 @@ export function mountHosts(app: Express, deps: { hosts: HostStore; read: Request
     return id;
   };
 
-  app.get('/v1/hosts', deps.read, async (_req, res) => {
+  mount('listHosts', async (_req, res) => {
     const [list, waiting] = await Promise.all([hosts.list(), hosts.waitingCount()]);
     res.json({ hosts: list, waiting });
   });
 
-  app.get('/v1/hosts/:hostId', deps.read, async (req, res) => {
+  mount('getHost', async (req, res) => {
     const id = hostId(req.params.hostId);
     const host = await hosts.get(id);
     if (!host) throw new HttpError('not_found', `no host ${id}`);
     res.json(host);
   });
 
-  for (const [action, draining] of [
-    ['drain', true],
-    ['undrain', false],
+  for (const [operation, draining] of [
+    ['drainHost', true],
+    ['undrainHost', false],
   ] as const) {
-    app.post(`/v1/hosts/:hostId/${action}`, deps.admin, async (req, res) => {
+    mount(operation, async (req, res) => {
       const id = hostId(req.params.hostId);
       const host = await hosts.setDraining(id, draining);
       if (!host) throw new HttpError('not_found', `no host ${id}`);

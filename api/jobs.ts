@@ -1,6 +1,6 @@
 /** The job routes: start, rerun, wait, list, read, events, logs, patch, cancel. */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { type JobsClient, newJobId } from '../client/jobs';
 import { isInvalidJobSpecError } from '../common/errors';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
@@ -13,6 +13,7 @@ import type { JobStore } from '../db/store';
 import { HttpError, parseInput } from './errors';
 import { derivedJobId } from './idempotency';
 import type { IdempotentRequests } from './idempotent-requests';
+import type { Mount } from './route';
 import { type JobFeeds, waitForEnd } from './job-feed';
 import { type FollowStreams, serveLogs } from './logs';
 import { cancelBody, listJobsQuery, logsQuery, rerunBody, waitQuery } from './schemas';
@@ -29,8 +30,7 @@ export interface JobRoutesDeps {
   feeds: JobFeeds;
   streams: FollowStreams;
   idempotent: IdempotentRequests;
-  read: RequestHandler;
-  write: RequestHandler;
+  mount: Mount;
   json: RequestHandler;
   requireJson: Middleware;
   optionalJson: Middleware;
@@ -56,8 +56,8 @@ export function jobIdParam(req: Pick<Request, 'params'>): string {
   return id;
 }
 
-export function mountJobs(app: Express, d: JobRoutesDeps): void {
-  const { store, jobs, config, metrics, logger, log, feeds, streams, idempotent, read, write, json, requireJson, optionalJson } = d;
+export function mountJobs(d: JobRoutesDeps): void {
+  const { mount, store, jobs, config, metrics, logger, log, feeds, streams, idempotent, json, requireJson, optionalJson } = d;
 
   /**
    * Starts a job of `input` for the request's principal: the spec and the principal's
@@ -104,12 +104,12 @@ export function mountJobs(app: Express, d: JobRoutesDeps): void {
     res.status(202).location(`/v1/jobs/${id}`).json(body);
   }
 
-  app.post('/v1/jobs', write, requireJson, json, async (req, res) => {
+  mount('startJob', requireJson, json, async (req, res) => {
     await startJob(req, res, req.body, 'POST /v1/jobs');
   });
 
   // The same spec again, as a new job of the caller (whose secret grants it needs).
-  app.post('/v1/jobs/:id/rerun', write, optionalJson, json, async (req, res) => {
+  mount('rerunJob', optionalJson, json, async (req, res) => {
     const id = jobIdParam(req);
     parseInput(rerunBody, req.body ?? {}, 'invalid_body');
     const stored = await store.getSpec(id);
@@ -123,7 +123,7 @@ export function mountJobs(app: Express, d: JobRoutesDeps): void {
   });
 
   // Long poll: answers when the job has ended, or after `timeout` seconds with it as it is.
-  app.get('/v1/jobs/:id/wait', read, async (req, res) => {
+  mount('waitForJob', async (req, res) => {
     const id = jobIdParam(req);
     const { timeout } = parseInput(waitQuery, req.query, 'invalid_query');
     if (!(await store.jobState(id)) && !(await jobs.describe(id))) throw new HttpError('not_found', `no job ${id}`);
@@ -134,7 +134,7 @@ export function mountJobs(app: Express, d: JobRoutesDeps): void {
     res.set('x-draftsman-job-ended', String(Boolean(job?.finishedAt))).json(job ?? queuedView(id));
   });
 
-  app.get('/v1/jobs', read, async (req, res) => {
+  mount('listJobs', async (req, res) => {
     const { cursor, limit, ...filter } = parseInput(listJobsQuery, req.query, 'invalid_query');
     const after = cursor === undefined ? undefined : decodeCursor(cursor);
     if (after === null) throw new HttpError('invalid_query', 'cursor: not a cursor of this API (use a nextCursor as it was given)', 'cursor');
@@ -142,7 +142,7 @@ export function mountJobs(app: Express, d: JobRoutesDeps): void {
     res.json({ jobs: page.jobs, nextCursor: page.next ? encodeCursor(page.next) : null });
   });
 
-  app.get('/v1/jobs/:id', read, async (req, res) => {
+  mount('getJob', async (req, res) => {
     const id = jobIdParam(req);
     const job = await store.getJob(id);
     if (job && !FINAL_STATUSES.includes(job.status)) {
@@ -157,14 +157,14 @@ export function mountJobs(app: Express, d: JobRoutesDeps): void {
     res.json(queuedView(id));
   });
 
-  app.get('/v1/jobs/:id/events', read, async (req, res) => {
+  mount('listJobEvents', async (req, res) => {
     const id = jobIdParam(req);
     const events = await store.events(id);
     if (events.length === 0 && !(await store.getJob(id))) throw new HttpError('not_found', `no job ${id}`);
     res.json({ events });
   });
 
-  app.get('/v1/jobs/:id/logs', read, async (req, res) => {
+  mount('getJobLogs', async (req, res) => {
     const query = parseInput(logsQuery, req.query, 'invalid_query');
     const follow = query.follow === 'true' || query.follow === '1';
     if (!follow) return serveLogs(store, feeds, jobIdParam(req), query, req, res);
@@ -181,14 +181,14 @@ export function mountJobs(app: Express, d: JobRoutesDeps): void {
   });
 
   // Upgrades are answered by the server's upgrade listener (api/ws.ts); a plain GET learns why not.
-  app.get('/v1/jobs/:id/logs/ws', read, (req, res) => {
+  mount('followJobLogsWebSocket', (req, res) => {
     parseInput(logsQuery.omit({ follow: true }), req.query, 'invalid_query');
     jobIdParam(req);
     res.set('upgrade', 'websocket');
     throw new HttpError('upgrade_required', 'this endpoint is a WebSocket: send an upgrade request (or use /logs?follow=true for Server-Sent Events)');
   });
 
-  app.get('/v1/jobs/:id/patch', read, async (req, res) => {
+  mount('getJobPatch', async (req, res) => {
     const id = jobIdParam(req);
     const patch = await store.getPatch(id);
     if (!patch) {
@@ -198,7 +198,7 @@ export function mountJobs(app: Express, d: JobRoutesDeps): void {
     res.status(200).type('text/x-diff').set('x-draftsman-patch-truncated', String(patch.truncated)).send(patch.data);
   });
 
-  app.post('/v1/jobs/:id/cancel', write, optionalJson, json, async (req, res) => {
+  mount('cancelJob', optionalJson, json, async (req, res) => {
     const id = jobIdParam(req);
     const { reason } = parseInput(cancelBody, req.body ?? {}, 'invalid_body');
     const claim = await idempotent.claim(req, res, `POST /v1/jobs/${id}/cancel`);

@@ -65,6 +65,8 @@ export interface Route {
   tag: string;
   /** The scope a token needs; null: served without one. */
   scope: Scope | null;
+  /** false: no CSRF token asked of a browser session (the Temporal Web UI's codec calls). */
+  csrf?: false;
   /** The operation's OpenAPI object (built when the document is). */
   doc: (ctx: { jobSpec: Json }) => Json;
 }
@@ -382,6 +384,7 @@ export const ROUTES: readonly Route[] = [
   },
   {
     id: 'encodePayloads',
+    csrf: false,
     method: 'post',
     path: '/codec/encode',
     tag: 'codec',
@@ -398,6 +401,7 @@ export const ROUTES: readonly Route[] = [
   },
   {
     id: 'decodePayloads',
+    csrf: false,
     method: 'post',
     path: '/codec/decode',
     tag: 'codec',

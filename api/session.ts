@@ -3,12 +3,13 @@
  * HttpOnly, SameSite=Strict cookie (never in storage a script can read). JSON routes for
  * pages (/v1/session) and a plain form (/login) that works without any script.
  */
-import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { SessionStore } from '../db/session-store';
 import { type Authenticator, cookieValue, SESSION_COOKIE } from './auth';
 import { HttpError, parseInput } from './errors';
 import { LOGIN_CSP, loginPage } from './login-page';
 import { sessionBody } from './schemas';
+import type { Mount } from './route';
 
 export interface SessionDeps {
   auth: Authenticator;
@@ -38,7 +39,7 @@ export function signInFirst(requireScope: RequestHandler): RequestHandler {
   };
 }
 
-export function mountSessions(app: Express, { auth, sessions, hours, json }: SessionDeps): void {
+export function mountSessions(mount: Mount, { auth, sessions, hours, json }: SessionDeps): void {
   /** Each client address may try a few tokens a minute: guessing one by trying is slowed to that. */
   const limited = (req: Request, res: Response): boolean => {
     const wait = auth.admitSignIn(req.ip ?? req.socket.remoteAddress ?? '-');
@@ -53,7 +54,7 @@ export function mountSessions(app: Express, { auth, sessions, hours, json }: Ses
     return { principal: token.name, scopes: token.scopes, csrfToken: session.csrf, expiresAt: session.expiresAt.toISOString() };
   };
 
-  app.post('/v1/session', ...json, async (req, res) => {
+  mount('openSession', ...json, async (req, res) => {
     if (limited(req, res)) throw new HttpError('rate_limited', `too many sign-in attempts from this address; retry in ${res.get('retry-after')} s`);
     const { token } = parseInput(sessionBody, req.body, 'invalid_body');
     const opened = await open(req, res, token);
@@ -61,13 +62,13 @@ export function mountSessions(app: Express, { auth, sessions, hours, json }: Ses
     res.status(201).json(opened);
   });
 
-  app.get('/v1/session', async (req, res) => {
+  mount('getSession', async (req, res) => {
     const session = await auth.session(req);
     if (!session) throw new HttpError('unauthorized', 'no session: sign in with POST /v1/session or /login');
     res.json({ principal: session.principal, scopes: session.token.scopes, csrfToken: session.csrf, expiresAt: session.expiresAt.toISOString() });
   });
 
-  app.delete('/v1/session', async (req, res) => {
+  mount('closeSession', async (req, res) => {
     const session = await auth.session(req);
     const id = cookieValue(req.headers.cookie, SESSION_COOKIE);
     if (session && id) {
@@ -80,13 +81,13 @@ export function mountSessions(app: Express, { auth, sessions, hours, json }: Ses
 
   // The form: no script, so it is also how a browser without the dashboard signs in.
   const form = express.urlencoded({ extended: false, limit: '4kb' });
-  app.get('/login', (req, res) => {
+  mount('getLoginPage', (req, res) => {
     res
       .type('html')
       .set({ 'cache-control': 'no-store', 'content-security-policy': LOGIN_CSP })
       .send(loginPage({ next: safeNext(req.query.next) }));
   });
-  app.post('/login', form, async (req, res) => {
+  mount('submitLoginForm', form, async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     const next = safeNext(body.next);
     if (limited(req, res)) {

@@ -3,21 +3,19 @@
  * target's form; each delivery checks where it resolves (webhooks/target.ts). The secret
  * is shown when the endpoint is made and when it is rotated, never again.
  */
-import type { Express, RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 import type { OperatorException } from '../common/egress-policy';
 import type { WebhookStore } from '../db/webhook-store';
 import { newSecret } from '../webhooks/signing';
 import { parseTarget } from '../webhooks/target';
 import { HttpError, parseInput } from './errors';
 import { deliveriesQuery, webhookBody } from './schemas';
+import type { Mount } from './route';
 
 const ID = /^wh_[0-9a-f]{32}$/;
 
-export function mountWebhooks(
-  app: Express,
-  deps: { store: WebhookStore; admin: RequestHandler; json: RequestHandler[]; exceptions: readonly OperatorException[] },
-): void {
-  const { store, admin } = deps;
+export function mountWebhooks(mount: Mount, deps: { store: WebhookStore; json: RequestHandler[]; exceptions: readonly OperatorException[] }): void {
+  const { store } = deps;
   const endpointId = (raw: unknown) => {
     const id = String(raw);
     if (!ID.test(id)) throw new HttpError('not_found', `no webhook ${JSON.stringify(id.slice(0, 64))}`);
@@ -30,7 +28,7 @@ export function mountWebhooks(
     return endpoint;
   };
 
-  app.post('/v1/webhooks', admin, ...deps.json, async (req, res) => {
+  mount('createWebhook', ...deps.json, async (req, res) => {
     const body = parseInput(webhookBody, req.body, 'invalid_body');
     const target = parseTarget(body.url, deps.exceptions);
     if ('problem' in target) throw new HttpError('invalid_body', `url: ${target.problem}`, 'url');
@@ -48,34 +46,34 @@ export function mountWebhooks(
       .json({ ...endpoint, secret });
   });
 
-  app.get('/v1/webhooks', admin, async (_req, res) => {
+  mount('listWebhooks', async (_req, res) => {
     res.json({ webhooks: await store.list() });
   });
 
-  app.get('/v1/webhooks/:webhookId', admin, async (req, res) => {
+  mount('getWebhook', async (req, res) => {
     res.json(await existing(req.params.webhookId));
   });
 
-  app.delete('/v1/webhooks/:webhookId', admin, async (req, res) => {
+  mount('deleteWebhook', async (req, res) => {
     const id = endpointId(req.params.webhookId);
     if (!(await store.remove(id))) throw new HttpError('not_found', `no webhook ${id}`);
     res.status(204).end();
   });
 
-  app.post('/v1/webhooks/:webhookId/rotate', admin, async (req, res) => {
+  mount('rotateWebhookSecret', async (req, res) => {
     const id = endpointId(req.params.webhookId);
     const secret = newSecret();
     if (!(await store.rotate(id, secret))) throw new HttpError('not_found', `no webhook ${id}`);
     res.json({ secret });
   });
 
-  app.get('/v1/webhooks/:webhookId/deliveries', admin, async (req, res) => {
+  mount('listWebhookDeliveries', async (req, res) => {
     const { limit } = parseInput(deliveriesQuery, req.query, 'invalid_query');
     const endpoint = await existing(req.params.webhookId);
     res.json({ deliveries: await store.deliveries(endpoint.id, limit ?? 20) });
   });
 
-  app.post('/v1/webhooks/:webhookId/deliveries/:deliveryId/redeliver', admin, async (req, res) => {
+  mount('redeliverWebhook', async (req, res) => {
     const endpoint = await existing(req.params.webhookId);
     const delivery = String(req.params.deliveryId);
     if (!/^msg_[0-9a-f]{32}$/.test(delivery) || !(await store.redeliver(endpoint.id, delivery))) {
