@@ -69,8 +69,21 @@ export async function startChaosStack(opts: {
       dbFile: path.join(dir, 'temporal.db'),
       logFile: path.join(dir, 'temporal.log'),
     });
-  let temporal: DevServer = await startTemporal();
-  const engine = await startPrivateEngine({ dataRoot: path.join(dir, 'engine'), images: opts.images, log: opts.log });
+  // A start that fails half-way (an engine that does not come up) stops what it started.
+  let temporal: DevServer;
+  let engine: Awaited<ReturnType<typeof startPrivateEngine>>;
+  try {
+    temporal = await startTemporal();
+    try {
+      engine = await startPrivateEngine({ dataRoot: path.join(dir, 'engine'), images: opts.images, log: opts.log });
+    } catch (err) {
+      await temporal.stop().catch(() => undefined);
+      throw err;
+    }
+  } catch (err) {
+    await pg.stop().catch(() => undefined);
+    throw err;
+  }
   const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('ERROR') });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   fs.writeFileSync(bundlePath, bundle.code);

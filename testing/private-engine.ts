@@ -80,11 +80,33 @@ export async function startPrivateEngine(opts: {
   };
   const exited = () => new Promise<void>((r) => (engine.exitCode !== null || engine.signalCode !== null ? r() : engine.once('exit', () => r())));
 
+  const stop = async () => {
+    // Whatever still runs goes with the engine; its data root is removed by the caller's folder.
+    engine.kill('SIGTERM');
+    await Promise.race([exited(), sleep(30_000)]);
+    engine.kill('SIGKILL');
+    await exited();
+    // The engine's own containerd and shims end with it; a shim left over holds the mounts.
+    try {
+      execFileSync('pkill', ['-KILL', '-f', execRoot]);
+    } catch {
+      // none left
+    }
+    for (const m of [...mountsUnder(opts.dataRoot), ...mountsUnder(execRoot)]) unmount(m);
+    fs.rmSync(execRoot, { recursive: true, force: true });
+  };
+
   await launch();
-  const have = new Set((await docker.listImages()).flatMap((i) => i.RepoTags ?? []));
-  for (const image of opts.images.filter((i) => !have.has(i))) {
-    opts.log(`loading ${image} into the private engine`);
-    execFileSync('sh', ['-c', `docker save "$1" | DOCKER_HOST="$2" docker load -q`, 'sh', image, host], { stdio: ['ignore', 'ignore', 'inherit'] });
+  try {
+    const have = new Set((await docker.listImages()).flatMap((i) => i.RepoTags ?? []));
+    for (const image of opts.images.filter((i) => !have.has(i))) {
+      opts.log(`loading ${image} into the private engine`);
+      execFileSync('sh', ['-c', `docker save "$1" | DOCKER_HOST="$2" docker load -q`, 'sh', image, host], { stdio: ['ignore', 'ignore', 'inherit'] });
+    }
+  } catch (err) {
+    // An image that cannot be copied (the machine's engine down): no engine is left behind.
+    await stop().catch(() => undefined);
+    throw err;
   }
 
   return {
@@ -110,21 +132,7 @@ export async function startPrivateEngine(opts: {
       await sleep(downMs);
       await launch();
     },
-    async stop() {
-      // Whatever still runs goes with the engine; its data root is removed by the caller's folder.
-      engine.kill('SIGTERM');
-      await Promise.race([exited(), sleep(30_000)]);
-      engine.kill('SIGKILL');
-      await exited();
-      // The engine's own containerd and shims end with it; a shim left over holds the mounts.
-      try {
-        execFileSync('pkill', ['-KILL', '-f', execRoot]);
-      } catch {
-        // none left
-      }
-      for (const m of [...mountsUnder(opts.dataRoot), ...mountsUnder(execRoot)]) unmount(m);
-      fs.rmSync(execRoot, { recursive: true, force: true });
-    },
+    stop,
   };
 }
 
