@@ -1,20 +1,9 @@
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { z } from 'zod';
+
 import { HttpError } from './errors';
 import type { Mount } from './route';
-
-/** Temporal's remote codec protocol: payloads with base64 metadata values and data. */
-export const payloadsBody = z.strictObject({
-  payloads: z
-    .array(
-      z.object({
-        metadata: z.record(z.string(), z.base64()).optional(),
-        data: z.base64().optional(),
-      }),
-    )
-    .max(1000),
-});
+import { payloadsBody } from './schemas';
 
 const fromJson = (p: { metadata?: Record<string, string>; data?: string }): Payload => ({
   metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),

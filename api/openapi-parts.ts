@@ -1,8 +1,7 @@
 /** The pieces an OpenAPI document is built of: JSON Schemas from zod (components), parameters and answers. */
 import { z } from 'zod';
-import { payloadsBody } from './codec';
 import { PROBLEM_CONTENT_TYPE } from './errors';
-import { problemSchema } from './schemas';
+import { payloadsBody, problemSchema } from './schemas';
 
 export type Json = Record<string, unknown>;
 

@@ -328,3 +328,15 @@ export const keptSchema = z
 export const keptListSchema = z
   .object({ caches: z.array(keptSchema), bytes: z.number().int().meta({ description: 'their bytes together' }) })
   .meta({ id: 'KeptList' });
+
+/** Temporal's remote codec protocol: payloads with base64 metadata values and data. */
+export const payloadsBody = z.strictObject({
+  payloads: z
+    .array(
+      z.object({
+        metadata: z.record(z.string(), z.base64()).optional(),
+        data: z.base64().optional(),
+      }),
+    )
+    .max(1000),
+});
