@@ -173,6 +173,12 @@ export const configSchema = z.object({
    * container (compose): the network holders mount it. Unset: the folder is a path on the engine's host.
    */
   DRAFTSMAN_EGRESS_SOCKET_VOLUME: z.string().min(1).optional(),
+  /**
+   * Network holders each worker keeps made and started ahead of its jobs (never shared:
+   * a job takes one and it is its own), so a job's first step need not wait for its
+   * holder. 0: each job makes its own. Only with the socket folder on the engine's host.
+   */
+  DRAFTSMAN_READY_HOLDERS: int(0, 64).default(2),
   /** Image of the per-job network holder; it needs socat. */
   DRAFTSMAN_HOLDER_IMAGE: z.string().min(1).default('draftsman-runner:latest'),
   /** Egress entries of a spec that has none, comma-separated (host, host:port, *.domain[:port], or a preset). */

@@ -33,6 +33,8 @@ export const LABEL_STEP_KIND = 'org.draftsman.step.kind';
 export const LABEL_STEP_INDEX = 'org.draftsman.step.index';
 /** The job's placement a step ran in (common/job.ts Placement): a step's identity is (job, placement, kind, index). */
 export const LABEL_PLACEMENT = 'org.draftsman.placement';
+/** On a ready network holder (runner/docker/ready-holders.ts): its slot. It has no job label, before or after a job takes it. */
+export const LABEL_READY = 'org.draftsman.ready';
 /** The host (DRAFTSMAN_HOST_ID, or the id derived from the engine) whose worker made the resource. */
 export const LABEL_HOST = 'org.draftsman.host';
 /** Unix seconds after which the step has outlived its budget (read by sweepers). */

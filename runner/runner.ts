@@ -224,6 +224,13 @@ export interface HostFacts {
 
   /** The id of an image present on the host (what a kept workspace is keyed by: a tag can move). */
   imageId(image: string): Promise<string>;
+
+  /**
+   * Keeps up to `size` of what a new job needs made ahead of it (Docker: network
+   * holders), each given to one job only, until the returned stop, which removes what no
+   * job took. Optional: a backend without it makes everything per job.
+   */
+  keepReady?(size: number, onError?: (err: unknown) => void): Promise<() => Promise<void>>;
 }
 
 /** A whole backend: the four roles over one engine (Docker, and the fake of the tests). */

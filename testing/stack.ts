@@ -9,7 +9,7 @@ import { JobsClient } from '../client/jobs';
 import { dataConverterFor } from '../common/codec';
 import { type Config, loadConfig } from '../common/config';
 import type { JobView } from '../common/job';
-import { LABEL_MANAGED } from '../common/names';
+import { LABEL_MANAGED, LABEL_READY } from '../common/names';
 import { createLogger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
@@ -186,6 +186,13 @@ export async function startTestStack(
 /** Containers and volumes of Draftsman that still exist for the given job. */
 export async function leftovers(docker: Docker, jobId: string): Promise<string[]> {
   const filters = JSON.stringify({ label: [`${LABEL_MANAGED}=true`, `org.draftsman.job=${jobId}`] });
-  const [containers, volumes] = await Promise.all([docker.listContainers({ all: true, filters }), docker.listVolumes({ filters })]);
-  return [...containers.map((c) => c.Names[0] ?? c.Id), ...(volumes.Volumes ?? []).map((v) => v.Name)];
+  // A network holder made ready before its job has no job label: it is the job's by its name.
+  const taken = JSON.stringify({ label: [`${LABEL_MANAGED}=true`, LABEL_READY] });
+  const [containers, ready, volumes] = await Promise.all([
+    docker.listContainers({ all: true, filters }),
+    docker.listContainers({ all: true, filters: taken }),
+    docker.listVolumes({ filters }),
+  ]);
+  const holders = ready.filter((c) => (c.Names[0] ?? '').endsWith(`-${jobId}-holder`));
+  return [...[...containers, ...holders].map((c) => c.Names[0] ?? c.Id), ...(volumes.Volumes ?? []).map((v) => v.Name)];
 }

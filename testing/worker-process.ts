@@ -32,6 +32,8 @@ export async function startWorkerProcess(env: Record<string, string>, entry = 'd
       // The same deployment as the tests' in-process stacks, which take over its jobs.
       DRAFTSMAN_DEPLOYMENT_ID: 'test',
       DRAFTSMAN_LOG_LEVEL: 'INFO',
+      // A worker a test kills would leave its ready holders until the next start on the host: the tests' in-process stacks keep them.
+      DRAFTSMAN_READY_HOLDERS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -98,6 +98,8 @@ export class HostWorker {
     private readonly logger?: Logger,
     /** After this long draining with jobs left, the worker stops anyway and they move (0: never). */
     private readonly drainTimeoutSeconds = 0,
+    /** Starts keeping resources ready ahead of jobs (runner.keepReady) while it runs; answers their stop. */
+    private readonly keepReady: () => Promise<(() => Promise<void>) | undefined> = async () => undefined,
   ) {}
 
   /**
@@ -143,10 +145,12 @@ export class HostWorker {
       throw err;
     };
     this.startBeating();
+    const stopReady = await this.keepReady();
     try {
       await Promise.all([this.shared.run().catch(stopOther(this.host)), this.host.run().catch(stopOther(this.shared))]);
     } finally {
       this.stopBeating();
+      await stopReady?.();
     }
   }
 
@@ -154,11 +158,13 @@ export class HostWorker {
   async runUntil<T>(until: Promise<T> | (() => Promise<T>)): Promise<T> {
     const settles = typeof until === 'function' ? until() : until;
     this.startBeating();
+    const stopReady = await this.keepReady();
     try {
       const [result] = await Promise.all([this.shared.runUntil(settles), this.host.runUntil(settles)]);
       return result;
     } finally {
       this.stopBeating();
+      await stopReady?.();
     }
   }
 
@@ -234,7 +240,11 @@ export async function createWorker({ config, store, runner, connection, workflow
   // A host that starts brings room: the first jobs waiting for one look again now.
   await beat(true);
   await Promise.all((await hosts.firstWaiting(WAKE_ON_START)).map((jobId) => jobs.wake(jobId).catch(() => undefined)));
-  return new HostWorker(shared, own, host.id, () => beat(), logger, config.DRAFTSMAN_DRAIN_TIMEOUT_SECONDS);
+  const keepReady = async () =>
+    runner.keepReady?.(config.DRAFTSMAN_READY_HOLDERS, (err) =>
+      logger?.warn({ err, host: host.id }, 'making a ready network holder failed; jobs make their own'),
+    );
+  return new HostWorker(shared, own, host.id, () => beat(), logger, config.DRAFTSMAN_DRAIN_TIMEOUT_SECONDS, keepReady);
 }
 
 /**

@@ -8,6 +8,9 @@ import {
   holderOptions,
   measureOptions,
   parseDu,
+  readyHolderDir,
+  readyHolderName,
+  readyHolderOptions,
   stepEnv,
   stepScript,
   volumeName,
@@ -193,6 +196,30 @@ describe('holderOptions', () => {
     expect(v.HostConfig!.Binds).toBeUndefined();
     expect(v.HostConfig!.Mounts).toEqual([{ Type: 'volume', Source: 'draftsman-egress', Target: '/egress', ReadOnly: true }]);
     expect(v.Cmd![2]).toMatch(/^UNIX-CONNECT:\/egress\/[0-9a-f]{20}\/proxy\.sock$/);
+  });
+});
+
+describe('readyHolderOptions', () => {
+  const ready = readyHolderOptions('0123456789ab', { ...policy, network: proxied });
+  const job = holderOptions('job-1', { ...policy, network: proxied });
+  it.each([
+    ['is named for its slot, not for a job', ready.name, readyHolderName('0123456789ab', 'd1')],
+    ['mounts its own dot-named folder, read-only', ready.HostConfig!.Binds, ['/run/draftsman-egress/.ready-0123456789ab:/egress:ro']],
+    ['forwards to the socket of the folder it mounts', ready.Cmd, job.Cmd],
+    ['carries the ready label and no job label', [ready.Labels!['org.draftsman.ready'], ready.Labels!['org.draftsman.job']], ['0123456789ab', undefined]],
+    ['is labelled a holder of its deployment', [ready.Labels!['org.draftsman.role'], ready.Labels!['org.draftsman.deployment']], ['holder', 'd1']],
+  ])('%s', (_name, actual, expected) => {
+    expect(actual).toEqual(expected);
+  });
+
+  it("is as closed as a job's holder: the same image, user and limits", () => {
+    const { Binds: _r, ...readyHost } = ready.HostConfig!;
+    const { Binds: _j, ...jobHost } = job.HostConfig!;
+    expect([ready.Image, ready.User, readyHost]).toEqual([job.Image, job.User, jobHost]);
+  });
+
+  it('has a folder the egress service does not listen in until a job takes it (a dot-name)', () => {
+    expect(readyHolderDir('/run/draftsman-egress', 'ab')).toBe('/run/draftsman-egress/.ready-ab');
   });
 });
 

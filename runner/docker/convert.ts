@@ -2,6 +2,7 @@
  * Pure translation from Draftsman's step model to Docker objects: names, labels
  * and container options. No I/O here, so every rule is unit-testable.
  */
+import path from 'node:path';
 import type Docker from 'dockerode';
 import {
   LABEL_DEADLINE,
@@ -10,6 +11,7 @@ import {
   LABEL_HOST,
   LABEL_MANAGED,
   LABEL_PLACEMENT,
+  LABEL_READY,
   LABEL_ROLE,
   LABEL_STEP_INDEX,
   LABEL_STEP_KIND,
@@ -250,24 +252,71 @@ export function forwarderThen(socket: string): string {
  * because the job's next step joins its network namespace.
  */
 export function holderOptions(jobId: string, policy: ContainerPolicy & { network: { mode: 'proxy' } }): Docker.ContainerCreateOptions {
+  const { socketVolume } = policy.network;
+  return holderBase(
+    holderName(jobId, policy.deployment),
+    socketInContainer(jobId, policy.network, policy.deployment),
+    { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'holder' },
+    // A mount of the folder, not of the socket: a socket the service makes anew after
+    // a restart is seen through it. Read-only: connecting to a socket needs no write.
+    // (With a volume the holder sees every job's folder; only its own socket is in its
+    // command, and steps share its network, not its files.)
+    socketVolume
+      ? { Mounts: [{ Type: 'volume' as const, Source: socketVolume, Target: HOLDER_MOUNT, ReadOnly: true }] }
+      : { Binds: [socketBind(jobId, policy.network, policy.deployment)] },
+    policy,
+  );
+}
+
+/** A ready holder's name and folder: made before any job asks, named for its slot until one takes it. */
+export function readyHolderName(slot: string, deployment: string): string {
+  return `draftsman-${deployment}-ready-${slot}`;
+}
+export function readyHolderDir(socketDir: string, slot: string): string {
+  // A dot-name: the egress service leaves it alone until it is renamed to a job's folder.
+  return path.join(socketDir, `.ready-${slot}`);
+}
+
+/**
+ * A ready holder: a job's holder made before its job (common/egress-layout.ts), its folder
+ * a dot-named one of its own. Taking it renames the folder to the job's (the mount
+ * follows the folder, not its name) and the container to the job's holder name, so that
+ * from then on it is that job's holder in all but its labels: it has no job label, and
+ * the `ready` label says so (see DockerSweeper).
+ */
+export function readyHolderOptions(slot: string, policy: ContainerPolicy & { network: { mode: 'proxy' } }): Docker.ContainerCreateOptions {
+  return holderBase(
+    readyHolderName(slot, policy.deployment),
+    `${HOLDER_MOUNT}/${SOCKET_NAME}`,
+    {
+      [LABEL_MANAGED]: 'true',
+      [LABEL_DEPLOYMENT]: policy.deployment,
+      ...(policy.host ? { [LABEL_HOST]: policy.host } : {}),
+      [LABEL_ROLE]: 'holder',
+      [LABEL_READY]: slot,
+    },
+    { Binds: [`${readyHolderDir(policy.network.socketDir, slot)}:${HOLDER_MOUNT}:ro`] },
+    policy,
+  );
+}
+
+function holderBase(
+  name: string,
+  socket: string,
+  labels: Record<string, string>,
+  mounts: Pick<Docker.HostConfig, 'Mounts' | 'Binds'>,
+  policy: ContainerPolicy & { network: { mode: 'proxy' } },
+): Docker.ContainerCreateOptions {
   const memory = 64 * 1024 * 1024;
-  const { socketVolume, holderImage } = policy.network;
-  const socket = socketInContainer(jobId, policy.network, policy.deployment);
   return {
-    name: holderName(jobId, policy.deployment),
-    Image: holderImage,
+    name,
+    Image: policy.network.holderImage,
     Cmd: ['socat', `TCP-LISTEN:${PROXY_PORT},bind=127.0.0.1,fork,reuseaddr,backlog=128`, `UNIX-CONNECT:${socket}`],
     User: policy.user,
-    Labels: { ...jobLabels(jobId, policy.deployment, policy.host), [LABEL_ROLE]: 'holder' },
+    Labels: labels,
     HostConfig: {
       NetworkMode: 'none',
-      // A mount of the folder, not of the socket: a socket the service makes anew after
-      // a restart is seen through it. Read-only: connecting to a socket needs no write.
-      // (With a volume the holder sees every job's folder; only its own socket is in its
-      // command, and steps share its network, not its files.)
-      ...(socketVolume
-        ? { Mounts: [{ Type: 'volume' as const, Source: socketVolume, Target: HOLDER_MOUNT, ReadOnly: true }] }
-        : { Binds: [socketBind(jobId, policy.network, policy.deployment)] }),
+      ...mounts,
       Init: true,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],

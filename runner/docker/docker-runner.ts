@@ -11,6 +11,7 @@ import { DockerStepRunner } from './docker-steps';
 import { DockerSweeper } from './docker-sweeper';
 import { DockerVolumeStore } from './docker-volumes';
 import { DockerEngine } from './engine';
+import { ReadyHolders } from './ready-holders';
 import { WarmVolumes } from './warm-volumes';
 
 /** Runs each step as one ephemeral container on a Docker engine, with a named volume per job. */
@@ -19,6 +20,7 @@ export class DockerRunner implements Runner {
   readonly volumes: DockerVolumeStore;
   readonly sweeper: DockerSweeper;
   readonly host: DockerHostFacts;
+  readonly readyHolders: ReadyHolders;
 
   constructor(docker: Docker, policy: ContainerPolicy) {
     const engine = new DockerEngine(docker, policy);
@@ -28,7 +30,8 @@ export class DockerRunner implements Runner {
       (s) => engine.bounded(s),
       (name) => engine.removeContainer(name),
     );
-    this.steps = new DockerStepRunner(engine);
+    this.readyHolders = new ReadyHolders(engine);
+    this.steps = new DockerStepRunner(engine, this.readyHolders);
     this.volumes = new DockerVolumeStore(engine, warm);
     this.sweeper = new DockerSweeper(engine);
     this.host = new DockerHostFacts(engine, warm);
@@ -39,6 +42,10 @@ export class DockerRunner implements Runner {
   hostKey = (): Promise<string> => this.host.hostKey();
   identifyHost = (id: string): void => this.host.identifyHost(id);
   imageId = (image: string): Promise<string> => this.host.imageId(image);
+  keepReady = async (size: number, onError?: (err: unknown) => void): Promise<() => Promise<void>> => {
+    await this.readyHolders.start(size, onError);
+    return () => this.readyHolders.stop();
+  };
 
   // StepRunner
   start = (step: StepRequest): Promise<void> => this.steps.start(step);

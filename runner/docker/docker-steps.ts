@@ -4,7 +4,8 @@ import { pack } from 'tar-stream';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEPLOYMENT } from '../../common/names';
 import type { LogLine, StepExit, StepRef, StepRequest, StepRunner, StepState } from '../runner';
-import { containerOptions, exitTimes, jobLabels, volumeName, WORKSPACE_PATH } from './convert';
+import { containerOptions, exitTimes, holderName, jobLabels, volumeName, WORKSPACE_PATH } from './convert';
+import type { ReadyHolders } from './ready-holders';
 import { type DockerEngine, isGone, isHolder, jobFilter, nameOf, parseTime, statusOf } from './engine';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
@@ -13,7 +14,11 @@ import { StepOutput } from './step-output';
 export class DockerStepRunner implements StepRunner {
   private readonly output: StepOutput;
 
-  constructor(private readonly e: DockerEngine) {
+  constructor(
+    private readonly e: DockerEngine,
+    /** Holders made ahead of their jobs, when the worker keeps some ready. */
+    private readonly readyHolders?: ReadyHolders,
+  ) {
     this.output = new StepOutput(e.docker, () => e.bounded());
   }
 
@@ -160,7 +165,12 @@ export class DockerStepRunner implements StepRunner {
   async prepareWorkspace(jobId: string): Promise<void> {
     // The volume and the holder are independent: made side by side, so the holder adds
     // little to a job's pickup.
-    await Promise.all([this.createVolume(jobId), this.e.ensureHolder(jobId)]);
+    await Promise.all([this.createVolume(jobId), this.holder(jobId)]);
+  }
+
+  private async holder(jobId: string): Promise<void> {
+    const taken = (await this.readyHolders?.take(jobId)) ?? false;
+    await this.e.ensureHolder(jobId, { taken });
   }
 
   private async createVolume(jobId: string): Promise<void> {
@@ -184,9 +194,12 @@ export class DockerStepRunner implements StepRunner {
     } catch (err) {
       throw new RunnerError(`listing containers of job ${jobId} failed`, err);
     }
-    // Steps first: they share the holder's network namespace.
+    // Steps first: they share the holder's network namespace. A holder that was made
+    // ready before its job has no job label, so it is removed by its name.
     await Promise.all(containers.filter((c) => !isHolder(c)).map((c) => this.e.removeContainer(nameOf(c))));
-    await Promise.all(containers.filter(isHolder).map((c) => this.e.removeContainer(nameOf(c))));
+    const holders = containers.filter(isHolder).map(nameOf);
+    if (this.e.policy.network.mode === 'proxy') holders.push(holderName(jobId, this.e.policy.deployment));
+    await Promise.all([...new Set(holders)].map((name) => this.e.removeContainer(name)));
     await this.e.removeEgressDir(jobId);
     // The workspace, and the job's copies of its caches when it has any.
     let volumes: string[];

@@ -61,16 +61,19 @@ export class DockerEngine {
    * (which the egress service watches, and where it listens for the job), and its
    * holder, running. Idempotent: a retry finds both and returns once the socket is there.
    */
-  async ensureHolder(jobId: string, again = false): Promise<void> {
+  async ensureHolder(jobId: string, { again = false, taken = false }: { again?: boolean; taken?: boolean } = {}): Promise<void> {
     const network = this.policy.network;
     if (network.mode !== 'proxy') return;
-    await makeJobFolder(network.socketDir, jobId, this.policy.deployment);
+    if (!taken) await makeJobFolder(network.socketDir, jobId, this.policy.deployment);
     if (network.forwarder === 'in-step') return waitForListener(network.socketDir, jobId, this.policy.deployment);
 
     const name = holderName(jobId, this.policy.deployment);
     let container: Docker.Container;
     try {
-      container = await this.docker.createContainer({ ...holderOptions(jobId, { ...this.policy, network }), ...this.bounded() });
+      // A ready holder the job took is there already (ready-holders.ts): started again below if it had stopped.
+      container = taken
+        ? this.docker.getContainer(name)
+        : await this.docker.createContainer({ ...holderOptions(jobId, { ...this.policy, network }), ...this.bounded() });
     } catch (err) {
       if (statusOf(err) !== 409) {
         if (isGone(err) && !(await this.imageExists(network.holderImage))) throw new ImageNotFoundError(network.holderImage);
@@ -87,7 +90,7 @@ export class DockerEngine {
         // The engine was killed while it started the holder, and cannot start it any
         // more. A holder keeps no state (only the forwarder runs in it): made anew.
         await this.removeContainer(name);
-        return this.ensureHolder(jobId, true);
+        return this.ensureHolder(jobId, { again: true });
       } else {
         throw new RunnerError(`starting the network holder ${name} failed`, err);
       }
