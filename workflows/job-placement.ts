@@ -2,7 +2,7 @@
  * Where a job runs: placed on a host with room (waiting `queued` in line while there is
  * none), and placed again on another when its host is lost under it.
  */
-import { type ActivityOptions, ApplicationFailure, condition, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
+import { type ActivityOptions, ApplicationFailure, condition, defineSignal, proxyActivities, proxyLocalActivities, setHandler } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { LostHost } from '../common/hosts';
 import type { Placement, ResolvedJobSpec } from '../common/job';
@@ -16,6 +16,12 @@ export const BOOKKEEPING: ActivityOptions = {
   retry: { initialInterval: '200ms', maximumInterval: '10s', nonRetryableErrorTypes: [FailureType.InvalidJobSpec] },
 };
 export const bookkeeping = proxyActivities<Activities>(BOOKKEEPING);
+/**
+ * Placement touches only PostgreSQL: as a local activity it runs inside the workflow
+ * task that accepted the job, with no round trip through the server (a job's pickup
+ * no longer waits for an activity task and a second workflow task).
+ */
+const localBookkeeping = proxyLocalActivities<Activities>(BOOKKEEPING);
 
 /** The longest wait between two placement attempts of a job that waits for a host (it is woken sooner when a job ends). */
 const PLACEMENT_RECHECK_MAX_SECONDS = 30;
@@ -30,13 +36,20 @@ export const warmPlacement = (spec: ResolvedJobSpec, scope: string | undefined) 
  * its next look, backing off from 1 s to 30 s. A cancel ends the wait: the job then
  * ends with no host (null).
  */
-export async function placeWhenRoom(run: JobRun, placement: number, lost: LostHost[] = [], warm?: { scope: string; from?: string }): Promise<Placement | null> {
+export async function placeWhenRoom(
+  run: JobRun,
+  placement: number,
+  lost: LostHost[] = [],
+  warm?: { scope: string; from?: string },
+  local = false,
+): Promise<Placement | null> {
+  const place = local ? localBookkeeping.placeJob : bookkeeping.placeJob;
   let woken = false;
   setHandler(wakeSignal, () => void (woken = true));
   for (let wait = 1; ; wait = Math.min(wait * 2, PLACEMENT_RECHECK_MAX_SECONDS)) {
     // Reset before asking: a wake that comes while the answer is on its way counts.
     woken = false;
-    const answer = await bookkeeping.placeJob({ jobId: run.jobId, placement, ...(lost.length ? { lost } : {}), ...(warm ? { warm } : {}) });
+    const answer = await place({ jobId: run.jobId, placement, ...(lost.length ? { lost } : {}), ...(warm ? { warm } : {}) });
     if (answer === null || !('wait' in answer)) return answer;
     run.view.waiting = answer.wait;
     run.show('queued', answer.wait);
@@ -57,6 +70,7 @@ export async function moveJob(
   from: Placement,
   lost: LostHost[],
   warm?: { scope: string; from?: string },
+  local = false,
 ): Promise<{ to: Placement | null; failure?: Error }> {
   const moving = from.placement <= (from.moves ?? 0);
   const running = [...run.view.steps].reverse().find((s) => s.status === 'running' || s.status === 'failed');
@@ -81,5 +95,5 @@ export async function moveJob(
   run.view.loop = spec.loop ? { iterations: 0, converged: false } : null;
   run.view.placement = next;
   run.show('queued', `its host ${from.host} was lost${step ? ` during ${step}` : ''}; placing it again (placement ${next})`);
-  return { to: await placeWhenRoom(run, next, lost, warm) };
+  return { to: await placeWhenRoom(run, next, lost, warm, local) };
 }

@@ -92,6 +92,16 @@ const HOST_FAILOVER_PATCH = 'host-failover';
  * patch ran them on the loop's workspace; they replay as they ran.
  */
 const PUBLISH_ON_APPROVED_PATCH = 'publish-on-approved';
+/**
+ * Every patch above, decided true at once; and, only under it, placement as a local
+ * activity (job-placement.ts): runs from before it placed the job with an activity task,
+ * and replay as they ran. Each patched() call records a marker and
+ * (the SDK does it) a search attribute upsert: a history event and a visibility write
+ * each, four of them per job before this. A run started since records this one alone,
+ * and never asks for the others. A new patch is decided first as well, under a new
+ * name that implies this one: `const current = patched(NEW) || patched(JOB_2026_12)`.
+ */
+const JOB_2026_12 = 'job-2026-12';
 
 class StepFailedError extends Error {}
 
@@ -107,9 +117,11 @@ class StepFailedError extends Error {}
  */
 export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<JobView> {
   const run = new JobRun(workflowInfo(), resume);
-  const patchesFirst = patched(PATCHES_FIRST);
-  const failover = patchesFirst && patched(HOST_FAILOVER_PATCH);
-  const onApproved = patchesFirst && patched(PUBLISH_ON_APPROVED_PATCH);
+  const current = patched(JOB_2026_12);
+  const patchesFirst = current || patched(PATCHES_FIRST);
+  const failover = current || (patchesFirst && patched(HOST_FAILOVER_PATCH));
+  const onApproved = current || (patchesFirst && patched(PUBLISH_ON_APPROVED_PATCH));
+  const localPlacement = current;
   const { view, jobId } = run;
   setHandler(statusQuery, () => view);
   setHandler(cancelSignal, (arg) => run.stop({ status: 'cancelled', reason: arg?.reason || 'cancelled by request' }));
@@ -137,7 +149,11 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   // The job's host: chosen once, among the hosts with room, carried to later runs; every
   // activity that touches its workspace goes there.
   const warm = warmPlacement(spec, accepted.warmScope);
-  let placement = resume ? (resume.placement ?? null) : patchesFirst || patched(HOST_PLACEMENT_PATCH) ? await placeWhenRoom(run, 1, [], warm) : null;
+  let placement = resume
+    ? (resume.placement ?? null)
+    : patchesFirst || patched(HOST_PLACEMENT_PATCH)
+      ? await placeWhenRoom(run, 1, [], warm, localPlacement)
+      : null;
   let steps = new JobSteps(run, spec, resume?.seq ?? 0, placement, accepted.warmScope);
 
   // The job's time limit is enforced here rather than only as a server-side
@@ -158,13 +174,13 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     for (;;) {
       try {
         failure = null;
-        continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, { batched: patchesFirst, onApproved }, from));
+        continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, { batched: patchesFirst, onApproved, current }, from));
       } catch (err) {
         failure = err;
       }
       // The job's host was lost under it: it runs again from the clone on another host, a new placement.
       if (!failover || !placement || run.ending || !isScheduleToStartTimeout(failure)) break;
-      const moved = await moveJob(run, spec, placement, lost, warm);
+      const moved = await moveJob(run, spec, placement, lost, warm, localPlacement);
       // Its end is recorded from the shared queue: the lost host takes nothing.
       placement = moved.to;
       if (!moved.to) {
@@ -181,7 +197,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   const end = jobEnd(failure, run.ending, isCancellation);
   let status = end.status;
 
-  if (continueAt !== null && status === 'succeeded' && end.ending && patched(STOP_AT_CONTINUE_PATCH)) {
+  if (continueAt !== null && status === 'succeeded' && end.ending && (current || patched(STOP_AT_CONTINUE_PATCH))) {
     // Cancelled, or out of time, just as this run handed the loop on: the job ends here.
     status = end.ending.status;
     continueAt = null;
@@ -282,7 +298,7 @@ async function phases(
   gate: ApprovalGate,
   spec: ResolvedJobSpec,
   accepted: AcceptedJob,
-  { batched, onApproved }: { batched: boolean; onApproved: boolean },
+  { batched, onApproved, current }: { batched: boolean; onApproved: boolean; current: boolean },
   resume?: LoopResume,
 ): Promise<number | null> {
   if (!resume) await prepare(run, steps, spec, batched);
@@ -296,7 +312,7 @@ async function phases(
       const ran = await steps.command('loop', k, spec.loop.command);
       if (ran.status === 'succeeded' && spec.snapshot?.after === `loop-${k}`) await steps.keepWorkspace(spec.snapshot.after);
       // A full workspace stays full: the job fails there rather than spend its iterations.
-      if (ran.reason === 'workspace_full' && patched(WORKSPACE_FULL_PATCH)) throw new StepFailedError(failedStepMessage(ran));
+      if (ran.reason === 'workspace_full' && (current || patched(WORKSPACE_FULL_PATCH))) throw new StepFailedError(failedStepMessage(ran));
       const converged = (spec.loop.until ? await steps.command('until', k, spec.loop.until) : ran).status === 'succeeded';
       if (converged) {
         loop.converged = true;
