@@ -11,8 +11,17 @@ import { acceptsConnections, waitNotRunning } from './engine-requests';
 import { isEngineUnreachable, isWedged } from './engine-errors';
 import { StepOutput } from './step-output';
 
+/** Exited steps whose end is remembered; the oldest are forgotten first. */
+const EXITED_KEPT = 512;
+
 export class DockerStepRunner implements StepRunner {
   private readonly output: StepOutput;
+  /**
+   * An exited container's end does not change, and a step asks for it twice (its wait,
+   * and its log follow's last read), each an inspect and a ping on a new connection:
+   * the second is answered from here. Forgotten when the container is removed.
+   */
+  private readonly exited = new Map<string, StepState>();
 
   constructor(
     private readonly e: DockerEngine,
@@ -84,6 +93,18 @@ export class DockerStepRunner implements StepRunner {
   }
 
   async status(step: StepRef): Promise<StepState> {
+    const name = this.e.name(step);
+    const known = this.exited.get(name);
+    if (known) return known;
+    const state = await this.inspectState(step);
+    if (state.state === 'exited') {
+      this.exited.set(name, state);
+      if (this.exited.size > EXITED_KEPT) this.exited.delete(this.exited.keys().next().value!);
+    }
+    return state;
+  }
+
+  private async inspectState(step: StepRef): Promise<StepState> {
     let info: Docker.ContainerInspectInfo;
     try {
       info = await this.e.docker.getContainer(this.e.name(step)).inspect(this.e.bounded());
@@ -155,6 +176,7 @@ export class DockerStepRunner implements StepRunner {
   }
 
   async remove(step: StepRef): Promise<void> {
+    this.exited.delete(this.e.name(step));
     await this.e.removeContainer(this.e.name(step));
   }
 
@@ -194,6 +216,7 @@ export class DockerStepRunner implements StepRunner {
     } catch (err) {
       throw new RunnerError(`listing containers of job ${jobId} failed`, err);
     }
+    for (const c of containers) this.exited.delete(nameOf(c));
     // Steps first: they share the holder's network namespace. A holder that was made
     // ready before its job has no job label, so it is removed by its name.
     await Promise.all(containers.filter((c) => !isHolder(c)).map((c) => this.e.removeContainer(nameOf(c))));

@@ -24,6 +24,15 @@ import { holderName, readyHolderDir, readyHolderName, readyHolderOptions } from 
 import type { DockerEngine } from './engine';
 import { statusOf } from './engine';
 
+/**
+ * How long after a take the pool refills: long enough that a holder's creation and start
+ * (about 250 ms of the engine's time here) does not contend with the taking job's first
+ * container (created and started within about 150 ms of the take), short enough that
+ * jobs coming one after another do not find the pool empty (a second's delay did: every
+ * third or fourth job then made its own holder).
+ */
+const REFILL_DELAY_MS = 150;
+
 interface Ready {
   slot: string;
   name: string;
@@ -34,6 +43,7 @@ export class ReadyHolders {
   private readonly ready: Ready[] = [];
   private size = 0;
   private filling: Promise<void> | null = null;
+  private refillTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
   private onError: (err: unknown) => void = () => undefined;
@@ -46,19 +56,23 @@ export class ReadyHolders {
     return n.mode === 'proxy' && n.forwarder !== 'in-step' && !n.socketVolume;
   }
 
-  /** Removes what an earlier worker of this host left ready, then keeps `size` ready. */
+  /** Removes what an earlier worker of this host left ready, then makes `size` ready (resolving once they are) and keeps them so. */
   async start(size: number, onError?: (err: unknown) => void): Promise<void> {
     if (!this.usable || size <= 0) return;
     this.size = size;
     if (onError) this.onError = onError;
     this.stopped = false;
     await this.removeLeftovers();
+    // The first jobs of a worker that just started find their holders ready too.
     this.refill();
+    await this.filling;
   }
 
   /** Stops refilling and removes the holders no job took. */
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.refillTimer) clearTimeout(this.refillTimer);
+    this.refillTimer = null;
     await this.filling;
     const left = this.ready.splice(0);
     await Promise.all(left.map((r) => this.discard(r)));
@@ -76,8 +90,8 @@ export class ReadyHolders {
    */
   async take(jobId: string): Promise<boolean> {
     const r = this.ready.shift();
+    this.refillSoon();
     if (!r) return false;
-    this.refill();
     const network = this.e.policy.network;
     if (network.mode !== 'proxy') return false;
     const deployment = this.e.policy.deployment;
@@ -110,6 +124,15 @@ export class ReadyHolders {
 
   private rename(from: string, to: string): Promise<void> {
     return this.e.docker.getContainer(from).rename({ name: to, ...this.e.bounded() }) as Promise<void>;
+  }
+
+  private refillSoon(): void {
+    if (this.refillTimer || this.stopped || this.size === 0) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = null;
+      this.refill();
+    }, REFILL_DELAY_MS);
+    this.refillTimer.unref();
   }
 
   /** Fills the pool to its size, one holder at a time, in the background. */

@@ -90,6 +90,38 @@ describe('DockerRunner on a shared engine', () => {
     }
   });
 
+  it("reads an exited step's end from the engine once, and again after the step is removed", async () => {
+    const counted = new Docker();
+    let inspects = 0;
+    const getContainer = counted.getContainer.bind(counted);
+    counted.getContainer = (id: string) => {
+      const c = getContainer(id);
+      const inspect = c.inspect.bind(c) as (opts?: object) => Promise<Docker.ContainerInspectInfo>;
+      c.inspect = ((opts?: object) => {
+        inspects++;
+        return inspect(opts);
+      }) as typeof c.inspect;
+      return c;
+    };
+    const r = new DockerRunner(counted, stepPolicy(config));
+    const jobId = `exited-${process.pid}`;
+    const ref = { jobId, kind: 'setup' as const, index: 0 };
+    try {
+      await r.prepareWorkspace(jobId);
+      await r.start({ ...ref, image: config.DRAFTSMAN_DEFAULT_IMAGE, command: 'exit 3', env: {}, timeoutSeconds: 30 });
+      const exit = await r.wait(ref);
+      const after = inspects;
+      expect(await r.status(ref)).toEqual({ state: 'exited', exit });
+      expect(inspects).toBe(after);
+      expect(exit.exitCode).toBe(3);
+      await r.remove(ref);
+      expect(await r.status(ref)).toEqual({ state: 'missing' });
+      expect(inspects).toBe(after + 1);
+    } finally {
+      await r.removeJob(jobId);
+    }
+  });
+
   it('a 404 that is not about the image is an engine error, not "image not found"', async () => {
     const broken = new DockerRunner(docker, { ...stepPolicy(config), network: { mode: 'insecure', network: 'draftsman-no-such-network' } });
     const jobId = `net-${process.pid}`;
