@@ -173,3 +173,40 @@ describe('StepLogWriter masks a secret across lines', () => {
     await log.close();
   });
 });
+
+describe('StepLogWriter timing', () => {
+  const short = (text: string) => ({ time: new Date(0).toISOString(), stream: 'stdout' as const, text });
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  it("stores a step's first lines at once, and later ones at most one chunk every 200 ms", async () => {
+    const chunks: string[][] = [];
+    const store = {
+      append: async (_job: string, c: { lines: { x: string }[] }) => void chunks.push(c.lines.map((l) => l.x)),
+    } as unknown as LogStore;
+    const log = new StepLogWriter(
+      store,
+      'job',
+      { kind: 'setup', index: 0 },
+      { bytes: 2 ** 20, of: 'step' },
+      { nextChunk: 0, lines: 0, bytes: 0, truncated: false },
+    );
+    // Lines read together go in one chunk, written on the next turn of the loop.
+    void log.add([short('a'), short('b')]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(chunks).toEqual([['a', 'b']]);
+    // Within the interval: held until it is over.
+    void log.add([short('c')]);
+    await jest.advanceTimersByTimeAsync(100);
+    void log.add([short('d')]);
+    await jest.advanceTimersByTimeAsync(99);
+    expect(chunks).toEqual([['a', 'b']]);
+    await jest.advanceTimersByTimeAsync(1);
+    expect(chunks).toEqual([
+      ['a', 'b'],
+      ['c', 'd'],
+    ]);
+    await log.close();
+    expect(chunks).toHaveLength(2);
+  });
+});

@@ -54,6 +54,8 @@ export class StepLogWriter {
   private held: LogLine[] = [];
   private heldChars = 0;
   private bufferBytes = 0;
+  /** When the last chunk was written (epoch ms). */
+  private lastWrite = 0;
   private nextChunk: number;
   private lineCount: number;
   private bytes: number;
@@ -150,8 +152,17 @@ export class StepLogWriter {
       this.bufferBytes += size;
       this.buffer.push({ t: raw.time, s: raw.stream === 'stderr' ? 'e' : 'o', x: text });
       if (this.bufferBytes >= CHUNK_BYTES) this.writeChunk();
-      else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+      else this.flushSoon();
     }
+  }
+
+  /**
+   * At most one chunk every FLUSH_MS, the first at once: a step's first line reaches its
+   * followers without waiting (what "time to the first output" measures), and a fast
+   * printer still writes a chunk per interval. Lines read together are stored together.
+   */
+  private flushSoon(): void {
+    this.timer ??= setTimeout(() => this.flush(), Math.max(0, this.lastWrite + FLUSH_MS - Date.now()));
   }
 
   /** Writes what is buffered, the held lines too (the timer, a gap, the end). */
@@ -165,6 +176,7 @@ export class StepLogWriter {
   /** Writes the buffered lines as one chunk; writes happen one after another, in order. */
   private writeChunk(): void {
     if (this.buffer.length === 0) return;
+    this.lastWrite = Date.now();
     const chunk = {
       ...this.step,
       chunk: this.nextChunk++,
