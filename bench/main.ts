@@ -2,7 +2,7 @@
  * `npm run bench`: runs every measure against the real stack, prints a table and
  * writes docs/benchmarks.md. BENCH_QUICK=1 runs each measure a few times only
  * (a smoke run that keeps the harness from rotting; its figures mean little);
- * BENCH_ONLY picks measures by name (overhead, pickup, cancel, recovery, throughput,
+ * BENCH_ONLY picks measures by name (overhead, pickup (and the first output), cancel, recovery, throughput,
  * loops, logs, startup, fanout, dashboard, hosts, warm).
  */
 import fs from 'node:fs';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { cancelLatency, type Measure, recoveryLatency } from './guarantees';
 import { startBenchStack } from './harness';
-import { pickupLatency, stepOverhead } from './overhead';
+import { firstOutput, pickupLatency, stepOverhead } from './overhead';
 import { logVolume, longLoops, startUp } from './scale';
 import { throughput } from './throughput';
 import { fanout } from './fanout';
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   const measures: Measure[] = [];
   try {
     if (want('overhead')) measures.push(...(await stepOverhead(stack, quick ? 1 : 5)));
-    if (want('pickup')) measures.push(await pickupLatency(stack, quick ? 2 : 50));
+    if (want('pickup')) measures.push(await pickupLatency(stack, quick ? 2 : 50), await firstOutput(stack, quick ? 2 : 30));
     if (want('cancel')) measures.push(await cancelLatency(stack, quick ? 2 : 20));
     if (want('recovery')) measures.push(await recoveryLatency(stack, quick ? 1 : 5));
     if (want('throughput')) {
