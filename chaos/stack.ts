@@ -117,6 +117,9 @@ export async function startChaosStack(opts: {
     DRAFTSMAN_LOOP_ITERATIONS_PER_RUN: '2',
     DRAFTSMAN_DATA_DIR: dir,
     DOCKER_HOST: engine.host,
+    // The production default (the tests' worker processes keep none): jobs take holders made ahead,
+    // across worker kills and engine restarts; the campaign's engine goes with everything on it.
+    DRAFTSMAN_READY_HOLDERS: '2',
     ...opts.workerEnv,
   };
 
