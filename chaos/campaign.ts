@@ -11,8 +11,8 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Boundary } from '../testing/faults';
 import { loadConfig } from '../common/config';
 import type { JobSpec } from '../common/spec';
-import { LABEL_DEPLOYMENT, LABEL_JOB } from '../common/names';
 import { startGitFixture } from '../testing/git-fixture';
+import { leftovers } from '../testing/stack';
 import { checkJob, INVARIANTS, type ObservedJob, type Violation } from './invariants';
 import { Prng } from './prng';
 import { startChaosStack } from './stack';
@@ -401,8 +401,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       const d = e.data as { kind?: string; index?: number };
       return d.kind !== undefined ? `${e.type}:${d.kind}-${d.index}` : e.type;
     });
-    const filters = JSON.stringify({ label: [`${LABEL_DEPLOYMENT}=${DEPLOYMENT}`, `${LABEL_JOB}=${j.id}`] });
-    const [containers, volumes] = await Promise.all([stack.docker.listContainers({ all: true, filters }), stack.docker.listVolumes({ filters })]);
+    // What the job left, its holder made ready before it (no job label; named for the job) included.
+    const left = await leftovers(stack.docker, j.id);
     const prefix = `draftsman-${DEPLOYMENT}-${j.id}-`;
     const starts: Record<string, number> = {};
     for (const [name, n] of witness.starts) if (name.startsWith(prefix)) starts[name.slice(prefix.length)] = n;
@@ -416,7 +416,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignResult
       events,
       engineOutages,
       workerAway,
-      leftovers: [...containers.map((c) => c.Names[0] ?? c.Id), ...(volumes.Volumes ?? []).map((v) => v.Name)],
+      leftovers: left,
       starts,
     };
   }

@@ -9,7 +9,8 @@ import { JobsClient } from '../client/jobs';
 import { dataConverterFor } from '../common/codec';
 import { type Config, loadConfig } from '../common/config';
 import type { JobView } from '../common/job';
-import { LABEL_MANAGED, LABEL_READY } from '../common/names';
+import { LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_READY } from '../common/names';
+import { holderName } from '../runner/docker/convert';
 import { createLogger } from '../common/logger';
 import { Metrics } from '../common/metrics';
 import { JobStore } from '../db/store';
@@ -193,6 +194,6 @@ export async function leftovers(docker: Docker, jobId: string): Promise<string[]
     docker.listContainers({ all: true, filters: taken }),
     docker.listVolumes({ filters }),
   ]);
-  const holders = ready.filter((c) => (c.Names[0] ?? '').endsWith(`-${jobId}-holder`));
+  const holders = ready.filter((c) => c.Names[0] === `/${holderName(jobId, c.Labels[LABEL_DEPLOYMENT] ?? '')}`);
   return [...[...containers, ...holders].map((c) => c.Names[0] ?? c.Id), ...(volumes.Volumes ?? []).map((v) => v.Name)];
 }
