@@ -86,6 +86,8 @@ export interface WorkerDeps {
  */
 export class HostWorker {
   private beating: NodeJS.Timeout | null = null;
+  /** Set by shutdown(): one asked for before the workers run (while holders are made ready) is not lost. */
+  private stopping = false;
   /** When this worker first heard its host drains (epoch ms), for the drain timeout. */
   private drainSeenAt: number | null = null;
 
@@ -147,7 +149,10 @@ export class HostWorker {
     this.startBeating();
     const stopReady = await this.keepReady();
     try {
-      await Promise.all([this.shared.run().catch(stopOther(this.host)), this.host.run().catch(stopOther(this.shared))]);
+      const both = Promise.all([this.shared.run().catch(stopOther(this.host)), this.host.run().catch(stopOther(this.shared))]);
+      // Asked to stop while its holders were made ready: the workers (running from their run() call on) stop as they start.
+      if (this.stopping) this.shutdown();
+      await both;
     } finally {
       this.stopBeating();
       await stopReady?.();
@@ -169,6 +174,7 @@ export class HostWorker {
   }
 
   shutdown(): void {
+    this.stopping = true;
     for (const w of [this.shared, this.host]) if (w.getState() === 'RUNNING') w.shutdown();
   }
 }
