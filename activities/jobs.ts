@@ -12,7 +12,6 @@ import {
   type JobStatus,
   type Placement,
   type ResolvedJobSpec,
-  warmPlacement,
   type StepOutcome,
 } from '../common/job';
 import { FailureType } from '../common/names';
@@ -26,9 +25,6 @@ export function labelHoldingSecret(labels: Record<string, string>, secretValues:
   const secrets = secretValues.filter((v) => v.length >= 4);
   return Object.entries(labels).find(([, v]) => secrets.some((s) => v.includes(s)))?.[0] ?? null;
 }
-
-type AcceptInput = { jobId: string; runId: string; spec: unknown; principal?: string; requestId?: string };
-type PlaceInput = { jobId: string; placement: number; lost?: LostHost[]; warm?: { scope: string; from?: string } };
 
 /** How many of the jobs waiting for a host an ended job wakes: the first few, who take the room in order. */
 const WAKE_AT_ONCE = 4;
@@ -79,102 +75,55 @@ export function createJobActivities(sh: Shared) {
     await Promise.all(first.map((id) => sh.wakeJob!(id).catch(() => undefined)));
   }
 
-  /** Validates the spec (jobs started through the SDK skip the API's check), applies the operator's defaults and records the job as queued. */
-  async function accept(input: AcceptInput): Promise<AcceptedJob> {
-    // The id names containers and volumes: an SDK caller may have chosen any string.
-    if (!JOB_ID_PATTERN.test(input.jobId)) {
-      return refuse(input.jobId, input.runId, `job id ${JSON.stringify(input.jobId.slice(0, 120))} must match ${JOB_ID_PATTERN.source}`, 'id');
-    }
-    const principal = input.principal ?? `sdk:${(await sh.starterIdentity?.(input.jobId, input.runId)) ?? 'unknown'}`;
-    const by: Submitter = { principal, ...(input.requestId ? { requestId: input.requestId } : {}) };
-    let spec: ResolvedJobSpec;
-    try {
-      spec = resolveJobSpec(input.spec, specPolicy(config));
-    } catch (err) {
-      if (!isInvalidJobSpecError(err)) throw err;
-      return refuse(input.jobId, input.runId, err.message, err.field, by);
-    }
-    // The API checked the grants of its jobs; those started with the SDK are checked here.
-    const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
-    if (ungranted) return refuse(input.jobId, input.runId, ungrantedMessage(ungranted, principal), ungranted.field, by);
-    // Every reference must resolve before anything starts; values are not kept.
-    const values: string[] = [];
-    for (const [field, ref] of specSecretRefs(spec)) {
-      try {
-        values.push(sh.secrets.resolve(ref));
-      } catch (err) {
-        if (!(err instanceof UnknownSecretError)) throw err;
-        return refuse(input.jobId, input.runId, `${field}: ${err.message}`, field, by);
-      }
-    }
-    // Labels become search attributes, which are not encrypted.
-    const leaked = labelHoldingSecret(spec.labels ?? {}, values);
-    if (leaked) return refuse(input.jobId, input.runId, `labels.${leaked}: holds the value of one of the job's secrets`, `labels.${leaked}`, by);
-    try {
-      await store.recordAccepted(input.jobId, input.runId, spec, by);
-    } catch (err) {
-      if (err instanceof DuplicateJobIdError) throw ApplicationFailure.nonRetryable(err.message, err.name);
-      throw err;
-    }
-    // In line for a host from now: jobs are placed in the order they were accepted.
-    if (sh.host) await sh.hosts.enqueue(input.jobId, spec.concurrency);
-    return {
-      spec,
-      iterationsPerRun: config.DRAFTSMAN_LOOP_ITERATIONS_PER_RUN,
-      ...(spec.caches || spec.snapshot || spec.from ? { warmScope: warmScope(config.DRAFTSMAN_CACHE_SCOPE, spec.repo, principal) } : {}),
-    };
-  }
-
-  async function place(input: PlaceInput): Promise<Placement | { wait: string } | null> {
-    if (!sh.host) return null;
-    // A host that holds the job's caches or the workspace it starts from, when one has room.
-    const prefer = input.warm ? await sh.kept.hostsOf(input.warm.scope, input.warm.from) : [];
-    const choice = await sh.hosts.place(input.jobId, input.lost ?? [], new Date(), prefer);
-    if ('wait' in choice) {
-      await store.recordWaiting(input.jobId, choice.wait, 'waiting:host');
-      return { wait: choice.wait };
-    }
-    const placed: Placement = {
-      host: choice.host.id,
-      taskQueue: choice.host.taskQueue,
-      placement: input.placement,
-      lostAfterSeconds: sh.host.lostAfterSeconds,
-      moves: sh.host.moves,
-    };
-    await store.event(input.jobId, `placed:${input.placement}`, 'placed', { host: placed.host, placement: placed.placement });
-    return placed;
-  }
-
   return {
     /**
      * Validates the spec (jobs started through the SDK skip the API's check),
      * applies the operator's defaults and records the job as queued.
      */
-    acceptJob: (input: AcceptInput): Promise<AcceptedJob> => accept(input),
-
-    /**
-     * A new job's first moments in one local activity, one round trip inside the
-     * workflow's first task where there were three: accepted as acceptJob does; placed as
-     * placeJob does (or the answer says why it waits, and the workflow asks again); and,
-     * once placed, started as startJob does (placement checked the host's disk).
-     */
-    async admitJob(input: AcceptInput): Promise<{ accepted: AcceptedJob; placed: Placement | { wait: string } | null; started: boolean }> {
-      const accepted = await accept(input);
-      const warm = warmPlacement(accepted.spec, accepted.warmScope);
-      const placed = await place({ jobId: input.jobId, placement: 1, ...(warm ? { warm } : {}) });
-      if (placed === null || 'wait' in placed) return { accepted, placed, started: false };
-      await store.recordStarted(input.jobId, accepted.spec.image);
-      return { accepted, placed, started: true };
+    async acceptJob(input: { jobId: string; runId: string; spec: unknown; principal?: string; requestId?: string }): Promise<AcceptedJob> {
+      // The id names containers and volumes: an SDK caller may have chosen any string.
+      if (!JOB_ID_PATTERN.test(input.jobId)) {
+        return refuse(input.jobId, input.runId, `job id ${JSON.stringify(input.jobId.slice(0, 120))} must match ${JOB_ID_PATTERN.source}`, 'id');
+      }
+      const principal = input.principal ?? `sdk:${(await sh.starterIdentity?.(input.jobId, input.runId)) ?? 'unknown'}`;
+      const by: Submitter = { principal, ...(input.requestId ? { requestId: input.requestId } : {}) };
+      let spec: ResolvedJobSpec;
+      try {
+        spec = resolveJobSpec(input.spec, specPolicy(config));
+      } catch (err) {
+        if (!isInvalidJobSpecError(err)) throw err;
+        return refuse(input.jobId, input.runId, err.message, err.field, by);
+      }
+      // The API checked the grants of its jobs; those started with the SDK are checked here.
+      const ungranted = firstUngranted(config.DRAFTSMAN_SECRET_GRANTS, principal, specSecretRefs(spec));
+      if (ungranted) return refuse(input.jobId, input.runId, ungrantedMessage(ungranted, principal), ungranted.field, by);
+      // Every reference must resolve before anything starts; values are not kept.
+      const values: string[] = [];
+      for (const [field, ref] of specSecretRefs(spec)) {
+        try {
+          values.push(sh.secrets.resolve(ref));
+        } catch (err) {
+          if (!(err instanceof UnknownSecretError)) throw err;
+          return refuse(input.jobId, input.runId, `${field}: ${err.message}`, field, by);
+        }
+      }
+      // Labels become search attributes, which are not encrypted.
+      const leaked = labelHoldingSecret(spec.labels ?? {}, values);
+      if (leaked) return refuse(input.jobId, input.runId, `labels.${leaked}: holds the value of one of the job's secrets`, `labels.${leaked}`, by);
+      try {
+        await store.recordAccepted(input.jobId, input.runId, spec, by);
+      } catch (err) {
+        if (err instanceof DuplicateJobIdError) throw ApplicationFailure.nonRetryable(err.message, err.name);
+        throw err;
+      }
+      // In line for a host from now: jobs are placed in the order they were accepted.
+      if (sh.host) await sh.hosts.enqueue(input.jobId, spec.concurrency);
+      return {
+        spec,
+        iterationsPerRun: config.DRAFTSMAN_LOOP_ITERATIONS_PER_RUN,
+        ...(spec.caches || spec.snapshot || spec.from ? { warmScope: warmScope(config.DRAFTSMAN_CACHE_SCOPE, spec.repo, principal) } : {}),
+      };
     },
-
-    /**
-     * Places a job on a host with room (db/host-store.ts): its workspace will live on that
-     * host's engine, and every step after this goes to the host's own queue. When no host
-     * has room, the job waits `queued` with the reason and its place in the queue, and
-     * asks again. Null from a worker that serves no host of its own (activities run alone
-     * in tests), which leaves the job on the shared queue.
-     */
-    placeJob: (input: PlaceInput): Promise<Placement | { wait: string } | null> => place(input),
 
     /**
      * Starts the job unless the disk guard holds it back; then it stays queued with
@@ -207,6 +156,38 @@ export function createJobActivities(sh: Shared) {
         event: input.approval.decision === 'approve' ? 'approved' : 'rejected',
         by: input.approval.by === 'timeout' ? 'timeout' : 'person',
       });
+    },
+
+    /**
+     * Places a job on a host with room (db/host-store.ts): its workspace will live on that
+     * host's engine, and every step after this goes to the host's own queue. When no host
+     * has room, the job waits `queued` with the reason and its place in the queue, and
+     * asks again. Null from a worker that serves no host of its own (activities run alone
+     * in tests), which leaves the job on the shared queue.
+     */
+    async placeJob(input: {
+      jobId: string;
+      placement: number;
+      lost?: LostHost[];
+      warm?: { scope: string; from?: string };
+    }): Promise<Placement | { wait: string } | null> {
+      if (!sh.host) return null;
+      // A host that holds the job's caches or the workspace it starts from, when one has room.
+      const prefer = input.warm ? await sh.kept.hostsOf(input.warm.scope, input.warm.from) : [];
+      const choice = await sh.hosts.place(input.jobId, input.lost ?? [], new Date(), prefer);
+      if ('wait' in choice) {
+        await store.recordWaiting(input.jobId, choice.wait, 'waiting:host');
+        return { wait: choice.wait };
+      }
+      const placed: Placement = {
+        host: choice.host.id,
+        taskQueue: choice.host.taskQueue,
+        placement: input.placement,
+        lostAfterSeconds: sh.host.lostAfterSeconds,
+        moves: sh.host.moves,
+      };
+      await store.event(input.jobId, `placed:${input.placement}`, 'placed', { host: placed.host, placement: placed.placement });
+      return placed;
     },
 
     /**

@@ -196,7 +196,3 @@ export const JOB_ID_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$/;
 
 /** A label as the DraftsmanLabels search attribute and the list's `label` filter write it. */
 export const labelPair = (key: string, value: string) => `${key}=${value}`;
-
-/** What placement prefers for a job with caches or a kept workspace: hosts that hold its scope's (and the workspace it starts from). */
-export const warmPlacement = (spec: { from?: ResolvedJobSpec['from'] }, scope: string | undefined): { scope: string; from?: string } | undefined =>
-  scope ? { scope, ...(spec.from ? { from: spec.from.job } : {}) } : undefined;

@@ -9,8 +9,6 @@ import type { Placement, ResolvedJobSpec } from '../common/job';
 import { FailureType, WAKE_SIGNAL } from '../common/names';
 import type { JobRun } from './job-run';
 
-export { warmPlacement } from '../common/job';
-
 export const wakeSignal = defineSignal(WAKE_SIGNAL);
 
 export const BOOKKEEPING: ActivityOptions = {
@@ -28,6 +26,10 @@ const localBookkeeping = proxyLocalActivities<Activities>(BOOKKEEPING);
 /** The longest wait between two placement attempts of a job that waits for a host (it is woken sooner when a job ends). */
 const PLACEMENT_RECHECK_MAX_SECONDS = 30;
 
+/** What placement prefers for a job with caches or a kept workspace: hosts that hold its scope's (and the workspace it starts from). */
+export const warmPlacement = (spec: ResolvedJobSpec, scope: string | undefined) =>
+  scope ? { scope, ...(spec.from ? { from: spec.from.job } : {}) } : undefined;
+
 /**
  * Places the job on a host with room. While there is none it waits `queued`, saying
  * why and its place in the queue, until woken (a job ended: room may have freed) or
@@ -40,8 +42,6 @@ export async function placeWhenRoom(
   lost: LostHost[] = [],
   warm?: { scope: string; from?: string },
   local = false,
-  /** The answer of an ask made already (the job's admission): it waits before asking again. */
-  asked?: { wait: string },
 ): Promise<Placement | null> {
   const place = local ? localBookkeeping.placeJob : bookkeeping.placeJob;
   let woken = false;
@@ -49,8 +49,7 @@ export async function placeWhenRoom(
   for (let wait = 1; ; wait = Math.min(wait * 2, PLACEMENT_RECHECK_MAX_SECONDS)) {
     // Reset before asking: a wake that comes while the answer is on its way counts.
     woken = false;
-    const answer = asked ?? (await place({ jobId: run.jobId, placement, ...(lost.length ? { lost } : {}), ...(warm ? { warm } : {}) }));
-    asked = undefined;
+    const answer = await place({ jobId: run.jobId, placement, ...(lost.length ? { lost } : {}), ...(warm ? { warm } : {}) });
     if (answer === null || !('wait' in answer)) return answer;
     run.view.waiting = answer.wait;
     run.show('queued', answer.wait);

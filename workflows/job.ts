@@ -122,8 +122,6 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   const failover = current || (patchesFirst && patched(HOST_FAILOVER_PATCH));
   const onApproved = current || (patchesFirst && patched(PUBLISH_ON_APPROVED_PATCH));
   const localPlacement = current;
-  /** A new run's accept, placement and start, when one local activity did them (current runs). */
-  let admitted: Awaited<ReturnType<typeof local.admitJob>> | null = null;
   const { view, jobId } = run;
   setHandler(statusQuery, () => view);
   setHandler(cancelSignal, (arg) => run.stop({ status: 'cancelled', reason: arg?.reason || 'cancelled by request' }));
@@ -131,16 +129,15 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   let accepted: AcceptedJob;
   try {
     const { [PRINCIPAL_MEMO]: principal, [REQUEST_ID_MEMO]: requestId } = workflowInfo().memo ?? {};
-    const acceptInput = {
-      jobId,
-      runId: workflowInfo().firstExecutionRunId,
-      spec: input,
-      ...(typeof principal === 'string' ? { principal } : {}),
-      ...(typeof requestId === 'string' ? { requestId } : {}),
-    };
-    if (resume) accepted = resume.accepted;
-    else if (current) accepted = (admitted = await local.admitJob(acceptInput)).accepted;
-    else accepted = await local.acceptJob(acceptInput);
+    accepted =
+      resume?.accepted ??
+      (await local.acceptJob({
+        jobId,
+        runId: workflowInfo().firstExecutionRunId,
+        spec: input,
+        ...(typeof principal === 'string' ? { principal } : {}),
+        ...(typeof requestId === 'string' ? { requestId } : {}),
+      }));
   } catch (err) {
     run.show('failed', 'the spec was refused');
     view.error = errorMessage(err);
@@ -154,13 +151,9 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   const warm = warmPlacement(spec, accepted.warmScope);
   let placement = resume
     ? (resume.placement ?? null)
-    : admitted
-      ? admitted.placed === null || !('wait' in admitted.placed)
-        ? admitted.placed
-        : await placeWhenRoom(run, 1, [], warm, localPlacement, admitted.placed)
-      : patchesFirst || patched(HOST_PLACEMENT_PATCH)
-        ? await placeWhenRoom(run, 1, [], warm, localPlacement)
-        : null;
+    : patchesFirst || patched(HOST_PLACEMENT_PATCH)
+      ? await placeWhenRoom(run, 1, [], warm, localPlacement)
+      : null;
   let steps = new JobSteps(run, spec, resume?.seq ?? 0, placement, accepted.warmScope);
 
   // The job's time limit is enforced here rather than only as a server-side
@@ -181,9 +174,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     for (;;) {
       try {
         failure = null;
-        // Started by the admission only in its first placement: a job moved to another host starts again there.
-        const started = admitted?.started === true && steps.placement?.placement === 1;
-        continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, { batched: patchesFirst, onApproved, current, started }, from));
+        continueAt = await run.body.run(() => phases(run, steps, gate, spec, accepted, { batched: patchesFirst, onApproved, current }, from));
       } catch (err) {
         failure = err;
       }
@@ -263,10 +254,10 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
   throw ApplicationFailure.nonRetryable(error ?? 'job failed', FailureType.JobFailed);
 }
 
-/** Waits for the disk guard's go (unless the job was started when admitted), then clones and runs the setup steps. */
-async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batched: boolean, started: boolean): Promise<void> {
+/** Waits for the disk guard's go, then clones and runs the setup steps. */
+async function prepare(run: JobRun, steps: JobSteps, spec: ResolvedJobSpec, batched: boolean): Promise<void> {
   // The disk guard may hold the job back; it stays queued, saying why, and asks again.
-  while (!started) {
+  for (;;) {
     const start = await local.startJob({ jobId: run.jobId, image: spec.image, ...(steps.placement ? { placed: true } : {}) });
     if (start.started) break;
     run.view.waiting = start.reason;
@@ -307,10 +298,10 @@ async function phases(
   gate: ApprovalGate,
   spec: ResolvedJobSpec,
   accepted: AcceptedJob,
-  { batched, onApproved, current, started }: { batched: boolean; onApproved: boolean; current: boolean; started: boolean },
+  { batched, onApproved, current }: { batched: boolean; onApproved: boolean; current: boolean },
   resume?: LoopResume,
 ): Promise<number | null> {
-  if (!resume) await prepare(run, steps, spec, batched, started);
+  if (!resume) await prepare(run, steps, spec, batched);
   // A continued run is past the loop's gate.
   if (spec.approval?.before === 'loop' && !resume) await gate.pass(spec.approval);
   const loop = run.view.loop;

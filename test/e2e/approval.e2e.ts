@@ -10,7 +10,6 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Activities } from '../../activities';
-import { admitVia } from '../../testing/admit';
 import { JobsClient } from '../../client/jobs';
 import { ApprovalRefusedError, DecisionPendingError } from '../../common/errors';
 import type { AcceptedJob, Approval, ApprovalGate, JobView, ResolvedJobSpec, StepOutcome } from '../../common/job';
@@ -75,7 +74,6 @@ function scripted(spec: ResolvedJobSpec, beforeValidate: () => Promise<void> = a
       record.ended.push({ status: input.status, error: input.error });
     },
   };
-  activities.admitJob = admitVia(activities);
   return { activities, record };
 }
 

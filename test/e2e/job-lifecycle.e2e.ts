@@ -125,12 +125,12 @@ test('the clone and the setup steps run in one activity, the validations in anot
   expect(stepNames(job)).toEqual(['clone-0:0', 'setup-0:0', 'setup-1:0', 'setup-2:0', 'validate-0:0', 'validate-1:0']);
   const history = await stack.client.workflow.getHandle(id).fetchHistory();
   const scheduled = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
-  // Its two batches and its end (on its host's queue); accepting, placing and starting it are one local activity.
+  // Its two batches and its end (on its host's queue); accepting, placing and starting it are local activities.
   expect(scheduled).toEqual(['runSteps', 'runSteps', 'endJob']);
   const markers = (history.events ?? []).flatMap((e) => e.markerRecordedEventAttributes?.markerName ?? []);
-  // One patch marker (each is a history event and a search attribute upsert), one local activity.
+  // One patch marker (each is a history event and a search attribute upsert), three local activities.
   expect(markers.filter((m) => m === 'core_patch')).toHaveLength(1);
-  expect(markers.filter((m) => m === 'core_local_activity')).toHaveLength(1);
+  expect(markers.filter((m) => m === 'core_local_activity')).toHaveLength(3);
   // Each step still has its own audit records.
   const events = await stack.api<{ events: { type: string }[] }>('GET', `/v1/jobs/${id}/events`);
   expect(events.body.events.filter((e) => e.type === 'step_started')).toHaveLength(6);

@@ -14,7 +14,6 @@ import { CANCEL_SIGNAL, JOB_WORKFLOW_TYPE, STATUS_QUERY } from '../../common/nam
 import { firstTaskSplit } from '../replay/windows';
 import { TEST_DATA_DIR } from '../../testing/env';
 import { fakeSpec } from '../../testing/fake-spec';
-import { admitVia } from '../../testing/admit';
 
 let env: TestWorkflowEnvironment;
 beforeAll(async () => {
@@ -58,7 +57,6 @@ function scripted(onLoopStep: (index: number, jobId: string) => Promise<StepOutc
       ended.push({ status: input.status, error: input.error });
     },
   };
-  activities.admitJob = admitVia(activities);
   return { activities, calls, ended };
 }
 
@@ -161,11 +159,6 @@ function placedOn(placement: Placement) {
     queues.push(`placeJob@${Context.current().info.taskQueue}`);
     return placement;
   };
-  const admit = admitVia(recorded);
-  recorded.admitJob = async (input) => {
-    queues.push(`admitJob@${Context.current().info.taskQueue}`);
-    return admit(input);
-  };
   return { activities: recorded, calls, ended, queues };
 }
 
@@ -184,8 +177,8 @@ test("a placed job's engine activities all go to its host's queue, across contin
   expect(calls.filter((c) => c.startsWith('loop-'))).toEqual(['loop-1', 'loop-2', 'loop-3', 'loop-4']);
   expect(queues.filter((q) => q.startsWith('placeJob@'))).toEqual([`placeJob@${taskQueue}`]);
   const onShared = queues.filter((q) => q.endsWith(`@${taskQueue}`)).map((q) => q.split('@')[0]);
-  // The admission (accept, place, start) is a local activity: it runs where the workflow task does.
-  expect(new Set(onShared)).toEqual(new Set(['admitJob', 'acceptJob', 'placeJob', 'startJob']));
+  // startJob is a local activity (the disk guard's check): it runs where the workflow task does.
+  expect(new Set(onShared)).toEqual(new Set(['acceptJob', 'placeJob', 'startJob']));
   const onHost = queues.filter((q) => q.endsWith(`@${hostQueue}`)).map((q) => q.split('@')[0]);
   // The clone and setup in one activity, the loop's steps one each, the patch, the end (the spec has no validation).
   expect(onHost).toEqual(['runSteps', 'runStep', 'runStep', 'runStep', 'runStep', 'capturePatch', 'endJob']);
