@@ -653,6 +653,16 @@ export interface components {
                 after: string;
             };
             gitTokenSecret?: string;
+            credentials?: {
+                secret: string;
+                hosts: string[];
+                header: string;
+                /** @description the header value, `{value}` standing for the secret (default `{value}`) */
+                format?: string;
+                env: string;
+                /** @description the phases whose steps hold the placeholder and whose requests get the value (default all) */
+                phases?: ("setup" | "loop" | "validate" | "publish")[];
+            }[];
             egress?: {
                 allow: string[];
             };

@@ -70,6 +70,11 @@ describe('firstUngranted over a spec', () => {
       { secrets: { NPM_TOKEN: 'npm-token' }, gitTokenSecret: 'gh-token' },
       { field: 'gitTokenSecret', ref: 'gh-token' },
     ],
+    [{ secrets: {}, gitTokenSecret: null, credentials: [{ secret: 'npm-token' }] }, null],
+    [
+      { secrets: { NPM_TOKEN: 'npm-token' }, gitTokenSecret: null, credentials: [{ secret: 'npm-token' }, { secret: 'model-key' }] },
+      { field: 'credentials.1.secret', ref: 'model-key' },
+    ],
   ])('%j -> %j', (spec, ungranted) => {
     expect(firstUngranted(grants, 'ci', specSecretRefs(spec))).toEqual(ungranted);
   });

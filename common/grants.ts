@@ -77,10 +77,12 @@ export function specSecretRefs(spec: {
   secrets: Record<string, string>;
   publishSecrets?: Record<string, string>;
   gitTokenSecret: string | null;
+  credentials?: { secret: string }[];
 }): [field: string, ref: string][] {
   const refs: [string, string][] = [
     ...Object.entries(spec.secrets).map(([name, ref]): [string, string] => [`secrets.${name}`, ref]),
     ...Object.entries(spec.publishSecrets ?? {}).map(([name, ref]): [string, string] => [`publishSecrets.${name}`, ref]),
+    ...(spec.credentials ?? []).map((c, i): [string, string] => [`credentials.${i}.secret`, c.secret]),
   ];
   if (spec.gitTokenSecret) refs.push(['gitTokenSecret', spec.gitTokenSecret]);
   return refs;

@@ -64,6 +64,47 @@ export interface ResolvedJobSpec {
   snapshot?: { after: KeepPoint };
   /** Start from the workspace another job kept (after its setup or a loop step), instead of a clone. */
   from?: { job: string; after: KeepPoint };
+  /** Secrets the egress proxy adds to requests to their hosts (the steps hold placeholders); absent when it has none. */
+  credentials?: Credential[];
+}
+
+/** The phases a credential can be limited to (`until` belongs to the loop). */
+export const CREDENTIAL_PHASES = ['setup', 'loop', 'validate', 'publish'] as const;
+export type CredentialPhase = (typeof CREDENTIAL_PHASES)[number];
+
+/**
+ * A secret bound to hosts: the steps of its phases find a placeholder in `env`, and the
+ * egress proxy puts `format` with the secret's value into `header` of their requests to
+ * `hosts` (over TLS it terminates with the job's own CA). The value never enters a step.
+ */
+export interface Credential {
+  /** The secret's reference in the operator's store. */
+  secret: string;
+  /** `host` or `host:port` (443 when absent), each also allowed by the job's egress list. */
+  hosts: string[];
+  /** The request header that carries it, lower case. */
+  header: string;
+  /** The header's value, `{value}` standing for the secret (`Bearer {value}`). */
+  format: string;
+  /** The step variable that holds the placeholder. */
+  env: string;
+  /** The phases whose steps hold the placeholder and whose requests get the value. */
+  phases: CredentialPhase[];
+}
+
+/** The phase a step kind belongs to, for a credential's `phases`; clone is Draftsman's own step. */
+export function credentialPhase(kind: StepKind): CredentialPhase | null {
+  return kind === 'clone' ? null : kind === 'until' ? 'loop' : kind;
+}
+
+/** Every secret reference of a job: their values are masked in its output and keep files out of its patch. */
+export function jobSecretRefs(spec: Partial<Pick<ResolvedJobSpec, 'secrets' | 'gitTokenSecret' | 'publishSecrets' | 'credentials'>>): string[] {
+  return [
+    ...Object.values(spec.secrets ?? {}),
+    ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : []),
+    ...Object.values(spec.publishSecrets ?? {}),
+    ...(spec.credentials ?? []).map((c) => c.secret),
+  ];
 }
 
 /** A dependency cache: its key template (`npm-{{ hashFiles('package-lock.json') }}`) and the prefixes restored when the key has no entry. */

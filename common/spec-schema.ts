@@ -1,7 +1,7 @@
 /** The job spec's shape: what a spec may hold, field by field (the operator's policy is applied in spec.ts). */
 import { z } from 'zod';
 import { SECRET_REF } from './grants';
-import { GATED_PHASES } from './job';
+import { CREDENTIAL_PHASES, GATED_PHASES } from './job';
 import { cachesSchema, fromSchema, snapshotSchema } from './warm-spec';
 
 const LABEL_KEY = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
@@ -17,6 +17,22 @@ const SCP_LIKE = /^[A-Za-z0-9._~-]+@[A-Za-z0-9.[\]:-]+:[^\s]+$/;
 // Steps reach out only through an HTTP proxy: git:// and ssh cannot pass it.
 const ALLOWED_PROTOCOLS = new Set(['https:', 'http:', 'file:']);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** An HTTP field name (RFC 9110 5.1: a token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers a credential may not be put in: they frame, route or belong to the connection. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+]);
 // A Docker image reference: [registry[:port]/]path[:tag][@digest].
 const IMAGE_REF =
   /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
@@ -150,6 +166,43 @@ export const jobSpecSchema = z.strictObject({
   from: fromSchema,
   /** A secret holding a token for cloning over https; it reaches git through a credential helper. */
   gitTokenSecret: z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}').optional(),
+  /**
+   * Secrets the egress proxy adds to requests to their hosts: the steps hold a
+   * placeholder, never the value (docs/runner-contract.md, "Credentials").
+   */
+  credentials: z
+    .array(
+      z.strictObject({
+        secret: z.string().regex(SECRET_REF, 'secret references must match [a-z0-9][a-z0-9_.-]{0,63}'),
+        hosts: z
+          .array(z.string().min(1, 'must not be empty').max(260, 'must be at most 260 characters'))
+          .min(1, 'at least one host')
+          .max(20, 'at most 20 hosts'),
+        header: z
+          .string()
+          .regex(HEADER_NAME, 'must be an HTTP header name')
+          .max(64, 'must be at most 64 characters')
+          .refine((h) => !RESERVED_HEADERS.has(h.toLowerCase()), 'is a header the proxy owns (framing, routing or the connection)'),
+        format: z
+          .string()
+          .max(256, 'must be at most 256 characters')
+          .regex(/^[\x20-\x7e]*$/, 'printable ASCII only')
+          .refine((f) => f.split('{value}').length === 2, 'must hold {value} exactly once')
+          .optional()
+          .meta({ description: 'the header value, `{value}` standing for the secret (default `{value}`)' }),
+        env: z
+          .string()
+          .regex(ENV_NAME, 'env names must match [A-Za-z_][A-Za-z0-9_]*')
+          .refine((n) => !n.startsWith('DRAFTSMAN_'), 'env names starting with DRAFTSMAN_ are reserved'),
+        phases: z
+          .array(z.enum(CREDENTIAL_PHASES))
+          .min(1, 'at least one phase')
+          .optional()
+          .meta({ description: 'the phases whose steps hold the placeholder and whose requests get the value (default all)' }),
+      }),
+    )
+    .max(20, 'at most 20 credentials')
+    .optional(),
   /** Hosts the job's steps may reach through the egress proxy; without it, the operator's default list. */
   egress: z
     .strictObject({

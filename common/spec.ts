@@ -3,6 +3,7 @@ import { EgressPolicyError, jobPolicy, type OperatorEgress } from './egress-poli
 import { InvalidJobSpecError } from './errors';
 import type { ResolvedJobSpec } from './job';
 import { checkWarmFields } from './warm-spec';
+import { resolveCredentials } from './credentials';
 
 import { DEFAULT_APPROVAL_SECONDS, jobSpecSchema, type JobSpec } from './spec-schema';
 
@@ -129,6 +130,7 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     const i = egressAllow.indexOf(err.entry);
     throw new InvalidJobSpecError(`egress.allow: ${err.message}`, spec.egress && i >= 0 ? `egress.allow.${i}` : 'egress.allow');
   }
+  const credentials = resolveCredentials(spec, jobPolicy(egressAllow, defaults.egress).allow);
   return {
     repo: spec.repo,
     commit: spec.commit,
@@ -154,6 +156,7 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
       : {}),
     ...(spec.snapshot ? { snapshot: { after: spec.snapshot.after } } : {}),
     ...(spec.from ? { from: { job: spec.from.job, after: spec.from.after } } : {}),
+    ...(credentials.length ? { credentials } : {}),
     ...(spec.approval
       ? {
           approval: {
@@ -196,6 +199,7 @@ export function specInput(stored: ResolvedJobSpec | JobSpec, policy: SpecPolicy)
     caches: s.caches?.length ? s.caches.map((c) => ({ ...c, restoreKeys: [...(c.restoreKeys ?? [])] })) : undefined,
     snapshot: s.snapshot ? { ...s.snapshot } : undefined,
     from: s.from ? { ...s.from } : undefined,
+    credentials: s.credentials?.length ? s.credentials.map((c) => ({ ...c, hosts: [...c.hosts], ...(c.phases ? { phases: [...c.phases] } : {}) })) : undefined,
   };
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as JobSpec;
 }

@@ -16,7 +16,7 @@ import { type Config, operatorEgress } from '../common/config';
 import { deploymentId } from '../common/deployment';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
-import { FINAL_STATUSES } from '../common/job';
+import { FINAL_STATUSES, jobSecretRefs } from '../common/job';
 import { secretScanner } from '../common/secret-scan';
 import { SecretStore } from '../common/secret-store';
 import { type EgressJobView, EgressStore } from '../db/egress-store';
@@ -192,7 +192,7 @@ export class EgressService {
   /** A refused host as it may be recorded: bounded, with any of the job's secret values in it masked. */
   private shownHost(view: EgressJobView | null, host: string): string {
     const spec = view?.spec;
-    const refs = [...Object.values(spec?.secrets ?? {}), ...(spec?.gitTokenSecret ? [spec.gitTokenSecret] : []), ...Object.values(spec?.publishSecrets ?? {})];
+    const refs = jobSecretRefs(spec ?? {});
     const bounded = host.slice(0, 253);
     if (refs.length === 0) return bounded;
     try {

@@ -5,7 +5,7 @@
  */
 import { type ActivityOptions, ActivityCancellationType, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { KeepPoint, Placement, ResolvedJobSpec, StepKind, StepView } from '../common/job';
+import { jobSecretRefs, type KeepPoint, type Placement, type ResolvedJobSpec, type StepKind, type StepView } from '../common/job';
 import { batchStepView, batchStop, clip, isStepTimeout, oneLine, phaseOf, type Recorded, ranFor, statusOf } from './job-outcome';
 import type { JobRun } from './job-run';
 
@@ -76,7 +76,7 @@ export class JobSteps {
     this.seq = seq;
     this.activities = stepActivities(spec.timeouts.stepSeconds, 1, placement);
     this.own = ownActivities(spec.timeouts.stepSeconds, placement);
-    this.maskRefs = [...Object.values(spec.secrets ?? {}), ...(spec.gitTokenSecret ? [spec.gitTokenSecret] : []), ...Object.values(spec.publishSecrets ?? {})];
+    this.maskRefs = jobSecretRefs(spec);
     this.cloneSummary = `clone ${spec.commit.slice(0, 12)} of ${spec.repo}`;
   }
 

@@ -66,6 +66,7 @@ test('the documented request schemas are the ones the API validates with', async
       'caches',
       'commit',
       'concurrency',
+      'credentials',
       'egress',
       'env',
       'from',

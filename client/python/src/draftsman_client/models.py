@@ -231,6 +231,31 @@ class From(BaseModel):
     after: Annotated[str, Field(pattern="^(setup|loop-[1-9][0-9]{0,3})$")]
 
 
+Host1 = TypeAliasType("Host1", Annotated[str, Field(max_length=260, min_length=1)])
+
+
+class Credential(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    secret: Annotated[str, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")]
+    hosts: Annotated[list[Host1], Field(max_length=20, min_length=1)]
+    header: Annotated[
+        str, Field(max_length=64, pattern="^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    ]
+    format: Annotated[str | None, Field(max_length=256, pattern="^[\\x20-\\x7e]*$")] = (
+        None
+    )
+    """
+    the header value, `{value}` standing for the secret (default `{value}`)
+    """
+    env: Annotated[str, Field(pattern="^[A-Za-z_][A-Za-z0-9_]*$")]
+    phases: Annotated[list[str] | None, Field(min_length=1)] = None
+    """
+    the phases whose steps hold the placeholder and whose requests get the value (default all)
+    """
+
+
 AllowItem = TypeAliasType("AllowItem", Annotated[str, Field(max_length=260)])
 
 
@@ -310,6 +335,7 @@ class JobSpec(BaseModel):
     gitTokenSecret: Annotated[
         str | None, Field(pattern="^[a-z0-9][a-z0-9_.-]{0,63}$")
     ] = None
+    credentials: Annotated[list[Credential] | None, Field(max_length=20)] = None
     egress: Egress | None = None
     labels: (
         dict[

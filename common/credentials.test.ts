@@ -1,0 +1,83 @@
+import { isInvalidJobSpecError } from './errors';
+import { resolveJobSpec, specInput } from './spec';
+
+const policy = {
+  image: 'draftsman-runner:latest',
+  stepSeconds: 600,
+  jobSeconds: 3600,
+  allowedImages: ['draftsman-runner:latest'],
+  allowFileRepos: false,
+  egress: { defaults: [], ceiling: 'any' as const, presets: {}, exceptions: [] },
+  max: { stepSeconds: 3600, jobSeconds: 7200, iterations: 1000, steps: 10 },
+};
+const base = {
+  repo: 'https://example.com/org/repo.git',
+  commit: 'a'.repeat(40),
+  setup: ['true'],
+  loop: { command: 'agent', maxIterations: 2 },
+  egress: { allow: ['api.example.com', 'models.example.net:8443', '*.registry.example.org'] },
+};
+const key = { secret: 'model-key', hosts: ['api.example.com'], header: 'Authorization', format: 'Bearer {value}', env: 'MODEL_API_KEY' };
+
+function refusal(input: unknown): { message: string; field: string } {
+  try {
+    resolveJobSpec(input, policy);
+  } catch (err) {
+    if (isInvalidJobSpecError(err)) return { message: err.message, field: err.field };
+    throw err;
+  }
+  throw new Error('spec was accepted');
+}
+
+describe('credentials in a spec', () => {
+  it('resolve with their defaults: the header lower case, hosts with their port, every phase the job has', () => {
+    const spec = resolveJobSpec({ ...base, credentials: [{ ...key, hosts: ['API.example.com', 'models.example.net:8443'], format: undefined }] }, policy);
+    expect(spec.credentials).toEqual([
+      {
+        secret: 'model-key',
+        hosts: ['api.example.com:443', 'models.example.net:8443'],
+        header: 'authorization',
+        format: '{value}',
+        env: 'MODEL_API_KEY',
+        phases: ['setup', 'loop'],
+      },
+    ]);
+  });
+
+  it('are absent from a spec that has none, so that older specs resolve as before', () => {
+    expect(resolveJobSpec(base, policy)).not.toHaveProperty('credentials');
+  });
+
+  it('resolve again from the input a rerun submits', () => {
+    const spec = resolveJobSpec({ ...base, credentials: [{ ...key, phases: ['loop'] }] }, policy);
+    expect(resolveJobSpec(specInput(spec, policy), policy)).toEqual(spec);
+  });
+
+  it.each([
+    ['a host outside the egress list', { ...key, hosts: ['evil.example.com'] }, 'credentials.0.hosts.0', "not in the job's egress allow list"],
+    ['a port the egress list does not allow', { ...key, hosts: ['api.example.com:8443'] }, 'credentials.0.hosts.0', 'api.example.com:8443 is not in'],
+    ['a wildcard host', { ...key, hosts: ['*.registry.example.org'] }, 'credentials.0.hosts.0', 'not by wildcard'],
+    ['a host that is not a host', { ...key, hosts: ['api.example.com/path'] }, 'credentials.0.hosts.0', 'is not a valid host name'],
+    ['no host', { ...key, hosts: [] }, 'credentials.0.hosts', 'at least one host'],
+    ['a format without {value}', { ...key, format: 'Bearer' }, 'credentials.0.format', '{value} exactly once'],
+    ['a format with {value} twice', { ...key, format: '{value}{value}' }, 'credentials.0.format', '{value} exactly once'],
+    ['a format with a line break', { ...key, format: 'Bearer {value}\r\nX-Evil: 1' }, 'credentials.0.format', 'printable ASCII'],
+    ['a header the proxy owns', { ...key, header: 'Host' }, 'credentials.0.header', 'the proxy owns'],
+    ['a header name with a space', { ...key, header: 'X Key' }, 'credentials.0.header', 'HTTP header name'],
+    ['a reserved variable', { ...key, env: 'DRAFTSMAN_KEY' }, 'credentials.0.env', 'reserved'],
+    ['a variable env already sets', { ...key, env: 'TOKEN' }, 'credentials.0.env', 'also set in env'],
+    ['a phase the spec does not have', { ...key, phases: ['publish'] }, 'credentials.0.phases', 'no publish steps'],
+    ['an unknown phase', { ...key, phases: ['clone'] }, 'credentials.0.phases.0', ''],
+    ['an unknown field', { ...key, value: 'sk-123' }, 'credentials.0.value', 'unknown field'],
+    ['a bad secret reference', { ...key, secret: '../etc/passwd' }, 'credentials.0.secret', 'secret references'],
+  ])('refuse %s, naming the field', (_, credential, field, message) => {
+    const r = refusal({ ...base, env: { TOKEN: 'x' }, credentials: [credential] });
+    expect(r.field).toBe(field);
+    expect(r.message).toContain(message);
+  });
+
+  it('refuse two credentials for one header of one host, and two for one variable', () => {
+    expect(refusal({ ...base, credentials: [key, { ...key, secret: 'other', env: 'OTHER' }] }).field).toBe('credentials.1.hosts.0');
+    expect(refusal({ ...base, credentials: [key, { ...key, header: 'X-Api-Key' }] }).field).toBe('credentials.1.env');
+  });
+});
