@@ -138,6 +138,10 @@ export const jobViewSchema = z
       .object({ connections: z.number().int(), denied: z.number().int(), bytesIn: z.number().int(), bytesOut: z.number().int() })
       .optional()
       .meta({ description: 'what the steps did through the egress proxy (the single-job view only)' }),
+    credentialUse: z
+      .array(z.object({ env: z.string(), secret: z.string(), host: z.string(), requests: z.number().int(), firstAt: time, lastAt: time }))
+      .optional()
+      .meta({ description: 'requests the egress proxy sent with a credential, per variable and host, never the value (the single-job view only)' }),
     stepsOmitted: z.number().int().optional(),
     retrying: z.object({ activity: z.string(), attempt: z.number().int(), lastError: z.string().nullable(), nextAttemptAt: time.nullable() }).optional().meta({
       description:

@@ -715,6 +715,17 @@ export interface components {
                 bytesIn: number;
                 bytesOut: number;
             };
+            /** @description requests the egress proxy sent with a credential, per variable and host, never the value (the single-job view only) */
+            credentialUse?: {
+                env: string;
+                secret: string;
+                host: string;
+                requests: number;
+                /** Format: date-time */
+                firstAt: string;
+                /** Format: date-time */
+                lastAt: string;
+            }[];
             stepsOmitted?: number;
             /** @description an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only) */
             retrying?: {

@@ -213,6 +213,11 @@ export const configSchema = z.object({
    */
   DRAFTSMAN_EGRESS_EXCEPTIONS: list,
   /**
+   * A PEM file of CAs the egress proxy trusts, besides the system's, when it connects
+   * upstream to add a credential (a private host with its own CA).
+   */
+  DRAFTSMAN_EGRESS_CA_BUNDLE: z.string().min(1).optional(),
+  /**
    * host:port webhook targets the API delivers to even though their address is loopback
    * or private (a receiver on the LAN, a test's on 127.0.0.1), comma-separated.
    */

@@ -1,4 +1,5 @@
 import { isInvalidJobSpecError } from './errors';
+import { applyCredentials, boundTo, hostPort, type LiveCredential, newPlaceholder, placeholderIn } from './credentials';
 import { resolveJobSpec, specInput } from './spec';
 
 const policy = {
@@ -79,5 +80,93 @@ describe('credentials in a spec', () => {
   it('refuse two credentials for one header of one host, and two for one variable', () => {
     expect(refusal({ ...base, credentials: [key, { ...key, secret: 'other', env: 'OTHER' }] }).field).toBe('credentials.1.hosts.0');
     expect(refusal({ ...base, credentials: [key, { ...key, header: 'X-Api-Key' }] }).field).toBe('credentials.1.env');
+  });
+});
+
+describe('applyCredentials', () => {
+  const model: LiveCredential = {
+    secret: 'model-key',
+    env: 'MODEL_API_KEY',
+    placeholder: newPlaceholder(() => Buffer.alloc(16, 1)),
+    hosts: ['api.example.com:443'],
+    header: 'authorization',
+    format: 'Bearer {value}',
+    active: true,
+  };
+  const other: LiveCredential = {
+    ...model,
+    secret: 'npm',
+    env: 'NPM_TOKEN',
+    placeholder: newPlaceholder(() => Buffer.alloc(16, 2)),
+    hosts: ['npm.example.org:443'],
+    header: 'x-token',
+    format: '{value}',
+  };
+  const values: Record<string, string> = { 'model-key': 'sk-real-$&-value', npm: 'npm-real' };
+  const apply = (target: { host: string; port: number; tls: boolean }, url: string, headers: [string, string][], creds = [model, other]) =>
+    applyCredentials(creds, target, url, headers, (c) => values[c.secret]!);
+  const api = { host: 'api.example.com', port: 443, tls: true };
+
+  it('puts the value, in its format, into the bound header of a request to its host ($& and all, literally)', () => {
+    expect(
+      apply(api, '/v1/chat', [
+        ['Authorization', `Bearer ${model.placeholder}`],
+        ['Accept', '*/*'],
+      ]),
+    ).toEqual({
+      ok: true,
+      headers: [
+        ['Authorization', 'Bearer sk-real-$&-value'],
+        ['Accept', '*/*'],
+      ],
+      used: [model],
+    });
+  });
+
+  it('leaves a request without a placeholder as it is', () => {
+    expect(apply(api, '/v1', [['Accept', '*/*']])).toEqual({ ok: true, headers: [['Accept', '*/*']], used: [] });
+  });
+
+  it.each([
+    [
+      'to a host it is not bound to',
+      { host: 'evil.example.com', port: 443, tls: true },
+      '/',
+      [['Authorization', `Bearer ${model.placeholder}`]],
+      'in the authorization header',
+    ],
+    ['to its host on another port', { host: 'api.example.com', port: 8443, tls: true }, '/', [['Authorization', `Bearer ${model.placeholder}`]], 'not bound'],
+    [
+      'to its host over plain http',
+      { host: 'api.example.com', port: 443, tls: false },
+      '/',
+      [['Authorization', `Bearer ${model.placeholder}`]],
+      'over plain http',
+    ],
+    ['in the URL of a request to its host', api, `/v1?key=${model.placeholder}`, [], 'in the URL'],
+    ['in the URL to another host', { host: 'evil.example.com', port: 443, tls: true }, `/${model.placeholder}`, [], 'in the URL'],
+    ['in another header of its host', api, '/', [['X-Forward', model.placeholder]], 'in the x-forward header'],
+    ['of another credential to this host', api, '/', [['Authorization', `Bearer ${other.placeholder}`]], 'NPM_TOKEN'],
+  ])('refuses a placeholder sent %s', (_, target, url, headers, why) => {
+    const r = apply(target, url, headers as [string, string][]);
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.why).toContain(why);
+  });
+
+  it('refuses a placeholder sent outside its phases', () => {
+    const r = apply(api, '/', [['Authorization', `Bearer ${model.placeholder}`]], [{ ...model, active: false }]);
+    expect(!r.ok && r.why).toContain('outside the phases');
+  });
+
+  it('refuses to write a value with a line break into a header', () => {
+    const r = applyCredentials([model], api, '/', [['Authorization', model.placeholder]], () => 'a\r\nX-Evil: 1');
+    expect(!r.ok && r.why).toContain('line break');
+  });
+
+  it('finds a placeholder in a text, and none in a text without one', () => {
+    expect(placeholderIn([model, other], `x ${other.placeholder} y`)).toBe(other);
+    expect(placeholderIn([model, other], 'draftsman-credential-00')).toBeNull();
+    expect(boundTo([model, other], 'api.example.com', 443)).toEqual([model]);
+    expect(hostPort('::1', 443)).toBe('[::1]:443');
   });
 });

@@ -56,3 +56,81 @@ export function resolveCredentials(spec: z.output<typeof jobSpecSchema>, allow: 
     return { secret: c.secret, hosts: [...new Set(hosts)], header, format: c.format ?? '{value}', env: c.env, phases };
   });
 }
+
+/** A credential of a running job as the egress proxy applies it. */
+export interface LiveCredential {
+  secret: string;
+  env: string;
+  /** What the job's steps hold instead of the value (random, the job's own). */
+  placeholder: string;
+  hosts: string[];
+  header: string;
+  format: string;
+  /** Whether the step running now is of one of its phases. */
+  active: boolean;
+}
+
+/** A new placeholder: recognisable, and long enough that no text holds it by chance. */
+export function newPlaceholder(random: (bytes: number) => Buffer): string {
+  return `draftsman-credential-${random(16).toString('hex')}`;
+}
+
+/** `host:port` as a credential names it (an IPv6 address in brackets). */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The job's credentials bound to a host (`host` canonical, as the policy decided it). */
+export function boundTo(credentials: readonly LiveCredential[], host: string, port: number): LiveCredential[] {
+  const hp = hostPort(host, port);
+  return credentials.filter((c) => c.hosts.includes(hp));
+}
+
+/** The first of the job's placeholders a text holds, or null. */
+export function placeholderIn(credentials: readonly LiveCredential[], text: string): LiveCredential | null {
+  if (!text.includes('draftsman-credential-')) return null;
+  return credentials.find((c) => text.includes(c.placeholder)) ?? null;
+}
+
+export type CredentialCheck = { ok: true; headers: [name: string, value: string][]; used: LiveCredential[] } | { ok: false; why: string };
+
+/**
+ * A request's headers as they go upstream, or why it is refused. A placeholder is
+ * swapped for its value only in its own header, to a host it is bound to, over the
+ * proxy's TLS and in its phases; a placeholder anywhere else (the URL, another header,
+ * another host, plain http) refuses the request: the step is sending its credential
+ * where it was not meant to go.
+ */
+export function applyCredentials(
+  credentials: readonly LiveCredential[],
+  target: { host: string; port: number; tls: boolean },
+  url: string,
+  headers: readonly (readonly [name: string, value: string])[],
+  valueOf: (c: LiveCredential) => string,
+): CredentialCheck {
+  const where = hostPort(target.host, target.port);
+  const inUrl = placeholderIn(credentials, url);
+  if (inUrl) return { ok: false, why: `the placeholder of ${inUrl.env} is in the URL of a request to ${where}` };
+  const bound = target.tls ? boundTo(credentials, target.host, target.port) : [];
+  const used: LiveCredential[] = [];
+  const out: [string, string][] = [];
+  for (const [name, value] of headers) {
+    const c = placeholderIn(credentials, value);
+    if (!c) {
+      out.push([name, value]);
+      continue;
+    }
+    if (!bound.includes(c) || name.toLowerCase() !== c.header) {
+      const why = !target.tls && c.hosts.includes(where) ? 'over plain http' : `in the ${name.toLowerCase()} header`;
+      return { ok: false, why: `the placeholder of ${c.env} was sent to ${where} ${why}, where it is not bound` };
+    }
+    if (!c.active) return { ok: false, why: `the placeholder of ${c.env} was sent outside the phases it is given to` };
+    const secret = valueOf(c);
+    // A value that would break the header apart is never written into one.
+    // eslint-disable-next-line no-control-regex
+    if (/[\r\n\u0000]/.test(secret)) return { ok: false, why: `the value of ${c.env}'s secret holds a line break, which no header may` };
+    out.push([name, c.format.replace('{value}', () => secret)]);
+    if (!used.includes(c)) used.push(c);
+  }
+  return { ok: true, headers: out, used };
+}

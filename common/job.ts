@@ -187,6 +187,8 @@ export interface JobView {
   placement?: number;
   /** What its steps did through the egress proxy: connections made and refused, bytes each way. Absent if none. */
   egress?: { connections: number; denied: number; bytesIn: number; bytesOut: number };
+  /** Requests the egress proxy sent with a credential's value, per variable and host (never the value). Absent if none. */
+  credentialUse?: { env: string; secret: string; host: string; requests: number; firstAt: string; lastAt: string }[];
   /**
    * Live view of a long loop only: loop and until steps of earlier workflow runs left
    * out of `steps` (the audit trail in PostgreSQL keeps every step).

@@ -10,6 +10,16 @@ export interface EgressJobView {
   spec: Partial<ResolvedJobSpec> | null;
   /** The step running now (a job runs one at a time), if any. */
   running: { kind: string; index: number } | null;
+  /** The placeholders its steps hold, by credential variable (made at the first step that holds one). */
+  placeholders: Record<string, string>;
+}
+
+/** Requests the proxy sent with a credential's value to one host. */
+export interface CredentialUse {
+  env: string;
+  secret: string;
+  host: string;
+  requests: number;
 }
 
 export interface EgressUse {
@@ -23,8 +33,15 @@ export class EgressStore {
   constructor(private readonly pool: Pool) {}
 
   async view(jobId: string): Promise<EgressJobView | null> {
-    const { rows } = await this.pool.query<{ status: JobStatus; spec: Partial<ResolvedJobSpec> | null; kind: string | null; index: number | null }>(
-      `SELECT j.status, j.spec, s.kind, s.index
+    const { rows } = await this.pool.query<{
+      status: JobStatus;
+      spec: Partial<ResolvedJobSpec> | null;
+      kind: string | null;
+      index: number | null;
+      placeholders: Record<string, string> | null;
+    }>(
+      `SELECT j.status, j.spec, s.kind, s.index,
+              (SELECT json_object_agg(env, placeholder) FROM job_credentials WHERE job_id = j.id) AS placeholders
          FROM jobs j
          LEFT JOIN LATERAL (
            SELECT kind, index FROM steps WHERE job_id = j.id AND status = 'running' ORDER BY seq DESC LIMIT 1
@@ -34,7 +51,12 @@ export class EgressStore {
     );
     const r = rows[0];
     if (!r) return null;
-    return { status: r.status, spec: r.spec, running: r.kind === null ? null : { kind: r.kind, index: r.index ?? 0 } };
+    return {
+      status: r.status,
+      spec: r.spec,
+      running: r.kind === null ? null : { kind: r.kind, index: r.index ?? 0 },
+      placeholders: r.placeholders ?? {},
+    };
   }
 
   /**
@@ -42,12 +64,14 @@ export class EgressStore {
    * retries a refused host in a loop adds one event, and the counter counts them all),
    * at most `cap` per job; past it, one `egress_denied_capped` event says so.
    */
-  async denied(jobId: string, d: { step: string | null; host: string; port: number; reason: string }, cap = Infinity): Promise<void> {
+  async denied(jobId: string, d: { step: string | null; host: string; port: number; reason: string; detail?: string }, cap = Infinity): Promise<void> {
     const { rows } = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM events WHERE job_id = $1 AND type = 'egress_denied'`, [jobId]);
     if (Number(rows[0]?.n ?? 0) < cap) {
+      // A credential's misuse is listed apart from the same target's other refusals.
+      const misuse = d.reason === 'credential_misuse' ? ':credential_misuse' : '';
       await this.pool.query(`INSERT INTO events (job_id, key, type, data) VALUES ($1, $2, 'egress_denied', $3) ON CONFLICT (job_id, key) DO NOTHING`, [
         jobId,
-        `egress_denied:${d.step ?? '-'}:${d.host}:${d.port}`,
+        `egress_denied:${d.step ?? '-'}:${d.host}:${d.port}${misuse}`,
         JSON.stringify(d),
       ]);
     } else {
@@ -69,6 +93,25 @@ export class EgressStore {
          updated_at = now()`,
       [jobId, u.connections, u.denied, u.bytesIn, u.bytesOut],
     );
+  }
+
+  /**
+   * Requests sent with a credential, counted per variable and host; the first on a host
+   * is also an audit event (`credential_used`). Never the value.
+   */
+  async credentialUsed(jobId: string, uses: readonly CredentialUse[]): Promise<void> {
+    for (const u of uses) {
+      await this.pool.query(
+        `INSERT INTO job_credential_use (job_id, env, secret, host, requests) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (job_id, env, host) DO UPDATE SET requests = job_credential_use.requests + EXCLUDED.requests, last_at = now()`,
+        [jobId, u.env, u.secret, u.host, u.requests],
+      );
+      await this.pool.query(`INSERT INTO events (job_id, key, type, data) VALUES ($1, $2, 'credential_used', $3) ON CONFLICT (job_id, key) DO NOTHING`, [
+        jobId,
+        `credential_used:${u.env}:${u.host}`,
+        JSON.stringify({ env: u.env, secret: u.secret, host: u.host }),
+      ]);
+    }
   }
 
   async use(jobId: string): Promise<EgressUse | null> {

@@ -135,6 +135,18 @@ export class MemoryStepStore implements StepStore, StepLogStore {
       .map((r) => ({ kind: r.kind as StepKind, index: r.index, seq: r.seq, placement: r.placement }));
   }
 
+  private readonly credentialPlaceholders = new Map<string, string>();
+
+  async placeholders(jobId: string, envs: readonly string[], make: () => string): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const env of envs) {
+      const key = `${jobId}\0${env}`;
+      if (!this.credentialPlaceholders.has(key)) this.credentialPlaceholders.set(key, make());
+      out[env] = this.credentialPlaceholders.get(key)!;
+    }
+    return out;
+  }
+
   /** Which attempt holds a step, and whether its command was launched: what a test asserts on. */
   holder(jobId: string, kind: StepKind, index: number, placement = 1): { attempt: number; launched: boolean; engineInterrupted: boolean } | null {
     const r = this.row(jobId, kind, index, placement);

@@ -369,6 +369,31 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       DELETE FROM sessions;
     `,
   },
+  {
+    version: 18,
+    name: 'credentials the egress proxy adds',
+    sql: `
+      -- A job's placeholder per credential variable: made by the worker at the first step
+      -- that holds it, read by the egress service, which swaps it for the value.
+      CREATE TABLE job_credentials (
+        job_id      text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        env         text NOT NULL,
+        placeholder text NOT NULL UNIQUE,
+        PRIMARY KEY (job_id, env)
+      );
+      -- Which credential the proxy added on which host, how many times (never the value).
+      CREATE TABLE job_credential_use (
+        job_id   text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+        env      text NOT NULL,
+        secret   text NOT NULL,
+        host     text NOT NULL,
+        requests bigint NOT NULL DEFAULT 0,
+        first_at timestamptz NOT NULL DEFAULT now(),
+        last_at  timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (job_id, env, host)
+      );
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

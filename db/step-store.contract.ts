@@ -105,5 +105,17 @@ export function stepStoreContract(name: string, subject: () => StepStoreSubject)
       expect(await s.logs.otherStepsBytes(job, { kind: 'setup', index: 0 })).toBe(0);
       expect(await s.logs.otherStepsBytes(job, { kind: 'setup', index: 1 })).toBe(14);
     });
+
+    it("a job's placeholders are made once, each step asking at once gets the same, and another job has its own", async () => {
+      const [job, other] = [await s.newJob(), await s.newJob()];
+      let n = 0;
+      const make = () => `draftsman-credential-${job}-${n++}`;
+      const [a, b] = await Promise.all([s.steps.placeholders(job, ['KEY', 'NPM'], make), s.steps.placeholders(job, ['KEY'], make)]);
+      expect(Object.keys(a).sort()).toEqual(['KEY', 'NPM']);
+      expect(b.KEY).toBe(a.KEY);
+      expect(await s.steps.placeholders(job, ['NPM', 'KEY'], make)).toEqual(a);
+      expect((await s.steps.placeholders(other, ['KEY'], make)).KEY).not.toBe(a.KEY);
+      expect(await s.steps.placeholders(job, [], make)).toEqual({});
+    });
   });
 }

@@ -76,6 +76,11 @@ export interface StepStore {
   finished(jobId: string, kind: StepKind, index: number, placement?: number): Promise<StepOutcome | null>;
   /** Steps of the job still recorded as running: what a job's end must stop and record. */
   running(jobId: string): Promise<{ kind: StepKind; index: number; seq: number; placement: number }[]>;
+  /**
+   * The job's placeholder for each credential variable, made once (by `make`) the first
+   * time it is asked for and the same for every later step, attempt and worker.
+   */
+  placeholders(jobId: string, envs: readonly string[], make: () => string): Promise<Record<string, string>>;
 }
 
 export class PgStepStore implements StepStore {
@@ -198,5 +203,20 @@ export class PgStepStore implements StepStore {
       [jobId],
     );
     return rows;
+  }
+
+  async placeholders(jobId: string, envs: readonly string[], make: () => string): Promise<Record<string, string>> {
+    if (envs.length === 0) return {};
+    // One statement: concurrent first steps (two attempts, two workers) agree on one placeholder each.
+    await this.pool.query(
+      `INSERT INTO job_credentials (job_id, env, placeholder) SELECT $1, e, p FROM unnest($2::text[], $3::text[]) AS t(e, p)
+       ON CONFLICT (job_id, env) DO NOTHING`,
+      [jobId, envs, envs.map(() => make())],
+    );
+    const { rows } = await this.pool.query<{ env: string; placeholder: string }>(
+      'SELECT env, placeholder FROM job_credentials WHERE job_id = $1 AND env = ANY($2::text[])',
+      [jobId, envs],
+    );
+    return Object.fromEntries(rows.map((r) => [r.env, r.placeholder]));
   }
 }

@@ -298,17 +298,31 @@ export class JobStore {
     const { rows } = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [jobId]);
     const row = rows[0];
     if (!row) return null;
-    const [steps, egress] = await Promise.all([
+    const [steps, egress, credentials] = await Promise.all([
       // The steps of the job's current placement (row.placement): a moved job shows the steps it runs again.
       this.pool.query<StepRow>('SELECT * FROM steps WHERE job_id = $1 AND placement = $2 ORDER BY seq', [jobId, row.placement ?? 1]),
       this.pool.query<{ connections: string; denied: string; bytes_in: string; bytes_out: string }>(
         'SELECT connections, denied, bytes_in, bytes_out FROM job_egress WHERE job_id = $1',
         [jobId],
       ),
+      this.pool.query<{ env: string; secret: string; host: string; requests: string; first_at: Date; last_at: Date }>(
+        'SELECT env, secret, host, requests, first_at, last_at FROM job_credential_use WHERE job_id = $1 ORDER BY env, host',
+        [jobId],
+      ),
     ]);
     const view = jobView(row, steps.rows);
     const e = egress.rows[0];
     if (e) view.egress = { connections: Number(e.connections), denied: Number(e.denied), bytesIn: Number(e.bytes_in), bytesOut: Number(e.bytes_out) };
+    if (credentials.rows.length) {
+      view.credentialUse = credentials.rows.map((c) => ({
+        env: c.env,
+        secret: c.secret,
+        host: c.host,
+        requests: Number(c.requests),
+        firstAt: c.first_at.toISOString(),
+        lastAt: c.last_at.toISOString(),
+      }));
+    }
     return view;
   }
 

@@ -7,19 +7,29 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
+import { applyCredentials, boundTo, type LiveCredential, placeholderIn } from '../common/credentials';
 import { decide, type EgressPolicy, type Resolver } from '../common/egress-policy';
+import { bodyGuard, createInterceptor, type CredentialTls, forwardedHeaders, headerObject, HOP_BY_HOP } from './intercept';
 
 /** Opens a TCP connection to an IP address (no name lookup). */
 export type Dialer = (address: string, port: number) => net.Socket;
 
 export type EgressEvent =
-  | { type: 'denied'; host: string; port: number; reason: string; method: 'CONNECT' | 'HTTP' }
+  | { type: 'denied'; host: string; port: number; reason: string; method: 'CONNECT' | 'HTTP'; detail?: string }
+  | { type: 'credential'; credential: LiveCredential; host: string; port: number }
   | { type: 'closed'; host: string; port: number; address: string; bytesOut: number; bytesIn: number; method: 'CONNECT' | 'HTTP' };
+
+/** A job's policy, and its credentials when it has some (with the placeholders its steps hold). */
+export type JobEgress = EgressPolicy & { credentials?: readonly LiveCredential[] };
+
+/** Why a request is refused when it carries a placeholder where its credential does not go. */
+export const CREDENTIAL_MISUSE = 'credential_misuse';
 
 export interface EgressProxyOptions {
   /** The job's policy, read per request so that a change applies to the next connection. */
-  policy: () => EgressPolicy | Promise<EgressPolicy>;
+  policy: () => JobEgress | Promise<JobEgress>;
+  /** What terminating TLS for hosts bound to a credential needs; without it, such hosts are refused. */
+  credentialTls?: CredentialTls;
   resolve: Resolver;
   dial?: Dialer;
   onEvent?: (e: EgressEvent) => void;
@@ -28,19 +38,6 @@ export interface EgressProxyOptions {
 }
 
 export const tcpDialer: Dialer = (address, port) => net.connect({ host: address, port });
-
-/** Headers that belong to one hop and are not forwarded (RFC 9110 7.6.1, and the proxy's own). */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** `host:port` of a CONNECT request, the host possibly a bracketed IPv6 literal. */
 export function parseAuthority(authority: string): { host: string; port: number } | null {
@@ -74,15 +71,44 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
   const dial = opts.dial ?? tcpDialer;
   const emit = (e: EgressEvent) => opts.onEvent?.(e);
   const connectTimeoutMs = opts.connectTimeoutMs ?? 10_000;
+  const interceptor = opts.credentialTls
+    ? createInterceptor({
+        tls: opts.credentialTls,
+        dial,
+        credentials: async () => (await opts.policy()).credentials ?? [],
+        onEvent: (e) =>
+          e.type === 'used'
+            ? emit({ type: 'credential', credential: e.credential, host: e.host, port: e.port })
+            : emit({ type: 'denied', host: e.host, port: e.port, reason: CREDENTIAL_MISUSE, method: 'CONNECT', detail: e.why }),
+      })
+    : null;
 
-  /** Decides, then dials the checked address; settles with the open socket, or answers the client itself. */
-  const open = async (host: string, port: number, method: 'CONNECT' | 'HTTP', refuse: (status: number, text: string) => void) => {
-    const decision = await decide(await opts.policy(), host, port, opts.resolve);
+  /**
+   * Decides a connection by the job's policy, answering the client itself when refused.
+   * A target that holds a placeholder is refused before its name is resolved: a lookup
+   * would carry the placeholder to a DNS server.
+   */
+  const allow = async (host: string, port: number, method: 'CONNECT' | 'HTTP', refuse: (status: number, text: string) => void) => {
+    const job = await opts.policy();
+    const credentials = job.credentials ?? [];
+    const held = placeholderIn(credentials, host);
+    if (held) {
+      const detail = `the placeholder of ${held.env} is in the host name`;
+      emit({ type: 'denied', host: '[a host name holding a placeholder]', port, reason: CREDENTIAL_MISUSE, method, detail });
+      refuse(403, `egress refused: ${CREDENTIAL_MISUSE}: ${detail}\n`);
+      return null;
+    }
+    const decision = await decide(job, host, port, opts.resolve);
     if (!decision.allowed) {
       emit({ type: 'denied', host: decision.host, port, reason: decision.reason, method });
       refuse(403, `egress to ${decision.host}:${port} refused: ${decision.reason}\n`);
       return null;
     }
+    return { decision, credentials };
+  };
+
+  /** Dials the checked address; settles with the open socket, or answers the client itself. */
+  const connect = async (decision: { host: string; address: string }, port: number, refuse: (status: number, text: string) => void) => {
     const upstream = dial(decision.address, port);
     const connected = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
@@ -102,11 +128,13 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
       refuse(502, `egress to ${decision.host}:${port} (${decision.address}) could not connect\n`);
       return null;
     }
-    return { upstream, decision };
+    return upstream;
   };
 
   const server = http.createServer((req, res) => {
     const refuse = (status: number, text: string) => {
+      // Once: a refusal that destroys the upstream request is not answered again by its error.
+      if (res.writableEnded) return;
       if (!res.headersSent) res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
       res.end(text);
     };
@@ -130,17 +158,24 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
       ) {
         return refuse(400, `Host header "${req.headers.host}" does not match the request URI's host "${target.host}"\n`);
       }
-      const opened = await open(target.hostname, port, 'HTTP', refuse);
-      if (!opened) return;
-      const { upstream, decision } = opened;
-      const headers: http.OutgoingHttpHeaders = {};
-      const connectionListed = new Set(
-        String(req.headers.connection ?? '')
-          .toLowerCase()
-          .split(',')
-          .map((s) => s.trim()),
+      const allowed = await allow(target.hostname, port, 'HTTP', refuse);
+      if (!allowed) return;
+      const { decision, credentials } = allowed;
+      // Plain http carries no credential: a placeholder in it goes nowhere.
+      const check = applyCredentials(
+        credentials,
+        { host: decision.host, port, tls: false },
+        `${target.pathname}${target.search}`,
+        forwardedHeaders(req),
+        () => '',
       );
-      for (const [k, v] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(k) && !connectionListed.has(k)) headers[k] = v;
+      if (!check.ok) {
+        emit({ type: 'denied', host: decision.host, port, reason: CREDENTIAL_MISUSE, method: 'HTTP', detail: check.why });
+        return refuse(403, `egress to ${decision.host}:${port} refused: ${CREDENTIAL_MISUSE}: ${check.why}\n`);
+      }
+      const upstream = await connect(decision, port, refuse);
+      if (!upstream) return;
+      const headers = headerObject(check.headers);
       headers.host = target.host;
       let bytesOut = 0;
       let bytesIn = 0;
@@ -154,7 +189,16 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
       });
       forward.on('error', () => refuse(502, 'the upstream connection failed\n'));
       req.on('data', (c: Buffer) => (bytesOut += c.length));
-      req.pipe(forward);
+      if (credentials.length === 0) req.pipe(forward);
+      else {
+        const guard = bodyGuard(credentials);
+        guard.on('error', (err) => {
+          forward.destroy();
+          emit({ type: 'denied', host: decision.host, port, reason: CREDENTIAL_MISUSE, method: 'HTTP', detail: err.message });
+          refuse(403, `egress to ${decision.host}:${port} refused: ${CREDENTIAL_MISUSE}: ${err.message}\n`);
+        });
+        req.pipe(guard).pipe(forward);
+      }
       res.on('close', () => {
         upstream.destroy();
         emit({ type: 'closed', host: decision.host, port, address: decision.address, bytesOut, bytesIn, method: 'HTTP' });
@@ -162,7 +206,7 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
     })().catch(() => refuse(500, 'the egress proxy failed\n'));
   });
 
-  server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
+  server.on('connect', (req: http.IncomingMessage, client: net.Socket, head: Buffer) => {
     const refuse = (status: number, text: string) => {
       const reason = http.STATUS_CODES[status] ?? 'Error';
       client.end(
@@ -173,29 +217,46 @@ export function createEgressProxy(opts: EgressProxyOptions): http.Server {
     void (async () => {
       const authority = parseAuthority(req.url ?? '');
       if (!authority) return refuse(400, `CONNECT needs host:port, got "${req.url}"\n`);
-      const opened = await open(authority.host, authority.port, 'CONNECT', refuse);
-      if (!opened) return;
-      const { upstream, decision } = opened;
+      const allowed = await allow(authority.host, authority.port, 'CONNECT', refuse);
+      if (!allowed) return;
+      const { decision, credentials } = allowed;
       let bytesOut = head.length;
       let bytesIn = 0;
+      let closed = false;
+      const closedEvent = () =>
+        emit({ type: 'closed', host: decision.host, port: authority.port, address: decision.address, bytesOut, bytesIn, method: 'CONNECT' });
+      // A host bound to a credential is never a plain tunnel: its TLS is the proxy's, or nothing.
+      if (boundTo(credentials, decision.host, authority.port).length > 0) {
+        if (!interceptor) return refuse(502, `egress to ${decision.host}:${authority.port}: this proxy cannot add credentials (no job CA)\n`);
+        const secure = await interceptor.accept(client, head, { host: decision.host, port: authority.port, address: decision.address });
+        // Counted on the step's side of the proxy's TLS (what the step sent and received).
+        secure.on('close', () => {
+          bytesOut += client.bytesRead;
+          bytesIn = client.bytesWritten;
+          closedEvent();
+        });
+        return;
+      }
+      const upstream = await connect(decision, authority.port, refuse);
+      if (!upstream) return;
       upstream.on('data', (c: Buffer) => (bytesIn += c.length));
       client.on('data', (c: Buffer) => (bytesOut += c.length));
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       if (head.length) upstream.write(head);
       upstream.pipe(client);
       client.pipe(upstream);
-      let closed = false;
       const close = () => {
         if (closed) return;
         closed = true;
         upstream.destroy();
         client.destroy();
-        emit({ type: 'closed', host: decision.host, port: authority.port, address: decision.address, bytesOut, bytesIn, method: 'CONNECT' });
+        closedEvent();
       };
       upstream.on('close', close);
       upstream.on('error', close);
       client.on('close', close);
     })().catch(() => refuse(500, 'the egress proxy failed\n'));
   });
+  server.on('close', () => interceptor?.close());
   return server;
 }

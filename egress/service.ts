@@ -10,25 +10,31 @@
 import { promises as dns } from 'node:dns';
 import fs from 'node:fs';
 import type http from 'node:http';
+import tls from 'node:tls';
 import path from 'node:path';
 import type { Pool } from 'pg';
 import { type Config, operatorEgress } from '../common/config';
 import { deploymentId } from '../common/deployment';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
-import { FINAL_STATUSES, jobSecretRefs } from '../common/job';
+import { type LiveCredential } from '../common/credentials';
+import { credentialPhase, FINAL_STATUSES, jobSecretRefs, type StepKind } from '../common/job';
 import { secretScanner } from '../common/secret-scan';
 import { SecretStore } from '../common/secret-store';
-import { type EgressJobView, EgressStore } from '../db/egress-store';
-import { JOB_FILE, SOCKET_NAME } from '../common/egress-layout';
+import { type CredentialUse, type EgressJobView, EgressStore } from '../db/egress-store';
+import { JOB_CA_FILE, JOB_FILE, jobCaKeyPath, SOCKET_NAME } from '../common/egress-layout';
 import { jobPolicy, parseAllowEntry, type EgressPolicy, type OperatorEgress, type Resolver } from '../common/egress-policy';
-import { createEgressProxy, type Dialer, type EgressEvent } from './proxy';
+import type { CredentialTls } from './intercept';
+import { createJobCa, hostCert, type HostCert, type JobCa, loadJobCa } from './job-ca';
+import { createEgressProxy, type Dialer, type EgressEvent, type JobEgress } from './proxy';
 
 export interface EgressServiceOptions {
   socketDir: string;
   /** Only jobs of this deployment are served (the directory may be shared). */
   deployment: string;
-  store: Pick<EgressStore, 'view' | 'denied' | 'add'>;
+  store: Pick<EgressStore, 'view' | 'denied' | 'add' | 'credentialUsed'>;
+  /** The CAs upstream servers are verified with, where the proxy terminates TLS for a credential. */
+  upstreamCa?: tls.SecureContext;
   operator: OperatorEgress;
   logger: Logger;
   /** Counts refusals and traffic for /metrics. */
@@ -53,11 +59,21 @@ export const systemResolver: Resolver = async (host) => (await dns.lookup(host, 
 
 const NOTHING: EgressPolicy = { allow: [], exceptions: [] };
 
-/** The policy of a job at this moment: what its running step may reach. */
-export function policyFor(view: EgressJobView | null, operator: OperatorEgress): EgressPolicy {
+/** The policy of a job at this moment: what its running step may reach, and its credentials. */
+export function policyFor(view: EgressJobView | null, operator: OperatorEgress): JobEgress {
   if (!view || FINAL_STATUSES.includes(view.status) || !view.spec) return { ...NOTHING, exceptions: operator.exceptions };
-  if (view.running?.kind === 'clone' && view.spec.repo) return { allow: repoRule(view.spec.repo), exceptions: operator.exceptions };
-  return jobPolicy(view.spec.egress?.allow, operator);
+  const credentials = liveCredentials(view);
+  if (view.running?.kind === 'clone' && view.spec.repo) return { allow: repoRule(view.spec.repo), exceptions: operator.exceptions, credentials };
+  return { ...jobPolicy(view.spec.egress?.allow, operator), credentials };
+}
+
+/** The job's credentials whose placeholders its steps hold, each active in the phases of the step running now. */
+export function liveCredentials(view: Pick<EgressJobView, 'spec' | 'running' | 'placeholders'>): LiveCredential[] {
+  const phase = view.running ? credentialPhase(view.running.kind as StepKind) : null;
+  return (view.spec?.credentials ?? []).flatMap((c) => {
+    const placeholder = view.placeholders[c.env];
+    return placeholder ? [{ ...c, placeholder, active: phase !== null && c.phases.includes(phase) }] : [];
+  });
 }
 
 /** The repository's host and port: all the clone step may reach. */
@@ -75,7 +91,12 @@ function repoRule(repo: string) {
 interface Listener {
   jobId: string;
   server: http.Server;
+  /** Requests sent with a credential and not yet recorded: `env host` -> use. */
+  uses: Map<string, CredentialUse>;
 }
+
+/** How often counted credential use is written (and when the job's listener closes). */
+const USE_FLUSH_MS = 1_000;
 
 export class EgressService {
   private readonly listeners = new Map<string, Listener>();
@@ -124,6 +145,11 @@ export class EgressService {
     for (const [key, jobId] of present) {
       if (!this.listeners.has(key)) await this.listen(key, jobId);
     }
+    // CA keys of jobs whose folder went while the service was down.
+    const keys = path.dirname(jobCaKeyPath(this.opts.socketDir, 'x'));
+    for (const file of fs.existsSync(keys) ? fs.readdirSync(keys) : []) {
+      if (!present.has(file.replace(/\.key$/, ''))) fs.rmSync(path.join(keys, file), { force: true });
+    }
   }
 
   private readJob(key: string): string | null {
@@ -138,11 +164,13 @@ export class EgressService {
   private async listen(key: string, jobId: string): Promise<void> {
     const socket = path.join(this.opts.socketDir, key, SOCKET_NAME);
     const log = this.opts.logger.child({ jobId });
+    const uses = new Map<string, CredentialUse>();
     const server = createEgressProxy({
       policy: async () => policyFor(await this.opts.store.view(jobId), this.opts.operator),
+      credentialTls: await this.credentialTls(key, jobId),
       resolve: this.opts.resolve ?? systemResolver,
       dial: this.opts.dial,
-      onEvent: (e) => void this.record(jobId, e, log),
+      onEvent: (e) => void this.record(jobId, e, log, uses),
     });
     // A socket left by a crashed service would make listen fail with EADDRINUSE.
     fs.rmSync(socket, { force: true });
@@ -155,18 +183,58 @@ export class EgressService {
     });
     // The holder runs as the step user; the directory is this job's alone.
     fs.chmodSync(socket, 0o666);
-    this.listeners.set(key, { jobId, server });
+    this.listeners.set(key, { jobId, server, uses });
     log.info({ socket }, 'egress: listening for the job');
+  }
+
+  /**
+   * For a job with credentials, its CA (made, or read back after a restart) and what
+   * terminating TLS with it needs. The CA's certificate is written into the job's folder
+   * before the service listens there, so a step never looks for it in vain.
+   */
+  private async credentialTls(key: string, jobId: string): Promise<CredentialTls | undefined> {
+    const view = await this.opts.store.view(jobId);
+    if (!view?.spec?.credentials?.length) return undefined;
+    const keyFile = jobCaKeyPath(this.opts.socketDir, key);
+    const certFile = path.join(this.opts.socketDir, key, JOB_CA_FILE);
+    let ca: JobCa;
+    try {
+      ca = await loadJobCa(fs.readFileSync(certFile, 'utf8'), fs.readFileSync(keyFile, 'utf8'));
+    } catch {
+      ca = await createJobCa(jobId);
+      // Root's alone, outside every folder a container mounts.
+      fs.mkdirSync(path.dirname(keyFile), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(keyFile, ca.keyPem, { mode: 0o600 });
+      fs.writeFileSync(`${certFile}.tmp`, ca.certPem, { mode: 0o644 });
+      fs.renameSync(`${certFile}.tmp`, certFile);
+    }
+    const certs = new Map<string, Promise<HostCert>>();
+    return {
+      hostCert: (host) => {
+        let c = certs.get(host);
+        if (!c) certs.set(host, (c = hostCert(ca, host)));
+        return c;
+      },
+      upstream: this.opts.upstreamCa ?? tls.createSecureContext(),
+      valueOf: (c) => {
+        if (!this.opts.resolveSecret) throw new Error('the egress service has no secret store');
+        return this.opts.resolveSecret(c.secret);
+      },
+    };
   }
 
   private async close(key: string, l: Listener): Promise<void> {
     this.listeners.delete(key);
     l.server.closeAllConnections?.();
     await new Promise((r) => l.server.close(r));
+    await this.flushUses(l.jobId, l.uses);
+    // The job's CA goes with the job.
+    fs.rmSync(jobCaKeyPath(this.opts.socketDir, key), { force: true });
     this.opts.logger.info({ jobId: l.jobId }, 'egress: the job ended, no longer listening');
   }
 
-  private async record(jobId: string, e: EgressEvent, log: Logger): Promise<void> {
+  private async record(jobId: string, e: EgressEvent, log: Logger, uses: Map<string, CredentialUse>): Promise<void> {
+    if (e.type === 'credential') return this.countUse(jobId, e, uses, log);
     const m = this.opts.metrics;
     if (m && e.type === 'denied') m.egressConnections.inc({ outcome: 'denied' });
     if (m && e.type !== 'denied') {
@@ -178,9 +246,11 @@ export class EgressService {
       if (e.type === 'denied') {
         const view = await this.opts.store.view(jobId);
         const step = view?.running ? `${view.running.kind}-${view.running.index}` : null;
-        const host = this.shownHost(view, e.host);
-        log.warn({ host, port: e.port, step, reason: e.reason }, 'egress refused');
-        await this.opts.store.denied(jobId, { step, host, port: e.port, reason: e.reason }, MAX_DENIED_EVENTS);
+        const host = this.shown(view, e.host, 253);
+        // The detail names a header the step chose: checked and bounded like a host.
+        const detail = e.detail === undefined ? {} : { detail: this.shown(view, e.detail, 300) };
+        log.warn({ host, port: e.port, step, reason: e.reason, ...detail }, 'egress refused');
+        await this.opts.store.denied(jobId, { step, host, port: e.port, reason: e.reason, ...detail }, MAX_DENIED_EVENTS);
       } else {
         await this.opts.store.add(jobId, { connections: 1, denied: 0, bytesIn: e.bytesIn, bytesOut: e.bytesOut });
       }
@@ -189,11 +259,33 @@ export class EgressService {
     }
   }
 
-  /** A refused host as it may be recorded: bounded, with any of the job's secret values in it masked. */
-  private shownHost(view: EgressJobView | null, host: string): string {
+  /** Requests sent with a credential, counted here and written at most once a second (a job of many requests writes little). */
+  private countUse(jobId: string, e: Extract<EgressEvent, { type: 'credential' }>, uses: Map<string, CredentialUse>, log: Logger): void {
+    const host = `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
+    const k = `${e.credential.env} ${host}`;
+    const had = uses.get(k);
+    if (had) had.requests++;
+    else uses.set(k, { env: e.credential.env, secret: e.credential.secret, host, requests: 1 });
+    if (uses.size === 1 && !had) {
+      setTimeout(
+        () => void this.flushUses(jobId, uses).catch((err: unknown) => log.error({ err: (err as Error).message }, 'egress: recording credential use failed')),
+        USE_FLUSH_MS,
+      ).unref();
+    }
+  }
+
+  private async flushUses(jobId: string, uses: Map<string, CredentialUse>): Promise<void> {
+    if (uses.size === 0) return;
+    const batch = [...uses.values()];
+    uses.clear();
+    await this.opts.store.credentialUsed(jobId, batch);
+  }
+
+  /** A text a step chose (a refused host, a header's name), as it may be recorded: bounded, with any of the job's secret values in it masked. */
+  private shown(view: EgressJobView | null, text: string, max: number): string {
     const spec = view?.spec;
     const refs = jobSecretRefs(spec ?? {});
-    const bounded = host.slice(0, 253);
+    const bounded = text.slice(0, max);
     if (refs.length === 0) return bounded;
     try {
       if (!this.opts.resolveSecret) throw new Error('no secret store');
@@ -218,6 +310,7 @@ export async function startEgressService(config: Config, pool: Pool, logger: Log
   const secrets = new SecretStore(config.DRAFTSMAN_SECRETS_DIR);
   const service = new EgressService({
     metrics,
+    upstreamCa: upstreamTrust(config.DRAFTSMAN_EGRESS_CA_BUNDLE),
     socketDir: config.DRAFTSMAN_EGRESS_SOCKET_DIR!,
     deployment: deploymentId(config),
     store: new EgressStore(pool),
@@ -227,4 +320,25 @@ export async function startEgressService(config: Config, pool: Pool, logger: Log
   });
   await service.start();
   return service;
+}
+
+/** Where Debian-like hosts keep the system's CAs; elsewhere Node's own copy of Mozilla's list is used. */
+const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
+
+/**
+ * What the proxy trusts when it connects upstream for a credential: the system's CAs, and
+ * the operator's bundle (DRAFTSMAN_EGRESS_CA_BUNDLE) for private hosts. A bundle that
+ * cannot be read, or holds no certificate, stops the service at start, said plainly.
+ */
+export function upstreamTrust(bundle: string | undefined): tls.SecureContext {
+  const system = fs.existsSync(SYSTEM_CA_FILE) ? [fs.readFileSync(SYSTEM_CA_FILE, 'utf8')] : [...tls.rootCertificates];
+  if (!bundle) return tls.createSecureContext({ ca: system });
+  let extra: string;
+  try {
+    extra = fs.readFileSync(bundle, 'utf8');
+  } catch (err) {
+    throw new Error(`DRAFTSMAN_EGRESS_CA_BUNDLE: cannot read ${bundle}: ${(err as Error).message}`, { cause: err });
+  }
+  if (!extra.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`DRAFTSMAN_EGRESS_CA_BUNDLE: ${bundle} holds no PEM certificate`);
+  return tls.createSecureContext({ ca: [...system, extra] });
 }

@@ -29,6 +29,11 @@ export interface StepRequest {
    * a retry re-attaches to a step that was only created.
    */
   files?: { name: string; data: Buffer }[];
+  /**
+   * The step trusts its job's own CA (the egress proxy terminates TLS with it for hosts
+   * bound to a credential): set for steps that hold a credential's placeholder.
+   */
+  trustJobCa?: boolean;
 }
 
 /** A cache that lives in the workspace (node_modules): the job's private copy is mounted at its path. */

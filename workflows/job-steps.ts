@@ -5,7 +5,7 @@
  */
 import { type ActivityOptions, ActivityCancellationType, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { jobSecretRefs, type KeepPoint, type Placement, type ResolvedJobSpec, type StepKind, type StepView } from '../common/job';
+import { credentialPhase, jobSecretRefs, type KeepPoint, type Placement, type ResolvedJobSpec, type StepKind, type StepView } from '../common/job';
 import { batchStepView, batchStop, clip, isStepTimeout, oneLine, phaseOf, type Recorded, ranFor, statusOf } from './job-outcome';
 import type { JobRun } from './job-run';
 
@@ -210,6 +210,8 @@ export class JobSteps {
   private commandInput(kind: StepKind, index: number, command: string, n: number) {
     const outside = (this.spec.caches ?? []).filter((c) => !c.path);
     const inWorkspace = (this.spec.caches ?? []).filter((c) => c.path);
+    const phase = credentialPhase(kind);
+    const credentials = (this.spec.credentials ?? []).filter((c) => phase && c.phases.includes(phase)).map((c) => c.env);
     return {
       jobId: this.run.jobId,
       ...this.placementField(),
@@ -221,6 +223,8 @@ export class JobSteps {
       env: this.spec.env,
       // Write-scoped secrets reach publish steps only.
       secretEnv: kind === 'publish' ? { ...this.spec.secrets, ...this.spec.publishSecrets } : this.spec.secrets,
+      // Placeholders only, for the credentials of the step's phase: the proxy adds the values.
+      ...(credentials.length ? { credentials } : {}),
       maskRefs: this.maskRefs,
       timeoutSeconds: this.spec.timeouts.stepSeconds,
       // Setup steps alone mount the job's caches outside the workspace: loop, validation and publish never see them.

@@ -14,4 +14,6 @@ export interface StepInput extends Omit<StepRequest, 'kind' | 'files'> {
   secretEnv?: Record<string, string>;
   /** Every secret reference of the job, whose values are masked in this step's output. */
   maskRefs?: string[];
+  /** The credential variables this step holds placeholders in (its phase's credentials); their values stay in the egress proxy. */
+  credentials?: string[];
 }

@@ -4,8 +4,10 @@
  * step again and finds its recorded end, or re-attaches to its container, so a step's
  * command starts at most once. docs/reliability.md has the table of what a repeat finds.
  */
+import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { ContainerLostError, ImageNotFoundError } from '../../common/errors';
+import { newPlaceholder } from '../../common/credentials';
 import type { StepOutcome } from '../../common/job';
 import { StaleAttemptError, type StepClaim } from '../../db/step-store';
 import type { StepExit, StepState } from '../../runner/runner';
@@ -81,6 +83,8 @@ export async function launchStep(
     }
   }
   const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, d.resolveSecret(r)]));
+  // A credential's variable holds the job's placeholder; the egress proxy holds the value.
+  const placeholders = input.credentials?.length ? await d.steps.placeholders(input.jobId, input.credentials, () => newPlaceholder(randomBytes)) : {};
   // A cancel that arrived meanwhile: the command is not started at all. (A container an
   // earlier attempt started is re-attached below, and stopped with its grace period.)
   if (await cancelledBeforeStart(d, a)) return { ended: await recordStep(d, a, a.notRun('cancelled')) };
@@ -92,7 +96,11 @@ export async function launchStep(
   }
   try {
     const endTimer = d.metrics.containerStart.startTimer();
-    await d.runner.start({ ...input, env: { ...input.env, ...secretEnv } });
+    await d.runner.start({
+      ...input,
+      env: { ...input.env, ...secretEnv, ...placeholders },
+      ...(input.credentials?.length ? { trustJobCa: true } : {}),
+    });
     endTimer();
   } catch (err) {
     if (err instanceof ImageNotFoundError) throw ApplicationFailure.nonRetryable(err.message, err.name);

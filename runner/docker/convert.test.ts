@@ -14,8 +14,13 @@ import {
   stepEnv,
   stepScript,
   volumeName,
+  withJobTrust,
   type ContainerPolicy,
 } from './convert';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const step: StepRequest = {
   jobId: 'job-1',
@@ -303,5 +308,36 @@ describe('stepScript', () => {
     expect(stepScript('echo a; echo b')).toBe("trap 'exit 143' TERM\necho a; echo b");
     // A here-document or a comment on the first line still parses as the user wrote it.
     expect(stepScript('# note\ncat <<EOF\nx\nEOF').split('\n').slice(1).join('\n')).toBe('# note\ncat <<EOF\nx\nEOF');
+  });
+});
+
+describe('withJobTrust', () => {
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
+  const trusted = withJobTrust(step, pem);
+
+  it("names the bundle in the variables common clients read, after the spec's own", () => {
+    const env = containerOptions({ ...trusted, env: { ...trusted.env } }, policy, now).Env!;
+    for (const name of ['SSL_CERT_FILE', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'GIT_SSL_CAINFO', 'PIP_CERT', 'DRAFTSMAN_CA_BUNDLE']) {
+      expect(env).toContain(`${name}=/tmp/draftsman/ca-bundle.pem`);
+    }
+    expect(env).toContain('NODE_EXTRA_CA_CERTS=/tmp/draftsman/job-ca.pem');
+    expect(env).toContain(`DRAFTSMAN_JOB_CA_PEM=${pem}`);
+    expect(withJobTrust({ ...step, env: { SSL_CERT_FILE: '/mine.pem' } }, pem).env.SSL_CERT_FILE).toBe('/tmp/draftsman/ca-bundle.pem');
+  });
+
+  it("writes the image's CAs and then the job's into the bundle before the command, which runs as written", () => {
+    // The script run by a real shell, with its fixed paths moved into a temporary folder.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-trust-'));
+    try {
+      const system = path.join(dir, 'system.pem');
+      fs.writeFileSync(system, 'SYSTEM CAS\n');
+      const script = trusted.command.replaceAll('/tmp/draftsman', path.join(dir, 'out')).replace("'/etc/ssl/certs/ca-certificates.crt'", `'${system}'`);
+      const out = execFileSync('sh', ['-c', script], { env: { PATH: process.env.PATH, DRAFTSMAN_JOB_CA_PEM: pem } }).toString();
+      expect(out).toBe('hi\n');
+      expect(fs.readFileSync(path.join(dir, 'out', 'ca-bundle.pem'), 'utf8')).toBe(`SYSTEM CAS\n${pem}\n`);
+      expect(fs.readFileSync(path.join(dir, 'out', 'job-ca.pem'), 'utf8')).toBe(`${pem}\n`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -16,7 +16,7 @@ import {
   LABEL_STEP_INDEX,
   LABEL_STEP_KIND,
 } from '../../common/names';
-import { HOLDER_MOUNT, jobDir, jobKey, PROXY_PORT, PROXY_URL, proxyEnv, SOCKET_NAME } from '../../common/egress-layout';
+import { HOLDER_MOUNT, jobDir, jobKey, jobTrustEnv, jobTrustScript, PROXY_PORT, PROXY_URL, proxyEnv, SOCKET_NAME } from '../../common/egress-layout';
 import { cacheDir, cacheEnv } from '../../common/warm';
 import type { StepRef, StepRequest } from '../runner';
 
@@ -134,6 +134,11 @@ export function stepEnv(step: StepRequest, network: StepNetwork = { mode: 'none'
  */
 export function stepScript(command: string): string {
   return `trap 'exit 143' TERM\n${command}`;
+}
+
+/** A step that holds a credential, given its job's CA: the trust variables, and the bundle written before its command. */
+export function withJobTrust(step: StepRequest, caPem: string): StepRequest {
+  return { ...step, env: { ...step.env, ...jobTrustEnv(caPem) }, command: `${jobTrustScript()}\n${step.command}` };
 }
 
 export function containerOptions(step: StepRequest, policy: ContainerPolicy, now: Date): Docker.ContainerCreateOptions {

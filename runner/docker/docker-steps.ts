@@ -4,7 +4,8 @@ import { pack } from 'tar-stream';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEPLOYMENT } from '../../common/names';
 import type { LogLine, StepExit, StepRef, StepRequest, StepRunner, StepState } from '../runner';
-import { containerOptions, exitTimes, holderName, jobLabels, volumeName, WORKSPACE_PATH } from './convert';
+import { readJobCa } from './job-folder';
+import { containerOptions, exitTimes, holderName, jobLabels, volumeName, withJobTrust, WORKSPACE_PATH } from './convert';
 import type { ReadyHolders } from './ready-holders';
 import { type DockerEngine, isGone, isHolder, jobFilter, nameOf, parseTime, statusOf } from './engine';
 import { acceptsConnections, waitNotRunning } from './engine-requests';
@@ -31,7 +32,8 @@ export class DockerStepRunner implements StepRunner {
     this.output = new StepOutput(e.docker, () => e.bounded());
   }
 
-  async start(step: StepRequest): Promise<void> {
+  async start(request: StepRequest): Promise<void> {
+    const step = await this.trusting(request);
     const name = this.e.name(step);
     let container: Docker.Container;
     try {
@@ -59,6 +61,13 @@ export class DockerStepRunner implements StepRunner {
       if (isWedged(err)) throw new ContainerLostError(`the engine lost container ${name} in a crash: ${(err as Error).message}`, err);
       throw new RunnerError(`starting container ${name} failed`, err);
     }
+  }
+
+  /** A step that holds a credential trusts its job's CA (behind the proxy only: nothing else terminates TLS with it). */
+  private async trusting(step: StepRequest): Promise<StepRequest> {
+    const network = this.e.policy.network;
+    if (!step.trustJobCa || network.mode !== 'proxy') return step;
+    return withJobTrust(step, await readJobCa(network.socketDir, step.jobId, this.e.policy.deployment));
   }
 
   /** Files into the created container's workspace volume (the engine writes to a volume even under a read-only root). */

@@ -6,7 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { RunnerError } from '../../common/errors';
-import { JOB_FILE, jobDir, SOCKET_NAME } from '../../common/egress-layout';
+import { JOB_CA_FILE, JOB_FILE, jobDir, SOCKET_NAME } from '../../common/egress-layout';
 
 /** How long a new job waits for the egress service to listen on its socket before the job fails. */
 export const EGRESS_LISTEN_WAIT_MS = 10_000;
@@ -57,6 +57,21 @@ export async function waitForListener(socketDir: string, jobId: string, deployme
     }
     // Short: a job waits here before its first step, and a stat costs little.
     await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * The job CA's certificate, which the egress service writes before it listens for a
+ * job with credentials. Missing: the service cannot terminate TLS for the job (an
+ * older service, or one that failed to make it), and the step is not started.
+ */
+export async function readJobCa(socketDir: string, jobId: string, deployment: string): Promise<string> {
+  await waitForListener(socketDir, jobId, deployment);
+  const file = path.join(jobDir(socketDir, jobId, deployment), JOB_CA_FILE);
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new RunnerError(`the egress service made no CA for job ${jobId} (${file}), which its credentials need: is it of an older version?`, err);
   }
 }
 

@@ -384,6 +384,18 @@ class Egress1(BaseModel):
     bytesOut: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
 
 
+class CredentialUseItem(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    env: str
+    secret: str
+    host: str
+    requests: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    firstAt: AwareDatetime
+    lastAt: AwareDatetime
+
+
 class Retrying(BaseModel):
     """
     an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only)
@@ -691,6 +703,10 @@ class JobView(BaseModel):
     egress: Egress1 | None = None
     """
     what the steps did through the egress proxy (the single-job view only)
+    """
+    credentialUse: list[CredentialUseItem] | None = None
+    """
+    requests the egress proxy sent with a credential, per variable and host, never the value (the single-job view only)
     """
     stepsOmitted: Annotated[
         int | None, Field(ge=-9007199254740991, le=9007199254740991)
