@@ -3,7 +3,7 @@
  * writes docs/benchmarks.md. BENCH_QUICK=1 runs each measure a few times only
  * (a smoke run that keeps the harness from rotting; its figures mean little);
  * BENCH_ONLY picks measures by name (overhead, pickup (and the first output), cancel, recovery, throughput,
- * loops, logs, startup, fanout, dashboard, hosts, warm).
+ * loops, logs, startup, fanout, dashboard, hosts, warm, credentials).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,6 +19,7 @@ import { dashboard } from './dashboard';
 import { hostsMeasures } from './hosts';
 import { type Registry, startRegistry } from './registry';
 import { DEPENDENCIES, ensureNodeImage, warmStarts } from './warm';
+import { credentialFixture, credentialLatency, type CredentialFixture } from './credentials';
 
 const quick = process.env.BENCH_QUICK === '1';
 /** BENCH_ONLY=throughput,loops runs those measures only (and leaves docs/benchmarks.md alone). */
@@ -26,7 +27,7 @@ const only = (process.env.BENCH_ONLY ?? '')
   .split(',')
   .map((m) => m.trim())
   .filter(Boolean);
-const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`);
+const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : Math.abs(ms) < 10 ? `${ms.toFixed(1)} ms` : `${ms.toFixed(0)} ms`);
 
 function versions(): Record<string, string> {
   const pkg = (name: string) => (JSON.parse(fs.readFileSync(require.resolve(`${name}/package.json`), 'utf8')) as { version: string }).version;
@@ -84,7 +85,13 @@ async function main(): Promise<void> {
     ensureNodeImage();
     registry = await startRegistry({ root: process.cwd(), cacheDir: path.resolve('data', 'bench-registry'), ...LINK });
   }
-  const stack = await startBenchStack({}, registry ? [registry.hostPort] : []);
+  // The credential measure's servers: HTTPS with a CA of their own, the operator's bundle, a secret.
+  let credentials: CredentialFixture | null = null;
+  if (want('credentials')) {
+    ensureNodeImage();
+    credentials = await credentialFixture(fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-bench-credentials-')));
+  }
+  const stack = await startBenchStack(credentials?.env ?? {}, [...(registry ? [registry.hostPort] : []), ...(credentials?.exceptions ?? [])]);
   const measures: Measure[] = [];
   try {
     if (want('overhead')) measures.push(...(await stepOverhead(stack, quick ? 1 : 5)));
@@ -103,9 +110,11 @@ async function main(): Promise<void> {
     // The quick pass installs one small dependency tree (its figures mean little), the full run the fixture's whole set.
     if (registry) measures.push(...(await warmStarts(stack, registry, { runs: quick ? 1 : 10, dependencies: quick ? ['express'] : DEPENDENCIES, link: LINK })));
     if (want('dashboard')) measures.push(...(await dashboard(stack, quick ? { jobs: 100, runs: 2 } : { jobs: 1000, runs: 10 })));
+    if (credentials) measures.push(...(await credentialLatency(stack, credentials, quick ? 10 : 100)));
   } finally {
     await stack.stop();
     await registry?.stop();
+    await credentials?.stop();
   }
   const text = render(measures);
   console.log(text);

@@ -43,6 +43,9 @@ test('the benchmark harness runs every measure and prints its table', async () =
     /\| warm start: setup snapshot warm \| \d+(\.\d+)? (ms|s) \|/,
     /\| warm start: node_modules cache warm \/ cold \| \d+\.\d\dx \|/,
     /\| warm start: snapshot warm \/ cold \| \d+\.\d\dx \|/,
+    /\| credential: request to a bound host \| \d+(\.\d+)? (ms|s) \|/,
+    /\| credential: request through a plain tunnel \| \d+(\.\d+)? (ms|s) \|/,
+    /\| credential: added latency per request \| -?\d+(\.\d+)? (ms|s) \|/,
   ]) {
     expect(stdout).toMatch(row);
   }
