@@ -662,6 +662,11 @@ export interface components {
                 env: string;
                 /** @description the phases whose steps hold the placeholder and whose requests get the value (default all) */
                 phases?: ("setup" | "loop" | "validate" | "publish")[];
+                /** @description git's credential helper gives git the placeholder for these hosts; the proxy swaps it inside git's Basic authorization */
+                git?: {
+                    /** @description the user name git sends with the placeholder as its password (default x-access-token) */
+                    username?: string;
+                };
             }[];
             egress?: {
                 allow: string[];

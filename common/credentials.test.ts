@@ -1,5 +1,7 @@
 import { isInvalidJobSpecError } from './errors';
-import { applyCredentials, boundTo, hostPort, type LiveCredential, newPlaceholder, placeholderIn } from './credentials';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import { applyCredentials, basicCredentials, boundTo, gitCredentialEnv, hostPort, type LiveCredential, newPlaceholder, placeholderIn } from './credentials';
 import { resolveJobSpec, specInput } from './spec';
 
 const policy = {
@@ -168,5 +170,62 @@ describe('applyCredentials', () => {
     expect(placeholderIn([model, other], 'draftsman-credential-00')).toBeNull();
     expect(boundTo([model, other], 'api.example.com', 443)).toEqual([model]);
     expect(hostPort('::1', 443)).toBe('[::1]:443');
+  });
+});
+
+describe('git credentials', () => {
+  const ph = newPlaceholder(() => Buffer.alloc(16, 3));
+  const forge: LiveCredential = {
+    secret: 'push-token',
+    env: 'GIT_TOKEN',
+    placeholder: ph,
+    hosts: ['forge.example.com:443', '127.0.0.2:8443'],
+    header: 'authorization',
+    format: '{value}',
+    active: true,
+  };
+  const basic = (s: string) => `Basic ${Buffer.from(s).toString('base64')}`;
+
+  it("resolve with git's user name, and only in Authorization", () => {
+    const spec = resolveJobSpec(
+      { ...base, egress: { allow: ['forge.example.com'] }, credentials: [{ ...key, hosts: ['forge.example.com'], git: {} }] },
+      policy,
+    );
+    expect(spec.credentials![0]!.git).toEqual({ username: 'x-access-token' });
+    expect(refusal({ ...base, credentials: [{ ...key, header: 'X-Token', git: { username: 'bot' } }] }).field).toBe('credentials.0.header');
+    expect(refusal({ ...base, env: { GIT_CONFIG_COUNT: '1' }, credentials: [{ ...key, git: {} }] }).field).toBe('credentials.0.git');
+    expect(refusal({ ...base, credentials: [{ ...key, git: { username: "x' ; rm -rf / ; '" } }] }).field).toBe('credentials.0.git.username');
+  });
+
+  it('swap the placeholder inside the Basic authorization git sends, keeping its user name', () => {
+    const r = applyCredentials(
+      [forge],
+      { host: 'forge.example.com', port: 443, tls: true },
+      '/org/repo.git/info/refs',
+      [['Authorization', basic(`bot:${ph}`)]],
+      () => 'ghp_real',
+    );
+    expect(r).toMatchObject({ ok: true, headers: [['Authorization', basic('bot:ghp_real')]] });
+  });
+
+  it('find the placeholder inside Basic authorization sent to another host, and refuse it', () => {
+    const r = applyCredentials([forge], { host: 'evil.example.com', port: 443, tls: true }, '/', [['Authorization', basic(`bot:${ph}`)]], () => 'ghp_real');
+    expect(r.ok).toBe(false);
+    expect(basicCredentials('Bearer abc')).toBeNull();
+  });
+
+  it("configure git's credential helper so that git itself gets the placeholder for the bound hosts only", () => {
+    const env = gitCredentialEnv([{ env: 'GIT_TOKEN', git: { username: 'bot', hosts: forge.hosts } }, { env: 'MODEL_API_KEY' }]);
+    expect(env.GIT_CONFIG_COUNT).toBe('4');
+    const fill = (host: string) =>
+      execFileSync('git', ['credential', 'fill'], {
+        input: `protocol=https\nhost=${host}\n\n`,
+        env: { PATH: process.env.PATH, HOME: os.tmpdir(), GIT_TERMINAL_PROMPT: '0', GIT_ASKPASS: '/bin/false', GIT_TOKEN: ph, ...env },
+        stdio: ['pipe', 'pipe', 'ignore'],
+      }).toString();
+    expect(fill('forge.example.com')).toContain(`username=bot\npassword=${ph}\n`);
+    expect(fill('127.0.0.2:8443')).toContain(`password=${ph}`);
+    // Another host: git asks nobody for it (no terminal, no askpass), and fails.
+    expect(() => fill('evil.example.com')).toThrow();
   });
 });

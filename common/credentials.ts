@@ -53,7 +53,20 @@ export function resolveCredentials(spec: z.output<typeof jobSpecSchema>, allow: 
     const missing = phases.find((p) => !has[p]);
     if (missing) throw new InvalidJobSpecError(`${at}.phases: the spec has no ${missing} ${missing === 'loop' ? '' : 'steps '}to give it to`, `${at}.phases`);
     if (phases.length === 0) throw new InvalidJobSpecError(`${at}: the spec has no steps to give it to`, at);
-    return { secret: c.secret, hosts: [...new Set(hosts)], header, format: c.format ?? '{value}', env: c.env, phases };
+    if (c.git && header !== 'authorization') throw new InvalidJobSpecError(`${at}.header: git sends its credential in Authorization`, `${at}.header`);
+    if (c.git) {
+      const clash = Object.keys(spec.env ?? {}).find((n) => n.startsWith('GIT_CONFIG_'));
+      if (clash) throw new InvalidJobSpecError(`${at}.git: env.${clash} would be replaced by the credential helper's configuration`, `${at}.git`);
+    }
+    return {
+      secret: c.secret,
+      hosts: [...new Set(hosts)],
+      header,
+      format: c.format ?? '{value}',
+      env: c.env,
+      phases,
+      ...(c.git ? { git: { username: c.git.username ?? 'x-access-token' } } : {}),
+    };
   });
 }
 
@@ -92,6 +105,52 @@ export function placeholderIn(credentials: readonly LiveCredential[], text: stri
   return credentials.find((c) => text.includes(c.placeholder)) ?? null;
 }
 
+const BASIC = /^Basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i;
+
+/** What an HTTP Basic authorization carries (`user:password`), or null for any other header value. */
+export function basicCredentials(value: string): string | null {
+  const m = BASIC.exec(value);
+  return m ? Buffer.from(m[1]!, 'base64').toString('latin1') : null;
+}
+
+/** The first placeholder a header value holds, as written or inside Basic authorization (as git sends it). */
+function placeholderInHeader(credentials: readonly LiveCredential[], value: string): LiveCredential | null {
+  return placeholderIn(credentials, value) ?? placeholderIn(credentials, basicCredentials(value) ?? '');
+}
+
+/** The header's new value: `format` with the value, or, inside Basic authorization, the password replaced by the value. */
+function withValue(c: LiveCredential, headerValue: string, secret: string): string {
+  const basic = basicCredentials(headerValue);
+  if (basic !== null && basic.includes(c.placeholder)) {
+    return `Basic ${Buffer.from(basic.split(c.placeholder).join(secret), 'latin1').toString('base64')}`;
+  }
+  return c.format.replace('{value}', () => secret);
+}
+
+/**
+ * What a step with git credentials gets: git's credential helper, configured through the
+ * environment (GIT_CONFIG_COUNT, git 2.31 and later), answering for each bound host with
+ * the user name and the placeholder, read from the credential's variable when git asks.
+ */
+export function gitCredentialEnv(credentials: readonly { env: string; git?: { username: string; hosts: string[] } }[]): Record<string, string> {
+  const entries: [string, string][] = [];
+  for (const c of credentials) {
+    if (!c.git) continue;
+    for (const hp of c.git.hosts) {
+      const url = `https://${hp.endsWith(':443') ? hp.slice(0, -4) : hp}`;
+      // An empty helper first: helpers configured before (the image's) do not answer for this host.
+      entries.push([`credential.${url}.helper`, '']);
+      entries.push([`credential.${url}.helper`, `!f() { test "$1" = get && printf 'username=%s\\npassword=%s\\n' '${c.git.username}' "$${c.env}"; }; f`]);
+    }
+  }
+  const env: Record<string, string> = entries.length ? { GIT_CONFIG_COUNT: String(entries.length) } : {};
+  entries.forEach(([k, v], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = k;
+    env[`GIT_CONFIG_VALUE_${i}`] = v;
+  });
+  return env;
+}
+
 export type CredentialCheck = { ok: true; headers: [name: string, value: string][]; used: LiveCredential[] } | { ok: false; why: string };
 
 /**
@@ -115,7 +174,7 @@ export function applyCredentials(
   const used: LiveCredential[] = [];
   const out: [string, string][] = [];
   for (const [name, value] of headers) {
-    const c = placeholderIn(credentials, value);
+    const c = placeholderInHeader(credentials, value);
     if (!c) {
       out.push([name, value]);
       continue;
@@ -129,7 +188,7 @@ export function applyCredentials(
     // A value that would break the header apart is never written into one.
     // eslint-disable-next-line no-control-regex
     if (/[\r\n\u0000]/.test(secret)) return { ok: false, why: `the value of ${c.env}'s secret holds a line break, which no header may` };
-    out.push([name, c.format.replace('{value}', () => secret)]);
+    out.push([name, withValue(c, value, secret)]);
     if (!used.includes(c)) used.push(c);
   }
   return { ok: true, headers: out, used };

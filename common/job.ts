@@ -90,6 +90,8 @@ export interface Credential {
   env: string;
   /** The phases whose steps hold the placeholder and whose requests get the value. */
   phases: CredentialPhase[];
+  /** git over https: a credential helper gives git `username` and the placeholder for the hosts (Basic authorization). */
+  git?: { username: string };
 }
 
 /** The phase a step kind belongs to, for a credential's `phases`; clone is Draftsman's own step. */

@@ -199,6 +199,18 @@ export const jobSpecSchema = z.strictObject({
           .min(1, 'at least one phase')
           .optional()
           .meta({ description: 'the phases whose steps hold the placeholder and whose requests get the value (default all)' }),
+        git: z
+          .strictObject({
+            username: z
+              .string()
+              .min(1, 'must not be empty')
+              .max(64, 'must be at most 64 characters')
+              .regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and ._@- only')
+              .optional()
+              .meta({ description: 'the user name git sends with the placeholder as its password (default x-access-token)' }),
+          })
+          .optional()
+          .meta({ description: "git's credential helper gives git the placeholder for these hosts; the proxy swaps it inside git's Basic authorization" }),
       }),
     )
     .max(20, 'at most 20 credentials')

@@ -140,7 +140,7 @@ export class EgressService {
       if (jobId) present.set(key, jobId);
     }
     for (const [key, l] of this.listeners) {
-      if (!present.has(key)) await this.close(key, l);
+      if (!present.has(key)) await this.close(key, l, true);
     }
     for (const [key, jobId] of present) {
       if (!this.listeners.has(key)) await this.listen(key, jobId);
@@ -223,14 +223,17 @@ export class EgressService {
     };
   }
 
-  private async close(key: string, l: Listener): Promise<void> {
+  /** Stops listening for a job; at the job's end (its folder gone, not the service's stop) its CA's key goes too. */
+  private async close(key: string, l: Listener, ended = false): Promise<void> {
     this.listeners.delete(key);
     l.server.closeAllConnections?.();
     await new Promise((r) => l.server.close(r));
     await this.flushUses(l.jobId, l.uses);
-    // The job's CA goes with the job.
-    fs.rmSync(jobCaKeyPath(this.opts.socketDir, key), { force: true });
-    this.opts.logger.info({ jobId: l.jobId }, 'egress: the job ended, no longer listening');
+    if (ended) fs.rmSync(jobCaKeyPath(this.opts.socketDir, key), { force: true });
+    this.opts.logger.info(
+      { jobId: l.jobId },
+      ended ? 'egress: the job ended, no longer listening' : 'egress: the service stops, no longer listening for the job',
+    );
   }
 
   private async record(jobId: string, e: EgressEvent, log: Logger, uses: Map<string, CredentialUse>): Promise<void> {

@@ -211,7 +211,9 @@ export class JobSteps {
     const outside = (this.spec.caches ?? []).filter((c) => !c.path);
     const inWorkspace = (this.spec.caches ?? []).filter((c) => c.path);
     const phase = credentialPhase(kind);
-    const credentials = (this.spec.credentials ?? []).filter((c) => phase && c.phases.includes(phase)).map((c) => c.env);
+    const credentials = (this.spec.credentials ?? [])
+      .filter((c) => phase && c.phases.includes(phase))
+      .map((c) => ({ env: c.env, ...(c.git ? { git: { username: c.git.username, hosts: c.hosts } } : {}) }));
     return {
       jobId: this.run.jobId,
       ...this.placementField(),

@@ -14,6 +14,14 @@ export interface StepInput extends Omit<StepRequest, 'kind' | 'files'> {
   secretEnv?: Record<string, string>;
   /** Every secret reference of the job, whose values are masked in this step's output. */
   maskRefs?: string[];
-  /** The credential variables this step holds placeholders in (its phase's credentials); their values stay in the egress proxy. */
-  credentials?: string[];
+  /**
+   * The credentials of this step's phase: the variables that hold their placeholders (the
+   * values stay in the egress proxy), and for git's, the user name and hosts its helper answers for.
+   */
+  credentials?: StepCredential[];
+}
+
+export interface StepCredential {
+  env: string;
+  git?: { username: string; hosts: string[] };
 }

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import { ContainerLostError, ImageNotFoundError } from '../../common/errors';
-import { newPlaceholder } from '../../common/credentials';
+import { gitCredentialEnv, newPlaceholder } from '../../common/credentials';
 import type { StepOutcome } from '../../common/job';
 import { StaleAttemptError, type StepClaim } from '../../db/step-store';
 import type { StepExit, StepState } from '../../runner/runner';
@@ -84,7 +84,17 @@ export async function launchStep(
   }
   const secretEnv = Object.fromEntries(Object.entries(input.secretEnv ?? {}).map(([name, r]) => [name, d.resolveSecret(r)]));
   // A credential's variable holds the job's placeholder; the egress proxy holds the value.
-  const placeholders = input.credentials?.length ? await d.steps.placeholders(input.jobId, input.credentials, () => newPlaceholder(randomBytes)) : {};
+  const credentials = input.credentials ?? [];
+  const placeholders = credentials.length
+    ? {
+        ...(await d.steps.placeholders(
+          input.jobId,
+          credentials.map((c) => c.env),
+          () => newPlaceholder(randomBytes),
+        )),
+        ...gitCredentialEnv(credentials),
+      }
+    : {};
   // A cancel that arrived meanwhile: the command is not started at all. (A container an
   // earlier attempt started is re-attached below, and stopped with its grace period.)
   if (await cancelledBeforeStart(d, a)) return { ended: await recordStep(d, a, a.notRun('cancelled')) };

@@ -14,20 +14,28 @@ import type { JobView } from '../../common/job';
 import { TEST_DATA_DIR } from '../../testing/env';
 import { GIT_HOST, type GitFixture, startGitFixture } from '../../testing/git-fixture';
 import { waitFor } from '../../testing/helpers';
-import { gitException, leftovers, startTestStack, type TestStack } from '../../testing/stack';
+import { gitException, leftovers, startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
+import { launchChromium } from '../../testing/browser';
+import { projectRoot } from '../../common/paths';
 
 const VALUE = 'sk-live-4f7c2a9e1b-the-model-key';
+const PUSH = 'ghp_push-token-7d1e0c5b3a';
 const dir = path.join(TEST_DATA_DIR, `credentials-${process.pid}`);
 let stack: TestStack;
 let repo: GitFixture;
+/** The job that used its credentials, for the dashboard's view of it. */
+let usedJob = '';
 /** The model provider: HTTPS, its own CA, every request's path and Authorization header recorded. */
 let api: { server: https.Server; port: number; seen: { path: string; auth: string }[] };
+/** A git forge over HTTPS: asks for Basic authorization (as forges do), and records what it got. */
+let forge: { server: https.Server; port: number; seen: string[] };
 /** Another allowed host, plain http: the proxy sees all of a request to it. */
 let other: { server: http.Server; port: number; seen: string[] };
 
 beforeAll(async () => {
   fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'secrets', 'model-key'), `${VALUE}\n`);
+  fs.writeFileSync(path.join(dir, 'secrets', 'push-token'), `${PUSH}\n`);
   execFileSync(
     'openssl',
     [
@@ -42,26 +50,34 @@ beforeAll(async () => {
     apiSeen.push({ path: req.url ?? '', auth: req.headers.authorization ?? '-' });
     res.writeHead(404).end();
   });
+  const forgeSeen: string[] = [];
+  const forgeServer = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'ca.pem')) }, (req, res) => {
+    if (!req.headers.authorization) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="forge"' }).end();
+    forgeSeen.push(req.headers.authorization);
+    res.writeHead(404).end();
+  });
   const otherSeen: string[] = [];
   const otherServer = http.createServer((req, res) => {
     otherSeen.push(`${req.url} ${req.headers.authorization ?? '-'}`);
     res.writeHead(404).end();
   });
-  await Promise.all([new Promise<void>((r) => apiServer.listen(0, GIT_HOST, r)), new Promise<void>((r) => otherServer.listen(0, GIT_HOST, r))]);
+  await Promise.all([apiServer, otherServer, forgeServer].map((x) => new Promise<void>((r) => x.listen(0, GIT_HOST, r))));
+  forge = { server: forgeServer, port: (forgeServer.address() as net.AddressInfo).port, seen: forgeSeen };
   api = { server: apiServer, port: (apiServer.address() as net.AddressInfo).port, seen: apiSeen };
   other = { server: otherServer, port: (otherServer.address() as net.AddressInfo).port, seen: otherSeen };
   [stack, repo] = await Promise.all([
     startTestStack({
       DRAFTSMAN_SECRETS_DIR: path.join(dir, 'secrets'),
-      DRAFTSMAN_EGRESS_EXCEPTIONS: `${gitException()},${GIT_HOST}:${api.port},${GIT_HOST}:${other.port}`,
+      DRAFTSMAN_EGRESS_EXCEPTIONS: `${gitException()},${GIT_HOST}:${api.port},${GIT_HOST}:${other.port},${GIT_HOST}:${forge.port}`,
       DRAFTSMAN_EGRESS_CA_BUNDLE: path.join(dir, 'ca.pem'),
     }),
     startGitFixture(1),
   ]);
 });
 afterAll(async () => {
-  for (const s of [api?.server, other?.server]) s?.closeAllConnections();
-  await Promise.allSettled([stack?.stop(), repo?.stop(), new Promise((r) => api?.server.close(r)), new Promise((r) => other?.server.close(r))]);
+  const servers = [api?.server, other?.server, forge?.server].filter((x) => x !== undefined);
+  for (const x of servers) x.closeAllConnections();
+  await Promise.allSettled([stack?.stop(), repo?.stop(), ...servers.map((x) => new Promise((r) => x.close(r)))]);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -85,8 +101,12 @@ test('the bound host receives the value from a step that only ever held the plac
   const spec = {
     repo: repo.url,
     commit: repo.head,
-    egress: { allow: [gitException(), bound, `${GIT_HOST}:${other.port}`] },
-    credentials: [{ secret: 'model-key', hosts: [bound], header: 'Authorization', format: 'Bearer {value}', env: 'MODEL_API_KEY' }],
+    egress: { allow: [gitException(), bound, `${GIT_HOST}:${other.port}`, `${GIT_HOST}:${forge.port}`] },
+    credentials: [
+      { secret: 'model-key', hosts: [bound], header: 'Authorization', format: 'Bearer {value}', env: 'MODEL_API_KEY' },
+      // git over https: its credential helper hands git the placeholder, the proxy swaps it inside Basic authorization.
+      { secret: 'push-token', hosts: [`${GIT_HOST}:${forge.port}`], header: 'Authorization', env: 'GIT_TOKEN', git: { username: 'bot' } },
+    ],
     setup: [
       DUMP,
       gitWith('Authorization: Bearer $MODEL_API_KEY', `https://${bound}/trusted.git`),
@@ -98,6 +118,7 @@ test('the bound host receives the value from a step that only ever held the plac
       gitWith('X-Nothing: 1', `${elsewhere}/control-url.git?k=harmless`),
       // A client that does not trust the job's CA: a failed handshake, not a tunnel around the proxy.
       `GIT_SSL_CAINFO=/etc/ssl/certs/ca-certificates.crt git -c http.extraHeader="Authorization: Bearer $MODEL_API_KEY" ls-remote https://${bound}/untrusting.git 2>&1 | grep -ci 'certificate'`,
+      `git ls-remote https://${GIT_HOST}:${forge.port}/org/repo.git >/dev/null 2>&1; echo "exit $?"`,
     ],
   };
   // The positive control of the dump: the same value given as a plain secret is seen by it.
@@ -105,6 +126,7 @@ test('the bound host receives the value from a step that only ever held the plac
     stack.jobs.start(spec),
     stack.jobs.start({ repo: repo.url, commit: repo.head, secrets: { MODEL_API_KEY: 'model-key' }, setup: [DUMP] }),
   ]);
+  usedJob = id;
   const [job, controlJob] = await Promise.all([stack.waitForEnd(id), stack.waitForEnd(control)]);
   expect(job.status).toBe('succeeded');
   expect(controlJob.status).toBe('succeeded');
@@ -114,6 +136,7 @@ test('the bound host receives the value from a step that only ever held the plac
   expect(seenByStep).toMatch(/MODEL_API_KEY=draftsman-credential-[0-9a-f]{32}/);
   expect(seenByStep).toContain('BEGIN CERTIFICATE');
   expect(seenByStep).not.toContain(VALUE);
+  expect(seenByStep).not.toContain(PUSH);
   expect(rot13((await logOf(control, 'setup-0')).join('\n'))).toContain(`MODEL_API_KEY=${VALUE}`);
   const placeholder = /MODEL_API_KEY=(draftsman-credential-[0-9a-f]{32})/.exec(seenByStep)![1]!;
 
@@ -121,6 +144,9 @@ test('the bound host receives the value from a step that only ever held the plac
   expect(api.seen.filter((s) => s.path.startsWith('/trusted.git')).map((s) => s.auth)).toContain(`Bearer ${VALUE}`);
   expect(api.seen.some((s) => s.path.startsWith('/untrusting.git'))).toBe(false);
   expect(Number((await logOf(id, 'setup-6'))[0])).toBeGreaterThanOrEqual(1);
+
+  // git got the placeholder from its helper; the forge got the token, with git's user name.
+  expect(forge.seen).toContain(`Basic ${Buffer.from(`bot:${PUSH}`).toString('base64')}`);
 
   // Elsewhere: refused before anything was sent, the controls through.
   expect(other.seen.some((s) => s.includes(placeholder) || s.includes(VALUE))).toBe(false);
@@ -135,13 +161,22 @@ test('the bound host receives the value from a step that only ever held the plac
   ]);
 
   // Audited: which credential, which host, how many requests; the value nowhere.
-  expect(events.filter((e) => e.type === 'credential_used').map((e) => e.data)).toEqual([{ env: 'MODEL_API_KEY', secret: 'model-key', host: bound }]);
+  expect(events.filter((e) => e.type === 'credential_used').map((e) => e.data)).toEqual([
+    { env: 'MODEL_API_KEY', secret: 'model-key', host: bound },
+    { env: 'GIT_TOKEN', secret: 'push-token', host: `${GIT_HOST}:${forge.port}` },
+  ]);
   const view = (await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body;
-  expect(view.credentialUse).toEqual([expect.objectContaining({ env: 'MODEL_API_KEY', secret: 'model-key', host: bound, requests: expect.any(Number) })]);
-  expect(view.credentialUse![0]!.requests).toBeGreaterThanOrEqual(1);
+  expect(view.credentialUse).toEqual([
+    expect.objectContaining({ env: 'GIT_TOKEN', secret: 'push-token', host: `${GIT_HOST}:${forge.port}` }),
+    expect.objectContaining({ env: 'MODEL_API_KEY', secret: 'model-key', host: bound }),
+  ]);
+  expect(view.credentialUse!.every((u) => u.requests >= 1)).toBe(true);
   const logs = await (await fetch(`${stack.apiUrl}/v1/jobs/${id}/logs`, { headers: stack.authHeader })).text();
   const history = JSON.stringify((await stack.client.workflow.getHandle(id).fetchHistory()).events);
-  for (const sink of [logs, history, JSON.stringify(events), JSON.stringify(view)]) expect(sink).not.toContain(VALUE);
+  for (const sink of [logs, history, JSON.stringify(events), JSON.stringify(view)]) {
+    expect(sink).not.toContain(VALUE);
+    expect(sink).not.toContain(PUSH);
+  }
 
   // The job's CA went with the job: its key file and its folder.
   const caKeys = path.join(stack.config.DRAFTSMAN_EGRESS_SOCKET_DIR!, '.ca');
@@ -160,3 +195,23 @@ test('a credential bound to a host outside the egress list is refused at submiss
   expect([res.status, res.body.field]).toEqual([400, 'credentials.0.hosts.0']);
   expect(res.body.detail).toContain('not in the job');
 });
+
+test("the dashboard's job page says which credential the proxy added on which host, how many times, and shows no value", async () => {
+  expect(usedJob).not.toBe('');
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${stack.apiUrl}/login?next=${encodeURIComponent(`/ui/jobs/${usedJob}`)}`);
+    await page.getByLabel('API token').fill(TEST_TOKENS.admin);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const line = page.getByText(/Credential MODEL_API_KEY \(model-key\) added by the egress proxy on/);
+    await line.waitFor();
+    expect(await line.textContent()).toMatch(new RegExp(`on ${GIT_HOST}:${api.port}: \\d+ requests?$`));
+    await page.getByText('credential_misuse').first().waitFor();
+    expect(await page.content()).not.toContain(VALUE);
+    fs.mkdirSync(path.join(projectRoot(), 'test-artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(projectRoot(), 'test-artifacts', 'credentials-job.png'), fullPage: true });
+  } finally {
+    await browser.close();
+  }
+}, 60_000);

@@ -164,6 +164,12 @@ export function JobPage({ id, session }: { id: string; session: Session }) {
               Egress: {job.egress.connections} connections, {job.egress.denied} refused, {job.egress.bytesOut} bytes out, {job.egress.bytesIn} bytes in
             </li>
           ) : null}
+          {(job.credentialUse ?? []).map((u) => (
+            <li key={`${u.env} ${u.host}`}>
+              Credential <span class="mono">{u.env}</span> ({u.secret}) added by the egress proxy on <span class="mono">{u.host}</span>: {u.requests}{' '}
+              {u.requests === 1 ? 'request' : 'requests'}
+            </li>
+          ))}
         </ul>
       </section>
 

@@ -234,6 +234,22 @@ class From(BaseModel):
 Host1 = TypeAliasType("Host1", Annotated[str, Field(max_length=260, min_length=1)])
 
 
+class Git(BaseModel):
+    """
+    git's credential helper gives git the placeholder for these hosts; the proxy swaps it inside git's Basic authorization
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    username: Annotated[
+        str | None, Field(max_length=64, min_length=1, pattern="^[A-Za-z0-9._@-]+$")
+    ] = None
+    """
+    the user name git sends with the placeholder as its password (default x-access-token)
+    """
+
+
 class Credential(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -253,6 +269,10 @@ class Credential(BaseModel):
     phases: Annotated[list[str] | None, Field(min_length=1)] = None
     """
     the phases whose steps hold the placeholder and whose requests get the value (default all)
+    """
+    git: Git | None = None
+    """
+    git's credential helper gives git the placeholder for these hosts; the proxy swaps it inside git's Basic authorization
     """
 
 
