@@ -15,6 +15,7 @@ import tls from 'node:tls';
 import { type LiveCredential, newPlaceholder } from '../common/credentials';
 import { parseAllowEntry, parseExceptions, type Resolver } from '../common/egress-policy';
 import { createJobCa, hostCert, type JobCa } from './job-ca';
+import { valueMask } from './intercept';
 import { createEgressProxy, type EgressEvent, tcpDialer } from './proxy';
 
 const VALUE = 'sk-live-the-real-value-0123456789';
@@ -32,6 +33,11 @@ async function upstream(host: string) {
     req.on('data', (c: Buffer) => (body += c));
     req.on('end', () => {
       seen.push({ url: req.url ?? '', auth: req.headers.authorization, body });
+      // An API that quotes the key it got back, in a header and in its body (and says how it was asked to encode).
+      if (req.url === '/echo')
+        return void res
+          .writeHead(401, { 'x-echo': String(req.headers.authorization) })
+          .end(`bad key: ${req.headers.authorization} (${req.headers['accept-encoding']})`);
       res.end(`hello from ${host}`);
     });
   });
@@ -280,4 +286,33 @@ test('an upstream the proxy cannot verify gets no request: the step gets a 502, 
     rogue.closeAllConnections();
     await new Promise((r) => rogue.close(r));
   }
+});
+
+test('a bound host that quotes the value back has it masked, in its headers and its body, at its length', async () => {
+  const p = await startProxy();
+  try {
+    const r = await httpsVia(p.socket, 'api.test', bound.port, {
+      path: '/echo',
+      headers: { authorization: `Bearer ${p.placeholder}`, 'accept-encoding': 'gzip' },
+      ca: jobCa.certPem,
+    });
+    // Positive control: the server did get the value, and quoted it.
+    expect(bound.seen.at(-1)).toMatchObject({ url: '/echo', auth: `Bearer ${VALUE}` });
+    expect(r).toEqual({ status: 401, body: `bad key: Bearer ${'*'.repeat(VALUE.length)} (identity)` });
+  } finally {
+    await p.close();
+  }
+});
+
+test.each([[1], [3], [7], [1000]])('the mask finds a value split over chunks of %i bytes, and keeps the length', async (size) => {
+  const text = `a${VALUE}b${VALUE}${VALUE}c`;
+  const out: Buffer[] = [];
+  const mask = valueMask([VALUE]);
+  mask.on('data', (c: Buffer) => out.push(c));
+  const done = new Promise((r) => mask.on('end', r));
+  for (let i = 0; i < text.length; i += size) mask.write(Buffer.from(text.slice(i, i + size)));
+  mask.end();
+  await done;
+  const stars = '*'.repeat(VALUE.length);
+  expect(Buffer.concat(out).toString()).toBe(`a${stars}b${stars}${stars}c`);
 });

@@ -12,6 +12,7 @@ import net from 'node:net';
 import { Transform, type TransformCallback } from 'node:stream';
 import tls from 'node:tls';
 import { applyCredentials, type LiveCredential, placeholderIn } from '../common/credentials';
+import { forwardedHeaders, framingProblem, headerObject, HOP_BY_HOP } from './http-rules';
 import type { HostCert } from './job-ca';
 
 /** What terminating TLS for a job needs. */
@@ -34,47 +35,6 @@ export interface InterceptTarget {
 
 export type CredentialEvent =
   { type: 'misuse'; host: string; port: number; why: string } | { type: 'used'; credential: LiveCredential; host: string; port: number };
-
-/** Headers of one hop, not forwarded (RFC 9110 7.6.1), and the proxy's own. */
-export const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'proxy-authenticate',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-/** A request's end-to-end headers as name/value pairs, in order, without those of the hop. */
-export function forwardedHeaders(req: Pick<http.IncomingMessage, 'rawHeaders' | 'headers'>): [string, string][] {
-  const listed = new Set(
-    String(req.headers.connection ?? '')
-      .toLowerCase()
-      .split(',')
-      .map((s) => s.trim()),
-  );
-  const out: [string, string][] = [];
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i]!;
-    const lower = name.toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && !listed.has(lower)) out.push([name, req.rawHeaders[i + 1]!]);
-  }
-  return out;
-}
-
-/** Pairs as the object http.request takes (a repeated name becomes a list, in order). */
-export function headerObject(pairs: readonly (readonly [string, string])[]): http.OutgoingHttpHeaders {
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of pairs) {
-    const k = name.toLowerCase();
-    const had = out[k];
-    out[k] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
-  }
-  return out;
-}
 
 export class PlaceholderInBody extends Error {
   override readonly name = 'PlaceholderInBody';
@@ -101,6 +61,40 @@ export function bodyGuard(credentials: readonly LiveCredential[]): Transform {
       done(null, carry);
     },
   });
+}
+
+/**
+ * Replaces each of `values` in a response body with as many `*`, so that its length and
+ * framing stay as the server sent them: a bound host that echoes a credential back (an
+ * error message quoting the key) does not hand the step the value. Holds back one value's
+ * length, less one, between chunks, so that a value split over chunks is found too.
+ */
+export function valueMask(values: readonly string[]): Transform {
+  const needles = values.filter((v) => v.length > 0).map((v) => Buffer.from(v));
+  const keep = Math.max(0, ...needles.map((n) => n.length)) - 1;
+  let carry: Buffer = Buffer.alloc(0);
+  const mask = (b: Buffer) => {
+    for (const n of needles) for (let at = b.indexOf(n); at >= 0; at = b.indexOf(n, at + n.length)) b.fill(0x2a, at, at + n.length);
+    return b;
+  };
+  return new Transform({
+    transform(chunk: Buffer, _enc, done: TransformCallback) {
+      const all = mask(Buffer.concat([carry, chunk]));
+      const cut = Math.max(0, all.length - keep);
+      carry = all.subarray(cut);
+      done(null, all.subarray(0, cut));
+    },
+    flush(done: TransformCallback) {
+      done(null, mask(carry));
+    },
+  });
+}
+
+/** A response header's value with each of `values` masked, as in the body. */
+function maskedHeader(v: string | string[] | undefined, values: readonly string[]): string | string[] | undefined {
+  if (v === undefined) return v;
+  const one = (x: string) => values.reduce((acc, value) => (value ? acc.split(value).join('*'.repeat(value.length)) : acc), x);
+  return Array.isArray(v) ? v.map(one) : one(v);
 }
 
 /**
@@ -160,6 +154,9 @@ export function createInterceptor(opts: {
     if (host !== undefined && host !== name && host !== `${name}:${t.port}`) {
       return refuse(400, `Host header "${req.headers.host}" does not match the host this connection was opened to (${name}:${t.port})\n`);
     }
+    // Framing two hops could read apart (request smuggling) is refused here as on plain http.
+    const framing = framingProblem(req);
+    if (framing) return refuse(400, `${framing}\n`);
     const credentials = await opts.credentials();
     const check = applyCredentials(credentials, { ...t, tls: true }, req.url ?? '/', forwardedHeaders(req), (c) => opts.tls.valueOf(c));
     if (!check.ok) {
@@ -168,6 +165,9 @@ export function createInterceptor(opts: {
     }
     const headers = headerObject(check.headers);
     headers.host = t.port === 443 ? name : `${name}:${t.port}`;
+    // A request that carries a value gets its answer unencoded, for the value to be masked in it.
+    const sent = check.used.map((c) => opts.tls.valueOf(c));
+    if (sent.length) headers['accept-encoding'] = 'identity';
     const up = https.request({
       host: t.address,
       port: t.port,
@@ -181,9 +181,12 @@ export function createInterceptor(opts: {
     });
     up.on('response', (answer) => {
       const out: http.OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(k)) out[k] = v;
+      for (const [k, v] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(k)) out[k] = sent.length ? maskedHeader(v, sent) : v;
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, out);
-      answer.pipe(res);
+      // An encoded body (a server that compresses whatever it was asked) passes as it is: see docs/runner-contract.md.
+      const encoded = (answer.headers['content-encoding'] ?? 'identity') !== 'identity';
+      if (sent.length && !encoded) answer.pipe(valueMask(sent)).pipe(res);
+      else answer.pipe(res);
     });
     up.on('error', (err: NodeJS.ErrnoException) => refuse(502, `egress to ${name}:${t.port}: the upstream failed (${err.code ?? err.message})\n`));
     const guard = bodyGuard(credentials);

@@ -9,7 +9,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { applyCredentials, boundTo, type LiveCredential, placeholderIn } from '../common/credentials';
 import { decide, type EgressPolicy, type Resolver } from '../common/egress-policy';
-import { bodyGuard, createInterceptor, type CredentialTls, forwardedHeaders, headerObject, HOP_BY_HOP } from './intercept';
+import { forwardedHeaders, framingProblem, headerObject, HOP_BY_HOP } from './http-rules';
+import { bodyGuard, createInterceptor, type CredentialTls } from './intercept';
 
 /** Opens a TCP connection to an IP address (no name lookup). */
 export type Dialer = (address: string, port: number) => net.Socket;
@@ -46,25 +47,6 @@ export function parseAuthority(authority: string): { host: string; port: number 
   const port = Number(m[2]);
   if (port < 1 || port > 65_535) return null;
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
-}
-
-/** Methods whose requests carry no body: one that comes with one is refused. */
-const NO_BODY = new Set(['GET', 'HEAD', 'TRACE']);
-
-/**
- * Why a plain request's framing is refused, or null: both Content-Length and
- * Transfer-Encoding (the parser may take one and the next hop the other), more than one
- * Content-Length, or a body on a method that has none.
- */
-export function framingProblem(req: Pick<http.IncomingMessage, 'method' | 'headers' | 'rawHeaders'>): string | null {
-  const names = req.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
-  const lengths = names.filter((n) => n === 'content-length').length;
-  const encodings = names.filter((n) => n === 'transfer-encoding').length;
-  if (lengths > 0 && encodings > 0) return 'a request with both Content-Length and Transfer-Encoding is refused';
-  if (lengths > 1) return 'a request with more than one Content-Length is refused';
-  const hasBody = encodings > 0 || (lengths === 1 && req.headers['content-length'] !== '0');
-  if (hasBody && NO_BODY.has(String(req.method).toUpperCase())) return `a ${req.method} request with a body is refused`;
-  return null;
 }
 
 export function createEgressProxy(opts: EgressProxyOptions): http.Server {
