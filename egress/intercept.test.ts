@@ -316,3 +316,19 @@ test.each([[1], [3], [7], [1000]])('the mask finds a value split over chunks of 
   const stars = '*'.repeat(VALUE.length);
   expect(Buffer.concat(out).toString()).toBe(`a${stars}b${stars}${stars}c`);
 });
+
+test('DBG timing', async () => {
+  const p = await startProxy();
+  try {
+    for (let i = 0; i < 4; i++) {
+      const t = performance.now();
+      await httpsVia(p.socket, 'api.test', bound.port, { headers: { authorization: `Bearer ${p.placeholder}` }, ca: jobCa.certPem });
+      const t2 = performance.now();
+      await httpsVia(p.socket, 'api.test', bound.port, { ca: jobCa.certPem });
+      const t3 = performance.now();
+      console.log('DBG bound first', (t2 - t).toFixed(1), 'no-cred', (t3 - t2).toFixed(1));
+    }
+  } finally {
+    await p.close();
+  }
+});

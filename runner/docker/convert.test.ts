@@ -250,7 +250,7 @@ describe('steps under gVisor (a forwarder in each step)', () => {
 
   it("starts the forwarder to the job's socket and runs the command once it listens", () => {
     const wrapper = inStep.Cmd![2]!;
-    expect(wrapper).toContain('socat TCP-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr,backlog=128 UNIX-CONNECT:/egress/proxy.sock &');
+    expect(wrapper).toContain('socat TCP-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr,backlog=128,nodelay UNIX-CONNECT:/egress/proxy.sock &');
     expect(wrapper).toContain("grep -q ':0C38 00000000:0000 0A' /proc/net/tcp");
     expect(wrapper.endsWith('exec sh -c "$0"')).toBe(true);
   });

@@ -243,7 +243,7 @@ export function forwarderThen(socket: string): string {
   const port = PROXY_PORT.toString(16).toUpperCase().padStart(4, '0');
   return (
     'if command -v socat >/dev/null 2>&1; then ' +
-    `socat TCP-LISTEN:${PROXY_PORT},bind=127.0.0.1,fork,reuseaddr,backlog=128 UNIX-CONNECT:${socket} & ` +
+    `socat TCP-LISTEN:${PROXY_PORT},bind=127.0.0.1,fork,reuseaddr,backlog=128,nodelay UNIX-CONNECT:${socket} & ` +
     `i=0; until grep -q ':${port} 00000000:0000 0A' /proc/net/tcp 2>/dev/null || [ $i -ge 200 ]; do i=$((i+1)); sleep 0.01; done; ` +
     `else echo '[draftsman] this image has no socat: under gVisor the step has no way out (the egress proxy on ${PROXY_URL} is not there)' >&2; fi; ` +
     'exec sh -c "$0"'
@@ -316,7 +316,7 @@ function holderBase(
   return {
     name,
     Image: policy.network.holderImage,
-    Cmd: ['socat', `TCP-LISTEN:${PROXY_PORT},bind=127.0.0.1,fork,reuseaddr,backlog=128`, `UNIX-CONNECT:${socket}`],
+    Cmd: ['socat', `TCP-LISTEN:${PROXY_PORT},bind=127.0.0.1,fork,reuseaddr,backlog=128,nodelay`, `UNIX-CONNECT:${socket}`],
     User: policy.user,
     Labels: labels,
     HostConfig: {
