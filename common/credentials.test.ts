@@ -149,6 +149,7 @@ describe('applyCredentials', () => {
     ['in the URL to another host', { host: 'evil.example.com', port: 443, tls: true }, `/${model.placeholder}`, [], 'in the URL'],
     ['in another header of its host', api, '/', [['X-Forward', model.placeholder]], 'in the x-forward header'],
     ['of another credential to this host', api, '/', [['Authorization', `Bearer ${other.placeholder}`]], 'NPM_TOKEN'],
+    ['as a header name, to its host', api, '/', [[`X-${model.placeholder}`, '1']], "in a header's name"],
   ])('refuses a placeholder sent %s', (_, target, url, headers, why) => {
     const r = apply(target, url, headers as [string, string][]);
     expect(r.ok).toBe(false);

@@ -174,6 +174,8 @@ export function applyCredentials(
   const used: LiveCredential[] = [];
   const out: [string, string][] = [];
   for (const [name, value] of headers) {
+    const inName = placeholderIn(credentials, name);
+    if (inName) return { ok: false, why: `the placeholder of ${inName.env} is in a header's name, in a request to ${where}` };
     const c = placeholderInHeader(credentials, value);
     if (!c) {
       out.push([name, value]);
