@@ -29,4 +29,12 @@ describe('the git credential helper', () => {
     expect(cloneEnv('https://git.example.com/r.git', 'a'.repeat(40), 't').DRAFTSMAN_GIT_HOST).toBe('git.example.com');
     expect(cloneEnv('https://git.example.com/r.git', 'a'.repeat(40))).not.toHaveProperty('DRAFTSMAN_GIT_TOKEN');
   });
+
+  it('answers with the placeholder the step is started with, when the egress proxy adds the token', () => {
+    const viaProxy = cloneEnv('https://git.example.com:8443/org/repo.git', 'a'.repeat(40), { placeholder: true });
+    expect(viaProxy).not.toHaveProperty('DRAFTSMAN_GIT_TOKEN');
+    expect(viaProxy.DRAFTSMAN_GIT_HOST).toBe('git.example.com:8443');
+    const started = { ...viaProxy, DRAFTSMAN_GIT_TOKEN: 'draftsman-credential-0123' };
+    expect(ask('get', 'protocol=https\nhost=git.example.com:8443\n', started)).toBe('username=x-access-token\npassword=draftsman-credential-0123\n');
+  });
 });

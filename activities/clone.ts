@@ -1,3 +1,5 @@
+import { CLONE_TOKEN_ENV } from '../common/credentials';
+
 /**
  * The clone step's shell script. Repo and commit arrive as environment variables,
  * never spliced into the script, so no value can change what the shell runs.
@@ -34,13 +36,18 @@ export const CLONE_SCRIPT = [
   'fi',
 ].join('\n');
 
-export function cloneEnv(repo: string, commit: string, gitToken?: string): Record<string, string> {
+/**
+ * The clone's environment. `gitToken`: the token itself, or `placeholder` when the egress
+ * proxy adds it (the step's start puts the job's placeholder in CLONE_TOKEN_ENV).
+ */
+export function cloneEnv(repo: string, commit: string, gitToken?: string | { placeholder: true }): Record<string, string> {
   // The host as git names it in a credential request: with the port when it is not the scheme's default.
   const host = gitToken ? new URL(repo).host : '';
   return {
     DRAFTSMAN_REPO: repo,
     DRAFTSMAN_COMMIT: commit,
     GIT_TERMINAL_PROMPT: '0',
-    ...(gitToken ? { DRAFTSMAN_GIT_TOKEN: gitToken, DRAFTSMAN_GIT_HOST: host } : {}),
+    ...(typeof gitToken === 'string' ? { [CLONE_TOKEN_ENV]: gitToken } : {}),
+    ...(gitToken ? { DRAFTSMAN_GIT_HOST: host } : {}),
   };
 }

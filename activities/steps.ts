@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { StepOutcome } from '../common/job';
 import { FailureType, stepTimeoutMessage } from '../common/names';
 import { StaleAttemptError } from '../db/step-store';
+import { CLONE_TOKEN_ENV } from '../common/credentials';
 import { CLONE_SCRIPT, cloneEnv } from './clone';
 import type { Shared } from './deps';
 import { PauseDetector } from './pause-detector';
@@ -93,9 +94,19 @@ export function createStepActivities(sh: Shared) {
     }
   }
 
-  /** The clone as a step: Draftsman's script in the job's image, the token (if any) resolved here. */
+  /**
+   * The clone as a step: Draftsman's script in the job's image. A token reaches git as a
+   * placeholder the egress proxy swaps for it on the way to the repository's host; only
+   * steps on an operator's network of their own (no proxy) get the token itself.
+   */
   function cloneStep(input: CloneInput): StepInput {
+    const token = input.gitTokenSecret
+      ? sh.config.DRAFTSMAN_INSECURE_STEP_NETWORK
+        ? sh.resolveSecret(input.gitTokenSecret)
+        : ({ placeholder: true } as const)
+      : undefined;
     return {
+      ...(typeof token === 'object' ? { credentials: [{ env: CLONE_TOKEN_ENV }] } : {}),
       jobId: input.jobId,
       seq: input.seq,
       ...(input.placement ? { placement: input.placement } : {}),
@@ -103,7 +114,7 @@ export function createStepActivities(sh: Shared) {
       index: 0,
       image: input.image,
       command: CLONE_SCRIPT,
-      env: cloneEnv(input.repo, input.commit, input.gitTokenSecret ? sh.resolveSecret(input.gitTokenSecret) : undefined),
+      env: cloneEnv(input.repo, input.commit, token),
       maskRefs: input.maskRefs,
       timeoutSeconds: input.timeoutSeconds,
     };

@@ -70,6 +70,9 @@ export function resolveCredentials(spec: z.output<typeof jobSpecSchema>, allow: 
   });
 }
 
+/** The variable the clone's credential helper reads its token from: the token's placeholder when the egress proxy adds it. */
+export const CLONE_TOKEN_ENV = 'DRAFTSMAN_GIT_TOKEN';
+
 /** A credential of a running job as the egress proxy applies it. */
 export interface LiveCredential {
   secret: string;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { JOB_CA_FILE, jobCaKeyPath, jobKey, SOCKET_NAME } from '../common/egress-layout';
 import { createLogger } from '../common/logger';
 import type { EgressJobView } from '../db/egress-store';
-import { EgressService } from './service';
+import { EgressService, liveCredentials } from './service';
 
 const DEPLOYMENT = 'd1';
 let dir: string;
@@ -85,4 +85,21 @@ test('a CA key whose job folder went while the service was down is removed at it
   } finally {
     await s.stop();
   }
+});
+
+describe('liveCredentials', () => {
+  const spec = { repo: 'https://Git.Example.com/org/r.git', gitTokenSecret: 'git-token', credentials: [credential] };
+  const placeholders = { KEY: 'draftsman-credential-1', DRAFTSMAN_GIT_TOKEN: 'draftsman-credential-2' };
+  it.each([
+    ['the clone', 'clone', ['KEY:false', 'DRAFTSMAN_GIT_TOKEN:true:git.example.com:443']],
+    ['a setup step', 'setup', ['KEY:true']],
+    ['a loop step', 'loop', ['KEY:false']],
+  ])('while %s runs', (_, kind, expected) => {
+    const live = liveCredentials({ spec, running: { kind, index: 0 }, placeholders });
+    expect(live.map((c) => [c.env, c.active, ...(c.env === 'DRAFTSMAN_GIT_TOKEN' ? c.hosts : [])].join(':'))).toEqual(expected);
+  });
+
+  it('leaves out a credential whose placeholder no step was given yet', () => {
+    expect(liveCredentials({ spec, running: { kind: 'setup', index: 0 }, placeholders: {} })).toEqual([]);
+  });
 });

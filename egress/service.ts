@@ -17,7 +17,7 @@ import { type Config, operatorEgress } from '../common/config';
 import { deploymentId } from '../common/deployment';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
-import { type LiveCredential } from '../common/credentials';
+import { CLONE_TOKEN_ENV, hostPort, type LiveCredential } from '../common/credentials';
 import { credentialPhase, FINAL_STATUSES, jobSecretRefs, type StepKind } from '../common/job';
 import { secretScanner } from '../common/secret-scan';
 import { SecretStore } from '../common/secret-store';
@@ -67,13 +67,32 @@ export function policyFor(view: EgressJobView | null, operator: OperatorEgress):
   return { ...jobPolicy(view.spec.egress?.allow, operator), credentials };
 }
 
-/** The job's credentials whose placeholders its steps hold, each active in the phases of the step running now. */
+/**
+ * The job's credentials whose placeholders its steps hold, each active in the phases of
+ * the step running now; while the clone runs, its token too, bound to the repository's
+ * host (git's Basic authorization) and to nothing after the clone.
+ */
 export function liveCredentials(view: Pick<EgressJobView, 'spec' | 'running' | 'placeholders'>): LiveCredential[] {
   const phase = view.running ? credentialPhase(view.running.kind as StepKind) : null;
-  return (view.spec?.credentials ?? []).flatMap((c) => {
+  const live: LiveCredential[] = (view.spec?.credentials ?? []).flatMap((c) => {
     const placeholder = view.placeholders[c.env];
     return placeholder ? [{ ...c, placeholder, active: phase !== null && c.phases.includes(phase) }] : [];
   });
+  const token = view.spec?.gitTokenSecret;
+  const placeholder = view.placeholders[CLONE_TOKEN_ENV];
+  const [rule] = view.running?.kind === 'clone' && token && placeholder && view.spec?.repo ? repoRule(view.spec.repo) : [];
+  if (rule) {
+    live.push({
+      secret: token!,
+      env: CLONE_TOKEN_ENV,
+      placeholder: placeholder!,
+      hosts: [hostPort(rule.host, rule.port)],
+      header: 'authorization',
+      format: '{value}',
+      active: true,
+    });
+  }
+  return live;
 }
 
 /** The repository's host and port: all the clone step may reach. */
@@ -194,7 +213,7 @@ export class EgressService {
    */
   private async credentialTls(key: string, jobId: string): Promise<CredentialTls | undefined> {
     const view = await this.opts.store.view(jobId);
-    if (!view?.spec?.credentials?.length) return undefined;
+    if (!view?.spec?.credentials?.length && !view?.spec?.gitTokenSecret) return undefined;
     const keyFile = jobCaKeyPath(this.opts.socketDir, key);
     const certFile = path.join(this.opts.socketDir, key, JOB_CA_FILE);
     let ca: JobCa;

@@ -20,6 +20,7 @@ import { projectRoot } from '../../common/paths';
 
 const VALUE = 'sk-live-4f7c2a9e1b-the-model-key';
 const PUSH = 'ghp_push-token-7d1e0c5b3a';
+const CLONE_TOKEN = 'ghp_clone-token-91b2e4f6a8';
 const dir = path.join(TEST_DATA_DIR, `credentials-${process.pid}`);
 let stack: TestStack;
 let repo: GitFixture;
@@ -29,6 +30,8 @@ let usedJob = '';
 let api: { server: https.Server; port: number; seen: { path: string; auth: string }[] };
 /** A git forge over HTTPS: asks for Basic authorization (as forges do), and records what it got. */
 let forge: { server: https.Server; port: number; seen: string[] };
+/** The fixture's repositories over HTTPS behind Basic authorization with CLONE_TOKEN (a private forge). */
+let gated: { server: https.Server; port: number; seen: string[] };
 /** Another allowed host, plain http: the proxy sees all of a request to it. */
 let other: { server: http.Server; port: number; seen: string[] };
 
@@ -36,6 +39,7 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'secrets', 'model-key'), `${VALUE}\n`);
   fs.writeFileSync(path.join(dir, 'secrets', 'push-token'), `${PUSH}\n`);
+  fs.writeFileSync(path.join(dir, 'secrets', 'clone-token'), `${CLONE_TOKEN}\n`);
   execFileSync(
     'openssl',
     [
@@ -56,26 +60,43 @@ beforeAll(async () => {
     forgeSeen.push(req.headers.authorization);
     res.writeHead(404).end();
   });
+  const gatedSeen: string[] = [];
+  const gatedServer = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'ca.pem')) }, (req, res) => {
+    gatedSeen.push(req.headers.authorization ?? '-');
+    if (req.headers.authorization !== `Basic ${Buffer.from(`x-access-token:${CLONE_TOKEN}`).toString('base64')}`) {
+      return void res.writeHead(401, { 'www-authenticate': 'Basic realm="gated"' }).end();
+    }
+    const upstream = http.request(
+      { host: GIT_HOST, port: Number(process.env.DRAFTSMAN_TEST_GIT_PORT), method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
   const otherSeen: string[] = [];
   const otherServer = http.createServer((req, res) => {
     otherSeen.push(`${req.url} ${req.headers.authorization ?? '-'}`);
     res.writeHead(404).end();
   });
-  await Promise.all([apiServer, otherServer, forgeServer].map((x) => new Promise<void>((r) => x.listen(0, GIT_HOST, r))));
+  await Promise.all([apiServer, otherServer, forgeServer, gatedServer].map((x) => new Promise<void>((r) => x.listen(0, GIT_HOST, r))));
+  gated = { server: gatedServer, port: (gatedServer.address() as net.AddressInfo).port, seen: gatedSeen };
   forge = { server: forgeServer, port: (forgeServer.address() as net.AddressInfo).port, seen: forgeSeen };
   api = { server: apiServer, port: (apiServer.address() as net.AddressInfo).port, seen: apiSeen };
   other = { server: otherServer, port: (otherServer.address() as net.AddressInfo).port, seen: otherSeen };
   [stack, repo] = await Promise.all([
     startTestStack({
       DRAFTSMAN_SECRETS_DIR: path.join(dir, 'secrets'),
-      DRAFTSMAN_EGRESS_EXCEPTIONS: `${gitException()},${GIT_HOST}:${api.port},${GIT_HOST}:${other.port},${GIT_HOST}:${forge.port}`,
+      DRAFTSMAN_EGRESS_EXCEPTIONS: `${gitException()},${GIT_HOST}:${api.port},${GIT_HOST}:${other.port},${GIT_HOST}:${forge.port},${GIT_HOST}:${gated.port}`,
       DRAFTSMAN_EGRESS_CA_BUNDLE: path.join(dir, 'ca.pem'),
     }),
     startGitFixture(1),
   ]);
 });
 afterAll(async () => {
-  const servers = [api?.server, other?.server, forge?.server].filter((x) => x !== undefined);
+  const servers = [api?.server, other?.server, forge?.server, gated?.server].filter((x) => x !== undefined);
   for (const x of servers) x.closeAllConnections();
   await Promise.allSettled([stack?.stop(), repo?.stop(), ...servers.map((x) => new Promise((r) => x.close(r)))]);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -215,3 +236,19 @@ test("the dashboard's job page says which credential the proxy added on which ho
     await browser.close();
   }
 }, 60_000);
+
+test('the clone token reaches git as a placeholder the proxy swaps on the way to the repository, and only there', async () => {
+  const url = repo.url.replace(/^http:\/\/[^/]+/, `https://${GIT_HOST}:${gated.port}`);
+  const { id } = await stack.jobs.start({ repo: url, commit: repo.head, gitTokenSecret: 'clone-token', setup: ['git log -1 --format=%H'] });
+  const job = await stack.waitForEnd(id);
+  expect(job.steps.map((s) => `${s.kind}-${s.index}:${s.status}`)).toEqual(['clone-0:succeeded', 'setup-0:succeeded']);
+  expect(await logOf(id, 'setup-0')).toEqual([repo.head]);
+  // git asked first without, then with the token: the forge got the value, never a placeholder.
+  expect(gated.seen).toContain(`Basic ${Buffer.from(`x-access-token:${CLONE_TOKEN}`).toString('base64')}`);
+  expect(gated.seen.some((a) => a.startsWith('Basic ') && Buffer.from(a.slice(6), 'base64').toString().includes('draftsman-credential-'))).toBe(false);
+  const events = await stack.store.events(id);
+  expect(events.filter((e) => e.type === 'credential_used').map((e) => e.data)).toEqual([
+    { env: 'DRAFTSMAN_GIT_TOKEN', secret: 'clone-token', host: `${GIT_HOST}:${gated.port}` },
+  ]);
+  expect(JSON.stringify(events)).not.toContain(CLONE_TOKEN);
+}, 120_000);
