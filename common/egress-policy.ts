@@ -213,3 +213,15 @@ export function parseExceptions(list: string[]): OperatorException[] {
     return { host: rule!.host, port: rule!.port };
   });
 }
+
+/** The repository's host and port: all the clone step may reach (nothing for a repository not over http(s)). */
+export function repoRule(repo: string): AllowRule[] {
+  try {
+    const url = new URL(repo);
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return [];
+    const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+    return parseAllowEntry(`${url.hostname}:${port}`);
+  } catch {
+    return [];
+  }
+}

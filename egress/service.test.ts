@@ -10,7 +10,8 @@ import path from 'node:path';
 import { JOB_CA_FILE, jobCaKeyPath, jobKey, SOCKET_NAME } from '../common/egress-layout';
 import { createLogger } from '../common/logger';
 import type { EgressJobView } from '../db/egress-store';
-import { EgressService, liveCredentials } from './service';
+import { liveCredentials } from './credentials';
+import { EgressService } from './service';
 
 const DEPLOYMENT = 'd1';
 let dir: string;
@@ -102,4 +103,36 @@ describe('liveCredentials', () => {
   it('leaves out a credential whose placeholder no step was given yet', () => {
     expect(liveCredentials({ spec, running: { kind: 'setup', index: 0 }, placeholders: {} })).toEqual([]);
   });
+});
+
+test('a job whose view cannot be read is listened for at the next scan, and the others at once', async () => {
+  const down = addJob('with-credentials');
+  addJob('plain');
+  let failures = 1;
+  const s = new EgressService({
+    socketDir: dir,
+    deployment: DEPLOYMENT,
+    store: {
+      view: async (id) => {
+        if (id === 'with-credentials' && failures-- > 0) throw new Error('the database restarts');
+        return views[id] ?? null;
+      },
+      denied: async () => undefined,
+      add: async () => undefined,
+      credentialUsed: async () => undefined,
+    },
+    operator: { defaults: [], ceiling: 'any', presets: {}, exceptions: [] },
+    logger: createLogger('ERROR', 'test-egress').child({}, { level: 'silent' }),
+    rescanMs: 60_000,
+  });
+  await s.start();
+  try {
+    expect(s.jobs()).toEqual(['plain']);
+    expect(fs.existsSync(path.join(dir, down, SOCKET_NAME))).toBe(false);
+    await s.rescan();
+    expect(s.jobs().sort()).toEqual(['plain', 'with-credentials']);
+    expect(fs.existsSync(path.join(dir, down, JOB_CA_FILE))).toBe(true);
+  } finally {
+    await s.stop();
+  }
 });

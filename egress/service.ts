@@ -17,15 +17,13 @@ import { type Config, operatorEgress } from '../common/config';
 import { deploymentId } from '../common/deployment';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
-import { CLONE_TOKEN_ENV, hostPort, type LiveCredential } from '../common/credentials';
-import { credentialPhase, FINAL_STATUSES, jobSecretRefs, type StepKind } from '../common/job';
+import { FINAL_STATUSES, jobSecretRefs } from '../common/job';
 import { secretScanner } from '../common/secret-scan';
 import { SecretStore } from '../common/secret-store';
-import { type CredentialUse, type EgressJobView, EgressStore } from '../db/egress-store';
-import { JOB_CA_FILE, JOB_FILE, jobCaKeyPath, SOCKET_NAME } from '../common/egress-layout';
-import { jobPolicy, parseAllowEntry, type EgressPolicy, type OperatorEgress, type Resolver } from '../common/egress-policy';
-import type { CredentialTls } from './intercept';
-import { createJobCa, hostCert, type HostCert, type JobCa, loadJobCa } from './job-ca';
+import { type EgressJobView, EgressStore } from '../db/egress-store';
+import { JOB_FILE, jobCaKeyPath, SOCKET_NAME } from '../common/egress-layout';
+import { jobPolicy, repoRule, type EgressPolicy, type OperatorEgress, type Resolver } from '../common/egress-policy';
+import { CredentialUses, jobCredentialTls, liveCredentials, upstreamTrust } from './credentials';
 import { createEgressProxy, type Dialer, type EgressEvent, type JobEgress } from './proxy';
 
 export interface EgressServiceOptions {
@@ -67,55 +65,12 @@ export function policyFor(view: EgressJobView | null, operator: OperatorEgress):
   return { ...jobPolicy(view.spec.egress?.allow, operator), credentials };
 }
 
-/**
- * The job's credentials whose placeholders its steps hold, each active in the phases of
- * the step running now; while the clone runs, its token too, bound to the repository's
- * host (git's Basic authorization) and to nothing after the clone.
- */
-export function liveCredentials(view: Pick<EgressJobView, 'spec' | 'running' | 'placeholders'>): LiveCredential[] {
-  const phase = view.running ? credentialPhase(view.running.kind as StepKind) : null;
-  const live: LiveCredential[] = (view.spec?.credentials ?? []).flatMap((c) => {
-    const placeholder = view.placeholders[c.env];
-    return placeholder ? [{ ...c, placeholder, active: phase !== null && c.phases.includes(phase) }] : [];
-  });
-  const token = view.spec?.gitTokenSecret;
-  const placeholder = view.placeholders[CLONE_TOKEN_ENV];
-  const [rule] = view.running?.kind === 'clone' && token && placeholder && view.spec?.repo ? repoRule(view.spec.repo) : [];
-  if (rule) {
-    live.push({
-      secret: token!,
-      env: CLONE_TOKEN_ENV,
-      placeholder: placeholder!,
-      hosts: [hostPort(rule.host, rule.port)],
-      header: 'authorization',
-      format: '{value}',
-      active: true,
-    });
-  }
-  return live;
-}
-
-/** The repository's host and port: all the clone step may reach. */
-function repoRule(repo: string) {
-  try {
-    const url = new URL(repo);
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') return [];
-    const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-    return parseAllowEntry(`${url.hostname}:${port}`);
-  } catch {
-    return [];
-  }
-}
-
 interface Listener {
   jobId: string;
   server: http.Server;
-  /** Requests sent with a credential and not yet recorded: `env host` -> use. */
-  uses: Map<string, CredentialUse>;
+  /** Requests sent with a credential and not yet recorded. */
+  uses: CredentialUses;
 }
-
-/** How often counted credential use is written (and when the job's listener closes). */
-const USE_FLUSH_MS = 1_000;
 
 export class EgressService {
   private readonly listeners = new Map<string, Listener>();
@@ -162,7 +117,11 @@ export class EgressService {
       if (!present.has(key)) await this.close(key, l, true);
     }
     for (const [key, jobId] of present) {
-      if (!this.listeners.has(key)) await this.listen(key, jobId);
+      if (this.listeners.has(key)) continue;
+      // One job's failure (its view not read while the database restarts) is tried again at the next scan, the others served now.
+      await this.listen(key, jobId).catch((err: unknown) =>
+        this.opts.logger.error({ jobId, err: (err as Error).message }, 'egress: listening for the job failed; tried again at the next scan'),
+      );
     }
     // CA keys of jobs whose folder went while the service was down.
     const keys = path.dirname(jobCaKeyPath(this.opts.socketDir, 'x'));
@@ -183,10 +142,21 @@ export class EgressService {
   private async listen(key: string, jobId: string): Promise<void> {
     const socket = path.join(this.opts.socketDir, key, SOCKET_NAME);
     const log = this.opts.logger.child({ jobId });
-    const uses = new Map<string, CredentialUse>();
+    const uses = new CredentialUses(jobId, this.opts.store, log);
+    const view = await this.opts.store.view(jobId);
     const server = createEgressProxy({
       policy: async () => policyFor(await this.opts.store.view(jobId), this.opts.operator),
-      credentialTls: await this.credentialTls(key, jobId),
+      // A job with credentials (or a clone token): its CA, written into its folder before the service listens there.
+      credentialTls:
+        view?.spec?.credentials?.length || view?.spec?.gitTokenSecret
+          ? await jobCredentialTls({
+              socketDir: this.opts.socketDir,
+              key,
+              jobId,
+              upstream: this.opts.upstreamCa ?? tls.createSecureContext(),
+              resolveSecret: this.opts.resolveSecret,
+            })
+          : undefined,
       resolve: this.opts.resolve ?? systemResolver,
       dial: this.opts.dial,
       onEvent: (e) => void this.record(jobId, e, log, uses),
@@ -206,48 +176,12 @@ export class EgressService {
     log.info({ socket }, 'egress: listening for the job');
   }
 
-  /**
-   * For a job with credentials, its CA (made, or read back after a restart) and what
-   * terminating TLS with it needs. The CA's certificate is written into the job's folder
-   * before the service listens there, so a step never looks for it in vain.
-   */
-  private async credentialTls(key: string, jobId: string): Promise<CredentialTls | undefined> {
-    const view = await this.opts.store.view(jobId);
-    if (!view?.spec?.credentials?.length && !view?.spec?.gitTokenSecret) return undefined;
-    const keyFile = jobCaKeyPath(this.opts.socketDir, key);
-    const certFile = path.join(this.opts.socketDir, key, JOB_CA_FILE);
-    let ca: JobCa;
-    try {
-      ca = await loadJobCa(fs.readFileSync(certFile, 'utf8'), fs.readFileSync(keyFile, 'utf8'));
-    } catch {
-      ca = await createJobCa(jobId);
-      // Root's alone, outside every folder a container mounts.
-      fs.mkdirSync(path.dirname(keyFile), { recursive: true, mode: 0o700 });
-      fs.writeFileSync(keyFile, ca.keyPem, { mode: 0o600 });
-      fs.writeFileSync(`${certFile}.tmp`, ca.certPem, { mode: 0o644 });
-      fs.renameSync(`${certFile}.tmp`, certFile);
-    }
-    const certs = new Map<string, Promise<HostCert>>();
-    return {
-      hostCert: (host) => {
-        let c = certs.get(host);
-        if (!c) certs.set(host, (c = hostCert(ca, host)));
-        return c;
-      },
-      upstream: this.opts.upstreamCa ?? tls.createSecureContext(),
-      valueOf: (c) => {
-        if (!this.opts.resolveSecret) throw new Error('the egress service has no secret store');
-        return this.opts.resolveSecret(c.secret);
-      },
-    };
-  }
-
   /** Stops listening for a job; at the job's end (its folder gone, not the service's stop) its CA's key goes too. */
   private async close(key: string, l: Listener, ended = false): Promise<void> {
     this.listeners.delete(key);
     l.server.closeAllConnections?.();
     await new Promise((r) => l.server.close(r));
-    await this.flushUses(l.jobId, l.uses);
+    await l.uses.flush();
     if (ended) fs.rmSync(jobCaKeyPath(this.opts.socketDir, key), { force: true });
     this.opts.logger.info(
       { jobId: l.jobId },
@@ -255,8 +189,8 @@ export class EgressService {
     );
   }
 
-  private async record(jobId: string, e: EgressEvent, log: Logger, uses: Map<string, CredentialUse>): Promise<void> {
-    if (e.type === 'credential') return this.countUse(jobId, e, uses, log);
+  private async record(jobId: string, e: EgressEvent, log: Logger, uses: CredentialUses): Promise<void> {
+    if (e.type === 'credential') return uses.count(e.credential, e.host, e.port);
     const m = this.opts.metrics;
     if (m && e.type === 'denied') m.egressConnections.inc({ outcome: 'denied' });
     if (m && e.type !== 'denied') {
@@ -279,28 +213,6 @@ export class EgressService {
     } catch (err) {
       log.error({ err: (err as Error).message }, 'egress: recording a connection failed');
     }
-  }
-
-  /** Requests sent with a credential, counted here and written at most once a second (a job of many requests writes little). */
-  private countUse(jobId: string, e: Extract<EgressEvent, { type: 'credential' }>, uses: Map<string, CredentialUse>, log: Logger): void {
-    const host = `${e.host.includes(':') ? `[${e.host}]` : e.host}:${e.port}`;
-    const k = `${e.credential.env} ${host}`;
-    const had = uses.get(k);
-    if (had) had.requests++;
-    else uses.set(k, { env: e.credential.env, secret: e.credential.secret, host, requests: 1 });
-    if (uses.size === 1 && !had) {
-      setTimeout(
-        () => void this.flushUses(jobId, uses).catch((err: unknown) => log.error({ err: (err as Error).message }, 'egress: recording credential use failed')),
-        USE_FLUSH_MS,
-      ).unref();
-    }
-  }
-
-  private async flushUses(jobId: string, uses: Map<string, CredentialUse>): Promise<void> {
-    if (uses.size === 0) return;
-    const batch = [...uses.values()];
-    uses.clear();
-    await this.opts.store.credentialUsed(jobId, batch);
   }
 
   /** A text a step chose (a refused host, a header's name), as it may be recorded: bounded, with any of the job's secret values in it masked. */
@@ -342,25 +254,4 @@ export async function startEgressService(config: Config, pool: Pool, logger: Log
   });
   await service.start();
   return service;
-}
-
-/** Where Debian-like hosts keep the system's CAs; elsewhere Node's own copy of Mozilla's list is used. */
-const SYSTEM_CA_FILE = '/etc/ssl/certs/ca-certificates.crt';
-
-/**
- * What the proxy trusts when it connects upstream for a credential: the system's CAs, and
- * the operator's bundle (DRAFTSMAN_EGRESS_CA_BUNDLE) for private hosts. A bundle that
- * cannot be read, or holds no certificate, stops the service at start, said plainly.
- */
-export function upstreamTrust(bundle: string | undefined): tls.SecureContext {
-  const system = fs.existsSync(SYSTEM_CA_FILE) ? [fs.readFileSync(SYSTEM_CA_FILE, 'utf8')] : [...tls.rootCertificates];
-  if (!bundle) return tls.createSecureContext({ ca: system });
-  let extra: string;
-  try {
-    extra = fs.readFileSync(bundle, 'utf8');
-  } catch (err) {
-    throw new Error(`DRAFTSMAN_EGRESS_CA_BUNDLE: cannot read ${bundle}: ${(err as Error).message}`, { cause: err });
-  }
-  if (!extra.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`DRAFTSMAN_EGRESS_CA_BUNDLE: ${bundle} holds no PEM certificate`);
-  return tls.createSecureContext({ ca: [...system, extra] });
 }
