@@ -92,7 +92,7 @@ export function mountJobs(d: JobRoutesDeps): void {
     if (started) {
       const by = { principal, requestId, ...(rerunOf ? { rerunOf } : {}) };
       // The workflow records the job itself; this row only makes it visible before a worker picks it up.
-      await store.recordQueued(id, started.runId, spec.repo, spec.commit, input, by).catch((err: Error) => {
+      await store.recordQueued(id, started.runId, spec.repo, spec.commit, input, by, jobs.taskQueue).catch((err: Error) => {
         log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
       });
       if (rerunOf) await store.event(rerunOf, `rerun:${id}`, 'rerun', { jobId: id, principal, requestId });

@@ -59,7 +59,8 @@ export function newJobId(): string {
  * the API, because the workflow's own activities write it.
  */
 export class JobsClient {
-  private readonly taskQueue: string;
+  /** The task queue its jobs are started on. */
+  readonly taskQueue: string;
 
   constructor(
     readonly client: Client,

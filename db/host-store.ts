@@ -48,6 +48,10 @@ const LOAD_SQL = `
  * serve several): their heartbeats, their drains, and the placement of jobs on them.
  * A host is its host queue, unique; its id is what people see.
  */
+/** How long after its submission a job not yet accepted keeps later jobs from being placed before it. */
+export const JOINING_SECONDS = 10;
+export const JOINING_WAIT = 'waiting for a job submitted before it to be accepted (jobs are placed in the order they came)';
+
 export class HostStore {
   constructor(
     private readonly pool: Pool,
@@ -105,9 +109,8 @@ export class HostStore {
       const running = new Map(load.rows.map((r) => [hosts.find((h) => h.taskQueue === r.host_queue)?.id ?? r.host_queue, r.running]));
       const { order, blocked } = await this.line(client);
       const position = order.indexOf(jobId) + 1;
-      const choice: HostChoice = blocked.has(jobId)
-        ? { wait: blocked.get(jobId)! }
-        : chooseHost(hosts, running, now, position || order.length + 1, lost, prefer);
+      let choice: HostChoice = blocked.has(jobId) ? { wait: blocked.get(jobId)! } : chooseHost(hosts, running, now, position || order.length + 1, lost, prefer);
+      if ('host' in choice && (await this.earlierJoining(client, jobId))) choice = { wait: JOINING_WAIT };
       if ('host' in choice) {
         await client.query(
           `UPDATE jobs SET host_queue = $2, placed_from = $3, placed_at = now(), host_wait_since = NULL, queue_position = NULL, waiting = NULL, updated_at = now() WHERE id = $1`,
@@ -129,6 +132,24 @@ export class HostStore {
         await client.query(`UPDATE jobs SET queue_position = NULL WHERE id = ANY($1::text[]) AND queue_position IS NOT NULL`, [[...blocked.keys()]]);
       return choice;
     });
+  }
+
+  /**
+   * Whether a job submitted before this one has not joined the line yet: the API records
+   * a job when it starts its workflow, and the worker puts it in line when it accepts it,
+   * so a later job's acceptance can come first (two workflow tasks, in any order). The
+   * later job then waits its turn (asking again a second later) rather than jump the
+   * line; a job not accepted within JOINING_SECONDS of its submission holds nobody back.
+   */
+  private async earlierJoining(client: PoolClient, jobId: string): Promise<boolean> {
+    const { rows } = await client.query(
+      `SELECT 1 FROM jobs j, jobs me
+        WHERE me.id = $1 AND j.submitted_to = $3 AND j.placed_from IS NULL AND j.host_queue IS NULL AND j.finished_at IS NULL
+          AND j.status = 'queued' AND (j.created_at, j.id) < (me.created_at, me.id) AND j.created_at > now() - make_interval(secs => $2)
+        LIMIT 1`,
+      [jobId, JOINING_SECONDS, this.sharedQueue],
+    );
+    return rows.length > 0;
   }
 
   /** The line for a host as it is served (common/hosts.ts lineOrder), read under the placement lock. */

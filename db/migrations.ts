@@ -394,6 +394,16 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       );
     `,
   },
+  {
+    version: 19,
+    name: 'the queue a job was submitted to',
+    sql: `
+      -- Set by the API when it starts a job's workflow: until a worker accepts the job, later
+      -- jobs of that queue are not placed before it (db/host-store.ts earlierJoining).
+      ALTER TABLE jobs ADD COLUMN submitted_to text;
+      CREATE INDEX jobs_joining_idx ON jobs (submitted_to, created_at) WHERE placed_from IS NULL AND finished_at IS NULL;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

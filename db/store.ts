@@ -107,12 +107,15 @@ export class JobStore {
     await this.pool.query('SELECT 1');
   }
 
-  /** The API's record of a job it has just started; never overwrites what the worker wrote. */
-  async recordQueued(jobId: string, runId: string, repo: string, commit: string, spec: unknown, by: Submitter): Promise<void> {
+  /**
+   * The API's record of a job it has just started (on `taskQueue`, whose line it joins
+   * once a worker accepts it); never overwrites what the worker wrote.
+   */
+  async recordQueued(jobId: string, runId: string, repo: string, commit: string, spec: unknown, by: Submitter, taskQueue?: string): Promise<void> {
     await this.pool.query(
-      `INSERT INTO jobs (id, run_id, status, repo, commit, spec, principal) VALUES ($1, $2, 'queued', $3, $4, $5, $6)
+      `INSERT INTO jobs (id, run_id, status, repo, commit, spec, principal, submitted_to) VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7)
        ON CONFLICT (id) DO NOTHING`,
-      [jobId, runId, repo, commit, JSON.stringify(spec), by.principal],
+      [jobId, runId, repo, commit, JSON.stringify(spec), by.principal, taskQueue ?? null],
     );
     await this.event(jobId, 'created', 'created', { ...by });
   }
