@@ -6,12 +6,12 @@
  * timed in the step. The two servers are alike: Node HTTPS on the host's loopback, one
  * certificate of their own CA (the operator's bundle and an operator exception).
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import type net from 'node:net';
 import path from 'node:path';
 import { GIT_HOST, startGitFixture } from '../testing/git-fixture';
+import { fixtureCert } from '../testing/tls';
 import { sleep } from '../testing/helpers';
 import type { Measure } from './guarantees';
 import { type BenchStack, benchWorker } from './harness';
@@ -34,19 +34,10 @@ const SECRET = 'bench-model-key-value-0123456789abcdef';
 export async function credentialFixture(dir: string): Promise<CredentialFixture> {
   fs.mkdirSync(path.join(dir, 'secrets'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'secrets', 'bench-key'), SECRET);
-  execFileSync(
-    'openssl',
-    [
-      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'],
-      ...['-subj', `/CN=${GIT_HOST}`, '-addext', `subjectAltName=IP:${GIT_HOST}`],
-      ...['-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'ca.pem')],
-    ],
-    { stdio: 'ignore' },
-  );
-  const tlsFiles = { key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'ca.pem')) };
+  const tlsFiles = fixtureCert(dir, GIT_HOST);
   let wrong = 0;
   const servers = [0, 1].map((i) =>
-    https.createServer(tlsFiles, (req, res) => {
+    https.createServer({ key: tlsFiles.key, cert: tlsFiles.cert }, (req, res) => {
       // The bound server checks that the value arrived: a run that did not swap it is not measured as if it did.
       if (i === 0 && req.headers.authorization !== `Bearer ${SECRET}`) wrong++;
       res.end('ok');
@@ -55,7 +46,7 @@ export async function credentialFixture(dir: string): Promise<CredentialFixture>
   await Promise.all(servers.map((s) => new Promise<void>((r) => s.listen(0, GIT_HOST, r))));
   const [bound, plain] = servers.map((s) => `${GIT_HOST}:${(s.address() as net.AddressInfo).port}`) as [string, string];
   return {
-    env: { DRAFTSMAN_SECRETS_DIR: path.join(dir, 'secrets'), DRAFTSMAN_EGRESS_CA_BUNDLE: path.join(dir, 'ca.pem') },
+    env: { DRAFTSMAN_SECRETS_DIR: path.join(dir, 'secrets'), DRAFTSMAN_EGRESS_CA_BUNDLE: tlsFiles.certPath },
     exceptions: [bound, plain],
     bound,
     plain,

@@ -38,7 +38,7 @@ export function resolveCredentials(spec: z.output<typeof jobSpecSchema>, allow: 
         throw new InvalidJobSpecError(`${at}.hosts.${j}: ${err.message}`, `${at}.hosts.${j}`);
       }
       if (rule.wildcard) throw new InvalidJobSpecError(`${at}.hosts.${j}: a credential is bound to hosts by name, not by wildcard`, `${at}.hosts.${j}`);
-      const host = `${rule.host.includes(':') ? `[${rule.host}]` : rule.host}:${rule.port}`;
+      const host = hostPort(rule.host, rule.port);
       if (!allow.some((r) => ruleMatches(r, rule.host, rule.port))) {
         throw new InvalidJobSpecError(`${at}.hosts.${j}: ${host} is not in the job's egress allow list (egress.allow)`, `${at}.hosts.${j}`);
       }

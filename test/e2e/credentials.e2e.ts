@@ -4,7 +4,6 @@
  * with a CA of its own (an operator exception and the operator's CA bundle). Each probe
  * is a command a hostile agent would run; each refusal has its control in the same job.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -14,6 +13,7 @@ import type { JobView } from '../../common/job';
 import { TEST_DATA_DIR } from '../../testing/env';
 import { GIT_HOST, type GitFixture, startGitFixture } from '../../testing/git-fixture';
 import { waitFor } from '../../testing/helpers';
+import { fixtureCert } from '../../testing/tls';
 import { gitException, leftovers, startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 import { launchChromium } from '../../testing/browser';
 import { projectRoot } from '../../common/paths';
@@ -40,28 +40,20 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, 'secrets', 'model-key'), `${VALUE}\n`);
   fs.writeFileSync(path.join(dir, 'secrets', 'push-token'), `${PUSH}\n`);
   fs.writeFileSync(path.join(dir, 'secrets', 'clone-token'), `${CLONE_TOKEN}\n`);
-  execFileSync(
-    'openssl',
-    [
-      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'],
-      ...['-subj', `/CN=${GIT_HOST}`, '-addext', `subjectAltName=IP:${GIT_HOST}`],
-      ...['-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'ca.pem')],
-    ],
-    { stdio: 'ignore' },
-  );
+  const tlsFiles = fixtureCert(dir, GIT_HOST);
   const apiSeen: { path: string; auth: string }[] = [];
-  const apiServer = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'ca.pem')) }, (req, res) => {
+  const apiServer = https.createServer({ key: tlsFiles.key, cert: tlsFiles.cert }, (req, res) => {
     apiSeen.push({ path: req.url ?? '', auth: req.headers.authorization ?? '-' });
     res.writeHead(404).end();
   });
   const forgeSeen: string[] = [];
-  const forgeServer = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'ca.pem')) }, (req, res) => {
+  const forgeServer = https.createServer({ key: tlsFiles.key, cert: tlsFiles.cert }, (req, res) => {
     if (!req.headers.authorization) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="forge"' }).end();
     forgeSeen.push(req.headers.authorization);
     res.writeHead(404).end();
   });
   const gatedSeen: string[] = [];
-  const gatedServer = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'ca.pem')) }, (req, res) => {
+  const gatedServer = https.createServer({ key: tlsFiles.key, cert: tlsFiles.cert }, (req, res) => {
     gatedSeen.push(req.headers.authorization ?? '-');
     if (req.headers.authorization !== `Basic ${Buffer.from(`x-access-token:${CLONE_TOKEN}`).toString('base64')}`) {
       return void res.writeHead(401, { 'www-authenticate': 'Basic realm="gated"' }).end();
@@ -90,7 +82,7 @@ beforeAll(async () => {
     startTestStack({
       DRAFTSMAN_SECRETS_DIR: path.join(dir, 'secrets'),
       DRAFTSMAN_EGRESS_EXCEPTIONS: `${gitException()},${GIT_HOST}:${api.port},${GIT_HOST}:${other.port},${GIT_HOST}:${forge.port},${GIT_HOST}:${gated.port}`,
-      DRAFTSMAN_EGRESS_CA_BUNDLE: path.join(dir, 'ca.pem'),
+      DRAFTSMAN_EGRESS_CA_BUNDLE: tlsFiles.certPath,
     }),
     startGitFixture(1),
   ]);

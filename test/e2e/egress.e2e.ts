@@ -3,7 +3,6 @@
  * job's holder, and one way out, the egress proxy, which applies the job's policy.
  * Shown against the real engine, with the suite's git server as the allowed fixture.
  */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,6 +12,7 @@ import type { JobView } from '../../common/job';
 import { GIT_HOST, type GitFixture, startGitFixture } from '../../testing/git-fixture';
 import { gitException, leftovers, startTestStack, type TestStack } from '../../testing/stack';
 import { ASK_PROXY, PROBE } from '../../testing/probes';
+import { fixtureCert } from '../../testing/tls';
 
 let stack: TestStack;
 let repo: GitFixture;
@@ -21,31 +21,9 @@ let https: { port: number; ca: string; handshakes: number; server: tls.Server; d
 
 beforeAll(async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'draftsman-tls-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${GIT_HOST}`,
-      '-addext',
-      `subjectAltName=IP:${GIT_HOST}`,
-      '-keyout',
-      path.join(dir, 'key.pem'),
-      '-out',
-      path.join(dir, 'cert.pem'),
-    ],
-    { stdio: 'ignore' },
-  );
-  const ca = fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8');
-  const server = tls.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: ca }, (socket) => {
+  const files = fixtureCert(dir, GIT_HOST);
+  const ca = files.cert.toString();
+  const server = tls.createServer({ key: files.key, cert: files.cert }, (socket) => {
     https.handshakes++;
     const plain = net.connect(Number(process.env.DRAFTSMAN_TEST_GIT_PORT), GIT_HOST);
     socket.pipe(plain).pipe(socket);
