@@ -3,6 +3,7 @@
  * wires them once, and workflows import only the type.
  */
 import { type ActivityDeps, shared } from './deps';
+import { createGroupActivities } from './groups';
 import { createJanitorActivities } from './janitor';
 import { createJobActivities } from './jobs';
 import { createPatchActivities } from './patch';
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createJobActivities(sh),
     ...createStepActivities(sh),
     ...createPatchActivities(sh),
+    ...createGroupActivities(sh),
     ...createJanitorActivities(sh, deps.describeJob),
   };
 }

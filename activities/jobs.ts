@@ -217,6 +217,8 @@ export function createJobActivities(sh: Shared) {
       error?: string;
       /** Why a cancelled or timed-out job stopped, and the step it stopped in. */
       stopped?: { reason: string | null; step: string | null };
+      /** The job kept its workspace only in case it failed (snapshot.when: failed). */
+      forgetKept?: boolean;
     }): Promise<void> {
       if (input.stopped) await store.event(input.jobId, input.status, input.status, input.stopped);
       await sh.removals.settled(input.jobId);
@@ -224,6 +226,11 @@ export function createJobActivities(sh: Shared) {
       await runner.removeJob(input.jobId);
       await store.event(input.jobId, 'cleaned-up', 'cleaned_up', {});
       await store.jobFinished(input.jobId, { status: input.status, loop: input.loop, error: input.error });
+      // A workspace kept only for a resume (snapshot.when: failed) is given up when the job succeeded.
+      if (input.status === 'succeeded' && input.forgetKept) {
+        const forgotten = await sh.kept.forgetKeptBy(input.jobId);
+        if (forgotten) await store.event(input.jobId, 'snapshot-forgotten', 'snapshot_forgotten', { workspaces: forgotten, why: 'the job succeeded (snapshot.when: failed)' });
+      }
       await wakeWaiting();
       sh.metrics.jobsFinished.inc({ status: input.status });
       sh.logger.info({ jobId: input.jobId, status: input.status, error: input.error }, 'job finished');

@@ -21,6 +21,7 @@ import { mountTemporalUi, TEMPORAL_UI_PATH } from './temporal-ui';
 import { HttpError, PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, PROBLEMS, type ProblemCode, problem, requestIdFrom } from './errors';
 import { FollowStreams } from './logs';
 import { webSocketUpgrade } from './ws';
+import { mountGroups } from './groups';
 import { jobIdParam, mountJobs } from './jobs';
 import { mounter } from './route';
 import { mountWebhooks } from './webhooks';
@@ -47,7 +48,7 @@ export interface ApiDeps {
   config: Parameters<typeof specPolicy>[0] &
     Parameters<typeof diskRoom>[0] &
     Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS' | 'DRAFTSMAN_WEBHOOK_EXCEPTIONS'> &
-    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE' | 'DRAFTSMAN_TASK_QUEUE'>> & {
+    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE' | 'DRAFTSMAN_TASK_QUEUE' | 'DRAFTSMAN_CACHE_SCOPE'>> & {
       DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[];
     };
   log?: (line: string) => void;
@@ -162,7 +163,9 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
       .on('close', () => void feeds.close())) as typeof app.listen;
   const idempotent = new IdempotentRequests(new IdempotencyStore(store.pool, IDEMPOTENCY_TTL_HOURS));
 
-  mountJobs({ mount, store, jobs, config, metrics, logger, log, feeds, streams, idempotent, json, requireJson, optionalJson });
+  const kept = new KeptStore(store.pool);
+  mountJobs({ mount, store, kept, jobs, config, metrics, logger, log, feeds, streams, idempotent, json, requireJson, optionalJson });
+  mountGroups({ mount, store, kept, jobs, config, metrics, idempotent, json, requireJson });
 
   mountSessions(mount, { auth, sessions, hours: config.DRAFTSMAN_SESSION_HOURS ?? 12, json: [requireJson, json] });
 
@@ -181,7 +184,7 @@ export function createApp({ store, jobs, auth, codec, config, metrics = new Metr
   });
 
   mountHosts(mount, { hosts: new HostStore(store.pool, config.DRAFTSMAN_TASK_QUEUE ?? DEFAULT_TASK_QUEUE) });
-  mountCaches(mount, { kept: new KeptStore(store.pool) });
+  mountCaches(mount, { kept });
 
   mountWebhooks(mount, {
     store: new WebhookStore(store.pool),

@@ -23,6 +23,8 @@ export const PROBLEMS = {
   method_not_allowed: { status: 405, title: 'The path does not have this method' },
   job_ended: { status: 409, title: 'The job has ended' },
   job_not_rerunnable: { status: 409, title: "The job's spec is no longer accepted by this server" },
+  not_kept: { status: 409, title: 'The job kept no workspace to start from there' },
+  job_not_resumable: { status: 409, title: 'Only a job that failed or timed out is resumed' },
   not_awaiting_approval: { status: 409, title: 'The job is not awaiting approval' },
   approval_conflict: { status: 409, title: 'Another decision was made on the job' },
   too_large: { status: 413, title: 'The body is too large' },

@@ -1,13 +1,17 @@
-/** The job routes: start, rerun, wait, list, read, events, logs, patch, cancel. */
+/** The job routes: start, rerun, resume, wait, list, read, events, logs, patch, cancel. */
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { type JobsClient, newJobId } from '../client/jobs';
 import { isInvalidJobSpecError } from '../common/errors';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
-import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView } from '../common/job';
+import type { Config } from '../common/config';
+import { lastKeptPoint, RESUMABLE, resumeSpec } from '../common/group';
+import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView, type KeepPoint } from '../common/job';
 import type { Logger } from '../common/logger';
 import type { Metrics } from '../common/metrics';
 import { type JobSpec, resolveJobSpec, specInput, specPolicy } from '../common/spec';
+import { warmScope } from '../common/warm';
+import type { KeptStore } from '../db/kept-store';
 import { decodeCursor, encodeCursor } from '../db/list-cursor';
 import type { JobStore } from '../db/store';
 import { HttpError, parseInput } from './errors';
@@ -16,14 +20,18 @@ import type { IdempotentRequests } from './idempotent-requests';
 import type { Mount } from './route';
 import { type JobFeeds, waitForEnd } from './job-feed';
 import { type FollowStreams, serveLogs } from './logs';
-import { cancelBody, listJobsQuery, logsQuery, rerunBody, waitQuery } from './schemas';
+import { cancelBody, listJobsQuery, logsQuery, rerunBody, resumeBody, waitQuery } from './schemas';
 
 type Middleware = (req: Request, res: Response, next: NextFunction) => void;
+
+/** The job a new one comes from: a rerun repeats it, a resume goes on from a point it kept. */
+type Origin = { kind: 'rerun'; of: string } | { kind: 'resume'; of: string; from: KeepPoint };
 
 export interface JobRoutesDeps {
   store: JobStore;
   jobs: JobsClient;
-  config: Parameters<typeof specPolicy>[0] & { DRAFTSMAN_SECRET_GRANTS: Parameters<typeof firstUngranted>[0] };
+  config: Parameters<typeof specPolicy>[0] & { DRAFTSMAN_SECRET_GRANTS: Parameters<typeof firstUngranted>[0] } & Partial<Pick<Config, 'DRAFTSMAN_CACHE_SCOPE'>>;
+  kept: KeptStore;
   metrics: Metrics;
   logger?: Logger;
   log: (line: string) => void;
@@ -57,20 +65,21 @@ export function jobIdParam(req: Pick<Request, 'params'>): string {
 }
 
 export function mountJobs(d: JobRoutesDeps): void {
-  const { mount, store, jobs, config, metrics, logger, log, feeds, streams, idempotent, json, requireJson, optionalJson } = d;
+  const { mount, store, kept, jobs, config, metrics, logger, log, feeds, streams, idempotent, json, requireJson, optionalJson } = d;
 
   /**
    * Starts a job of `input` for the request's principal: the spec and the principal's
    * secret grants are checked, the request's Idempotency-Key is claimed on `route`, and the
-   * answer is kept for the key's retries. `rerunOf` names the job a rerun repeats.
+   * answer is kept for the key's retries. `origin` names the job a rerun repeats or a
+   * resume goes on from.
    */
-  async function startJob(req: Request, res: Response, input: unknown, route: string, rerunOf?: string): Promise<void> {
+  async function startJob(req: Request, res: Response, input: unknown, route: string, origin?: Origin): Promise<void> {
     let spec;
     try {
       spec = resolveJobSpec(input, specPolicy(config));
     } catch (err) {
       if (!isInvalidJobSpecError(err)) throw err;
-      if (rerunOf) throw new HttpError('job_not_rerunnable', `job ${rerunOf} cannot run again on this server: ${err.message}`, err.field);
+      if (origin?.kind === 'rerun') throw new HttpError('job_not_rerunnable', `job ${origin.of} cannot run again on this server: ${err.message}`, err.field);
       throw new HttpError('invalid_spec', err.message, err.field);
     }
     // The token's name is the job's principal; its secret grants are checked before anything starts.
@@ -81,7 +90,7 @@ export function mountJobs(d: JobRoutesDeps): void {
     const claim = await idempotent.claim(req, res, route);
     if (claim?.record.answer) return idempotent.replay(res, claim.record.answer);
     const requestId = String(res.locals.requestId);
-    const id = claim ? derivedJobId(principal, rerunOf ? `rerun:${rerunOf}:${claim.key}` : claim.key, claim.record.firstSeen) : newJobId();
+    const id = claim ? derivedJobId(principal, origin ? `${origin.kind}:${origin.of}:${claim.key}` : claim.key, claim.record.firstSeen) : newJobId();
     let started: { runId: string } | null = null;
     try {
       started = await jobs.start(input as JobSpec, id, { principal, requestId });
@@ -89,17 +98,19 @@ export function mountJobs(d: JobRoutesDeps): void {
       // A duplicate that ran at the same time, or a first request that died before it answered, started it.
       if (!(claim && err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
+    const link = origin?.kind === 'rerun' ? { rerunOf: origin.of } : origin ? { resumeOf: origin.of, from: origin.from } : {};
     if (started) {
-      const by = { principal, requestId, ...(rerunOf ? { rerunOf } : {}) };
+      const by = { principal, requestId, ...link };
       // The workflow records the job itself; this row only makes it visible before a worker picks it up.
       await store.recordQueued(id, started.runId, spec.repo, spec.commit, input, by, jobs.taskQueue).catch((err: Error) => {
         log(`recording queued job ${id} failed (the worker will record it): ${err.message}`);
       });
-      if (rerunOf) await store.event(rerunOf, `rerun:${id}`, 'rerun', { jobId: id, principal, requestId });
+      if (origin?.kind === 'rerun') await store.event(origin.of, `rerun:${id}`, 'rerun', { jobId: id, principal, requestId });
+      if (origin?.kind === 'resume') await store.event(origin.of, `resumed:${id}`, 'resumed', { jobId: id, from: origin.from, principal, requestId });
       metrics.jobsSubmitted.inc();
-      logger?.info({ jobId: id, repo: spec.repo, commit: spec.commit, requestId, ...(rerunOf ? { rerunOf } : {}) }, 'job submitted');
+      logger?.info({ jobId: id, repo: spec.repo, commit: spec.commit, requestId, ...link }, 'job submitted');
     }
-    const body = rerunOf ? { id, rerunOf } : { id };
+    const body = { id, ...link };
     await claim?.save(202, body);
     res.status(202).location(`/v1/jobs/${id}`).json(body);
   }
@@ -119,7 +130,28 @@ export function mountJobs(d: JobRoutesDeps): void {
         (await jobs.describe(id)) ? `job ${id} was started through the SDK and no worker has recorded it yet: rerun it once one has` : `no job ${id}`,
       );
     }
-    await startJob(req, res, specInput(stored, specPolicy(config)), `POST /v1/jobs/${id}/rerun`, id);
+    await startJob(req, res, specInput(stored, specPolicy(config)), `POST /v1/jobs/${id}/rerun`, { kind: 'rerun', of: id });
+  });
+
+  // A failed job again, from the last workspace it kept, running only what follows (with the changes given).
+  mount('resumeJob', optionalJson, json, async (req, res) => {
+    const id = jobIdParam(req);
+    const changes = parseInput(resumeBody, req.body ?? {}, 'invalid_body');
+    const [stored, job] = await Promise.all([store.getSpec(id), store.getJob(id)]);
+    if (!stored || !job) throw new HttpError('not_found', `no job ${id}`);
+    if (!RESUMABLE.includes(job.status)) {
+      throw new HttpError('job_not_resumable', `job ${id} is ${job.status}: only a job that failed or timed out is resumed (rerun starts any job again)`);
+    }
+    const scope = warmScope(config.DRAFTSMAN_CACHE_SCOPE ?? 'principal', stored.repo, String(res.locals.token));
+    const point = lastKeptPoint((await kept.pointsKeptBy(id, scope)) as KeepPoint[]);
+    if (!point) {
+      throw new HttpError(
+        'not_kept',
+        `job ${id} kept no workspace that your jobs may start from (a spec keeps one with snapshot, e.g. { "after": "setup", "when": "failed" }; it may also have been evicted, or belong to another principal)`,
+      );
+    }
+    const input = resumeSpec(specInput(stored, specPolicy(config)), id, point, job.loop, changes);
+    await startJob(req, res, input, `POST /v1/jobs/${id}/resume`, { kind: 'resume', of: id, from: point });
   });
 
   // Long poll: answers when the job has ended, or after `timeout` seconds with it as it is.

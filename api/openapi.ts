@@ -50,6 +50,7 @@ export function openApiDocument(version: string): Json {
     servers: [{ url: '/', description: 'the API that serves this document' }],
     tags: [
       { name: 'jobs', description: 'Start, watch and cancel jobs' },
+      { name: 'groups', description: 'Groups of attempts forked from one kept workspace (best-of-N)' },
       { name: 'service', description: 'Health, metrics, this document and the problem types' },
       { name: 'hosts', description: 'The hosts that run steps: their room, and their drain for an upgrade (admin scope to drain)' },
       { name: 'caches', description: 'Saved dependency caches and workspaces kept after setup, on every host (admin scope)' },

@@ -3,7 +3,9 @@
  * validate with them and /openapi.json is generated from them, so the two agree.
  */
 import { z } from 'zod';
+import { BEST_RULES, type GroupView, MAX_FORKS } from '../common/group';
 import { type Approval, JOB_STATUSES, type JobView, STEP_KINDS, type StepView } from '../common/job';
+import { KEEP_POINT_PATTERN } from '../common/warm';
 import { STREAMED_EVENT_TYPES } from '../db/feed-store';
 import type { AuditEvent } from '../db/store';
 import type { WebhookDelivery, WebhookEndpoint } from '../db/webhook-store';
@@ -74,6 +76,56 @@ export const cancelBody = z.strictObject({
 /** A rerun takes nothing yet: the spec is the job's own. */
 export const rerunBody = z.strictObject({});
 
+const stepCommands = z.array(z.string().min(1).max(16_384).refine(noNul, NUL)).max(100, 'at most 100 steps');
+const loopChanges = z.strictObject({
+  command: z.string().min(1).max(16_384).refine(noNul, NUL).optional(),
+  until: z.string().min(1).max(16_384).refine(noNul, NUL).optional(),
+  maxIterations: z.number().int().min(1).max(1000).optional(),
+});
+const KEEP_POINT = z.string().regex(KEEP_POINT_PATTERN, 'must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)');
+
+export const forkVariantSchema = z.strictObject({
+  loop: loopChanges.optional().meta({ description: "merged over the parent's loop" }),
+  env: z.record(z.string(), z.string()).optional().meta({ description: "merged over the parent's env" }),
+  validate: stepCommands.optional().meta({ description: "replaces the parent's validation steps" }),
+  labels: z.record(z.string(), z.string()).optional().meta({ description: "merged over the parent's labels" }),
+});
+
+export const forkBody = z
+  .strictObject({
+    after: KEEP_POINT.meta({ description: "the point the parent kept its workspace at (its spec's snapshot.after)", examples: ['setup'] }),
+    count: z
+      .number()
+      .int('must be an integer')
+      .min(1, `must be between 1 and ${MAX_FORKS}`)
+      .max(MAX_FORKS, `must be between 1 and ${MAX_FORKS}`)
+      .optional()
+      .meta({ description: 'how many attempts (the number of variants when absent)' }),
+    variants: z.array(forkVariantSchema).min(1).max(MAX_FORKS, `at most ${MAX_FORKS} variants`).optional().meta({
+      description: "what attempt i changes in the parent's spec; attempts past the last variant run the parent's spec as it was",
+    }),
+    best: z.enum(BEST_RULES).optional().meta({
+      description:
+        'first-validated: the first attempt to succeed wins and the others are cancelled; smallest-patch: once all ended, the smallest patch among those that succeeded; none (the default)',
+    }),
+  })
+  .superRefine((b, ctx) => {
+    if (b.count === undefined && !b.variants) ctx.addIssue({ code: 'custom', message: 'is required (or give variants)', path: ['count'] });
+    if (b.count !== undefined && b.variants && b.count < b.variants.length)
+      ctx.addIssue({ code: 'custom', message: `must be at least the number of variants (${b.variants.length})`, path: ['count'] });
+  });
+
+export const resumeBody = z.strictObject({
+  loop: loopChanges.optional().meta({ description: "merged over the failed job's loop" }),
+  validate: stepCommands.optional().meta({ description: "replaces the failed job's validation steps" }),
+  publish: stepCommands.optional().meta({ description: "replaces the failed job's publish steps" }),
+});
+
+export const groupStartedSchema = z
+  .object({ id: z.string(), parent: z.string(), jobs: z.array(z.string()) })
+  .meta({ id: 'GroupStarted', description: "the group's id and its attempts' job ids" });
+export const resumeStartedSchema = z.object({ id: z.string(), resumeOf: z.string(), from: z.string() }).meta({ id: 'JobResumed' });
+
 export const approvalBody = z.strictObject({
   decision: z.enum(['approve', 'reject']),
   comment: z.string().max(2000).refine(noNul, NUL).meta(NO_NUL_PATTERN).optional(),
@@ -142,6 +194,7 @@ export const jobViewSchema = z
       .array(z.object({ env: z.string(), secret: z.string(), host: z.string(), requests: z.number().int(), firstAt: time, lastAt: time }))
       .optional()
       .meta({ description: 'requests the egress proxy sent with a credential, per variable and host, never the value (the single-job view only)' }),
+    group: z.string().optional().meta({ description: 'the group (best-of-N) the job is an attempt of: GET /v1/groups/{id}' }),
     stepsOmitted: z.number().int().optional(),
     retrying: z.object({ activity: z.string(), attempt: z.number().int(), lastError: z.string().nullable(), nextAttemptAt: time.nullable() }).optional().meta({
       description:
@@ -160,6 +213,30 @@ export const jobPageSchema = z
 export const startedSchema = z.object({ id: z.string() }).meta({ id: 'JobStarted' });
 export const rerunStartedSchema = z.object({ id: z.string(), rerunOf: z.string() }).meta({ id: 'JobRerun' });
 export const cancellingSchema = z.object({ id: z.string(), status: z.literal('cancelling') }).meta({ id: 'JobCancelling' });
+
+export const groupViewSchema = z
+  .object({
+    id: z.string(),
+    parent: z.string(),
+    after: z.string(),
+    best: z.enum(BEST_RULES),
+    principal: z.string(),
+    createdAt: time,
+    endedAt: time.nullable().meta({ description: 'when the last attempt ended' }),
+    winner: z.string().nullable().meta({ description: 'the attempt the rule picked (null while undecided, or when none won)' }),
+    jobs: z.array(
+      z.object({
+        id: z.string(),
+        variant: z.number().int().nullable(),
+        status: z.enum(JOB_STATUSES),
+        validated: z.boolean().nullable().meta({ description: 'every validation step passed; null when none ran' }),
+        patch: z.object({ bytes: z.number().int(), truncated: z.boolean() }).nullable(),
+        durationMs: z.number().int().nullable(),
+        error: z.string().optional(),
+      }),
+    ),
+  })
+  .meta({ id: 'GroupView' });
 
 export const sessionBody = z.strictObject({ token: z.string().min(1).max(512).meta({ description: 'an API token' }) });
 export const sessionSchema = z
@@ -240,13 +317,14 @@ assertSame<Same<z.output<typeof problemSchema>, Problem>>(true);
 assertSame<Same<z.output<typeof auditEventSchema>, AuditEvent>>(true);
 assertSame<Same<z.output<typeof logLineSchema>, LogLineView>>(true);
 assertSame<Same<z.output<typeof approvalSchema>, Approval>>(true);
+assertSame<Same<z.output<typeof groupViewSchema>, GroupView>>(true);
 
 /*
  * Webhooks (api/webhooks.ts). The event types are the ones the trigger of migrations 10
  * and 11 enqueues: a job started, one of its steps finished, it reached its approval
- * gate, it ended.
+ * gate, it ended; and (migration 20) a group's last attempt ended, on its parent's trail.
  */
-export const WEBHOOK_EVENTS = ['job.started', 'job.step_finished', 'job.awaiting_approval', 'job.ended'] as const;
+export const WEBHOOK_EVENTS = ['job.started', 'job.step_finished', 'job.awaiting_approval', 'job.ended', 'group.ended'] as const;
 
 export const webhookBody = z.strictObject({
   url: z.string().min(1).max(2048).meta({ description: 'http(s); public addresses only, unless the operator lists host:port in DRAFTSMAN_WEBHOOK_EXCEPTIONS' }),

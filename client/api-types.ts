@@ -141,6 +141,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs/{id}/forks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a group of attempts (best-of-N) from the workspace the job kept: each a job of the caller's, from the parent's spec with its variant's changes, all accepted or none */
+        post: operations["forkJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/groups/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A group of attempts: each with its status, validation outcome, patch size and duration, and the winner its rule picked */
+        get: operations["getGroup"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a failed or timed-out job again from the last workspace it kept, running only what follows that point (loop, validate and publish may be changed) */
+        post: operations["resumeJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}/wait": {
         parameters: {
             query?: never;
@@ -547,6 +598,40 @@ export interface components {
         AuditTrail: {
             events: components["schemas"]["AuditEvent"][];
         };
+        /** @description the group's id and its attempts' job ids */
+        GroupStarted: {
+            id: string;
+            parent: string;
+            jobs: string[];
+        };
+        GroupView: {
+            id: string;
+            parent: string;
+            after: string;
+            /** @enum {string} */
+            best: "first-validated" | "smallest-patch" | "none";
+            principal: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description when the last attempt ended */
+            endedAt: string | null;
+            /** @description the attempt the rule picked (null while undecided, or when none won) */
+            winner: string | null;
+            jobs: {
+                id: string;
+                variant: number | null;
+                /** @enum {string} */
+                status: "queued" | "running" | "awaiting_approval" | "succeeded" | "failed" | "cancelled" | "timed_out" | "rejected";
+                /** @description every validation step passed; null when none ran */
+                validated: boolean | null;
+                patch: {
+                    bytes: number;
+                    truncated: boolean;
+                } | null;
+                durationMs: number | null;
+                error?: string;
+            }[];
+        };
         Health: {
             /** @enum {string} */
             status: "ok" | "degraded" | "unavailable";
@@ -594,6 +679,11 @@ export interface components {
             id: string;
             rerunOf: string;
         };
+        JobResumed: {
+            id: string;
+            resumeOf: string;
+            from: string;
+        };
         JobSpec: {
             /** @example https://example.com/org/repo.git */
             repo: string;
@@ -604,6 +694,8 @@ export interface components {
                 command: string;
                 until?: string;
                 maxIterations: number;
+                /** @description The first iteration (1 when absent): a job resumed after its parent's loop step k goes on at k + 1 (POST /v1/jobs/{id}/resume sets it); past maxIterations, no loop step runs */
+                startAt?: number;
             };
             validate?: string[];
             publish?: string[];
@@ -647,6 +739,11 @@ export interface components {
             }[];
             snapshot?: {
                 after: string;
+                /**
+                 * @description always (the default): kept whatever the job does next; failed: kept for a resume, and given up when the job succeeds (forks may use it only while the job runs)
+                 * @enum {string}
+                 */
+                when?: "always" | "failed";
             };
             from?: {
                 job: string;
@@ -731,6 +828,8 @@ export interface components {
                 /** Format: date-time */
                 lastAt: string;
             }[];
+            /** @description the group (best-of-N) the job is an attempt of: GET /v1/groups/{id} */
+            group?: string;
             stepsOmitted?: number;
             /** @description an activity of the running job that failed and is being tried again: its attempt, the last error, when the next try starts (the single-job view only) */
             retrying?: {
@@ -806,7 +905,7 @@ export interface components {
             /** @description the request id (X-Request-Id) */
             instance: string;
             /** @enum {string} */
-            code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "not_awaiting_approval" | "approval_conflict" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "decision_pending" | "internal";
+            code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "not_kept" | "job_not_resumable" | "not_awaiting_approval" | "approval_conflict" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "decision_pending" | "internal";
             /** @description JSON path of the bad input */
             field?: string;
         };
@@ -1693,6 +1792,331 @@ export interface operations {
             };
         };
     };
+    forkJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Per principal, kept 24 h: the same key and body get the first answer again (with Idempotent-Replayed: true); another body is a 422 */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description the point the parent kept its workspace at (its spec's snapshot.after)
+                     * @example setup
+                     */
+                    after: string;
+                    /** @description how many attempts (the number of variants when absent) */
+                    count?: number;
+                    /** @description what attempt i changes in the parent's spec; attempts past the last variant run the parent's spec as it was */
+                    variants?: {
+                        /** @description merged over the parent's loop */
+                        loop?: {
+                            command?: string;
+                            until?: string;
+                            maxIterations?: number;
+                        };
+                        /** @description merged over the parent's env */
+                        env?: {
+                            [key: string]: string;
+                        };
+                        /** @description replaces the parent's validation steps */
+                        validate?: string[];
+                        /** @description merged over the parent's labels */
+                        labels?: {
+                            [key: string]: string;
+                        };
+                    }[];
+                    /**
+                     * @description first-validated: the first attempt to succeed wins and the others are cancelled; smallest-patch: once all ended, the smallest patch among those that succeeded; none (the default)
+                     * @enum {string}
+                     */
+                    best?: "first-validated" | "smallest-patch" | "none";
+                };
+            };
+        };
+        responses: {
+            /** @description the group (Location names it) and its attempts' ids; the parent's `forked` event names them */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupStarted"];
+                };
+            };
+            /** @description invalid body, variant or Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a secret the caller is not granted, or no write scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the job kept no workspace at `after` that the caller's jobs may use, or its spec is no longer accepted */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the Idempotency-Key was used with another body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description past the token's request rate (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getGroup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the group's id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the group */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupView"];
+                };
+            };
+            /** @description no valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the token lacks the read scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such group */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description past the token's request rate (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    resumeJob: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Per principal, kept 24 h: the same key and body get the first answer again (with Idempotent-Replayed: true); another body is a 422 */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description merged over the failed job's loop */
+                    loop?: {
+                        command?: string;
+                        until?: string;
+                        maxIterations?: number;
+                    };
+                    /** @description replaces the failed job's validation steps */
+                    validate?: string[];
+                    /** @description replaces the failed job's publish steps */
+                    publish?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description the new job and the point it starts from; its `created` event and the failed job's `resumed` event link the two */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobResumed"];
+                };
+            };
+            /** @description invalid body or Idempotency-Key */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a secret the caller is not granted, or no write scope */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the job has not failed or timed out, or kept no workspace the caller may start from */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description a body that is not application/json */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the Idempotency-Key was used with another body */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description past the token's request rate (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     waitForJob: {
         parameters: {
             query?: {
@@ -2008,7 +2432,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "not_awaiting_approval" | "approval_conflict" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "decision_pending" | "internal";
+                code: "bad_request" | "invalid_json" | "invalid_spec" | "invalid_body" | "invalid_query" | "invalid_idempotency_key" | "codec_failed" | "unauthorized" | "forbidden" | "secret_not_granted" | "not_found" | "codec_disabled" | "method_not_allowed" | "job_ended" | "job_not_rerunnable" | "not_kept" | "job_not_resumable" | "not_awaiting_approval" | "approval_conflict" | "too_large" | "idempotency_key_reused" | "unsupported_media_type" | "upgrade_required" | "rate_limited" | "too_many_streams" | "decision_pending" | "internal";
             };
             cookie?: never;
         };
@@ -2723,7 +3147,7 @@ export interface operations {
                     /** @description http(s); public addresses only, unless the operator lists host:port in DRAFTSMAN_WEBHOOK_EXCEPTIONS */
                     url: string;
                     /** @description the event types to send (all when absent) */
-                    events?: ("job.started" | "job.step_finished" | "job.awaiting_approval" | "job.ended")[];
+                    events?: ("job.started" | "job.step_finished" | "job.awaiting_approval" | "job.ended" | "group.ended")[];
                     description?: string;
                 };
             };

@@ -10,11 +10,13 @@ import {
   WAKE_SIGNAL,
   DEFAULT_TASK_QUEUE,
   FailureType,
+  GROUP_WORKFLOW_TYPE,
   JOB_WORKFLOW_TYPE,
   PRINCIPAL_MEMO,
   REQUEST_ID_MEMO,
   STATUS_QUERY,
 } from '../common/names';
+import type { GroupInput } from '../common/group';
 import type { JobSpec } from '../common/spec';
 
 export interface JobsClientOptions {
@@ -87,6 +89,21 @@ export class JobsClient {
       ...jobMetadata(spec),
     });
     return { id: jobId, runId: handle.firstExecutionRunId };
+  }
+
+  /**
+   * Starts a group of attempts (best-of-N) as one workflow, which starts each attempt as a
+   * job of its own: accepted all or none. The API validates every attempt's spec before.
+   */
+  async startGroup(input: GroupInput): Promise<{ id: string; runId: string }> {
+    const handle = await this.client.workflow.start(GROUP_WORKFLOW_TYPE, {
+      taskQueue: this.taskQueue,
+      workflowId: input.groupId,
+      args: [input],
+      workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+      staticSummary: `group of ${input.members.length} from ${input.parent} after ${input.after}`,
+    });
+    return { id: input.groupId, runId: handle.firstExecutionRunId };
   }
 
   /** The identity of the client that started the job's first run (from its first history event). */

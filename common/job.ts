@@ -33,7 +33,8 @@ export interface ResolvedJobSpec {
   commit: string;
   image: string;
   setup: string[];
-  loop: { command: string; until?: string; maxIterations: number } | null;
+  /** `startAt`: the first iteration, in a job resumed after a loop step (absent: 1). */
+  loop: { command: string; until?: string; maxIterations: number; startAt?: number } | null;
   validate: string[];
   env: Record<string, string>;
   /** Env name -> secret reference; resolved by the worker, never carried as values. */
@@ -61,7 +62,7 @@ export interface ResolvedJobSpec {
   /** Dependency caches its setup steps mount (and, those with a path, every later step); absent when it has none. */
   caches?: CacheSpec[];
   /** Keep the workspace after setup, for later jobs with the same setup (a hit skips clone and setup). */
-  snapshot?: { after: KeepPoint };
+  snapshot?: { after: KeepPoint; when?: 'failed' };
   /** Start from the workspace another job kept (after its setup or a loop step), instead of a clone. */
   from?: { job: string; after: KeepPoint };
   /** Secrets the egress proxy adds to requests to their hosts (the steps hold placeholders); absent when it has none. */
@@ -187,6 +188,8 @@ export interface JobView {
    * lost runs again from its clone on another (its `steps` are those of this placement).
    */
   placement?: number;
+  /** The group (best-of-N) this job is an attempt of (`GET /v1/groups/{id}`). */
+  group?: string;
   /** What its steps did through the egress proxy: connections made and refused, bytes each way. Absent if none. */
   egress?: { connections: number; denied: number; bytesIn: number; bytesOut: number };
   /** Requests the egress proxy sent with a credential's value, per variable and host (never the value). Absent if none. */

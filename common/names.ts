@@ -8,6 +8,8 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 export const DEFAULT_TASK_QUEUE = 'draftsman';
 export const JOB_WORKFLOW_TYPE = 'jobWorkflow';
 export const JANITOR_WORKFLOW_TYPE = 'janitorWorkflow';
+/** A group of attempts forked from one kept workspace (best-of-N); its workflow id is the group's id. */
+export const GROUP_WORKFLOW_TYPE = 'groupWorkflow';
 export const JANITOR_SCHEDULE_ID = 'draftsman-janitor';
 
 export const CANCEL_SIGNAL = 'cancel';

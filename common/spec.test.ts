@@ -297,6 +297,19 @@ describe('concurrency', () => {
 
 describe('warm starts', () => {
   const npm = { name: 'npm', key: "npm-{{ hashFiles('package-lock.json') }}" };
+  it('a snapshot kept only for a resume says so; a resumed loop keeps where it starts', () => {
+    expect(resolveJobSpec({ ...valid, setup: ['x'], snapshot: { after: 'setup', when: 'failed' } }, defaults).snapshot).toEqual({
+      after: 'setup',
+      when: 'failed',
+    });
+    expect(resolveJobSpec({ ...valid, setup: ['x'], snapshot: { after: 'setup', when: 'always' } }, defaults).snapshot).toEqual({ after: 'setup' });
+    expect(resolveJobSpec({ ...valid, from: { job: 'j', after: 'loop-2' }, loop: { command: 'x', maxIterations: 3, startAt: 3 } }, defaults).loop).toEqual({
+      command: 'x',
+      maxIterations: 3,
+      startAt: 3,
+    });
+  });
+
   it('a cache without restore keys gets an empty list; snapshot and from are kept as given', () => {
     expect(resolveJobSpec({ ...valid, setup: ['npm ci'], caches: [npm], snapshot: { after: 'setup' } }, defaults)).toMatchObject({
       caches: [{ ...npm, restoreKeys: [] }],
@@ -412,6 +425,19 @@ describe('warm starts', () => {
       'snapshot.after',
       "snapshot.after: a job started from another's workspace keeps none after its own setup (after a loop step it may)",
     ],
+    [
+      'a loop that starts past iteration 1 without from',
+      { loop: { command: 'x', maxIterations: 3, startAt: 2 } },
+      'loop.startAt',
+      "loop.startAt: only a job started from another's kept workspace (from) goes on with a loop",
+    ],
+    [
+      'a loop that starts past maxIterations + 1',
+      { from: { job: 'j', after: 'loop-1' }, loop: { command: 'x', maxIterations: 3, startAt: 5 } },
+      'loop.startAt',
+      'loop.startAt: must be at most maxIterations + 1',
+    ],
+    ['a snapshot kept at an unknown moment', { snapshot: { after: 'setup', when: 'sometimes' } }, 'snapshot.when', expect.stringContaining('snapshot.when')],
   ])('%s is refused, naming the field', (_name, extra, field, message) => {
     expect(refusal({ ...valid, ...extra })).toEqual({ field, message });
   });

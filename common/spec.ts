@@ -154,7 +154,7 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     ...(spec.caches?.length
       ? { caches: spec.caches.map((c) => ({ name: c.name, key: c.key, restoreKeys: c.restoreKeys ?? [], ...(c.path ? { path: c.path } : {}) })) }
       : {}),
-    ...(spec.snapshot ? { snapshot: { after: spec.snapshot.after } } : {}),
+    ...(spec.snapshot ? { snapshot: { after: spec.snapshot.after, ...(spec.snapshot.when === 'failed' ? { when: 'failed' as const } : {}) } } : {}),
     ...(spec.from ? { from: { job: spec.from.job, after: spec.from.after } } : {}),
     ...(credentials.length ? { credentials } : {}),
     ...(spec.approval

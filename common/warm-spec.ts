@@ -88,7 +88,18 @@ export const cachesSchema = z
  * setup, env and secret references starts from it, and forks may) or after a loop
  * iteration's step `loop-<k>` (for forks only: what a loop made is no setup's).
  */
-export const snapshotSchema = z.strictObject({ after: KEEP_POINT }).optional();
+export const snapshotSchema = z
+  .strictObject({
+    after: KEEP_POINT,
+    when: z
+      .enum(['always', 'failed'])
+      .optional()
+      .meta({
+        description:
+          'always (the default): kept whatever the job does next; failed: kept for a resume, and given up when the job succeeds (forks may use it only while the job runs)',
+      }),
+  })
+  .optional();
 
 /** Start from the workspace another job kept (best-of-N: one setup, many loops), instead of a clone. */
 export const fromSchema = z
@@ -100,7 +111,7 @@ export const fromSchema = z
 
 type WarmFields = {
   setup?: readonly string[];
-  loop?: { maxIterations: number };
+  loop?: { maxIterations: number; startAt?: number };
   caches?: z.infer<typeof cachesSchema>;
   snapshot?: z.infer<typeof snapshotSchema>;
   from?: z.infer<typeof fromSchema>;
@@ -122,6 +133,9 @@ export function checkWarmFields(spec: WarmFields): void {
       "snapshot.after: a job started from another's workspace keeps none after its own setup (after a loop step it may)",
       'snapshot.after',
     );
+  }
+  if ((spec.loop?.startAt ?? 1) > 1 && !spec.from) {
+    throw new InvalidJobSpecError("loop.startAt: only a job started from another's kept workspace (from) goes on with a loop", 'loop.startAt');
   }
   const iteration = loopIteration(spec.snapshot?.after ?? 'setup');
   if (iteration !== null && !(spec.loop && iteration <= spec.loop.maxIterations)) {

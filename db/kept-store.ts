@@ -99,6 +99,21 @@ export class KeptStore {
     return rows[0] ? toKept(rows[0]) : null;
   }
 
+  /** The points (`setup`, `loop-<k>`) at which a job kept its workspace, in `scope`, without marking them used. */
+  async pointsKeptBy(jobId: string, scope: string): Promise<string[]> {
+    const { rows } = await this.pool.query<{ name: string }>(
+      `SELECT DISTINCT name FROM kept WHERE kind = 'snapshot' AND job_id = $1 AND scope = $2`,
+      [jobId, scope],
+    );
+    return rows.map((r) => (r.name === '' ? 'setup' : r.name));
+  }
+
+  /** Forgets every workspace a job kept (their volumes are then no row's, and the janitor removes them); how many. */
+  async forgetKeptBy(jobId: string): Promise<number> {
+    const { rowCount } = await this.pool.query(`DELETE FROM kept WHERE kind = 'snapshot' AND job_id = $1`, [jobId]);
+    return rowCount ?? 0;
+  }
+
   /**
    * Commits a saved volume under its key. False when an entry of that key exists already
    * (another job saved it first): the caller removes its own copy.

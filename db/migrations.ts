@@ -404,6 +404,44 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       CREATE INDEX jobs_joining_idx ON jobs (submitted_to, created_at) WHERE placed_from IS NULL AND finished_at IS NULL;
     `,
   },
+  {
+    version: 20,
+    name: 'groups of attempts from one kept workspace',
+    sql: `
+      -- A fork call's attempts (best-of-N): each a job of its own, started by the group's
+      -- workflow from the workspace its parent kept; the winner its rule picked.
+      CREATE TABLE job_groups (
+        id         text PRIMARY KEY,
+        parent_job text NOT NULL,
+        after      text NOT NULL,
+        best       text NOT NULL,
+        principal  text NOT NULL,
+        members    jsonb NOT NULL,
+        winner     text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        ended_at   timestamptz
+      );
+      CREATE INDEX job_groups_parent_idx ON job_groups (parent_job, created_at);
+      ALTER TABLE jobs ADD COLUMN group_id text;
+      -- The same webhook function, with one more event: a group's last attempt ended
+      -- (recorded in the parent job's audit trail).
+      CREATE OR REPLACE FUNCTION draftsman_webhook_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE kind text;
+      BEGIN
+        kind := CASE NEW.type WHEN 'started' THEN 'job.started' WHEN 'step_finished' THEN 'job.step_finished'
+                              WHEN 'awaiting_approval' THEN 'job.awaiting_approval' WHEN 'finished' THEN 'job.ended'
+                              WHEN 'group_ended' THEN 'group.ended' END;
+        IF kind IS NULL THEN RETURN NULL; END IF;
+        INSERT INTO webhook_deliveries (id, endpoint_id, event_type, job_id, payload)
+        SELECT 'msg_' || md5(e.id || ':' || NEW.id::text), e.id, kind, NEW.job_id,
+               jsonb_build_object('type', kind, 'timestamp', NEW.at, 'data', NEW.data || jsonb_build_object('jobId', NEW.job_id))
+          FROM webhook_endpoints e
+         WHERE e.events IS NULL OR kind = ANY (e.events)
+        ON CONFLICT (id) DO NOTHING;
+        RETURN NULL;
+      END $$;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

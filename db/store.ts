@@ -1,6 +1,7 @@
 import { Pool } from 'pg';
 import type { Approval, ApprovalGate, JobStatus, JobView, ResolvedJobSpec } from '../common/job';
 import { FINAL_STATUSES } from '../common/job';
+import { GroupStore } from './group-store';
 import type { ListPosition } from './list-cursor';
 import { migrate } from './migrations';
 import { LogStore } from './log-store';
@@ -42,6 +43,8 @@ export interface JobListFilter {
 export interface Submitter {
   principal: string;
   requestId?: string;
+  /** The group (best-of-N) it is an attempt of. */
+  group?: string;
 }
 
 /** A run id that differs from the one recorded: the job id was used before. */
@@ -56,7 +59,7 @@ const JOB_COLUMNS = `id, status, repo, commit, principal, created_at, started_at
   loop_iterations, loop_converged, error, waiting, spec -> 'labels' AS labels,
   (SELECT json_build_object('bytes', p.bytes, 'truncated', p.truncated) FROM job_patches p WHERE p.job_id = jobs.id) AS patch,
   (spec -> 'loop') IS NOT NULL AND spec -> 'loop' <> 'null'::jsonb AS has_loop,
-  CASE WHEN host_wait_since IS NOT NULL AND finished_at IS NULL THEN queue_position END AS queue_position, placement`;
+  CASE WHEN host_wait_since IS NOT NULL AND finished_at IS NULL THEN queue_position END AS queue_position, placement, group_id`;
 const FINAL = FINAL_STATUSES as readonly string[];
 
 /** How long a connection (or a free client of the pool) may take to come. */
@@ -74,10 +77,13 @@ export class JobStore {
   readonly logs: LogStore;
   /** Steps: their claims by activity attempts and their outcomes. */
   readonly steps: StepStore;
+  /** Groups of attempts forked from one kept workspace. */
+  readonly groups: GroupStore;
 
   constructor(readonly pool: Pool) {
     this.logs = new LogStore(pool);
     this.steps = new PgStepStore(pool);
+    this.groups = new GroupStore(pool);
   }
 
   static connect(databaseUrl: string, max = 10): JobStore {

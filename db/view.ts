@@ -21,6 +21,8 @@ export interface JobRow {
   queue_position?: number | null;
   /** The job's placement: 1, or more once it was moved after its host was lost. */
   placement?: number;
+  /** The group (best-of-N) the job is an attempt of. */
+  group_id?: string | null;
   patch: { bytes: number; truncated: boolean } | null;
 }
 
@@ -81,5 +83,6 @@ export function jobView(row: JobRow, steps: StepRow[]): JobView {
   if (row.queue_position && row.status === 'queued') view.queuePosition = row.queue_position;
   if (row.patch) view.patch = row.patch;
   if (row.placement && row.placement > 1) view.placement = row.placement;
+  if (row.group_id) view.group = row.group_id;
   return view;
 }

@@ -227,6 +227,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     status,
     loop: view.loop,
     error,
+    ...(spec.snapshot?.when === 'failed' ? { forgetKept: true } : {}),
     ...(status === 'cancelled' || status === 'timed_out'
       ? { stopped: { reason: error ?? null, step: interrupted ? `${interrupted.kind}-${interrupted.index}` : null } }
       : {}),
@@ -306,7 +307,8 @@ async function phases(
   if (spec.approval?.before === 'loop' && !resume) await gate.pass(spec.approval);
   const loop = run.view.loop;
   if (spec.loop && loop) {
-    const first = resume?.nextIteration ?? 1;
+    // A resumed job goes on after the loop step its workspace was kept at (startAt).
+    const first = resume?.nextIteration ?? spec.loop.startAt ?? 1;
     for (let k = first; k <= spec.loop.maxIterations; k++) {
       loop.iterations = k;
       const ran = await steps.command('loop', k, spec.loop.command);

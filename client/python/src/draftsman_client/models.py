@@ -38,6 +38,74 @@ class AuditTrail(BaseModel):
     events: list[AuditEvent]
 
 
+class GroupStarted(BaseModel):
+    """
+    the group's id and its attempts' job ids
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    parent: str
+    jobs: list[str]
+
+
+Variant = TypeAliasType(
+    "Variant", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+
+
+class Patch(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    bytes: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    truncated: bool
+
+
+DurationMs = TypeAliasType(
+    "DurationMs", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    variant: Variant | None
+    status: str
+    validated: bool | None
+    """
+    every validation step passed; null when none ran
+    """
+    patch: Patch | None
+    durationMs: DurationMs | None
+    error: str | None = None
+
+
+class GroupView(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    parent: str
+    after: str
+    best: str
+    principal: str
+    createdAt: AwareDatetime
+    endedAt: AwareDatetime | None
+    """
+    when the last attempt ended
+    """
+    winner: str | None
+    """
+    the attempt the rule picked (null while undecided, or when none won)
+    """
+    jobs: list[Job]
+
+
 class Health(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -117,6 +185,15 @@ class JobRerun(BaseModel):
     rerunOf: str
 
 
+class JobResumed(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    id: str
+    resumeOf: str
+    from_: Annotated[str, Field(alias="from")]
+
+
 SetupItem = TypeAliasType(
     "SetupItem", Annotated[str, Field(max_length=16384, min_length=1)]
 )
@@ -129,6 +206,10 @@ class Loop(BaseModel):
     command: Annotated[str, Field(max_length=16384, min_length=1)]
     until: Annotated[str | None, Field(max_length=16384, min_length=1)] = None
     maxIterations: Annotated[int, Field(ge=1, le=1000)]
+    startAt: Annotated[int | None, Field(ge=1, le=9007199254740991)] = None
+    """
+    The first iteration (1 when absent): a job resumed after its parent's loop step k goes on at k + 1 (POST /v1/jobs/{id}/resume sets it); past maxIterations, no loop step runs
+    """
 
 
 ValidateItem = TypeAliasType(
@@ -221,6 +302,10 @@ class Snapshot(BaseModel):
         extra="allow",
     )
     after: Annotated[str, Field(pattern="^(setup|loop-[1-9][0-9]{0,3})$")]
+    when: str | None = None
+    """
+    always (the default): kept whatever the job does next; failed: kept for a resume, and given up when the job succeeds (forks may use it only while the job runs)
+    """
 
 
 class From(BaseModel):
@@ -380,14 +465,6 @@ class Loop1(BaseModel):
     )
     iterations: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
     converged: bool
-
-
-class Patch(BaseModel):
-    model_config = ConfigDict(
-        extra="allow",
-    )
-    bytes: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
-    truncated: bool
 
 
 class Egress1(BaseModel):
@@ -574,11 +651,6 @@ ExitCode = TypeAliasType(
 )
 
 
-DurationMs = TypeAliasType(
-    "DurationMs", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
-)
-
-
 class StepView(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -727,6 +799,10 @@ class JobView(BaseModel):
     credentialUse: list[CredentialUseItem] | None = None
     """
     requests the egress proxy sent with a credential, per variable and host, never the value (the single-job view only)
+    """
+    group: str | None = None
+    """
+    the group (best-of-N) the job is an attempt of: GET /v1/groups/{id}
     """
     stepsOmitted: Annotated[
         int | None, Field(ge=-9007199254740991, le=9007199254740991)
