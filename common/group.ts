@@ -3,9 +3,8 @@
  * how a group picks its winner, and the specs of forks and of a resumed job. Pure: the
  * API composes the specs, the group workflow applies the rule.
  */
-import type { JobStatus, JobView, KeepPoint, StepView } from './job';
+import { type JobStatus, type JobView, type KeepPoint, loopIteration, type StepView } from './job';
 import type { JobSpec } from './spec-schema';
-import { loopIteration } from './warm';
 
 /** How a group picks its winner: the first attempt to succeed (the others are cancelled), the smallest patch among those that succeeded once all ended, or none. */
 export const BEST_RULES = ['first-validated', 'smallest-patch', 'none'] as const;

@@ -13,6 +13,9 @@ export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'can
  */
 export type KeepPoint = 'setup' | `loop-${number}`;
 
+/** The iteration a keep point names, or null for setup. */
+export const loopIteration = (point: string): number | null => (point.startsWith('loop-') ? Number(point.slice('loop-'.length)) : null);
+
 export const STEP_KINDS = ['clone', 'setup', 'loop', 'until', 'validate', 'publish'] as const;
 export type StepKind = (typeof STEP_KINDS)[number];
 

@@ -43,8 +43,7 @@ export function cacheEnv(names: readonly string[], inWorkspace: readonly { name:
 
 export const KEEP_POINT_PATTERN = /^(setup|loop-[1-9][0-9]{0,3})$/;
 
-/** The iteration a keep point names, or null for setup. */
-export const loopIteration = (point: string): number | null => (point.startsWith('loop-') ? Number(point.slice('loop-'.length)) : null);
+export { loopIteration } from './job';
 
 /** The name a kept workspace is recorded under: empty after setup (as before there were others), else the point. */
 export const keptName = (point: string) => (point === 'setup' ? '' : point);
