@@ -229,7 +229,11 @@ export function createJobActivities(sh: Shared) {
       // A workspace kept only for a resume (snapshot.when: failed) is given up when the job succeeded.
       if (input.status === 'succeeded' && input.forgetKept) {
         const forgotten = await sh.kept.forgetKeptBy(input.jobId);
-        if (forgotten) await store.event(input.jobId, 'snapshot-forgotten', 'snapshot_forgotten', { workspaces: forgotten, why: 'the job succeeded (snapshot.when: failed)' });
+        if (forgotten)
+          await store.event(input.jobId, 'snapshot-forgotten', 'snapshot_forgotten', {
+            workspaces: forgotten,
+            why: 'the job succeeded (snapshot.when: failed)',
+          });
       }
       await wakeWaiting();
       sh.metrics.jobsFinished.inc({ status: input.status });

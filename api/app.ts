@@ -48,7 +48,9 @@ export interface ApiDeps {
   config: Parameters<typeof specPolicy>[0] &
     Parameters<typeof diskRoom>[0] &
     Pick<Config, 'DRAFTSMAN_MAX_FOLLOW_STREAMS' | 'DRAFTSMAN_API_MAX_BODY_BYTES' | 'DRAFTSMAN_SECRET_GRANTS' | 'DRAFTSMAN_WEBHOOK_EXCEPTIONS'> &
-    Partial<Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE' | 'DRAFTSMAN_TASK_QUEUE' | 'DRAFTSMAN_CACHE_SCOPE'>> & {
+    Partial<
+      Pick<Config, 'DRAFTSMAN_SESSION_HOURS' | 'DRAFTSMAN_TEMPORAL_UI_PROXY' | 'TEMPORAL_NAMESPACE' | 'DRAFTSMAN_TASK_QUEUE' | 'DRAFTSMAN_CACHE_SCOPE'>
+    > & {
       DRAFTSMAN_CODEC_CORS_ORIGINS?: readonly string[];
     };
   log?: (line: string) => void;

@@ -107,15 +107,10 @@ export const jobSpecSchema = z.strictObject({
       command,
       until: command.optional(),
       maxIterations: z.number().int('must be an integer').min(1, 'must be between 1 and 1000').max(1000, 'must be between 1 and 1000'),
-      startAt: z
-        .number()
-        .int('must be an integer')
-        .min(1, 'must be at least 1')
-        .optional()
-        .meta({
-          description:
-            "The first iteration (1 when absent): a job resumed after its parent's loop step k goes on at k + 1 (POST /v1/jobs/{id}/resume sets it); past maxIterations, no loop step runs",
-        }),
+      startAt: z.number().int('must be an integer').min(1, 'must be at least 1').optional().meta({
+        description:
+          "The first iteration (1 when absent): a job resumed after its parent's loop step k goes on at k + 1 (POST /v1/jobs/{id}/resume sets it); past maxIterations, no loop step runs",
+      }),
     })
     .refine((l) => (l.startAt ?? 1) <= l.maxIterations + 1, { message: 'must be at most maxIterations + 1', path: ['startAt'] })
     .optional(),

@@ -91,13 +91,10 @@ export const cachesSchema = z
 export const snapshotSchema = z
   .strictObject({
     after: KEEP_POINT,
-    when: z
-      .enum(['always', 'failed'])
-      .optional()
-      .meta({
-        description:
-          'always (the default): kept whatever the job does next; failed: kept for a resume, and given up when the job succeeds (forks may use it only while the job runs)',
-      }),
+    when: z.enum(['always', 'failed']).optional().meta({
+      description:
+        'always (the default): kept whatever the job does next; failed: kept for a resume, and given up when the job succeeds (forks may use it only while the job runs)',
+    }),
   })
   .optional();
 

@@ -101,10 +101,10 @@ export class KeptStore {
 
   /** The points (`setup`, `loop-<k>`) at which a job kept its workspace, in `scope`, without marking them used. */
   async pointsKeptBy(jobId: string, scope: string): Promise<string[]> {
-    const { rows } = await this.pool.query<{ name: string }>(
-      `SELECT DISTINCT name FROM kept WHERE kind = 'snapshot' AND job_id = $1 AND scope = $2`,
-      [jobId, scope],
-    );
+    const { rows } = await this.pool.query<{ name: string }>(`SELECT DISTINCT name FROM kept WHERE kind = 'snapshot' AND job_id = $1 AND scope = $2`, [
+      jobId,
+      scope,
+    ]);
     return rows.map((r) => (r.name === '' ? 'setup' : r.name));
   }
 
