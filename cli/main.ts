@@ -7,12 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { ApiError, DraftsmanApi, type ListFilter } from '../client/http';
+import { ApiError, DraftsmanApi, type ForkRequest, type GroupView, type ListFilter, type ResumeChanges } from '../client/http';
+import { BEST_RULES, type BestRule } from '../common/group';
 import { JOB_STATUSES } from '../common/job';
 import { projectRoot } from '../common/paths';
 import { bashCompletion } from './completion';
 import { EXIT, exitForApiError, exitForJob } from './exit-codes';
-import { follow, isFinal, json, out, printLine, summary, waitForEnd } from './output';
+import { follow, groupSummary, isFinal, json, out, printLine, summary, waitForEnd } from './output';
 import { parseSpec, SpecFileError } from './spec-file';
 
 /** The API token: given, in the environment, in a named file, or the one `npm start` keeps in its data folder. */
@@ -84,10 +85,25 @@ const seconds = (flag: string) => (v: string) => {
   return n;
 };
 
+const integer = (flag: string, v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new CommanderError(EXIT.usage, 'draftsman.invalidArgument', `${flag} must be a whole number`);
+  return n;
+};
+
+/** Polls a group until every attempt has ended. */
+async function waitForGroup(api: DraftsmanApi, id: string): Promise<GroupView> {
+  for (;;) {
+    const group = await api.group(id);
+    if (group.endedAt) return group;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 /** The program; each action sets `code`, the process's exit code. */
 function program(setCode: (code: number) => void): Command {
   const p = new Command('draftsman')
-    .description("Draftsman's command line: start, watch, cancel and rerun jobs through the API.")
+    .description("Draftsman's command line: start, watch, cancel, rerun, resume and fork jobs through the API.")
     .addHelpText(
       'after',
       `
@@ -122,6 +138,57 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
       const api = apiOf(o);
       const answer = await api.rerun(id, o.idempotencyKey);
       setCode(await started(api, answer.id, o, { rerunOf: answer.rerunOf }));
+    });
+
+  starting(command('resume'))
+    .description('start a failed or timed-out job again from the last workspace it kept, running only what follows; prints the new id')
+    .argument('<id>', 'the job to resume')
+    .option('--spec <file>', 'changes to its loop, validate and publish, JSON or YAML: { "validate": ["npm test"] }')
+    .action(async (id: string, o: Common & { spec?: string; follow?: boolean; wait?: boolean; idempotencyKey?: string }) => {
+      const api = apiOf(o);
+      const changes = (o.spec ? readSpec(o.spec) : {}) as ResumeChanges;
+      const answer = await api.resume(id, changes, o.idempotencyKey);
+      if (!o.json && !o.follow && !o.wait) process.stderr.write(`resuming ${id} from its workspace kept after ${answer.from}\n`);
+      setCode(await started(api, answer.id, o, { resumeOf: answer.resumeOf, from: answer.from }));
+    });
+
+  command('fork')
+    .description("start a group of attempts (best-of-N) from the workspace a job kept; prints the group's id and its attempts'")
+    .argument('<id>', 'the job whose kept workspace the attempts start from')
+    .requiredOption('--after <point>', 'where the job kept it: setup or loop-<k>')
+    .option('--count <n>', 'how many attempts, 1 to 32 (default: one per variant)', (v) => integer('--count', v))
+    .option('--variants <file>', 'what each attempt changes, JSON or YAML: [{ "loop": { "command": "..." } }, { "env": { "MODEL": "b" } }]')
+    .addOption(new Option('--best <rule>', 'first-validated cancels the rest once one succeeds; smallest-patch picks once all ended').choices(BEST_RULES))
+    .option('--wait', 'wait until every attempt has ended; exit 0 when one won (or, without a rule, one succeeded), else 1')
+    .option('--idempotency-key <key>', 'a retry with the same key starts nothing new')
+    .action(async (id: string, o: Common & { after: string; count?: number; variants?: string; best?: BestRule; wait?: boolean; idempotencyKey?: string }) => {
+      const api = apiOf(o);
+      const variants = o.variants ? readSpec(o.variants) : undefined;
+      if (variants !== undefined && !Array.isArray(variants)) throw new SpecFileError(`${o.variants}: must hold a list of variants`);
+      const body = {
+        after: o.after,
+        ...(o.count !== undefined ? { count: o.count } : {}),
+        ...(variants ? { variants } : {}),
+        ...(o.best ? { best: o.best } : {}),
+      };
+      const answer = await api.fork(id, body as ForkRequest, o.idempotencyKey);
+      if (!o.wait) {
+        if (o.json) json(answer);
+        else out([answer.id, ...answer.jobs.map((j) => `  ${j}`)].join('\n'));
+        return;
+      }
+      if (!o.json) out(`group ${answer.id}: ${answer.jobs.length} attempt(s) started`);
+      const group = await waitForGroup(api, answer.id);
+      out(o.json ? JSON.stringify(group, null, 2) : groupSummary(group));
+      setCode(group.winner || (group.best === 'none' && group.jobs.some((j) => j.status === 'succeeded')) ? EXIT.succeeded : EXIT.failed);
+    });
+
+  command('group')
+    .description('show a group of attempts: each with its status, validation, patch size and duration, and the winner')
+    .argument('<id>', "the group's id (grp-...)")
+    .action(async (id: string, o: Common) => {
+      const group = await apiOf(o).group(id);
+      out(o.json ? JSON.stringify(group, null, 2) : groupSummary(group));
     });
 
   command('wait')

@@ -1,6 +1,6 @@
 /** What the CLI prints: job summaries, log lines, and live progress while it follows a job. */
 import { FINAL_STATUSES, type JobStatus } from '../common/job';
-import type { DraftsmanApi, JobView, LogLine } from '../client/http';
+import type { DraftsmanApi, GroupView, JobView, LogLine } from '../client/http';
 
 const tty = process.stdout.isTTY === true;
 export const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -34,6 +34,23 @@ export function summary(job: JobView): string {
   if (job.waiting) lines.push(`  waiting ${job.waiting}`);
   if (job.retrying) lines.push(`  retrying ${retryingText(job.retrying)}`);
   if (job.error) lines.push(`  error   ${job.error}`);
+  return lines.join('\n');
+}
+
+/** A group as lines: its rule and winner, then one line per attempt. */
+export function groupSummary(g: GroupView): string {
+  const lines = [
+    `${g.id}  ${g.endedAt ? 'ended' : 'running'}  best ${g.best}  winner ${g.winner ?? '-'}`,
+    `  from    ${g.parent} after ${g.after}`,
+    `  created ${g.createdAt}${g.endedAt ? `  ended ${g.endedAt}` : ''}`,
+  ];
+  for (const j of g.jobs) {
+    const validated = j.validated === null ? '-' : j.validated ? 'passed' : 'failed';
+    const secs = j.durationMs != null ? `${(j.durationMs / 1000).toFixed(1)}s` : '-';
+    lines.push(
+      `  ${j.id.padEnd(44)} ${j.status.padEnd(17)} validate ${validated.padEnd(6)} patch ${String(j.patch?.bytes ?? '-').padStart(7)} B  ${secs}${j.id === g.winner ? '  (winner)' : ''}`,
+    );
+  }
   return lines.join('\n');
 }
 

@@ -11,6 +11,9 @@ export type JobSpecInput = components['schemas']['JobSpec'];
 export type JobPage = { jobs: JobView[]; nextCursor: string | null };
 export type HostView = components['schemas']['Host'];
 export type KeptView = components['schemas']['Kept'];
+export type GroupView = components['schemas']['GroupView'];
+export type ForkRequest = NonNullable<paths['/v1/jobs/{id}/forks']['post']['requestBody']>['content']['application/json'];
+export type ResumeChanges = NonNullable<paths['/v1/jobs/{id}/resume']['post']['requestBody']>['content']['application/json'];
 export type AuditEvent = { id: number; type: string; data: Record<string, unknown>; at: string };
 export type ListFilter = NonNullable<paths['/v1/jobs']['get']['parameters']['query']>;
 
@@ -121,6 +124,21 @@ export class DraftsmanApi {
   /** The job's spec again as a new job; answers the new job's id. */
   rerun(id: string, idempotencyKey?: string): Promise<{ id: string; rerunOf: string }> {
     return this.call(() => this.http.POST('/v1/jobs/{id}/rerun', { params: { path: { id }, header: key(idempotencyKey) } }));
+  }
+
+  /** A group of attempts from the workspace the job kept at `after` (best-of-N); answers the group's id and its attempts'. */
+  fork(id: string, body: ForkRequest, idempotencyKey?: string): Promise<{ id: string; parent: string; jobs: string[] }> {
+    return this.call(() => this.http.POST('/v1/jobs/{id}/forks', { params: { path: { id }, header: key(idempotencyKey) }, body }));
+  }
+
+  /** A group: its attempts with their status, validation, patch size and duration, and its winner. */
+  group(id: string): Promise<GroupView> {
+    return this.call(() => this.http.GET('/v1/groups/{id}', { params: { path: { id } } }));
+  }
+
+  /** A failed or timed-out job again from the last workspace it kept, with the changes given; answers the new job's id and the point. */
+  resume(id: string, changes: ResumeChanges = {}, idempotencyKey?: string): Promise<{ id: string; resumeOf: string; from: string }> {
+    return this.call(() => this.http.POST('/v1/jobs/{id}/resume', { params: { path: { id }, header: key(idempotencyKey) }, body: changes }));
   }
 
   /** Long poll: the job once it ends, or as it is after `seconds` (at most 120, the API's limit). */

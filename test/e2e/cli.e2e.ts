@@ -225,3 +225,39 @@ test("hosts lists the stack's host; drain and undrain need the admin scope; an u
   const undrained = await draftsman('undrain', host!.id);
   expect([undrained.code, undrained.stdout.trim()]).toEqual([0, `${host!.id} up: 0 running, 0 held`]);
 });
+
+test('fork --wait runs a group and exits 0 with its winner; group shows it; resume --wait goes on from a failed job with the fix', async () => {
+  const parent = await draftsman(
+    'run',
+    specFile('parent', {
+      setup: ['echo ready > ready.txt'],
+      snapshot: { after: 'setup', when: 'failed' },
+      loop: { command: 'echo "$TRY" > out.txt', maxIterations: 1 },
+      validate: ['grep -q good out.txt'],
+    }),
+    '--wait',
+  );
+  // Every attempt's loop writes TRY: only the variant with TRY=good validates.
+  expect(parent.code).toBe(1);
+  const parentId = parent.stdout.match(/^(job-[\w-]+)\s+failed$/m)![1]!;
+  const variants = path.join(TEST_DATA_DIR, `cli-${process.pid}-variants.json`);
+  fs.writeFileSync(variants, JSON.stringify([{ env: { TRY: 'bad' } }, { env: { TRY: 'good' } }]));
+  const forked = await draftsman('fork', parentId, '--after', 'setup', '--variants', variants, '--best', 'smallest-patch', '--wait');
+  expect(forked.stderr).toBe('');
+  expect(forked.code).toBe(0);
+  const groupId = forked.stdout.match(/^(grp-[0-9a-f-]+)\s+ended/m)![1]!;
+  expect(forked.stdout).toMatch(new RegExp(`^\\s+${groupId}\\.2\\s+succeeded\\s+validate passed .*\\(winner\\)$`, 'm'));
+  expect(forked.stdout).toMatch(new RegExp(`^\\s+${groupId}\\.1\\s+failed\\s+validate failed`, 'm'));
+  const shown = await draftsman('group', groupId, '--json');
+  expect(JSON.parse(shown.stdout)).toMatchObject({ id: groupId, parent: parentId, winner: `${groupId}.2` });
+  // Bad usage: a rule that does not exist, a count that is no number.
+  expect((await draftsman('fork', parentId, '--after', 'setup', '--count', '2', '--best', 'fastest')).code).toBe(2);
+  expect((await draftsman('fork', parentId, '--after', 'setup', '--count', 'two')).code).toBe(2);
+
+  const fix = path.join(TEST_DATA_DIR, `cli-${process.pid}-fix.json`);
+  fs.writeFileSync(fix, JSON.stringify({ loop: { command: 'cat ready.txt && echo good > out.txt' } }));
+  const resumed = await draftsman('resume', parentId, '--spec', fix, '--wait');
+  expect(resumed.code).toBe(0);
+  expect(resumed.stdout).toMatch(/^\s+loop-1\s+succeeded/m);
+  expect(resumed.stdout).not.toMatch(/^\s+(clone|setup)-0/m);
+});
