@@ -105,3 +105,28 @@ def test_refusals_are_problem_documents(api: Draftsman):
     with pytest.raises(ApiError) as anonymous:
         Draftsman(api.url, "not-a-token", retries=0).job("job-does-not-exist")
     assert anonymous.value.status == 401
+
+
+def test_fork_a_kept_setup_and_resume_a_failed_job(api: Draftsman):
+    parent = api.run(
+        spec(
+            setup=["echo ready > ready.txt"],
+            snapshot={"after": "setup", "when": "failed"},
+            loop={"command": 'echo "$TRY" > out.txt', "maxIterations": 1},
+            validate=["grep -q good out.txt"],
+        )
+    )
+    assert parent.status == "failed"
+    started = api.fork(parent.id, after="setup", variants=[{"env": {"TRY": "good"}}, {"env": {"TRY": "bad"}}], best="first-validated")
+    assert started.parent == parent.id and len(started.jobs) == 2
+    group = api.wait_group(started.id, timeout=120)
+    assert group.winner == started.jobs[0]
+    assert {j.id: (j.status, j.validated) for j in group.jobs}[started.jobs[0]] == ("succeeded", True)
+
+    resumed = api.resume(parent.id, loop={"command": "echo good > out.txt"})
+    assert (resumed.resumeOf, resumed.from_) == (parent.id, "setup")
+    job = api.wait(resumed.id)
+    assert (job.status, [s.kind for s in job.steps]) == ("succeeded", ["loop", "validate"])
+    with pytest.raises(ApiError) as refused:
+        api.resume(resumed.id)
+    assert refused.value.status == 409

@@ -1,5 +1,5 @@
 """The Draftsman HTTP API from Python: submit a job, wait for it, follow its logs, read its
-patch, cancel or rerun it.
+patch, cancel, rerun or resume it, and fork it into a group of attempts (best-of-N).
 
 Answers are read as docs/api-versioning.md says clients should: fields a newer API adds
 are kept (``model_extra``), an enum value it adds (a status, a problem code) is a plain
@@ -25,9 +25,12 @@ from .models import (
     Approval,
     AuditEvent,
     AuditTrail,
+    GroupStarted,
+    GroupView,
     JobCancelling,
     JobPage,
     JobRerun,
+    JobResumed,
     JobSpec,
     JobStarted,
     JobView,
@@ -203,6 +206,60 @@ class Draftsman:
         key = idempotency_key or str(uuid.uuid4())
         answer = self._request("POST", f"/v1/jobs/{_segment(job_id)}/rerun", headers={"idempotency-key": key})
         return JobRerun.model_validate(answer.json())
+
+    def resume(
+        self,
+        job_id: str,
+        *,
+        loop: Mapping[str, Any] | None = None,
+        validate: list[str] | None = None,
+        publish: list[str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobResumed:
+        """A failed or timed-out job again, from the last workspace it kept, running only what
+        follows that point; ``loop``, ``validate`` and ``publish`` change those phases."""
+        body = {k: v for k, v in (("loop", dict(loop) if loop else None), ("validate", validate), ("publish", publish)) if v is not None}
+        key = idempotency_key or str(uuid.uuid4())
+        answer = self._request("POST", f"/v1/jobs/{_segment(job_id)}/resume", json=body, headers={"idempotency-key": key})
+        return JobResumed.model_validate(answer.json())
+
+    # Groups
+
+    def fork(
+        self,
+        job_id: str,
+        *,
+        after: str,
+        count: int | None = None,
+        variants: list[Mapping[str, Any]] | None = None,
+        best: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> GroupStarted:
+        """A group of attempts from the workspace the job kept at ``after`` (``setup`` or
+        ``loop-<k>``), each a job of its own; ``best`` is ``first-validated``,
+        ``smallest-patch`` or ``none``. All are started, or none."""
+        body: dict[str, Any] = {"after": after}
+        if count is not None:
+            body["count"] = count
+        if variants is not None:
+            body["variants"] = [dict(v) for v in variants]
+        if best is not None:
+            body["best"] = best
+        key = idempotency_key or str(uuid.uuid4())
+        answer = self._request("POST", f"/v1/jobs/{_segment(job_id)}/forks", json=body, headers={"idempotency-key": key})
+        return GroupStarted.model_validate(answer.json())
+
+    def group(self, group_id: str) -> GroupView:
+        return GroupView.model_validate(self._request("GET", f"/v1/groups/{_segment(group_id)}").json())
+
+    def wait_group(self, group_id: str, timeout: float | None = None, poll: float = 1.0) -> GroupView:
+        """The group once every attempt has ended (or as it is after ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            group = self.group(group_id)
+            if group.endedAt is not None or (deadline is not None and time.monotonic() >= deadline):
+                return group
+            time.sleep(poll)
 
     def wait(self, job_id: str, timeout: float | None = None) -> JobView:
         """The job once it has ended; with ``timeout`` (seconds), the job as it is then if it
