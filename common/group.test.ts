@@ -89,6 +89,8 @@ describe('validationOutcome', () => {
     ['all passed', [step('validate', 'succeeded'), step('validate', 'succeeded')], true],
     ['one failed', [step('validate', 'succeeded'), step('validate', 'failed')], false],
     ['one still running', [step('validate', 'succeeded'), step('validate', 'running')], null],
+    ['one cancelled (the attempt lost to another)', [step('validate', 'cancelled')], null],
+    ['one timed out', [step('validate', 'succeeded'), step('validate', 'timed_out')], false],
   ])('%s', (_, steps, expected) => {
     expect(validationOutcome(steps)).toBe(expected);
   });

@@ -102,11 +102,11 @@ export function forkSpec(parent: JobSpec, parentId: string, after: KeepPoint, va
   return spec;
 }
 
-/** Whether a job's validation passed: null when no validation step ran. */
+/** Whether a job's validation passed: null when no validation step ran, or one was still running or cancelled. */
 export function validationOutcome(steps: readonly StepView[]): boolean | null {
   const validate = steps.filter((s) => s.kind === 'validate');
   if (validate.length === 0) return null;
-  if (validate.some((s) => s.status === 'running')) return null;
+  if (validate.some((s) => s.status === 'running' || s.status === 'cancelled')) return null;
   return validate.every((s) => s.status === 'succeeded');
 }
 

@@ -3,6 +3,7 @@ import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { loadSession, type Session, signOut } from './api';
 import { ErrorNote, Link } from './components/link';
+import { GroupPage } from './pages/group';
 import { HealthPage } from './pages/health';
 import { JobPage } from './pages/job';
 import { JobsPage } from './pages/jobs';
@@ -17,7 +18,14 @@ function App() {
     loadSession().then(setSession, setError);
   }, []);
   useEffect(() => {
-    document.title = route.page === 'job' ? `Job ${route.id} · Draftsman` : route.page === 'health' ? 'Health · Draftsman' : 'Jobs · Draftsman';
+    document.title =
+      route.page === 'job'
+        ? `Job ${route.id} · Draftsman`
+        : route.page === 'group'
+          ? `Group ${route.id} · Draftsman`
+          : route.page === 'health'
+            ? 'Health · Draftsman'
+            : 'Jobs · Draftsman';
   }, [route]);
 
   return (
@@ -50,6 +58,8 @@ function App() {
           <JobsPage search={route.search} />
         ) : route.page === 'job' ? (
           <JobPage key={route.id} id={route.id} session={session} />
+        ) : route.page === 'group' ? (
+          <GroupPage key={route.id} id={route.id} />
         ) : route.page === 'health' ? (
           <HealthPage />
         ) : (

@@ -3,13 +3,16 @@ import { useEffect, useState } from 'preact/hooks';
 
 export const BASE = '/ui';
 
-export type Route = { page: 'jobs'; search: string } | { page: 'job'; id: string } | { page: 'health' } | { page: 'missing'; path: string };
+export type Route =
+  { page: 'jobs'; search: string } | { page: 'job'; id: string } | { page: 'group'; id: string } | { page: 'health' } | { page: 'missing'; path: string };
 
 export function routeOf(pathname: string, search: string): Route {
   const rest = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname;
   if (rest === '' || rest === '/') return { page: 'jobs', search };
   const job = /^\/jobs\/([^/]+)\/?$/.exec(rest);
   if (job) return { page: 'job', id: decodeURIComponent(job[1]!) };
+  const group = /^\/groups\/([^/]+)\/?$/.exec(rest);
+  if (group) return { page: 'group', id: decodeURIComponent(group[1]!) };
   if (rest === '/health' || rest === '/health/') return { page: 'health' };
   return { page: 'missing', path: pathname };
 }

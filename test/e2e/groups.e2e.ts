@@ -3,21 +3,27 @@
  * validate wins and the rest are cancelled, a retried call starts nothing new, the
  * group.ended webhook; a failed job resumed from its kept workspace runs only what follows.
  */
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { GroupView } from '../../common/group';
 import type { JobView } from '../../common/job';
+import { projectRoot } from '../../common/paths';
 import { KeptStore } from '../../db/kept-store';
 import { WebhookStore } from '../../db/webhook-store';
 import { WebhookDispatcher } from '../../webhooks/dispatcher';
+import { launchChromium } from '../../testing/browser';
 import { type GitFixture, startGitFixture } from '../../testing/git-fixture';
-import { startTestStack, type TestStack } from '../../testing/stack';
+import { startTestStack, TEST_TOKENS, type TestStack } from '../../testing/stack';
 
 let stack: TestStack;
 let repo: GitFixture;
 let receiver: http.Server;
 let dispatcher: WebhookDispatcher;
 const hooks: { type: string; data: Record<string, unknown> }[] = [];
+/** The group of the first test and a failed job with a kept workspace, for the dashboard's test. */
+let shownGroup = '';
 
 beforeAll(async () => {
   receiver = http.createServer((req, res) => {
@@ -91,6 +97,7 @@ test('a group of 8 from one kept setup: one setup in all, each patch its own, th
   expect(started.headers.get('location')).toBe(`/v1/groups/${started.body.id}`);
   expect(started.body.jobs).toHaveLength(8);
   const { id: groupId, jobs } = started.body;
+  shownGroup = groupId;
   const quick = jobs[2]!;
 
   // The same call again with its key: the same answer, nothing new started.
@@ -236,4 +243,49 @@ test('resumed after a kept loop step, the loop goes on at the next iteration; a 
   expect(trail.find((e) => e.type === 'snapshot_saved')).toBeDefined();
   expect(trail.find((e) => e.type === 'snapshot_forgotten')?.data).toMatchObject({ workspaces: 1 });
   expect(await new KeptStore(stack.store.pool).pointsKeptBy(fine, `repo=${repo.url} principal=admin`)).toEqual([]);
+});
+
+test("the dashboard's group page shows the attempts, the winner and their diffs side by side; a failed job's page resumes it", async () => {
+  expect(shownGroup).not.toBe('');
+  const failed = await stack.submit({
+    repo: repo.url,
+    commit: repo.head,
+    setup: ['echo page > page.txt'],
+    snapshot: { after: 'setup', when: 'failed' },
+    validate: ['false'],
+  });
+  expect((await stack.waitForEnd(failed)).status).toBe('failed');
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(`${stack.apiUrl}/login?next=${encodeURIComponent(`/ui/groups/${shownGroup}`)}`);
+    await page.getByLabel('API token').fill(TEST_TOKENS.admin);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: /^Group / }).waitFor();
+    const rows = page.locator('table.attempts tbody tr');
+    await rows.nth(7).waitFor();
+    expect(await rows.count()).toBe(8);
+    expect(await page.locator('table.attempts tr.winner').count()).toBe(1);
+    expect(await page.locator('table.attempts tr.winner').textContent()).toContain('(winner)');
+    // Every attempt's diff, side by side, each naming its own attempt's file content.
+    const diffs = page.locator('.side-by-side .attempt-diff');
+    await diffs.nth(7).waitFor();
+    expect(await diffs.count()).toBe(8);
+    fs.mkdirSync(path.join(projectRoot(), 'test-artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(projectRoot(), 'test-artifacts', 'group.png'), fullPage: true });
+
+    // The failed job's page: Resume starts the job again from its kept workspace and shows it.
+    await page.goto(`${stack.apiUrl}/ui/jobs/${failed}`);
+    await page.getByRole('button', { name: 'Resume from its kept workspace' }).click();
+    await page.waitForURL((u) => u.pathname.startsWith('/ui/jobs/') && !u.pathname.endsWith(failed));
+    const resumed = decodeURIComponent(new URL(page.url()).pathname.split('/').pop()!);
+    expect((await events(failed)).find((e) => e.type === 'resumed')?.data).toMatchObject({ jobId: resumed, from: 'setup' });
+    expect(problems).toEqual([]);
+  } finally {
+    await browser.close();
+  }
+  // The resumed job (validation still fails) ends; nothing of it is left running.
+  await stack.waitForEnd((await events(failed)).find((e) => e.type === 'resumed')!.data.jobId as string);
 });

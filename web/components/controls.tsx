@@ -1,4 +1,4 @@
-/** The job's actions: cancel with a reason, rerun, and the approval decision. */
+/** The job's actions: cancel with a reason, rerun, resume a failed job, and the approval decision. */
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { call, type Session } from '../api';
 import { isFinal, type JobView } from '../lib/format';
@@ -54,7 +54,14 @@ export function Controls({ job, session, onChange }: { job: JobView; session: Se
       navigate(`${BASE}/jobs/${encodeURIComponent(started.id)}`);
     });
 
+  const resume = () =>
+    act('Resumed.', async () => {
+      const started = await call<{ id: string }>(`${base}/resume`, { method: 'POST', body: {} });
+      navigate(`${BASE}/jobs/${encodeURIComponent(started.id)}`);
+    });
+
   const running = !isFinal(job.status);
+  const resumable = job.status === 'failed' || job.status === 'timed_out';
   return (
     <section class="controls" aria-labelledby="controls-title">
       <h2 id="controls-title">Actions</h2>
@@ -82,6 +89,11 @@ export function Controls({ job, session, onChange }: { job: JobView; session: Se
         {can('write') ? (
           <button type="button" class="secondary" disabled={busy} onClick={() => void rerun()}>
             Rerun
+          </button>
+        ) : null}
+        {resumable && can('write') ? (
+          <button type="button" class="secondary" disabled={busy} onClick={() => void resume()} title="Start again from the last workspace the job kept">
+            Resume from its kept workspace
           </button>
         ) : null}
       </div>

@@ -5,6 +5,10 @@ import { FINAL_STATUSES } from '../../common/job';
 export type JobView = components['schemas']['JobView'];
 export type StepView = components['schemas']['StepView'];
 export type AuditEvent = components['schemas']['AuditEvent'];
+export type GroupView = components['schemas']['GroupView'];
+
+/** An attempt's validation outcome in words. */
+export const validationText = (validated: boolean | null): string => (validated === null ? 'not finished' : validated ? 'passed' : 'failed');
 
 /** The jobs list's filters, as the page's address and the API's query carry them. */
 export interface JobFilter {

@@ -47,6 +47,7 @@ export function JobPage({ id, session }: { id: string; session: Session }) {
     return error ? <ErrorNote error={error} /> : <p class="loading">Loading…</p>;
   }
   const ran = runTime(job, now);
+  const forked = events.filter((e) => e.type === 'forked' && typeof e.data.groupId === 'string').map((e) => String(e.data.groupId));
   const temporal = temporalLink(job.id);
   return (
     <article aria-labelledby="job-title">
@@ -77,6 +78,29 @@ export function JobPage({ id, session }: { id: string; session: Session }) {
                 <span class="label">
                   {k}={v}
                 </span>
+              ))}
+            </dd>
+          </>
+        ) : null}
+        {job.group ? (
+          <>
+            <dt>Group</dt>
+            <dd>
+              An attempt of{' '}
+              <Link href={`${BASE}/groups/${encodeURIComponent(job.group)}`}>
+                <span class="mono">{job.group}</span>
+              </Link>
+            </dd>
+          </>
+        ) : null}
+        {forked.length ? (
+          <>
+            <dt>Forked into</dt>
+            <dd>
+              {forked.map((g) => (
+                <Link key={g} href={`${BASE}/groups/${encodeURIComponent(g)}`}>
+                  <span class="mono">{g}</span>
+                </Link>
               ))}
             </dd>
           </>
