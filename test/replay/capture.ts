@@ -91,6 +91,16 @@ async function main(): Promise<void> {
     'approval-timeout': { spec: { ...base, validate: ['true'], approval: { before: 'validate', timeoutSeconds: 2, onTimeout: 'reject' } } },
     // Queried before any worker polls: the query ends the first workflow task early (windows.ts, firstTaskSplit).
     'query-split': { spec: { ...base, validate: ['true'] }, queryFirst: true },
+    // A workspace kept after loop step 1, and a job resumed there: its loop goes on at iteration 2.
+    'kept-after-loop': { spec: { ...base, loop: { command: 'echo it >> progress', until: 'false', maxIterations: 2 }, snapshot: { after: 'loop-1' } } },
+    'resumed-after-loop': {
+      spec: {
+        ...base,
+        from: { job: `replay-${label}-kept-after-loop`, after: 'loop-1' },
+        loop: { command: 'echo it >> progress', maxIterations: 2, startAt: 2 },
+        validate: ['test $(wc -l < progress) -eq 2'],
+      },
+    },
   };
   const only = arg('only', true).split(',').filter(Boolean);
   fs.mkdirSync(OUT, { recursive: true });
@@ -157,6 +167,27 @@ async function main(): Promise<void> {
         .result()
         .catch(() => undefined);
       await writeHistories(id, shape);
+    }
+    // A group of two attempts from the workspace warm-snapshot-saved kept; the first to succeed wins.
+    if (!only.length || only.includes('group')) {
+      const parent = `replay-${label}-warm-snapshot-saved`;
+      const groupId = `grp-replay-${label}`;
+      const attempt = (n: number, command: string) => ({
+        id: `${groupId}.${n}`,
+        variant: n - 1,
+        spec: { ...base, from: { job: parent, after: 'setup' as const }, loop: { command, maxIterations: 1 }, validate: ['test -f kept'] },
+      });
+      await stack.jobs.startGroup({
+        groupId,
+        parent,
+        after: 'setup',
+        best: 'first-validated',
+        principal: 'capture',
+        taskQueue: 'replay-capture',
+        members: [attempt(1, 'echo quick > out'), attempt(2, 'sleep 30')],
+      });
+      await stack.client.workflow.getHandle(groupId).result();
+      await writeHistories(groupId, 'group');
     }
   } finally {
     if (worker) await stopWorker(worker);
