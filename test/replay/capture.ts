@@ -168,9 +168,11 @@ async function main(): Promise<void> {
         .catch(() => undefined);
       await writeHistories(id, shape);
     }
-    // A group of two attempts from the workspace warm-snapshot-saved kept; the first to succeed wins.
+    // A group of two attempts from the workspace a parent of the same principal kept; the first to succeed wins.
     if (!only.length || only.includes('group')) {
-      const parent = `replay-${label}-warm-snapshot-saved`;
+      const parent = `replay-${label}-group-parent`;
+      await stack.jobs.start({ ...base, setup: ['echo kept > kept'], snapshot: { after: 'setup' } }, parent, { principal: 'capture' });
+      await stack.client.workflow.getHandle(parent).result();
       const groupId = `grp-replay-${label}`;
       const attempt = (n: number, command: string) => ({
         id: `${groupId}.${n}`,
