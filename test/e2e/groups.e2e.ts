@@ -114,13 +114,16 @@ test('a group of 8 from one kept setup: one setup in all, each patch its own, th
   expect(group.jobs.map((j) => [j.id, j.status, j.variant])).toEqual(jobs.map((id, i) => [id, id === quick ? 'succeeded' : 'cancelled', i]));
   expect(group.jobs.find((j) => j.id === quick)).toMatchObject({ validated: true, patch: { bytes: expect.any(Number) }, durationMs: expect.any(Number) });
   const won = Date.parse(views.get(quick)!.finishedAt!);
+  const after: number[] = [];
   for (const id of jobs.filter((j) => j !== quick)) {
     const view = views.get(id)!;
     expect(view.error).toContain(`attempt ${quick} of group ${groupId} succeeded first`);
-    // Cancelled within seconds of the winner, long before their 40 s nap would have ended.
-    expect(Date.parse(view.finishedAt!) - won).toBeLessThan(10_000);
+    after.push(Date.parse(view.finishedAt!) - won);
     expect(view.group).toBe(groupId);
   }
+  // Cancelled within seconds of the winner, long before their 40 s nap would have ended.
+  expect(Math.max(...after)).toBeLessThan(10_000);
+  console.log(`group of 8: the 7 others ended ${Math.min(...after)}-${Math.max(...after)} ms after the winner`);
 
   // One setup in all: the parent's. Every attempt restored its workspace and ran no clone or setup.
   const setupSteps = async (id: string) => (await events(id)).filter((e) => e.type === 'step_finished' && ['clone', 'setup'].includes(String(e.data.kind)));
