@@ -82,7 +82,12 @@ export function createStepActivities(sh: Shared) {
       const outcome = await executeStep(sh, input, log, onStarted, beats);
       const seconds = outcome.startedAt && outcome.finishedAt ? (Date.parse(outcome.finishedAt) - Date.parse(outcome.startedAt)) / 1000 : null;
       if (seconds !== null) sh.metrics.stepDuration.observe({ kind: input.kind }, seconds);
-      log.info({ status: outcome.status, exitCode: outcome.exitCode, oomKilled: outcome.oomKilled, reason: outcome.reason, seconds }, 'step finished');
+      if (outcome.cpuSeconds !== undefined) sh.metrics.stepCpuSeconds.inc({ kind: input.kind }, outcome.cpuSeconds);
+      if (outcome.peakMemoryBytes !== undefined) sh.metrics.stepPeakMemory.observe(outcome.peakMemoryBytes);
+      log.info(
+        { status: outcome.status, exitCode: outcome.exitCode, oomKilled: outcome.oomKilled, reason: outcome.reason, seconds, cpuSeconds: outcome.cpuSeconds },
+        'step finished',
+      );
       return outcome;
     } catch (err) {
       // The engine's own words are in the cause (a RunnerError says what Draftsman was doing).

@@ -114,12 +114,15 @@ export class WorkspaceWatch {
     everyMs: number,
     /** Called once, with the size measured past the cap. */
     onFull: (bytes: number) => void,
+    /** Called with every size measured (the job's ledger keeps the largest). */
+    onMeasured?: (bytes: number) => void,
   ) {
     this.ticker =
       capBytes > 0
         ? new Ticker(everyMs, async () => {
             // A failed measurement (the engine restarting) is no verdict: measured again next time.
             const bytes = await runner.workspaceBytes(jobId).catch(() => null);
+            if (bytes !== null) onMeasured?.(bytes);
             if (bytes === null || bytes <= capBytes || this.ticker?.stopped) return;
             this.stop();
             onFull(bytes);

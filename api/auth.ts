@@ -159,13 +159,13 @@ export class Authenticator {
    * Whether an Authorization header admits a request needing `scope`: the token's name,
    * or the problem to answer (with Retry-After seconds for a rate limit).
    */
-  check(header: string | undefined, scope: Scope): { token: string } | { error: HttpError; retryAfter?: number } {
+  check(header: string | undefined, scope: Scope): { token: string; scopes: readonly Scope[] } | { error: HttpError; retryAfter?: number } {
     const token = this.identify(header);
     if (!token) return { error: new HttpError('unauthorized', 'a valid bearer token is required') };
     if (!token.scopes.includes(scope)) return { error: new HttpError('forbidden', `the token ${token.name} lacks the ${scope} scope`) };
     const wait = this.admit(token.name);
     if (wait > 0) return { error: new HttpError('rate_limited', `too many requests for token ${token.name}; retry in ${wait} s`), retryAfter: wait };
-    return { token: token.name };
+    return { token: token.name, scopes: token.scopes };
   }
 
   /**
@@ -184,6 +184,7 @@ export class Authenticator {
         const result = this.check(req.headers.authorization, scope);
         if ('error' in result) return fail(result);
         res.locals.token = result.token;
+        res.locals.scopes = result.scopes;
         return next();
       }
       this.session(req).then((session) => {
@@ -198,6 +199,7 @@ export class Authenticator {
         if (wait > 0)
           return fail({ error: new HttpError('rate_limited', `too many requests for token ${session.principal}; retry in ${wait} s`), retryAfter: wait });
         res.locals.token = session.principal;
+        res.locals.scopes = session.token.scopes;
         res.locals.session = true;
         next();
       }, next);

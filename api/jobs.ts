@@ -14,13 +14,17 @@ import { warmScope } from '../common/warm';
 import type { KeptStore } from '../db/kept-store';
 import { decodeCursor, encodeCursor } from '../db/list-cursor';
 import type { JobStore } from '../db/store';
+import { usage } from '../db/usage';
 import { HttpError, parseInput } from './errors';
 import { derivedJobId } from './idempotency';
 import type { IdempotentRequests } from './idempotent-requests';
 import type { Mount } from './route';
 import { type JobFeeds, waitForEnd } from './job-feed';
 import { type FollowStreams, serveLogs } from './logs';
-import { cancelBody, listJobsQuery, logsQuery, rerunBody, resumeBody, waitQuery } from './schemas';
+import { cancelBody, listJobsQuery, logsQuery, rerunBody, resumeBody, usageQuery, waitQuery } from './schemas';
+
+/** The range GET /v1/usage sums without a `from`. */
+const USAGE_DEFAULT_DAYS = 30;
 
 type Middleware = (req: Request, res: Response, next: NextFunction) => void;
 
@@ -164,6 +168,28 @@ export function mountJobs(d: JobRoutesDeps): void {
     await waitForEnd(feeds, id, (timeout ?? 30) * 1000, abort.signal);
     const job = await store.getJob(id);
     res.set('x-draftsman-job-ended', String(Boolean(job?.finishedAt))).json(job ?? queuedView(id));
+  });
+
+  // The ledgers summed: the caller's own jobs, or (admin scope) anyone's.
+  mount('getUsage', async (req, res) => {
+    const q = parseInput(usageQuery, req.query, 'invalid_query');
+    const caller = String(res.locals.token);
+    const admin = ((res.locals.scopes ?? []) as readonly string[]).includes('admin');
+    if (q.principal && q.principal !== caller && !admin) {
+      throw new HttpError('forbidden', `another principal's usage needs the admin scope (the token ${caller} lacks it)`, 'principal');
+    }
+    const principal = q.principal ?? (admin ? undefined : caller);
+    const to = q.to ? new Date(q.to) : new Date();
+    const from = q.from ? new Date(q.from) : new Date(to.getTime() - USAGE_DEFAULT_DAYS * 86_400_000);
+    if (from >= to) throw new HttpError('invalid_query', 'from: must be before to', 'from');
+    const sums = await usage(store.pool, { principal, label: q.label, from: from.toISOString(), to: to.toISOString() });
+    res.json({
+      from: from.toISOString(),
+      to: to.toISOString(),
+      principal: principal ?? null,
+      label: q.label ? `${q.label.key}=${q.label.value}` : null,
+      ...sums,
+    });
   });
 
   mount('listJobs', async (req, res) => {

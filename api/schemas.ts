@@ -56,6 +56,36 @@ export const listJobsQuery = z.strictObject({
   limit: intBetween(1, MAX_LIST).optional(),
 });
 
+export const usageQuery = z
+  .strictObject({
+    principal: text(200).optional().meta({ description: "one principal's jobs (another's needs the admin scope); absent: yours, or everyone's for an admin" }),
+    label: listJobsQuery.shape.label,
+    from: instant.optional().meta({ description: 'jobs created at or after it (default: 30 days before `to`)' }),
+    to: instant.optional().meta({ description: 'jobs created before it (default: now)' }),
+  })
+  .refine((q) => !q.from || !q.to || Date.parse(q.from) < Date.parse(q.to), { message: 'must be before to', path: ['from'] });
+
+const usageTotals = {
+  jobs: z.number().int(),
+  wallSeconds: z.number(),
+  cpuSeconds: z.number(),
+  peakMemoryBytes: z.number().int().nullable(),
+  steps: z.number().int(),
+  egressBytesIn: z.number().int(),
+  egressBytesOut: z.number().int(),
+  egressConnections: z.number().int(),
+};
+export const usageSchema = z
+  .object({
+    from: z.string(),
+    to: z.string(),
+    principal: z.string().nullable().meta({ description: 'the principal asked for; null: every principal' }),
+    label: z.string().nullable(),
+    total: z.object(usageTotals),
+    byPrincipal: z.array(z.object({ principal: z.string(), ...usageTotals })),
+  })
+  .meta({ id: 'Usage', description: "the jobs' ledgers summed: docs/ledger.md" });
+
 export const logsQuery = z.strictObject({
   step: z
     .string()
@@ -158,10 +188,12 @@ export const stepViewSchema = z
     oomKilled: z.boolean().optional().meta({ description: 'killed for exceeding its memory limit' }),
     logBytes: z.number().int().optional(),
     logTruncated: z.boolean().optional(),
-    reason: z
-      .enum(['container_lost', 'workspace_full', 'host_lost'])
-      .optional()
-      .meta({ description: 'why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there)' }),
+    reason: z.enum(['container_lost', 'workspace_full', 'host_lost', 'budget_exceeded']).optional().meta({
+      description:
+        "why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there; budget_exceeded: stopped at the job's budget)",
+    }),
+    cpuSeconds: z.number().optional().meta({ description: "CPU time its processes used, user and system, from the kernel's accounting of its container" }),
+    peakMemoryBytes: z.number().int().optional().meta({ description: 'the most memory its processes held at once' }),
   })
   .meta({ id: 'StepView' });
 
@@ -190,6 +222,22 @@ export const jobViewSchema = z
       .object({ connections: z.number().int(), denied: z.number().int(), bytesIn: z.number().int(), bytesOut: z.number().int() })
       .optional()
       .meta({ description: 'what the steps did through the egress proxy (the single-job view only)' }),
+    ledger: z
+      .object({
+        wallSeconds: z.number().nullable(),
+        cpuSeconds: z
+          .number()
+          .nullable()
+          .meta({ description: "CPU time, user and system, of every step container (the engine's cgroup accounting); null when none was measured" }),
+        peakMemoryBytes: z.number().int().nullable().meta({ description: 'the largest memory peak of one step' }),
+        steps: z.number().int(),
+        egressBytesIn: z.number().int(),
+        egressBytesOut: z.number().int(),
+        egressConnections: z.number().int(),
+        workspaceBytes: z.number().int().nullable().meta({ description: 'the largest size of the workspace measured while a step ran' }),
+      })
+      .optional()
+      .meta({ description: 'what the job cost, measured by Draftsman and the kernel (the single-job view only): docs/ledger.md' }),
     credentialUse: z
       .array(z.object({ env: z.string(), secret: z.string(), host: z.string(), requests: z.number().int(), firstAt: time, lastAt: time }))
       .optional()

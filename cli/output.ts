@@ -31,10 +31,27 @@ export function summary(job: JobView): string {
       `  ${`${s.kind}-${s.index}`.padEnd(12)} ${s.status.padEnd(10)} exit ${s.exitCode ?? '-'}${secs}${s.logTruncated ? ' (log truncated)' : ''}${s.oomKilled ? ' (OOM-killed)' : ''}`,
     );
   }
+  if (job.ledger) lines.push(`  ledger  ${ledgerText(job.ledger)}`);
   if (job.waiting) lines.push(`  waiting ${job.waiting}`);
   if (job.retrying) lines.push(`  retrying ${retryingText(job.retrying)}`);
   if (job.error) lines.push(`  error   ${job.error}`);
   return lines.join('\n');
+}
+
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+/** A job's ledger on one line: what the kernel and the proxy measured. */
+export function ledgerText(l: NonNullable<JobView['ledger']>): string {
+  return [
+    l.wallSeconds === null ? 'not started' : `${l.wallSeconds.toFixed(1)} s wall`,
+    l.cpuSeconds === null ? 'CPU not measured' : `${l.cpuSeconds.toFixed(2)} CPU-s`,
+    l.peakMemoryBytes === null ? null : `peak ${mb(l.peakMemoryBytes)}`,
+    `${l.steps} step${l.steps === 1 ? '' : 's'}`,
+    `egress ${mb(l.egressBytesIn)} in, ${mb(l.egressBytesOut)} out (${l.egressConnections} connection${l.egressConnections === 1 ? '' : 's'})`,
+    l.workspaceBytes === null ? null : `workspace ${mb(l.workspaceBytes)}`,
+  ]
+    .filter(Boolean)
+    .join(', ');
 }
 
 /** A group as lines: its rule and winner, then one line per attempt. */

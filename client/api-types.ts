@@ -192,6 +192,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The jobs' ledgers summed (wall and CPU time, memory peak, steps, egress), in all and per principal, for jobs created in a time range */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs/{id}/wait": {
         parameters: {
             query?: never;
@@ -817,6 +834,20 @@ export interface components {
                 bytesIn: number;
                 bytesOut: number;
             };
+            /** @description what the job cost, measured by Draftsman and the kernel (the single-job view only): docs/ledger.md */
+            ledger?: {
+                wallSeconds: number | null;
+                /** @description CPU time, user and system, of every step container (the engine's cgroup accounting); null when none was measured */
+                cpuSeconds: number | null;
+                /** @description the largest memory peak of one step */
+                peakMemoryBytes: number | null;
+                steps: number;
+                egressBytesIn: number;
+                egressBytesOut: number;
+                egressConnections: number;
+                /** @description the largest size of the workspace measured while a step ran */
+                workspaceBytes: number | null;
+            };
             /** @description requests the egress proxy sent with a credential, per variable and host, never the value (the single-job view only) */
             credentialUse?: {
                 env: string;
@@ -933,10 +964,43 @@ export interface components {
             logBytes?: number;
             logTruncated?: boolean;
             /**
-             * @description why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there)
+             * @description why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there; budget_exceeded: stopped at the job's budget)
              * @enum {string}
              */
-            reason?: "container_lost" | "workspace_full" | "host_lost";
+            reason?: "container_lost" | "workspace_full" | "host_lost" | "budget_exceeded";
+            /** @description CPU time its processes used, user and system, from the kernel's accounting of its container */
+            cpuSeconds?: number;
+            /** @description the most memory its processes held at once */
+            peakMemoryBytes?: number;
+        };
+        /** @description the jobs' ledgers summed: docs/ledger.md */
+        Usage: {
+            from: string;
+            to: string;
+            /** @description the principal asked for; null: every principal */
+            principal: string | null;
+            label: string | null;
+            total: {
+                jobs: number;
+                wallSeconds: number;
+                cpuSeconds: number;
+                peakMemoryBytes: number | null;
+                steps: number;
+                egressBytesIn: number;
+                egressBytesOut: number;
+                egressConnections: number;
+            };
+            byPrincipal: {
+                principal: string;
+                jobs: number;
+                wallSeconds: number;
+                cpuSeconds: number;
+                peakMemoryBytes: number | null;
+                steps: number;
+                egressBytesIn: number;
+                egressBytesOut: number;
+                egressConnections: number;
+            }[];
         };
         WebhookCreated: {
             id: string;
@@ -2092,6 +2156,74 @@ export interface operations {
             };
             /** @description the Idempotency-Key was used with another body */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description past the token's request rate (Retry-After says when to retry) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description the request line or its headers are too large (answered without a body) */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query?: {
+                principal?: string;
+                label?: string;
+                from?: string;
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the sums */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Usage"];
+                };
+            };
+            /** @description invalid query */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description no valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description another principal's usage without the admin scope */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -257,6 +257,13 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'a runtime name as the engine registers it, e.g. runsc')
     .optional(),
+  /**
+   * Where the kernel's cgroups are mounted. With the engine's cgroupfs driver, each step
+   * container runs under a cgroup of its own there, whose accounting (CPU time, memory
+   * peak) is the job's ledger and what its budget counts; `off`, or another driver, and
+   * steps have no CPU or memory figures (docs/ledger.md).
+   */
+  DRAFTSMAN_CGROUP_ROOT: z.string().min(1).default('/sys/fs/cgroup'),
   /** Default step time limit when the spec gives none. */
   DRAFTSMAN_STEP_TIMEOUT_SECONDS: int(1, 86_400).default(600),
   /** Default job time limit when the spec gives none. */

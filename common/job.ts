@@ -21,14 +21,13 @@ export type StepKind = (typeof STEP_KINDS)[number];
 
 export type StepStatus = 'running' | 'succeeded' | 'failed' | 'cancelled' | 'timed_out';
 
-/** Why a step ended other than by its own exit: its container was lost under it (engine restart, host loss). */
-/** Why a step failed other than by its own exit: lost with its container, or stopped at the workspace cap. */
 /**
  * Why a step ended without its own exit: its container vanished (`container_lost`), its
- * workspace outgrew the cap (`workspace_full`), or its host was lost and the job moved on
- * to another, where the step runs again (`host_lost`).
+ * workspace outgrew the cap (`workspace_full`), its host was lost and the job moved on
+ * to another, where the step runs again (`host_lost`), or the job used up its budget
+ * (`budget_exceeded`).
  */
-export type StepEndReason = 'container_lost' | 'workspace_full' | 'host_lost';
+export type StepEndReason = 'container_lost' | 'workspace_full' | 'host_lost' | 'budget_exceeded';
 
 /** A job spec with every default applied (what the workflow runs). */
 export interface ResolvedJobSpec {
@@ -160,6 +159,10 @@ export interface StepView {
   logBytes?: number;
   logTruncated?: boolean;
   reason?: StepEndReason;
+  /** CPU time its processes used, user and system (the kernel's accounting of its container); absent when not measured. */
+  cpuSeconds?: number;
+  /** The most memory its processes held at once; absent when not measured. */
+  peakMemoryBytes?: number;
 }
 
 /** A step's end as the activity reports it and the store records it. */
@@ -195,6 +198,8 @@ export interface JobView {
   group?: string;
   /** What its steps did through the egress proxy: connections made and refused, bytes each way. Absent if none. */
   egress?: { connections: number; denied: number; bytesIn: number; bytesOut: number };
+  /** What the job cost: the single-job view only. */
+  ledger?: Ledger;
   /** Requests the egress proxy sent with a credential's value, per variable and host (never the value). Absent if none. */
   credentialUse?: { env: string; secret: string; host: string; requests: number; firstAt: string; lastAt: string }[];
   /**
@@ -204,6 +209,28 @@ export interface JobView {
   stepsOmitted?: number;
   /** An activity of the running job being retried, when there is one (the single-job view only). */
   retrying?: Retrying;
+}
+
+/**
+ * What a job used, measured by Draftsman and the kernel, never reported by its steps:
+ * the CPU time and memory peaks of its step containers (the engine's cgroup
+ * accounting), the bytes its steps moved through the egress proxy, its own clock.
+ */
+export interface Ledger {
+  /** From its first step's start to its end (or now). */
+  wallSeconds: number | null;
+  /** CPU time, user and system, of every step container it ran; null when none was measured. */
+  cpuSeconds: number | null;
+  /** The largest memory peak of one of its steps; null when none was measured. */
+  peakMemoryBytes: number | null;
+  /** Step containers it ran (every placement, every loop run). */
+  steps: number;
+  /** Bytes through the egress proxy, from and to the outside, and connections made. */
+  egressBytesIn: number;
+  egressBytesOut: number;
+  egressConnections: number;
+  /** The largest size of its workspace measured while a step ran; null when none was. */
+  workspaceBytes: number | null;
 }
 
 /** An activity of a job that failed and is being tried again: which, its attempt, why the last one failed, and when the next starts. */

@@ -12,6 +12,24 @@ export class Metrics {
     help: 'Jobs accepted by the API',
     registers: [this.registry],
   });
+  readonly stepCpuSeconds = new Counter({
+    name: 'draftsman_step_cpu_seconds_total',
+    help: "CPU time of step containers, user and system (the engine's cgroup accounting), by step kind",
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+  readonly stepPeakMemory = new Histogram({
+    name: 'draftsman_step_peak_memory_bytes',
+    help: 'The memory peak of each step container',
+    buckets: [16, 64, 256, 1024, 4096].map((mb) => mb * 2 ** 20),
+    registers: [this.registry],
+  });
+  readonly budgetsExceeded = new Counter({
+    name: 'draftsman_budgets_exceeded_total',
+    help: "Steps stopped at their job's budget, by the budget crossed (cpuSeconds, wallSeconds, egressBytes)",
+    labelNames: ['budget'] as const,
+    registers: [this.registry],
+  });
   readonly jobsFinished = new Counter({
     name: 'draftsman_jobs_finished_total',
     help: 'Jobs that ended, by final status',

@@ -5,7 +5,16 @@
  */
 import type { StepKind, StepOutcome } from '../common/job';
 import type { LogChunkWrite, LogProgress, StepLogStore } from './log-store';
-import { placementField, type RecordedOutcome, StaleAttemptError, type StepClaim, stepEventKey, type StepRecord, type StepStore } from './step-store';
+import {
+  placementField,
+  type RecordedOutcome,
+  type Spent,
+  StaleAttemptError,
+  type StepClaim,
+  stepEventKey,
+  type StepRecord,
+  type StepStore,
+} from './step-store';
 import { type StepRow, stepOutcome } from './view';
 
 interface Row extends StepRow {
@@ -99,6 +108,8 @@ export class MemoryStepStore implements StepStore, StepLogStore {
       log_bytes: o.logBytes ?? 0,
       log_truncated: o.logTruncated ?? false,
       reason: o.reason ?? null,
+      cpu_ms: o.cpuSeconds == null ? null : Math.round(o.cpuSeconds * 1000),
+      peak_memory_bytes: o.peakMemoryBytes ?? null,
     };
     if (r) Object.assign(r, ended);
     else {
@@ -145,6 +156,21 @@ export class MemoryStepStore implements StepStore, StepLogStore {
       out[env] = this.credentialPlaceholders.get(key)!;
     }
     return out;
+  }
+
+  /** The largest workspace size noted per job, and the egress bytes a test says a job sent. */
+  readonly workspaceBytes = new Map<string, number>();
+  readonly egressBytes = new Map<string, number>();
+  readonly startedAt = new Map<string, string>();
+
+  async noteWorkspaceBytes(jobId: string, bytes: number): Promise<void> {
+    this.workspaceBytes.set(jobId, Math.max(this.workspaceBytes.get(jobId) ?? 0, bytes));
+  }
+
+  async spent(jobId: string): Promise<Spent> {
+    let ms = 0;
+    for (const r of this.rows.values()) if (r.job_id === jobId && r.status !== 'running') ms += Number(r.cpu_ms ?? 0);
+    return { cpuSeconds: ms / 1000, egressBytes: this.egressBytes.get(jobId) ?? 0, startedAt: this.startedAt.get(jobId) ?? null };
   }
 
   /** Which attempt holds a step, and whether its command was launched: what a test asserts on. */

@@ -442,6 +442,16 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
       END $$;
     `,
   },
+  {
+    version: 21,
+    name: "steps' usage",
+    sql: `
+      -- What a step's processes used, from the kernel's accounting of its container, and
+      -- the largest size of the job's workspace measured while its steps ran.
+      ALTER TABLE steps ADD COLUMN cpu_ms bigint, ADD COLUMN peak_memory_bytes bigint;
+      ALTER TABLE jobs ADD COLUMN workspace_bytes bigint;
+    `,
+  },
 ];
 
 // Arbitrary constant: serialises concurrent migrators (API and worker starting together).

@@ -81,6 +81,20 @@ export interface StepStore {
    * time it is asked for and the same for every later step, attempt and worker.
    */
   placeholders(jobId: string, envs: readonly string[], make: () => string): Promise<Record<string, string>>;
+  /** The largest size of the job's workspace measured so far, kept for its ledger. */
+  noteWorkspaceBytes(jobId: string, bytes: number): Promise<void>;
+  /**
+   * What the job has spent of a budget besides the step running now: CPU time of its
+   * ended steps, bytes through the egress proxy either way, and when it started.
+   */
+  spent(jobId: string): Promise<Spent>;
+}
+
+/** A job's spending so far, as its budget counts it. */
+export interface Spent {
+  cpuSeconds: number;
+  egressBytes: number;
+  startedAt: string | null;
 }
 
 export class PgStepStore implements StepStore {
@@ -150,12 +164,13 @@ export class PgStepStore implements StepStore {
     const { rows } = await this.pool.query<{ recorded: boolean; before: string | null }>(
       `WITH step AS (
          INSERT INTO steps (job_id, kind, index, seq, status, exit_code, oom_killed, started_at, finished_at,
-                            log_bytes, log_truncated, reason, placement)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11, $14, $16)
+                            log_bytes, log_truncated, reason, placement, cpu_ms, peak_memory_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, COALESCE($8, now()), COALESCE($9, now()), $10, $11, $14, $16, $17, $18)
          ON CONFLICT (job_id, placement, kind, index) DO UPDATE SET
            status = EXCLUDED.status, exit_code = EXCLUDED.exit_code, oom_killed = EXCLUDED.oom_killed,
            started_at = COALESCE($8, steps.started_at), finished_at = EXCLUDED.finished_at,
-           log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated, reason = EXCLUDED.reason
+           log_bytes = EXCLUDED.log_bytes, log_truncated = EXCLUDED.log_truncated, reason = EXCLUDED.reason,
+           cpu_ms = EXCLUDED.cpu_ms, peak_memory_bytes = EXCLUDED.peak_memory_bytes
          WHERE steps.status = 'running' AND ($15::integer IS NULL OR steps.attempt <= $15)
          RETURNING 1
        ), event AS (
@@ -181,6 +196,8 @@ export class PgStepStore implements StepStore {
         o.reason ?? null,
         attempt ?? null,
         o.placement ?? 1,
+        o.cpuSeconds == null ? null : Math.round(o.cpuSeconds * 1000),
+        o.peakMemoryBytes ?? null,
       ],
     );
     // `before` is the row as the statement found it (a CTE's changes are not visible to it).
@@ -218,5 +235,20 @@ export class PgStepStore implements StepStore {
       [jobId, envs],
     );
     return Object.fromEntries(rows.map((r) => [r.env, r.placeholder]));
+  }
+
+  async noteWorkspaceBytes(jobId: string, bytes: number): Promise<void> {
+    await this.pool.query('UPDATE jobs SET workspace_bytes = $2 WHERE id = $1 AND (workspace_bytes IS NULL OR workspace_bytes < $2)', [jobId, bytes]);
+  }
+
+  async spent(jobId: string): Promise<Spent> {
+    const { rows } = await this.pool.query<{ cpu_ms: string | null; egress: string | null; started_at: Date | null }>(
+      `SELECT (SELECT sum(cpu_ms) FROM steps WHERE job_id = $1 AND status <> 'running') AS cpu_ms,
+              (SELECT bytes_in + bytes_out FROM job_egress WHERE job_id = $1) AS egress,
+              (SELECT started_at FROM jobs WHERE id = $1) AS started_at`,
+      [jobId],
+    );
+    const r = rows[0]!;
+    return { cpuSeconds: Number(r.cpu_ms ?? 0) / 1000, egressBytes: Number(r.egress ?? 0), startedAt: r.started_at?.toISOString() ?? null };
   }
 }

@@ -6,7 +6,7 @@ import type { ListPosition } from './list-cursor';
 import { migrate } from './migrations';
 import { LogStore } from './log-store';
 import { PgStepStore, placementField, type StepStore } from './step-store';
-import { type JobRow, type StepRow, jobView } from './view';
+import { type JobRow, ledgerOf, type StepRow, type StepTotals, jobView } from './view';
 
 export interface JobOutcome {
   status: JobStatus;
@@ -307,7 +307,7 @@ export class JobStore {
     const { rows } = await this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1`, [jobId]);
     const row = rows[0];
     if (!row) return null;
-    const [steps, egress, credentials] = await Promise.all([
+    const [steps, egress, credentials, usage] = await Promise.all([
       // The steps of the job's current placement (row.placement): a moved job shows the steps it runs again.
       this.pool.query<StepRow>('SELECT * FROM steps WHERE job_id = $1 AND placement = $2 ORDER BY seq', [jobId, row.placement ?? 1]),
       this.pool.query<{ connections: string; denied: string; bytes_in: string; bytes_out: string }>(
@@ -318,10 +318,17 @@ export class JobStore {
         'SELECT env, secret, host, requests, first_at, last_at FROM job_credential_use WHERE job_id = $1 ORDER BY env, host',
         [jobId],
       ),
+      // Every step of every placement: the ledger counts what ran, moved or not.
+      this.pool.query<StepTotals>(
+        `SELECT count(*) AS steps, sum(cpu_ms) AS cpu_ms, max(peak_memory_bytes) AS peak, (SELECT workspace_bytes FROM jobs WHERE id = $1) AS workspace
+           FROM steps WHERE job_id = $1`,
+        [jobId],
+      ),
     ]);
     const view = jobView(row, steps.rows);
     const e = egress.rows[0];
     if (e) view.egress = { connections: Number(e.connections), denied: Number(e.denied), bytesIn: Number(e.bytes_in), bytesOut: Number(e.bytes_out) };
+    view.ledger = ledgerOf(view, usage.rows[0]!);
     if (credentials.rows.length) {
       view.credentialUse = credentials.rows.map((c) => ({
         env: c.env,

@@ -1,6 +1,6 @@
 /** Pure mapping from database rows to the job view served by the API. */
 import { currentWait } from '../common/hosts';
-import type { JobStatus, JobView, StepEndReason, StepKind, StepOutcome, StepStatus, StepView } from '../common/job';
+import type { JobStatus, JobView, Ledger, StepEndReason, StepKind, StepOutcome, StepStatus, StepView } from '../common/job';
 
 export interface JobRow {
   id: string;
@@ -39,6 +39,9 @@ export interface StepRow {
   log_bytes: string | number;
   log_truncated: boolean;
   reason?: string | null;
+  /** What its processes used (the kernel's accounting), when measured. */
+  cpu_ms?: string | number | null;
+  peak_memory_bytes?: string | number | null;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -56,6 +59,8 @@ export function stepView(row: StepRow): StepView {
     logBytes: Number(row.log_bytes),
     logTruncated: row.log_truncated,
     ...(row.reason ? { reason: row.reason as StepEndReason } : {}),
+    ...(row.cpu_ms != null ? { cpuSeconds: Number(row.cpu_ms) / 1000 } : {}),
+    ...(row.peak_memory_bytes != null ? { peakMemoryBytes: Number(row.peak_memory_bytes) } : {}),
   };
 }
 
@@ -85,4 +90,29 @@ export function jobView(row: JobRow, steps: StepRow[]): JobView {
   if (row.placement && row.placement > 1) view.placement = row.placement;
   if (row.group_id) view.group = row.group_id;
   return view;
+}
+
+/** A job's steps summed (every placement), and its largest workspace measured. */
+export interface StepTotals {
+  steps: string | number;
+  cpu_ms: string | number | null;
+  peak: string | number | null;
+  workspace: string | number | null;
+}
+
+const num = (v: string | number | null) => (v === null ? null : Number(v));
+
+/** The job's ledger from its view (times, egress) and its steps' totals. Pure. */
+export function ledgerOf(view: Pick<JobView, 'startedAt' | 'finishedAt' | 'egress'>, t: StepTotals, now = Date.now()): Ledger {
+  const cpuMs = num(t.cpu_ms);
+  return {
+    wallSeconds: view.startedAt ? Math.max(0, (view.finishedAt ? Date.parse(view.finishedAt) : now) - Date.parse(view.startedAt)) / 1000 : null,
+    cpuSeconds: cpuMs === null ? null : cpuMs / 1000,
+    peakMemoryBytes: num(t.peak),
+    steps: Number(t.steps),
+    egressBytesIn: view.egress?.bytesIn ?? 0,
+    egressBytesOut: view.egress?.bytesOut ?? 0,
+    egressConnections: view.egress?.connections ?? 0,
+    workspaceBytes: num(t.workspace),
+  };
 }

@@ -16,6 +16,8 @@ export interface ContractSubject {
   graceSeconds: number;
   /** Removes everything the suite's jobs left (called after each test). */
   cleanup(jobIds: string[]): Promise<void>;
+  /** A command that uses `seconds` of CPU time, for a backend that measures usage (its shell's, or the fake's `fake-burn`). */
+  burn?: (seconds: number) => string;
 }
 
 /** The roles of the runner seam (runner.ts), each a suite of its own. */
@@ -76,6 +78,19 @@ export function runnerContract(name: string, subject: () => ContractSubject, rol
         expect(exit.oomKilled).toBe(false);
         expect(exit.startedAt!.getTime()).toBeLessThanOrEqual(exit.finishedAt!.getTime());
         expect(await s.runner.status(r)).toEqual({ state: 'exited', exit });
+      });
+
+      it('usage: the CPU time a step burnt, read after its exit, and none once it is removed', async () => {
+        if (!s.burn) return void expect(await s.runner.usage({ jobId: newJob(), kind: 'setup', index: 0 })).toBeNull();
+        await s.runner.ready();
+        const { ref: r } = await run(s.burn(0.5));
+        await s.runner.wait(r);
+        const used = await s.runner.usage(r);
+        expect(used!.cpuSeconds).toBeGreaterThanOrEqual(0.45);
+        expect(used!.cpuSeconds).toBeLessThan(1.5);
+        expect(used!.peakMemoryBytes).toBeGreaterThanOrEqual(0);
+        await s.runner.remove(r);
+        expect(await s.runner.usage(r)).toBeNull();
       });
 
       it('a second start of the same step re-attaches: the command does not run again', async () => {

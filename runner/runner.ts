@@ -71,6 +71,16 @@ export interface LogLine {
   text: string;
 }
 
+/**
+ * What a step's processes used, from the kernel's accounting of its container (the
+ * cgroup it ran in), never from what the step says: CPU time, user and system, of all
+ * its processes, and the most memory they held at once.
+ */
+export interface StepUsage {
+  cpuSeconds: number;
+  peakMemoryBytes: number;
+}
+
 export interface StepExit {
   exitCode: number;
   oomKilled: boolean;
@@ -137,7 +147,13 @@ export interface StepRunner {
    */
   cancel(step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'>;
 
-  /** Removes a step's execution unit, killing it if it still runs. Succeeds if it is gone. */
+  /**
+   * What the step used so far, while it runs and after it has exited (until it is
+   * removed); null when the backend cannot measure it (accounting off, or the step is gone).
+   */
+  usage(step: StepRef): Promise<StepUsage | null>;
+
+  /** Removes a step's execution unit, killing it if it still runs, and its accounting. Succeeds if it is gone. */
   remove(step: StepRef): Promise<void>;
 
   /** Called once per job before its first step. Creates the job's workspace; succeeds if it exists. */
@@ -223,6 +239,9 @@ export interface HostFacts {
    * id derives from it, so that every worker of one engine serves one host queue.
    */
   hostKey(): Promise<string>;
+
+  /** Why steps have no usage figures on this host (set by ready()), or null when they have. */
+  accountingProblem?(): string | null;
 
   /** The host id the worker serves, once known: what the backend creates carries it (for operators). */
   identifyHost?(id: string): void;

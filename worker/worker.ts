@@ -43,6 +43,7 @@ export function stepPolicy(config: Config): ContainerPolicy {
     engineRequestSeconds: config.DRAFTSMAN_ENGINE_REQUEST_SECONDS,
     toolImage: config.DRAFTSMAN_HOLDER_IMAGE,
     logMaxBytes: config.DRAFTSMAN_STEP_LOG_MAX_BYTES,
+    ...(config.DRAFTSMAN_CGROUP_ROOT !== 'off' ? { cgroupRoot: config.DRAFTSMAN_CGROUP_ROOT } : {}),
   };
 }
 
@@ -183,6 +184,12 @@ export async function createWorker({ config, store, runner, connection, workflow
   const bundle = workflowBundle ?? (config.DRAFTSMAN_WORKFLOW_BUNDLE ? { codePath: config.DRAFTSMAN_WORKFLOW_BUNDLE } : undefined);
   // A backend that cannot run steps as configured (a runtime the engine lacks) stops the worker here.
   await runner.ready();
+  const noAccounting = runner.accountingProblem?.();
+  if (noAccounting)
+    logger?.warn(
+      { reason: noAccounting },
+      'steps run without CPU and memory accounting: their ledger has no such figures, and cpuSeconds budgets cannot be kept',
+    );
   const dataConverter = dataConverterFor(config);
   const jobs = new JobsClient(new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }), {
     taskQueue: config.DRAFTSMAN_TASK_QUEUE,

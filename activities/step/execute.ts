@@ -11,7 +11,7 @@ import { EngineWatch, StallGuard, WorkspaceWatch } from '../watches';
 import { StepAttempt, type StepDeps } from './attempt';
 import { StepFollower } from './follow';
 import type { StepInput } from './input';
-import { claimStep, endOf, exitedOutcome, launchStep, noteEngineLost, recordStep, stopStep } from './phases';
+import { claimStep, endOf, exitedOutcome, launchStep, noteEngineLost, recordStep, stepUsage, stopStep } from './phases';
 
 export type { StepDeps } from './attempt';
 
@@ -83,10 +83,17 @@ async function waitAndRecord(
     },
     () => stall.progressed(),
   );
-  const workspace = new WorkspaceWatch(d.runner, input.jobId, d.config.DRAFTSMAN_MAX_WORKSPACE_MB * 2 ** 20, d.workspaceWatchMs, (bytes) => {
-    log.warn({ bytes, capMb: d.config.DRAFTSMAN_MAX_WORKSPACE_MB }, 'the workspace grew past its cap; the step is stopped');
-    a.interruptWith('workspace');
-  });
+  const workspace = new WorkspaceWatch(
+    d.runner,
+    input.jobId,
+    d.config.DRAFTSMAN_MAX_WORKSPACE_MB * 2 ** 20,
+    d.workspaceWatchMs,
+    (bytes) => {
+      log.warn({ bytes, capMb: d.config.DRAFTSMAN_MAX_WORKSPACE_MB }, 'the workspace grew past its cap; the step is stopped');
+      a.interruptWith('workspace');
+    },
+    (bytes) => void d.steps.noteWorkspaceBytes(input.jobId, bytes).catch(() => undefined),
+  );
   const stopWatches = () => {
     watch.stop();
     workspace.stop();
@@ -129,15 +136,12 @@ async function waitAndRecord(
           }
           // Phase: stop. The stop takes up to its grace period: no stall meanwhile.
           stall.progressed((d.grace + d.config.DRAFTSMAN_ENGINE_REQUEST_SECONDS) * 1000);
-          const outcome = await recordStep(
-            d,
-            a,
-            await stopStep(d, a, deadlineAt, async () => {
-              await follower.drain(log);
-              await launched;
-              return follower.stored();
-            }),
-          );
+          const stopped = await stopStep(d, a, deadlineAt, async () => {
+            await follower.drain(log);
+            await launched;
+            return follower.stored();
+          });
+          const outcome = await recordStep(d, a, { ...stopped, ...(await stepUsage(d, a)) });
           await d.runner.remove(a.ref);
           return outcome;
         }
@@ -147,13 +151,12 @@ async function waitAndRecord(
 
         // Phase: record, then remove.
         if (stoppedWithEngine) log.warn({ exitCode: exit.exitCode }, 'the engine went away while the step ran and stopped its container');
-        const outcome = await recordStep(
-          d,
-          a,
-          stoppedWithEngine
+        const outcome = await recordStep(d, a, {
+          ...(stoppedWithEngine
             ? exitedOutcome(a, 'failed', exit, follower.stored(), 'container_lost')
-            : exitedOutcome(a, endOf(exit, deadlineAt), exit, follower.stored()),
-        );
+            : exitedOutcome(a, endOf(exit, deadlineAt), exit, follower.stored())),
+          ...(await stepUsage(d, a)),
+        });
         // The outcome is recorded, so the container is no longer needed: it is removed
         // while the workflow schedules the next step; endJob waits for these removals.
         d.removals.later(a.ref);

@@ -23,6 +23,18 @@ export async function recordStep(d: StepDeps, a: StepAttempt, outcome: StepOutco
   return outcome;
 }
 
+/**
+ * What the step's processes used, by the backend's accounting (read before its container
+ * is removed); nothing when it cannot be measured, which never fails the step.
+ */
+export async function stepUsage(d: StepDeps, a: StepAttempt): Promise<Pick<StepOutcome, 'cpuSeconds' | 'peakMemoryBytes'>> {
+  const usage = await d.runner.usage(a.ref).catch((err: Error) => {
+    a.log.warn({ err: err.message }, "the step's usage could not be read");
+    return null;
+  });
+  return usage ? { cpuSeconds: Math.round(usage.cpuSeconds * 1000) / 1000, peakMemoryBytes: usage.peakMemoryBytes } : {};
+}
+
 /** Phase: claim. A recorded end is returned as it is; a newer attempt's step is left to it. */
 export async function claimStep(d: StepDeps, a: StepAttempt): Promise<Exclude<StepClaim, { state: 'stale' }>> {
   const { kind, index, seq } = a.input;

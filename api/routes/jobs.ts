@@ -18,6 +18,8 @@ import {
   resumeBody,
   resumeStartedSchema,
   startedSchema,
+  usageQuery,
+  usageSchema,
   waitQuery,
 } from '../schemas';
 
@@ -245,6 +247,22 @@ export const JOBS_ROUTES: readonly Route[] = [
         409: error('the job has not failed or timed out, or kept no workspace the caller may start from'),
         415: error('a body that is not application/json'),
         422: error('the Idempotency-Key was used with another body'),
+      },
+    }),
+  },
+  {
+    id: 'getUsage',
+    method: 'get',
+    path: '/v1/usage',
+    tag: 'jobs',
+    scope: 'read',
+    doc: () => ({
+      summary: "The jobs' ledgers summed (wall and CPU time, memory peak, steps, egress), in all and per principal, for jobs created in a time range",
+      parameters: queryParameters(usageQuery),
+      responses: {
+        200: answer('the sums', usageSchema),
+        400: error('invalid query'),
+        403: error("another principal's usage without the admin scope"),
       },
     }),
   },

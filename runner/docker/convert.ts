@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import type Docker from 'dockerode';
+import { type CgroupLayout, stepCgroup } from './cgroups';
 import {
   LABEL_DEADLINE,
   LABEL_DEPLOYMENT,
@@ -42,6 +43,10 @@ export interface ContainerPolicy {
   toolImage: string;
   /** Draftsman stores at most this much of a step's output; the engine keeps a little more, so a re-attach can replay it. */
   logMaxBytes: number;
+  /** Where the kernel's cgroups are (/sys/fs/cgroup), for steps' usage; unset: none is measured. */
+  cgroupRoot?: string;
+  /** Settled by ready(): the hierarchy there and the deployment's parent cgroup, when the engine can put steps under it. */
+  cgroup?: { layout: CgroupLayout; parent: string };
 }
 
 /**
@@ -198,6 +203,8 @@ export function containerOptions(step: StepRequest, policy: ContainerPolicy, now
       Memory: memory,
       MemorySwap: memory,
       NanoCpus: Math.round(policy.cpus * 1e9),
+      // A cgroup of the step's own: it keeps what the step used once the container is gone (cgroups.ts).
+      ...(policy.cgroup ? { CgroupParent: stepCgroup(policy.cgroup.parent, containerName(step, policy.deployment)) } : {}),
       PidsLimit: policy.pidsLimit,
       AutoRemove: false,
       RestartPolicy: { Name: 'no' },

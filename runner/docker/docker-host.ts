@@ -1,6 +1,7 @@
-/** The Docker backend's host facts: the engine's identity, the runtime it has, the images it holds. */
+/** The Docker backend's host facts: the engine's identity, the runtime it has, its cgroups, the images it holds. */
 import { RunnerError } from '../../common/errors';
 import type { HostFacts } from '../runner';
+import { deploymentCgroup, detectLayout } from './cgroups';
 import { gvisorEgressProblem } from './convert';
 import { type DockerEngine, isGvisor } from './engine';
 import type { WarmVolumes } from './warm-volumes';
@@ -30,16 +31,18 @@ export class DockerHostFacts implements HostFacts {
 
   async ready(): Promise<void> {
     const runtime = this.e.policy.runtime;
-    if (!runtime) return;
+    if (!runtime && !this.e.policy.cgroupRoot) return;
     type Registered = { path?: string; runtimeArgs?: string[] };
-    let info: { Runtimes?: Record<string, Registered> };
+    let info: { Runtimes?: Record<string, Registered>; CgroupDriver?: string };
     try {
       // (dockerode's types leave out the options that its info takes.)
-      const ask = this.e.docker.info as (opts: { abortSignal: AbortSignal }) => Promise<{ Runtimes?: Record<string, Registered> }>;
+      const ask = this.e.docker.info as (opts: { abortSignal: AbortSignal }) => Promise<typeof info>;
       info = await ask.call(this.e.docker, this.e.bounded());
     } catch (err) {
       throw new RunnerError('asking the engine for its runtimes failed', err);
     }
+    await this.accounting(info.CgroupDriver);
+    if (!runtime) return;
     const known = info.Runtimes ?? {};
     const entry = known[runtime];
     if (!entry) {
@@ -55,5 +58,31 @@ export class DockerHostFacts implements HostFacts {
     const problem = gvisorEgressProblem(entry.runtimeArgs ?? [], network.socketVolume);
     if (problem) throw new RunnerError(`DRAFTSMAN_STEP_RUNTIME=${runtime}: ${problem}`);
     this.e.policy = { ...this.e.policy, network: { ...network, forwarder: 'in-step' } };
+  }
+
+  /**
+   * Steps run under cgroups of their own when the engine names cgroups by path (its
+   * cgroupfs driver) and the hierarchy can be read here; otherwise they have no usage
+   * figures, which the worker's log says once.
+   */
+  private async accounting(driver: string | undefined): Promise<void> {
+    const root = this.e.policy.cgroupRoot;
+    if (!root) return;
+    const layout = driver === 'cgroupfs' ? await detectLayout(root) : null;
+    if (!layout) {
+      this.e.policy = { ...this.e.policy, cgroup: undefined };
+      this.noAccounting =
+        driver === 'cgroupfs'
+          ? `no cgroup accounting is readable under ${root} (DRAFTSMAN_CGROUP_ROOT)`
+          : `the engine's cgroup driver is ${driver ?? 'unknown'}, not cgroupfs`;
+      return;
+    }
+    this.e.policy = { ...this.e.policy, cgroup: { layout, parent: deploymentCgroup(this.e.policy.deployment) } };
+  }
+
+  private noAccounting: string | null = null;
+
+  accountingProblem(): string | null {
+    return this.noAccounting;
   }
 }

@@ -4,7 +4,7 @@
  * wants them all.
  */
 import Docker from 'dockerode';
-import type { JobResources, JobVolumeRef, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
+import type { JobResources, JobVolumeRef, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, StepUsage, VolumeRef } from '../runner';
 import type { ContainerPolicy } from './convert';
 import { DockerHostFacts } from './docker-host';
 import { DockerStepRunner } from './docker-steps';
@@ -39,6 +39,7 @@ export class DockerRunner implements Runner {
 
   // HostFacts
   ready = (): Promise<void> => this.host.ready();
+  accountingProblem = (): string | null => this.host.accountingProblem();
   hostKey = (): Promise<string> => this.host.hostKey();
   identifyHost = (id: string): void => this.host.identifyHost(id);
   imageId = (image: string): Promise<string> => this.host.imageId(image);
@@ -55,6 +56,7 @@ export class DockerRunner implements Runner {
     this.steps.followLogs(step, onLines, opts);
   stdout = (step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> => this.steps.stdout(step, maxBytes);
   cancel = (step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'> => this.steps.cancel(step, graceSeconds);
+  usage = (step: StepRef): Promise<StepUsage | null> => this.steps.usage(step);
   remove = (step: StepRef): Promise<void> => this.steps.remove(step);
   prepareWorkspace = (jobId: string): Promise<void> => this.steps.prepareWorkspace(jobId);
   removeJob = (jobId: string): Promise<void> => this.steps.removeJob(jobId);

@@ -3,7 +3,8 @@ import type Docker from 'dockerode';
 import { pack } from 'tar-stream';
 import { ContainerLostError, EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
 import { LABEL_DEPLOYMENT } from '../../common/names';
-import type { LogLine, StepExit, StepRef, StepRequest, StepRunner, StepState } from '../runner';
+import type { LogLine, StepExit, StepRef, StepRequest, StepRunner, StepState, StepUsage } from '../runner';
+import { readUsage, removeCgroup, stepCgroup } from './cgroups';
 import { readJobCa } from './job-folder';
 import { containerOptions, exitTimes, holderName, jobLabels, volumeName, withJobTrust, WORKSPACE_PATH } from './convert';
 import type { ReadyHolders } from './ready-holders';
@@ -184,9 +185,22 @@ export class DockerStepRunner implements StepRunner {
     }
   }
 
+  async usage(step: StepRef): Promise<StepUsage | null> {
+    const cgroup = this.e.policy.cgroup;
+    return cgroup ? readUsage(cgroup.layout, stepCgroup(cgroup.parent, this.e.name(step))) : null;
+  }
+
   async remove(step: StepRef): Promise<void> {
     this.exited.delete(this.e.name(step));
     await this.e.removeContainer(this.e.name(step));
+    await this.removeCgroups([this.e.name(step)]);
+  }
+
+  /** The step cgroups of removed containers (empty once their container is gone). */
+  private async removeCgroups(names: string[]): Promise<void> {
+    const cgroup = this.e.policy.cgroup;
+    if (!cgroup) return;
+    await Promise.all(names.map((n) => removeCgroup(cgroup.layout, stepCgroup(cgroup.parent, n))));
   }
 
   /** Only creates the step's container (as a worker that dies before starting it would leave it). */
@@ -229,6 +243,7 @@ export class DockerStepRunner implements StepRunner {
     // Steps first: they share the holder's network namespace. A holder that was made
     // ready before its job has no job label, so it is removed by its name.
     await Promise.all(containers.filter((c) => !isHolder(c)).map((c) => this.e.removeContainer(nameOf(c))));
+    await this.removeCgroups(containers.filter((c) => !isHolder(c)).map(nameOf));
     const holders = containers.filter(isHolder).map(nameOf);
     if (this.e.policy.network.mode === 'proxy') holders.push(holderName(jobId, this.e.policy.deployment));
     await Promise.all([...new Set(holders)].map((name) => this.e.removeContainer(name)));

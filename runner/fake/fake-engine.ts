@@ -4,7 +4,8 @@
  * `true`, `false`, `trap "exit N" TERM`, `fake-fill MIB` (the workspace grows by MIB
  * MiB), `printf TEXT > PATH` (a file in the workspace, or under /cache/NAME in one of
  * the step's caches; elsewhere the root file system is read-only), `mkdir` and `git`
- * (nothing: the fake's files have no folders, and every one counts as tracked), and `fake-lose` (the container vanishes,
+ * (nothing: the fake's files have no folders, and every one counts as tracked), `fake-burn SECONDS` (a sleep
+ * that counts as CPU time), `fake-mem MIB` (the step's memory peaks there), and `fake-lose` (the container vanishes,
  * as when the engine's data is lost). `stopEngine`/`startEngine` restart the engine as
  * a real one does: its API goes away first, then it stops its running containers. Unknown words fail the step with 127. Hooks let a test
  * stop between phases (before a create), and `starts` counts how often each step's
@@ -31,6 +32,10 @@ export interface FakeStep {
   wake: () => void;
   signalled: 'TERM' | 'KILL' | null;
   deadline: number;
+  /** CPU time its `fake-burn`s used, and since when the one running burns. */
+  cpuMs: number;
+  burningSince: number | null;
+  peakMemoryBytes: number;
 }
 
 export interface FakeRunnerOptions {
@@ -145,6 +150,9 @@ export class FakeEngine {
       wake: () => undefined,
       signalled: null,
       deadline: Math.floor(Date.now() / 1000) + step.timeoutSeconds,
+      cpuMs: 0,
+      burningSince: null,
+      peakMemoryBytes: 0,
     };
     this.steps.set(name, s);
     return s;
@@ -173,6 +181,28 @@ export class FakeEngine {
     wake();
   }
 
+  /** The CPU seconds (in the fake's time: `secondMs` per second) and memory peak of a step so far. */
+  usage(s: FakeStep): { cpuSeconds: number; peakMemoryBytes: number } {
+    const ms = s.cpuMs + (s.burningSince === null ? 0 : Date.now() - s.burningSince);
+    return { cpuSeconds: ms / (this.opts.secondMs ?? 1000), peakMemoryBytes: s.peakMemoryBytes };
+  }
+
+  /** Waits `ms`, or less when the step is signalled or dropped. */
+  private async pause(s: FakeStep, ms: number, interrupted: () => number | null): Promise<void> {
+    const until = Date.now() + ms;
+    while (Date.now() < until && interrupted() === null && this.steps.has(s.name)) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, until - Date.now());
+        const prev = s.wake;
+        s.wake = () => {
+          prev();
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
   /** Interprets the command; a signal ends it as a real shell would. */
   async run(s: FakeStep): Promise<void> {
     const secondMs = this.opts.secondMs ?? 1000;
@@ -192,18 +222,14 @@ export class FakeEngine {
         const toErr = arg.endsWith('>&2');
         this.print(s, toErr ? 'stderr' : 'stdout', (toErr ? arg.slice(0, -3) : arg).trim());
       } else if (word === 'sleep') {
-        const until = Date.now() + Number(arg) * secondMs;
-        while (Date.now() < until && interrupted() === null && this.steps.has(s.name)) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, until - Date.now());
-            const prev = s.wake;
-            s.wake = () => {
-              prev();
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-        }
+        await this.pause(s, Number(arg) * secondMs, interrupted);
+      } else if (word === 'fake-burn') {
+        s.burningSince = Date.now();
+        await this.pause(s, Number(arg) * secondMs, interrupted);
+        s.cpuMs += Date.now() - s.burningSince;
+        s.burningSince = null;
+      } else if (word === 'fake-mem') {
+        s.peakMemoryBytes = Math.max(s.peakMemoryBytes, Number(arg) * 2 ** 20);
       } else if (word === 'exit') {
         return this.finish(s, Number(arg));
       } else if (word === 'true') {

@@ -11,6 +11,7 @@ runnerContract('FakeRunner', () => ({
   cleanup: async (jobIds) => {
     for (const id of jobIds) await runner.removeJob(id);
   },
+  burn: (seconds) => `fake-burn ${seconds}`,
 }));
 
 describe('FakeRunner', () => {

@@ -10,7 +10,7 @@
  * stop between phases (before a create), and `starts` counts how often each step's
  * command started: the witness for "at most once".
  */
-import type { JobResources, JobVolumeRef, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, VolumeRef } from '../runner';
+import type { JobResources, JobVolumeRef, LogLine, ManagedResource, Runner, StepExit, StepRef, StepRequest, StepState, StepUsage, VolumeRef } from '../runner';
 import { FakeEngine, type FakeRunnerOptions } from './fake-engine';
 import { FakeHostFacts, FakeSweeper, FakeVolumeStore } from './fake-roles';
 import { FakeStepRunner } from './fake-steps';
@@ -67,6 +67,7 @@ export class FakeRunner implements Runner {
     this.steps.followLogs(step, onLines, opts);
   stdout = (step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> => this.steps.stdout(step, maxBytes);
   cancel = (step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'> => this.steps.cancel(step, graceSeconds);
+  usage = (step: StepRef): Promise<StepUsage | null> => this.steps.usage(step);
   remove = (step: StepRef): Promise<void> => this.steps.remove(step);
   removeJob = (jobId: string): Promise<void> => this.steps.removeJob(jobId);
 

@@ -1,6 +1,6 @@
 /** The fake backend's step runner: steps interpreted by the fake engine (fake-engine.ts). */
 import { EngineUnreachableError, ImageNotFoundError, RunnerError } from '../../common/errors';
-import type { LogLine, StepExit, StepRef, StepRequest, StepRunner, StepState } from '../runner';
+import type { LogLine, StepExit, StepRef, StepRequest, StepRunner, StepState, StepUsage } from '../runner';
 import { ABORT, type FakeEngine, nameOf } from './fake-engine';
 
 export class FakeStepRunner implements StepRunner {
@@ -114,6 +114,12 @@ export class FakeStepRunner implements StepRunner {
     await s.exited;
     clearTimeout(killAfter);
     return 'stopped';
+  }
+
+  async usage(ref: StepRef): Promise<StepUsage | null> {
+    this.e.reachable();
+    const s = this.e.steps.get(nameOf(ref));
+    return s ? this.e.usage(s) : null;
   }
 
   async remove(ref: StepRef): Promise<void> {

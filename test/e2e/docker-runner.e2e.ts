@@ -22,6 +22,7 @@ runnerContract('DockerRunner', () => ({
   cleanup: async (jobIds) => {
     for (const id of jobIds) await runner.removeJob(id);
   },
+  burn: (seconds) => `perl -e 'while ((times)[0] + (times)[1] < ${seconds}) {}'`,
 }));
 
 describe('DockerRunner on a shared engine', () => {

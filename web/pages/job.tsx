@@ -183,6 +183,15 @@ export function JobPage({ id, session }: { id: string; session: Session }) {
               Patch: {job.patch.bytes} bytes{job.patch.truncated ? ' (cut at the limit)' : ''}
             </li>
           ) : null}
+          {job.ledger ? (
+            <li class="ledger">
+              Ledger: {job.ledger.cpuSeconds === null ? 'CPU not measured' : `${job.ledger.cpuSeconds.toFixed(2)} CPU-seconds`}
+              {job.ledger.peakMemoryBytes === null ? '' : `, memory peak ${(job.ledger.peakMemoryBytes / 2 ** 20).toFixed(1)} MiB`}, {job.ledger.steps}{' '}
+              {job.ledger.steps === 1 ? 'step' : 'steps'}
+              {job.ledger.wallSeconds === null ? '' : `, ${humanDuration(job.ledger.wallSeconds * 1000)} wall`}
+              {job.ledger.workspaceBytes === null ? '' : `, workspace ${(job.ledger.workspaceBytes / 2 ** 20).toFixed(1)} MiB`}
+            </li>
+          ) : null}
           {job.egress ? (
             <li>
               Egress: {job.egress.connections} connections, {job.egress.denied} refused, {job.egress.bytesOut} bytes out, {job.egress.bytesIn} bytes in

@@ -481,6 +481,49 @@ class Egress1(BaseModel):
     bytesOut: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
 
 
+PeakMemoryBytes = TypeAliasType(
+    "PeakMemoryBytes", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+"""
+the largest memory peak of one step
+"""
+
+
+WorkspaceBytes = TypeAliasType(
+    "WorkspaceBytes", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+"""
+the largest size of the workspace measured while a step ran
+"""
+
+
+class Ledger(BaseModel):
+    """
+    what the job cost, measured by Draftsman and the kernel (the single-job view only): docs/ledger.md
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    wallSeconds: float | None
+    cpuSeconds: float | None
+    """
+    CPU time, user and system, of every step container (the engine's cgroup accounting); null when none was measured
+    """
+    peakMemoryBytes: PeakMemoryBytes | None
+    """
+    the largest memory peak of one step
+    """
+    steps: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressBytesIn: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressBytesOut: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressConnections: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    workspaceBytes: WorkspaceBytes | None
+    """
+    the largest size of the workspace measured while a step ran
+    """
+
+
 class CredentialUseItem(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -675,8 +718,71 @@ class StepView(BaseModel):
     logTruncated: bool | None = None
     reason: str | None = None
     """
-    why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there)
+    why a failed step failed other than by its own exit (host_lost: its host was lost and the job moved; the step ran again there; budget_exceeded: stopped at the job's budget)
     """
+    cpuSeconds: float | None = None
+    """
+    CPU time its processes used, user and system, from the kernel's accounting of its container
+    """
+    peakMemoryBytes: Annotated[
+        int | None, Field(ge=-9007199254740991, le=9007199254740991)
+    ] = None
+    """
+    the most memory its processes held at once
+    """
+
+
+PeakMemoryBytes1 = TypeAliasType(
+    "PeakMemoryBytes1", Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+)
+
+
+class Total(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    jobs: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    wallSeconds: float
+    cpuSeconds: float
+    peakMemoryBytes: PeakMemoryBytes1 | None
+    steps: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressBytesIn: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressBytesOut: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressConnections: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+
+
+class ByPrincipalItem(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    principal: str
+    jobs: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    wallSeconds: float
+    cpuSeconds: float
+    peakMemoryBytes: PeakMemoryBytes1 | None
+    steps: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressBytesIn: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressBytesOut: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    egressConnections: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+
+
+class Usage(BaseModel):
+    """
+    the jobs' ledgers summed: docs/ledger.md
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    from_: Annotated[str, Field(alias="from")]
+    to: str
+    principal: str | None
+    """
+    the principal asked for; null: every principal
+    """
+    label: str | None
+    total: Total
+    byPrincipal: list[ByPrincipalItem]
 
 
 class WebhookCreated(BaseModel):
@@ -795,6 +901,10 @@ class JobView(BaseModel):
     egress: Egress1 | None = None
     """
     what the steps did through the egress proxy (the single-job view only)
+    """
+    ledger: Ledger | None = None
+    """
+    what the job cost, measured by Draftsman and the kernel (the single-job view only): docs/ledger.md
     """
     credentialUse: list[CredentialUseItem] | None = None
     """
