@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/common';
+import { type BudgetName, budgetUnderCeiling, type OnExceed } from '../common/budget';
 import { diskRoom } from '../common/disk';
-import { isInvalidJobSpecError } from '../common/errors';
+import { InvalidJobSpecError, isInvalidJobSpecError } from '../common/errors';
 import { warmScope } from '../common/warm';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
 import type { LostHost } from '../common/hosts';
@@ -90,6 +91,11 @@ export function createJobActivities(sh: Shared) {
       let spec: ResolvedJobSpec;
       try {
         spec = resolveJobSpec(input.spec, specPolicy(config));
+        // The principal's ceiling: a budget over it is refused; one the spec leaves out comes from it.
+        const budget = budgetUnderCeiling(spec.budget, config.DRAFTSMAN_BUDGET_CEILINGS, principal);
+        if (budget) spec = { ...spec, budget };
+        const unmeasured = budget?.cpuSeconds !== undefined ? runner.accountingProblem?.() : null;
+        if (unmeasured) throw new InvalidJobSpecError(`budget.cpuSeconds: steps here have no CPU accounting (${unmeasured})`, 'budget.cpuSeconds');
       } catch (err) {
         if (!isInvalidJobSpecError(err)) throw err;
         return refuse(input.jobId, input.runId, err.message, err.field, by);
@@ -210,6 +216,12 @@ export function createJobActivities(sh: Shared) {
      * containers and workspace removed, then the outcome recorded, so that a job is not
      * finished before its resources are gone. Safe to repeat.
      */
+    /** A step stopped at the job's budget: its audit event (the webhook job.budget_exceeded), once per step. */
+    async recordBudgetExceeded(input: { jobId: string; step: string; budget: BudgetName; limit: number; used: number; onExceed: OnExceed }): Promise<void> {
+      const { jobId, ...data } = input;
+      await store.event(jobId, `budget-exceeded:${input.step}`, 'budget_exceeded', data);
+    },
+
     async endJob(input: {
       jobId: string;
       status: JobStatus;

@@ -227,7 +227,8 @@ export function createStepActivities(sh: Shared) {
           }
           const outcome = await observedStep(step.kind === 'setup' ? { ...step, env: { ...step.env, ...hits } } : step, onStarted, beats);
           results.push(outcome);
-          if (outcome.status === 'timed_out' || outcome.status === 'cancelled') break;
+          // Past the budget, the next step would be stopped at once: the workflow decides.
+          if (outcome.status === 'timed_out' || outcome.status === 'cancelled' || outcome.reason === 'budget_exceeded') break;
           if (outcome.status !== 'succeeded' && !input.keepGoing) break;
         }
       } finally {

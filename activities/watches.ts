@@ -11,8 +11,13 @@
  *   whatever is left (and reads that exit).
  * - WorkspaceWatch. This engine has no volume quota: the workspace's size is measured
  *   (du), and a step whose workspace grows past the operator's cap is stopped.
+ * - BudgetWatch. A job with a budget: what it has spent (its ended steps' CPU time, its
+ *   egress, its wall time, from the store) and what the running step has used so far (the
+ *   kernel's accounting), against its limits.
  */
+import { type BudgetLimits, type BudgetName, overBudget } from '../common/budget';
 import { AttemptStalledError, EngineUnreachableError, RunnerError } from '../common/errors';
+import type { Spent } from '../db/step-store';
 import type { StepRef, StepRunner, VolumeStore } from '../runner/runner';
 
 /** Asks `question` every `everyMs`, one at a time, until stopped. */
@@ -175,5 +180,40 @@ export class StallGuard {
       ),
     );
     return true;
+  }
+}
+
+/** How often a job with a budget is checked while a step runs: it is stopped within this (and its grace) of crossing it. */
+export const BUDGET_CHECK_MS = 500;
+
+export class BudgetWatch {
+  private readonly ticker: Ticker;
+
+  constructor(
+    runner: Pick<StepRunner, 'usage'>,
+    spent: () => Promise<Spent>,
+    ref: StepRef,
+    limits: BudgetLimits,
+    everyMs: number,
+    /** Called once, with the first limit crossed. */
+    onOver: (over: { budget: BudgetName; limit: number; used: number }) => void,
+  ) {
+    this.ticker = new Ticker(everyMs, async () => {
+      // A failed read (the database or the engine restarting) is no verdict: asked again next time.
+      const [before, now] = await Promise.all([spent().catch(() => null), runner.usage(ref).catch(() => null)]);
+      if (!before || this.ticker.stopped) return;
+      const over = overBudget(limits, {
+        cpuSeconds: before.cpuSeconds + (now?.cpuSeconds ?? 0),
+        wallSeconds: before.startedAt ? (Date.now() - Date.parse(before.startedAt)) / 1000 : 0,
+        egressBytes: before.egressBytes,
+      });
+      if (!over) return;
+      this.stop();
+      onOver(over);
+    });
+  }
+
+  stop(): void {
+    this.ticker.stop();
   }
 }

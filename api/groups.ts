@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { RequestHandler } from 'express';
 import type { JobsClient } from '../client/jobs';
+import { budgetUnderCeiling } from '../common/budget';
 import type { Config } from '../common/config';
 import { isInvalidJobSpecError } from '../common/errors';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
@@ -24,7 +25,9 @@ export interface GroupRoutesDeps {
   store: JobStore;
   kept: KeptStore;
   jobs: JobsClient;
-  config: Parameters<typeof specPolicy>[0] & { DRAFTSMAN_SECRET_GRANTS: Parameters<typeof firstUngranted>[0] } & Partial<Pick<Config, 'DRAFTSMAN_CACHE_SCOPE'>>;
+  config: Parameters<typeof specPolicy>[0] & { DRAFTSMAN_SECRET_GRANTS: Parameters<typeof firstUngranted>[0] } & Partial<
+      Pick<Config, 'DRAFTSMAN_CACHE_SCOPE' | 'DRAFTSMAN_BUDGET_CEILINGS'>
+    >;
   metrics: Metrics;
   idempotent: IdempotentRequests;
   mount: Mount;
@@ -59,7 +62,9 @@ export function mountGroups(d: GroupRoutesDeps): void {
     const specs = variants.map((v, i) => {
       const spec = forkSpec(base, parent, after, v === null ? undefined : body.variants![v]);
       try {
-        return { spec, resolved: resolveJobSpec(spec, policy) };
+        const resolved = resolveJobSpec(spec, policy);
+        budgetUnderCeiling(resolved.budget, config.DRAFTSMAN_BUDGET_CEILINGS ?? {}, principal);
+        return { spec, resolved };
       } catch (err) {
         if (!isInvalidJobSpecError(err)) throw err;
         if (v === null) throw new HttpError('job_not_rerunnable', `job ${parent}'s spec is no longer accepted by this server: ${err.message}`, err.field);

@@ -4,6 +4,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { type JobsClient, newJobId } from '../client/jobs';
 import { isInvalidJobSpecError } from '../common/errors';
 import { firstUngranted, specSecretRefs, ungrantedMessage } from '../common/grants';
+import { budgetUnderCeiling } from '../common/budget';
 import type { Config } from '../common/config';
 import { lastKeptPoint, RESUMABLE, resumeSpec } from '../common/group';
 import { FINAL_STATUSES, JOB_ID_PATTERN, type JobView, type KeepPoint } from '../common/job';
@@ -34,7 +35,9 @@ type Origin = { kind: 'rerun'; of: string } | { kind: 'resume'; of: string; from
 export interface JobRoutesDeps {
   store: JobStore;
   jobs: JobsClient;
-  config: Parameters<typeof specPolicy>[0] & { DRAFTSMAN_SECRET_GRANTS: Parameters<typeof firstUngranted>[0] } & Partial<Pick<Config, 'DRAFTSMAN_CACHE_SCOPE'>>;
+  config: Parameters<typeof specPolicy>[0] & { DRAFTSMAN_SECRET_GRANTS: Parameters<typeof firstUngranted>[0] } & Partial<
+      Pick<Config, 'DRAFTSMAN_CACHE_SCOPE' | 'DRAFTSMAN_BUDGET_CEILINGS'>
+    >;
   kept: KeptStore;
   metrics: Metrics;
   logger?: Logger;
@@ -81,6 +84,7 @@ export function mountJobs(d: JobRoutesDeps): void {
     let spec;
     try {
       spec = resolveJobSpec(input, specPolicy(config));
+      budgetUnderCeiling(spec.budget, config.DRAFTSMAN_BUDGET_CEILINGS ?? {}, String(res.locals.token));
     } catch (err) {
       if (!isInvalidJobSpecError(err)) throw err;
       if (origin?.kind === 'rerun') throw new HttpError('job_not_rerunnable', `job ${origin.of} cannot run again on this server: ${err.message}`, err.field);

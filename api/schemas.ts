@@ -3,6 +3,7 @@
  * validate with them and /openapi.json is generated from them, so the two agree.
  */
 import { z } from 'zod';
+import { BUDGETS } from '../common/budget';
 import { BEST_RULES, type GroupView, MAX_FORKS } from '../common/group';
 import { type Approval, JOB_STATUSES, type JobView, STEP_KINDS, type StepView } from '../common/job';
 import { KEEP_POINT_PATTERN } from '../common/warm';
@@ -194,6 +195,10 @@ export const stepViewSchema = z
     }),
     cpuSeconds: z.number().optional().meta({ description: "CPU time its processes used, user and system, from the kernel's accounting of its container" }),
     peakMemoryBytes: z.number().int().optional().meta({ description: 'the most memory its processes held at once' }),
+    overBudget: z
+      .object({ budget: z.enum(BUDGETS), limit: z.number(), used: z.number() })
+      .optional()
+      .meta({ description: "the limit of the job's budget the step was stopped at (its step_finished and budget_exceeded events say the same)" }),
   })
   .meta({ id: 'StepView' });
 
@@ -372,7 +377,7 @@ assertSame<Same<z.output<typeof groupViewSchema>, GroupView>>(true);
  * and 11 enqueues: a job started, one of its steps finished, it reached its approval
  * gate, it ended; and (migration 20) a group's last attempt ended, on its parent's trail.
  */
-export const WEBHOOK_EVENTS = ['job.started', 'job.step_finished', 'job.awaiting_approval', 'job.ended', 'group.ended'] as const;
+export const WEBHOOK_EVENTS = ['job.started', 'job.step_finished', 'job.awaiting_approval', 'job.ended', 'job.budget_exceeded', 'group.ended'] as const;
 
 export const webhookBody = z.strictObject({
   url: z.string().min(1).max(2048).meta({ description: 'http(s); public addresses only, unless the operator lists host:port in DRAFTSMAN_WEBHOOK_EXCEPTIONS' }),

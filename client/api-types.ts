@@ -725,6 +725,19 @@ export interface components {
             publishSecrets?: {
                 [key: string]: string;
             };
+            budget?: {
+                /** @description CPU time of the job's step containers, user and system */
+                cpuSeconds?: number;
+                /** @description from its first step */
+                wallSeconds?: number;
+                /** @description bytes through the egress proxy, either way */
+                egressBytes?: number;
+                /**
+                 * @description fail (the default), or approval: wait for a person to raise the budget once, or reject
+                 * @enum {string}
+                 */
+                onExceed?: "fail" | "approval";
+            };
             approval?: {
                 /** @enum {string} */
                 before: "loop" | "validate" | "publish";
@@ -972,6 +985,13 @@ export interface components {
             cpuSeconds?: number;
             /** @description the most memory its processes held at once */
             peakMemoryBytes?: number;
+            /** @description the limit of the job's budget the step was stopped at (its step_finished and budget_exceeded events say the same) */
+            overBudget?: {
+                /** @enum {string} */
+                budget: "cpuSeconds" | "wallSeconds" | "egressBytes";
+                limit: number;
+                used: number;
+            };
         };
         /** @description the jobs' ledgers summed: docs/ledger.md */
         Usage: {
@@ -3279,7 +3299,7 @@ export interface operations {
                     /** @description http(s); public addresses only, unless the operator lists host:port in DRAFTSMAN_WEBHOOK_EXCEPTIONS */
                     url: string;
                     /** @description the event types to send (all when absent) */
-                    events?: ("job.started" | "job.step_finished" | "job.awaiting_approval" | "job.ended" | "group.ended")[];
+                    events?: ("job.started" | "job.step_finished" | "job.awaiting_approval" | "job.ended" | "job.budget_exceeded" | "group.ended")[];
                     description?: string;
                 };
             };

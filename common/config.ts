@@ -1,3 +1,4 @@
+import { parseBudgetCeilings } from './budget';
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
@@ -134,6 +135,22 @@ export const configSchema = z.object({
         return parseGrants(v, 'grants');
       } catch (err) {
         ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^grants: /, '') });
+        return z.NEVER;
+      }
+    }),
+  /**
+   * The largest budget a principal's spec may set, and the one its jobs get without one:
+   * `principal=name:value name:value, ...` (`*`: every other principal), names being
+   * cpuSeconds, wallSeconds and egressBytes. Unset: no ceiling.
+   */
+  DRAFTSMAN_BUDGET_CEILINGS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      try {
+        return parseBudgetCeilings(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^DRAFTSMAN_BUDGET_CEILINGS: /, '') });
         return z.NEVER;
       }
     }),

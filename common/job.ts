@@ -3,6 +3,8 @@
  * types of a job spec after validation and of the job view. Pure types and
  * constants only, so the workflow bundle can import it.
  */
+import type { Budget, BudgetName } from './budget';
+
 export const JOB_STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'cancelled', 'timed_out', 'rejected'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const FINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out', 'rejected'];
@@ -69,6 +71,8 @@ export interface ResolvedJobSpec {
   from?: { job: string; after: KeepPoint };
   /** Secrets the egress proxy adds to requests to their hosts (the steps hold placeholders); absent when it has none. */
   credentials?: Credential[];
+  /** Limits on what the job uses, the principal's ceiling applied; absent when it has none. */
+  budget?: Budget;
 }
 
 /** The phases a credential can be limited to (`until` belongs to the loop). */
@@ -163,6 +167,8 @@ export interface StepView {
   cpuSeconds?: number;
   /** The most memory its processes held at once; absent when not measured. */
   peakMemoryBytes?: number;
+  /** The limit of the job's budget it was stopped at (reason budget_exceeded): in the outcome and its event, not in the stored view. */
+  overBudget?: { budget: BudgetName; limit: number; used: number };
 }
 
 /** A step's end as the activity reports it and the store records it. */

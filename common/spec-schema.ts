@@ -1,5 +1,6 @@
 /** The job spec's shape: what a spec may hold, field by field (the operator's policy is applied in spec.ts). */
 import { z } from 'zod';
+import { BUDGETS, ON_EXCEED } from './budget';
 import { SECRET_REF } from './grants';
 import { CREDENTIAL_PHASES, GATED_PHASES } from './job';
 import { cachesSchema, fromSchema, snapshotSchema } from './warm-spec';
@@ -134,6 +135,20 @@ export const jobSpecSchema = z.strictObject({
    * the clone, setup, loop or validation, whose code the job does not trust.
    */
   publishSecrets: secretEnv.optional(),
+  /**
+   * Limits on what the job uses (docs/ledger.md): past one, the running step stops at
+   * once and the job fails (`budget_exceeded`), or with `onExceed: approval` waits for a
+   * person who may raise the budget once.
+   */
+  budget: z
+    .strictObject({
+      cpuSeconds: z.number().positive('must be above 0').max(1e9).optional().meta({ description: "CPU time of the job's step containers, user and system" }),
+      wallSeconds: z.number().positive('must be above 0').max(1e9).optional().meta({ description: 'from its first step' }),
+      egressBytes: z.number().int().positive('must be above 0').max(1e15).optional().meta({ description: 'bytes through the egress proxy, either way' }),
+      onExceed: z.enum(ON_EXCEED).optional().meta({ description: 'fail (the default), or approval: wait for a person to raise the budget once, or reject' }),
+    })
+    .refine((b) => BUDGETS.some((n) => b[n] !== undefined), 'set at least one of cpuSeconds, wallSeconds, egressBytes')
+    .optional(),
   /** A person decides before the phase `before` runs; the job waits `awaiting_approval` meanwhile. */
   approval: z
     .strictObject({

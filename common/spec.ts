@@ -157,6 +157,7 @@ export function resolveJobSpec(input: unknown, defaults: SpecPolicy): ResolvedJo
     ...(spec.snapshot ? { snapshot: { after: spec.snapshot.after, ...(spec.snapshot.when === 'failed' ? { when: 'failed' as const } : {}) } } : {}),
     ...(spec.from ? { from: { job: spec.from.job, after: spec.from.after } } : {}),
     ...(credentials.length ? { credentials } : {}),
+    ...(spec.budget ? { budget: { ...spec.budget, onExceed: spec.budget.onExceed ?? 'fail' } } : {}),
     ...(spec.approval
       ? {
           approval: {
@@ -199,6 +200,7 @@ export function specInput(stored: ResolvedJobSpec | JobSpec, policy: SpecPolicy)
     caches: s.caches?.length ? s.caches.map((c) => ({ ...c, restoreKeys: [...(c.restoreKeys ?? [])] })) : undefined,
     snapshot: s.snapshot ? { ...s.snapshot } : undefined,
     from: s.from ? { ...s.from } : undefined,
+    budget: s.budget ? { ...s.budget } : undefined,
     credentials: s.credentials?.length ? s.credentials.map((c) => ({ ...c, hosts: [...c.hosts], ...(c.phases ? { phases: [...c.phases] } : {}) })) : undefined,
   };
   return Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) as JobSpec;

@@ -444,12 +444,28 @@ export const MIGRATIONS: readonly { version: number; name: string; sql: string }
   },
   {
     version: 21,
-    name: "steps' usage",
+    name: "steps' usage, and the webhook of a job past its budget",
     sql: `
       -- What a step's processes used, from the kernel's accounting of its container, and
       -- the largest size of the job's workspace measured while its steps ran.
       ALTER TABLE steps ADD COLUMN cpu_ms bigint, ADD COLUMN peak_memory_bytes bigint;
       ALTER TABLE jobs ADD COLUMN workspace_bytes bigint;
+      -- The same webhook function, with one more event: a job crossed its budget.
+      CREATE OR REPLACE FUNCTION draftsman_webhook_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE kind text;
+      BEGIN
+        kind := CASE NEW.type WHEN 'started' THEN 'job.started' WHEN 'step_finished' THEN 'job.step_finished'
+                              WHEN 'awaiting_approval' THEN 'job.awaiting_approval' WHEN 'finished' THEN 'job.ended'
+                              WHEN 'group_ended' THEN 'group.ended' WHEN 'budget_exceeded' THEN 'job.budget_exceeded' END;
+        IF kind IS NULL THEN RETURN NULL; END IF;
+        INSERT INTO webhook_deliveries (id, endpoint_id, event_type, job_id, payload)
+        SELECT 'msg_' || md5(e.id || ':' || NEW.id::text), e.id, kind, NEW.job_id,
+               jsonb_build_object('type', kind, 'timestamp', NEW.at, 'data', NEW.data || jsonb_build_object('jobId', NEW.job_id))
+          FROM webhook_endpoints e
+         WHERE e.events IS NULL OR kind = ANY (e.events)
+        ON CONFLICT (id) DO NOTHING;
+        RETURN NULL;
+      END $$;
     `,
   },
 ];

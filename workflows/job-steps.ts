@@ -3,7 +3,10 @@
  * every step of jobs started before batches), or the clone and a phase's commands in
  * one activity; each step's end goes into the job's view as it is reported.
  */
-import { type ActivityOptions, ActivityCancellationType, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { type ActivityOptions, ActivityCancellationType, ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
+import { budgetLimits, budgetMessage } from '../common/budget';
+import { FailureType } from '../common/names';
+import { bookkeeping } from './job-placement';
 import type { Activities } from '../activities';
 import { credentialPhase, jobSecretRefs, type KeepPoint, type Placement, type ResolvedJobSpec, type StepKind, type StepView } from '../common/job';
 import { batchStepView, batchStop, clip, isStepTimeout, oneLine, phaseOf, type Recorded, ranFor, statusOf } from './job-outcome';
@@ -81,6 +84,17 @@ export class JobSteps {
   }
 
   /** Runs one step in its own activity; returns its end once it ended (succeeded or failed). */
+  /**
+   * A step stopped at the job's budget: recorded (event budget_exceeded, webhook
+   * job.budget_exceeded), then the job fails naming the budget.
+   */
+  async overBudget(r: Recorded): Promise<void> {
+    if (r.reason !== 'budget_exceeded' || !r.overBudget || !this.spec.budget) return;
+    const step = `${r.kind}-${r.index}`;
+    await bookkeeping.recordBudgetExceeded({ jobId: this.run.jobId, step, ...r.overBudget, onExceed: this.spec.budget.onExceed });
+    throw ApplicationFailure.nonRetryable(budgetMessage(r.overBudget, step), FailureType.JobFailed);
+  }
+
   async step(kind: StepKind, index: number, run: (seq: number) => Promise<Recorded>): Promise<Recorded> {
     const s: StepView = { kind, index, status: 'running', exitCode: null, startedAt: null, finishedAt: null };
     this.run.view.steps.push(s);
@@ -97,10 +111,12 @@ export class JobSteps {
   }
 
   /** A command step in its own activity. */
-  command(kind: StepKind, index: number, command: string): Promise<Recorded> {
-    return this.step(kind, index, (n) =>
+  async command(kind: StepKind, index: number, command: string): Promise<Recorded> {
+    const r = await this.step(kind, index, (n) =>
       this.activities.runStep.executeWithOptions({ summary: `${kind}-${index}: ${oneLine(command)}` }, [this.commandInput(kind, index, command, n)]),
     );
+    await this.overBudget(r);
+    return r;
   }
 
   /** The clone in its own activity (jobs started before batches). */
@@ -132,6 +148,7 @@ export class JobSteps {
     ]);
     this.seq = first + results.length;
     for (const r of results) this.run.view.steps.push(batchStepView(r));
+    for (const r of results) await this.overBudget(r);
     const stop = batchStop(kind, names.length, results, this.spec.timeouts.stepSeconds);
     if (stop) throw stop;
     return results;
@@ -229,6 +246,7 @@ export class JobSteps {
       ...(credentials.length ? { credentials } : {}),
       maskRefs: this.maskRefs,
       timeoutSeconds: this.spec.timeouts.stepSeconds,
+      ...(this.spec.budget ? { budget: { limits: budgetLimits(this.spec.budget), onExceed: this.spec.budget.onExceed } } : {}),
       // Setup steps alone mount the job's caches outside the workspace: loop, validation and publish never see them.
       ...(kind === 'setup' && outside.length ? { caches: outside.map((c) => c.name) } : {}),
       // A cache with a path is part of the workspace: every step sees the job's own copy there (saved after setup, never after).

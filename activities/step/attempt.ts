@@ -32,6 +32,8 @@ export interface StepDeps {
   heartbeatMs: number;
   engineWatch: EngineWatchTiming;
   workspaceWatchMs: number;
+  /** How often a job with a budget is checked while a step runs (BUDGET_CHECK_MS unless a test says otherwise). */
+  budgetCheckMs?: number;
   stallMs: number;
   /** Resolves a job's secret reference. */
   resolveSecret(ref: string): string;
@@ -43,9 +45,9 @@ export interface StepDeps {
 
 /**
  * Why a wait for the step's exit was interrupted (`engine`: the engine stopped
- * answering for it; `workspace`: its workspace grew past the cap).
+ * answering for it; `workspace`: its workspace grew past the cap; `budget`: the job crossed a limit of its budget).
  */
-export type Interruption = 'timeout' | 'cancel' | 'leave' | 'engine' | 'workspace';
+export type Interruption = 'timeout' | 'cancel' | 'leave' | 'engine' | 'workspace' | 'budget';
 
 export class StepAttempt {
   readonly ref: StepRef;
@@ -55,6 +57,8 @@ export class StepAttempt {
   readonly interrupt = new AbortController();
   interruption: Interruption | null = null;
   interruptedAt = Infinity;
+  /** The limit the job crossed, when its budget stopped the step. */
+  overBudget: NonNullable<StepOutcome['overBudget']> | null = null;
   private readonly onAbort = () => this.interruptWith(this.ctx.cancelRequested() ? 'cancel' : 'leave');
 
   constructor(

@@ -7,7 +7,7 @@ import { EngineUnreachableError, RunnerError } from '../../common/errors';
 import type { StepOutcome } from '../../common/job';
 import type { Logger } from '../../common/logger';
 import type { StepExit } from '../../runner/runner';
-import { EngineWatch, StallGuard, WorkspaceWatch } from '../watches';
+import { BUDGET_CHECK_MS, BudgetWatch, EngineWatch, StallGuard, WorkspaceWatch } from '../watches';
 import { StepAttempt, type StepDeps } from './attempt';
 import { StepFollower } from './follow';
 import type { StepInput } from './input';
@@ -94,9 +94,25 @@ async function waitAndRecord(
     },
     (bytes) => void d.steps.noteWorkspaceBytes(input.jobId, bytes).catch(() => undefined),
   );
+  const budget = input.budget
+    ? new BudgetWatch(
+        d.runner,
+        () => d.steps.spent(input.jobId),
+        a.ref,
+        input.budget.limits,
+        d.budgetCheckMs ?? BUDGET_CHECK_MS,
+        (over) => {
+          log.warn(over, 'the job crossed its budget; the step is stopped');
+          d.metrics.budgetsExceeded.inc({ budget: over.budget });
+          a.overBudget = over;
+          a.interruptWith('budget');
+        },
+      )
+    : null;
   const stopWatches = () => {
     watch.stop();
     workspace.stop();
+    budget?.stop();
   };
   try {
     return await Promise.race([

@@ -1,3 +1,4 @@
+import type { BudgetLimits, OnExceed } from '../../common/budget';
 import type { StepKind } from '../../common/job';
 import type { StepRequest } from '../../runner/runner';
 
@@ -19,6 +20,8 @@ export interface StepInput extends Omit<StepRequest, 'kind' | 'files'> {
    * values stay in the egress proxy), and for git's, the user name and hosts its helper answers for.
    */
   credentials?: StepCredential[];
+  /** The job's budget as it stands (a person may have raised it once): the step stops past a limit. */
+  budget?: { limits: BudgetLimits; onExceed: OnExceed };
 }
 
 export interface StepCredential {

@@ -158,7 +158,7 @@ export function exitedOutcome(
   status: StepOutcome['status'],
   exit: StepExit | null,
   stored: { logBytes: number; logTruncated: boolean },
-  reason?: 'container_lost' | 'workspace_full',
+  reason?: 'container_lost' | 'workspace_full' | 'budget_exceeded',
 ): StepOutcome {
   // The sequence number travels with the outcome, as it always has (it is in stored histories).
   const outcome = {
@@ -196,8 +196,10 @@ export async function stopStep(
   const endedFirst = exitInfo?.finishedAt && exitInfo.finishedAt.getTime() < a.interruptedAt;
   const ownEnd = stop === 'not-running' && exitInfo && endedFirst ? endOf(exitInfo, deadlineAt) : null;
   const full = !ownEnd && a.interruption === 'workspace';
-  const status = ownEnd ?? (a.interruption === 'timeout' ? 'timed_out' : full ? 'failed' : 'cancelled');
-  return exitedOutcome(a, status, exitInfo, stored, full ? 'workspace_full' : undefined);
+  const spent = !ownEnd && a.interruption === 'budget';
+  const status = ownEnd ?? (a.interruption === 'timeout' ? 'timed_out' : full || spent ? 'failed' : 'cancelled');
+  const outcome = exitedOutcome(a, status, exitInfo, stored, full ? 'workspace_full' : spent ? 'budget_exceeded' : undefined);
+  return spent && a.overBudget ? { ...outcome, overBudget: a.overBudget } : outcome;
 }
 
 /** Notes that the engine went away under the step, for the attempt that finds what is left. */

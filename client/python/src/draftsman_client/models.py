@@ -239,6 +239,28 @@ PublishSecretsAdditionalProperty = TypeAliasType(
 )
 
 
+class Budget(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    cpuSeconds: Annotated[float | None, Field(gt=0.0, le=1000000000.0)] = None
+    """
+    CPU time of the job's step containers, user and system
+    """
+    wallSeconds: Annotated[float | None, Field(gt=0.0, le=1000000000.0)] = None
+    """
+    from its first step
+    """
+    egressBytes: Annotated[int | None, Field(gt=0, le=1000000000000000)] = None
+    """
+    bytes through the egress proxy, either way
+    """
+    onExceed: str | None = None
+    """
+    fail (the default), or approval: wait for a person to raise the budget once, or reject
+    """
+
+
 class Approval1(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -432,6 +454,7 @@ class JobSpec(BaseModel):
         ]
         | None
     ) = None
+    budget: Budget | None = None
     approval: Approval1 | None = None
     concurrency: Concurrency | None = None
     caches: Annotated[list[Cache] | None, Field(max_length=8)] = None
@@ -694,6 +717,19 @@ ExitCode = TypeAliasType(
 )
 
 
+class OverBudget(BaseModel):
+    """
+    the limit of the job's budget the step was stopped at (its step_finished and budget_exceeded events say the same)
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    budget: str
+    limit: float
+    used: float
+
+
 class StepView(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -729,6 +765,10 @@ class StepView(BaseModel):
     ] = None
     """
     the most memory its processes held at once
+    """
+    overBudget: OverBudget | None = None
+    """
+    the limit of the job's budget the step was stopped at (its step_finished and budget_exceeded events say the same)
     """
 
 
