@@ -17,7 +17,7 @@ import {
 } from '../common/job';
 import { FailureType } from '../common/names';
 import { resolveJobSpec, specPolicy } from '../common/spec';
-import { DuplicateJobIdError, type Submitter } from '../db/store';
+import { type BudgetGateEvent, DuplicateJobIdError, type Submitter } from '../db/store';
 import type { Shared } from './deps';
 import { UnknownSecretError } from './secrets';
 
@@ -150,14 +150,14 @@ export function createJobActivities(sh: Shared) {
     },
 
     /** The job reached its approval gate: its status, the audit event (and so the webhook), the metric. */
-    async awaitApproval(input: { jobId: string; gate: ApprovalGate; placement?: number }): Promise<void> {
-      await store.recordAwaitingApproval(input.jobId, input.gate, input.placement);
+    async awaitApproval(input: { jobId: string; gate: ApprovalGate | BudgetGateEvent; placement?: number; key?: string }): Promise<void> {
+      await store.recordAwaitingApproval(input.jobId, input.gate, input.placement, input.key);
       sh.metrics.approvals.inc({ event: 'waiting', by: 'none' });
     },
 
     /** The gate's decision, in the audit trail with who made it and when. */
-    async recordApproval(input: { jobId: string; approval: Approval; placement?: number }): Promise<void> {
-      await store.recordApproval(input.jobId, input.approval, input.placement);
+    async recordApproval(input: { jobId: string; approval: Approval; placement?: number; key?: string }): Promise<void> {
+      await store.recordApproval(input.jobId, input.approval, input.placement, input.key);
       sh.metrics.approvals.inc({
         event: input.approval.decision === 'approve' ? 'approved' : 'rejected',
         by: input.approval.by === 'timeout' ? 'timeout' : 'person',

@@ -157,9 +157,18 @@ export const groupStartedSchema = z
   .meta({ id: 'GroupStarted', description: "the group's id and its attempts' job ids" });
 export const resumeStartedSchema = z.object({ id: z.string(), resumeOf: z.string(), from: z.string() }).meta({ id: 'JobResumed' });
 
+const budgetLimitsSchema = z.strictObject({
+  cpuSeconds: z.number().positive('must be above 0').max(1e9).optional(),
+  wallSeconds: z.number().positive('must be above 0').max(1e9).optional(),
+  egressBytes: z.number().int().positive('must be above 0').max(1e15).optional(),
+});
+
 export const approvalBody = z.strictObject({
   decision: z.enum(['approve', 'reject']),
   comment: z.string().max(2000).refine(noNul, NUL).meta(NO_NUL_PATTERN).optional(),
+  budget: budgetLimitsSchema.optional().meta({
+    description: "at a budget's gate (the job crossed its budget, onExceed approval): the limits to go on with; absent, the crossed one is doubled",
+  }),
 });
 
 export const MAX_WAIT_SECONDS = 120;
@@ -199,6 +208,7 @@ export const stepViewSchema = z
       .object({ budget: z.enum(BUDGETS), limit: z.number(), used: z.number() })
       .optional()
       .meta({ description: "the limit of the job's budget the step was stopped at (its step_finished and budget_exceeded events say the same)" }),
+    paused: z.boolean().optional().meta({ description: "frozen at the job's budget, waiting for a person's decision (onExceed approval)" }),
   })
   .meta({ id: 'StepView' });
 
@@ -307,6 +317,7 @@ export const approvalSchema = z
     by: z.string().meta({ description: "who decided: an API token's name, sdk:IDENTITY, or timeout" }),
     at: time,
     comment: z.string().optional(),
+    budget: budgetLimitsSchema.optional().meta({ description: "at a budget's gate: the limits the approver raised it to" }),
   })
   .meta({ id: 'Approval' });
 

@@ -602,6 +602,12 @@ export interface components {
             /** Format: date-time */
             at: string;
             comment?: string;
+            /** @description at a budget's gate: the limits the approver raised it to */
+            budget?: {
+                cpuSeconds?: number;
+                wallSeconds?: number;
+                egressBytes?: number;
+            };
         };
         AuditEvent: {
             id: number;
@@ -992,6 +998,8 @@ export interface components {
                 limit: number;
                 used: number;
             };
+            /** @description frozen at the job's budget, waiting for a person's decision (onExceed approval) */
+            paused?: boolean;
         };
         /** @description the jobs' ledgers summed: docs/ledger.md */
         Usage: {
@@ -1665,6 +1673,12 @@ export interface operations {
                     /** @enum {string} */
                     decision: "approve" | "reject";
                     comment?: string;
+                    /** @description at a budget's gate (the job crossed its budget, onExceed approval): the limits to go on with; absent, the crossed one is doubled */
+                    budget?: {
+                        cpuSeconds?: number;
+                        wallSeconds?: number;
+                        egressBytes?: number;
+                    };
                 };
             };
         };

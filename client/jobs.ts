@@ -16,6 +16,7 @@ import {
   REQUEST_ID_MEMO,
   STATUS_QUERY,
 } from '../common/names';
+import type { BudgetLimits } from '../common/budget';
 import type { GroupInput } from '../common/group';
 import type { JobSpec } from '../common/spec';
 
@@ -141,16 +142,18 @@ export class JobsClient {
    */
   async approve(
     jobId: string,
-    request: { decision: ApprovalDecision; comment?: string },
+    request: { decision: ApprovalDecision; comment?: string; budget?: BudgetLimits },
     by?: string,
     opts: { updateId?: string; timeoutMs?: number } = {},
   ): Promise<Approval> {
     const who = by ?? `sdk:${this.client.options.identity}`;
     const update = () =>
-      this.client.workflow.getHandle(jobId).executeUpdate<Approval, [{ decision: ApprovalDecision; comment?: string; by: string }]>(APPROVAL_UPDATE, {
-        args: [{ ...request, by: who }],
-        ...(opts.updateId ? { updateId: opts.updateId } : {}),
-      });
+      this.client.workflow
+        .getHandle(jobId)
+        .executeUpdate<Approval, [{ decision: ApprovalDecision; comment?: string; budget?: BudgetLimits; by: string }]>(APPROVAL_UPDATE, {
+          args: [{ ...request, by: who }],
+          ...(opts.updateId ? { updateId: opts.updateId } : {}),
+        });
     const deadline = opts.timeoutMs === undefined ? null : Date.now() + opts.timeoutMs;
     try {
       return await (deadline === null ? update() : this.client.connection.withDeadline(deadline, update));

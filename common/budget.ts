@@ -18,7 +18,12 @@ export type OnExceed = (typeof ON_EXCEED)[number];
 
 export interface Budget extends BudgetLimits {
   onExceed: OnExceed;
+  /** A person raised it at the gate (once: past it again, the job fails). Set by the job, never by a spec. */
+  raised?: boolean;
 }
+
+/** How long a step frozen at the budget waits for a person when the spec's approval gate sets no time (then: rejected). */
+export const BUDGET_GATE_SECONDS = 86_400;
 
 /** A budget's limits alone. */
 export const budgetLimits = (b: Budget): BudgetLimits => Object.fromEntries(BUDGETS.filter((n) => b[n] !== undefined).map((n) => [n, b[n]]));

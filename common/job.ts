@@ -3,7 +3,7 @@
  * types of a job spec after validation and of the job view. Pure types and
  * constants only, so the workflow bundle can import it.
  */
-import type { Budget, BudgetName } from './budget';
+import type { Budget, BudgetLimits, BudgetName } from './budget';
 
 export const JOB_STATUSES = ['queued', 'running', 'awaiting_approval', 'succeeded', 'failed', 'cancelled', 'timed_out', 'rejected'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -141,6 +141,8 @@ export interface Approval {
   by: string;
   at: string;
   comment?: string;
+  /** At a budget's gate: the limits the approver raised it to. */
+  budget?: BudgetLimits;
 }
 
 /**
@@ -169,6 +171,8 @@ export interface StepView {
   peakMemoryBytes?: number;
   /** The limit of the job's budget it was stopped at (reason budget_exceeded): in the outcome and its event, not in the stored view. */
   overBudget?: { budget: BudgetName; limit: number; used: number };
+  /** Frozen at the job's budget (onExceed approval), its container kept, for a person to decide: in the outcome only. */
+  paused?: boolean;
 }
 
 /** A step's end as the activity reports it and the store records it. */

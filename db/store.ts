@@ -39,6 +39,17 @@ export interface JobListFilter {
   limit: number;
 }
 
+/** A budget's gate as its `awaiting_approval` event says it: the limit crossed and the step frozen there. */
+export interface BudgetGateEvent {
+  reason: 'budget_exceeded';
+  step: string;
+  budget: string;
+  limit: number;
+  used: number;
+  timeoutSeconds: number;
+  onTimeout: 'reject';
+}
+
 /** Who started a job, and in which API request (none for the SDK), as its `created` event says. */
 export interface Submitter {
   principal: string;
@@ -161,17 +172,18 @@ export class JobStore {
   }
 
   /** The job waits at its approval gate (once: a repeat records nothing new). */
-  async recordAwaitingApproval(jobId: string, gate: ApprovalGate, placement = 1): Promise<void> {
+  /** The job waits at a gate: its spec's (`before` a phase), or its budget's (`key` names it: one gate per step stopped there). */
+  async recordAwaitingApproval(jobId: string, gate: ApprovalGate | BudgetGateEvent, placement = 1, key = ''): Promise<void> {
     await this.pool.query(`UPDATE jobs SET status = 'awaiting_approval', updated_at = now() WHERE id = $1 AND status = 'running'`, [jobId]);
-    await this.event(jobId, `awaiting-approval${placementKey(placement)}`, 'awaiting_approval', { ...gate, ...placementField(placement) });
+    await this.event(jobId, `awaiting-approval${placementKey(placement)}${key}`, 'awaiting_approval', { ...gate, ...placementField(placement) });
   }
 
   /** The gate's decision; an approved job runs again (a rejected one ends through jobFinished). */
-  async recordApproval(jobId: string, approval: Approval, placement = 1): Promise<void> {
+  async recordApproval(jobId: string, approval: Approval, placement = 1, key = ''): Promise<void> {
     if (approval.decision === 'approve') {
       await this.pool.query(`UPDATE jobs SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'awaiting_approval'`, [jobId]);
     }
-    await this.event(jobId, `approval${placementKey(placement)}`, approval.decision === 'approve' ? 'approved' : 'rejected', {
+    await this.event(jobId, `approval${placementKey(placement)}${key}`, approval.decision === 'approve' ? 'approved' : 'rejected', {
       ...approval,
       ...placementField(placement),
     });

@@ -148,6 +148,16 @@ export interface StepRunner {
   cancel(step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'>;
 
   /**
+   * Freezes a running step's processes where they are (nothing of theirs runs, no CPU is
+   * used) until unpause; a stop or a removal still ends it. Succeeds if it is frozen
+   * already, or not running.
+   */
+  pause(step: StepRef): Promise<void>;
+
+  /** Lets a frozen step run on. Succeeds if it is not frozen. */
+  unpause(step: StepRef): Promise<void>;
+
+  /**
    * What the step used so far, while it runs and after it has exited (until it is
    * removed); null when the backend cannot measure it (accounting off, or the step is gone).
    */

@@ -4,15 +4,17 @@
  */
 import { ApplicationFailure, CancellationScope, condition, defineUpdate, proxyLocalActivities, setHandler, sleep } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { BudgetLimits, BudgetName } from '../common/budget';
 import type { Approval, ApprovalDecision, ApprovalGate as GateSpec } from '../common/job';
 import { APPROVAL_UPDATE, FailureType } from '../common/names';
 import type { JobRun } from './job-run';
 
-/** A decision as it reaches the workflow: `by` is the API's principal, or sdk:IDENTITY. */
+/** A decision as it reaches the workflow: `by` is the API's principal, or sdk:IDENTITY; `budget` raises a budget's limits (at its gate only). */
 export interface ApprovalRequest {
   decision: ApprovalDecision;
   by: string;
   comment?: string;
+  budget?: BudgetLimits;
 }
 
 export const approvalUpdate = defineUpdate<Approval, [ApprovalRequest]>(APPROVAL_UPDATE);
@@ -75,6 +77,8 @@ const decided = (a: Approval) => `${a.decision === 'approve' ? 'approved' : 'rej
  */
 export class ApprovalGate {
   private waiting = false;
+  /** The gate waiting is the budget's. */
+  private budgetGate = false;
   private approval: Approval | null = null;
   /** The job's placement the gate is for (1 when absent). */
   private placement: number | undefined;
@@ -117,6 +121,46 @@ export class ApprovalGate {
     this.run.show('running', `${decided(approval)}; going on to ${spec.before}`);
   }
 
+  /**
+   * The budget's gate: a step frozen at the job's budget waits for a person (the spec's
+   * approval timeout, else a day; then rejected). Answers the limits to go on with: those
+   * the approver gave, else the crossed one doubled. Throws a JobRejected failure on reject.
+   */
+  async budget(over: { budget: BudgetName; limit: number; used: number }, step: string, timeoutSeconds: number): Promise<BudgetLimits> {
+    // A gate of its own: a decision taken at another gate of the job does not hold here.
+    this.approval = null;
+    this.budgetGate = true;
+    const at = this.placement ? { placement: this.placement } : {};
+    const key = `:budget:${step}`;
+    const gate = { reason: 'budget_exceeded' as const, step, ...over, timeoutSeconds, onTimeout: 'reject' as const };
+    await local.awaitApproval({ jobId: this.run.jobId, gate, key, ...at });
+    this.run.show(
+      'awaiting_approval',
+      `${over.budget} ${Math.round(over.used * 100) / 100} is past the budget of ${over.limit}: step ${step} is frozen until a decision (raise or reject)`,
+    );
+    this.waiting = true;
+    this.clock.pause();
+    try {
+      const inTime = await condition(() => this.approval !== null, timeoutSeconds * 1000);
+      if (!inTime) this.approval = { decision: 'reject', by: 'timeout', at: new Date().toISOString(), comment: `no decision within ${timeoutSeconds} s` };
+    } finally {
+      this.waiting = false;
+      this.budgetGate = false;
+      this.clock.resume();
+    }
+    const approval = this.approval!;
+    await local.recordApproval({ jobId: this.run.jobId, approval, key, ...at });
+    if (approval.decision === 'reject') throw ApplicationFailure.nonRetryable(decided(approval), FailureType.JobRejected);
+    const raised = approval.budget && Object.keys(approval.budget).length ? approval.budget : { [over.budget]: over.limit * 2 };
+    this.run.show(
+      'running',
+      `${decided(approval)}; the budget is raised (${Object.entries(raised)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')})`,
+    );
+    return raised;
+  }
+
   private check(request: ApprovalRequest): void {
     if (request.decision !== 'approve' && request.decision !== 'reject') {
       throw ApplicationFailure.nonRetryable('decision must be approve or reject', FailureType.NotAwaitingApproval);
@@ -128,6 +172,9 @@ export class ApprovalGate {
     if (!this.waiting) {
       throw ApplicationFailure.nonRetryable(`the job is ${this.run.view.status}, not awaiting approval`, FailureType.NotAwaitingApproval);
     }
+    if (request.budget && !this.budgetGate) {
+      throw ApplicationFailure.nonRetryable('budget: only a job waiting at its budget takes a raised budget', FailureType.NotAwaitingApproval);
+    }
   }
 
   private decide(request: ApprovalRequest): Approval {
@@ -136,6 +183,7 @@ export class ApprovalGate {
       by: request.by,
       at: new Date().toISOString(),
       ...(request.comment ? { comment: request.comment } : {}),
+      ...(request.budget && request.decision === 'approve' ? { budget: request.budget } : {}),
     };
     return this.approval;
   }

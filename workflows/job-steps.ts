@@ -4,7 +4,7 @@
  * one activity; each step's end goes into the job's view as it is reported.
  */
 import { type ActivityOptions, ActivityCancellationType, ApplicationFailure, isCancellation, proxyActivities } from '@temporalio/workflow';
-import { budgetLimits, budgetMessage } from '../common/budget';
+import { type BudgetLimits, budgetLimits, budgetMessage } from '../common/budget';
 import { FailureType } from '../common/names';
 import { bookkeeping } from './job-placement';
 import type { Activities } from '../activities';
@@ -84,15 +84,37 @@ export class JobSteps {
   }
 
   /** Runs one step in its own activity; returns its end once it ended (succeeded or failed). */
+  /** Set by the job: the gate a step frozen at the budget waits at; answers the limits a person raised, or throws when rejected. */
+  budgetGate: ((over: NonNullable<Recorded['overBudget']>, step: string) => Promise<BudgetLimits>) | null = null;
+
   /**
-   * A step stopped at the job's budget: recorded (event budget_exceeded, webhook
-   * job.budget_exceeded), then the job fails naming the budget.
+   * A step that crossed the job's budget: recorded (event budget_exceeded, webhook
+   * job.budget_exceeded). Stopped, the job fails naming the budget. Frozen (onExceed
+   * approval), it waits at the gate: raised, the step is thawed and goes on (`resume`),
+   * and the budget stays raised for the rest of the job; rejected, the job ends so.
    */
-  async overBudget(r: Recorded): Promise<void> {
-    if (r.reason !== 'budget_exceeded' || !r.overBudget || !this.spec.budget) return;
+  async overBudget(r: Recorded, resume: () => Promise<Recorded>): Promise<Recorded> {
+    const budget = this.spec.budget;
+    if (r.reason !== 'budget_exceeded' || !r.overBudget || !budget) return r;
     const step = `${r.kind}-${r.index}`;
-    await bookkeeping.recordBudgetExceeded({ jobId: this.run.jobId, step, ...r.overBudget, onExceed: this.spec.budget.onExceed });
-    throw ApplicationFailure.nonRetryable(budgetMessage(r.overBudget, step), FailureType.JobFailed);
+    await bookkeeping.recordBudgetExceeded({ jobId: this.run.jobId, step, ...r.overBudget, onExceed: budget.onExceed });
+    if (!r.paused || !this.budgetGate) throw ApplicationFailure.nonRetryable(budgetMessage(r.overBudget, step), FailureType.JobFailed);
+    const raised = await this.budgetGate(r.overBudget, step);
+    // The spec is the run's accepted one: a raise is carried to later runs of the loop.
+    this.spec.budget = { ...budget, ...raised, raised: true };
+    return this.overBudget(await resume(), resume);
+  }
+
+  /** A step frozen at the budget, thawed after a raise and followed to its end (its view entry updated, no new one). */
+  private async resumeStep(kind: StepKind, index: number, command: string, n: number): Promise<Recorded> {
+    const view = [...this.run.view.steps].reverse().find((v) => v.kind === kind && v.index === index);
+    if (view) view.status = 'running';
+    this.run.show('running', `${phaseOf(kind)} · step ${kind}-${index} goes on under the raised budget`);
+    const r = await this.activities.runStep.executeWithOptions({ summary: `${kind}-${index} (thawed): ${oneLine(command)}` }, [
+      { ...this.commandInput(kind, index, command, n), resumed: true },
+    ]);
+    if (view) Object.assign(view, { status: statusOf(r) }, ranFor(r), r.reason ? { reason: r.reason } : {});
+    return { ...r, kind, index, status: statusOf(r) };
   }
 
   async step(kind: StepKind, index: number, run: (seq: number) => Promise<Recorded>): Promise<Recorded> {
@@ -112,11 +134,12 @@ export class JobSteps {
 
   /** A command step in its own activity. */
   async command(kind: StepKind, index: number, command: string): Promise<Recorded> {
-    const r = await this.step(kind, index, (n) =>
-      this.activities.runStep.executeWithOptions({ summary: `${kind}-${index}: ${oneLine(command)}` }, [this.commandInput(kind, index, command, n)]),
-    );
-    await this.overBudget(r);
-    return r;
+    let seq = this.seq;
+    const r = await this.step(kind, index, (n) => {
+      seq = n;
+      return this.activities.runStep.executeWithOptions({ summary: `${kind}-${index}: ${oneLine(command)}` }, [this.commandInput(kind, index, command, n)]);
+    });
+    return this.overBudget(r, () => this.resumeStep(kind, index, command, seq));
   }
 
   /** The clone in its own activity (jobs started before batches). */
@@ -137,18 +160,31 @@ export class JobSteps {
     this.run.show('running', `${withClone ? 'cloning, then ' : ''}${kind} · steps ${names[0]}${names.length > 1 ? ` to ${names.at(-1)}` : ''}`);
     const first = this.seq;
     const summary = [...(withClone ? [this.cloneSummary] : []), ...commands.map((c, i) => `${kind}-${i}: ${oneLine(c)}`)].join(' · ');
-    const results = await stepActivities(this.spec.timeouts.stepSeconds, names.length, this.placement).runSteps.executeWithOptions({ summary: clip(summary) }, [
-      {
-        jobId: this.run.jobId,
-        clone: withClone ? this.cloneInput(first) : undefined,
-        steps: commands.map((command, i) => this.commandInput(kind, i, command, first + (withClone ? 1 : 0) + i)),
-        keepGoing: kind === 'validate',
-        ...(kind === 'setup' ? this.warmInput(snapshotKey) : {}),
-      },
-    ]);
+    const results: Recorded[] = await stepActivities(this.spec.timeouts.stepSeconds, names.length, this.placement).runSteps.executeWithOptions(
+      { summary: clip(summary) },
+      [
+        {
+          jobId: this.run.jobId,
+          clone: withClone ? this.cloneInput(first) : undefined,
+          steps: commands.map((command, i) => this.commandInput(kind, i, command, first + (withClone ? 1 : 0) + i)),
+          keepGoing: kind === 'validate',
+          ...(kind === 'setup' ? this.warmInput(snapshotKey) : {}),
+        },
+      ],
+    );
     this.seq = first + results.length;
     for (const r of results) this.run.view.steps.push(batchStepView(r));
-    for (const r of results) await this.overBudget(r);
+    // A step that crossed the budget ended the batch: the job fails there, or (thawed after
+    // a raise) the step goes on and the phase's other steps run one by one.
+    const last = results.at(-1);
+    if (last?.reason === 'budget_exceeded' && last.kind !== 'clone') {
+      const i = last.index;
+      results[results.length - 1] = await this.overBudget(last, () => this.resumeStep(kind, i, commands[i]!, first + (withClone ? 1 : 0) + i));
+      for (let j = i + 1; j < commands.length; j++) {
+        if (kind === 'setup' && results.at(-1)!.status !== 'succeeded') break;
+        results.push(await this.command(kind, j, commands[j]!));
+      }
+    }
     const stop = batchStop(kind, names.length, results, this.spec.timeouts.stepSeconds);
     if (stop) throw stop;
     return results;
@@ -246,7 +282,9 @@ export class JobSteps {
       ...(credentials.length ? { credentials } : {}),
       maskRefs: this.maskRefs,
       timeoutSeconds: this.spec.timeouts.stepSeconds,
-      ...(this.spec.budget ? { budget: { limits: budgetLimits(this.spec.budget), onExceed: this.spec.budget.onExceed } } : {}),
+      ...(this.spec.budget
+        ? { budget: { limits: budgetLimits(this.spec.budget), onExceed: this.spec.budget.onExceed, ...(this.spec.budget.raised ? { raised: true } : {}) } }
+        : {}),
       // Setup steps alone mount the job's caches outside the workspace: loop, validation and publish never see them.
       ...(kind === 'setup' && outside.length ? { caches: outside.map((c) => c.name) } : {}),
       // A cache with a path is part of the workspace: every step sees the job's own copy there (saved after setup, never after).

@@ -14,6 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { BUDGET_GATE_SECONDS } from '../common/budget';
 import type { LostHost } from '../common/hosts';
 import type { AcceptedJob, JobView, ResolvedJobSpec } from '../common/job';
 import { CANCEL_SIGNAL, FailureType, PRINCIPAL_MEMO, REQUEST_ID_MEMO, STATUS_QUERY } from '../common/names';
@@ -162,6 +163,9 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
     run.stop({ status: 'timed_out', reason: `job exceeded its ${spec.timeouts.jobSeconds} s time limit` }),
   );
   const gate = new ApprovalGate(run, clock);
+  // A step frozen at the budget (onExceed approval) waits at a gate of its own.
+  const budgetGate = (s: JobSteps) => (s.budgetGate = (over, step) => gate.budget(over, step, spec.approval?.timeoutSeconds ?? BUDGET_GATE_SECONDS));
+  budgetGate(steps);
 
   let failure: unknown;
   /** Set when this run ends its share of the loop and the next run takes over. */
@@ -188,6 +192,7 @@ export async function jobWorkflow(input: unknown, resume?: LoopResume): Promise<
         break;
       }
       steps = new JobSteps(run, spec, steps.seq, moved.to, accepted.warmScope);
+      budgetGate(steps);
       gate.forPlacement(moved.to.placement);
       from = undefined;
     }

@@ -61,7 +61,7 @@ async function waitAndRecord(
   const { state, deadlineAt, stoppedWithEngine, launched } = launch;
   // Phase: follow. Output goes from the container to the store while the step runs,
   // never through Temporal's history; a re-attached attempt resumes after what is stored.
-  const follower = await StepFollower.start(d, input, a.ref, a.attempt === 1, a.attempt);
+  const follower = await StepFollower.start(d, input, a.ref, a.attempt === 1 && !input.resumed, a.attempt);
 
   // Phase: wait. Heartbeats last until the output is drained: a long drain is work, not a lost worker.
   const deadline = setTimeout(() => a.interruptWith('timeout'), Math.max(0, deadlineAt - Date.now()));
@@ -149,6 +149,14 @@ async function waitAndRecord(
             log.warn({ err: engine.lost?.message }, 'the engine stopped answering for the step; the attempt gives it up');
             await follower.abandon();
             throw engine.lost ?? new EngineUnreachableError('the engine stopped answering for the step');
+          }
+          if (a.interruption === 'budget' && input.budget?.onExceed === 'approval' && !input.budget.raised) {
+            // Frozen, not stopped: a person decides at the job's gate whether it goes on
+            // (the next attempt thaws it and follows it from where this one stopped).
+            await d.runner.pause(a.ref);
+            await follower.abandon();
+            await launched;
+            return { ...a.notRun('failed'), reason: 'budget_exceeded', overBudget: a.overBudget!, paused: true };
           }
           // Phase: stop. The stop takes up to its grace period: no stall meanwhile.
           stall.progressed((d.grace + d.config.DRAFTSMAN_ENGINE_REQUEST_SECONDS) * 1000);

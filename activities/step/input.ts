@@ -20,8 +20,13 @@ export interface StepInput extends Omit<StepRequest, 'kind' | 'files'> {
    * values stay in the egress proxy), and for git's, the user name and hosts its helper answers for.
    */
   credentials?: StepCredential[];
-  /** The job's budget as it stands (a person may have raised it once): the step stops past a limit. */
-  budget?: { limits: BudgetLimits; onExceed: OnExceed };
+  /**
+   * The job's budget as it stands: past a limit the step stops, or (onExceed approval,
+   * not yet `raised` by a person) is frozen for a person to decide.
+   */
+  budget?: { limits: BudgetLimits; onExceed: OnExceed; raised?: boolean };
+  /** The step was frozen at the job's budget and a person let it go on: it is thawed and followed again, not started. */
+  resumed?: boolean;
 }
 
 export interface StepCredential {

@@ -133,13 +133,18 @@ export async function launchStep(
     }
     throw err;
   }
+  // A step frozen at the job's budget that a person let go on: thawed where it was.
+  if (input.resumed) await d.runner.unpause(a.ref);
   const launched = d.steps.launched(input.jobId, input.kind, input.index, a.placement);
   launched.catch(() => undefined);
   await onStarted?.();
 
-  // The budget counts from the container's own start, so a re-attached step gets no extra time.
-  const state = a.attempt === 1 ? null : await d.runner.status(a.ref);
-  const startedAt = (state?.state === 'running' ? state.startedAt : state?.state === 'exited' ? state.exit.startedAt : null)?.getTime() ?? startCalledAt;
+  // The budget counts from the container's own start, so a re-attached step gets no extra
+  // time; a thawed one gets its time limit again from the decision on.
+  const state = a.attempt === 1 && !input.resumed ? null : await d.runner.status(a.ref);
+  const startedAt = input.resumed
+    ? startCalledAt
+    : ((state?.state === 'running' ? state.startedAt : state?.state === 'exited' ? state.exit.startedAt : null)?.getTime() ?? startCalledAt);
   return { stoppedWithEngine, state, deadlineAt: startedAt + input.timeoutSeconds * 1000, launched };
 }
 

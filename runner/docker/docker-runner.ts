@@ -56,6 +56,8 @@ export class DockerRunner implements Runner {
     this.steps.followLogs(step, onLines, opts);
   stdout = (step: StepRef, maxBytes: number): Promise<{ data: Buffer; truncated: boolean }> => this.steps.stdout(step, maxBytes);
   cancel = (step: StepRef, graceSeconds: number): Promise<'stopped' | 'not-running'> => this.steps.cancel(step, graceSeconds);
+  pause = (step: StepRef): Promise<void> => this.steps.pause(step);
+  unpause = (step: StepRef): Promise<void> => this.steps.unpause(step);
   usage = (step: StepRef): Promise<StepUsage | null> => this.steps.usage(step);
   remove = (step: StepRef): Promise<void> => this.steps.remove(step);
   prepareWorkspace = (jobId: string): Promise<void> => this.steps.prepareWorkspace(jobId);

@@ -185,6 +185,26 @@ export class DockerStepRunner implements StepRunner {
     }
   }
 
+  async pause(step: StepRef): Promise<void> {
+    await this.freeze(step, 'pause');
+  }
+
+  async unpause(step: StepRef): Promise<void> {
+    await this.freeze(step, 'unpause');
+  }
+
+  private async freeze(step: StepRef, how: 'pause' | 'unpause'): Promise<void> {
+    const container = this.e.docker.getContainer(this.e.name(step));
+    try {
+      await (how === 'pause' ? container.pause(this.e.bounded()) : container.unpause(this.e.bounded()));
+    } catch (err) {
+      // 409: frozen already, not frozen, or not running: nothing to do.
+      if (statusOf(err) === 409) return;
+      if (isEngineUnreachable(err)) throw new EngineUnreachableError(`the engine did not answer a ${how} of ${this.e.name(step)}`, err);
+      throw new RunnerError(`${how === 'pause' ? 'freezing' : 'unfreezing'} ${this.e.name(step)} failed`, err);
+    }
+  }
+
   async usage(step: StepRef): Promise<StepUsage | null> {
     const cgroup = this.e.policy.cgroup;
     return cgroup ? readUsage(cgroup.layout, stepCgroup(cgroup.parent, this.e.name(step))) : null;

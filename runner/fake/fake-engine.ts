@@ -36,6 +36,9 @@ export interface FakeStep {
   cpuMs: number;
   burningSince: number | null;
   peakMemoryBytes: number;
+  /** Frozen (pause): a burn uses no CPU until thawed (the fake's clock runs on). */
+  frozen: boolean;
+  burning: boolean;
 }
 
 export interface FakeRunnerOptions {
@@ -153,6 +156,8 @@ export class FakeEngine {
       cpuMs: 0,
       burningSince: null,
       peakMemoryBytes: 0,
+      frozen: false,
+      burning: false,
     };
     this.steps.set(name, s);
     return s;
@@ -179,6 +184,17 @@ export class FakeEngine {
     const wake = s.wake;
     s.wake = () => undefined;
     wake();
+  }
+
+  /** Freezes or thaws a step: a burn's CPU time stops counting while it is frozen, and its program waits. */
+  freeze(s: FakeStep, frozen: boolean): void {
+    if (s.frozen === frozen) return;
+    s.frozen = frozen;
+    if (frozen && s.burningSince !== null) {
+      s.cpuMs += Date.now() - s.burningSince;
+      s.burningSince = null;
+    }
+    if (!frozen && s.burning) s.burningSince = Date.now();
   }
 
   /** The CPU seconds (in the fake's time: `secondMs` per second) and memory peak of a step so far. */
@@ -224,10 +240,12 @@ export class FakeEngine {
       } else if (word === 'sleep') {
         await this.pause(s, Number(arg) * secondMs, interrupted);
       } else if (word === 'fake-burn') {
-        s.burningSince = Date.now();
+        s.burning = true;
+        if (!s.frozen) s.burningSince = Date.now();
         await this.pause(s, Number(arg) * secondMs, interrupted);
-        s.cpuMs += Date.now() - s.burningSince;
+        if (s.burningSince !== null) s.cpuMs += Date.now() - s.burningSince;
         s.burningSince = null;
+        s.burning = false;
       } else if (word === 'fake-mem') {
         s.peakMemoryBytes = Math.max(s.peakMemoryBytes, Number(arg) * 2 ** 20);
       } else if (word === 'exit') {

@@ -102,6 +102,8 @@ export class FakeStepRunner implements StepRunner {
     this.e.reachable();
     const s = this.e.steps.get(nameOf(ref));
     if (!s || s.state !== 'running') return 'not-running';
+    // A frozen step is thawed to be stopped, as the engine does.
+    this.e.freeze(s, false);
     s.signalled = 'TERM';
     s.wake();
     const killAfter = setTimeout(
@@ -114,6 +116,18 @@ export class FakeStepRunner implements StepRunner {
     await s.exited;
     clearTimeout(killAfter);
     return 'stopped';
+  }
+
+  async pause(ref: StepRef): Promise<void> {
+    this.e.reachable();
+    const s = this.e.steps.get(nameOf(ref));
+    if (s?.state === 'running') this.e.freeze(s, true);
+  }
+
+  async unpause(ref: StepRef): Promise<void> {
+    this.e.reachable();
+    const s = this.e.steps.get(nameOf(ref));
+    if (s) this.e.freeze(s, false);
   }
 
   async usage(ref: StepRef): Promise<StepUsage | null> {

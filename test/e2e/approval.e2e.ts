@@ -65,7 +65,7 @@ function scripted(spec: ResolvedJobSpec, beforeValidate: () => Promise<void> = a
       return { patchBytes: 0 };
     },
     awaitApproval: async (input) => {
-      record.gates.push(input.gate);
+      if ('before' in input.gate) record.gates.push(input.gate);
     },
     recordApproval: async (input) => {
       record.approvals.push(input.approval);

@@ -34,6 +34,8 @@ afterAll(async () => {
 
 type Trail = { events: { type: string; data: Record<string, unknown> }[] };
 const eventOf = async (id: string, type: string) => (await stack.api<Trail>('GET', `/v1/jobs/${id}/events`)).body.events.find((e) => e.type === type)?.data;
+/** Burns until its own CPU time (user and system) reaches `seconds`, then exits 0. */
+const burnTo = (seconds: number) => `perl -e 'while ((times)[0] + (times)[1] < ${seconds}) {}'`;
 const view = async (id: string) => (await stack.api<JobView>('GET', `/v1/jobs/${id}`)).body;
 
 test('a step that burns CPU past cpuSeconds: 3 is stopped within 2 s of crossing it; the job fails budget_exceeded, naming it; a job within its budget is not stopped', async () => {
@@ -90,4 +92,49 @@ test("the operator's ceiling: a spec over it is a 400 naming the field; a spec w
   const plain = await stack.submit({ repo: repo.url, commit: repo.head, setup: ['true'] });
   expect((await stack.waitForEnd(plain)).status).toBe('succeeded');
   expect((await stack.store.getSpec(plain))?.budget).toEqual({ onExceed: 'fail', cpuSeconds: 100 });
+});
+
+const statusOf = async (id: string) => (await view(id)).status;
+const until = async (what: string, ok: () => Promise<boolean>, ms = 60_000) => {
+  const deadline = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+};
+/** The engine's own word on whether the step's container is frozen. */
+const frozen = async (id: string) =>
+  (await stack.docker.listContainers({ all: true, filters: { label: [`org.draftsman.job=${id}`, 'org.draftsman.step.kind=setup'] } }))[0]?.State === 'paused';
+
+test('onExceed approval: the step is frozen and the job waits; a raise lets it finish; a rejection ends it rejected', async () => {
+  const spec = { repo: repo.url, commit: repo.head, setup: [burnTo(4)], budget: { cpuSeconds: 2, onExceed: 'approval' } };
+  const raised = await stack.submit(spec);
+  await until('the job to wait at its budget', async () => (await statusOf(raised)) === 'awaiting_approval');
+  expect(await frozen(raised)).toBe(true);
+  const gate = await eventOf(raised, 'awaiting_approval');
+  expect(gate).toMatchObject({ reason: 'budget_exceeded', step: 'setup-0', budget: 'cpuSeconds', limit: 2, onTimeout: 'reject' });
+  // Frozen: it uses no CPU while it waits.
+  const before = (await stack.runner.usage({ jobId: raised, kind: 'setup', index: 0 }))!.cpuSeconds;
+  await new Promise((r) => setTimeout(r, 1000));
+  expect((await stack.runner.usage({ jobId: raised, kind: 'setup', index: 0 }))!.cpuSeconds - before).toBeLessThan(0.05);
+  const approved = await stack.api<{ decision: string; budget?: Record<string, number> }>('POST', `/v1/jobs/${raised}/approval`, {
+    decision: 'approve',
+    budget: { cpuSeconds: 10 },
+  });
+  expect([approved.status, approved.body.budget]).toEqual([200, { cpuSeconds: 10 }]);
+  const end = await stack.waitForEnd(raised, 60_000);
+  expect(end.status).toBe('succeeded');
+  const step = (await view(raised)).steps.find((s) => s.kind === 'setup')!;
+  expect(step.status).toBe('succeeded');
+  expect(step.cpuSeconds).toBeGreaterThanOrEqual(3.9);
+  // One start of its command: the same container, frozen and thawed.
+  expect((await view(raised)).steps.filter((s) => s.kind === 'setup')).toHaveLength(1);
+
+  const rejected = await stack.submit(spec);
+  await until('the second job to wait at its budget', async () => (await statusOf(rejected)) === 'awaiting_approval');
+  const no = await stack.api('POST', `/v1/jobs/${rejected}/approval`, { decision: 'reject', comment: 'too costly' });
+  expect(no.status).toBe(200);
+  const rejectedEnd = await stack.waitForEnd(rejected, 60_000);
+  expect(rejectedEnd.status).toBe('rejected');
+  expect(await stack.runner.listJobResources(rejected)).toEqual({ steps: [], holders: [], workspaces: [] });
 });

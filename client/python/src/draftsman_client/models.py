@@ -8,6 +8,19 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from typing_extensions import TypeAliasType
 
 
+class Budget(BaseModel):
+    """
+    at a budget's gate: the limits the approver raised it to
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    cpuSeconds: Annotated[float | None, Field(gt=0.0, le=1000000000.0)] = None
+    wallSeconds: Annotated[float | None, Field(gt=0.0, le=1000000000.0)] = None
+    egressBytes: Annotated[int | None, Field(gt=0, le=1000000000000000)] = None
+
+
 class Approval(BaseModel):
     model_config = ConfigDict(
         extra="allow",
@@ -19,6 +32,10 @@ class Approval(BaseModel):
     """
     at: AwareDatetime
     comment: str | None = None
+    budget: Budget | None = None
+    """
+    at a budget's gate: the limits the approver raised it to
+    """
 
 
 class AuditEvent(BaseModel):
@@ -239,7 +256,7 @@ PublishSecretsAdditionalProperty = TypeAliasType(
 )
 
 
-class Budget(BaseModel):
+class Budget1(BaseModel):
     model_config = ConfigDict(
         extra="allow",
     )
@@ -454,7 +471,7 @@ class JobSpec(BaseModel):
         ]
         | None
     ) = None
-    budget: Budget | None = None
+    budget: Budget1 | None = None
     approval: Approval1 | None = None
     concurrency: Concurrency | None = None
     caches: Annotated[list[Cache] | None, Field(max_length=8)] = None
@@ -769,6 +786,10 @@ class StepView(BaseModel):
     overBudget: OverBudget | None = None
     """
     the limit of the job's budget the step was stopped at (its step_finished and budget_exceeded events say the same)
+    """
+    paused: bool | None = None
+    """
+    frozen at the job's budget, waiting for a person's decision (onExceed approval)
     """
 
 
