@@ -295,6 +295,8 @@ export const groupViewSchema = z
         validated: z.boolean().nullable().meta({ description: 'every validation step passed; null when none ran' }),
         patch: z.object({ bytes: z.number().int(), truncated: z.boolean() }).nullable(),
         durationMs: z.number().int().nullable(),
+        cpuSeconds: z.number().nullable().meta({ description: "its ledger's CPU time (null when not measured)" }),
+        egressBytes: z.number().int().meta({ description: 'bytes through the egress proxy, either way' }),
         error: z.string().optional(),
       }),
     ),

@@ -183,6 +183,23 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
       setCode(group.winner || (group.best === 'none' && group.jobs.some((j) => j.status === 'succeeded')) ? EXIT.succeeded : EXIT.failed);
     });
 
+  command('usage')
+    .description("the jobs' ledgers summed: wall and CPU time, memory peak, steps, egress; yours, or (admin scope) anyone's")
+    .option('--principal <name>', "one principal's jobs (another's needs the admin scope)")
+    .option('--label <key=value>', 'jobs with this label')
+    .option('--from <time>', 'jobs created at or after it (ISO 8601; default 30 days before --to)')
+    .option('--to <time>', 'jobs created before it (default now)')
+    .action(async (o: Common & { principal?: string; label?: string; from?: string; to?: string }) => {
+      const query = Object.fromEntries(Object.entries({ principal: o.principal, label: o.label, from: o.from, to: o.to }).filter(([, v]) => v !== undefined));
+      const u = await apiOf(o).usage(query);
+      if (o.json) return void json(u);
+      out(`${u.from} to ${u.to}${u.principal ? `, ${u.principal}` : ''}${u.label ? `, ${u.label}` : ''}`);
+      const line = (name: string, t: typeof u.total) =>
+        `  ${name.padEnd(24)} ${String(t.jobs).padStart(5)} jobs  ${t.cpuSeconds.toFixed(1).padStart(9)} CPU-s  ${t.wallSeconds.toFixed(0).padStart(8)} s wall  ${String(t.steps).padStart(6)} steps  ${(t.egressBytesIn / 2 ** 20).toFixed(1)} MiB in`;
+      out(line('all', u.total));
+      for (const p of u.byPrincipal) out(line(p.principal, p));
+    });
+
   command('group')
     .description('show a group of attempts: each with its status, validation, patch size and duration, and the winner')
     .argument('<id>', "the group's id (grp-...)")

@@ -65,7 +65,7 @@ export function groupSummary(g: GroupView): string {
     const validated = j.validated === null ? '-' : j.validated ? 'passed' : 'failed';
     const secs = j.durationMs != null ? `${(j.durationMs / 1000).toFixed(1)}s` : '-';
     lines.push(
-      `  ${j.id.padEnd(44)} ${j.status.padEnd(17)} validate ${validated.padEnd(6)} patch ${String(j.patch?.bytes ?? '-').padStart(7)} B  ${secs}${j.id === g.winner ? '  (winner)' : ''}`,
+      `  ${j.id.padEnd(44)} ${j.status.padEnd(17)} validate ${validated.padEnd(6)} patch ${String(j.patch?.bytes ?? '-').padStart(7)} B  ${secs}  ${j.cpuSeconds === null ? '-' : j.cpuSeconds.toFixed(2)} CPU-s${j.id === g.winner ? '  (winner)' : ''}`,
     );
   }
   return lines.join('\n');

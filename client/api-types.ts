@@ -652,6 +652,10 @@ export interface components {
                     truncated: boolean;
                 } | null;
                 durationMs: number | null;
+                /** @description its ledger's CPU time (null when not measured) */
+                cpuSeconds: number | null;
+                /** @description bytes through the egress proxy, either way */
+                egressBytes: number;
                 error?: string;
             }[];
         };

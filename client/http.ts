@@ -126,6 +126,11 @@ export class DraftsmanApi {
     return this.call(() => this.http.POST('/v1/jobs/{id}/rerun', { params: { path: { id }, header: key(idempotencyKey) } }));
   }
 
+  /** The jobs' ledgers summed, in all and per principal (another principal's needs the admin scope). */
+  usage(query: NonNullable<paths['/v1/usage']['get']['parameters']['query']> = {}): Promise<components['schemas']['Usage']> {
+    return this.call(() => this.http.GET('/v1/usage', { params: { query } }));
+  }
+
   /** A group of attempts from the workspace the job kept at `after` (best-of-N); answers the group's id and its attempts'. */
   fork(id: string, body: ForkRequest, idempotencyKey?: string): Promise<{ id: string; parent: string; jobs: string[] }> {
     return this.call(() => this.http.POST('/v1/jobs/{id}/forks', { params: { path: { id }, header: key(idempotencyKey) }, body }));

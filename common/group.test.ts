@@ -98,7 +98,16 @@ describe('validationOutcome', () => {
 
 describe('groupAttempt', () => {
   it('an attempt no worker recorded yet is queued', () => {
-    expect(groupAttempt('g.1', null, null)).toEqual({ id: 'g.1', variant: null, status: 'queued', validated: null, patch: null, durationMs: null });
+    expect(groupAttempt('g.1', null, null)).toEqual({
+      id: 'g.1',
+      variant: null,
+      status: 'queued',
+      validated: null,
+      patch: null,
+      durationMs: null,
+      cpuSeconds: null,
+      egressBytes: 0,
+    });
   });
   it('reads status, validation, patch and duration from the job', () => {
     const job: JobView = {
@@ -113,6 +122,16 @@ describe('groupAttempt', () => {
       loop: null,
       patch: { bytes: 12, truncated: false },
       error: 'validate-0 failed',
+      ledger: {
+        wallSeconds: 2.5,
+        cpuSeconds: 1.25,
+        peakMemoryBytes: 1,
+        steps: 2,
+        egressBytesIn: 10,
+        egressBytesOut: 5,
+        egressConnections: 1,
+        workspaceBytes: null,
+      },
     };
     expect(groupAttempt('g.2', 1, job)).toEqual({
       id: 'g.2',
@@ -121,6 +140,8 @@ describe('groupAttempt', () => {
       validated: false,
       patch: { bytes: 12, truncated: false },
       durationMs: 2500,
+      cpuSeconds: 1.25,
+      egressBytes: 15,
       error: 'validate-0 failed',
     });
   });

@@ -60,6 +60,9 @@ export interface GroupAttempt {
   validated: boolean | null;
   patch: { bytes: number; truncated: boolean } | null;
   durationMs: number | null;
+  /** From its ledger: CPU time of its steps (null when not measured) and bytes through the egress proxy. */
+  cpuSeconds: number | null;
+  egressBytes: number;
   error?: string;
 }
 
@@ -112,7 +115,7 @@ export function validationOutcome(steps: readonly StepView[]): boolean | null {
 
 /** An attempt of a group, from its job's view. */
 export function groupAttempt(id: string, variant: number | null, job: JobView | null): GroupAttempt {
-  if (!job) return { id, variant, status: 'queued', validated: null, patch: null, durationMs: null };
+  if (!job) return { id, variant, status: 'queued', validated: null, patch: null, durationMs: null, cpuSeconds: null, egressBytes: 0 };
   const durationMs = job.startedAt && job.finishedAt ? Date.parse(job.finishedAt) - Date.parse(job.startedAt) : null;
   return {
     id,
@@ -121,6 +124,8 @@ export function groupAttempt(id: string, variant: number | null, job: JobView | 
     validated: validationOutcome(job.steps),
     patch: job.patch ?? null,
     durationMs,
+    cpuSeconds: job.ledger?.cpuSeconds ?? null,
+    egressBytes: (job.ledger?.egressBytesIn ?? 0) + (job.ledger?.egressBytesOut ?? 0),
     ...(job.error ? { error: job.error } : {}),
   };
 }

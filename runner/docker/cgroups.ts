@@ -66,8 +66,9 @@ export async function removeCgroup(layout: CgroupLayout, cgroup: string): Promis
   await Promise.all(
     dirs.map((d) =>
       fs.rmdir(d).catch((err: NodeJS.ErrnoException) => {
-        // Gone already; or (EBUSY) a container still in it, removed with a later sweep.
-        if (err.code !== 'ENOENT' && err.code !== 'EBUSY') throw err;
+        // Gone already; a container still in it (EBUSY); or a hierarchy mounted read-only
+        // here: an empty folder is left, which costs the host nothing to speak of.
+        if (!['ENOENT', 'EBUSY', 'EROFS', 'EACCES', 'EPERM'].includes(err.code ?? '')) throw err;
       }),
     ),
   );

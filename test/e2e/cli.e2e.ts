@@ -260,4 +260,10 @@ test('fork --wait runs a group and exits 0 with its winner; group shows it; resu
   expect(resumed.code).toBe(0);
   expect(resumed.stdout).toMatch(/^\s+loop-1\s+succeeded/m);
   expect(resumed.stdout).not.toMatch(/^\s+(clone|setup)-0/m);
+  // The ledger in the job's summary, and the usage it adds up to.
+  expect(resumed.stdout).toMatch(/^ {2}ledger {2}[\d.]+ s wall, [\d.]+ CPU-s, peak [\d.]+ MiB, 2 steps, egress /m);
+  const usage = await draftsman('usage', '--json');
+  expect(usage.code).toBe(0);
+  expect(JSON.parse(usage.stdout).total.jobs).toBeGreaterThanOrEqual(4);
+  expect((await draftsman('usage')).stdout).toMatch(/^ {2}all +\d+ jobs/m);
 });

@@ -97,6 +97,7 @@ export function GroupPage({ id }: { id: string }) {
                 <th scope="col">Validation</th>
                 <th scope="col">Patch</th>
                 <th scope="col">Duration</th>
+                <th scope="col">CPU</th>
               </tr>
             </thead>
             <tbody>
@@ -115,6 +116,7 @@ export function GroupPage({ id }: { id: string }) {
                   <td>{validationText(j.validated)}</td>
                   <td>{j.patch ? `${j.patch.bytes} bytes` : '—'}</td>
                   <td>{j.durationMs === null ? '—' : humanDuration(j.durationMs)}</td>
+                  <td>{j.cpuSeconds === null ? '—' : `${j.cpuSeconds.toFixed(2)} s`}</td>
                 </tr>
               ))}
             </tbody>

@@ -130,3 +130,12 @@ def test_fork_a_kept_setup_and_resume_a_failed_job(api: Draftsman):
     with pytest.raises(ApiError) as refused:
         api.resume(resumed.id)
     assert refused.value.status == 409
+
+
+def test_the_ledger_and_usage(api: Draftsman):
+    label = f"ledger-{uuid.uuid4().hex[:8]}"
+    job = api.run(spec(setup=["perl -e 'while ((times)[0] + (times)[1] < 0.5) {}'"], labels={"run": label}))
+    assert job.status == "succeeded" and job.ledger is not None
+    assert job.ledger.steps == 2 and job.ledger.cpuSeconds is not None and job.ledger.cpuSeconds >= 0.45
+    usage = api.usage(label=f"run={label}")
+    assert usage.total.jobs == 1 and usage.total.cpuSeconds == pytest.approx(job.ledger.cpuSeconds, abs=0.001)

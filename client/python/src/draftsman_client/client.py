@@ -37,6 +37,7 @@ from .models import (
     LogLine,
     LogStatusEvent,
     LogStepEvent,
+    Usage,
 )
 
 DEFAULT_URL = "http://127.0.0.1:3000"
@@ -187,16 +188,29 @@ class Draftsman:
         answer = self._request("POST", f"/v1/jobs/{_segment(job_id)}/cancel", json=body, headers={"idempotency-key": key})
         return JobCancelling.model_validate(answer.json())
 
-    def approve(self, job_id: str, comment: str | None = None, *, idempotency_key: str | None = None) -> Approval:
-        """Lets a job waiting at its approval gate go on (the token needs the approve scope)."""
-        return self._decide(job_id, "approve", comment, idempotency_key)
+    def approve(
+        self,
+        job_id: str,
+        comment: str | None = None,
+        *,
+        budget: Mapping[str, float] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Approval:
+        """Lets a job waiting at its approval gate go on (the token needs the approve scope).
+        At its budget's gate, ``budget`` raises the limits (``{"cpuSeconds": 60}``); without
+        it the crossed limit is doubled."""
+        return self._decide(job_id, "approve", comment, idempotency_key, budget)
 
     def reject(self, job_id: str, comment: str | None = None, *, idempotency_key: str | None = None) -> Approval:
         """Ends a job waiting at its approval gate as ``rejected``; the gated steps never run."""
         return self._decide(job_id, "reject", comment, idempotency_key)
 
-    def _decide(self, job_id: str, decision: str, comment: str | None, idempotency_key: str | None) -> Approval:
-        body = {"decision": decision, **({"comment": comment} if comment else {})}
+    def _decide(
+        self, job_id: str, decision: str, comment: str | None, idempotency_key: str | None, budget: Mapping[str, float] | None = None
+    ) -> Approval:
+        body: dict[str, Any] = {"decision": decision, **({"comment": comment} if comment else {})}
+        if budget:
+            body["budget"] = dict(budget)
         key = idempotency_key or str(uuid.uuid4())
         answer = self._request("POST", f"/v1/jobs/{_segment(job_id)}/approval", json=body, headers={"idempotency-key": key})
         return Approval.model_validate(answer.json())
@@ -222,6 +236,20 @@ class Draftsman:
         key = idempotency_key or str(uuid.uuid4())
         answer = self._request("POST", f"/v1/jobs/{_segment(job_id)}/resume", json=body, headers={"idempotency-key": key})
         return JobResumed.model_validate(answer.json())
+
+    def usage(
+        self,
+        *,
+        principal: str | None = None,
+        label: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> Usage:
+        """The jobs' ledgers summed (wall and CPU time, memory peak, steps, egress), in all and
+        per principal, for jobs created in [since, until) (ISO 8601 times; the API's default: the
+        last 30 days). Another principal's needs the admin scope."""
+        params = {k: v for k, v in (("principal", principal), ("label", label), ("from", since), ("to", until)) if v is not None}
+        return Usage.model_validate(self._request("GET", "/v1/usage", params=params).json())
 
     # Groups
 

@@ -99,6 +99,14 @@ class Job(BaseModel):
     """
     patch: Patch | None
     durationMs: DurationMs | None
+    cpuSeconds: float | None
+    """
+    its ledger's CPU time (null when not measured)
+    """
+    egressBytes: Annotated[int, Field(ge=-9007199254740991, le=9007199254740991)]
+    """
+    bytes through the egress proxy, either way
+    """
     error: str | None = None
 
 
