@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { BUDGETS } from '../common/budget';
 import { BEST_RULES, type GroupView, MAX_FORKS } from '../common/group';
 import { type Approval, JOB_STATUSES, type JobView, STEP_KINDS, type StepView } from '../common/job';
+import { jobSpecSchema } from '../common/spec-schema';
 import { KEEP_POINT_PATTERN } from '../common/warm';
 import { STREAMED_EVENT_TYPES } from '../db/feed-store';
 import type { AuditEvent } from '../db/store';
@@ -107,19 +108,20 @@ export const cancelBody = z.strictObject({
 /** A rerun takes nothing yet: the spec is the job's own. */
 export const rerunBody = z.strictObject({});
 
-const stepCommands = z.array(z.string().min(1).max(16_384).refine(noNul, NUL)).max(100, 'at most 100 steps');
+// A step's command as a job spec takes it (jobSpecSchema), so that the document says what is refused.
+const stepCommands = jobSpecSchema.shape.validate.unwrap();
 const loopChanges = z.strictObject({
-  command: z.string().min(1).max(16_384).refine(noNul, NUL).optional(),
-  until: z.string().min(1).max(16_384).refine(noNul, NUL).optional(),
+  command: jobSpecSchema.shape.loop.unwrap().shape.command.optional(),
+  until: jobSpecSchema.shape.loop.unwrap().shape.until,
   maxIterations: z.number().int().min(1).max(1000).optional(),
 });
 const KEEP_POINT = z.string().regex(KEEP_POINT_PATTERN, 'must be "setup" or "loop-<iteration>" (loop-1, loop-2, ...)');
 
 export const forkVariantSchema = z.strictObject({
   loop: loopChanges.optional().meta({ description: "merged over the parent's loop" }),
-  env: z.record(z.string(), z.string()).optional().meta({ description: "merged over the parent's env" }),
+  env: jobSpecSchema.shape.env.meta({ description: "merged over the parent's env" }),
   validate: stepCommands.optional().meta({ description: "replaces the parent's validation steps" }),
-  labels: z.record(z.string(), z.string()).optional().meta({ description: "merged over the parent's labels" }),
+  labels: jobSpecSchema.shape.labels.meta({ description: "merged over the parent's labels" }),
 });
 
 export const forkBody = z
