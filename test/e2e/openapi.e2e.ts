@@ -63,6 +63,7 @@ test('the documented request schemas are the ones the API validates with', async
   expect(Object.keys(spec.properties ?? {}).sort()).toEqual(
     [
       'approval',
+      'budget',
       'caches',
       'commit',
       'concurrency',
