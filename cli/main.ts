@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ApiError, DraftsmanApi, type ForkRequest, type GroupView, type ListFilter, type ResumeChanges } from '../client/http';
+import { type BudgetLimits, parseBudgetLimits } from '../common/budget';
 import { BEST_RULES, type BestRule } from '../common/group';
 import { JOB_STATUSES } from '../common/job';
 import { projectRoot } from '../common/paths';
@@ -90,6 +91,19 @@ const integer = (flag: string, v: string) => {
   if (!Number.isInteger(n)) throw new CommanderError(EXIT.usage, 'draftsman.invalidArgument', `${flag} must be a whole number`);
   return n;
 };
+
+/** `--budget 'cpuSeconds:60 egressBytes:1e9'`, or a usage error naming what is wrong. */
+function budgetOption(v: string): BudgetLimits {
+  let limits: BudgetLimits;
+  try {
+    limits = parseBudgetLimits(v);
+  } catch (err) {
+    throw new CommanderError(EXIT.usage, 'draftsman.invalidArgument', `--budget: ${(err as Error).message}`);
+  }
+  if (Object.keys(limits).length === 0)
+    throw new CommanderError(EXIT.usage, 'draftsman.invalidArgument', '--budget: give at least one limit, e.g. cpuSeconds:60');
+  return limits;
+}
 
 /** Polls a group until every attempt has ended. */
 async function waitForGroup(api: DraftsmanApi, id: string): Promise<GroupView> {
@@ -275,16 +289,27 @@ Exit codes: 0 succeeded, 1 failed, 2 usage, 3 cancelled, 4 timed out, 5 rejected
     ['approve', 'approve'],
     ['reject', 'reject'],
   ] as const) {
-    command(name)
+    const cmd = command(name)
       .description(`${name} a job waiting at its approval gate (needs the approve scope)`)
       .argument('<id>')
       .option('--comment <text>', 'why (kept in the audit trail)')
-      .option('--idempotency-key <key>', 'a retry with the same key does nothing new')
-      .action(async (id: string, o: Common & { comment?: string; idempotencyKey?: string }) => {
-        const answer = await apiOf(o).approval(id, { decision, ...(o.comment ? { comment: o.comment } : {}) }, o.idempotencyKey);
-        if (o.json) json(answer);
-        else out(`${id} ${decision === 'approve' ? 'approved' : 'rejected'} by ${answer.by} at ${answer.at}`);
-      });
+      .option('--idempotency-key <key>', 'a retry with the same key does nothing new');
+    if (decision === 'approve') {
+      cmd.option(
+        '--budget <limits>',
+        "at a budget's gate, the limits to go on with: 'cpuSeconds:60 egressBytes:1e9' (default: the crossed one doubled)",
+        budgetOption,
+      );
+    }
+    cmd.action(async (id: string, o: Common & { comment?: string; idempotencyKey?: string; budget?: BudgetLimits }) => {
+      const answer = await apiOf(o).approval(
+        id,
+        { decision, ...(o.comment ? { comment: o.comment } : {}), ...(o.budget ? { budget: o.budget } : {}) },
+        o.idempotencyKey,
+      );
+      if (o.json) json(answer);
+      else out(`${id} ${decision === 'approve' ? 'approved' : 'rejected'} by ${answer.by} at ${answer.at}`);
+    });
   }
 
   command('ls')

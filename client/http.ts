@@ -94,7 +94,11 @@ export class DraftsmanApi {
   }
 
   /** A decision on the job's approval gate; answers the decision the job recorded. */
-  approval(id: string, body: { decision: 'approve' | 'reject'; comment?: string }, idempotencyKey?: string): Promise<components['schemas']['Approval']> {
+  approval(
+    id: string,
+    body: { decision: 'approve' | 'reject'; comment?: string; budget?: components['schemas']['Approval']['budget'] },
+    idempotencyKey?: string,
+  ): Promise<components['schemas']['Approval']> {
     return this.call(() => this.http.POST('/v1/jobs/{id}/approval', { params: { path: { id }, header: key(idempotencyKey) }, body }));
   }
 

@@ -1,5 +1,14 @@
 import { InvalidJobSpecError } from './errors';
-import { type Budget, type BudgetCeilings, budgetLimits, budgetMessage, budgetUnderCeiling, overBudget, parseBudgetCeilings } from './budget';
+import {
+  type Budget,
+  type BudgetCeilings,
+  budgetLimits,
+  budgetMessage,
+  budgetUnderCeiling,
+  overBudget,
+  parseBudgetCeilings,
+  parseBudgetLimits,
+} from './budget';
 
 describe('overBudget', () => {
   const used = { cpuSeconds: 3.2, wallSeconds: 10, egressBytes: 500 };
@@ -69,4 +78,17 @@ it('budgetLimits and budgetMessage', () => {
   expect(budgetMessage({ budget: 'cpuSeconds', limit: 3, used: 3.0683 }, 'loop-2')).toBe(
     "budget_exceeded: cpuSeconds 3.07 is past the job's budget of 3 (step loop-2 was stopped)",
   );
+});
+
+describe('parseBudgetLimits', () => {
+  it.each([
+    ['cpuSeconds:60', { cpuSeconds: 60 }],
+    ['  cpuSeconds:1.5   egressBytes:1e9 ', { cpuSeconds: 1.5, egressBytes: 1e9 }],
+    ['', {}],
+  ])('%j', (text, expected) => {
+    expect(parseBudgetLimits(text)).toEqual(expected);
+  });
+  it.each(['cpuSeconds=60', 'memory:1', 'cpuSeconds:-1', 'wallSeconds:x'])('refuses %j, naming it', (text) => {
+    expect(() => parseBudgetLimits(text)).toThrow(text);
+  });
 });

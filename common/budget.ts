@@ -49,6 +49,20 @@ const round = (n: number) => Math.round(n * 100) / 100;
 /** The operator's ceilings: per principal (`*`: everyone else), the largest limits a spec may set, and those it gets without one. */
 export type BudgetCeilings = Record<string, BudgetLimits>;
 
+/** Parses limits written `name:value name:value` (`cpuSeconds:60 egressBytes:1e9`); throws naming the pair. */
+export function parseBudgetLimits(text: string): BudgetLimits {
+  const limits: BudgetLimits = {};
+  for (const pair of text.trim().split(/\s+/).filter(Boolean)) {
+    const [name, value] = pair.split(':');
+    const n = Number(value);
+    if (!(BUDGETS as readonly string[]).includes(name!) || !(n > 0) || !Number.isFinite(n)) {
+      throw new Error(`${pair} must be one of ${BUDGETS.join(', ')} with a number above 0`);
+    }
+    limits[name as BudgetName] = n;
+  }
+  return limits;
+}
+
 /**
  * Parses DRAFTSMAN_BUDGET_CEILINGS: `principal=name:value name:value, ...`, for example
  * `ci=cpuSeconds:600 egressBytes:1000000000, *=cpuSeconds:3600`. Throws naming the entry.
@@ -63,18 +77,11 @@ export function parseBudgetCeilings(text: string | undefined): BudgetCeilings {
     const eq = entry.indexOf('=');
     const principal = entry.slice(0, eq).trim();
     if (eq <= 0 || !principal) throw new Error(`DRAFTSMAN_BUDGET_CEILINGS: entry ${i + 1} must be principal=name:value ...`);
-    const limits: BudgetLimits = {};
-    for (const pair of entry
-      .slice(eq + 1)
-      .trim()
-      .split(/\s+/)
-      .filter(Boolean)) {
-      const [name, value] = pair.split(':');
-      const n = Number(value);
-      if (!(BUDGETS as readonly string[]).includes(name!) || !(n > 0) || !Number.isFinite(n)) {
-        throw new Error(`DRAFTSMAN_BUDGET_CEILINGS: entry ${i + 1}: ${pair} must be one of ${BUDGETS.join(', ')} with a number above 0`);
-      }
-      limits[name as BudgetName] = n;
+    let limits: BudgetLimits;
+    try {
+      limits = parseBudgetLimits(entry.slice(eq + 1));
+    } catch (err) {
+      throw new Error(`DRAFTSMAN_BUDGET_CEILINGS: entry ${i + 1}: ${(err as Error).message}`, { cause: err });
     }
     if (Object.keys(limits).length === 0) throw new Error(`DRAFTSMAN_BUDGET_CEILINGS: entry ${i + 1} sets no limit`);
     out[principal] = limits;

@@ -267,3 +267,24 @@ test('fork --wait runs a group and exits 0 with its winner; group shows it; resu
   expect(JSON.parse(usage.stdout).total.jobs).toBeGreaterThanOrEqual(4);
   expect((await draftsman('usage')).stdout).toMatch(/^ {2}all +\d+ jobs/m);
 });
+
+test('approve --budget raises a budget at its gate: the frozen step goes on and the job succeeds; a bad --budget exits 2', async () => {
+  const file = specFile('budget', {
+    setup: [`perl -e 'while ((times)[0] + (times)[1] < 2) {}'`],
+    budget: { cpuSeconds: 1, onExceed: 'approval' },
+  });
+  const started = await draftsman('run', file);
+  const id = started.stdout.trim();
+  await waitFor(
+    async () => (await stack.api<{ status: string }>('GET', `/v1/jobs/${id}`)).body.status === 'awaiting_approval',
+    'the job to wait at its budget',
+    {
+      timeoutMs: 60_000,
+    },
+  );
+  expect((await draftsman('approve', id, '--budget', 'wallSeconds:x')).code).toBe(2);
+  const approved = await draftsman('approve', id, '--budget', 'cpuSeconds:10', '--json');
+  expect(approved.code).toBe(0);
+  expect(JSON.parse(approved.stdout)).toMatchObject({ decision: 'approve', budget: { cpuSeconds: 10 } });
+  expect((await draftsman('wait', id)).code).toBe(0);
+});
